@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+// `npm start`: the Worker on http://localhost:8787 with local KV/D1/Queue/R2 state
+// (kept in .wrangler/state), in front of the bundled demo shop on http://localhost:8788
+// (wrangler.toml [dev] and ROUTES). Safe to run again: every step is idempotent.
+//   1. .dev.vars gets random ADMIN_TOKEN / SIGNING_KEY values if it lacks them.
+//   2. Pending D1 migrations in migrations/ are applied to the local database.
+//   3. demo/datafile.json is validated and published to the local KV namespace DATAFILES as
+//      `datafiles/demo` and `datafiles/demo/{revision}` — unless local KV already holds a newer
+//      revision for "demo" (published since through the API), which is kept;
+//      SPLITSTREAM_DEMO_RESET=1 publishes the file anyway.
+//   4. The demo origin (scripts/demo-origin.mjs) starts on :8788 as a child process, stopped
+//      when this script exits. If :8788 already serves the demo origin, that one is used.
+//   5. `wrangler dev --port 8787`, with any extra arguments (`npm start -- --ip 0.0.0.0`). A
+//      `--persist-to DIR` among them is also used for step 2 and 3, so everything lands in the
+//      state wrangler dev reads.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const PORT = "8787";
+const ORIGIN_PORT = 8788;
+const SECRETS = ["ADMIN_TOKEN", "SIGNING_KEY"];
+const DEMO_SDK_KEY = "demo";
+const DEMO_DATAFILE = join("demo", "datafile.json");
+const devArgs = process.argv.slice(2);
+/** `--persist-to DIR` / `--persist-to=DIR` given for wrangler dev, forwarded to local commands. */
+const persistArgs = (() => {
+  const i = devArgs.findIndex((a) => a === "--persist-to" || a.startsWith("--persist-to="));
+  if (i < 0) return [];
+  return devArgs[i].includes("=") ? [devArgs[i]] : devArgs.slice(i, i + 2);
+})();
+/** Child processes to stop when this script exits. */
+const children = new Set();
+
+// Local development calls no outside host unless you ask for it: no download of the `Request.cf`
+// sample (Miniflare's placeholder is used) and no telemetry. Set either variable to override.
+const childEnv = {
+  ...process.env,
+  CLOUDFLARE_CF_FETCH_ENABLED: process.env.CLOUDFLARE_CF_FETCH_ENABLED ?? "false",
+  WRANGLER_SEND_METRICS: process.env.WRANGLER_SEND_METRICS ?? "false",
+};
+
+const wranglerPkg = createRequire(import.meta.url).resolve("wrangler/package.json");
+const wranglerBin = join(dirname(wranglerPkg), "bin", "wrangler.js");
+
+/** Adds each secret .dev.vars lacks, with a random value; never changes an existing one. */
+function ensureDevVars() {
+  const file = join(root, ".dev.vars");
+  const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
+  const present = new Set(
+    existing
+      .split(/\r?\n/)
+      .map((line) => /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(line)?.[1])
+      .filter(Boolean),
+  );
+  const missing = SECRETS.filter((name) => !present.has(name));
+  if (missing.length === 0) return;
+  const lines = missing.map((name) => `${name}=${randomBytes(32).toString("hex")}`);
+  const prefix = existing === "" || existing.endsWith("\n") ? existing : `${existing}\n`;
+  writeFileSync(file, `${prefix}${lines.join("\n")}\n`, { mode: 0o600 });
+  console.log(`start: wrote ${missing.join(", ")} to .dev.vars (local secrets; not committed)`);
+}
+
+/**
+ * Runs a Node script (wrangler, the CLI) to completion; rejects when it fails. With
+ * `capture`, resolves to its stdout instead of showing it.
+ */
+function runNode(label, script, args, { capture = false } = {}) {
+  return new Promise((resolve, reject) => {
+    // No stdin: wrangler then takes its non-interactive defaults instead of prompting.
+    const child = spawn(process.execPath, [script, ...args], {
+      cwd: root,
+      env: childEnv,
+      stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"],
+    });
+    children.add(child);
+    let stdout = "";
+    child.stdout?.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      children.delete(child);
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${label} ${args.join(" ")} failed (${signal ?? `exit ${code}`})`));
+    });
+  });
+}
+
+const wrangler = (args, options) => runNode("wrangler", wranglerBin, args, options);
+
+async function applyMigrations() {
+  const dir = join(root, "migrations");
+  const pending = existsSync(dir) && readdirSync(dir).some((name) => name.endsWith(".sql"));
+  if (!pending) return;
+  await wrangler(["d1", "migrations", "apply", "DB", "--local", ...persistArgs]);
+}
+
+/** Revision as a number for comparison (Optimizely revisions are integer strings). */
+function revisionNumber(revision) {
+  const n = Number(revision);
+  return Number.isFinite(n) ? n : Number.NaN;
+}
+
+/**
+ * Validates demo/datafile.json with the CLI, then writes it to local KV as the current "demo"
+ * datafile and as its immutable revision key — unless KV holds a newer revision already.
+ */
+async function publishDemoDatafile() {
+  await runNode("splitstream", join(root, "bin", "splitstream.js"), ["validate", DEMO_DATAFILE]);
+  const file = JSON.parse(readFileSync(join(root, DEMO_DATAFILE), "utf8"));
+  const revision = String(file.revision);
+  const currentKey = `datafiles/${DEMO_SDK_KEY}`;
+  const kv = ["--binding", "DATAFILES", "--local", ...persistArgs];
+
+  if (process.env.SPLITSTREAM_DEMO_RESET !== "1") {
+    // Prints the value, or "Value not found" (exit 0) when there is none.
+    const existing = await wrangler(["kv", "key", "get", ...kv, currentKey], { capture: true });
+    let stored;
+    try {
+      stored = JSON.parse(existing);
+    } catch {
+      stored = undefined;
+    }
+    const storedRevision = stored && typeof stored === "object" ? String(stored.revision) : "";
+    if (revisionNumber(storedRevision) > revisionNumber(revision)) {
+      console.log(
+        `start: local KV holds "${DEMO_SDK_KEY}" revision ${storedRevision}, newer than ${DEMO_DATAFILE} ` +
+          `(revision ${revision}); keeping it. SPLITSTREAM_DEMO_RESET=1 npm start publishes the file.`,
+      );
+      return;
+    }
+  }
+  for (const key of [`${currentKey}/${revision}`, currentKey]) {
+    await wrangler(["kv", "key", "put", ...kv, key, "--path", DEMO_DATAFILE]);
+  }
+  console.log(`start: published ${DEMO_DATAFILE} (revision ${revision}) to local KV as ${currentKey}`);
+}
+
+/** Whether the demo origin already answers on its port (e.g. one left from an earlier run). */
+async function demoOriginRunning() {
+  try {
+    const response = await fetch(`http://127.0.0.1:${ORIGIN_PORT}/_origin/health`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    const body = await response.json();
+    return body?.service === "splitstream-demo-origin";
+  } catch {
+    return false;
+  }
+}
+
+/** Starts scripts/demo-origin.mjs on :8788 and waits until it answers. */
+async function startDemoOrigin() {
+  if (await demoOriginRunning()) {
+    console.log(`start: the demo origin already runs on http://localhost:${ORIGIN_PORT}; using it`);
+    return;
+  }
+  // The IPC channel makes the origin exit with this process, even if it is killed outright.
+  const child = spawn(
+    process.execPath,
+    [join(root, "scripts", "demo-origin.mjs"), "--port", String(ORIGIN_PORT)],
+    { cwd: root, env: process.env, stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
+  children.add(child);
+  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+  for (let i = 0; i < 100; i++) {
+    const done = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 100))]);
+    if (done !== null) {
+      children.delete(child);
+      throw new Error(
+        done === 98
+          ? `port ${ORIGIN_PORT} is taken by something else; stop it, the demo origin needs it`
+          : `the demo origin exited (code ${done})`,
+      );
+    }
+    if (await demoOriginRunning()) break;
+  }
+  child.once("exit", (code, signal) => {
+    children.delete(child);
+    if (!stopping) {
+      console.error(`start: the demo origin stopped (${signal ?? `exit ${code}`}); stopping`);
+      stop(1);
+    }
+  });
+}
+
+let stopping = false;
+/**
+ * Stops every child this script started (each by its own pid, SIGTERM, then SIGKILL after 5 s)
+ * and exits with `exitCode` once they are gone. Idempotent.
+ */
+function stop(exitCode) {
+  if (stopping) return;
+  stopping = true;
+  process.exitCode = exitCode;
+  const live = () => [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+  for (const child of live()) child.kill("SIGTERM");
+  const deadline = Date.now() + 5000;
+  const wait = setInterval(() => {
+    const remaining = live();
+    if (remaining.length > 0 && Date.now() < deadline) return;
+    for (const child of remaining) child.kill("SIGKILL");
+    clearInterval(wait);
+    process.exit(exitCode);
+  }, 50);
+}
+
+function dev() {
+  const child = spawn(process.execPath, [wranglerBin, "dev", "--port", PORT, ...devArgs], {
+    cwd: root,
+    env: childEnv,
+    stdio: "inherit",
+  });
+  children.add(child);
+  child.on("error", (error) => {
+    console.error(`start: could not run wrangler dev: ${error.message}`);
+    stop(1);
+  });
+  // wrangler dev is gone: stop the demo origin too and leave with wrangler's status.
+  child.on("exit", (code, signal) => {
+    children.delete(child);
+    stop(code ?? (signal ? 128 + signalNumber(signal) : 1));
+  });
+}
+
+function signalNumber(signal) {
+  return { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal] ?? 0;
+}
+
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => stop(128 + signalNumber(signal)));
+}
+
+try {
+  ensureDevVars();
+  await applyMigrations();
+  await publishDemoDatafile();
+  await startDemoOrigin();
+  if (!stopping) dev();
+} catch (error) {
+  console.error(`start: ${error instanceof Error ? error.message : String(error)}`);
+  stop(1);
+}

@@ -1,0 +1,243 @@
+/**
+ * Typed shape of a Splitstream datafile: Optimizely datafile v4, field for field, plus the
+ * top-level `web` extension (CONTRACT §2). These are the types *after* validation by
+ * `parseDatafile`; raw input is `unknown` until then.
+ */
+
+/** Optimizely experiment statuses. Only `Running` is active (CONTRACT §3). */
+export type ExperimentStatus = "Running" | "Paused" | "Not started" | "Archived" | "Launched" | (string & {});
+
+export interface TrafficAllocationEntry {
+  /** Variation id, or "" for a hole (no variation). */
+  entityId: string;
+  /** Exclusive upper bound of the bucket range, 0..10000. */
+  endOfRange: number;
+}
+
+export interface VariableUsage {
+  id: string;
+  value: string;
+}
+
+export interface Variation {
+  id: string;
+  key: string;
+  featureEnabled?: boolean;
+  variables?: VariableUsage[];
+}
+
+export interface Experiment {
+  id: string;
+  key: string;
+  status: ExperimentStatus;
+  layerId: string;
+  variations: Variation[];
+  trafficAllocation: TrafficAllocationEntry[];
+  audienceIds: string[];
+  /** Audience condition tree over audience ids; takes precedence over `audienceIds` when present. */
+  audienceConditions?: AudienceConditionTree;
+  /** visitor id → variation key (QA whitelist). */
+  forcedVariations: Record<string, string>;
+  /** Optimizely rule type (`ab`, `mab`, `cmab`, `td`, `fr`); `fr` rules get the flag's "Everyone Else" variation. */
+  type?: string;
+  /** Contextual bandit config: such experiments need Optimizely's CMAB service and never bucket here. */
+  cmab?: unknown;
+}
+
+export interface Group {
+  id: string;
+  policy: "random" | "overlapping" | (string & {});
+  experiments: Experiment[];
+  trafficAllocation: TrafficAllocationEntry[];
+}
+
+/** A leaf condition of an audience: only `custom_attribute` is evaluated (others → unknown). */
+export interface LeafCondition {
+  type: string;
+  name: string;
+  match?: string;
+  value?: unknown;
+}
+
+/** and/or/not tree whose leaves are LeafConditions (or, for audienceConditions, audience ids). */
+export type ConditionTree<Leaf> = Leaf | ConditionTreeArray<Leaf>;
+export type ConditionTreeArray<Leaf> = Array<"and" | "or" | "not" | ConditionTree<Leaf>>;
+export type AudienceConditionTree = ConditionTree<string>;
+
+export interface Audience {
+  id: string;
+  name: string;
+  /** Legacy audiences: the condition tree as a JSON string. */
+  conditions: string | ConditionTree<LeafCondition>;
+}
+
+export interface TypedAudience {
+  id: string;
+  name: string;
+  conditions: ConditionTree<LeafCondition>;
+}
+
+export interface EventDef {
+  id: string;
+  key: string;
+  experimentIds: string[];
+}
+
+export interface AttributeDef {
+  id: string;
+  key: string;
+}
+
+export type VariableType = "boolean" | "integer" | "double" | "string" | "json";
+
+export interface VariableDef {
+  id: string;
+  key: string;
+  type: VariableType;
+  subType?: string;
+  defaultValue: string;
+}
+
+export interface FeatureFlag {
+  id: string;
+  key: string;
+  rolloutId: string;
+  experimentIds: string[];
+  variables: VariableDef[];
+}
+
+export interface Rollout {
+  id: string;
+  experiments: Experiment[];
+}
+
+// ---- web extension (CONTRACT §2) ----
+
+export type PageActivation = "immediate" | "manual" | "url_changed" | "dom_changed";
+export type UrlMatchType = "simple" | "exact" | "substring" | "regex";
+
+export interface UrlCondition {
+  match: UrlMatchType;
+  value: string;
+}
+
+export interface WebPage {
+  id: string;
+  key: string;
+  activation: PageActivation;
+  /** For `dom_changed`: the selector whose appearance activates the page. */
+  selector?: string;
+  conditions: ConditionTree<UrlCondition>;
+}
+
+export interface AttributeChangeSet {
+  text?: string;
+  html?: string;
+  class?: string;
+  addClass?: string;
+  removeClass?: string;
+  style?: string;
+  href?: string;
+  src?: string;
+  hide?: boolean;
+  remove?: boolean;
+  set?: Record<string, string>;
+  unset?: string[];
+}
+
+export type Change =
+  | { type: "attribute"; selector: string; attributes: AttributeChangeSet; pageId?: string }
+  | {
+      type: "insert_html";
+      selector: string;
+      position: "before" | "after" | "prepend" | "append" | "replace";
+      html: string;
+      pageId?: string;
+    }
+  | { type: "custom_css"; value: string; pageId?: string }
+  | { type: "custom_code"; value: string; pageId?: string }
+  | {
+      type: "redirect";
+      destination: string;
+      preserveParameters?: boolean;
+      mode?: "redirect" | "rewrite";
+      pageId?: string;
+    };
+
+export type MetricAggregator = "unique" | "count" | "sum";
+
+export interface WebMetric {
+  eventId: string;
+  aggregator: MetricAggregator;
+  field?: "revenue" | "value";
+  winningDirection?: "increasing" | "decreasing";
+}
+
+export interface WebSection {
+  id: string;
+  name?: string;
+  variations: Array<{ id: string; name?: string; changes: Change[] }>;
+}
+
+export interface WebVariation {
+  id: string;
+  changes: Change[];
+  /** Multivariate: the section-variation ids this combination is made of. */
+  sectionVariationIds?: string[];
+}
+
+export interface WebExperiment {
+  id: string;
+  type: "ab" | "multivariate" | "split_url";
+  pageIds: string[];
+  metrics: WebMetric[];
+  sharedChanges?: Change[];
+  variations: WebVariation[];
+  sections?: WebSection[];
+  /** Allocation policy; `bandit` is recomputed by the scheduled handler. */
+  allocationPolicy?: "manual" | "bandit";
+}
+
+export interface WebEvent {
+  id: string;
+  type: "custom" | "pageview" | "click";
+  pageId?: string;
+  selector?: string;
+}
+
+export interface WebList {
+  id: string;
+  key: string;
+  values: string[];
+}
+
+export interface WebExtension {
+  pages: WebPage[];
+  experiments: WebExperiment[];
+  events: WebEvent[];
+  lists: WebList[];
+  integrations: Record<string, boolean>;
+}
+
+/** A whole validated datafile. Unknown extra fields are preserved by the parser but not typed. */
+export interface Datafile {
+  version: "4" | "2" | "3";
+  accountId: string;
+  projectId: string;
+  revision: string;
+  sdkKey?: string;
+  environmentKey?: string;
+  anonymizeIP?: boolean;
+  botFiltering?: boolean;
+  sendFlagDecisions?: boolean;
+  attributes: AttributeDef[];
+  audiences: Audience[];
+  typedAudiences?: TypedAudience[];
+  events: EventDef[];
+  experiments: Experiment[];
+  groups: Group[];
+  featureFlags: FeatureFlag[];
+  rollouts: Rollout[];
+  integrations?: unknown[];
+  web?: WebExtension;
+}

@@ -1,0 +1,246 @@
+/**
+ * Experiment decisions, identical to the official Optimizely JS SDK's
+ * `getVariation(experimentKey, userId, attributes)` (CONTRACT §3), plus Splitstream's preview
+ * and sticky inputs. Deciding never throws: every outcome is a Decision with a reason from
+ * DECISION_REASONS. The numbered steps below are the ones in docs/decisions.md.
+ */
+import type { CompiledAllocation, CompiledDatafile, CompiledExperiment, CompiledVariation } from "./compile";
+import type { EvalContext } from "./conditions";
+import { encodeUtf8, HashPrefix } from "./murmurhash";
+
+/** Every reason a decision can carry. */
+export const DECISION_REASONS = [
+  /** No experiment with that key (or it is a rollout's delivery rule). */
+  "experiment_not_found",
+  /** The visitor id or attributes are invalid (the SDK returns null for these too). */
+  "invalid_visitor",
+  /** A signed preview link forced this variation (works for experiments not yet running). */
+  "preview",
+  /** Status is not `Running`. */
+  "not_running",
+  /** The experiment's `forcedVariations` whitelist names this visitor. */
+  "forced_variation",
+  /** The visitor keeps the variation recorded earlier (ss_dec / user profile). */
+  "sticky",
+  /** The visitor is not in the experiment's audiences. */
+  "audience_mismatch",
+  /** A mutually exclusive group put the visitor in another experiment, or in none. */
+  "excluded_by_group",
+  /** The visitor's bucket falls outside the traffic allocation (holdback or a hole). */
+  "outside_traffic",
+  /** A contextual-bandit (CMAB) experiment: it needs Optimizely's CMAB service; the SDK's getVariation returns null too. */
+  "unsupported",
+  /** Bucketed into a variation by hashing. */
+  "bucketed",
+] as const;
+
+export type DecisionReason = (typeof DECISION_REASONS)[number];
+
+export interface Decision {
+  experimentId: string | null;
+  experimentKey: string;
+  variationId: string | null;
+  variationKey: string | null;
+  reason: DecisionReason;
+  /** The visitor's bucket (0..9999) in the experiment, when hashing got that far. */
+  bucket: number | null;
+}
+
+/** Who is being decided for. */
+export interface Visitor {
+  visitorId: string;
+  attributes?: Readonly<Record<string, unknown>>;
+  /** Previous decisions: experiment id → variation id (the `ss_dec` cookie). */
+  sticky?: Readonly<Record<string, string>>;
+  /** Preview overrides: experiment id → variation id (signed `ss_preview`). */
+  preview?: Readonly<Record<string, string>>;
+}
+
+/** A visitor with its per-request work done once: the bucketing-id hash prefix and eval context. */
+export interface PreparedVisitor {
+  readonly visitorId: string;
+  readonly valid: boolean;
+  readonly context: EvalContext;
+  readonly bucketingPrefix: HashPrefix;
+  /**
+   * False when the attributes have an own property named "hasOwnProperty": the SDK's
+   * getBucketingId then calls `attributes.hasOwnProperty(...)`, which throws, and getVariation
+   * returns null for every visitor that gets as far as bucketing (steps 7–8).
+   */
+  readonly bucketable: boolean;
+  readonly sticky: Readonly<Record<string, string>> | undefined;
+  readonly preview: Readonly<Record<string, string>> | undefined;
+  /**
+   * The SDK's sticky map from the `$opt_experiment_bucket_map` attribute
+   * (experiment id → {variation_id}); its variation ids resolve project-wide, like the SDK.
+   */
+  readonly bucketMap: Readonly<Record<string, unknown>> | null;
+  readonly allVariations: ReadonlyMap<string, CompiledVariation>;
+}
+
+const HASH_SEED = 1;
+const MAX_HASH_VALUE = 4294967296; // 2^32
+const MAX_TRAFFIC_VALUE = 10000;
+const BUCKETING_ID_ATTRIBUTE = "$opt_bucketing_id";
+const BUCKET_MAP_ATTRIBUTE = "$opt_experiment_bucket_map";
+const EMPTY_ATTRIBUTES: Readonly<Record<string, unknown>> = Object.freeze({});
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** floor(hash × 10000 / 2^32), computed with the SDK's exact float operations. */
+export function bucketFromHash(hash: number): number {
+  return Math.floor((hash / MAX_HASH_VALUE) * MAX_TRAFFIC_VALUE);
+}
+
+/** The first allocation entry whose endOfRange exceeds the bucket; undefined when none does. */
+export function findBucket<T>(bucket: number, allocation: CompiledAllocation<T>): T | null | undefined {
+  const ends = allocation.ends;
+  for (let i = 0; i < ends.length; i++) {
+    if (bucket < ends[i]!) return allocation.entities[i];
+  }
+  return undefined;
+}
+
+function isValidVisitor(visitor: Visitor): boolean {
+  if (visitor === null || typeof visitor !== "object") return false;
+  // The SDK rejects non-string ids and, literally, the string "undefined".
+  if (typeof visitor.visitorId !== "string" || visitor.visitorId === "undefined") return false;
+  const attributes = visitor.attributes;
+  // The SDK validates attributes only when truthy: null (like undefined, 0, "", false) means none.
+  if (!attributes) return true;
+  if (typeof attributes !== "object" || Array.isArray(attributes)) return false;
+  for (const key in attributes) {
+    if (hasOwn.call(attributes, key) && attributes[key] === undefined) return false;
+  }
+  return true;
+}
+
+function asStringMap(value: unknown): Readonly<Record<string, string>> | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, string>)
+    : undefined;
+}
+
+/** Does the per-visitor work once so deciding many experiments is cheap. Never throws. */
+export function prepareVisitor(compiled: CompiledDatafile, visitor: Visitor): PreparedVisitor {
+  const valid = isValidVisitor(visitor);
+  const attributes = valid && visitor.attributes ? visitor.attributes : EMPTY_ATTRIBUTES;
+  const candidate = hasOwn.call(attributes, BUCKETING_ID_ATTRIBUTE) ? attributes[BUCKETING_ID_ATTRIBUTE] : undefined;
+  const bucketingId = typeof candidate === "string" ? candidate : valid ? visitor.visitorId : "";
+  // As the SDK: `attributes[KEY] || {}` merged with Object.assign (own enumerable properties).
+  const rawBucketMap = attributes[BUCKET_MAP_ATTRIBUTE];
+  return {
+    visitorId: valid ? visitor.visitorId : "",
+    valid,
+    context: { attributes, lists: compiled.lists },
+    bucketingPrefix: new HashPrefix(encodeUtf8(bucketingId), HASH_SEED),
+    bucketable: !hasOwn.call(attributes, "hasOwnProperty"),
+    sticky: valid ? asStringMap(visitor.sticky) : undefined,
+    preview: valid ? asStringMap(visitor.preview) : undefined,
+    bucketMap: rawBucketMap ? (Object.assign({}, rawBucketMap) as Record<string, unknown>) : null,
+    allVariations: compiled.variationById,
+  };
+}
+
+function decision(
+  experiment: CompiledExperiment,
+  variation: CompiledVariation | null,
+  reason: DecisionReason,
+  bucket: number | null = null,
+): Decision {
+  return {
+    experimentId: experiment.id,
+    experimentKey: experiment.key,
+    variationId: variation?.id ?? null,
+    variationKey: variation?.key ?? null,
+    reason,
+    bucket,
+  };
+}
+
+/**
+ * Decides one compiled experiment for a prepared visitor. Steps:
+ * 1. invalid visitor → invalid_visitor
+ * 2. preview override naming a variation of the experiment → preview
+ * 3. status not Running → not_running
+ * 4. forcedVariations whitelist → forced_variation
+ * 5. sticky: the `$opt_experiment_bucket_map` attribute entry for the experiment (as the SDK's
+ *    user profile; its variation id resolves project-wide), else the `sticky` input naming a
+ *    variation of this experiment → sticky
+ * 6. audiences (audienceConditions, else audienceIds) → audience_mismatch
+ * 6b. a CMAB experiment → unsupported
+ * 7. random group: bucket on bucketingId+groupId; another experiment or none → excluded_by_group
+ * 8. bucket on bucketingId+experimentId; hole or beyond the ranges → outside_traffic
+ * 9. → bucketed
+ */
+export function decidePrepared(experiment: CompiledExperiment, visitor: PreparedVisitor): Decision {
+  // 1
+  if (!visitor.valid) return decision(experiment, null, "invalid_visitor");
+  // 2
+  const previewId = visitor.preview && hasOwn.call(visitor.preview, experiment.id) ? visitor.preview[experiment.id] : undefined;
+  if (typeof previewId === "string") {
+    const previewed = experiment.variationById.get(previewId);
+    if (previewed) return decision(experiment, previewed, "preview");
+  }
+  // 3
+  if (!experiment.running) return decision(experiment, null, "not_running");
+  // 4
+  const forced = experiment.forced.get(visitor.visitorId);
+  if (forced) return decision(experiment, forced, "forced_variation");
+  // 5
+  if (visitor.bucketMap !== null && hasOwn.call(visitor.bucketMap, experiment.id)) {
+    const entry = visitor.bucketMap[experiment.id];
+    // The SDK reads entry.variation_id unguarded: a null entry throws and getVariation gives null.
+    if (entry === null || entry === undefined) return decision(experiment, null, "invalid_visitor");
+    const kept = visitor.allVariations.get(String((entry as { variation_id?: unknown }).variation_id));
+    if (kept) return decision(experiment, kept, "sticky");
+  } else {
+    const stickyId = visitor.sticky && hasOwn.call(visitor.sticky, experiment.id) ? visitor.sticky[experiment.id] : undefined;
+    if (typeof stickyId === "string") {
+      const kept = experiment.variationById.get(stickyId);
+      if (kept) return decision(experiment, kept, "sticky");
+    }
+  }
+  // 6
+  if (!experiment.inAudience(visitor.context)) return decision(experiment, null, "audience_mismatch");
+  // 6b
+  if (experiment.cmab) return decision(experiment, null, "unsupported");
+  // 7 (the SDK fails here, after the audience check, for an own "hasOwnProperty" attribute)
+  if (!visitor.bucketable) return decision(experiment, null, "invalid_visitor");
+  const group = experiment.group;
+  if (group !== null && group.random) {
+    const groupBucket = bucketFromHash(visitor.bucketingPrefix.hashWith(group.idBytes));
+    if (findBucket(groupBucket, group.allocation) !== experiment.id) {
+      return decision(experiment, null, "excluded_by_group");
+    }
+  }
+  // 8
+  const bucket = bucketFromHash(visitor.bucketingPrefix.hashWith(experiment.idBytes));
+  const variation = findBucket(bucket, experiment.allocation);
+  if (!variation) return decision(experiment, null, "outside_traffic", bucket);
+  // 9
+  return decision(experiment, variation, "bucketed", bucket);
+}
+
+/** Decides one experiment by key, like the SDK's getVariation. Never throws. */
+export function decideExperiment(compiled: CompiledDatafile, experimentKey: string, visitor: Visitor): Decision {
+  const experiment = compiled.experimentByKey.get(experimentKey);
+  if (!experiment) {
+    return {
+      experimentId: null,
+      experimentKey,
+      variationId: null,
+      variationKey: null,
+      reason: "experiment_not_found",
+      bucket: null,
+    };
+  }
+  return decidePrepared(experiment, prepareVisitor(compiled, visitor));
+}
+
+/** Decides every experiment of the datafile (grouped ones included), in datafile order. */
+export function decideAll(compiled: CompiledDatafile, visitor: Visitor): Decision[] {
+  const prepared = prepareVisitor(compiled, visitor);
+  const out = new Array<Decision>(compiled.experiments.length);
+  for (let i = 0; i < compiled.experiments.length; i++) out[i] = decidePrepared(compiled.experiments[i]!, prepared);
+  return out;
+}

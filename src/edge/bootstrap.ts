@@ -1,0 +1,165 @@
+/**
+ * The inline bootstrap the edge puts at the top of every rewritten page: which experiments were
+ * decided for this visitor, so the client script (`/_ss/client.js`) can activate manual / SPA
+ * experiments and send events without deciding again. docs/changes.md describes the format.
+ *
+ * Safety: the payload is JSON escaped so that no value can end the script element, open an HTML
+ * comment, or break the JS string (`<`, `>`, `&`, U+2028, U+2029 become \u escapes); the CSP
+ * nonce is only emitted when it is a valid base64 value.
+ */
+
+export type BootstrapActivation = "immediate" | "manual" | "url_changed" | "dom_changed";
+
+export interface BootstrapDecision {
+  experimentId: string;
+  experimentKey: string;
+  variationId: string;
+  variationKey: string;
+  activation: BootstrapActivation;
+  pageIds: string[];
+}
+
+export interface BootstrapData {
+  revision: string;
+  sdkKey: string;
+  visitorId: string;
+  /** immediate + manual + url_changed + dom_changed decisions the page needs */
+  decisions: BootstrapDecision[];
+  /** whether the edge already counted the impression (immediate) */
+  tracking: boolean; // false for opted-out / GPC / bots: the client must not send events
+}
+
+export interface BootstrapOptions {
+  /** CSP nonce for both script tags; dropped unless it is a valid base64 value. */
+  nonce?: string;
+  /** Also emit `<script src="/_ss/client.js" async>` (default true). */
+  clientScript?: boolean;
+}
+
+/** Path of the client script the bootstrap loads (CONTRACT §5). */
+export const CLIENT_SCRIPT_PATH = "/_ss/client.js";
+
+/** Version of the `window.__ss` payload format, so a cached client.js can detect a newer page. */
+export const BOOTSTRAP_FORMAT_VERSION = 1;
+
+/** `window.__ss` as it is on the page: short keys, because the page pays for every byte. */
+export interface BootstrapPayload {
+  /** format version */
+  v: number;
+  /** datafile revision */
+  r: string;
+  /** sdk key */
+  k: string;
+  /** visitor id */
+  u: string;
+  /** tracking allowed */
+  t: boolean;
+  d: Array<{
+    /** experiment id / key */
+    e: string;
+    ek: string;
+    /** variation id / key */
+    vi: string;
+    vk: string;
+    /** activation: i(mmediate) m(anual) u(rl_changed) d(om_changed) */
+    a: "i" | "m" | "u" | "d";
+    /** page ids */
+    p: string[];
+  }>;
+}
+
+const ACTIVATION_CODE = {
+  immediate: "i",
+  manual: "m",
+  url_changed: "u",
+  dom_changed: "d",
+} as const satisfies Record<BootstrapActivation, "i" | "m" | "u" | "d">;
+
+const ACTIVATION_FROM_CODE: Record<string, BootstrapActivation> = {
+  i: "immediate",
+  m: "manual",
+  u: "url_changed",
+  d: "dom_changed",
+};
+
+/** CSP nonce grammar (base64-value): 1*( ALPHA / DIGIT / "+" / "/" / "-" / "_" ) *2"=". */
+const NONCE_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
+const MAX_NONCE_LENGTH = 256;
+
+/** Whether `nonce` can be written into a `nonce="…"` attribute as it is. */
+export function isValidNonce(nonce: unknown): nonce is string {
+  return typeof nonce === "string" && nonce.length <= MAX_NONCE_LENGTH && NONCE_RE.test(nonce);
+}
+
+/** ` nonce="…"` for a valid nonce, else "" (an invalid nonce is dropped, never escaped). */
+export function nonceAttribute(nonce: string | undefined): string {
+  return isValidNonce(nonce) ? ` nonce="${nonce}"` : "";
+}
+
+const SCRIPT_UNSAFE = /[<>&\u2028\u2029]/g;
+
+/**
+ * JSON text made safe for an inline `<script>`: `<`, `>`, `&`, U+2028 and U+2029 become `\uXXXX`
+ * escapes, which JSON.parse and JS read back as the same characters. (JSON.stringify already
+ * escapes lone surrogates.)
+ */
+export function escapeJsonForScript(json: string): string {
+  return json.replace(SCRIPT_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** The compact `window.__ss` object for `data`. */
+export function encodeBootstrap(data: BootstrapData): BootstrapPayload {
+  return {
+    v: BOOTSTRAP_FORMAT_VERSION,
+    r: String(data.revision),
+    k: String(data.sdkKey),
+    u: String(data.visitorId),
+    t: data.tracking === true,
+    d: data.decisions.map((d) => ({
+      e: String(d.experimentId),
+      ek: String(d.experimentKey),
+      vi: String(d.variationId),
+      vk: String(d.variationKey),
+      a: ACTIVATION_CODE[d.activation] ?? "i",
+      p: d.pageIds.map(String),
+    })),
+  };
+}
+
+/** Reads a `window.__ss` object back into BootstrapData; null when it is not one. */
+export function decodeBootstrap(payload: unknown): BootstrapData | null {
+  if (typeof payload !== "object" || payload === null) return null;
+  const p = payload as Partial<BootstrapPayload>;
+  if (p.v !== BOOTSTRAP_FORMAT_VERSION || !Array.isArray(p.d)) return null;
+  if (typeof p.r !== "string" || typeof p.k !== "string" || typeof p.u !== "string") return null;
+  const decisions: BootstrapDecision[] = [];
+  for (const d of p.d) {
+    if (typeof d !== "object" || d === null) return null;
+    const activation = ACTIVATION_FROM_CODE[d.a];
+    if (activation === undefined || !Array.isArray(d.p)) return null;
+    if (![d.e, d.ek, d.vi, d.vk, ...d.p].every((v) => typeof v === "string")) return null;
+    decisions.push({
+      experimentId: d.e,
+      experimentKey: d.ek,
+      variationId: d.vi,
+      variationKey: d.vk,
+      activation,
+      pageIds: d.p,
+    });
+  }
+  return { revision: p.r, sdkKey: p.k, visitorId: p.u, decisions, tracking: p.t === true };
+}
+
+/**
+ * `<script id="ss-bootstrap">window.__ss={…};</script>` followed (unless `clientScript: false`)
+ * by `<script src="/_ss/client.js" async></script>`, both with the nonce when it is valid.
+ */
+export function renderBootstrap(data: BootstrapData, options: BootstrapOptions = {}): string {
+  const nonce = nonceAttribute(options.nonce);
+  const json = escapeJsonForScript(JSON.stringify(encodeBootstrap(data)));
+  let html = `<script id="ss-bootstrap"${nonce}>window.__ss=${json};</script>`;
+  if (options.clientScript !== false) {
+    html += `<script src="${CLIENT_SCRIPT_PATH}" async${nonce}></script>`;
+  }
+  return html;
+}

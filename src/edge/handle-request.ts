@@ -1,0 +1,352 @@
+/**
+ * The edge's per-request path for a routed page (CONTRACT §4):
+ * datafile → visitor + request attributes → pages matching the URL → audiences → bucket →
+ * origin fetch with decision headers → HTML streamed through HTMLRewriter → cookies →
+ * impressions to the queue after the response.
+ *
+ * Fail open: any error in the experiment path serves the origin's response unchanged.
+ */
+import { decidePrepared, prepareVisitor, type CompiledDatafile, type Decision } from "../core/index";
+import type { Change } from "../core/datafile-types";
+import type { Env } from "../env";
+import type { EventMessage } from "../events/messages";
+import { renderBootstrap, type BootstrapData } from "./bootstrap";
+import { deleteCookie, parseCookies, serializeCookie } from "./cookies";
+import { getDatafile } from "./datafile-store";
+import { DECISIONS_HEADER, formatDecisionsHeader } from "./decisions-header";
+import { rewriteHtml } from "./html-rewrite";
+import { planPage, type PageCandidate } from "./page-plan";
+import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
+import { buildRequestAttributes } from "./request-attributes";
+import { isExcludedPath, type RouteConfig } from "./routes";
+import { encodeSticky, readVisitor, type VisitorState } from "./visitor";
+
+export const VISITOR_HEADER = "x-ss-visitor-id";
+export const REVISION_HEADER = "x-ss-revision";
+const SS_HEADER_PREFIX = "x-ss-";
+
+/** One decided experiment on this page view. */
+interface PageDecision {
+  candidate: PageCandidate;
+  decision: Decision & { variationId: string; variationKey: string };
+}
+
+/** Where the page is fetched from: the route's origin (same path and query) or the request itself. */
+export function originUrlFor(route: RouteConfig, url: URL): URL {
+  const target = new URL(url.href);
+  target.searchParams.delete(PREVIEW_QUERY_PARAM);
+  if (!route.origin) return target;
+  const base = new URL(route.origin);
+  const prefix = base.pathname.replace(/\/$/, "");
+  return new URL(`${base.origin}${prefix}${target.pathname}${target.search}`);
+}
+
+/** The request to the origin: the visitor's request minus any x-ss-* it claims, plus ours. */
+function originRequest(request: Request, target: URL, extra: Record<string, string>): Request {
+  const headers = new Headers(request.headers);
+  for (const name of [...headers.keys()]) if (name.startsWith(SS_HEADER_PREFIX)) headers.delete(name);
+  for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+  return new Request(target.href, {
+    method: request.method,
+    headers,
+    body: request.method === "GET" || request.method === "HEAD" ? null : request.body,
+    redirect: "manual",
+  });
+}
+
+/** Passes a request through to the route's origin untouched (apart from stripping x-ss-* claims). */
+export function passThrough(request: Request, route: RouteConfig, url: URL): Promise<Response> {
+  if (!route.origin) return fetch(request);
+  return fetch(originRequest(request, originUrlFor(route, url), {}));
+}
+
+function isHtml(response: Response): boolean {
+  return (response.headers.get("content-type") ?? "").toLowerCase().includes("text/html");
+}
+
+/** True when the consent cookie (if the route requires one) says yes. */
+function hasConsent(route: RouteConfig, cookies: Map<string, string>): boolean {
+  if (!route.consentCookie) return true;
+  const value = cookies.get(route.consentCookie);
+  return value !== undefined && !["", "0", "false", "no"].includes(value.toLowerCase());
+}
+
+function changesFor(candidate: PageCandidate, variationId: string, matchedPageIds: ReadonlySet<string>): Change[] {
+  const web = candidate.experiment.web;
+  const variation = candidate.experiment.variationById.get(variationId);
+  const all = [...(web?.sharedChanges ?? []), ...(variation?.web?.changes ?? [])];
+  return all.filter((c) => c.pageId === undefined || matchedPageIds.has(c.pageId));
+}
+
+function destinationFor(change: Extract<Change, { type: "redirect" }>, url: URL): URL | null {
+  let destination: URL;
+  try {
+    destination = new URL(change.destination, url);
+  } catch {
+    return null;
+  }
+  if (change.preserveParameters !== false) {
+    for (const [name, value] of url.searchParams) {
+      if (name !== PREVIEW_QUERY_PARAM && !destination.searchParams.has(name)) destination.searchParams.append(name, value);
+    }
+  }
+  return destination;
+}
+
+/** Cache-Control for a personalised response: never `public` in a shared cache. */
+function privateCacheControl(original: string | null): string {
+  if (!original) return "private, no-cache";
+  const kept = original
+    .split(",")
+    .map((d) => d.trim())
+    .filter((d) => d !== "" && !/^(public|s-maxage=.*|private)$/i.test(d));
+  return ["private", ...kept].join(", ");
+}
+
+/**
+ * Handles a request on a route whose path is not under /_ss/. Never throws: failures in the
+ * experiment path fall back to the origin's response unchanged.
+ */
+export async function handleEdgeRequest(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  route: RouteConfig,
+  url: URL,
+): Promise<Response> {
+  // Non-GET/HEAD and excluded paths: straight through, body streamed, nothing decided.
+  if ((request.method !== "GET" && request.method !== "HEAD") || isExcludedPath(route, url.pathname)) {
+    return passThrough(request, route, url);
+  }
+  let context: Awaited<ReturnType<typeof decidePage>>;
+  try {
+    context = await decidePage(request, env, ctx, route, url);
+  } catch (error) {
+    console.error("splitstream: deciding failed; serving the origin unchanged", error);
+    return passThrough(request, route, url);
+  }
+  if (context === null) return passThrough(request, route, url);
+
+  const { entry, visitor, tracking, setCookies, pageDecisions, pageviewEvents, redirect, rewriteTo, plan } = context;
+  const compiled = entry.compiled;
+  const decisionsHeader = formatDecisionsHeader(pageDecisions.map((d) => [d.decision.experimentKey, d.decision.variationKey]));
+
+  const events: EventMessage[] = [];
+  const queueImpressions = (decisions: PageDecision[]): void => {
+    if (!tracking) return;
+    const timestamp = Date.now();
+    for (const { decision, candidate } of decisions) {
+      if (candidate.activation !== "immediate") continue;
+      events.push({
+        v: 1,
+        type: "impression",
+        uuid: crypto.randomUUID(),
+        sdkKey: route.sdkKey,
+        revision: compiled.revision,
+        visitorId: visitor.id,
+        experimentId: candidate.experiment.id,
+        variationId: decision.variationId,
+        timestamp,
+        source: "edge",
+      });
+    }
+  };
+  const queuePageviews = (): void => {
+    if (!tracking) return;
+    const timestamp = Date.now();
+    for (const event of pageviewEvents) {
+      events.push({
+        v: 1,
+        type: "conversion",
+        uuid: crypto.randomUUID(),
+        sdkKey: route.sdkKey,
+        revision: compiled.revision,
+        visitorId: visitor.id,
+        eventId: event.id,
+        eventKey: event.key,
+        timestamp,
+        source: "edge",
+      });
+    }
+  };
+  const flushEvents = (): void => {
+    if (events.length === 0) return;
+    const batch = events.map((body) => ({ body, contentType: "json" as const }));
+    ctx.waitUntil(
+      env.EVENTS.sendBatch(batch).catch((error: unknown) => {
+        console.error(`splitstream: could not queue ${batch.length} event(s)`, error);
+      }),
+    );
+  };
+  const withVisitorHeaders = (response: Response): Response => {
+    const out = new Response(response.body, response);
+    for (const cookie of setCookies) out.headers.append("set-cookie", cookie);
+    if (route.exposeDecisions && decisionsHeader !== "") out.headers.set(DECISIONS_HEADER, decisionsHeader);
+    if (pageDecisions.length > 0) {
+      out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
+      const vary = out.headers.get("vary");
+      if (!vary || !/\bcookie\b/i.test(vary)) out.headers.set("vary", vary ? `${vary}, Cookie` : "Cookie");
+    }
+    return out;
+  };
+
+  // Split URL, redirect mode: the visitor is sent to the variation's URL; that is the experience.
+  if (redirect) {
+    queueImpressions(pageDecisions.filter((d) => d.decision.experimentId === redirect.experimentId));
+    flushEvents();
+    return withVisitorHeaders(
+      new Response(null, { status: 302, headers: { location: redirect.location, "cache-control": "private, no-store" } }),
+    );
+  }
+
+  const target = rewriteTo ?? originUrlFor(route, url);
+  const forwarded = originRequest(request, target, {
+    [VISITOR_HEADER]: visitor.id,
+    [DECISIONS_HEADER]: decisionsHeader,
+    [REVISION_HEADER]: compiled.revision,
+  });
+  const origin = await fetch(forwarded);
+
+  // Origin errors, redirects and non-HTML: streamed untouched.
+  if (origin.status !== 200 || !isHtml(origin)) return origin;
+  try {
+    const body = request.method === "HEAD" ? origin : rewriteHtml(origin, plan);
+    if (request.method === "GET") {
+      queueImpressions(pageDecisions);
+      queuePageviews();
+      flushEvents();
+    }
+    return withVisitorHeaders(body);
+  } catch (error) {
+    console.error("splitstream: rewriting failed; serving the origin unchanged", error);
+    return origin;
+  }
+}
+
+/** Everything decided before the origin is fetched; null means "pass through untouched". */
+async function decidePage(request: Request, env: Env, ctx: ExecutionContext, route: RouteConfig, url: URL) {
+  const entry = await getDatafile(env, ctx, route.sdkKey);
+  if (!entry) return null;
+  const compiled: CompiledDatafile = entry.compiled;
+
+  const cookies = parseCookies(request.headers.get("cookie"));
+  const visitor: VisitorState = readVisitor(request, cookies);
+  // Bots (by default), opted-out and GPC visitors, and visitors without required consent get
+  // the original page: no cookies, no events.
+  if (visitor.bot && route.botPolicy === "original") return null;
+  if (visitor.optedOut) return null;
+  if (visitor.gpc && route.gpcPolicy === "respect") return null;
+  if (!hasConsent(route, cookies)) return null;
+  const secure = url.protocol === "https:";
+  const cookieBase = { domain: route.cookieDomain, secure, httpOnly: true };
+  const setCookies: string[] = [];
+  const canSetCookies = !visitor.bot;
+
+  // Preview: a signed link sets ss_preview for this browser; the cookie then forces variations.
+  let previewToken = visitor.previewToken;
+  const linkToken = url.searchParams.get(PREVIEW_QUERY_PARAM);
+  if (linkToken === "off") {
+    previewToken = null;
+    setCookies.push(deleteCookie("ss_preview", cookieBase));
+  } else if (linkToken) {
+    previewToken = linkToken;
+  }
+  let preview: Record<string, string> | undefined;
+  if (previewToken && env.SIGNING_KEY) {
+    const grant = await verifyPreview(env.SIGNING_KEY, previewToken, Date.now());
+    if (grant && grant.sdkKey === route.sdkKey) {
+      preview = grant.variations;
+      if (linkToken && linkToken !== "off") {
+        const maxAgeSeconds = Math.max(1, Math.floor((grant.expiresAt - Date.now()) / 1000));
+        setCookies.push(serializeCookie("ss_preview", linkToken, { ...cookieBase, maxAgeSeconds }));
+      }
+    }
+  }
+  // Previews are for checking, not for the results: they are never counted.
+  const tracking = !visitor.bot && preview === undefined;
+
+  const plan = planPage(compiled, url.href);
+  const attributes = buildRequestAttributes(request, url, cookies, visitor, new Date());
+  const prepared = prepareVisitor(compiled, { visitorId: visitor.id, attributes, sticky: visitor.sticky, preview });
+
+  const pageDecisions: PageDecision[] = [];
+  for (const candidate of plan.candidates) {
+    const decision = decidePrepared(candidate.experiment, prepared);
+    if (decision.variationId !== null && decision.variationKey !== null) {
+      pageDecisions.push({ candidate, decision: decision as PageDecision["decision"] });
+    }
+  }
+
+  // Cookies: the visitor id (new, or migrated from optimizelyEndUserId) and sticky decisions.
+  const maxAgeSeconds = route.cookieMaxAgeDays * 86400;
+  if (canSetCookies && visitor.idSource !== "ss_vid") {
+    setCookies.push(serializeCookie("ss_vid", visitor.id, { ...cookieBase, maxAgeSeconds }));
+  }
+  const sticky = { ...visitor.sticky };
+  let stickyChanged = false;
+  for (const { decision } of pageDecisions) {
+    if (decision.reason === "preview" || decision.experimentId === null) continue;
+    if (sticky[decision.experimentId] !== decision.variationId) {
+      sticky[decision.experimentId] = decision.variationId;
+      stickyChanged = true;
+    }
+  }
+  if (canSetCookies && stickyChanged) {
+    const running = new Set(compiled.experiments.filter((e) => e.running).map((e) => e.id));
+    setCookies.push(serializeCookie("ss_dec", encodeSticky(sticky, running), { ...cookieBase, maxAgeSeconds }));
+  }
+
+  // Split URL tests: the first immediate decision whose variation redirects decides the page.
+  let redirect: { experimentId: string; location: string } | null = null;
+  let rewriteTo: URL | null = null;
+  const changes: Change[] = [];
+  for (const { candidate, decision } of pageDecisions) {
+    if (candidate.activation !== "immediate") continue;
+    for (const change of changesFor(candidate, decision.variationId, plan.matchedPageIds)) {
+      if (change.type !== "redirect") {
+        changes.push(change);
+        continue;
+      }
+      if (redirect || rewriteTo) continue;
+      const destination = destinationFor(change, url);
+      if (!destination || destination.href === url.href) continue;
+      if (change.mode === "rewrite") {
+        // Fetched from the origin directly, never through the edge again: no loop is possible.
+        rewriteTo = destination.host === url.host ? originUrlFor(route, destination) : destination;
+      } else if (!candidate.experiment.pages.some((p) => p.matches(destination.href))) {
+        // No redirect loops: never send a visitor to another page of the same test.
+        redirect = { experimentId: candidate.experiment.id, location: destination.href };
+      }
+    }
+  }
+
+  const bootstrap: BootstrapData = {
+    revision: compiled.revision,
+    sdkKey: route.sdkKey,
+    visitorId: visitor.id,
+    decisions: pageDecisions.map(({ candidate, decision }) => ({
+      experimentId: candidate.experiment.id,
+      experimentKey: decision.experimentKey,
+      variationId: decision.variationId,
+      variationKey: decision.variationKey,
+      activation: candidate.activation,
+      pageIds: candidate.pageIds,
+    })),
+    tracking,
+  };
+  // Pageview goals of the matched pages (counted once the page is really served).
+  const pageviewEvents = [...compiled.eventById.values()].filter(
+    (e) => e.web?.type === "pageview" && e.web.pageId !== undefined && plan.matchedPageIds.has(e.web.pageId),
+  );
+  return {
+    entry,
+    visitor,
+    tracking,
+    setCookies,
+    pageDecisions,
+    pageviewEvents,
+    redirect,
+    rewriteTo,
+    plan: { changes, bootstrap: renderBootstrap(bootstrap) },
+  };
+}

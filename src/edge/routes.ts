@@ -1,0 +1,536 @@
+/**
+ * `ROUTES` (CONTRACT §1, docs/config.md): which hosts and paths Splitstream works on, which
+ * datafile decides there, and the per-site policies. Parsed and validated once per isolate per
+ * raw value; patterns are compiled at parse time so matching a request is a few string
+ * comparisons.
+ *
+ * Pattern matching follows Cloudflare Workers route patterns
+ * (https://developers.cloudflare.com/workers/configuration/routing/routes/):
+ * - optional scheme `http://` or `https://` (absent: both);
+ * - host: exact, or `*.example.com` (subdomains of any depth, not the apex), or `*example.com`
+ *   (the apex and its subdomains), or `*` alone (any host — a Splitstream extension, handy for
+ *   previews on changing hostnames). Case-insensitive; ports never take part (`localhost/*`
+ *   matches `http://localhost:8787/…`);
+ * - path: exact, or ending in `*` (prefix); no wildcard elsewhere; no path = `/`. Case-sensitive.
+ * One deliberate difference: the query string is ignored (`example.com/` matches `/?a=1`).
+ * Unlike Workers routes, where the most specific pattern wins, here the first matching entry wins.
+ */
+import { z } from "zod";
+import { formatPath, formatProblems, type Problem } from "../core/problem";
+
+export interface RouteConfig {
+  /** Host + path pattern, as written in the config. */
+  pattern: string;
+  /** Whose datafile decides (`datafiles/{sdkKey}` in KV). */
+  sdkKey: string;
+  /** Base URL pages are fetched from (`scheme://host[:port][/prefix]`, no trailing slash); null = `fetch(request)`. */
+  origin: string | null;
+  /** Path globs (`*` = any characters, `/` included) that always pass through untouched. */
+  excludePaths: string[];
+  /** `Domain` attribute of Splitstream's cookies; null = host-only cookies. */
+  cookieDomain: string | null;
+  /** Lifetime of `ss_vid`, `ss_dec`, `ss_attrs` in days (1..400). */
+  cookieMaxAgeDays: number;
+  /** `original`: bots get the original page, no cookies, no events. `decide`: bots are treated like visitors (still no events). */
+  botPolicy: "original" | "decide";
+  /** `respect`: `Sec-GPC: 1` → original page, no tracking. */
+  gpcPolicy: "respect" | "ignore";
+  /** When set, tracking (cookies + events) only while this cookie is present and not `0`/`false`/`no`. */
+  consentCookie: string | null;
+  /** Serve `/_ss/api` on this route. */
+  serveApi: boolean;
+  /** Serve `/_ss/admin` on this route. */
+  serveAdmin: boolean;
+  /** Send `x-ss-decisions` on responses. */
+  exposeDecisions: boolean;
+  /** Extra origins (`https://app.example.com`) allowed to POST `/_ss/events` with credentials. */
+  corsOrigins: string[];
+  /** Install the `window.optimizely` compatibility shim in the client. */
+  optimizelyShim: boolean;
+}
+
+/** What an sdkKey may contain: it names a KV key and a URL path segment. Shared with the datafile endpoint. */
+export const SDK_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export const ROUTE_DEFAULTS = {
+  origin: null,
+  excludePaths: [],
+  cookieDomain: null,
+  cookieMaxAgeDays: 365,
+  botPolicy: "original",
+  gpcPolicy: "respect",
+  consentCookie: null,
+  serveApi: true,
+  serveAdmin: true,
+  exposeDecisions: true,
+  corsOrigins: [],
+  optimizelyShim: false,
+} as const satisfies Omit<RouteConfig, "pattern" | "sdkKey">;
+
+/** Config keys (snake_case) in documentation order; anything else is reported. */
+export const ROUTE_KEYS = [
+  "pattern",
+  "sdk_key",
+  "origin",
+  "exclude_paths",
+  "cookie_domain",
+  "cookie_max_age_days",
+  "bot_policy",
+  "gpc_policy",
+  "consent_cookie",
+  "serve_api",
+  "serve_admin",
+  "expose_decisions",
+  "cors_origins",
+  "optimizely_shim",
+] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Compiled matchers. Kept outside RouteConfig (a WeakMap) so the config stays plain data; a
+// RouteConfig built by hand (tests, other modules) is compiled on first use.
+
+interface CompiledRoute {
+  scheme: "http:" | "https:" | null;
+  /** `exact`: host === value; `sub`: host ends with `.value`; `apexOrSub`: either; `any`. */
+  hostKind: "exact" | "sub" | "apexOrSub" | "any";
+  host: string;
+  /** Path must equal this, or (when `pathPrefix`) start with it. */
+  path: string;
+  pathPrefix: boolean;
+  excludes: RegExp[];
+}
+
+const compiledRoutes = new WeakMap<RouteConfig, CompiledRoute>();
+
+type PatternResult = { ok: true; compiled: Omit<CompiledRoute, "excludes"> } | { ok: false; message: string };
+
+function normalizeHost(host: string): string | null {
+  try {
+    const url = new URL(`http://${host}/`);
+    // `new URL` accepts some things a hostname must not carry (`a@b`, `a:80`); require a round trip.
+    if (url.username || url.password || url.port) return null;
+    return url.hostname;
+  } catch {
+    return null;
+  }
+}
+
+function normalizePath(path: string): string {
+  // Make the pattern comparable with `URL.pathname`, which percent-encodes non-ASCII and spaces.
+  return /[^\x21-\x7e]/.test(path) ? encodeURI(path) : path;
+}
+
+function compilePattern(pattern: string): PatternResult {
+  let rest = pattern;
+  let scheme: CompiledRoute["scheme"] = null;
+  const schemeMatch = /^(https?):\/\//i.exec(rest);
+  if (schemeMatch) {
+    scheme = schemeMatch[1]!.toLowerCase() === "https" ? "https:" : "http:";
+    rest = rest.slice(schemeMatch[0].length);
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) {
+    return { ok: false, message: "only http:// or https:// may start a pattern (or no scheme: both)" };
+  }
+  if (/[?#]/.test(rest)) return { ok: false, message: "a pattern has no query or fragment (the query is ignored when matching)" };
+  if (/\s/.test(rest)) return { ok: false, message: "a pattern has no whitespace" };
+  const slash = rest.indexOf("/");
+  const hostPart = (slash === -1 ? rest : rest.slice(0, slash)).toLowerCase();
+  let pathPart = slash === -1 ? "/" : rest.slice(slash);
+  if (hostPart === "") return { ok: false, message: 'a pattern starts with a host, e.g. "shop.example.com/*"' };
+
+  let hostKind: CompiledRoute["hostKind"];
+  let hostRest: string;
+  if (hostPart === "*") {
+    hostKind = "any";
+    hostRest = "";
+  } else if (hostPart.startsWith("*.")) {
+    hostKind = "sub";
+    hostRest = hostPart.slice(2);
+  } else if (hostPart.startsWith("*")) {
+    hostKind = "apexOrSub";
+    hostRest = hostPart.slice(1);
+  } else {
+    hostKind = "exact";
+    hostRest = hostPart;
+  }
+  let host = "";
+  if (hostKind !== "any") {
+    if (hostRest.includes("*")) return { ok: false, message: "a host may only start with * (e.g. *.example.com)" };
+    if (/:\d*$/.test(hostRest) && !hostRest.endsWith("]")) {
+      return { ok: false, message: "a pattern has no port: localhost/* matches every port" };
+    }
+    const normalized = normalizeHost(hostRest);
+    if (normalized === null || normalized === "") return { ok: false, message: `"${hostRest}" is not a valid host` };
+    host = normalized;
+  }
+
+  const star = pathPart.indexOf("*");
+  if (star !== -1 && star !== pathPart.length - 1) {
+    return {
+      ok: false,
+      message: "a path may only end with * (no infix wildcard); use exclude_paths for globs like *.png",
+    };
+  }
+  const pathPrefix = star !== -1;
+  if (pathPrefix) pathPart = pathPart.slice(0, -1);
+  return { ok: true, compiled: { scheme, hostKind, host, path: normalizePath(pathPart), pathPrefix } };
+}
+
+function globToRegExp(glob: string): RegExp {
+  const source = glob
+    .split("*")
+    .map((part) => normalizePath(part).replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`);
+}
+
+function compileRoute(route: RouteConfig): CompiledRoute | null {
+  const cached = compiledRoutes.get(route);
+  if (cached) return cached;
+  const result = compilePattern(route.pattern);
+  if (!result.ok) return null;
+  const compiled: CompiledRoute = { ...result.compiled, excludes: route.excludePaths.map(globToRegExp) };
+  compiledRoutes.set(route, compiled);
+  return compiled;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+let schema: z.ZodType | undefined;
+
+/** Built on first use: zod schemas cost isolate start-up time the edge path should not pay. */
+function routeSchema(): z.ZodType {
+  schema ??= z.strictObject({
+    pattern: z.string({ error: "pattern must be a string" }).min(1, "pattern must not be empty"),
+    sdk_key: z
+      .string({ error: "sdk_key must be a string" })
+      .regex(SDK_KEY_PATTERN, "sdk_key must be 1-128 characters: letters, digits, _ . - (starting with a letter or digit)"),
+    origin: z.string({ error: "origin must be a URL string" }).nullish(),
+    exclude_paths: z.array(z.string({ error: "each exclude path must be a string" })).nullish(),
+    cookie_domain: z.string({ error: "cookie_domain must be a string" }).nullish(),
+    cookie_max_age_days: z
+      .number({ error: "cookie_max_age_days must be a number" })
+      .int("cookie_max_age_days must be a whole number of days")
+      .min(1, "cookie_max_age_days must be at least 1")
+      .max(400, "cookie_max_age_days must be at most 400 (browsers cap cookie lifetimes at 400 days)")
+      .nullish(),
+    bot_policy: z.enum(["original", "decide"]).nullish(),
+    gpc_policy: z.enum(["respect", "ignore"]).nullish(),
+    consent_cookie: z
+      .string({ error: "consent_cookie must be a string" })
+      .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "consent_cookie must be a cookie name")
+      .nullish(),
+    serve_api: z.boolean({ error: "serve_api must be true or false" }).nullish(),
+    serve_admin: z.boolean({ error: "serve_admin must be true or false" }).nullish(),
+    expose_decisions: z.boolean({ error: "expose_decisions must be true or false" }).nullish(),
+    cors_origins: z.array(z.string({ error: "each CORS origin must be a string" })).nullish(),
+    optimizely_shim: z.boolean({ error: "optimizely_shim must be true or false" }).nullish(),
+  });
+  return schema;
+}
+
+type RawRoute = {
+  pattern: string;
+  sdk_key: string;
+  origin?: string | null;
+  exclude_paths?: string[] | null;
+  cookie_domain?: string | null;
+  cookie_max_age_days?: number | null;
+  bot_policy?: "original" | "decide" | null;
+  gpc_policy?: "respect" | "ignore" | null;
+  consent_cookie?: string | null;
+  serve_api?: boolean | null;
+  serve_admin?: boolean | null;
+  expose_decisions?: boolean | null;
+  cors_origins?: string[] | null;
+  optimizely_shim?: boolean | null;
+};
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+function unknownKeyMessage(key: string): string {
+  const lower = key.toLowerCase().replace(/-/g, "_");
+  let best: string | null = null;
+  let bestScore = Infinity;
+  for (const known of ROUTE_KEYS) {
+    // Prefix matches ("exclude" → "exclude_paths") and near misses ("sdkKey" → "sdk_key").
+    const score = known.startsWith(lower) || lower.startsWith(known) ? 1 : editDistance(lower.replace(/_/g, ""), known.replace(/_/g, ""));
+    if (score < bestScore) {
+      bestScore = score;
+      best = known;
+    }
+  }
+  const hint = best !== null && bestScore <= 3 ? ` (did you mean "${best}"?)` : "";
+  return `unknown key "${key}"${hint}; known keys: ${ROUTE_KEYS.join(", ")}`;
+}
+
+function cookieDomainCovers(domain: string, compiled: Omit<CompiledRoute, "excludes">): boolean {
+  if (compiled.hostKind === "any") return true;
+  const d = domain.replace(/^\./, "");
+  const h = compiled.host;
+  if (compiled.hostKind === "exact") return h === d || h.endsWith(`.${d}`);
+  // Wildcard hosts: the domain must cover the base (or be a subdomain of it, narrowing the cookie).
+  return h === d || h.endsWith(`.${d}`) || d.endsWith(`.${h}`);
+}
+
+function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConfig | null {
+  const before = problems.length;
+  const error = (segments: ReadonlyArray<string | number>, message: string) =>
+    problems.push({ path: formatPath([index, ...segments]), message, severity: "error" });
+
+  const result = routeSchema().safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const segments = issue.path.filter((s): s is string | number => typeof s !== "symbol");
+      if (issue.code === "unrecognized_keys") {
+        for (const key of issue.keys) error([...segments, key], unknownKeyMessage(key));
+      } else if (issue.code === "invalid_type" && segments.length === 0) {
+        error([], "each route must be a table/object with at least pattern and sdk_key");
+      } else if (
+        issue.code === "invalid_type" &&
+        segments.length === 1 &&
+        (raw as Record<string | number, unknown>)[segments[0]!] === undefined
+      ) {
+        error(segments, `${String(segments[0])} is required`);
+      } else {
+        error(segments, issue.message);
+      }
+    }
+    // Keep going with the checks below only when the shape is right.
+    return null;
+  }
+  const entry = result.data as RawRoute;
+
+  const pattern = compilePattern(entry.pattern);
+  if (!pattern.ok) error(["pattern"], pattern.message);
+
+  let origin: string | null = null;
+  if (entry.origin != null) {
+    let url: URL | null = null;
+    try {
+      url = new URL(entry.origin);
+    } catch {
+      error(["origin"], `"${entry.origin}" is not a URL (e.g. https://origin.example.net)`);
+    }
+    if (url) {
+      if (url.protocol !== "http:" && url.protocol !== "https:") error(["origin"], "origin must be an http:// or https:// URL");
+      else if (url.username || url.password) error(["origin"], "origin must not contain credentials");
+      else if (url.search || url.hash || entry.origin.includes("?") || entry.origin.includes("#")) {
+        error(["origin"], "origin must not have a query or fragment (the request's path and query are appended)");
+      } else origin = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+    }
+  }
+
+  const excludePaths = entry.exclude_paths ?? [];
+  excludePaths.forEach((glob, i) => {
+    if (glob === "") error(["exclude_paths", i], "an exclude path must not be empty");
+    else if (!glob.startsWith("/") && !glob.startsWith("*")) {
+      error(["exclude_paths", i], `"${glob}" must start with / or * (it is matched against the URL path)`);
+    } else if (/[?#]/.test(glob)) error(["exclude_paths", i], "exclude paths match the path only: no ? or #");
+  });
+
+  let cookieDomain: string | null = null;
+  if (entry.cookie_domain != null) {
+    const domain = entry.cookie_domain.toLowerCase();
+    if (!/^\.?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(domain)) {
+      error(["cookie_domain"], `"${entry.cookie_domain}" is not a domain (e.g. example.com or .example.com)`);
+    } else if (pattern.ok && !cookieDomainCovers(domain, pattern.compiled)) {
+      error(["cookie_domain"], `browsers reject cookies for "${domain}" on ${entry.pattern}: the domain must contain the route's host`);
+    } else cookieDomain = domain;
+  }
+
+  const corsOrigins: string[] = [];
+  (entry.cors_origins ?? []).forEach((value, i) => {
+    try {
+      const url = new URL(value);
+      const bare = value.replace(/\/$/, "");
+      if ((url.protocol !== "http:" && url.protocol !== "https:") || url.origin.toLowerCase() !== bare.toLowerCase()) {
+        error(["cors_origins", i], `"${value}" must be an origin: scheme://host[:port], no path (and no *)`);
+      } else corsOrigins.push(url.origin);
+    } catch {
+      error(["cors_origins", i], `"${value}" must be an origin: scheme://host[:port], no path (and no *)`);
+    }
+  });
+
+  if (problems.length > before || !pattern.ok) return null;
+  const route: RouteConfig = {
+    pattern: entry.pattern,
+    sdkKey: entry.sdk_key,
+    origin,
+    excludePaths: [...excludePaths],
+    cookieDomain,
+    cookieMaxAgeDays: entry.cookie_max_age_days ?? ROUTE_DEFAULTS.cookieMaxAgeDays,
+    botPolicy: entry.bot_policy ?? ROUTE_DEFAULTS.botPolicy,
+    gpcPolicy: entry.gpc_policy ?? ROUTE_DEFAULTS.gpcPolicy,
+    consentCookie: entry.consent_cookie ?? null,
+    serveApi: entry.serve_api ?? ROUTE_DEFAULTS.serveApi,
+    serveAdmin: entry.serve_admin ?? ROUTE_DEFAULTS.serveAdmin,
+    exposeDecisions: entry.expose_decisions ?? ROUTE_DEFAULTS.exposeDecisions,
+    corsOrigins,
+    optimizelyShim: entry.optimizely_shim ?? ROUTE_DEFAULTS.optimizelyShim,
+  };
+  compiledRoutes.set(route, { ...pattern.compiled, excludes: route.excludePaths.map(globToRegExp) });
+  return route;
+}
+
+/**
+ * Validates `ROUTES` — a parsed array (TOML array of tables) or the same as a JSON string.
+ * Problems carry paths like `$[0].sdk_key`. Invalid entries are dropped (and reported), valid
+ * ones kept in order; unknown keys make an entry invalid, so a typo never silently does nothing.
+ * Absent/empty `ROUTES` = no routes, no problems.
+ */
+export function parseRoutes(raw: unknown): { routes: RouteConfig[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  let value = raw;
+  if (value === undefined || value === null) return { routes: [], problems };
+  if (typeof value === "string") {
+    if (value.trim() === "") return { routes: [], problems };
+    try {
+      value = JSON.parse(value);
+    } catch (error) {
+      problems.push({ path: "$", message: `ROUTES is not valid JSON: ${(error as Error).message}`, severity: "error" });
+      return { routes: [], problems };
+    }
+  }
+  if (!Array.isArray(value)) {
+    const hint =
+      typeof value === "object" && value !== null
+        ? " (in wrangler.toml write [[vars.ROUTES]] with double brackets, one per route)"
+        : "";
+    problems.push({ path: "$", message: `ROUTES must be an array of routes${hint}`, severity: "error" });
+    return { routes: [], problems };
+  }
+
+  const routes: RouteConfig[] = [];
+  const seen = new Map<string, number>();
+  value.forEach((entry, index) => {
+    const route = parseEntry(entry, index, problems);
+    if (!route) return;
+    const compiled = compiledRoutes.get(route)!;
+    const signature = `${compiled.scheme}|${compiled.hostKind}|${compiled.host}|${compiled.path}|${compiled.pathPrefix}`;
+    const first = seen.get(signature);
+    if (first !== undefined) {
+      problems.push({
+        path: formatPath([index, "pattern"]),
+        message: `same pattern as $[${first}], which matches first: this entry never applies`,
+        severity: "warning",
+      });
+    } else seen.set(signature, index);
+    routes.push(route);
+  });
+  return { routes, problems };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-isolate cache
+
+interface RouteTable {
+  routes: RouteConfig[];
+  problems: Problem[];
+}
+
+/** By identity (the common case: the same env value every request), then by content. */
+let lastRaw: unknown = Symbol("none");
+let lastTable: RouteTable | undefined;
+const tablesByText = new Map<string, RouteTable>();
+const MAX_CACHED_TABLES = 8;
+
+function rawKey(raw: unknown): string {
+  if (typeof raw === "string") return `s:${raw}`;
+  try {
+    return `j:${JSON.stringify(raw) ?? "undefined"}`;
+  } catch {
+    return `x:${String(raw)}`;
+  }
+}
+
+function logProblems(problems: readonly Problem[]): void {
+  if (problems.length === 0) return;
+  const errors = problems.filter((p) => p.severity === "error").length;
+  const head =
+    errors > 0
+      ? `splitstream: ROUTES has ${errors} error(s); the routes concerned are ignored (requests they would match pass through untouched):`
+      : "splitstream: ROUTES warnings:";
+  (errors > 0 ? console.error : console.warn)(`${head}\n${formatProblems(problems)}`);
+}
+
+/** `ROUTES` parsed, with its problems; computed (and problems logged) once per isolate per value. */
+export function loadRouteTable(env: { ROUTES?: unknown }): RouteTable {
+  const raw = env.ROUTES;
+  if (raw === lastRaw && lastTable) return lastTable;
+  const key = rawKey(raw);
+  let table = tablesByText.get(key);
+  if (!table) {
+    table = parseRoutes(raw);
+    logProblems(table.problems);
+    if (tablesByText.size >= MAX_CACHED_TABLES) tablesByText.clear();
+    tablesByText.set(key, table);
+  }
+  lastRaw = raw;
+  lastTable = table;
+  return table;
+}
+
+/** The valid routes of `env.ROUTES`, in order (memoized; problems logged once). */
+export function loadRoutes(env: { ROUTES?: unknown }): RouteConfig[] {
+  return loadRouteTable(env).routes;
+}
+
+/** Forgets the memoized tables (tests). */
+export function resetRoutesCache(): void {
+  lastRaw = Symbol("none");
+  lastTable = undefined;
+  tablesByText.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching
+
+function matches(compiled: CompiledRoute, url: URL): boolean {
+  if (compiled.scheme !== null && url.protocol !== compiled.scheme) return false;
+  const host = url.hostname;
+  switch (compiled.hostKind) {
+    case "exact":
+      if (host !== compiled.host) return false;
+      break;
+    case "sub":
+      if (!(host.length > compiled.host.length + 1 && host.endsWith(`.${compiled.host}`))) return false;
+      break;
+    case "apexOrSub":
+      if (host !== compiled.host && !host.endsWith(`.${compiled.host}`)) return false;
+      break;
+    case "any":
+      break;
+  }
+  const path = url.pathname;
+  return compiled.pathPrefix ? path.startsWith(compiled.path) : path === compiled.path;
+}
+
+/** The first route whose pattern matches the URL (scheme, host and path; port and query ignored), else null. */
+export function matchRoute(routes: readonly RouteConfig[], url: URL): RouteConfig | null {
+  for (const route of routes) {
+    const compiled = compileRoute(route);
+    if (compiled && matches(compiled, url)) return route;
+  }
+  return null;
+}
+
+/** Whether one of the route's `exclude_paths` globs matches the (percent-encoded) URL path. */
+export function isExcludedPath(route: RouteConfig, pathname: string): boolean {
+  const compiled = compileRoute(route);
+  if (!compiled) return false;
+  for (const glob of compiled.excludes) if (glob.test(pathname)) return true;
+  return false;
+}

@@ -1,0 +1,29 @@
+/**
+ * Wiring only (CONTRACT §1): one Worker with fetch (edge + endpoints), and later queue and
+ * scheduled handlers. Routing of `/_ss/` endpoints and routed pages lives here; the work lives
+ * in src/edge, src/events, src/api.
+ */
+import type { Env } from "./env";
+import { DATAFILES_PATH_PREFIX, handleDatafileRequest } from "./edge/datafile-endpoint";
+import { handleEdgeRequest } from "./edge/handle-request";
+import { handleHealth, HEALTH_PATH } from "./edge/health";
+import { loadRoutes, matchRoute } from "./edge/routes";
+import { errorResponse } from "./edge/errors";
+
+const RESERVED_PREFIX = "/_ss/";
+
+export default {
+  async fetch(request, env, ctx): Promise<Response> {
+    const url = new URL(request.url);
+    // Liveness answers on every host the Worker sees.
+    if (url.pathname === HEALTH_PATH) return handleHealth(request, env);
+    const route = matchRoute(loadRoutes(env), url);
+    // Not ours: to the origin, untouched.
+    if (!route) return fetch(request);
+    if (url.pathname.startsWith(RESERVED_PREFIX)) {
+      if (url.pathname.startsWith(DATAFILES_PATH_PREFIX)) return handleDatafileRequest(request, env, ctx);
+      return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
+    }
+    return handleEdgeRequest(request, env, ctx, route, url);
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,50 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/**
+ * Two projects:
+ * - `core`: plain Node. src/core must not need any Workers API, and this proves it.
+ * - `workers`: the real Worker (wrangler.toml) inside workerd via Miniflare, with local
+ *   KV/D1/Queue/R2. Nothing may leave the machine: any outbound `fetch` that a test has not
+ *   mocked (see test/helpers/origin.ts) is answered here with a 599 naming the URL.
+ */
+
+// Fixed secrets for tests, so a developer's .dev.vars never changes a test's outcome.
+const testSecrets = { ADMIN_TOKEN: "test-admin-token", SIGNING_KEY: "test-signing-key" };
+// wrangler.toml lists them in `secrets.required`; wrangler looks for them in .dev.vars or else
+// process.env (this Node process only) and warns when they are missing.
+Object.assign(process.env, testSecrets);
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "core",
+          environment: "node",
+          include: ["test/core/**/*.test.ts"],
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: testSecrets,
+              outboundService: (request: Request) =>
+                new Response(`splitstream tests: outbound request refused: ${request.url}`, {
+                  status: 599,
+                  headers: { "x-splitstream-test": "outbound-refused" },
+                }),
+            },
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/core/**", "test/fixtures/**"],
+        },
+      },
+    ],
+  },
+});
