@@ -141,7 +141,10 @@ export function createDemoOrigin({ root = DEFAULT_ROOT, log = () => {} } = {}) {
       "<title>Slow page — Trailhead Supply Co.</title>",
     )}<main class="container section" data-page="slow"><h1 class="hero-title">A slow, streamed page</h1><p class="lead">${totalKb} KB in ${chunks} chunks, ${delay} ms apart. Through the edge the changes above arrive with the first bytes, long before the end of the page.</p>`;
     const bottom = `</main>${tail.slice(tail.indexOf("</main>") + "</main>".length)}`;
-    const perChunk = Math.max(1, Math.floor((totalKb * 1024 - top.length - bottom.length) / chunks));
+    const perChunk = Math.max(
+      1,
+      Math.floor((totalKb * 1024 - top.length - bottom.length) / chunks),
+    );
     res.writeHead(200, {
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
@@ -177,9 +180,16 @@ export function createDemoOrigin({ root = DEFAULT_ROOT, log = () => {} } = {}) {
       });
     }
     if (path === "/_origin/health") {
-      return send(req, res, 200, TYPES[".json"], JSON.stringify({ status: "ok", service: SERVICE }), {
-        "cache-control": "no-store",
-      });
+      return send(
+        req,
+        res,
+        200,
+        TYPES[".json"],
+        JSON.stringify({ status: "ok", service: SERVICE }),
+        {
+          "cache-control": "no-store",
+        },
+      );
     }
     if (path === "/_origin/headers") {
       return send(req, res, 200, TYPES[".json"], JSON.stringify(req.headers, null, 2) + "\n", {
@@ -188,7 +198,8 @@ export function createDemoOrigin({ root = DEFAULT_ROOT, log = () => {} } = {}) {
     }
     if (path === "/slow") return slow(req, res, url);
     const trimmed = path.length > 1 ? path.replace(/\/+$/, "") : path;
-    if (Object.hasOwn(PAGES, trimmed)) return send(req, res, 200, TYPES[".html"], page(PAGES[trimmed]));
+    if (Object.hasOwn(PAGES, trimmed))
+      return send(req, res, 200, TYPES[".html"], page(PAGES[trimmed]));
     const product = /^\/products\/(\d+)$/.exec(trimmed);
     if (product) {
       const html = productPage(product[1]);

@@ -136,7 +136,9 @@ async function publishDemoDatafile() {
   for (const key of [`${currentKey}/${revision}`, currentKey]) {
     await wrangler(["kv", "key", "put", ...kv, key, "--path", DEMO_DATAFILE]);
   }
-  console.log(`start: published ${DEMO_DATAFILE} (revision ${revision}) to local KV as ${currentKey}`);
+  console.log(
+    `start: published ${DEMO_DATAFILE} (revision ${revision}) to local KV as ${currentKey}`,
+  );
 }
 
 /** Whether the demo origin already answers on its port (e.g. one left from an earlier run). */

@@ -138,27 +138,32 @@ export function summarize(first: number, samples: number[]): TimingResult {
 }
 
 /**
- * Times every subject once per round, in turn (A B A B …), `warmup` untimed rounds first, so
- * load bursts on a shared machine hit every subject alike. Async `fn`s are awaited (inside the
- * timed region).
+ * Times the subjects in alternating blocks (A×n B×n A×n B×n …) so load bursts on a shared
+ * machine hit every subject alike. Within a block the first `discard` runs are not recorded:
+ * they absorb the garbage the other subject left behind, so nobody is charged for another
+ * subject's allocations (which interleaving run by run would do). The first `warmupBlocks`
+ * rounds of blocks are not recorded at all. Async `fn`s are awaited inside the timed region.
  */
 export async function timeInterleaved(
-  options: { warmup: number; runs: number },
+  options: { warmupBlocks: number; blocks: number; blockSize: number; discard: number },
   subjects: readonly TimedSubject[],
 ): Promise<Map<string, TimingResult>> {
   const samples = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
   const first = new Map<string, number>();
-  for (let round = 0; round < options.warmup + options.runs; round++) {
+  for (let block = 0; block < options.warmupBlocks + options.blocks; block++) {
     for (const subject of subjects) {
-      const input = subject.setup?.();
-      const start = now();
-      let output = subject.fn(input);
-      if (output instanceof Promise) output = await output;
-      const elapsed = now() - start;
-      if (round === 0) first.set(subject.name, elapsed);
-      if (round >= options.warmup) samples.get(subject.name)!.push(elapsed);
-      const done = subject.teardown?.(output);
-      if (done instanceof Promise) await done;
+      for (let run = 0; run < options.blockSize; run++) {
+        const input = subject.setup?.();
+        const start = now();
+        let output = subject.fn(input);
+        if (output instanceof Promise) output = await output;
+        const elapsed = now() - start;
+        if (!first.has(subject.name)) first.set(subject.name, elapsed);
+        if (block >= options.warmupBlocks && run >= options.discard)
+          samples.get(subject.name)!.push(elapsed);
+        const done = subject.teardown?.(output);
+        if (done instanceof Promise) await done;
+      }
     }
   }
   return new Map(
@@ -166,12 +171,9 @@ export async function timeInterleaved(
   );
 }
 
-/** Median of per-round time ratios b ÷ a (how many times `a` is faster), rounds paired. */
-export function pairedTimeRatio(a: TimingResult, b: TimingResult): number {
-  const n = Math.min(a.samples.length, b.samples.length);
-  const ratios: number[] = [];
-  for (let i = 0; i < n; i++) ratios.push(b.samples[i]! / a.samples[i]!);
-  return median(ratios);
+/** Median time of `b` ÷ median time of `a`: how many times `a` is faster. */
+export function timeRatio(a: TimingResult, b: TimingResult): number {
+  return b.median / a.median;
 }
 
 /**

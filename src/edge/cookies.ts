@@ -189,7 +189,7 @@ export function encodeBase64Url(bytes: Uint8Array): string {
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
-/** base64url (padding optional) → bytes, or null when it is not valid base64url. Never throws. */
+/** base64url without padding → bytes, or null when it is not valid base64url. Never throws. */
 export function decodeBase64Url(text: string): Uint8Array | null {
   if (!BASE64URL.test(text) || text.length % 4 === 1) return null;
   try {

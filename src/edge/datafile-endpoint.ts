@@ -8,8 +8,8 @@
  * Both answer 304 when nothing changed (If-None-Match wins when both are sent, RFC 9110 §13.2.2).
  * The ETag is derived from the text and is the same in every isolate. `Last-Modified` comes from
  * the KV metadata `publishedAt` when the publisher wrote it (then the usual "not modified since"
- * comparison applies); otherwise it is when this isolate first saw the text, which differs
- * between isolates, so then only an exact match counts — a different date means a full 200,
+ * date comparison applies); otherwise it is about when this isolate first saw the text, which
+ * differs between isolates, so then only an exact match counts — another date means a full 200,
  * never a 304 hiding a newer datafile.
  *
  * Caching: `public, max-age=60` — SDKs poll every few minutes, and a browser may keep a copy a
@@ -52,7 +52,10 @@ function notModifiedSince(header: string, entry: DatafileEntry): boolean {
 function preflight(request: Request): Response {
   const requested = request.headers.get("access-control-request-headers");
   // Datafiles are public and credential-free, so any well-formed header list may be allowed.
-  const allowHeaders = requested && /^[\w-]+(\s*,\s*[\w-]+)*$/.test(requested.trim()) ? requested.trim() : DEFAULT_ALLOWED_HEADERS;
+  const allowHeaders =
+    requested && /^[\w-]+(\s*,\s*[\w-]+)*$/.test(requested.trim())
+      ? requested.trim()
+      : DEFAULT_ALLOWED_HEADERS;
   return new Response(null, {
     status: 204,
     headers: {
@@ -68,10 +71,18 @@ function preflight(request: Request): Response {
 
 /** `/_ss/datafiles/{sdkKey}.json` → the sdkKey, or an error response. */
 function sdkKeyFrom(pathname: string): { sdkKey: string } | { response: Response } {
-  const name = pathname.startsWith(DATAFILES_PATH_PREFIX) ? pathname.slice(DATAFILES_PATH_PREFIX.length) : "";
+  const name = pathname.startsWith(DATAFILES_PATH_PREFIX)
+    ? pathname.slice(DATAFILES_PATH_PREFIX.length)
+    : "";
   if (!name.endsWith(".json") || name.length === ".json".length || name.includes("/")) {
     return {
-      response: errorResponse(404, "not_found", `no datafile endpoint at ${pathname}; use ${DATAFILES_PATH_PREFIX}{sdkKey}.json`, null, CORS_HEADERS),
+      response: errorResponse(
+        404,
+        "not_found",
+        `no datafile endpoint at ${pathname}; use ${DATAFILES_PATH_PREFIX}{sdkKey}.json`,
+        null,
+        CORS_HEADERS,
+      ),
     };
   }
   const sdkKey = name.slice(0, -".json".length);
@@ -89,7 +100,11 @@ function sdkKeyFrom(pathname: string): { sdkKey: string } | { response: Response
   return { sdkKey };
 }
 
-export async function handleDatafileRequest(request: Request, env: Pick<Env, "DATAFILES">, ctx: Pick<ExecutionContext, "waitUntil">): Promise<Response> {
+export async function handleDatafileRequest(
+  request: Request,
+  env: Pick<Env, "DATAFILES">,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+): Promise<Response> {
   if (request.method === "OPTIONS") return preflight(request);
   if (request.method !== "GET" && request.method !== "HEAD") {
     return errorResponse(
@@ -106,7 +121,13 @@ export async function handleDatafileRequest(request: Request, env: Pick<Env, "DA
 
   const entry = await getDatafile(env, ctx, sdkKey);
   if (!entry) {
-    return errorResponse(404, "datafile_not_found", `no datafile is published for sdkKey "${sdkKey}"`, { sdkKey }, CORS_HEADERS);
+    return errorResponse(
+      404,
+      "datafile_not_found",
+      `no datafile is published for sdkKey "${sdkKey}"`,
+      { sdkKey },
+      CORS_HEADERS,
+    );
   }
 
   const headers: Record<string, string> = {
@@ -118,7 +139,10 @@ export async function handleDatafileRequest(request: Request, env: Pick<Env, "DA
   };
   const ifNoneMatch = request.headers.get("if-none-match");
   const ifModifiedSince = request.headers.get("if-modified-since");
-  const notModified = ifNoneMatch !== null ? etagMatches(ifNoneMatch, entry.etag) : ifModifiedSince !== null && notModifiedSince(ifModifiedSince, entry);
+  const notModified =
+    ifNoneMatch !== null
+      ? etagMatches(ifNoneMatch, entry.etag)
+      : ifModifiedSince !== null && notModifiedSince(ifModifiedSince, entry);
   if (notModified) return new Response(null, { status: 304, headers });
 
   headers["content-type"] = "application/json; charset=utf-8";

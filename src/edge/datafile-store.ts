@@ -19,7 +19,9 @@
  *   requests for an unpublished sdkKey do not each read KV.
  *
  * Last-Modified: from the KV value's metadata `publishedAt` (ISO 8601 string or epoch ms —
- * the same in every isolate) when present, else the time this isolate first saw the text.
+ * the same in every isolate) when present; else the time this isolate first saw the text,
+ * back-dated by 0-599 s derived from the text's hash (see below), which the datafile endpoint
+ * then only honours as an exact `If-Modified-Since` match.
  */
 import { loadDatafile, type CompiledDatafile } from "../core/index";
 import { formatProblems } from "../core/problem";
@@ -33,7 +35,7 @@ export interface DatafileEntry {
   revision: string;
   /** Strong ETag: `"<sdkKey>-<revision>-<16 hex of SHA-256(text)>"`, the same in every isolate. */
   etag: string;
-  /** HTTP date: KV metadata `publishedAt`, else when this isolate first saw this text. */
+  /** HTTP date: KV metadata `publishedAt`, else about when this isolate first saw this text. */
   lastModified: string;
   /** Whether `lastModified` came from KV metadata (identical across isolates). */
   lastModifiedFromMetadata: boolean;
@@ -87,8 +89,15 @@ export const datafileStoreCounters = { kvReads: 0, compiles: 0 };
 type Ctx = Pick<ExecutionContext, "waitUntil">;
 type StoreEnv = Pick<Env, "DATAFILES">;
 
-function log(slot: Slot, sdkKey: string, level: "error" | "warn", message: string, now: number): void {
-  if (slot.lastLog && slot.lastLog.message === message && now - slot.lastLog.at < LOG_INTERVAL_MS) return;
+function log(
+  slot: Slot,
+  sdkKey: string,
+  level: "error" | "warn",
+  message: string,
+  now: number,
+): void {
+  if (slot.lastLog && slot.lastLog.message === message && now - slot.lastLog.at < LOG_INTERVAL_MS)
+    return;
   slot.lastLog = { message, at: now };
   (level === "error" ? console.error : console.warn)(`splitstream: datafile ${sdkKey}: ${message}`);
 }
@@ -122,7 +131,12 @@ function evictEmptySlots(): void {
 }
 
 /** One KV read and what follows from it; updates the slot and never rejects. */
-async function refresh(env: StoreEnv, sdkKey: string, slot: Slot, cacheTtl: number): Promise<DatafileEntry | null> {
+async function refresh(
+  env: StoreEnv,
+  sdkKey: string,
+  slot: Slot,
+  cacheTtl: number,
+): Promise<DatafileEntry | null> {
   try {
     let value: string | null;
     let metadata: unknown;
@@ -138,14 +152,27 @@ async function refresh(env: StoreEnv, sdkKey: string, slot: Slot, cacheTtl: numb
       const now = Date.now();
       slot.checkedAt = now;
       slot.lastError = `KV read failed: ${error instanceof Error ? error.message : String(error)}`;
-      log(slot, sdkKey, "error", `${slot.lastError}${slot.good ? ` (still serving revision ${slot.good.revision})` : ""}`, now);
+      log(
+        slot,
+        sdkKey,
+        "error",
+        `${slot.lastError}${slot.good ? ` (still serving revision ${slot.good.revision})` : ""}`,
+        now,
+      );
       return slot.good;
     }
     const now = Date.now();
     slot.checkedAt = now;
 
     if (value === null) {
-      if (slot.good) log(slot, sdkKey, "warn", `${datafileKey(sdkKey)} was deleted: unpublished, requests pass through`, now);
+      if (slot.good)
+        log(
+          slot,
+          sdkKey,
+          "warn",
+          `${datafileKey(sdkKey)} was deleted: unpublished, requests pass through`,
+          now,
+        );
       slot.good = null;
       slot.badText = null;
       slot.lastError = `not found: no datafile at ${datafileKey(sdkKey)}`;
@@ -176,7 +203,9 @@ async function refresh(env: StoreEnv, sdkKey: string, slot: Slot, cacheTtl: numb
       return good;
     }
     if (loaded.problems.length > 0) {
-      console.warn(`splitstream: datafile ${sdkKey} revision ${loaded.compiled.revision} loaded with warnings:\n${formatProblems(loaded.problems)}`);
+      console.warn(
+        `splitstream: datafile ${sdkKey} revision ${loaded.compiled.revision} loaded with warnings:\n${formatProblems(loaded.problems)}`,
+      );
     }
     if (loaded.compiled.sdkKey !== null && loaded.compiled.sdkKey !== sdkKey) {
       console.warn(
@@ -185,15 +214,21 @@ async function refresh(env: StoreEnv, sdkKey: string, slot: Slot, cacheTtl: numb
     }
 
     const fromMetadata = metadataDate(metadata);
+    const hash = await shortHash(value);
     let lastModified: string;
     if (fromMetadata) {
       lastModified = fromMetadata.toUTCString();
     } else {
-      // First seen now; never the same second as the previous text's (If-Modified-Since is exact).
-      let seconds = Math.floor(now / 1000);
-      if (good && !good.lastModifiedFromMetadata) {
-        seconds = Math.max(seconds, Math.floor(Date.parse(good.lastModified) / 1000) + 1);
-      }
+      // When this isolate first saw the text, back-dated by up to 10 minutes by the text's hash:
+      // the endpoint compares such dates exactly, and two isolates that first saw different
+      // texts in the same second must not send the same date. Never equal to the previous one.
+      let seconds = Math.floor(now / 1000) - (parseInt(hash.slice(0, 8), 16) % 600);
+      if (
+        good &&
+        !good.lastModifiedFromMetadata &&
+        Date.parse(good.lastModified) === seconds * 1000
+      )
+        seconds -= 1;
       lastModified = new Date(seconds * 1000).toUTCString();
     }
     const revision = loaded.compiled.revision;
@@ -202,7 +237,7 @@ async function refresh(env: StoreEnv, sdkKey: string, slot: Slot, cacheTtl: numb
       compiled: loaded.compiled,
       text: value,
       revision,
-      etag: `"${sdkKey}-${revision.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64)}-${await shortHash(value)}"`,
+      etag: `"${sdkKey}-${revision.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64)}-${hash}"`,
       lastModified,
       lastModifiedFromMetadata: fromMetadata !== null,
       loadedAt: now,
@@ -220,7 +255,14 @@ async function refresh(env: StoreEnv, sdkKey: string, slot: Slot, cacheTtl: numb
   }
 }
 
-function startLoad(env: StoreEnv, ctx: Ctx, sdkKey: string, slot: Slot, cacheTtl: number, now: number): Promise<DatafileEntry | null> {
+function startLoad(
+  env: StoreEnv,
+  ctx: Ctx,
+  sdkKey: string,
+  slot: Slot,
+  cacheTtl: number,
+  now: number,
+): Promise<DatafileEntry | null> {
   const promise = refresh(env, sdkKey, slot, cacheTtl).finally(() => {
     if (slot.inflight === promise) slot.inflight = null;
   });
@@ -242,16 +284,28 @@ export async function getDatafile(
   options: DatafileStoreOptions = {},
 ): Promise<DatafileEntry | null> {
   const freshMs = options.freshMs ?? DEFAULT_FRESH_MS;
-  const cacheTtl = Math.max(DEFAULT_KV_CACHE_TTL_SECONDS, Math.floor(options.kvCacheTtlSeconds ?? DEFAULT_KV_CACHE_TTL_SECONDS));
+  const cacheTtl = Math.max(
+    DEFAULT_KV_CACHE_TTL_SECONDS,
+    Math.floor(options.kvCacheTtlSeconds ?? DEFAULT_KV_CACHE_TTL_SECONDS),
+  );
   const now = Date.now();
   let slot = slots.get(sdkKey);
   if (!slot) {
-    slot = { good: null, checkedAt: -Infinity, lastError: null, badText: null, inflight: null, inflightSince: 0, lastLog: null };
+    slot = {
+      good: null,
+      checkedAt: -Infinity,
+      lastError: null,
+      badText: null,
+      inflight: null,
+      inflightSince: 0,
+      lastLog: null,
+    };
     slots.set(sdkKey, slot);
     evictEmptySlots();
   }
   const fresh = now - slot.checkedAt < freshMs;
-  const inflight = slot.inflight !== null && now - slot.inflightSince < INFLIGHT_TIMEOUT_MS ? slot.inflight : null;
+  const inflight =
+    slot.inflight !== null && now - slot.inflightSince < INFLIGHT_TIMEOUT_MS ? slot.inflight : null;
 
   if (slot.good) {
     if (!fresh && !inflight) void startLoad(env, ctx, sdkKey, slot, cacheTtl, now);

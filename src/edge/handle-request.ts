@@ -31,10 +31,15 @@ interface PageDecision {
   decision: Decision & { variationId: string; variationKey: string };
 }
 
+function withoutPreviewParam(url: URL): URL {
+  const copy = new URL(url.href);
+  copy.searchParams.delete(PREVIEW_QUERY_PARAM);
+  return copy;
+}
+
 /** Where the page is fetched from: the route's origin (same path and query) or the request itself. */
 export function originUrlFor(route: RouteConfig, url: URL): URL {
-  const target = new URL(url.href);
-  target.searchParams.delete(PREVIEW_QUERY_PARAM);
+  const target = withoutPreviewParam(url);
   if (!route.origin) return target;
   const base = new URL(route.origin);
   const prefix = base.pathname.replace(/\/$/, "");
@@ -183,6 +188,9 @@ export async function handleEdgeRequest(
     for (const cookie of setCookies) out.headers.append("set-cookie", cookie);
     if (route.exposeDecisions && decisionsHeader !== "") out.headers.set(DECISIONS_HEADER, decisionsHeader);
     if (pageDecisions.length > 0) {
+      // The body differs per decision: the origin's validators no longer describe it.
+      out.headers.delete("etag");
+      out.headers.delete("last-modified");
       out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
       const vary = out.headers.get("vary");
       if (!vary || !/\bcookie\b/i.test(vary)) out.headers.set("vary", vary ? `${vary}, Cookie` : "Cookie");
@@ -265,8 +273,12 @@ async function decidePage(request: Request, env: Env, ctx: ExecutionContext, rou
   // Previews are for checking, not for the results: they are never counted.
   const tracking = !visitor.bot && preview === undefined;
 
-  const plan = planPage(compiled, url.href);
-  const attributes = buildRequestAttributes(request, url, cookies, visitor, new Date());
+  // The preview token is a credential: keep it out of url/query.* attributes.
+  const attributeUrl = url.searchParams.has(PREVIEW_QUERY_PARAM) ? withoutPreviewParam(url) : url;
+  const plan = planPage(compiled, attributeUrl.href);
+  // Pages without experiments skip the per-request attribute work entirely.
+  const attributes =
+    plan.candidates.length === 0 ? {} : buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date());
   const prepared = prepareVisitor(compiled, { visitorId: visitor.id, attributes, sticky: visitor.sticky, preview });
 
   const pageDecisions: PageDecision[] = [];
@@ -347,6 +359,7 @@ async function decidePage(request: Request, env: Env, ctx: ExecutionContext, rou
     pageviewEvents,
     redirect,
     rewriteTo,
-    plan: { changes, bootstrap: renderBootstrap(bootstrap) },
+    // The client script (/_ss/client.js) is not served yet; until it is, only the data goes in.
+    plan: { changes, bootstrap: renderBootstrap(bootstrap, { clientScript: false }) },
   };
 }

@@ -21,10 +21,18 @@ export async function handleHealth(
   ctx?: Pick<ExecutionContext, "waitUntil">,
 ): Promise<Response> {
   if (request.method !== "GET" && request.method !== "HEAD") {
-    return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${HEALTH_PATH}`, { allow: ["GET", "HEAD"] }, { allow: "GET, HEAD" });
+    return errorResponse(
+      405,
+      "method_not_allowed",
+      `${request.method} is not allowed on ${HEALTH_PATH}`,
+      { allow: ["GET", "HEAD"] },
+      { allow: "GET, HEAD" },
+    );
   }
   const table = loadRouteTable(env);
-  const unseen = [...new Set(table.routes.map((r) => r.sdkKey))].filter((sdkKey) => !hasDatafileSlot(sdkKey));
+  const unseen = [...new Set(table.routes.map((r) => r.sdkKey))].filter(
+    (sdkKey) => !hasDatafileSlot(sdkKey),
+  );
   await Promise.all(unseen.map((sdkKey) => getDatafile(env, ctx ?? awaitedContext, sdkKey)));
 
   const body = JSON.stringify({

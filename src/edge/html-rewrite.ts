@@ -15,9 +15,12 @@ import type { AttributeChangeSet, Change } from "../core/datafile-types";
 import { nonceAttribute } from "./bootstrap";
 
 export interface RewritePlan {
-  changes: Change[]; // every change of every immediate decision, in order (shared changes first, then variation changes)
-  bootstrap: string | null; // the rendered bootstrap HTML, injected as the first thing inside <head> (or before the first element if there is no head)
-  nonce?: string; // CSP nonce for injected <style>/<script>
+  /** every change of every immediate decision, in order (shared changes first, then variation changes) */
+  changes: Change[];
+  /** the rendered bootstrap HTML, injected as the first thing inside <head> (or before the first element if there is no head) */
+  bootstrap: string | null;
+  /** CSP nonce for injected <style>/<script> */
+  nonce?: string;
 }
 
 const LOG_PREFIX = "[splitstream]";

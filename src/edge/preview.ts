@@ -101,8 +101,10 @@ export async function verifyPreview(
     const dot = token.indexOf(".");
     if (dot <= 0 || dot !== token.lastIndexOf(".")) return null;
     const payload = token.slice(0, dot);
-    const mac = decodeBase64Url(token.slice(dot + 1));
-    if (mac === null || mac.length !== 32) return null;
+    const macText = token.slice(dot + 1);
+    const mac = decodeBase64Url(macText);
+    // 32 bytes, canonically encoded (no alternative spellings of the same MAC)
+    if (mac === null || mac.length !== 32 || encodeBase64Url(mac) !== macText) return null;
     const ok = await crypto.subtle.verify(
       "HMAC",
       await hmacKey(signingKey),

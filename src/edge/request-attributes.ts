@@ -22,13 +22,25 @@ export const HIDDEN_HEADERS: ReadonlySet<string> = new Set([
 /** At most this many query parameters become `query.<name>` attributes (first ones win). */
 export const MAX_QUERY_ATTRIBUTES = 100;
 
-const UTM_KEYS: Readonly<Record<string, string>> = {
-  utm_source: "utm.source",
-  utm_medium: "utm.medium",
-  utm_campaign: "utm.campaign",
-  utm_term: "utm.term",
-  utm_content: "utm.content",
-};
+const UTM_KEYS: ReadonlyMap<string, string> = new Map([
+  ["utm_source", "utm.source"],
+  ["utm_medium", "utm.medium"],
+  ["utm_campaign", "utm.campaign"],
+  ["utm_term", "utm.term"],
+  ["utm_content", "utm.content"],
+]);
+
+/**
+ * Which families of per-name attributes to build (all by default). A caller that knows no
+ * audience condition names a `header.*` attribute (say, from the datafile's conditions) can pass
+ * `{ headers: false }`: reading every header out of the runtime is most of this function's cost.
+ * `language` and `referrer` are computed either way.
+ */
+export interface RequestAttributeFamilies {
+  headers?: boolean;
+  cookies?: boolean;
+  query?: boolean;
+}
 
 /**
  * The attributes for one request: the visitor's stored custom attributes, overwritten by the
@@ -40,6 +52,7 @@ export function buildRequestAttributes(
   cookies: Map<string, string>,
   visitor: VisitorState,
   now: Date,
+  families?: RequestAttributeFamilies,
 ): Record<string, unknown> {
   // Stored custom attributes first, so the request attributes below win on any name clash.
   // Reserved names are dropped here too (decodeAttributes already does), so a request attribute
@@ -71,12 +84,20 @@ export function buildRequestAttributes(
   attrs["os.name"] = ua.osName;
 
   // headers (all but credentials), language, referrer
-  let acceptLanguage: string | null = null;
-  for (const [name, value] of headers) {
-    if (HIDDEN_HEADERS.has(name)) continue;
-    attrs["header." + name] = value;
-    if (name === "accept-language") acceptLanguage = value;
-    else if (name === "referer" && value !== "") attrs.referrer = value;
+  let acceptLanguage: string | null;
+  if (families?.headers !== false) {
+    // (forEach: measurably cheaper than the iterator in workerd)
+    acceptLanguage = null;
+    headers.forEach((value, name) => {
+      if (HIDDEN_HEADERS.has(name)) return;
+      attrs["header." + name] = value;
+      if (name === "accept-language") acceptLanguage = value;
+      else if (name === "referer" && value !== "") attrs.referrer = value;
+    });
+  } else {
+    acceptLanguage = headers.get("accept-language");
+    const referrer = headers.get("referer");
+    if (referrer) attrs.referrer = referrer;
   }
   const language = preferredLanguage(acceptLanguage);
   if (language !== null) attrs.language = language;
@@ -85,20 +106,38 @@ export function buildRequestAttributes(
   attrs.url = url.href;
   attrs.path = url.pathname;
   if (url.search.length > 1) {
-    let count = 0;
-    for (const [name, value] of url.searchParams) {
-      const key = "query." + name;
-      if (attrs[key] !== undefined) continue; // first value wins
-      attrs[key] = value;
-      const utm = UTM_KEYS[name];
-      if (utm !== undefined) attrs[utm] = value;
-      if (++count >= MAX_QUERY_ATTRIBUTES) break;
+    const params = url.searchParams;
+    let complete = false;
+    if (families?.query !== false) {
+      complete = true;
+      let count = 0;
+      for (const [name, value] of params) {
+        const key = "query." + name;
+        if (attrs[key] !== undefined) continue; // first value wins
+        attrs[key] = value;
+        const utm = UTM_KEYS.get(name);
+        if (utm !== undefined) attrs[utm] = value;
+        if (++count >= MAX_QUERY_ATTRIBUTES) {
+          complete = false;
+          break;
+        }
+      }
+    }
+    if (!complete) {
+      // utm.* whatever the query.* cap or families say
+      for (const [param, name] of UTM_KEYS) {
+        if (attrs[name] !== undefined) continue;
+        const value = params.get(param);
+        if (value !== null) attrs[name] = value;
+      }
     }
   }
 
   // cookies (not Splitstream's own)
-  for (const [name, value] of cookies) {
-    if (!INTERNAL_COOKIES.has(name)) attrs["cookie." + name] = value;
+  if (families?.cookies !== false) {
+    for (const [name, value] of cookies) {
+      if (!INTERNAL_COOKIES.has(name)) attrs["cookie." + name] = value;
+    }
   }
 
   attrs["visitor.new"] = visitor.isNew;

@@ -102,7 +102,8 @@ interface CompiledRoute {
 
 const compiledRoutes = new WeakMap<RouteConfig, CompiledRoute>();
 
-type PatternResult = { ok: true; compiled: Omit<CompiledRoute, "excludes"> } | { ok: false; message: string };
+type PatternResult =
+  { ok: true; compiled: Omit<CompiledRoute, "excludes"> } | { ok: false; message: string };
 
 function normalizeHost(host: string): string | null {
   try {
@@ -128,14 +129,22 @@ function compilePattern(pattern: string): PatternResult {
     scheme = schemeMatch[1]!.toLowerCase() === "https" ? "https:" : "http:";
     rest = rest.slice(schemeMatch[0].length);
   } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(rest)) {
-    return { ok: false, message: "only http:// or https:// may start a pattern (or no scheme: both)" };
+    return {
+      ok: false,
+      message: "only http:// or https:// may start a pattern (or no scheme: both)",
+    };
   }
-  if (/[?#]/.test(rest)) return { ok: false, message: "a pattern has no query or fragment (the query is ignored when matching)" };
+  if (/[?#]/.test(rest))
+    return {
+      ok: false,
+      message: "a pattern has no query or fragment (the query is ignored when matching)",
+    };
   if (/\s/.test(rest)) return { ok: false, message: "a pattern has no whitespace" };
   const slash = rest.indexOf("/");
   const hostPart = (slash === -1 ? rest : rest.slice(0, slash)).toLowerCase();
   let pathPart = slash === -1 ? "/" : rest.slice(slash);
-  if (hostPart === "") return { ok: false, message: 'a pattern starts with a host, e.g. "shop.example.com/*"' };
+  if (hostPart === "")
+    return { ok: false, message: 'a pattern starts with a host, e.g. "shop.example.com/*"' };
 
   let hostKind: CompiledRoute["hostKind"];
   let hostRest: string;
@@ -154,12 +163,14 @@ function compilePattern(pattern: string): PatternResult {
   }
   let host = "";
   if (hostKind !== "any") {
-    if (hostRest.includes("*")) return { ok: false, message: "a host may only start with * (e.g. *.example.com)" };
+    if (hostRest.includes("*"))
+      return { ok: false, message: "a host may only start with * (e.g. *.example.com)" };
     if (/:\d*$/.test(hostRest) && !hostRest.endsWith("]")) {
       return { ok: false, message: "a pattern has no port: localhost/* matches every port" };
     }
     const normalized = normalizeHost(hostRest);
-    if (normalized === null || normalized === "") return { ok: false, message: `"${hostRest}" is not a valid host` };
+    if (normalized === null || normalized === "")
+      return { ok: false, message: `"${hostRest}" is not a valid host` };
     host = normalized;
   }
 
@@ -167,12 +178,16 @@ function compilePattern(pattern: string): PatternResult {
   if (star !== -1 && star !== pathPart.length - 1) {
     return {
       ok: false,
-      message: "a path may only end with * (no infix wildcard); use exclude_paths for globs like *.png",
+      message:
+        "a path may only end with * (no infix wildcard); use exclude_paths for globs like *.png",
     };
   }
   const pathPrefix = star !== -1;
   if (pathPrefix) pathPart = pathPart.slice(0, -1);
-  return { ok: true, compiled: { scheme, hostKind, host, path: normalizePath(pathPart), pathPrefix } };
+  return {
+    ok: true,
+    compiled: { scheme, hostKind, host, path: normalizePath(pathPart), pathPrefix },
+  };
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -188,7 +203,10 @@ function compileRoute(route: RouteConfig): CompiledRoute | null {
   if (cached) return cached;
   const result = compilePattern(route.pattern);
   if (!result.ok) return null;
-  const compiled: CompiledRoute = { ...result.compiled, excludes: route.excludePaths.map(globToRegExp) };
+  const compiled: CompiledRoute = {
+    ...result.compiled,
+    excludes: route.excludePaths.map(globToRegExp),
+  };
   compiledRoutes.set(route, compiled);
   return compiled;
 }
@@ -204,7 +222,10 @@ function routeSchema(): z.ZodType {
     pattern: z.string({ error: "pattern must be a string" }).min(1, "pattern must not be empty"),
     sdk_key: z
       .string({ error: "sdk_key must be a string" })
-      .regex(SDK_KEY_PATTERN, "sdk_key must be 1-128 characters: letters, digits, _ . - (starting with a letter or digit)"),
+      .regex(
+        SDK_KEY_PATTERN,
+        "sdk_key must be 1-128 characters: letters, digits, _ . - (starting with a letter or digit)",
+      ),
     origin: z.string({ error: "origin must be a URL string" }).nullish(),
     exclude_paths: z.array(z.string({ error: "each exclude path must be a string" })).nullish(),
     cookie_domain: z.string({ error: "cookie_domain must be a string" }).nullish(),
@@ -212,7 +233,10 @@ function routeSchema(): z.ZodType {
       .number({ error: "cookie_max_age_days must be a number" })
       .int("cookie_max_age_days must be a whole number of days")
       .min(1, "cookie_max_age_days must be at least 1")
-      .max(400, "cookie_max_age_days must be at most 400 (browsers cap cookie lifetimes at 400 days)")
+      .max(
+        400,
+        "cookie_max_age_days must be at most 400 (browsers cap cookie lifetimes at 400 days)",
+      )
       .nullish(),
     bot_policy: z.enum(["original", "decide"]).nullish(),
     gpc_policy: z.enum(["respect", "ignore"]).nullish(),
@@ -266,7 +290,10 @@ function unknownKeyMessage(key: string): string {
   let bestScore = Infinity;
   for (const known of ROUTE_KEYS) {
     // Prefix matches ("exclude" → "exclude_paths") and near misses ("sdkKey" → "sdk_key").
-    const score = known.startsWith(lower) || lower.startsWith(known) ? 1 : editDistance(lower.replace(/_/g, ""), known.replace(/_/g, ""));
+    const score =
+      known.startsWith(lower) || lower.startsWith(known)
+        ? 1
+        : editDistance(lower.replace(/_/g, ""), known.replace(/_/g, ""));
     if (score < bestScore) {
       bestScore = score;
       best = known;
@@ -325,10 +352,15 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
       error(["origin"], `"${entry.origin}" is not a URL (e.g. https://origin.example.net)`);
     }
     if (url) {
-      if (url.protocol !== "http:" && url.protocol !== "https:") error(["origin"], "origin must be an http:// or https:// URL");
-      else if (url.username || url.password) error(["origin"], "origin must not contain credentials");
+      if (url.protocol !== "http:" && url.protocol !== "https:")
+        error(["origin"], "origin must be an http:// or https:// URL");
+      else if (url.username || url.password)
+        error(["origin"], "origin must not contain credentials");
       else if (url.search || url.hash || entry.origin.includes("?") || entry.origin.includes("#")) {
-        error(["origin"], "origin must not have a query or fragment (the request's path and query are appended)");
+        error(
+          ["origin"],
+          "origin must not have a query or fragment (the request's path and query are appended)",
+        );
       } else origin = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
     }
   }
@@ -337,17 +369,27 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
   excludePaths.forEach((glob, i) => {
     if (glob === "") error(["exclude_paths", i], "an exclude path must not be empty");
     else if (!glob.startsWith("/") && !glob.startsWith("*")) {
-      error(["exclude_paths", i], `"${glob}" must start with / or * (it is matched against the URL path)`);
-    } else if (/[?#]/.test(glob)) error(["exclude_paths", i], "exclude paths match the path only: no ? or #");
+      error(
+        ["exclude_paths", i],
+        `"${glob}" must start with / or * (it is matched against the URL path)`,
+      );
+    } else if (/[?#]/.test(glob))
+      error(["exclude_paths", i], "exclude paths match the path only: no ? or #");
   });
 
   let cookieDomain: string | null = null;
   if (entry.cookie_domain != null) {
     const domain = entry.cookie_domain.toLowerCase();
     if (!/^\.?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(domain)) {
-      error(["cookie_domain"], `"${entry.cookie_domain}" is not a domain (e.g. example.com or .example.com)`);
+      error(
+        ["cookie_domain"],
+        `"${entry.cookie_domain}" is not a domain (e.g. example.com or .example.com)`,
+      );
     } else if (pattern.ok && !cookieDomainCovers(domain, pattern.compiled)) {
-      error(["cookie_domain"], `browsers reject cookies for "${domain}" on ${entry.pattern}: the domain must contain the route's host`);
+      error(
+        ["cookie_domain"],
+        `browsers reject cookies for "${domain}" on ${entry.pattern}: the domain must contain the route's host`,
+      );
     } else cookieDomain = domain;
   }
 
@@ -356,11 +398,20 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     try {
       const url = new URL(value);
       const bare = value.replace(/\/$/, "");
-      if ((url.protocol !== "http:" && url.protocol !== "https:") || url.origin.toLowerCase() !== bare.toLowerCase()) {
-        error(["cors_origins", i], `"${value}" must be an origin: scheme://host[:port], no path (and no *)`);
+      if (
+        (url.protocol !== "http:" && url.protocol !== "https:") ||
+        url.origin.toLowerCase() !== bare.toLowerCase()
+      ) {
+        error(
+          ["cors_origins", i],
+          `"${value}" must be an origin: scheme://host[:port], no path (and no *)`,
+        );
       } else corsOrigins.push(url.origin);
     } catch {
-      error(["cors_origins", i], `"${value}" must be an origin: scheme://host[:port], no path (and no *)`);
+      error(
+        ["cors_origins", i],
+        `"${value}" must be an origin: scheme://host[:port], no path (and no *)`,
+      );
     }
   });
 
@@ -381,7 +432,10 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     corsOrigins,
     optimizelyShim: entry.optimizely_shim ?? ROUTE_DEFAULTS.optimizelyShim,
   };
-  compiledRoutes.set(route, { ...pattern.compiled, excludes: route.excludePaths.map(globToRegExp) });
+  compiledRoutes.set(route, {
+    ...pattern.compiled,
+    excludes: route.excludePaths.map(globToRegExp),
+  });
   return route;
 }
 
@@ -400,7 +454,11 @@ export function parseRoutes(raw: unknown): { routes: RouteConfig[]; problems: Pr
     try {
       value = JSON.parse(value);
     } catch (error) {
-      problems.push({ path: "$", message: `ROUTES is not valid JSON: ${(error as Error).message}`, severity: "error" });
+      problems.push({
+        path: "$",
+        message: `ROUTES is not valid JSON: ${(error as Error).message}`,
+        severity: "error",
+      });
       return { routes: [], problems };
     }
   }
@@ -409,7 +467,11 @@ export function parseRoutes(raw: unknown): { routes: RouteConfig[]; problems: Pr
       typeof value === "object" && value !== null
         ? " (in wrangler.toml write [[vars.ROUTES]] with double brackets, one per route)"
         : "";
-    problems.push({ path: "$", message: `ROUTES must be an array of routes${hint}`, severity: "error" });
+    problems.push({
+      path: "$",
+      message: `ROUTES must be an array of routes${hint}`,
+      severity: "error",
+    });
     return { routes: [], problems };
   }
 
@@ -506,7 +568,8 @@ function matches(compiled: CompiledRoute, url: URL): boolean {
       if (host !== compiled.host) return false;
       break;
     case "sub":
-      if (!(host.length > compiled.host.length + 1 && host.endsWith(`.${compiled.host}`))) return false;
+      if (!(host.length > compiled.host.length + 1 && host.endsWith(`.${compiled.host}`)))
+        return false;
       break;
     case "apexOrSub":
       if (host !== compiled.host && !host.endsWith(`.${compiled.host}`)) return false;

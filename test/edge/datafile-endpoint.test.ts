@@ -1,8 +1,12 @@
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { handleDatafileRequest } from "../../src/edge/datafile-endpoint";
-import { datafileKey, resetDatafileStore } from "../../src/edge/datafile-store";
+import {
+  datafileKey,
+  datafileStoreCounters,
+  resetDatafileStore,
+} from "../../src/edge/datafile-store";
 import fixture from "../fixtures/datafiles/valid-web.json";
 
 const HOST = "https://shop.example.com";
@@ -13,7 +17,7 @@ function newKey(): string {
 
 /** Exact bytes, with spacing and non-ASCII an SDK must get unchanged. */
 function datafileText(revision: string): string {
-  return `{"revision":"${revision}",  "note": "héllo \\u2028 </script>",${JSON.stringify({ ...fixture, revision: undefined }).slice(1)}\n`;
+  return `{"revision":"${revision}",  "note": "héllo \\u2028 </script>",${JSON.stringify({ ...fixture, revision: undefined, sdkKey: undefined }).slice(1)}\n`;
 }
 
 async function publish(sdkKey: string, text: string, metadata?: unknown): Promise<void> {
@@ -43,7 +47,9 @@ describe("GET /_ss/datafiles/{sdkKey}.json", () => {
     expect(await response.text()).toBe(text);
     expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
     expect(response.headers.get("etag")).toMatch(new RegExp(`^"${sdkKey}-7-[0-9a-f]{16}"$`));
-    expect(response.headers.get("last-modified")).toMatch(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+    expect(response.headers.get("last-modified")).toMatch(
+      /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/,
+    );
     expect(response.headers.get("cache-control")).toBe("public, max-age=60");
     expect(response.headers.get("access-control-allow-origin")).toBe("*");
     expect(response.headers.get("access-control-expose-headers")).toBe("ETag, Last-Modified");
@@ -136,9 +142,13 @@ describe("conditional requests", () => {
   it("If-Modified-Since compares dates when Last-Modified comes from the publisher's metadata", async () => {
     const { path, lastModified } = await published({ publishedAt: "2026-01-02T03:04:05Z" });
     expect(lastModified).toBe("Fri, 02 Jan 2026 03:04:05 GMT");
-    const later = await request(path, { headers: { "if-modified-since": "Sat, 03 Jan 2026 00:00:00 GMT" } });
+    const later = await request(path, {
+      headers: { "if-modified-since": "Sat, 03 Jan 2026 00:00:00 GMT" },
+    });
     expect(later.status).toBe(304);
-    const earlier = await request(path, { headers: { "if-modified-since": "Thu, 01 Jan 2026 00:00:00 GMT" } });
+    const earlier = await request(path, {
+      headers: { "if-modified-since": "Thu, 01 Jan 2026 00:00:00 GMT" },
+    });
     expect(earlier.status).toBe(200);
     const junk = await request(path, { headers: { "if-modified-since": "yesterday" } });
     expect(junk.status).toBe(200);
@@ -169,7 +179,9 @@ describe("CORS preflight", () => {
     expect(response.status).toBe(204);
     expect(response.headers.get("access-control-allow-origin")).toBe("*");
     expect(response.headers.get("access-control-allow-methods")).toBe("GET, HEAD, OPTIONS");
-    expect(response.headers.get("access-control-allow-headers")).toBe("if-modified-since, x-custom");
+    expect(response.headers.get("access-control-allow-headers")).toBe(
+      "if-modified-since, x-custom",
+    );
     expect(response.headers.get("access-control-expose-headers")).toBe("ETag, Last-Modified");
     expect(response.headers.get("access-control-max-age")).toBe("86400");
   });
@@ -177,7 +189,9 @@ describe("CORS preflight", () => {
   it("allows the conditional headers when none are named", async () => {
     const response = await request(`/_ss/datafiles/any.json`, { method: "OPTIONS" });
     expect(response.status).toBe(204);
-    expect(response.headers.get("access-control-allow-headers")).toMatch(/If-None-Match, If-Modified-Since/);
+    expect(response.headers.get("access-control-allow-headers")).toMatch(
+      /If-None-Match, If-Modified-Since/,
+    );
   });
 });
 
@@ -220,20 +234,62 @@ describe("errors", () => {
     expect((await response.json<ErrorBody>()).error.code).toBe("invalid_sdk_key");
   });
 
-  it.each([["/_ss/datafiles/"], ["/_ss/datafiles/key"], ["/_ss/datafiles/.json"], ["/_ss/datafiles/a/b.json"], ["/_ss/datafiles/key.json/x"]])(
-    "404 not_found for %s",
-    async (path) => {
-      const response = await request(path);
-      expect(response.status).toBe(404);
-      expect((await response.json<ErrorBody>()).error.code).toBe("not_found");
-    },
-  );
+  it.each([
+    ["/_ss/datafiles/"],
+    ["/_ss/datafiles/key"],
+    ["/_ss/datafiles/.json"],
+    ["/_ss/datafiles/a/b.json"],
+    ["/_ss/datafiles/key.json/x"],
+  ])("404 not_found for %s", async (path) => {
+    const response = await request(path);
+    expect(response.status).toBe(404);
+    expect((await response.json<ErrorBody>()).error.code).toBe("not_found");
+  });
 
   it.each([["POST"], ["PUT"], ["DELETE"], ["PATCH"]])("405 for %s, with Allow", async (method) => {
     const response = await request(`/_ss/datafiles/x.json`, { method });
     expect(response.status).toBe(405);
     expect(response.headers.get("allow")).toBe("GET, HEAD, OPTIONS");
     const body = await response.json<ErrorBody>();
-    expect(body.error).toMatchObject({ code: "method_not_allowed", details: { allow: ["GET", "HEAD", "OPTIONS"] } });
+    expect(body.error).toMatchObject({
+      code: "method_not_allowed",
+      details: { allow: ["GET", "HEAD", "OPTIONS"] },
+    });
+  });
+});
+
+describe("through the Worker (wrangler.toml routes localhost/*)", () => {
+  it("serves the datafile on a routed host, with 304 on the next poll", async () => {
+    const sdkKey = newKey();
+    const text = datafileText("11");
+    await publish(sdkKey, text);
+    const first = await exports.default.fetch(`http://localhost:8787/_ss/datafiles/${sdkKey}.json`);
+    expect(first.status).toBe(200);
+    expect(await first.text()).toBe(text);
+    const poll = await exports.default.fetch(`http://localhost:8787/_ss/datafiles/${sdkKey}.json`, {
+      headers: { "if-modified-since": first.headers.get("last-modified")! },
+    });
+    expect(poll.status).toBe(304);
+  });
+
+  it("shares one KV read between concurrent cold requests in separate request contexts", async () => {
+    const sdkKey = newKey();
+    await publish(sdkKey, datafileText("12"));
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        exports.default.fetch(`http://localhost/_ss/datafiles/${sdkKey}.json`),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    const etags = new Set(responses.map((r) => r.headers.get("etag")));
+    expect(etags.size).toBe(1);
+    expect(datafileStoreCounters.kvReads).toBe(1);
+    await Promise.all(responses.map((r) => r.text()));
+  });
+
+  it("answers 404 for an unpublished sdkKey", async () => {
+    const response = await exports.default.fetch(`http://localhost/_ss/datafiles/${newKey()}.json`);
+    expect(response.status).toBe(404);
+    expect((await response.json<ErrorBody>()).error.code).toBe("datafile_not_found");
   });
 });

@@ -1,8 +1,10 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { decideExperiment, loadDatafile } from "../../src/core/index";
+import { decodeBootstrap } from "../../src/edge/bootstrap";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { parseDecisionsHeader } from "../../src/edge/decisions-header";
+import { signPreview } from "../../src/edge/preview";
 import type { EventMessage } from "../../src/events/messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
@@ -30,7 +32,7 @@ async function publish(datafile: unknown): Promise<void> {
 }
 
 async function get(path: string, init: RequestInit & { cf?: Record<string, unknown> } = {}): Promise<Response> {
-  const response = await exports.default.fetch(new Request(`${SITE}${path}`, init));
+  const response = await exports.default.fetch(new Request(`${SITE}${path}`, { redirect: "manual", ...init }));
   // Let ctx.waitUntil work (queue sends) settle before assertions.
   await new Promise((r) => setTimeout(r, 0));
   return response;
@@ -52,8 +54,12 @@ function cookieValue(response: Response, name: string): string | undefined {
 beforeEach(async () => {
   origin = mockOrigin(serveSite);
   queued = [];
-  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation(async (messages) => {
-    for (const m of messages) queued.push(m.body as EventMessage);
+  // Watch what the Worker sends to the real EVENTS queue binding (the call goes through).
+  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
+  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
+    const list = [...messages];
+    for (const m of list) queued.push(m.body as EventMessage);
+    return send(list, options);
   });
   await publish(edgeDatafile);
 });
@@ -172,7 +178,10 @@ describe("the edge on a routed page", () => {
     const html = await response.text();
     expect(new Map(parseDecisionsHeader(response.headers.get("x-ss-decisions"))).get("manual_test")).toBe("m");
     expect(html).toContain("<h1>Welcome</h1>");
-    expect(html).toContain('"activation":"manual"');
+    const payload = decodeBootstrap(JSON.parse(/window\.__ss=(\{.*?\});<\/script>/.exec(html)![1]!));
+    expect(payload?.decisions).toEqual([
+      expect.objectContaining({ experimentKey: "manual_test", variationKey: "m", activation: "manual", pageIds: ["p_manual"] }),
+    ]);
     expect(queued.filter((m) => m.type === "impression")).toHaveLength(0);
   });
 
@@ -187,6 +196,39 @@ describe("the edge on a routed page", () => {
     await response.text();
     expect(origin.requests[0]!.headers.get("x-ss-decisions")).toBe("");
     expect(origin.requests[0]!.headers.get("x-ss-visitor-id")).not.toBe("spoof");
+  });
+});
+
+describe("preview links", () => {
+  it("a signed link forces a variation (even of a paused experiment) for this browser only, uncounted", async () => {
+    const token = await signPreview(env.SIGNING_KEY, { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 });
+    const first = await get(`/?ss_preview=${encodeURIComponent(token)}`, { headers: { cookie: "ss_vid=qa1" } });
+    expect(await first.text()).toContain("PAUSED");
+    expect(cookieValue(first, "ss_preview")).toBeDefined();
+    expect(origin.requests[0]!.url).not.toContain("ss_preview");
+    expect(queued).toHaveLength(0);
+
+    // The cookie carries the preview on; another browser (no cookie) sees the live site.
+    const again = await get("/", { headers: { cookie: `ss_vid=qa1; ss_preview=${cookieValue(first, "ss_preview")}` } });
+    expect(await again.text()).toContain("PAUSED");
+    const other = await get("/", { headers: { cookie: "ss_vid=qa2" } });
+    expect(await other.text()).not.toContain("PAUSED");
+
+    // ss_preview=off ends it.
+    const off = await get("/?ss_preview=off", { headers: { cookie: `ss_vid=qa1; ss_preview=${cookieValue(first, "ss_preview")}` } });
+    expect(await off.text()).not.toContain("PAUSED");
+    expect(setCookies(off).some((c) => c.startsWith("ss_preview=") && /Max-Age=0/.test(c))).toBe(true);
+  });
+
+  it.each([
+    ["a tampered token", async () => (await signPreview(env.SIGNING_KEY, { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 })).replace(/.$/, (c) => (c === "A" ? "E" : "A"))],
+    ["another key's token", () => signPreview("not-the-key", { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 })],
+    ["an expired token", () => signPreview(env.SIGNING_KEY, { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() - 1000 })],
+    ["another sdkKey's token", () => signPreview(env.SIGNING_KEY, { sdkKey: "other", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 })],
+  ])("%s is ignored", async (_name, make) => {
+    const token = await make();
+    const response = await get(`/?ss_preview=${encodeURIComponent(token)}`);
+    expect(await response.text()).not.toContain("PAUSED");
   });
 });
 
@@ -242,7 +284,7 @@ describe("untouched and fail-open paths", () => {
   });
 
   it("KV throwing: pass-through", async () => {
-    vi.spyOn(env.DATAFILES, "get").mockRejectedValue(new Error("KV is down"));
+    vi.spyOn(env.DATAFILES, "getWithMetadata").mockRejectedValue(new Error("KV is down"));
     resetDatafileStore();
     const response = await get("/");
     expect(await response.text()).toBe(PAGE);
@@ -260,9 +302,8 @@ describe("injection through datafile keys and query strings", () => {
     expect(html).not.toContain("<script>alert(1)</script>");
     expect(html).not.toContain("<img src=x onerror");
     expect(html).not.toContain("alert(3)</script>");
-    // Exactly the scripts we inject (bootstrap + client loader), none smuggled in.
-    const scripts = html.match(/<script\b/g) ?? [];
-    expect(scripts.length).toBeLessThanOrEqual(2);
+    // Exactly the script we inject (the bootstrap), none smuggled in.
+    expect(html.match(/<script\b/g) ?? []).toHaveLength(1);
     const header = response.headers.get("x-ss-decisions")!;
     expect(header).not.toMatch(/[<>" ]x=y/);
     expect(new Map(parseDecisionsHeader(header)).get(`</script><script>alert(1)</script>`)).toBe(`"><img src=x onerror=alert(2)>, x=y`);

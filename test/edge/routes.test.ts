@@ -88,7 +88,9 @@ describe("parseRoutes: forms and defaults", () => {
   });
 
   it("treats null values as absent (JSON users writing null for the default)", () => {
-    const { routes, problems } = parseRoutes([{ ...minimal, origin: null, cookie_max_age_days: null }]);
+    const { routes, problems } = parseRoutes([
+      { ...minimal, origin: null, cookie_max_age_days: null },
+    ]);
     expect(problems).toEqual([]);
     expect(routes[0]).toMatchObject({ origin: null, cookieMaxAgeDays: 365 });
   });
@@ -107,7 +109,11 @@ describe("parseRoutes: problems", () => {
     ["not JSON", "[{pattern:", [{ path: "$", message: /not valid JSON/ }]],
     ["a number", 3, [{ path: "$", message: /must be an array/ }]],
     ["a single table", minimal, [{ path: "$", message: /\[\[vars\.ROUTES\]\]/ }]],
-    ["an entry that is not a table", ["shop.example.com/*"], [{ path: "$[0]", message: /table\/object/ }]],
+    [
+      "an entry that is not a table",
+      ["shop.example.com/*"],
+      [{ path: "$[0]", message: /table\/object/ }],
+    ],
     [
       "missing required keys",
       [{}],
@@ -116,39 +122,177 @@ describe("parseRoutes: problems", () => {
         { path: "$[0].sdk_key", message: /sdk_key is required/ },
       ],
     ],
-    ["pattern not a string", [{ ...minimal, pattern: 5 }], [{ path: "$[0].pattern", message: /string/ }]],
+    [
+      "pattern not a string",
+      [{ ...minimal, pattern: 5 }],
+      [{ path: "$[0].pattern", message: /string/ }],
+    ],
     ["empty pattern", [{ ...minimal, pattern: "" }], [{ path: "$[0].pattern", message: /empty/ }]],
-    ["sdk_key with a slash", [{ ...minimal, sdk_key: "a/b" }], [{ path: "$[0].sdk_key", message: /letters, digits/ }]],
-    ["sdk_key too long", [{ ...minimal, sdk_key: "a".repeat(129) }], [{ path: "$[0].sdk_key", message: /1-128/ }]],
-    ["unknown key (typo)", [{ ...minimal, exclude: ["/api/*"] }], [{ path: "$[0].exclude", message: /unknown key "exclude" \(did you mean "exclude_paths"\?\)/ }]],
-    ["unknown key camelCase", [{ ...minimal, sdkKey: "x" }], [{ path: "$[0].sdkKey", message: /did you mean "sdk_key"/ }]],
-    ["unknown key far from all", [{ ...minimal, zzzzzzzzzz: 1 }], [{ path: "$[0].zzzzzzzzzz", message: /^unknown key "zzzzzzzzzz"; known keys: pattern, sdk_key/ }]],
-    ["cookie_max_age_days too big", [{ ...minimal, cookie_max_age_days: 401 }], [{ path: "$[0].cookie_max_age_days", message: /at most 400/ }]],
-    ["cookie_max_age_days zero", [{ ...minimal, cookie_max_age_days: 0 }], [{ path: "$[0].cookie_max_age_days", message: /at least 1/ }]],
-    ["cookie_max_age_days fractional", [{ ...minimal, cookie_max_age_days: 1.5 }], [{ path: "$[0].cookie_max_age_days", message: /whole number/ }]],
-    ["cookie_max_age_days as string", [{ ...minimal, cookie_max_age_days: "30" }], [{ path: "$[0].cookie_max_age_days", message: /number/ }]],
-    ["bot_policy unknown", [{ ...minimal, bot_policy: "block" }], [{ path: "$[0].bot_policy", message: /original|decide/ }]],
-    ["gpc_policy unknown", [{ ...minimal, gpc_policy: "yes" }], [{ path: "$[0].gpc_policy", message: /respect|ignore/ }]],
-    ["serve_api as string", [{ ...minimal, serve_api: "false" }], [{ path: "$[0].serve_api", message: /true or false/ }]],
-    ["exclude_paths not an array", [{ ...minimal, exclude_paths: "/api/*" }], [{ path: "$[0].exclude_paths", message: /array/ }]],
-    ["exclude path item not a string", [{ ...minimal, exclude_paths: ["/a", 3] }], [{ path: "$[0].exclude_paths[1]", message: /string/ }]],
-    ["exclude path not rooted", [{ ...minimal, exclude_paths: ["api/*"] }], [{ path: "$[0].exclude_paths[0]", message: /start with \/ or \*/ }]],
-    ["exclude path with query", [{ ...minimal, exclude_paths: ["/a?b=1"] }], [{ path: "$[0].exclude_paths[0]", message: /path only/ }]],
-    ["consent_cookie not a name", [{ ...minimal, consent_cookie: "a b" }], [{ path: "$[0].consent_cookie", message: /cookie name/ }]],
-    ["origin not a URL", [{ ...minimal, origin: "origin.example.net" }], [{ path: "$[0].origin", message: /not a URL/ }]],
-    ["origin ftp", [{ ...minimal, origin: "ftp://origin.example.net" }], [{ path: "$[0].origin", message: /http/ }]],
-    ["origin with query", [{ ...minimal, origin: "https://o.example.net/?a=1" }], [{ path: "$[0].origin", message: /query/ }]],
-    ["origin with credentials", [{ ...minimal, origin: "https://u:p@o.example.net" }], [{ path: "$[0].origin", message: /credentials/ }]],
-    ["cookie_domain invalid", [{ ...minimal, cookie_domain: "exa mple.com" }], [{ path: "$[0].cookie_domain", message: /not a domain/ }]],
-    ["cookie_domain not covering the host", [{ ...minimal, cookie_domain: ".other.com" }], [{ path: "$[0].cookie_domain", message: /browsers reject/ }]],
-    ["cors origin with a path", [{ ...minimal, cors_origins: ["https://app.example.com/x"] }], [{ path: "$[0].cors_origins[0]", message: /must be an origin/ }]],
-    ["cors origin *", [{ ...minimal, cors_origins: ["*"] }], [{ path: "$[0].cors_origins[0]", message: /must be an origin/ }]],
-    ["pattern with infix wildcard", [{ ...minimal, pattern: "example.com/*.jpg" }], [{ path: "$[0].pattern", message: /only end with \*/ }]],
-    ["pattern with wildcard inside the host", [{ ...minimal, pattern: "shop.*.com/*" }], [{ path: "$[0].pattern", message: /only start with \*/ }]],
-    ["pattern with a port", [{ ...minimal, pattern: "localhost:8787/*" }], [{ path: "$[0].pattern", message: /no port/ }]],
-    ["pattern with a query", [{ ...minimal, pattern: "example.com/?a=*" }], [{ path: "$[0].pattern", message: /no query/ }]],
-    ["pattern with another scheme", [{ ...minimal, pattern: "ws://example.com/*" }], [{ path: "$[0].pattern", message: /http:\/\/ or https:\/\// }]],
-    ["pattern without host", [{ ...minimal, pattern: "/shop/*" }], [{ path: "$[0].pattern", message: /starts with a host/ }]],
+    [
+      "sdk_key with a slash",
+      [{ ...minimal, sdk_key: "a/b" }],
+      [{ path: "$[0].sdk_key", message: /letters, digits/ }],
+    ],
+    [
+      "sdk_key too long",
+      [{ ...minimal, sdk_key: "a".repeat(129) }],
+      [{ path: "$[0].sdk_key", message: /1-128/ }],
+    ],
+    [
+      "unknown key (typo)",
+      [{ ...minimal, exclude: ["/api/*"] }],
+      [
+        {
+          path: "$[0].exclude",
+          message: /unknown key "exclude" \(did you mean "exclude_paths"\?\)/,
+        },
+      ],
+    ],
+    [
+      "unknown key camelCase",
+      [{ ...minimal, sdkKey: "x" }],
+      [{ path: "$[0].sdkKey", message: /did you mean "sdk_key"/ }],
+    ],
+    [
+      "unknown key far from all",
+      [{ ...minimal, zzzzzzzzzz: 1 }],
+      [
+        {
+          path: "$[0].zzzzzzzzzz",
+          message: /^unknown key "zzzzzzzzzz"; known keys: pattern, sdk_key/,
+        },
+      ],
+    ],
+    [
+      "cookie_max_age_days too big",
+      [{ ...minimal, cookie_max_age_days: 401 }],
+      [{ path: "$[0].cookie_max_age_days", message: /at most 400/ }],
+    ],
+    [
+      "cookie_max_age_days zero",
+      [{ ...minimal, cookie_max_age_days: 0 }],
+      [{ path: "$[0].cookie_max_age_days", message: /at least 1/ }],
+    ],
+    [
+      "cookie_max_age_days fractional",
+      [{ ...minimal, cookie_max_age_days: 1.5 }],
+      [{ path: "$[0].cookie_max_age_days", message: /whole number/ }],
+    ],
+    [
+      "cookie_max_age_days as string",
+      [{ ...minimal, cookie_max_age_days: "30" }],
+      [{ path: "$[0].cookie_max_age_days", message: /number/ }],
+    ],
+    [
+      "bot_policy unknown",
+      [{ ...minimal, bot_policy: "block" }],
+      [{ path: "$[0].bot_policy", message: /original|decide/ }],
+    ],
+    [
+      "gpc_policy unknown",
+      [{ ...minimal, gpc_policy: "yes" }],
+      [{ path: "$[0].gpc_policy", message: /respect|ignore/ }],
+    ],
+    [
+      "serve_api as string",
+      [{ ...minimal, serve_api: "false" }],
+      [{ path: "$[0].serve_api", message: /true or false/ }],
+    ],
+    [
+      "exclude_paths not an array",
+      [{ ...minimal, exclude_paths: "/api/*" }],
+      [{ path: "$[0].exclude_paths", message: /array/ }],
+    ],
+    [
+      "exclude path item not a string",
+      [{ ...minimal, exclude_paths: ["/a", 3] }],
+      [{ path: "$[0].exclude_paths[1]", message: /string/ }],
+    ],
+    [
+      "exclude path not rooted",
+      [{ ...minimal, exclude_paths: ["api/*"] }],
+      [{ path: "$[0].exclude_paths[0]", message: /start with \/ or \*/ }],
+    ],
+    [
+      "exclude path with query",
+      [{ ...minimal, exclude_paths: ["/a?b=1"] }],
+      [{ path: "$[0].exclude_paths[0]", message: /path only/ }],
+    ],
+    [
+      "consent_cookie not a name",
+      [{ ...minimal, consent_cookie: "a b" }],
+      [{ path: "$[0].consent_cookie", message: /cookie name/ }],
+    ],
+    [
+      "origin not a URL",
+      [{ ...minimal, origin: "origin.example.net" }],
+      [{ path: "$[0].origin", message: /not a URL/ }],
+    ],
+    [
+      "origin ftp",
+      [{ ...minimal, origin: "ftp://origin.example.net" }],
+      [{ path: "$[0].origin", message: /http/ }],
+    ],
+    [
+      "origin with query",
+      [{ ...minimal, origin: "https://o.example.net/?a=1" }],
+      [{ path: "$[0].origin", message: /query/ }],
+    ],
+    [
+      "origin with credentials",
+      [{ ...minimal, origin: "https://u:p@o.example.net" }],
+      [{ path: "$[0].origin", message: /credentials/ }],
+    ],
+    [
+      "cookie_domain invalid",
+      [{ ...minimal, cookie_domain: "exa mple.com" }],
+      [{ path: "$[0].cookie_domain", message: /not a domain/ }],
+    ],
+    [
+      "cookie_domain not covering the host",
+      [{ ...minimal, cookie_domain: ".other.com" }],
+      [{ path: "$[0].cookie_domain", message: /browsers reject/ }],
+    ],
+    [
+      "cors origin with a path",
+      [{ ...minimal, cors_origins: ["https://app.example.com/x"] }],
+      [{ path: "$[0].cors_origins[0]", message: /must be an origin/ }],
+    ],
+    [
+      "cors origin *",
+      [{ ...minimal, cors_origins: ["*"] }],
+      [{ path: "$[0].cors_origins[0]", message: /must be an origin/ }],
+    ],
+    [
+      "pattern with infix wildcard",
+      [{ ...minimal, pattern: "example.com/*.jpg" }],
+      [{ path: "$[0].pattern", message: /only end with \*/ }],
+    ],
+    [
+      "pattern with wildcard inside the host",
+      [{ ...minimal, pattern: "shop.*.com/*" }],
+      [{ path: "$[0].pattern", message: /only start with \*/ }],
+    ],
+    [
+      "pattern with a port",
+      [{ ...minimal, pattern: "localhost:8787/*" }],
+      [{ path: "$[0].pattern", message: /no port/ }],
+    ],
+    [
+      "pattern with a query",
+      [{ ...minimal, pattern: "example.com/?a=*" }],
+      [{ path: "$[0].pattern", message: /no query/ }],
+    ],
+    [
+      "pattern with another scheme",
+      [{ ...minimal, pattern: "ws://example.com/*" }],
+      [{ path: "$[0].pattern", message: /http:\/\/ or https:\/\// }],
+    ],
+    [
+      "pattern without host",
+      [{ ...minimal, pattern: "/shop/*" }],
+      [{ path: "$[0].pattern", message: /starts with a host/ }],
+    ],
   ])("%s", (_name, raw, expected) => {
     const { routes, problems } = parseRoutes(raw);
     expect(routes).toEqual([]);
@@ -177,7 +321,11 @@ describe("parseRoutes: problems", () => {
     ]);
     expect(routes).toHaveLength(2);
     expect(problems).toEqual([
-      { path: "$[1].pattern", message: expect.stringMatching(/never applies/), severity: "warning" },
+      {
+        path: "$[1].pattern",
+        message: expect.stringMatching(/never applies/),
+        severity: "warning",
+      },
     ]);
   });
 
@@ -206,7 +354,9 @@ describe("loadRoutes", () => {
     expect(second).toBe(first);
     expect(first.map((r) => r.sdkKey)).toEqual(["prod"]);
     expect(error).toHaveBeenCalledTimes(1);
-    expect(String(error.mock.calls[0]![0])).toMatch(/ROUTES has 1 error.*\n.*\$\[1\]\.typo: unknown key "typo"/);
+    expect(String(error.mock.calls[0]![0])).toMatch(
+      /ROUTES has 1 error.*\n.*\$\[1\]\.typo: unknown key "typo"/,
+    );
   });
 
   it("caches by content as well as identity (a re-created array or the same JSON string)", () => {
@@ -225,7 +375,12 @@ describe("loadRoutes", () => {
     const { env } = await import("cloudflare:workers");
     const routes = loadRoutes(env);
     expect(routes).toEqual([
-      { ...ROUTE_DEFAULTS, pattern: "localhost/*", sdkKey: "demo", origin: "http://localhost:8788" },
+      {
+        ...ROUTE_DEFAULTS,
+        pattern: "localhost/*",
+        sdkKey: "demo",
+        origin: "http://localhost:8788",
+      },
     ]);
   });
 });
@@ -284,7 +439,12 @@ describe("matchRoute", () => {
   });
 
   it("matches a RouteConfig built by hand (compiled on first use)", () => {
-    const route: RouteConfig = { ...ROUTE_DEFAULTS, pattern: "*.shop.test/*", sdkKey: "hand", excludePaths: ["/x/*"] };
+    const route: RouteConfig = {
+      ...ROUTE_DEFAULTS,
+      pattern: "*.shop.test/*",
+      sdkKey: "hand",
+      excludePaths: ["/x/*"],
+    };
     expect(matchRoute([route], new URL("https://a.shop.test/y"))).toBe(route);
     expect(isExcludedPath(route, "/x/1")).toBe(true);
     expect(matchRoute([{ ...route, pattern: "bad:1/*" }], new URL("https://bad/y"))).toBeNull();
