@@ -20,6 +20,8 @@ import { quantile } from "./lib/harness";
 import type { Row } from "./lib/types";
 import {
   cookieHeader,
+  currentLoad,
+  loadRow,
   putLocalKv,
   repoRoot,
   startOrigin,
@@ -317,6 +319,7 @@ function stats(values: number[]): { p50: number; p90: number; p99: number; mean:
 }
 
 export async function run(): Promise<Row[]> {
+  const load = [currentLoad()];
   const page = Buffer.from(benchPage(PAGE_BYTES));
   const css = Buffer.from("body{font-family:system-ui}.bench-inserted{color:#0a7}");
   const world = await startEdgeWorld((req, res) => {
@@ -436,6 +439,8 @@ export async function run(): Promise<Row[]> {
         status: peerCheck.body === page.toString("utf8") ? "OK" : "WARN",
       },
     ];
+    load.push(currentLoad());
+    rows.push(loadRow(load));
     return rows;
   } finally {
     oursAgent.destroy();

@@ -167,7 +167,7 @@ async function startDemoOrigin() {
     { cwd: root, env: process.env, stdio: ["ignore", "inherit", "inherit", "ipc"] },
   );
   children.add(child);
-  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code ?? -1)));
   for (let i = 0; i < 100; i++) {
     const done = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 100))]);
     if (done !== null) {
@@ -235,6 +235,39 @@ function signalNumber(signal) {
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => stop(128 + signalNumber(signal)));
 }
+
+/**
+ * `npm start` runs this script under `sh -c`; when npm alone is signalled (e.g. `kill <npm pid>`
+ * rather than Ctrl-C to the whole terminal), the shell may not pass the signal on. So the parent
+ * and, on Linux, the grandparent are watched: when either is gone, everything is stopped.
+ */
+function watchParents() {
+  const parent = process.ppid;
+  const watched = [parent];
+  try {
+    const stat = readFileSync(`/proc/${parent}/stat`, "utf8");
+    const grandparent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (grandparent > 1) watched.push(grandparent);
+  } catch {
+    // not Linux: the parent alone
+  }
+  const alive = (pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (error) {
+      return error?.code === "EPERM";
+    }
+  };
+  const timer = setInterval(() => {
+    if (process.ppid === parent && watched.every(alive)) return;
+    console.error("start: the process that started npm start is gone; stopping");
+    clearInterval(timer);
+    stop(129);
+  }, 1000);
+  timer.unref();
+}
+watchParents();
 
 try {
   ensureDevVars();

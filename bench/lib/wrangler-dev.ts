@@ -18,7 +18,7 @@ import {
 } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -338,3 +338,31 @@ export function timedGet(
 export function cookieHeader(headers: IncomingHttpHeaders): string {
   return (headers["set-cookie"] ?? []).map((c) => c.split(";")[0]!.trim()).join("; ");
 }
+
+// ------------------------------------------------------------------------------ machine load
+
+/**
+ * A sanity row on how busy the machine was (1-minute load average, worst of the samples taken
+ * at the start and end of a bench): these benches time real processes on loopback, so on a
+ * machine running other work every figure is inflated. WARN when the load exceeded the cores.
+ */
+export function loadRow(samples: number[]): {
+  subject: string;
+  value: number;
+  unit: "info";
+  status: "OK" | "WARN";
+  note: string;
+} {
+  const cores = availableParallelism();
+  const worst = Math.max(...samples);
+  return {
+    subject: "machine load during the bench",
+    value: Number.NaN,
+    unit: "info",
+    status: worst > cores ? "WARN" : "OK",
+    note: `1-min load average up to ${worst.toFixed(1)} on ${cores} cores${worst > cores ? " — other work was running; the times are inflated" : ""}`,
+  };
+}
+
+/** The current 1-minute load average. */
+export const currentLoad = (): number => loadavg()[0] ?? 0;

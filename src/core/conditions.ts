@@ -54,6 +54,11 @@ export interface EvalContext {
   attributes: Readonly<Record<string, unknown>>;
   /** user lists for the `in_list` match type: list key -> set of values */
   lists?: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * `isOrdinaryAttributes(attributes)`, when the caller computed it once for many evaluations
+   * (a prepared visitor); absent means "check on every evaluation".
+   */
+  ordinary?: boolean;
 }
 
 /** A compiled condition (leaf or tree). Never throws for a well-formed {@link EvalContext}. */
@@ -479,15 +484,18 @@ function guardAttributes(normal: Predicate, poisoned: () => Predicate): Predicat
     for (const k of Object.keys(a)) if (k !== "__proto__") copy[k] = a[k];
     return normal({ attributes: copy, lists: ctx.lists });
   };
-  return (ctx) => {
-    const a = ctx.attributes;
-    const proto: unknown = getPrototypeOf(a);
-    const ordinary =
-      proto === OBJECT_PROTOTYPE
-        ? a.hasOwnProperty === OBJECT_HAS_OWN_PROPERTY
-        : proto === null && !("hasOwnProperty" in a);
-    return ordinary ? normal(ctx) : unusual(ctx);
-  };
+  return (ctx) => ((ctx.ordinary ?? isOrdinaryAttributes(ctx.attributes)) ? normal(ctx) : unusual(ctx));
+}
+
+/**
+ * Whether leaves may read `attributes[name]` directly: a plain object (or null-prototype one)
+ * without an own "hasOwnProperty". Anything else goes through the SDK-exact slow path.
+ */
+export function isOrdinaryAttributes(a: Readonly<Record<string, unknown>>): boolean {
+  const proto: unknown = getPrototypeOf(a);
+  return proto === OBJECT_PROTOTYPE
+    ? a.hasOwnProperty === OBJECT_HAS_OWN_PROPERTY
+    : proto === null && !("hasOwnProperty" in a);
 }
 
 /**

@@ -5,8 +5,8 @@
  * DECISION_REASONS. The numbered steps below are the ones in docs/decisions.md.
  */
 import type { CompiledAllocation, CompiledDatafile, CompiledExperiment, CompiledVariation } from "./compile";
-import type { EvalContext } from "./conditions";
-import { encodeUtf8, HashPrefix } from "./murmurhash";
+import { isOrdinaryAttributes, type EvalContext } from "./conditions";
+import { HashPrefix } from "./murmurhash";
 
 /** Every reason a decision can carry. */
 export const DECISION_REASONS = [
@@ -109,7 +109,8 @@ function isValidVisitor(visitor: Visitor): boolean {
   if (!attributes) return true;
   if (typeof attributes !== "object" || Array.isArray(attributes)) return false;
   for (const key in attributes) {
-    if (hasOwn.call(attributes, key) && attributes[key] === undefined) return false;
+    // Cheap test first: an own-property check only for the rare undefined value.
+    if (attributes[key] === undefined && hasOwn.call(attributes, key)) return false;
   }
   return true;
 }
@@ -120,25 +121,54 @@ function asStringMap(value: unknown): Readonly<Record<string, string>> | undefin
     : undefined;
 }
 
+/**
+ * The prepared visitor. The bucketing-id hash prefix is computed on first use: most decisions
+ * stop at the status or audience check and never need it.
+ */
+class Prepared implements PreparedVisitor {
+  private prefix: HashPrefix | null = null;
+
+  constructor(
+    readonly visitorId: string,
+    readonly valid: boolean,
+    readonly context: EvalContext,
+    private readonly bucketingId: string,
+    readonly bucketable: boolean,
+    readonly sticky: Readonly<Record<string, string>> | undefined,
+    readonly preview: Readonly<Record<string, string>> | undefined,
+    readonly bucketMap: Readonly<Record<string, unknown>> | null,
+    readonly allVariations: ReadonlyMap<string, CompiledVariation>,
+  ) {}
+
+  get bucketingPrefix(): HashPrefix {
+    return (this.prefix ??= new HashPrefix(this.bucketingId, HASH_SEED));
+  }
+}
+
 /** Does the per-visitor work once so deciding many experiments is cheap. Never throws. */
 export function prepareVisitor(compiled: CompiledDatafile, visitor: Visitor): PreparedVisitor {
   const valid = isValidVisitor(visitor);
   const attributes = valid && visitor.attributes ? visitor.attributes : EMPTY_ATTRIBUTES;
-  const candidate = hasOwn.call(attributes, BUCKETING_ID_ATTRIBUTE) ? attributes[BUCKETING_ID_ATTRIBUTE] : undefined;
-  const bucketingId = typeof candidate === "string" ? candidate : valid ? visitor.visitorId : "";
+  const candidate = attributes[BUCKETING_ID_ATTRIBUTE];
+  const bucketingId =
+    typeof candidate === "string" && hasOwn.call(attributes, BUCKETING_ID_ATTRIBUTE)
+      ? candidate
+      : valid
+        ? visitor.visitorId
+        : "";
   // As the SDK: `attributes[KEY] || {}` merged with Object.assign (own enumerable properties).
   const rawBucketMap = attributes[BUCKET_MAP_ATTRIBUTE];
-  return {
-    visitorId: valid ? visitor.visitorId : "",
+  return new Prepared(
+    valid ? visitor.visitorId : "",
     valid,
-    context: { attributes, lists: compiled.lists },
-    bucketingPrefix: new HashPrefix(encodeUtf8(bucketingId), HASH_SEED),
-    bucketable: !hasOwn.call(attributes, "hasOwnProperty"),
-    sticky: valid ? asStringMap(visitor.sticky) : undefined,
-    preview: valid ? asStringMap(visitor.preview) : undefined,
-    bucketMap: rawBucketMap ? (Object.assign({}, rawBucketMap) as Record<string, unknown>) : null,
-    allVariations: compiled.variationById,
-  };
+    { attributes, lists: compiled.lists, ordinary: isOrdinaryAttributes(attributes) },
+    bucketingId,
+    !hasOwn.call(attributes, "hasOwnProperty"),
+    valid ? asStringMap(visitor.sticky) : undefined,
+    valid ? asStringMap(visitor.preview) : undefined,
+    rawBucketMap ? (Object.assign({}, rawBucketMap) as Record<string, unknown>) : null,
+    compiled.variationById,
+  );
 }
 
 function decision(
@@ -184,8 +214,10 @@ export function decidePrepared(experiment: CompiledExperiment, visitor: Prepared
   // 3
   if (!experiment.running) return decision(experiment, null, "not_running");
   // 4
-  const forced = experiment.forced.get(visitor.visitorId);
-  if (forced) return decision(experiment, forced, "forced_variation");
+  if (experiment.forced.size > 0) {
+    const forced = experiment.forced.get(visitor.visitorId);
+    if (forced) return decision(experiment, forced, "forced_variation");
+  }
   // 5
   if (visitor.bucketMap !== null && hasOwn.call(visitor.bucketMap, experiment.id)) {
     const entry = visitor.bucketMap[experiment.id];

@@ -10,17 +10,15 @@
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
+function isAscii(input: string): boolean {
+  for (let i = 0; i < input.length; i++) if (input.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
 /** Encodes a string as UTF-8 exactly like TextEncoder (lone surrogates become U+FFFD). */
 export function encodeUtf8(input: string): Uint8Array {
   // ASCII fast path: most visitor ids and all numeric experiment ids.
-  let ascii = true;
-  for (let i = 0; i < input.length; i++) {
-    if (input.charCodeAt(i) > 0x7f) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) {
+  if (isAscii(input)) {
     const out = new Uint8Array(input.length);
     for (let i = 0; i < input.length; i++) out[i] = input.charCodeAt(i);
     return out;
@@ -65,7 +63,34 @@ export class HashPrefix {
   private readonly tailLength: number;
   private readonly length: number;
 
-  constructor(prefix: Uint8Array, seed: number) {
+  /**
+   * @param prefix the prefix's UTF-8 bytes, or the string itself (ASCII strings are hashed
+   *   straight from their char codes, without allocating a byte array).
+   */
+  constructor(prefix: Uint8Array | string, seed: number) {
+    if (typeof prefix === "string") {
+      if (!isAscii(prefix)) prefix = textEncoder.encode(prefix);
+      else {
+        let h = seed | 0;
+        const n = prefix.length;
+        const blocks = n & ~3;
+        for (let i = 0; i < blocks; i += 4) {
+          const k =
+            prefix.charCodeAt(i) |
+            (prefix.charCodeAt(i + 1) << 8) |
+            (prefix.charCodeAt(i + 2) << 16) |
+            (prefix.charCodeAt(i + 3) << 24);
+          h = mixBlock(h, k);
+        }
+        let tail = 0;
+        for (let j = 0; j < (n & 3); j++) tail |= prefix.charCodeAt(blocks + j) << (8 * j);
+        this.h = h;
+        this.tail = tail;
+        this.tailLength = n & 3;
+        this.length = n;
+        return;
+      }
+    }
     let h = seed | 0;
     const blocks = prefix.length & ~3;
     for (let i = 0; i < blocks; i += 4) {
@@ -102,5 +127,5 @@ const EMPTY = new Uint8Array(0);
 
 /** MurmurHash3 x86_32 of the UTF-8 bytes of `input`, as an unsigned 32-bit integer. */
 export function murmurhash3(input: string, seed: number): number {
-  return new HashPrefix(encodeUtf8(input), seed).hashWith(EMPTY);
+  return new HashPrefix(input, seed).hashWith(EMPTY);
 }

@@ -164,6 +164,8 @@ describe("official Optimizely SDK vs the edge: the demo datafile", () => {
 
   it("loads the datafile through the Worker's datafile endpoint, unchanged", async () => {
     expect(sdkRequests.some((r) => r === `GET ${SITE}/_ss/datafiles/${SDK_KEY}.json`)).toBe(true);
+    const served = await exports.default.fetch(`${SITE}/_ss/datafiles/${SDK_KEY}.json`);
+    expect(await served.json()).toEqual(demoDatafile);
     const config = client.getOptimizelyConfig();
     expect(config?.revision).toBe(demoDatafile.revision);
     const sdkKeys = Object.keys(config?.experimentsMap ?? {}).sort();
