@@ -110,6 +110,9 @@ export interface CompiledDatafile {
   readonly lists: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
+/** Most experiments have no whitelist and most variations no variables: share one empty map. */
+const EMPTY_MAP: ReadonlyMap<string, never> = new Map<string, never>();
+
 function compileAllocation<T>(
   entries: readonly { entityId: string; endOfRange: number }[],
   resolve: (id: string) => T | undefined,
@@ -156,20 +159,25 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
 
   const compileExperiment = (experiment: Experiment, groupId: string | null, isRollout: boolean): CompiledExperiment => {
     const webExperiment = webExperimentById.get(experiment.id) ?? null;
-    const webVariations = new Map((webExperiment?.variations ?? []).map((v) => [v.id, v]));
+    const webVariations: ReadonlyMap<string, WebVariation> = webExperiment
+      ? new Map(webExperiment.variations.map((v) => [v.id, v]))
+      : EMPTY_MAP;
     const variations = experiment.variations.map<CompiledVariation>((v) => ({
       id: v.id,
       key: v.key,
       featureEnabled: v.featureEnabled === true,
-      variableValues: new Map((v.variables ?? []).map((u) => [u.id, u.value])),
+      variableValues: v.variables?.length ? new Map(v.variables.map((u) => [u.id, u.value])) : EMPTY_MAP,
       web: webVariations.get(v.id) ?? null,
     }));
     for (const v of variations) allVariations.set(v.id, v);
     const variationByKey = new Map(variations.map((v) => [v.key, v]));
-    const forced = new Map<string, CompiledVariation>();
-    for (const [visitorId, variationKey] of Object.entries(experiment.forcedVariations ?? {})) {
-      const variation = variationByKey.get(variationKey);
-      if (variation) forced.set(visitorId, variation);
+    let forced: ReadonlyMap<string, CompiledVariation> = EMPTY_MAP;
+    for (const visitorId in experiment.forcedVariations) {
+      if (!Object.prototype.hasOwnProperty.call(experiment.forcedVariations, visitorId)) continue;
+      const variation = variationByKey.get(experiment.forcedVariations[visitorId]!);
+      if (!variation) continue;
+      if (forced === EMPTY_MAP) forced = new Map();
+      (forced as Map<string, CompiledVariation>).set(visitorId, variation);
     }
     const targeted =
       experiment.audienceConditions !== undefined
