@@ -21,7 +21,8 @@ export default {
     // Not ours: to the origin, untouched.
     if (!route) return fetch(request);
     if (url.pathname.startsWith(RESERVED_PREFIX)) {
-      if (url.pathname.startsWith(DATAFILES_PATH_PREFIX)) return handleDatafileRequest(request, env, ctx);
+      if (url.pathname.startsWith(DATAFILES_PATH_PREFIX))
+        return handleDatafileRequest(request, env, ctx);
       return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
     }
     return handleEdgeRequest(request, env, ctx, route, url);

@@ -5,7 +5,13 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { decideAll, decidePrepared, prepareVisitor, type CompiledDatafile, type Decision } from "../core/index";
+import {
+  decideAll,
+  decidePrepared,
+  prepareVisitor,
+  type CompiledDatafile,
+  type Decision,
+} from "../core/index";
 import { CliError, loadDatafileFile } from "./io";
 
 export const DECIDE_USAGE = `Usage:
@@ -31,11 +37,24 @@ function parseAttributes(text: string | undefined): Record<string, unknown> | un
   return value as Record<string, unknown>;
 }
 
-function renderExplanation(compiled: CompiledDatafile, visitorId: string, decisions: Decision[]): string {
-  const rows = decisions.map((d) => [d.experimentKey, d.variationKey ?? "-", d.reason, d.bucket === null ? "-" : String(d.bucket)]);
+function renderExplanation(
+  compiled: CompiledDatafile,
+  visitorId: string,
+  decisions: Decision[],
+): string {
+  const rows = decisions.map((d) => [
+    d.experimentKey,
+    d.variationKey ?? "-",
+    d.reason,
+    d.bucket === null ? "-" : String(d.bucket),
+  ]);
   const header = ["experiment", "variation", "reason", "bucket"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [
     `visitor ${JSON.stringify(visitorId)} — datafile revision ${compiled.revision}`,
     line(header),
@@ -44,22 +63,36 @@ function renderExplanation(compiled: CompiledDatafile, visitorId: string, decisi
 }
 
 /** One NDJSON input line → one output object (never throws). */
-export function decideLine(compiled: CompiledDatafile, text: string, lineNumber: number): { output: object; ok: boolean } {
-  const fail = (message: string) => ({ output: { visitorId: null, line: lineNumber, error: message }, ok: false });
+export function decideLine(
+  compiled: CompiledDatafile,
+  text: string,
+  lineNumber: number,
+): { output: object; ok: boolean } {
+  const fail = (message: string) => ({
+    output: { visitorId: null, line: lineNumber, error: message },
+    ok: false,
+  });
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
     return fail(`invalid JSON: ${(error as Error).message}`);
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return fail("expected a JSON object");
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    return fail("expected a JSON object");
   const { visitorId, attributes } = value as { visitorId?: unknown; attributes?: unknown };
   if (typeof visitorId !== "string") return fail("visitorId must be a string");
-  if (attributes !== undefined && (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))) {
+  if (
+    attributes !== undefined &&
+    (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))
+  ) {
     return fail("attributes must be a JSON object");
   }
   const decisions: Record<string, string | null> = {};
-  for (const d of decideAll(compiled, { visitorId, attributes: attributes as Record<string, unknown> | undefined })) {
+  for (const d of decideAll(compiled, {
+    visitorId,
+    attributes: attributes as Record<string, unknown> | undefined,
+  })) {
     decisions[d.experimentKey] = d.variationKey;
   }
   return { output: { visitorId, decisions }, ok: true };
@@ -74,7 +107,9 @@ async function runBatch(compiled: CompiledDatafile, input: string): Promise<numb
   try {
     await opened;
   } catch (error) {
-    throw new CliError(`cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new CliError(
+      `cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
   }
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   let lineNumber = 0;
@@ -132,7 +167,10 @@ export async function runDecide(args: string[]): Promise<number> {
   let decisions: Decision[];
   if (values.experiment !== undefined) {
     const experiment = compiled.experimentByKey.get(values.experiment);
-    if (!experiment) throw new CliError(`no experiment with key ${JSON.stringify(values.experiment)} in the datafile`);
+    if (!experiment)
+      throw new CliError(
+        `no experiment with key ${JSON.stringify(values.experiment)} in the datafile`,
+      );
     decisions = [decidePrepared(experiment, prepareVisitor(compiled, { visitorId, attributes }))];
   } else {
     decisions = decideAll(compiled, { visitorId, attributes });

@@ -22,14 +22,17 @@ export async function readText(path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
   } catch (error) {
-    throw new CliError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new CliError(
+      `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
   }
 }
 
 /** Loads and compiles a datafile, or throws a CliError listing every problem with its JSON path. */
 export async function loadDatafileFile(path: string): Promise<CompiledDatafile> {
   const result = loadDatafile(await readText(path));
-  if (!result.ok) throw new CliError(`${path}: invalid datafile\n${formatProblems(result.problems)}`);
+  if (!result.ok)
+    throw new CliError(`${path}: invalid datafile\n${formatProblems(result.problems)}`);
   if (result.problems.length > 0) process.stderr.write(`${formatProblems(result.problems)}\n`);
   return result.compiled;
 }

@@ -130,8 +130,10 @@ function compileAllocation<T>(
 export function compileDatafile(datafile: Datafile): CompiledDatafile {
   // Audiences: typedAudiences override legacy audiences with the same id (as the SDK does).
   const audiences = new Map<string, Predicate>();
-  for (const audience of datafile.audiences) audiences.set(audience.id, compileAudienceConditions(audience.conditions));
-  for (const audience of datafile.typedAudiences ?? []) audiences.set(audience.id, compileAudienceConditions(audience.conditions));
+  for (const audience of datafile.audiences)
+    audiences.set(audience.id, compileAudienceConditions(audience.conditions));
+  for (const audience of datafile.typedAudiences ?? [])
+    audiences.set(audience.id, compileAudienceConditions(audience.conditions));
 
   const web = datafile.web;
   const pages: CompiledPage[] = (web?.pages ?? []).map((page) => ({
@@ -157,7 +159,11 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
   // The SDK resolves bucketed entity ids against one project-wide variation map.
   const allVariations = new Map<string, CompiledVariation>();
 
-  const compileExperiment = (experiment: Experiment, groupId: string | null, isRollout: boolean): CompiledExperiment => {
+  const compileExperiment = (
+    experiment: Experiment,
+    groupId: string | null,
+    isRollout: boolean,
+  ): CompiledExperiment => {
     const webExperiment = webExperimentById.get(experiment.id) ?? null;
     const webVariations: ReadonlyMap<string, WebVariation> = webExperiment
       ? new Map(webExperiment.variations.map((v) => [v.id, v]))
@@ -166,7 +172,9 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
       id: v.id,
       key: v.key,
       featureEnabled: v.featureEnabled === true,
-      variableValues: v.variables?.length ? new Map(v.variables.map((u) => [u.id, u.value])) : EMPTY_MAP,
+      variableValues: v.variables?.length
+        ? new Map(v.variables.map((u) => [u.id, u.value]))
+        : EMPTY_MAP,
       web: webVariations.get(v.id) ?? null,
     }));
     for (const v of variations) allVariations.set(v.id, v);
@@ -181,7 +189,10 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
     }
     const targeted =
       experiment.audienceConditions !== undefined
-        ? !(Array.isArray(experiment.audienceConditions) && experiment.audienceConditions.length === 0)
+        ? !(
+            Array.isArray(experiment.audienceConditions) &&
+            experiment.audienceConditions.length === 0
+          )
         : experiment.audienceIds.length > 0;
     return {
       id: experiment.id,
@@ -196,7 +207,11 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
       // Resolved after all experiments are compiled (entity ids may name any variation).
       allocation: { ends: [], entities: [] },
       targeted,
-      inAudience: compileExperimentAudiences(experiment.audienceConditions, experiment.audienceIds, audiences),
+      inAudience: compileExperimentAudiences(
+        experiment.audienceConditions,
+        experiment.audienceIds,
+        audiences,
+      ),
       forced,
       group: groupId === null ? null : (groups.get(groupId) ?? null),
       isRollout,
@@ -209,7 +224,8 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
 
   const experiments: CompiledExperiment[] = [];
   for (const e of datafile.experiments) experiments.push(compileExperiment(e, null, false));
-  for (const g of datafile.groups) for (const e of g.experiments) experiments.push(compileExperiment(e, g.id, false));
+  for (const g of datafile.groups)
+    for (const e of g.experiments) experiments.push(compileExperiment(e, g.id, false));
   const rolloutRules = new Map<string, CompiledExperiment[]>();
   for (const rollout of datafile.rollouts) {
     rolloutRules.set(
@@ -260,7 +276,11 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
   }));
 
   const webEventById = new Map((web?.events ?? []).map((e) => [e.id, e]));
-  const events = datafile.events.map((e) => ({ id: e.id, key: e.key, web: webEventById.get(e.id) ?? null }));
+  const events = datafile.events.map((e) => ({
+    id: e.id,
+    key: e.key,
+    web: webEventById.get(e.id) ?? null,
+  }));
 
   return {
     datafile,

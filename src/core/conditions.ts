@@ -484,7 +484,8 @@ function guardAttributes(normal: Predicate, poisoned: () => Predicate): Predicat
     for (const k of Object.keys(a)) if (k !== "__proto__") copy[k] = a[k];
     return normal({ attributes: copy, lists: ctx.lists });
   };
-  return (ctx) => ((ctx.ordinary ?? isOrdinaryAttributes(ctx.attributes)) ? normal(ctx) : unusual(ctx));
+  return (ctx) =>
+    (ctx.ordinary ?? isOrdinaryAttributes(ctx.attributes)) ? normal(ctx) : unusual(ctx);
 }
 
 /**

@@ -113,8 +113,8 @@ const STRING_ATTRIBUTE_KEYS = new Set([
   "href",
   "src",
 ]);
-/** Attributes whose value is a URL a browser may navigate to or load. */
-const URL_ATTRIBUTES = new Set([
+/** Attributes whose value is a URL a browser may navigate to or load (shared with the edge's rewriter). */
+export const URL_ATTRIBUTES: ReadonlySet<string> = new Set([
   "href",
   "src",
   "action",
@@ -122,6 +122,9 @@ const URL_ATTRIBUTES = new Set([
   "xlink:href",
   "poster",
   "data",
+  "cite",
+  "background",
+  "ping",
 ]);
 /** HTML attribute-name syntax: no controls, whitespace, quotes, `>`, `/` or `=`. */
 // eslint-disable-next-line no-control-regex -- excluding control characters is the point

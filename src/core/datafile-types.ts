@@ -5,7 +5,8 @@
  */
 
 /** Optimizely experiment statuses. Only `Running` is active (CONTRACT §3). */
-export type ExperimentStatus = "Running" | "Paused" | "Not started" | "Archived" | "Launched" | (string & {});
+export type ExperimentStatus =
+  "Running" | "Paused" | "Not started" | "Archived" | "Launched" | (string & {});
 
 export interface TrafficAllocationEntry {
   /** Variation id, or "" for a hole (no variation). */

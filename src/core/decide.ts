@@ -4,7 +4,12 @@
  * and sticky inputs. Deciding never throws: every outcome is a Decision with a reason from
  * DECISION_REASONS. The numbered steps below are the ones in docs/decisions.md.
  */
-import type { CompiledAllocation, CompiledDatafile, CompiledExperiment, CompiledVariation } from "./compile";
+import type {
+  CompiledAllocation,
+  CompiledDatafile,
+  CompiledExperiment,
+  CompiledVariation,
+} from "./compile";
 import { isOrdinaryAttributes, type EvalContext } from "./conditions";
 import { HashPrefix } from "./murmurhash";
 
@@ -92,7 +97,10 @@ export function bucketFromHash(hash: number): number {
 }
 
 /** The first allocation entry whose endOfRange exceeds the bucket; undefined when none does. */
-export function findBucket<T>(bucket: number, allocation: CompiledAllocation<T>): T | null | undefined {
+export function findBucket<T>(
+  bucket: number,
+  allocation: CompiledAllocation<T>,
+): T | null | undefined {
   const ends = allocation.ends;
   for (let i = 0; i < ends.length; i++) {
     if (bucket < ends[i]!) return allocation.entities[i];
@@ -206,7 +214,10 @@ export function decidePrepared(experiment: CompiledExperiment, visitor: Prepared
   // 1
   if (!visitor.valid) return decision(experiment, null, "invalid_visitor");
   // 2
-  const previewId = visitor.preview && hasOwn.call(visitor.preview, experiment.id) ? visitor.preview[experiment.id] : undefined;
+  const previewId =
+    visitor.preview && hasOwn.call(visitor.preview, experiment.id)
+      ? visitor.preview[experiment.id]
+      : undefined;
   if (typeof previewId === "string") {
     const previewed = experiment.variationById.get(previewId);
     if (previewed) return decision(experiment, previewed, "preview");
@@ -223,17 +234,23 @@ export function decidePrepared(experiment: CompiledExperiment, visitor: Prepared
     const entry = visitor.bucketMap[experiment.id];
     // The SDK reads entry.variation_id unguarded: a null entry throws and getVariation gives null.
     if (entry === null || entry === undefined) return decision(experiment, null, "invalid_visitor");
-    const kept = visitor.allVariations.get(String((entry as { variation_id?: unknown }).variation_id));
+    const kept = visitor.allVariations.get(
+      String((entry as { variation_id?: unknown }).variation_id),
+    );
     if (kept) return decision(experiment, kept, "sticky");
   } else {
-    const stickyId = visitor.sticky && hasOwn.call(visitor.sticky, experiment.id) ? visitor.sticky[experiment.id] : undefined;
+    const stickyId =
+      visitor.sticky && hasOwn.call(visitor.sticky, experiment.id)
+        ? visitor.sticky[experiment.id]
+        : undefined;
     if (typeof stickyId === "string") {
       const kept = experiment.variationById.get(stickyId);
       if (kept) return decision(experiment, kept, "sticky");
     }
   }
   // 6
-  if (!experiment.inAudience(visitor.context)) return decision(experiment, null, "audience_mismatch");
+  if (!experiment.inAudience(visitor.context))
+    return decision(experiment, null, "audience_mismatch");
   // 6b
   if (experiment.cmab) return decision(experiment, null, "unsupported");
   // 7 (the SDK fails here, after the audience check, for an own "hasOwnProperty" attribute)
@@ -254,7 +271,11 @@ export function decidePrepared(experiment: CompiledExperiment, visitor: Prepared
 }
 
 /** Decides one experiment by key, like the SDK's getVariation. Never throws. */
-export function decideExperiment(compiled: CompiledDatafile, experimentKey: string, visitor: Visitor): Decision {
+export function decideExperiment(
+  compiled: CompiledDatafile,
+  experimentKey: string,
+  visitor: Visitor,
+): Decision {
   const experiment = compiled.experimentByKey.get(experimentKey);
   if (!experiment) {
     return {
@@ -273,6 +294,7 @@ export function decideExperiment(compiled: CompiledDatafile, experimentKey: stri
 export function decideAll(compiled: CompiledDatafile, visitor: Visitor): Decision[] {
   const prepared = prepareVisitor(compiled, visitor);
   const out = new Array<Decision>(compiled.experiments.length);
-  for (let i = 0; i < compiled.experiments.length; i++) out[i] = decidePrepared(compiled.experiments[i]!, prepared);
+  for (let i = 0; i < compiled.experiments.length; i++)
+    out[i] = decidePrepared(compiled.experiments[i]!, prepared);
   return out;
 }

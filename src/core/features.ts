@@ -4,7 +4,12 @@
  * traffic jumps straight to the last rule ("Everyone Else"). Typed variables come from the chosen
  * variation when the feature is enabled, else from the flag's defaults.
  */
-import type { CompiledDatafile, CompiledExperiment, CompiledFeatureFlag, CompiledVariation } from "./compile";
+import type {
+  CompiledDatafile,
+  CompiledExperiment,
+  CompiledFeatureFlag,
+  CompiledVariation,
+} from "./compile";
 import type { VariableDef } from "./datafile-types";
 import { bucketFromHash, decidePrepared, findBucket, prepareVisitor, type Visitor } from "./decide";
 
@@ -55,7 +60,10 @@ export function castVariable(variable: VariableDef, raw: string): VariableValue 
   }
 }
 
-function variablesFor(flag: CompiledFeatureFlag, variation: CompiledVariation | null): Record<string, VariableValue> {
+function variablesFor(
+  flag: CompiledFeatureFlag,
+  variation: CompiledVariation | null,
+): Record<string, VariableValue> {
   const out: Record<string, VariableValue> = {};
   for (const variable of flag.variables) {
     const own = variation?.featureEnabled ? variation.variableValues.get(variable.id) : undefined;
@@ -81,10 +89,21 @@ function result(
 }
 
 /** Decides a feature flag for a visitor. Never throws. */
-export function decideFlag(compiled: CompiledDatafile, flagKey: string, visitor: Visitor): FlagDecision {
+export function decideFlag(
+  compiled: CompiledDatafile,
+  flagKey: string,
+  visitor: Visitor,
+): FlagDecision {
   const flag = compiled.featureFlagByKey.get(flagKey);
   if (!flag) {
-    return { flagKey, enabled: false, variationKey: null, ruleKey: null, reason: "flag_not_found", variables: {} };
+    return {
+      flagKey,
+      enabled: false,
+      variationKey: null,
+      ruleKey: null,
+      reason: "flag_not_found",
+      variables: {},
+    };
   }
   const prepared = prepareVisitor(compiled, visitor);
   if (!prepared.valid) return result(flag, null, null, "invalid_visitor");
@@ -92,7 +111,8 @@ export function decideFlag(compiled: CompiledDatafile, flagKey: string, visitor:
   // 1. Experiment rules, each decided exactly like an experiment.
   for (const rule of flag.experimentRules) {
     const d = decidePrepared(rule, prepared);
-    if (d.variationId !== null) return result(flag, rule.variationById.get(d.variationId) ?? null, rule, "experiment_rule");
+    if (d.variationId !== null)
+      return result(flag, rule.variationById.get(d.variationId) ?? null, rule, "experiment_rule");
   }
 
   // 2. Delivery rules: audience, then traffic; in-audience-but-not-bucketed skips to Everyone Else.

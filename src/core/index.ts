@@ -30,7 +30,12 @@ export function loadDatafile(input: unknown): LoadResult {
 }
 
 export { compileDatafile, parseDatafile };
-export type { CompiledDatafile, CompiledExperiment, CompiledVariation, CompiledPage } from "./compile";
+export type {
+  CompiledDatafile,
+  CompiledExperiment,
+  CompiledVariation,
+  CompiledPage,
+} from "./compile";
 export {
   DECISION_REASONS,
   decideAll,
@@ -43,7 +48,14 @@ export {
   type PreparedVisitor,
   type Visitor,
 } from "./decide";
-export { FLAG_REASONS, decideFlag, castVariable, type FlagDecision, type FlagReason, type VariableValue } from "./features";
+export {
+  FLAG_REASONS,
+  decideFlag,
+  castVariable,
+  type FlagDecision,
+  type FlagReason,
+  type VariableValue,
+} from "./features";
 export { murmurhash3, HashPrefix, encodeUtf8 } from "./murmurhash";
 export { formatPath, formatProblems, type Problem } from "./problem";
 export type * from "./datafile-types";

@@ -94,7 +94,8 @@ export class HashPrefix {
     let h = seed | 0;
     const blocks = prefix.length & ~3;
     for (let i = 0; i < blocks; i += 4) {
-      const k = prefix[i]! | (prefix[i + 1]! << 8) | (prefix[i + 2]! << 16) | (prefix[i + 3]! << 24);
+      const k =
+        prefix[i]! | (prefix[i + 1]! << 8) | (prefix[i + 2]! << 16) | (prefix[i + 3]! << 24);
       h = mixBlock(h, k);
     }
     let tail = 0;

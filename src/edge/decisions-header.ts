@@ -12,7 +12,10 @@ const SAFE = /^[A-Za-z0-9._~-]*$/;
 /** Percent-encodes everything outside RFC 3986's unreserved set (so `=`, `,` and spaces never appear raw). */
 export function encodeDecisionToken(token: string): string {
   if (SAFE.test(token)) return token;
-  return encodeURIComponent(token).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(token).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 /** Builds the header value from [experimentKey, variationKey] pairs. */

@@ -6,7 +6,12 @@
  *
  * Fail open: any error in the experiment path serves the origin's response unchanged.
  */
-import { decidePrepared, prepareVisitor, type CompiledDatafile, type Decision } from "../core/index";
+import {
+  decidePrepared,
+  prepareVisitor,
+  type CompiledDatafile,
+  type Decision,
+} from "../core/index";
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
 import type { EventMessage } from "../events/messages";
@@ -49,7 +54,8 @@ export function originUrlFor(route: RouteConfig, url: URL): URL {
 /** The request to the origin: the visitor's request minus any x-ss-* it claims, plus ours. */
 function originRequest(request: Request, target: URL, extra: Record<string, string>): Request {
   const headers = new Headers(request.headers);
-  for (const name of [...headers.keys()]) if (name.startsWith(SS_HEADER_PREFIX)) headers.delete(name);
+  for (const name of [...headers.keys()])
+    if (name.startsWith(SS_HEADER_PREFIX)) headers.delete(name);
   for (const [name, value] of Object.entries(extra)) headers.set(name, value);
   return new Request(target.href, {
     method: request.method,
@@ -76,7 +82,11 @@ function hasConsent(route: RouteConfig, cookies: Map<string, string>): boolean {
   return value !== undefined && !["", "0", "false", "no"].includes(value.toLowerCase());
 }
 
-function changesFor(candidate: PageCandidate, variationId: string, matchedPageIds: ReadonlySet<string>): Change[] {
+function changesFor(
+  candidate: PageCandidate,
+  variationId: string,
+  matchedPageIds: ReadonlySet<string>,
+): Change[] {
   const web = candidate.experiment.web;
   const variation = candidate.experiment.variationById.get(variationId);
   const all = [...(web?.sharedChanges ?? []), ...(variation?.web?.changes ?? [])];
@@ -92,7 +102,8 @@ function destinationFor(change: Extract<Change, { type: "redirect" }>, url: URL)
   }
   if (change.preserveParameters !== false) {
     for (const [name, value] of url.searchParams) {
-      if (name !== PREVIEW_QUERY_PARAM && !destination.searchParams.has(name)) destination.searchParams.append(name, value);
+      if (name !== PREVIEW_QUERY_PARAM && !destination.searchParams.has(name))
+        destination.searchParams.append(name, value);
     }
   }
   return destination;
@@ -120,7 +131,10 @@ export async function handleEdgeRequest(
   url: URL,
 ): Promise<Response> {
   // Non-GET/HEAD and excluded paths: straight through, body streamed, nothing decided.
-  if ((request.method !== "GET" && request.method !== "HEAD") || isExcludedPath(route, url.pathname)) {
+  if (
+    (request.method !== "GET" && request.method !== "HEAD") ||
+    isExcludedPath(route, url.pathname)
+  ) {
     return passThrough(request, route, url);
   }
   let context: Awaited<ReturnType<typeof decidePage>>;
@@ -132,9 +146,21 @@ export async function handleEdgeRequest(
   }
   if (context === null) return passThrough(request, route, url);
 
-  const { entry, visitor, tracking, setCookies, pageDecisions, pageviewEvents, redirect, rewriteTo, plan } = context;
+  const {
+    entry,
+    visitor,
+    tracking,
+    setCookies,
+    pageDecisions,
+    pageviewEvents,
+    redirect,
+    rewriteTo,
+    plan,
+  } = context;
   const compiled = entry.compiled;
-  const decisionsHeader = formatDecisionsHeader(pageDecisions.map((d) => [d.decision.experimentKey, d.decision.variationKey]));
+  const decisionsHeader = formatDecisionsHeader(
+    pageDecisions.map((d) => [d.decision.experimentKey, d.decision.variationKey]),
+  );
 
   const events: EventMessage[] = [];
   const queueImpressions = (decisions: PageDecision[]): void => {
@@ -186,24 +212,31 @@ export async function handleEdgeRequest(
   const withVisitorHeaders = (response: Response): Response => {
     const out = new Response(response.body, response);
     for (const cookie of setCookies) out.headers.append("set-cookie", cookie);
-    if (route.exposeDecisions && decisionsHeader !== "") out.headers.set(DECISIONS_HEADER, decisionsHeader);
+    if (route.exposeDecisions && decisionsHeader !== "")
+      out.headers.set(DECISIONS_HEADER, decisionsHeader);
     if (pageDecisions.length > 0) {
       // The body differs per decision: the origin's validators no longer describe it.
       out.headers.delete("etag");
       out.headers.delete("last-modified");
       out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
       const vary = out.headers.get("vary");
-      if (!vary || !/\bcookie\b/i.test(vary)) out.headers.set("vary", vary ? `${vary}, Cookie` : "Cookie");
+      if (!vary || !/\bcookie\b/i.test(vary))
+        out.headers.set("vary", vary ? `${vary}, Cookie` : "Cookie");
     }
     return out;
   };
 
   // Split URL, redirect mode: the visitor is sent to the variation's URL; that is the experience.
   if (redirect) {
-    queueImpressions(pageDecisions.filter((d) => d.decision.experimentId === redirect.experimentId));
+    queueImpressions(
+      pageDecisions.filter((d) => d.decision.experimentId === redirect.experimentId),
+    );
     flushEvents();
     return withVisitorHeaders(
-      new Response(null, { status: 302, headers: { location: redirect.location, "cache-control": "private, no-store" } }),
+      new Response(null, {
+        status: 302,
+        headers: { location: redirect.location, "cache-control": "private, no-store" },
+      }),
     );
   }
 
@@ -232,7 +265,13 @@ export async function handleEdgeRequest(
 }
 
 /** Everything decided before the origin is fetched; null means "pass through untouched". */
-async function decidePage(request: Request, env: Env, ctx: ExecutionContext, route: RouteConfig, url: URL) {
+async function decidePage(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  route: RouteConfig,
+  url: URL,
+) {
   const entry = await getDatafile(env, ctx, route.sdkKey);
   if (!entry) return null;
   const compiled: CompiledDatafile = entry.compiled;
@@ -278,8 +317,15 @@ async function decidePage(request: Request, env: Env, ctx: ExecutionContext, rou
   const plan = planPage(compiled, attributeUrl.href);
   // Pages without experiments skip the per-request attribute work entirely.
   const attributes =
-    plan.candidates.length === 0 ? {} : buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date());
-  const prepared = prepareVisitor(compiled, { visitorId: visitor.id, attributes, sticky: visitor.sticky, preview });
+    plan.candidates.length === 0
+      ? {}
+      : buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date());
+  const prepared = prepareVisitor(compiled, {
+    visitorId: visitor.id,
+    attributes,
+    sticky: visitor.sticky,
+    preview,
+  });
 
   const pageDecisions: PageDecision[] = [];
   for (const candidate of plan.candidates) {
@@ -305,7 +351,9 @@ async function decidePage(request: Request, env: Env, ctx: ExecutionContext, rou
   }
   if (canSetCookies && stickyChanged) {
     const running = new Set(compiled.experiments.filter((e) => e.running).map((e) => e.id));
-    setCookies.push(serializeCookie("ss_dec", encodeSticky(sticky, running), { ...cookieBase, maxAgeSeconds }));
+    setCookies.push(
+      serializeCookie("ss_dec", encodeSticky(sticky, running), { ...cookieBase, maxAgeSeconds }),
+    );
   }
 
   // Split URL tests: the first immediate decision whose variation redirects decides the page.
@@ -348,7 +396,10 @@ async function decidePage(request: Request, env: Env, ctx: ExecutionContext, rou
   };
   // Pageview goals of the matched pages (counted once the page is really served).
   const pageviewEvents = [...compiled.eventById.values()].filter(
-    (e) => e.web?.type === "pageview" && e.web.pageId !== undefined && plan.matchedPageIds.has(e.web.pageId),
+    (e) =>
+      e.web?.type === "pageview" &&
+      e.web.pageId !== undefined &&
+      plan.matchedPageIds.has(e.web.pageId),
   );
   return {
     entry,

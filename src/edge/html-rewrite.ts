@@ -11,6 +11,7 @@
  *   objects come from the compiled datafile, so their identity is stable across requests), and
  *   the per-request work is registering the handlers.
  */
+import { URL_ATTRIBUTES } from "../core/datafile-parse";
 import type { AttributeChangeSet, Change } from "../core/datafile-types";
 import { nonceAttribute } from "./bootstrap";
 
@@ -63,20 +64,6 @@ const ATTRIBUTE_NAME_RE = /^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/;
 export function isAllowedAttributeName(name: string): boolean {
   return ATTRIBUTE_NAME_RE.test(name) && !/^on/i.test(name);
 }
-
-/** Attributes whose value is a URL a browser may navigate to or load: checked by isSafeUrl. */
-const URL_ATTRIBUTES = new Set([
-  "href",
-  "src",
-  "action",
-  "formaction",
-  "xlink:href",
-  "poster",
-  "data",
-  "cite",
-  "background",
-  "ping",
-]);
 
 /**
  * Refuses `javascript:`, `vbscript:` and `data:` URLs other than `data:image/…`, after the

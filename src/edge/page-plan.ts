@@ -45,7 +45,12 @@ function indexOf(compiled: CompiledDatafile): DatafileIndex {
   return index;
 }
 
-const ACTIVATION_RANK: Record<PageActivation, number> = { immediate: 3, manual: 2, url_changed: 1, dom_changed: 0 };
+const ACTIVATION_RANK: Record<PageActivation, number> = {
+  immediate: 3,
+  manual: 2,
+  url_changed: 1,
+  dom_changed: 0,
+};
 
 /** Matches the URL against every page and gathers the experiments concerned, in datafile order. */
 export function planPage(compiled: CompiledDatafile, url: string): PagePlan {
@@ -62,7 +67,8 @@ export function planPage(compiled: CompiledDatafile, url: string): PagePlan {
         byExperiment.set(experiment, { experiment, activation, pageIds: [page.id] });
       } else {
         existing.pageIds.push(page.id);
-        if (ACTIVATION_RANK[activation] > ACTIVATION_RANK[existing.activation]) existing.activation = activation;
+        if (ACTIVATION_RANK[activation] > ACTIVATION_RANK[existing.activation])
+          existing.activation = activation;
       }
     }
   }

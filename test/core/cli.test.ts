@@ -26,9 +26,40 @@ describe("splitstream validate", () => {
   });
 
   it.each([
-    ["bad JSON", "{\"version\": \"4\", \"experiments\": [", "$"],
-    ["a missing field", JSON.stringify({ version: "4", accountId: "1", projectId: "2", revision: "1", attributes: [], audiences: [], events: [], groups: [], featureFlags: [], rollouts: [] }), "$.experiments"],
-    ["a wrong type", JSON.stringify({ version: "4", accountId: "1", projectId: "2", revision: 5, attributes: [], audiences: [], events: [], experiments: [], groups: [], featureFlags: [], rollouts: [] }), "$.revision"],
+    ["bad JSON", '{"version": "4", "experiments": [', "$"],
+    [
+      "a missing field",
+      JSON.stringify({
+        version: "4",
+        accountId: "1",
+        projectId: "2",
+        revision: "1",
+        attributes: [],
+        audiences: [],
+        events: [],
+        groups: [],
+        featureFlags: [],
+        rollouts: [],
+      }),
+      "$.experiments",
+    ],
+    [
+      "a wrong type",
+      JSON.stringify({
+        version: "4",
+        accountId: "1",
+        projectId: "2",
+        revision: 5,
+        attributes: [],
+        audiences: [],
+        events: [],
+        experiments: [],
+        groups: [],
+        featureFlags: [],
+        rollouts: [],
+      }),
+      "$.revision",
+    ],
   ])("reports %s with its JSON path and exits 1", (_name, text, path) => {
     const dir = mkdtempSync(join(tmpdir(), "ss-cli-"));
     const file = join(dir, "datafile.json");
@@ -60,7 +91,15 @@ describe("splitstream decide", () => {
   const datafile = join(fixtures, "decisions.json");
 
   it("explains one visitor with reasons and buckets", () => {
-    const r = cli(["decide", "--datafile", datafile, "--visitor", "ppid1", "--attributes", '{"country":"DE","age":30}']);
+    const r = cli([
+      "decide",
+      "--datafile",
+      datafile,
+      "--visitor",
+      "ppid1",
+      "--attributes",
+      '{"country":"DE","age":30}',
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/vector_test\s+high\s+bucketed\s+5254/);
     expect(r.stdout).toMatch(/paused\s+-\s+not_running/);
@@ -69,10 +108,26 @@ describe("splitstream decide", () => {
   });
 
   it("explains one experiment as JSON", () => {
-    const r = cli(["decide", "--datafile", datafile, "--visitor", "ppid3", "--experiment", "vector_test", "--json"]);
+    const r = cli([
+      "decide",
+      "--datafile",
+      datafile,
+      "--visitor",
+      "ppid3",
+      "--experiment",
+      "vector_test",
+      "--json",
+    ]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).decisions).toEqual([
-      { experimentId: "1886780721", experimentKey: "vector_test", variationId: null, variationKey: null, reason: "outside_traffic", bucket: 5439 },
+      {
+        experimentId: "1886780721",
+        experimentKey: "vector_test",
+        variationId: null,
+        variationKey: null,
+        reason: "outside_traffic",
+        bucket: 5439,
+      },
     ]);
   });
 
@@ -85,14 +140,30 @@ describe("splitstream decide", () => {
       JSON.stringify({ visitorId: 7 }),
     ].join("\n");
     const r = cli(["decide", "--datafile", datafile, "--input", "-"], input);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(4);
     expect(lines[0].visitorId).toBe("ppid1");
-    expect(Object.keys(lines[0].decisions)).toEqual(["vector_test", "targeted", "paused", "group_a", "group_b"]);
+    expect(Object.keys(lines[0].decisions)).toEqual([
+      "vector_test",
+      "targeted",
+      "paused",
+      "group_a",
+      "group_b",
+    ]);
     expect(lines[0].decisions.vector_test).toBe("high");
     expect(lines[1]).toMatchObject({ visitorId: null, line: 2 });
-    expect(lines[2]).toMatchObject({ visitorId: "ppid2", decisions: { vector_test: "low", targeted: "only" } });
-    expect(lines[3]).toMatchObject({ visitorId: null, line: 5, error: "visitorId must be a string" });
+    expect(lines[2]).toMatchObject({
+      visitorId: "ppid2",
+      decisions: { vector_test: "low", targeted: "only" },
+    });
+    expect(lines[3]).toMatchObject({
+      visitorId: null,
+      line: 5,
+      error: "visitorId must be a string",
+    });
     expect(r.code).toBe(1);
   });
 
@@ -109,7 +180,9 @@ describe("splitstream decide", () => {
   it("usage errors exit 2", () => {
     expect(cli(["decide", "--datafile", datafile]).code).toBe(2);
     expect(cli(["decide", "--visitor", "x"]).code).toBe(2);
-    expect(cli(["decide", "--datafile", datafile, "--visitor", "x", "--attributes", "[1]"]).code).toBe(2);
+    expect(
+      cli(["decide", "--datafile", datafile, "--visitor", "x", "--attributes", "[1]"]).code,
+    ).toBe(2);
     expect(cli(["decide", "--datafile", datafile, "--visitor", "x", "--bogus"]).code).toBe(2);
   });
 });

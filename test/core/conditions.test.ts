@@ -26,6 +26,7 @@ import {
   type Tri,
 } from "../../src/core/conditions";
 import { oracleDatafile, sdkPasses, triFrom, withClient, withPatchableClient } from "./sdk-oracle";
+import { mulberry32 } from "../support/generate-datafile";
 
 interface RawCase {
   name: string;
@@ -175,16 +176,6 @@ describe("condition spec vectors against the Optimizely SDK", () => {
 // ---------------------------------------------------------------------------------------------
 
 /** mulberry32: a tiny seeded PRNG, so failures are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VALUE_POOL: unknown[] = [
   "x",
@@ -278,7 +269,7 @@ describe("random audience trees agree with the SDK", () => {
   const count = Number(process.env.FUZZ_CASES ?? 300);
   it(`${count} seeded cases`, async () => {
     await withPatchableClient((evaluate) => {
-      const rand = prng(20240611);
+      const rand = mulberry32(20240611);
       for (let i = 0; i < count; i++) {
         const { tree, attributes } = randomCase(rand);
         const expected = triFrom(evaluate, tree, attributes);

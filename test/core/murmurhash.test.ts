@@ -9,11 +9,16 @@ describe("murmurhash3 x86_32", () => {
     expect(murmurhash3(input, seed)).toBe(hash);
   });
 
-  it.each(vectors.buckets)("bucket of $bucketingId + $entityId is $bucket ($source)", ({ bucketingId, entityId, bucket }) => {
-    expect(bucketFromHash(murmurhash3(bucketingId + entityId, 1))).toBe(bucket);
-    // The prefix form hashes the bucketing id once and finishes with the entity id.
-    expect(bucketFromHash(new HashPrefix(encodeUtf8(bucketingId), 1).hashWith(encodeUtf8(entityId)))).toBe(bucket);
-  });
+  it.each(vectors.buckets)(
+    "bucket of $bucketingId + $entityId is $bucket ($source)",
+    ({ bucketingId, entityId, bucket }) => {
+      expect(bucketFromHash(murmurhash3(bucketingId + entityId, 1))).toBe(bucket);
+      // The prefix form hashes the bucketing id once and finishes with the entity id.
+      expect(
+        bucketFromHash(new HashPrefix(encodeUtf8(bucketingId), 1).hashWith(encodeUtf8(entityId))),
+      ).toBe(bucket);
+    },
+  );
 
   // Strings the SDK's own murmurhash dependency must agree on: every prefix/suffix split, every
   // tail length, multi-byte UTF-8, astral characters and lone surrogates (TextEncoder → U+FFFD).
@@ -40,6 +45,7 @@ describe("murmurhash3 x86_32", () => {
   );
 
   it("encodes UTF-8 exactly like TextEncoder", () => {
-    for (const s of samples) expect(Array.from(encodeUtf8(s))).toEqual(Array.from(new TextEncoder().encode(s)));
+    for (const s of samples)
+      expect(Array.from(encodeUtf8(s))).toEqual(Array.from(new TextEncoder().encode(s)));
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { compareSemver, parseSemver } from "../../src/core/semver";
 import { type PatchedEvaluate, triFrom, withPatchableClient } from "./sdk-oracle";
+import { mulberry32 } from "../support/generate-datafile";
 
 type Order = -1 | 0 | 1 | null;
 
@@ -107,16 +108,6 @@ describe("compareSemver", () => {
 });
 
 /** mulberry32: a tiny seeded PRNG, so failures are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomVersion(rand: () => number): string {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -136,7 +127,7 @@ describe("random versions agree with the SDK", () => {
   const count = Number(process.env.FUZZ_CASES ?? 300);
   it(`${count} seeded pairs`, async () => {
     await withPatchableClient(async (evaluate) => {
-      const rand = prng(7);
+      const rand = mulberry32(7);
       for (let i = 0; i < count; i++) {
         const condition = randomVersion(rand);
         const user = randomVersion(rand);

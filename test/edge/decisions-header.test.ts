@@ -9,7 +9,13 @@ import {
 describe("x-ss-decisions (CONTRACT §4)", () => {
   it.each([
     [[["hero", "bold"]], "hero=bold"],
-    [[["hero", "bold"], ["cta", "green"]], "hero=bold, cta=green"],
+    [
+      [
+        ["hero", "bold"],
+        ["cta", "green"],
+      ],
+      "hero=bold, cta=green",
+    ],
     [[["a b", "c,d"]], "a%20b=c%2Cd"],
     [[["x=y", "ü"]], "x%3Dy=%C3%BC"],
     [[["</script>", '"quoted"']], "%3C%2Fscript%3E=%22quoted%22"],
@@ -20,7 +26,10 @@ describe("x-ss-decisions (CONTRACT §4)", () => {
   });
 
   it("never exceeds 4 KB; whole pairs are left out, never cut", () => {
-    const pairs: Array<[string, string]> = Array.from({ length: 200 }, (_, i) => [`experiment_number_${i}`, `variation_${i}`]);
+    const pairs: Array<[string, string]> = Array.from({ length: 200 }, (_, i) => [
+      `experiment_number_${i}`,
+      `variation_${i}`,
+    ]);
     const header = formatDecisionsHeader(pairs);
     expect(header.length).toBeLessThanOrEqual(DECISIONS_HEADER_MAX_BYTES);
     const parsed = parseDecisionsHeader(header);
@@ -29,8 +38,15 @@ describe("x-ss-decisions (CONTRACT §4)", () => {
   });
 
   it("a pair too long for the cap is skipped and later short ones still fit", () => {
-    const header = formatDecisionsHeader([["a", "1"], ["b".repeat(5000), "2"], ["c", "3"]]);
-    expect(parseDecisionsHeader(header)).toEqual([["a", "1"], ["c", "3"]]);
+    const header = formatDecisionsHeader([
+      ["a", "1"],
+      ["b".repeat(5000), "2"],
+      ["c", "3"],
+    ]);
+    expect(parseDecisionsHeader(header)).toEqual([
+      ["a", "1"],
+      ["c", "3"],
+    ]);
   });
 
   it("encoded tokens only use header-safe characters", () => {

@@ -20,19 +20,34 @@ let queued: EventMessage[];
 
 function serveSite(request: Request): Response {
   const path = new URL(request.url).pathname;
-  if (path.endsWith(".css")) return new Response("h1{color:red}", { headers: { "content-type": "text/css" } });
-  if (path === "/boom") return new Response("<h1>down</h1>", { status: 500, headers: { "content-type": "text/html" } });
-  if (path === "/other-b") return new Response("<html><head></head><body><h1>Checkout B</h1></body></html>", { headers: { "content-type": "text/html; charset=utf-8" } });
-  return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "public, max-age=60" } });
+  if (path.endsWith(".css"))
+    return new Response("h1{color:red}", { headers: { "content-type": "text/css" } });
+  if (path === "/boom")
+    return new Response("<h1>down</h1>", { status: 500, headers: { "content-type": "text/html" } });
+  if (path === "/other-b")
+    return new Response("<html><head></head><body><h1>Checkout B</h1></body></html>", {
+      headers: { "content-type": "text/html; charset=utf-8" },
+    });
+  return new Response(PAGE, {
+    headers: { "content-type": "text/html; charset=utf-8", "cache-control": "public, max-age=60" },
+  });
 }
 
 async function publish(datafile: unknown): Promise<void> {
-  await env.DATAFILES.put("datafiles/demo", typeof datafile === "string" ? datafile : JSON.stringify(datafile));
+  await env.DATAFILES.put(
+    "datafiles/demo",
+    typeof datafile === "string" ? datafile : JSON.stringify(datafile),
+  );
   resetDatafileStore();
 }
 
-async function get(path: string, init: RequestInit & { cf?: Record<string, unknown> } = {}): Promise<Response> {
-  const response = await exports.default.fetch(new Request(`${SITE}${path}`, { redirect: "manual", ...init }));
+async function get(
+  path: string,
+  init: RequestInit & { cf?: Record<string, unknown> } = {},
+): Promise<Response> {
+  const response = await exports.default.fetch(
+    new Request(`${SITE}${path}`, { redirect: "manual", ...init }),
+  );
   // Let ctx.waitUntil work (queue sends) settle before assertions.
   await new Promise((r) => setTimeout(r, 0));
   return response;
@@ -113,7 +128,8 @@ describe("the edge on a routed page", () => {
     expect(impressions.map((m) => m.type === "impression" && m.experimentId).sort()).toEqual(
       [...toOrigin.keys()].map((k) => edgeDatafile.experiments.find((e) => e.key === k)!.id).sort(),
     );
-    for (const m of impressions) expect(m).toMatchObject({ visitorId, revision: "3", sdkKey: "demo", source: "edge" });
+    for (const m of impressions)
+      expect(m).toMatchObject({ visitorId, revision: "3", sdkKey: "demo", source: "edge" });
   });
 
   it("a returning visitor keeps their id, and bucketing equals the core's", async () => {
@@ -125,7 +141,9 @@ describe("the edge on a routed page", () => {
       await response.text();
       expect(cookieValue(response, "ss_vid")).toBeUndefined();
       const decisions = new Map(parseDecisionsHeader(response.headers.get("x-ss-decisions")));
-      expect(decisions.get("split")).toBe(decideExperiment(compiled.compiled, "split", { visitorId: id }).variationKey);
+      expect(decisions.get("split")).toBe(
+        decideExperiment(compiled.compiled, "split", { visitorId: id }).variationKey,
+      );
     }
   });
 
@@ -139,7 +157,9 @@ describe("the edge on a routed page", () => {
   it("sticky: ss_dec keeps a variation the allocation no longer gives", async () => {
     const response = await get("/", { headers: { cookie: "ss_vid=stick1; ss_dec=1001.v_h_ctrl" } });
     const html = await response.text();
-    expect(new Map(parseDecisionsHeader(response.headers.get("x-ss-decisions"))).get("headline")).toBe("control");
+    expect(
+      new Map(parseDecisionsHeader(response.headers.get("x-ss-decisions"))).get("headline"),
+    ).toBe("control");
     expect(html).toContain("<h1>Welcome</h1>");
   });
 
@@ -164,7 +184,11 @@ describe("the edge on a routed page", () => {
     expect(response.status).toBe(302);
     expect(response.headers.get("location")).toBe(`${SITE}/new?utm_source=mail`);
     expect(origin.requests).toHaveLength(0);
-    expect(queued.filter((m) => m.type === "impression").map((m) => m.type === "impression" && m.experimentId)).toEqual(["1005"]);
+    expect(
+      queued
+        .filter((m) => m.type === "impression")
+        .map((m) => m.type === "impression" && m.experimentId),
+    ).toEqual(["1005"]);
   });
 
   it("split URL, rewrite mode: the variation's content at the original URL, one origin fetch", async () => {
@@ -176,11 +200,20 @@ describe("the edge on a routed page", () => {
   it("manual activation: decided and announced, but neither applied nor counted", async () => {
     const response = await get("/manual");
     const html = await response.text();
-    expect(new Map(parseDecisionsHeader(response.headers.get("x-ss-decisions"))).get("manual_test")).toBe("m");
+    expect(
+      new Map(parseDecisionsHeader(response.headers.get("x-ss-decisions"))).get("manual_test"),
+    ).toBe("m");
     expect(html).toContain("<h1>Welcome</h1>");
-    const payload = decodeBootstrap(JSON.parse(/window\.__ss=(\{.*?\});<\/script>/.exec(html)![1]!));
+    const payload = decodeBootstrap(
+      JSON.parse(/window\.__ss=(\{.*?\});<\/script>/.exec(html)![1]!),
+    );
     expect(payload?.decisions).toEqual([
-      expect.objectContaining({ experimentKey: "manual_test", variationKey: "m", activation: "manual", pageIds: ["p_manual"] }),
+      expect.objectContaining({
+        experimentKey: "manual_test",
+        variationKey: "m",
+        activation: "manual",
+        pageIds: ["p_manual"],
+      }),
     ]);
     expect(queued.filter((m) => m.type === "impression")).toHaveLength(0);
   });
@@ -188,11 +221,15 @@ describe("the edge on a routed page", () => {
   it("pageview goals of matched pages are queued", async () => {
     const response = await get("/thanks", { headers: { cookie: "ss_vid=buyer1" } });
     await response.text();
-    expect(queued.filter((m) => m.type === "conversion")).toMatchObject([{ eventKey: "thank_you_view", visitorId: "buyer1" }]);
+    expect(queued.filter((m) => m.type === "conversion")).toMatchObject([
+      { eventKey: "thank_you_view", visitorId: "buyer1" },
+    ]);
   });
 
   it("a client cannot inject x-ss-* headers towards the origin", async () => {
-    const response = await get("/about", { headers: { "x-ss-decisions": "headline=evil", "x-ss-visitor-id": "spoof" } });
+    const response = await get("/about", {
+      headers: { "x-ss-decisions": "headline=evil", "x-ss-visitor-id": "spoof" },
+    });
     await response.text();
     expect(origin.requests[0]!.headers.get("x-ss-decisions")).toBe("");
     expect(origin.requests[0]!.headers.get("x-ss-visitor-id")).not.toBe("spoof");
@@ -201,30 +238,76 @@ describe("the edge on a routed page", () => {
 
 describe("preview links", () => {
   it("a signed link forces a variation (even of a paused experiment) for this browser only, uncounted", async () => {
-    const token = await signPreview(env.SIGNING_KEY, { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 });
-    const first = await get(`/?ss_preview=${encodeURIComponent(token)}`, { headers: { cookie: "ss_vid=qa1" } });
+    const token = await signPreview(env.SIGNING_KEY, {
+      sdkKey: "demo",
+      variations: { "1004": "v_p" },
+      expiresAt: Date.now() + 3600_000,
+    });
+    const first = await get(`/?ss_preview=${encodeURIComponent(token)}`, {
+      headers: { cookie: "ss_vid=qa1" },
+    });
     expect(await first.text()).toContain("PAUSED");
     expect(cookieValue(first, "ss_preview")).toBeDefined();
     expect(origin.requests[0]!.url).not.toContain("ss_preview");
     expect(queued).toHaveLength(0);
 
     // The cookie carries the preview on; another browser (no cookie) sees the live site.
-    const again = await get("/", { headers: { cookie: `ss_vid=qa1; ss_preview=${cookieValue(first, "ss_preview")}` } });
+    const again = await get("/", {
+      headers: { cookie: `ss_vid=qa1; ss_preview=${cookieValue(first, "ss_preview")}` },
+    });
     expect(await again.text()).toContain("PAUSED");
     const other = await get("/", { headers: { cookie: "ss_vid=qa2" } });
     expect(await other.text()).not.toContain("PAUSED");
 
     // ss_preview=off ends it.
-    const off = await get("/?ss_preview=off", { headers: { cookie: `ss_vid=qa1; ss_preview=${cookieValue(first, "ss_preview")}` } });
+    const off = await get("/?ss_preview=off", {
+      headers: { cookie: `ss_vid=qa1; ss_preview=${cookieValue(first, "ss_preview")}` },
+    });
     expect(await off.text()).not.toContain("PAUSED");
-    expect(setCookies(off).some((c) => c.startsWith("ss_preview=") && /Max-Age=0/.test(c))).toBe(true);
+    expect(setCookies(off).some((c) => c.startsWith("ss_preview=") && /Max-Age=0/.test(c))).toBe(
+      true,
+    );
   });
 
   it.each([
-    ["a tampered token", async () => (await signPreview(env.SIGNING_KEY, { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 })).replace(/.$/, (c) => (c === "A" ? "E" : "A"))],
-    ["another key's token", () => signPreview("not-the-key", { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 })],
-    ["an expired token", () => signPreview(env.SIGNING_KEY, { sdkKey: "demo", variations: { "1004": "v_p" }, expiresAt: Date.now() - 1000 })],
-    ["another sdkKey's token", () => signPreview(env.SIGNING_KEY, { sdkKey: "other", variations: { "1004": "v_p" }, expiresAt: Date.now() + 3600_000 })],
+    [
+      "a tampered token",
+      async () =>
+        (
+          await signPreview(env.SIGNING_KEY, {
+            sdkKey: "demo",
+            variations: { "1004": "v_p" },
+            expiresAt: Date.now() + 3600_000,
+          })
+        ).replace(/.$/, (c) => (c === "A" ? "E" : "A")),
+    ],
+    [
+      "another key's token",
+      () =>
+        signPreview("not-the-key", {
+          sdkKey: "demo",
+          variations: { "1004": "v_p" },
+          expiresAt: Date.now() + 3600_000,
+        }),
+    ],
+    [
+      "an expired token",
+      () =>
+        signPreview(env.SIGNING_KEY, {
+          sdkKey: "demo",
+          variations: { "1004": "v_p" },
+          expiresAt: Date.now() - 1000,
+        }),
+    ],
+    [
+      "another sdkKey's token",
+      () =>
+        signPreview(env.SIGNING_KEY, {
+          sdkKey: "other",
+          variations: { "1004": "v_p" },
+          expiresAt: Date.now() + 3600_000,
+        }),
+    ],
   ])("%s is ignored", async (_name, make) => {
     const token = await make();
     const response = await get(`/?ss_preview=${encodeURIComponent(token)}`);
@@ -244,7 +327,11 @@ describe("untouched and fail-open paths", () => {
   });
 
   it("POST passes through with its body, nothing decided", async () => {
-    const response = await get("/", { method: "POST", body: "a=1", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    const response = await get("/", {
+      method: "POST",
+      body: "a=1",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
     expect(await response.text()).toBe(PAGE);
     expect(origin.requests[0]).toMatchObject({ method: "POST", body: "a=1" });
     expect(origin.requests[0]!.headers.get("x-ss-visitor-id")).toBeNull();
@@ -259,7 +346,10 @@ describe("untouched and fail-open paths", () => {
   });
 
   it.each([
-    ["a bot", { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" }],
+    [
+      "a bot",
+      { "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)" },
+    ],
     ["Sec-GPC: 1", { "sec-gpc": "1" }],
     ["ss_optout", { cookie: "ss_optout=1" }],
   ])("%s gets the original page, no cookies, no events", async (_name, headers) => {
@@ -306,6 +396,8 @@ describe("injection through datafile keys and query strings", () => {
     expect(html.match(/<script\b/g) ?? []).toHaveLength(1);
     const header = response.headers.get("x-ss-decisions")!;
     expect(header).not.toMatch(/[<>" ]x=y/);
-    expect(new Map(parseDecisionsHeader(header)).get(`</script><script>alert(1)</script>`)).toBe(`"><img src=x onerror=alert(2)>, x=y`);
+    expect(new Map(parseDecisionsHeader(header)).get(`</script><script>alert(1)</script>`)).toBe(
+      `"><img src=x onerror=alert(2)>, x=y`,
+    );
   });
 });
