@@ -615,6 +615,12 @@ class Checker {
     }
     let start = 0;
     const first: unknown = node[0];
+    if (leaf !== "url" && node.length > 0 && typeof first !== "string") {
+      // The SDK's condition_tree_evaluator drops a non-string first element: [A, B] means B.
+      this.warn(
+        `the first element of this condition array is not an operator ("and", "or", "not"), so Optimizely SDKs ignore it and evaluate only the rest; start the array with "or"`,
+      );
+    }
     if (first === "and" || first === "or" || first === "not") {
       start = 1;
       if (first === "not" && node.length !== 2) {

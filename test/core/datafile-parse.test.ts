@@ -262,6 +262,16 @@ const CASES: Case[] = [
     expected: ["warning $.typedAudiences[0].conditions[1][1].type"],
   },
   {
+    name: "condition array starting with a leaf (the SDK ignores that leaf)",
+    mutate: (d) => (d.typedAudiences[0].conditions[1] = [d.typedAudiences[0].conditions[1][1], d.typedAudiences[0].conditions[1][1]]),
+    expected: ["warning $.typedAudiences[0].conditions[1]"],
+  },
+  {
+    name: "audienceConditions starting with a nested array",
+    mutate: (d) => (d.experiments[0].audienceConditions = [["or", d.experiments[0].audienceIds[0] ?? d.typedAudiences[0].id]]),
+    expected: ["warning $.experiments[0].audienceConditions"],
+  },
+  {
     name: "condition without type",
     mutate: (d) => delete d.typedAudiences[0].conditions[1][1].type,
     expected: ["error $.typedAudiences[0].conditions[1][1].type"],
