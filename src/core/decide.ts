@@ -129,6 +129,19 @@ function asStringMap(value: unknown): Readonly<Record<string, string>> | undefin
     : undefined;
 }
 
+// Strings are immutable, so the last bucketing id's hash prefix can be reused safely: callers
+// deciding experiment after experiment for one visitor (getVariation style) hash it once.
+let lastBucketingId: string | null = null;
+let lastPrefix: HashPrefix | null = null;
+
+function prefixFor(bucketingId: string): HashPrefix {
+  if (bucketingId === lastBucketingId && lastPrefix !== null) return lastPrefix;
+  const prefix = HashPrefix.fromString(bucketingId, HASH_SEED);
+  lastBucketingId = bucketingId;
+  lastPrefix = prefix;
+  return prefix;
+}
+
 /**
  * The prepared visitor. The bucketing-id hash prefix is computed on first use: most decisions
  * stop at the status or audience check and never need it.
@@ -149,7 +162,7 @@ class Prepared implements PreparedVisitor {
   ) {}
 
   get bucketingPrefix(): HashPrefix {
-    return (this.prefix ??= new HashPrefix(this.bucketingId, HASH_SEED));
+    return (this.prefix ??= prefixFor(this.bucketingId));
   }
 }
 

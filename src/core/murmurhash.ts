@@ -58,53 +58,52 @@ function finish(h: number, tail: number, tailLength: number, totalLength: number
  * leftover bytes kept in `tail`. Immutable; `hashWith` finishes a copy with a suffix.
  */
 export class HashPrefix {
-  private readonly h: number;
-  private readonly tail: number;
-  private readonly tailLength: number;
-  private readonly length: number;
+  private constructor(
+    private readonly h: number,
+    private readonly tail: number,
+    private readonly tailLength: number,
+    private readonly length: number,
+  ) {}
 
-  /**
-   * @param prefix the prefix's UTF-8 bytes, or the string itself (ASCII strings are hashed
-   *   straight from their char codes, without allocating a byte array).
-   */
-  constructor(prefix: Uint8Array | string, seed: number) {
-    if (typeof prefix === "string") {
-      if (!isAscii(prefix)) prefix = textEncoder.encode(prefix);
-      else {
-        let h = seed | 0;
-        const n = prefix.length;
-        const blocks = n & ~3;
-        for (let i = 0; i < blocks; i += 4) {
-          const k =
-            prefix.charCodeAt(i) |
-            (prefix.charCodeAt(i + 1) << 8) |
-            (prefix.charCodeAt(i + 2) << 16) |
-            (prefix.charCodeAt(i + 3) << 24);
-          h = mixBlock(h, k);
-        }
-        let tail = 0;
-        for (let j = 0; j < (n & 3); j++) tail |= prefix.charCodeAt(blocks + j) << (8 * j);
-        this.h = h;
-        this.tail = tail;
-        this.tailLength = n & 3;
-        this.length = n;
-        return;
-      }
-    }
+  /** The state after the prefix's UTF-8 bytes. */
+  static fromBytes(prefix: Uint8Array, seed: number): HashPrefix {
     let h = seed | 0;
-    const blocks = prefix.length & ~3;
+    const n = prefix.length;
+    const blocks = n & ~3;
     for (let i = 0; i < blocks; i += 4) {
-      const k =
-        prefix[i]! | (prefix[i + 1]! << 8) | (prefix[i + 2]! << 16) | (prefix[i + 3]! << 24);
-      h = mixBlock(h, k);
+      h = mixBlock(
+        h,
+        prefix[i]! | (prefix[i + 1]! << 8) | (prefix[i + 2]! << 16) | (prefix[i + 3]! << 24),
+      );
     }
     let tail = 0;
-    const tailLength = prefix.length & 3;
-    for (let j = 0; j < tailLength; j++) tail |= prefix[blocks + j]! << (8 * j);
-    this.h = h;
-    this.tail = tail;
-    this.tailLength = tailLength;
-    this.length = prefix.length;
+    for (let j = 0; j < (n & 3); j++) tail |= prefix[blocks + j]! << (8 * j);
+    return new HashPrefix(h, tail, n & 3, n);
+  }
+
+  /**
+   * The state after a string's UTF-8 bytes. ASCII strings (visitor ids, in practice) are hashed
+   * straight from their char codes, without allocating a byte array; others are encoded first.
+   */
+  static fromString(prefix: string, seed: number): HashPrefix {
+    let h = seed | 0;
+    const n = prefix.length;
+    const blocks = n & ~3;
+    for (let i = 0; i < blocks; i += 4) {
+      const a = prefix.charCodeAt(i);
+      const b = prefix.charCodeAt(i + 1);
+      const c = prefix.charCodeAt(i + 2);
+      const d = prefix.charCodeAt(i + 3);
+      if ((a | b | c | d) > 0x7f) return HashPrefix.fromBytes(textEncoder.encode(prefix), seed);
+      h = mixBlock(h, a | (b << 8) | (c << 16) | (d << 24));
+    }
+    let tail = 0;
+    for (let j = 0; j < (n & 3); j++) {
+      const code = prefix.charCodeAt(blocks + j);
+      if (code > 0x7f) return HashPrefix.fromBytes(textEncoder.encode(prefix), seed);
+      tail |= code << (8 * j);
+    }
+    return new HashPrefix(h, tail, n & 3, n);
   }
 
   /** The unsigned 32-bit hash of prefix ‖ suffix. */
@@ -128,5 +127,5 @@ const EMPTY = new Uint8Array(0);
 
 /** MurmurHash3 x86_32 of the UTF-8 bytes of `input`, as an unsigned 32-bit integer. */
 export function murmurhash3(input: string, seed: number): number {
-  return new HashPrefix(input, seed).hashWith(EMPTY);
+  return HashPrefix.fromString(input, seed).hashWith(EMPTY);
 }
