@@ -1,4 +1,5 @@
-import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 /**
@@ -15,6 +16,9 @@ const testSecrets = { ADMIN_TOKEN: "test-admin-token", SIGNING_KEY: "test-signin
 // process.env (this Node process only) and warns when they are missing.
 Object.assign(process.env, testSecrets);
 
+// D1 schema for the workers tests: test/helpers/apply-migrations.ts applies these (idempotent).
+const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url)));
+
 export default defineConfig({
   test: {
     projects: [
@@ -30,7 +34,7 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: testSecrets,
+              bindings: { ...testSecrets, TEST_MIGRATIONS: migrations },
               outboundService: (request: Request) =>
                 new Response(`splitstream tests: outbound request refused: ${request.url}`, {
                   status: 599,
@@ -43,6 +47,7 @@ export default defineConfig({
           name: "workers",
           include: ["test/**/*.test.ts"],
           exclude: ["test/core/**", "test/fixtures/**"],
+          setupFiles: ["./test/helpers/apply-migrations.ts"],
         },
       },
     ],

@@ -9,6 +9,7 @@ import { handleEdgeRequest } from "./edge/handle-request";
 import { handleHealth, HEALTH_PATH } from "./edge/health";
 import { loadRoutes, matchRoute } from "./edge/routes";
 import { errorResponse } from "./edge/errors";
+import { handleApi } from "./api/app";
 
 const RESERVED_PREFIX = "/_ss/";
 
@@ -23,6 +24,8 @@ export default {
     if (url.pathname.startsWith(RESERVED_PREFIX)) {
       if (url.pathname.startsWith(DATAFILES_PATH_PREFIX))
         return handleDatafileRequest(request, env, ctx);
+      if (url.pathname.startsWith("/_ss/api/") && route.serveApi)
+        return handleApi(request, env, ctx);
       return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
     }
     return handleEdgeRequest(request, env, ctx, route, url);

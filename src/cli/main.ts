@@ -2,6 +2,7 @@
  * The `splitstream` CLI (package.json `bin`). Commands: decide, validate (CONTRACT §7).
  * Exit status: 0 success, 1 invalid input (datafile problems, malformed lines), 2 usage errors.
  */
+import { API_USAGE, runApiCommand } from "./api-command";
 import { DECIDE_USAGE, runDecide } from "./decide-command";
 import { CliError } from "./io";
 import { runValidate, VALIDATE_USAGE } from "./validate-command";
@@ -9,16 +10,25 @@ import { runValidate, VALIDATE_USAGE } from "./validate-command";
 const USAGE = `splitstream — Splitstream's command line
 
 Commands:
-  decide     explain or batch-decide visitors against a datafile
-  validate   check a datafile and list every problem with its JSON path
+  decide       explain or batch-decide visitors against a datafile
+  validate     check a datafile and list every problem with its JSON path
+  projects, experiments, publish, revisions, datafile
+               daily work against a running Splitstream API (see below)
 
 ${DECIDE_USAGE}
 
-${VALIDATE_USAGE}`;
+${VALIDATE_USAGE}
+
+${API_USAGE}`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   decide: runDecide,
   validate: runValidate,
+  projects: (args) => runApiCommand("projects", args),
+  experiments: (args) => runApiCommand("experiments", args),
+  publish: (args) => runApiCommand("publish", args),
+  revisions: (args) => runApiCommand("revisions", args),
+  datafile: (args) => runApiCommand("datafile", args),
 };
 
 /** Runs the CLI with argv (without node and script) and returns the exit status. */

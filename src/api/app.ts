@@ -1,0 +1,145 @@
+/**
+ * The management API (CONTRACT §6, docs/api.md) under `/_ss/api/v1`: one OpenAPIHono app with
+ * bearer auth, JSON bodies, the error envelope and an OpenAPI 3.1 document built from every
+ * registered route.
+ *
+ * Route modules export `register<Name>Routes(app: ApiApp): void` and add routes with
+ * `app.openapi(createRoute({...}), handler)` so the document covers them.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Env } from "../env";
+import { errorResponse } from "../edge/errors";
+import { authenticate, type Actor } from "./auth";
+import { ApiError } from "./errors";
+import { jsonBodyGuard, validationError } from "./http";
+import { registerPublishRoutes } from "./publish-routes";
+import { registerResourceRoutes } from "./resources/index";
+import { registerAuditLogRoutes } from "./routes/audit-log";
+import { registerEnvironmentRoutes } from "./routes/environments";
+import { registerProjectRoutes } from "./routes/projects";
+import { registerTokenRoutes } from "./routes/tokens";
+
+export type ApiEnv = { Bindings: Env; Variables: { actor: Actor } };
+/** The app route modules register on (paths are relative to API_BASE_PATH: `/projects`, …). */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- Hono's own "no routes yet" schema type
+export type ApiApp = OpenAPIHono<ApiEnv, {}, "/_ss/api/v1">;
+
+export const API_BASE_PATH = "/_ss/api/v1";
+export const OPENAPI_PATH = `${API_BASE_PATH}/openapi.json`;
+export const API_VERSION = "1.0.0";
+
+function apiErrorResponse(error: ApiError): Response {
+  const headers: Record<string, string> = {};
+  if (error.status === 401) headers["www-authenticate"] = 'Bearer realm="splitstream"';
+  if (error.status === 429 || error.status === 503) headers["retry-after"] = "1";
+  return errorResponse(error.status, error.code, error.message, error.details, headers);
+}
+
+/** Any error thrown below a route → the envelope. */
+export function toErrorResponse(error: unknown, c?: Context): Response {
+  if (error instanceof ApiError) return apiErrorResponse(error);
+  if (error instanceof HTTPException) {
+    // Thrown by Hono's validators (malformed JSON, unsupported media type).
+    const status = error.status;
+    if (status === 400)
+      return errorResponse(400, "invalid_json", error.message || "malformed JSON");
+    if (status === 415)
+      return errorResponse(
+        415,
+        "unsupported_media_type",
+        "request bodies must be JSON (Content-Type: application/json)",
+      );
+    return errorResponse(status, `http_${status}`, error.message || "request failed");
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  // D1 surfaces constraint violations as errors; a duplicate key is the caller's conflict.
+  if (/UNIQUE constraint failed/i.test(message))
+    return errorResponse(409, "conflict", "a resource with that key already exists", {
+      constraint: message
+        .replace(/^.*UNIQUE constraint failed:\s*/i, "")
+        .replace(/: SQLITE.*$/, ""),
+    });
+  console.error(
+    "splitstream api: unhandled error",
+    c ? `${c.req.method} ${c.req.path}` : "",
+    error,
+  );
+  return errorResponse(500, "internal_error", "internal error");
+}
+
+/**
+ * The foundation without resource routes: base path, `cache-control: no-store`, bearer auth on
+ * everything but `GET /openapi.json`, body guard (1 MB, JSON), validation → 422 with JSON paths,
+ * the error envelope for thrown errors and unknown paths, and the OpenAPI 3.1 document (built
+ * from whatever routes are registered when it is requested).
+ */
+export function createApiApp(): ApiApp {
+  const app = new OpenAPIHono<ApiEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw validationError(result.error, result.target);
+    },
+  }).basePath(API_BASE_PATH);
+
+  app.use("*", async (c, next) => {
+    await next();
+    c.res.headers.set("cache-control", "no-store");
+  });
+  app.use("*", async (c, next) => {
+    if (c.req.path === OPENAPI_PATH && (c.req.method === "GET" || c.req.method === "HEAD"))
+      return next();
+    c.set("actor", await authenticate(c));
+    await next();
+  });
+  app.use("*", jsonBodyGuard);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description:
+      "ADMIN_TOKEN, or a token created with POST /tokens (`ss_…`). Roles: viewer (read), editor (change content), admin (projects, environments, tokens).",
+  });
+  app.doc31("/openapi.json", (c) => ({
+    openapi: "3.1.0",
+    info: {
+      title: "Splitstream management API",
+      version: API_VERSION,
+      description:
+        "Projects, environments, experiments and the rest of an Optimizely-compatible experimentation platform. See docs/api.md.",
+    },
+    servers: [{ url: new URL(c.req.url).origin }],
+    security: [{ bearerAuth: [] }],
+  }));
+
+  app.onError((error, c) => toErrorResponse(error, c));
+  app.notFound((c) =>
+    errorResponse(404, "not_found", `no API endpoint ${c.req.method} ${c.req.path}`),
+  );
+  return app;
+}
+
+/** The foundation plus every route module: what the Worker serves. */
+export function buildApiApp(): ApiApp {
+  const app = createApiApp();
+  registerProjectRoutes(app);
+  registerEnvironmentRoutes(app);
+  registerTokenRoutes(app);
+  registerAuditLogRoutes(app);
+  // attributes, audiences, events, pages, groups, lists, experiments (src/api/resources/index.ts)
+  registerResourceRoutes(app);
+  registerPublishRoutes(app);
+  return app;
+}
+
+let memoized: ApiApp | undefined;
+
+/** Serves `/_ss/api/…` (src/index.ts); the app is built once per isolate. */
+export async function handleApi(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+): Promise<Response> {
+  memoized ??= buildApiApp();
+  return memoized.fetch(request, env, ctx);
+}

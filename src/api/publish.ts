@@ -1,0 +1,571 @@
+/**
+ * Publishing (docs/api.md "Publishing"): management data in D1 → a validated datafile in KV
+ * (CONTRACT §2 layout: `datafiles/{sdkKey}/{revision}` immutable, `datafiles/{sdkKey}` current).
+ *
+ * One publish of one environment:
+ * 1. Reserve the next revision number: INSERT of the `datafile_revisions` row, its number
+ *    computed inside the INSERT from the highest one so far. The primary key
+ *    (environment_id, revision) is the arbiter: two racing publishes never share a number. A
+ *    reserved row is "pending" (`sha256 = ''`) until step 6 and hidden from revision lists.
+ * 2. Load the snapshot from D1 — after reserving, so the highest revision always reflects every
+ *    change committed before it was reserved — and build the datafile with that revision.
+ * 3. Validate the exact text with `parseDatafile` (src/core). Any error → 422 `datafile_invalid`
+ *    with the problems; nothing is written, the reservation is released.
+ * 4. Unchanged content (SHA-256 of the datafile with `revision` blanked equals the current
+ *    revision's, and KV's current key holds that revision) → `changed: false`, reservation
+ *    released, nothing written.
+ * 5. KV: `datafiles/{sdkKey}/{revision}` first, then `datafiles/{sdkKey}` (unless a newer
+ *    revision is already current), both with metadata `{publishedAt, revision}` — the edge's
+ *    Last-Modified.
+ * 6. D1, one batch: the revision row completed, `environments.revision` advanced (never moved
+ *    back), the audit entry.
+ * 7. If racing publishes wrote the current key out of order, the one that commits last puts the
+ *    highest revision's text back (compares KV's current metadata with `environments.revision`).
+ *
+ * Rollback re-publishes the stored text of an older revision as a new revision (its `revision`
+ * field rewritten, `rollback_of` set), through the same steps.
+ */
+import { parseDatafile } from "../core/datafile-parse";
+import type { Datafile } from "../core/datafile-types";
+import type { Problem } from "../core/problem";
+import { datafileKey } from "../edge/datafile-store";
+import type { Env } from "../env";
+import { auditStatement } from "./audit";
+import type { Actor } from "./auth";
+import {
+  buildDatafile,
+  contentText,
+  DatafileBuildError,
+  serializeDatafile,
+  type AttributeRow,
+  type AudienceRow,
+  type DatafileRevisionRow,
+  type EnvironmentRow,
+  type EventRow,
+  type ExperimentRow,
+  type GroupRow,
+  type ListRow,
+  type PageRow,
+  type ProjectRow,
+  type ProjectSnapshot,
+} from "./datafile-build";
+import { ApiError, notFound } from "./errors";
+import { nowIso } from "./ids";
+
+export interface PublishResult {
+  environmentId: string;
+  environmentKey: string;
+  sdkKey: string;
+  /** The revision now published (when `changed` is false: the current one, unchanged). */
+  revision: number;
+  /** False when the content equals the current revision's: nothing was written. */
+  changed: boolean;
+  /** Validator warnings of the datafile (it loads; they are probably mistakes). */
+  warnings: Problem[];
+}
+
+/** KV metadata of both datafile keys. */
+export interface PublishedDatafileMetadata {
+  /** ISO 8601; the edge's Last-Modified. */
+  publishedAt: string;
+  revision: number;
+}
+
+/** KV key of one immutable revision. */
+export function revisionKey(sdkKey: string, revision: number): string {
+  return `${datafileKey(sdkKey)}/${revision}`;
+}
+
+/** SHA-256 hex of a string (UTF-8). */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  let hex = "";
+  for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, "0");
+  return hex;
+}
+
+/** The hash stored in `datafile_revisions.sha256`: of the content, `revision` blanked. */
+export async function contentHash(datafile: object): Promise<string> {
+  return sha256Hex(contentText(datafile));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+
+const PROJECT_TABLES = [
+  "attributes",
+  "audiences",
+  "events",
+  "pages",
+  "groups",
+  "lists",
+  "experiments",
+] as const;
+
+/** The statements reading a project's tables, ordered as the builder wants them. */
+function tableStatements(db: D1Database, projectIdSql: string, param: string) {
+  return PROJECT_TABLES.map((table) =>
+    db
+      .prepare(`SELECT * FROM ${table} WHERE project_id = ${projectIdSql} ORDER BY created_at, id`)
+      .bind(param),
+  );
+}
+
+interface Tables {
+  attributes: AttributeRow[];
+  audiences: AudienceRow[];
+  events: EventRow[];
+  pages: PageRow[];
+  groups: GroupRow[];
+  lists: ListRow[];
+  experiments: ExperimentRow[];
+}
+
+function tablesOf(results: D1Result[]): Tables {
+  const rows = (i: number) => results[i]?.results ?? [];
+  return {
+    attributes: rows(0) as unknown as AttributeRow[],
+    audiences: rows(1) as unknown as AudienceRow[],
+    events: rows(2) as unknown as EventRow[],
+    pages: rows(3) as unknown as PageRow[],
+    groups: rows(4) as unknown as GroupRow[],
+    lists: rows(5) as unknown as ListRow[],
+    experiments: rows(6) as unknown as ExperimentRow[],
+  };
+}
+
+/** Everything one environment's datafile is built from, in one D1 round trip; 404 when absent. */
+export async function loadSnapshot(
+  db: D1Database,
+  environmentId: string,
+): Promise<ProjectSnapshot> {
+  const projectOf = "(SELECT project_id FROM environments WHERE id = ?)";
+  const results = await db.batch([
+    db.prepare("SELECT * FROM environments WHERE id = ?").bind(environmentId),
+    db.prepare(`SELECT * FROM projects WHERE id = ${projectOf}`).bind(environmentId),
+    db
+      .prepare("SELECT experiment_id, status FROM experiment_status WHERE environment_id = ?")
+      .bind(environmentId),
+    ...tableStatements(db, projectOf, environmentId),
+  ]);
+  const environment = results[0]?.results[0] as EnvironmentRow | undefined;
+  const project = results[1]?.results[0] as ProjectRow | undefined;
+  if (!environment || !project) throw notFound("environment", environmentId);
+  const statuses = new Map<string, string>();
+  for (const row of (results[2]?.results ?? []) as Array<{
+    experiment_id: string;
+    status: string;
+  }>)
+    statuses.set(row.experiment_id, row.status);
+  return { project, environment, statuses, ...tablesOf(results.slice(3)) };
+}
+
+/** The snapshots of every environment of a project (one D1 round trip); 404 when no project. */
+export async function loadProjectSnapshots(
+  db: D1Database,
+  projectId: string,
+): Promise<ProjectSnapshot[]> {
+  const results = await db.batch([
+    db.prepare("SELECT * FROM projects WHERE id = ?").bind(projectId),
+    db
+      .prepare("SELECT * FROM environments WHERE project_id = ? ORDER BY created_at, id")
+      .bind(projectId),
+    db
+      .prepare(
+        "SELECT s.experiment_id, s.environment_id, s.status FROM experiment_status s JOIN environments e ON e.id = s.environment_id WHERE e.project_id = ?",
+      )
+      .bind(projectId),
+    ...tableStatements(db, "?", projectId),
+  ]);
+  const project = results[0]?.results[0] as ProjectRow | undefined;
+  if (!project) throw notFound("project", projectId);
+  const environments = (results[1]?.results ?? []) as unknown as EnvironmentRow[];
+  const statusRows = (results[2]?.results ?? []) as Array<{
+    experiment_id: string;
+    environment_id: string;
+    status: string;
+  }>;
+  const tables = tablesOf(results.slice(3));
+  return environments.map((environment) => {
+    const statuses = new Map<string, string>();
+    for (const row of statusRows)
+      if (row.environment_id === environment.id) statuses.set(row.experiment_id, row.status);
+    return { project, environment, statuses, ...tables };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+/** The 422 for a datafile that does not validate (or cannot be built). */
+function invalidDatafile(environment: EnvironmentRow, problems: Problem[]): ApiError {
+  const errors = problems.filter((p) => p.severity === "error");
+  const first = errors[0];
+  return new ApiError(
+    422,
+    "datafile_invalid",
+    `the datafile of environment ${environment.key} would be invalid, so nothing was published${
+      first
+        ? `: ${first.path}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ""}`
+        : ""
+    }`,
+    {
+      environmentId: environment.id,
+      environmentKey: environment.key,
+      problems: errors.map((p) => ({ path: p.path, message: p.message })),
+    },
+  );
+}
+
+/** Builds and validates; the text to store and the warnings, or a 422. */
+function buildChecked(
+  snapshot: ProjectSnapshot,
+  revision: number,
+): { datafile: Datafile; text: string; warnings: Problem[] } {
+  let datafile: Datafile;
+  try {
+    datafile = buildDatafile(snapshot, revision);
+  } catch (error) {
+    if (error instanceof DatafileBuildError)
+      throw invalidDatafile(snapshot.environment, error.problems);
+    throw error;
+  }
+  const text = serializeDatafile(datafile);
+  return { datafile, text, warnings: checkText(snapshot.environment, text) };
+}
+
+/** parseDatafile on the exact text; 422 on errors, the warnings otherwise. */
+function checkText(environment: EnvironmentRow, text: string): Problem[] {
+  const parsed = parseDatafile(text);
+  if (!parsed.ok) throw invalidDatafile(environment, parsed.problems);
+  return parsed.problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The publish steps
+
+const MAX_RESERVE_ATTEMPTS = 5;
+
+/** Step 1: the next revision number of the environment, reserved; 404 when no environment. */
+async function reserveRevision(
+  db: D1Database,
+  environmentId: string,
+  actor: Actor,
+  reason: string,
+  rollbackOf: number | null,
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const row = await db
+        .prepare(
+          `INSERT INTO datafile_revisions
+             (environment_id, revision, sha256, size, published_at, published_by, reason, rollback_of)
+           SELECT e.id,
+                  MAX(e.revision, COALESCE((SELECT MAX(r.revision) FROM datafile_revisions r
+                                            WHERE r.environment_id = e.id), 0)) + 1,
+                  '', 0, ?, ?, ?, ?
+           FROM environments e WHERE e.id = ?
+           RETURNING revision`,
+        )
+        .bind(nowIso(), actor.id, reason, rollbackOf, environmentId)
+        .first<{ revision: number }>();
+      if (!row) throw notFound("environment", environmentId);
+      return row.revision;
+    } catch (error) {
+      // The primary key decides between racing publishes: take the next number.
+      if (
+        attempt < MAX_RESERVE_ATTEMPTS &&
+        error instanceof Error &&
+        /UNIQUE constraint failed|PRIMARY KEY/i.test(error.message)
+      )
+        continue;
+      throw error;
+    }
+  }
+}
+
+async function releaseRevision(
+  db: D1Database,
+  environmentId: string,
+  revision: number,
+): Promise<void> {
+  try {
+    await db
+      .prepare(
+        "DELETE FROM datafile_revisions WHERE environment_id = ? AND revision = ? AND sha256 = ''",
+      )
+      .bind(environmentId, revision)
+      .run();
+  } catch (error) {
+    // A pending row left behind is only a gap in the numbering (pending rows are never listed).
+    console.error(`splitstream: could not release revision ${revision} of ${environmentId}`, error);
+  }
+}
+
+/** The revision number KV's current key holds, from its metadata; null when absent or unknown. */
+async function currentKvRevision(kv: KVNamespace, sdkKey: string): Promise<number | null> {
+  const { value, metadata } = await kv.getWithMetadata<Partial<PublishedDatafileMetadata>>(
+    datafileKey(sdkKey),
+    "stream",
+  );
+  if (value === null) return null;
+  await value.cancel();
+  return typeof metadata?.revision === "number" ? metadata.revision : null;
+}
+
+async function currentRevision(db: D1Database, environmentId: string): Promise<number> {
+  const row = await db
+    .prepare("SELECT revision FROM environments WHERE id = ?")
+    .bind(environmentId)
+    .first<{ revision: number }>();
+  return row?.revision ?? 0;
+}
+
+/**
+ * Step 7: makes KV's current key hold `environments.revision` (racing publishes may have written
+ * it out of order). Best effort; a few rounds in case the race continues.
+ */
+async function settleCurrent(env: Env, environmentId: string, sdkKey: string): Promise<void> {
+  for (let round = 0; round < 3; round++) {
+    const wanted = await currentRevision(env.DB, environmentId);
+    if (wanted === 0 || (await currentKvRevision(env.DATAFILES, sdkKey)) === wanted) return;
+    const stored = await env.DATAFILES.getWithMetadata<PublishedDatafileMetadata>(
+      revisionKey(sdkKey, wanted),
+      "text",
+    );
+    if (stored.value === null) {
+      console.error(
+        `splitstream: ${revisionKey(sdkKey, wanted)} is missing; ${datafileKey(sdkKey)} not repaired`,
+      );
+      return;
+    }
+    await env.DATAFILES.put(datafileKey(sdkKey), stored.value, {
+      metadata: stored.metadata ?? { publishedAt: nowIso(), revision: wanted },
+    });
+  }
+}
+
+/** What a publish turns into a datafile, given the reserved revision. */
+type Produce = (revision: number) => Promise<{
+  environment: EnvironmentRow;
+  datafile: Datafile;
+  text: string;
+  warnings: Problem[];
+}>;
+
+async function publishWith(
+  env: Env,
+  environmentId: string,
+  actor: Actor,
+  reason: string,
+  rollbackOf: number | null,
+  produce: Produce,
+): Promise<PublishResult> {
+  const db = env.DB;
+  const revision = await reserveRevision(db, environmentId, actor, reason, rollbackOf);
+  let committed = false;
+  try {
+    const { environment, datafile, text, warnings } = await produce(revision);
+    const sdkKey = environment.sdk_key;
+    const base = { environmentId, environmentKey: environment.key, sdkKey, warnings };
+    const sha256 = await contentHash(datafile);
+
+    // Step 4: unchanged?
+    const current = environment.revision;
+    if (current > 0) {
+      const previous = await db
+        .prepare("SELECT sha256 FROM datafile_revisions WHERE environment_id = ? AND revision = ?")
+        .bind(environmentId, current)
+        .first<{ sha256: string }>();
+      if (
+        previous?.sha256 === sha256 &&
+        (await currentKvRevision(env.DATAFILES, sdkKey)) === current
+      ) {
+        // (the reservation is released below)
+        return { ...base, revision: current, changed: false };
+      }
+    }
+
+    // Step 5: KV, immutable revision first.
+    const publishedAt = nowIso();
+    const metadata: PublishedDatafileMetadata = { publishedAt, revision };
+    await env.DATAFILES.put(revisionKey(sdkKey, revision), text, { metadata });
+    if ((await currentRevision(db, environmentId)) < revision)
+      await env.DATAFILES.put(datafileKey(sdkKey), text, { metadata });
+
+    // Step 6: D1.
+    const size = new TextEncoder().encode(text).byteLength;
+    await db.batch([
+      db
+        .prepare(
+          "UPDATE datafile_revisions SET sha256 = ?, size = ?, published_at = ? WHERE environment_id = ? AND revision = ?",
+        )
+        .bind(sha256, size, publishedAt, environmentId, revision),
+      db
+        .prepare("UPDATE environments SET revision = ? WHERE id = ? AND revision < ?")
+        .bind(revision, environmentId, revision),
+      auditStatement(
+        db,
+        actor,
+        rollbackOf === null ? "publish" : "rollback",
+        "environment",
+        environmentId,
+        environment.project_id,
+        rollbackOf === null
+          ? { revision, reason, sha256 }
+          : { revision, rollbackOf, reason, sha256 },
+      ),
+    ]);
+    committed = true;
+
+    // Step 7 (best effort: the revision is published whatever happens here).
+    await settleCurrent(env, environmentId, sdkKey).catch((error: unknown) =>
+      console.error(`splitstream: could not check ${datafileKey(sdkKey)} after publishing`, error),
+    );
+    return { ...base, revision, changed: true };
+  } finally {
+    if (!committed) await releaseRevision(db, environmentId, revision);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+/**
+ * Publishes the current management data of one environment as a new datafile revision (no-op
+ * with `changed: false` when the content is unchanged). 404 when the environment does not exist,
+ * 422 `datafile_invalid` (nothing published) when the datafile would not validate.
+ */
+export async function publishEnvironment(
+  env: Env,
+  environmentId: string,
+  actor: Actor,
+  reason: string,
+): Promise<PublishResult> {
+  return publishWith(env, environmentId, actor, reason, null, async (revision) => {
+    const snapshot = await loadSnapshot(env.DB, environmentId);
+    return { environment: snapshot.environment, ...buildChecked(snapshot, revision) };
+  });
+}
+
+/**
+ * Publishes every environment of a project (what a change that affects the edge calls). All
+ * datafiles are built and validated first: if any would be invalid, 422 and none is published.
+ * 404 when the project does not exist; `[]` when it has no environments.
+ */
+export async function publishProject(
+  env: Env,
+  projectId: string,
+  actor: Actor,
+  reason: string,
+): Promise<PublishResult[]> {
+  const snapshots = await loadProjectSnapshots(env.DB, projectId);
+  for (const snapshot of snapshots) buildChecked(snapshot, snapshot.environment.revision + 1);
+  const results: PublishResult[] = [];
+  for (const snapshot of snapshots)
+    results.push(await publishEnvironment(env, snapshot.environment.id, actor, reason));
+  return results;
+}
+
+/**
+ * Publishes the stored text of `toRevision` again as a new revision (`revision` field rewritten,
+ * `rollback_of` = toRevision). 404 when that revision was never published or its text is gone
+ * from KV; 422 when it no longer validates; `changed: false` when it equals the current content.
+ * The management data is not changed: the next publish (any edit) publishes it again.
+ */
+export async function rollbackEnvironment(
+  env: Env,
+  environmentId: string,
+  toRevision: number,
+  actor: Actor,
+  reason = `rollback to revision ${toRevision}`,
+): Promise<PublishResult> {
+  const environment = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
+    .bind(environmentId)
+    .first<EnvironmentRow>();
+  if (!environment) throw notFound("environment", environmentId);
+  const row = await env.DB.prepare(
+    "SELECT revision FROM datafile_revisions WHERE environment_id = ? AND revision = ? AND sha256 <> ''",
+  )
+    .bind(environmentId, toRevision)
+    .first<Pick<DatafileRevisionRow, "revision">>();
+  if (!row) throw notFound("revision", `${toRevision} of environment ${environmentId}`);
+  const stored = await env.DATAFILES.get(revisionKey(environment.sdk_key, toRevision), "text");
+  if (stored === null)
+    throw new ApiError(
+      404,
+      "not_found",
+      `the text of revision ${toRevision} is no longer in KV (${revisionKey(environment.sdk_key, toRevision)})`,
+      { type: "revision", id: String(toRevision) },
+    );
+  let old: Record<string, unknown>;
+  try {
+    old = JSON.parse(stored) as Record<string, unknown>;
+  } catch {
+    throw invalidDatafile(environment, [
+      { path: "$", message: `revision ${toRevision} is not valid JSON`, severity: "error" },
+    ]);
+  }
+  return publishWith(env, environmentId, actor, reason, toRevision, async (revision) => {
+    const fresh = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
+      .bind(environmentId)
+      .first<EnvironmentRow>();
+    if (!fresh) throw notFound("environment", environmentId);
+    const datafile = { ...old, revision: String(revision) } as unknown as Datafile;
+    const text = JSON.stringify(datafile);
+    return { environment: fresh, datafile, text, warnings: checkText(fresh, text) };
+  });
+}
+
+/**
+ * Publishes a datafile supplied as a whole (`splitstream datafile push`, PUT …/datafile) as the
+ * environment's next revision: its `sdkKey` and `revision` are set to the environment's, it must
+ * pass `parseDatafile`, and nothing is written otherwise. The management data is not changed, so
+ * the next change that publishes from it replaces the pushed datafile (as with a rollback).
+ */
+export async function pushDatafile(
+  env: Env,
+  environmentId: string,
+  supplied: unknown,
+  actor: Actor,
+  reason = "datafile pushed",
+): Promise<PublishResult> {
+  const environment = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
+    .bind(environmentId)
+    .first<EnvironmentRow>();
+  if (!environment) throw notFound("environment", environmentId);
+  if (supplied === null || typeof supplied !== "object" || Array.isArray(supplied)) {
+    throw invalidDatafile(environment, [
+      { path: "$", message: "expected a datafile (a JSON object)", severity: "error" },
+    ]);
+  }
+  // Fail before reserving a revision: the problems name paths in what the client sent.
+  checkText(environment, JSON.stringify({ ...supplied, sdkKey: environment.sdk_key, revision: "0" }));
+  return publishWith(env, environmentId, actor, reason, null, async (revision) => {
+    const fresh = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
+      .bind(environmentId)
+      .first<EnvironmentRow>();
+    if (!fresh) throw notFound("environment", environmentId);
+    const datafile = { ...supplied, sdkKey: fresh.sdk_key, revision: String(revision) } as unknown as Datafile;
+    const text = JSON.stringify(datafile);
+    return { environment: fresh, datafile, text, warnings: checkText(fresh, text) };
+  });
+}
+
+/** A page of completed revisions, newest first (`before` = exclusive upper bound). */
+export async function listRevisions(
+  db: D1Database,
+  environmentId: string,
+  limit: number,
+  before: number | null,
+): Promise<DatafileRevisionRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM datafile_revisions
+       WHERE environment_id = ? AND sha256 <> '' AND revision < ?
+       ORDER BY revision DESC LIMIT ?`,
+    )
+    .bind(environmentId, before ?? Number.MAX_SAFE_INTEGER, limit)
+    .all<DatafileRevisionRow>();
+  return results;
+}

@@ -1,0 +1,225 @@
+/**
+ * CLI commands against a running Splitstream management API (`/_ss/api/v1`, CONTRACT §6):
+ * list experiments, start/pause/resume/archive, publish, push a datafile file.
+ * URL and token come from --api-url/--token or SPLITSTREAM_API_URL/SPLITSTREAM_TOKEN.
+ */
+import { parseArgs } from "node:util";
+import { formatProblems, parseDatafile } from "../core/index";
+import { CliError, readText } from "./io";
+
+export const API_USAGE = `Usage (against a running Worker; --api-url and --token, or SPLITSTREAM_API_URL / SPLITSTREAM_TOKEN):
+  splitstream projects list
+  splitstream experiments list --project ID
+  splitstream experiments start|pause|resume|archive EXPERIMENT_ID [--environment KEY]
+  splitstream publish --environment ENVIRONMENT_ID [--reason TEXT]
+  splitstream datafile push FILE --environment ENVIRONMENT_ID
+      validates FILE locally (every problem with its JSON path), then publishes it as the
+      environment's next revision
+  splitstream revisions --environment ENVIRONMENT_ID
+  Add --json for raw JSON output.`;
+
+interface ApiOptions {
+  url: string;
+  token: string;
+  json: boolean;
+}
+
+const COMMON = {
+  "api-url": { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean", default: false },
+  project: { type: "string" },
+  environment: { type: "string" },
+  reason: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+function options(values: { "api-url"?: string; token?: string; json?: boolean }): ApiOptions {
+  const url = values["api-url"] ?? process.env.SPLITSTREAM_API_URL;
+  const token = values.token ?? process.env.SPLITSTREAM_TOKEN;
+  if (!url)
+    throw new CliError(
+      "the API URL is required: --api-url or SPLITSTREAM_API_URL (e.g. http://localhost:8787)",
+      2,
+    );
+  if (!token) throw new CliError("a token is required: --token or SPLITSTREAM_TOKEN", 2);
+  return { url: url.replace(/\/+$/, ""), token, json: values.json === true };
+}
+
+/** Calls the API; throws a CliError carrying the error envelope's code and message. */
+export async function callApi(
+  o: ApiOptions,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(`${o.url}/_ss/api/v1${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${o.token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new CliError(`cannot reach ${o.url}: ${(error as Error).message}`);
+  }
+  const text = await response.text();
+  let data: unknown;
+  try {
+    data = text === "" ? null : JSON.parse(text);
+  } catch {
+    throw new CliError(
+      `${method} ${path}: HTTP ${response.status}, not JSON: ${text.slice(0, 200)}`,
+    );
+  }
+  if (!response.ok) {
+    const error = (
+      data as { error?: { code?: string; message?: string; details?: unknown } } | null
+    )?.error;
+    const details = error?.details ? `\n${JSON.stringify(error.details, null, 2)}` : "";
+    throw new CliError(
+      `${method} ${path}: HTTP ${response.status} ${error?.code ?? ""}: ${error?.message ?? text}${details}`,
+    );
+  }
+  return data;
+}
+
+function print(o: ApiOptions, data: unknown, render: (data: never) => string): void {
+  process.stdout.write(`${o.json ? JSON.stringify(data, null, 2) : render(data as never)}\n`);
+}
+
+function table(rows: string[][]): string {
+  if (rows.length === 0) return "(none)";
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+const ACTIONS = new Set(["start", "pause", "resume", "archive"]);
+
+/** Runs `splitstream <group> …` for the API command groups. */
+export async function runApiCommand(group: string, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: COMMON, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${API_USAGE}`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${API_USAGE}\n`);
+    return 0;
+  }
+  const o = options(values);
+  const [sub, target] = positionals;
+  type Listed = { items: Array<Record<string, unknown>> };
+
+  if (group === "projects" && sub === "list") {
+    const data = await callApi(o, "GET", "/projects?limit=200");
+    print(o, data, (d: Listed) =>
+      table([["id", "name"], ...d.items.map((p) => [String(p.id), String(p.name)])]),
+    );
+    return 0;
+  }
+  if (group === "experiments" && sub === "list") {
+    if (!values.project) throw new CliError("--project is required", 2);
+    const data = await callApi(
+      o,
+      "GET",
+      `/projects/${encodeURIComponent(values.project)}/experiments?limit=200`,
+    );
+    print(o, data, (d: Listed) =>
+      table([
+        ["id", "key", "type", "status"],
+        ...d.items.map((e) => [
+          String(e.id),
+          String(e.key),
+          String(e.type),
+          JSON.stringify(e.status ?? e.statuses ?? ""),
+        ]),
+      ]),
+    );
+    return 0;
+  }
+  if (group === "experiments" && sub !== undefined && ACTIONS.has(sub)) {
+    if (!target) throw new CliError(`experiments ${sub} needs an EXPERIMENT_ID`, 2);
+    const body = values.environment ? { environment: values.environment } : {};
+    const data = await callApi(
+      o,
+      "POST",
+      `/experiments/${encodeURIComponent(target)}/${sub}`,
+      body,
+    );
+    print(
+      o,
+      data,
+      (d: { published?: Array<{ environmentKey?: string; revision?: number }> }) =>
+        `${sub}: ok${d.published?.length ? ` — published ${d.published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`,
+    );
+    return 0;
+  }
+  if (group === "publish") {
+    if (!values.environment) throw new CliError("--environment is required", 2);
+    const data = await callApi(
+      o,
+      "POST",
+      `/environments/${encodeURIComponent(values.environment)}/publish`,
+      { reason: values.reason ?? "published from the CLI" },
+    );
+    print(
+      o,
+      data,
+      (d: { revision?: number; changed?: boolean }) =>
+        `revision ${d.revision}${d.changed === false ? " (unchanged)" : ""}`,
+    );
+    return 0;
+  }
+  if (group === "revisions") {
+    if (!values.environment) throw new CliError("--environment is required", 2);
+    const data = await callApi(
+      o,
+      "GET",
+      `/environments/${encodeURIComponent(values.environment)}/revisions?limit=200`,
+    );
+    print(o, data, (d: Listed) =>
+      table([
+        ["revision", "published", "by", "reason"],
+        ...d.items.map((r) => [
+          String(r.revision),
+          String(r.publishedAt),
+          String(r.publishedBy),
+          String(r.reason),
+        ]),
+      ]),
+    );
+    return 0;
+  }
+  if (group === "datafile" && sub === "push") {
+    if (!target) throw new CliError("datafile push needs a FILE", 2);
+    if (!values.environment) throw new CliError("--environment is required", 2);
+    const text = await readText(target);
+    const checked = parseDatafile(text);
+    if (!checked.ok)
+      throw new CliError(
+        `${target}: invalid datafile, nothing pushed\n${formatProblems(checked.problems)}`,
+      );
+    const data = await callApi(
+      o,
+      "PUT",
+      `/environments/${encodeURIComponent(values.environment)}/datafile`,
+      JSON.parse(text),
+    );
+    print(o, data, (d: { revision?: number }) => `pushed as revision ${d.revision}`);
+    return 0;
+  }
+  throw new CliError(`unknown command: ${[group, ...positionals].join(" ")}\n\n${API_USAGE}`, 2);
+}

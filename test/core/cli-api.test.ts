@@ -1,0 +1,165 @@
+import { spawn } from "node:child_process";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = join(import.meta.dirname, "..", "..");
+
+/** What the CLI sent, so the test checks method, path, auth and body. */
+interface Seen {
+  method: string;
+  url: string;
+  authorization: string | undefined;
+  body: string;
+}
+const seen: Seen[] = [];
+let server: Server;
+let apiUrl: string;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
+    req.on("end", () => resolve(body));
+  });
+}
+
+// A loopback stand-in for the management API's HTTP surface (the API itself is tested in
+// test/api through the real Worker); here we check what the CLI sends and how it reports.
+beforeAll(async () => {
+  server = createServer(async (req, res) => {
+    const body = await readBody(req);
+    seen.push({
+      method: req.method!,
+      url: req.url!,
+      authorization: req.headers.authorization,
+      body,
+    });
+    const json = (status: number, data: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(data));
+    };
+    if (req.headers.authorization !== "Bearer good")
+      return json(401, { error: { code: "unauthorized", message: "bad token", details: null } });
+    if (req.url === "/_ss/api/v1/projects/p1/experiments?limit=200")
+      return json(200, {
+        items: [{ id: "e1", key: "hero", type: "ab", status: "Running" }],
+        nextCursor: null,
+      });
+    if (req.url === "/_ss/api/v1/experiments/e1/pause")
+      return json(200, { published: [{ environmentKey: "production", revision: 4 }] });
+    if (req.url === "/_ss/api/v1/experiments/nope/start")
+      return json(409, {
+        error: {
+          code: "conflict",
+          message: "cannot start a Running experiment",
+          details: { status: "Running" },
+        },
+      });
+    if (req.url === "/_ss/api/v1/environments/env1/datafile") return json(200, { revision: 9 });
+    return json(404, { error: { code: "not_found", message: "no such route", details: null } });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
+      cwd: root,
+      env: { ...process.env, SPLITSTREAM_API_URL: "", SPLITSTREAM_TOKEN: "", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c));
+    child.stderr.on("data", (c: Buffer) => (stderr += c));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("splitstream API commands", () => {
+  it("lists experiments with URL and token from the environment", async () => {
+    const r = await cli(["experiments", "list", "--project", "p1"], {
+      SPLITSTREAM_API_URL: apiUrl,
+      SPLITSTREAM_TOKEN: "good",
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/e1\s+hero\s+ab\s+"Running"/);
+    expect(seen.at(-1)).toMatchObject({ method: "GET", authorization: "Bearer good" });
+  });
+
+  it("pauses an experiment with URL and token from flags, naming the environment", async () => {
+    const r = await cli([
+      "experiments",
+      "pause",
+      "e1",
+      "--environment",
+      "production",
+      "--api-url",
+      apiUrl,
+      "--token",
+      "good",
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("published production r4");
+    expect(seen.at(-1)).toMatchObject({
+      method: "POST",
+      url: "/_ss/api/v1/experiments/e1/pause",
+      body: '{"environment":"production"}',
+    });
+  });
+
+  it("reports the API's error envelope and exits 1", async () => {
+    const r = await cli(["experiments", "start", "nope", "--api-url", apiUrl, "--token", "good"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("HTTP 409 conflict: cannot start a Running experiment");
+    const denied = await cli(["projects", "list", "--api-url", apiUrl, "--token", "bad"]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain("HTTP 401 unauthorized");
+  });
+
+  it("datafile push validates locally first and sends nothing when invalid", async () => {
+    const before = seen.length;
+    const bad = await cli([
+      "datafile",
+      "push",
+      join(root, "test/fixtures/datafiles/bad-json.json"),
+      "--environment",
+      "env1",
+      "--api-url",
+      apiUrl,
+      "--token",
+      "good",
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("error $");
+    expect(seen.length).toBe(before);
+    const ok = await cli([
+      "datafile",
+      "push",
+      join(root, "demo/datafile.json"),
+      "--environment",
+      "env1",
+      "--api-url",
+      apiUrl,
+      "--token",
+      "good",
+    ]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("pushed as revision 9");
+    expect(seen.at(-1)).toMatchObject({
+      method: "PUT",
+      url: "/_ss/api/v1/environments/env1/datafile",
+    });
+  });
+
+  it("missing URL or token is a usage error (exit 2)", async () => {
+    expect((await cli(["projects", "list"])).code).toBe(2);
+    expect((await cli(["projects", "list", "--api-url", apiUrl])).code).toBe(2);
+  });
+});
