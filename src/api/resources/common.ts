@@ -103,7 +103,7 @@ export const keySchema = z
 export const nameSchema = z.string().max(200);
 export const descriptionSchema = z.string().max(5000);
 
-/** `?projectId` path parameter. */
+/** `{projectId}` path parameter. */
 export const ProjectParams = z.object({
   projectId: z
     .string()
@@ -134,11 +134,9 @@ export const PublishResultSchema = z
     environmentKey: z.string(),
     sdkKey: z.string(),
     revision: z.number().int(),
-    changed: z
-      .boolean()
-      .openapi({
-        description: "False when the datafile content did not change (nothing written).",
-      }),
+    changed: z.boolean().openapi({
+      description: "False when the datafile content did not change (nothing written).",
+    }),
     warnings: z.array(
       z.object({ path: z.string(), message: z.string(), severity: z.enum(["error", "warning"]) }),
     ),

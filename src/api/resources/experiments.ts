@@ -59,7 +59,10 @@ const MAX_SECTION_VARIATIONS = 20;
 /** Most combinations a multivariate experiment may have (each gets 10000 / n basis points). */
 export const MAX_COMBINATIONS = 256;
 
-const changesSchema = z.array(changeSchema).max(500).openapi({
+/** The datafile's Change schema (src/core/datafile-schema.ts), as one OpenAPI component. */
+const ChangeComponent = changeSchema.openapi("Change");
+
+const changesSchema = z.array(ChangeComponent).max(500).openapi({
   description:
     "Changes (docs/changes.md): attribute, insert_html, custom_css, custom_code, redirect.",
 });
@@ -70,23 +73,15 @@ const metricSchema = z.strictObject(webMetricSchema.shape).openapi("Metric", {
   example: { eventId: "204819230583", aggregator: "unique", winningDirection: "increasing" },
 });
 
-const weightSchema = z
-  .number()
-  .int()
-  .min(0)
-  .max(10000)
-  .openapi({
-    description: "Basis points (10000 = 100%); the weights of an experiment sum to 10000.",
-  });
+const weightSchema = z.number().int().min(0).max(10000).openapi({
+  description: "Basis points (10000 = 100%); the weights of an experiment sum to 10000.",
+});
 
 const VariationInputSchema = z
   .strictObject({
-    id: z
-      .string()
-      .optional()
-      .openapi({
-        description: "On PATCH: keep this variation's id (and buckets) while changing its key.",
-      }),
+    id: z.string().optional().openapi({
+      description: "On PATCH: keep this variation's id (and buckets) while changing its key.",
+    }),
     key: keySchema,
     name: nameSchema.optional(),
     weight: weightSchema,
@@ -118,12 +113,10 @@ const audienceConditionsSchema = conditionTreeSchema(
   ["and", "204819230584", ["not", "204819230585"]],
 );
 
-const forcedVariationsSchema = z
-  .record(z.string().min(1).max(255), z.string())
-  .openapi({
-    description: "QA whitelist: visitor id → variation key.",
-    example: { "qa-visitor-1": "treatment" },
-  });
+const forcedVariationsSchema = z.record(z.string().min(1).max(255), z.string()).openapi({
+  description: "QA whitelist: visitor id → variation key.",
+  example: { "qa-visitor-1": "treatment" },
+});
 
 const experimentFields = {
   name: nameSchema.optional(),
@@ -139,12 +132,10 @@ const experimentFields = {
     .max(50)
     .openapi({ description: "The first is the primary metric." }),
   audienceConditions: audienceConditionsSchema.nullable().optional(),
-  traffic: weightSchema
-    .optional()
-    .openapi({
-      description:
-        "Basis points of eligible visitors in the experiment (default 10000); the rest see the original.",
-    }),
+  traffic: weightSchema.optional().openapi({
+    description:
+      "Basis points of eligible visitors in the experiment (default 10000); the rest see the original.",
+  }),
   variations: z.array(VariationInputSchema).max(MAX_VARIATIONS).optional().openapi({
     description:
       "ab and split_url (at least 2; weights sum to 10000; split_url: every variation but the first has exactly one redirect change). Multivariate experiments get theirs from sections.",
@@ -220,21 +211,17 @@ export const ExperimentSchema = z
     pageIds: z.array(z.string()),
     metrics: z.array(z.unknown()),
     variations: z.array(VariationSchema),
-    sections: z
-      .unknown()
-      .openapi({
-        description:
-          "Multivariate: [{id, name, variations: [{id, key, name, changes}]}]; otherwise null.",
-      }),
+    sections: z.unknown().openapi({
+      description:
+        "Multivariate: [{id, name, variations: [{id, key, name, changes}]}]; otherwise null.",
+    }),
     sharedChanges: z.array(z.unknown()),
     forcedVariations: z.record(z.string(), z.string()),
     archived: z.boolean().openapi({ description: "True once archived in every environment." }),
-    status: z
-      .record(z.string(), z.enum(STATUSES))
-      .openapi({
-        description: "Status per environment key.",
-        example: { production: "Running", development: "Not started" },
-      }),
+    status: z.record(z.string(), z.enum(STATUSES)).openapi({
+      description: "Status per environment key.",
+      example: { production: "Running", development: "Not started" },
+    }),
   })
   .openapi("Experiment");
 

@@ -56,11 +56,9 @@ const PageCreateSchema = z
     key: keySchema,
     name: nameSchema.optional(),
     activation: activationSchema.optional().openapi({ description: "Default immediate." }),
-    selector: selectorSchema
-      .optional()
-      .openapi({
-        description: "dom_changed only: the element whose appearance activates the page.",
-      }),
+    selector: selectorSchema.optional().openapi({
+      description: "dom_changed only: the element whose appearance activates the page.",
+    }),
     conditions: conditionsSchema,
   })
   .openapi("PageCreate");
