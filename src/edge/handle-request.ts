@@ -350,9 +350,11 @@ async function decidePage(
     }
   }
   if (canSetCookies && stickyChanged) {
-    const running = new Set(compiled.experiments.filter((e) => e.running).map((e) => e.id));
     setCookies.push(
-      serializeCookie("ss_dec", encodeSticky(sticky, running), { ...cookieBase, maxAgeSeconds }),
+      serializeCookie("ss_dec", encodeSticky(sticky, plan.runningIds), {
+        ...cookieBase,
+        maxAgeSeconds,
+      }),
     );
   }
 
@@ -394,20 +396,15 @@ async function decidePage(
     })),
     tracking,
   };
-  // Pageview goals of the matched pages (counted once the page is really served).
-  const pageviewEvents = [...compiled.eventById.values()].filter(
-    (e) =>
-      e.web?.type === "pageview" &&
-      e.web.pageId !== undefined &&
-      plan.matchedPageIds.has(e.web.pageId),
-  );
   return {
     entry,
     visitor,
     tracking,
     setCookies,
     pageDecisions,
-    pageviewEvents,
+    // Pageview goals of the matched pages (counted once the page is really served).
+    // Pageview goals of the matched pages (counted once the page is really served).
+    pageviewEvents: plan.pageviewEvents,
     redirect,
     rewriteTo,
     // The client script (/_ss/client.js) is not served yet; until it is, only the data goes in.

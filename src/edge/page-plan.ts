@@ -18,11 +18,25 @@ export interface PagePlan {
   matchedPages: CompiledPage[];
   matchedPageIds: ReadonlySet<string>;
   candidates: PageCandidate[];
+  /** pageview goals of the matched pages */
+  pageviewEvents: PageviewEvent[];
+  /** ids of the datafile's running experiments */
+  runningIds: ReadonlySet<string>;
 }
 
 interface DatafileIndex {
   /** page id → experiments on it, in datafile order */
   experimentsByPage: Map<string, CompiledExperiment[]>;
+  /** page id → its pageview goals */
+  pageviewEventsByPage: Map<string, PageviewEvent[]>;
+  /** ids of running experiments (sticky cookie entries worth keeping) */
+  runningIds: ReadonlySet<string>;
+}
+
+/** A pageview goal: counted when a page it names is served. */
+export interface PageviewEvent {
+  id: string;
+  key: string;
 }
 
 const indexes = new WeakMap<CompiledDatafile, DatafileIndex>();
@@ -39,7 +53,16 @@ function indexOf(compiled: CompiledDatafile): DatafileIndex {
         experimentsByPage.set(page.id, list);
       }
     }
-    index = { experimentsByPage };
+    const pageviewEventsByPage = new Map<string, PageviewEvent[]>();
+    for (const event of compiled.eventById.values()) {
+      const pageId = event.web?.type === "pageview" ? event.web.pageId : undefined;
+      if (pageId === undefined) continue;
+      const list = pageviewEventsByPage.get(pageId) ?? [];
+      list.push({ id: event.id, key: event.key });
+      pageviewEventsByPage.set(pageId, list);
+    }
+    const runningIds = new Set(compiled.experiments.filter((e) => e.running).map((e) => e.id));
+    index = { experimentsByPage, pageviewEventsByPage, runningIds };
     indexes.set(compiled, index);
   }
   return index;
@@ -54,7 +77,7 @@ const ACTIVATION_RANK: Record<PageActivation, number> = {
 
 /** Matches the URL against every page and gathers the experiments concerned, in datafile order. */
 export function planPage(compiled: CompiledDatafile, url: string): PagePlan {
-  const { experimentsByPage } = indexOf(compiled);
+  const { experimentsByPage, pageviewEventsByPage, runningIds } = indexOf(compiled);
   const matchedPages: CompiledPage[] = [];
   for (const page of compiled.pages) if (page.matches(url)) matchedPages.push(page);
   const matchedPageIds = new Set(matchedPages.map((p) => p.id));
@@ -74,5 +97,6 @@ export function planPage(compiled: CompiledDatafile, url: string): PagePlan {
   }
   // Datafile order keeps decisions (and the header) stable whatever the page order.
   const candidates = compiled.experiments.flatMap((e) => byExperiment.get(e) ?? []);
-  return { matchedPages, matchedPageIds, candidates };
+  const pageviewEvents = matchedPages.flatMap((p) => pageviewEventsByPage.get(p.id) ?? []);
+  return { matchedPages, matchedPageIds, candidates, pageviewEvents, runningIds };
 }
