@@ -403,7 +403,6 @@ async function decidePage(
     setCookies,
     pageDecisions,
     // Pageview goals of the matched pages (counted once the page is really served).
-    // Pageview goals of the matched pages (counted once the page is really served).
     pageviewEvents: plan.pageviewEvents,
     redirect,
     rewriteTo,
