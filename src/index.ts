@@ -10,6 +10,9 @@ import { handleHealth, HEALTH_PATH } from "./edge/health";
 import { loadRoutes, matchRoute } from "./edge/routes";
 import { errorResponse } from "./edge/errors";
 import { handleApi } from "./api/app";
+import { handleEventBatch } from "./events/consumer";
+import { BROWSER_EVENTS_PATH, handleBrowserEvents } from "./events/ingest-browser";
+import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
 
 const RESERVED_PREFIX = "/_ss/";
 
@@ -26,8 +29,12 @@ export default {
         return handleDatafileRequest(request, env, ctx);
       if (url.pathname.startsWith("/_ss/api/") && route.serveApi)
         return handleApi(request, env, ctx);
+      if (url.pathname === BROWSER_EVENTS_PATH)
+        return handleBrowserEvents(request, env, ctx, route, url);
+      if (url.pathname === SDK_EVENTS_PATH) return handleSdkEvents(request, env, ctx, route);
       return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
     }
     return handleEdgeRequest(request, env, ctx, route, url);
   },
+  queue: (batch, env) => handleEventBatch(batch, env),
 } satisfies ExportedHandler<Env>;

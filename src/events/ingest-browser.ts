@@ -1,0 +1,243 @@
+/**
+ * `POST /_ss/events` (CONTRACT §5, docs/ingest.md): conversions from the visitor's browser —
+ * the client script's `fetch` or `navigator.sendBeacon` (`text/plain`). The visitor comes from
+ * the `ss_vid` cookie (or an adopted `optimizelyEndUserId`), never from the body.
+ *
+ * Same-origin by default: an `Origin` header must equal the request's own origin or be listed in
+ * the route's `cors_origins` (those get credentialed CORS and an `OPTIONS` preflight). Bots,
+ * opted-out visitors, `Sec-GPC: 1` (when the route respects it) and visitors without required
+ * consent get 204 and nothing is queued (header `x-ss-dropped` says why).
+ */
+import { parseCookies } from "../edge/cookies";
+import { getDatafile } from "../edge/datafile-store";
+import { errorResponse } from "../edge/errors";
+import type { RouteConfig } from "../edge/routes";
+import { readVisitor } from "../edge/visitor";
+import type { Env } from "../env";
+import {
+  conversionExtras,
+  finish,
+  hasConsent,
+  isPlainObject,
+  noContent,
+  readBoundedText,
+  reject,
+  timestampProblem,
+  tooLarge,
+  uuidProblem,
+  type Rejection,
+} from "./ingest-common";
+import type { ConversionMessage } from "./messages";
+
+export const BROWSER_EVENTS_PATH = "/_ss/events";
+export const MAX_BROWSER_BODY_BYTES = 64 * 1024;
+export const MAX_BROWSER_EVENTS = 100;
+
+/**
+ * Whether a request carrying `Origin: origin` may post events to `requestUrl` on `route`:
+ * absent (non-browser clients) or the request's own origin, or one of `route.corsOrigins`
+ * (compared as normalized origins). `null` and anything unparsable are refused.
+ */
+export function isAllowedOrigin(
+  origin: string | null,
+  requestUrl: URL,
+  route: Pick<RouteConfig, "corsOrigins">,
+): boolean {
+  if (origin === null) return true;
+  const normalized = normalizeOrigin(origin);
+  if (normalized === null) return false;
+  if (normalized === requestUrl.origin) return true;
+  return route.corsOrigins.some((allowed) => normalizeOrigin(allowed) === normalized);
+}
+
+function normalizeOrigin(origin: string): string | null {
+  if (origin === "null") return null;
+  try {
+    const url = new URL(origin);
+    if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+    return url.origin;
+  } catch {
+    return null;
+  }
+}
+
+function corsHeaders(origin: string | null, requestUrl: URL): Record<string, string> {
+  if (origin === null || normalizeOrigin(origin) === requestUrl.origin) return {};
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-allow-credentials": "true",
+    vary: "Origin",
+  };
+}
+
+export async function handleBrowserEvents(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  route: RouteConfig,
+  url: URL,
+): Promise<Response> {
+  const origin = request.headers.get("origin");
+  const allowed = isAllowedOrigin(origin, url, route);
+  if (request.method === "OPTIONS") {
+    if (!allowed || origin === null) {
+      return errorResponse(
+        403,
+        "origin_not_allowed",
+        `origin ${origin ?? "(none)"} may not post events here`,
+      );
+    }
+    return new Response(null, {
+      status: 204,
+      headers: {
+        ...corsHeaders(origin, url),
+        "access-control-allow-methods": "POST, OPTIONS",
+        "access-control-allow-headers": "content-type",
+        "access-control-max-age": "86400",
+        "cache-control": "no-store",
+        vary: "Origin",
+      },
+    });
+  }
+  if (!allowed) {
+    return errorResponse(
+      403,
+      "origin_not_allowed",
+      `origin ${origin ?? ""} may not post events here (same origin only, or the route's cors_origins)`,
+    );
+  }
+  const cors = corsHeaders(origin, url);
+  if (request.method !== "POST") {
+    return errorResponse(405, "method_not_allowed", "POST events here", null, {
+      ...cors,
+      allow: "POST, OPTIONS",
+    });
+  }
+  const contentType = (request.headers.get("content-type") ?? "")
+    .split(";")[0]!
+    .trim()
+    .toLowerCase();
+  if (contentType !== "" && contentType !== "application/json" && contentType !== "text/plain") {
+    return errorResponse(
+      415,
+      "unsupported_media_type",
+      "send application/json or text/plain (sendBeacon)",
+      null,
+      cors,
+    );
+  }
+
+  // Not tracked: answer like success, queue nothing.
+  const cookies = parseCookies(request.headers.get("cookie"));
+  const visitor = readVisitor(request, cookies);
+  const dropped = visitor.bot
+    ? "bot"
+    : visitor.optedOut
+      ? "optout"
+      : visitor.gpc && route.gpcPolicy === "respect"
+        ? "gpc"
+        : !hasConsent(route, cookies)
+          ? "consent"
+          : null;
+  if (dropped !== null) {
+    await request.body?.cancel();
+    return noContent({ ...cors, "x-ss-dropped": dropped });
+  }
+  if (visitor.idSource === "new") {
+    await request.body?.cancel();
+    return errorResponse(
+      400,
+      "no_visitor",
+      "no visitor cookie (ss_vid): events are accepted from pages the edge has served",
+      null,
+      cors,
+    );
+  }
+
+  const body = await readBoundedText(request, MAX_BROWSER_BODY_BYTES);
+  if (!body.ok) return tooLarge(MAX_BROWSER_BODY_BYTES, cors);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.text);
+  } catch {
+    return errorResponse(400, "invalid_json", "the body is not JSON", null, cors);
+  }
+  if (!isPlainObject(parsed) || !Array.isArray(parsed.events)) {
+    return errorResponse(
+      400,
+      "invalid_body",
+      'the body must be {"events":[{"key":…},…]}',
+      { path: "events", reason: "must be an array" },
+      cors,
+    );
+  }
+  const items: unknown[] = parsed.events;
+  if (items.length > MAX_BROWSER_EVENTS) {
+    return errorResponse(
+      413,
+      "too_many_events",
+      `at most ${MAX_BROWSER_EVENTS} events per request (got ${items.length})`,
+      { maxEvents: MAX_BROWSER_EVENTS },
+      cors,
+    );
+  }
+  if (items.length === 0) return noContent(cors);
+
+  const entry = await getDatafile(env, ctx, route.sdkKey);
+  if (!entry) {
+    return errorResponse(
+      503,
+      "no_datafile",
+      `no datafile is published for ${route.sdkKey}; events cannot be validated`,
+      null,
+      { ...cors, "retry-after": "60" },
+    );
+  }
+
+  const now = Date.now();
+  const messages: ConversionMessage[] = [];
+  const rejected: Rejection[] = [];
+  items.forEach((item, index) => {
+    const path = `events[${index}]`;
+    if (!isPlainObject(item)) return reject(rejected, index, path, "each event must be an object");
+    if (typeof item.key !== "string" || item.key === "")
+      return reject(rejected, index, `${path}.key`, "key must be a non-empty string");
+    const event = entry.compiled.eventByKey.get(item.key);
+    if (!event)
+      return reject(
+        rejected,
+        index,
+        `${path}.key`,
+        `unknown event key "${item.key.slice(0, 100)}" (not in datafile revision ${entry.revision})`,
+      );
+    let uuid: string;
+    if (item.uuid === undefined || item.uuid === null) uuid = crypto.randomUUID();
+    else {
+      const problem = uuidProblem(item.uuid);
+      if (problem) return reject(rejected, index, `${path}.uuid`, problem);
+      uuid = item.uuid as string;
+    }
+    let timestamp = now;
+    if (item.timestamp !== undefined && item.timestamp !== null) {
+      const problem = timestampProblem(item.timestamp, now);
+      if (problem) return reject(rejected, index, `${path}.timestamp`, problem);
+      timestamp = item.timestamp as number;
+    }
+    const extras = conversionExtras(item, path, index, rejected);
+    if (!extras) return;
+    messages.push({
+      v: 1,
+      type: "conversion",
+      uuid,
+      sdkKey: route.sdkKey,
+      revision: entry.revision,
+      visitorId: visitor.id,
+      eventId: event.id,
+      eventKey: event.key,
+      timestamp,
+      ...extras,
+      source: "browser",
+    });
+  });
+  return finish(env, messages, rejected, cors);
+}

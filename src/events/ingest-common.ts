@@ -1,0 +1,258 @@
+/**
+ * Shared by the two event ingest endpoints (CONTRACT §5, docs/ingest.md): bounded body reading,
+ * per-field validation of conversion data, the partial-reject response, and queueing.
+ *
+ * Response policy (both endpoints):
+ * - everything accepted (or nothing to do) → 204;
+ * - some or all items rejected → 400 `events_rejected`, `message` "N accepted, M rejected",
+ *   `details.rejected` = one `{index, path, reason}` per rejected item; the accepted ones ARE
+ *   queued (a client that retries the whole batch is harmless: uuids dedupe, CONTRACT §8);
+ * - the queue refuses → 503 `queue_unavailable` with `Retry-After: 5`; nothing was accepted.
+ */
+import { errorResponse } from "../edge/errors";
+import type { RouteConfig } from "../edge/routes";
+import type { Env } from "../env";
+import type { ConversionMessage, EventMessage } from "./messages";
+
+/** A conversion's `timestamp` may be at most this old… */
+export const MAX_EVENT_AGE_MS = 24 * 60 * 60 * 1000;
+/** …and at most this far in the future (clock skew). */
+export const MAX_EVENT_SKEW_MS = 5 * 60 * 1000;
+export const MAX_TAGS = 20;
+export const MAX_TAG_KEY_LENGTH = 64;
+export const MAX_TAG_STRING_LENGTH = 256;
+export const MAX_UUID_LENGTH = 64;
+/** Cloudflare Queues: at most 100 messages per `sendBatch`, 256 KB in total (we stay well under). */
+const QUEUE_BATCH_MESSAGES = 100;
+const QUEUE_BATCH_BYTES = 200_000;
+/** Seconds a client should wait before retrying after the queue refused. */
+export const QUEUE_RETRY_AFTER_SECONDS = 5;
+
+/** One rejected item: its index in the request, the JSON path of the problem, and why. */
+export interface Rejection {
+  index: number;
+  path: string;
+  reason: string;
+}
+
+export type Tags = Record<string, string | number | boolean>;
+
+const UUID = /^[\x21-\x7e]{1,64}$/;
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Why `revenue` is not integer cents ≥ 0, or null when it is fine. */
+export function revenueProblem(value: unknown): string | null {
+  if (typeof value !== "number" || !Number.isFinite(value))
+    return "revenue must be a finite number (integer cents)";
+  if (!Number.isSafeInteger(value)) return "revenue must be an integer number of cents";
+  if (value < 0) return "revenue must not be negative";
+  return null;
+}
+
+/** Why `value` is not a finite number, or null when it is fine. */
+export function valueProblem(value: unknown): string | null {
+  return typeof value === "number" && Number.isFinite(value)
+    ? null
+    : "value must be a finite number";
+}
+
+/** Why `uuid` is not 1–64 printable ASCII characters, or null when it is fine. */
+export function uuidProblem(value: unknown): string | null {
+  return typeof value === "string" && UUID.test(value)
+    ? null
+    : `uuid must be a string of 1-${MAX_UUID_LENGTH} printable ASCII characters without spaces`;
+}
+
+/** Why `timestamp` (ms since epoch) is not within [now − 24 h, now + 5 min], or null. */
+export function timestampProblem(value: unknown, now: number): string | null {
+  if (typeof value !== "number" || !Number.isSafeInteger(value))
+    return "timestamp must be an integer (milliseconds since the epoch)";
+  if (value < now - MAX_EVENT_AGE_MS) return "timestamp is more than 24 hours in the past";
+  if (value > now + MAX_EVENT_SKEW_MS) return "timestamp is more than 5 minutes in the future";
+  return null;
+}
+
+/**
+ * Validates tags: an object of at most 20 entries, keys 1–64 characters, values strings
+ * (≤ 256 characters), finite numbers or booleans. Returns a copy, or the problem with its
+ * sub-path (`.name`, or "" for the object itself).
+ */
+export function checkTags(
+  value: unknown,
+): { ok: true; tags: Tags } | { ok: false; subPath: string; reason: string } {
+  if (!isPlainObject(value))
+    return {
+      ok: false,
+      subPath: "",
+      reason: "tags must be an object of strings, numbers, booleans",
+    };
+  const keys = Object.keys(value);
+  if (keys.length > MAX_TAGS) return { ok: false, subPath: "", reason: `at most ${MAX_TAGS} tags` };
+  const tags: Tags = {};
+  for (const key of keys) {
+    const subPath = `.${key}`;
+    if (key.length === 0 || key.length > MAX_TAG_KEY_LENGTH)
+      return { ok: false, subPath, reason: `tag names are 1-${MAX_TAG_KEY_LENGTH} characters` };
+    const v = value[key];
+    if (typeof v === "string") {
+      if (v.length > MAX_TAG_STRING_LENGTH)
+        return {
+          ok: false,
+          subPath,
+          reason: `tag strings are at most ${MAX_TAG_STRING_LENGTH} characters`,
+        };
+    } else if (typeof v === "number") {
+      if (!Number.isFinite(v)) return { ok: false, subPath, reason: "tag numbers must be finite" };
+    } else if (typeof v !== "boolean") {
+      return { ok: false, subPath, reason: "tag values must be strings, numbers or booleans" };
+    }
+    Object.defineProperty(tags, key, { value: v, enumerable: true, writable: true });
+  }
+  return { ok: true, tags };
+}
+
+/** revenue / value / tags of a conversion, validated; rejections are appended with `path`. */
+export function conversionExtras(
+  source: { revenue?: unknown; value?: unknown; tags?: unknown },
+  path: string,
+  index: number,
+  rejected: Rejection[],
+): Pick<ConversionMessage, "revenue" | "value" | "tags"> | null {
+  const extras: Pick<ConversionMessage, "revenue" | "value" | "tags"> = {};
+  if (source.revenue !== undefined && source.revenue !== null) {
+    const problem = revenueProblem(source.revenue);
+    if (problem) return reject(rejected, index, `${path}.revenue`, problem);
+    extras.revenue = source.revenue as number;
+  }
+  if (source.value !== undefined && source.value !== null) {
+    const problem = valueProblem(source.value);
+    if (problem) return reject(rejected, index, `${path}.value`, problem);
+    extras.value = source.value as number;
+  }
+  if (source.tags !== undefined && source.tags !== null) {
+    const checked = checkTags(source.tags);
+    if (!checked.ok)
+      return reject(rejected, index, `${path}.tags${checked.subPath}`, checked.reason);
+    if (Object.keys(checked.tags).length > 0) extras.tags = checked.tags;
+  }
+  return extras;
+}
+
+export function reject(rejected: Rejection[], index: number, path: string, reason: string): null {
+  rejected.push({ index, path, reason });
+  return null;
+}
+
+/** Reads the body as text, refusing more than `maxBytes` (also before reading, by Content-Length). */
+export async function readBoundedText(
+  request: Request,
+  maxBytes: number,
+): Promise<{ ok: true; text: string } | { ok: false }> {
+  const declared = Number(request.headers.get("content-length"));
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await request.body?.cancel();
+    return { ok: false };
+  }
+  if (!request.body) return { ok: true, text: "" };
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      return { ok: false };
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { ok: true, text: new TextDecoder().decode(bytes) };
+}
+
+export function tooLarge(maxBytes: number, headers: Record<string, string> = {}): Response {
+  return errorResponse(
+    413,
+    "body_too_large",
+    `the request body is larger than ${maxBytes} bytes`,
+    { maxBytes },
+    headers,
+  );
+}
+
+/** True when the route's consent cookie (if it requires one) says yes. */
+export function hasConsent(route: RouteConfig, cookies: Map<string, string>): boolean {
+  if (!route.consentCookie) return true;
+  const value = cookies.get(route.consentCookie);
+  return value !== undefined && !["", "0", "false", "no"].includes(value.toLowerCase());
+}
+
+/**
+ * Sends the messages to EVENTS, in as few `sendBatch` calls as the queue's limits allow
+ * (≤ 100 messages and ~200 KB each). Throws when the queue refuses.
+ */
+export async function queueMessages(env: Env, messages: EventMessage[]): Promise<void> {
+  let batch: MessageSendRequest<EventMessage>[] = [];
+  let bytes = 0;
+  for (const body of messages) {
+    const size = JSON.stringify(body).length + 64;
+    if (
+      batch.length > 0 &&
+      (batch.length >= QUEUE_BATCH_MESSAGES || bytes + size > QUEUE_BATCH_BYTES)
+    ) {
+      await env.EVENTS.sendBatch(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push({ body, contentType: "json" });
+    bytes += size;
+  }
+  if (batch.length > 0) await env.EVENTS.sendBatch(batch);
+}
+
+/**
+ * Queues the accepted messages and answers per the module comment. `headers` (CORS) go on
+ * every response.
+ */
+export async function finish(
+  env: Env,
+  messages: EventMessage[],
+  rejected: Rejection[],
+  headers: Record<string, string>,
+): Promise<Response> {
+  if (messages.length > 0) {
+    try {
+      await queueMessages(env, messages);
+    } catch (error) {
+      console.error(`splitstream: the EVENTS queue refused ${messages.length} event(s)`, error);
+      return errorResponse(
+        503,
+        "queue_unavailable",
+        "the event queue is unavailable; nothing was accepted, retry later",
+        null,
+        { ...headers, "retry-after": String(QUEUE_RETRY_AFTER_SECONDS) },
+      );
+    }
+  }
+  if (rejected.length === 0) return noContent(headers);
+  return errorResponse(
+    400,
+    "events_rejected",
+    `${messages.length} accepted, ${rejected.length} rejected`,
+    { accepted: messages.length, rejected },
+    headers,
+  );
+}
+
+export function noContent(headers: Record<string, string> = {}): Response {
+  return new Response(null, { status: 204, headers: { "cache-control": "no-store", ...headers } });
+}

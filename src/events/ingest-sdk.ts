@@ -1,0 +1,294 @@
+/**
+ * `POST /_ss/v1/events` (CONTRACT §5, docs/ingest.md): Optimizely Event API batches exactly as
+ * the official SDKs send them to logx (`{account_id, project_id, revision, visitors:[{visitor_id,
+ * attributes, snapshots:[{decisions, events}]}]}`, see the SDK's `makeEventBatch`).
+ *
+ * - The datafile is the route's `sdk_key`; the batch's `account_id`/`project_id` must match it,
+ *   else the whole batch is refused (400). Its `revision` may be an older one (SDKs poll for new
+ *   datafiles, and every publish makes one): ids are checked against the current datafile and
+ *   each message keeps the batch's revision, the one the SDK decided with.
+ * - `campaign_activated` events are impressions: the snapshot's decision (the one whose
+ *   `campaign_id` is the event's `entity_id`, else the first) gives `experiment_id` and
+ *   `variation_id` (the SDK sends null for non-numeric variation ids; then `metadata.variation_key`
+ *   names the variation). Decisions on rollout rules (not experiments) are rejected.
+ * - other events are conversions: `entity_id` must be that event's id in the datafile and `key`
+ *   its key; `revenue`/`value` from the event, `tags` without the `revenue`/`value` copies.
+ * - `uuid` and `timestamp` are required on every event. CORS `*`, no cookies.
+ */
+import { getDatafile } from "../edge/datafile-store";
+import { errorResponse } from "../edge/errors";
+import type { RouteConfig } from "../edge/routes";
+import type { Env } from "../env";
+import {
+  conversionExtras,
+  finish,
+  isPlainObject,
+  noContent,
+  readBoundedText,
+  reject,
+  timestampProblem,
+  tooLarge,
+  uuidProblem,
+  type Rejection,
+} from "./ingest-common";
+import type { EventMessage } from "./messages";
+
+export const SDK_EVENTS_PATH = "/_ss/v1/events";
+export const MAX_SDK_BODY_BYTES = 512 * 1024;
+export const MAX_SDK_EVENTS = 500;
+const ACTIVATE_EVENT_KEY = "campaign_activated";
+const MAX_VISITOR_ID_LENGTH = 256;
+
+const CORS: Record<string, string> = { "access-control-allow-origin": "*" };
+
+type Invalid = { path: string; reason: string };
+
+function invalidBatch(message: string, problem: Invalid): Response {
+  return errorResponse(400, "invalid_batch", message, problem, CORS);
+}
+
+export async function handleSdkEvents(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  route: RouteConfig,
+): Promise<Response> {
+  if (request.method === "OPTIONS") {
+    return new Response(null, {
+      status: 204,
+      headers: {
+        ...CORS,
+        "access-control-allow-methods": "POST, OPTIONS",
+        "access-control-allow-headers": "content-type",
+        "access-control-max-age": "86400",
+        "cache-control": "no-store",
+      },
+    });
+  }
+  if (request.method !== "POST") {
+    return errorResponse(405, "method_not_allowed", "POST event batches here", null, {
+      ...CORS,
+      allow: "POST, OPTIONS",
+    });
+  }
+  const body = await readBoundedText(request, MAX_SDK_BODY_BYTES);
+  if (!body.ok) return tooLarge(MAX_SDK_BODY_BYTES, CORS);
+  let batch: unknown;
+  try {
+    batch = JSON.parse(body.text);
+  } catch {
+    return errorResponse(400, "invalid_json", "the body is not JSON", null, CORS);
+  }
+  if (!isPlainObject(batch))
+    return invalidBatch("the body must be an Event API batch object", {
+      path: "",
+      reason: "must be an object",
+    });
+  if (!Array.isArray(batch.visitors))
+    return invalidBatch("the batch has no visitors array", {
+      path: "visitors",
+      reason: "must be an array",
+    });
+
+  // Shape first (cheap, no I/O): every visitor and snapshot, and the event count.
+  let eventCount = 0;
+  const visitors: unknown[] = batch.visitors;
+  for (let v = 0; v < visitors.length; v++) {
+    const visitor = visitors[v];
+    const vPath = `visitors[${v}]`;
+    if (!isPlainObject(visitor))
+      return invalidBatch("malformed visitor", { path: vPath, reason: "must be an object" });
+    const id = visitor.visitor_id;
+    if (typeof id !== "string" || id === "" || id.length > MAX_VISITOR_ID_LENGTH)
+      return invalidBatch("malformed visitor", {
+        path: `${vPath}.visitor_id`,
+        reason: `must be a string of 1-${MAX_VISITOR_ID_LENGTH} characters`,
+      });
+    if (!Array.isArray(visitor.snapshots))
+      return invalidBatch("malformed visitor", {
+        path: `${vPath}.snapshots`,
+        reason: "must be an array",
+      });
+    const snapshots: unknown[] = visitor.snapshots;
+    for (let s = 0; s < snapshots.length; s++) {
+      const snapshot = snapshots[s];
+      const sPath = `${vPath}.snapshots[${s}]`;
+      if (!isPlainObject(snapshot))
+        return invalidBatch("malformed snapshot", { path: sPath, reason: "must be an object" });
+      if (!Array.isArray(snapshot.events))
+        return invalidBatch("malformed snapshot", {
+          path: `${sPath}.events`,
+          reason: "must be an array",
+        });
+      if (
+        snapshot.decisions !== undefined &&
+        snapshot.decisions !== null &&
+        !Array.isArray(snapshot.decisions)
+      )
+        return invalidBatch("malformed snapshot", {
+          path: `${sPath}.decisions`,
+          reason: "must be an array",
+        });
+      eventCount += snapshot.events.length;
+    }
+  }
+  if (eventCount > MAX_SDK_EVENTS) {
+    return errorResponse(
+      413,
+      "too_many_events",
+      `at most ${MAX_SDK_EVENTS} events per batch (got ${eventCount})`,
+      { maxEvents: MAX_SDK_EVENTS },
+      CORS,
+    );
+  }
+
+  const entry = await getDatafile(env, ctx, route.sdkKey);
+  if (!entry) {
+    return errorResponse(
+      503,
+      "no_datafile",
+      `no datafile is published for ${route.sdkKey}; events cannot be validated`,
+      null,
+      { ...CORS, "retry-after": "60" },
+    );
+  }
+  const datafile = entry.compiled.datafile;
+  for (const [field, expected] of [
+    ["account_id", datafile.accountId],
+    ["project_id", datafile.projectId],
+  ] as const) {
+    if (String(batch[field]) !== expected) {
+      return errorResponse(
+        400,
+        "project_mismatch",
+        `the batch's ${field} ${JSON.stringify(batch[field] ?? null)} does not match the datafile of ${route.sdkKey} (${field} ${expected})`,
+        { path: field, expected, got: batch[field] ?? null },
+        CORS,
+      );
+    }
+  }
+  const batchRevision =
+    typeof batch.revision === "string" && batch.revision !== "" && batch.revision.length <= 64
+      ? batch.revision
+      : entry.revision;
+  if (eventCount === 0) return noContent(CORS);
+
+  const now = Date.now();
+  const messages: EventMessage[] = [];
+  const rejected: Rejection[] = [];
+  const compiled = entry.compiled;
+  let index = -1;
+  visitors.forEach((rawVisitor, v) => {
+    const visitor = rawVisitor as { visitor_id: string; snapshots: Record<string, unknown>[] };
+    visitor.snapshots.forEach((snapshot, s) => {
+      const decisions = (snapshot.decisions ?? []) as unknown[];
+      (snapshot.events as unknown[]).forEach((event, e) => {
+        index++;
+        const path = `visitors[${v}].snapshots[${s}].events[${e}]`;
+        if (!isPlainObject(event))
+          return reject(rejected, index, path, "each event must be an object");
+        const uuidIssue = uuidProblem(event.uuid);
+        if (uuidIssue) return reject(rejected, index, `${path}.uuid`, uuidIssue);
+        const timeIssue = timestampProblem(event.timestamp, now);
+        if (timeIssue) return reject(rejected, index, `${path}.timestamp`, timeIssue);
+        if (typeof event.key !== "string" || event.key === "")
+          return reject(rejected, index, `${path}.key`, "key must be a non-empty string");
+        const common = {
+          v: 1 as const,
+          uuid: event.uuid as string,
+          sdkKey: route.sdkKey,
+          // The revision the SDK decided with (results never mix revisions silently).
+          revision: batchRevision,
+          visitorId: visitor.visitor_id,
+          timestamp: event.timestamp as number,
+        };
+
+        if (event.key === ACTIVATE_EVENT_KEY) {
+          const dPath = `visitors[${v}].snapshots[${s}].decisions`;
+          const decision =
+            decisions.find((d) => isPlainObject(d) && d.campaign_id === event.entity_id) ??
+            decisions[0];
+          if (!isPlainObject(decision))
+            return reject(
+              rejected,
+              index,
+              dPath,
+              "an impression (campaign_activated) needs its decision",
+            );
+          const experiment =
+            typeof decision.experiment_id === "string"
+              ? compiled.experimentById.get(decision.experiment_id)
+              : undefined;
+          if (!experiment || experiment.isRollout)
+            return reject(
+              rejected,
+              index,
+              `${dPath}.experiment_id`,
+              `${JSON.stringify(decision.experiment_id ?? null)} is not an experiment in datafile revision ${entry.revision}`,
+            );
+          const metadata = isPlainObject(decision.metadata) ? decision.metadata : {};
+          const variation =
+            typeof decision.variation_id === "string" && decision.variation_id !== ""
+              ? experiment.variationById.get(decision.variation_id)
+              : typeof metadata.variation_key === "string"
+                ? experiment.variationByKey.get(metadata.variation_key)
+                : undefined;
+          if (!variation)
+            return reject(
+              rejected,
+              index,
+              `${dPath}.variation_id`,
+              `not a variation of experiment ${experiment.key}`,
+            );
+          messages.push({
+            ...common,
+            type: "impression",
+            experimentId: experiment.id,
+            variationId: variation.id,
+            source: "sdk",
+          });
+          return;
+        }
+
+        const known =
+          typeof event.entity_id === "string" ? compiled.eventById.get(event.entity_id) : undefined;
+        if (!known)
+          return reject(
+            rejected,
+            index,
+            `${path}.entity_id`,
+            `${JSON.stringify(event.entity_id ?? null)} is not an event id in datafile revision ${entry.revision}`,
+          );
+        if (known.key !== event.key)
+          return reject(
+            rejected,
+            index,
+            `${path}.key`,
+            `event ${known.id} is "${known.key}", not "${event.key}"`,
+          );
+        // The SDK copies revenue and value into tags too; they are fields of the message.
+        let tags = event.tags;
+        if (isPlainObject(tags) && ("revenue" in tags || "value" in tags)) {
+          const { revenue: _revenue, value: _value, ...rest } = tags;
+          tags = rest;
+        }
+        const extras = conversionExtras(
+          { revenue: event.revenue, value: event.value, tags },
+          path,
+          index,
+          rejected,
+        );
+        if (!extras) return;
+        messages.push({
+          ...common,
+          type: "conversion",
+          eventId: known.id,
+          eventKey: known.key,
+          ...extras,
+          source: "sdk",
+        });
+      });
+    });
+  });
+  return finish(env, messages, rejected, CORS);
+}

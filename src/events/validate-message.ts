@@ -1,0 +1,125 @@
+/**
+ * Strict validation of one EVENTS queue message body (src/events/messages.ts). Pure: no Workers
+ * APIs. The consumer archives what fails here under `rejected/` in R2 and acks it, so a poison
+ * message is never retried forever. Unknown keys are dropped (not copied into the result), so a
+ * producer adding a field never poisons a batch; every known field is checked.
+ */
+import type { ConversionMessage, EventMessage, EventSource, ImpressionMessage } from "./messages";
+
+export type ValidationResult = { ok: true; message: EventMessage } | { ok: false; reason: string };
+
+export const MAX_UUID_LENGTH = 64;
+export const MAX_ID_LENGTH = 256;
+export const MAX_TAGS = 64;
+export const MAX_TAG_STRING_LENGTH = 1024;
+/** Events older than this (relative to processing time) are rejected. */
+export const MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+/** Events further in the future than this (clock skew) are rejected. */
+export const MAX_FUTURE_MS = 60 * 60 * 1000;
+
+const SOURCES: readonly EventSource[] = ["edge", "browser", "sdk", "offline"];
+
+class Invalid extends Error {}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function str(body: Record<string, unknown>, key: string, max: number): string {
+  const value = body[key];
+  if (typeof value !== "string") throw new Invalid(`${key} must be a string`);
+  if (value.length === 0) throw new Invalid(`${key} must not be empty`);
+  if (value.length > max) throw new Invalid(`${key} is longer than ${max} characters`);
+  return value;
+}
+
+function tagsOf(value: unknown): Record<string, string | number | boolean> {
+  if (!isRecord(value)) throw new Invalid("tags must be an object");
+  const entries = Object.entries(value);
+  if (entries.length > MAX_TAGS) throw new Invalid(`tags has more than ${MAX_TAGS} keys`);
+  const out: Record<string, string | number | boolean> = {};
+  for (const [key, tag] of entries) {
+    if (key.length === 0 || key.length > MAX_ID_LENGTH)
+      throw new Invalid(`tags key must be 1..${MAX_ID_LENGTH} characters`);
+    if (typeof tag === "string") {
+      if (tag.length > MAX_TAG_STRING_LENGTH)
+        throw new Invalid(`tags.${key} is longer than ${MAX_TAG_STRING_LENGTH} characters`);
+    } else if (typeof tag === "number") {
+      if (!Number.isFinite(tag)) throw new Invalid(`tags.${key} must be a finite number`);
+    } else if (typeof tag !== "boolean") {
+      throw new Invalid(`tags.${key} must be a string, number or boolean`);
+    }
+    out[key] = tag;
+  }
+  return out;
+}
+
+/**
+ * Validates `body` as an EventMessage. `now` (ms) anchors the timestamp window
+ * [now − 30 days, now + 1 h].
+ */
+export function validateMessage(body: unknown, now: number = Date.now()): ValidationResult {
+  try {
+    return { ok: true, message: parse(body, now) };
+  } catch (error) {
+    if (error instanceof Invalid) return { ok: false, reason: error.message };
+    throw error;
+  }
+}
+
+function parse(body: unknown, now: number): EventMessage {
+  if (!isRecord(body)) throw new Invalid("message body must be a JSON object");
+  if (body.v !== 1) throw new Invalid("v must be 1");
+  const type = body.type;
+  if (type !== "impression" && type !== "conversion")
+    throw new Invalid('type must be "impression" or "conversion"');
+  const uuid = str(body, "uuid", MAX_UUID_LENGTH);
+  const sdkKey = str(body, "sdkKey", MAX_ID_LENGTH);
+  const revision = str(body, "revision", MAX_ID_LENGTH);
+  const visitorId = str(body, "visitorId", MAX_ID_LENGTH);
+  const timestamp = body.timestamp;
+  if (typeof timestamp !== "number" || !Number.isFinite(timestamp))
+    throw new Invalid("timestamp must be a finite number (ms since epoch)");
+  if (timestamp < now - MAX_AGE_MS) throw new Invalid("timestamp is more than 30 days old");
+  if (timestamp > now + MAX_FUTURE_MS)
+    throw new Invalid("timestamp is more than 1 hour in the future");
+  const source = body.source;
+  if (typeof source !== "string" || !(SOURCES as readonly string[]).includes(source))
+    throw new Invalid(`source must be one of ${SOURCES.join(", ")}`);
+  const common = {
+    v: 1 as const,
+    uuid,
+    sdkKey,
+    revision,
+    visitorId,
+    timestamp,
+    source: source as EventSource,
+  };
+  if (type === "impression") {
+    const message: ImpressionMessage = {
+      ...common,
+      type,
+      experimentId: str(body, "experimentId", MAX_ID_LENGTH),
+      variationId: str(body, "variationId", MAX_ID_LENGTH),
+    };
+    return message;
+  }
+  const message: ConversionMessage = {
+    ...common,
+    type,
+    eventId: str(body, "eventId", MAX_ID_LENGTH),
+    eventKey: str(body, "eventKey", MAX_ID_LENGTH),
+  };
+  if (body.revenue !== undefined) {
+    if (typeof body.revenue !== "number" || !Number.isSafeInteger(body.revenue))
+      throw new Invalid("revenue must be an integer (cents)");
+    message.revenue = body.revenue;
+  }
+  if (body.value !== undefined) {
+    if (typeof body.value !== "number" || !Number.isFinite(body.value))
+      throw new Invalid("value must be a finite number");
+    message.value = body.value;
+  }
+  if (body.tags !== undefined) message.tags = tagsOf(body.tags);
+  return message;
+}

@@ -1,0 +1,288 @@
+import { env, exports } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { resetDatafileStore } from "../../src/edge/datafile-store";
+import { isAllowedOrigin } from "../../src/events/ingest-browser";
+import { checkTags, revenueProblem, timestampProblem } from "../../src/events/ingest-common";
+import type { Rejection } from "../../src/events/ingest-common";
+import type { ConversionMessage, EventMessage } from "../../src/events/messages";
+import edgeDatafile from "../fixtures/datafiles/edge.json";
+
+// wrangler.toml routes localhost/* with sdk_key "demo" (no cors_origins, gpc respected).
+const SITE = "http://localhost";
+const BROWSER_UA =
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36";
+
+let queued: EventMessage[];
+
+async function post(
+  body: unknown,
+  headers: Record<string, string> = {},
+  method = "POST",
+): Promise<Response> {
+  return exports.default.fetch(
+    new Request(`${SITE}/_ss/events`, {
+      method,
+      headers: {
+        "content-type": "application/json",
+        cookie: "ss_vid=visitor1",
+        "user-agent": BROWSER_UA,
+        ...headers,
+      },
+      body: method === "POST" ? (typeof body === "string" ? body : JSON.stringify(body)) : null,
+    }),
+  );
+}
+
+interface ErrorBody {
+  error: {
+    code: string;
+    message: string;
+    details: {
+      path: string;
+      accepted: number;
+      rejected: Rejection[];
+      expected?: string;
+      got?: unknown;
+    };
+  };
+}
+
+beforeEach(async () => {
+  queued = [];
+  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
+  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
+    const list = [...messages];
+    for (const m of list) queued.push(m.body as EventMessage);
+    return send(list, options);
+  });
+  await env.DATAFILES.put("datafiles/demo", JSON.stringify(edgeDatafile));
+  resetDatafileStore();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("POST /_ss/events", () => {
+  it("queues valid JSON events as conversions for the cookie's visitor, in one sendBatch", async () => {
+    const now = Date.now();
+    const response = await post({
+      events: [
+        { key: "buy_click" },
+        {
+          key: "thank_you_view",
+          revenue: 1299,
+          value: 2.5,
+          tags: { plan: "pro", n: 3, ok: true },
+          uuid: "u-1",
+          timestamp: now - 1000,
+        },
+      ],
+    });
+    expect(response.status).toBe(204);
+    expect(env.EVENTS.sendBatch).toHaveBeenCalledTimes(1);
+    expect(queued).toHaveLength(2);
+    const [a, b] = queued as ConversionMessage[];
+    expect(a).toMatchObject({
+      v: 1,
+      type: "conversion",
+      sdkKey: "demo",
+      revision: "3",
+      visitorId: "visitor1",
+      eventId: "ev_buy",
+      eventKey: "buy_click",
+      source: "browser",
+    });
+    expect(a!.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Math.abs(a!.timestamp - now)).toBeLessThan(5000);
+    expect(a).not.toHaveProperty("revenue");
+    expect(b).toMatchObject({
+      eventId: "ev_thanks",
+      eventKey: "thank_you_view",
+      revenue: 1299,
+      value: 2.5,
+      tags: { plan: "pro", n: 3, ok: true },
+      uuid: "u-1",
+      timestamp: now - 1000,
+    });
+  });
+
+  it("accepts text/plain bodies (sendBeacon)", async () => {
+    const response = await post(JSON.stringify({ events: [{ key: "buy_click" }] }), {
+      "content-type": "text/plain;charset=UTF-8",
+    });
+    expect(response.status).toBe(204);
+    expect(queued).toHaveLength(1);
+  });
+
+  it("adopts an optimizelyEndUserId cookie; without any visitor cookie → 400 no_visitor", async () => {
+    const adopted = await post(
+      { events: [{ key: "buy_click" }] },
+      { cookie: "optimizelyEndUserId=oeu1" },
+    );
+    expect(adopted.status).toBe(204);
+    expect(queued[0]!.visitorId).toBe("oeu1");
+    const response = await post({ events: [{ key: "buy_click" }] }, { cookie: "" });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as ErrorBody).error.code).toBe("no_visitor");
+    expect(queued).toHaveLength(1);
+  });
+
+  it("reports per-item rejects with paths and still queues the valid ones", async () => {
+    // 1e400 is valid JSON that parses to Infinity (JSON.stringify would write null).
+    const body = JSON.stringify({
+      events: [
+        { key: "buy_click", uuid: "ok-1" },
+        { key: "nope" },
+        { key: "buy_click", revenue: 12.5 },
+        { key: "buy_click", revenue: -1 },
+        { key: "buy_click", value: "NaN" },
+        { key: "buy_click", value: "__INF__" },
+        { key: "buy_click", tags: { nested: { a: 1 } } },
+        { key: "buy_click", tags: "x" },
+        { key: "buy_click", timestamp: Date.now() - 25 * 60 * 60 * 1000 },
+        { key: "buy_click", uuid: "x".repeat(65) },
+        "not an object",
+        { key: "thank_you_view", uuid: "ok-2" },
+      ],
+    }).replace('"__INF__"', "1e400");
+    const response = await post(body);
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as ErrorBody;
+    expect(error.code).toBe("events_rejected");
+    expect(error.message).toBe("2 accepted, 10 rejected");
+    expect(error.details.accepted).toBe(2);
+    expect(error.details.rejected.map((r) => r.path)).toEqual([
+      "events[1].key",
+      "events[2].revenue",
+      "events[3].revenue",
+      "events[4].value",
+      "events[5].value",
+      "events[6].tags.nested",
+      "events[7].tags",
+      "events[8].timestamp",
+      "events[9].uuid",
+      "events[10]",
+    ]);
+    expect(error.details.rejected[0]).toMatchObject({ index: 1 });
+    expect(error.details.rejected[0]!.reason).toContain("unknown event key");
+    expect(queued.map((m) => m.uuid)).toEqual(["ok-1", "ok-2"]);
+  });
+
+  it("nothing valid → 400 with every reject, nothing queued", async () => {
+    const response = await post({ events: [{ key: "nope" }] });
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as ErrorBody;
+    expect(error.message).toBe("0 accepted, 1 rejected");
+    expect(env.EVENTS.sendBatch).not.toHaveBeenCalled();
+  });
+
+  it("refuses bodies over 64 KiB (413) and more than 100 events (413)", async () => {
+    const big = await post({ events: [{ key: "buy_click", tags: { a: "x".repeat(70_000) } }] });
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as ErrorBody).error.code).toBe("body_too_large");
+    const many = await post({ events: Array.from({ length: 101 }, () => ({ key: "buy_click" })) });
+    expect(many.status).toBe(413);
+    expect(((await many.json()) as ErrorBody).error.code).toBe("too_many_events");
+    const hundred = await post({
+      events: Array.from({ length: 100 }, () => ({ key: "buy_click" })),
+    });
+    expect(hundred.status).toBe(204);
+    expect(queued).toHaveLength(100);
+  });
+
+  it("malformed bodies → 400", async () => {
+    const notJson = await post("{nope", {});
+    expect(((await notJson.json()) as ErrorBody).error.code).toBe("invalid_json");
+    const noEvents = await post({ event: [] });
+    expect(noEvents.status).toBe(400);
+    expect(((await noEvents.json()) as ErrorBody).error.details.path).toBe("events");
+    const form = await post("a=b", { "content-type": "application/x-www-form-urlencoded" });
+    expect(form.status).toBe(415);
+  });
+
+  it("bots, opted-out visitors and GPC get 204 and nothing is queued", async () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [
+        {
+          "user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        },
+        "bot",
+      ],
+      [{ cookie: "ss_vid=visitor1; ss_optout=1" }, "optout"],
+      [{ "sec-gpc": "1" }, "gpc"],
+    ];
+    for (const [headers, reason] of cases) {
+      const response = await post({ events: [{ key: "buy_click" }] }, headers);
+      expect(response.status).toBe(204);
+      expect(response.headers.get("x-ss-dropped")).toBe(reason);
+    }
+    expect(env.EVENTS.sendBatch).not.toHaveBeenCalled();
+  });
+
+  it("the queue refusing → 503 with Retry-After", async () => {
+    vi.mocked(env.EVENTS.sendBatch).mockRejectedValueOnce(new Error("queue down"));
+    const response = await post({ events: [{ key: "buy_click" }] });
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("5");
+    expect(((await response.json()) as ErrorBody).error.code).toBe("queue_unavailable");
+  });
+
+  it("same origin is allowed, a foreign origin is refused (also at preflight)", async () => {
+    const same = await post({ events: [{ key: "buy_click" }] }, { origin: SITE });
+    expect(same.status).toBe(204);
+    expect(same.headers.get("access-control-allow-origin")).toBeNull();
+    const foreign = await post(
+      { events: [{ key: "buy_click" }] },
+      { origin: "https://evil.example" },
+    );
+    expect(foreign.status).toBe(403);
+    expect(((await foreign.json()) as ErrorBody).error.code).toBe("origin_not_allowed");
+    const preflight = await post(null, { origin: "https://evil.example" }, "OPTIONS");
+    expect(preflight.status).toBe(403);
+    expect(queued).toHaveLength(1);
+  });
+});
+
+describe("isAllowedOrigin", () => {
+  const url = new URL("https://shop.example.com/_ss/events");
+  it("allows no Origin, the same origin, and listed origins only", () => {
+    expect(isAllowedOrigin(null, url, { corsOrigins: [] })).toBe(true);
+    expect(isAllowedOrigin("https://shop.example.com", url, { corsOrigins: [] })).toBe(true);
+    expect(isAllowedOrigin("http://shop.example.com", url, { corsOrigins: [] })).toBe(false);
+    expect(isAllowedOrigin("https://app.example.com", url, { corsOrigins: [] })).toBe(false);
+    expect(
+      isAllowedOrigin("https://app.example.com", url, {
+        corsOrigins: ["https://app.example.com/"],
+      }),
+    ).toBe(true);
+    expect(isAllowedOrigin("https://shop.example.com.evil.io", url, { corsOrigins: [] })).toBe(
+      false,
+    );
+    expect(isAllowedOrigin("null", url, { corsOrigins: ["null"] })).toBe(false);
+    expect(isAllowedOrigin("garbage", url, { corsOrigins: [] })).toBe(false);
+  });
+});
+
+describe("field checks", () => {
+  it("revenue, timestamp and tags", () => {
+    expect(revenueProblem(0)).toBeNull();
+    expect(revenueProblem(1.5)).toMatch(/integer/);
+    expect(revenueProblem("100")).toMatch(/number/);
+    const now = 1_700_000_000_000;
+    expect(timestampProblem(now + 4 * 60 * 1000, now)).toBeNull();
+    expect(timestampProblem(now + 6 * 60 * 1000, now)).toMatch(/future/);
+    expect(timestampProblem(now - 23 * 60 * 60 * 1000, now)).toBeNull();
+    expect(timestampProblem(1.5, now)).toMatch(/integer/);
+    expect(
+      checkTags(Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, i]))).ok,
+    ).toBe(false);
+    expect(checkTags({ ["k".repeat(65)]: 1 }).ok).toBe(false);
+    expect(checkTags({ s: "x".repeat(257) }).ok).toBe(false);
+    expect(checkTags({ n: null }).ok).toBe(false);
+    expect(checkTags(JSON.parse('{"__proto__":"x"}'))).toEqual({
+      ok: true,
+      tags: JSON.parse('{"__proto__":"x"}'),
+    });
+  });
+});
