@@ -540,13 +540,20 @@ export async function pushDatafile(
     ]);
   }
   // Fail before reserving a revision: the problems name paths in what the client sent.
-  checkText(environment, JSON.stringify({ ...supplied, sdkKey: environment.sdk_key, revision: "0" }));
+  checkText(
+    environment,
+    JSON.stringify({ ...supplied, sdkKey: environment.sdk_key, revision: "0" }),
+  );
   return publishWith(env, environmentId, actor, reason, null, async (revision) => {
     const fresh = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
       .bind(environmentId)
       .first<EnvironmentRow>();
     if (!fresh) throw notFound("environment", environmentId);
-    const datafile = { ...supplied, sdkKey: fresh.sdk_key, revision: String(revision) } as unknown as Datafile;
+    const datafile = {
+      ...supplied,
+      sdkKey: fresh.sdk_key,
+      revision: String(revision),
+    } as unknown as Datafile;
     const text = JSON.stringify(datafile);
     return { environment: fresh, datafile, text, warnings: checkText(fresh, text) };
   });

@@ -16,6 +16,8 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       validates FILE locally (every problem with its JSON path), then publishes it as the
       environment's next revision
   splitstream revisions --environment ENVIRONMENT_ID
+  splitstream results EXPERIMENT_ID [--environment KEY]
+      counts per metric and variation (environment key; default production)
   Add --json for raw JSON output.`;
 
 interface ApiOptions {
@@ -102,6 +104,55 @@ function table(rows: string[][]): string {
         .trimEnd(),
     )
     .join("\n");
+}
+
+interface ResultsJson {
+  experimentKey: string;
+  environment: { key: string };
+  revisions: string[];
+  variations: Array<{ id: string; key: string | null; visitors: number }>;
+  metrics: Array<{
+    eventId: string;
+    eventKey: string | null;
+    aggregator: string;
+    field?: string;
+    primary: boolean;
+    variations: Array<{
+      variationId: string;
+      converters: number;
+      events: number;
+      revenueSum: number;
+      valueSum: number;
+    }>;
+  }>;
+}
+
+/** `splitstream results`: a heading, then one table per metric. */
+function renderResults(d: ResultsJson): string {
+  const variations = new Map(d.variations.map((v) => [v.id, v]));
+  const parts = [
+    `${d.experimentKey} in ${d.environment.key} — revisions ${d.revisions.length ? d.revisions.join(", ") : "(none)"}`,
+  ];
+  for (const m of d.metrics) {
+    const name = `${m.eventKey ?? m.eventId} (${m.aggregator}${m.field ? ` ${m.field}` : ""}${m.primary ? ", primary" : ""})`;
+    parts.push(
+      `\n${name}\n${table([
+        ["variation", "visitors", "converters", "events", "revenue sum", "value sum"],
+        ...m.variations.map((c) => {
+          const v = variations.get(c.variationId);
+          return [
+            v?.key ?? c.variationId,
+            String(v?.visitors ?? 0),
+            String(c.converters),
+            String(c.events),
+            String(c.revenueSum),
+            String(c.valueSum),
+          ];
+        }),
+      ])}`,
+    );
+  }
+  return parts.join("\n");
 }
 
 const ACTIONS = new Set(["start", "pause", "resume", "archive"]);
@@ -201,6 +252,15 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
         ]),
       ]),
     );
+    return 0;
+  }
+  if (group === "results") {
+    if (!sub) throw new CliError("results needs an EXPERIMENT_ID", 2);
+    const query = values.environment
+      ? `?environment=${encodeURIComponent(values.environment)}`
+      : "";
+    const data = await callApi(o, "GET", `/experiments/${encodeURIComponent(sub)}/results${query}`);
+    print(o, data, renderResults);
     return 0;
   }
   if (group === "datafile" && sub === "push") {

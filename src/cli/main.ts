@@ -12,7 +12,7 @@ const USAGE = `splitstream — Splitstream's command line
 Commands:
   decide       explain or batch-decide visitors against a datafile
   validate     check a datafile and list every problem with its JSON path
-  projects, experiments, publish, revisions, datafile
+  projects, experiments, publish, revisions, datafile, results
                daily work against a running Splitstream API (see below)
 
 ${DECIDE_USAGE}
@@ -29,6 +29,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   publish: (args) => runApiCommand("publish", args),
   revisions: (args) => runApiCommand("revisions", args),
   datafile: (args) => runApiCommand("datafile", args),
+  results: (args) => runApiCommand("results", args),
 };
 
 /** Runs the CLI with argv (without node and script) and returns the exit status. */

@@ -58,6 +58,49 @@ beforeAll(async () => {
         },
       });
     if (req.url === "/_ss/api/v1/environments/env1/datafile") return json(200, { revision: 9 });
+    if (req.url?.startsWith("/_ss/api/v1/experiments/e1/results"))
+      return json(200, {
+        experimentId: "e1",
+        experimentKey: "hero",
+        environment: { id: "env2", key: "development", sdkKey: "sdk2" },
+        revisions: ["3", "4"],
+        from: null,
+        to: null,
+        variations: [
+          { id: "v1", key: "control", visitors: 120 },
+          { id: "v2", key: "bold", visitors: 118 },
+        ],
+        metrics: [
+          {
+            eventId: "ev1",
+            eventKey: "purchase",
+            aggregator: "sum",
+            field: "revenue",
+            primary: true,
+            variations: [
+              {
+                variationId: "v1",
+                converters: 10,
+                events: 12,
+                revenueSum: 4500,
+                revenueSumSq: 0,
+                valueSum: 0,
+                valueSumSq: 0,
+              },
+              {
+                variationId: "v2",
+                converters: 14,
+                events: 15,
+                revenueSum: 6100,
+                revenueSumSq: 0,
+                valueSum: 2.5,
+                valueSumSq: 0,
+              },
+            ],
+          },
+        ],
+        daily: [],
+      });
     return json(404, { error: { code: "not_found", message: "no such route", details: null } });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -156,6 +199,40 @@ describe("splitstream API commands", () => {
       method: "PUT",
       url: "/_ss/api/v1/environments/env1/datafile",
     });
+  });
+
+  it("results prints one table per metric, for the named environment", async () => {
+    const r = await cli([
+      "results",
+      "e1",
+      "--environment",
+      "development",
+      "--api-url",
+      apiUrl,
+      "--token",
+      "good",
+    ]);
+    expect(r.code).toBe(0);
+    expect(seen.at(-1)).toMatchObject({
+      method: "GET",
+      url: "/_ss/api/v1/experiments/e1/results?environment=development",
+    });
+    expect(r.stdout).toBe(
+      [
+        "hero in development — revisions 3, 4",
+        "",
+        "purchase (sum revenue, primary)",
+        "variation  visitors  converters  events  revenue sum  value sum",
+        "control    120       10          12      4500         0",
+        "bold       118       14          15      6100         2.5",
+        "",
+      ].join("\n"),
+    );
+    const json = await cli(["results", "e1", "--json", "--api-url", apiUrl, "--token", "good"]);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ experimentKey: "hero", revisions: ["3", "4"] });
+    expect(seen.at(-1)!.url).toBe("/_ss/api/v1/experiments/e1/results");
+    expect((await cli(["results", "--api-url", apiUrl, "--token", "good"])).code).toBe(2);
   });
 
   it("missing URL or token is a usage error (exit 2)", async () => {

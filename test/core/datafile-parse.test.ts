@@ -263,12 +263,19 @@ const CASES: Case[] = [
   },
   {
     name: "condition array starting with a leaf (the SDK ignores that leaf)",
-    mutate: (d) => (d.typedAudiences[0].conditions[1] = [d.typedAudiences[0].conditions[1][1], d.typedAudiences[0].conditions[1][1]]),
+    mutate: (d) =>
+      (d.typedAudiences[0].conditions[1] = [
+        d.typedAudiences[0].conditions[1][1],
+        d.typedAudiences[0].conditions[1][1],
+      ]),
     expected: ["warning $.typedAudiences[0].conditions[1]"],
   },
   {
     name: "audienceConditions starting with a nested array",
-    mutate: (d) => (d.experiments[0].audienceConditions = [["or", d.experiments[0].audienceIds[0] ?? d.typedAudiences[0].id]]),
+    mutate: (d) =>
+      (d.experiments[0].audienceConditions = [
+        ["or", d.experiments[0].audienceIds[0] ?? d.typedAudiences[0].id],
+      ]),
     expected: ["warning $.experiments[0].audienceConditions"],
   },
   {

@@ -15,7 +15,9 @@ describe("murmurhash3 x86_32", () => {
       expect(bucketFromHash(murmurhash3(bucketingId + entityId, 1))).toBe(bucket);
       // The prefix form hashes the bucketing id once and finishes with the entity id.
       expect(
-        bucketFromHash(HashPrefix.fromBytes(encodeUtf8(bucketingId), 1).hashWith(encodeUtf8(entityId))),
+        bucketFromHash(
+          HashPrefix.fromBytes(encodeUtf8(bucketingId), 1).hashWith(encodeUtf8(entityId)),
+        ),
       ).toBe(bucket);
     },
   );
@@ -40,7 +42,9 @@ describe("murmurhash3 x86_32", () => {
     (prefix, suffix) => {
       const expected = murmurhash.v3(prefix + suffix, 1);
       expect(murmurhash3(prefix + suffix, 1)).toBe(expected);
-      expect(HashPrefix.fromBytes(encodeUtf8(prefix), 1).hashWith(encodeUtf8(suffix))).toBe(expected);
+      expect(HashPrefix.fromBytes(encodeUtf8(prefix), 1).hashWith(encodeUtf8(suffix))).toBe(
+        expected,
+      );
     },
   );
 
@@ -51,11 +55,24 @@ describe("murmurhash3 x86_32", () => {
 });
 
 describe("HashPrefix.fromString", () => {
-  it.each(["", "a", "ab", "abc", "abcd", "abcde", "visitor-123", "ünï", "aaaé", "aaaaé", "日本", "\ud800x", "emoji 🎉"])(
-    "equals the byte form for %j",
-    (s) => {
-      const suffix = encodeUtf8("1886780721");
-      expect(HashPrefix.fromString(s, 1).hashWith(suffix)).toBe(HashPrefix.fromBytes(encodeUtf8(s), 1).hashWith(suffix));
-    },
-  );
+  it.each([
+    "",
+    "a",
+    "ab",
+    "abc",
+    "abcd",
+    "abcde",
+    "visitor-123",
+    "ünï",
+    "aaaé",
+    "aaaaé",
+    "日本",
+    "\ud800x",
+    "emoji 🎉",
+  ])("equals the byte form for %j", (s) => {
+    const suffix = encodeUtf8("1886780721");
+    expect(HashPrefix.fromString(s, 1).hashWith(suffix)).toBe(
+      HashPrefix.fromBytes(encodeUtf8(s), 1).hashWith(suffix),
+    );
+  });
 });

@@ -7,6 +7,7 @@ import { registerExperimentRoutes } from "./experiments";
 import { registerGroupRoutes } from "./groups";
 import { registerListRoutes } from "./lists";
 import { registerPageRoutes } from "./pages";
+import { registerResultRoutes } from "./results";
 
 export function registerResourceRoutes(app: ApiApp): void {
   registerAttributeRoutes(app);
@@ -16,4 +17,5 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerGroupRoutes(app);
   registerListRoutes(app);
   registerExperimentRoutes(app);
+  registerResultRoutes(app);
 }

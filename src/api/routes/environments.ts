@@ -25,12 +25,10 @@ export const EnvironmentSchema = z
     projectId: z.string(),
     key: z.string().openapi({ example: "production" }),
     name: z.string(),
-    sdkKey: z
-      .string()
-      .openapi({
-        description:
-          "Names the datafile (`datafiles/{sdkKey}` in KV); use it in ROUTES `sdk_key` and SDKs.",
-      }),
+    sdkKey: z.string().openapi({
+      description:
+        "Names the datafile (`datafiles/{sdkKey}` in KV); use it in ROUTES `sdk_key` and SDKs.",
+    }),
     revision: z
       .number()
       .int()

@@ -49,13 +49,10 @@ const TokenCreateSchema = z
   .strictObject({
     name: z.string().trim().min(1).max(200),
     role: z.enum(["admin", "editor", "viewer"]),
-    expiresAt: z.iso
-      .datetime({ offset: true })
-      .optional()
-      .openapi({
-        description: "ISO 8601 date-time in the future; absent = never expires.",
-        example: "2027-01-01T00:00:00Z",
-      }),
+    expiresAt: z.iso.datetime({ offset: true }).optional().openapi({
+      description: "ISO 8601 date-time in the future; absent = never expires.",
+      example: "2027-01-01T00:00:00Z",
+    }),
   })
   .openapi("TokenCreate");
 
