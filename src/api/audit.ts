@@ -36,6 +36,34 @@ export function auditStatement(
     );
 }
 
+/**
+ * The audit entry of a guarded write: inserted only when the statement just before it in the
+ * batch changed a row (`changes() > 0`), so a lost race leaves no entry behind.
+ */
+export function auditIfChanged(
+  db: D1Database,
+  actor: Actor,
+  action: string,
+  resourceType: string,
+  resourceId: string,
+  projectId: string,
+  details: unknown,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      "INSERT INTO audit_log (at, actor, action, resource_type, resource_id, project_id, details) SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0",
+    )
+    .bind(
+      nowIso(),
+      actor.id,
+      action,
+      resourceType,
+      resourceId,
+      projectId,
+      JSON.stringify(details ?? {}),
+    );
+}
+
 /** Writes one audit entry now. */
 export async function recordAudit(
   db: D1Database,

@@ -21,6 +21,7 @@ import { formatPath } from "../../core/problem";
 import { parseSemver } from "../../core/semver";
 import type { Env } from "../../env";
 import type { ApiApp, ApiEnv } from "../app";
+import { auditIfChanged } from "../audit";
 import type { Actor } from "../auth";
 import { requireRole } from "../auth";
 import { all, first, requireProject } from "../db";
@@ -543,34 +544,6 @@ export function updateStatement(
       `UPDATE ${table} SET ${columns.map((c) => `${quote(c)} = ?`).join(", ")} WHERE id = ? AND version = ?`,
     )
     .bind(...columns.map((c) => values[c] ?? null), row.id, expectedVersion);
-}
-
-/**
- * The audit entry of a guarded write: inserted only when the statement just before it in the
- * batch changed a row (`changes() > 0`), so a lost race leaves no entry behind.
- */
-export function auditIfChanged(
-  db: D1Database,
-  actor: Actor,
-  action: string,
-  resourceType: string,
-  resourceId: string,
-  projectId: string,
-  details: unknown,
-): D1PreparedStatement {
-  return db
-    .prepare(
-      "INSERT INTO audit_log (at, actor, action, resource_type, resource_id, project_id, details) SELECT ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0",
-    )
-    .bind(
-      nowIso(),
-      actor.id,
-      action,
-      resourceType,
-      resourceId,
-      projectId,
-      JSON.stringify(details ?? {}),
-    );
 }
 
 /** Parses a JSON column, with a fallback for a null or corrupt value. */

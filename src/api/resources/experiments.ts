@@ -26,12 +26,12 @@ import type {
   GroupRow,
   VariationSpec,
 } from "../datafile-build";
+import { auditIfChanged } from "../audit";
 import { all, first } from "../db";
 import { conflict, notFound } from "../errors";
 import { checkIfMatch, errorResponses, jsonResponse, setEtag } from "../http";
 import { newId, nowIso } from "../ids";
 import {
-  auditIfChanged,
   conditionTreeSchema,
   datafileProblems,
   descriptionSchema,

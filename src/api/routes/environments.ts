@@ -6,7 +6,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../app";
-import { auditStatement } from "../audit";
+import { auditIfChanged, auditStatement } from "../audit";
 import { requireRole } from "../auth";
 import {
   all,
@@ -248,17 +248,16 @@ export function registerEnvironmentRoutes(app: ApiApp): void {
             "UPDATE environments SET name = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
           )
           .bind(next.name, next.updated_at, environmentId, current.version),
-        db
-          .prepare(
-            "INSERT INTO audit_log (at, actor, action, resource_type, resource_id, project_id, details) SELECT ?, ?, 'update', 'environment', ?, ?, ? WHERE changes() > 0",
-          )
-          .bind(
-            next.updated_at,
-            c.get("actor").id,
-            environmentId,
-            current.project_id,
-            JSON.stringify({ fields: Object.keys(body) }),
-          ),
+        // The audit row only lands when the update did (same version guard).
+        auditIfChanged(
+          db,
+          c.get("actor"),
+          "update",
+          "environment",
+          environmentId,
+          current.project_id,
+          { fields: Object.keys(body) },
+        ),
       ]);
       if (!update || update.meta.changes === 0) {
         const latest = await requireEnvironment(db, environmentId);

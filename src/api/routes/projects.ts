@@ -5,7 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../app";
-import { auditStatement } from "../audit";
+import { auditIfChanged, auditStatement } from "../audit";
 import { requireRole } from "../auth";
 import {
   all,
@@ -246,17 +246,9 @@ export function registerProjectRoutes(app: ApiApp): void {
           )
           .bind(next.name, next.description, next.updated_at, projectId, current.version),
         // The audit row only lands when the update did (same version guard).
-        db
-          .prepare(
-            "INSERT INTO audit_log (at, actor, action, resource_type, resource_id, project_id, details) SELECT ?, ?, 'update', 'project', ?, ?, ? WHERE changes() > 0",
-          )
-          .bind(
-            next.updated_at,
-            c.get("actor").id,
-            projectId,
-            projectId,
-            JSON.stringify({ fields: changed }),
-          ),
+        auditIfChanged(db, c.get("actor"), "update", "project", projectId, projectId, {
+          fields: changed,
+        }),
       ]);
       if (!update || update.meta.changes === 0) {
         // Someone else wrote between our read and our update.
