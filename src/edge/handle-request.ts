@@ -200,14 +200,19 @@ export async function handleEdgeRequest(
       });
     }
   };
-  const flushEvents = (): void => {
+  /**
+   * One sendBatch in waitUntil; after `after` settles (the page has streamed), so that queueing
+   * never competes with the page for the isolate's time — but never later than
+   * EVENTS_FLUSH_DEADLINE_MS, so a visitor who leaves mid-page still counts.
+   */
+  const flushEvents = (after?: Promise<void>): void => {
     if (events.length === 0) return;
     const batch = events.map((body) => ({ body, contentType: "json" as const }));
-    ctx.waitUntil(
+    const send = () =>
       env.EVENTS.sendBatch(batch).catch((error: unknown) => {
         console.error(`splitstream: could not queue ${batch.length} event(s)`, error);
-      }),
-    );
+      });
+    ctx.waitUntil(after === undefined ? send() : settledOrDeadline(after).then(send));
   };
   const withVisitorHeaders = (response: Response): Response => {
     const out = new Response(response.body, response);
@@ -251,17 +256,34 @@ export async function handleEdgeRequest(
   // Origin errors, redirects and non-HTML: streamed untouched.
   if (origin.status !== 200 || !isHtml(origin)) return origin;
   try {
-    const body = request.method === "HEAD" ? origin : rewriteHtml(origin, plan);
+    let streamed: (() => void) | undefined;
+    const pageDone = new Promise<void>((resolve) => (streamed = resolve));
+    const body =
+      request.method === "HEAD" ? origin : rewriteHtml(origin, { ...plan, onEnd: streamed });
     if (request.method === "GET") {
       queueImpressions(pageDecisions);
       queuePageviews();
-      flushEvents();
+      flushEvents(pageDone);
     }
     return withVisitorHeaders(body);
   } catch (error) {
     console.error("splitstream: rewriting failed; serving the origin unchanged", error);
     return origin;
   }
+}
+
+/** The longest the edge holds a page's events back waiting for the page to finish streaming. */
+export const EVENTS_FLUSH_DEADLINE_MS = 10_000;
+
+/** `promise` settled, or the deadline passed, whichever comes first. */
+function settledOrDeadline(promise: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, EVENTS_FLUSH_DEADLINE_MS);
+  });
+  return Promise.race([promise.catch(() => undefined), deadline]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** Everything decided before the origin is fetched; null means "pass through untouched". */

@@ -22,6 +22,12 @@ export interface RewritePlan {
   bootstrap: string | null;
   /** CSP nonce for injected <style>/<script> */
   nonce?: string;
+  /**
+   * Called once when the rewriter has seen the end of the document (so the last bytes are on
+   * their way), or at once when the response is not rewritten. Work that must not compete with
+   * streaming the page — queueing its events — waits for it.
+   */
+  onEnd?: () => void;
 }
 
 const LOG_PREFIX = "[splitstream]";
@@ -452,14 +458,20 @@ function registerInjections(
  * or a plan with nothing to do, comes back as it is.
  */
 export function rewriteHtml(response: Response, plan: RewritePlan): Response {
-  if (response.body === null) return response;
+  const onEnd = plan.onEnd;
+  if (response.body === null) {
+    onEnd?.();
+    return response;
+  }
   const compiled = compilePlan(plan.changes);
   const nonce = nonceAttribute(plan.nonce);
   const boot = typeof plan.bootstrap === "string" && plan.bootstrap !== "" ? plan.bootstrap : null;
   const css = compiled.css === "" ? null : `<style data-ss${nonce}>${compiled.css}</style>`;
   const js = compiled.js === "" ? null : `<script data-ss${nonce}>${compiled.js}</script>`;
-  if (boot === null && css === null && js === null && compiled.elements.length === 0)
+  if (boot === null && css === null && js === null && compiled.elements.length === 0) {
+    onEnd?.();
     return response;
+  }
 
   const rewriter = new HTMLRewriter();
   if (boot !== null || css !== null || js !== null) registerInjections(rewriter, boot, css, js);
@@ -473,6 +485,8 @@ export function rewriteHtml(response: Response, plan: RewritePlan): Response {
       );
     }
   }
+  // Registered last, so it runs after the end-of-document injections.
+  if (onEnd !== undefined) rewriter.onDocument({ end: () => onEnd() });
   let transformed: Response;
   try {
     transformed = rewriter.transform(response);
@@ -480,6 +494,7 @@ export function rewriteHtml(response: Response, plan: RewritePlan): Response {
     // e.g. a charset HTMLRewriter cannot parse (UTF-16, ISO-2022-JP, unknown labels): the body
     // is still untouched, so the page goes out as the origin sent it.
     console.warn(`${LOG_PREFIX} page left unchanged: ${String(error)}`);
+    onEnd?.();
     return response;
   }
   const headers = new Headers(transformed.headers);

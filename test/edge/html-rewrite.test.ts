@@ -765,6 +765,54 @@ describe("streaming", () => {
     );
   });
 
+  it("onEnd fires once the whole document has been through the rewriter, not before", async () => {
+    const encoder = new TextEncoder();
+    let release!: () => void;
+    const originDone = new Promise<void>((resolve) => (release = resolve));
+    let pulls = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        pulls++;
+        if (pulls === 1) {
+          controller.enqueue(encoder.encode(`<html><head></head><body><h1 id="t">old</h1>`));
+          return;
+        }
+        await originDone;
+        controller.enqueue(encoder.encode(`<p>tail</p></body></html>`));
+        controller.close();
+      },
+    });
+    let ended = 0;
+    const out = rewriteHtml(
+      new Response(body, { headers: HTML_UTF8 }),
+      plan([attr("#t", { text: "new" })], { onEnd: () => ended++ }),
+    );
+    const reader = out.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while (!text.includes("new</h1>")) {
+      const chunk = await reader.read();
+      if (chunk.done) throw new Error("ended early");
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    expect(ended).toBe(0); // the page is still streaming
+    release();
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += decoder.decode(chunk.value, { stream: true });
+    }
+    expect(text).toContain("<p>tail</p>");
+    expect(ended).toBe(1);
+  });
+
+  it("onEnd fires at once when nothing is rewritten", () => {
+    let ended = 0;
+    const origin = new Response("<p>x</p>", { headers: HTML_UTF8 });
+    expect(rewriteHtml(origin, plan([], { onEnd: () => ended++ }))).toBe(origin);
+    expect(ended).toBe(1);
+  });
+
   it("a 2 MB page passes through intact", async () => {
     const rows: string[] = [];
     for (let i = 0, size = 0; size < 2_100_000; i++) {
