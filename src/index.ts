@@ -10,6 +10,7 @@ import { handleHealth, HEALTH_PATH } from "./edge/health";
 import { loadRoutes, matchRoute } from "./edge/routes";
 import { errorResponse } from "./edge/errors";
 import { handleApi } from "./api/app";
+import { ADMIN_BASE_PATH, handleAdmin } from "./admin/app";
 import { handleEventBatch } from "./events/consumer";
 import { BROWSER_EVENTS_PATH, handleBrowserEvents } from "./events/ingest-browser";
 import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
@@ -29,6 +30,11 @@ export default {
         return handleDatafileRequest(request, env, ctx);
       if (url.pathname.startsWith("/_ss/api/") && route.serveApi)
         return handleApi(request, env, ctx);
+      if (
+        (url.pathname === ADMIN_BASE_PATH || url.pathname.startsWith(`${ADMIN_BASE_PATH}/`)) &&
+        route.serveAdmin
+      )
+        return handleAdmin(request, env, ctx);
       if (url.pathname === BROWSER_EVENTS_PATH)
         return handleBrowserEvents(request, env, ctx, route, url);
       if (url.pathname === SDK_EVENTS_PATH) return handleSdkEvents(request, env, ctx, route);

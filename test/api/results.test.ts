@@ -6,6 +6,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { utcDay } from "../../src/events/aggregate";
+import { compareVariation } from "../../src/core/stats/index";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { ConversionMessage, ImpressionMessage } from "../../src/events/messages";
 import {
@@ -149,7 +150,8 @@ describe("GET /experiments/{id}/results", () => {
     const r = await apiJson("GET", `/experiments/${experiment.id}/results`, 200, {
       token: viewer.token,
     });
-    expect(r).toEqual({
+    // The counts (the statistics over them are checked in "statistics" below).
+    expect(r).toMatchObject({
       experimentId: experiment.id,
       experimentKey: "headline",
       environment: {
@@ -278,8 +280,8 @@ describe("GET /experiments/{id}/results", () => {
     expect(dev.environment).toMatchObject({ key: "development", sdkKey: sdkKey("development") });
     expect(dev.revisions).toEqual(["2"]);
     expect(dev.variations).toEqual([
-      { id: control, key: "control", visitors: 0 },
-      { id: bold, key: "bold", visitors: 1 },
+      { id: control, key: "control", visitors: 0, weight: 5000 },
+      { id: bold, key: "bold", visitors: 1, weight: 5000 },
     ]);
     expect(dev.metrics[0].variations.every((v: Json) => v.converters === 0)).toBe(true);
   });
@@ -318,11 +320,138 @@ describe("GET /experiments/{id}/results", () => {
     expect(r.headers.get("content-type")).toMatch(/^text\/csv/);
     const lines = (await r.text()).trimEnd().split("\r\n");
     expect(lines).toEqual([
-      "metric_event_id,metric_event_key,aggregator,field,primary,variation_id,variation_key,visitors,converters,events,revenue_sum,revenue_sum_sq,value_sum,value_sum_sq",
-      `${purchase.id},purchase,sum,revenue,true,${control},control,2,1,2,1500,1250000,0,0`,
-      `${purchase.id},purchase,sum,revenue,true,${bold},bold,2,1,1,2000,4000000,3,9`,
-      `${signup.id},signup,unique,,false,${control},control,2,1,1,0,0,0,0`,
-      `${signup.id},signup,unique,,false,${bold},bold,2,0,0,0,0,0,0`,
+      "metric_event_id,metric_event_key,aggregator,field,primary,variation_id,variation_key,visitors,converters,events,revenue_sum,revenue_sum_sq,value_sum,value_sum_sq,total,mean,lift,lift_ci_low,lift_ci_high,p_value,q_value,verdict",
+      `${purchase.id},purchase,sum,revenue,true,${control},control,2,1,2,1500,1250000,0,0,1500,750,,,,,,baseline`,
+      `${purchase.id},purchase,sum,revenue,true,${bold},bold,2,1,1,2000,4000000,3,9,2000,1000,,,,,,not_enough_data`,
+      `${signup.id},signup,unique,,false,${control},control,2,1,1,0,0,0,0,1,0.5,,,,,,baseline`,
+      `${signup.id},signup,unique,,false,${bold},bold,2,0,0,0,0,0,0,0,0,,,,,,not_enough_data`,
     ]);
+  });
+});
+
+describe("statistics", () => {
+  /** `n[i]` visitors of variation i today, `k[i]` of them sign up (signup is the 2nd metric). */
+  async function feedRates(n: [number, number], k: [number, number]) {
+    const prod = sdkKey("production");
+    const now = Date.now() - 60_000;
+    const messages: unknown[] = [];
+    [control, bold].forEach((variationId, v) => {
+      for (let i = 0; i < n[v]!; i++) {
+        const visitor = uid(`r${v}`);
+        messages.push(imp(prod, visitor, variationId, now));
+        if (i < k[v]!) messages.push(conv(prod, visitor, signup, now + 1000));
+      }
+    });
+    for (let i = 0; i < messages.length; i += 100) await deliver(messages.slice(i, i + 100));
+  }
+
+  it("compares each variation with the baseline: lift, interval, p, q, verdict — as the stats core does", async () => {
+    await feedRates([1000, 1000], [100, 140]);
+    const r = await apiJson("GET", `/experiments/${experiment.id}/results`, 200);
+    expect(r.analysis).toEqual({
+      mode: "sequential",
+      alpha: 0.1,
+      correction: "bh",
+      mde: 0.05,
+      power: 0.8,
+      nStar: 5000,
+      baselineVariationId: control,
+    });
+    const signupMetric = r.metrics[1];
+    expect(signupMetric.primary).toBe(false);
+    const [c, b] = signupMetric.variations;
+    expect(c).toMatchObject({ baseline: true, visitors: 1000, conversions: 100, total: 100 });
+    expect(c.mean).toBeCloseTo(0.1, 12);
+    expect(c.verdict).toBe("baseline");
+    expect(b.mean).toBeCloseTo(0.14, 12);
+    expect(b.lift.estimate).toBeCloseTo(0.4, 12);
+    // The same numbers as the pure core on the same sufficient statistics.
+    const expected = compareVariation(
+      { n: 1000, sum: 100, sumSq: 100 },
+      { n: 1000, sum: 140, sumSq: 140 },
+      { mode: "sequential", alpha: 0.1 },
+    );
+    expect(b.pValue).toBeCloseTo(expected.pValue!, 12);
+    expect(b.lift.ci[0]).toBeCloseTo(expected.ci![0], 12);
+    expect(b.lift.ci[1]).toBeCloseTo(expected.ci![1], 12);
+    // Secondary metrics are corrected together: the purchase metric (primary) has no data, so
+    // the signup comparison is the only secondary p-value and q = p.
+    expect(b.qValue).toBeCloseTo(b.pValue, 12);
+    expect(b.significant).toBe(b.qValue <= 0.1);
+    expect(b.verdict).toBe(b.significant ? "winner" : "inconclusive");
+    // The primary metric (revenue) has no conversions at all: not enough data, never NaN.
+    expect(r.metrics[0].variations[1]).toMatchObject({
+      verdict: "not_enough_data",
+      reason: "no_conversions",
+      pValue: null,
+    });
+    expect(r.srm).toMatchObject({ checked: true, flagged: false });
+    expect(r.srm.expected).toEqual({ [control]: 0.5, [bold]: 0.5 });
+    expect(signupMetric.visitorsNeededPerVariation).toBeGreaterThan(1000);
+    // Cumulative series: one day of data.
+    expect(
+      r.cumulative
+        .filter((p: Json) => p.eventId === signup.id)
+        .map((p: Json) => [p.variationId, p.visitors, p.total]),
+    ).toEqual([
+      [control, 1000, 100],
+      [bold, 1000, 140],
+    ]);
+    expect(JSON.stringify(r)).not.toMatch(/NaN|Infinity/);
+  });
+
+  it("mode=fixed, alpha, baseline by key and holm change the analysis; bad values are 422", async () => {
+    await feedRates([1000, 1000], [100, 140]);
+    const fixed = await apiJson(
+      "GET",
+      `/experiments/${experiment.id}/results?mode=fixed&alpha=0.05&correction=holm`,
+      200,
+    );
+    const expected = compareVariation(
+      { n: 1000, sum: 100, sumSq: 100 },
+      { n: 1000, sum: 140, sumSq: 140 },
+      { mode: "fixed", alpha: 0.05 },
+    );
+    const b = fixed.metrics[1].variations[1];
+    expect(b.pValue).toBeCloseTo(expected.pValue!, 12);
+    expect(b.verdict).toBe(expected.pValue! <= 0.05 ? "winner" : "inconclusive");
+    expect(fixed.analysis).toMatchObject({ mode: "fixed", alpha: 0.05, correction: "holm" });
+
+    const flipped = await apiJson(
+      "GET",
+      `/experiments/${experiment.id}/results?baseline=bold&mode=fixed`,
+      200,
+    );
+    expect(flipped.analysis.baselineVariationId).toBe(bold);
+    const c = flipped.metrics[1].variations[0];
+    expect(c.lift.estimate).toBeCloseTo(100 / 140 - 1, 12);
+    expect(["loser", "inconclusive"]).toContain(c.verdict);
+
+    for (const [query, path] of [
+      ["mode=bayesian", "$.query.mode"],
+      ["alpha=0", "$.query.alpha"],
+      ["alpha=0.9", "$.query.alpha"],
+      ["alpha=abc", "$.query.alpha"],
+      ["mde=-1", "$.query.mde"],
+      ["nStar=5", "$.query.nStar"],
+      ["baseline=nope", "$.query.baseline"],
+      ["correction=bonferroni", "$.query.correction"],
+    ] as const) {
+      const r = await api("GET", `/experiments/${experiment.id}/results?${query}`);
+      expect(r.status, query).toBe(422);
+      const body = (await r.json()) as Json;
+      expect(
+        body.error.details.map((d: Json) => d.path),
+        query,
+      ).toContain(path);
+    }
+  });
+
+  it("flags a sample-ratio mismatch against the allocation", async () => {
+    await feedRates([1000, 1200], [100, 120]);
+    const r = await apiJson("GET", `/experiments/${experiment.id}/results`, 200);
+    expect(r.srm.checked).toBe(true);
+    expect(r.srm.flagged).toBe(true);
+    expect(r.srm.pValue).toBeLessThan(0.001);
   });
 });

@@ -2,7 +2,8 @@
  * Experiment results (docs/api.md "Results"): the COUNTS the events queue consumer aggregated in
  * D1 (migrations/0002_events.sql, docs/events.md) for one experiment in one environment —
  * visitors per variation, and per metric and variation converters, events and value/revenue sums
- * (with sums of squares). Statistics (lift, p-values, SRM) are not computed here.
+ * (with sums of squares) — and the statistics over them (src/core/experiment-analysis.ts,
+ * docs/statistics.md).
  *
  * - The environment is chosen by key (`?environment=`, default "production"); the aggregates
  *   are keyed by its sdkKey.
@@ -20,6 +21,12 @@ import { all, first } from "../db";
 import { notFound, unprocessable } from "../errors";
 import { errorResponses, jsonResponse } from "../http";
 import { IdParams, parseJson, requireRow } from "./common";
+import {
+  analyzeExperiment,
+  DEFAULT_ANALYSIS_OPTIONS,
+  type AnalysisOptions,
+} from "../../core/experiment-analysis";
+import type { SufficientStats } from "../../core/stats/index";
 
 /** The default environment of the results (docs/api.md). */
 export const DEFAULT_RESULTS_ENVIRONMENT = "production";
@@ -27,6 +34,53 @@ export const DEFAULT_RESULTS_ENVIRONMENT = "production";
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 
 const ResultsQuery = z.object({
+  mode: z
+    .enum(["sequential", "fixed"])
+    .optional()
+    .openapi({
+      param: { name: "mode", in: "query" },
+      description:
+        "sequential (default): always-valid p-values and intervals, safe to look at any time; fixed: fixed-horizon Welch t-test, valid once, at the planned sample size.",
+    }),
+  alpha: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "alpha", in: "query" },
+      description: "Significance level, 0 < alpha ≤ 0.5; default 0.1 (90 % significance).",
+      example: "0.05",
+    }),
+  baseline: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "baseline", in: "query" },
+      description: "Variation id or key compared against; default the first variation.",
+    }),
+  correction: z
+    .enum(["bh", "holm"])
+    .optional()
+    .openapi({
+      param: { name: "correction", in: "query" },
+      description:
+        "Multiple-comparison correction: bh (Benjamini–Hochberg, default) or holm. The primary metric is corrected on its own, the secondary metrics together.",
+    }),
+  mde: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "mde", in: "query" },
+      description:
+        "Relative minimum detectable effect for visitorsNeededPerVariation, 0 < mde ≤ 10; default 0.05.",
+    }),
+  nStar: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "nStar", in: "query" },
+      description:
+        "Sequential tuning N* (total visitors where the test is most sensitive), 100..100000000; default 5000.",
+    }),
   environment: z
     .string()
     .min(1)
@@ -54,7 +108,7 @@ const ResultsQuery = z.object({
     }),
 });
 
-const MetricVariationSchema = z.object({
+const MetricCountsSchema = z.object({
   variationId: z.string(),
   converters: z.number().int(),
   events: z.number().int(),
@@ -62,6 +116,36 @@ const MetricVariationSchema = z.object({
   revenueSumSq: z.number(),
   valueSum: z.number(),
   valueSumSq: z.number(),
+});
+
+const IntervalSchema = z.tuple([z.number(), z.number()]);
+
+const MetricVariationSchema = MetricCountsSchema.extend({
+  baseline: z.boolean(),
+  visitors: z.number().int(),
+  conversions: z.number().openapi({
+    description: "unique: converters; count and sum: events.",
+  }),
+  total: z.number().openapi({
+    description:
+      "What the metric adds up per variation: converters (unique), events (count), revenue in cents or value (sum).",
+  }),
+  mean: z.number().nullable().openapi({
+    description: "total ÷ visitors: the conversion rate (unique) or the mean per visitor.",
+  }),
+  lift: z.object({ estimate: z.number(), se: z.number(), ci: IntervalSchema }).nullable().openapi({
+    description:
+      "Relative lift (μt − μc) / μc vs the baseline, delta-method standard error, and the interval of the chosen mode (sequential: always-valid).",
+  }),
+  difference: z
+    .object({ estimate: z.number(), ci: IntervalSchema, pValue: z.number() })
+    .nullable()
+    .openapi({ description: "Absolute difference of the means (fixed-horizon Welch)." }),
+  pValue: z.number().nullable(),
+  qValue: z.number().nullable().openapi({ description: "p-value after the correction." }),
+  significant: z.boolean(),
+  verdict: z.enum(["baseline", "winner", "loser", "inconclusive", "not_enough_data"]),
+  reason: z.string().nullable().openapi({ description: "Why not_enough_data." }),
 });
 
 const ResultsSchema = z
@@ -74,6 +158,28 @@ const ResultsSchema = z
     }),
     from: z.string().nullable(),
     to: z.string().nullable(),
+    analysis: z.object({
+      mode: z.enum(["sequential", "fixed"]),
+      alpha: z.number(),
+      correction: z.enum(["bh", "holm"]),
+      mde: z.number(),
+      power: z.number(),
+      nStar: z.number(),
+      baselineVariationId: z.string().nullable(),
+    }),
+    srm: z
+      .object({
+        checked: z.boolean().openapi({
+          description: "false until every allocated variation has at least 8 visitors.",
+        }),
+        flagged: z
+          .boolean()
+          .openapi({ description: "p < 0.001: the split is not the allocation." }),
+        chiSquare: z.number().nullable(),
+        pValue: z.number().nullable(),
+        expected: z.record(z.string(), z.number()),
+      })
+      .openapi({ description: "Sample-ratio mismatch: visitors against the allocation weights." }),
     variations: z.array(
       z.object({
         id: z.string(),
@@ -81,6 +187,9 @@ const ResultsSchema = z
           description: "null for a variation id seen in the data but no longer in the experiment.",
         }),
         visitors: z.number().int(),
+        weight: z.number().int().nullable().openapi({
+          description: "Allocation in basis points; null when no longer in the experiment.",
+        }),
       }),
     ),
     metrics: z.array(
@@ -89,10 +198,28 @@ const ResultsSchema = z
         eventKey: z.string().nullable(),
         aggregator: z.string(),
         field: z.string().optional(),
+        winningDirection: z.enum(["increasing", "decreasing"]),
         primary: z.boolean(),
+        visitorsNeededPerVariation: z.number().nullable(),
+        visitorsRemaining: z.number().nullable(),
         variations: z.array(MetricVariationSchema),
       }),
     ),
+    cumulative: z
+      .array(
+        z.object({
+          eventId: z.string(),
+          day: z.string(),
+          variationId: z.string(),
+          visitors: z.number().int(),
+          total: z.number(),
+          mean: z.number().nullable(),
+        }),
+      )
+      .openapi({
+        description:
+          "Per metric, day and variation: visitors and metric total cumulated up to and including that day, and their ratio.",
+      }),
     daily: z.array(
       z.object({
         day: z.string(),
@@ -107,7 +234,7 @@ const ResultsSchema = z
   .openapi("ExperimentResults");
 
 export type ExperimentResults = z.infer<typeof ResultsSchema>;
-type MetricCounts = z.infer<typeof MetricVariationSchema>;
+type MetricCounts = z.infer<typeof MetricCountsSchema>;
 
 function validDay(value: string): boolean {
   if (!DAY_PATTERN.test(value)) return false;
@@ -130,6 +257,75 @@ function parseRange(from: string | undefined, to: string | undefined) {
       details,
     );
   return { from: from ?? null, to: to ?? null };
+}
+
+/** The statistics settings of a results request, from its query (docs/statistics.md). */
+export function parseAnalysisOptions(query: {
+  mode?: "sequential" | "fixed";
+  alpha?: string;
+  correction?: "bh" | "holm";
+  mde?: string;
+  nStar?: string;
+}): AnalysisOptions {
+  const details: Array<{ path: string; message: string }> = [];
+  const number = (
+    name: "alpha" | "mde" | "nStar",
+    min: number,
+    max: number,
+    fallback: number,
+    minInclusive = false,
+  ): number => {
+    const raw = query[name];
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    const low = minInclusive ? value >= min : value > min;
+    if (raw.trim() === "" || !Number.isFinite(value) || !low || value > max) {
+      details.push({
+        path: `$.query.${name}`,
+        message: `must be a number ${minInclusive ? "≥" : ">"} ${min} and ≤ ${max}`,
+      });
+      return fallback;
+    }
+    return value;
+  };
+  const options: AnalysisOptions = {
+    ...DEFAULT_ANALYSIS_OPTIONS,
+    mode: query.mode ?? DEFAULT_ANALYSIS_OPTIONS.mode,
+    correction: query.correction ?? DEFAULT_ANALYSIS_OPTIONS.correction,
+    alpha: number("alpha", 0, 0.5, DEFAULT_ANALYSIS_OPTIONS.alpha),
+    mde: number("mde", 0, 10, DEFAULT_ANALYSIS_OPTIONS.mde),
+    nStar: number("nStar", 100, 100_000_000, DEFAULT_ANALYSIS_OPTIONS.nStar, true),
+  };
+  const firstDetail = details[0];
+  if (firstDetail)
+    throw unprocessable(
+      `invalid request query: ${firstDetail.path}: ${firstDetail.message}`,
+      details,
+    );
+  return options;
+}
+
+type Metric = { eventId: string; aggregator: string; field?: string; winningDirection?: string };
+
+/** What one visitor contributes to `metric`, summed over a variation's visitors. */
+export function metricTotal(metric: Metric, c: MetricCounts): number {
+  if (metric.aggregator === "unique") return c.converters;
+  if (metric.aggregator === "count") return c.events;
+  return metric.field === "revenue" ? c.revenueSum : c.valueSum;
+}
+
+/**
+ * The metric's sufficient statistics over a variation's visitors (n is set by the analysis to
+ * the variation's visitors; non-converting visitors count as 0). A unique conversion is 0/1 per
+ * visitor, so Σx² = Σx. For count and sum metrics Σx² is the sum of squares of the events'
+ * values as the consumer keeps it (docs/statistics.md says when that equals the per-visitor one).
+ */
+export function metricStats(metric: Metric, c: MetricCounts): SufficientStats {
+  if (metric.aggregator === "unique") return { n: 0, sum: c.converters, sumSq: c.converters };
+  if (metric.aggregator === "count") return { n: 0, sum: c.events, sumSq: c.events };
+  return metric.field === "revenue"
+    ? { n: 0, sum: c.revenueSum, sumSq: c.revenueSumSq }
+    : { n: 0, sum: c.valueSum, sumSq: c.valueSumSq };
 }
 
 interface VariationDailyRow {
@@ -171,14 +367,24 @@ function emptyCounts(variationId: string): MetricCounts {
   };
 }
 
+function addRow(c: MetricCounts, row: MetricDailyRow): void {
+  c.converters += Number(row.converters);
+  c.events += Number(row.events);
+  c.revenueSum += Number(row.revenue_sum);
+  c.revenueSumSq += Number(row.revenue_sum_sq);
+  c.valueSum += Number(row.value_sum);
+  c.valueSumSq += Number(row.value_sum_sq);
+}
+
 /** Reads the aggregates of an experiment in one environment (see the module comment). */
 export async function loadResults(
   db: D1Database,
   experimentId: string,
-  query: { environment?: string; from?: string; to?: string },
+  query: z.infer<typeof ResultsQuery>,
 ): Promise<ExperimentResults> {
   const experiment = await requireRow<ExperimentRow>(db, "experiments", "experiment", experimentId);
   const range = parseRange(query.from, query.to);
+  const options = parseAnalysisOptions(query);
   const environmentKey = query.environment ?? DEFAULT_RESULTS_ENVIRONMENT;
   const environment = await first<{ id: string; key: string; sdk_key: string }>(
     db,
@@ -210,14 +416,23 @@ export async function loadResults(
     ),
   ]);
 
-  const configuredVariations = parseJson<Array<{ id: string; key: string }>>(
+  const configuredVariations = parseJson<Array<{ id: string; key: string; weight?: number }>>(
     experiment.variations,
     [],
   );
-  const metrics = parseJson<Array<{ eventId: string; aggregator: string; field?: string }>>(
-    experiment.metrics,
-    [],
-  );
+  const metrics = parseJson<Metric[]>(experiment.metrics, []);
+  let baselineId = configuredVariations[0]?.id ?? null;
+  if (query.baseline !== undefined) {
+    const chosen = configuredVariations.find(
+      (v) => v.id === query.baseline || v.key === query.baseline,
+    );
+    if (!chosen)
+      throw unprocessable(
+        `unknown baseline ${JSON.stringify(query.baseline)} (not a variation id or key of this experiment)`,
+        [{ path: "$.query.baseline", message: "not a variation id or key of this experiment" }],
+      );
+    baselineId = chosen.id;
+  }
 
   // Variations: the experiment's, then any other id the data names (e.g. a removed variation).
   const variationKeys = new Map<string, string | null>();
@@ -228,16 +443,16 @@ export async function loadResults(
 
   const revisions = new Set<string>();
   const visitors = new Map<string, number>();
-  // day → variation → {visitors, converters by event}
+  // day → variation → {visitors, counts by event}
   const daily = new Map<
     string,
-    Map<string, { visitors: number; converters: Record<string, number> }>
+    Map<string, { visitors: number; counts: Record<string, MetricCounts> }>
   >();
   const dailyEntry = (day: string, variationId: string) => {
     let byVariation = daily.get(day);
     if (!byVariation) daily.set(day, (byVariation = new Map()));
     let entry = byVariation.get(variationId);
-    if (!entry) byVariation.set(variationId, (entry = { visitors: 0, converters: {} }));
+    if (!entry) byVariation.set(variationId, (entry = { visitors: 0, counts: {} }));
     return entry;
   };
   const metricEventIds = new Set(metrics.map((m) => m.eventId));
@@ -255,16 +470,10 @@ export async function loadResults(
     if (!byVariation) counts.set(row.event_id, (byVariation = new Map()));
     let c = byVariation.get(row.variation_id);
     if (!c) byVariation.set(row.variation_id, (c = emptyCounts(row.variation_id)));
-    c.converters += Number(row.converters);
-    c.events += Number(row.events);
-    c.revenueSum += Number(row.revenue_sum);
-    c.revenueSumSq += Number(row.revenue_sum_sq);
-    c.valueSum += Number(row.value_sum);
-    c.valueSumSq += Number(row.value_sum_sq);
+    addRow(c, row);
     if (metricEventIds.has(row.event_id)) {
       const entry = dailyEntry(row.day, row.variation_id);
-      entry.converters[row.event_id] =
-        (entry.converters[row.event_id] ?? 0) + Number(row.converters);
+      addRow((entry.counts[row.event_id] ??= emptyCounts(row.variation_id)), row);
     }
   }
 
@@ -279,6 +488,59 @@ export async function loadResults(
     for (const row of rows) eventKeys.set(row.id, row.key);
   }
 
+  const weights = new Map<string, number>();
+  for (const v of configuredVariations)
+    if (typeof v.weight === "number") weights.set(v.id, v.weight);
+  const countsOf = (eventId: string, variationId: string): MetricCounts =>
+    counts.get(eventId)?.get(variationId) ?? emptyCounts(variationId);
+  const analysisVariations = variationIds.map((id) => ({
+    id,
+    weight: weights.get(id) ?? null,
+    visitors: visitors.get(id) ?? 0,
+  }));
+  const analysis =
+    baselineId === null
+      ? null
+      : analyzeExperiment(
+          analysisVariations,
+          baselineId,
+          metrics.map((metric) => ({
+            id: metric.eventId,
+            higherIsBetter: metric.winningDirection !== "decreasing",
+            stats: Object.fromEntries(
+              variationIds.map((id) => [id, metricStats(metric, countsOf(metric.eventId, id))]),
+            ),
+          })),
+          options,
+        );
+
+  // Cumulative series: per metric and variation, running totals over the days with data.
+  const days = [...daily.keys()].sort();
+  const cumulative: ExperimentResults["cumulative"] = [];
+  for (const metric of metrics) {
+    for (const id of variationIds) {
+      let runningVisitors = 0;
+      let runningTotal = 0;
+      for (const day of days) {
+        const entry = daily.get(day)!.get(id);
+        if (entry) {
+          runningVisitors += entry.visitors;
+          const c = entry.counts[metric.eventId];
+          if (c) runningTotal += metricTotal(metric, c);
+        }
+        if (runningVisitors === 0 && runningTotal === 0) continue;
+        cumulative.push({
+          eventId: metric.eventId,
+          day,
+          variationId: id,
+          visitors: runningVisitors,
+          total: runningTotal,
+          mean: runningVisitors > 0 ? runningTotal / runningVisitors : null,
+        });
+      }
+    }
+  }
+
   return {
     experimentId: experiment.id,
     experimentKey: experiment.key,
@@ -286,29 +548,74 @@ export async function loadResults(
     revisions: [...revisions].sort(compareRevisions),
     from: range.from,
     to: range.to,
-    variations: variationIds.map((id) => ({
-      id,
-      key: variationKeys.get(id) ?? null,
-      visitors: visitors.get(id) ?? 0,
+    analysis: {
+      mode: options.mode,
+      alpha: options.alpha,
+      correction: options.correction,
+      mde: options.mde,
+      power: options.power,
+      nStar: options.nStar,
+      baselineVariationId: baselineId,
+    },
+    srm: analysis?.srm ?? {
+      checked: false,
+      flagged: false,
+      chiSquare: null,
+      pValue: null,
+      expected: {},
+    },
+    variations: analysisVariations.map((v) => ({
+      id: v.id,
+      key: variationKeys.get(v.id) ?? null,
+      visitors: v.visitors,
+      weight: v.weight,
     })),
-    metrics: metrics.map((metric, index) => ({
-      eventId: metric.eventId,
-      eventKey: eventKeys.get(metric.eventId) ?? null,
-      aggregator: metric.aggregator,
-      ...(metric.field === undefined ? {} : { field: metric.field }),
-      primary: index === 0,
-      variations: variationIds.map((id) => ({
-        ...(counts.get(metric.eventId)?.get(id) ?? emptyCounts(id)),
-      })),
-    })),
-    daily: [...daily.keys()].sort().flatMap((day) =>
+    metrics: metrics.map((metric, index) => {
+      const result = analysis?.metrics[index];
+      return {
+        eventId: metric.eventId,
+        eventKey: eventKeys.get(metric.eventId) ?? null,
+        aggregator: metric.aggregator,
+        ...(metric.field === undefined ? {} : { field: metric.field }),
+        winningDirection:
+          metric.winningDirection === "decreasing"
+            ? ("decreasing" as const)
+            : ("increasing" as const),
+        primary: index === 0,
+        visitorsNeededPerVariation: result?.visitorsNeededPerVariation ?? null,
+        visitorsRemaining: result?.visitorsRemaining ?? null,
+        variations: variationIds.map((id, v) => {
+          const c = countsOf(metric.eventId, id);
+          const r = result?.variations[v];
+          const n = visitors.get(id) ?? 0;
+          const total = metricTotal(metric, c);
+          return {
+            ...c,
+            baseline: id === baselineId,
+            visitors: n,
+            conversions: metric.aggregator === "unique" ? c.converters : c.events,
+            total,
+            mean: n > 0 ? total / n : null,
+            lift: r?.lift ?? null,
+            difference: r?.difference ?? null,
+            pValue: r?.pValue ?? null,
+            qValue: r?.qValue ?? null,
+            significant: r?.significant ?? false,
+            verdict: r?.verdict ?? ("not_enough_data" as const),
+            reason: r?.reason ?? (r === undefined ? "no_baseline" : null),
+          };
+        }),
+      };
+    }),
+    cumulative,
+    daily: days.flatMap((day) =>
       variationIds
         .filter((id) => daily.get(day)!.has(id))
         .map((id) => {
           const entry = daily.get(day)!.get(id)!;
           const converters: Record<string, number> = {};
           for (const eventId of metricEventIds)
-            converters[eventId] = entry.converters[eventId] ?? 0;
+            converters[eventId] = entry.counts[eventId]?.converters ?? 0;
           return { day, variationId: id, visitors: entry.visitors, converters };
         }),
     ),
@@ -330,6 +637,14 @@ const CSV_HEADER = [
   "revenue_sum_sq",
   "value_sum",
   "value_sum_sq",
+  "total",
+  "mean",
+  "lift",
+  "lift_ci_low",
+  "lift_ci_high",
+  "p_value",
+  "q_value",
+  "verdict",
 ];
 
 function csvCell(value: string | number | boolean | null | undefined): string {
@@ -360,6 +675,14 @@ export function resultsCsv(results: ExperimentResults): string {
           c.revenueSumSq,
           c.valueSum,
           c.valueSumSq,
+          c.total,
+          c.mean,
+          c.lift?.estimate,
+          c.lift?.ci[0],
+          c.lift?.ci[1],
+          c.pValue,
+          c.qValue,
+          c.verdict,
         ]
           .map(csvCell)
           .join(","),
@@ -369,7 +692,7 @@ export function resultsCsv(results: ExperimentResults): string {
 }
 
 const DESCRIPTION =
-  'Counts from the event aggregates of one environment (`environment` key, default "production"), optionally limited to UTC days `from`..`to`: visitors per variation, and per metric (the first is primary) and variation: unique converters, events, revenue and value sums with sums of squares; plus per-day visitors and converters. `revisions` lists the datafile revisions that contributed. No statistics yet.';
+  'Results of one environment (`environment` key, default "production"), optionally limited to UTC days `from`..`to`: visitors per variation (and the SRM check against the allocation), and per metric (the first is primary) and variation: counts (unique converters, events, revenue and value sums with sums of squares), the metric total and mean, lift vs the baseline with its interval, p-value, q-value (corrected), significance and verdict — sequential (always-valid, default) or fixed-horizon — plus the visitors still needed for the minimum detectable effect, a cumulative daily series per metric and per-day visitors and converters. `revisions` lists the datafile revisions that contributed (docs/statistics.md).';
 
 export function registerResultRoutes(app: ApiApp): void {
   app.openapi(
@@ -377,7 +700,7 @@ export function registerResultRoutes(app: ApiApp): void {
       method: "get",
       path: "/experiments/{id}/results",
       tags: ["Results"],
-      summary: "Experiment results (counts)",
+      summary: "Experiment results with statistics",
       description: DESCRIPTION,
       middleware: [requireRole("viewer")] as const,
       request: { params: IdParams, query: ResultsQuery },
@@ -398,8 +721,8 @@ export function registerResultRoutes(app: ApiApp): void {
       method: "get",
       path: "/experiments/{id}/results.csv",
       tags: ["Results"],
-      summary: "Experiment results (counts) as CSV",
-      description: `The same counts as \`/experiments/{id}/results\`, one row per (metric, variation): ${CSV_HEADER.join(", ")}.`,
+      summary: "Experiment results as CSV",
+      description: `The same results as \`/experiments/{id}/results\`, one row per (metric, variation): ${CSV_HEADER.join(", ")}.`,
       middleware: [requireRole("viewer")] as const,
       request: { params: IdParams, query: ResultsQuery },
       responses: {

@@ -1,0 +1,266 @@
+/**
+ * From an experiment's sufficient statistics to its results (CONTRACT §8, docs/statistics.md):
+ * every variation compared with the baseline on every metric, q-values corrected for multiple
+ * comparisons, verdicts, the sample-ratio-mismatch check and the visitors still needed.
+ *
+ * Pure: the results API (src/api/resources/results.ts) reads the counts from D1 and turns them
+ * into `SufficientStats`; this module only does arithmetic, so it runs in Node for tests.
+ *
+ * Steps, in the order `analyzeExperiment` runs them:
+ * 1. compare each non-baseline variation with the baseline on each metric (sequential or fixed);
+ * 2. correct the p-values: the primary metric on its own (its variations), the secondary metrics
+ *    together (all secondary metrics × variations), Benjamini–Hochberg by default, Holm on request;
+ * 3. significance = q ≤ α; the verdict follows the metric's winning direction;
+ * 4. SRM: chi-square of the visitors against the allocation weights;
+ * 5. visitors needed per variation for the minimum detectable effect on each metric.
+ */
+import {
+  benjaminiHochberg,
+  compareVariation,
+  holm,
+  sampleRatioMismatch,
+  visitorsNeeded,
+  type Comparison,
+  type SufficientStats,
+  type TestMode,
+  type Verdict,
+} from "./stats/index";
+
+/** Multiple-comparison correction of the p-values. */
+export type Correction = "bh" | "holm";
+
+/** How results are computed; every field has a documented default (docs/statistics.md). */
+export interface AnalysisOptions {
+  mode: TestMode;
+  /** 1 − significance level; CONTRACT §8 default 0.1 (90 %). */
+  alpha: number;
+  /** Sequential tuning: the sample size (both arms) at which the test is most powerful. */
+  nStar: number;
+  /** Relative minimum detectable effect for "visitors needed", e.g. 0.05 = 5 %. */
+  mde: number;
+  /** Power for "visitors needed". */
+  power: number;
+  correction: Correction;
+}
+
+export const DEFAULT_ANALYSIS_OPTIONS: AnalysisOptions = {
+  mode: "sequential",
+  alpha: 0.1,
+  nStar: 5000,
+  mde: 0.05,
+  power: 0.8,
+  correction: "bh",
+};
+
+export interface AnalysisVariation {
+  id: string;
+  /** Allocation weight (any unit, e.g. basis points); null when not allocated any more. */
+  weight: number | null;
+  /** Unique visitors (by first impression). */
+  visitors: number;
+}
+
+export interface AnalysisMetric {
+  id: string;
+  /** false for metrics where lower is better (winningDirection "decreasing"). */
+  higherIsBetter: boolean;
+  /** Per variation id; a missing variation counts as no conversions. */
+  stats: Readonly<Record<string, SufficientStats>>;
+}
+
+export interface VariationResult {
+  variationId: string;
+  baseline: boolean;
+  n: number;
+  /** Conversion rate or mean per visitor; null without visitors. */
+  mean: number | null;
+  /** Relative lift vs the baseline, its standard error and the mode's interval. */
+  lift: { estimate: number; se: number; ci: [number, number] } | null;
+  /** Absolute difference of the means vs the baseline (fixed-horizon Welch). */
+  difference: { estimate: number; ci: [number, number]; pValue: number } | null;
+  pValue: number | null;
+  /** The p-value after the multiple-comparison correction. */
+  qValue: number | null;
+  significant: boolean;
+  verdict: Verdict | "baseline";
+  /** Why the verdict is "not_enough_data"; null otherwise. */
+  reason: string | null;
+}
+
+export interface MetricResult {
+  id: string;
+  primary: boolean;
+  variations: VariationResult[];
+  /** Visitors per variation needed to detect `mde` on this metric; null when unknown. */
+  visitorsNeededPerVariation: number | null;
+  /** How many more visitors (all variations together) until every variation has that many. */
+  visitorsRemaining: number | null;
+}
+
+export interface SrmResult {
+  checked: boolean;
+  flagged: boolean;
+  chiSquare: number | null;
+  pValue: number | null;
+  /** Expected share of visitors per variation id (the allocation, normalised). */
+  expected: Record<string, number>;
+}
+
+export interface ExperimentAnalysis {
+  baselineId: string;
+  options: AnalysisOptions;
+  metrics: MetricResult[];
+  srm: SrmResult;
+}
+
+const EMPTY: SufficientStats = { n: 0, sum: 0, sumSq: 0 };
+
+/**
+ * Analyses one experiment; `metrics[0]` is the primary metric. Never throws on data: variations
+ * without visitors, zero baselines and zero variances come out as "not_enough_data".
+ */
+export function analyzeExperiment(
+  variations: readonly AnalysisVariation[],
+  baselineId: string,
+  metrics: readonly AnalysisMetric[],
+  options: AnalysisOptions = DEFAULT_ANALYSIS_OPTIONS,
+): ExperimentAnalysis {
+  const compareOptions = {
+    mode: options.mode,
+    alpha: options.alpha,
+    nStar: options.nStar,
+  };
+  const statsOf = (metric: AnalysisMetric, variation: AnalysisVariation): SufficientStats => {
+    const s = metric.stats[variation.id] ?? EMPTY;
+    // n is always the visitors of the variation: a visitor without conversions counts as 0.
+    return { n: variation.visitors, sum: s.sum, sumSq: s.sumSq };
+  };
+  const baseline = variations.find((v) => v.id === baselineId);
+
+  // 1. comparisons
+  const comparisons: Array<Array<Comparison | null>> = metrics.map((metric) =>
+    variations.map((variation) =>
+      baseline === undefined || variation.id === baselineId
+        ? null
+        : compareVariation(statsOf(metric, baseline), statsOf(metric, variation), {
+            ...compareOptions,
+            higherIsBetter: metric.higherIsBetter,
+          }),
+    ),
+  );
+
+  // 2. corrections: primary alone, secondaries together
+  const correct = options.correction === "holm" ? holm : benjaminiHochberg;
+  const qValues: Array<Array<number | null>> = comparisons.map((row) => row.map(() => null));
+  const correctGroup = (cells: Array<[number, number]>) => {
+    const ps = cells.map(([m, v]) => comparisons[m]![v]?.pValue ?? null);
+    const qs = correct(ps);
+    cells.forEach(([m, v], i) => (qValues[m]![v] = qs[i] ?? null));
+  };
+  const cellsOf = (m: number) => variations.map((_, v) => [m, v] as [number, number]);
+  if (metrics.length > 0) correctGroup(cellsOf(0));
+  if (metrics.length > 1) correctGroup(metrics.slice(1).flatMap((_, i) => cellsOf(i + 1)));
+
+  // 3. verdicts
+  const metricResults: MetricResult[] = metrics.map((metric, m) => {
+    const rows: VariationResult[] = variations.map((variation, v) => {
+      const s = statsOf(metric, variation);
+      const mean = s.n > 0 ? s.sum / s.n : null;
+      const comparison = comparisons[m]![v] ?? null;
+      if (comparison === null)
+        return {
+          variationId: variation.id,
+          baseline: variation.id === baselineId,
+          n: s.n,
+          mean,
+          lift: null,
+          difference: null,
+          pValue: null,
+          qValue: null,
+          significant: false,
+          verdict: variation.id === baselineId ? "baseline" : "not_enough_data",
+          reason: variation.id === baselineId ? null : "no_baseline",
+        };
+      const q = qValues[m]![v] ?? null;
+      const enough = comparison.verdict !== "not_enough_data";
+      const significant = enough && q !== null && q <= options.alpha;
+      let verdict: Verdict = comparison.verdict;
+      if (enough) {
+        const up = (comparison.relative?.estimate ?? 0) > 0;
+        verdict = !significant ? "inconclusive" : up === metric.higherIsBetter ? "winner" : "loser";
+      }
+      return {
+        variationId: variation.id,
+        baseline: false,
+        n: s.n,
+        mean,
+        lift:
+          comparison.relative && comparison.ci
+            ? {
+                estimate: comparison.relative.estimate,
+                se: comparison.relative.se,
+                ci: comparison.ci,
+              }
+            : null,
+        difference: comparison.absolute
+          ? {
+              estimate: comparison.absolute.estimate,
+              ci: comparison.absolute.ci,
+              pValue: comparison.absolute.pValue,
+            }
+          : null,
+        pValue: comparison.pValue,
+        qValue: q,
+        significant,
+        verdict,
+        reason: comparison.reason,
+      };
+    });
+
+    // 5. visitors needed
+    const needed =
+      baseline === undefined
+        ? null
+        : visitorsNeeded(statsOf(metric, baseline), {
+            mde: options.mde,
+            alpha: options.alpha,
+            power: options.power,
+            arms: variations.length,
+          });
+    const allocated = variations.filter((v) => v.weight === null || v.weight > 0);
+    const remaining =
+      needed === null
+        ? null
+        : allocated.reduce((sum, v) => sum + Math.max(0, needed - v.visitors), 0);
+    return {
+      id: metric.id,
+      primary: m === 0,
+      variations: rows,
+      visitorsNeededPerVariation: needed,
+      visitorsRemaining: remaining,
+    };
+  });
+
+  // 4. sample-ratio mismatch against the allocation (variations no longer allocated are left out)
+  const allocatedVariations = variations.filter((v) => v.weight !== null && v.weight > 0);
+  const totalWeight = allocatedVariations.reduce((sum, v) => sum + (v.weight ?? 0), 0);
+  const srm = sampleRatioMismatch(
+    allocatedVariations.map((v) => v.visitors),
+    allocatedVariations.map((v) => v.weight ?? 0),
+  );
+  const expected: Record<string, number> = {};
+  for (const v of allocatedVariations) expected[v.id] = (v.weight ?? 0) / totalWeight;
+
+  return {
+    baselineId,
+    options,
+    metrics: metricResults,
+    srm: {
+      checked: srm.checked,
+      flagged: srm.flagged,
+      chiSquare: srm.chiSquare,
+      pValue: srm.pValue,
+      expected,
+    },
+  };
+}
