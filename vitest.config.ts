@@ -3,11 +3,14 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 /**
- * Two projects:
+ * Three projects:
  * - `core`: plain Node. src/core must not need any Workers API, and this proves it.
  * - `workers`: the real Worker (wrangler.toml) inside workerd via Miniflare, with local
  *   KV/D1/Queue/R2. Nothing may leave the machine: any outbound `fetch` that a test has not
  *   mocked (see test/helpers/origin.ts) is answered here with a 599 naming the URL.
+ * - `browser`: plain Node driving headless Chromium (playwright-core) against the demo shop
+ *   behind `wrangler dev` on loopback ports (test/browser/harness.ts), plus the size budgets of
+ *   the client script and the bootstrap.
  */
 
 // Fixed secrets for tests, so a developer's .dev.vars never changes a test's outcome.
@@ -46,8 +49,17 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/core/**", "test/fixtures/**"],
+          exclude: ["test/core/**", "test/fixtures/**", "test/browser/**"],
           setupFiles: ["./test/helpers/apply-migrations.ts"],
+        },
+      },
+      {
+        test: {
+          name: "browser",
+          environment: "node",
+          include: ["test/browser/**/*.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 120_000,
         },
       },
     ],

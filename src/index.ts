@@ -1,17 +1,22 @@
 /**
- * Wiring only (CONTRACT §1): one Worker with fetch (edge + endpoints), and later queue and
- * scheduled handlers. Routing of `/_ss/` endpoints and routed pages lives here; the work lives
- * in src/edge, src/events, src/api.
+ * Wiring only (CONTRACT §1): one Worker with fetch (edge + endpoints), queue (event consumer)
+ * and scheduled (retention of the event bookkeeping, bandit re-allocation) handlers. Routing of
+ * `/_ss/` endpoints and routed pages lives here; the work lives in src/edge, src/events, src/api.
  */
 import type { Env } from "./env";
 import { DATAFILES_PATH_PREFIX, handleDatafileRequest } from "./edge/datafile-endpoint";
+import { CLIENT_CONFIG_PATH_PREFIX, handleClientConfig } from "./edge/client-config";
+import { CLIENT_SCRIPT_PATH, handleClientScript } from "./edge/client-script";
+import { DECIDE_PATH, handleDecide } from "./edge/decide-endpoint";
 import { handleEdgeRequest } from "./edge/handle-request";
 import { handleHealth, HEALTH_PATH } from "./edge/health";
 import { loadRoutes, matchRoute } from "./edge/routes";
 import { errorResponse } from "./edge/errors";
 import { handleApi } from "./api/app";
+import { runBanditRound } from "./api/bandit";
 import { ADMIN_BASE_PATH, handleAdmin } from "./admin/app";
 import { handleEventBatch } from "./events/consumer";
+import { handleScheduled } from "./events/retention";
 import { BROWSER_EVENTS_PATH, handleBrowserEvents } from "./events/ingest-browser";
 import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
 
@@ -28,6 +33,10 @@ export default {
     if (url.pathname.startsWith(RESERVED_PREFIX)) {
       if (url.pathname.startsWith(DATAFILES_PATH_PREFIX))
         return handleDatafileRequest(request, env, ctx);
+      if (url.pathname === CLIENT_SCRIPT_PATH) return handleClientScript(request, url);
+      if (url.pathname.startsWith(CLIENT_CONFIG_PATH_PREFIX))
+        return handleClientConfig(request, env, ctx, url);
+      if (url.pathname === DECIDE_PATH) return handleDecide(request, env, ctx, route, url);
       if (url.pathname.startsWith("/_ss/api/") && route.serveApi)
         return handleApi(request, env, ctx);
       if (
@@ -43,4 +52,17 @@ export default {
     return handleEdgeRequest(request, env, ctx, route, url);
   },
   queue: (batch, env) => handleEventBatch(batch, env),
+  // Retention of the event bookkeeping (docs/events.md "Retention") and the bandit re-allocation
+  // round (docs/bandits.md "Running a bandit"); cron in wrangler.toml. Both always run: a failure
+  // of one is logged and does not stop the other (the run is then reported as failed).
+  scheduled: async (controller, env) => {
+    const [retention, bandit] = await Promise.allSettled([
+      handleScheduled(controller, env),
+      runBanditRound(env, controller.scheduledTime),
+    ]);
+    if (bandit.status === "rejected")
+      console.error("splitstream: bandit round failed", bandit.reason);
+    if (retention.status === "rejected") throw retention.reason;
+    if (bandit.status === "rejected") throw bandit.reason;
+  },
 } satisfies ExportedHandler<Env>;

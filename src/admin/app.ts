@@ -160,6 +160,8 @@ interface ExperimentItem {
   type: string;
   status: Record<string, string>;
   version: number;
+  allocationPolicy?: string;
+  variations?: Array<{ id: string; key: string }>;
 }
 
 function errorBlock(status: number, json: unknown): Html {
@@ -303,6 +305,62 @@ function charts(results: ExperimentResults): Html {
       (${percent(1 - results.analysis.alpha, 0)} intervals)
     </h3>
     ${raw(intervalChart(`Lift intervals: ${primary.eventKey ?? primary.eventId}`, rows))}
+  </section>`;
+}
+
+/** One row of `GET /experiments/{id}/allocations` (src/api/resources/bandit.ts). */
+interface AllocationItem {
+  createdAt: string;
+  reason: string;
+  weights: Record<string, number>;
+  probabilityBest: Record<string, number>;
+  winner: string | null;
+  message: string | null;
+}
+
+/**
+ * Bandit experiments: the traffic weights over time (one line per variation, from the allocation
+ * history), the latest probability of being best and the declared winner (docs/bandits.md).
+ */
+function banditSection(experiment: ExperimentItem, items: AllocationItem[]): Html {
+  if (experiment.allocationPolicy !== "bandit" && items.length === 0) return html``;
+  const variations = experiment.variations ?? [];
+  const keyOf = (id: string) => variations.find((v) => v.id === id)?.key ?? id;
+  const at = (iso: string) => iso.slice(0, 16).replace("T", " ");
+  const series: Series[] = variations.map((v) => ({
+    label: v.key,
+    points: items
+      .filter((item) => typeof item.weights[v.id] === "number")
+      .map((item) => ({ x: at(item.createdAt), y: item.weights[v.id]! / 10000 })),
+  }));
+  const verdict = [...items]
+    .reverse()
+    .find((item) => ["warming_up", "thompson", "winner"].includes(item.reason));
+  const skipped = items.at(-1)?.reason === "skipped" ? items.at(-1)!.message : null;
+  return html`<section data-section="bandit">
+    <h2>Bandit allocation</h2>
+    <p class="muted">
+      Policy ${experiment.allocationPolicy ?? "manual"}: the weights are recomputed hourly from the
+      primary metric (Thompson sampling); visitors keep the variation they got.
+      ${
+        verdict
+          ? html`Probability of being best:
+            ${Object.entries(verdict.probabilityBest)
+              .map(([id, p]) => `${keyOf(id)} ${percent(p)}`)
+              .join(", ")}.`
+          : "No allocation yet."
+      }
+    </p>
+    ${skipped ? html`<p class="warning" role="status">Not re-allocated: ${skipped}</p>` : ""}
+    ${
+      verdict?.winner
+        ? html`<p class="row" data-winner="${keyOf(verdict.winner)}">
+            <span class="badge winner">Winner: ${keyOf(verdict.winner)}</span>
+            <span class="muted">Serve it to 100 % with POST /experiments/{id}/serve-winner.</span>
+          </p>`
+        : ""
+    }
+    ${raw(lineChart("Traffic weights over time", series, (y) => percent(y, 0)))}
   </section>`;
 }
 
@@ -530,6 +588,12 @@ export function buildAdminApp(): Hono<AdminEnv> {
       "GET",
       `/experiments/${id}/results?${query}`,
     );
+    const allocations = await api<{ items: AllocationItem[] } & ApiError>(
+      c,
+      token,
+      "GET",
+      `/experiments/${id}/allocations`,
+    );
     const x = experiment.json;
     const status = x.status[environment] ?? "Not started";
     const notice = c.req.query("notice");
@@ -600,7 +664,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
             <span class="muted">${x.key} · ${x.type} · ${environment}</span>
             ${experimentActions(x, environment)}
           </p>
-          ${body}`,
+          ${banditSection(x, allocations.status === 200 ? allocations.json.items : [])} ${body}`,
       ),
     );
   });

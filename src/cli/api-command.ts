@@ -20,7 +20,7 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       counts per metric and variation (environment key; default production)
   Add --json for raw JSON output.`;
 
-interface ApiOptions {
+export interface ApiOptions {
   url: string;
   token: string;
   json: boolean;
@@ -36,7 +36,12 @@ const COMMON = {
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
-function options(values: { "api-url"?: string; token?: string; json?: boolean }): ApiOptions {
+/** API URL, token and output mode from flags or the environment (shared by src/cli/events-command.ts). */
+export function apiOptions(values: {
+  "api-url"?: string;
+  token?: string;
+  json?: boolean;
+}): ApiOptions {
   const url = values["api-url"] ?? process.env.SPLITSTREAM_API_URL;
   const token = values.token ?? process.env.SPLITSTREAM_TOKEN;
   if (!url)
@@ -170,7 +175,7 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
     process.stdout.write(`${API_USAGE}\n`);
     return 0;
   }
-  const o = options(values);
+  const o = apiOptions(values);
   const [sub, target] = positionals;
   type Listed = { items: Array<Record<string, unknown>> };
 

@@ -1,9 +1,13 @@
 /**
- * The `splitstream` CLI (package.json `bin`). Commands: decide, validate (CONTRACT §7).
+ * The `splitstream` CLI (package.json `bin`). Commands: decide, validate (CONTRACT §7), the API
+ * commands (src/cli/api-command.ts), the event-data commands (src/cli/events-command.ts) and
+ * headline tests (src/cli/headline-command.ts).
  * Exit status: 0 success, 1 invalid input (datafile problems, malformed lines), 2 usage errors.
  */
 import { API_USAGE, runApiCommand } from "./api-command";
 import { DECIDE_USAGE, runDecide } from "./decide-command";
+import { EVENTS_USAGE, runEventsCommand } from "./events-command";
+import { HEADLINE_USAGE, runHeadlineCommand } from "./headline-command";
 import { CliError } from "./io";
 import { runValidate, VALIDATE_USAGE } from "./validate-command";
 
@@ -14,12 +18,19 @@ Commands:
   validate     check a datafile and list every problem with its JSON path
   projects, experiments, publish, revisions, datafile, results
                daily work against a running Splitstream API (see below)
+  conversions, rebuild
+               offline conversions import, and rebuilding the event aggregates from R2
+  headline     create a headline test (a bandit experiment over N headlines)
 
 ${DECIDE_USAGE}
 
 ${VALIDATE_USAGE}
 
-${API_USAGE}`;
+${API_USAGE}
+
+${EVENTS_USAGE}
+
+${HEADLINE_USAGE}`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   decide: runDecide,
@@ -30,6 +41,9 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   revisions: (args) => runApiCommand("revisions", args),
   datafile: (args) => runApiCommand("datafile", args),
   results: (args) => runApiCommand("results", args),
+  conversions: (args) => runEventsCommand("conversions", args),
+  rebuild: (args) => runEventsCommand("rebuild", args),
+  headline: runHeadlineCommand,
 };
 
 /** Runs the CLI with argv (without node and script) and returns the exit status. */

@@ -142,7 +142,7 @@ export function normalizeSimpleUrl(url: string): string {
  * dot segments, percent-encoded path, default port dropped), so it compares equal to a WHATWG
  * request URL; falls back to plain normalization.
  */
-function compileSimpleValue(value: string): string {
+export function compileSimpleValue(value: string): string {
   const trimmed = value.trim();
   let absolute = trimmed;
   if (!SCHEME.test(trimmed)) {
@@ -157,7 +157,8 @@ function compileSimpleValue(value: string): string {
   }
 }
 
-function compileExactValue(value: string): string {
+/** Canonical form of a typed `exact` value (lowercased; absolute URLs serialized as WHATWG does). */
+export function compileExactValue(value: string): string {
   const trimmed = value.trim();
   if (SCHEME.test(trimmed)) {
     try {

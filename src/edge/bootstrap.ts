@@ -27,6 +27,12 @@ export interface BootstrapData {
   decisions: BootstrapDecision[];
   /** whether the edge already counted the impression (immediate) */
   tracking: boolean; // false for opted-out / GPC / bots: the client must not send events
+  /** The route's `optimizely_shim`: the client installs `window.optimizely`. */
+  optimizelyShim?: boolean;
+  /** The route's `cookie_domain`, for the cookies the client writes (`ss_attrs`, `ss_optout`). */
+  cookieDomain?: string | null;
+  /** The route's `cookie_max_age_days` (default 365), for the same cookies. */
+  cookieMaxAgeDays?: number;
 }
 
 export interface BootstrapOptions {
@@ -34,6 +40,8 @@ export interface BootstrapOptions {
   nonce?: string;
   /** Also emit `<script src="/_ss/client.js" async>` (default true). */
   clientScript?: boolean;
+  /** The client script's URL (default `/_ss/client.js`; the edge adds `?v=<content hash>`). */
+  clientScriptSrc?: string;
 }
 
 /** Path of the client script the bootstrap loads (CONTRACT §5). */
@@ -66,6 +74,12 @@ export interface BootstrapPayload {
     /** page ids */
     p: string[];
   }>;
+  /** 1 when the route enables the `window.optimizely` shim (absent otherwise) */
+  s?: 1;
+  /** cookie domain for client-written cookies (absent: host-only) */
+  c?: string;
+  /** cookie max-age in days (absent: 365) */
+  m?: number;
 }
 
 const ACTIVATION_CODE = {
@@ -107,23 +121,40 @@ export function escapeJsonForScript(json: string): string {
   return json.replace(SCRIPT_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
+/** One decision as `window.__ss.d[]` (and `GET /_ss/decide`) writes it. */
+export function encodeDecision(d: BootstrapDecision): BootstrapPayload["d"][number] {
+  return {
+    e: String(d.experimentId),
+    ek: String(d.experimentKey),
+    vi: String(d.variationId),
+    vk: String(d.variationKey),
+    a: ACTIVATION_CODE[d.activation] ?? "i",
+    p: d.pageIds.map(String),
+  };
+}
+
+/** Default of `cookie_max_age_days` (routes.ts): left out of the payload. */
+const DEFAULT_COOKIE_MAX_AGE_DAYS = 365;
+
 /** The compact `window.__ss` object for `data`. */
 export function encodeBootstrap(data: BootstrapData): BootstrapPayload {
-  return {
+  const payload: BootstrapPayload = {
     v: BOOTSTRAP_FORMAT_VERSION,
     r: String(data.revision),
     k: String(data.sdkKey),
     u: String(data.visitorId),
     t: data.tracking === true,
-    d: data.decisions.map((d) => ({
-      e: String(d.experimentId),
-      ek: String(d.experimentKey),
-      vi: String(d.variationId),
-      vk: String(d.variationKey),
-      a: ACTIVATION_CODE[d.activation] ?? "i",
-      p: d.pageIds.map(String),
-    })),
+    d: data.decisions.map(encodeDecision),
   };
+  if (data.optimizelyShim === true) payload.s = 1;
+  if (typeof data.cookieDomain === "string" && data.cookieDomain !== "")
+    payload.c = data.cookieDomain;
+  if (
+    typeof data.cookieMaxAgeDays === "number" &&
+    data.cookieMaxAgeDays !== DEFAULT_COOKIE_MAX_AGE_DAYS
+  )
+    payload.m = data.cookieMaxAgeDays;
+  return payload;
 }
 
 /** Reads a `window.__ss` object back into BootstrapData; null when it is not one. */
@@ -147,7 +178,17 @@ export function decodeBootstrap(payload: unknown): BootstrapData | null {
       pageIds: d.p,
     });
   }
-  return { revision: p.r, sdkKey: p.k, visitorId: p.u, decisions, tracking: p.t === true };
+  const data: BootstrapData = {
+    revision: p.r,
+    sdkKey: p.k,
+    visitorId: p.u,
+    decisions,
+    tracking: p.t === true,
+  };
+  if (p.s === 1) data.optimizelyShim = true;
+  if (typeof p.c === "string") data.cookieDomain = p.c;
+  if (typeof p.m === "number") data.cookieMaxAgeDays = p.m;
+  return data;
 }
 
 /**
@@ -159,7 +200,38 @@ export function renderBootstrap(data: BootstrapData, options: BootstrapOptions =
   const json = escapeJsonForScript(JSON.stringify(encodeBootstrap(data)));
   let html = `<script id="ss-bootstrap"${nonce}>window.__ss=${json};</script>`;
   if (options.clientScript !== false) {
-    html += `<script src="${CLIENT_SCRIPT_PATH}" async${nonce}></script>`;
+    const src = escapeAttribute(options.clientScriptSrc ?? CLIENT_SCRIPT_PATH);
+    html += `<script src="${src}" async${nonce}></script>`;
   }
   return html;
+}
+
+function escapeAttribute(value: string): string {
+  return value.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * The nonce the page's Content-Security-Policy allows for scripts: the first `'nonce-…'` source of
+ * `script-src-elem`, else `script-src`, else `default-src` (the directives a browser checks for
+ * an inline `<script>`, in that order), in the first policy of the header that has one. Null
+ * when there is none or it is not a valid nonce.
+ */
+export function nonceFromCsp(header: string | null): string | null {
+  if (!header) return null;
+  for (const policy of header.split(",")) {
+    const directives = new Map<string, string[]>();
+    for (const directive of policy.split(";")) {
+      const [name, ...sources] = directive.trim().split(/\s+/);
+      if (name && !directives.has(name.toLowerCase())) directives.set(name.toLowerCase(), sources);
+    }
+    const sources =
+      directives.get("script-src-elem") ??
+      directives.get("script-src") ??
+      directives.get("default-src");
+    for (const source of sources ?? []) {
+      const match = /^'nonce-([^']+)'$/i.exec(source);
+      if (match && isValidNonce(match[1])) return match[1]!;
+    }
+  }
+  return null;
 }

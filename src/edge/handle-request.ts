@@ -15,7 +15,8 @@ import {
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
 import type { EventMessage } from "../events/messages";
-import { renderBootstrap, type BootstrapData } from "./bootstrap";
+import { nonceFromCsp, renderBootstrap, type BootstrapData } from "./bootstrap";
+import { CLIENT_SCRIPT_SRC } from "./client-script";
 import { deleteCookie, parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { DECISIONS_HEADER, formatDecisionsHeader } from "./decisions-header";
@@ -156,6 +157,7 @@ export async function handleEdgeRequest(
     redirect,
     rewriteTo,
     plan,
+    bootstrap,
   } = context;
   const compiled = entry.compiled;
   const decisionsHeader = formatDecisionsHeader(
@@ -258,8 +260,12 @@ export async function handleEdgeRequest(
   try {
     let streamed: (() => void) | undefined;
     const pageDone = new Promise<void>((resolve) => (streamed = resolve));
+    // Under a nonce-based Content-Security-Policy, everything injected carries the page's nonce.
+    const nonce = nonceFromCsp(origin.headers.get("content-security-policy"));
+    const withNonce =
+      nonce === null ? plan : { ...plan, nonce, bootstrap: renderPageBootstrap(bootstrap, nonce) };
     const body =
-      request.method === "HEAD" ? origin : rewriteHtml(origin, { ...plan, onEnd: streamed });
+      request.method === "HEAD" ? origin : rewriteHtml(origin, { ...withNonce, onEnd: streamed });
     if (request.method === "GET") {
       queueImpressions(pageDecisions);
       queuePageviews();
@@ -417,6 +423,9 @@ async function decidePage(
       pageIds: candidate.pageIds,
     })),
     tracking,
+    optimizelyShim: route.optimizelyShim,
+    cookieDomain: route.cookieDomain,
+    cookieMaxAgeDays: route.cookieMaxAgeDays,
   };
   return {
     entry,
@@ -428,7 +437,12 @@ async function decidePage(
     pageviewEvents: plan.pageviewEvents,
     redirect,
     rewriteTo,
-    // The client script (/_ss/client.js) is not served yet; until it is, only the data goes in.
-    plan: { changes, bootstrap: renderBootstrap(bootstrap, { clientScript: false }) },
+    bootstrap,
+    plan: { changes, bootstrap: renderPageBootstrap(bootstrap) },
   };
+}
+
+/** `window.__ss` plus the client script (`/_ss/client.js?v=<hash>`), with the CSP nonce if any. */
+function renderPageBootstrap(data: BootstrapData, nonce?: string): string {
+  return renderBootstrap(data, { clientScriptSrc: CLIENT_SCRIPT_SRC, nonce });
 }

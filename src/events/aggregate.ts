@@ -1,16 +1,24 @@
 /**
- * The counting, as pure code (no Workers APIs; unit-tested in Node by test/core/aggregate.test.ts).
+ * The counting, as pure code (no Workers APIs; unit-tested in Node by test/core/aggregate*.test.ts).
  *
- * `planBatch` turns the valid messages of one queue batch into an ordered list of operations:
- * duplicates inside the batch dropped (first occurrence wins), impressions before conversions (so
- * a conversion sent together with its impression — as the edge does — is attributed whatever the
- * order inside the batch), each group in timestamp order (earliest impression / conversion wins).
- * The consumer (src/events/consumer.ts) turns each operation into SQL statements run in one
- * atomic D1 batch; whether an operation counts depends on database state (the uuid not seen
- * before, the visitor's exposures), which the SQL checks.
+ * The rule (CONTRACT §8, docs/events.md "Attribution"): the aggregates are a function of the SET
+ * of distinct events processed so far, whatever the queue's batch order or split:
+ * - a visitor's exposure to an experiment is their EARLIEST impression in it, by (timestamp,
+ *   uuid) — variation, revision and day included;
+ * - a conversion counts for every experiment of the same sdkKey where the visitor's exposure came
+ *   at or before it, under the exposure's variation and revision;
+ * - a visitor converts (unique converters) on the day of their earliest attributed conversion
+ *   of that event, by (timestamp, uuid).
  *
- * `applyPlan` is the reference model of exactly those semantics on in-memory state: it documents
- * what the SQL must do and the tests compare the two.
+ * `planBatch` turns the valid messages of one queue batch into operations: duplicates inside the
+ * batch dropped (first occurrence wins) and, per (sdkKey, experiment, visitor), the batch's
+ * earliest impression as the only candidate exposure (the others can never win against it).
+ * The consumer (src/events/consumer.ts) applies a plan with a fixed number of set-based SQL
+ * statements in one atomic D1 batch.
+ *
+ * `applyPlan` is the incremental reference model of exactly those statements on in-memory state
+ * (the tests compare the two), and `foldEvents` is the rule above computed from scratch (the tests
+ * check that applyPlan over any split and order of a set of events equals it).
  */
 import type { EventMessage } from "./messages";
 
@@ -46,7 +54,12 @@ export interface ConversionOp {
 export type EventOp = ImpressionOp | ConversionOp;
 
 export interface BatchPlan {
+  /** Every distinct event of the batch: impressions (by time), then conversions (by time). */
   ops: EventOp[];
+  /** Per (sdkKey, experimentId, visitorId), the batch's earliest impression by (timestamp, uuid). */
+  candidates: ImpressionOp[];
+  /** The batch's distinct conversions (the conversion ops of `ops`). */
+  conversions: ConversionOp[];
   /** Messages dropped because an earlier message of the same batch had the same uuid. */
   duplicatesInBatch: number;
 }
@@ -61,9 +74,12 @@ export function utcHour(ms: number): string {
   return new Date(ms).toISOString().slice(11, 13);
 }
 
+/** R2 key prefix of the raw-events archive (docs/events.md). */
+export const ARCHIVE_PREFIX = "events/";
+
 /** R2 key of the raw-events archive object of one batch. */
 export function archiveKey(now: number, firstMessageId: string, count: number): string {
-  return `events/${utcDay(now)}/${utcHour(now)}/${firstMessageId}-${count}.ndjson`;
+  return `${ARCHIVE_PREFIX}${utcDay(now)}/${utcHour(now)}/${firstMessageId}-${count}.ndjson`;
 }
 
 /** R2 key of the rejected-messages object of one batch. */
@@ -75,6 +91,30 @@ export function rejectedKey(now: number, firstMessageId: string): string {
 export function toNdjson(values: readonly unknown[]): string {
   return values.map((value) => `${JSON.stringify(value)}\n`).join("");
 }
+
+/**
+ * Compares two strings the way SQLite's default BINARY collation does (UTF-8 bytes, i.e. code
+ * points), so that the model and the SQL break timestamp ties identically even for non-ASCII.
+ */
+export function compareText(a: string, b: string): number {
+  if (a === b) return 0;
+  const x = [...a];
+  const y = [...b];
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const cx = x[i]!.codePointAt(0)!;
+    const cy = y[i]!.codePointAt(0)!;
+    if (cx !== cy) return cx < cy ? -1 : 1;
+  }
+  return x.length - y.length < 0 ? -1 : x.length === y.length ? 0 : 1;
+}
+
+/** True when event (t1, u1) comes strictly before (t2, u2): by timestamp, ties by uuid. */
+export function isBefore(t1: number, u1: string, t2: number, u2: string): boolean {
+  return t1 < t2 || (t1 === t2 && compareText(u1, u2) < 0);
+}
+
+const key = (...parts: string[]): string => JSON.stringify(parts);
 
 export function planBatch(messages: readonly EventMessage[]): BatchPlan {
   const seen = new Set<string>();
@@ -115,16 +155,51 @@ export function planBatch(messages: readonly EventMessage[]): BatchPlan {
   // Array.prototype.sort is stable: equal timestamps keep arrival order.
   impressions.sort((a, b) => a.timestamp - b.timestamp);
   conversions.sort((a, b) => a.timestamp - b.timestamp);
-  return { ops: [...impressions, ...conversions], duplicatesInBatch };
+  const best = new Map<string, ImpressionOp>();
+  for (const op of impressions) {
+    const k = key(op.sdkKey, op.experimentId, op.visitorId);
+    const current = best.get(k);
+    if (!current || isBefore(op.timestamp, op.uuid, current.timestamp, current.uuid))
+      best.set(k, op);
+  }
+  return {
+    ops: [...impressions, ...conversions],
+    candidates: [...best.values()],
+    conversions,
+    duplicatesInBatch,
+  };
 }
 
 // ---- reference model -------------------------------------------------------------------------
 
+/** exposures row: the visitor's earliest impression in an experiment. */
 export interface Exposure {
   variationId: string;
   firstAt: number;
   revision: string;
+  /** The impression's uuid. */
   uuid: string;
+}
+
+/** converters row: the visitor's earliest attributed conversion of an event in an experiment. */
+export interface Converter {
+  variationId: string;
+  convertedAt: number;
+  /** The conversion's uuid. */
+  uuid: string;
+}
+
+/** conversions row: a counted conversion, kept so that a late impression can attribute it. */
+export interface StoredConversion {
+  uuid: string;
+  sdkKey: string;
+  visitorId: string;
+  eventId: string;
+  timestamp: number;
+  day: string;
+  revenue: number;
+  value: number;
+  revision: string;
 }
 
 export interface MetricCell {
@@ -136,81 +211,356 @@ export interface MetricCell {
   valueSumSq: number;
 }
 
+/** What the model keeps per (sdkKey, visitorId), to find a visitor's rows without scanning. */
+interface VisitorIndex {
+  experiments: Set<string>;
+  conversions: StoredConversion[];
+}
+
 /** In-memory mirror of the D1 tables (keys are JSON arrays of the primary-key columns). */
 export interface AggregateState {
   /** seen_events: uuid */
   seen: Set<string>;
   /** exposures: [sdkKey, experimentId, visitorId] */
   exposures: Map<string, Exposure>;
+  /** conversions: uuid */
+  conversions: Map<string, StoredConversion>;
   /** converters: [sdkKey, experimentId, eventId, visitorId] */
-  converters: Set<string>;
+  converters: Map<string, Converter>;
   /** variation_daily: [sdkKey, experimentId, variationId, revision, day] → visitors */
   variationDaily: Map<string, number>;
   /** metric_daily: [sdkKey, experimentId, variationId, revision, eventId, day] */
   metricDaily: Map<string, MetricCell>;
+  /** Index [sdkKey, visitorId] → the visitor's experiments and stored conversions. */
+  visitors: Map<string, VisitorIndex>;
 }
 
 export function emptyState(): AggregateState {
   return {
     seen: new Set(),
     exposures: new Map(),
-    converters: new Set(),
+    conversions: new Map(),
+    converters: new Map(),
     variationDaily: new Map(),
     metricDaily: new Map(),
+    visitors: new Map(),
   };
 }
 
-const key = (...parts: string[]): string => JSON.stringify(parts);
+const emptyCell = (): MetricCell => ({
+  converters: 0,
+  events: 0,
+  revenueSum: 0,
+  revenueSumSq: 0,
+  valueSum: 0,
+  valueSumSq: 0,
+});
 
-/** Applies a plan to `state` (mutating it), with the consumer's SQL semantics. */
+function visitorIndex(state: AggregateState, sdkKey: string, visitorId: string): VisitorIndex {
+  const k = key(sdkKey, visitorId);
+  let index = state.visitors.get(k);
+  if (!index) state.visitors.set(k, (index = { experiments: new Set(), conversions: [] }));
+  return index;
+}
+
+function storedConversion(op: ConversionOp): StoredConversion {
+  return {
+    uuid: op.uuid,
+    sdkKey: op.sdkKey,
+    visitorId: op.visitorId,
+    eventId: op.eventId,
+    timestamp: op.timestamp,
+    day: op.day,
+    revenue: op.revenue,
+    value: op.value,
+    revision: op.revision,
+  };
+}
+
+/** Adds `sign` × one conversion (and `converter` × sign converters) to a metric_daily cell. */
+function addToCell(
+  state: AggregateState,
+  cellKey: string,
+  sign: 1 | -1,
+  conversion: Pick<StoredConversion, "revenue" | "value"> | null,
+  converter: boolean,
+): void {
+  const existing = state.metricDaily.get(cellKey);
+  // Subtracting is an UPDATE in SQL: it never creates a row.
+  if (!existing && sign === -1) return;
+  const cell = existing ?? emptyCell();
+  if (converter) cell.converters += sign;
+  if (conversion) {
+    cell.events += sign;
+    cell.revenueSum += sign * conversion.revenue;
+    cell.revenueSumSq += sign * conversion.revenue * conversion.revenue;
+    cell.valueSum += sign * conversion.value;
+    cell.valueSumSq += sign * conversion.value * conversion.value;
+  }
+  state.metricDaily.set(cellKey, cell);
+}
+
+const cellKey = (
+  sdkKey: string,
+  experimentId: string,
+  exposure: Pick<Exposure, "variationId" | "revision">,
+  eventId: string,
+  day: string,
+) => key(sdkKey, experimentId, exposure.variationId, exposure.revision, eventId, day);
+
+/** Per key, the earliest (timestamp, uuid) conversion of `pairs`. */
+function earliestPerKey<T extends { key: string; conversion: StoredConversion }>(
+  pairs: readonly T[],
+): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const pair of pairs) {
+    const current = out.get(pair.key);
+    const c = pair.conversion;
+    if (
+      !current ||
+      isBefore(c.timestamp, c.uuid, current.conversion.timestamp, current.conversion.uuid)
+    )
+      out.set(pair.key, pair);
+  }
+  return out;
+}
+
+/**
+ * Applies a plan to `state` (mutating it), step by step as the consumer's SQL statements do
+ * (src/events/consumer.ts, same numbering):
+ *
+ * 1. dedupe: only events whose uuid was never seen count ("fresh");
+ * 2–3. a fresh candidate impression earlier than the visitor's exposure (or the first one)
+ *    becomes the exposure: one visitor less in the old cell, one more in the new one;
+ * 4–6. everything the replaced exposure had counted is taken back (its attributed stored
+ *    conversions, its converters), and a converter of an unchanged exposure whose earliest
+ *    conversion is now a fresh, earlier one leaves its old day;
+ * 7–8. exposures and the fresh conversions are stored;
+ * 9–10. changed exposures count all of the visitor's stored conversions from their first_at on;
+ *    unchanged exposures count the fresh conversions at or after their first_at; converters are
+ *    (re)set to the earliest attributed conversion and counted on its day.
+ * Cells left at zero visitors / events are deleted, as the SQL does.
+ */
 export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateState {
+  // 1. dedupe
+  const fresh = new Set<string>();
   for (const op of plan.ops) {
     if (state.seen.has(op.uuid)) continue;
     state.seen.add(op.uuid);
-    if (op.kind === "impression") {
-      const k = key(op.sdkKey, op.experimentId, op.visitorId);
-      if (state.exposures.has(k)) continue;
-      state.exposures.set(k, {
-        variationId: op.variationId,
-        firstAt: op.timestamp,
-        revision: op.revision,
-        uuid: op.uuid,
-      });
-      const vk = key(op.sdkKey, op.experimentId, op.variationId, op.revision, op.day);
-      state.variationDaily.set(vk, (state.variationDaily.get(vk) ?? 0) + 1);
-      continue;
-    }
-    for (const [k, exposure] of state.exposures) {
-      const [sdkKey, experimentId, visitorId] = JSON.parse(k) as [string, string, string];
-      if (sdkKey !== op.sdkKey || visitorId !== op.visitorId) continue;
-      if (exposure.firstAt > op.timestamp) continue;
-      const ck = key(op.sdkKey, experimentId, op.eventId, op.visitorId);
-      const newConverter = !state.converters.has(ck);
-      if (newConverter) state.converters.add(ck);
-      const mk = key(
+    fresh.add(op.uuid);
+  }
+  const candidates = plan.candidates.filter((c) => fresh.has(c.uuid));
+  const freshConversions = plan.conversions.filter((c) => fresh.has(c.uuid)).map(storedConversion);
+
+  // Which candidates win, and which exposures they replace.
+  const changed: Array<{ k: string; op: ImpressionOp; old: Exposure | undefined }> = [];
+  for (const op of candidates) {
+    const k = key(op.sdkKey, op.experimentId, op.visitorId);
+    const old = state.exposures.get(k);
+    if (!old || isBefore(op.timestamp, op.uuid, old.firstAt, old.uuid))
+      changed.push({ k, op, old });
+  }
+  const changedKeys = new Set(changed.map((c) => c.k));
+
+  // 2–3. variation_daily: the old cell loses the visitor, the new cell gains them.
+  const touchedVisitorCells: string[] = [];
+  for (const { op, old } of changed) {
+    if (old) {
+      const vk = key(
         op.sdkKey,
-        experimentId,
-        exposure.variationId,
-        exposure.revision,
-        op.eventId,
-        op.day,
+        op.experimentId,
+        old.variationId,
+        old.revision,
+        utcDay(old.firstAt),
       );
-      const cell = state.metricDaily.get(mk) ?? {
-        converters: 0,
-        events: 0,
-        revenueSum: 0,
-        revenueSumSq: 0,
-        valueSum: 0,
-        valueSumSq: 0,
-      };
-      cell.converters += newConverter ? 1 : 0;
-      cell.events += 1;
-      cell.revenueSum += op.revenue;
-      cell.revenueSumSq += op.revenue * op.revenue;
-      cell.valueSum += op.value;
-      cell.valueSumSq += op.value * op.value;
-      state.metricDaily.set(mk, cell);
+      state.variationDaily.set(vk, (state.variationDaily.get(vk) ?? 0) - 1);
+      touchedVisitorCells.push(vk);
     }
+    const nk = key(op.sdkKey, op.experimentId, op.variationId, op.revision, op.day);
+    state.variationDaily.set(nk, (state.variationDaily.get(nk) ?? 0) + 1);
+  }
+  for (const vk of touchedVisitorCells)
+    if ((state.variationDaily.get(vk) ?? 0) <= 0) state.variationDaily.delete(vk);
+
+  // 4. metric_daily: take back what replaced exposures counted…
+  const touchedMetricCells: string[] = [];
+  for (const { op, old } of changed) {
+    if (!old) continue;
+    const stored = state.visitors.get(key(op.sdkKey, op.visitorId))?.conversions ?? [];
+    for (const c of stored) {
+      if (c.timestamp < old.firstAt) continue;
+      const converter = state.converters.get(
+        key(op.sdkKey, op.experimentId, c.eventId, op.visitorId),
+      );
+      const mk = cellKey(op.sdkKey, op.experimentId, old, c.eventId, c.day);
+      addToCell(state, mk, -1, c, converter?.uuid === c.uuid);
+      touchedMetricCells.push(mk);
+    }
+  }
+  // …and move converters of unchanged exposures that a fresh, earlier conversion takes over.
+  const unchangedPairs = attributedPairs(state, freshConversions, (k) => !changedKeys.has(k));
+  for (const pair of earliestPerKey(unchangedPairs).values()) {
+    const current = state.converters.get(pair.key);
+    const c = pair.conversion;
+    if (current && isBefore(c.timestamp, c.uuid, current.convertedAt, current.uuid))
+      addToCell(
+        state,
+        cellKey(c.sdkKey, pair.experimentId, pair.exposure, c.eventId, utcDay(current.convertedAt)),
+        -1,
+        null,
+        true,
+      );
+  }
+  // 5. cells with no events left are deleted.
+  for (const mk of touchedMetricCells)
+    if ((state.metricDaily.get(mk)?.events ?? 0) <= 0) state.metricDaily.delete(mk);
+
+  // 6. converters of replaced exposures are recomputed from scratch.
+  for (const { op, old } of changed) {
+    if (!old) continue;
+    // A converters row exists only for an event the visitor has a stored conversion of.
+    for (const c of state.visitors.get(key(op.sdkKey, op.visitorId))?.conversions ?? [])
+      state.converters.delete(key(op.sdkKey, op.experimentId, c.eventId, op.visitorId));
+  }
+
+  // 7. exposures, 8. conversions.
+  for (const { k, op } of changed) {
+    state.exposures.set(k, {
+      variationId: op.variationId,
+      firstAt: op.timestamp,
+      revision: op.revision,
+      uuid: op.uuid,
+    });
+    visitorIndex(state, op.sdkKey, op.visitorId).experiments.add(op.experimentId);
+  }
+  for (const c of freshConversions) {
+    state.conversions.set(c.uuid, c);
+    visitorIndex(state, c.sdkKey, c.visitorId).conversions.push(c);
+  }
+
+  // 9. converters: changed exposures over all stored conversions, unchanged over fresh ones.
+  const changedPairs: AttributedPair[] = [];
+  for (const { op } of changed) {
+    const exposure = state.exposures.get(key(op.sdkKey, op.experimentId, op.visitorId))!;
+    for (const c of state.visitors.get(key(op.sdkKey, op.visitorId))?.conversions ?? [])
+      if (c.timestamp >= exposure.firstAt)
+        changedPairs.push({
+          key: key(op.sdkKey, op.experimentId, c.eventId, op.visitorId),
+          experimentId: op.experimentId,
+          exposure,
+          conversion: c,
+        });
+  }
+  const pairs = [...changedPairs, ...unchangedPairs];
+  for (const pair of earliestPerKey(pairs).values()) {
+    const current = state.converters.get(pair.key);
+    const c = pair.conversion;
+    if (!current || isBefore(c.timestamp, c.uuid, current.convertedAt, current.uuid))
+      state.converters.set(pair.key, {
+        variationId: pair.exposure.variationId,
+        convertedAt: c.timestamp,
+        uuid: c.uuid,
+      });
+  }
+
+  // 10. metric_daily: count the pairs, and each converter on its conversion's cell.
+  for (const pair of pairs) {
+    const c = pair.conversion;
+    addToCell(
+      state,
+      cellKey(c.sdkKey, pair.experimentId, pair.exposure, c.eventId, c.day),
+      1,
+      c,
+      state.converters.get(pair.key)?.uuid === c.uuid,
+    );
+  }
+  return state;
+}
+
+interface AttributedPair {
+  /** converters key [sdkKey, experimentId, eventId, visitorId] */
+  key: string;
+  experimentId: string;
+  exposure: Exposure;
+  conversion: StoredConversion;
+}
+
+/** Every (exposure, conversion) of `conversions` where the exposure came at or before it. */
+function attributedPairs(
+  state: AggregateState,
+  conversions: readonly StoredConversion[],
+  exposureFilter: (exposureKey: string) => boolean,
+): AttributedPair[] {
+  const out: AttributedPair[] = [];
+  for (const c of conversions) {
+    const index = state.visitors.get(key(c.sdkKey, c.visitorId));
+    if (!index) continue;
+    for (const experimentId of index.experiments) {
+      const ek = key(c.sdkKey, experimentId, c.visitorId);
+      const exposure = state.exposures.get(ek);
+      if (!exposure || !exposureFilter(ek) || exposure.firstAt > c.timestamp) continue;
+      out.push({
+        key: key(c.sdkKey, experimentId, c.eventId, c.visitorId),
+        experimentId,
+        exposure,
+        conversion: c,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The aggregates of a set of events computed from scratch by the rule of the module comment —
+ * the definition `applyPlan` must reach whatever the batch order and split. Duplicate uuids:
+ * the first occurrence in `events` wins.
+ */
+export function foldEvents(events: Iterable<EventMessage>): AggregateState {
+  const state = emptyState();
+  const plan = planBatch([...events]);
+  for (const op of plan.ops) state.seen.add(op.uuid);
+
+  for (const op of plan.candidates) {
+    state.exposures.set(key(op.sdkKey, op.experimentId, op.visitorId), {
+      variationId: op.variationId,
+      firstAt: op.timestamp,
+      revision: op.revision,
+      uuid: op.uuid,
+    });
+    visitorIndex(state, op.sdkKey, op.visitorId).experiments.add(op.experimentId);
+    const vk = key(op.sdkKey, op.experimentId, op.variationId, op.revision, op.day);
+    state.variationDaily.set(vk, (state.variationDaily.get(vk) ?? 0) + 1);
+  }
+  for (const op of plan.conversions) {
+    const c = storedConversion(op);
+    state.conversions.set(c.uuid, c);
+    visitorIndex(state, c.sdkKey, c.visitorId).conversions.push(c);
+  }
+  for (const [ek, exposure] of state.exposures) {
+    const [sdkKey, experimentId, visitorId] = JSON.parse(ek) as [string, string, string];
+    const attributed = (state.visitors.get(key(sdkKey, visitorId))?.conversions ?? []).filter(
+      (c) => c.timestamp >= exposure.firstAt,
+    );
+    const earliest = new Map<string, StoredConversion>();
+    for (const c of attributed) {
+      const current = earliest.get(c.eventId);
+      if (!current || isBefore(c.timestamp, c.uuid, current.timestamp, current.uuid))
+        earliest.set(c.eventId, c);
+    }
+    for (const [eventId, c] of earliest)
+      state.converters.set(key(sdkKey, experimentId, eventId, visitorId), {
+        variationId: exposure.variationId,
+        convertedAt: c.timestamp,
+        uuid: c.uuid,
+      });
+    for (const c of attributed)
+      addToCell(
+        state,
+        cellKey(sdkKey, experimentId, exposure, c.eventId, c.day),
+        1,
+        c,
+        earliest.get(c.eventId)?.uuid === c.uuid,
+      );
   }
   return state;
 }

@@ -3,6 +3,13 @@
  * the client script's `fetch` or `navigator.sendBeacon` (`text/plain`). The visitor comes from
  * the `ss_vid` cookie (or an adopted `optimizelyEndUserId`), never from the body.
  *
+ * Impressions (`{"type":"impression","experimentId","variationId"}`) come from the client script
+ * when it activates a manual / url_changed / dom_changed experiment (the edge counts immediate
+ * ones itself). They are never taken on trust: the experiment must be running and have such a
+ * page, and the visitor's `ss_dec` cookie — the sticky decisions the edge wrote when it decided
+ * (page view or `/_ss/decide`) — must hold exactly that variation. A visitor can thus only report
+ * the decision the edge would serve them anyway.
+ *
  * Same-origin by default: an `Origin` header must equal the request's own origin or be listed in
  * the route's `cors_origins` (those get credentialed CORS and an `OPTIONS` preflight). Bots,
  * opted-out visitors, `Sec-GPC: 1` (when the route respects it) and visitors without required
@@ -27,7 +34,8 @@ import {
   uuidProblem,
   type Rejection,
 } from "./ingest-common";
-import type { ConversionMessage } from "./messages";
+import type { CompiledExperiment } from "../core/index";
+import type { EventMessage, ImpressionMessage } from "./messages";
 
 export const BROWSER_EVENTS_PATH = "/_ss/events";
 export const MAX_BROWSER_BODY_BYTES = 64 * 1024;
@@ -195,11 +203,34 @@ export async function handleBrowserEvents(
   }
 
   const now = Date.now();
-  const messages: ConversionMessage[] = [];
+  const messages: EventMessage[] = [];
   const rejected: Rejection[] = [];
   items.forEach((item, index) => {
     const path = `events[${index}]`;
     if (!isPlainObject(item)) return reject(rejected, index, path, "each event must be an object");
+    if (item.type === "impression") {
+      const stamp = uuidAndTimestamp(item, path, index, rejected, now);
+      if (!stamp) return;
+      const experiment =
+        typeof item.experimentId === "string"
+          ? entry.compiled.experimentById.get(item.experimentId)
+          : undefined;
+      const problem = impressionProblem(experiment, item.variationId, visitor.sticky);
+      if (problem) return reject(rejected, index, `${path}.${problem.field}`, problem.reason);
+      const impression: ImpressionMessage = {
+        v: 1,
+        type: "impression",
+        sdkKey: route.sdkKey,
+        revision: entry.revision,
+        visitorId: visitor.id,
+        experimentId: experiment!.id,
+        variationId: item.variationId as string,
+        ...stamp,
+        source: "browser",
+      };
+      messages.push(impression);
+      return;
+    }
     if (typeof item.key !== "string" || item.key === "")
       return reject(rejected, index, `${path}.key`, "key must be a non-empty string");
     const event = entry.compiled.eventByKey.get(item.key);
@@ -210,34 +241,81 @@ export async function handleBrowserEvents(
         `${path}.key`,
         `unknown event key "${item.key.slice(0, 100)}" (not in datafile revision ${entry.revision})`,
       );
-    let uuid: string;
-    if (item.uuid === undefined || item.uuid === null) uuid = crypto.randomUUID();
-    else {
-      const problem = uuidProblem(item.uuid);
-      if (problem) return reject(rejected, index, `${path}.uuid`, problem);
-      uuid = item.uuid as string;
-    }
-    let timestamp = now;
-    if (item.timestamp !== undefined && item.timestamp !== null) {
-      const problem = timestampProblem(item.timestamp, now);
-      if (problem) return reject(rejected, index, `${path}.timestamp`, problem);
-      timestamp = item.timestamp as number;
-    }
+    const stamp = uuidAndTimestamp(item, path, index, rejected, now);
+    if (!stamp) return;
     const extras = conversionExtras(item, path, index, rejected);
     if (!extras) return;
     messages.push({
       v: 1,
       type: "conversion",
-      uuid,
       sdkKey: route.sdkKey,
       revision: entry.revision,
       visitorId: visitor.id,
       eventId: event.id,
       eventKey: event.key,
-      timestamp,
+      ...stamp,
       ...extras,
       source: "browser",
     });
   });
   return finish(env, messages, rejected, cors);
+}
+
+/**
+ * Why a browser impression for `experiment` / `variationId` is not acceptable, or null: the
+ * experiment must be running with a page the client activates (not `immediate`), the variation
+ * one of its own, and the visitor's sticky decisions (`ss_dec`) must name that very variation.
+ */
+export function impressionProblem(
+  experiment: CompiledExperiment | undefined,
+  variationId: unknown,
+  sticky: Readonly<Record<string, string>>,
+): { field: "experimentId" | "variationId"; reason: string } | null {
+  if (!experiment)
+    return {
+      field: "experimentId",
+      reason: "experimentId must name an experiment of the datafile",
+    };
+  if (!experiment.running)
+    return { field: "experimentId", reason: `experiment ${experiment.id} is not running` };
+  if (!experiment.pages.some((p) => p.page.activation !== "immediate"))
+    return {
+      field: "experimentId",
+      reason: `experiment ${experiment.id} is activated by the edge (immediate pages only), which counts it`,
+    };
+  if (typeof variationId !== "string" || !experiment.variationById.has(variationId))
+    return {
+      field: "variationId",
+      reason: `variationId must name a variation of experiment ${experiment.id}`,
+    };
+  if (!Object.hasOwn(sticky, experiment.id) || sticky[experiment.id] !== variationId)
+    return {
+      field: "variationId",
+      reason: `the edge did not decide variation ${variationId} of experiment ${experiment.id} for this visitor (ss_dec)`,
+    };
+  return null;
+}
+
+/** The item's uuid (generated when absent) and timestamp (now when absent), or null (rejected). */
+function uuidAndTimestamp(
+  item: Record<string, unknown>,
+  path: string,
+  index: number,
+  rejected: Rejection[],
+  now: number,
+): { uuid: string; timestamp: number } | null {
+  let uuid: string;
+  if (item.uuid === undefined || item.uuid === null) uuid = crypto.randomUUID();
+  else {
+    const problem = uuidProblem(item.uuid);
+    if (problem) return reject(rejected, index, `${path}.uuid`, problem);
+    uuid = item.uuid as string;
+  }
+  let timestamp = now;
+  if (item.timestamp !== undefined && item.timestamp !== null) {
+    const problem = timestampProblem(item.timestamp, now);
+    if (problem) return reject(rejected, index, `${path}.timestamp`, problem);
+    timestamp = item.timestamp as number;
+  }
+  return { uuid, timestamp };
 }

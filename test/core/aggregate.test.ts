@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import {
   applyPlan,
   archiveKey,
+  compareText,
+  isBefore,
   emptyState,
   planBatch,
   rejectedKey,
@@ -67,6 +69,12 @@ describe("planBatch", () => {
     const plan = planBatch([c, late, c, early, late]);
     expect(plan.duplicatesInBatch).toBe(2);
     expect(plan.ops.map((op) => op.uuid)).toEqual([early.uuid, late.uuid, c.uuid]);
+    // One candidate exposure per (sdkKey, experiment, visitor): the batch's earliest impression.
+    const again = imp({ timestamp: T0 + 3 });
+    const tie = imp({ timestamp: T0 + 3, uuid: "a-tie" });
+    expect(planBatch([late, again, tie]).candidates.map((op) => op.uuid)).toEqual(["a-tie"]);
+    expect(plan.candidates.map((op) => op.uuid)).toEqual([early.uuid, late.uuid]);
+    expect(plan.conversions.map((op) => op.uuid)).toEqual([c.uuid]);
     expect(plan.ops[2]).toMatchObject({
       kind: "conversion",
       revenue: 0,
@@ -112,17 +120,76 @@ describe("applyPlan (reference semantics)", () => {
     expect(state.metricDaily.get(md("exp", "A", "1", "buy", "2026-11-26"))?.events).toBe(1);
   });
 
-  it("counts repeated impressions as one visitor; the first processed wins", () => {
+  it("counts repeated impressions as one visitor; the earliest impression wins", () => {
     const state = run(
       emptyState(),
       [imp({ timestamp: T0 + 50, variationId: "B" }), imp({ timestamp: T0 + 20 })],
-      [imp({ timestamp: T0 }), imp({ timestamp: T0 + 100 })],
+      [imp({ timestamp: T0, revision: "2" }), imp({ timestamp: T0 + 100 })],
     );
-    expect([...state.variationDaily.values()]).toEqual([1]);
-    // Inside one batch the earliest timestamp wins; later batches never change the exposure.
+    expect([...state.variationDaily]).toEqual([[vd("exp", "A", "2", "2026-11-26"), 1]]);
     expect(state.exposures.get(JSON.stringify(["demo", "exp", "alice"]))).toMatchObject({
       variationId: "A",
-      firstAt: T0 + 20,
+      firstAt: T0,
+      revision: "2",
+    });
+  });
+
+  it("breaks timestamp ties by uuid, in SQLite's byte order", () => {
+    const a = imp({ uuid: "b-1", variationId: "B" });
+    const b = imp({ uuid: "a-1", variationId: "A" });
+    for (const order of [
+      [a, b],
+      [b, a],
+    ])
+      expect(
+        run(emptyState(), [order[0]!], [order[1]!]).exposures.get(
+          JSON.stringify(["demo", "exp", "alice"]),
+        )?.variationId,
+      ).toBe("A");
+    expect(compareText("\u{1F600}", "\uFFFD")).toBe(1); // UTF-16 order would say -1
+    expect(compareText("ab", "abc")).toBe(-1);
+    expect(compareText("abc", "abc")).toBe(0);
+    expect(isBefore(1, "z", 2, "a")).toBe(true);
+    expect(isBefore(1, "a", 1, "a")).toBe(false);
+  });
+
+  it("attributes a conversion processed before its impression, and moves it with the exposure", () => {
+    const c = conv({ timestamp: T0 + 5000, revenue: 100 });
+    const state = run(emptyState(), [c], [imp({ timestamp: T0 + 1000 })]);
+    expect(state.metricDaily.get(md("exp", "A", "1", "buy", "2026-11-26"))).toMatchObject({
+      converters: 1,
+      events: 1,
+      revenueSum: 100,
+    });
+    run(state, [imp({ timestamp: T0, variationId: "B" })]);
+    expect(state.metricDaily.has(md("exp", "A", "1", "buy", "2026-11-26"))).toBe(false);
+    expect(state.variationDaily.has(vd("exp", "A", "1", "2026-11-26"))).toBe(false);
+    expect(state.metricDaily.get(md("exp", "B", "1", "buy", "2026-11-26"))).toMatchObject({
+      converters: 1,
+      events: 1,
+      revenueSum: 100,
+    });
+    expect(state.converters.get(JSON.stringify(["demo", "exp", "buy", "alice"]))).toEqual({
+      variationId: "B",
+      convertedAt: T0 + 5000,
+      uuid: c.uuid,
+    });
+  });
+
+  it("moves a converter to the day of an earlier conversion that arrives later", () => {
+    const day2 = T0 + 24 * 3600_000;
+    const state = run(
+      emptyState(),
+      [imp(), conv({ timestamp: day2 })],
+      [conv({ timestamp: T0 + 1 })],
+    );
+    expect(state.metricDaily.get(md("exp", "A", "1", "buy", "2026-11-27"))).toMatchObject({
+      converters: 0,
+      events: 1,
+    });
+    expect(state.metricDaily.get(md("exp", "A", "1", "buy", "2026-11-26"))).toMatchObject({
+      converters: 1,
+      events: 1,
     });
   });
 

@@ -101,6 +101,33 @@ describe("renderBootstrap", () => {
     expect(html).not.toContain("nonce");
   });
 
+  it("carries the route's client settings only when they differ from the defaults", () => {
+    const plain = encodeBootstrap({
+      ...simple,
+      optimizelyShim: false,
+      cookieDomain: null,
+      cookieMaxAgeDays: 365,
+    });
+    expect(Object.keys(plain)).toEqual(["v", "r", "k", "u", "t", "d"]);
+    const data: BootstrapData = {
+      ...simple,
+      optimizelyShim: true,
+      cookieDomain: "example.com",
+      cookieMaxAgeDays: 30,
+    };
+    expect(encodeBootstrap(data)).toMatchObject({ s: 1, c: "example.com", m: 30 });
+    expect(decodeBootstrap(encodeBootstrap(data))).toEqual(data);
+  });
+
+  it("clientScriptSrc names the client script (attribute-escaped)", () => {
+    expect(renderBootstrap(simple, { clientScriptSrc: "/_ss/client.js?v=abc" })).toContain(
+      `<script src="/_ss/client.js?v=abc" async></script>`,
+    );
+    expect(renderBootstrap(simple, { clientScriptSrc: `/x?a=1&b="2"` })).toContain(
+      `<script src="/x?a=1&#38;b=&#34;2&#34;" async></script>`,
+    );
+  });
+
   it("encodes every activation", () => {
     const activations = ["immediate", "manual", "url_changed", "dom_changed"] as const;
     const data: BootstrapData = {

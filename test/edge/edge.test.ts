@@ -392,8 +392,11 @@ describe("injection through datafile keys and query strings", () => {
     expect(html).not.toContain("<script>alert(1)</script>");
     expect(html).not.toContain("<img src=x onerror");
     expect(html).not.toContain("alert(3)</script>");
-    // Exactly the script we inject (the bootstrap), none smuggled in.
-    expect(html.match(/<script\b/g) ?? []).toHaveLength(1);
+    // Exactly the scripts we inject (the bootstrap and the client script), none smuggled in.
+    expect(html.match(/<script\b[^>]*>/g) ?? []).toEqual([
+      `<script id="ss-bootstrap">`,
+      expect.stringMatching(/^<script src="\/_ss\/client\.js\?v=[\w-]+" async>$/),
+    ]);
     const header = response.headers.get("x-ss-decisions")!;
     expect(header).not.toMatch(/[<>" ]x=y/);
     expect(new Map(parseDecisionsHeader(header)).get(`</script><script>alert(1)</script>`)).toBe(

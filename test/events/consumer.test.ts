@@ -1,9 +1,10 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { applyPlan, emptyState, planBatch, utcDay } from "../../src/events/aggregate";
+import { applyPlan, emptyState, foldEvents, planBatch, utcDay } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { ConversionMessage, EventMessage, ImpressionMessage } from "../../src/events/messages";
+import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
 import worker from "../../src/index";
 
 afterEach(() => vi.restoreAllMocks());
@@ -164,13 +165,115 @@ describe("handleEventBatch", () => {
     expect((await metrics(sdk))[`exp/A/1/buy/${DAY}`]?.events).toBe(1);
   });
 
-  it("counts repeated impressions as one visitor (first one wins)", async () => {
+  it("counts repeated impressions as one visitor; the earliest impression is the exposure", async () => {
     const sdk = uid("sdk");
     await deliver(makeBatch([imp(sdk, { timestamp: T0 + 10 }), imp(sdk, { timestamp: T0 + 20 })]));
-    await deliver(makeBatch([imp(sdk, { variationId: "B", timestamp: T0 })]));
     expect(await visitors(sdk)).toEqual({ [`exp/A/1/${DAY}`]: 1 });
+    // A later batch with an earlier impression (another variation and revision) moves the visitor.
+    await deliver(makeBatch([imp(sdk, { variationId: "B", revision: "2", timestamp: T0 })]));
+    expect(await visitors(sdk)).toEqual({ [`exp/B/2/${DAY}`]: 1 });
     const [exposure] = await rows("exposures", sdk);
-    expect(exposure).toMatchObject({ variation_id: "A", first_at: T0 + 10 });
+    expect(exposure).toMatchObject({ variation_id: "B", revision: "2", first_at: T0 });
+    // Later impressions change nothing.
+    await deliver(makeBatch([imp(sdk, { variationId: "A", timestamp: T0 + 5 })]));
+    expect(await visitors(sdk)).toEqual({ [`exp/B/2/${DAY}`]: 1 });
+  });
+
+  it("attributes conversions processed in an earlier batch than the impression", async () => {
+    const sdk = uid("sdk");
+    await deliver(makeBatch([conv(sdk, { revenue: 300 }), conv(sdk, { timestamp: T0 - 1 })]));
+    expect(await metrics(sdk)).toEqual({});
+    expect(await rows("conversions", sdk)).toHaveLength(2);
+    await deliver(makeBatch([imp(sdk)]));
+    // The conversion at T0 + 1 s counts; the one before the impression does not.
+    expect(await metrics(sdk)).toEqual({
+      [`exp/A/1/buy/${DAY}`]: {
+        converters: 1,
+        events: 1,
+        revenueSum: 300,
+        revenueSumSq: 90000,
+        valueSum: 0,
+        valueSumSq: 0,
+      },
+    });
+  });
+
+  it("moves counted conversions with the exposure when an earlier impression arrives late", async () => {
+    const sdk = uid("sdk");
+    const yesterday = T0 - 24 * 60 * 60 * 1000;
+    await deliver(
+      makeBatch([
+        imp(sdk, { timestamp: T0 }),
+        conv(sdk, { timestamp: T0 + 1000, revenue: 100 }),
+        conv(sdk, { timestamp: yesterday + 1000, revenue: 7 }),
+      ]),
+    );
+    expect(await metrics(sdk)).toEqual({
+      [`exp/A/1/buy/${DAY}`]: {
+        converters: 1,
+        events: 1,
+        revenueSum: 100,
+        revenueSumSq: 10000,
+        valueSum: 0,
+        valueSumSq: 0,
+      },
+    });
+    // The visitor's real first impression (variation B, yesterday) was delayed.
+    await deliver(makeBatch([imp(sdk, { variationId: "B", timestamp: yesterday })]));
+    expect(await visitors(sdk)).toEqual({ [`exp/B/1/${utcDay(yesterday)}`]: 1 });
+    expect(await metrics(sdk)).toEqual({
+      [`exp/B/1/buy/${utcDay(yesterday)}`]: {
+        converters: 1,
+        events: 1,
+        revenueSum: 7,
+        revenueSumSq: 49,
+        valueSum: 0,
+        valueSumSq: 0,
+      },
+      [`exp/B/1/buy/${DAY}`]: {
+        converters: 0,
+        events: 1,
+        revenueSum: 100,
+        revenueSumSq: 10000,
+        valueSum: 0,
+        valueSumSq: 0,
+      },
+    });
+    const [converter] = await rows("converters", sdk);
+    expect(converter).toMatchObject({ variation_id: "B", converted_at: yesterday + 1000 });
+  });
+
+  it("counts a converter on the day of their earliest conversion, whatever arrives first", async () => {
+    const sdk = uid("sdk");
+    const yesterday = T0 - 24 * 60 * 60 * 1000;
+    await deliver(makeBatch([imp(sdk, { timestamp: yesterday })]));
+    await deliver(makeBatch([conv(sdk, { timestamp: T0 })]));
+    expect((await metrics(sdk))[`exp/A/1/buy/${DAY}`]).toMatchObject({ converters: 1, events: 1 });
+    await deliver(makeBatch([conv(sdk, { timestamp: yesterday + 5 })]));
+    const m = await metrics(sdk);
+    expect(m[`exp/A/1/buy/${DAY}`]).toMatchObject({ converters: 0, events: 1 });
+    expect(m[`exp/A/1/buy/${utcDay(yesterday)}`]).toMatchObject({ converters: 1, events: 1 });
+  });
+
+  it("uses at most 10 D1 statements per batch, whatever its size", async () => {
+    const sdk = uid("sdk");
+    const spy = vi.spyOn(env.DB, "batch");
+    const counts: number[] = [];
+    for (const size of [1, 10, 100]) {
+      const events: EventMessage[] = [];
+      for (let i = 0; i < size; i++)
+        events.push(
+          i % 2 ? conv(sdk, { visitorId: `v${i >> 1}` }) : imp(sdk, { visitorId: `v${i >> 1}` }),
+        );
+      await deliver(makeBatch(events));
+      counts.push((spy.mock.calls.at(-1)![0] as unknown[]).length);
+    }
+    // 1 impression: 9 statements; 10 and 100 mixed events: 10 each.
+    expect(counts).toEqual([9, 10, 10]);
+    await deliver(makeBatch([conv(sdk), conv(sdk)]));
+    expect((spy.mock.calls.at(-1)![0] as unknown[]).length).toBe(5);
+    // Visitors v0…v49 (the smaller batches reused v0…v4).
+    expect((await visitors(sdk))[`exp/A/1/${DAY}`]).toBe(50);
   });
 
   it("archives poison messages under rejected/, acks them and still counts the valid ones", async () => {
@@ -307,6 +410,15 @@ describe("handleEventBatch", () => {
       expectedMetrics[`${exp}/${variation}/${rev}/${event}/${day}`] = cell;
     }
     expect(Object.keys(expectedMetrics).length).toBeGreaterThan(0);
+    // Every derived table equals the model's, and the model equals the from-scratch fold.
+    const modelRows = stateRows(model);
+    const foldRows = stateRows(foldEvents(batches.flat()));
+    for (const table of DERIVED_TABLES) {
+      expect(modelRows[table].length, table).toBeGreaterThan(0);
+      expect(diffRows(table, foldRows[table], modelRows[table]), table).toEqual([]);
+      const live = await readTableRows(env.DB, table, sdk);
+      expect(diffRows(table, live, modelRows[table]), table).toEqual([]);
+    }
     expect(await visitors(sdk)).toEqual(expectedVisitors);
     const actual = await metrics(sdk);
     expect(Object.keys(actual).sort()).toEqual(Object.keys(expectedMetrics).sort());

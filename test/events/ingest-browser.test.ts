@@ -244,6 +244,59 @@ describe("POST /_ss/events", () => {
   });
 });
 
+describe("POST /_ss/events: impressions from the client script", () => {
+  // edge.json: manual_test (1007) has a manual page; headline (1001) immediate pages only.
+  it("accepts an impression that the visitor's ss_dec confirms", async () => {
+    const response = await post(
+      { events: [{ type: "impression", experimentId: "1007", variationId: "v_m", uuid: "i-1" }] },
+      { cookie: "ss_vid=visitor1; ss_dec=1001.v_h_new~1007.v_m" },
+    );
+    expect(response.status).toBe(204);
+    expect(queued).toEqual([
+      {
+        v: 1,
+        type: "impression",
+        uuid: "i-1",
+        sdkKey: "demo",
+        revision: "3",
+        visitorId: "visitor1",
+        experimentId: "1007",
+        variationId: "v_m",
+        timestamp: expect.any(Number),
+        source: "browser",
+      },
+    ]);
+  });
+
+  it("rejects impressions the edge did not decide, immediate experiments and unknown ids", async () => {
+    const response = await post(
+      {
+        events: [
+          { type: "impression", experimentId: "1007", variationId: "v_m" }, // not in ss_dec
+          { type: "impression", experimentId: "1001", variationId: "v_h_new" }, // immediate
+          { type: "impression", experimentId: "nope", variationId: "v_m" },
+          { type: "impression", experimentId: "1007", variationId: "v_h_new" }, // not its own
+          { type: "impression", experimentId: "1007", variationId: "v_m", uuid: "a b" },
+          { key: "buy_click" },
+        ],
+      },
+      { cookie: "ss_vid=visitor1; ss_dec=1001.v_h_new" },
+    );
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as ErrorBody;
+    expect(body.error.details.accepted).toBe(1);
+    expect(body.error.details.rejected.map((r) => [r.index, r.path])).toEqual([
+      [0, "events[0].variationId"],
+      [1, "events[1].experimentId"],
+      [2, "events[2].experimentId"],
+      [3, "events[3].variationId"],
+      [4, "events[4].uuid"],
+    ]);
+    expect(body.error.details.rejected[0]!.reason).toMatch(/ss_dec/);
+    expect(queued.map((m) => m.type)).toEqual(["conversion"]);
+  });
+});
+
 describe("isAllowedOrigin", () => {
   const url = new URL("https://shop.example.com/_ss/events");
   it("allows no Origin, the same origin, and listed origins only", () => {

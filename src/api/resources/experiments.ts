@@ -289,7 +289,8 @@ export function experimentJson(
   };
 }
 
-async function presentExperiments(
+/** Rows → JSON with their statuses (also used by headline tests and serve-winner). */
+export async function presentExperiments(
   db: D1Database,
   rows: ExperimentRow[],
 ): Promise<ExperimentJson[]> {

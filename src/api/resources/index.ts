@@ -1,12 +1,19 @@
-/** Every project resource's routes (docs/api.md "Resources"); app.ts calls this once. */
+/**
+ * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
+ * aggregates rebuild, bandit allocations and headline tests; app.ts calls this once.
+ */
 import type { ApiApp } from "../app";
 import { registerAttributeRoutes } from "./attributes";
 import { registerAudienceRoutes } from "./audiences";
+import { registerBanditRoutes } from "./bandit";
+import { registerConversionRoutes } from "./conversions";
 import { registerEventRoutes } from "./events";
 import { registerExperimentRoutes } from "./experiments";
 import { registerGroupRoutes } from "./groups";
+import { registerHeadlineTestRoutes } from "./headline-tests";
 import { registerListRoutes } from "./lists";
 import { registerPageRoutes } from "./pages";
+import { registerRebuildRoutes } from "./rebuild";
 import { registerResultRoutes } from "./results";
 
 export function registerResourceRoutes(app: ApiApp): void {
@@ -18,4 +25,8 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerListRoutes(app);
   registerExperimentRoutes(app);
   registerResultRoutes(app);
+  registerBanditRoutes(app);
+  registerHeadlineTestRoutes(app);
+  registerConversionRoutes(app);
+  registerRebuildRoutes(app);
 }

@@ -376,6 +376,60 @@ function addRow(c: MetricCounts, row: MetricDailyRow): void {
   c.valueSumSq += Number(row.value_sum_sq);
 }
 
+/**
+ * For an experiment whose weights the bandit changed (src/api/bandit.ts, `bandit_allocations`
+ * rows with `applied = 1`): per variation, the weight the visitors were actually allocated with,
+ * Σ over datafile revisions r of (visitors first decided by r) × (weight in effect at r), so that
+ * the SRM check's expected counts follow the allocation over time. The weights in effect at r are
+ * those of the last applied row published at or before r, or before any, the first row's previous
+ * weights. Null when nothing was re-allocated. In another environment than the one whose
+ * revisions the rows name (production), which revision published which weights is not known:
+ * every variation gets a null weight there, so the SRM check is skipped rather than wrong.
+ */
+async function allocationOverTime(
+  db: D1Database,
+  experimentId: string,
+  environmentId: string,
+  visitorRows: readonly VariationDailyRow[],
+): Promise<Map<string, number | null> | null> {
+  const rows = await all<{
+    environment_id: string;
+    revision: number | null;
+    weights: string;
+    previous_weights: string;
+  }>(
+    db,
+    "SELECT environment_id, revision, weights, previous_weights FROM bandit_allocations WHERE experiment_id = ? AND applied = 1 ORDER BY id",
+    experimentId,
+  );
+  const [firstRow] = rows;
+  if (!firstRow) return null;
+  const out = new Map<string, number | null>();
+  if (rows.some((r) => r.environment_id !== environmentId || r.revision === null)) {
+    for (const row of visitorRows) out.set(row.variation_id, null);
+    return out;
+  }
+  const periods = rows.map((r) => ({
+    from: r.revision!,
+    weights: parseJson<Record<string, number>>(r.weights, {}),
+  }));
+  const initial = parseJson<Record<string, number>>(firstRow.previous_weights, {});
+  const visitorsByRevision = new Map<string, number>();
+  for (const row of visitorRows)
+    visitorsByRevision.set(
+      row.revision,
+      (visitorsByRevision.get(row.revision) ?? 0) + Number(row.visitors),
+    );
+  for (const [revision, n] of visitorsByRevision) {
+    const r = Number(revision);
+    let weights = initial;
+    for (const period of periods)
+      if (Number.isFinite(r) && period.from <= r) weights = period.weights;
+    for (const [id, w] of Object.entries(weights)) out.set(id, (out.get(id) ?? 0) + n * w);
+  }
+  return out;
+}
+
 /** Reads the aggregates of an experiment in one environment (see the module comment). */
 export async function loadResults(
   db: D1Database,
@@ -498,11 +552,16 @@ export async function loadResults(
     weight: weights.get(id) ?? null,
     visitors: visitors.get(id) ?? 0,
   }));
+  // A bandit changed the weights over time: the SRM check compares against what each datafile
+  // revision allocated, not against today's weights (docs/bandits.md).
+  const allocated = await allocationOverTime(db, experiment.id, environment.id, visitorRows);
   const analysis =
     baselineId === null
       ? null
       : analyzeExperiment(
-          analysisVariations,
+          allocated
+            ? analysisVariations.map((v) => ({ ...v, weight: allocated.get(v.id) ?? null }))
+            : analysisVariations,
           baselineId,
           metrics.map((metric) => ({
             id: metric.eventId,

@@ -1,0 +1,305 @@
+/**
+ * CLI commands for the event data (docs/api.md "Conversions", "Rebuild"), against a running
+ * Worker like the other API commands (--api-url/--token or SPLITSTREAM_API_URL/SPLITSTREAM_TOKEN):
+ *
+ * - `splitstream conversions import FILE` reads offline conversions from NDJSON or CSV, checks
+ *   every line locally (nothing is sent when a line is malformed), then posts them to
+ *   `POST /conversions` in requests of at most 1000 and reports refused items by file line;
+ * - `splitstream rebuild [--apply] [--sdk-key K]` calls `POST /admin/rebuild` and prints the
+ *   comparison; exit status 1 when the live tables differ and nothing was applied.
+ */
+import { parseArgs } from "node:util";
+import { apiOptions, callApi } from "./api-command";
+import { CliError, readText } from "./io";
+
+export const EVENTS_USAGE = `Usage (event data; same --api-url / --token as above):
+  splitstream conversions import FILE --project ID [--environment KEY]
+      offline conversions from NDJSON (one {"visitorId","eventKey","uuid","timestamp"?,
+      "revenue"?,"value"?,"tags"?} per line) or CSV (header: visitorId,eventKey,uuid and any of
+      timestamp,revenue,value; timestamp in ms or ISO 8601); every line is checked first, nothing
+      is sent if one is malformed; sent in requests of 1000; exit 1 if the API refused any
+  splitstream rebuild [--apply] [--sdk-key KEY]
+      recompute the event aggregates from the R2 archive and compare them with D1; --apply
+      replaces the live rows with the rebuilt ones; exit 1 when they differ (without --apply)
+  Add --json for raw JSON output.`;
+
+/** Conversions per API request (the endpoint's limit). */
+export const IMPORT_CHUNK = 1000;
+
+const OPTIONS = {
+  "api-url": { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean", default: false },
+  project: { type: "string" },
+  environment: { type: "string" },
+  apply: { type: "boolean", default: false },
+  "sdk-key": { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** One conversion read from the file, with the line it came from. */
+export interface ImportedConversion {
+  line: number;
+  conversion: Record<string, unknown>;
+}
+
+/** A line the file could not give a conversion for. */
+export interface ImportProblem {
+  line: number;
+  message: string;
+}
+
+const CSV_COLUMNS = new Set(["visitorId", "eventKey", "uuid", "timestamp", "revenue", "value"]);
+const CSV_REQUIRED = ["visitorId", "eventKey", "uuid"];
+
+/** Splits CSV text into records of fields (RFC 4180: quotes, doubled quotes, CRLF or LF). */
+export function parseCsv(text: string): Array<{ line: number; fields: string[] }> {
+  const records: Array<{ line: number; fields: string[] }> = [];
+  let fields: string[] = [];
+  let field = "";
+  let quoted = false;
+  let line = 1;
+  let recordLine = 1;
+  let atFieldStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else {
+        if (ch === "\n") line++;
+        field += ch;
+      }
+      continue;
+    }
+    if (ch === '"' && atFieldStart) {
+      quoted = true;
+      atFieldStart = false;
+    } else if (ch === ",") {
+      fields.push(field);
+      field = "";
+      atFieldStart = true;
+    } else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      fields.push(field);
+      if (fields.length > 1 || fields[0] !== "") records.push({ line: recordLine, fields });
+      fields = [];
+      field = "";
+      atFieldStart = true;
+      line++;
+      recordLine = line;
+    } else {
+      field += ch;
+      atFieldStart = false;
+    }
+  }
+  if (quoted) throw new CliError(`line ${recordLine}: unterminated quoted field`);
+  fields.push(field);
+  if (fields.length > 1 || fields[0] !== "") records.push({ line: recordLine, fields });
+  return records;
+}
+
+/** A CSV cell as a number, or a problem. */
+function csvNumber(value: string, column: string, integer: boolean): number | string {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) return `${column}: not a number: ${value}`;
+  if (integer && !Number.isSafeInteger(n)) return `${column}: not an integer: ${value}`;
+  return n;
+}
+
+/**
+ * The conversions of an import file: NDJSON when the first non-blank character is `{`, else CSV
+ * with a header line. Returns every conversion and every problem (with its line).
+ */
+export function parseConversionsFile(text: string): {
+  conversions: ImportedConversion[];
+  problems: ImportProblem[];
+} {
+  const conversions: ImportedConversion[] = [];
+  const problems: ImportProblem[] = [];
+  const body = text.replace(/^\uFEFF/, "");
+  if (body.trimStart().startsWith("{")) {
+    body.split(/\r?\n/).forEach((raw, index) => {
+      if (raw.trim() === "") return;
+      const line = index + 1;
+      let value: unknown;
+      try {
+        value = JSON.parse(raw);
+      } catch (error) {
+        return problems.push({ line, message: `not JSON: ${(error as Error).message}` });
+      }
+      if (typeof value !== "object" || value === null || Array.isArray(value))
+        return problems.push({ line, message: "each line must be a JSON object" });
+      conversions.push({ line, conversion: value as Record<string, unknown> });
+    });
+    return { conversions, problems };
+  }
+  const records = parseCsv(body);
+  const header = records.shift();
+  if (!header) return { conversions, problems: [{ line: 1, message: "empty file" }] };
+  const columns = header.fields.map((f) => f.trim());
+  for (const column of columns)
+    if (!CSV_COLUMNS.has(column))
+      problems.push({
+        line: header.line,
+        message: `unknown column ${JSON.stringify(column)} (expected ${[...CSV_COLUMNS].join(", ")})`,
+      });
+  for (const column of CSV_REQUIRED)
+    if (!columns.includes(column))
+      problems.push({ line: header.line, message: `missing column ${column}` });
+  if (problems.length > 0) return { conversions, problems };
+  for (const { line, fields } of records) {
+    if (fields.length !== columns.length) {
+      problems.push({
+        line,
+        message: `${fields.length} fields, the header has ${columns.length}`,
+      });
+      continue;
+    }
+    const conversion: Record<string, unknown> = {};
+    let problem: string | null = null;
+    columns.forEach((column, i) => {
+      const cell = fields[i]!;
+      if (problem !== null || cell === "") return;
+      if (column === "revenue" || column === "value") {
+        const n = csvNumber(cell, column, column === "revenue");
+        if (typeof n === "string") problem = n;
+        else conversion[column] = n;
+      } else if (column === "timestamp") {
+        const ms = /^\d+$/.test(cell) ? Number(cell) : Date.parse(cell);
+        if (!Number.isSafeInteger(ms))
+          problem = `timestamp: neither ms since the epoch nor an ISO 8601 date: ${cell}`;
+        else conversion.timestamp = ms;
+      } else conversion[column] = cell;
+    });
+    for (const column of CSV_REQUIRED)
+      if (problem === null && conversion[column] === undefined) problem = `${column}: empty`;
+    if (problem !== null) problems.push({ line, message: problem });
+    else conversions.push({ line, conversion });
+  }
+  return { conversions, problems };
+}
+
+interface ImportResponse {
+  accepted: number;
+  rejected: Array<{ index: number; path: string; message: string }>;
+}
+
+interface RebuildReportJson {
+  sdkKeys: string[];
+  objectsRead: number;
+  eventsRead: number;
+  eventsFolded: number;
+  duplicates: number;
+  invalidLines: number;
+  tables: Record<string, { live: number; rebuilt: number; differences: number }>;
+  differences: Array<{
+    table: string;
+    key: Record<string, unknown>;
+    live: Record<string, unknown> | null;
+    rebuilt: Record<string, unknown> | null;
+  }>;
+  differencesTruncated: boolean;
+  matches: boolean;
+  applied: boolean;
+}
+
+const SHOWN_DIFFERENCES = 20;
+
+/** `splitstream rebuild` as text. */
+export function renderRebuild(r: RebuildReportJson): string {
+  const lines = [
+    `sdkKeys: ${r.sdkKeys.length ? r.sdkKeys.join(", ") : "(none)"}`,
+    `archive: ${r.objectsRead} objects, ${r.eventsRead} event lines, ${r.eventsFolded} distinct events folded, ${r.duplicates} duplicates, ${r.invalidLines} invalid lines`,
+  ];
+  const rows = Object.entries(r.tables).map(([t, c]) => [
+    t,
+    String(c.live),
+    String(c.rebuilt),
+    String(c.differences),
+  ]);
+  const table = [["table", "live", "rebuilt", "differences"], ...rows];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) lines.push(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+  const total = Object.values(r.tables).reduce((n, t) => n + t.differences, 0);
+  lines.push(r.matches ? "matches: yes" : `matches: NO — ${total} rows differ`);
+  for (const d of r.differences.slice(0, SHOWN_DIFFERENCES))
+    lines.push(
+      `  ${d.table} ${JSON.stringify(d.key)}: live ${JSON.stringify(d.live)} rebuilt ${JSON.stringify(d.rebuilt)}`,
+    );
+  if (total > SHOWN_DIFFERENCES) lines.push(`  … (--json lists up to 1000)`);
+  if (r.applied) lines.push("applied: the live rows were replaced with the rebuilt ones");
+  return lines.join("\n");
+}
+
+/** Runs `splitstream conversions …` and `splitstream rebuild …`. */
+export async function runEventsCommand(group: string, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${EVENTS_USAGE}`, 2);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${EVENTS_USAGE}\n`);
+    return 0;
+  }
+
+  if (group === "rebuild") {
+    if (positionals.length > 0)
+      throw new CliError(`rebuild takes no arguments\n\n${EVENTS_USAGE}`, 2);
+    const o = apiOptions(values);
+    const body = {
+      apply: values.apply === true,
+      ...(values["sdk-key"] === undefined ? {} : { sdkKey: values["sdk-key"] }),
+    };
+    const report = (await callApi(o, "POST", "/admin/rebuild", body)) as RebuildReportJson;
+    process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : renderRebuild(report)}\n`);
+    return report.matches || report.applied ? 0 : 1;
+  }
+
+  if (group === "conversions" && positionals[0] === "import") {
+    const file = positionals[1];
+    if (!file || positionals.length > 2)
+      throw new CliError(`conversions import needs one FILE\n\n${EVENTS_USAGE}`, 2);
+    if (!values.project) throw new CliError("--project is required", 2);
+    const o = apiOptions(values);
+    const { conversions, problems } = parseConversionsFile(await readText(file));
+    if (problems.length > 0)
+      throw new CliError(
+        `${file}: nothing sent, fix these lines first:\n${problems.map((p) => `  line ${p.line}: ${p.message}`).join("\n")}`,
+      );
+    if (conversions.length === 0) throw new CliError(`${file}: no conversions`);
+    let accepted = 0;
+    const refused: string[] = [];
+    for (let i = 0; i < conversions.length; i += IMPORT_CHUNK) {
+      const chunk = conversions.slice(i, i + IMPORT_CHUNK);
+      const body = {
+        projectId: values.project,
+        ...(values.environment === undefined ? {} : { environment: values.environment }),
+        conversions: chunk.map((c) => c.conversion),
+      };
+      const response = (await callApi(o, "POST", "/conversions", body).catch((error: unknown) => {
+        if (!(error instanceof CliError)) throw error;
+        // A 422 refuses the whole chunk: report it, then stop (later chunks were not sent).
+        throw new CliError(
+          `${file}: lines ${chunk[0]!.line}-${chunk.at(-1)!.line}: ${error.message}${accepted ? `\n(${accepted} conversions of earlier lines were accepted)` : ""}`,
+        );
+      })) as ImportResponse;
+      accepted += response.accepted;
+      for (const r of response.rejected)
+        refused.push(`  line ${chunk[r.index]?.line ?? "?"}: ${r.path}: ${r.message}`);
+    }
+    if (o.json) process.stdout.write(`${JSON.stringify({ accepted, refused: refused.length })}\n`);
+    else process.stdout.write(`${accepted} accepted, ${refused.length} refused\n`);
+    if (refused.length > 0) {
+      process.stderr.write(`refused:\n${refused.join("\n")}\n`);
+      return 1;
+    }
+    return 0;
+  }
+  throw new CliError(`unknown command: ${[group, ...positionals].join(" ")}\n\n${EVENTS_USAGE}`, 2);
+}

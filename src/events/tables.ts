@@ -1,0 +1,238 @@
+/**
+ * The consumer's derived tables (migrations/0002_events.sql, 0003_conversions.sql) as plain rows,
+ * for comparing the live D1 state with a state computed in memory (the rebuild from the R2
+ * archive, src/events/rebuild.ts, and the tests): the row form of an AggregateState, reading a
+ * table's rows for one sdkKey, and a per-row diff.
+ *
+ * seen_events is not here: it is dedupe bookkeeping, pruned by age, not a result.
+ */
+import type { AggregateState } from "./aggregate";
+
+/** The tables a rebuild recomputes, in the order they are compared and written. */
+export const DERIVED_TABLES = [
+  "exposures",
+  "conversions",
+  "converters",
+  "variation_daily",
+  "metric_daily",
+] as const;
+
+export type DerivedTable = (typeof DERIVED_TABLES)[number];
+
+/** A row: column name → value (D1 gives numbers for INTEGER and REAL, strings for TEXT). */
+export type Row = Record<string, string | number>;
+
+export type TableRows = Record<DerivedTable, Row[]>;
+
+interface TableSpec {
+  /** Primary-key columns (sdk_key first, except conversions whose key is uuid). */
+  key: readonly string[];
+  /** The other columns. */
+  values: readonly string[];
+  /** REAL columns: sums of floats, compared with a relative tolerance (summation order). */
+  real: ReadonlySet<string>;
+}
+
+export const TABLE_SPECS: Record<DerivedTable, TableSpec> = {
+  exposures: {
+    key: ["sdk_key", "experiment_id", "visitor_id"],
+    values: ["variation_id", "first_at", "revision", "uuid"],
+    real: new Set(),
+  },
+  conversions: {
+    key: ["uuid"],
+    values: [
+      "sdk_key",
+      "visitor_id",
+      "event_id",
+      "timestamp",
+      "day",
+      "revenue",
+      "value",
+      "revision",
+    ],
+    real: new Set(["value"]),
+  },
+  converters: {
+    key: ["sdk_key", "experiment_id", "event_id", "visitor_id"],
+    values: ["variation_id", "converted_at", "uuid"],
+    real: new Set(),
+  },
+  variation_daily: {
+    key: ["sdk_key", "experiment_id", "variation_id", "revision", "day"],
+    values: ["visitors"],
+    real: new Set(),
+  },
+  metric_daily: {
+    key: ["sdk_key", "experiment_id", "variation_id", "revision", "event_id", "day"],
+    values: ["converters", "events", "revenue_sum", "revenue_sum_sq", "value_sum", "value_sum_sq"],
+    real: new Set(["revenue_sum_sq", "value_sum", "value_sum_sq"]),
+  },
+};
+
+/** Every column of a table, key first. */
+export function columnsOf(table: DerivedTable): string[] {
+  const spec = TABLE_SPECS[table];
+  return [...spec.key, ...spec.values];
+}
+
+/** The rows an in-memory state stands for, per table (for every sdkKey in it). */
+export function stateRows(state: AggregateState): TableRows {
+  const parse = (k: string) => JSON.parse(k) as string[];
+  return {
+    exposures: [...state.exposures].map(([k, e]) => {
+      const [sdk_key, experiment_id, visitor_id] = parse(k) as [string, string, string];
+      return {
+        sdk_key,
+        experiment_id,
+        visitor_id,
+        variation_id: e.variationId,
+        first_at: e.firstAt,
+        revision: e.revision,
+        uuid: e.uuid,
+      };
+    }),
+    conversions: [...state.conversions.values()].map((c) => ({
+      uuid: c.uuid,
+      sdk_key: c.sdkKey,
+      visitor_id: c.visitorId,
+      event_id: c.eventId,
+      timestamp: c.timestamp,
+      day: c.day,
+      revenue: c.revenue,
+      value: c.value,
+      revision: c.revision,
+    })),
+    converters: [...state.converters].map(([k, c]) => {
+      const [sdk_key, experiment_id, event_id, visitor_id] = parse(k) as [
+        string,
+        string,
+        string,
+        string,
+      ];
+      return {
+        sdk_key,
+        experiment_id,
+        event_id,
+        visitor_id,
+        variation_id: c.variationId,
+        converted_at: c.convertedAt,
+        uuid: c.uuid,
+      };
+    }),
+    variation_daily: [...state.variationDaily].map(([k, visitors]) => {
+      const [sdk_key, experiment_id, variation_id, revision, day] = parse(k) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      return { sdk_key, experiment_id, variation_id, revision, day, visitors };
+    }),
+    metric_daily: [...state.metricDaily].map(([k, m]) => {
+      const [sdk_key, experiment_id, variation_id, revision, event_id, day] = parse(k) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      return {
+        sdk_key,
+        experiment_id,
+        variation_id,
+        revision,
+        event_id,
+        day,
+        converters: m.converters,
+        events: m.events,
+        revenue_sum: m.revenueSum,
+        revenue_sum_sq: m.revenueSumSq,
+        value_sum: m.valueSum,
+        value_sum_sq: m.valueSumSq,
+      };
+    }),
+  };
+}
+
+const PAGE_ROWS = 5000;
+
+/** Every row of `table` for `sdkKey`, read in pages (rowid order). */
+export async function readTableRows(
+  db: D1Database,
+  table: DerivedTable,
+  sdkKey: string,
+): Promise<Row[]> {
+  const columns = columnsOf(table).join(", ");
+  const out: Row[] = [];
+  let after = -1;
+  for (;;) {
+    const { results } = await db
+      .prepare(
+        `SELECT rowid AS _rowid, ${columns} FROM ${table} WHERE sdk_key = ? AND rowid > ? ORDER BY rowid LIMIT ?`,
+      )
+      .bind(sdkKey, after, PAGE_ROWS)
+      .all<Row & { _rowid: number }>();
+    for (const { _rowid, ...row } of results) {
+      out.push(row);
+      after = _rowid;
+    }
+    if (results.length < PAGE_ROWS) return out;
+  }
+}
+
+/** Every sdk_key that has a row in any derived table. */
+export async function liveSdkKeys(db: D1Database): Promise<string[]> {
+  const union = DERIVED_TABLES.map((t) => `SELECT DISTINCT sdk_key FROM ${t}`).join(" UNION ");
+  const { results } = await db.prepare(union).all<{ sdk_key: string }>();
+  return results.map((r) => r.sdk_key);
+}
+
+/** One row that differs: its key, and the other columns live and rebuilt (null = no such row). */
+export interface RowDifference {
+  table: DerivedTable;
+  key: Row;
+  live: Row | null;
+  rebuilt: Row | null;
+}
+
+const keyOf = (table: DerivedTable, row: Row) =>
+  JSON.stringify(TABLE_SPECS[table].key.map((c) => row[c]));
+
+function valuesOf(table: DerivedTable, row: Row): Row {
+  const out: Row = {};
+  for (const column of TABLE_SPECS[table].values) out[column] = row[column]!;
+  return out;
+}
+
+/** Equal, with a relative tolerance of 1e-9 for REAL columns (float sums depend on order). */
+function sameValue(a: string | number | undefined, b: string | number | undefined, real: boolean) {
+  if (a === b) return true;
+  if (!real || typeof a !== "number" || typeof b !== "number") return false;
+  return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+}
+
+/** Rows of `table` that differ between `live` and `rebuilt` (compared by primary key). */
+export function diffRows(table: DerivedTable, live: Row[], rebuilt: Row[]): RowDifference[] {
+  const spec = TABLE_SPECS[table];
+  const liveByKey = new Map(live.map((row) => [keyOf(table, row), row]));
+  const out: RowDifference[] = [];
+  const keyRow = (row: Row): Row => Object.fromEntries(spec.key.map((c) => [c, row[c]!]));
+  for (const row of rebuilt) {
+    const k = keyOf(table, row);
+    const other = liveByKey.get(k);
+    liveByKey.delete(k);
+    if (other && spec.values.every((c) => sameValue(other[c], row[c], spec.real.has(c)))) continue;
+    out.push({
+      table,
+      key: keyRow(row),
+      live: other ? valuesOf(table, other) : null,
+      rebuilt: valuesOf(table, row),
+    });
+  }
+  for (const row of liveByKey.values())
+    out.push({ table, key: keyRow(row), live: valuesOf(table, row), rebuilt: null });
+  return out;
+}

@@ -1,0 +1,522 @@
+/**
+ * The client script in a real browser: headless Chromium against the demo shop behind
+ * `wrangler dev` (test/browser/harness.ts), with demo/datafile.json plus a single-page-app page
+ * (`url_changed`), a `dom_changed` page, a pageview goal for the SPA page and both integrations
+ * on. Events go through the real endpoint, queue and consumer into the local D1 aggregates.
+ *
+ * The visitor is `qa-variant`, whom every demo experiment forces into its changing variation.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { decodeAttributes } from "../../src/edge/visitor";
+import {
+  CHROME_UA,
+  chromiumPath,
+  eventually,
+  launchChromium,
+  repoRoot,
+  startDemo,
+  type Demo,
+} from "./harness";
+
+const VISITOR = "qa-variant";
+
+// The page.evaluate callbacks run in the browser; its globals, loosely typed for the Node
+// type-check of this file.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const window: any, document: any, history: any, location: any;
+
+/** demo/datafile.json plus what the demo lacks: SPA pages, a pageview goal, integrations. */
+function testDatafile(): Record<string, unknown> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const d = JSON.parse(readFileSync(join(repoRoot, "demo", "datafile.json"), "utf8")) as any;
+  const experiment = (id: string, key: string, variationKeys: [string, string]) => ({
+    id,
+    key,
+    status: "Running",
+    layerId: `l${id}`,
+    variations: variationKeys.map((k, i) => ({ id: `${id}${i + 1}`, key: k })),
+    trafficAllocation: [
+      { entityId: `${id}1`, endOfRange: 5000 },
+      { entityId: `${id}2`, endOfRange: 10000 },
+    ],
+    audienceIds: [],
+    forcedVariations: { "qa-original": variationKeys[0], "qa-variant": variationKeys[1] },
+  });
+  // The demo's home page conditions name fixed ports; here the Worker runs on a free one.
+  d.web.pages
+    .find((p: { id: string }) => p.id === "p_home")
+    .conditions.push({ match: "regex", value: "^https?://[^/]+/(?:[?#].*)?$" });
+  d.experiments.push(
+    experiment("1009", "spa_compare", ["control", "compare_box"]),
+    experiment("1010", "late_widget", ["control", "loud_widget"]),
+  );
+  d.events.push(
+    { id: "2004", key: "compare_view", experimentIds: ["1009"] },
+    { id: "2005", key: "left_page", experimentIds: ["1007"] },
+    { id: "2006", key: "early_bird", experimentIds: ["1007"] },
+  );
+  d.web.pages.push(
+    {
+      id: "p_compare",
+      key: "compare",
+      activation: "url_changed",
+      conditions: ["or", { match: "substring", value: "view=compare" }],
+    },
+    {
+      id: "p_late",
+      key: "late",
+      activation: "dom_changed",
+      selector: "#ss-late",
+      conditions: ["or", { match: "regex", value: "^https?://[^/]+/products/\\d" }],
+    },
+  );
+  d.web.experiments.push(
+    {
+      id: "1009",
+      type: "ab",
+      pageIds: ["p_compare"],
+      metrics: [{ eventId: "2004", aggregator: "unique" }],
+      variations: [
+        { id: "10091", changes: [] },
+        {
+          id: "10092",
+          changes: [
+            {
+              type: "insert_html",
+              selector: ".product-info",
+              position: "append",
+              html: '<p id="ss-compare">Compare with the other packs</p>',
+            },
+            { type: "custom_css", value: "#ss-compare{font-weight:700}" },
+          ],
+        },
+      ],
+    },
+    {
+      id: "1010",
+      type: "ab",
+      pageIds: ["p_late"],
+      metrics: [{ eventId: "2003", aggregator: "count" }],
+      variations: [
+        { id: "10101", changes: [] },
+        {
+          id: "10102",
+          changes: [
+            {
+              type: "attribute",
+              selector: "#ss-late",
+              attributes: { text: "Loud widget", addClass: "loud" },
+            },
+          ],
+        },
+      ],
+    },
+  );
+  d.web.events.push(
+    { id: "2004", type: "pageview", pageId: "p_compare" },
+    { id: "2005", type: "custom" },
+    { id: "2006", type: "custom" },
+  );
+  d.web.integrations = { dataLayer: true, segment: true };
+  return d;
+}
+
+/**
+ * The JSON bodies of the POST /_ss/events requests the pages sent, once answered (a test that
+ * closes its browser context right after cannot cut one off midway). Beacons sent while a page
+ * unloads are not reported to playwright: those are checked in D1.
+ */
+function eventLog(context: BrowserContext): Array<{ events: Array<Record<string, unknown>> }> {
+  const log: Array<{ events: Array<Record<string, unknown>> }> = [];
+  context.on("response", (response) => {
+    const request = response.request();
+    if (request.method() === "POST" && new URL(request.url()).pathname === "/_ss/events") {
+      try {
+        log.push(JSON.parse(request.postData() ?? "{}"));
+      } catch {
+        // not JSON: ignored
+      }
+    }
+  });
+  return log;
+}
+
+const sent = (log: ReturnType<typeof eventLog>) => log.flatMap((b) => b.events);
+
+const haveChromium = chromiumPath() !== null;
+if (!haveChromium && process.env.CI)
+  throw new Error("the browser tests need Chromium: apt-get install -y chromium");
+
+describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangler dev", () => {
+  let demo: Demo;
+  let chromium: Awaited<ReturnType<typeof launchChromium>>;
+
+  beforeAll(async () => {
+    const [started, launched] = await Promise.allSettled([
+      startDemo(testDatafile()),
+      launchChromium(),
+    ]);
+    if (started.status === "fulfilled") demo = started.value;
+    if (launched.status === "fulfilled") chromium = launched.value;
+    for (const result of [started, launched]) if (result.status === "rejected") throw result.reason;
+  });
+
+  afterAll(async () => {
+    await chromium?.close();
+    await demo?.stop();
+  });
+
+  async function open(
+    path: string,
+    options: {
+      base?: string;
+      viewport?: { width: number; height: number };
+      /** runs in the page before any of its scripts */
+      init?: () => void;
+    } = {},
+  ): Promise<{ context: BrowserContext; page: Page; log: ReturnType<typeof eventLog> }> {
+    const base = options.base ?? demo.url;
+    const context = await chromium.browser.newContext({
+      userAgent: CHROME_UA,
+      viewport: options.viewport ?? { width: 1280, height: 800 },
+    });
+    await context.addCookies([{ name: "ss_vid", value: VISITOR, url: base }]);
+    // A stand-in for Segment's analytics.js, recording track calls.
+    await context.addInitScript(() => {
+      const calls: unknown[] = [];
+      Object.assign(window, {
+        analytics: { track: (...args: unknown[]) => calls.push(args) },
+        segmentCalls: calls,
+      });
+    });
+    const log = eventLog(context);
+    const page = await context.newPage();
+    if (options.init) await page.addInitScript(options.init);
+    page.on("pageerror", (error) => console.error(`page error on ${path}:`, error));
+    await page.goto(base + path);
+    await page.waitForFunction(() => typeof window.splitstream?.get === "function");
+    return { context, page, log };
+  }
+
+  it("home: the queue before load, state API, dataLayer and Segment for the edge's decisions, optimizely shim", async () => {
+    // A command queued before /_ss/client.js has loaded.
+    const { context, page, log } = await open("/", {
+      init: () => {
+        window.splitstream = [{ type: "event", eventName: "early_bird", tags: { early: true } }];
+      },
+    });
+    try {
+      await eventually(() => sent(log).find((e) => e.key === "early_bird"), 5000, "queued event");
+      expect(sent(log).find((e) => e.key === "early_bird")).toMatchObject({
+        tags: { early: true },
+      });
+      const state = await page.evaluate(() => {
+        const w = window;
+        const s = w.splitstream.get("state");
+        const o = w.optimizely.get("state");
+        return {
+          visitorId: s.visitorId,
+          active: s.getActiveExperimentIds(),
+          variations: s.getVariationMap(),
+          shimActive: o.getActiveExperimentIds(),
+          shimVariations: o.getVariationMap(),
+        };
+      });
+      expect(state.visitorId).toBe(VISITOR);
+      expect(state.active).toEqual(expect.arrayContaining(["1001", "1006", "1007"]));
+      expect(state.variations["1001"]).toMatchObject({ id: "1102", key: "lifestyle_image" });
+      expect(state.shimActive).toEqual(state.active);
+      expect(state.shimVariations).toEqual(state.variations);
+
+      // One dataLayer entry and one Segment call per active experiment, once the config is in.
+      const dataLayer = await eventually(
+        () =>
+          page.evaluate(() => {
+            const entries = (window.dataLayer ?? []) as Array<Record<string, unknown>>;
+            return entries.length >= 3 ? entries : null;
+          }),
+        5000,
+        "dataLayer entries",
+      );
+      expect(dataLayer).toContainEqual({
+        event: "experiment_impression",
+        experiment_id: "1001",
+        experiment_key: "home_hero",
+        variation_id: "1102",
+        variation_key: "lifestyle_image",
+      });
+      expect(dataLayer.map((e) => e.experiment_id).sort()).toEqual(state.active.sort());
+      const segment = await page.evaluate(() => window.segmentCalls);
+      expect(segment).toContainEqual([
+        "Experiment Viewed",
+        {
+          experiment_id: "1001",
+          experiment_name: "home_hero",
+          variation_id: "1102",
+          variation_name: "lifestyle_image",
+        },
+      ]);
+
+      // An event through the Optimizely-style API: revenue in cents out of the tags.
+      await page.evaluate(() =>
+        window.optimizely.push({
+          type: "event",
+          eventName: "purchase",
+          tags: { revenue: 4200, plan: "pro" },
+        }),
+      );
+      await eventually(() => sent(log).find((e) => e.key === "purchase"), 5000, "purchase sent");
+      expect(sent(log).find((e) => e.key === "purchase")).toMatchObject({
+        key: "purchase",
+        revenue: 4200,
+        tags: { plan: "pro" },
+        uuid: expect.stringMatching(/^[0-9a-f]{32}$/),
+      });
+      // The edge counted the immediate impressions: the client sends none for them.
+      expect(sent(log).filter((e) => e.type === "impression")).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("the shim is off on a route that does not enable it", async () => {
+    const { context, page } = await open("/", { base: demo.localhostUrl });
+    try {
+      expect(await page.evaluate(() => typeof window.optimizely)).toBe("undefined");
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("manual activation: nothing until the page activates, then changes + one impression; click goal", async () => {
+    // A short viewport: the reviews start below the fold, the demo activates when they show.
+    const { context, page, log } = await open("/products/1", {
+      viewport: { width: 1000, height: 300 },
+    });
+    try {
+      await page.waitForTimeout(300);
+      expect(await page.textContent("#reviews h2")).toBe("Reviews");
+      expect(await page.evaluate(() => document.documentElement.dataset.reviews)).toBeUndefined();
+      const before = await page.evaluate(() =>
+        window.splitstream.get("state").getActiveExperimentIds(),
+      );
+      expect(before).not.toContain("1005");
+
+      await page.locator("#reviews").scrollIntoViewIfNeeded();
+      await page.waitForSelector("text=What hikers say");
+      // custom_code ran, with the page's DOM in place
+      await page.waitForFunction(() => document.documentElement.dataset.reviews === "summary");
+      // Activating again changes nothing and sends nothing more.
+      await page.evaluate(() =>
+        window.splitstream.push({ type: "activate", experimentKey: "product_reviews" }),
+      );
+      expect(await page.locator("#reviews").count()).toBe(1);
+      const after = await page.evaluate(() =>
+        window.splitstream.get("state").getActiveExperimentIds(),
+      );
+      expect(after).toContain("1005");
+
+      // Click goal: #buy (the edge's big_buy_button variation is on it).
+      await page.locator("#buy").click();
+      await eventually(() => sent(log).find((e) => e.key === "buy_click"), 5000, "buy_click");
+      const impressions = sent(log).filter((e) => e.type === "impression");
+      expect(impressions).toEqual([
+        expect.objectContaining({ type: "impression", experimentId: "1005", variationId: "1502" }),
+      ]);
+      const dataLayer = await page.evaluate(() => window.dataLayer);
+      expect(dataLayer).toContainEqual(
+        expect.objectContaining({ experiment_id: "1005", variation_key: "reviews_summary" }),
+      );
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("SPA: url_changed decides through the edge, applies, counts the pageview goal; dom_changed", async () => {
+    const { context, page, log } = await open("/products/2");
+    try {
+      // Not decided at page load: the URL did not match the SPA page then.
+      const decided = await page.evaluate(() =>
+        window.splitstream
+          .get("state")
+          .getDecisions()
+          .map((d: { experimentId: string }) => d.experimentId),
+      );
+      expect(decided).not.toContain("1009");
+
+      const decide = page.waitForResponse((r) => r.url().includes("/_ss/decide?"));
+      await page.evaluate(() => history.pushState({}, "", "/products/2?view=compare"));
+      expect((await decide).status()).toBe(200);
+      await page.waitForSelector("#ss-compare");
+      await eventually(
+        () => sent(log).find((e) => e.key === "compare_view"),
+        5000,
+        "pageview goal",
+      );
+      await eventually(
+        () => sent(log).find((e) => e.type === "impression" && e.experimentId === "1009"),
+        5000,
+        "SPA impression",
+      );
+
+      // Away and back: the page deactivates and activates again, no second change or impression.
+      await page.evaluate(() => history.back());
+      await page.waitForFunction(() => !location.search);
+      await page.evaluate(() => history.forward());
+      await page.waitForFunction(() => location.search === "?view=compare");
+      await page.waitForTimeout(200);
+      expect(await page.locator("#ss-compare").count()).toBe(1);
+
+      // dom_changed: the page activates when its element appears.
+      await page.evaluate(() => {
+        const el = document.createElement("div");
+        el.id = "ss-late";
+        el.textContent = "Quiet widget";
+        document.querySelector("main")!.append(el);
+      });
+      await page.waitForSelector("#ss-late.loud");
+      expect(await page.textContent("#ss-late")).toBe("Loud widget");
+      await page.waitForTimeout(1500);
+      const impressions = sent(log)
+        .filter((e) => e.type === "impression")
+        .map((e) => e.experimentId);
+      // 1009 and 1010 once each (1005 too: the demo activates the reviews once they are visible)
+      expect(impressions.filter((id) => id !== "1005").sort()).toEqual(["1009", "1010"]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("delivery: a 503 is retried with the same uuid; an event queued as the page unloads arrives by beacon", async () => {
+    const { context, page, log } = await open("/products/3");
+    try {
+      let refused = 0;
+      await page.route("**/_ss/events", (route) =>
+        refused++ === 0 ? route.fulfill({ status: 503, body: "" }) : route.fallback(),
+      );
+      await page.evaluate(() =>
+        window.splitstream.push({ type: "event", eventName: "purchase", revenue: 700 }),
+      );
+      await eventually(
+        () => sent(log).filter((e) => e.revenue === 700).length >= 2,
+        10_000,
+        "retry after 503",
+      );
+      const tries = sent(log).filter((e) => e.revenue === 700);
+      expect(new Set(tries.map((e) => e.uuid)).size).toBe(1); // the same event, same uuid
+      await page.unroute("**/_ss/events");
+
+      // Queued, then the page is left for one without the client script (a 404): only the
+      // beacon sent while the page unloads can deliver the event.
+      await page.evaluate(() => {
+        window.splitstream.push({ type: "event", eventName: "left_page" });
+        location.href = "/no-such-page";
+      });
+      await page.waitForURL(/no-such-page/);
+      await eventually(
+        async () =>
+          (
+            await demo.query<{ n: number }>(
+              "SELECT COALESCE(SUM(events), 0) AS n FROM metric_daily WHERE event_id = '2005'",
+            )
+          )[0]!.n > 0,
+        20_000,
+        "the beaconed event in D1",
+      );
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("user attributes land in ss_attrs in the edge's format; opt-out turns the edge off", async () => {
+    const { context, page } = await open("/");
+    try {
+      const attrs = async () =>
+        decodeAttributes(
+          (await context.cookies()).find((c) => c.name === "ss_attrs")?.value ?? undefined,
+        );
+      await page.evaluate(() =>
+        window.splitstream.push({
+          type: "user",
+          attributes: { plan: "pro", visits: 3, "geo.country": "XX" },
+        }),
+      );
+      // The edge ignores request-attribute names such as geo.* (they cannot be spoofed).
+      expect(await attrs()).toEqual({ plan: "pro", visits: 3 });
+      await page.evaluate(() =>
+        window.splitstream.push({ type: "user", attributes: { visits: 4, plan: null } }),
+      );
+      expect(await attrs()).toEqual({ visits: 4 });
+
+      await page.evaluate(() => window.splitstream.push({ type: "optOut" }));
+      expect((await context.cookies()).find((c) => c.name === "ss_optout")?.value).toBe("1");
+      await page.reload();
+      // Opted out: the original page, no bootstrap, no client script.
+      expect(await page.evaluate(() => typeof window.__ss)).toBe("undefined");
+      expect(await page.locator("script[src^='/_ss/client.js']").count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("the events reach the D1 aggregates", async () => {
+    onTestFailed(async () => {
+      console.error("exposures:", JSON.stringify(await demo.query("SELECT * FROM exposures")));
+      console.error("seen_events:", JSON.stringify(await demo.query("SELECT * FROM seen_events")));
+      console.error(
+        "metric_daily:",
+        JSON.stringify(await demo.query("SELECT * FROM metric_daily")),
+      );
+      console.error("wrangler dev output:\n" + demo.output());
+    });
+    type Row = { experiment_id: string; variation_id: string };
+    const exposures = await eventually(
+      async () => {
+        const rows = await demo.query<Row>(
+          "SELECT experiment_id, variation_id FROM exposures WHERE sdk_key = 'demo' AND visitor_id = ?",
+          VISITOR,
+        );
+        const ids = new Set(rows.map((r) => r.experiment_id));
+        return ["1001", "1002", "1005", "1009", "1010"].every((id) => ids.has(id)) ? rows : null;
+      },
+      20_000,
+      "exposures",
+    );
+    // client impressions (manual, url_changed, dom_changed) next to the edge's (immediate)
+    expect(exposures).toEqual(
+      expect.arrayContaining([
+        { experiment_id: "1005", variation_id: "1502" },
+        { experiment_id: "1009", variation_id: "10092" },
+        { experiment_id: "1010", variation_id: "10102" },
+        { experiment_id: "1002", variation_id: "1202" },
+      ]),
+    );
+    type Metric = { experiment_id: string; event_id: string; converters: number; revenue: number };
+    const metrics = await eventually(
+      async () => {
+        const rows = await demo.query<Metric>(
+          `SELECT experiment_id, event_id, SUM(converters) AS converters, SUM(revenue_sum) AS revenue
+           FROM metric_daily WHERE sdk_key = 'demo' GROUP BY experiment_id, event_id`,
+        );
+        const find = (e: string, ev: string) =>
+          rows.find((r) => r.experiment_id === e && r.event_id === ev);
+        return find("1002", "2001") &&
+          find("1009", "2004") &&
+          (find("1001", "2003")?.revenue ?? 0) >= 4200 + 700
+          ? rows
+          : null;
+      },
+      20_000,
+      "metric_daily",
+    );
+    const find = (e: string, ev: string) =>
+      metrics.find((r) => r.experiment_id === e && r.event_id === ev)!;
+    expect(find("1002", "2001").converters).toBe(1); // buy_click, one visitor
+    expect(find("1005", "2001").converters).toBe(1); // attributed to the manual experiment too
+    expect(find("1009", "2004").converters).toBe(1); // the SPA pageview goal
+    expect(find("1001", "2003").revenue).toBe(4200 + 700); // each purchase once (uuids)
+  });
+});

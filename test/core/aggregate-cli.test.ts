@@ -1,0 +1,250 @@
+/**
+ * The event-data CLI commands (src/cli/events-command.ts): `splitstream rebuild` and
+ * `splitstream conversions import`, run as the real `bin/splitstream.js` against a loopback
+ * stand-in for the management API (the endpoints themselves are tested through the Worker in
+ * test/api/conversions.test.ts and test/events/rebuild.test.ts); plus the file parsing.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConversionsFile, parseCsv } from "../../src/cli/events-command";
+
+const root = join(import.meta.dirname, "..", "..");
+const dir = mkdtempSync(join(tmpdir(), "splitstream-cli-"));
+
+interface Seen {
+  method: string;
+  url: string;
+  body: unknown;
+}
+const seen: Seen[] = [];
+let server: Server;
+let apiUrl: string;
+
+const report = (matches: boolean, applied = false) => ({
+  sdkKeys: ["sdk1"],
+  objectsRead: 3,
+  eventsRead: 12,
+  eventsFolded: 10,
+  duplicates: 2,
+  invalidLines: 0,
+  invalid: [],
+  conversionsSince: "2026-01-01T00:00:00.000Z",
+  tables: {
+    exposures: { live: 4, rebuilt: 4, differences: 0 },
+    conversions: { live: 6, rebuilt: 6, differences: 0 },
+    converters: { live: 2, rebuilt: 2, differences: 0 },
+    variation_daily: { live: 2, rebuilt: 2, differences: matches ? 0 : 1 },
+    metric_daily: { live: 3, rebuilt: 3, differences: 0 },
+  },
+  differences: matches
+    ? []
+    : [
+        {
+          table: "variation_daily",
+          key: { sdk_key: "sdk1", experiment_id: "e", variation_id: "v", revision: "1", day: "d" },
+          live: { visitors: 1 },
+          rebuilt: { visitors: 2 },
+        },
+      ],
+  differencesTruncated: false,
+  matches,
+  applied,
+  written: null,
+});
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let text = "";
+    req.on("data", (c: Buffer) => (text += c.toString("utf8")));
+    req.on("end", () => {
+      const body = text === "" ? null : (JSON.parse(text) as Record<string, unknown>);
+      seen.push({ method: req.method!, url: req.url!, body });
+      const json = (status: number, data: unknown) => {
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(JSON.stringify(data));
+      };
+      if (req.headers.authorization !== "Bearer good")
+        return json(401, { error: { code: "unauthorized", message: "bad token", details: null } });
+      if (req.url === "/_ss/api/v1/admin/rebuild") {
+        const b = body as { sdkKey?: string; apply?: boolean };
+        return json(200, report(b.sdkKey === "healthy" || b.apply === true, b.apply === true));
+      }
+      if (req.url === "/_ss/api/v1/conversions") {
+        const items = (body as { conversions: Array<{ eventKey: string }> }).conversions;
+        const rejected = items.flatMap((c, index) =>
+          c.eventKey === "nope"
+            ? [
+                {
+                  index,
+                  path: `$.body.conversions[${index}].eventKey`,
+                  message: "unknown event key",
+                },
+              ]
+            : [],
+        );
+        return json(202, { accepted: items.length - rejected.length, rejected });
+      }
+      return json(404, { error: { code: "not_found", message: "no such route", details: null } });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
+      cwd: root,
+      env: { ...process.env, SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c));
+    child.stderr.on("data", (c: Buffer) => (stderr += c));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("conversion files", () => {
+  it("parses CSV with quotes, CRLF and ISO timestamps, and reports bad lines", () => {
+    expect(parseCsv('a,"b ""x"", y"\r\n1,"multi\nline"\n')).toEqual([
+      { line: 1, fields: ["a", 'b "x", y'] },
+      { line: 2, fields: ["1", "multi\nline"] },
+    ]);
+    const { conversions, problems } = parseConversionsFile(
+      [
+        "visitorId,eventKey,uuid,timestamp,revenue,value",
+        "v1,purchase,u1,1764140000000,1299,2.5",
+        "v2,signup,u2,2026-11-26T10:00:00Z,,",
+        "v3,purchase,u3,yesterday,,",
+        "v4,purchase,u4,,12.5,",
+        ",purchase,u5,,,",
+        "v6,purchase",
+      ].join("\n"),
+    );
+    expect(conversions).toEqual([
+      {
+        line: 2,
+        conversion: {
+          visitorId: "v1",
+          eventKey: "purchase",
+          uuid: "u1",
+          timestamp: 1764140000000,
+          revenue: 1299,
+          value: 2.5,
+        },
+      },
+      {
+        line: 3,
+        conversion: {
+          visitorId: "v2",
+          eventKey: "signup",
+          uuid: "u2",
+          timestamp: Date.UTC(2026, 10, 26, 10),
+        },
+      },
+    ]);
+    expect(problems.map((p) => p.line)).toEqual([4, 5, 6, 7]);
+    expect(problems[1]!.message).toMatch(/revenue: not an integer/);
+    expect(problems[2]!.message).toBe("visitorId: empty");
+    expect(parseConversionsFile("visitorId,event,uuid\n").problems.map((p) => p.message)).toEqual([
+      'unknown column "event" (expected visitorId, eventKey, uuid, timestamp, revenue, value)',
+      "missing column eventKey",
+    ]);
+  });
+
+  it("parses NDJSON, one object per line", () => {
+    const { conversions, problems } = parseConversionsFile(
+      '{"visitorId":"v","eventKey":"k","uuid":"u","tags":{"a":1}}\n\n[1]\n{oops\n',
+    );
+    expect(conversions).toEqual([
+      { line: 1, conversion: { visitorId: "v", eventKey: "k", uuid: "u", tags: { a: 1 } } },
+    ]);
+    expect(problems.map((p) => p.line)).toEqual([3, 4]);
+  });
+});
+
+describe("splitstream conversions import", () => {
+  it("posts the file in requests of 1000 and maps refusals back to file lines", async () => {
+    const lines = Array.from({ length: 1500 }, (_, i) =>
+      JSON.stringify({ visitorId: `v${i}`, eventKey: i === 1203 ? "nope" : "buy", uuid: `u${i}` }),
+    );
+    const before = seen.length;
+    const r = await cli([
+      "conversions",
+      "import",
+      file("bulk.ndjson", lines.join("\n")),
+      "--project",
+      "p1",
+      "--environment",
+      "development",
+    ]);
+    const requests = seen.slice(before);
+    expect(requests.map((s) => (s.body as { conversions: unknown[] }).conversions.length)).toEqual([
+      1000, 500,
+    ]);
+    expect(requests[0]).toMatchObject({
+      method: "POST",
+      url: "/_ss/api/v1/conversions",
+      body: { projectId: "p1", environment: "development" },
+    });
+    expect(r.stdout).toBe("1499 accepted, 1 refused\n");
+    expect(r.stderr).toContain("line 1204: $.body.conversions[203].eventKey: unknown event key");
+    expect(r.code).toBe(1);
+  });
+
+  it("sends nothing when a line is malformed, and needs --project", async () => {
+    const before = seen.length;
+    const bad = await cli([
+      "conversions",
+      "import",
+      file("bad.csv", "visitorId,eventKey,uuid,revenue\nv1,buy,u1,1\nv2,buy,u2,lots\n"),
+      "--project",
+      "p1",
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("line 3: revenue: not a number: lots");
+    expect(seen.length).toBe(before);
+    const usage = await cli(["conversions", "import", file("ok.csv", "visitorId,eventKey,uuid\n")]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("--project is required");
+  });
+});
+
+describe("splitstream rebuild", () => {
+  it("prints the comparison and exits 0 when the tables match", async () => {
+    const r = await cli(["rebuild", "--sdk-key", "healthy"]);
+    expect(r.code).toBe(0);
+    expect(seen.at(-1)).toMatchObject({
+      method: "POST",
+      url: "/_ss/api/v1/admin/rebuild",
+      body: { apply: false, sdkKey: "healthy" },
+    });
+    expect(r.stdout).toContain("matches: yes");
+    expect(r.stdout).toMatch(/variation_daily\s+2\s+2\s+0/);
+  });
+
+  it("exits 1 listing the differences, and 0 after --apply", async () => {
+    const r = await cli(["rebuild"]);
+    expect(r.code).toBe(1);
+    expect(seen.at(-1)!.body).toEqual({ apply: false });
+    expect(r.stdout).toContain("matches: NO — 1 rows differ");
+    expect(r.stdout).toContain('variation_daily {"sdk_key":"sdk1"');
+    const applied = await cli(["rebuild", "--apply", "--json"]);
+    expect(applied.code).toBe(0);
+    expect(seen.at(-1)!.body).toEqual({ apply: true });
+    expect(JSON.parse(applied.stdout)).toMatchObject({ applied: true });
+  });
+});

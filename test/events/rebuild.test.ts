@@ -1,0 +1,251 @@
+/**
+ * Rebuild from the R2 archive (docs/events.md "Rebuild", docs/api.md "Rebuild"): batches go
+ * through the real consumer (which archives them in R2 and counts them in D1), including
+ * redeliveries and batches out of time order; then `POST /_ss/api/v1/admin/rebuild` must find the
+ * live tables healthy, report exactly the rows we damage, and after `apply` the live tables equal
+ * the rebuild again.
+ */
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { foldEvents, toNdjson, utcDay } from "../../src/events/aggregate";
+import { handleEventBatch } from "../../src/events/consumer";
+import type { EventMessage } from "../../src/events/messages";
+import { listArchive } from "../../src/events/rebuild";
+import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
+import { api, apiJson, createToken } from "../helpers/api";
+import { randomBatches, randomEvents } from "./random-events";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
+type Json = any;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const START = Math.floor(Date.now() / DAY_MS - 4) * DAY_MS;
+
+async function deliver(bodies: EventMessage[]): Promise<void> {
+  const batch = createMessageBatch(
+    "splitstream-events",
+    bodies.map((body, i) => ({
+      id: `m-${crypto.randomUUID()}-${i}`,
+      timestamp: new Date(),
+      attempts: 1,
+      body,
+    })),
+  );
+  await handleEventBatch(batch, env);
+  expect((await getQueueResult(batch, createExecutionContext())).ackAll).toBe(true);
+}
+
+/** A fresh sdkKey's worth of random events, delivered out of order with redeliveries. */
+async function feed(seed: number): Promise<{ sdkKey: string; events: EventMessage[] }> {
+  const sdkKey = `sdk-${crypto.randomUUID()}`;
+  const events = randomEvents({
+    seed,
+    start: START,
+    days: 3,
+    sdkKeys: [sdkKey],
+    uuidPrefix: `${sdkKey}-`,
+  });
+  const batches = randomBatches(events, seed, 30, 0.2);
+  // Conversions-only batches first: attribution must not depend on it.
+  batches.sort(
+    (a, b) =>
+      Number(b.every((e) => e.type === "conversion")) -
+      Number(a.every((e) => e.type === "conversion")),
+  );
+  for (const batch of batches) await deliver(batch);
+  // A whole batch redelivered under new message ids: archived twice, counted once.
+  await deliver(batches[0]!);
+  return { sdkKey, events };
+}
+
+const rebuild = (body: unknown) => apiJson("POST", "/admin/rebuild", 200, { body });
+
+describe("POST /admin/rebuild", () => {
+  it(
+    "finds healthy tables, reports damaged rows, and apply restores them",
+    { timeout: 60_000 },
+    async () => {
+      const { sdkKey, events } = await feed(7);
+      const healthy = await rebuild({ sdkKey });
+      expect(healthy).toMatchObject({
+        sdkKeys: [sdkKey],
+        eventsFolded: events.length,
+        invalidLines: 0,
+        differences: [],
+        differencesTruncated: false,
+        matches: true,
+        applied: false,
+        written: null,
+      });
+      expect(healthy.duplicates).toBeGreaterThan(0);
+      expect(healthy.objectsRead).toBeGreaterThan(3);
+      const expected = stateRows(foldEvents(events));
+      for (const table of DERIVED_TABLES)
+        expect(healthy.tables[table], table).toEqual({
+          live: expected[table].length,
+          rebuilt: expected[table].length,
+          differences: 0,
+        });
+
+      // Damage: a lost visitor cell, an edited metric, a lost exposure, a bogus converter, a lost
+      // stored conversion.
+      const [vd] = await readTableRows(env.DB, "variation_daily", sdkKey);
+      const [md] = await readTableRows(env.DB, "metric_daily", sdkKey);
+      const [exposure] = await readTableRows(env.DB, "exposures", sdkKey);
+      const [conversion] = await readTableRows(env.DB, "conversions", sdkKey);
+      await env.DB.batch([
+        env.DB.prepare(
+          "DELETE FROM variation_daily WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND day = ?",
+        ).bind(sdkKey, vd!.experiment_id, vd!.variation_id, vd!.revision, vd!.day),
+        env.DB.prepare(
+          "UPDATE metric_daily SET revenue_sum = revenue_sum + 1 WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND event_id = ? AND day = ?",
+        ).bind(sdkKey, md!.experiment_id, md!.variation_id, md!.revision, md!.event_id, md!.day),
+        env.DB.prepare(
+          "DELETE FROM exposures WHERE sdk_key = ? AND experiment_id = ? AND visitor_id = ?",
+        ).bind(sdkKey, exposure!.experiment_id, exposure!.visitor_id),
+        env.DB.prepare(
+          "INSERT INTO converters (sdk_key, experiment_id, event_id, visitor_id, variation_id, converted_at, uuid) VALUES (?, 'ghost', 'buy', 'nobody', 'var-a', 1, 'ghost')",
+        ).bind(sdkKey),
+        env.DB.prepare("DELETE FROM conversions WHERE uuid = ?").bind(conversion!.uuid),
+      ]);
+
+      const damaged = await rebuild({ sdkKey, apply: false });
+      expect(damaged.matches).toBe(false);
+      expect(damaged.applied).toBe(false);
+      const byTable = (table: string) =>
+        (damaged.differences as Json[]).filter((d) => d.table === table);
+      expect(byTable("variation_daily")).toEqual([
+        {
+          table: "variation_daily",
+          key: {
+            sdk_key: sdkKey,
+            experiment_id: vd!.experiment_id,
+            variation_id: vd!.variation_id,
+            revision: vd!.revision,
+            day: vd!.day,
+          },
+          live: null,
+          rebuilt: { visitors: vd!.visitors },
+        },
+      ]);
+      expect(byTable("metric_daily")).toHaveLength(1);
+      expect(byTable("metric_daily")[0].live.revenue_sum).toBe((md!.revenue_sum as number) + 1);
+      expect(byTable("metric_daily")[0].rebuilt.revenue_sum).toBe(md!.revenue_sum);
+      expect(byTable("exposures")).toEqual([
+        expect.objectContaining({
+          live: null,
+          rebuilt: expect.objectContaining({ uuid: exposure!.uuid }),
+        }),
+      ]);
+      expect(byTable("converters")).toEqual([
+        expect.objectContaining({
+          key: { sdk_key: sdkKey, experiment_id: "ghost", event_id: "buy", visitor_id: "nobody" },
+          rebuilt: null,
+        }),
+      ]);
+      expect(byTable("conversions")).toEqual([
+        expect.objectContaining({ key: { uuid: conversion!.uuid }, live: null }),
+      ]);
+      expect(damaged.tables.variation_daily.differences).toBe(1);
+
+      const applied = await rebuild({ sdkKey, apply: true });
+      expect(applied).toMatchObject({ matches: false, applied: true });
+      for (const table of DERIVED_TABLES)
+        expect(applied.written[table]).toBe(expected[table].length);
+      expect(await rebuild({ sdkKey })).toMatchObject({ matches: true, differences: [] });
+      for (const table of DERIVED_TABLES)
+        expect(
+          diffRows(table, await readTableRows(env.DB, table, sdkKey), expected[table]),
+        ).toEqual([]);
+
+      // The restored state is consistent: the consumer keeps counting on top of it correctly.
+      const late = events.find((e) => e.type === "impression")!;
+      const more: EventMessage[] = [
+        { ...late, uuid: `${sdkKey}-late`, timestamp: START - DAY_MS, variationId: "var-z" },
+      ];
+      await deliver(more);
+      const after = stateRows(foldEvents([...events, ...more]));
+      for (const table of DERIVED_TABLES)
+        expect(
+          diffRows(table, await readTableRows(env.DB, table, sdkKey), after[table]),
+          table,
+        ).toEqual([]);
+    },
+  );
+
+  it("compares every sdkKey when none is given, and lists unreadable archive lines", async () => {
+    const { sdkKey } = await feed(8);
+    const key = `events/${utcDay(Date.now())}/00/garbage-${crypto.randomUUID()}-2.ndjson`;
+    await env.ARCHIVE.put(key, `not json\n${JSON.stringify({ v: 2 })}\n`);
+    // No body at all: compare everything.
+    const report = (await (await api("POST", "/admin/rebuild")).json()) as Json;
+    expect(report.sdkKeys).toContain(sdkKey);
+    expect(report.invalidLines).toBeGreaterThanOrEqual(2);
+    expect(report.invalid).toEqual(
+      expect.arrayContaining([
+        { object: key, line: 1, reason: "not JSON" },
+        { object: key, line: 2, reason: "v must be 1" },
+      ]),
+    );
+    await env.ARCHIVE.delete(key);
+  });
+
+  it("reads archives of more than one listing page (cursor)", { timeout: 60_000 }, async () => {
+    const sdkKey = `sdk-${crypto.randomUUID()}`;
+    const events = randomEvents({
+      seed: 11,
+      start: START,
+      sdkKeys: [sdkKey],
+      uuidPrefix: `${sdkKey}-`,
+      impressions: 400,
+      conversions: 700,
+    });
+    // One object per event: more objects than one R2 list page (1000) holds.
+    const hour = `events/${utcDay(Date.now())}/23/`;
+    for (let i = 0; i < events.length; i += 50)
+      await Promise.all(
+        events
+          .slice(i, i + 50)
+          .map((event, j) =>
+            env.ARCHIVE.put(`${hour}${sdkKey}-${i + j}-1.ndjson`, toNdjson([event])),
+          ),
+      );
+    const listed = vi.spyOn(env.ARCHIVE, "list");
+    const keys = await listArchive(env.ARCHIVE);
+    expect(keys.filter((k) => k.includes(sdkKey))).toHaveLength(events.length);
+    expect(listed.mock.calls.length).toBeGreaterThan(1);
+    listed.mockRestore();
+    const report = await rebuild({ sdkKey });
+    expect(report.objectsRead).toBeGreaterThanOrEqual(events.length);
+    expect(report.eventsFolded).toBe(events.length);
+    // Never counted by the consumer: everything differs, which the report says table by table.
+    const expected = stateRows(foldEvents(events));
+    expect(report.matches).toBe(false);
+    expect(report.tables.metric_daily).toEqual({
+      live: 0,
+      rebuilt: expected.metric_daily.length,
+      differences: expected.metric_daily.length,
+    });
+    expect(report.differences).toHaveLength(1000);
+    expect(report.differencesTruncated).toBe(true);
+  });
+
+  it("is for admins, with a strict body", async () => {
+    const editor = await createToken("editor");
+    expect((await api("POST", "/admin/rebuild", { body: {}, token: editor.token })).status).toBe(
+      403,
+    );
+    expect((await api("POST", "/admin/rebuild", { body: {}, token: null })).status).toBe(401);
+    for (const [body, path] of [
+      [{ apply: "yes" }, "$.body.apply"],
+      [{ sdkKey: "" }, "$.body.sdkKey"],
+      [{ dryRun: true }, "$.body.dryRun"],
+    ] as const) {
+      const r = await api("POST", "/admin/rebuild", { body });
+      expect(r.status).toBe(422);
+      const details = ((await r.json()) as Json).error.details as Json[];
+      expect(details.map((d) => d.path)).toContain(path);
+    }
+  });
+});
