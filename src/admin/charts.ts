@@ -104,8 +104,11 @@ export function lineChart(
   const labelEvery = Math.max(1, Math.ceil(xs.length / 6));
   xs.forEach((x, i) => {
     if (i % labelEvery !== 0 && i !== xs.length - 1) return;
+    // The outermost labels are anchored inwards so they are not cut off at the chart's edges.
+    const anchor =
+      xs.length > 1 && i === xs.length - 1 ? "end" : xs.length > 1 && i === 0 ? "start" : "middle";
     parts.push(
-      `<text x="${fmt(xAt(x))}" y="${height - margin.bottom + 16}" text-anchor="middle" font-size="11">${escapeXml(x)}</text>`,
+      `<text x="${fmt(xAt(x))}" y="${height - margin.bottom + 16}" text-anchor="${anchor}" font-size="11">${escapeXml(x)}</text>`,
     );
   });
   series.forEach((s, i) => {
