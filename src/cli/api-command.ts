@@ -17,7 +17,8 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       environment's next revision
   splitstream revisions --environment ENVIRONMENT_ID
   splitstream results EXPERIMENT_ID [--environment KEY]
-      counts per metric and variation (environment key; default production)
+      per metric and variation: counts, mean, lift with its interval, p, q and verdict
+      (environment key; default production)
   Add --json for raw JSON output.`;
 
 export interface ApiOptions {
@@ -128,21 +129,49 @@ interface ResultsJson {
       events: number;
       revenueSum: number;
       valueSum: number;
+      // statistics (servers with the statistics; absent in older answers)
+      mean?: number | null;
+      lift?: { estimate: number; ci: [number, number] } | null;
+      pValue?: number | null;
+      qValue?: number | null;
+      verdict?: string;
     }>;
   }>;
+  analysis?: { mode: string; alpha: number };
+  srm?: { checked: boolean; flagged: boolean; pValue: number | null };
 }
 
-/** `splitstream results`: a heading, then one table per metric. */
+const pct = (x: number) => `${x > 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
+const pValueText = (p: number | null | undefined) =>
+  p === null || p === undefined ? "-" : p < 0.0001 ? "<0.0001" : p.toFixed(4);
+
+/** `splitstream results`: a heading, then one table per metric (with statistics when given). */
 function renderResults(d: ResultsJson): string {
   const variations = new Map(d.variations.map((v) => [v.id, v]));
   const parts = [
     `${d.experimentKey} in ${d.environment.key} — revisions ${d.revisions.length ? d.revisions.join(", ") : "(none)"}`,
   ];
+  if (d.analysis)
+    parts.push(
+      `${d.analysis.mode} test, significance ${Math.round((1 - d.analysis.alpha) * 100)}%` +
+        (d.srm?.flagged
+          ? ` — SAMPLE RATIO MISMATCH (p ${pValueText(d.srm.pValue)}): do not trust these results`
+          : ""),
+    );
   for (const m of d.metrics) {
     const name = `${m.eventKey ?? m.eventId} (${m.aggregator}${m.field ? ` ${m.field}` : ""}${m.primary ? ", primary" : ""})`;
+    const stats = m.variations.some((c) => c.verdict !== undefined);
     parts.push(
       `\n${name}\n${table([
-        ["variation", "visitors", "converters", "events", "revenue sum", "value sum"],
+        [
+          "variation",
+          "visitors",
+          "converters",
+          "events",
+          "revenue sum",
+          "value sum",
+          ...(stats ? ["mean", "lift", "interval", "p", "q", "verdict"] : []),
+        ],
         ...m.variations.map((c) => {
           const v = variations.get(c.variationId);
           return [
@@ -152,6 +181,16 @@ function renderResults(d: ResultsJson): string {
             String(c.events),
             String(c.revenueSum),
             String(c.valueSum),
+            ...(stats
+              ? [
+                  c.mean === null || c.mean === undefined ? "-" : String(Number(c.mean.toFixed(4))),
+                  c.lift ? pct(c.lift.estimate) : "-",
+                  c.lift ? `${pct(c.lift.ci[0])}..${pct(c.lift.ci[1])}` : "-",
+                  pValueText(c.pValue),
+                  pValueText(c.qValue),
+                  c.verdict ?? "-",
+                ]
+              : []),
           ];
         }),
       ])}`,

@@ -35,11 +35,13 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
 
 /** Opens the D1 database of the running wrangler dev for writing (one statement at a time). */
 async function writableDb(): Promise<DatabaseSync> {
-  const [{ file }] = await demo!.query<{ file: string }>(
+  const rows = await demo!.query<{ file: string }>(
     "SELECT file FROM pragma_database_list WHERE name = 'main'",
   );
+  const file = rows[0]?.file;
+  if (!file) throw new Error("no file for the local D1 database");
   const { DatabaseSync } = await import("node:sqlite");
-  const db = new DatabaseSync(file!);
+  const db = new DatabaseSync(file);
   db.exec("PRAGMA busy_timeout = 5000");
   return db;
 }

@@ -58,6 +58,52 @@ beforeAll(async () => {
         },
       });
     if (req.url === "/_ss/api/v1/environments/env1/datafile") return json(200, { revision: 9 });
+    if (req.url === "/_ss/api/v1/experiments/e2/results")
+      return json(200, {
+        experimentKey: "cta",
+        environment: { key: "production" },
+        revisions: ["7"],
+        analysis: { mode: "sequential", alpha: 0.1 },
+        srm: { checked: true, flagged: true, pValue: 0.00002 },
+        variations: [
+          { id: "v1", key: "control", visitors: 1000 },
+          { id: "v2", key: "green", visitors: 1200 },
+        ],
+        metrics: [
+          {
+            eventId: "ev1",
+            eventKey: "signup",
+            aggregator: "unique",
+            primary: true,
+            variations: [
+              {
+                variationId: "v1",
+                converters: 100,
+                events: 100,
+                revenueSum: 0,
+                valueSum: 0,
+                mean: 0.1,
+                lift: null,
+                pValue: null,
+                qValue: null,
+                verdict: "baseline",
+              },
+              {
+                variationId: "v2",
+                converters: 150,
+                events: 150,
+                revenueSum: 0,
+                valueSum: 0,
+                mean: 0.125,
+                lift: { estimate: 0.25, ci: [0.02, 0.48] },
+                pValue: 0.03,
+                qValue: 0.03,
+                verdict: "winner",
+              },
+            ],
+          },
+        ],
+      });
     if (req.url?.startsWith("/_ss/api/v1/experiments/e1/results"))
       return json(200, {
         experimentId: "e1",
@@ -199,6 +245,23 @@ describe("splitstream API commands", () => {
       method: "PUT",
       url: "/_ss/api/v1/environments/env1/datafile",
     });
+  });
+
+  it("results prints the statistics and the SRM warning when the API gives them", async () => {
+    const r = await cli(["results", "e2", "--api-url", apiUrl, "--token", "good"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        "cta in production — revisions 7",
+        "sequential test, significance 90% — SAMPLE RATIO MISMATCH (p <0.0001): do not trust these results",
+        "",
+        "signup (unique, primary)",
+        "variation  visitors  converters  events  revenue sum  value sum  mean   lift    interval       p       q       verdict",
+        "control    1000      100         100     0            0          0.1    -       -              -       -       baseline",
+        "green      1200      150         150     0            0          0.125  +25.0%  +2.0%..+48.0%  0.0300  0.0300  winner",
+        "",
+      ].join("\n"),
+    );
   });
 
   it("results prints one table per metric, for the named environment", async () => {
