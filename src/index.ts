@@ -17,6 +17,7 @@ import { runBanditRound } from "./api/bandit";
 import { ADMIN_BASE_PATH, handleAdmin } from "./admin/app";
 import { handleEventBatch } from "./events/consumer";
 import { handleScheduled } from "./events/retention";
+import { requeueSpilled } from "./events/spill";
 import { BROWSER_EVENTS_PATH, handleBrowserEvents } from "./events/ingest-browser";
 import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
 
@@ -52,17 +53,20 @@ export default {
     return handleEdgeRequest(request, env, ctx, route, url);
   },
   queue: (batch, env) => handleEventBatch(batch, env),
-  // Retention of the event bookkeeping (docs/events.md "Retention") and the bandit re-allocation
-  // round (docs/bandits.md "Running a bandit"); cron in wrangler.toml. Both always run: a failure
-  // of one is logged and does not stop the other (the run is then reported as failed).
+  // Retention of the event bookkeeping (docs/events.md "Retention"), the bandit re-allocation
+  // round (docs/bandits.md "Running a bandit") and the re-queue of edge events spilled to R2
+  // (docs/reliability.md); cron in wrangler.toml. All always run: a failure of one is logged and
+  // does not stop the others (the run is then reported as failed).
   scheduled: async (controller, env) => {
-    const [retention, bandit] = await Promise.allSettled([
+    const [retention, bandit, spill] = await Promise.allSettled([
       handleScheduled(controller, env),
       runBanditRound(env, controller.scheduledTime),
+      requeueSpilled(env),
     ]);
     if (bandit.status === "rejected")
       console.error("splitstream: bandit round failed", bandit.reason);
     if (retention.status === "rejected") throw retention.reason;
     if (bandit.status === "rejected") throw bandit.reason;
+    if (spill.status === "rejected") throw spill.reason;
   },
 } satisfies ExportedHandler<Env>;

@@ -74,7 +74,7 @@ function page(title: string, body: Html, options: { signedIn?: boolean } = {}): 
     </html>`;
 }
 
-function send(c: AdminContext, body: Html, status: 200 | 400 | 401 | 403 | 404 | 500 = 200) {
+function send(c: AdminContext, body: Html, status: 200 | 400 | 401 | 403 | 404 | 429 | 500 = 200) {
   c.header("content-security-policy", CSP);
   c.header("cache-control", "no-store");
   c.header("x-content-type-options", "nosniff");
@@ -123,6 +123,30 @@ function sameOrigin(c: AdminContext): boolean {
 
 class SignedOut extends Error {}
 
+/** The API answered 429: this client made too many failed authentications (src/api/auth-limit.ts). */
+class RateLimited extends Error {
+  constructor(readonly retryAfter: string) {
+    super("too many failed authentications");
+  }
+}
+
+/**
+ * Headers of an in-process API call: the session's token, and the client's address so that the
+ * API's brute-force limit counts the admin's failed sign-ins against the real client.
+ */
+function apiHeaders(c: AdminContext, token: string): Record<string, string> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  const ip = c.req.header("cf-connecting-ip");
+  if (ip !== undefined) headers["cf-connecting-ip"] = ip;
+  return headers;
+}
+
+/** Turns the API's 401 and 429 into SignedOut and RateLimited. */
+function checkAuth(response: Response): void {
+  if (response.status === 401) throw new SignedOut();
+  if (response.status === 429) throw new RateLimited(response.headers.get("retry-after") ?? "60");
+}
+
 /** Calls the management API in-process with the session's token. */
 async function api<T>(
   c: AdminContext,
@@ -131,7 +155,7 @@ async function api<T>(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; json: T }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  const headers = apiHeaders(c, token);
   if (body !== undefined) headers["content-type"] = "application/json";
   const request = new Request(new URL(`${API_BASE_PATH}${path}`, c.req.url), {
     method,
@@ -139,7 +163,7 @@ async function api<T>(
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const response = await handleApi(request, c.env, c.executionCtx as ExecutionContext);
-  if (response.status === 401) throw new SignedOut();
+  checkAuth(response);
   return { status: response.status, json: (await response.json()) as T };
 }
 
@@ -364,6 +388,14 @@ function banditSection(experiment: ExperimentItem, items: AllocationItem[]): Htm
   </section>`;
 }
 
+function rateLimitedText(error: RateLimited): string {
+  return `Too many failed sign-ins from this address. Try again in ${error.retryAfter} seconds.`;
+}
+
+function rateLimitedMessage(error: RateLimited): Html {
+  return html`<p class="error" role="alert">${rateLimitedText(error)}</p>`;
+}
+
 /** Builds the admin Hono app (mounted at /_ss/admin by src/index.ts). */
 export function buildAdminApp(): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>().basePath(ADMIN_BASE_PATH);
@@ -373,11 +405,19 @@ export function buildAdminApp(): Hono<AdminEnv> {
       c.header("set-cookie", sessionCookie(c, null));
       return c.redirect(`${ADMIN_BASE_PATH}/login`, 303);
     }
+    if (error instanceof RateLimited) {
+      c.header("retry-after", error.retryAfter);
+      return send(c, page("Too many attempts", rateLimitedMessage(error)), 429);
+    }
     console.error("splitstream admin:", error);
     return send(c, page("Error", html`<p class="error">Something went wrong.</p>`), 500);
   });
 
-  const loginPage = (c: AdminContext, message: string | null, status: 200 | 401 | 403 = 200) =>
+  const loginPage = (
+    c: AdminContext,
+    message: string | null,
+    status: 200 | 401 | 403 | 429 = 200,
+  ) =>
     send(
       c,
       page(
@@ -413,6 +453,10 @@ export function buildAdminApp(): Hono<AdminEnv> {
       await api(c, token, "GET", "/projects?limit=1");
     } catch (error) {
       if (error instanceof SignedOut) return loginPage(c, "That token is not valid.", 401);
+      if (error instanceof RateLimited) {
+        c.header("retry-after", error.retryAfter);
+        return loginPage(c, rateLimitedText(error), 429);
+      }
       throw error;
     }
     c.header("set-cookie", sessionCookie(c, token));
@@ -675,11 +719,11 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const request = new Request(
       new URL(`${API_BASE_PATH}/experiments/${id}/results.csv${search}`, c.req.url),
       {
-        headers: { authorization: `Bearer ${tokenOf(c)}` },
+        headers: apiHeaders(c, tokenOf(c)),
       },
     );
     const response = await handleApi(request, c.env, c.executionCtx as ExecutionContext);
-    if (response.status === 401) throw new SignedOut();
+    checkAuth(response);
     return response;
   });
 

@@ -33,7 +33,11 @@ export const API_VERSION = "1.0.0";
 function apiErrorResponse(error: ApiError): Response {
   const headers: Record<string, string> = {};
   if (error.status === 401) headers["www-authenticate"] = 'Bearer realm="splitstream"';
+  // RFC 6750 §3.1: a valid token whose role is too low.
+  if (error.status === 403 && error.code === "forbidden")
+    headers["www-authenticate"] = 'Bearer realm="splitstream", error="insufficient_scope"';
   if (error.status === 429 || error.status === 503) headers["retry-after"] = "1";
+  Object.assign(headers, error.headers);
   return errorResponse(error.status, error.code, error.message, error.details, headers);
 }
 

@@ -8,10 +8,22 @@
  *   `last_used_at` is written at most once a minute per token, after the response.
  * - Roles are ordered viewer < editor < admin. Every API route except `GET /openapi.json` needs
  *   a valid token (viewer is enough to read); `requireRole(min)` guards writes.
+ * - Brute force: more than 10 failed authentications per client per minute → 429 for the rest of
+ *   that minute (src/api/auth-limit.ts).
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { ApiEnv } from "./app";
-import { forbidden, unauthorized } from "./errors";
+import {
+  AUTH_FAILURE_LIMIT,
+  AUTH_FAILURE_WINDOW_MS,
+  authClientKey,
+  isLimited,
+  recentAuthFailures,
+  recordAuthFailure,
+  retryAfterSeconds,
+  type FailureWindow,
+} from "./auth-limit";
+import { ApiError, forbidden, tooManyAuthFailures, unauthorized } from "./errors";
 import { first, type TokenRow } from "./db";
 
 export type Role = "admin" | "editor" | "viewer";
@@ -89,21 +101,64 @@ function waitUntil(c: Context, promise: Promise<unknown>): void {
   }
 }
 
+function limited(window: FailureWindow, now: number): ApiError {
+  return tooManyAuthFailures(
+    retryAfterSeconds(window, now),
+    AUTH_FAILURE_LIMIT,
+    AUTH_FAILURE_WINDOW_MS / 1000,
+  );
+}
+
 /**
  * Who is calling: the Actor for the request's bearer token, or a 401 ApiError (missing,
- * malformed, unknown, expired or revoked token).
+ * malformed, unknown, expired or revoked token), or a 429 ApiError when this client made too
+ * many failed attempts (src/api/auth-limit.ts: a limited client gets 429 whatever it sends, and
+ * only failures count).
  */
 export async function authenticate(c: Context<ApiEnv>): Promise<Actor> {
   const token = bearerToken(c.req.header("authorization"));
   if (token === undefined)
     throw unauthorized("missing bearer token (Authorization: Bearer <token>)");
+
+  const db = c.env.DB;
+  const key = authClientKey(c.req.header("cf-connecting-ip"));
+  const now = Date.now();
+  // The client's failures are read alongside the token check (one round trip, not two).
+  const [window, outcome] = await Promise.all([
+    recentAuthFailures(db, key, now),
+    verifyToken(c, token).then(
+      (verified) => ({ verified }),
+      (error: unknown) => ({ error }),
+    ),
+  ]);
+  if (isLimited(window)) throw limited(window!, now);
+  if ("verified" in outcome) {
+    if (outcome.verified.row) touchLastUsed(c, outcome.verified.row);
+    return outcome.verified.actor;
+  }
+  const error = outcome.error;
+  if (error instanceof ApiError && error.status === 401) {
+    const after = await recordAuthFailure(db, key, now);
+    if (isLimited(after)) throw limited(after, now);
+  }
+  throw error;
+}
+
+/**
+ * The Actor for a bearer token (null: a malformed header) and its D1 row (null for ADMIN_TOKEN),
+ * or a 401 ApiError.
+ */
+async function verifyToken(
+  c: Context<ApiEnv>,
+  token: string | null,
+): Promise<{ actor: Actor; row: TokenRow | null }> {
   if (token === null) throw unauthorized("malformed Authorization header: expected Bearer <token>");
 
   const digest = await sha256(token);
   const adminSecret = c.env.ADMIN_TOKEN;
   if (typeof adminSecret === "string" && adminSecret !== "") {
     if (digestsEqual(digest, await adminTokenDigest(adminSecret)))
-      return { id: ADMIN_ACTOR_ID, role: "admin", name: "ADMIN_TOKEN" };
+      return { actor: { id: ADMIN_ACTOR_ID, role: "admin", name: "ADMIN_TOKEN" }, row: null };
   }
 
   let hex = "";
@@ -111,24 +166,26 @@ export async function authenticate(c: Context<ApiEnv>): Promise<Actor> {
   const row = await first<TokenRow>(c.env.DB, "SELECT * FROM tokens WHERE token_hash = ?", hex);
   if (!row) throw unauthorized("invalid token");
   if (row.revoked_at !== null) throw unauthorized("token revoked");
-  const now = Date.now();
-  if (row.expires_at !== null && Date.parse(row.expires_at) <= now)
+  if (row.expires_at !== null && Date.parse(row.expires_at) <= Date.now())
     throw unauthorized("token expired");
+  return { actor: { id: row.id, role: row.role, name: row.name }, row };
+}
 
+/** Writes the token's `last_used_at`, at most once a minute per token, after the response. */
+function touchLastUsed(c: Context<ApiEnv>, row: TokenRow): void {
+  const now = Date.now();
   const lastUsed = Math.max(
     row.last_used_at ? Date.parse(row.last_used_at) : 0,
     lastUsedWritten.get(row.id) ?? 0,
   );
-  if (now - lastUsed >= LAST_USED_INTERVAL_MS) {
-    lastUsedWritten.set(row.id, now);
-    waitUntil(
-      c,
-      c.env.DB.prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?")
-        .bind(new Date(now).toISOString(), row.id)
-        .run(),
-    );
-  }
-  return { id: row.id, role: row.role, name: row.name };
+  if (now - lastUsed < LAST_USED_INTERVAL_MS) return;
+  lastUsedWritten.set(row.id, now);
+  waitUntil(
+    c,
+    c.env.DB.prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?")
+      .bind(new Date(now).toISOString(), row.id)
+      .run(),
+  );
 }
 
 /**

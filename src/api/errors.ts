@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details: unknown = null,
+    /** Extra response headers (e.g. `retry-after` of a 429). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -45,3 +47,20 @@ export const unauthorized = (message: string): ApiError =>
 
 /** 403 `forbidden`: authenticated, but the token's role is too low. */
 export const forbidden = (message: string): ApiError => new ApiError(403, "forbidden", message);
+
+/**
+ * 429 `rate_limited`: too many failed authentications from this client (src/api/auth-limit.ts);
+ * `Retry-After` says when its window ends.
+ */
+export const tooManyAuthFailures = (
+  retryAfter: number,
+  limit: number,
+  windowSeconds: number,
+): ApiError =>
+  new ApiError(
+    429,
+    "rate_limited",
+    `too many failed authentications from this client (more than ${limit} in ${windowSeconds} s); retry in ${retryAfter} s`,
+    { retryAfter, limit, windowSeconds },
+    { "retry-after": String(retryAfter) },
+  );

@@ -179,15 +179,20 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   413: "Request body over 1 MB (payload_too_large)",
   415: "Body is not JSON (unsupported_media_type)",
   422: "Validation failed (validation_failed)",
-  429: "Too many requests",
+  429: "Too many failed authentications from this client (rate_limited); see Retry-After",
 };
 
-/** OpenAPI `responses` entries for the given error statuses (401 and 422 are typical). */
+/**
+ * OpenAPI `responses` entries for the given error statuses (401 and 422 are typical). Whatever
+ * can answer 401 can also answer 429 (the brute-force limit, src/api/auth-limit.ts), so 401
+ * brings 429 along.
+ */
 export function errorResponses(...statuses: number[]) {
   const out: Record<
     number,
     { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }
   > = {};
+  if (statuses.includes(401) && !statuses.includes(429)) statuses = [...statuses, 429];
   for (const status of statuses)
     out[status] = {
       description: ERROR_DESCRIPTIONS[status] ?? "Error",

@@ -17,6 +17,9 @@
  * - key absent (deleted = unpublished): the entry is dropped, so the route passes through.
  * - never had a good datafile: `null` (pass-through). A miss is remembered for `freshMs`, so
  *   requests for an unpublished sdkKey do not each read KV.
+ * - slow KV: a cached entry never waits for KV (the refresh runs in the background; one still
+ *   pending after INFLIGHT_TIMEOUT_MS is presumed lost and a new one may start); a cold read
+ *   waits at most `coldWaitMs` when the caller sets it (the edge's pages: 1 s), then `null`.
  *
  * Last-Modified: from the KV value's metadata `publishedAt` (ISO 8601 string or epoch ms —
  * the same in every isolate) when present; else the time this isolate first saw the text,
@@ -48,6 +51,11 @@ export interface DatafileStoreOptions {
   freshMs?: number;
   /** KV edge cache TTL for the reads (default 30 s, the KV minimum). */
   kvCacheTtlSeconds?: number;
+  /**
+   * Cold only (nothing cached yet): give up waiting for KV after this long and return null; the
+   * read goes on in the background (`waitUntil`) and serves the next requests. Default: wait.
+   */
+  coldWaitMs?: number;
 }
 
 /** What a publisher may store as the KV value's metadata (`wrangler kv key put --metadata`). */
@@ -312,7 +320,17 @@ export async function getDatafile(
     return slot.good;
   }
   if (fresh) return null;
-  return inflight ?? startLoad(env, ctx, sdkKey, slot, cacheTtl, now);
+  const load = inflight ?? startLoad(env, ctx, sdkKey, slot, cacheTtl, now);
+  return options.coldWaitMs === undefined ? load : withinMs(load, options.coldWaitMs);
+}
+
+/** `promise`'s value, or null if it has not settled within `ms`. */
+function withinMs<T>(promise: Promise<T | null>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** What each sdkKey this isolate has looked up stands at (for /_ss/health). */

@@ -8,11 +8,16 @@ export const DECISIONS_HEADER = "x-ss-decisions";
 export const DECISIONS_HEADER_MAX_BYTES = 4096;
 
 const SAFE = /^[A-Za-z0-9._~-]*$/;
+/** A UTF-16 surrogate without its other half (encodeURIComponent throws on those). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
-/** Percent-encodes everything outside RFC 3986's unreserved set (so `=`, `,` and spaces never appear raw). */
+/**
+ * Percent-encodes everything outside RFC 3986's unreserved set (so `=`, `,`, spaces, CR/LF and
+ * non-ASCII never appear raw); a lone surrogate is encoded as U+FFFD. Never throws.
+ */
 export function encodeDecisionToken(token: string): string {
   if (SAFE.test(token)) return token;
-  return encodeURIComponent(token).replace(
+  return encodeURIComponent(token.replace(LONE_SURROGATE, "\ufffd")).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
@@ -32,6 +37,19 @@ export function formatDecisionsHeader(
     out = next;
   }
   return out;
+}
+
+/** `x-ss-revision` (to the origin) is left empty when the encoded revision is longer than this. */
+export const REVISION_HEADER_MAX_BYTES = 256;
+
+/**
+ * The `x-ss-revision` value for a datafile revision: encoded like a decision token (an API
+ * revision, digits only, stays as it is), so a revision from a hand-made datafile can never
+ * break the header (CR/LF, NUL, non-ASCII); "" when it would be longer than 256 bytes.
+ */
+export function formatRevisionHeader(revision: string): string {
+  const encoded = encodeDecisionToken(revision);
+  return encoded.length > REVISION_HEADER_MAX_BYTES ? "" : encoded;
 }
 
 /** Parses a header value back into [experimentKey, variationKey] pairs; malformed pairs are skipped. */

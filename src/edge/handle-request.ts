@@ -15,11 +15,12 @@ import {
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
 import type { EventMessage } from "../events/messages";
+import { sendOrSpill } from "../events/spill";
 import { nonceFromCsp, renderBootstrap, type BootstrapData } from "./bootstrap";
 import { CLIENT_SCRIPT_SRC } from "./client-script";
 import { deleteCookie, parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
-import { DECISIONS_HEADER, formatDecisionsHeader } from "./decisions-header";
+import { DECISIONS_HEADER, formatDecisionsHeader, formatRevisionHeader } from "./decisions-header";
 import { rewriteHtml } from "./html-rewrite";
 import { planPage, type PageCandidate } from "./page-plan";
 import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
@@ -68,8 +69,66 @@ function originRequest(request: Request, target: URL, extra: Record<string, stri
 
 /** Passes a request through to the route's origin untouched (apart from stripping x-ss-* claims). */
 export function passThrough(request: Request, route: RouteConfig, url: URL): Promise<Response> {
-  if (!route.origin) return fetch(request);
-  return fetch(originRequest(request, originUrlFor(route, url), {}));
+  if (!route.origin) return fetchOrigin(request, route);
+  return fetchOrigin(originRequest(request, originUrlFor(route, url), {}), route);
+}
+
+/** What a visitor gets when the origin failed: a small page, never cached, nothing counted. */
+function originErrorResponse(status: 502 | 504, code: string, message: string): Response {
+  const title = status === 504 ? "504 Gateway Timeout" : "502 Bad Gateway";
+  return new Response(
+    `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1><p>${message}</p></body></html>\n`,
+    {
+      status,
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "x-ss-error": code,
+      },
+    },
+  );
+}
+
+/**
+ * The origin fetch, bounded by the route's `origin_timeout_ms` until the response HEADERS arrive
+ * (the body then streams for as long as it takes: a slow page is not cut off half-way). On time
+ * out the subrequest is aborted and the visitor gets a 504; when the fetch itself fails (DNS,
+ * connection refused, reset) a 502. Origin 4xx/5xx responses are not failures: they are returned
+ * as they are (CONTRACT §4).
+ */
+export async function fetchOrigin(request: Request, route: RouteConfig): Promise<Response> {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort(new Error(`origin timeout after ${route.originTimeoutMs} ms`));
+      resolve(null);
+    }, route.originTimeoutMs);
+  });
+  const timeoutResponse = (): Response => {
+    console.error(
+      `splitstream: origin ${new URL(request.url).origin} sent no response headers within ${route.originTimeoutMs} ms (origin_timeout_ms); answering 504`,
+    );
+    return originErrorResponse(
+      504,
+      "origin_timeout",
+      "The site did not answer in time. Please try again in a moment.",
+    );
+  };
+  try {
+    const response = await Promise.race([fetch(request, { signal: controller.signal }), timedOut]);
+    return response ?? timeoutResponse();
+  } catch (error) {
+    if (controller.signal.aborted) return timeoutResponse();
+    console.error(`splitstream: origin fetch failed; answering 502`, error);
+    return originErrorResponse(
+      502,
+      "origin_unreachable",
+      "The site could not be reached. Please try again in a moment.",
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isHtml(response: Response): boolean {
@@ -205,15 +264,13 @@ export async function handleEdgeRequest(
   /**
    * One sendBatch in waitUntil; after `after` settles (the page has streamed), so that queueing
    * never competes with the page for the isolate's time — but never later than
-   * EVENTS_FLUSH_DEADLINE_MS, so a visitor who leaves mid-page still counts.
+   * EVENTS_FLUSH_DEADLINE_MS, so a visitor who leaves mid-page still counts. A refusing queue is
+   * retried, then the events are spilled to R2 for the scheduled re-queue (src/events/spill.ts).
    */
   const flushEvents = (after?: Promise<void>): void => {
     if (events.length === 0) return;
-    const batch = events.map((body) => ({ body, contentType: "json" as const }));
-    const send = () =>
-      env.EVENTS.sendBatch(batch).catch((error: unknown) => {
-        console.error(`splitstream: could not queue ${batch.length} event(s)`, error);
-      });
+    const batch = [...events];
+    const send = () => sendOrSpill(env, batch);
     ctx.waitUntil(after === undefined ? send() : settledOrDeadline(after).then(send));
   };
   const withVisitorHeaders = (response: Response): Response => {
@@ -251,9 +308,9 @@ export async function handleEdgeRequest(
   const forwarded = originRequest(request, target, {
     [VISITOR_HEADER]: visitor.id,
     [DECISIONS_HEADER]: decisionsHeader,
-    [REVISION_HEADER]: compiled.revision,
+    [REVISION_HEADER]: formatRevisionHeader(compiled.revision),
   });
-  const origin = await fetch(forwarded);
+  const origin = await fetchOrigin(forwarded, route);
 
   // Origin errors, redirects and non-HTML: streamed untouched.
   if (origin.status !== 200 || !isHtml(origin)) return origin;
@@ -278,6 +335,9 @@ export async function handleEdgeRequest(
   }
 }
 
+/** The longest a page waits for a cold (not yet cached) datafile read before passing through. */
+export const EDGE_COLD_KV_WAIT_MS = 1000;
+
 /** The longest the edge holds a page's events back waiting for the page to finish streaming. */
 export const EVENTS_FLUSH_DEADLINE_MS = 10_000;
 
@@ -300,7 +360,9 @@ async function decidePage(
   route: RouteConfig,
   url: URL,
 ) {
-  const entry = await getDatafile(env, ctx, route.sdkKey);
+  // A visitor never waits long for a cold KV read: past EDGE_COLD_KV_WAIT_MS the page passes
+  // through and the read goes on in the background for the next requests.
+  const entry = await getDatafile(env, ctx, route.sdkKey, { coldWaitMs: EDGE_COLD_KV_WAIT_MS });
   if (!entry) return null;
   const compiled: CompiledDatafile = entry.compiled;
 

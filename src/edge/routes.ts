@@ -25,6 +25,8 @@ export interface RouteConfig {
   sdkKey: string;
   /** Base URL pages are fetched from (`scheme://host[:port][/prefix]`, no trailing slash); null = `fetch(request)`. */
   origin: string | null;
+  /** How long the edge waits for the origin's response headers before answering 504 (ms). */
+  originTimeoutMs: number;
   /** Path globs (`*` = any characters, `/` included) that always pass through untouched. */
   excludePaths: string[];
   /** `Domain` attribute of Splitstream's cookies; null = host-only cookies. */
@@ -54,6 +56,7 @@ export const SDK_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 export const ROUTE_DEFAULTS = {
   origin: null,
+  originTimeoutMs: 15_000,
   excludePaths: [],
   cookieDomain: null,
   cookieMaxAgeDays: 365,
@@ -72,6 +75,7 @@ export const ROUTE_KEYS = [
   "pattern",
   "sdk_key",
   "origin",
+  "origin_timeout_ms",
   "exclude_paths",
   "cookie_domain",
   "cookie_max_age_days",
@@ -227,6 +231,15 @@ function routeSchema(): z.ZodType {
         "sdk_key must be 1-128 characters: letters, digits, _ . - (starting with a letter or digit)",
       ),
     origin: z.string({ error: "origin must be a URL string" }).nullish(),
+    origin_timeout_ms: z
+      .number({ error: "origin_timeout_ms must be a number (milliseconds)" })
+      .int("origin_timeout_ms must be a whole number of milliseconds")
+      .min(100, "origin_timeout_ms must be at least 100")
+      .max(
+        100_000,
+        "origin_timeout_ms must be at most 100000 (Cloudflare ends a proxied request after 100 s anyway)",
+      )
+      .nullish(),
     exclude_paths: z.array(z.string({ error: "each exclude path must be a string" })).nullish(),
     cookie_domain: z.string({ error: "cookie_domain must be a string" }).nullish(),
     cookie_max_age_days: z
@@ -257,6 +270,7 @@ type RawRoute = {
   pattern: string;
   sdk_key: string;
   origin?: string | null;
+  origin_timeout_ms?: number | null;
   exclude_paths?: string[] | null;
   cookie_domain?: string | null;
   cookie_max_age_days?: number | null;
@@ -420,6 +434,7 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     pattern: entry.pattern,
     sdkKey: entry.sdk_key,
     origin,
+    originTimeoutMs: entry.origin_timeout_ms ?? ROUTE_DEFAULTS.originTimeoutMs,
     excludePaths: [...excludePaths],
     cookieDomain,
     cookieMaxAgeDays: entry.cookie_max_age_days ?? ROUTE_DEFAULTS.cookieMaxAgeDays,

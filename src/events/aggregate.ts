@@ -8,7 +8,12 @@
  * - a conversion counts for every experiment of the same sdkKey where the visitor's exposure came
  *   at or before it, under the exposure's variation and revision;
  * - a visitor converts (unique converters) on the day of their earliest attributed conversion
- *   of that event, by (timestamp, uuid).
+ *   of that event, by (timestamp, uuid);
+ * - per (experiment, event, visitor) the converters row keeps the visitor's totals over their
+ *   attributed conversions (count, revenue, value), and metric_daily the per-visitor sums of
+ *   squares as increments: the k-th attributed conversion in (timestamp, uuid) order adds
+ *   S_k² − S_{k−1}² (S_k = the visitor's running total after it) to its own day's cell, so the
+ *   increments of all days add up to Σ over visitors of (their total)² (docs/events.md).
  *
  * `planBatch` turns the valid messages of one queue batch into operations: duplicates inside the
  * batch dropped (first occurrence wins) and, per (sdkKey, experiment, visitor), the batch's
@@ -181,12 +186,21 @@ export interface Exposure {
   uuid: string;
 }
 
-/** converters row: the visitor's earliest attributed conversion of an event in an experiment. */
+/**
+ * converters row: the visitor's earliest attributed conversion of an event in an experiment, and
+ * their totals over all of their attributed conversions of that event.
+ */
 export interface Converter {
   variationId: string;
   convertedAt: number;
   /** The conversion's uuid. */
   uuid: string;
+  /** Attributed conversions (x of a `count` metric). */
+  events: number;
+  /** Their revenue, integer cents (x of a `sum` revenue metric). */
+  revenue: number;
+  /** Their value (x of a `sum` value metric). */
+  value: number;
 }
 
 /** conversions row: a counted conversion, kept so that a late impression can attribute it. */
@@ -206,9 +220,24 @@ export interface MetricCell {
   converters: number;
   events: number;
   revenueSum: number;
+  /** Σ revenue² over events. */
   revenueSumSq: number;
   valueSum: number;
+  /** Σ value² over events. */
   valueSumSq: number;
+  /** Per-visitor Σx² increments (see the module comment) of the visitors' event counts… */
+  eventsVisitorSumSq: number;
+  /** …revenue totals… */
+  revenueVisitorSumSq: number;
+  /** …and value totals. */
+  valueVisitorSumSq: number;
+}
+
+/** What one conversion changes in the per-visitor sums of squares (metric_daily). */
+export interface VisitorSq {
+  events: number;
+  revenue: number;
+  value: number;
 }
 
 /** What the model keeps per (sdkKey, visitorId), to find a visitor's rows without scanning. */
@@ -254,6 +283,9 @@ const emptyCell = (): MetricCell => ({
   revenueSumSq: 0,
   valueSum: 0,
   valueSumSq: 0,
+  eventsVisitorSumSq: 0,
+  revenueVisitorSumSq: 0,
+  valueVisitorSumSq: 0,
 });
 
 function visitorIndex(state: AggregateState, sdkKey: string, visitorId: string): VisitorIndex {
@@ -277,13 +309,17 @@ function storedConversion(op: ConversionOp): StoredConversion {
   };
 }
 
-/** Adds `sign` × one conversion (and `converter` × sign converters) to a metric_daily cell. */
+/**
+ * Adds `sign` × one conversion (and `converter` × sign converters, and `sq` × sign to the
+ * per-visitor sums of squares) to a metric_daily cell.
+ */
 function addToCell(
   state: AggregateState,
   cellKey: string,
   sign: 1 | -1,
   conversion: Pick<StoredConversion, "revenue" | "value"> | null,
   converter: boolean,
+  sq: VisitorSq | null = null,
 ): void {
   const existing = state.metricDaily.get(cellKey);
   // Subtracting is an UPDATE in SQL: it never creates a row.
@@ -297,7 +333,56 @@ function addToCell(
     cell.valueSum += sign * conversion.value;
     cell.valueSumSq += sign * conversion.value * conversion.value;
   }
+  if (sq) {
+    cell.eventsVisitorSumSq += sign * sq.events;
+    cell.revenueVisitorSumSq += sign * sq.revenue;
+    cell.valueVisitorSumSq += sign * sq.value;
+  }
   state.metricDaily.set(cellKey, cell);
+}
+
+/** Orders conversions by (timestamp, uuid), the order of the per-visitor running totals. */
+const byTime = (a: StoredConversion, b: StoredConversion): number =>
+  a.timestamp - b.timestamp || compareText(a.uuid, b.uuid);
+
+/**
+ * The per-visitor Σx² increments of one visitor's attributed conversions of one event in one
+ * experiment, all of them: conversion k (in (timestamp, uuid) order) adds
+ * S_k² − S_{k−1}² = x_k·(2·S_k − x_k), S_k = the running total after it. They add up to the
+ * square of the visitor's total.
+ */
+export function visitorIncrements(
+  conversions: readonly StoredConversion[],
+): Array<{ conversion: StoredConversion; sq: VisitorSq }> {
+  let events = 0;
+  let revenue = 0;
+  let value = 0;
+  return [...conversions].sort(byTime).map((c) => {
+    events += 1;
+    revenue += c.revenue;
+    value += c.value;
+    return {
+      conversion: c,
+      sq: {
+        events: 2 * events - 1,
+        revenue: c.revenue * (2 * revenue - c.revenue),
+        value: c.value * (2 * value - c.value),
+      },
+    };
+  });
+}
+
+/** {@link visitorIncrements} per event of one visitor's conversions attributed to one exposure. */
+function incrementsByEvent(
+  conversions: readonly StoredConversion[],
+): Array<{ conversion: StoredConversion; sq: VisitorSq }> {
+  const byEvent = new Map<string, StoredConversion[]>();
+  for (const c of conversions) {
+    const list = byEvent.get(c.eventId);
+    if (list) list.push(c);
+    else byEvent.set(c.eventId, [c]);
+  }
+  return [...byEvent.values()].flatMap(visitorIncrements);
 }
 
 const cellKey = (
@@ -333,12 +418,14 @@ function earliestPerKey<T extends { key: string; conversion: StoredConversion }>
  * 2–3. a fresh candidate impression earlier than the visitor's exposure (or the first one)
  *    becomes the exposure: one visitor less in the old cell, one more in the new one;
  * 4–6. everything the replaced exposure had counted is taken back (its attributed stored
- *    conversions, its converters), and a converter of an unchanged exposure whose earliest
- *    conversion is now a fresh, earlier one leaves its old day;
+ *    conversions with their per-visitor Σx² increments, its converters), and a converter of an
+ *    unchanged exposure whose earliest conversion is now a fresh, earlier one leaves its old day;
  * 7–8. exposures and the fresh conversions are stored;
  * 9–10. changed exposures count all of the visitor's stored conversions from their first_at on;
  *    unchanged exposures count the fresh conversions at or after their first_at; converters are
- *    (re)set to the earliest attributed conversion and counted on its day.
+ *    (re)set to the earliest attributed conversion and counted on its day, their totals grow by
+ *    the newly counted conversions, and the per-visitor Σx² increments of the new conversions
+ *    and of the later ones whose running totals grew are added.
  * Cells left at zero visitors / events are deleted, as the SQL does.
  */
 export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateState {
@@ -386,14 +473,17 @@ export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateStat
   const touchedMetricCells: string[] = [];
   for (const { op, old } of changed) {
     if (!old) continue;
-    const stored = state.visitors.get(key(op.sdkKey, op.visitorId))?.conversions ?? [];
-    for (const c of stored) {
-      if (c.timestamp < old.firstAt) continue;
+    // Every conversion the old exposure counted is still stored (it is younger than the fresh,
+    // earlier impression), so its increments are recomputed from a running total from 0.
+    const stored = (state.visitors.get(key(op.sdkKey, op.visitorId))?.conversions ?? []).filter(
+      (c) => c.timestamp >= old.firstAt,
+    );
+    for (const { conversion: c, sq } of incrementsByEvent(stored)) {
       const converter = state.converters.get(
         key(op.sdkKey, op.experimentId, c.eventId, op.visitorId),
       );
       const mk = cellKey(op.sdkKey, op.experimentId, old, c.eventId, c.day);
-      addToCell(state, mk, -1, c, converter?.uuid === c.uuid);
+      addToCell(state, mk, -1, c, converter?.uuid === c.uuid, sq);
       touchedMetricCells.push(mk);
     }
   }
@@ -446,6 +536,7 @@ export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateStat
       if (c.timestamp >= exposure.firstAt)
         changedPairs.push({
           key: key(op.sdkKey, op.experimentId, c.eventId, op.visitorId),
+          exposureKey: key(op.sdkKey, op.experimentId, op.visitorId),
           experimentId: op.experimentId,
           exposure,
           conversion: c,
@@ -455,24 +546,99 @@ export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateStat
   for (const pair of earliestPerKey(pairs).values()) {
     const current = state.converters.get(pair.key);
     const c = pair.conversion;
-    if (!current || isBefore(c.timestamp, c.uuid, current.convertedAt, current.uuid))
+    if (!current)
       state.converters.set(pair.key, {
         variationId: pair.exposure.variationId,
         convertedAt: c.timestamp,
         uuid: c.uuid,
+        events: 0,
+        revenue: 0,
+        value: 0,
       });
+    else if (isBefore(c.timestamp, c.uuid, current.convertedAt, current.uuid)) {
+      current.variationId = pair.exposure.variationId;
+      current.convertedAt = c.timestamp;
+      current.uuid = c.uuid;
+    }
+  }
+  // …and the visitor's totals grow by every newly attributed conversion.
+  for (const pair of pairs) {
+    const converter = state.converters.get(pair.key)!;
+    converter.events += 1;
+    converter.revenue += pair.conversion.revenue;
+    converter.value += pair.conversion.value;
   }
 
-  // 10. metric_daily: count the pairs, and each converter on its conversion's cell.
-  for (const pair of pairs) {
+  // 10. metric_daily: count the pairs, each converter on its conversion's cell, and the changes
+  // of the per-visitor sums of squares, per (experiment, event, visitor) group:
+  // - changed exposures: every attributed (stored) conversion is new;
+  // - unchanged exposures: the stored conversions from the group's earliest fresh one on, the
+  //   fresh ones new. Older ones keep their running totals (and may be pruned in D1).
+  // With T = the visitor's total after step 9, G = Σ x of the group's rows, R_j = Σ x of its rows
+  // up to and including j and N_j = Σ x of its new rows up to j: T − G is the total before the
+  // group's first row, so a new row adds its increment x_j·(2·(T − G + R_j) − x_j), an old row
+  // 2·x_j·N_j (its running total grew by N_j).
+  const groups = new Map<string, { pair: AttributedPair; rows: StoredConversion[] }>();
+  for (const pair of changedPairs) {
+    const group = groups.get(pair.key);
+    if (group) group.rows.push(pair.conversion);
+    else groups.set(pair.key, { pair, rows: [pair.conversion] });
+  }
+  const since = new Map<string, AttributedPair>();
+  for (const pair of unchangedPairs) {
+    const current = since.get(pair.key);
+    if (!current || pair.conversion.timestamp < current.conversion.timestamp)
+      since.set(pair.key, pair);
+  }
+  for (const [k, pair] of since) {
     const c = pair.conversion;
-    addToCell(
-      state,
-      cellKey(c.sdkKey, pair.experimentId, pair.exposure, c.eventId, c.day),
-      1,
-      c,
-      state.converters.get(pair.key)?.uuid === c.uuid,
+    const rows = (state.visitors.get(key(c.sdkKey, c.visitorId))?.conversions ?? []).filter(
+      (s) => s.eventId === c.eventId && s.timestamp >= c.timestamp,
     );
+    groups.set(k, { pair, rows });
+  }
+  for (const [k, { pair, rows }] of groups) {
+    const isNew = (c: StoredConversion) => changedKeys.has(pair.exposureKey) || fresh.has(c.uuid);
+    const total = state.converters.get(k)!;
+    const sorted = [...rows].sort(byTime);
+    const base = { events: total.events, revenue: total.revenue, value: total.value };
+    for (const c of sorted) {
+      base.events -= 1;
+      base.revenue -= c.revenue;
+      base.value -= c.value;
+    }
+    const running = { events: 0, revenue: 0, value: 0 };
+    const newRunning = { events: 0, revenue: 0, value: 0 };
+    for (const c of sorted) {
+      const added = isNew(c);
+      running.events += 1;
+      running.revenue += c.revenue;
+      running.value += c.value;
+      const sq: VisitorSq = added
+        ? {
+            events: 2 * (base.events + running.events) - 1,
+            revenue: c.revenue * (2 * (base.revenue + running.revenue) - c.revenue),
+            value: c.value * (2 * (base.value + running.value) - c.value),
+          }
+        : {
+            events: 2 * newRunning.events,
+            revenue: 2 * c.revenue * newRunning.revenue,
+            value: 2 * c.value * newRunning.value,
+          };
+      if (added) {
+        newRunning.events += 1;
+        newRunning.revenue += c.revenue;
+        newRunning.value += c.value;
+      }
+      addToCell(
+        state,
+        cellKey(c.sdkKey, pair.experimentId, pair.exposure, c.eventId, c.day),
+        1,
+        added ? c : null,
+        added && total.uuid === c.uuid,
+        sq,
+      );
+    }
   }
   return state;
 }
@@ -480,6 +646,8 @@ export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateStat
 interface AttributedPair {
   /** converters key [sdkKey, experimentId, eventId, visitorId] */
   key: string;
+  /** exposures key [sdkKey, experimentId, visitorId] */
+  exposureKey: string;
   experimentId: string;
   exposure: Exposure;
   conversion: StoredConversion;
@@ -501,6 +669,7 @@ function attributedPairs(
       if (!exposure || !exposureFilter(ek) || exposure.firstAt > c.timestamp) continue;
       out.push({
         key: key(c.sdkKey, experimentId, c.eventId, c.visitorId),
+        exposureKey: ek,
         experimentId,
         exposure,
         conversion: c,
@@ -547,19 +716,25 @@ export function foldEvents(events: Iterable<EventMessage>): AggregateState {
       if (!current || isBefore(c.timestamp, c.uuid, current.timestamp, current.uuid))
         earliest.set(c.eventId, c);
     }
-    for (const [eventId, c] of earliest)
+    for (const [eventId, c] of earliest) {
+      const mine = attributed.filter((a) => a.eventId === eventId);
       state.converters.set(key(sdkKey, experimentId, eventId, visitorId), {
         variationId: exposure.variationId,
         convertedAt: c.timestamp,
         uuid: c.uuid,
+        events: mine.length,
+        revenue: mine.reduce((sum, a) => sum + a.revenue, 0),
+        value: mine.reduce((sum, a) => sum + a.value, 0),
       });
-    for (const c of attributed)
+    }
+    for (const { conversion: c, sq } of incrementsByEvent(attributed))
       addToCell(
         state,
         cellKey(sdkKey, experimentId, exposure, c.eventId, c.day),
         1,
         c,
         earliest.get(c.eventId)?.uuid === c.uuid,
+        sq,
       );
   }
   return state;

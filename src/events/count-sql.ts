@@ -10,6 +10,13 @@
  * Parameters: ?1 = the run's random `attempt` token, ?2 = the plan's candidate impressions
  * (JSON), ?3 = the plan's conversions (JSON). An event is "fresh" when its seen_events row carries
  * this run's token, i.e. statement 1 inserted it just now; everything else ignores it.
+ *
+ * Per-visitor totals (migrations/0006_visitor_totals.sql): converters keeps the visitor's totals
+ * over their attributed conversions (events, revenue, value) and metric_daily the increments of
+ * the per-visitor sums of squares — conversion k of a visitor, in (timestamp, uuid) order, adds
+ * S_k² − S_{k−1}² = x_k·(2·S_k − x_k) to its day (S_k = the running total after it). Statement 4
+ * takes a replaced exposure's increments back, 9 keeps the totals, 10 adds the increments of the
+ * newly counted conversions and the changes of the later ones' (their running totals grew).
  */
 import type { BatchPlan } from "./aggregate";
 
@@ -88,21 +95,32 @@ export const SQL_VISITORS_EMPTY = `WITH ${FC}, ${RP}
     SELECT sdk_key, experiment_id, variation_id, revision, ${dayOf("first_at")} FROM rp)`;
 
 /**
+ * A replaced exposure's running totals per event, from 0: every conversion it counted is still
+ * stored (they are later than the fresh impression replacing it, so younger than the retention
+ * cutoff).
+ */
+const RUNNING_FROM_0 = `OVER (PARTITION BY rp.sdk_key, rp.experiment_id, rp.visitor_id, cv.event_id
+  ORDER BY cv.timestamp, cv.uuid ROWS UNBOUNDED PRECEDING)`;
+
+/**
  * 4. metric_daily, taken back: (a) every stored conversion the replaced exposures counted, with
- * their converters; (b) converters of unchanged exposures whose earliest conversion is now a
- * fresh, earlier one leave the day of the old one.
+ * their converters and per-visitor Σx² increments; (b) converters of unchanged exposures whose
+ * earliest conversion is now a fresh, earlier one leave the day of the old one.
  */
 export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
   gone AS (
     SELECT rp.sdk_key, rp.experiment_id, rp.variation_id, rp.revision, cv.event_id, cv.day,
       r.uuid IS NOT NULL AS converters, 1 AS events, cv.revenue AS revenue,
       CAST(cv.revenue AS REAL) * cv.revenue AS revenue_sq, CAST(cv.value AS REAL) AS value,
-      CAST(cv.value AS REAL) * cv.value AS value_sq
+      CAST(cv.value AS REAL) * cv.value AS value_sq,
+      2 * row_number() ${RUNNING_FROM_0} - 1 AS events_vsq,
+      CAST(cv.revenue AS REAL) * (2 * sum(cv.revenue) ${RUNNING_FROM_0} - cv.revenue) AS revenue_vsq,
+      CAST(cv.value AS REAL) * (2 * sum(CAST(cv.value AS REAL)) ${RUNNING_FROM_0} - cv.value) AS value_vsq
     FROM rp ${STORED_FROM("rp")}
     LEFT JOIN converters AS r ON ${CONVERTER_OF("rp", "cv.event_id", "rp.visitor_id")} AND r.uuid = cv.uuid
     UNION ALL
     SELECT m.sdk_key, m.experiment_id, m.variation_id, m.revision, m.event_id,
-      ${dayOf("r.converted_at")}, 1, 0, 0, 0, 0, 0
+      ${dayOf("r.converted_at")}, 1, 0, 0, 0, 0, 0, 0, 0, 0
     FROM (
       SELECT e.sdk_key, e.experiment_id, e.visitor_id, e.variation_id, e.revision, fv.event_id,
         fv.timestamp, fv.uuid,
@@ -116,11 +134,15 @@ export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
   g AS (
     SELECT sdk_key, experiment_id, variation_id, revision, event_id, day,
       sum(converters) AS converters, sum(events) AS events, sum(revenue) AS revenue_sum,
-      sum(revenue_sq) AS revenue_sum_sq, sum(value) AS value_sum, sum(value_sq) AS value_sum_sq
+      sum(revenue_sq) AS revenue_sum_sq, sum(value) AS value_sum, sum(value_sq) AS value_sum_sq,
+      sum(events_vsq) AS events_vsq, sum(revenue_vsq) AS revenue_vsq, sum(value_vsq) AS value_vsq
     FROM gone GROUP BY sdk_key, experiment_id, variation_id, revision, event_id, day)
   UPDATE metric_daily SET converters = metric_daily.converters - g.converters, events = metric_daily.events - g.events,
     revenue_sum = metric_daily.revenue_sum - g.revenue_sum, revenue_sum_sq = metric_daily.revenue_sum_sq - g.revenue_sum_sq,
-    value_sum = metric_daily.value_sum - g.value_sum, value_sum_sq = metric_daily.value_sum_sq - g.value_sum_sq
+    value_sum = metric_daily.value_sum - g.value_sum, value_sum_sq = metric_daily.value_sum_sq - g.value_sum_sq,
+    events_visitor_sum_sq = metric_daily.events_visitor_sum_sq - g.events_vsq,
+    revenue_visitor_sum_sq = metric_daily.revenue_visitor_sum_sq - g.revenue_vsq,
+    value_visitor_sum_sq = metric_daily.value_visitor_sum_sq - g.value_vsq
   FROM g
   WHERE metric_daily.sdk_key = g.sdk_key AND metric_daily.experiment_id = g.experiment_id
     AND metric_daily.variation_id = g.variation_id AND metric_daily.revision = g.revision
@@ -163,39 +185,109 @@ const PAIRS = `pairs AS (
       fv.timestamp, fv.day, fv.uuid, fv.revenue, fv.value
     FROM fv ${EXPOSURES_OF_FV} WHERE ${E_UNCHANGED})`;
 
-/** 9. Converters: the earliest attributed conversion per (experiment, event, visitor). */
-export const SQL_CONVERTERS = `WITH ${FC}, ${FV}, ${CH}, ${PAIRS},
-  ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY sdk_key, experiment_id, event_id, visitor_id
-      ORDER BY timestamp, uuid) AS rn
-    FROM pairs)
-  INSERT INTO converters
-    (sdk_key, experiment_id, event_id, visitor_id, variation_id, converted_at, uuid)
-  SELECT sdk_key, experiment_id, event_id, visitor_id, variation_id, timestamp, uuid
-  FROM ranked WHERE rn = 1
-  ON CONFLICT (sdk_key, experiment_id, event_id, visitor_id) DO UPDATE SET
-    variation_id = excluded.variation_id, converted_at = excluded.converted_at, uuid = excluded.uuid
-  WHERE (excluded.converted_at, excluded.uuid) < (converters.converted_at, converters.uuid)`;
+const EARLIER_CONVERTER = `(excluded.converted_at, excluded.uuid) < (converters.converted_at, converters.uuid)`;
 
 /**
- * 10. metric_daily, added: every attributed pair as an event, and +1 converter where the pair's
- * conversion is (now) the converters row's.
+ * 9. Converters: the earliest attributed conversion per (experiment, event, visitor), and the
+ * visitor's totals grown by the newly attributed conversions (changed exposures: their rows were
+ * dropped by statement 6, so the totals start from 0).
  */
-export const SQL_METRICS_ADD = `WITH ${FC}, ${FV}, ${CH}, ${PAIRS}
-  INSERT INTO metric_daily (${METRIC_KEY},
-    converters, events, revenue_sum, revenue_sum_sq, value_sum, value_sum_sq)
-  SELECT p.sdk_key, p.experiment_id, p.variation_id, p.revision, p.event_id, p.day,
-    sum(r.uuid IS NOT NULL), count(*), sum(p.revenue), sum(CAST(p.revenue AS REAL) * p.revenue),
-    sum(CAST(p.value AS REAL)), sum(CAST(p.value AS REAL) * p.value)
-  FROM pairs AS p
-  LEFT JOIN converters AS r ON ${CONVERTER_OF("p", "p.event_id", "p.visitor_id")} AND r.uuid = p.uuid
-  WHERE true
-  GROUP BY p.sdk_key, p.experiment_id, p.variation_id, p.revision, p.event_id, p.day
+export const SQL_CONVERTERS = `WITH ${FC}, ${FV}, ${CH}, ${PAIRS},
+  ranked AS (
+    SELECT *, row_number() OVER visitor AS rn,
+      count(*) OVER visitor AS n_events, sum(revenue) OVER visitor AS n_revenue,
+      sum(value) OVER visitor AS n_value
+    FROM pairs
+    WINDOW visitor AS (PARTITION BY sdk_key, experiment_id, event_id, visitor_id
+      ORDER BY timestamp, uuid ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+  INSERT INTO converters (sdk_key, experiment_id, event_id, visitor_id, variation_id, converted_at,
+    uuid, events, revenue, value)
+  SELECT sdk_key, experiment_id, event_id, visitor_id, variation_id, timestamp, uuid,
+    n_events, n_revenue, n_value
+  FROM ranked WHERE rn = 1
+  ON CONFLICT (sdk_key, experiment_id, event_id, visitor_id) DO UPDATE SET
+    variation_id = CASE WHEN ${EARLIER_CONVERTER} THEN excluded.variation_id ELSE converters.variation_id END,
+    converted_at = CASE WHEN ${EARLIER_CONVERTER} THEN excluded.converted_at ELSE converters.converted_at END,
+    uuid = CASE WHEN ${EARLIER_CONVERTER} THEN excluded.uuid ELSE converters.uuid END,
+    events = converters.events + excluded.events, revenue = converters.revenue + excluded.revenue,
+    value = converters.value + excluded.value`;
+
+/**
+ * Unchanged exposures with fresh attributed conversions, per event: from `since` (the earliest
+ * fresh one's timestamp) on, the visitor's running totals change.
+ */
+const UG = `ug AS (
+    SELECT e.sdk_key, e.experiment_id, e.variation_id, e.revision, e.visitor_id, fv.event_id,
+      min(fv.timestamp) AS since
+    FROM fv ${EXPOSURES_OF_FV} WHERE ${E_UNCHANGED}
+    GROUP BY e.sdk_key, e.experiment_id, e.variation_id, e.revision, e.visitor_id, fv.event_id)`;
+
+/**
+ * The conversions whose per-visitor Σx² increments change, `is_new` = counted by this run:
+ * changed exposures × all their stored conversions (all new), and unchanged exposures × the
+ * stored conversions of the ug events from `since` on (new = fresh). Their `is_new` rows are
+ * exactly PAIRS.
+ */
+const VS = `vs AS (
+    SELECT ch.sdk_key, ch.experiment_id, ch.variation_id, ch.revision, ch.visitor_id, cv.event_id,
+      cv.timestamp, cv.day, cv.uuid, cv.revenue, cv.value, 1 AS is_new
+    FROM ch ${STORED_FROM("ch")}
+    UNION ALL
+    SELECT ug.sdk_key, ug.experiment_id, ug.variation_id, ug.revision, ug.visitor_id, cv.event_id,
+      cv.timestamp, cv.day, cv.uuid, cv.revenue, cv.value,
+      EXISTS (SELECT 1 FROM seen_events AS s3 WHERE s3.uuid = cv.uuid AND s3.attempt = ?1)
+    FROM ug JOIN conversions AS cv ON cv.sdk_key = ug.sdk_key AND cv.visitor_id = ug.visitor_id
+      AND cv.event_id = ug.event_id AND cv.timestamp >= ug.since)`;
+
+/**
+ * Per vs row: the visitor's totals T (converters, after statement 9), G = Σ x of the row's group
+ * in vs, R = Σ x of the group's rows up to and including it, N = Σ x of the group's new rows up
+ * to it. T − G is the visitor's total before the group's first row (changed exposures: 0), so a
+ * new row's running total is T − G + R and it adds its increment x·(2·(T − G + R) − x); an old
+ * row's running total grew by the new rows before it: it adds 2·x·N.
+ */
+const INC = `inc AS (
+    SELECT vs.*, coalesce(r.uuid = vs.uuid, 0) AS is_converter,
+      coalesce(r.events, 0) AS t_events, coalesce(r.revenue, 0) AS t_revenue,
+      coalesce(r.value, 0) AS t_value,
+      count(*) OVER run AS r_events, sum(vs.revenue) OVER run AS r_revenue,
+      sum(CAST(vs.value AS REAL)) OVER run AS r_value,
+      sum(vs.is_new) OVER run AS n_events, sum(vs.is_new * vs.revenue) OVER run AS n_revenue,
+      sum(vs.is_new * CAST(vs.value AS REAL)) OVER run AS n_value,
+      count(*) OVER grp AS g_events, sum(vs.revenue) OVER grp AS g_revenue,
+      sum(CAST(vs.value AS REAL)) OVER grp AS g_value
+    FROM vs LEFT JOIN converters AS r ON ${CONVERTER_OF("vs", "vs.event_id", "vs.visitor_id")}
+    WINDOW run AS (PARTITION BY vs.sdk_key, vs.experiment_id, vs.visitor_id, vs.event_id
+        ORDER BY vs.timestamp, vs.uuid ROWS UNBOUNDED PRECEDING),
+      grp AS (PARTITION BY vs.sdk_key, vs.experiment_id, vs.visitor_id, vs.event_id))`;
+
+/**
+ * 10. metric_daily, added: every attributed pair (new vs row) as an event, +1 converter where
+ * the pair's conversion is (now) the converters row's, and the per-visitor Σx² changes.
+ */
+export const SQL_METRICS_ADD = `WITH ${FC}, ${FV}, ${CH}, ${UG}, ${VS}, ${INC}
+  INSERT INTO metric_daily (${METRIC_KEY}, converters, events, revenue_sum, revenue_sum_sq,
+    value_sum, value_sum_sq, events_visitor_sum_sq, revenue_visitor_sum_sq, value_visitor_sum_sq)
+  SELECT sdk_key, experiment_id, variation_id, revision, event_id, day,
+    sum(is_new * is_converter), sum(is_new), sum(is_new * revenue),
+    sum(is_new * CAST(revenue AS REAL) * revenue), sum(is_new * CAST(value AS REAL)),
+    sum(is_new * CAST(value AS REAL) * value),
+    sum(CASE WHEN is_new THEN 2 * (t_events - g_events + r_events) - 1 ELSE 2 * n_events END),
+    sum(CASE WHEN is_new
+      THEN CAST(revenue AS REAL) * (2 * (t_revenue - g_revenue + r_revenue) - revenue)
+      ELSE 2 * CAST(revenue AS REAL) * n_revenue END),
+    sum(CASE WHEN is_new THEN CAST(value AS REAL) * (2 * (t_value - g_value + r_value) - value)
+      ELSE 2 * CAST(value AS REAL) * n_value END)
+  FROM inc WHERE true
+  GROUP BY sdk_key, experiment_id, variation_id, revision, event_id, day
   ON CONFLICT (${METRIC_KEY}) DO UPDATE SET
     converters = converters + excluded.converters, events = events + excluded.events,
     revenue_sum = revenue_sum + excluded.revenue_sum,
     revenue_sum_sq = revenue_sum_sq + excluded.revenue_sum_sq,
-    value_sum = value_sum + excluded.value_sum, value_sum_sq = value_sum_sq + excluded.value_sum_sq`;
+    value_sum = value_sum + excluded.value_sum, value_sum_sq = value_sum_sq + excluded.value_sum_sq,
+    events_visitor_sum_sq = events_visitor_sum_sq + excluded.events_visitor_sum_sq,
+    revenue_visitor_sum_sq = revenue_visitor_sum_sq + excluded.revenue_visitor_sum_sq,
+    value_visitor_sum_sq = value_visitor_sum_sq + excluded.value_visitor_sum_sq`;
 
 /**
  * The statements that count `plan`, in order, for one consumer run `attempt` (a random token)

@@ -200,7 +200,10 @@ export function hasConsent(route: RouteConfig, cookies: Map<string, string>): bo
  * Sends the messages to EVENTS, in as few `sendBatch` calls as the queue's limits allow
  * (≤ 100 messages and ~200 KB each). Throws when the queue refuses.
  */
-export async function queueMessages(env: Env, messages: EventMessage[]): Promise<void> {
+export async function queueMessages(
+  env: Pick<Env, "EVENTS">,
+  messages: EventMessage[],
+): Promise<void> {
   let batch: MessageSendRequest<EventMessage>[] = [];
   let bytes = 0;
   for (const body of messages) {

@@ -43,6 +43,14 @@ const CORS: Record<string, string> = { "access-control-allow-origin": "*" };
 
 type Invalid = { path: string; reason: string };
 
+/** "an object", "an array", "a boolean"…: what a JSON value is, without echoing it. */
+function describeJson(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const type = typeof value;
+  return type === "object" ? "an object" : `a ${type}`;
+}
+
 function invalidBatch(message: string, problem: Invalid): Response {
   return errorResponse(400, "invalid_batch", message, problem, CORS);
 }
@@ -157,12 +165,22 @@ export async function handleSdkEvents(
     ["account_id", datafile.accountId],
     ["project_id", datafile.projectId],
   ] as const) {
-    if (String(batch[field]) !== expected) {
+    // Only a string or a number can name an id (String() of an arbitrary JSON value can throw:
+    // `{"toString":null}` has no primitive value).
+    const got = batch[field];
+    const given = typeof got === "string" || typeof got === "number" ? String(got) : null;
+    if (given !== expected) {
+      const shown =
+        given === null
+          ? got === undefined
+            ? "null"
+            : `(${describeJson(got)})`
+          : JSON.stringify(got);
       return errorResponse(
         400,
         "project_mismatch",
-        `the batch's ${field} ${JSON.stringify(batch[field] ?? null)} does not match the datafile of ${route.sdkKey} (${field} ${expected})`,
-        { path: field, expected, got: batch[field] ?? null },
+        `the batch's ${field} ${shown.slice(0, 100)} does not match the datafile of ${route.sdkKey} (${field} ${expected})`,
+        { path: field, expected, got: given === null ? null : got },
         CORS,
       );
     }

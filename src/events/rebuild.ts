@@ -7,8 +7,11 @@
  * duplicates (same uuid, e.g. a batch archived twice) count once. Because the aggregates do not
  * depend on batch order or split (docs/events.md "Order independence"), this equals what the
  * consumer computed from the same events — so any difference means the live tables were damaged
- * (lost or edited rows, a bug, events counted before migration 0003 kept conversions) or events
- * are in the archive but were never counted (their batch ended in the dead-letter queue).
+ * (lost or edited rows, a bug, events counted before migration 0003 kept conversions, per-visitor
+ * totals and sums of squares that migration 0006 could not backfill because the conversions were
+ * already pruned) or events are in the archive but were never counted (their batch ended in the
+ * dead-letter queue). Every column is compared and rebuilt, the per-visitor ones included
+ * (src/events/tables.ts).
  *
  * Limits: everything happens in one invocation and in memory — one R2 read per archive object
  * (listed with a cursor, any number of pages) and the rebuilt rows of the selected sdkKeys.
@@ -109,6 +112,8 @@ interface Fold {
   invalid: InvalidLine[];
   invalidLines: number;
   sdkKeys: Set<string>;
+  /** Per sdkKey, the [uuid, type] of every event folded (for the seen_events rows of apply). */
+  folded: Map<string, Array<[string, EventMessage["type"]]>>;
 }
 
 /** Reads the whole archive and folds the events of `sdkKey` (or all) into a fresh state. */
@@ -122,6 +127,7 @@ export async function foldArchive(bucket: R2Bucket, sdkKey: string | undefined):
     invalid: [],
     invalidLines: 0,
     sdkKeys: new Set(),
+    folded: new Map(),
   };
   const keys = await listArchive(bucket);
   for (let i = 0; i < keys.length; i += READ_CONCURRENCY) {
@@ -161,7 +167,12 @@ function foldObject(fold: Fold, key: string, text: string, sdkKey: string | unde
     const result = validateMessage(body, typeof timestamp === "number" ? timestamp : 0);
     if (!result.ok) return invalid(fold, key, index + 1, result.reason);
     fold.sdkKeys.add(result.message.sdkKey);
-    if (sdkKey === undefined || result.message.sdkKey === sdkKey) events.push(result.message);
+    if (sdkKey === undefined || result.message.sdkKey === sdkKey) {
+      events.push(result.message);
+      const folded = fold.folded.get(result.message.sdkKey) ?? [];
+      fold.folded.set(result.message.sdkKey, folded);
+      folded.push([result.message.uuid, result.message.type]);
+    }
   });
   const before = fold.state.seen.size;
   applyPlan(fold.state, planBatch(events));
@@ -230,7 +241,7 @@ export async function rebuildAggregates(
     written = Object.fromEntries(DERIVED_TABLES.map((t) => [t, 0])) as Record<DerivedTable, number>;
     for (const sdkKey of sdkKeys) {
       const rebuilt = rebuiltBySdk.get(sdkKey)!;
-      await replaceRows(env.DB, sdkKey, rebuilt);
+      await replaceRows(env.DB, sdkKey, rebuilt, fold.folded.get(sdkKey) ?? [], now);
       for (const table of DERIVED_TABLES) written[table] += rebuilt[table].length;
     }
   }
@@ -259,10 +270,25 @@ export async function rebuildAggregates(
  * (up to ~20 000 rows) it is one transaction; otherwise an interrupted apply leaves a partial
  * state — run it again (it starts by deleting).
  */
-async function replaceRows(db: D1Database, sdkKey: string, rows: TableRows): Promise<void> {
+async function replaceRows(
+  db: D1Database,
+  sdkKey: string,
+  rows: TableRows,
+  folded: Array<[string, EventMessage["type"]]>,
+  now: number,
+): Promise<void> {
   const statements: D1PreparedStatement[] = DERIVED_TABLES.map((table) =>
     db.prepare(`DELETE FROM ${table} WHERE sdk_key = ?`).bind(sdkKey),
   );
+  // Every folded event is now counted: mark its uuid seen, so that a later delivery of it (a
+  // dead-lettered batch replayed after the rebuild) is a duplicate and cannot count twice.
+  const seenSql = `INSERT OR IGNORE INTO seen_events (uuid, type, sdk_key, received_at, attempt)
+    SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), ?2, ?3, 'rebuild'
+    FROM json_each(?1) AS j`;
+  for (let i = 0; i < folded.length; i += INSERT_ROWS)
+    statements.push(
+      db.prepare(seenSql).bind(JSON.stringify(folded.slice(i, i + INSERT_ROWS)), sdkKey, now),
+    );
   for (const table of DERIVED_TABLES) {
     const columns = columnsOf(table);
     const select = columns.map((_, i) => `json_extract(j.value, '$[${i}]')`).join(", ");

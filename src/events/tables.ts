@@ -1,8 +1,8 @@
 /**
- * The consumer's derived tables (migrations/0002_events.sql, 0003_conversions.sql) as plain rows,
- * for comparing the live D1 state with a state computed in memory (the rebuild from the R2
- * archive, src/events/rebuild.ts, and the tests): the row form of an AggregateState, reading a
- * table's rows for one sdkKey, and a per-row diff.
+ * The consumer's derived tables (migrations/0002_events.sql, 0003_conversions.sql,
+ * 0006_visitor_totals.sql) as plain rows, for comparing the live D1 state with a state computed
+ * in memory (the rebuild from the R2 archive, src/events/rebuild.ts, and the tests): the row
+ * form of an AggregateState, reading a table's rows for one sdkKey, and a per-row diff.
  *
  * seen_events is not here: it is dedupe bookkeeping, pruned by age, not a result.
  */
@@ -55,8 +55,8 @@ export const TABLE_SPECS: Record<DerivedTable, TableSpec> = {
   },
   converters: {
     key: ["sdk_key", "experiment_id", "event_id", "visitor_id"],
-    values: ["variation_id", "converted_at", "uuid"],
-    real: new Set(),
+    values: ["variation_id", "converted_at", "uuid", "events", "revenue", "value"],
+    real: new Set(["value"]),
   },
   variation_daily: {
     key: ["sdk_key", "experiment_id", "variation_id", "revision", "day"],
@@ -65,8 +65,24 @@ export const TABLE_SPECS: Record<DerivedTable, TableSpec> = {
   },
   metric_daily: {
     key: ["sdk_key", "experiment_id", "variation_id", "revision", "event_id", "day"],
-    values: ["converters", "events", "revenue_sum", "revenue_sum_sq", "value_sum", "value_sum_sq"],
-    real: new Set(["revenue_sum_sq", "value_sum", "value_sum_sq"]),
+    values: [
+      "converters",
+      "events",
+      "revenue_sum",
+      "revenue_sum_sq",
+      "value_sum",
+      "value_sum_sq",
+      "events_visitor_sum_sq",
+      "revenue_visitor_sum_sq",
+      "value_visitor_sum_sq",
+    ],
+    real: new Set([
+      "revenue_sum_sq",
+      "value_sum",
+      "value_sum_sq",
+      "revenue_visitor_sum_sq",
+      "value_visitor_sum_sq",
+    ]),
   },
 };
 
@@ -118,6 +134,9 @@ export function stateRows(state: AggregateState): TableRows {
         variation_id: c.variationId,
         converted_at: c.convertedAt,
         uuid: c.uuid,
+        events: c.events,
+        revenue: c.revenue,
+        value: c.value,
       };
     }),
     variation_daily: [...state.variationDaily].map(([k, visitors]) => {
@@ -152,6 +171,9 @@ export function stateRows(state: AggregateState): TableRows {
         revenue_sum_sq: m.revenueSumSq,
         value_sum: m.valueSum,
         value_sum_sq: m.valueSumSq,
+        events_visitor_sum_sq: m.eventsVisitorSumSq,
+        revenue_visitor_sum_sq: m.revenueVisitorSumSq,
+        value_visitor_sum_sq: m.valueVisitorSumSq,
       };
     }),
   };

@@ -49,7 +49,13 @@ function tagsOf(value: unknown): Record<string, string | number | boolean> {
     } else if (typeof tag !== "boolean") {
       throw new Invalid(`tags.${key} must be a string, number or boolean`);
     }
-    out[key] = tag;
+    // defineProperty, not assignment: a tag named "__proto__" is data, kept like any other.
+    Object.defineProperty(out, key, {
+      value: tag,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }

@@ -31,6 +31,7 @@ let seq = 0;
 const uid = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}-${++seq}`;
 
 let project: ProjectWithEnvironments;
+let page: { id: string };
 let purchase: { id: string; key: string };
 let signup: { id: string; key: string };
 let experiment: Json;
@@ -95,7 +96,7 @@ async function deliver(bodies: unknown[]): Promise<void> {
 
 beforeEach(async () => {
   project = await createProject();
-  const page = await apiJson("POST", `/projects/${project.id}/pages`, 201, {
+  page = await apiJson("POST", `/projects/${project.id}/pages`, 201, {
     body: { key: "home", conditions: ["or", { match: "substring", value: "/" }] },
   });
   purchase = await apiJson("POST", `/projects/${project.id}/events`, 201, {
@@ -182,6 +183,10 @@ describe("GET /experiments/{id}/results", () => {
               revenueSumSq: 1000 ** 2 + 500 ** 2,
               valueSum: 0,
               valueSumSq: 0,
+              // Per visitor: a bought twice (1000, then 500): one visitor with 2 events, 1500.
+              eventsVisitorSumSq: 2 ** 2,
+              revenueVisitorSumSq: 1500 ** 2,
+              valueVisitorSumSq: 0,
             },
             {
               variationId: bold,
@@ -191,6 +196,9 @@ describe("GET /experiments/{id}/results", () => {
               revenueSumSq: 2000 ** 2,
               valueSum: 3,
               valueSumSq: 9,
+              eventsVisitorSumSq: 1,
+              revenueVisitorSumSq: 2000 ** 2,
+              valueVisitorSumSq: 9,
             },
           ],
         },
@@ -265,12 +273,21 @@ describe("GET /experiments/{id}/results", () => {
       converters: 0,
       events: 1,
       revenueSum: 500,
+      // The day's increment of a's per-visitor Σx² (running total 1000 → 1500): with `from`, an
+      // approximation for visitors whose conversions span it (docs/statistics.md).
+      eventsVisitorSumSq: 2 ** 2 - 1,
+      revenueVisitorSumSq: 1500 ** 2 - 1000 ** 2,
     });
     expect(day2.daily.map((d: Json) => d.day)).toEqual([DAY2, DAY2]);
 
     const day1 = await apiJson("GET", `/experiments/${experiment.id}/results?to=${DAY1}`, 200);
     expect(day1.revisions).toEqual(["2"]);
     expect(day1.metrics[0].variations.map((v: Json) => v.revenueSum)).toEqual([1000, 2000]);
+    // Without `from`: exact, the visitors' totals up to `to`, squared.
+    expect(day1.metrics[0].variations.map((v: Json) => v.revenueVisitorSumSq)).toEqual([
+      1000 ** 2,
+      2000 ** 2,
+    ]);
 
     const dev = await apiJson(
       "GET",
@@ -320,11 +337,11 @@ describe("GET /experiments/{id}/results", () => {
     expect(r.headers.get("content-type")).toMatch(/^text\/csv/);
     const lines = (await r.text()).trimEnd().split("\r\n");
     expect(lines).toEqual([
-      "metric_event_id,metric_event_key,aggregator,field,primary,variation_id,variation_key,visitors,converters,events,revenue_sum,revenue_sum_sq,value_sum,value_sum_sq,total,mean,lift,lift_ci_low,lift_ci_high,p_value,q_value,verdict",
-      `${purchase.id},purchase,sum,revenue,true,${control},control,2,1,2,1500,1250000,0,0,1500,750,,,,,,baseline`,
-      `${purchase.id},purchase,sum,revenue,true,${bold},bold,2,1,1,2000,4000000,3,9,2000,1000,,,,,,not_enough_data`,
-      `${signup.id},signup,unique,,false,${control},control,2,1,1,0,0,0,0,1,0.5,,,,,,baseline`,
-      `${signup.id},signup,unique,,false,${bold},bold,2,0,0,0,0,0,0,0,0,,,,,,not_enough_data`,
+      "metric_event_id,metric_event_key,aggregator,field,primary,variation_id,variation_key,visitors,converters,events,revenue_sum,revenue_sum_sq,value_sum,value_sum_sq,events_visitor_sum_sq,revenue_visitor_sum_sq,value_visitor_sum_sq,total,mean,lift,lift_ci_low,lift_ci_high,p_value,q_value,verdict",
+      `${purchase.id},purchase,sum,revenue,true,${control},control,2,1,2,1500,1250000,0,0,4,2250000,0,1500,750,,,,,,baseline`,
+      `${purchase.id},purchase,sum,revenue,true,${bold},bold,2,1,1,2000,4000000,3,9,1,4000000,9,2000,1000,,,,,,not_enough_data`,
+      `${signup.id},signup,unique,,false,${control},control,2,1,1,0,0,0,0,1,0,0,1,0.5,,,,,,baseline`,
+      `${signup.id},signup,unique,,false,${bold},bold,2,0,0,0,0,0,0,0,0,0,0,0,,,,,,not_enough_data`,
     ]);
   });
 });
@@ -444,6 +461,108 @@ describe("statistics", () => {
         body.error.details.map((d: Json) => d.path),
         query,
       ).toContain(path);
+    }
+  });
+
+  it("uses per-visitor sums of squares for count and sum metrics (repeat converters)", async () => {
+    // Metrics over the same purchase event: count, sum of revenue, sum of value.
+    const repeat = await apiJson("POST", `/projects/${project.id}/experiments`, 201, {
+      body: {
+        key: "repeat",
+        pageIds: [page.id],
+        metrics: [
+          { eventId: purchase.id, aggregator: "sum", field: "revenue" },
+          { eventId: purchase.id, aggregator: "count" },
+          { eventId: purchase.id, aggregator: "sum", field: "value" },
+        ],
+        variations: [
+          { key: "control", weight: 5000 },
+          { key: "bold", weight: 5000 },
+        ],
+      },
+    });
+    await apiJson("POST", `/experiments/${repeat.id}/start`, 200);
+    const [c, b] = [repeat.variations[0].id as string, repeat.variations[1].id as string];
+    const prod = sdkKey("production");
+    const messages: ConversionMessage[] = [];
+    const impressions: ImpressionMessage[] = [];
+    const visitor = (variationId: string, i: number) => {
+      const id = uid(`p${i}`);
+      impressions.push({ ...imp(prod, id, variationId, T1), experimentId: repeat.id });
+      return id;
+    };
+    const buy = (id: string, at: number, revenue: number, value: number) =>
+      messages.push(conv(prod, id, purchase, at, { revenue, value }));
+    for (let i = 0; i < 40; i++) {
+      const id = visitor(c, i);
+      // control: 10 visitors buy twice (1000 + 500 cents, value 1 + 2), 5 once (800, value 1)
+      if (i < 10) {
+        buy(id, T1 + 1000, 1000, 1);
+        buy(id, T2, 500, 2);
+      } else if (i < 15) buy(id, T1 + 1000, 800, 1);
+    }
+    for (let i = 0; i < 40; i++) {
+      const id = visitor(b, i);
+      // bold: 12 visitors buy once (1500, value 3), 2 three times (200, value 0.5 each)
+      if (i < 12) buy(id, T2, 1500, 3);
+      else if (i < 14) for (let k = 0; k < 3; k++) buy(id, T1 + 1000 + k, 200, 0.5);
+    }
+    // Conversions before their impressions (in queue order), later ones first: attribution and
+    // running totals do not depend on it.
+    const all = [...messages.reverse(), ...impressions];
+    for (let i = 0; i < all.length; i += 50) await deliver(all.slice(i, i + 50));
+
+    // Per visitor, by hand: x = the visitor's total.
+    const stats = {
+      revenue: [
+        { n: 40, sum: 10 * 1500 + 5 * 800, sumSq: 10 * 1500 ** 2 + 5 * 800 ** 2 },
+        { n: 40, sum: 12 * 1500 + 2 * 600, sumSq: 12 * 1500 ** 2 + 2 * 600 ** 2 },
+      ],
+      count: [
+        { n: 40, sum: 10 * 2 + 5, sumSq: 10 * 2 ** 2 + 5 },
+        { n: 40, sum: 12 + 2 * 3, sumSq: 12 + 2 * 3 ** 2 },
+      ],
+      value: [
+        { n: 40, sum: 10 * 3 + 5, sumSq: 10 * 3 ** 2 + 5 },
+        { n: 40, sum: 12 * 3 + 2 * 1.5, sumSq: 12 * 3 ** 2 + 2 * 1.5 ** 2 },
+      ],
+    };
+    // What the per-event sums of squares would have said instead (a count metric's per-event
+    // Σx² is its number of events).
+    const perEvent = {
+      revenue: [10 * (1000 ** 2 + 500 ** 2) + 5 * 800 ** 2, 12 * 1500 ** 2 + 6 * 200 ** 2],
+      count: [25, 18],
+      value: [10 * (1 + 4) + 5, 12 * 9 + 6 * 0.25],
+    };
+    for (const mode of ["sequential", "fixed"] as const) {
+      const r = await apiJson("GET", `/experiments/${repeat.id}/results?mode=${mode}`, 200);
+      (["revenue", "count", "value"] as const).forEach((name, m) => {
+        const [control, bold] = r.metrics[m].variations;
+        const [sc, sb] = stats[name];
+        const field = { revenue: "revenue", count: "events", value: "value" }[name];
+        expect([control[`${field}VisitorSumSq`], bold[`${field}VisitorSumSq`]], name).toEqual([
+          sc!.sumSq,
+          sb!.sumSq,
+        ]);
+        expect([control.total, bold.total], name).toEqual([sc!.sum, sb!.sum]);
+        const eventSumSq = (v: Json) => (name === "count" ? v.events : v[`${field}SumSq`]);
+        expect([eventSumSq(control), eventSumSq(bold)], name).toEqual(perEvent[name]);
+        const expected = compareVariation(sc!, sb!, { mode, alpha: 0.1 });
+        expect(expected.pValue, name).not.toBeNull();
+        expect(bold.pValue, `${mode} ${name}`).toBeCloseTo(expected.pValue!, 12);
+        expect(bold.lift.estimate).toBeCloseTo(expected.relative!.estimate, 12);
+        expect(bold.lift.se).toBeCloseTo(expected.relative!.se, 12);
+        expect(bold.lift.ci[0]).toBeCloseTo(expected.ci![0], 12);
+        expect(bold.lift.ci[1]).toBeCloseTo(expected.ci![1], 12);
+        expect(bold.difference.pValue).toBeCloseTo(expected.absolute!.pValue, 12);
+        // …and not what the per-event sums of squares give.
+        const wrong = compareVariation(
+          { ...sc!, sumSq: perEvent[name][0]! },
+          { ...sb!, sumSq: perEvent[name][1]! },
+          { mode, alpha: 0.1 },
+        );
+        expect(Math.abs(wrong.relative!.se - bold.lift.se), name).toBeGreaterThan(1e-3);
+      });
     }
   });
 

@@ -34,6 +34,12 @@ describe("applyPlan is order independent", () => {
       expect(expected.exposures!.length).toBeGreaterThan(20);
       expect(expected.metric_daily!.length).toBeGreaterThan(10);
       expect(expected.metric_daily!.some((r) => r.converters === 0)).toBe(true);
+      // Repeat converters: per-visitor totals and sums of squares differ from the per-event ones.
+      expect(expected.converters!.some((r) => (r.events as number) > 2)).toBe(true);
+      expect(
+        expected.metric_daily!.some((r) => r.revenue_visitor_sum_sq !== r.revenue_sum_sq),
+      ).toBe(true);
+      expect(expected.metric_daily!.some((r) => r.events_visitor_sum_sq !== r.events)).toBe(true);
       for (let trial = 0; trial < 40; trial++) {
         const state = emptyState();
         const batches = randomBatches(events, seed * 1000 + trial, 1 + (trial % 25));
@@ -42,6 +48,38 @@ describe("applyPlan is order independent", () => {
       }
     });
   }
+
+  it("per-visitor Σx² increments add up, over days and revisions, to Σ (visitor total)²", () => {
+    const rows = stateRows(foldEvents(randomEvents({ seed: 4, start: START, conversions: 200 })));
+    const sums = new Map<string, number[]>();
+    const add = (k: string, values: number[]) => {
+      const current = sums.get(k) ?? values.map(() => 0);
+      sums.set(
+        k,
+        current.map((v, i) => v + values[i]!),
+      );
+    };
+    for (const r of rows.metric_daily) {
+      const k = JSON.stringify([r.sdk_key, r.experiment_id, r.variation_id, r.event_id]);
+      add(`m${k}`, [
+        r.events as number,
+        r.revenue_sum as number,
+        r.value_sum as number,
+        r.events_visitor_sum_sq as number,
+        r.revenue_visitor_sum_sq as number,
+        r.value_visitor_sum_sq as number,
+      ]);
+    }
+    for (const r of rows.converters) {
+      const k = JSON.stringify([r.sdk_key, r.experiment_id, r.variation_id, r.event_id]);
+      const [events, revenue, value] = [r.events, r.revenue, r.value] as number[];
+      add(`c${k}`, [events!, revenue!, value!, events! ** 2, revenue! ** 2, value! ** 2]);
+    }
+    const keys = [...sums.keys()].filter((k) => k.startsWith("m"));
+    expect(keys.length).toBeGreaterThan(10);
+    for (const k of keys) expect(sums.get(`c${k.slice(1)}`), k).toEqual(sums.get(k));
+    expect(sums.size).toBe(2 * keys.length);
+  });
 
   it("differs from a fold that keeps the first processed impression (the test can fail)", () => {
     const events = randomEvents({ seed: 9, start: START });

@@ -106,6 +106,9 @@ describe("applyPlan (reference semantics)", () => {
       revenueSumSq: 250000,
       valueSum: 2,
       valueSumSq: 4,
+      eventsVisitorSumSq: 1,
+      revenueVisitorSumSq: 250000,
+      valueVisitorSumSq: 4,
     });
   });
 
@@ -173,6 +176,9 @@ describe("applyPlan (reference semantics)", () => {
       variationId: "B",
       convertedAt: T0 + 5000,
       uuid: c.uuid,
+      events: 1,
+      revenue: 100,
+      value: 0,
     });
   });
 
@@ -210,6 +216,79 @@ describe("applyPlan (reference semantics)", () => {
       events: 2,
     });
     expect(state.converters.size).toBe(2);
+  });
+
+  it("keeps per-visitor totals and Σx² increments in time order, whatever arrives first", () => {
+    const day2 = T0 + 24 * 3600_000;
+    const day3 = T0 + 2 * 24 * 3600_000;
+    const a = conv({ timestamp: T0 + 1, revenue: 1000, value: 0.5 });
+    const b = conv({ timestamp: day2, revenue: 500, value: 2 });
+    const c = conv({ timestamp: day3, revenue: -200 }); // a refund
+    const exposure = imp();
+    // Running totals in time order: 1000, 1500, 1300 (revenue); 1, 2, 3 (events).
+    const expected = {
+      "2026-11-26": {
+        eventsVisitorSumSq: 1,
+        revenueVisitorSumSq: 1000 ** 2,
+        valueVisitorSumSq: 0.25,
+      },
+      "2026-11-27": {
+        eventsVisitorSumSq: 2 ** 2 - 1,
+        revenueVisitorSumSq: 1500 ** 2 - 1000 ** 2,
+        valueVisitorSumSq: 2.5 ** 2 - 0.5 ** 2,
+      },
+      "2026-11-28": {
+        eventsVisitorSumSq: 3 ** 2 - 2 ** 2,
+        revenueVisitorSumSq: 1300 ** 2 - 1500 ** 2,
+        valueVisitorSumSq: 0,
+      },
+    };
+    const converter = { events: 3, revenue: 1300, value: 2.5, convertedAt: T0 + 1, uuid: a.uuid };
+    for (const batches of [
+      [[exposure, a, b, c]],
+      [[c], [b], [a], [exposure]],
+      [[exposure], [c], [b], [a]],
+      [
+        [exposure, b],
+        [c, a],
+      ],
+      [[a, c], [exposure], [b]],
+    ]) {
+      const state = run(emptyState(), ...batches);
+      for (const [day, sq] of Object.entries(expected))
+        expect(state.metricDaily.get(md("exp", "A", "1", "buy", day)), day).toMatchObject(sq);
+      expect(state.converters.get(JSON.stringify(["demo", "exp", "buy", "alice"]))).toMatchObject(
+        converter,
+      );
+      const cells = [...state.metricDaily.values()];
+      const total = (f: (m: (typeof cells)[number]) => number) =>
+        cells.reduce((n, m) => n + f(m), 0);
+      // Over all days: the square of the visitor's totals, not the sum of the events' squares.
+      expect(total((m) => m.revenueVisitorSumSq)).toBe(1300 ** 2);
+      expect(total((m) => m.revenueSumSq)).toBe(1000 ** 2 + 500 ** 2 + 200 ** 2);
+      expect(total((m) => m.eventsVisitorSumSq)).toBe(9);
+      expect(total((m) => m.valueVisitorSumSq)).toBe(2.5 ** 2);
+    }
+    // An earlier impression in another variation moves all of it, increments included.
+    const moved = run(
+      emptyState(),
+      [exposure, a, b, c],
+      [imp({ timestamp: T0 - 5, variationId: "B" })],
+    );
+    expect([...moved.metricDaily.keys()].every((k) => JSON.parse(k)[2] === "B")).toBe(true);
+    for (const [day, sq] of Object.entries(expected))
+      expect(moved.metricDaily.get(md("exp", "B", "1", "buy", day)), day).toMatchObject(sq);
+    // A later first impression leaves the first conversion unattributed: totals start later.
+    const late = run(emptyState(), [a, b, c, imp({ timestamp: day2 })]);
+    expect(late.converters.get(JSON.stringify(["demo", "exp", "buy", "alice"]))).toMatchObject({
+      events: 2,
+      revenue: 300,
+      value: 2,
+    });
+    expect(late.metricDaily.get(md("exp", "A", "1", "buy", "2026-11-28"))).toMatchObject({
+      eventsVisitorSumSq: 3,
+      revenueVisitorSumSq: 300 ** 2 - 500 ** 2,
+    });
   });
 
   it("keeps sdk keys apart", () => {

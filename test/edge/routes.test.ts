@@ -37,6 +37,7 @@ describe("parseRoutes: forms and defaults", () => {
     pattern: "https://*.example.com/shop/*",
     sdk_key: "prod-web_1",
     origin: "https://origin.example.net/base/",
+    origin_timeout_ms: 5000,
     exclude_paths: ["/api/*", "*.png"],
     cookie_domain: ".Example.com",
     cookie_max_age_days: 30,
@@ -53,6 +54,7 @@ describe("parseRoutes: forms and defaults", () => {
     pattern: "https://*.example.com/shop/*",
     sdkKey: "prod-web_1",
     origin: "https://origin.example.net/base",
+    originTimeoutMs: 5000,
     excludePaths: ["/api/*", "*.png"],
     cookieDomain: ".example.com",
     cookieMaxAgeDays: 30,
@@ -177,6 +179,21 @@ describe("parseRoutes: problems", () => {
       "cookie_max_age_days fractional",
       [{ ...minimal, cookie_max_age_days: 1.5 }],
       [{ path: "$[0].cookie_max_age_days", message: /whole number/ }],
+    ],
+    [
+      "origin_timeout_ms too small",
+      [{ ...minimal, origin_timeout_ms: 50 }],
+      [{ path: "$[0].origin_timeout_ms", message: /at least 100/ }],
+    ],
+    [
+      "origin_timeout_ms too big",
+      [{ ...minimal, origin_timeout_ms: 100_001 }],
+      [{ path: "$[0].origin_timeout_ms", message: /at most 100000/ }],
+    ],
+    [
+      "origin_timeout_ms as string",
+      [{ ...minimal, origin_timeout_ms: "5s" }],
+      [{ path: "$[0].origin_timeout_ms", message: /number/ }],
     ],
     [
       "cookie_max_age_days as string",

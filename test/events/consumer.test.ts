@@ -1,4 +1,9 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  type D1Migration,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { applyPlan, emptyState, foldEvents, planBatch, utcDay } from "../../src/events/aggregate";
@@ -92,6 +97,23 @@ async function metrics(sdkKey: string): Promise<Record<string, Record<string, nu
       revenueSumSq: Number(row.revenue_sum_sq),
       valueSum: Number(row.value_sum),
       valueSumSq: Number(row.value_sum_sq),
+      eventsVisitorSumSq: Number(row.events_visitor_sum_sq),
+      revenueVisitorSumSq: Number(row.revenue_visitor_sum_sq),
+      valueVisitorSumSq: Number(row.value_visitor_sum_sq),
+    };
+  return out;
+}
+
+/** converters rows: experiment/event/visitor → the visitor's totals and converting time. */
+async function totals(sdkKey: string): Promise<Record<string, Record<string, unknown>>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const row of await rows("converters", sdkKey))
+    out[`${row.experiment_id}/${row.event_id}/${row.visitor_id}`] = {
+      variation: row.variation_id,
+      convertedAt: row.converted_at,
+      events: row.events,
+      revenue: row.revenue,
+      value: row.value,
     };
   return out;
 }
@@ -124,9 +146,21 @@ describe("handleEventBatch", () => {
         revenueSumSq: 1500 * 1500 + 500 * 500,
         valueSum: 2,
         valueSumSq: 4,
+        // Per visitor: one visitor with 2 events, 2000 cents and value 2 in total.
+        eventsVisitorSumSq: 2 ** 2,
+        revenueVisitorSumSq: 2000 ** 2,
+        valueVisitorSumSq: 2 ** 2,
       },
     });
-    expect(await rows("converters", sdk)).toHaveLength(1);
+    expect(await totals(sdk)).toEqual({
+      "exp/buy/alice": {
+        variation: "A",
+        convertedAt: T0 + 1000,
+        events: 2,
+        revenue: 2000,
+        value: 2,
+      },
+    });
   });
 
   it("counts the same batch delivered twice once", async () => {
@@ -194,6 +228,9 @@ describe("handleEventBatch", () => {
         revenueSumSq: 90000,
         valueSum: 0,
         valueSumSq: 0,
+        eventsVisitorSumSq: 1,
+        revenueVisitorSumSq: 90000,
+        valueVisitorSumSq: 0,
       },
     });
   });
@@ -216,6 +253,9 @@ describe("handleEventBatch", () => {
         revenueSumSq: 10000,
         valueSum: 0,
         valueSumSq: 0,
+        eventsVisitorSumSq: 1,
+        revenueVisitorSumSq: 10000,
+        valueVisitorSumSq: 0,
       },
     });
     // The visitor's real first impression (variation B, yesterday) was delayed.
@@ -229,7 +269,11 @@ describe("handleEventBatch", () => {
         revenueSumSq: 49,
         valueSum: 0,
         valueSumSq: 0,
+        eventsVisitorSumSq: 1,
+        revenueVisitorSumSq: 7 ** 2,
+        valueVisitorSumSq: 0,
       },
+      // Running totals in time order: 7, then 107 — this day holds the increment.
       [`exp/B/1/buy/${DAY}`]: {
         converters: 0,
         events: 1,
@@ -237,10 +281,20 @@ describe("handleEventBatch", () => {
         revenueSumSq: 10000,
         valueSum: 0,
         valueSumSq: 0,
+        eventsVisitorSumSq: 2 ** 2 - 1,
+        revenueVisitorSumSq: 107 ** 2 - 7 ** 2,
+        valueVisitorSumSq: 0,
       },
     });
-    const [converter] = await rows("converters", sdk);
-    expect(converter).toMatchObject({ variation_id: "B", converted_at: yesterday + 1000 });
+    expect(await totals(sdk)).toEqual({
+      "exp/buy/alice": {
+        variation: "B",
+        convertedAt: yesterday + 1000,
+        events: 2,
+        revenue: 107,
+        value: 0,
+      },
+    });
   });
 
   it("counts a converter on the day of their earliest conversion, whatever arrives first", async () => {
@@ -253,6 +307,97 @@ describe("handleEventBatch", () => {
     const m = await metrics(sdk);
     expect(m[`exp/A/1/buy/${DAY}`]).toMatchObject({ converters: 0, events: 1 });
     expect(m[`exp/A/1/buy/${utcDay(yesterday)}`]).toMatchObject({ converters: 1, events: 1 });
+  });
+
+  it("keeps a repeat converter's totals and per-visitor Σx² exact, whatever arrives first", async () => {
+    const [d1, d2, d3] = [T0 - 2 * 86_400_000, T0 - 86_400_000, T0];
+    const orders: Array<(e: Record<string, EventMessage>) => EventMessage[][]> = [
+      (e) => [[e.imp!, e.a!, e.b!, e.c!]],
+      (e) => [[e.c!], [e.b!], [e.a!], [e.imp!]],
+      (e) => [[e.imp!], [e.c!], [e.b!], [e.a!]],
+      (e) => [
+        [e.imp!, e.b!],
+        [e.c!, e.a!],
+      ],
+      (e) => [[e.a!, e.c!], [e.imp!], [e.b!]],
+      // An earlier impression in another variation arrives last and moves everything.
+      (e) => [[e.late!, e.c!, e.a!], [e.b!], [e.imp!]],
+    ];
+    for (const [index, order] of orders.entries()) {
+      const sdk = uid("sdk");
+      const events = {
+        late: imp(sdk, { timestamp: d1 + 500, variationId: "B" }),
+        imp: imp(sdk, { timestamp: d1 }),
+        a: conv(sdk, { timestamp: d1 + 1000, revenue: 1000, value: 0.5 }),
+        b: conv(sdk, { timestamp: d2, revenue: 500, value: 2 }),
+        c: conv(sdk, { timestamp: d3, revenue: -200 }), // a refund
+      };
+      for (const batch of order(events)) await deliver(makeBatch(batch));
+      // Running totals in time order: revenue 1000, 1500, 1300; value 0.5, 2.5, 2.5.
+      const cell = (events: number, revenue: number, value: number, sq: number[]) => ({
+        converters: events === 1 && revenue === 1000 ? 1 : 0,
+        events: 1,
+        revenueSum: revenue,
+        revenueSumSq: revenue ** 2,
+        valueSum: value,
+        valueSumSq: value ** 2,
+        eventsVisitorSumSq: sq[0],
+        revenueVisitorSumSq: sq[1],
+        valueVisitorSumSq: sq[2],
+      });
+      expect(await metrics(sdk), `order ${index}`).toEqual({
+        [`exp/A/1/buy/${utcDay(d1)}`]: cell(1, 1000, 0.5, [1, 1000 ** 2, 0.25]),
+        [`exp/A/1/buy/${utcDay(d2)}`]: cell(2, 500, 2, [3, 1500 ** 2 - 1000 ** 2, 6]),
+        [`exp/A/1/buy/${utcDay(d3)}`]: cell(3, -200, 0, [5, 1300 ** 2 - 1500 ** 2, 0]),
+      });
+      expect(await totals(sdk), `order ${index}`).toEqual({
+        "exp/buy/alice": {
+          variation: "A",
+          convertedAt: d1 + 1000,
+          events: 3,
+          revenue: 1300,
+          value: 2.5,
+        },
+      });
+    }
+  });
+
+  it("migration 0006's backfill computes what the consumer keeps", async () => {
+    const sdk = uid("sdk");
+    const events = [
+      imp(sdk, { timestamp: T0 - 86_400_000 }),
+      imp(sdk, { visitorId: "bob", experimentId: "exp2", variationId: "B" }),
+      imp(sdk, { visitorId: "bob" }),
+      conv(sdk, { timestamp: T0 - 86_400_000 + 5, revenue: 300, value: 1.5 }),
+      conv(sdk, { revenue: 200, value: 0.25 }),
+      conv(sdk, { eventId: "view" }),
+      conv(sdk, { visitorId: "bob", revenue: 50 }),
+      conv(sdk, { visitorId: "bob", timestamp: T0 + 5000, revenue: 70 }),
+      conv(sdk, { visitorId: "bob", timestamp: T0 - 5000, revenue: 999 }), // before bob's exposure
+    ];
+    for (const event of events) await deliver(makeBatch([event]));
+    const expected = stateRows(foldEvents(events));
+    await env.DB.batch([
+      env.DB.prepare(
+        "UPDATE converters SET events = 0, revenue = 0, value = 0 WHERE sdk_key = ?",
+      ).bind(sdk),
+      env.DB.prepare(
+        "UPDATE metric_daily SET events_visitor_sum_sq = 0, revenue_visitor_sum_sq = 0, value_visitor_sum_sq = 0 WHERE sdk_key = ?",
+      ).bind(sdk),
+    ]);
+    expect(
+      diffRows("converters", await readTableRows(env.DB, "converters", sdk), expected.converters),
+    ).not.toEqual([]);
+    const { TEST_MIGRATIONS } = env as unknown as { TEST_MIGRATIONS: D1Migration[] };
+    const migration = TEST_MIGRATIONS.find((m) => m.name.startsWith("0006_"))!;
+    const backfill = migration.queries.filter((q) => /^\s*UPDATE /m.test(q));
+    expect(backfill).toHaveLength(2);
+    await env.DB.batch(backfill.map((q) => env.DB.prepare(q)));
+    for (const table of ["converters", "metric_daily"] as const)
+      expect(
+        diffRows(table, await readTableRows(env.DB, table, sdk), expected[table]),
+        table,
+      ).toEqual([]);
   });
 
   it("uses at most 10 D1 statements per batch, whatever its size", async () => {
@@ -398,6 +543,13 @@ describe("handleEventBatch", () => {
       await deliver(makeBatch(batch));
       await deliver(makeBatch(batch.slice(0, 3))); // partial redelivery
       applyPlan(model, planBatch(batch));
+      // The SQL equals the model after every batch, not only at the end.
+      const modelRows = stateRows(model);
+      for (const table of DERIVED_TABLES)
+        expect(
+          diffRows(table, await readTableRows(env.DB, table, sdk), modelRows[table]),
+          table,
+        ).toEqual([]);
     }
     const expectedVisitors: Record<string, number> = {};
     for (const [key, count] of model.variationDaily) {
@@ -410,6 +562,11 @@ describe("handleEventBatch", () => {
       expectedMetrics[`${exp}/${variation}/${rev}/${event}/${day}`] = cell;
     }
     expect(Object.keys(expectedMetrics).length).toBeGreaterThan(0);
+    // Repeat converters, so that per-visitor and per-event sums of squares differ.
+    expect([...model.converters.values()].some((c) => c.events > 2)).toBe(true);
+    expect(
+      [...model.metricDaily.values()].some((m) => m.revenueVisitorSumSq !== m.revenueSumSq),
+    ).toBe(true);
     // Every derived table equals the model's, and the model equals the from-scratch fold.
     const modelRows = stateRows(model);
     const foldRows = stateRows(foldEvents(batches.flat()));
@@ -425,9 +582,11 @@ describe("handleEventBatch", () => {
     for (const [key, cell] of Object.entries(expectedMetrics)) {
       const c = cell as Record<string, number>;
       const a = actual[key]!;
-      expect({ ...a, valueSum: 0, valueSumSq: 0 }).toEqual({ ...c, valueSum: 0, valueSumSq: 0 });
+      const exact = { valueSum: 0, valueSumSq: 0, valueVisitorSumSq: 0 };
+      expect({ ...a, ...exact }).toEqual({ ...c, ...exact });
       expect(a.valueSum).toBeCloseTo(c.valueSum!, 9);
       expect(a.valueSumSq).toBeCloseTo(c.valueSumSq!, 9);
+      expect(a.valueVisitorSumSq).toBeCloseTo(c.valueVisitorSumSq!, 9);
     }
   });
 

@@ -88,18 +88,19 @@ describe("POST /admin/rebuild", () => {
           differences: 0,
         });
 
-      // Damage: a lost visitor cell, an edited metric, a lost exposure, a bogus converter, a lost
-      // stored conversion.
+      // Damage: a lost visitor cell, an edited metric (a sum and a per-visitor sum of squares), a
+      // lost exposure, a bogus converter, an edited converter's totals, a lost stored conversion.
       const [vd] = await readTableRows(env.DB, "variation_daily", sdkKey);
       const [md] = await readTableRows(env.DB, "metric_daily", sdkKey);
       const [exposure] = await readTableRows(env.DB, "exposures", sdkKey);
       const [conversion] = await readTableRows(env.DB, "conversions", sdkKey);
+      const [converter] = await readTableRows(env.DB, "converters", sdkKey);
       await env.DB.batch([
         env.DB.prepare(
           "DELETE FROM variation_daily WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND day = ?",
         ).bind(sdkKey, vd!.experiment_id, vd!.variation_id, vd!.revision, vd!.day),
         env.DB.prepare(
-          "UPDATE metric_daily SET revenue_sum = revenue_sum + 1 WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND event_id = ? AND day = ?",
+          "UPDATE metric_daily SET revenue_sum = revenue_sum + 1, revenue_visitor_sum_sq = revenue_visitor_sum_sq + 1 WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND event_id = ? AND day = ?",
         ).bind(sdkKey, md!.experiment_id, md!.variation_id, md!.revision, md!.event_id, md!.day),
         env.DB.prepare(
           "DELETE FROM exposures WHERE sdk_key = ? AND experiment_id = ? AND visitor_id = ?",
@@ -108,6 +109,9 @@ describe("POST /admin/rebuild", () => {
           "INSERT INTO converters (sdk_key, experiment_id, event_id, visitor_id, variation_id, converted_at, uuid) VALUES (?, 'ghost', 'buy', 'nobody', 'var-a', 1, 'ghost')",
         ).bind(sdkKey),
         env.DB.prepare("DELETE FROM conversions WHERE uuid = ?").bind(conversion!.uuid),
+        env.DB.prepare(
+          "UPDATE converters SET events = events + 1, value = value + 0.5 WHERE sdk_key = ? AND experiment_id = ? AND event_id = ? AND visitor_id = ?",
+        ).bind(sdkKey, converter!.experiment_id, converter!.event_id, converter!.visitor_id),
       ]);
 
       const damaged = await rebuild({ sdkKey, apply: false });
@@ -132,18 +136,45 @@ describe("POST /admin/rebuild", () => {
       expect(byTable("metric_daily")).toHaveLength(1);
       expect(byTable("metric_daily")[0].live.revenue_sum).toBe((md!.revenue_sum as number) + 1);
       expect(byTable("metric_daily")[0].rebuilt.revenue_sum).toBe(md!.revenue_sum);
+      expect(byTable("metric_daily")[0].live.revenue_visitor_sum_sq).toBe(
+        (md!.revenue_visitor_sum_sq as number) + 1,
+      );
+      expect(byTable("metric_daily")[0].rebuilt.revenue_visitor_sum_sq).toBe(
+        md!.revenue_visitor_sum_sq,
+      );
       expect(byTable("exposures")).toEqual([
         expect.objectContaining({
           live: null,
           rebuilt: expect.objectContaining({ uuid: exposure!.uuid }),
         }),
       ]);
-      expect(byTable("converters")).toEqual([
-        expect.objectContaining({
-          key: { sdk_key: sdkKey, experiment_id: "ghost", event_id: "buy", visitor_id: "nobody" },
-          rebuilt: null,
-        }),
-      ]);
+      expect(byTable("converters")).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            key: { sdk_key: sdkKey, experiment_id: "ghost", event_id: "buy", visitor_id: "nobody" },
+            rebuilt: null,
+          }),
+          {
+            table: "converters",
+            key: {
+              sdk_key: sdkKey,
+              experiment_id: converter!.experiment_id,
+              event_id: converter!.event_id,
+              visitor_id: converter!.visitor_id,
+            },
+            live: expect.objectContaining({
+              events: (converter!.events as number) + 1,
+              value: (converter!.value as number) + 0.5,
+            }),
+            rebuilt: expect.objectContaining({
+              events: converter!.events,
+              revenue: converter!.revenue,
+              value: converter!.value,
+            }),
+          },
+        ]),
+      );
+      expect(byTable("converters")).toHaveLength(2);
       expect(byTable("conversions")).toEqual([
         expect.objectContaining({ key: { uuid: conversion!.uuid }, live: null }),
       ]);

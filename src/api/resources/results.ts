@@ -8,7 +8,11 @@
  * - The environment is chosen by key (`?environment=`, default "production"); the aggregates
  *   are keyed by its sdkKey.
  * - `?from`/`?to` (UTC days, inclusive) filter by the aggregate day: the day of a visitor's first
- *   impression for visitors, the conversion day for metric counts (docs/events.md).
+ *   impression for visitors, the conversion day for metric counts (docs/events.md). The
+ *   per-visitor sums of squares are kept as increments on the conversion days: without `from`
+ *   they are exact (Σ over visitors of their total up to `to`, squared); with `from` they are the
+ *   increments in the range, an approximation for visitors whose conversions span `from`
+ *   (docs/statistics.md).
  * - Counts are summed over datafile revisions, and `revisions` lists every revision that
  *   contributed (CONTRACT §8: results never mix revisions silently).
  */
@@ -113,9 +117,21 @@ const MetricCountsSchema = z.object({
   converters: z.number().int(),
   events: z.number().int(),
   revenueSum: z.number().openapi({ description: "Cents." }),
-  revenueSumSq: z.number(),
+  revenueSumSq: z.number().openapi({ description: "Σ revenue² over events." }),
   valueSum: z.number(),
-  valueSumSq: z.number(),
+  valueSumSq: z.number().openapi({ description: "Σ value² over events." }),
+  eventsVisitorSumSq: z.number().int().openapi({
+    description:
+      "Σ over visitors of (the visitor's events)²: Σx² of a count metric. Exact without `from` (totals up to `to`); with `from`, the increments of the days in range (docs/statistics.md).",
+  }),
+  revenueVisitorSumSq: z.number().openapi({
+    description:
+      "Σ over visitors of (the visitor's revenue total in cents)²: Σx² of a sum revenue metric (same range rule).",
+  }),
+  valueVisitorSumSq: z.number().openapi({
+    description:
+      "Σ over visitors of (the visitor's value total)²: Σx² of a sum value metric (same range rule).",
+  }),
 });
 
 const IntervalSchema = z.tuple([z.number(), z.number()]);
@@ -316,16 +332,17 @@ export function metricTotal(metric: Metric, c: MetricCounts): number {
 
 /**
  * The metric's sufficient statistics over a variation's visitors (n is set by the analysis to
- * the variation's visitors; non-converting visitors count as 0). A unique conversion is 0/1 per
- * visitor, so Σx² = Σx. For count and sum metrics Σx² is the sum of squares of the events'
- * values as the consumer keeps it (docs/statistics.md says when that equals the per-visitor one).
+ * the variation's visitors; non-converting visitors count as 0). x is per visitor: a unique
+ * conversion is 0/1, so Σx² = Σx; for count and sum metrics x is the visitor's total (events,
+ * revenue or value) and Σx² the per-visitor sum of squares the consumer keeps (docs/events.md
+ * "Per-visitor totals"; exact without `from`, docs/statistics.md).
  */
 export function metricStats(metric: Metric, c: MetricCounts): SufficientStats {
   if (metric.aggregator === "unique") return { n: 0, sum: c.converters, sumSq: c.converters };
-  if (metric.aggregator === "count") return { n: 0, sum: c.events, sumSq: c.events };
+  if (metric.aggregator === "count") return { n: 0, sum: c.events, sumSq: c.eventsVisitorSumSq };
   return metric.field === "revenue"
-    ? { n: 0, sum: c.revenueSum, sumSq: c.revenueSumSq }
-    : { n: 0, sum: c.valueSum, sumSq: c.valueSumSq };
+    ? { n: 0, sum: c.revenueSum, sumSq: c.revenueVisitorSumSq }
+    : { n: 0, sum: c.valueSum, sumSq: c.valueVisitorSumSq };
 }
 
 interface VariationDailyRow {
@@ -346,6 +363,9 @@ interface MetricDailyRow {
   revenue_sum_sq: number;
   value_sum: number;
   value_sum_sq: number;
+  events_visitor_sum_sq: number;
+  revenue_visitor_sum_sq: number;
+  value_visitor_sum_sq: number;
 }
 
 function compareRevisions(a: string, b: string): number {
@@ -364,6 +384,9 @@ function emptyCounts(variationId: string): MetricCounts {
     revenueSumSq: 0,
     valueSum: 0,
     valueSumSq: 0,
+    eventsVisitorSumSq: 0,
+    revenueVisitorSumSq: 0,
+    valueVisitorSumSq: 0,
   };
 }
 
@@ -374,6 +397,9 @@ function addRow(c: MetricCounts, row: MetricDailyRow): void {
   c.revenueSumSq += Number(row.revenue_sum_sq);
   c.valueSum += Number(row.value_sum);
   c.valueSumSq += Number(row.value_sum_sq);
+  c.eventsVisitorSumSq += Number(row.events_visitor_sum_sq);
+  c.revenueVisitorSumSq += Number(row.revenue_visitor_sum_sq);
+  c.valueVisitorSumSq += Number(row.value_visitor_sum_sq);
 }
 
 /**
@@ -465,7 +491,7 @@ export async function loadResults(
     ),
     all<MetricDailyRow>(
       db,
-      `SELECT variation_id, revision, event_id, day, converters, events, revenue_sum, revenue_sum_sq, value_sum, value_sum_sq FROM metric_daily WHERE ${where}`,
+      `SELECT variation_id, revision, event_id, day, converters, events, revenue_sum, revenue_sum_sq, value_sum, value_sum_sq, events_visitor_sum_sq, revenue_visitor_sum_sq, value_visitor_sum_sq FROM metric_daily WHERE ${where}`,
       ...params,
     ),
   ]);
@@ -696,6 +722,9 @@ const CSV_HEADER = [
   "revenue_sum_sq",
   "value_sum",
   "value_sum_sq",
+  "events_visitor_sum_sq",
+  "revenue_visitor_sum_sq",
+  "value_visitor_sum_sq",
   "total",
   "mean",
   "lift",
@@ -734,6 +763,9 @@ export function resultsCsv(results: ExperimentResults): string {
           c.revenueSumSq,
           c.valueSum,
           c.valueSumSq,
+          c.eventsVisitorSumSq,
+          c.revenueVisitorSumSq,
+          c.valueVisitorSumSq,
           c.total,
           c.mean,
           c.lift?.estimate,
@@ -751,7 +783,7 @@ export function resultsCsv(results: ExperimentResults): string {
 }
 
 const DESCRIPTION =
-  'Results of one environment (`environment` key, default "production"), optionally limited to UTC days `from`..`to`: visitors per variation (and the SRM check against the allocation), and per metric (the first is primary) and variation: counts (unique converters, events, revenue and value sums with sums of squares), the metric total and mean, lift vs the baseline with its interval, p-value, q-value (corrected), significance and verdict — sequential (always-valid, default) or fixed-horizon — plus the visitors still needed for the minimum detectable effect, a cumulative daily series per metric and per-day visitors and converters. `revisions` lists the datafile revisions that contributed (docs/statistics.md).';
+  'Results of one environment (`environment` key, default "production"), optionally limited to UTC days `from`..`to`: visitors per variation (and the SRM check against the allocation), and per metric (the first is primary) and variation: counts (unique converters, events, revenue and value sums with sums of squares per event and per visitor), the metric total and mean, lift vs the baseline with its interval, p-value, q-value (corrected), significance and verdict — sequential (always-valid, default) or fixed-horizon — plus the visitors still needed for the minimum detectable effect, a cumulative daily series per metric and per-day visitors and converters. `revisions` lists the datafile revisions that contributed (docs/statistics.md).';
 
 export function registerResultRoutes(app: ApiApp): void {
   app.openapi(
