@@ -13,6 +13,7 @@ import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { Env } from "../env";
 import { API_BASE_PATH, handleApi } from "../api/app";
+import { parseCookies } from "../edge/cookies";
 import { intervalChart, lineChart, percent, type IntervalRow, type Series } from "./charts";
 import type { ExperimentResults } from "../api/resources/results";
 
@@ -82,21 +83,9 @@ function send(c: AdminContext, body: Html, status: 200 | 400 | 401 | 403 | 404 |
   return c.html(body, status);
 }
 
+/** The session token from the request's cookies (the edge's parser: first occurrence wins). */
 function readCookie(c: AdminContext, name: string): string | null {
-  const header = c.req.header("cookie");
-  if (!header) return null;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) {
-      try {
-        return decodeURIComponent(part.slice(eq + 1).trim());
-      } catch {
-        return null;
-      }
-    }
-  }
-  return null;
+  return parseCookies(c.req.header("cookie") ?? null).get(name) ?? null;
 }
 
 function sessionCookie(c: AdminContext, token: string | null): string {
