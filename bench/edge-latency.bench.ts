@@ -179,7 +179,17 @@ export function benchDatafile(): Record<string, unknown> {
   };
 }
 
-// ------------------------------------------------------------------------------ the two Workers
+/** {@link benchDatafile} with one change per experiment (its text change): a lighter page. */
+export function lightDatafile(): Record<string, unknown> {
+  const datafile = benchDatafile();
+  const web = datafile.web as { experiments: { variations: { changes: unknown[] }[] }[] };
+  for (const experiment of web.experiments)
+    for (const variation of experiment.variations)
+      variation.changes = variation.changes.slice(0, 1);
+  return datafile;
+}
+
+// ------------------------------------------------------------------------------ the Workers
 
 /**
  * The repository's wrangler.toml for the bench, written to `dir`: the same Worker, bindings and
@@ -216,17 +226,36 @@ export interface EdgeWorld {
   origin: LocalOrigin;
   ours: WranglerDev;
   peer: WranglerDev;
+  /** bench/fixtures/rewrite-floor.ts with the datafile's selectors, when asked for */
+  floor?: WranglerDev;
+  /** a second Splitstream Worker with `options.light`'s datafile, when asked for */
+  light?: WranglerDev;
   stop(): Promise<void>;
+}
+
+/** Every selector the datafile's web changes target, in order (the floor Worker's work). */
+export function changeSelectors(datafile: Record<string, unknown>): string[] {
+  const web = datafile.web as { experiments?: { variations?: { changes?: unknown[] }[] }[] };
+  const out: string[] = [];
+  for (const experiment of web.experiments ?? [])
+    for (const variation of experiment.variations ?? [])
+      for (const change of variation.changes ?? []) {
+        const selector = (change as { selector?: unknown }).selector;
+        if (typeof selector === "string") out.push(selector);
+      }
+  return out;
 }
 
 /**
  * Starts the origin (`handler`), publishes `datafile` to a fresh local state, and starts the
  * Splitstream Worker ({@link benchWorkerConfig}, ROUTES → the origin, sdk_key "bench") and the
- * pass-through Worker (its own config, `[dev] host` → the origin), both on free ports.
+ * pass-through Worker (its own config, `[dev] host` → the origin), both on free ports; with
+ * `floor`, also bench/fixtures/rewrite-floor.ts (HTMLRewriter on the datafile's selectors).
  */
 export async function startEdgeWorld(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   datafile: Record<string, unknown>,
+  options: { floor?: boolean; light?: Record<string, unknown> } = {},
 ): Promise<EdgeWorld> {
   const loaded = loadDatafile(JSON.stringify(datafile));
   if (!loaded.ok)
@@ -242,50 +271,71 @@ export async function startEdgeWorld(
   };
   try {
     const config = benchWorkerConfig(state.path);
-    const oursState = join(state.path, "ours");
-    await putLocalKv({
-      config,
-      binding: "DATAFILES",
-      persistTo: oursState,
-      key: `datafiles/${BENCH_SDK_KEY}`,
-      value: JSON.stringify(datafile),
-    });
-    const peerConfig = join(state.path, "pass-through.toml");
-    writeFileSync(
-      peerConfig,
-      [
-        `name = "splitstream-bench-pass-through"`,
-        `main = ${JSON.stringify(join(repoRoot, "bench", "fixtures", "pass-through.ts"))}`,
-        `compatibility_date = "2026-08-20"`,
-        `[dev]`,
-        `host = "127.0.0.1:${origin.port}"`,
-        `upstream_protocol = "http"`,
-        "",
-      ].join("\n"),
-    );
-    // The Worker's secrets, from a .dev.vars beside the bench config (never the developer's).
-    writeFileSync(
-      join(state.path, ".dev.vars"),
-      "ADMIN_TOKEN=bench-admin-token\nSIGNING_KEY=bench-signing-key\n",
-    );
-    const [ours, peer] = await Promise.all([
+    const publish = async (dir: string, value: Record<string, unknown>): Promise<string> => {
+      const persistTo = join(state.path, dir);
+      await putLocalKv({
+        config,
+        binding: "DATAFILES",
+        persistTo,
+        key: `datafiles/${BENCH_SDK_KEY}`,
+        value: JSON.stringify(value),
+      });
+      return persistTo;
+    };
+    const splitstream = (persistTo: string): Promise<WranglerDev> =>
       startWranglerDev({
         config,
-        persistTo: oursState,
+        persistTo,
         readyPath: "/_ss/health",
         vars: {
           ROUTES: JSON.stringify([
             { pattern: "localhost/*", sdk_key: BENCH_SDK_KEY, origin: origin.url },
           ]),
         },
-      }).then((w) => (started.push(w), w)),
+      }).then((w) => (started.push(w), w));
+    const oursState = await publish("ours", datafile);
+    const peerConfig = (fixture: string): string => {
+      const file = join(state.path, `${fixture}.toml`);
+      writeFileSync(
+        file,
+        [
+          `name = "splitstream-bench-${fixture}"`,
+          `main = ${JSON.stringify(join(repoRoot, "bench", "fixtures", `${fixture}.ts`))}`,
+          `compatibility_date = "2026-08-20"`,
+          `[dev]`,
+          `host = "127.0.0.1:${origin.port}"`,
+          `upstream_protocol = "http"`,
+          "",
+        ].join("\n"),
+      );
+      return file;
+    };
+    // The Worker's secrets, from a .dev.vars beside the bench config (never the developer's).
+    writeFileSync(
+      join(state.path, ".dev.vars"),
+      "ADMIN_TOKEN=bench-admin-token\nSIGNING_KEY=bench-signing-key\n",
+    );
+    const [ours, peer] = await Promise.all([
+      splitstream(oursState),
       startWranglerDev({
-        config: peerConfig,
+        config: peerConfig("pass-through"),
         persistTo: join(state.path, "peer"),
         readyPath: "/bench/style.css",
       }).then((w) => (started.push(w), w)),
     ]);
-    return { origin, ours, peer, stop };
+    // Started after the other two: more wrangler dev starting at once crowd 2 cores.
+    const light = options.light
+      ? await splitstream(await publish("light", options.light))
+      : undefined;
+    const floor = options.floor
+      ? await startWranglerDev({
+          config: peerConfig("rewrite-floor"),
+          persistTo: join(state.path, "floor"),
+          readyPath: "/bench/style.css",
+          vars: { SELECTORS: JSON.stringify(changeSelectors(datafile)) },
+        }).then((w) => (started.push(w), w))
+      : undefined;
+    return { origin, ours, peer, ...(floor ? { floor } : {}), ...(light ? { light } : {}), stop };
   } catch (error) {
     await stop();
     throw error;
@@ -322,68 +372,117 @@ export async function run(): Promise<Row[]> {
   const load = [currentLoad()];
   const page = Buffer.from(benchPage(PAGE_BYTES));
   const css = Buffer.from("body{font-family:system-ui}.bench-inserted{color:#0a7}");
-  const world = await startEdgeWorld((req, res) => {
-    if (req.url === "/bench/style.css") {
-      res.writeHead(200, { "content-type": "text/css", "content-length": css.length });
-      res.end(css);
-      return;
-    }
-    res.writeHead(200, {
-      "content-type": "text/html; charset=utf-8",
-      "content-length": page.length,
-      "cache-control": "no-cache",
-    });
-    res.end(page);
-  }, benchDatafile());
+  const world = await startEdgeWorld(
+    (req, res) => {
+      if (req.url === "/bench/style.css") {
+        res.writeHead(200, { "content-type": "text/css", "content-length": css.length });
+        res.end(css);
+        return;
+      }
+      res.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "content-length": page.length,
+        "cache-control": "no-cache",
+      });
+      res.end(page);
+    },
+    benchDatafile(),
+    { floor: true, light: lightDatafile() },
+  );
+  const floorWorker = world.floor!;
+  const lightWorker = world.light!;
+  const selectors = changeSelectors(benchDatafile());
 
-  const oursAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const peerAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const agents = {
+    ours: new Agent({ keepAlive: true, maxSockets: 1 }),
+    peer: new Agent({ keepAlive: true, maxSockets: 1 }),
+    floor: new Agent({ keepAlive: true, maxSockets: 1 }),
+    light: new Agent({ keepAlive: true, maxSockets: 1 }),
+  };
+  const urls = {
+    ours: world.ours.url,
+    peer: world.peer.url,
+    floor: floorWorker.url,
+    light: lightWorker.url,
+  };
   try {
     const path = "/bench/page-100k";
     // First visit: a new visitor; its cookies make every later request a returning visitor.
-    const first = await timedGet(world.ours.url + path, {
-      agent: oursAgent,
+    const first = await timedGet(urls.ours + path, {
+      agent: agents.ours,
       headers: requestHeaders(),
       keepBody: true,
     });
     const cookie = cookieHeader(first.headers);
-    const check = await timedGet(world.ours.url + path, {
-      agent: oursAgent,
+    // The light Worker's own returning visitor (its ss_dec names its own experiments alike).
+    const lightFirst = await timedGet(urls.light + path, {
+      agent: agents.light,
+      headers: requestHeaders(),
+      keepBody: true,
+    });
+    const lightCookie = cookieHeader(lightFirst.headers);
+    const lightCheck = await timedGet(urls.light + path, {
+      agent: agents.light,
+      headers: requestHeaders(lightCookie),
+      keepBody: true,
+    });
+    const check = await timedGet(urls.ours + path, {
+      agent: agents.ours,
       headers: requestHeaders(cookie),
       keepBody: true,
     });
     const applied = appliedExperiments(check);
-    const peerCheck = await timedGet(world.peer.url + path, {
-      agent: peerAgent,
+    const peerCheck = await timedGet(urls.peer + path, {
+      agent: agents.peer,
       headers: requestHeaders(cookie),
       keepBody: true,
     });
+    const floorCheck = await timedGet(urls.floor + path, {
+      agent: agents.floor,
+      headers: requestHeaders(cookie),
+      keepBody: true,
+    });
+    const floorMarked = (floorCheck.body?.match(/ data-floor/g) ?? []).length;
 
     const headers = requestHeaders(cookie);
-    const ours: number[] = [];
-    const peer: number[] = [];
-    const oursTtfb: number[] = [];
-    const peerTtfb: number[] = [];
+    const lightHeaders = requestHeaders(lightCookie);
+    const who = ["ours", "peer", "floor", "light"] as const;
+    const totals = {
+      ours: [] as number[],
+      peer: [] as number[],
+      floor: [] as number[],
+      light: [] as number[],
+    };
+    const ttfbs = {
+      ours: [] as number[],
+      peer: [] as number[],
+      floor: [] as number[],
+      light: [] as number[],
+    };
     for (let i = 0; i < WARMUP + RUNS; i++) {
-      // Alternate which goes first, so neither always follows the other.
-      const order = i % 2 === 0 ? (["ours", "peer"] as const) : (["peer", "ours"] as const);
-      for (const who of order) {
-        const t = await timedGet((who === "ours" ? world.ours : world.peer).url + path, {
-          agent: who === "ours" ? oursAgent : peerAgent,
-          headers,
+      // Rotate which goes first, so none always follows another.
+      for (let k = 0; k < who.length; k++) {
+        const w = who[(i + k) % who.length]!;
+        const t = await timedGet(urls[w] + path, {
+          agent: agents[w],
+          headers: w === "light" ? lightHeaders : headers,
         });
-        if (t.status !== 200) throw new Error(`${who}: HTTP ${t.status} on ${path}`);
+        if (t.status !== 200) throw new Error(`${w}: HTTP ${t.status} on ${path}`);
         if (i < WARMUP) continue;
-        (who === "ours" ? ours : peer).push(t.totalMs);
-        (who === "ours" ? oursTtfb : peerTtfb).push(t.firstByteMs);
+        totals[w].push(t.totalMs);
+        ttfbs[w].push(t.firstByteMs);
       }
     }
 
-    const o = stats(ours);
-    const p = stats(peer);
+    const o = stats(totals.ours);
+    const p = stats(totals.peer);
+    const f = stats(totals.floor);
     const added50 = o.p50 - p.p50;
     const added99 = o.p99 - p.p99;
-    const pairedDiffs = ours.map((v, i) => v - peer[i]!);
+    const floorAdded50 = f.p50 - p.p50;
+    const l = stats(totals.light);
+    const lightApplied = appliedExperiments(lightCheck);
+    const pairedDiffs = totals.ours.map((v, i) => v - totals.peer[i]!);
     const note = `${RUNS} sequential requests each after ${WARMUP} warm-up, interleaved; page ${(page.length / 1024).toFixed(0)} KB; request → last byte`;
     const rows: Row[] = [
       {
@@ -395,8 +494,8 @@ export async function run(): Promise<Row[]> {
           p90: o.p90,
           p99: o.p99,
           mean: o.mean,
-          ttfbP50: quantile(oursTtfb, 0.5),
-          samples: ours.length,
+          ttfbP50: quantile(ttfbs.ours, 0.5),
+          samples: totals.ours.length,
         },
       },
       {
@@ -408,8 +507,22 @@ export async function run(): Promise<Row[]> {
           p90: p.p90,
           p99: p.p99,
           mean: p.mean,
-          ttfbP50: quantile(peerTtfb, 0.5),
-          samples: peer.length,
+          ttfbP50: quantile(ttfbs.peer, 0.5),
+          samples: totals.peer.length,
+        },
+      },
+      {
+        subject: `HTMLRewriter floor (${selectors.length} selectors, 1 attribute each), p50`,
+        value: f.p50,
+        unit: "ms",
+        ratio: f.p50 / o.p50,
+        note: "bench/fixtures/rewrite-floor.ts: the same elements changed, nothing else",
+        extra: {
+          p90: f.p90,
+          p99: f.p99,
+          mean: f.mean,
+          ttfbP50: quantile(ttfbs.floor, 0.5),
+          samples: totals.floor.length,
         },
       },
       {
@@ -420,6 +533,25 @@ export async function run(): Promise<Row[]> {
         status: added50 <= TARGET_ADDED_P50_MS ? "PASS" : "MISS",
         note: `median of the paired differences: ${quantile(pairedDiffs, 0.5).toFixed(2)} ms`,
         extra: { pairedMedian: quantile(pairedDiffs, 0.5) },
+      },
+      {
+        subject: "added by the HTMLRewriter floor alone, p50",
+        value: floorAdded50,
+        unit: "ms",
+        note: "floor − pass-through: what changing these elements costs in workerd itself",
+      },
+      {
+        subject: "Splitstream beyond the floor, p50",
+        value: o.p50 - f.p50,
+        unit: "ms",
+        note: "edge − floor: decisions, cookies, headers, bootstrap, events",
+      },
+      {
+        subject: `lighter page: ${EXPERIMENTS} experiments × 1 change, added p50`,
+        value: l.p50 - p.p50,
+        unit: "ms",
+        note: `a second Splitstream Worker (lightDatafile: ${EXPERIMENTS} changed elements); its p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms`,
+        extra: { p50: l.p50, p90: l.p90, p99: l.p99, mean: l.mean, samples: totals.light.length },
       },
       { subject: "Splitstream edge, p99", value: o.p99, unit: "ms" },
       { subject: "pass-through Worker, p99", value: p.p99, unit: "ms", ratio: p.p99 / o.p99 },
@@ -433,18 +565,34 @@ export async function run(): Promise<Row[]> {
         note: `x-ss-decisions pairs: ${applied.decided}, inserted elements: ${applied.inserted} (expected ${EXPERIMENTS} and ${2 * EXPERIMENTS})`,
       },
       {
+        subject: `lighter page decided ${EXPERIMENTS} experiments, changed ${EXPERIMENTS} titles`,
+        value: Number.NaN,
+        unit: "info",
+        status:
+          lightApplied.decided === EXPERIMENTS &&
+          (lightCheck.body?.match(/Variant headline/g) ?? []).length === EXPERIMENTS
+            ? "OK"
+            : "WARN",
+      },
+      {
         subject: "pass-through serves the page unchanged",
         value: Number.NaN,
         unit: "info",
         status: peerCheck.body === page.toString("utf8") ? "OK" : "WARN",
+      },
+      {
+        subject: "floor changes the same elements",
+        value: Number.NaN,
+        unit: "info",
+        status: floorMarked === selectors.length ? "OK" : "WARN",
+        note: `elements marked: ${floorMarked} (expected ${selectors.length})`,
       },
     ];
     load.push(currentLoad());
     rows.push(loadRow(load));
     return rows;
   } finally {
-    oursAgent.destroy();
-    peerAgent.destroy();
+    for (const agent of Object.values(agents)) agent.destroy();
     await world.stop();
   }
 }

@@ -149,6 +149,8 @@ export interface WranglerDev {
   /** http://127.0.0.1:PORT */
   url: string;
   port: number;
+  /** The devtools inspector port (for profiling a bench by hand). */
+  inspectorPort: number;
   /** The process group id (= wrangler's pid). */
   pgid: number;
   /** Wrangler's recent output, for diagnostics. */
@@ -241,7 +243,7 @@ export async function startWranglerDev(options: WranglerDevOptions): Promise<Wra
   } finally {
     agent.destroy();
   }
-  return { url, port, pgid, output, stop };
+  return { url, port, inspectorPort, pgid, output, stop };
 }
 
 // ------------------------------------------------------------------------------ origin

@@ -128,6 +128,8 @@ type ElementOp = (element: Element) => void;
 interface CompiledElementChange {
   kind: "element";
   selector: string;
+  /** runs the change on one matched element (skips a removed one, contains exceptions) */
+  run: ElementOp;
   handler: HTMLRewriterElementContentHandlers;
 }
 type CompiledChange =
@@ -249,21 +251,23 @@ function insertOp(position: string, html: string): ElementOp | null {
 }
 
 /** Runs `ops` on every matching element that is still in the document; contains exceptions. */
-function elementHandler(ops: ElementOp[], what: string): HTMLRewriterElementContentHandlers {
+function elementRunner(ops: ElementOp[], what: string): ElementOp {
   let warned = false;
-  return {
-    element(el) {
-      if (el.removed) return;
-      try {
-        for (const op of ops) op(el);
-      } catch (error) {
-        if (!warned) {
-          warned = true;
-          console.warn(`${LOG_PREFIX} ${what} failed on an element: ${String(error)}`);
-        }
+  return (el) => {
+    if (el.removed) return;
+    try {
+      for (const op of ops) op(el);
+    } catch (error) {
+      if (!warned) {
+        warned = true;
+        console.warn(`${LOG_PREFIX} ${what} failed on an element: ${String(error)}`);
       }
-    },
+    }
   };
+}
+
+function elementChange(selector: string, run: ElementOp): CompiledElementChange {
+  return { kind: "element", selector, run, handler: { element: run } };
 }
 
 function compileUncached(change: Change): CompiledChange {
@@ -290,11 +294,7 @@ function compileUncached(change: Change): CompiledChange {
         ops = op === null ? [] : [op];
       }
       if (ops.length > 0)
-        compiled = {
-          kind: "element",
-          selector: change.selector,
-          handler: elementHandler(ops, describeChange(change)),
-        };
+        compiled = elementChange(change.selector, elementRunner(ops, describeChange(change)));
       break;
     }
     case "custom_css":
@@ -324,6 +324,16 @@ function compileChange(change: Change): CompiledChange {
   return compiled;
 }
 
+/** One handler running `a`'s then `b`'s work (each still skips an element already removed). */
+function mergeHandlers(a: CompiledElementChange, b: CompiledElementChange): CompiledElementChange {
+  const first = a.run;
+  const second = b.run;
+  return elementChange(a.selector, (el) => {
+    first(el);
+    second(el);
+  });
+}
+
 function compilePlan(changes: Change[]): CompiledPlan {
   if (!Array.isArray(changes)) return { elements: [], css: "", js: "" };
   const cached = planCache.get(changes);
@@ -333,8 +343,14 @@ function compilePlan(changes: Change[]): CompiledPlan {
   const js: string[] = [];
   for (const change of changes) {
     const compiled = compileChange(change);
-    if (compiled.kind === "element") elements.push(compiled);
-    else if (compiled.kind === "css") css.push(compiled.css);
+    if (compiled.kind === "element") {
+      // Consecutive changes on the same selector share one handler (one call per element, not
+      // one per change); only consecutive ones, so the order of changes is kept exactly.
+      const last = elements[elements.length - 1];
+      if (last !== undefined && last.selector === compiled.selector)
+        elements[elements.length - 1] = mergeHandlers(last, compiled);
+      else elements.push(compiled);
+    } else if (compiled.kind === "css") css.push(compiled.css);
     else if (compiled.kind === "js") js.push(compiled.js);
   }
   const plan: CompiledPlan = { elements, css: css.join("\n"), js: js.join("\n") };
@@ -352,25 +368,38 @@ function isCharsetMeta(el: Element): boolean {
   );
 }
 
-/** Elements that can only be the first element of a document without <html>/<head> tags. */
-const HEADLESS_FIRST =
-  "html > *, meta:first-child, title:first-child, link:first-child, base:first-child";
+/**
+ * Whether the response's Content-Type declares a charset. Browsers then take the encoding from
+ * the header with certainty and ignore `<meta charset>`, so the bootstrap may go before it.
+ */
+function headerDeclaresCharset(response: Response): boolean {
+  return /;\s*charset\s*=/i.test(response.headers.get("content-type") ?? "");
+}
 
 /**
- * Registers the handlers that put the bootstrap, the CSS and the JS in place:
- * - bootstrap: before the first child element of the first <head> (after it when that is the
- *   `<meta charset>`, which must stay in the first 1024 bytes), before `</head>` when the head
- *   has no child element; without a <head>: before the first element (child of <html>, or a
- *   leading meta/title/link/base), else before <body>, else at the end of the document;
+ * Registers the handlers that put the bootstrap, the CSS and the JS in place, and `onEnd`:
+ * - bootstrap: first thing inside the first <head>; when the Content-Type header declares no
+ *   charset, after a leading `<meta charset>` instead (which must then stay in the first 1024
+ *   bytes), or before `</head>` when the head has no child element. Without a <head> tag: before
+ *   the first child of <html>, or before a leading <body>; else at the end of the document;
  * - CSS: before the first `</head>`; when the head is not closed or absent, before <body>;
  *   else at the end of the document;
- * - JS: before the first <body>'s `</body>`, else at the end of the document.
+ * - JS: before the first <body>'s `</body>`, else at the end of the document;
+ * - `onEnd`: at the end of the document, after the end-of-document injections.
+ *
+ * Every anchor is in ONE selector list, and only the anchors this page needs: HTMLRewriter runs
+ * each handler call as its own turn of workerd's event loop (about 50 µs each in workerd, more
+ * once the extra output chunk crosses the network), and an element matching several parts of a
+ * list is one call. A normal page with just the bootstrap costs 2 calls (`<head>`, the end of
+ * the document) where one handler per anchor took 10.
  */
 function registerInjections(
   rewriter: HTMLRewriter,
   boot: string | null,
   css: string | null,
   js: string | null,
+  onEnd: (() => void) | undefined,
+  charsetInHeader: boolean,
 ): void {
   const pending = { boot, css, js };
   let headSeen = false;
@@ -382,70 +411,77 @@ function registerInjections(
       console.warn(`${LOG_PREFIX} injecting ${what} failed: ${String(error)}`);
     }
   };
-  const placeBoot = (el: Element) => {
-    const html = pending.boot;
-    if (html === null) return;
-    pending.boot = null;
-    if (isCharsetMeta(el)) el.after(html, HTML);
-    else el.before(html, HTML);
-  };
-
-  if (boot !== null || css !== null) {
-    rewriter.on("head", {
-      element(el) {
-        if (headSeen) return;
-        headSeen = true;
-        contained("into </head>", () =>
-          el.onEndTag((end) => {
-            contained("into </head>", () => {
-              const html = (pending.boot ?? "") + (pending.css ?? "");
-              pending.boot = pending.css = null;
-              if (html !== "") end.before(html, HTML);
-            });
-          }),
-        );
-      },
-    });
-  }
-  if (boot !== null) {
-    rewriter.on("head > *", {
-      element(el) {
-        if (pending.boot !== null) contained("the bootstrap", () => placeBoot(el));
-      },
-    });
-    rewriter.on(HEADLESS_FIRST, {
-      element(el) {
-        if (pending.boot === null || headSeen || bodySeen || el.tagName.toLowerCase() === "head")
-          return;
-        contained("the bootstrap", () => placeBoot(el));
-      },
-    });
-  }
-  rewriter.on("body", {
-    element(el) {
-      if (bodySeen) return;
-      bodySeen = true;
-      contained("before <body>", () => {
+  const beforeHeadEnd = (el: Element) =>
+    el.onEndTag((end) => {
+      contained("into </head>", () => {
         const html = (pending.boot ?? "") + (pending.css ?? "");
         pending.boot = pending.css = null;
-        if (html !== "") el.before(html, HTML);
+        if (html !== "") end.before(html, HTML);
       });
-      if (pending.js !== null) {
-        contained("into </body>", () =>
-          el.onEndTag((end) => {
-            const script = pending.js;
-            pending.js = null;
-            if (script !== null) contained("into </body>", () => end.before(script, HTML));
-          }),
-        );
-      }
-    },
-  });
+    });
+
+  // `body:first-child`: a document that starts at <body> (no <html>, no <head> tag).
+  const anchors = ["head", "html > :first-child", "body:first-child"];
+  // Only without a charset in the header does the bootstrap wait for the head's first child.
+  if (boot !== null && !charsetInHeader) anchors.push("head > :first-child");
+  if (css !== null || js !== null) anchors.push("body");
+  if (boot !== null || css !== null || js !== null) {
+    rewriter.on(anchors.join(", "), {
+      element(el) {
+        const tag = el.tagName.toLowerCase();
+        if (tag === "head") {
+          if (headSeen || bodySeen) return;
+          headSeen = true;
+          const html = pending.boot;
+          if (html !== null && charsetInHeader) {
+            pending.boot = null;
+            contained("the bootstrap", () => el.prepend(html, HTML));
+          }
+          // The end of the head: for the CSS, and for a bootstrap still waiting for a first
+          // child that may never come (an empty head).
+          if (pending.css !== null || pending.boot !== null)
+            contained("into </head>", () => beforeHeadEnd(el));
+          return;
+        }
+        if (tag === "body") {
+          if (bodySeen) return;
+          bodySeen = true;
+          contained("before <body>", () => {
+            const html = (pending.boot ?? "") + (pending.css ?? "");
+            pending.boot = pending.css = null;
+            if (html !== "") el.before(html, HTML);
+          });
+          if (pending.js !== null) {
+            contained("into </body>", () =>
+              el.onEndTag((end) => {
+                const script = pending.js;
+                pending.js = null;
+                if (script !== null) contained("into </body>", () => end.before(script, HTML));
+              }),
+            );
+          }
+          return;
+        }
+        // The head's first child, or (no <head> tag) the first child of <html>: both come
+        // before anything else the bootstrap could anchor on.
+        const html = pending.boot;
+        if (html === null || bodySeen) return;
+        pending.boot = null;
+        contained("the bootstrap", () => {
+          if (isCharsetMeta(el)) el.after(html, HTML);
+          else el.before(html, HTML);
+        });
+      },
+    });
+  }
+  // One end-of-document handler for both (each handler call is an event-loop turn).
+  if (boot === null && css === null && js === null && onEnd === undefined) return;
   rewriter.onDocument({
     end(end) {
       const html = (pending.boot ?? "") + (pending.css ?? "") + (pending.js ?? "");
       pending.boot = pending.css = pending.js = null;
       if (html !== "") contained("at the end of the document", () => end.append(html, HTML));
+      onEnd?.();
     },
   });
 }
@@ -474,7 +510,7 @@ export function rewriteHtml(response: Response, plan: RewritePlan): Response {
   }
 
   const rewriter = new HTMLRewriter();
-  if (boot !== null || css !== null || js !== null) registerInjections(rewriter, boot, css, js);
+  registerInjections(rewriter, boot, css, js, onEnd, headerDeclaresCharset(response));
   for (const change of compiled.elements) {
     try {
       rewriter.on(change.selector, change.handler);
@@ -485,8 +521,6 @@ export function rewriteHtml(response: Response, plan: RewritePlan): Response {
       );
     }
   }
-  // Registered last, so it runs after the end-of-document injections.
-  if (onEnd !== undefined) rewriter.onDocument({ end: () => onEnd() });
   let transformed: Response;
   try {
     transformed = rewriter.transform(response);

@@ -377,56 +377,88 @@ describe("redirect changes", () => {
 
 describe("bootstrap placement", () => {
   const B = `<script id="ss-bootstrap">window.__ss={};</script>`;
-  it.each<[string, string, string]>([
+  const HTML_NO_CHARSET = { "content-type": "text/html" };
+  async function rewriteWith(headers: Record<string, string>, html: string): Promise<string> {
+    return rewriteHtml(new Response(html, { headers }), plan([], { bootstrap: B })).text();
+  }
+  // [name, input, with a charset in the Content-Type header, without one]
+  it.each<[string, string, string, string]>([
     [
       "first thing inside <head>",
       `<!doctype html><html><head><title>T</title><script src="/app.js"></script></head><body></body></html>`,
+      `<!doctype html><html><head>${B}<title>T</title><script src="/app.js"></script></head><body></body></html>`,
       `<!doctype html><html><head>${B}<title>T</title><script src="/app.js"></script></head><body></body></html>`,
     ],
     [
       "whitespace before the first child",
       `<head>\n  <title>T</title>\n</head>`,
+      `<head>${B}\n  <title>T</title>\n</head>`,
       `<head>\n  ${B}<title>T</title>\n</head>`,
     ],
     [
-      "after a leading <meta charset>",
+      "a leading <meta charset>: after it only when the header declares no charset",
       `<head><meta charset="utf-8"><title>T</title></head>`,
+      `<head>${B}<meta charset="utf-8"><title>T</title></head>`,
       `<head><meta charset="utf-8">${B}<title>T</title></head>`,
     ],
     [
-      "after a leading <meta http-equiv=content-type>",
+      "a leading <meta http-equiv=content-type>: likewise",
       `<head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"><title>T</title></head>`,
+      `<head>${B}<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><title>T</title></head>`,
       `<head><meta http-equiv="Content-Type" content="text/html; charset=utf-8">${B}<title>T</title></head>`,
     ],
     [
       "empty head",
       `<html><head></head><body></body></html>`,
       `<html><head>${B}</head><body></body></html>`,
+      `<html><head>${B}</head><body></body></html>`,
     ],
     [
       "only the first head",
       `<head><title>a</title></head><head><title>b</title></head>`,
+      `<head>${B}<title>a</title></head><head><title>b</title></head>`,
       `<head>${B}<title>a</title></head><head><title>b</title></head>`,
     ],
     [
       "no <head> tag: before the first child of <html>",
       `<!doctype html><html lang="en"><title>T</title><body>x</body></html>`,
       `<!doctype html><html lang="en">${B}<title>T</title><body>x</body></html>`,
+      `<!doctype html><html lang="en">${B}<title>T</title><body>x</body></html>`,
     ],
     [
-      "no <html>/<head> tags: before the first element",
-      `<!doctype html>\n<meta name="x" content="y"><title>T</title><p>x`,
-      `<!doctype html>\n${B}<meta name="x" content="y"><title>T</title><p>x`,
+      "no <head> tag, <body> first: before <body>",
+      `<html><body>x</body></html>`,
+      `<html>${B}<body>x</body></html>`,
+      `<html>${B}<body>x</body></html>`,
     ],
-    ["only a body", `<body><p>x</p></body>`, `${B}<body><p>x</p></body>`],
-    ["a fragment: at the end", `<p>x</p>`, `<p>x</p>${B}`],
+    [
+      "only a body",
+      `<body><p>x</p></body>`,
+      `${B}<body><p>x</p></body>`,
+      `${B}<body><p>x</p></body>`,
+    ],
+    [
+      "no <html>/<head>/<body> tags: at the end",
+      `<!doctype html>\n<meta name="x" content="y"><title>T</title><p>x`,
+      `<!doctype html>\n<meta name="x" content="y"><title>T</title><p>x${B}`,
+      `<!doctype html>\n<meta name="x" content="y"><title>T</title><p>x${B}`,
+    ],
+    ["a fragment: at the end", `<p>x</p>`, `<p>x</p>${B}`, `<p>x</p>${B}`],
     [
       "a <head> inside a script string is not a head",
       `<script>var h="<head>"</script><head></head>`,
       `<script>var h="<head>"</script><head>${B}</head>`,
+      `<script>var h="<head>"</script><head>${B}</head>`,
     ],
-  ])("%s", async (_name, input, expected) => {
-    expect(await rewrite(input, plan([], { bootstrap: B }))).toBe(expected);
+    [
+      "an <svg>'s <title> in the body is not a head's first child",
+      `<html><head></head><body><svg><title>i</title></svg></body></html>`,
+      `<html><head>${B}</head><body><svg><title>i</title></svg></body></html>`,
+      `<html><head>${B}</head><body><svg><title>i</title></svg></body></html>`,
+    ],
+  ])("%s", async (_name, input, withCharset, withoutCharset) => {
+    expect(await rewriteWith(HTML_UTF8, input)).toBe(withCharset);
+    expect(await rewriteWith(HTML_NO_CHARSET, input)).toBe(withoutCharset);
   });
 
   it("bootstrap, CSS, code and changes together", async () => {
@@ -518,6 +550,29 @@ describe("matching", () => {
     ];
     expect(await rewrite(`<p id="t">x</p>`, plan(changes))).toBe(
       `<p id="t" style="color:red; margin:0">x</p><hr>`,
+    );
+  });
+
+  it("order holds across selectors: a later change on another selector runs in between", async () => {
+    const changes: Change[] = [
+      attr("#t", { class: "x" }),
+      attr("p", { addClass: "y" }),
+      attr("#t", { class: "z" }),
+    ];
+    expect(await rewrite(`<p id="t">x</p><p>q</p>`, plan(changes))).toBe(
+      `<p id="t" class="z">x</p><p class="y">q</p>`,
+    );
+  });
+
+  it("consecutive changes on one selector all apply, in order", async () => {
+    const changes: Change[] = [
+      attr(".c", { text: "new" }),
+      attr(".c", { class: "a" }),
+      attr(".c", { addClass: "b" }),
+      { type: "insert_html", selector: ".c", position: "after", html: "<hr>" },
+    ];
+    expect(await rewrite(`<p class="c">1</p><p class="c">2</p>`, plan(changes))).toBe(
+      `<p class="a b">new</p><hr><p class="a b">new</p><hr>`,
     );
   });
 
@@ -901,5 +956,115 @@ describe("non-UTF-8 and binary-ish bytes", () => {
       plan([attr("#t", { text: "é" })]),
     );
     expect(Array.from(out)).toEqual(Array.from(bytes(`<p id="t">`, [0xe9], "</p>")));
+  });
+});
+
+describe("handler calls (each one is a turn of workerd's event loop, so they are counted)", () => {
+  /**
+   * Wraps every handler given to HTMLRewriter (and every end-tag callback registered from one)
+   * with a counter; returns the count so far.
+   */
+  function countHandlerCalls(): () => number {
+    let calls = 0;
+    const counted = <F extends (...args: never[]) => unknown>(fn: F): F =>
+      ((...args: Parameters<F>) => {
+        calls++;
+        return fn(...args);
+      }) as F;
+    const wrapHandlers = (handlers: Record<string, unknown>): Record<string, unknown> => {
+      const out: Record<string, unknown> = {};
+      for (const [key, fn] of Object.entries(handlers)) {
+        if (typeof fn !== "function") continue;
+        out[key] =
+          key === "element"
+            ? counted((el: Element) => {
+                const onEndTag = el.onEndTag.bind(el);
+                Object.defineProperty(el, "onEndTag", {
+                  value: (cb: (end: EndTag) => void) => onEndTag(counted(cb)),
+                });
+                return (fn as (el: Element) => unknown).call(handlers, el);
+              })
+            : counted((...args: unknown[]) =>
+                (fn as (...a: unknown[]) => unknown).apply(handlers, args),
+              );
+      }
+      return out;
+    };
+    const on = HTMLRewriter.prototype.on;
+    const onDocument = HTMLRewriter.prototype.onDocument;
+    vi.spyOn(HTMLRewriter.prototype, "on").mockImplementation(function (
+      this: HTMLRewriter,
+      selector: string,
+      handlers: HTMLRewriterElementContentHandlers,
+    ) {
+      return on.call(this, selector, wrapHandlers(handlers as Record<string, unknown>));
+    });
+    vi.spyOn(HTMLRewriter.prototype, "onDocument").mockImplementation(function (
+      this: HTMLRewriter,
+      handlers: HTMLRewriterDocumentContentHandlers,
+    ) {
+      return onDocument.call(this, wrapHandlers(handlers as Record<string, unknown>));
+    });
+    return () => calls;
+  }
+
+  const page =
+    `<!doctype html><html><head><meta charset="utf-8"><title>T</title><link rel="stylesheet" href="/s.css"></head>` +
+    `<body><svg><title>icon</title></svg><h1 id="a">a</h1><p class="b">b</p><p class="b">c</p></body></html>`;
+
+  const changes: Change[] = [
+    attr("#a", { text: "A" }),
+    attr(".b", { addClass: "x" }),
+    attr(".b", { set: { "data-v": "1" } }),
+  ];
+
+  it.each<[string, Record<string, string>, Change[], string, number]>([
+    [
+      "charset in the header: <head> only",
+      HTML_UTF8,
+      [],
+      `<head><script>B</script><meta charset="utf-8">`,
+      1,
+    ],
+    [
+      "no charset in the header: <head>, its first child, </head>",
+      { "content-type": "text/html" },
+      [],
+      `<head><meta charset="utf-8"><script>B</script><title>`,
+      3,
+    ],
+    [
+      "with custom CSS and code: also </head>, <body>, </body>",
+      HTML_UTF8,
+      [
+        { type: "custom_css", value: ".x{}" },
+        { type: "custom_code", value: "go()" },
+      ],
+      `<head><script>B</script><meta charset="utf-8">`,
+      4,
+    ],
+  ])(
+    "a normal page, %s; 1 per element and selector run; 1 at the end",
+    async (_name, headers, extra, expected, injections) => {
+      const calls = countHandlerCalls();
+      let ended = 0;
+      const out = await rewriteHtml(
+        new Response(page, { headers }),
+        plan([...changes, ...extra], { bootstrap: "<script>B</script>", onEnd: () => ended++ }),
+      ).text();
+      expect(out).toContain(expected);
+      expect(out).toContain(`<svg><title>icon</title></svg><h1 id="a">A</h1>`);
+      expect(out).toContain(`<p class="b x" data-v="1">b</p><p class="b x" data-v="1">c</p>`);
+      expect(ended).toBe(1);
+      // #a once; .b twice (its two changes share one handler); the end of the document once
+      // (end-of-document injections and onEnd together).
+      expect(calls()).toBe(injections + 1 + 2 + 1);
+    },
+  );
+
+  it("changes only (no bootstrap, no onEnd): no injection handlers at all", async () => {
+    const calls = countHandlerCalls();
+    await rewrite(page, plan([attr("#a", { text: "A" })]));
+    expect(calls()).toBe(1);
   });
 });
