@@ -14,6 +14,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { collectGarbage } from "./lib/harness";
 import type { BenchModule, Row } from "./lib/types";
+import { exitOnSignals } from "./lib/wrangler-dev";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const resultsFile = join(here, "results", "latest.json");
@@ -260,4 +261,5 @@ async function main(): Promise<number> {
   return 0;
 }
 
+exitOnSignals();
 process.exitCode = await main();

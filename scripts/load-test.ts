@@ -33,8 +33,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { applyLocalMigrations, BROWSER_UA } from "../bench/lib/events-world";
+import { BROWSER_UA } from "../bench/lib/events-world";
 import {
+  applyLocalMigrations,
+  exitOnSignals,
   putLocalKv,
   repoRoot,
   startOrigin,
@@ -624,6 +626,7 @@ async function main(): Promise<number> {
   }
 }
 
+exitOnSignals();
 process.exitCode = await main().catch((error: unknown) => {
   console.error(error);
   return 1;

@@ -14,9 +14,9 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { quantile } from "./harness";
 import {
+  applyLocalMigrations,
   putLocalKv,
   repoRoot,
-  runWrangler,
   startWranglerDev,
   tempDir,
   type WranglerDev,
@@ -352,21 +352,6 @@ export async function startConsumerWorld(): Promise<ConsumerWorld> {
     await stop();
     throw error;
   }
-}
-
-/** `wrangler d1 migrations apply DB --local` into `persistTo`. */
-export function applyLocalMigrations(config: string, persistTo: string): Promise<void> {
-  return runWrangler([
-    "d1",
-    "migrations",
-    "apply",
-    "DB",
-    "--local",
-    "--config",
-    config,
-    "--persist-to",
-    persistTo,
-  ]);
 }
 
 // ------------------------------------------------------------------------------ load

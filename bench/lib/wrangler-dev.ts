@@ -68,8 +68,20 @@ process.once("exit", () => {
     }
   }
 });
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => process.exit(130));
+let exitingOnSignals = false;
+
+/**
+ * Makes Ctrl-C / SIGTERM exit the process (running the clean-up above) instead of killing it
+ * outright, which would leave wrangler and workerd running. For command-line runners (the bench,
+ * the load test); test runners handle signals themselves, so importing this module installs
+ * nothing.
+ */
+export function exitOnSignals(): void {
+  if (exitingOnSignals) return;
+  exitingOnSignals = true;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => process.exit(130));
+  }
 }
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -143,6 +155,21 @@ export async function putLocalKv(options: {
   } finally {
     dir.remove();
   }
+}
+
+/** `wrangler d1 migrations apply DB --local` into `persistTo`. */
+export function applyLocalMigrations(config: string, persistTo: string): Promise<void> {
+  return runWrangler([
+    "d1",
+    "migrations",
+    "apply",
+    "DB",
+    "--local",
+    "--config",
+    config,
+    "--persist-to",
+    persistTo,
+  ]);
 }
 
 export interface WranglerDev {

@@ -4,32 +4,25 @@
  * test datafile in KV), on free loopback ports; and a headless Chromium (playwright-core).
  *
  * Nothing leaves the machine: no telemetry, no `Request.cf` download, Chromium without
- * background networking. Every process started here is stopped by its own id (wrangler runs in
- * its own process group with the workerd it spawns), also when the test process exits early.
+ * background networking. wrangler is run by bench/lib/wrangler-dev.ts, which the benches and the
+ * load test share: each `wrangler dev` in its own process group with the workerd it spawns,
+ * stopped by that group's id, also when the test process exits early.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, request as httpRequest } from "node:http";
-import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { DatabaseSync } from "node:sqlite";
 import type { Browser } from "playwright-core";
+import {
+  applyLocalMigrations,
+  putLocalKv,
+  repoRoot,
+  startWranglerDev,
+  tempDir,
+  type WranglerDev,
+} from "../../bench/lib/wrangler-dev";
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const wranglerBin = join(
-  dirname(createRequire(import.meta.url).resolve("wrangler/package.json")),
-  "bin",
-  "wrangler.js",
-);
-const wranglerEnv = {
-  ...process.env,
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  WRANGLER_SEND_METRICS: "false",
-  NO_COLOR: "1",
-};
+export { repoRoot };
 
 /** A desktop Chrome user agent: headless Chromium's own says "HeadlessChrome", a bot. */
 export const CHROME_UA =
@@ -68,71 +61,6 @@ export async function launchChromium(): Promise<{ browser: Browser; close(): Pro
     ],
   });
   return { browser, close: () => browser.close().catch(() => undefined) };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const liveGroups = new Set<number>();
-process.once("exit", () => {
-  for (const pgid of liveGroups) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-});
-
-function outputOf(child: ChildProcess): () => string {
-  const lines: string[] = [];
-  const take = (chunk: Buffer): void => {
-    for (const line of chunk.toString("utf8").split(/\r?\n/)) {
-      if (line.trim() === "") continue;
-      lines.push(line);
-      if (lines.length > 80) lines.shift();
-    }
-  };
-  child.stdout?.on("data", take);
-  child.stderr?.on("data", take);
-  return () => lines.join("\n");
-}
-
-function wrangler(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [wranglerBin, ...args], {
-      cwd: repoRoot,
-      env: wranglerEnv,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const output = outputOf(child);
-    child.once("error", reject);
-    child.once("exit", (code) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`wrangler ${args[0]} exited ${code}:\n${output()}`)),
-    );
-  });
-}
-
-function get(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.setTimeout(3000, () => req.destroy(new Error("timeout")));
-    req.once("error", reject);
-    req.end();
-  });
 }
 
 /**
@@ -179,113 +107,46 @@ export interface Demo {
  * `127.0.0.1/*` with `optimizely_shim = true`, `localhost/*` without; both to the demo origin.
  */
 export async function startDemo(datafile: unknown): Promise<Demo> {
-  const state = mkdtempSync(join(tmpdir(), "splitstream-browser-"));
-  const persistTo = join(state, "state");
+  const state = tempDir("splitstream-browser-");
+  const persistTo = join(state.path, "state");
   const originModule = pathToFileURL(join(repoRoot, "scripts", "demo-origin.mjs")).href;
   const { startDemoOrigin } = (await import(originModule)) as {
     startDemoOrigin(options: { port: number }): Promise<{ port: number; close(): Promise<void> }>;
   };
   const origin = await startDemoOrigin({ port: 0 });
-  let pgid: number | null = null;
-  let exited: Promise<void> = Promise.resolve();
-  let output = (): string => "";
+  let worker: WranglerDev | null = null;
   let db: DatabaseSync | null = null;
 
   const stop = async (): Promise<void> => {
     db?.close();
-    if (pgid !== null && liveGroups.has(pgid)) {
-      const group = pgid;
-      try {
-        process.kill(-group, "SIGTERM");
-      } catch {
-        // gone
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-group, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }, 5000);
-      await exited;
-      clearTimeout(timer);
-      try {
-        process.kill(-group, "SIGKILL"); // workerd may linger a moment after wrangler
-      } catch {
-        // gone
-      }
-      liveGroups.delete(group);
-    }
+    await worker?.stop();
     await origin.close();
-    rmSync(state, { recursive: true, force: true });
+    state.remove();
   };
 
   try {
-    const config = testConfig(state);
-    const datafileFile = join(state, "datafile.json");
-    writeFileSync(datafileFile, JSON.stringify(datafile));
-    const local = ["--config", config, "--local", "--persist-to", persistTo];
+    const config = testConfig(state.path);
     // One after the other: two local wrangler runs on one state directory can lock each other.
-    await wrangler(["d1", "migrations", "apply", "DB", ...local]);
-    await wrangler([
-      "kv",
-      "key",
-      "put",
-      "--binding",
-      "DATAFILES",
-      ...local,
-      "datafiles/demo",
-      "--path",
-      datafileFile,
-    ]);
-
-    const port = await freePort();
+    await applyLocalMigrations(config, persistTo);
+    await putLocalKv({
+      config,
+      binding: "DATAFILES",
+      persistTo,
+      key: "datafiles/demo",
+      value: JSON.stringify(datafile),
+    });
     const originUrl = `http://127.0.0.1:${origin.port}`;
     const routes = [
       { pattern: "127.0.0.1/*", sdk_key: "demo", origin: originUrl, optimizely_shim: true },
       { pattern: "localhost/*", sdk_key: "demo", origin: originUrl },
     ];
-    const child = spawn(
-      process.execPath,
-      [
-        wranglerBin,
-        "dev",
-        "--config",
-        config,
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--inspector-port",
-        String(await freePort()),
-        "--persist-to",
-        persistTo,
-        "--log-level",
-        "warn",
-        "--show-interactive-dev-session=false",
-        "--var",
-        `ROUTES:${JSON.stringify(routes)}`,
-      ],
-      { cwd: repoRoot, env: wranglerEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    pgid = child.pid!;
-    liveGroups.add(pgid);
-    output = outputOf(child);
-    let gone = false;
-    exited = new Promise((resolve) =>
-      child.once("exit", () => {
-        gone = true;
-        resolve();
-      }),
-    );
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (gone) throw new Error(`wrangler dev exited:\n${output()}`);
-      if (Date.now() > deadline) throw new Error(`wrangler dev not ready:\n${output()}`);
-      if (await get(`${url}/_ss/health`).catch(() => 0)) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const started = await startWranglerDev({
+      config,
+      persistTo,
+      readyPath: "/_ss/health",
+      vars: { ROUTES: JSON.stringify(routes) },
+    });
+    worker = started;
 
     const openDb = async (): Promise<DatabaseSync> => {
       if (db) return db;
@@ -312,11 +173,11 @@ export async function startDemo(datafile: unknown): Promise<Demo> {
     };
 
     return {
-      url,
-      localhostUrl: `http://localhost:${port}`,
+      url: started.url,
+      localhostUrl: `http://localhost:${started.port}`,
       query: async <T>(sql: string, ...params: Array<string | number>) =>
         (await openDb()).prepare(sql).all(...params) as T[],
-      output: () => output(),
+      output: () => started.output(),
       stop,
     };
   } catch (error) {
