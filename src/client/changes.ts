@@ -90,7 +90,12 @@ export function applier(change: Change, nonce?: string): Applier {
       if (c.type === "insert_html") {
         const method = INSERT[c.position];
         if (!method) return;
-        const fragment = document.createRange().createContextualFragment(c.html);
+        // Parsed in the context it lands in (the parent for before/after/replace, the element
+        // for prepend/append), as the browser parses the edge's insertions: a `<tr>` stays a row.
+        const range = document.createRange();
+        if (c.position === "prepend" || c.position === "append") range.selectNodeContents(el);
+        else range.selectNode(el);
+        const fragment = range.createContextualFragment(c.html);
         mark(fragment);
         el[method](fragment);
         return;

@@ -110,6 +110,19 @@ function testDatafile(): Record<string, unknown> {
               selector: "#ss-late",
               attributes: { text: "Loud widget", addClass: "loud" },
             },
+            {
+              // Table rows must be parsed in their table's context (not as body content).
+              type: "insert_html",
+              selector: "#ss-late-table tbody",
+              position: "append",
+              html: '<tr id="ss-late-row"><td>Added row</td></tr>',
+            },
+            {
+              type: "insert_html",
+              selector: "#ss-late-table tr",
+              position: "after",
+              html: '<tr class="ss-after-row"><td>After</td></tr>',
+            },
           ],
         },
       ],
@@ -375,10 +388,26 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
         const el = document.createElement("div");
         el.id = "ss-late";
         el.textContent = "Quiet widget";
-        document.querySelector("main")!.append(el);
+        const table = document.createElement("table");
+        table.id = "ss-late-table";
+        table.innerHTML = "<tbody><tr><td>First row</td></tr></tbody>";
+        document.querySelector("main")!.append(table, el);
       });
       await page.waitForSelector("#ss-late.loud");
       expect(await page.textContent("#ss-late")).toBe("Loud widget");
+      // Rows inserted as rows: inside the tbody, in order, cells intact.
+      expect(
+        await page.evaluate(() =>
+          [...document.querySelectorAll("#ss-late-table tbody > tr")].map(
+            (tr: {
+              id: string;
+              className: string;
+              cells: { length: number };
+              textContent: string;
+            }) => `${tr.id || tr.className || "-"}:${tr.cells.length}:${tr.textContent}`,
+          ),
+        ),
+      ).toEqual(["-:1:First row", "ss-after-row:1:After", "ss-late-row:1:Added row"]);
       await page.waitForTimeout(1500);
       const impressions = sent(log)
         .filter((e) => e.type === "impression")
