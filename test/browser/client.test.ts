@@ -57,6 +57,7 @@ function testDatafile(): Record<string, unknown> {
     { id: "2004", key: "compare_view", experimentIds: ["1009"] },
     { id: "2005", key: "left_page", experimentIds: ["1007"] },
     { id: "2006", key: "early_bird", experimentIds: ["1007"] },
+    { id: "2007", key: "resent", experimentIds: ["1007"] },
   );
   d.web.pages.push(
     {
@@ -132,6 +133,7 @@ function testDatafile(): Record<string, unknown> {
     { id: "2004", type: "pageview", pageId: "p_compare" },
     { id: "2005", type: "custom" },
     { id: "2006", type: "custom" },
+    { id: "2007", type: "custom" },
   );
   d.web.integrations = { dataLayer: true, segment: true };
   return d;
@@ -455,6 +457,71 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
         20_000,
         "the beaconed event in D1",
       );
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("delivery: an event no response confirmed is sent again by the next page of the tab, same uuid, counted once", async () => {
+    const { context, page } = await open("/products/3");
+    try {
+      // Every POST fails while routed; each attempt is recorded with the page it came from.
+      const attempts: Array<{ from: string; body: string }> = [];
+      await page.route("**/_ss/events", (route) => {
+        let from = "";
+        try {
+          from = new URL(route.request().frame().url()).pathname;
+        } catch {
+          // a beacon has no frame
+        }
+        attempts.push({ from, body: route.request().postData() ?? "" });
+        return route.fulfill({ status: 503, body: "" });
+      });
+      await page.evaluate(() => window.splitstream.push({ type: "event", eventName: "resent" }));
+      const first = await eventually(
+        () => attempts.find((a) => a.from === "/products/3" && a.body.includes('"resent"')),
+        10_000,
+        "the first, refused attempt",
+      );
+      const uuid = (
+        JSON.parse(first.body) as { events: Array<{ key?: string; uuid: string }> }
+      ).events.find((e) => e.key === "resent")!.uuid;
+      const stored = async (): Promise<string> =>
+        (await page.evaluate(() => sessionStorage.getItem("ss_q") as string | null)) ?? "";
+      expect(await stored()).toContain(uuid);
+
+      // The next page of the tab picks it up from sessionStorage and sends it again.
+      await page.goto(`${demo.url}/`);
+      await eventually(
+        () => attempts.find((a) => a.from === "/" && a.body.includes(uuid)),
+        10_000,
+        `the next page sending the stored event (attempts: ${JSON.stringify(attempts.map((a) => a.from))})`,
+      );
+      await page.unroute("**/_ss/events");
+      // Delivered on a retry (backoff 2 s), then no longer stored.
+      await eventually(async () => !(await stored()).includes(uuid), 15_000, "confirmation");
+      // However many copies reached the server (a beacon may have gone out as page 1 unloaded),
+      // the uuid is counted once: one stored conversion, one row in the aggregate.
+      await eventually(
+        async () =>
+          (
+            await demo.query<{ n: number }>(
+              "SELECT COUNT(*) AS n FROM conversions WHERE uuid = ?",
+              uuid,
+            )
+          )[0]!.n === 1,
+        20_000,
+        "the event in D1",
+      );
+      const aggregated = await demo.query<{ n: number }>(
+        "SELECT COALESCE(SUM(events), 0) AS n FROM metric_daily WHERE event_id = '2007' AND experiment_id = '1007'",
+      );
+      expect(aggregated[0]!.n).toBe(1);
+      const seen = await demo.query<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM seen_events WHERE uuid = ?",
+        uuid,
+      );
+      expect(seen[0]!.n).toBe(1);
     } finally {
       await context.close();
     }
