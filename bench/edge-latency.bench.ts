@@ -13,6 +13,8 @@
  *   runtime, whoever does it. Splitstream − floor is what our own code adds;
  * - a lighter page: a second Splitstream Worker whose datafile keeps one change per experiment
  *   (10 changed elements instead of 40).
+ * And the Splitstream Worker is also timed on a path no experiment runs on (the most common page
+ * view: nothing decided, the bootstrap still injected).
  *
  * Method: a returning visitor (ss_vid + ss_dec cookies, browser user agent,
  * `Accept-Encoding: identity`), one keep-alive connection per Worker, strictly sequential
@@ -54,6 +56,8 @@ const PAGE_BYTES = 100 * 1024;
 const WARMUP = 50;
 const RUNS = 500;
 const TARGET_ADDED_P50_MS = 1;
+/** A path the bench datafile's pages do not match (they match "/bench/page"). */
+const PLAIN_PATH = "/bench/no-experiment-100k";
 
 export const BENCH_SDK_KEY = "bench";
 export const BROWSER_UA =
@@ -433,30 +437,37 @@ export async function run(): Promise<Row[]> {
     const floorCheck = await visit("floor", cookie);
     const floorMarked = (floorCheck.body?.match(/ data-floor/g) ?? []).length;
 
-    const headers = requestHeaders(cookie);
-    const lightHeaders = requestHeaders(lightCookie);
-    const who = ["ours", "peer", "floor", "light"] as const;
-    const totals = {
-      ours: [] as number[],
-      peer: [] as number[],
-      floor: [] as number[],
-      light: [] as number[],
+    const plainCheck = await timedGet(urls.ours + PLAIN_PATH, {
+      agent: agents.ours,
+      headers: requestHeaders(cookie),
+      keepBody: true,
+    });
+
+    // What each timed request is: Worker, path, cookies. "plain" is the Splitstream Worker on a
+    // page no experiment runs on (the bootstrap still goes in: the client API works everywhere).
+    const subjects = {
+      ours: { url: urls.ours + path, agent: agents.ours, headers: requestHeaders(cookie) },
+      peer: { url: urls.peer + path, agent: agents.peer, headers: requestHeaders(cookie) },
+      floor: { url: urls.floor + path, agent: agents.floor, headers: requestHeaders(cookie) },
+      light: { url: urls.light + path, agent: agents.light, headers: requestHeaders(lightCookie) },
+      plain: { url: urls.ours + PLAIN_PATH, agent: agents.ours, headers: requestHeaders(cookie) },
     };
-    const ttfbs = {
-      ours: [] as number[],
-      peer: [] as number[],
-      floor: [] as number[],
-      light: [] as number[],
-    };
+    const who = Object.keys(subjects) as Array<keyof typeof subjects>;
+    const totals = Object.fromEntries(who.map((w) => [w, [] as number[]])) as Record<
+      keyof typeof subjects,
+      number[]
+    >;
+    const ttfbs = Object.fromEntries(who.map((w) => [w, [] as number[]])) as Record<
+      keyof typeof subjects,
+      number[]
+    >;
     for (let i = 0; i < WARMUP + RUNS; i++) {
       // Rotate which goes first, so none always follows another.
       for (let k = 0; k < who.length; k++) {
         const w = who[(i + k) % who.length]!;
-        const t = await timedGet(urls[w] + path, {
-          agent: agents[w],
-          headers: w === "light" ? lightHeaders : headers,
-        });
-        if (t.status !== 200) throw new Error(`${w}: HTTP ${t.status} on ${path}`);
+        const { url, agent, headers } = subjects[w];
+        const t = await timedGet(url, { agent, headers });
+        if (t.status !== 200) throw new Error(`${w}: HTTP ${t.status} on ${url}`);
         if (i < WARMUP) continue;
         totals[w].push(t.totalMs);
         ttfbs[w].push(t.firstByteMs);
@@ -470,6 +481,7 @@ export async function run(): Promise<Row[]> {
     const added99 = o.p99 - p.p99;
     const floorAdded50 = f.p50 - p.p50;
     const l = stats(totals.light);
+    const plain = stats(totals.plain);
     const lightApplied = appliedExperiments(lightCheck);
     const pairedDiffs = totals.ours.map((v, i) => v - totals.peer[i]!);
     const note = `${RUNS} sequential requests each after ${WARMUP} warm-up, interleaved; page ${(page.length / 1024).toFixed(0)} KB; request → last byte`;
@@ -542,6 +554,13 @@ export async function run(): Promise<Row[]> {
         note: `a second Splitstream Worker (lightDatafile: ${EXPERIMENTS} changed elements); its p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms`,
         extra: { p50: l.p50, p90: l.p90, p99: l.p99, mean: l.mean, samples: totals.light.length },
       },
+      {
+        subject: "page without experiments (bootstrap only), added p50",
+        value: plain.p50 - p.p50,
+        unit: "ms",
+        note: `the Splitstream Worker on ${PLAIN_PATH}: no page matches, nothing decided; its p50 ${plain.p50.toFixed(2)} ms`,
+        extra: { p50: plain.p50, p90: plain.p90, p99: plain.p99, samples: totals.plain.length },
+      },
       { subject: "Splitstream edge, p99", value: o.p99, unit: "ms" },
       { subject: "pass-through Worker, p99", value: p.p99, unit: "ms", ratio: p.p99 / o.p99 },
       { subject: "added latency, p99", value: added99, unit: "ms" },
@@ -560,6 +579,16 @@ export async function run(): Promise<Row[]> {
         status:
           lightApplied.decided === EXPERIMENTS &&
           (lightCheck.body?.match(/Variant headline/g) ?? []).length === EXPERIMENTS
+            ? "OK"
+            : "WARN",
+      },
+      {
+        subject: "page without experiments: nothing decided, bootstrap in",
+        value: Number.NaN,
+        unit: "info",
+        status:
+          appliedExperiments(plainCheck).decided === 0 &&
+          (plainCheck.body ?? "").includes('id="ss-bootstrap"')
             ? "OK"
             : "WARN",
       },
