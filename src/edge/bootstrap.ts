@@ -82,7 +82,8 @@ export interface BootstrapPayload {
   m?: number;
 }
 
-const ACTIVATION_CODE = {
+/** One-letter activation codes of the bootstrap and the client config (src/client reads both). */
+export const ACTIVATION_CODE = {
   immediate: "i",
   manual: "m",
   url_changed: "u",
@@ -133,7 +134,10 @@ export function encodeDecision(d: BootstrapDecision): BootstrapPayload["d"][numb
   };
 }
 
-/** Default of `cookie_max_age_days` (routes.ts): left out of the payload. */
+/**
+ * Default of `cookie_max_age_days` (ROUTE_DEFAULTS in routes.ts; not imported: this module stays
+ * free of imports, the client's type-check includes it): left out of the payload.
+ */
 const DEFAULT_COOKIE_MAX_AGE_DAYS = 365;
 
 /** The compact `window.__ss` object for `data`. */
@@ -217,7 +221,8 @@ function escapeAttribute(value: string): string {
  * when there is none or it is not a valid nonce.
  */
 export function nonceFromCsp(header: string | null): string | null {
-  if (!header) return null;
+  // Most policies name no nonce: skip the parse for them.
+  if (!header || !/'nonce-/i.test(header)) return null;
   for (const policy of header.split(",")) {
     const directives = new Map<string, string[]>();
     for (const directive of policy.split(";")) {

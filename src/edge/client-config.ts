@@ -23,18 +23,15 @@ import type {
   ClientUrlTree,
 } from "../client/config-types";
 import type { Env } from "../env";
+import { ACTIVATION_CODE } from "./bootstrap";
+import { encodeBase64Url } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { errorResponse } from "./errors";
 import { SDK_KEY_PATTERN } from "./routes";
 
 export const CLIENT_CONFIG_PATH_PREFIX = "/_ss/client-config/";
 
-const CODE: Record<PageActivation, ActivationCode> = {
-  immediate: "i",
-  manual: "m",
-  url_changed: "u",
-  dom_changed: "d",
-};
+const CODE: Record<PageActivation, ActivationCode> = ACTIVATION_CODE;
 const MAX_TREE_DEPTH = 32;
 
 function leaf(node: unknown): ClientUrlLeaf {
@@ -140,9 +137,7 @@ const rendered = new WeakMap<CompiledDatafile, Promise<Rendered>>();
 async function render(compiled: CompiledDatafile): Promise<Rendered> {
   const json = JSON.stringify(buildClientConfig(compiled));
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(json));
-  const hash = btoa(String.fromCharCode(...new Uint8Array(digest).slice(0, 12)))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_");
+  const hash = encodeBase64Url(new Uint8Array(digest, 0, 12));
   return { json, etag: `"${hash}"` };
 }
 

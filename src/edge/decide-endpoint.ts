@@ -25,7 +25,7 @@ import { planPage } from "./page-plan";
 import { verifyPreview } from "./preview";
 import { buildRequestAttributes } from "./request-attributes";
 import type { RouteConfig } from "./routes";
-import { encodeSticky, readVisitor } from "./visitor";
+import { encodeSticky, readVisitor, STICKY_COOKIE } from "./visitor";
 
 export const DECIDE_PATH = "/_ss/decide";
 const MAX_URL_LENGTH = 8192;
@@ -130,7 +130,7 @@ export async function handleDecide(
   const setCookies: string[] = [];
   if (stickyChanged && !visitor.bot) {
     setCookies.push(
-      serializeCookie("ss_dec", encodeSticky(sticky, plan.runningIds), {
+      serializeCookie(STICKY_COOKIE, encodeSticky(sticky, plan.runningIds), {
         domain: route.cookieDomain,
         secure: url.protocol === "https:",
         httpOnly: true,

@@ -15,6 +15,7 @@ import {
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
 import type { EventMessage } from "../events/messages";
+import { hasConsent } from "../events/ingest-common";
 import { sendOrSpill } from "../events/spill";
 import { nonceFromCsp, renderBootstrap, type BootstrapData } from "./bootstrap";
 import { CLIENT_SCRIPT_SRC } from "./client-script";
@@ -26,7 +27,7 @@ import { planPage, type PageCandidate } from "./page-plan";
 import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
 import { buildRequestAttributes } from "./request-attributes";
 import { isExcludedPath, type RouteConfig } from "./routes";
-import { encodeSticky, readVisitor, type VisitorState } from "./visitor";
+import { encodeSticky, readVisitor, STICKY_COOKIE, type VisitorState } from "./visitor";
 
 export const VISITOR_HEADER = "x-ss-visitor-id";
 export const REVISION_HEADER = "x-ss-revision";
@@ -135,13 +136,6 @@ function isHtml(response: Response): boolean {
   return (response.headers.get("content-type") ?? "").toLowerCase().includes("text/html");
 }
 
-/** True when the consent cookie (if the route requires one) says yes. */
-function hasConsent(route: RouteConfig, cookies: Map<string, string>): boolean {
-  if (!route.consentCookie) return true;
-  const value = cookies.get(route.consentCookie);
-  return value !== undefined && !["", "0", "false", "no"].includes(value.toLowerCase());
-}
-
 function changesFor(
   candidate: PageCandidate,
   variationId: string,
@@ -215,7 +209,7 @@ export async function handleEdgeRequest(
     pageviewEvents,
     redirect,
     rewriteTo,
-    plan,
+    changes,
     bootstrap,
   } = context;
   const compiled = entry.compiled;
@@ -269,8 +263,7 @@ export async function handleEdgeRequest(
    */
   const flushEvents = (after?: Promise<void>): void => {
     if (events.length === 0) return;
-    const batch = [...events];
-    const send = () => sendOrSpill(env, batch);
+    const send = () => sendOrSpill(env, events);
     ctx.waitUntil(after === undefined ? send() : settledOrDeadline(after).then(send));
   };
   const withVisitorHeaders = (response: Response): Response => {
@@ -317,13 +310,17 @@ export async function handleEdgeRequest(
   try {
     let streamed: (() => void) | undefined;
     const pageDone = new Promise<void>((resolve) => (streamed = resolve));
-    // Under a nonce-based Content-Security-Policy, everything injected carries the page's nonce.
-    const nonce = nonceFromCsp(origin.headers.get("content-security-policy"));
-    const withNonce =
-      nonce === null ? plan : { ...plan, nonce, bootstrap: renderPageBootstrap(bootstrap, nonce) };
-    const body =
-      request.method === "HEAD" ? origin : rewriteHtml(origin, { ...withNonce, onEnd: streamed });
+    let body = origin;
     if (request.method === "GET") {
+      // Rendered here, once, only for a page that gets it; under a nonce-based
+      // Content-Security-Policy everything injected carries the page's nonce.
+      const nonce = nonceFromCsp(origin.headers.get("content-security-policy")) ?? undefined;
+      body = rewriteHtml(origin, {
+        changes,
+        bootstrap: renderPageBootstrap(bootstrap, nonce),
+        nonce,
+        onEnd: streamed,
+      });
       queueImpressions(pageDecisions);
       queuePageviews();
       flushEvents(pageDone);
@@ -441,7 +438,7 @@ async function decidePage(
   }
   if (canSetCookies && stickyChanged) {
     setCookies.push(
-      serializeCookie("ss_dec", encodeSticky(sticky, plan.runningIds), {
+      serializeCookie(STICKY_COOKIE, encodeSticky(sticky, plan.runningIds), {
         ...cookieBase,
         maxAgeSeconds,
       }),
@@ -500,7 +497,7 @@ async function decidePage(
     redirect,
     rewriteTo,
     bootstrap,
-    plan: { changes, bootstrap: renderPageBootstrap(bootstrap) },
+    changes,
   };
 }
 

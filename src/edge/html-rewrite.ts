@@ -377,6 +377,22 @@ function headerDeclaresCharset(response: Response): boolean {
 }
 
 /**
+ * The anchor selector lists, built once, indexed by `(bootstrap waits for the head's first child ?
+ * 1 : 0) + (custom CSS or code ? 2 : 0)`. `body:first-child` is a document that starts at <body>
+ * (no <html>, no <head> tag); the head's first child is only needed without a charset in the
+ * header; <body> only for the CSS and code.
+ */
+const ANCHOR_LISTS = [0, 1, 2, 3].map((i) =>
+  [
+    "head",
+    "html > :first-child",
+    "body:first-child",
+    ...(i & 1 ? ["head > :first-child"] : []),
+    ...(i & 2 ? ["body"] : []),
+  ].join(", "),
+);
+
+/**
  * Registers the handlers that put the bootstrap, the CSS and the JS in place, and `onEnd`:
  * - bootstrap: first thing inside the first <head>; when the Content-Type header declares no
  *   charset, after a leading `<meta charset>` instead (which must then stay in the first 1024
@@ -420,13 +436,12 @@ function registerInjections(
       });
     });
 
-  // `body:first-child`: a document that starts at <body> (no <html>, no <head> tag).
-  const anchors = ["head", "html > :first-child", "body:first-child"];
-  // Only without a charset in the header does the bootstrap wait for the head's first child.
-  if (boot !== null && !charsetInHeader) anchors.push("head > :first-child");
-  if (css !== null || js !== null) anchors.push("body");
   if (boot !== null || css !== null || js !== null) {
-    rewriter.on(anchors.join(", "), {
+    const anchors =
+      ANCHOR_LISTS[
+        (boot !== null && !charsetInHeader ? 1 : 0) + (css !== null || js !== null ? 2 : 0)
+      ]!;
+    rewriter.on(anchors, {
       element(el) {
         const tag = el.tagName.toLowerCase();
         if (tag === "head") {
