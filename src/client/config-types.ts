@@ -71,5 +71,3 @@ export interface ClientConfig {
   /** enabled integrations (`web.integrations`): dataLayer, segment */
   n: { dataLayer?: true; segment?: true };
 }
-
-export const CLIENT_CONFIG_FORMAT_VERSION = 1;

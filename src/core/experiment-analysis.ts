@@ -17,6 +17,9 @@
 import {
   benjaminiHochberg,
   compareVariation,
+  DEFAULT_COMPARE_OPTIONS,
+  EMPTY_STATS,
+  mean as meanOf,
   holm,
   sampleRatioMismatch,
   visitorsNeeded,
@@ -32,7 +35,7 @@ export type Correction = "bh" | "holm";
 /** How results are computed; every field has a documented default (docs/statistics.md). */
 export interface AnalysisOptions {
   mode: TestMode;
-  /** 1 − significance level; CONTRACT §8 default 0.1 (90 %). */
+  /** The significance level (1 − confidence); CONTRACT §8 default 0.1 (90 % confidence). */
   alpha: number;
   /** Sequential tuning: the sample size (both arms) at which the test is most powerful. */
   nStar: number;
@@ -44,9 +47,9 @@ export interface AnalysisOptions {
 }
 
 export const DEFAULT_ANALYSIS_OPTIONS: AnalysisOptions = {
-  mode: "sequential",
-  alpha: 0.1,
-  nStar: 5000,
+  mode: DEFAULT_COMPARE_OPTIONS.mode,
+  alpha: DEFAULT_COMPARE_OPTIONS.alpha,
+  nStar: DEFAULT_COMPARE_OPTIONS.nStar,
   mde: 0.05,
   power: 0.8,
   correction: "bh",
@@ -113,8 +116,6 @@ export interface ExperimentAnalysis {
   srm: SrmResult;
 }
 
-const EMPTY: SufficientStats = { n: 0, sum: 0, sumSq: 0 };
-
 /**
  * Analyses one experiment; `metrics[0]` is the primary metric. Never throws on data: variations
  * without visitors, zero baselines and zero variances come out as "not_enough_data".
@@ -131,7 +132,7 @@ export function analyzeExperiment(
     nStar: options.nStar,
   };
   const statsOf = (metric: AnalysisMetric, variation: AnalysisVariation): SufficientStats => {
-    const s = metric.stats[variation.id] ?? EMPTY;
+    const s = metric.stats[variation.id] ?? EMPTY_STATS;
     // n is always the visitors of the variation: a visitor without conversions counts as 0.
     return { n: variation.visitors, sum: s.sum, sumSq: s.sumSq };
   };
@@ -165,7 +166,7 @@ export function analyzeExperiment(
   const metricResults: MetricResult[] = metrics.map((metric, m) => {
     const rows: VariationResult[] = variations.map((variation, v) => {
       const s = statsOf(metric, variation);
-      const mean = s.n > 0 ? s.sum / s.n : null;
+      const mean = meanOf(s);
       const comparison = comparisons[m]![v] ?? null;
       if (comparison === null)
         return {

@@ -399,12 +399,6 @@ export function chiSquareSf(x: number, df: number): number {
   return regularizedGammaQ(df / 2, x / 2);
 }
 
-/** Two-sided p-value of a z statistic: 2·Φ(−|z|). */
-export function twoSidedNormalP(z: number): number {
-  requireFinite("z", z);
-  return Math.min(1, 2 * normalCdf(-Math.abs(z)));
-}
-
 /** Two-sided p-value of a t statistic: 2·F(−|t|; df). */
 export function twoSidedStudentTP(t: number, df: number): number {
   requireFinite("t", t);

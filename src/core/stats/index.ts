@@ -21,7 +21,6 @@ export {
   studentTCdf,
   studentTPdf,
   studentTQuantile,
-  twoSidedNormalP,
   twoSidedStudentTP,
 } from "./distributions";
 export { welchTest, type WelchEstimate, type WelchResult } from "./welch";
