@@ -615,18 +615,16 @@ export function buildAdminApp(): Hono<AdminEnv> {
         experiment.status === 404 ? 404 : 500,
       );
     const query = `environment=${encodeURIComponent(environment)}&mode=${mode}`;
-    const results = await api<ExperimentResults & ApiError>(
-      c,
-      token,
-      "GET",
-      `/experiments/${id}/results?${query}`,
-    );
-    const allocations = await api<{ items: AllocationItem[] } & ApiError>(
-      c,
-      token,
-      "GET",
-      `/experiments/${id}/allocations`,
-    );
+    // The experiment call above checked the token; these two are independent.
+    const [results, allocations] = await Promise.all([
+      api<ExperimentResults & ApiError>(c, token, "GET", `/experiments/${id}/results?${query}`),
+      api<{ items: AllocationItem[] } & ApiError>(
+        c,
+        token,
+        "GET",
+        `/experiments/${id}/allocations`,
+      ),
+    ]);
     const x = experiment.json;
     const status = x.status[environment] ?? "Not started";
     const notice = c.req.query("notice");

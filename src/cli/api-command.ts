@@ -95,7 +95,8 @@ export async function callApi(
   return data;
 }
 
-function print(o: ApiOptions, data: unknown, render: (data: never) => string): void {
+/** Writes `data` as pretty JSON with `--json`, else as `render` lays it out. */
+export function print(o: ApiOptions, data: unknown, render: (data: never) => string): void {
   process.stdout.write(`${o.json ? JSON.stringify(data, null, 2) : render(data as never)}\n`);
 }
 

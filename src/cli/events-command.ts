@@ -9,7 +9,7 @@
  *   comparison; exit status 1 when the live tables differ and nothing was applied.
  */
 import { parseArgs } from "node:util";
-import { apiOptions, callApi } from "./api-command";
+import { apiOptions, callApi, print } from "./api-command";
 import { CliError, readText } from "./io";
 
 export const EVENTS_USAGE = `Usage (event data; same --api-url / --token as above):
@@ -257,7 +257,7 @@ export async function runEventsCommand(group: string, args: string[]): Promise<n
       ...(values["sdk-key"] === undefined ? {} : { sdkKey: values["sdk-key"] }),
     };
     const report = (await callApi(o, "POST", "/admin/rebuild", body)) as RebuildReportJson;
-    process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : renderRebuild(report)}\n`);
+    print(o, report, renderRebuild);
     return report.matches || report.applied ? 0 : 1;
   }
 

@@ -5,7 +5,7 @@
  * here: send `headlines[].imageUrl` to the API directly.
  */
 import { parseArgs } from "node:util";
-import { apiOptions, callApi } from "./api-command";
+import { apiOptions, callApi, print } from "./api-command";
 import { CliError } from "./io";
 
 export const HEADLINE_USAGE = `Usage (headline tests, a bandit over headlines; same --api-url / --token as above):
@@ -135,6 +135,6 @@ export async function runHeadlineCommand(args: string[]): Promise<number> {
     `/projects/${encodeURIComponent(values.project)}/headline-tests`,
     body,
   )) as HeadlineTestJson;
-  process.stdout.write(`${o.json ? JSON.stringify(data, null, 2) : render(data)}\n`);
+  print(o, data, render);
   return 0;
 }

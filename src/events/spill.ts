@@ -4,7 +4,7 @@
  * The edge sends a page's impressions and pageview goals after the page has streamed, inside
  * `ctx.waitUntil`: there is no client left to answer 503 to. So instead of dropping them:
  *
- * 1. `sendOrSpill` tries the queue SEND_ATTEMPTS times with a short backoff (the whole thing stays
+ * 1. `sendOrSpill` tries the queue again after each of SEND_RETRY_DELAYS_MS (the whole thing stays
  *    well inside the 30 s a `waitUntil` may run after the response);
  * 2. if the queue still refuses, it writes the events to R2 as one NDJSON object,
  *    `spill/{yyyy-mm-dd}/{random uuid}.ndjson` (UTC day of the spill), one event message per line;
@@ -18,7 +18,7 @@
  */
 import type { Env } from "../env";
 import { toNdjson, utcDay } from "./aggregate";
-import { queueMessages } from "./ingest-common";
+import { isPlainObject, queueMessages } from "./ingest-common";
 import type { EventMessage } from "./messages";
 
 /** R2 key prefix of spilled edge events. */
@@ -110,8 +110,7 @@ function parseSpill(text: string): { messages: EventMessage[]; invalid: number }
     if (line.trim() === "") continue;
     try {
       const value = JSON.parse(line) as unknown;
-      if (typeof value === "object" && value !== null && !Array.isArray(value))
-        messages.push(value as EventMessage);
+      if (isPlainObject(value)) messages.push(value as unknown as EventMessage);
       else invalid++;
     } catch {
       invalid++;

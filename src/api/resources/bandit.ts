@@ -233,16 +233,18 @@ export function registerBanditRoutes(app: ApiApp): void {
         version: experiment.version + 1,
         updated_at: now,
       };
-      const environment = await first<{ id: string }>(
-        db,
-        "SELECT id FROM environments WHERE project_id = ? ORDER BY key <> 'production', key LIMIT 1",
-        experiment.project_id,
-      );
-      const count = await first<{ n: number }>(
-        db,
-        "SELECT COUNT(*) AS n FROM bandit_allocations WHERE experiment_id = ?",
-        id,
-      );
+      const [environment, count] = await Promise.all([
+        first<{ id: string }>(
+          db,
+          "SELECT id FROM environments WHERE project_id = ? ORDER BY key <> 'production', key LIMIT 1",
+          experiment.project_id,
+        ),
+        first<{ n: number }>(
+          db,
+          "SELECT COUNT(*) AS n FROM bandit_allocations WHERE experiment_id = ?",
+          id,
+        ),
+      ]);
       const previousWeights = weightsOf(variations);
       const statements = [
         updateStatement(db, "experiments", next, experiment.version),

@@ -20,7 +20,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../app";
 import { requireRole } from "../auth";
 import { all, first } from "../db";
-import { unprocessable } from "../errors";
+import { ApiError, unprocessable } from "../errors";
 import { ErrorSchema, errorResponses, issuesToDetails, jsonBody, jsonResponse } from "../http";
 import { formatPath } from "../../core/problem";
 import {
@@ -284,16 +284,11 @@ export function registerConversionRoutes(app: ApiApp): void {
           `splitstream api: the EVENTS queue refused ${messages.length} conversion(s)`,
           error,
         );
-        return c.json(
-          {
-            error: {
-              code: "queue_unavailable",
-              message:
-                "the event queue is unavailable; send the same request again later (uuids make that harmless)",
-              details: null,
-            },
-          },
+        throw new ApiError(
           503,
+          "queue_unavailable",
+          "the event queue is unavailable; send the same request again later (uuids make that harmless)",
+          null,
           { "retry-after": String(QUEUE_RETRY_AFTER_SECONDS) },
         );
       }
