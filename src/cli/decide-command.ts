@@ -3,7 +3,6 @@
  * (CONTRACT §7).
  */
 import { createReadStream } from "node:fs";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import {
   decideAll,
@@ -62,44 +61,75 @@ function renderExplanation(
   ].join("\n");
 }
 
-/** One NDJSON input line → one output object (never throws). */
-export function decideLine(
+/**
+ * Turns one NDJSON input line into its output line (JSON, no newline) for one datafile; never
+ * throws. The output is the JSON of {"visitorId", "decisions": {"<experimentKey>": "<variationKey>"
+ * | null}} with the experiments in datafile order, but written as text: the JSON of every
+ * (experiment, variation) pair is computed once per datafile instead of an object being built and
+ * stringified per visitor — in a whole-process batch, JSON work costs more than deciding
+ * (docs/benchmarks.md, `cli-decide`).
+ */
+export function lineDecider(
   compiled: CompiledDatafile,
-  text: string,
-  lineNumber: number,
-): { output: object; ok: boolean } {
-  const fail = (message: string) => ({
-    output: { visitorId: null, line: lineNumber, error: message },
+): (text: string, lineNumber: number) => { line: string; ok: boolean } {
+  // Per experiment, its `"key":null` text and its `"key":"variation"` texts by variation key, with
+  // the separating comma; filled as variations occur. Experiment keys are unique (a duplicate is
+  // a datafile error), so each appears once per line.
+  const pieces = compiled.experiments.map((e, i) => {
+    const key = `${i === 0 ? "" : ","}${JSON.stringify(e.key)}:`;
+    return { key, none: `${key}null`, byVariation: new Map<string, string>() };
+  });
+  const fail = (lineNumber: number, message: string) => ({
+    line: JSON.stringify({ visitorId: null, line: lineNumber, error: message }),
     ok: false,
   });
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return fail(`invalid JSON: ${(error as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    return fail("expected a JSON object");
-  const { visitorId, attributes } = value as { visitorId?: unknown; attributes?: unknown };
-  if (typeof visitorId !== "string") return fail("visitorId must be a string");
-  if (
-    attributes !== undefined &&
-    (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))
-  ) {
-    return fail("attributes must be a JSON object");
-  }
-  const decisions: Record<string, string | null> = {};
-  for (const d of decideAll(compiled, {
-    visitorId,
-    attributes: attributes as Record<string, unknown> | undefined,
-  })) {
-    decisions[d.experimentKey] = d.variationKey;
-  }
-  return { output: { visitorId, decisions }, ok: true };
+  return (text, lineNumber) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return fail(lineNumber, `invalid JSON: ${(error as Error).message}`);
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value))
+      return fail(lineNumber, "expected a JSON object");
+    const { visitorId, attributes } = value as { visitorId?: unknown; attributes?: unknown };
+    if (typeof visitorId !== "string") return fail(lineNumber, "visitorId must be a string");
+    if (
+      attributes !== undefined &&
+      (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))
+    ) {
+      return fail(lineNumber, "attributes must be a JSON object");
+    }
+    const decisions = decideAll(compiled, {
+      visitorId,
+      attributes: attributes as Record<string, unknown> | undefined,
+    });
+    let line = `{"visitorId":${JSON.stringify(visitorId)},"decisions":{`;
+    for (let i = 0; i < decisions.length; i++) {
+      const variationKey = decisions[i]!.variationKey;
+      const { key, none, byVariation } = pieces[i]!;
+      // Most pairs end in no variation (audience, traffic): no map lookup for those.
+      if (variationKey === null) {
+        line += none;
+        continue;
+      }
+      let piece = byVariation.get(variationKey);
+      if (piece === undefined)
+        byVariation.set(variationKey, (piece = key + JSON.stringify(variationKey)));
+      line += piece;
+    }
+    return { line: `${line}}}`, ok: true };
+  };
 }
 
+/** Output is written in pieces of about this many characters (fewer, larger writes). */
+const FLUSH_CHARS = 1 << 16;
+
 async function runBatch(compiled: CompiledDatafile, input: string): Promise<number> {
-  const stream = input === "-" ? process.stdin : createReadStream(input, { encoding: "utf8" });
+  const stream =
+    input === "-"
+      ? process.stdin.setEncoding("utf8")
+      : createReadStream(input, { encoding: "utf8" });
   const opened = new Promise<void>((resolve, reject) => {
     if (input === "-") resolve();
     else stream.once("open", () => resolve()).once("error", reject);
@@ -111,21 +141,43 @@ async function runBatch(compiled: CompiledDatafile, input: string): Promise<numb
       `cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     );
   }
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  const decide = lineDecider(compiled);
   let lineNumber = 0;
   let failures = 0;
   let buffer = "";
-  for await (const text of lines) {
+  let full = false;
+  const take = (text: string): void => {
     lineNumber++;
-    if (text.trim() === "") continue;
-    const { output, ok } = decideLine(compiled, text, lineNumber);
+    if (text.trim() === "") return;
+    const { line, ok } = decide(text, lineNumber);
     if (!ok) failures++;
-    buffer += `${JSON.stringify(output)}\n`;
-    if (buffer.length > 1 << 16) {
-      if (!process.stdout.write(buffer)) await new Promise((r) => process.stdout.once("drain", r));
+    buffer += `${line}\n`;
+    // Written as soon as it is this big, even inside one input chunk: an output line is ~25
+    // bytes per experiment, so one 64 KiB input chunk can make megabytes, and a string that
+    // large costs more to build and collect than the extra write() calls.
+    if (buffer.length > FLUSH_CHARS) {
+      if (!process.stdout.write(buffer)) full = true;
       buffer = "";
     }
+  };
+  // Lines are split here rather than by node:readline, which costs an event and a callback per
+  // line. NDJSON separates lines with \n; the \r of a \r\n is JSON whitespace.
+  let rest = "";
+  for await (const chunk of stream as AsyncIterable<string>) {
+    const text = rest + chunk;
+    let start = 0;
+    for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+      take(text.slice(start, end));
+      start = end + 1;
+    }
+    rest = text.slice(start);
+    if (full) {
+      // Back-pressure (stdout is asynchronous when it is a pipe on some platforms).
+      await new Promise((r) => process.stdout.once("drain", r));
+      full = false;
+    }
   }
+  if (rest !== "") take(rest);
   process.stdout.write(buffer);
   if (failures > 0) process.stderr.write(`${failures} malformed input line(s)\n`);
   return failures > 0 ? 1 : 0;

@@ -1,8 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { decideAll, loadDatafile, type Visitor } from "../../src/core/index";
 
 const root = join(import.meta.dirname, "..", "..");
 const fixtures = join(root, "test", "fixtures", "datafiles");
@@ -167,6 +169,29 @@ describe("splitstream decide", () => {
     expect(r.code).toBe(1);
   });
 
+  it("batch: the same lines as JSON.stringify of decideAll, across read chunks and CRLF line ends", () => {
+    // > 64 KiB of input and of output: lines cross the stream's read chunks and the output is
+    // flushed many times; \r\n endings, attributes on some lines, and no newline after the last.
+    const visitors: Visitor[] = Array.from({ length: 3000 }, (_, i) => ({
+      visitorId: `visitor-${i}-${"x".repeat(i % 17)}`,
+      ...(i % 3 === 0 ? { attributes: { country: i % 2 ? "DE" : "US", age: i % 90 } } : {}),
+    }));
+    const dir = mkdtempSync(join(tmpdir(), "ss-cli-"));
+    const file = join(dir, "visitors.ndjson");
+    writeFileSync(file, visitors.map((v) => JSON.stringify(v)).join("\r\n"));
+    const loaded = loadDatafile(readFileSync(datafile, "utf8"));
+    if (!loaded.ok) throw new Error("fixture datafile does not load");
+    const expected = visitors.map((v) => {
+      const decisions: Record<string, string | null> = {};
+      for (const d of decideAll(loaded.compiled, v)) decisions[d.experimentKey] = d.variationKey;
+      return JSON.stringify({ visitorId: v.visitorId, decisions });
+    });
+    const r = cli(["decide", "--datafile", datafile, "--input", file]);
+    expect(r.stderr).not.toContain("malformed"); // (the fixture's datafile warning is expected)
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")).toEqual([...expected, ""]);
+  });
+
   it("refuses a broken datafile, listing each problem with its path", () => {
     const dir = mkdtempSync(join(tmpdir(), "ss-cli-"));
     const file = join(dir, "broken.json");
@@ -184,5 +209,93 @@ describe("splitstream decide", () => {
       cli(["decide", "--datafile", datafile, "--visitor", "x", "--attributes", "[1]"]).code,
     ).toBe(2);
     expect(cli(["decide", "--datafile", datafile, "--visitor", "x", "--bogus"]).code).toBe(2);
+  });
+});
+
+describe("the CLI bundle (scripts/build-cli.mjs)", () => {
+  type Record = [mtimeMs: number, size: number, hash: string];
+  const load = async () =>
+    (await import("../../scripts/build-cli.mjs" as string)) as {
+      buildCli(outDir: string): Promise<number>;
+      bundleIsFresh(outDir: string): boolean;
+      bundleFile(outDir: string): string;
+    };
+  const readManifest = (dir: string) =>
+    JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as {
+      inputs: { [path: string]: Record };
+    };
+  const writeManifest = (dir: string, inputs: { [path: string]: Record }) =>
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify({ inputs }));
+
+  it("bundles src/cli and src/core as plain JavaScript and records every input", async () => {
+    const { buildCli, bundleFile } = await load();
+    const dir = mkdtempSync(join(tmpdir(), "ss-cli-bundle-"));
+    const bytes = await buildCli(dir);
+    const js = readFileSync(bundleFile(dir), "utf8");
+    expect(Buffer.byteLength(js)).toBe(bytes);
+    expect(js).toMatch(/^export \{[^}]*\bmain\b/m);
+    // No TypeScript left for a loader to compile, and nothing imported but Node built-ins.
+    expect(js).toMatch(/^import .* from "node:util";$/m);
+    expect(js).not.toMatch(/^import .* from "(?!node:)[^"]*";$/m);
+    const inputs = readManifest(dir).inputs;
+    expect(Object.keys(inputs)).toEqual(
+      expect.arrayContaining([
+        "src/cli/main.ts",
+        "src/cli/decide-command.ts",
+        "src/core/decide.ts",
+        "scripts/build-cli.mjs",
+        "tsconfig.json",
+      ]),
+    );
+    expect(inputs["src/cli/main.ts"]![2]).toBe(
+      createHash("sha256")
+        .update(readFileSync(join(root, "src", "cli", "main.ts")))
+        .digest("base64url")
+        .slice(0, 16),
+    );
+  });
+
+  it("is fresh only while the bundle exists and every input keeps its mtime and size, or its content", async () => {
+    const { buildCli, bundleIsFresh, bundleFile } = await load();
+    const dir = mkdtempSync(join(tmpdir(), "ss-cli-bundle-"));
+    expect(bundleIsFresh(dir)).toBe(false); // never built
+    await buildCli(dir);
+    const built = readManifest(dir).inputs;
+    // Stamped from the files as they are now: other work may edit src/ while this test runs.
+    const current = (): { [path: string]: Record } =>
+      Object.fromEntries(
+        Object.keys(built).map((path) => {
+          const bytes = readFileSync(join(root, path));
+          const s = statSync(join(root, path));
+          const hash = createHash("sha256").update(bytes).digest("base64url").slice(0, 16);
+          return [path, [s.mtimeMs, s.size, hash]];
+        }),
+      );
+    writeManifest(dir, current());
+    expect(bundleIsFresh(dir)).toBe(true);
+
+    const touched = current();
+    touched["src/core/decide.ts"]![0] -= 1; // another mtime, the same content: still fresh
+    writeManifest(dir, touched);
+    expect(bundleIsFresh(dir)).toBe(true);
+
+    const edited = current();
+    edited["src/core/decide.ts"]![0] -= 1;
+    edited["src/core/decide.ts"]![2] = "another-content";
+    writeManifest(dir, edited);
+    expect(bundleIsFresh(dir)).toBe(false);
+
+    const resized = current();
+    resized["src/cli/main.ts"]![1] += 1;
+    resized["src/cli/main.ts"]![2] = "another-content";
+    writeManifest(dir, resized);
+    expect(bundleIsFresh(dir)).toBe(false);
+
+    writeManifest(dir, { ...current(), "src/core/gone.ts": [1, 1, "x"] });
+    expect(bundleIsFresh(dir)).toBe(false);
+
+    writeManifest(dir, current());
+    rmSync(bundleFile(dir));
+    expect(bundleIsFresh(dir)).toBe(false);
   });
 });
