@@ -14,6 +14,7 @@ export interface Series {
 export interface IntervalRow {
   label: string;
   estimate: number;
+  /** −Infinity / Infinity: an open end, drawn to the edge of the plot. */
   low: number;
   high: number;
   /** "winner" | "loser" | other: picks the colour. */
@@ -150,17 +151,19 @@ export function intervalChart(
   const margin = { top: 12, right: 24, bottom: 28, left: 160 };
   const height = margin.top + margin.bottom + Math.max(1, rows.length) * rowH;
   const head = `<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" data-chart="intervals" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}"><title>${escapeXml(title)}</title>`;
-  const finite = rows.filter((r) => [r.estimate, r.low, r.high].every(Number.isFinite));
+  // an open end (±Infinity) is drawn to the plot's edge; NaN means nothing to draw
+  const drawable = (r: IntervalRow) =>
+    Number.isFinite(r.estimate) && !Number.isNaN(r.low) && !Number.isNaN(r.high);
+  const finite = rows.filter(drawable);
   if (finite.length === 0)
     return `${head}<text x="${width / 2}" y="${height / 2}" text-anchor="middle" class="empty">Not enough data for intervals yet</text></svg>`;
-  const ticks = niceTicks(
-    Math.min(0, ...finite.map((r) => r.low)),
-    Math.max(0, ...finite.map((r) => r.high)),
-  );
+  const ends = finite.flatMap((r) => [r.estimate, r.low, r.high]).filter(Number.isFinite);
+  const ticks = niceTicks(Math.min(0, ...ends), Math.max(0, ...ends));
   const x0 = ticks[0]!;
   const x1 = ticks[ticks.length - 1]!;
   const plotW = width - margin.left - margin.right;
-  const xAt = (x: number) => margin.left + ((x - x0) / (x1 - x0 || 1)) * plotW;
+  const xAt = (x: number) =>
+    margin.left + ((Math.min(x1, Math.max(x0, x)) - x0) / (x1 - x0 || 1)) * plotW;
   const parts: string[] = [head];
   for (const t of ticks)
     parts.push(
@@ -172,11 +175,11 @@ export function intervalChart(
     parts.push(
       `<text x="${margin.left - 8}" y="${y + 4}" text-anchor="end" font-size="12">${escapeXml(r.label)}</text>`,
     );
-    if (![r.estimate, r.low, r.high].every(Number.isFinite)) return;
+    if (!drawable(r)) return;
     const colour = TONES[r.tone];
     parts.push(
       `<line x1="${fmt(xAt(r.low))}" x2="${fmt(xAt(r.high))}" y1="${y}" y2="${y}" stroke="${colour}" stroke-width="3" data-interval="${escapeXml(r.label)}"/>`,
-      `<circle cx="${fmt(xAt(r.estimate))}" cy="${y}" r="5" fill="${colour}"><title>${escapeXml(`${r.label}: ${formatX(r.estimate)} (${formatX(r.low)} to ${formatX(r.high)})`)}</title></circle>`,
+      `<circle cx="${fmt(xAt(r.estimate))}" cy="${y}" r="5" fill="${colour}"><title>${escapeXml(`${r.label}: ${formatX(r.estimate)} (${Number.isFinite(r.low) ? formatX(r.low) : "−∞"} to ${Number.isFinite(r.high) ? formatX(r.high) : "+∞"})`)}</title></circle>`,
     );
   });
   parts.push("</svg>");

@@ -132,7 +132,7 @@ interface ResultsJson {
       valueSum: number;
       // statistics (servers with the statistics; absent in older answers)
       mean?: number | null;
-      lift?: { estimate: number; ci: [number, number] } | null;
+      lift?: { estimate: number; ci: [number | null, number | null] } | null;
       pValue?: number | null;
       qValue?: number | null;
       verdict?: string;
@@ -143,6 +143,8 @@ interface ResultsJson {
 }
 
 const pct = (x: number) => `${x > 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
+/** An interval end; null is one the data cannot bound yet (docs/statistics.md). */
+const pctEnd = (x: number | null, open: string) => (x === null ? open : pct(x));
 const pValueText = (p: number | null | undefined) =>
   p === null || p === undefined ? "-" : p < 0.0001 ? "<0.0001" : p.toFixed(4);
 
@@ -186,7 +188,7 @@ function renderResults(d: ResultsJson): string {
               ? [
                   c.mean === null || c.mean === undefined ? "-" : String(Number(c.mean.toFixed(4))),
                   c.lift ? pct(c.lift.estimate) : "-",
-                  c.lift ? `${pct(c.lift.ci[0])}..${pct(c.lift.ci[1])}` : "-",
+                  c.lift ? `${pctEnd(c.lift.ci[0], "-inf")}..${pctEnd(c.lift.ci[1], "+inf")}` : "-",
                   pValueText(c.pValue),
                   pValueText(c.qValue),
                   c.verdict ?? "-",

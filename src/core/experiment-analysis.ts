@@ -24,6 +24,7 @@ import {
   sampleRatioMismatch,
   visitorsNeeded,
   type Comparison,
+  type OpenInterval,
   type SufficientStats,
   type TestMode,
   type Verdict,
@@ -67,6 +68,11 @@ export interface AnalysisMetric {
   id: string;
   /** false for metrics where lower is better (winningDirection "decreasing"). */
   higherIsBetter: boolean;
+  /**
+   * True when no visitor's value can be negative (unique and count metrics): the lift's
+   * interval is then cut at −100 %. Default: inferred from the data (0/1 data only).
+   */
+  nonNegative?: boolean;
   /** Per variation id; a missing variation counts as no conversions. */
   stats: Readonly<Record<string, SufficientStats>>;
 }
@@ -77,8 +83,11 @@ export interface VariationResult {
   n: number;
   /** Conversion rate or mean per visitor; null without visitors. */
   mean: number | null;
-  /** Relative lift vs the baseline, its standard error and the mode's interval. */
-  lift: { estimate: number; se: number; ci: [number, number] } | null;
+  /**
+   * Relative lift vs the baseline, its standard error and the mode's interval; an interval end
+   * is null when the data cannot bound it (sequential mode, a baseline with few conversions).
+   */
+  lift: { estimate: number; se: number; ci: OpenInterval } | null;
   /** Absolute difference of the means vs the baseline (fixed-horizon Welch). */
   difference: { estimate: number; ci: [number, number]; pValue: number } | null;
   pValue: number | null;
@@ -146,6 +155,7 @@ export function analyzeExperiment(
         : compareVariation(statsOf(metric, baseline), statsOf(metric, variation), {
             ...compareOptions,
             higherIsBetter: metric.higherIsBetter,
+            nonNegative: metric.nonNegative,
           }),
     ),
   );
@@ -218,7 +228,12 @@ export function analyzeExperiment(
       };
     });
 
-    // 5. visitors needed
+    // 5. visitors needed. Only the variations still allocated get more visitors (a null or 0
+    // weight is not allocated), so the Bonferroni split of α (docs/statistics.md "Visitors
+    // needed") is over their comparisons with the baseline: arms = 1 + the allocated
+    // non-baseline variations, at least 2 (one comparison).
+    const allocated = variations.filter((v) => v.weight !== null && v.weight > 0);
+    const arms = 1 + allocated.filter((v) => v.id !== baselineId).length;
     const needed =
       baseline === undefined
         ? null
@@ -226,9 +241,8 @@ export function analyzeExperiment(
             mde: options.mde,
             alpha: options.alpha,
             power: options.power,
-            arms: variations.length,
+            arms: Math.max(2, arms),
           });
-    const allocated = variations.filter((v) => v.weight === null || v.weight > 0);
     const remaining =
       needed === null
         ? null

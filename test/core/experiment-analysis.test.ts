@@ -4,7 +4,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { analyzeExperiment, DEFAULT_ANALYSIS_OPTIONS } from "../../src/core/experiment-analysis";
-import { benjaminiHochberg, compareVariation, holm } from "../../src/core/stats/index";
+import {
+  benjaminiHochberg,
+  compareVariation,
+  holm,
+  visitorsNeeded,
+} from "../../src/core/stats/index";
 
 const rate = (sum: number) => ({ n: 0, sum, sumSq: sum });
 const variations = [
@@ -116,6 +121,43 @@ describe("analyzeExperiment", () => {
     const unknown = analyzeExperiment(variations, "zzz", metrics);
     expect(unknown.metrics[0]!.variations.every((v) => v.verdict === "not_enough_data")).toBe(true);
     expect(JSON.stringify([empty, unknown])).not.toMatch(/NaN|Infinity/);
+  });
+
+  it("visitors remaining leaves out variations no longer allocated (weight null or 0)", () => {
+    const result = analyzeExperiment(
+      [
+        { id: "a", weight: 5000, visitors: 2000 },
+        { id: "b", weight: 5000, visitors: 2000 },
+        { id: "old", weight: null, visitors: 10 },
+        { id: "off", weight: 0, visitors: 10 },
+      ],
+      "a",
+      [metrics[0]!],
+    );
+    const needed = result.metrics[0]!.visitorsNeededPerVariation!;
+    expect(needed).toBeGreaterThan(2000);
+    expect(result.metrics[0]!.visitorsRemaining).toBe(2 * (needed - 2000));
+    // α is split over the allocated arms only: one comparison, not three
+    const baseline = { n: 2000, sum: 200, sumSq: 200 };
+    expect(needed).toBe(visitorsNeeded(baseline, { mde: 0.05, alpha: 0.1, power: 0.8, arms: 2 }));
+    expect(needed).toBeLessThan(
+      visitorsNeeded(baseline, { mde: 0.05, alpha: 0.1, power: 0.8, arms: 4 })!,
+    );
+  });
+
+  it("visitors needed with fewer than two allocated variations: one comparison, no throw", () => {
+    const result = analyzeExperiment(
+      [
+        { id: "a", weight: 10000, visitors: 2000 },
+        { id: "b", weight: null, visitors: 2000 },
+      ],
+      "a",
+      [metrics[0]!],
+    );
+    const baseline = { n: 2000, sum: 200, sumSq: 200 };
+    expect(result.metrics[0]!.visitorsNeededPerVariation).toBe(
+      visitorsNeeded(baseline, { mde: 0.05, alpha: 0.1, power: 0.8, arms: 2 }),
+    );
   });
 
   it("visitors remaining: what every allocated variation still lacks", () => {

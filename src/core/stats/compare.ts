@@ -3,8 +3,13 @@
  * default, CONTRACT §8) and a verdict. Never NaN or Infinity: data that cannot be tested gives
  * the verdict "not_enough_data" with a reason from {@link NOT_ENOUGH_DATA_REASONS}.
  */
-import { sequentialTest } from "./sequential";
-import { isValidStats, mean, variance, type SufficientStats } from "./sufficient-stats";
+import {
+  fiellerRatioInterval,
+  sequentialTest,
+  sequentialThreshold,
+  type OpenInterval,
+} from "./sequential";
+import { isValidStats, mean, mergeStats, variance, type SufficientStats } from "./sufficient-stats";
 import { welchTest } from "./welch";
 
 /** "sequential": always-valid mSPRT (peeking-safe, the default); "fixed": Welch t. */
@@ -21,9 +26,9 @@ export type Verdict = "winner" | "loser" | "inconclusive" | "not_enough_data";
  * - `no_conversions`: every visitor of both arms has value 0 (nothing to compare yet);
  * - `zero_baseline`: the baseline mean is 0, so the relative lift is undefined;
  * - `negative_baseline`: the baseline mean is negative, so a relative lift has no direction;
- * - `zero_variance`: no spread to estimate an error from (both arms constant, e.g. everyone
- *   converted), or the lift's delta-method SE is 0 (treatment all zeros, baseline without
- *   spread).
+ * - `zero_variance`: no spread to estimate an error from: every visitor of both arms has the
+ *   same value (e.g. everyone converted); in fixed mode also when each arm is constant on its
+ *   own (Welch's SE is 0).
  */
 export const NOT_ENOUGH_DATA_REASONS = [
   "invalid_stats",
@@ -54,10 +59,17 @@ export interface CompareOptions {
   minSamplePerArm?: number;
   /** False for metrics where lower is better (e.g. bounce rate). Default true. */
   higherIsBetter?: boolean;
+  /**
+   * True when no visitor's value can be negative (conversion rates, event counts), so the mean
+   * is ≥ 0 and the lift ≥ −100 %: the lift's interval is then cut at −1. Default: true when
+   * both arms hold 0/1 data (Σx² = Σx ≤ n, a conversion rate), false otherwise (revenue can
+   * have refunds).
+   */
+  nonNegative?: boolean;
 }
 
-/** The defaults of {@link CompareOptions}. */
-export const DEFAULT_COMPARE_OPTIONS: Required<CompareOptions> = {
+/** The defaults of {@link CompareOptions} (`nonNegative` is inferred from the data). */
+export const DEFAULT_COMPARE_OPTIONS: Required<Omit<CompareOptions, "nonNegative">> = {
   mode: "sequential",
   alpha: 0.1,
   nStar: 5000,
@@ -80,24 +92,34 @@ export interface EstimateTest {
   pValue: number;
 }
 
+/** The relative lift's estimate, SE and test; its interval may be open (null ends). */
+export interface LiftTest {
+  estimate: number;
+  se: number;
+  /** (1 − α) interval; an end is null when the data cannot bound it (see {@link compareVariation}). */
+  ci: OpenInterval;
+  pValue: number;
+}
+
 /** Result of {@link compareVariation}. */
 export interface Comparison {
   control: ArmSummary;
   treatment: ArmSummary;
   /**
    * μt − μc, always the fixed-horizon Welch test (p-value and (1 − α) interval), whatever the
-   * mode; null when not_enough_data.
+   * mode; null when not_enough_data, or when Welch is undefined (each arm constant on its own).
    */
   absolute: EstimateTest | null;
   /**
-   * Relative lift (μt − μc)/μc with its delta-method SE; `ci` and `pValue` are the mode's
-   * (fixed: Welch; sequential: always-valid). Null when not_enough_data.
+   * Relative lift (μt − μc)/μc with its SE; `ci` and `pValue` are the mode's (fixed: Welch on
+   * the lift; sequential: the always-valid test of μt − μc and its Fieller interval). Null
+   * when not_enough_data.
    */
-  relative: EstimateTest | null;
+  relative: LiftTest | null;
   /** The p-value the verdict uses: `relative.pValue`; null when not_enough_data. */
   pValue: number | null;
   /** The mode's (1 − α) interval for the relative lift: `relative.ci`; null when not_enough_data. */
-  ci: [number, number] | null;
+  ci: OpenInterval | null;
   /** pValue < α. */
   significant: boolean;
   verdict: Verdict;
@@ -105,9 +127,9 @@ export interface Comparison {
   reason: NotEnoughDataReason | null;
 }
 
-function resolveOptions(options: CompareOptions): Required<CompareOptions> {
+function resolveOptions(options: CompareOptions): typeof DEFAULT_COMPARE_OPTIONS {
   const resolved = { ...DEFAULT_COMPARE_OPTIONS };
-  for (const key of Object.keys(options) as (keyof CompareOptions)[]) {
+  for (const key of Object.keys(DEFAULT_COMPARE_OPTIONS) as (keyof typeof resolved)[]) {
     if (options[key] !== undefined) Object.assign(resolved, { [key]: options[key] });
   }
   if (resolved.mode !== "sequential" && resolved.mode !== "fixed")
@@ -121,6 +143,69 @@ function resolveOptions(options: CompareOptions): Required<CompareOptions> {
   return resolved;
 }
 
+/** Both arms hold 0/1 data: Σx = Σx² (true only for 0/1 values among integers), 0 ≤ Σx ≤ n. */
+function looksBinary(s: SufficientStats): boolean {
+  return s.sum === s.sumSq && Number.isInteger(s.sum) && s.sum >= 0 && s.sum <= s.n;
+}
+
+/**
+ * The sequential mode's test (docs/statistics.md "Sequential mode"). Returns null when there is
+ * no variance at all (every visitor of both arms has the same value).
+ *
+ * 1. per arm: mean, sample variance s²; pooled: the sample variance s²p of both arms merged —
+ *    under H₀ both arms are one population, and s²p cannot collapse when one arm's rate is near
+ *    0 (20/1000 vs 0/1000 gives s²t = 0, s²p ≈ 0.0099);
+ * 2. V = max(Welch's s²c/nc + s²t/nt, pooled s²p·(1/nc + 1/nt)), written as a common
+ *    per-visitor variance λ = max(0, s²p − (s²c/nc + s²t/nt)/(1/nc + 1/nt)) added to both arms,
+ *    so that the lift interval below uses the same variances: ac = (s²c + λ)/nc,
+ *    at = (s²t + λ)/nt, V = ac + at;
+ * 3. the always-valid mixture test ({@link sequentialTest}) of Δ = μ̂t − μ̂c with SE √V: its
+ *    p-value decides significance;
+ * 4. the lift's interval inverts the same test for every ratio ({@link fiellerRatioInterval}
+ *    with c = {@link sequentialThreshold}), so it excludes 0 exactly when p < α; its SE is the
+ *    delta method's with the same variances, √(at + (μ̂t/μ̂c)²·ac)/μ̂c.
+ */
+function sequentialComparison(
+  control: SufficientStats,
+  treatment: SufficientStats,
+  alpha: number,
+  nStar: number,
+  nonNegative: boolean,
+): LiftTest | null {
+  // 1.
+  const mc = control.sum / control.n;
+  const mt = treatment.sum / treatment.n;
+  const vc = variance(control) ?? 0;
+  const vt = variance(treatment) ?? 0;
+  const vp = variance(mergeStats(control, treatment)) ?? 0;
+  // 2.
+  const h = 1 / control.n + 1 / treatment.n;
+  const welch = vc / control.n + vt / treatment.n;
+  const lambda = Math.max(0, vp - welch / h);
+  const ac = (vc + lambda) / control.n;
+  const at = (vt + lambda) / treatment.n;
+  const v = ac + at;
+  if (!(v > 0) || !Number.isFinite(v)) return null;
+  // 3.
+  const n = control.n + treatment.n;
+  const { pValue } = sequentialTest(mt - mc, Math.sqrt(v), n, alpha, nStar);
+  // 4.
+  const ratio = fiellerRatioInterval(
+    mt,
+    at,
+    mc,
+    ac,
+    sequentialThreshold(n, alpha, nStar),
+    nonNegative,
+  );
+  const ci: OpenInterval = [
+    ratio[0] === null ? null : ratio[0] - 1,
+    ratio[1] === null ? null : ratio[1] - 1,
+  ];
+  const se = Math.sqrt(at + (mt / mc) * (mt / mc) * ac) / mc;
+  return { estimate: (mt - mc) / mc, se, ci, pValue };
+}
+
 function summarize(s: SufficientStats): ArmSummary {
   if (!isValidStats(s)) return { n: Number.isFinite(s.n) ? s.n : 0, mean: null, variance: null };
   return { n: s.n, mean: mean(s), variance: variance(s) };
@@ -132,10 +217,18 @@ function summarize(s: SufficientStats): ArmSummary {
  * 1. options: defaults from {@link DEFAULT_COMPARE_OPTIONS}; invalid options throw a
  *    RangeError (configuration errors), invalid data never throws;
  * 2. guards, in the order of {@link NOT_ENOUGH_DATA_REASONS} → verdict "not_enough_data";
- * 3. Welch test ({@link welchTest}) at level α: the absolute difference (reported as is) and
- *    the relative lift with its delta-method SE;
- * 4. the mode's test of the lift: fixed → the Welch p-value and interval; sequential →
- *    {@link sequentialTest}(lift, SE, nc + nt, α, N*);
+ * 3. Welch test ({@link welchTest}) at level α: the absolute difference (reported as is, both
+ *    modes) and the relative lift with its delta-method SE;
+ * 4. the mode's test of the lift:
+ *    - fixed → the Welch p-value and interval of the lift; when its delta-method SE is 0 (the
+ *      treatment is all zeros, so the method sees no spread) the Welch test of the absolute
+ *      difference instead, its interval divided by μ̂c;
+ *    - sequential → {@link sequentialComparison}: the always-valid test of μt − μc with a
+ *      variance that cannot collapse at low counts, and the lift interval inverted from it.
+ *      Why not the mixture on the lift itself: its delta-method SE shrinks with the treatment's
+ *      rate, so at low counts negative lifts came out significant far more often than α
+ *      (docs/statistics.md "Simulation");
+ *    for a non-negative metric the interval is cut at −1 (a mean cannot fall below 0);
  * 5. significant = p < α (equivalently: the interval excludes 0);
  * 6. verdict: significant and the lift in the metric's good direction → "winner", significant
  *    the other way → "loser", otherwise "inconclusive".
@@ -147,6 +240,7 @@ export function compareVariation(
 ): Comparison {
   // 1.
   const { mode, alpha, nStar, minSamplePerArm, higherIsBetter } = resolveOptions(options);
+  const nonNegative = options.nonNegative ?? (looksBinary(control) && looksBinary(treatment));
   const summaries = { control: summarize(control), treatment: summarize(treatment) };
   const notEnough = (reason: NotEnoughDataReason): Comparison => ({
     ...summaries,
@@ -171,34 +265,48 @@ export function compareVariation(
 
   // 3. Welch (null estimates = no variance to test with)
   const welch = welchTest(control, treatment, alpha);
-  if (welch.absolute === null || welch.relative === null) return notEnough("zero_variance");
-  const absolute: EstimateTest = {
-    estimate: welch.absolute.estimate,
-    se: welch.absolute.se,
-    ci: welch.absolute.ci,
-    pValue: welch.absolute.pValue,
-  };
+  const absolute: EstimateTest | null =
+    welch.absolute === null
+      ? null
+      : {
+          estimate: welch.absolute.estimate,
+          se: welch.absolute.se,
+          ci: welch.absolute.ci,
+          pValue: welch.absolute.pValue,
+        };
 
   // 4. the mode's test of the lift
-  const lift = welch.relative.estimate;
-  const liftSe = welch.relative.se;
-  const test =
-    mode === "fixed"
-      ? { pValue: welch.relative.pValue, ci: welch.relative.ci }
-      : sequentialTest(lift, liftSe, control.n + treatment.n, alpha, nStar);
-  const relative: EstimateTest = { estimate: lift, se: liftSe, ci: test.ci, pValue: test.pValue };
+  let relative: LiftTest;
+  if (mode === "fixed") {
+    if (absolute === null) return notEnough("zero_variance");
+    const lift = welch.relative ?? {
+      estimate: absolute.estimate / mc,
+      se: absolute.se / mc,
+      ci: [absolute.ci[0] / mc, absolute.ci[1] / mc] as [number, number],
+      pValue: absolute.pValue,
+    };
+    relative = { estimate: lift.estimate, se: lift.se, ci: lift.ci, pValue: lift.pValue };
+  } else {
+    const sequential = sequentialComparison(control, treatment, alpha, nStar, nonNegative);
+    if (sequential === null) return notEnough("zero_variance");
+    relative = sequential;
+  }
+  if (nonNegative && relative.ci[0] !== null && relative.ci[0] < -1) {
+    relative.ci = [-1, relative.ci[1]];
+  }
 
   // 5.
-  const significant = test.pValue < alpha;
+  const significant = relative.pValue < alpha;
   // 6. μc > 0 here, so the lift has the sign of μt − μc.
+  const lift = relative.estimate;
   const improved = higherIsBetter ? lift > 0 : lift < 0;
   const verdict: Verdict = !significant ? "inconclusive" : improved ? "winner" : "loser";
   return {
     ...summaries,
     absolute,
     relative,
-    pValue: test.pValue,
-    ci: test.ci,
+    pValue: relative.pValue,
+    ci: relative.ci,
     significant,
     verdict,
     reason: null,

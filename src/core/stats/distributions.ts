@@ -9,7 +9,10 @@
  * the cdfs with Halley / safeguarded Newton steps. Against 50-digit mpmath values the cdfs and
  * quantiles agree to ~1e-13 relative (df 0.5 … 1e8, tails down to 1e-300); the committed
  * fixtures (scripts/stats-reference.py → test/fixtures/stats-reference.json) check them against
- * scipy.
+ * scipy. The chi-square survival function is checked at df 1e3 … 1e8 against a 90-digit decimal
+ * series (scripts/chi-square-reference.py → test/fixtures/chi-square-large-df.json): measured
+ * relative error ≤ 2.1e-13 up to df 1e7 and ≤ 2.6e-12 at df 1e8 (the continued fraction's
+ * ~1e4 steps each round).
  *
  * Tails are computed directly (`normalCdf(-z)`, `studentTCdf(-t, df)`), never as `1 − cdf`, so
  * tiny p-values keep their relative precision. Invalid arguments (NaN, df ≤ 0, p outside [0, 1])
@@ -122,6 +125,39 @@ function logBeta(a: number, b: number): number {
 // ---------------------------------------------------------------------------------------------
 // Incomplete gamma: normal and chi-square
 
+/**
+ * log1pmx(t) = ln(1 + t) − t for t > −1. Near 0 both terms are ≈ t and the difference ≈ −t²/2
+ * would lose its leading digits, so for |t| < ½ it is summed as its power series
+ * Σₖ≥₂ (−1)^(k+1) tᵏ/k (all digits kept; ≤ 55 terms).
+ */
+function log1pmx(t: number): number {
+  if (!(Math.abs(t) < 0.5)) return Math.log1p(t) - t;
+  let power = t * t;
+  let sum = 0;
+  for (let k = 2; k < 200; k++) {
+    const term = power / k;
+    sum += k % 2 === 0 ? -term : term;
+    if (Math.abs(term) <= Math.abs(sum) * EPS) break;
+    power *= t;
+  }
+  return sum;
+}
+
+/**
+ * ln(x^a e^(−x) / Γ(a)), the front factor of both incomplete-gamma expansions.
+ *
+ * Why not a·ln x − x − ln Γ(a) for large a: each term is ~a·ln a (≈ 1e9 at df 1e8) while their
+ * sum is O(ln a), so the terms' rounding (and Lanczos' 1e-15 relative error on ln Γ(a)) leaves an
+ * absolute error ~1e-16·a·ln a in the exponent: 4.9e-9 relative at df 1e7. For a ≥ 10 it is
+ * rewritten with Stirling, ln Γ(a) = (a − ½) ln a − a + ln √(2π) + ω(a), and t = (x − a)/a:
+ *   a·log1pmx(t) + ½ ln a − ln √(2π) − ω(a),
+ * where x − a is exact near the peak (Sterbenz) and every term is of moderate size.
+ */
+function logGammaFront(a: number, x: number): number {
+  if (a < 10) return -x + a * Math.log(x) - logGamma(a);
+  return a * log1pmx((x - a) / a) + 0.5 * Math.log(a) - LN_SQRT_2PI - stirlingRemainder(a);
+}
+
 /** Series for P(a, x), valid (fast) for x < a + 1: P = e^(−x) x^a / Γ(a) · Σ xⁿ / (a(a+1)…(a+n)). */
 function gammaSeries(a: number, x: number): number {
   let ap = a;
@@ -133,7 +169,7 @@ function gammaSeries(a: number, x: number): number {
     sum += term;
     if (Math.abs(term) < Math.abs(sum) * EPS) break;
   }
-  return sum * Math.exp(-x + a * Math.log(x) - logGamma(a));
+  return sum * Math.exp(logGammaFront(a, x));
 }
 
 /** Continued fraction for Q(a, x), valid (fast) for x ≥ a + 1 (modified Lentz). */
@@ -154,7 +190,7 @@ function gammaContinuedFraction(a: number, x: number): number {
     h *= delta;
     if (Math.abs(delta - 1) <= EPS) break;
   }
-  return Math.exp(-x + a * Math.log(x) - logGamma(a)) * h;
+  return Math.exp(logGammaFront(a, x)) * h;
 }
 
 /** Regularized upper incomplete gamma Q(a, x) = 1 − P(a, x), accurate in the upper tail. */

@@ -24,7 +24,13 @@ export {
   twoSidedStudentTP,
 } from "./distributions";
 export { welchTest, type WelchEstimate, type WelchResult } from "./welch";
-export { sequentialRho, sequentialTest } from "./sequential";
+export {
+  fiellerRatioInterval,
+  sequentialRho,
+  sequentialTest,
+  sequentialThreshold,
+  type OpenInterval,
+} from "./sequential";
 export { benjaminiHochberg, holm } from "./multiple-testing";
 export {
   sampleRatioMismatch,
@@ -40,6 +46,7 @@ export {
   type CompareOptions,
   type Comparison,
   type EstimateTest,
+  type LiftTest,
   type NotEnoughDataReason,
   type TestMode,
   type Verdict,

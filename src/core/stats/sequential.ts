@@ -71,3 +71,96 @@ export function sequentialTest(
   const halfWidth = se * Math.sqrt(((1 + r) / r) * (Math.log1p(r) - 2 * Math.log(alpha)));
   return { pValue, ci: [estimate - halfWidth, estimate + halfWidth] };
 }
+
+/**
+ * The squared-z threshold of {@link sequentialTest} after N visitors: an estimate with variance
+ * V is rejected (p < α) exactly when θ̂² > c·V, c = (1 + r)/r · (ln(1 + r) − 2 ln α), r = ρ²N.
+ * The confidence sequence is θ̂ ± √(c·V).
+ */
+export function sequentialThreshold(n: number, alpha: number, nStar: number): number {
+  const rho = sequentialRho(alpha, nStar);
+  const r = rho * rho * n;
+  return ((1 + r) / r) * (Math.log1p(r) - 2 * Math.log(alpha));
+}
+
+/** A (1 − α) interval whose ends may be unbounded (null), so that it is never ±Infinity. */
+export type OpenInterval = [number | null, number | null];
+
+/**
+ * Interval for the ratio k = μt/μc by Fieller's method: the k not rejected by the test of
+ * μt − k·μc = 0 that rejects when (μ̂t − k·μ̂c)² > c·(at + k²·ac), at and ac being the variances
+ * of μ̂t and μ̂c. With c = {@link sequentialThreshold} it inverts the same mixture test that
+ * decides significance: at k = 1 it is the test of μt − μc with variance at + ac, so the lift
+ * interval (k − 1) excludes 0 exactly when that test rejects (docs/statistics.md "Sequential
+ * mode", step 3). Unlike the delta method it lets μ̂c be uncertain: when μ̂c itself is within the
+ * noise (μ̂c² ≤ c·ac: a baseline with a handful of conversions) no upper end can be claimed, and
+ * the interval is open (null) there.
+ *
+ * 1. in units of μ̂c (μ̂c > 0; scale-free, no under/overflow): m = μ̂t/μ̂c, ãt = at/μ̂c²,
+ *    ãc = ac/μ̂c²; the k not rejected solve q(k) = A·k² − 2B·k + C ≤ 0 with
+ *    A = 1 − c·ãc, B = m, C = m² − c·ãt. The estimate is always inside:
+ *    q(m) = −c·(ãc·m² + ãt) ≤ 0;
+ * 2. A > 0: the interval between the roots (B ∓ √(B² − AC))/A (B² − AC ≥ 0 here);
+ * 3. A = 0: q is linear and the set is the half-line on the estimate's side of C/(2B);
+ * 4. A < 0: the whole line, or two half-lines (−∞, k₁] ∪ [k₂, ∞) when q has real roots
+ *    k₁ < k₂. The vertex B/A = m/A has the other sign than m, so the estimate lies in
+ *    [k₂, ∞) when m > 0 and in (−∞, k₁] when m < 0. One interval has to be reported:
+ *    - when the test rejects k = 1 (q(1) > 0: 1 is in the gap (k₁, k₂)), the half-line that
+ *      holds the estimate. The convex hull, the whole line, would contain 1 and contradict the
+ *      significant p-value (a revenue metric whose baseline mean is inside the noise while
+ *      the treatment's is clearly above 0);
+ *    - otherwise the convex hull (both ends open): it contains 1 as the test does, and gives
+ *      up nothing of the set. The half-line of the estimate alone could miss 1 (m < 0 and
+ *      1 ≥ k₂), and would claim an end the data do not support;
+ * 5. `nonNegative` (the metric is ≥ 0 for every visitor, e.g. a conversion rate): μt ≥ 0, so
+ *    k < 0 is impossible and the interval is cut at k = 0; in step 4 the lower half-line is
+ *    dropped when it lies entirely below 0 (then the set is exactly [k₂, ∞)).
+ */
+export function fiellerRatioInterval(
+  meanTreatment: number,
+  varTreatment: number,
+  meanControl: number,
+  varControl: number,
+  threshold: number,
+  nonNegative: boolean,
+): OpenInterval {
+  // 1.
+  const m = meanTreatment / meanControl;
+  const at = varTreatment / meanControl / meanControl;
+  const ac = varControl / meanControl / meanControl;
+  const A = 1 - threshold * ac;
+  const B = m;
+  const C = m * m - threshold * at;
+  const disc = Math.max(0, B * B - A * C);
+  const root = Math.sqrt(disc);
+  const low = nonNegative ? 0 : null;
+  // 2. (roots written to avoid cancellation: k₁·k₂ = C/A)
+  if (A > 0) {
+    const big = B >= 0 ? (B + root) / A : (B - root) / A;
+    const small = big !== 0 ? C / (A * big) : 0;
+    const lo = Math.min(big, small);
+    const hi = Math.max(big, small);
+    return [low === null ? lo : Math.max(lo, low), hi];
+  }
+  const cut = (lo: number | null, hi: number | null): OpenInterval => [
+    low === null ? lo : Math.max(lo ?? low, low),
+    hi,
+  ];
+  // 3. A = 0: q(k) = C − 2B·k ≤ 0 (B = 0 leaves C = −c·ãt ≤ 0: every k)
+  if (A === 0) {
+    if (B === 0) return cut(null, null);
+    const edge = C / (2 * B);
+    return B > 0 ? cut(edge, null) : cut(null, edge);
+  }
+  // 4. A < 0 (no real roots, or a double root: q ≤ 0 everywhere, the whole line)
+  if (!(B * B - A * C > 0)) return cut(null, null);
+  const far = B >= 0 ? (B + root) / A : (B - root) / A; // a root, of the sign of −B
+  const near = C / (A * far);
+  const k1 = Math.min(far, near);
+  const k2 = Math.max(far, near);
+  const rejectsOne = (m - 1) * (m - 1) > threshold * (at + ac); // q(1) > 0, without cancellation
+  if (rejectsOne) return m > 0 ? cut(k2, null) : cut(null, k1);
+  // 5. (nonNegative: the lower half-line is dropped when entirely below 0)
+  if (nonNegative && k1 < 0) return cut(k2, null);
+  return cut(null, null);
+}
