@@ -2,27 +2,34 @@
  * Admin pages at /_ss/admin (docs/admin.md): server-rendered HTML, no script at all (charts are
  * SVG drawn here), so they work offline and under a CSP without `script-src`.
  *
- * - Login with an API token (the same tokens as the management API, any role). The token is kept
- *   in an HttpOnly, SameSite=Strict cookie limited to /_ss/admin; every page calls the management
- *   API in-process with it, so authorisation, validation and publishing are the API's own (an
- *   editor can start and pause, a viewer only look).
- * - Every POST must come from this origin (Origin or Sec-Fetch-Site), besides the SameSite cookie.
+ * - Login with an API token (the same tokens as the management API, any role), checked by the
+ *   API itself (so its brute-force limit counts the form's failures). The token is never stored:
+ *   sign-in starts a server-side session (src/api/sessions.ts) whose opaque id is the only thing
+ *   in the HttpOnly, SameSite=Strict cookie limited to /_ss/admin. Every page re-checks the
+ *   session and its token, then calls the management API in-process as that token's Actor, so
+ *   authorisation, validation and publishing are the API's own (an editor can start and pause, a
+ *   viewer only look). Sign-out deletes the session.
+ * - Every POST (sign-in and sign-out included) must come from this origin (Sec-Fetch-Site, else
+ *   Origin, else Referer), besides the SameSite cookie; anything else is 403.
  */
 import { Hono, type Context } from "hono";
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { Env } from "../env";
 import { API_BASE_PATH, handleApi } from "../api/app";
+import { sha256Hex, actorForTokenHash, type Actor } from "../api/auth";
+import { authClientKey, isLimited, recentAuthFailures, retryAfterSeconds } from "../api/auth-limit";
+import { createSession, deleteSession, findSession, SESSION_SECONDS } from "../api/sessions";
 import { parseCookies } from "../edge/cookies";
 import { intervalChart, lineChart, percent, type IntervalRow, type Series } from "./charts";
 import type { ExperimentResults } from "../api/resources/results";
 
 export const ADMIN_BASE_PATH = "/_ss/admin";
-/** The session cookie: the API token itself, HttpOnly, SameSite=Strict, Path=/_ss/admin. */
+/** The session cookie: an opaque session id (never the token), HttpOnly, SameSite=Strict, Path=/_ss/admin. */
 export const ADMIN_COOKIE = "ss_admin";
-const SESSION_SECONDS = 8 * 60 * 60;
 
-type AdminEnv = { Bindings: Env };
+/** `actor`: the signed-in session's (set by the session middleware for every page below it). */
+type AdminEnv = { Bindings: Env; Variables: { actor: Actor } };
 type AdminContext = Context<AdminEnv>;
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -83,15 +90,16 @@ function send(c: AdminContext, body: Html, status: 200 | 400 | 401 | 403 | 404 |
   return c.html(body, status);
 }
 
-/** The session token from the request's cookies (the edge's parser: first occurrence wins). */
+/** A cookie of the request (the edge's parser: first occurrence wins). */
 function readCookie(c: AdminContext, name: string): string | null {
   return parseCookies(c.req.header("cookie") ?? null).get(name) ?? null;
 }
 
-function sessionCookie(c: AdminContext, token: string | null): string {
+/** Set-Cookie for a new session's id (base64url: no encoding needed), or clearing it (null). */
+function sessionCookie(c: AdminContext, sessionId: string | null): string {
   const secure = new URL(c.req.url).protocol === "https:" ? "; Secure" : "";
-  const value = token === null ? "" : encodeURIComponent(token);
-  const age = token === null ? 0 : SESSION_SECONDS;
+  const value = sessionId ?? "";
+  const age = sessionId === null ? 0 : SESSION_SECONDS;
   return `${ADMIN_COOKIE}=${value}; Path=${ADMIN_BASE_PATH}; Max-Age=${age}; HttpOnly; SameSite=Strict${secure}`;
 }
 
@@ -120,8 +128,8 @@ class RateLimited extends Error {
 }
 
 /**
- * Headers of an in-process API call: the session's token, and the client's address so that the
- * API's brute-force limit counts the admin's failed sign-ins against the real client.
+ * Headers of the sign-in's in-process API call: the token being tried, and the client's address
+ * so that the API's brute-force limit counts the admin's failed sign-ins against the real client.
  */
 function apiHeaders(c: AdminContext, token: string): Record<string, string> {
   const headers: Record<string, string> = { authorization: `Bearer ${token}` };
@@ -136,22 +144,30 @@ function checkAuth(response: Response): void {
   if (response.status === 429) throw new RateLimited(response.headers.get("retry-after") ?? "60");
 }
 
-/** Calls the management API in-process with the session's token. */
+/**
+ * Calls the management API in-process: as the session's Actor, or (sign-in only) with the token
+ * being tried as a bearer token.
+ */
 async function api<T>(
   c: AdminContext,
-  token: string,
+  caller: Actor | { token: string },
   method: "GET" | "POST",
   path: string,
   body?: unknown,
 ): Promise<{ status: number; json: T }> {
-  const headers = apiHeaders(c, token);
+  const headers: Record<string, string> = "token" in caller ? apiHeaders(c, caller.token) : {};
   if (body !== undefined) headers["content-type"] = "application/json";
   const request = new Request(new URL(`${API_BASE_PATH}${path}`, c.req.url), {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const response = await handleApi(request, c.env, c.executionCtx as ExecutionContext);
+  const response = await handleApi(
+    request,
+    c.env,
+    c.executionCtx as ExecutionContext,
+    "token" in caller ? undefined : caller,
+  );
   checkAuth(response);
   return { status: response.status, json: (await response.json()) as T };
 }
@@ -188,6 +204,8 @@ const fmtNumber = (n: number | null | undefined, digits = 0) =>
     : n.toLocaleString("en-US", { maximumFractionDigits: digits });
 const fmtP = (p: number | null) => (p === null ? "–" : p < 0.0001 ? "< 0.0001" : p.toFixed(4));
 const signed = (x: number) => `${x > 0 ? "+" : ""}${percent(x)}`;
+/** An interval end; null is an end the data cannot bound yet (docs/statistics.md). */
+const signedEnd = (x: number | null, open: string) => (x === null ? open : signed(x));
 const verdictLabel: Record<string, string> = {
   winner: "winner",
   loser: "loser",
@@ -272,7 +290,11 @@ function metricTable(
             <td class="num">${meanText(v.mean)}</td>
             <td class="num">${v.lift ? signed(v.lift.estimate) : "–"}</td>
             <td class="num">
-              ${v.lift ? `${signed(v.lift.ci[0])} to ${signed(v.lift.ci[1])}` : "–"}
+              ${
+                v.lift
+                  ? `${signedEnd(v.lift.ci[0], "−∞")} to ${signedEnd(v.lift.ci[1], "+∞")}`
+                  : "–"
+              }
             </td>
             <td class="num">${fmtP(v.pValue)}</td>
             <td class="num">${fmtP(v.qValue)}</td>
@@ -299,8 +321,8 @@ function charts(results: ExperimentResults): Html {
     .map((v) => ({
       label: keyOf(v.variationId),
       estimate: v.lift?.estimate ?? Number.NaN,
-      low: v.lift?.ci[0] ?? Number.NaN,
-      high: v.lift?.ci[1] ?? Number.NaN,
+      low: v.lift ? (v.lift.ci[0] ?? -Infinity) : Number.NaN,
+      high: v.lift ? (v.lift.ci[1] ?? Infinity) : Number.NaN,
       tone: v.verdict === "winner" ? "good" : v.verdict === "loser" ? "bad" : "neutral",
     }));
   const title = `${isRate ? "Cumulative conversion rate" : "Cumulative mean per visitor"}: ${primary.eventKey ?? primary.eventId}`;
@@ -431,15 +453,24 @@ export function buildAdminApp(): Hono<AdminEnv> {
       status,
     );
 
+  // Every state-changing request, sign-in and sign-out included, must come from this origin
+  // (docs/admin.md): registered before every route, so no route can forget it.
+  app.use("*", async (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD" || sameOrigin(c)) return next();
+    if (c.req.path === `${ADMIN_BASE_PATH}/login`)
+      return loginPage(c, "Sign-in must come from this site.", 403);
+    return send(c, page("Refused", html`<p class="error">Cross-site request refused.</p>`), 403);
+  });
+
   app.get("/login", (c) => loginPage(c, null));
 
   app.post("/login", async (c) => {
-    if (!sameOrigin(c)) return loginPage(c, "Sign-in must come from this site.", 403);
     const form = await c.req.parseBody();
     const token = typeof form.token === "string" ? form.token.trim() : "";
     if (token === "" || token.length > 512) return loginPage(c, "Enter an API token.", 401);
     try {
-      await api(c, token, "GET", "/projects?limit=1");
+      // The API checks the token (and counts a failure against this client).
+      await api(c, { token }, "GET", "/projects?limit=1");
     } catch (error) {
       if (error instanceof SignedOut) return loginPage(c, "That token is not valid.", 401);
       if (error instanceof RateLimited) {
@@ -448,29 +479,44 @@ export function buildAdminApp(): Hono<AdminEnv> {
       }
       throw error;
     }
-    c.header("set-cookie", sessionCookie(c, token));
+    const session = await createSession(c.env.DB, await sha256Hex(token));
+    c.header("set-cookie", sessionCookie(c, session.id));
     return c.redirect(ADMIN_BASE_PATH, 303);
   });
 
-  app.post("/logout", (c) => {
+  app.post("/logout", async (c) => {
+    const sessionId = readCookie(c, ADMIN_COOKIE);
+    if (sessionId) await deleteSession(c.env.DB, sessionId);
     c.header("set-cookie", sessionCookie(c, null));
     return c.redirect(`${ADMIN_BASE_PATH}/login`, 303);
   });
 
-  // Everything below needs a session.
+  // Everything below needs a live session whose token still authenticates.
   app.use("*", async (c, next) => {
-    const token = readCookie(c, ADMIN_COOKIE);
-    if (!token) return c.redirect(`${ADMIN_BASE_PATH}/login`, 303);
-    if (c.req.method === "POST" && !sameOrigin(c))
-      return send(c, page("Refused", html`<p class="error">Cross-site request refused.</p>`), 403);
+    const sessionId = readCookie(c, ADMIN_COOKIE);
+    if (!sessionId) return c.redirect(`${ADMIN_BASE_PATH}/login`, 303);
+    const db = c.env.DB;
+    const now = Date.now();
+    // A client over the brute-force limit gets 429 whatever it sends (docs/security.md "Brute
+    // force"), as it did when every page authenticated with the token.
+    const [failures, session] = await Promise.all([
+      recentAuthFailures(db, authClientKey(c.req.header("cf-connecting-ip")), now),
+      findSession(db, sessionId, now),
+    ]);
+    if (isLimited(failures)) throw new RateLimited(String(retryAfterSeconds(failures!, now)));
+    const actor = session
+      ? await actorForTokenHash(c.env, c.executionCtx, session.token_hash)
+      : null;
+    if (!actor) throw new SignedOut();
+    c.set("actor", actor);
     await next();
   });
-  const tokenOf = (c: AdminContext) => readCookie(c, ADMIN_COOKIE)!;
+  const sessionOf = (c: AdminContext): Actor => c.get("actor");
 
   app.get("/", async (c) => {
     const { status, json } = await api<{ items: ProjectItem[] } & ApiError>(
       c,
-      tokenOf(c),
+      sessionOf(c),
       "GET",
       "/projects?limit=100",
     );
@@ -510,12 +556,12 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   app.get("/projects/:id", async (c) => {
-    const token = tokenOf(c);
+    const session = sessionOf(c);
     const id = c.req.param("id");
     const environment = c.req.query("environment") ?? "production";
     const project = await api<ProjectItem & ApiError>(
       c,
-      token,
+      session,
       "GET",
       `/projects/${encodeURIComponent(id)}`,
     );
@@ -527,7 +573,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
       );
     const list = await api<{ items: ExperimentItem[] } & ApiError>(
       c,
-      token,
+      session,
       "GET",
       `/projects/${encodeURIComponent(id)}/experiments?limit=100`,
     );
@@ -537,7 +583,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
       list.json.items.map(async (experiment) => {
         const results = await api<ExperimentResults & ApiError>(
           c,
-          token,
+          session,
           "GET",
           `/experiments/${experiment.id}/results?environment=${encodeURIComponent(environment)}`,
         );
@@ -603,11 +649,16 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   app.get("/experiments/:id", async (c) => {
-    const token = tokenOf(c);
+    const session = sessionOf(c);
     const id = encodeURIComponent(c.req.param("id"));
     const environment = c.req.query("environment") ?? "production";
     const mode = c.req.query("mode") === "fixed" ? "fixed" : "sequential";
-    const experiment = await api<ExperimentItem & ApiError>(c, token, "GET", `/experiments/${id}`);
+    const experiment = await api<ExperimentItem & ApiError>(
+      c,
+      session,
+      "GET",
+      `/experiments/${id}`,
+    );
     if (experiment.status !== 200)
       return send(
         c,
@@ -615,12 +666,12 @@ export function buildAdminApp(): Hono<AdminEnv> {
         experiment.status === 404 ? 404 : 500,
       );
     const query = `environment=${encodeURIComponent(environment)}&mode=${mode}`;
-    // The experiment call above checked the token; these two are independent.
+    // Independent of each other: asked together.
     const [results, allocations] = await Promise.all([
-      api<ExperimentResults & ApiError>(c, token, "GET", `/experiments/${id}/results?${query}`),
+      api<ExperimentResults & ApiError>(c, session, "GET", `/experiments/${id}/results?${query}`),
       api<{ items: AllocationItem[] } & ApiError>(
         c,
-        token,
+        session,
         "GET",
         `/experiments/${id}/allocations`,
       ),
@@ -705,11 +756,13 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const search = new URL(c.req.url).search;
     const request = new Request(
       new URL(`${API_BASE_PATH}/experiments/${id}/results.csv${search}`, c.req.url),
-      {
-        headers: apiHeaders(c, tokenOf(c)),
-      },
     );
-    const response = await handleApi(request, c.env, c.executionCtx as ExecutionContext);
+    const response = await handleApi(
+      request,
+      c.env,
+      c.executionCtx as ExecutionContext,
+      sessionOf(c),
+    );
     checkAuth(response);
     return response;
   });
@@ -721,7 +774,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const environment = typeof form.environment === "string" ? form.environment : "production";
     const result = await api<ApiError>(
       c,
-      tokenOf(c),
+      sessionOf(c),
       "POST",
       `/experiments/${encodeURIComponent(id)}/${action}`,
       {

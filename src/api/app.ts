@@ -93,7 +93,7 @@ export function createApiApp(): ApiApp {
   app.use("*", async (c, next) => {
     if (c.req.path === OPENAPI_PATH && (c.req.method === "GET" || c.req.method === "HEAD"))
       return next();
-    c.set("actor", await authenticate(c));
+    c.set("actor", sessionActors.get(c.req.raw) ?? (await authenticate(c)));
     await next();
   });
   app.use("*", jsonBodyGuard);
@@ -138,12 +138,25 @@ export function buildApiApp(): ApiApp {
 
 let memoized: ApiApp | undefined;
 
-/** Serves `/_ss/api/…` (src/index.ts); the app is built once per isolate. */
+/**
+ * Requests the admin pages make in-process for a signed-in session, with the session's Actor
+ * (already authenticated: src/api/sessions.ts, auth.ts actorForTokenHash). Keyed by the Request
+ * object itself, so only code in this Worker can use it; a request from outside always goes
+ * through bearer authentication.
+ */
+const sessionActors = new WeakMap<Request, Actor>();
+
+/**
+ * Serves `/_ss/api/…` (src/index.ts); the app is built once per isolate. `actor`: the admin
+ * pages' in-process calls for a session, which carry no token (the session never holds one).
+ */
 export async function handleApi(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
+  actor?: Actor,
 ): Promise<Response> {
   memoized ??= buildApiApp();
+  if (actor) sessionActors.set(request, actor);
   return memoized.fetch(request, env, ctx);
 }

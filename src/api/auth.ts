@@ -10,8 +10,11 @@
  *   a valid token (viewer is enough to read); `requireRole(min)` guards writes.
  * - Brute force: more than 10 failed authentications per client per minute → 429 for the rest of
  *   that minute (src/api/auth-limit.ts).
+ * - Admin sessions (src/api/sessions.ts) hold no token, only its SHA-256: `actorForTokenHash`
+ *   re-checks it on every admin page, like a bearer token.
  */
 import type { Context, MiddlewareHandler } from "hono";
+import type { Env } from "../env";
 import type { ApiEnv } from "./app";
 import {
   AUTH_FAILURE_LIMIT,
@@ -133,7 +136,8 @@ export async function authenticate(c: Context<ApiEnv>): Promise<Actor> {
   ]);
   if (isLimited(window)) throw limited(window!, now);
   if ("verified" in outcome) {
-    if (outcome.verified.row) touchLastUsed(c, outcome.verified.row);
+    if (outcome.verified.row)
+      touchLastUsed(c.env.DB, (promise) => waitUntil(c, promise), outcome.verified.row);
     return outcome.verified.actor;
   }
   const error = outcome.error;
@@ -161,9 +165,21 @@ async function verifyToken(
       return { actor: { id: ADMIN_ACTOR_ID, role: "admin", name: "ADMIN_TOKEN" }, row: null };
   }
 
+  return verifyStoredToken(c.env.DB, hexOf(digest));
+}
+
+function hexOf(digest: ArrayBuffer): string {
   let hex = "";
   for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, "0");
-  const row = await first<TokenRow>(c.env.DB, "SELECT * FROM tokens WHERE token_hash = ?", hex);
+  return hex;
+}
+
+/** The D1 token whose secret hashes to `hash`, or a 401 ApiError (unknown, revoked, expired). */
+async function verifyStoredToken(
+  db: D1Database,
+  hash: string,
+): Promise<{ actor: Actor; row: TokenRow }> {
+  const row = await first<TokenRow>(db, "SELECT * FROM tokens WHERE token_hash = ?", hash);
   if (!row) throw unauthorized("invalid token");
   if (row.revoked_at !== null) throw unauthorized("token revoked");
   if (row.expires_at !== null && Date.parse(row.expires_at) <= Date.now())
@@ -171,8 +187,38 @@ async function verifyToken(
   return { actor: { id: row.id, role: row.role, name: row.name }, row };
 }
 
+/**
+ * The Actor of an admin session (src/api/sessions.ts), from the SHA-256 hex of the token it
+ * signed in with — re-checked on every request, so a revoked or expired token, or a rotated
+ * ADMIN_TOKEN, ends the session at once; null when it no longer authenticates. The hash comes
+ * from D1, never from the client, so the comparison with ADMIN_TOKEN's need not be constant-time.
+ */
+export async function actorForTokenHash(
+  env: Pick<Env, "DB" | "ADMIN_TOKEN">,
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  tokenHash: string,
+): Promise<Actor | null> {
+  const adminSecret = env.ADMIN_TOKEN;
+  if (typeof adminSecret === "string" && adminSecret !== "") {
+    if (hexOf(await adminTokenDigest(adminSecret)) === tokenHash)
+      return { id: ADMIN_ACTOR_ID, role: "admin", name: "ADMIN_TOKEN" };
+  }
+  try {
+    const { actor, row } = await verifyStoredToken(env.DB, tokenHash);
+    touchLastUsed(env.DB, (promise) => ctx.waitUntil(promise), row);
+    return actor;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return null;
+    throw error;
+  }
+}
+
 /** Writes the token's `last_used_at`, at most once a minute per token, after the response. */
-function touchLastUsed(c: Context<ApiEnv>, row: TokenRow): void {
+function touchLastUsed(
+  db: D1Database,
+  waitUntil: (promise: Promise<unknown>) => void,
+  row: TokenRow,
+): void {
   const now = Date.now();
   const lastUsed = Math.max(
     row.last_used_at ? Date.parse(row.last_used_at) : 0,
@@ -181,8 +227,8 @@ function touchLastUsed(c: Context<ApiEnv>, row: TokenRow): void {
   if (now - lastUsed < LAST_USED_INTERVAL_MS) return;
   lastUsedWritten.set(row.id, now);
   waitUntil(
-    c,
-    c.env.DB.prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?")
+    db
+      .prepare("UPDATE tokens SET last_used_at = ? WHERE id = ?")
       .bind(new Date(now).toISOString(), row.id)
       .run(),
   );

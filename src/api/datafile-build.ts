@@ -87,6 +87,8 @@ export interface EventRow {
   type: EventType;
   page_id: string | null;
   selector: string | null;
+  /** Conversions of one visitor counted per UTC day (null = the default; migrations/0007). */
+  max_per_visitor_per_day: number | null;
   archived: SqlBool;
   version: number;
   created_at: string;

@@ -14,21 +14,34 @@
  * 4. Unchanged content (SHA-256 of the datafile with `revision` blanked equals the current
  *    revision's, and KV's current key holds that revision) → `changed: false`, reservation
  *    released, nothing written.
- * 5. KV: `datafiles/{sdkKey}/{revision}` first, then `datafiles/{sdkKey}` (unless a newer
- *    revision is already current), both with metadata `{publishedAt, revision}` — the edge's
- *    Last-Modified.
+ * 5. KV: the lists' members to the private `lists/{sdkKey}/{revision}` (when there are lists),
+ *    then `datafiles/{sdkKey}/{revision}`, then `datafiles/{sdkKey}` (unless a newer revision is
+ *    already current), the datafile keys with metadata `{publishedAt, revision}` — the edge's
+ *    Last-Modified. The datafile keys hold the public form: lists as `{id, key}`, never their
+ *    members (docs/datafile.md "Lists", docs/security.md "List members stay private").
  * 6. D1, one batch: the revision row completed, `environments.revision` advanced (never moved
  *    back), the audit entry.
  * 7. If racing publishes wrote the current key out of order, the one that commits last puts the
  *    highest revision's text back (compares KV's current metadata with `environments.revision`).
  *
- * Rollback re-publishes the stored text of an older revision as a new revision (its `revision`
- * field rewritten, `rollback_of` set), through the same steps.
+ * Rollback re-publishes the stored text of an older revision, with that revision's list members,
+ * as a new revision (its `revision` field rewritten, `rollback_of` set), through the same steps.
+ *
+ * Each step works on the datafile with its members inline (what the builder makes, what a push
+ * may send): the content hash covers them, so changing only a list's members publishes a new
+ * revision; they are split off just before KV (`splitForKv`).
  */
 import { parseDatafile } from "../core/datafile-parse";
-import type { Datafile } from "../core/datafile-types";
+import type { Datafile, WebList } from "../core/datafile-types";
 import type { Problem } from "../core/problem";
+import { mergeListMembers, splitListMembers, type ListMembers } from "../core/list-members";
 import { datafileKey } from "../edge/datafile-store";
+import {
+  listMembersKey,
+  MAX_LIST_MEMBERS,
+  MAX_LIST_MEMBERS_BYTES,
+  readListMembers,
+} from "../edge/list-members";
 import type { Env } from "../env";
 import { auditStatement } from "./audit";
 import type { Actor } from "./auth";
@@ -217,11 +230,73 @@ function invalidDatafile(environment: EnvironmentRow, problems: Problem[]): ApiE
   );
 }
 
-/** Builds and validates; the text to store and the warnings, or a 422. */
-function buildChecked(
-  snapshot: ProjectSnapshot,
-  revision: number,
-): { datafile: Datafile; text: string; warnings: Problem[] } {
+/** What goes to KV for one datafile (with its members inline): public text and private members. */
+interface ForKv {
+  /** With list members inline: what the content hash covers. */
+  datafile: Datafile;
+  /** The public text (`datafiles/…`): lists as `{id, key}`. */
+  text: string;
+  /** The private members document (`lists/{sdkKey}/{revision}`), null when there are no lists. */
+  members: string | null;
+  warnings: Problem[];
+}
+
+/**
+ * Splits the members off, validates the public text (422 with the problems otherwise) and checks
+ * that the members stay within what an isolate can hold (422 naming `$.web.lists` otherwise:
+ * MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES, docs/datafile.md "Lists").
+ */
+function splitForKv(environment: EnvironmentRow, datafile: Datafile): ForKv {
+  const split = splitListMembers(datafile);
+  const text = serializeDatafile(split.datafile);
+  const members = split.members === null ? null : JSON.stringify(split.members);
+  if (split.members !== null && members !== null) {
+    let count = 0;
+    for (const values of Object.values(split.members.lists)) count += values.length;
+    const bytes = new TextEncoder().encode(members).byteLength;
+    const tooMany = count > MAX_LIST_MEMBERS;
+    if (tooMany || bytes > MAX_LIST_MEMBERS_BYTES)
+      throw invalidDatafile(environment, [
+        {
+          path: "$.web.lists",
+          message: tooMany
+            ? `the lists of this environment have ${count} members in all; at most ${MAX_LIST_MEMBERS} can be published (an isolate holds them all in memory)`
+            : `the members of this environment's lists take ${bytes} bytes as JSON; at most ${MAX_LIST_MEMBERS_BYTES} (8 MiB) can be published (an isolate holds them all in memory)`,
+          severity: "error",
+        },
+      ]);
+  }
+  return { datafile, text, members, warnings: checkText(environment, text) };
+}
+
+/**
+ * 422 when a list of `datafile` (after its members were merged back) still has no `values`:
+ * published as is, `in_list` on it would match nobody, silently. `why` says, for one list, where
+ * its members should have come from.
+ */
+function requireListMembers(
+  environment: EnvironmentRow,
+  datafile: Datafile,
+  why: (key: string) => string,
+): void {
+  const lists = (datafile.web as { lists?: unknown } | undefined)?.lists;
+  if (!Array.isArray(lists)) return; // not a list of lists: the validator reports it
+  const problems: Problem[] = [];
+  lists.forEach((list: unknown, index) => {
+    if (typeof list !== "object" || list === null) return;
+    const { key, values } = list as Partial<WebList>;
+    if (values === undefined)
+      problems.push({
+        path: `$.web.lists[${index}].values`,
+        message: why(typeof key === "string" ? JSON.stringify(key) : `at index ${index}`),
+        severity: "error",
+      });
+  });
+  if (problems.length > 0) throw invalidDatafile(environment, problems);
+}
+
+/** Builds and validates; what to store and the warnings, or a 422. */
+function buildChecked(snapshot: ProjectSnapshot, revision: number): ForKv {
   let datafile: Datafile;
   try {
     datafile = buildDatafile(snapshot, revision);
@@ -230,8 +305,30 @@ function buildChecked(
       throw invalidDatafile(snapshot.environment, error.problems);
     throw error;
   }
-  const text = serializeDatafile(datafile);
-  return { datafile, text, warnings: checkText(snapshot.environment, text) };
+  return splitForKv(snapshot.environment, datafile);
+}
+
+/**
+ * The private list members of a published revision, by list id (empty when it had none); 422
+ * when the stored document is not one (it can only have been written by hand).
+ */
+async function storedListMembers(
+  env: Env,
+  environment: EnvironmentRow,
+  revision: number,
+): Promise<ListMembers> {
+  if (revision <= 0) return new Map();
+  const found = await readListMembers(env.DATAFILES, environment.sdk_key, String(revision));
+  if (found === null) return new Map();
+  if (!found.ok)
+    throw invalidDatafile(environment, [
+      {
+        path: "$.web.lists",
+        message: `the list members of revision ${revision} (${listMembersKey(environment.sdk_key, revision)}) do not load: ${found.message}`,
+        severity: "error",
+      },
+    ]);
+  return found.members;
 }
 
 /** parseDatafile on the exact text; 422 on errors, the warnings otherwise. */
@@ -346,12 +443,7 @@ async function settleCurrent(env: Env, environmentId: string, sdkKey: string): P
 }
 
 /** What a publish turns into a datafile, given the reserved revision. */
-type Produce = (revision: number) => Promise<{
-  environment: EnvironmentRow;
-  datafile: Datafile;
-  text: string;
-  warnings: Problem[];
-}>;
+type Produce = (revision: number) => Promise<ForKv & { environment: EnvironmentRow }>;
 
 async function publishWith(
   env: Env,
@@ -365,7 +457,7 @@ async function publishWith(
   const revision = await reserveRevision(db, environmentId, actor, reason, rollbackOf);
   let committed = false;
   try {
-    const { environment, datafile, text, warnings } = await produce(revision);
+    const { environment, datafile, text, members, warnings } = await produce(revision);
     const sdkKey = environment.sdk_key;
     const base = { environmentId, environmentKey: environment.key, sdkKey, warnings };
     const sha256 = await contentHash(datafile);
@@ -386,9 +478,11 @@ async function publishWith(
       }
     }
 
-    // Step 5: KV, immutable revision first.
+    // Step 5: KV, the private members first (an edge that sees the datafile finds them), then
+    // the immutable revision.
     const publishedAt = nowIso();
     const metadata: PublishedDatafileMetadata = { publishedAt, revision };
+    if (members !== null) await env.DATAFILES.put(listMembersKey(sdkKey, revision), members);
     await env.DATAFILES.put(revisionKey(sdkKey, revision), text, { metadata });
     if ((await currentRevision(db, environmentId)) < revision)
       await env.DATAFILES.put(datafileKey(sdkKey), text, { metadata });
@@ -469,8 +563,9 @@ export async function publishProject(
 
 /**
  * Publishes the stored text of `toRevision` again as a new revision (`revision` field rewritten,
- * `rollback_of` = toRevision). 404 when that revision was never published or its text is gone
- * from KV; 422 when it no longer validates; `changed: false` when it equals the current content.
+ * `rollback_of` = toRevision), with the list members that revision was published with. 404 when
+ * that revision was never published or its text is gone from KV; 422 when it no longer validates
+ * or its list members are gone from KV; `changed: false` when it equals the current content.
  * The management data is not changed: the next publish (any edit) publishes it again.
  */
 export async function rollbackEnvironment(
@@ -506,14 +601,25 @@ export async function rollbackEnvironment(
       { path: "$", message: `revision ${toRevision} is not valid JSON`, severity: "error" },
     ]);
   }
+  // That revision's members, not today's: a rollback restores what the edge did then.
+  const oldMembers = await storedListMembers(env, environment, toRevision);
   return publishWith(env, environmentId, actor, reason, toRevision, async (revision) => {
     const fresh = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
       .bind(environmentId)
       .first<EnvironmentRow>();
     if (!fresh) throw notFound("environment", environmentId);
-    const datafile = { ...old, revision: String(revision) } as unknown as Datafile;
-    const text = JSON.stringify(datafile);
-    return { environment: fresh, datafile, text, warnings: checkText(fresh, text) };
+    const datafile = mergeListMembers(
+      { ...old, revision: String(revision) } as unknown as Datafile,
+      oldMembers,
+    );
+    // Without them its lists would match nobody: refuse, as for a text gone from KV.
+    requireListMembers(
+      fresh,
+      datafile,
+      (key) =>
+        `the members of list ${key} of revision ${toRevision} are no longer in KV (${listMembersKey(fresh.sdk_key, toRevision)}), so it cannot be rolled back to`,
+    );
+    return { environment: fresh, ...splitForKv(fresh, datafile) };
   });
 }
 
@@ -522,6 +628,9 @@ export async function rollbackEnvironment(
  * environment's next revision: its `sdkKey` and `revision` are set to the environment's, it must
  * pass `parseDatafile`, and nothing is written otherwise. The management data is not changed, so
  * the next change that publishes from it replaces the pushed datafile (as with a rollback).
+ * Inline `web.lists[].values` go to the private members key like any publish; a list without
+ * `values` keeps the members of the same list id in the current revision, and is refused (422)
+ * when that revision has none for it.
  */
 export async function pushDatafile(
   env: Env,
@@ -549,13 +658,19 @@ export async function pushDatafile(
       .bind(environmentId)
       .first<EnvironmentRow>();
     if (!fresh) throw notFound("environment", environmentId);
-    const datafile = {
-      ...supplied,
-      sdkKey: fresh.sdk_key,
-      revision: String(revision),
-    } as unknown as Datafile;
-    const text = JSON.stringify(datafile);
-    return { environment: fresh, datafile, text, warnings: checkText(fresh, text) };
+    // A list sent without `values` (e.g. a datafile downloaded from the edge, which never shows
+    // members) keeps the members it has in the current revision.
+    const datafile = mergeListMembers(
+      { ...supplied, sdkKey: fresh.sdk_key, revision: String(revision) } as unknown as Datafile,
+      await storedListMembers(env, fresh, fresh.revision),
+    );
+    requireListMembers(
+      fresh,
+      datafile,
+      (key) =>
+        `list ${key} has no values, and the current revision (${fresh.revision}) has no members for its id to keep: send its values`,
+    );
+    return { environment: fresh, ...splitForKv(fresh, datafile) };
   });
 }
 

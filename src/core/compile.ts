@@ -16,9 +16,11 @@ import type {
   VariableDef,
   WebEvent,
   WebExperiment,
+  WebList,
   WebPage,
   WebVariation,
 } from "./datafile-types";
+import type { ListMembers } from "./list-members";
 import { encodeUtf8 } from "./murmurhash";
 import { compileUrlConditions } from "./url-match";
 
@@ -107,6 +109,7 @@ export interface CompiledDatafile {
   readonly pageById: ReadonlyMap<string, CompiledPage>;
   readonly eventByKey: ReadonlyMap<string, { id: string; key: string; web: WebEvent | null }>;
   readonly eventById: ReadonlyMap<string, { id: string; key: string; web: WebEvent | null }>;
+  /** `in_list`: list key → members (inline `values`, else `CompileOptions.listMembers`). */
   readonly lists: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
@@ -123,11 +126,36 @@ function compileAllocation<T>(
   };
 }
 
+export interface CompileOptions {
+  /**
+   * Members of the lists that have no inline `values` (published datafiles never do: the members
+   * are private, docs/datafile.md "Lists"), by list id. A list with neither is unknown to
+   * `in_list` (the condition evaluates to null, so its audience does not match).
+   */
+  listMembers?: ListMembers;
+}
+
+/** `in_list`'s lookup: list key → members, built once per compiled datafile (a Set per list). */
+function compileLists(
+  lists: readonly WebList[],
+  members: ListMembers | undefined,
+): Map<string, ReadonlySet<string>> {
+  const out = new Map<string, ReadonlySet<string>>();
+  for (const list of lists) {
+    const values = list.values ?? members?.get(list.id);
+    if (values !== undefined) out.set(list.key, new Set(values));
+  }
+  return out;
+}
+
 /**
  * Builds the compiled form of a datafile that `parseDatafile` accepted. Never throws on a
  * validated datafile; dangling references compile to "no match" rather than crashing.
  */
-export function compileDatafile(datafile: Datafile): CompiledDatafile {
+export function compileDatafile(
+  datafile: Datafile,
+  options: CompileOptions = {},
+): CompiledDatafile {
   // Audiences: typedAudiences override legacy audiences with the same id (as the SDK does).
   const audiences = new Map<string, Predicate>();
   for (const audience of datafile.audiences)
@@ -296,6 +324,6 @@ export function compileDatafile(datafile: Datafile): CompiledDatafile {
     pageById,
     eventByKey: new Map(events.map((e) => [e.key, e])),
     eventById: new Map(events.map((e) => [e.id, e])),
-    lists: new Map((web?.lists ?? []).map((l) => [l.key, new Set(l.values)])),
+    lists: compileLists(web?.lists ?? [], options.listMembers),
   };
 }

@@ -14,8 +14,9 @@
  * events, flags, web), collecting every problem.
  *
  * Severity policy (`error` = the datafile is rejected, `warning` = reported, the datafile loads):
- * - errors: bad JSON, wrong shapes/types, unsupported version, duplicate ids or keys, dangling
- *   references (audience, experiment, variation, event, page, list, rollout, variable ids),
+ * - errors: bad JSON, wrong shapes/types, unsupported version, a `revision` no HTTP header can
+ *   carry (REVISION_PATTERN), duplicate ids or keys, dangling references (audience, experiment,
+ *   variation, event, page, list, rollout, variable ids),
  *   `endOfRange` not an integer in 0..10000, malformed condition trees and leaves, variable values
  *   the SDK cannot cast at all, invalid regexes, unsafe selectors / attribute names, event-handler
  *   attributes and javascript: URLs in changes, bad redirect URLs, fields a web event or metric
@@ -32,6 +33,7 @@
  * the parsed tree, e.g. `$.audiences[2].conditions[1].match`.
  */
 import type { Datafile } from "./datafile-types";
+import { describeJsonSyntaxError } from "./json-error";
 import { formatPath, type Problem } from "./problem";
 
 export type ParseResult =
@@ -44,6 +46,16 @@ export const MAX_PROBLEMS = 1000;
 export const MAX_CONDITION_DEPTH = 64;
 /** Longest CSS selector accepted. */
 export const MAX_SELECTOR_LENGTH = 1000;
+/** Longest datafile `revision` accepted (docs/datafile.md "revision"). */
+export const MAX_REVISION_LENGTH = 64;
+/**
+ * A datafile `revision`: 1 to 64 visible ASCII characters (U+0021–U+007E). The edge sends the
+ * revision in headers (`x-ss-revision` to the origin and on the datafile and client-config
+ * endpoints, part of the datafile ETag); this keeps out everything a header cannot carry or
+ * would silently change (control characters, CR/LF, spaces that get trimmed, non-ASCII), and the
+ * length keeps its percent-encoded form within the header's 256 bytes.
+ */
+export const REVISION_PATTERN = new RegExp(`^[\\x21-\\x7e]{1,${MAX_REVISION_LENGTH}}$`);
 
 // Enumerations of the format. `datafile-schema.ts` builds its zod enums from these.
 /** Datafile versions the official SDKs load (DATAFILE_VERSIONS in the JS SDK). */
@@ -64,6 +76,8 @@ export const WEB_EXPERIMENT_TYPES = ["ab", "multivariate", "split_url"] as const
 export const METRIC_AGGREGATORS = ["unique", "count", "sum"] as const;
 export const METRIC_FIELDS = ["revenue", "value"] as const;
 export const WINNING_DIRECTIONS = ["increasing", "decreasing"] as const;
+/** How a metric's per-visitor totals are capped in results (`capping.type`). */
+export const METRIC_CAPPING_TYPES = ["absolute", "percentile"] as const;
 export const ALLOCATION_POLICIES = ["manual", "bandit"] as const;
 export const WEB_EVENT_TYPES = ["custom", "pageview", "click"] as const;
 /** Keys of an `attribute` change's `attributes`; other keys are reported (likely typos). */
@@ -157,6 +171,7 @@ const WEB_EXPERIMENT_TYPE = choice(WEB_EXPERIMENT_TYPES);
 const AGGREGATOR = choice(METRIC_AGGREGATORS);
 const METRIC_FIELD = choice(METRIC_FIELDS);
 const WINNING_DIRECTION = choice(WINNING_DIRECTIONS);
+const METRIC_CAPPING = choice(METRIC_CAPPING_TYPES);
 const ALLOCATION_POLICY = choice(ALLOCATION_POLICIES);
 const WEB_EVENT_TYPE = choice(WEB_EVENT_TYPES);
 
@@ -168,8 +183,8 @@ export function parseDatafile(input: unknown): ParseResult {
     if (typeof input === "string") {
       try {
         value = JSON.parse(input);
-      } catch (error) {
-        report.add("error", [], describeJsonError(input, error));
+      } catch {
+        report.add("error", [], describeJsonError(input));
         return report.failed();
       }
     }
@@ -219,32 +234,14 @@ class Report {
   }
 }
 
-function describeJsonError(text: string, error: unknown): string {
-  if (text.charCodeAt(0) === 0xfeff) {
-    return "invalid JSON: the text starts with a byte-order mark (U+FEFF); save it as UTF-8 without BOM";
-  }
-  let message = errorMessage(error);
-  const position = /position (\d+)/.exec(message);
-  if (position === null && /end of JSON input/.test(message)) {
-    // "Unexpected end of JSON input" carries no position: it is the end.
-    const { line, column } = lineColumn(text, text.length);
-    message += ` at position ${text.length} (line ${line} column ${column})`;
-  } else if (position !== null && !/line \d+/.test(message)) {
-    const { line, column } = lineColumn(text, Number(position[1]));
-    message += ` (line ${line} column ${column})`;
-  }
-  return `invalid JSON: ${message}`;
-}
-
-function lineColumn(text: string, position: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  const end = Math.min(position, text.length);
-  for (let i = text.indexOf("\n"); i !== -1 && i < end; i = text.indexOf("\n", i + 1)) {
-    line++;
-    lineStart = i + 1;
-  }
-  return { line, column: end - lineStart + 1 };
+/**
+ * The problem for a text that is not JSON: its position, line and column and what is wrong there,
+ * never a piece of the text. V8's own message quotes the text around the error, and a
+ * hand-written datafile may hold private list members inline; its problems reach `/_ss/health`
+ * and the logs (docs/security.md "List members stay private").
+ */
+function describeJsonError(text: string): string {
+  return `invalid JSON: ${describeJsonSyntaxError(text)}`;
 }
 
 function errorMessage(error: unknown): string {
@@ -265,6 +262,13 @@ function describe(value: unknown): string {
   if (type === "string" || type === "number" || type === "boolean")
     return `${type} ${preview(value)}`;
   return type;
+}
+
+/** A value's JSON type name, without the value (for values that may be private). */
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
 }
 
 function preview(value: unknown): string {
@@ -511,7 +515,12 @@ class Checker {
     }
     this.str(df.accountId, "accountId");
     this.str(df.projectId, "projectId");
-    this.str(df.revision, "revision");
+    const revision = this.str(df.revision, "revision");
+    if (revision !== undefined && !REVISION_PATTERN.test(revision))
+      this.error(
+        `revision ${preview(revision)} cannot be sent in an HTTP header: use 1 to ${MAX_REVISION_LENGTH} visible ASCII characters (letters, digits, punctuation; no spaces, control characters or non-ASCII)`,
+        "revision",
+      );
     this.optStr(df.sdkKey, "sdkKey");
     this.optStr(df.environmentKey, "environmentKey");
     this.optBool(df.anonymizeIP, "anonymizeIP");
@@ -1115,16 +1124,58 @@ class Checker {
 
   // ---- web extension (current path: $.web)
 
+  /**
+   * `$.web.lists`. No problem here quotes a value that is not a string id or key: anything else
+   * under `web.lists` may be a private member (a hand-written datafile with its `values` inline),
+   * and problems reach `/_ss/health` and the logs (docs/security.md "List members stay
+   * private"). So a wrong type is reported by its type name only.
+   */
   private lists(value: unknown): void {
+    if (value === undefined) {
+      this.needsDefaults = true;
+      return;
+    }
+    if (!Array.isArray(value)) return this.error(`expected array, got ${typeName(value)}`, "lists");
     const ids = new Registry("list id", "id");
     const keys = new Registry("list key", "key");
-    this.each(this.arrOrDefault(value, "lists"), "lists", (item) => {
-      const at = this.path.slice();
-      this.unique(ids, this.str(item.id, "id"), at);
-      const key = this.str(item.key, "key");
-      if (this.unique(keys, key, at) && key !== undefined) this.listKeys.add(key);
-      this.strings(item.values, "values", "required");
-    });
+    const path = this.path;
+    path.push("lists");
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      path.push(i);
+      if (!isObj(item)) {
+        this.error(`expected object, got ${typeName(item)}`);
+      } else {
+        const at = path.slice();
+        const id = typeof item.id === "string" ? item.id : undefined;
+        if (id === undefined) this.privatelyBad(item.id, "string", "id");
+        this.unique(ids, id, at);
+        const key = typeof item.key === "string" ? item.key : undefined;
+        if (key === undefined) this.privatelyBad(item.key, "string", "key");
+        if (this.unique(keys, key, at) && key !== undefined) this.listKeys.add(key);
+        // Optional: published datafiles leave the (private) members out (docs/datafile.md "Lists").
+        const values = item.values;
+        if (Array.isArray(values)) {
+          for (let v = 0; v < values.length; v++)
+            if (typeof values[v] !== "string") this.privatelyBad(values[v], "string", "values", v);
+        } else if (values !== undefined) {
+          this.privatelyBad(values, "array", "values");
+        }
+      }
+      path.pop();
+    }
+    path.pop();
+  }
+
+  /** Like `bad`, naming only the type of `value`, never the value itself. */
+  private privatelyBad(value: unknown, expected: string, seg?: Seg, seg2?: Seg): void {
+    this.error(
+      value === undefined
+        ? `missing required field (expected ${expected})`
+        : `expected ${expected}, got ${typeName(value)}`,
+      seg,
+      seg2,
+    );
   }
 
   private web(web: Obj): void {
@@ -1217,6 +1268,7 @@ class Checker {
       const aggregator = this.oneOf(metric.aggregator, AGGREGATOR, "aggregator");
       this.oneOf(metric.field, METRIC_FIELD, "field", true);
       this.oneOf(metric.winningDirection, WINNING_DIRECTION, "winningDirection", true);
+      this.metricCapping(metric.capping, aggregator);
       if (aggregator === "sum" && metric.field === undefined) {
         this.error(`missing field (aggregator "sum" adds up "revenue" or "value")`, "field");
       } else if (aggregator !== undefined && aggregator !== "sum" && metric.field !== undefined) {
@@ -1293,6 +1345,30 @@ class Checker {
   }
 
   // ---- changes
+
+  /** A metric's `capping` (winsorisation of per-visitor totals in results, docs/statistics.md). */
+  private metricCapping(capping: unknown, aggregator: string | undefined): void {
+    if (capping === undefined) return;
+    if (!isObj(capping)) return this.bad(capping, "an object {type, value}", "capping");
+    const type = METRIC_CAPPING.values.has(capping.type) ? (capping.type as string) : undefined;
+    if (type === undefined)
+      this.error(
+        `expected one of ${METRIC_CAPPING.expected}, got ${preview(capping.type)}`,
+        "capping",
+        "type",
+      );
+    const value = capping.value;
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0)
+      this.bad(value, "a positive number", "capping", "value");
+    else if (type === "percentile" && value >= 1)
+      this.error(
+        `a percentile is a fraction below 1 (0.99 = the 99th percentile), got ${value}`,
+        "capping",
+        "value",
+      );
+    if (aggregator === "unique")
+      this.warn("capping is ignored for aggregator unique (each visitor counts 0 or 1)", "capping");
+  }
 
   private changes(items: unknown[] | undefined, seg: Seg, ownPages: string[]): void {
     this.each(items, seg, (change) => this.change(change, ownPages));

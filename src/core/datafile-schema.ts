@@ -27,9 +27,11 @@ import {
   DATAFILE_VERSIONS,
   INSERT_POSITIONS,
   METRIC_AGGREGATORS,
+  METRIC_CAPPING_TYPES,
   METRIC_FIELDS,
   PAGE_ACTIVATIONS,
   REDIRECT_MODES,
+  REVISION_PATTERN,
   VARIABLE_TYPES,
   WEB_EVENT_TYPES,
   WEB_EXPERIMENT_TYPES,
@@ -210,6 +212,16 @@ export const webMetricSchema = z.looseObject({
   aggregator: z.enum(METRIC_AGGREGATORS),
   field: z.enum(METRIC_FIELDS).optional(),
   winningDirection: z.enum(WINNING_DIRECTIONS).optional(),
+  capping: z
+    .strictObject({
+      type: z.enum(METRIC_CAPPING_TYPES),
+      value: z.number().positive(),
+    })
+    .refine((c) => c.type !== "percentile" || c.value < 1, {
+      message: "a percentile is a fraction below 1 (0.99 = the 99th percentile)",
+      path: ["value"],
+    })
+    .optional(),
 });
 
 export const webVariationSchema = z.looseObject({
@@ -251,7 +263,8 @@ export const webEventSchema = z.looseObject({
 export const webListSchema = z.looseObject({
   id: z.string(),
   key: z.string(),
-  values: z.array(z.string()),
+  /** The members, private: absent from published datafiles (docs/datafile.md "Lists"). */
+  values: z.array(z.string()).optional(),
 });
 
 export const webExtensionSchema = z.looseObject({
@@ -268,7 +281,7 @@ export const datafileSchema = z.looseObject({
   version: z.enum(DATAFILE_VERSIONS),
   accountId: z.string(),
   projectId: z.string(),
-  revision: z.string(),
+  revision: z.string().regex(REVISION_PATTERN),
   sdkKey: z.string().optional(),
   environmentKey: z.string().optional(),
   anonymizeIP: z.boolean().optional(),

@@ -172,6 +172,12 @@ export interface WebMetric {
   aggregator: MetricAggregator;
   field?: "revenue" | "value";
   winningDirection?: "increasing" | "decreasing";
+  /**
+   * Winsorisation of count and sum metrics in results (docs/statistics.md "Capping"): each
+   * visitor's total is capped at `value` (absolute) or at the `value` quantile of the converting
+   * visitors' totals (percentile, 0 < value < 1).
+   */
+  capping?: { type: "absolute" | "percentile"; value: number };
 }
 
 export interface WebSection {
@@ -206,10 +212,16 @@ export interface WebEvent {
   selector?: string;
 }
 
+/**
+ * A user list for `in_list`. Its members are private (docs/datafile.md "Lists"): a published
+ * datafile carries `{id, key}` only and the Worker reads the members from a private KV key; a
+ * datafile written by hand (or given to the CLI) may carry them inline as `values`.
+ */
 export interface WebList {
   id: string;
   key: string;
-  values: string[];
+  /** The members, when inline; never served publicly (the datafile endpoint strips them). */
+  values?: string[];
 }
 
 export interface WebExtension {

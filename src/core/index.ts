@@ -3,8 +3,8 @@
  * bucketing, audience conditions, feature flags. No Workers APIs, no I/O: it runs in workerd,
  * in Node (CLI, benchmarks) and anywhere else JavaScript runs.
  */
-import { compileDatafile, type CompiledDatafile } from "./compile";
-import { parseDatafile } from "./datafile-parse";
+import { compileDatafile, type CompiledDatafile, type CompileOptions } from "./compile";
+import { parseDatafile, type ParseResult } from "./datafile-parse";
 import type { Problem } from "./problem";
 
 export type LoadResult =
@@ -12,11 +12,22 @@ export type LoadResult =
   | { ok: false; problems: Problem[] };
 
 /** Parses, validates and compiles untrusted datafile input (JSON text or a parsed value). Never throws. */
-export function loadDatafile(input: unknown): LoadResult {
-  const parsed = parseDatafile(input);
+export function loadDatafile(input: unknown, options: CompileOptions = {}): LoadResult {
+  return compileParsed(parseDatafile(input), options);
+}
+
+/**
+ * Compiles what `parseDatafile` returned (for callers that need the validated datafile before
+ * compiling, e.g. to fetch its private list members first). Never throws.
+ */
+export function compileParsed(parsed: ParseResult, options: CompileOptions = {}): LoadResult {
   if (!parsed.ok) return parsed;
   try {
-    return { ok: true, compiled: compileDatafile(parsed.datafile), problems: parsed.problems };
+    return {
+      ok: true,
+      compiled: compileDatafile(parsed.datafile, options),
+      problems: parsed.problems,
+    };
   } catch (error) {
     // Defensive: compile is written not to throw on validated input; if it ever does, report it.
     return {
@@ -31,6 +42,7 @@ export function loadDatafile(input: unknown): LoadResult {
 
 export { compileDatafile, parseDatafile };
 export type {
+  CompileOptions,
   CompiledDatafile,
   CompiledExperiment,
   CompiledVariation,

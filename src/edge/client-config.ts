@@ -26,6 +26,7 @@ import type { Env } from "../env";
 import { ACTIVATION_CODE } from "./bootstrap";
 import { encodeBase64Url } from "./cookies";
 import { getDatafile } from "./datafile-store";
+import { formatRevisionHeader, REVISION_HEADER } from "./decisions-header";
 import { errorResponse } from "./errors";
 import { SDK_KEY_PATTERN } from "./routes";
 
@@ -187,7 +188,7 @@ export async function handleClientConfig(
     etag,
     "cache-control":
       url.searchParams.get("r") === entry.revision ? "public, max-age=3600" : "public, max-age=60",
-    "x-ss-revision": entry.revision,
+    [REVISION_HEADER]: formatRevisionHeader(entry.revision),
   };
   const ifNoneMatch = request.headers.get("if-none-match");
   if (ifNoneMatch?.split(",").some((t) => t.trim().replace(/^W\//, "") === etag))

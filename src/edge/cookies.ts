@@ -54,8 +54,15 @@ export function parseCookies(header: string | null): Map<string, string> {
     let end = header.indexOf(";", start);
     if (end === -1) end = length;
     if (end - start <= MAX_COOKIE_PAIR_LENGTH) {
-      const eq = header.indexOf("=", start);
-      if (eq !== -1 && eq < end) {
+      // '=' is looked for inside this pair only: indexOf from `start` would scan past `end` for
+      // every pair without one (`;;;;…;a=b`), quadratic in the header on every request.
+      let eq = -1;
+      for (let i = start; i < end; i++)
+        if (header.charCodeAt(i) === 0x3d) {
+          eq = i;
+          break;
+        }
+      if (eq !== -1) {
         pairs++;
         const name = header.slice(start, eq).trim();
         if (name !== "" && !cookies.has(name) && isPlausibleName(name)) {

@@ -1,7 +1,9 @@
 /**
  * `GET|HEAD /_ss/datafiles/{sdkKey}.json` (CONTRACT §5): the current datafile, byte for byte as
  * stored in KV, for official Optimizely SDKs (`urlTemplate: "https://host/_ss/datafiles/%s.json"`)
- * and browsers.
+ * and browsers — except list members: a datafile written by hand with `web.lists[].values` is
+ * served with every list reduced to `{id, key}` (`DatafileEntry.publicText`), because list
+ * members are private (docs/datafile.md "Lists"); the API never stores them in the datafile.
  *
  * Conditional requests: the official JS SDK's polling datafile manager remembers `Last-Modified`
  * and sends it back as `If-Modified-Since`; HTTP clients and CDNs use `ETag` / `If-None-Match`.
@@ -14,10 +16,12 @@
  *
  * Caching: `public, max-age=60` — SDKs poll every few minutes, and a browser may keep a copy a
  * minute. Edge decisions do not go through this cache. CORS: `*` (datafiles are public, as on
- * Optimizely's CDN), preflight answered for the conditional headers browsers' SDKs send.
+ * Optimizely's CDN; list members never are), preflight answered for the conditional headers
+ * browsers' SDKs send.
  */
 import type { Env } from "../env";
 import { getDatafile, type DatafileEntry } from "./datafile-store";
+import { formatRevisionHeader, REVISION_HEADER } from "./decisions-header";
 import { errorResponse } from "./errors";
 import { SDK_KEY_PATTERN } from "./routes";
 
@@ -135,7 +139,7 @@ export async function handleDatafileRequest(
     etag: entry.etag,
     "last-modified": entry.lastModified,
     "cache-control": DATAFILE_CACHE_CONTROL,
-    "x-ss-revision": entry.revision,
+    [REVISION_HEADER]: formatRevisionHeader(entry.revision),
   };
   const ifNoneMatch = request.headers.get("if-none-match");
   const ifModifiedSince = request.headers.get("if-modified-since");
@@ -146,5 +150,9 @@ export async function handleDatafileRequest(
   if (notModified) return new Response(null, { status: 304, headers });
 
   headers["content-type"] = "application/json; charset=utf-8";
-  return new Response(request.method === "HEAD" ? null : entry.text, { status: 200, headers });
+  // publicText, never text: the KV text may carry list members (see the header).
+  return new Response(request.method === "HEAD" ? null : entry.publicText, {
+    status: 200,
+    headers,
+  });
 }

@@ -21,22 +21,44 @@
  *   pending after INFLIGHT_TIMEOUT_MS is presumed lost and a new one may start); a cold read
  *   waits at most `coldWaitMs` when the caller sets it (the edge's pages: 1 s), then `null`.
  *
+ * List members (docs/datafile.md "Lists"): a datafile whose lists have no inline `values` (every
+ * one the API publishes) is compiled with the members of KV `lists/{sdkKey}/{revision}`
+ * (src/edge/list-members.ts), read once with the datafile's text — so the per-request `in_list`
+ * check is a lookup in a Set built once per revision. Members that cannot be found leave those
+ * lists unknown (`in_list` on them matches nobody), are reported in `lastError` (/_ss/health) and
+ * are looked for again at every refresh. The endpoint serves `publicText`, never `text`.
+ *
  * Last-Modified: from the KV value's metadata `publishedAt` (ISO 8601 string or epoch ms —
  * the same in every isolate) when present; else the time this isolate first saw the text,
  * back-dated by 0-599 s derived from the text's hash (see below), which the datafile endpoint
  * then only honours as an exact `If-Modified-Since` match.
  */
-import { loadDatafile, type CompiledDatafile } from "../core/index";
+import { compileParsed, type CompiledDatafile, type LoadResult } from "../core/index";
+import { parseDatafile } from "../core/datafile-parse";
+import type { Datafile } from "../core/datafile-types";
+import { listsWithoutValues, publicDatafileText, type ListMembers } from "../core/list-members";
 import { formatProblems } from "../core/problem";
 import type { Env } from "../env";
+import { formatRevisionHeader } from "./decisions-header";
+import { listMembersKey, readListMembers } from "./list-members";
 
 export interface DatafileEntry {
   sdkKey: string;
   compiled: CompiledDatafile;
-  /** The exact JSON text from KV (served by the datafile endpoint). */
+  /** The exact JSON text from KV. May hold inline list members: never serve it. */
   text: string;
+  /**
+   * What the datafile endpoint serves: `text` byte for byte, or — when a hand-written datafile
+   * carries list members inline — the same JSON with every list reduced to `{id, key}`.
+   */
+  publicText: string;
+  /** Keys of the lists whose members were not found (unknown to `in_list` until they are). */
+  missingLists: string[];
   revision: string;
-  /** Strong ETag: `"<sdkKey>-<revision>-<16 hex of SHA-256(text)>"`, the same in every isolate. */
+  /**
+   * Strong ETag: `"<sdkKey>-<encoded revision, first 64 characters>-<16 hex of
+   * SHA-256(publicText)>"` — of the bytes served — the same in every isolate.
+   */
   etag: string;
   /** HTTP date: KV metadata `publishedAt`, else about when this isolate first saw this text. */
   lastModified: string;
@@ -91,8 +113,10 @@ interface Slot {
 
 const slots = new Map<string, Slot>();
 
-/** Counters for tests and diagnostics. */
+/** Counters for tests and diagnostics (`kvReads`: of the datafile keys). */
 export const datafileStoreCounters = { kvReads: 0, compiles: 0 };
+/** Reads of private list members keys (`lists/{sdkKey}/{revision}`), for tests and diagnostics. */
+export const listMemberCounters = { reads: 0 };
 
 type Ctx = Pick<ExecutionContext, "waitUntil">;
 type StoreEnv = Pick<Env, "DATAFILES">;
@@ -190,13 +214,45 @@ async function refresh(
     const good = slot.good;
     if (good && good.text === value) {
       good.loadedAt = now;
-      slot.lastError = null;
-      return good;
+      if (good.missingLists.length === 0) {
+        slot.lastError = null;
+        return good;
+      }
+      // Same text, but some list members were missing: look again (no re-parse needed).
+      const members = await findListMembers(env, sdkKey, good.compiled.datafile, cacheTtl);
+      slot.lastError = members.problem;
+      if (members.missing.length >= good.missingLists.length) return good; // none new
+      datafileStoreCounters.compiles++;
+      const recompiled = compileParsed(
+        { ok: true, datafile: good.compiled.datafile, problems: [] },
+        { listMembers: members.listMembers },
+      );
+      if (recompiled.ok)
+        slot.good = { ...good, compiled: recompiled.compiled, missingLists: members.missing };
+      return slot.good;
     }
     if (slot.badText === value) return good; // still the datafile that failed; lastError stands
 
     datafileStoreCounters.compiles++;
-    const loaded = loadDatafile(value);
+    const parsed = parseDatafile(value);
+    let members: FoundListMembers = { listMembers: undefined, missing: [], problem: null };
+    if (parsed.ok) {
+      try {
+        members = await findListMembers(env, sdkKey, parsed.datafile, cacheTtl);
+      } catch (error) {
+        // Transient: keep what we had, do not remember the text as bad, try again next refresh.
+        slot.lastError = `KV read of ${listMembersKey(sdkKey, parsed.datafile.revision)} failed: ${error instanceof Error ? error.message : String(error)}`;
+        log(
+          slot,
+          sdkKey,
+          "error",
+          `${slot.lastError}${good ? ` (still serving revision ${good.revision})` : ""}`,
+          now,
+        );
+        return good;
+      }
+    }
+    const loaded: LoadResult = compileParsed(parsed, { listMembers: members.listMembers });
     if (!loaded.ok) {
       slot.badText = value;
       const errors = loaded.problems.filter((p) => p.severity === "error");
@@ -222,7 +278,10 @@ async function refresh(
     }
 
     const fromMetadata = metadataDate(metadata);
-    const hash = await shortHash(value);
+    const publicText = publicDatafileText(value, loaded.compiled.datafile);
+    // The ETag names the bytes served (RFC 9110 §8.8.3), and a hash of `value` would also be a
+    // digest of private members when a hand-written datafile carries them inline.
+    const hash = await shortHash(publicText);
     let lastModified: string;
     if (fromMetadata) {
       lastModified = fromMetadata.toUTCString();
@@ -244,15 +303,20 @@ async function refresh(
       sdkKey,
       compiled: loaded.compiled,
       text: value,
+      publicText,
+      missingLists: members.missing,
       revision,
-      etag: `"${sdkKey}-${revision.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64)}-${hash}"`,
+      // The revision through the one header encoder (src/edge/decisions-header.ts): its output
+      // is ASCII without quotes, so the ETag stays one valid entity-tag whatever the datafile says.
+      etag: `"${sdkKey}-${formatRevisionHeader(revision).slice(0, 64)}-${hash}"`,
       lastModified,
       lastModifiedFromMetadata: fromMetadata !== null,
       loadedAt: now,
     };
     slot.good = entry;
     slot.badText = null;
-    slot.lastError = null;
+    slot.lastError = members.problem;
+    if (members.problem !== null) log(slot, sdkKey, "warn", members.problem, now);
     return entry;
   } catch (error) {
     // Defensive: nothing above should throw; if it does, keep what we had.
@@ -261,6 +325,44 @@ async function refresh(
     log(slot, sdkKey, "error", slot.lastError, slot.checkedAt);
     return slot.good;
   }
+}
+
+interface FoundListMembers {
+  /** By list id, for the lists without inline values; undefined when none was needed or found. */
+  listMembers: ListMembers | undefined;
+  /** Keys of the lists whose members are nowhere. */
+  missing: string[];
+  /** Why some are missing (for /_ss/health), or null. */
+  problem: string | null;
+}
+
+/**
+ * The private members of the lists of `datafile` that have no inline values (none when every
+ * list has them, as in a hand-written datafile: no KV read). Rejects when KV fails.
+ */
+async function findListMembers(
+  env: StoreEnv,
+  sdkKey: string,
+  datafile: Datafile,
+  cacheTtl: number,
+): Promise<FoundListMembers> {
+  const needed = listsWithoutValues(datafile);
+  if (needed.length === 0) return { listMembers: undefined, missing: [], problem: null };
+  listMemberCounters.reads++;
+  const key = listMembersKey(sdkKey, datafile.revision);
+  // The key is immutable once its revision is published, so KV's edge cache may keep it.
+  const result = await readListMembers(env.DATAFILES, sdkKey, datafile.revision, cacheTtl);
+  const listMembers = result?.ok ? result.members : undefined;
+  const missing = needed.filter((l) => !listMembers?.has(l.id)).map((l) => l.key);
+  if (missing.length === 0) return { listMembers, missing, problem: null };
+  const which = `list(s) ${missing.map((k) => JSON.stringify(k)).join(", ")}`;
+  const problem =
+    result === null
+      ? `no list members at ${key}: ${which} match nobody`
+      : !result.ok
+        ? `${key} is not a list members document (${result.message}): ${which} match nobody`
+        : `${key} has no members for ${which}: they match nobody`;
+  return { listMembers, missing, problem };
 }
 
 function startLoad(
@@ -360,4 +462,5 @@ export function resetDatafileStore(): void {
   slots.clear();
   datafileStoreCounters.kvReads = 0;
   datafileStoreCounters.compiles = 0;
+  listMemberCounters.reads = 0;
 }

@@ -16,7 +16,7 @@
  */
 import { decidePrepared, prepareVisitor } from "../core/index";
 import type { Env } from "../env";
-import { hasConsent } from "../events/ingest-common";
+import { hasConsent } from "../shared/consent";
 import { encodeDecision, type BootstrapPayload } from "./bootstrap";
 import { parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
@@ -72,7 +72,7 @@ export async function handleDecide(
     (visitor.bot && route.botPolicy === "original") ||
     visitor.optedOut ||
     (visitor.gpc && route.gpcPolicy === "respect") ||
-    !hasConsent(route, cookies)
+    !hasConsent(route.consent, request.headers.get("cookie"))
   ) {
     return json({ t: false, d: [] });
   }

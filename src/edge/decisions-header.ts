@@ -39,13 +39,19 @@ export function formatDecisionsHeader(
   return out;
 }
 
-/** `x-ss-revision` (to the origin) is left empty when the encoded revision is longer than this. */
+/** The header that names the datafile revision: to the origin, and on the `/_ss/` endpoints. */
+export const REVISION_HEADER = "x-ss-revision";
+
+/** `x-ss-revision` is left empty when the encoded revision is longer than this. */
 export const REVISION_HEADER_MAX_BYTES = 256;
 
 /**
- * The `x-ss-revision` value for a datafile revision: encoded like a decision token (an API
- * revision, digits only, stays as it is), so a revision from a hand-made datafile can never
- * break the header (CR/LF, NUL, non-ASCII); "" when it would be longer than 256 bytes.
+ * The one encoding of a datafile revision in any header (docs/security.md "Escaping at every
+ * sink"): `x-ss-revision` to the origin, on `/_ss/datafiles/{sdkKey}.json` and on
+ * `/_ss/client-config/{sdkKey}.json`, and the revision part of the datafile ETag. Encoded like a
+ * decision token (an API revision, digits only, stays as it is), so no revision can break a
+ * header (CR/LF, NUL, non-ASCII) even when the validator's rule (docs/datafile.md, visible
+ * ASCII) was never applied to it; "" when it would be longer than 256 bytes. Never throws.
  */
 export function formatRevisionHeader(revision: string): string {
   const encoded = encodeDecisionToken(revision);

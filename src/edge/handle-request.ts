@@ -15,13 +15,18 @@ import {
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
 import type { EventMessage } from "../events/messages";
-import { hasConsent } from "../events/ingest-common";
 import { sendOrSpill } from "../events/spill";
+import { hasConsent } from "../shared/consent";
 import { nonceFromCsp, renderBootstrap, type BootstrapData } from "./bootstrap";
 import { CLIENT_SCRIPT_SRC } from "./client-script";
 import { deleteCookie, parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
-import { DECISIONS_HEADER, formatDecisionsHeader, formatRevisionHeader } from "./decisions-header";
+import {
+  DECISIONS_HEADER,
+  formatDecisionsHeader,
+  formatRevisionHeader,
+  REVISION_HEADER,
+} from "./decisions-header";
 import { rewriteHtml } from "./html-rewrite";
 import { planPage, type PageCandidate } from "./page-plan";
 import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
@@ -30,7 +35,6 @@ import { isExcludedPath, type RouteConfig } from "./routes";
 import { encodeSticky, readVisitor, STICKY_COOKIE, type VisitorState } from "./visitor";
 
 export const VISITOR_HEADER = "x-ss-visitor-id";
-export const REVISION_HEADER = "x-ss-revision";
 const SS_HEADER_PREFIX = "x-ss-";
 
 /** One decided experiment on this page view. */
@@ -370,7 +374,7 @@ async function decidePage(
   if (visitor.bot && route.botPolicy === "original") return null;
   if (visitor.optedOut) return null;
   if (visitor.gpc && route.gpcPolicy === "respect") return null;
-  if (!hasConsent(route, cookies)) return null;
+  if (!hasConsent(route.consent, request.headers.get("cookie"))) return null;
   const secure = url.protocol === "https:";
   const cookieBase = { domain: route.cookieDomain, secure, httpOnly: true };
   const setCookies: string[] = [];

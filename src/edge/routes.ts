@@ -17,6 +17,16 @@
  */
 import { z } from "zod";
 import { formatPath, formatProblems, type Problem } from "../core/problem";
+import {
+  CONSENT_DEFAULTS,
+  CONSENT_MANAGERS,
+  COOKIEBOT_CATEGORIES,
+  DENY_ALL_CONSENT,
+  TCF_MAX_PURPOSE,
+  TCF_MAX_VENDOR,
+  type ConsentConfig,
+  type ConsentManager,
+} from "../shared/consent";
 
 export interface RouteConfig {
   /** Host + path pattern, as written in the config. */
@@ -37,8 +47,12 @@ export interface RouteConfig {
   botPolicy: "original" | "decide";
   /** `respect`: `Sec-GPC: 1` → original page, no tracking. */
   gpcPolicy: "respect" | "ignore";
-  /** When set, tracking (cookies + events) only while this cookie is present and not `0`/`false`/`no`. */
-  consentCookie: string | null;
+  /**
+   * When set, tracking (cookies + events) only while the consent manager's cookie grants it
+   * (src/shared/consent.ts); from `consent`, or the older `consent_cookie` (plain-cookie mode).
+   * DENY_ALL_CONSENT when that config has an error: the route stays, tracking no one.
+   */
+  consent: ConsentConfig | null;
   /** Serve `/_ss/api` on this route. */
   serveApi: boolean;
   /** Serve `/_ss/admin` on this route. */
@@ -62,7 +76,7 @@ export const ROUTE_DEFAULTS = {
   cookieMaxAgeDays: 365,
   botPolicy: "original",
   gpcPolicy: "respect",
-  consentCookie: null,
+  consent: null,
   serveApi: true,
   serveAdmin: true,
   exposeDecisions: true,
@@ -81,6 +95,7 @@ export const ROUTE_KEYS = [
   "cookie_max_age_days",
   "bot_policy",
   "gpc_policy",
+  "consent",
   "consent_cookie",
   "serve_api",
   "serve_admin",
@@ -218,6 +233,21 @@ function compileRoute(route: RouteConfig): CompiledRoute | null {
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
+/** Keys of the `consent` table, in documentation order. */
+export const CONSENT_KEYS = [
+  "manager",
+  "cookie",
+  "category",
+  "purposes",
+  "vendor",
+  "accept",
+] as const;
+
+/** RFC 6265 cookie-name token. */
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A OneTrust group id: `C0002`, `SPD_BG`, `V2STACK42`, or the numeric ids of old setups (`2`). */
+const ONETRUST_GROUP = /^[A-Za-z0-9_-]{1,64}$/;
+
 let schema: z.ZodType | undefined;
 
 /** Built on first use: zod schemas cost isolate start-up time the edge path should not pay. */
@@ -253,9 +283,53 @@ function routeSchema(): z.ZodType {
       .nullish(),
     bot_policy: z.enum(["original", "decide"]).nullish(),
     gpc_policy: z.enum(["respect", "ignore"]).nullish(),
+    consent: z
+      .strictObject(
+        {
+          manager: z.enum(CONSENT_MANAGERS, {
+            error: `consent.manager must be one of ${CONSENT_MANAGERS.map((m) => `"${m}"`).join(", ")}`,
+          }),
+          cookie: z
+            .string({ error: "consent.cookie must be a string (a cookie name)" })
+            .regex(COOKIE_NAME, "consent.cookie must be a cookie name")
+            .nullish(),
+          category: z
+            .union([z.string(), z.array(z.string()).min(1)], {
+              error: "consent.category must be a string or a non-empty list of strings",
+            })
+            .nullish(),
+          purposes: z
+            .array(
+              z
+                .number({ error: "each of consent.purposes must be a TCF purpose number" })
+                .int("each of consent.purposes must be a whole number")
+                .min(1, `each of consent.purposes must be 1-${TCF_MAX_PURPOSE} (TCF v2.2 purposes)`)
+                .max(
+                  TCF_MAX_PURPOSE,
+                  `each of consent.purposes must be 1-${TCF_MAX_PURPOSE} (TCF v2.2 purposes)`,
+                ),
+              { error: "consent.purposes must be a list of TCF purpose numbers, e.g. [1]" },
+            )
+            .min(1, "consent.purposes must not be empty (purpose 1 is the one that covers cookies)")
+            .nullish(),
+          vendor: z
+            .number({ error: "consent.vendor must be a TCF vendor id (a number)" })
+            .int("consent.vendor must be a whole number")
+            .min(1, `consent.vendor must be a TCF vendor id, 1-${TCF_MAX_VENDOR}`)
+            .max(TCF_MAX_VENDOR, `consent.vendor must be a TCF vendor id, 1-${TCF_MAX_VENDOR}`)
+            .nullish(),
+          accept: z
+            .union([z.string(), z.array(z.string()).min(1)], {
+              error: "consent.accept must be a string or a non-empty list of strings",
+            })
+            .nullish(),
+        },
+        { error: 'consent must be a table/object, e.g. { manager = "onetrust" }' },
+      )
+      .nullish(),
     consent_cookie: z
       .string({ error: "consent_cookie must be a string" })
-      .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, "consent_cookie must be a cookie name")
+      .regex(COOKIE_NAME, "consent_cookie must be a cookie name")
       .nullish(),
     serve_api: z.boolean({ error: "serve_api must be true or false" }).nullish(),
     serve_admin: z.boolean({ error: "serve_admin must be true or false" }).nullish(),
@@ -276,12 +350,22 @@ type RawRoute = {
   cookie_max_age_days?: number | null;
   bot_policy?: "original" | "decide" | null;
   gpc_policy?: "respect" | "ignore" | null;
+  consent?: RawConsent | null;
   consent_cookie?: string | null;
   serve_api?: boolean | null;
   serve_admin?: boolean | null;
   expose_decisions?: boolean | null;
   cors_origins?: string[] | null;
   optimizely_shim?: boolean | null;
+};
+
+type RawConsent = {
+  manager: ConsentManager;
+  cookie?: string | null;
+  category?: string | string[] | null;
+  purposes?: number[] | null;
+  vendor?: number | null;
+  accept?: string | string[] | null;
 };
 
 function editDistance(a: string, b: string): number {
@@ -298,11 +382,11 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function unknownKeyMessage(key: string): string {
+function unknownKeyMessage(key: string, knownKeys: readonly string[] = ROUTE_KEYS): string {
   const lower = key.toLowerCase().replace(/-/g, "_");
   let best: string | null = null;
   let bestScore = Infinity;
-  for (const known of ROUTE_KEYS) {
+  for (const known of knownKeys) {
     // Prefix matches ("exclude" → "exclude_paths") and near misses ("sdkKey" → "sdk_key").
     const score =
       known.startsWith(lower) || lower.startsWith(known)
@@ -314,7 +398,122 @@ function unknownKeyMessage(key: string): string {
     }
   }
   const hint = best !== null && bestScore <= 3 ? ` (did you mean "${best}"?)` : "";
-  return `unknown key "${key}"${hint}; known keys: ${ROUTE_KEYS.join(", ")}`;
+  return `unknown key "${key}"${hint}; known keys: ${knownKeys.join(", ")}`;
+}
+
+/** The value at `segments` inside `raw` (undefined when any step is missing). */
+function valueAt(raw: unknown, segments: ReadonlyArray<string | number>): unknown {
+  let value = raw;
+  for (const segment of segments) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = (value as Record<string | number, unknown>)[segment];
+  }
+  return value;
+}
+
+/**
+ * `consent` (or the older `consent_cookie`) checked and filled with the manager's defaults
+ * (docs/config.md `consent`); problems are reported through `error`, and then null is returned.
+ */
+function parseConsent(
+  entry: RawRoute,
+  error: (segments: ReadonlyArray<string | number>, message: string) => void,
+): ConsentConfig | null {
+  if (entry.consent_cookie != null) {
+    if (entry.consent != null) {
+      error(
+        ["consent_cookie"],
+        `use either consent or consent_cookie, not both (consent_cookie = "${entry.consent_cookie}" is short for consent = { manager = "cookie", cookie = "${entry.consent_cookie}" })`,
+      );
+      return null;
+    }
+    // The plain-cookie mode, now with an explicit accept list instead of "anything but no".
+    return {
+      manager: "cookie",
+      cookie: entry.consent_cookie,
+      accept: [...CONSENT_DEFAULTS.cookie.accept],
+    };
+  }
+  const raw = entry.consent;
+  if (raw == null) return null;
+  const { manager } = raw;
+  let ok = true;
+  const fail = (key: string, message: string) => {
+    error(["consent", key], message);
+    ok = false;
+  };
+  const only = (key: "category" | "purposes" | "vendor" | "accept", managers: string) => {
+    if (raw[key] != null)
+      fail(key, `consent.${key} applies to manager ${managers} only, not "${manager}"`);
+  };
+  const list = (value: string | string[]) => (typeof value === "string" ? [value] : value);
+
+  if (manager !== "onetrust" && manager !== "cookiebot")
+    only("category", '"onetrust" or "cookiebot"');
+  if (manager !== "tcf") {
+    only("purposes", '"tcf"');
+    only("vendor", '"tcf"');
+  }
+  if (manager !== "cookie") only("accept", '"cookie"');
+
+  let config: ConsentConfig | null = null;
+  switch (manager) {
+    case "onetrust": {
+      const categories = list(raw.category ?? [...CONSENT_DEFAULTS.onetrust.categories]);
+      for (const id of categories)
+        if (!ONETRUST_GROUP.test(id))
+          fail("category", `consent.category "${id}" is not a OneTrust group id (e.g. C0002)`);
+      config = {
+        manager,
+        cookie: raw.cookie ?? CONSENT_DEFAULTS.onetrust.cookie,
+        categories: [...new Set(categories)],
+      };
+      break;
+    }
+    case "cookiebot": {
+      const categories = list(raw.category ?? [...CONSENT_DEFAULTS.cookiebot.categories]);
+      const known: readonly string[] = COOKIEBOT_CATEGORIES;
+      for (const category of categories)
+        if (!known.includes(category))
+          fail(
+            "category",
+            `consent.category "${category}" is not a Cookiebot category (${COOKIEBOT_CATEGORIES.join(", ")})`,
+          );
+      config = {
+        manager,
+        cookie: raw.cookie ?? CONSENT_DEFAULTS.cookiebot.cookie,
+        categories: [...new Set(categories)],
+      };
+      break;
+    }
+    case "tcf":
+      config = {
+        manager,
+        cookie: raw.cookie ?? CONSENT_DEFAULTS.tcf.cookie,
+        purposes: [...new Set(raw.purposes ?? CONSENT_DEFAULTS.tcf.purposes)],
+        vendor: raw.vendor ?? CONSENT_DEFAULTS.tcf.vendor,
+      };
+      break;
+    case "cookie": {
+      if (raw.cookie == null)
+        fail(
+          "cookie",
+          'consent.cookie is required for manager "cookie": the name of your consent cookie',
+        );
+      const accept = list(raw.accept ?? [...CONSENT_DEFAULTS.cookie.accept]);
+      accept.forEach((value) => {
+        if (value.trim() === "" || value.trim() !== value)
+          fail("accept", "consent.accept values must not be empty or start or end with spaces");
+      });
+      config = {
+        manager,
+        cookie: raw.cookie ?? "",
+        accept: [...new Set(accept.map((value) => value.toLowerCase()))],
+      };
+      break;
+    }
+  }
+  return ok ? config : null;
 }
 
 function cookieDomainCovers(domain: string, compiled: Omit<CompiledRoute, "excludes">): boolean {
@@ -326,31 +525,57 @@ function cookieDomainCovers(domain: string, compiled: Omit<CompiledRoute, "exclu
   return h === d || h.endsWith(`.${d}`) || d.endsWith(`.${h}`);
 }
 
+/** Whether a problem at `segments` (inside one entry) is about its consent config. */
+function isConsentPath(segments: ReadonlyArray<string | number>): boolean {
+  return segments[0] === "consent" || segments[0] === "consent_cookie";
+}
+
+/**
+ * Appended to every consent config error: such a route is kept with DENY_ALL_CONSENT (fail
+ * closed, docs/config.md `consent`) rather than left out like routes with other errors.
+ */
+const CONSENT_ERROR_EFFECT =
+  " (until this is fixed the route stays active but tracks no one: original pages, no cookies, no events)";
+
 function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConfig | null {
   const before = problems.length;
-  const error = (segments: ReadonlyArray<string | number>, message: string) =>
-    problems.push({ path: formatPath([index, ...segments]), message, severity: "error" });
+  let consentErrors = 0;
+  const error = (segments: ReadonlyArray<string | number>, message: string) => {
+    const consentError = isConsentPath(segments);
+    if (consentError) consentErrors++;
+    problems.push({
+      path: formatPath([index, ...segments]),
+      message: consentError ? `${message}${CONSENT_ERROR_EFFECT}` : message,
+      severity: "error",
+    });
+  };
 
-  const result = routeSchema().safeParse(raw);
+  let result = routeSchema().safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
       const segments = issue.path.filter((s): s is string | number => typeof s !== "symbol");
       if (issue.code === "unrecognized_keys") {
-        for (const key of issue.keys) error([...segments, key], unknownKeyMessage(key));
+        const known =
+          segments.length === 1 && segments[0] === "consent" ? CONSENT_KEYS : ROUTE_KEYS;
+        for (const key of issue.keys) {
+          const message = unknownKeyMessage(key, known);
+          error([...segments, key], known === CONSENT_KEYS ? `consent: ${message}` : message);
+        }
       } else if (issue.code === "invalid_type" && segments.length === 0) {
         error([], "each route must be a table/object with at least pattern and sdk_key");
-      } else if (
-        issue.code === "invalid_type" &&
-        segments.length === 1 &&
-        (raw as Record<string | number, unknown>)[segments[0]!] === undefined
-      ) {
-        error(segments, `${String(segments[0])} is required`);
+      } else if (segments.length > 0 && valueAt(raw, segments) === undefined) {
+        // Optional keys may be left out, so an issue about a missing value is a required key.
+        error(segments, `${segments.join(".")} is required`);
       } else {
         error(segments, issue.message);
       }
     }
-    // Keep going with the checks below only when the shape is right.
-    return null;
+    // Keep going with the checks below only when the shape is right — or when only the consent
+    // config is wrong: then the rest of the route is checked without it, and kept deny-all.
+    if (problems.length - before > consentErrors) return null;
+    const { consent: _consent, consent_cookie: _consentCookie, ...rest } = raw as RawRoute;
+    result = routeSchema().safeParse(rest);
+    if (!result.success) return null;
   }
   const entry = result.data as RawRoute;
 
@@ -429,7 +654,11 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     }
   });
 
-  if (problems.length > before || !pattern.ok) return null;
+  const consent = consentErrors > 0 ? null : parseConsent(entry, error);
+
+  // Consent config errors alone keep the route (deny-all, see CONSENT_ERROR_EFFECT); any other
+  // error leaves it out.
+  if (problems.length - before > consentErrors || !pattern.ok) return null;
   const route: RouteConfig = {
     pattern: entry.pattern,
     sdkKey: entry.sdk_key,
@@ -440,7 +669,7 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     cookieMaxAgeDays: entry.cookie_max_age_days ?? ROUTE_DEFAULTS.cookieMaxAgeDays,
     botPolicy: entry.bot_policy ?? ROUTE_DEFAULTS.botPolicy,
     gpcPolicy: entry.gpc_policy ?? ROUTE_DEFAULTS.gpcPolicy,
-    consentCookie: entry.consent_cookie ?? null,
+    consent: consentErrors > 0 ? DENY_ALL_CONSENT : consent,
     serveApi: entry.serve_api ?? ROUTE_DEFAULTS.serveApi,
     serveAdmin: entry.serve_admin ?? ROUTE_DEFAULTS.serveAdmin,
     exposeDecisions: entry.expose_decisions ?? ROUTE_DEFAULTS.exposeDecisions,
@@ -538,7 +767,7 @@ function logProblems(problems: readonly Problem[]): void {
   const errors = problems.filter((p) => p.severity === "error").length;
   const head =
     errors > 0
-      ? `splitstream: ROUTES has ${errors} error(s); the routes concerned are ignored (requests they would match pass through untouched):`
+      ? `splitstream: ROUTES has ${errors} error(s); the routes concerned are ignored (requests they would match pass through untouched), except that a route whose only errors are in its consent config stays active and tracks no one:`
       : "splitstream: ROUTES warnings:";
   (errors > 0 ? console.error : console.warn)(`${head}\n${formatProblems(problems)}`);
 }

@@ -7,6 +7,10 @@
  *   uuid) — variation, revision and day included;
  * - a conversion counts for every experiment of the same sdkKey where the visitor's exposure came
  *   at or before it, under the exposure's variation and revision;
+ * - per visitor, event and UTC day at most the event's cap of conversions count (docs/events.md
+ *   "The per-visitor budget"): the first ones by (timestamp, uuid) among those processed together;
+ *   conversions beyond it are dropped. This is the one place where arrival order matters, and only
+ *   for a visitor above the cap: which of their conversions count then depends on the batches;
  * - a visitor converts (unique converters) on the day of their earliest attributed conversion
  *   of that event, by (timestamp, uuid);
  * - per (experiment, event, visitor) the converters row keeps the visitor's totals over their
@@ -25,6 +29,7 @@
  * (the tests compare the two), and `foldEvents` is the rule above computed from scratch (the tests
  * check that applyPlan over any split and order of a set of events equals it).
  */
+import { DEFAULT_DAILY_CONVERSION_CAP } from "../shared/event-limits";
 import type { EventMessage } from "./messages";
 
 export interface ImpressionOp {
@@ -54,7 +59,17 @@ export interface ConversionOp {
   revenue: number;
   /** 0 when absent. */
   value: number;
+  /**
+   * How many of the visitor's conversions of this event count per UTC day (docs/events.md
+   * "The per-visitor budget"); a fresh conversion beyond it is marked seen but not counted.
+   */
+  cap: number;
 }
+
+/** The daily cap of an event of an sdkKey (the event's own setting, else the default). */
+export type CapOf = (sdkKey: string, eventId: string) => number;
+
+const defaultCap: CapOf = () => DEFAULT_DAILY_CONVERSION_CAP;
 
 export type EventOp = ImpressionOp | ConversionOp;
 
@@ -87,9 +102,12 @@ export function archiveKey(now: number, firstMessageId: string, count: number): 
   return `${ARCHIVE_PREFIX}${utcDay(now)}/${utcHour(now)}/${firstMessageId}-${count}.ndjson`;
 }
 
+/** R2 key prefix of the messages the consumer did not count (docs/events.md). */
+export const REJECTED_PREFIX = "rejected/";
+
 /** R2 key of the rejected-messages object of one batch. */
 export function rejectedKey(now: number, firstMessageId: string): string {
-  return `rejected/${utcDay(now)}/${firstMessageId}.ndjson`;
+  return `${REJECTED_PREFIX}${utcDay(now)}/${firstMessageId}.ndjson`;
 }
 
 /** One JSON document per line, newline-terminated. */
@@ -121,7 +139,7 @@ export function isBefore(t1: number, u1: string, t2: number, u2: string): boolea
 
 const key = (...parts: string[]): string => JSON.stringify(parts);
 
-export function planBatch(messages: readonly EventMessage[]): BatchPlan {
+export function planBatch(messages: readonly EventMessage[], capOf: CapOf = defaultCap): BatchPlan {
   const seen = new Set<string>();
   const impressions: ImpressionOp[] = [];
   const conversions: ConversionOp[] = [];
@@ -154,6 +172,7 @@ export function planBatch(messages: readonly EventMessage[]): BatchPlan {
         eventId: m.eventId,
         revenue: m.revenue ?? 0,
         value: m.value ?? 0,
+        cap: capOf(m.sdkKey, m.eventId),
       });
     }
   }
@@ -262,6 +281,8 @@ export interface AggregateState {
   metricDaily: Map<string, MetricCell>;
   /** Index [sdkKey, visitorId] → the visitor's experiments and stored conversions. */
   visitors: Map<string, VisitorIndex>;
+  /** Fresh conversions not counted because their visitor had reached the event's daily cap. */
+  capped: number;
 }
 
 export function emptyState(): AggregateState {
@@ -273,7 +294,38 @@ export function emptyState(): AggregateState {
     variationDaily: new Map(),
     metricDaily: new Map(),
     visitors: new Map(),
+    capped: 0,
   };
+}
+
+/**
+ * The fresh conversions that fit their visitor's daily budget (SQL statement 2 of
+ * src/events/count-sql.ts): per (sdkKey, visitor, event, day), in (timestamp, uuid) order, a
+ * conversion counts while the visitor's stored conversions of that event and day plus those
+ * before it in the batch stay within its cap. The others are counted in `state.capped`.
+ */
+function withinBudget(state: AggregateState, ops: ConversionOp[]): ConversionOp[] {
+  const groups = new Map<string, ConversionOp[]>();
+  for (const op of ops) {
+    const k = key(op.sdkKey, op.visitorId, op.eventId, op.day);
+    const group = groups.get(k);
+    if (group) group.push(op);
+    else groups.set(k, [op]);
+  }
+  const over = new Set<string>();
+  for (const group of groups.values()) {
+    const { sdkKey, visitorId, eventId, day } = group[0]!;
+    let stored = 0;
+    for (const c of state.visitors.get(key(sdkKey, visitorId))?.conversions ?? [])
+      if (c.eventId === eventId && c.day === day) stored++;
+    group.sort((a, b) => (isBefore(a.timestamp, a.uuid, b.timestamp, b.uuid) ? -1 : 1));
+    group.forEach((op, i) => {
+      if (stored + i + 1 > op.cap) over.add(op.uuid);
+    });
+  }
+  if (over.size === 0) return ops;
+  state.capped += over.size;
+  return ops.filter((op) => !over.has(op.uuid));
 }
 
 const emptyCell = (): MetricCell => ({
@@ -415,6 +467,8 @@ function earliestPerKey<T extends { key: string; conversion: StoredConversion }>
  * (src/events/consumer.ts, same numbering):
  *
  * 1. dedupe: only events whose uuid was never seen count ("fresh");
+ * 1b. budget: a fresh conversion beyond its visitor's daily cap for the event is seen (never
+ *    counted later) but not counted (`withinBudget`);
  * 2–3. a fresh candidate impression earlier than the visitor's exposure (or the first one)
  *    becomes the exposure: one visitor less in the old cell, one more in the new one;
  * 4–6. everything the replaced exposure had counted is taken back (its attributed stored
@@ -437,7 +491,10 @@ export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateStat
     fresh.add(op.uuid);
   }
   const candidates = plan.candidates.filter((c) => fresh.has(c.uuid));
-  const freshConversions = plan.conversions.filter((c) => fresh.has(c.uuid)).map(storedConversion);
+  const freshConversions = withinBudget(
+    state,
+    plan.conversions.filter((c) => fresh.has(c.uuid)),
+  ).map(storedConversion);
 
   // Which candidates win, and which exposures they replace.
   const changed: Array<{ k: string; op: ImpressionOp; old: Exposure | undefined }> = [];
@@ -700,7 +757,7 @@ export function foldEvents(events: Iterable<EventMessage>): AggregateState {
     const vk = key(op.sdkKey, op.experimentId, op.variationId, op.revision, op.day);
     state.variationDaily.set(vk, (state.variationDaily.get(vk) ?? 0) + 1);
   }
-  for (const op of plan.conversions) {
+  for (const op of withinBudget(state, plan.conversions)) {
     const c = storedConversion(op);
     state.conversions.set(c.uuid, c);
     visitorIndex(state, c.sdkKey, c.visitorId).conversions.push(c);

@@ -2,22 +2,44 @@
  * The EVENTS queue consumer (docs/events.md). Per batch:
  * 1. validate every message; poison ones go to R2 `rejected/{day}/{first-id}.ndjson` and are acked;
  * 2. archive the valid ones as NDJSON in R2 `events/{day}/{hour}/{first-id}-{count}.ndjson`;
- * 3. count them in ONE atomic D1 batch of at most 10 set-based statements (src/events/count-sql.ts):
- *    dedupe by uuid (seen_events), the earliest impression per visitor and experiment (exposures,
- *    variation_daily), conversions kept (conversions) and attributed to every experiment whose
- *    earliest impression came at or before them (converters, metric_daily) — whatever the order
- *    in which the queue delivers impressions and conversions.
- * Any R2 or D1 failure retries the whole batch; the dedupe rows are written in the same D1
+ * 3. count them in ONE atomic D1 batch of at most 12 set-based statements (src/events/count-sql.ts):
+ *    dedupe by uuid (seen_events), the per-visitor daily budget of conversions, the earliest
+ *    impression per visitor and experiment (exposures, variation_daily), conversions kept
+ *    (conversions) and attributed to every experiment whose earliest impression came at or before
+ *    them (converters, metric_daily) — whatever the order in which the queue delivers impressions
+ *    and conversions.
+ *
+ * No event can make another one fail (docs/reliability.md "One bad event"): when D1 refuses a
+ * batch with an SQL error (deterministic for that input: an `SQLITE_…` code other than a busy or
+ * I/O one), the batch is split in halves and each half counted on its own, down to single events;
+ * an event that still fails alone while other parts of its batch were counted goes to `rejected/`
+ * with D1's reason (`count_failed`) and is acked. Any other failure (R2, a lost D1 connection, or
+ * every part failing) retries the whole batch; the dedupe rows are written in the same D1
  * transaction as the counts, so a redelivered message can never count twice. After max_retries
  * (wrangler.toml) the queue moves the messages to the dead-letter queue.
+ *
+ * Rejected and dropped events are counted per day in D1 `event_drops` (shown by `/_ss/health`)
+ * and logged.
  */
 import type { Env } from "../env";
-import { archiveKey, planBatch, rejectedKey, toNdjson } from "./aggregate";
+import { archiveKey, planBatch, rejectedKey, toNdjson, utcDay, type CapOf } from "./aggregate";
+import { loadCaps } from "./caps";
 import { countStatements } from "./count-sql";
 import type { EventMessage } from "./messages";
 import { validateMessage } from "./validate-message";
 
 const NDJSON = { httpMetadata: { contentType: "application/x-ndjson" } };
+
+/** Why a message was not counted, as `event_drops.reason` and the rejected line's `stage`. */
+export type RejectStage = "invalid" | "count_failed";
+
+/** One line of a `rejected/` object. */
+export interface RejectedLine {
+  id: string;
+  stage: RejectStage;
+  reason: string;
+  body: unknown;
+}
 
 /** JSON-safe form of an arbitrary (possibly non-JSON, e.g. v8-serialized) message body. */
 function jsonSafe(body: unknown): unknown {
@@ -29,37 +51,146 @@ function jsonSafe(body: unknown): unknown {
   }
 }
 
+/** SQLite result codes that say "try again", not "this input cannot be counted". */
+const TRANSIENT_SQLITE =
+  /SQLITE_(BUSY|LOCKED|IOERR|INTERRUPT|PROTOCOL|NOMEM|CANTOPEN|FULL|READONLY|CORRUPT|NOTADB)/;
+
+/**
+ * True when D1 refused the statements themselves (an `SQLITE_…` error such as an overflow, a
+ * constraint or a too-big value): the same input fails again, so splitting the batch isolates it.
+ * A lost connection, an overloaded or reset database carry no such code.
+ */
+export function isInputError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /SQLITE_[A-Z]+/.test(message) && !TRANSIENT_SQLITE.test(message);
+}
+
+/** A batch that must be retried whole (R2, a transient D1 failure, or nothing could be counted). */
+class RetryBatch extends Error {}
+
+interface Valid {
+  message: Message<unknown>;
+  event: EventMessage;
+}
+
+/**
+ * D1 calls one delivery may spend splitting a batch of n events: enough to isolate a few bad
+ * events (each costs about 2·log2 n calls), far fewer than the 2n − 1 of splitting all the way
+ * down — which is what an input-looking error of the whole database (a missing table during a
+ * deploy) would cost on every retry.
+ */
+function splitBudget(n: number): number {
+  return 4 + 4 * Math.ceil(Math.log2(Math.max(2, n)));
+}
+
+/**
+ * Counts `items` in one D1 transaction; on an input error splits them in halves and counts each.
+ * Returns the items that failed alone and how many parts were counted. Throws RetryBatch on any
+ * other failure, or when the split has used up `budget.calls`.
+ */
+async function countSplitting(
+  env: Env,
+  items: Valid[],
+  capOf: CapOf,
+  now: number,
+  budget: { calls: number },
+): Promise<{ failed: Array<{ item: Valid; reason: string }>; counted: number }> {
+  if (budget.calls-- <= 0) throw new RetryBatch("too many failing parts: retrying the batch");
+  try {
+    const plan = planBatch(
+      items.map((item) => item.event),
+      capOf,
+    );
+    // One D1 batch = one transaction: dedupe rows and counts commit together or not at all.
+    await env.DB.batch(countStatements(env.DB, plan, crypto.randomUUID(), now));
+    return { failed: [], counted: items.length };
+  } catch (error) {
+    if (!isInputError(error)) throw new RetryBatch(String(error), { cause: error });
+    if (items.length === 1) {
+      const reason = error instanceof Error ? error.message : String(error);
+      return { failed: [{ item: items[0]!, reason }], counted: 0 };
+    }
+    const half = Math.ceil(items.length / 2);
+    const a = await countSplitting(env, items.slice(0, half), capOf, now, budget);
+    const b = await countSplitting(env, items.slice(half), capOf, now, budget);
+    return { failed: [...a.failed, ...b.failed], counted: a.counted + b.counted };
+  }
+}
+
+/** Adds to the event_drops counters; a counter is diagnostics, so a failure is only logged. */
+async function countRejected(env: Env, now: number, lines: RejectedLine[]): Promise<void> {
+  const counts = new Map<string, { sdkKey: string; stage: RejectStage; n: number }>();
+  for (const line of lines) {
+    const body = line.body as { sdkKey?: unknown } | null;
+    const sdkKey =
+      typeof body === "object" && body !== null && typeof body.sdkKey === "string"
+        ? body.sdkKey.slice(0, 256)
+        : "";
+    const k = `${sdkKey}\n${line.stage}`;
+    const entry = counts.get(k) ?? { sdkKey, stage: line.stage, n: 0 };
+    entry.n++;
+    counts.set(k, entry);
+  }
+  try {
+    await env.DB.batch(
+      [...counts.values()].map(({ sdkKey, stage, n }) =>
+        env.DB.prepare(
+          `INSERT INTO event_drops (day, sdk_key, kind, reason, count) VALUES (?, ?, 'rejected', ?, ?)
+           ON CONFLICT (day, sdk_key, kind, reason) DO UPDATE SET count = count + excluded.count`,
+        ).bind(utcDay(now), sdkKey, stage, n),
+      ),
+    );
+  } catch (error) {
+    console.error("splitstream: could not count rejected events in event_drops", error);
+  }
+}
+
+/** Archives rejected lines under `rejected/` (throws when R2 does), logs and counts them. */
+async function archiveRejected(
+  env: Env,
+  now: number,
+  firstId: string,
+  lines: RejectedLine[],
+): Promise<void> {
+  if (lines.length === 0) return;
+  await env.ARCHIVE.put(rejectedKey(now, firstId), toNdjson(lines), NDJSON);
+  const stages = [...new Set(lines.map((line) => line.stage))].join(", ");
+  console.warn(`splitstream: rejected ${lines.length} event message(s) (${stages})`);
+  await countRejected(env, now, lines);
+}
+
 export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const messages = batch.messages;
   const first = messages[0];
   if (!first) return;
   const now = Date.now();
 
-  const valid: Array<{ id: string; event: EventMessage }> = [];
-  const rejected: Array<{ message: Message<unknown>; reason: string }> = [];
+  const valid: Valid[] = [];
+  const invalid: RejectedLine[] = [];
+  const invalidMessages: Message<unknown>[] = [];
   for (const message of messages) {
     const result = validateMessage(message.body, now);
-    if (result.ok) valid.push({ id: message.id, event: result.message });
-    else rejected.push({ message, reason: result.reason });
+    if (result.ok) valid.push({ message, event: result.message });
+    else {
+      invalid.push({
+        id: message.id,
+        stage: "invalid",
+        reason: result.reason,
+        body: jsonSafe(message.body),
+      });
+      invalidMessages.push(message);
+    }
   }
 
   try {
-    if (rejected.length > 0) {
-      const lines = rejected.map(({ message, reason }) => ({
-        id: message.id,
-        reason,
-        body: jsonSafe(message.body),
-      }));
-      await env.ARCHIVE.put(rejectedKey(now, first.id), toNdjson(lines), NDJSON);
-      console.warn(`splitstream: rejected ${rejected.length} event message(s)`);
-    }
+    await archiveRejected(env, now, first.id, invalid);
   } catch (error) {
     console.error("splitstream: could not archive rejected events; retrying the batch", error);
     batch.retryAll();
     return;
   }
   // Poison messages are archived: never retry them, whatever happens to the rest.
-  for (const { message } of rejected) message.ack();
+  for (const message of invalidMessages) message.ack();
 
   const firstValid = valid[0];
   if (!firstValid) {
@@ -69,13 +200,32 @@ export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): 
 
   try {
     const events = valid.map(({ event }) => event);
-    await env.ARCHIVE.put(archiveKey(now, firstValid.id, valid.length), toNdjson(events), NDJSON);
-
-    const plan = planBatch(events);
-    const attempt = crypto.randomUUID();
-    const statements = countStatements(env.DB, plan, attempt, now);
-    // One D1 batch = one transaction: dedupe rows and counts commit together or not at all.
-    await env.DB.batch(statements);
+    await env.ARCHIVE.put(
+      archiveKey(now, firstValid.message.id, valid.length),
+      toNdjson(events),
+      NDJSON,
+    );
+    const capOf = await loadCaps(env.DB, now);
+    const { failed, counted } = await countSplitting(env, valid, capOf, now, {
+      calls: splitBudget(valid.length),
+    });
+    if (failed.length > 0) {
+      // Nothing counted at all: not one bad event but a failing database (a broken schema, a full
+      // disk) — retry, and let the dead-letter queue keep them after max_retries.
+      if (counted === 0) throw new RetryBatch(`every event failed: ${failed[0]!.reason}`);
+      // Its own object: the invalid ones of this batch may already sit under the first id.
+      await archiveRejected(
+        env,
+        now,
+        `${failed[0]!.item.message.id}-count_failed`,
+        failed.map(({ item, reason }) => ({
+          id: item.message.id,
+          stage: "count_failed",
+          reason,
+          body: item.event,
+        })),
+      );
+    }
   } catch (error) {
     console.error(`splitstream: could not process ${valid.length} event(s); retrying`, error);
     batch.retryAll();

@@ -1,5 +1,5 @@
 /**
- * The SQL that counts one queue batch (docs/events.md "Counting"): at most 10 set-based
+ * The SQL that counts one queue batch (docs/events.md "Counting"): at most 12 set-based
  * statements per batch, whatever its size, run by the consumer in ONE `DB.batch()` (one D1
  * transaction). The batch's events travel as JSON parameters read with `json_each`, so the number
  * of statements does not grow with the number of events.
@@ -18,7 +18,7 @@
  * takes a replaced exposure's increments back, 9 keeps the totals, 10 adds the increments of the
  * newly counted conversions and the changes of the later ones' (their running totals grew).
  */
-import type { BatchPlan } from "./aggregate";
+import { utcDay, type BatchPlan } from "./aggregate";
 
 /** `yyyy-mm-dd` (UTC) of a ms timestamp column, as utcDay() computes it in JS. */
 const dayOf = (ms: string) => `strftime('%Y-%m-%d', ${ms} / 1000, 'unixepoch')`;
@@ -77,6 +77,39 @@ export const SQL_SEEN = `INSERT OR IGNORE INTO seen_events (uuid, type, sdk_key,
   SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), ?2, ?1
   FROM json_each(?3) AS j`;
 
+/**
+ * 1b. The per-visitor budget (docs/events.md "The per-visitor budget"): per (sdkKey, visitor,
+ * event, day), in (timestamp, uuid) order, a fresh conversion beyond the event's cap (`$.c`,
+ * counting the visitor's stored conversions of that day first) stays seen but stops being fresh:
+ * its seen_events row gets the attempt token `?1 || ':capped'`, so no later statement counts it.
+ */
+export const SQL_BUDGET = `WITH b AS (
+    SELECT json_extract(j.value, '$.u') AS uuid, json_extract(j.value, '$.s') AS sdk_key,
+      json_extract(j.value, '$.v') AS visitor_id, json_extract(j.value, '$.e') AS event_id,
+      json_extract(j.value, '$.t') AS timestamp, json_extract(j.value, '$.d') AS day,
+      json_extract(j.value, '$.c') AS cap
+    FROM json_each(?3) AS j
+    JOIN seen_events AS s ON s.uuid = json_extract(j.value, '$.u') AND s.attempt = ?1),
+  ranked AS (
+    SELECT b.uuid, b.cap, row_number() OVER (PARTITION BY b.sdk_key, b.visitor_id, b.event_id, b.day
+        ORDER BY b.timestamp, b.uuid) + (
+        SELECT count(*) FROM conversions AS cv WHERE cv.sdk_key = b.sdk_key
+          AND cv.visitor_id = b.visitor_id AND cv.event_id = b.event_id AND cv.day = b.day) AS n
+    FROM b)
+  UPDATE seen_events SET attempt = ?1 || ':capped'
+  WHERE uuid IN (SELECT uuid FROM ranked WHERE n > cap)`;
+
+/**
+ * 1c. The dropped conversions are counted in event_drops (migrations/0007_event_limits.sql) on
+ * the processing day ?2.
+ */
+export const SQL_BUDGET_DROPS = `INSERT INTO event_drops (day, sdk_key, kind, reason, count)
+  SELECT ?2, s.sdk_key, 'dropped', 'visitor_daily_cap', count(*)
+  FROM json_each(?3) AS j
+  JOIN seen_events AS s ON s.uuid = json_extract(j.value, '$.u') AND s.attempt = ?1 || ':capped'
+  GROUP BY s.sdk_key
+  ON CONFLICT (day, sdk_key, kind, reason) DO UPDATE SET count = count + excluded.count`;
+
 /** 2. variation_daily: −1 in the replaced exposure's cell, +1 in the winning candidate's. */
 export const SQL_VISITORS = `WITH ${FC}, ${RP}, d AS (
     SELECT sdk_key, experiment_id, variation_id, revision, ${dayOf("first_at")} AS day, -1 AS n FROM rp
@@ -114,7 +147,7 @@ export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
       CAST(cv.revenue AS REAL) * cv.revenue AS revenue_sq, CAST(cv.value AS REAL) AS value,
       CAST(cv.value AS REAL) * cv.value AS value_sq,
       2 * row_number() ${RUNNING_FROM_0} - 1 AS events_vsq,
-      CAST(cv.revenue AS REAL) * (2 * sum(cv.revenue) ${RUNNING_FROM_0} - cv.revenue) AS revenue_vsq,
+      CAST(cv.revenue AS REAL) * (2 * sum(CAST(cv.revenue AS REAL)) ${RUNNING_FROM_0} - cv.revenue) AS revenue_vsq,
       CAST(cv.value AS REAL) * (2 * sum(CAST(cv.value AS REAL)) ${RUNNING_FROM_0} - cv.value) AS value_vsq
     FROM rp ${STORED_FROM("rp")}
     LEFT JOIN converters AS r ON ${CONVERTER_OF("rp", "cv.event_id", "rp.visitor_id")} AND r.uuid = cv.uuid
@@ -133,7 +166,7 @@ export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
     WHERE m.rn = 1 AND (m.timestamp, m.uuid) < (r.converted_at, r.uuid)),
   g AS (
     SELECT sdk_key, experiment_id, variation_id, revision, event_id, day,
-      sum(converters) AS converters, sum(events) AS events, sum(revenue) AS revenue_sum,
+      sum(converters) AS converters, sum(events) AS events, total(revenue) AS revenue_sum,
       sum(revenue_sq) AS revenue_sum_sq, sum(value) AS value_sum, sum(value_sq) AS value_sum_sq,
       sum(events_vsq) AS events_vsq, sum(revenue_vsq) AS revenue_vsq, sum(value_vsq) AS value_vsq
     FROM gone GROUP BY sdk_key, experiment_id, variation_id, revision, event_id, day)
@@ -195,7 +228,7 @@ const EARLIER_CONVERTER = `(excluded.converted_at, excluded.uuid) < (converters.
 export const SQL_CONVERTERS = `WITH ${FC}, ${FV}, ${CH}, ${PAIRS},
   ranked AS (
     SELECT *, row_number() OVER visitor AS rn,
-      count(*) OVER visitor AS n_events, sum(revenue) OVER visitor AS n_revenue,
+      count(*) OVER visitor AS n_events, sum(CAST(revenue AS REAL)) OVER visitor AS n_revenue,
       sum(value) OVER visitor AS n_value
     FROM pairs
     WINDOW visitor AS (PARTITION BY sdk_key, experiment_id, event_id, visitor_id
@@ -250,11 +283,12 @@ const INC = `inc AS (
     SELECT vs.*, coalesce(r.uuid = vs.uuid, 0) AS is_converter,
       coalesce(r.events, 0) AS t_events, coalesce(r.revenue, 0) AS t_revenue,
       coalesce(r.value, 0) AS t_value,
-      count(*) OVER run AS r_events, sum(vs.revenue) OVER run AS r_revenue,
+      count(*) OVER run AS r_events, sum(CAST(vs.revenue AS REAL)) OVER run AS r_revenue,
       sum(CAST(vs.value AS REAL)) OVER run AS r_value,
-      sum(vs.is_new) OVER run AS n_events, sum(vs.is_new * vs.revenue) OVER run AS n_revenue,
+      sum(vs.is_new) OVER run AS n_events,
+      sum(vs.is_new * CAST(vs.revenue AS REAL)) OVER run AS n_revenue,
       sum(vs.is_new * CAST(vs.value AS REAL)) OVER run AS n_value,
-      count(*) OVER grp AS g_events, sum(vs.revenue) OVER grp AS g_revenue,
+      count(*) OVER grp AS g_events, sum(CAST(vs.revenue AS REAL)) OVER grp AS g_revenue,
       sum(CAST(vs.value AS REAL)) OVER grp AS g_value
     FROM vs LEFT JOIN converters AS r ON ${CONVERTER_OF("vs", "vs.event_id", "vs.visitor_id")}
     WINDOW run AS (PARTITION BY vs.sdk_key, vs.experiment_id, vs.visitor_id, vs.event_id
@@ -269,7 +303,7 @@ export const SQL_METRICS_ADD = `WITH ${FC}, ${FV}, ${CH}, ${UG}, ${VS}, ${INC}
   INSERT INTO metric_daily (${METRIC_KEY}, converters, events, revenue_sum, revenue_sum_sq,
     value_sum, value_sum_sq, events_visitor_sum_sq, revenue_visitor_sum_sq, value_visitor_sum_sq)
   SELECT sdk_key, experiment_id, variation_id, revision, event_id, day,
-    sum(is_new * is_converter), sum(is_new), sum(is_new * revenue),
+    sum(is_new * is_converter), sum(is_new), sum(is_new * CAST(revenue AS REAL)),
     sum(is_new * CAST(revenue AS REAL) * revenue), sum(is_new * CAST(value AS REAL)),
     sum(is_new * CAST(value AS REAL) * value),
     sum(CASE WHEN is_new THEN 2 * (t_events - g_events + r_events) - 1 ELSE 2 * n_events END),
@@ -292,7 +326,7 @@ export const SQL_METRICS_ADD = `WITH ${FC}, ${FV}, ${CH}, ${UG}, ${VS}, ${INC}
 /**
  * The statements that count `plan`, in order, for one consumer run `attempt` (a random token)
  * received at `receivedAt`. Statements that cannot do anything for this plan are left out: a
- * batch without impressions needs 5, one without conversions 9, a mixed one 10.
+ * batch without impressions needs 7, one without conversions 9, a mixed one 12.
  */
 export function countStatements(
   db: D1Database,
@@ -325,6 +359,7 @@ export function countStatements(
       rv: op.revenue,
       vl: op.value,
       r: op.revision,
+      c: op.cap,
     })),
   );
   const hasImpressions = plan.candidates.length > 0;
@@ -333,6 +368,11 @@ export function countStatements(
   const withBoth = (sql: string) => db.prepare(sql).bind(attempt, candidates, conversions);
 
   const statements = [db.prepare(SQL_SEEN).bind(attempt, receivedAt, seen)];
+  if (hasConversions)
+    statements.push(
+      db.prepare(SQL_BUDGET).bind(attempt, null, conversions),
+      db.prepare(SQL_BUDGET_DROPS).bind(attempt, utcDay(receivedAt), conversions),
+    );
   if (hasImpressions)
     statements.push(withCandidates(SQL_VISITORS), withCandidates(SQL_VISITORS_EMPTY));
   statements.push(withBoth(SQL_METRICS_TAKE_BACK));

@@ -21,10 +21,10 @@ import { errorResponse } from "../edge/errors";
 import type { RouteConfig } from "../edge/routes";
 import { readVisitor } from "../edge/visitor";
 import type { Env } from "../env";
+import { hasConsent } from "../shared/consent";
 import {
   conversionExtras,
   finish,
-  hasConsent,
   isPlainObject,
   noContent,
   readBoundedText,
@@ -144,7 +144,7 @@ export async function handleBrowserEvents(
       ? "optout"
       : visitor.gpc && route.gpcPolicy === "respect"
         ? "gpc"
-        : !hasConsent(route, cookies)
+        : !hasConsent(route.consent, request.headers.get("cookie"))
           ? "consent"
           : null;
   if (dropped !== null) {

@@ -10,9 +10,9 @@
  * - the queue refuses → 503 `queue_unavailable` with `Retry-After: 5`; nothing was accepted.
  */
 import { errorResponse } from "../edge/errors";
-import type { RouteConfig } from "../edge/routes";
 import type { Env } from "../env";
 import type { ConversionMessage, EventMessage } from "./messages";
+import { revenueProblem, valueProblem } from "../shared/event-limits";
 
 /** A conversion's `timestamp` may be at most this old… */
 export const MAX_EVENT_AGE_MS = 24 * 60 * 60 * 1000;
@@ -41,22 +41,6 @@ const UUID = /^[\x21-\x7e]{1,64}$/;
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** Why `revenue` is not integer cents ≥ 0, or null when it is fine. */
-export function revenueProblem(value: unknown): string | null {
-  if (typeof value !== "number" || !Number.isFinite(value))
-    return "revenue must be a finite number (integer cents)";
-  if (!Number.isSafeInteger(value)) return "revenue must be an integer number of cents";
-  if (value < 0) return "revenue must not be negative";
-  return null;
-}
-
-/** Why `value` is not a finite number, or null when it is fine. */
-export function valueProblem(value: unknown): string | null {
-  return typeof value === "number" && Number.isFinite(value)
-    ? null
-    : "value must be a finite number";
 }
 
 /** Why `uuid` is not 1–64 printable ASCII characters, or null when it is fine. */
@@ -187,13 +171,6 @@ export function tooLarge(maxBytes: number, headers: Record<string, string> = {})
     { maxBytes },
     headers,
   );
-}
-
-/** True when the route's consent cookie (if it requires one) says yes. */
-export function hasConsent(route: RouteConfig, cookies: Map<string, string>): boolean {
-  if (!route.consentCookie) return true;
-  const value = cookies.get(route.consentCookie);
-  return value !== undefined && !["", "0", "false", "no"].includes(value.toLowerCase());
 }
 
 /**

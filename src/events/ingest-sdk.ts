@@ -244,6 +244,15 @@ export async function handleSdkEvents(
               `${dPath}.experiment_id`,
               `${JSON.stringify(decision.experiment_id ?? null)} is not an experiment in datafile revision ${entry.revision}`,
             );
+          // One rule for both endpoints (docs/ingest.md "Impressions"): an impression counts only
+          // for an experiment running in the current datafile, as /_ss/events checks too.
+          if (!experiment.running)
+            return reject(
+              rejected,
+              index,
+              `${dPath}.experiment_id`,
+              `experiment ${experiment.key} is not running (status ${experiment.status}) in datafile revision ${entry.revision}`,
+            );
           const metadata = isPlainObject(decision.metadata) ? decision.metadata : {};
           const variation =
             typeof decision.variation_id === "string" && decision.variation_id !== ""

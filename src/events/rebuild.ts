@@ -16,7 +16,16 @@
  * Limits: everything happens in one invocation and in memory — one R2 read per archive object
  * (listed with a cursor, any number of pages) and the rebuilt rows of the selected sdkKeys.
  */
-import { ARCHIVE_PREFIX, applyPlan, emptyState, planBatch, type AggregateState } from "./aggregate";
+import {
+  ARCHIVE_PREFIX,
+  REJECTED_PREFIX,
+  applyPlan,
+  emptyState,
+  planBatch,
+  type AggregateState,
+  type CapOf,
+} from "./aggregate";
+import { loadCaps } from "./caps";
 import type { EventMessage } from "./messages";
 import { retentionCutoff } from "./retention";
 import {
@@ -116,8 +125,43 @@ interface Fold {
   folded: Map<string, Array<[string, EventMessage["type"]]>>;
 }
 
-/** Reads the whole archive and folds the events of `sdkKey` (or all) into a fresh state. */
-export async function foldArchive(bucket: R2Bucket, sdkKey: string | undefined): Promise<Fold> {
+/**
+ * The uuids of the events the consumer could not count alone (`stage: "count_failed"` lines under
+ * `rejected/`, src/events/consumer.ts): they are in the archive too, but were never counted.
+ */
+export async function countFailedUuids(bucket: R2Bucket): Promise<Set<string>> {
+  const uuids = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix: REJECTED_PREFIX, cursor, limit: 1000 });
+    for (const object of page.objects) {
+      if (!object.key.endsWith("-count_failed.ndjson")) continue;
+      const text = await (await bucket.get(object.key))?.text();
+      for (const line of text?.split("\n") ?? []) {
+        if (line.trim() === "") continue;
+        try {
+          const uuid = (JSON.parse(line) as { body?: { uuid?: unknown } }).body?.uuid;
+          if (typeof uuid === "string") uuids.add(uuid);
+        } catch {
+          // Not a line the consumer wrote: nothing to exclude.
+        }
+      }
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor !== undefined);
+  return uuids;
+}
+
+/**
+ * Reads the whole archive and folds the events of `sdkKey` (or all) into a fresh state, with the
+ * consumer's per-visitor budget (`capOf`) and without the events it rejected at counting.
+ */
+export async function foldArchive(
+  bucket: R2Bucket,
+  sdkKey: string | undefined,
+  capOf?: CapOf,
+): Promise<Fold> {
+  const excluded = await countFailedUuids(bucket);
   const fold: Fold = {
     state: emptyState(),
     objectsRead: 0,
@@ -143,13 +187,20 @@ export async function foldArchive(bucket: R2Bucket, sdkKey: string | undefined):
       const text = texts[index];
       if (text === null || text === undefined) return;
       fold.objectsRead++;
-      foldObject(fold, key, text, sdkKey);
+      foldObject(fold, key, text, sdkKey, excluded, capOf);
     });
   }
   return fold;
 }
 
-function foldObject(fold: Fold, key: string, text: string, sdkKey: string | undefined): void {
+function foldObject(
+  fold: Fold,
+  key: string,
+  text: string,
+  sdkKey: string | undefined,
+  excluded: ReadonlySet<string>,
+  capOf: CapOf | undefined,
+): void {
   const events: EventMessage[] = [];
   const lines = text.split("\n");
   lines.forEach((line, index) => {
@@ -166,6 +217,7 @@ function foldObject(fold: Fold, key: string, text: string, sdkKey: string | unde
     const timestamp = (body as { timestamp?: unknown } | null)?.timestamp;
     const result = validateMessage(body, typeof timestamp === "number" ? timestamp : 0);
     if (!result.ok) return invalid(fold, key, index + 1, result.reason);
+    if (excluded.has(result.message.uuid)) return;
     fold.sdkKeys.add(result.message.sdkKey);
     if (sdkKey === undefined || result.message.sdkKey === sdkKey) {
       events.push(result.message);
@@ -175,7 +227,7 @@ function foldObject(fold: Fold, key: string, text: string, sdkKey: string | unde
     }
   });
   const before = fold.state.seen.size;
-  applyPlan(fold.state, planBatch(events));
+  applyPlan(fold.state, planBatch(events, capOf));
   const added = fold.state.seen.size - before;
   fold.eventsFolded += added;
   fold.duplicates += events.length - added;
@@ -209,7 +261,7 @@ export async function rebuildAggregates(
   const now = options.now ?? Date.now();
   const since = retentionCutoff(now);
   const maxDifferences = options.maxDifferences ?? 1000;
-  const fold = await foldArchive(env.ARCHIVE, options.sdkKey);
+  const fold = await foldArchive(env.ARCHIVE, options.sdkKey, await loadCaps(env.DB, now, true));
   const sdkKeys =
     options.sdkKey !== undefined
       ? [options.sdkKey]

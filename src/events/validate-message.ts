@@ -4,6 +4,7 @@
  * message is never retried forever. Unknown keys are dropped (not copied into the result), so a
  * producer adding a field never poisons a batch; every known field is checked.
  */
+import { MAX_REVENUE_CENTS, valueProblem } from "../shared/event-limits";
 import type { ConversionMessage, EventMessage, EventSource, ImpressionMessage } from "./messages";
 
 export type ValidationResult = { ok: true; message: EventMessage } | { ok: false; reason: string };
@@ -116,15 +117,20 @@ function parse(body: unknown, now: number): EventMessage {
     eventId: str(body, "eventId", MAX_ID_LENGTH),
     eventKey: str(body, "eventKey", MAX_ID_LENGTH),
   };
+  // The same bounds as the ingest endpoints (src/shared/event-limits.ts): a message queued by an
+  // older Worker or written by hand with a larger number is archived under rejected/, not counted.
+  // (Revenue may be negative here — a correction queued by our own code — but never larger.)
   if (body.revenue !== undefined) {
     if (typeof body.revenue !== "number" || !Number.isSafeInteger(body.revenue))
       throw new Invalid("revenue must be an integer (cents)");
+    if (Math.abs(body.revenue) > MAX_REVENUE_CENTS)
+      throw new Invalid(`revenue must be within ±${MAX_REVENUE_CENTS} cents`);
     message.revenue = body.revenue;
   }
   if (body.value !== undefined) {
-    if (typeof body.value !== "number" || !Number.isFinite(body.value))
-      throw new Invalid("value must be a finite number");
-    message.value = body.value;
+    const problem = valueProblem(body.value);
+    if (problem) throw new Invalid(problem);
+    message.value = body.value as number;
   }
   if (body.tags !== undefined) message.tags = tagsOf(body.tags);
   return message;

@@ -29,8 +29,8 @@ import { handleEventBatch } from "../../src/events/consumer";
 import type { ConversionMessage, ImpressionMessage } from "../../src/events/messages";
 import worker from "../../src/index";
 import {
-  ADMIN_TOKEN,
   API_ORIGIN,
+  adminSession,
   api,
   apiJson,
   createProject,
@@ -279,7 +279,7 @@ describe("runBanditRound", () => {
     // The admin page shows the weights over time and the winner.
     const adminPage = await exports.default.fetch(
       `${API_ORIGIN}/_ss/admin/experiments/${bandit.id}`,
-      { headers: { cookie: `ss_admin=${ADMIN_TOKEN}` } },
+      { headers: { cookie: await adminSession() } },
     );
     expect(adminPage.status).toBe(200);
     const adminHtml = await adminPage.text();

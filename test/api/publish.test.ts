@@ -18,17 +18,21 @@ import { ApiError } from "../../src/api/errors";
 import {
   publishEnvironment,
   publishProject,
+  pushDatafile,
   rollbackEnvironment,
   type PublishedDatafileMetadata,
 } from "../../src/api/publish";
+import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../src/edge/list-members";
 import { registerPublishRoutes } from "../../src/api/publish-routes";
 import { loadDatafile } from "../../src/core/index";
+import { splitListMembers } from "../../src/core/list-members";
 import { apiJson, createProject } from "../helpers/api";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import {
   at,
   environmentRow,
   insertSnapshot,
+  listRow,
   pageRow,
   realisticSnapshot,
   remapIds,
@@ -37,14 +41,19 @@ import {
 const actor: Actor = { id: "tester", role: "admin", name: "tester" };
 
 let nextOffset = 1;
-/** A realistic project in D1 with its own ids and sdkKey. */
-async function seedProject(): Promise<ProjectSnapshot> {
+/** A realistic project in D1 with its own ids and sdkKey, plus `lists` (name → members). */
+async function seedProject(lists: Record<string, string[]> = {}): Promise<ProjectSnapshot> {
   const offset = nextOffset++;
   const snapshot = remapIds(
     realisticSnapshot(),
     offset,
     `pubTest${offset}_${crypto.randomUUID().slice(0, 8)}`,
   );
+  for (const [key, values] of Object.entries(lists))
+    snapshot.lists.push({
+      ...listRow(`${snapshot.project.id}_${key}`, key, values),
+      project_id: snapshot.project.id,
+    });
   await insertSnapshot(env.DB, snapshot);
   return snapshot;
 }
@@ -130,9 +139,12 @@ describe("publishEnvironment", () => {
     const publishedAt = Date.parse(current.metadata!.publishedAt);
     expect(publishedAt).toBeGreaterThanOrEqual(before - 1000);
     expect(current.metadata!.publishedAt).toBe(new Date(publishedAt).toISOString());
-    // Exactly what the builder makes from these rows.
-    expect(current.value).toBe(
-      serializeDatafile(buildDatafile({ ...s, environment: { ...s.environment } }, 1)),
+    // Exactly what the builder makes from these rows, list members split off into the private
+    // key (docs/datafile.md "Lists").
+    const built = splitListMembers(buildDatafile({ ...s, environment: { ...s.environment } }, 1));
+    expect(current.value).toBe(serializeDatafile(built.datafile));
+    expect(await env.DATAFILES.get(`lists/${s.environment.sdk_key}/1`)).toBe(
+      JSON.stringify(built.members),
     );
     const loaded = loadDatafile(current.value);
     expect(loaded.ok && loaded.compiled.revision).toBe("1");
@@ -346,6 +358,61 @@ describe("publishEnvironment", () => {
   });
 });
 
+describe('the members of one environment\'s lists are bounded (docs/datafile.md "Lists")', () => {
+  /** `count` members as `lists` rows of at most 100,000 (the lists API's bound per list). */
+  function listsOf(count: number, member: string): Record<string, string[]> {
+    const lists: Record<string, string[]> = {};
+    for (let n = 0; count > 0; n++, count -= 100_000)
+      lists[`big${n}`] = new Array<string>(Math.min(count, 100_000)).fill(member);
+    return lists;
+  }
+
+  it(`${MAX_LIST_MEMBERS} members publish; one more → 422 at $.web.lists, nothing written`, async () => {
+    // The realistic snapshot has a list of 2 members already.
+    const at = await seedProject(listsOf(MAX_LIST_MEMBERS - 2, "m"));
+    expect(await publishEnvironment(env, at.environment.id, actor, "at the bound")).toMatchObject({
+      revision: 1,
+      changed: true,
+    });
+
+    const over = await seedProject(listsOf(MAX_LIST_MEMBERS - 1, "m"));
+    const error = await caught(publishEnvironment(env, over.environment.id, actor, "over"));
+    expect(error.status).toBe(422);
+    expect(error.code).toBe("datafile_invalid");
+    expect(error.details).toMatchObject({
+      problems: [
+        {
+          path: "$.web.lists",
+          message: expect.stringContaining(`${MAX_LIST_MEMBERS + 1} members in all`),
+        },
+      ],
+    });
+    expect(await kvKeys(over.environment.sdk_key)).toEqual([]);
+    expect(await env.DATAFILES.get(`lists/${over.environment.sdk_key}/1`)).toBeNull();
+    expect(await revisionRows(over.environment.id)).toEqual([]);
+  });
+
+  it(`over ${MAX_LIST_MEMBERS_BYTES} bytes of members → 422 at $.web.lists`, async () => {
+    // 259 bytes a member as JSON: the byte bound, long before the count.
+    const count = Math.ceil(MAX_LIST_MEMBERS_BYTES / 259) + 1;
+    const s = await seedProject({
+      long0: new Array<string>(Math.ceil(count / 2)).fill("x".repeat(256)),
+      long1: new Array<string>(Math.ceil(count / 2)).fill("y".repeat(256)),
+    });
+    const error = await caught(publishEnvironment(env, s.environment.id, actor, "too big"));
+    expect(error.status).toBe(422);
+    expect(error.details).toMatchObject({
+      problems: [
+        {
+          path: "$.web.lists",
+          message: expect.stringMatching(/bytes as JSON; at most 8388608 \(8 MiB\)/),
+        },
+      ],
+    });
+    expect(await kvKeys(s.environment.sdk_key)).toEqual([]);
+  });
+});
+
 describe("rollbackEnvironment", () => {
   it("re-publishes an old revision's text as a new revision; the next publish restores the data", async () => {
     const s = await seedProject();
@@ -391,6 +458,31 @@ describe("rollbackEnvironment", () => {
     );
   });
 
+  it("422 naming the list and the key when the old revision's members are gone from KV: lists never silently emptied", async () => {
+    const s = await seedProject();
+    const sdkKey = s.environment.sdk_key;
+    await publishEnvironment(env, s.environment.id, actor, "one");
+    await setStatus(s.environment.id, s.experiments[0]!.id, "Paused");
+    await publishEnvironment(env, s.environment.id, actor, "two");
+    await env.DATAFILES.delete(`lists/${sdkKey}/1`);
+    const current = (await kvCurrent(sdkKey)).value;
+
+    const error = await caught(rollbackEnvironment(env, s.environment.id, 1, actor));
+    expect(error.status).toBe(422);
+    expect(error.code).toBe("datafile_invalid");
+    expect(error.details).toMatchObject({
+      problems: [
+        {
+          path: "$.web.lists[0].values",
+          message: `the members of list "vip" of revision 1 are no longer in KV (lists/${sdkKey}/1), so it cannot be rolled back to`,
+        },
+      ],
+    });
+    expect((await revisionRows(s.environment.id)).map((r) => r.revision)).toEqual([1, 2]);
+    expect((await kvCurrent(sdkKey)).value).toBe(current);
+    expect(await env.DATAFILES.get(`lists/${sdkKey}/3`)).toBeNull();
+  });
+
   it("404 for a revision that was never published", async () => {
     const s = await seedProject();
     await publishEnvironment(env, s.environment.id, actor, "one");
@@ -398,6 +490,49 @@ describe("rollbackEnvironment", () => {
     expect(error.status).toBe(404);
     expect((await caught(rollbackEnvironment(env, "nope", 1, actor))).status).toBe(404);
     expect((await revisionRows(s.environment.id)).map((r) => r.revision)).toEqual([1]);
+  });
+});
+
+describe("pushDatafile", () => {
+  it("a list without values keeps the current revision's members; one the current revision has none for → 422 naming it", async () => {
+    const s = await seedProject();
+    const sdkKey = s.environment.sdk_key;
+    await publishEnvironment(env, s.environment.id, actor, "one");
+    // What the edge serves: lists as {id, key}.
+    const downloaded = JSON.parse((await kvCurrent(sdkKey)).value!) as {
+      web: { lists: Array<{ id: string; key: string }> };
+    };
+    const newcomer = { id: "l_newcomers", key: "newcomers" };
+    const pushed = {
+      ...downloaded,
+      web: { ...downloaded.web, lists: [...downloaded.web.lists, newcomer] },
+    };
+
+    const error = await caught(pushDatafile(env, s.environment.id, pushed, actor));
+    expect(error.status).toBe(422);
+    expect(error.code).toBe("datafile_invalid");
+    expect(error.details).toMatchObject({
+      problems: [
+        {
+          path: "$.web.lists[1].values",
+          message: `list "newcomers" has no values, and the current revision (1) has no members for its id to keep: send its values`,
+        },
+      ],
+    });
+    expect((await revisionRows(s.environment.id)).map((r) => r.revision)).toEqual([1]);
+
+    // With its values it is published; "vip" keeps its members.
+    const withValues = {
+      ...pushed,
+      web: { ...pushed.web, lists: [...downloaded.web.lists, { ...newcomer, values: ["n-1"] }] },
+    };
+    expect(await pushDatafile(env, s.environment.id, withValues, actor)).toMatchObject({
+      revision: 2,
+      changed: true,
+    });
+    expect(await env.DATAFILES.get(`lists/${sdkKey}/2`, "json")).toEqual({
+      lists: { [downloaded.web.lists[0]!.id]: ["cust_1", "cust_2"], l_newcomers: ["n-1"] },
+    });
   });
 });
 

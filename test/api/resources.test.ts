@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../src/edge/list-members";
 import {
   api,
   apiJson,
@@ -568,9 +569,14 @@ describe("lists", () => {
     ]);
     const replaced = await apiJson("PATCH", `/lists/${list.id}`, 200, { body: { values: ["c"] } });
     expect(replaced).toMatchObject({ values: ["c"], valueCount: 1, version: 2 });
-    expect((await currentDatafile()).web.lists).toEqual([
-      { id: list.id, key: "vip", values: ["c"] },
-    ]);
+    // Published without its members (private: docs/datafile.md "Lists"); they are in the
+    // Worker's own KV key of that revision.
+    const published = await currentDatafile();
+    expect(published.web.lists).toEqual([{ id: list.id, key: "vip" }]);
+    const sdkKey = project.environments.find((e) => e.key === "production")!.sdkKey;
+    expect(await env.DATAFILES.get(`lists/${sdkKey}/${published.revision}`, "json")).toEqual({
+      lists: { [list.id]: ["c"] },
+    });
     await apiJson("DELETE", `/lists/${list.id}`, 200);
   });
 
@@ -596,6 +602,57 @@ describe("lists", () => {
     // Values may change while in use.
     await apiJson("PATCH", `/lists/${list.id}`, 200, { body: { values: ["a", "b"] } });
   });
+});
+
+describe('lists: the members of all of a project\'s lists are bounded (docs/datafile.md "Lists")', () => {
+  /** Lists written straight into D1 (the API takes at most 1 MB a request): `member` × count each. */
+  async function seedLists(counts: number[], member: string): Promise<void> {
+    const now = new Date().toISOString();
+    await env.DB.batch(
+      counts.map((count, i) =>
+        env.DB.prepare(
+          'INSERT INTO lists (id, project_id, key, name, "values", created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        ).bind(
+          `${project.id}_seed${i}`,
+          project.id,
+          `seed${i}`,
+          "",
+          JSON.stringify(new Array<string>(count).fill(member)),
+          now,
+          now,
+        ),
+      ),
+    );
+  }
+
+  it(`more than ${MAX_LIST_MEMBERS} members in all → 422 at $.body.values, on create and on update`, async () => {
+    // 999,999 members; the last seeded list (seed10) has one.
+    await seedLists([...new Array<number>(9).fill(100_000), 99_998, 1], "m");
+    const [detail] = await expect422(
+      await api("POST", collection("lists"), { body: { key: "more", values: ["x", "y"] } }),
+      ["$.body.values"],
+    );
+    expect(detail!.message).toMatch(`would have ${MAX_LIST_MEMBERS + 1} members in all`);
+    const seed10 = `${project.id}_seed10`;
+    await expect422(await api("PATCH", `/lists/${seed10}`, { body: { values: ["x", "y", "z"] } }), [
+      "$.body.values",
+    ]);
+    // Replacing a list's values counts them instead of its old ones: exactly at the bound.
+    await apiJson("PATCH", `/lists/${seed10}`, 200, { body: { values: ["x", "y"] } });
+  }, 60_000);
+
+  it(`more than ${MAX_LIST_MEMBERS_BYTES} bytes of members document → 422 at $.body.values`, async () => {
+    // 259 bytes a member as JSON; 8 lists of 4,000 = 8,288,000 bytes and a little overhead.
+    await seedLists(new Array<number>(8).fill(4000), "x".repeat(256));
+    const values = (n: number) => Array.from({ length: n }, (_, i) => `${i}`.padStart(256, "z"));
+    const [detail] = await expect422(
+      await api("POST", collection("lists"), { body: { key: "long", values: values(400) } }),
+      ["$.body.values"],
+    );
+    expect(detail!.message).toMatch(/list members would take \d+ bytes as JSON/);
+    // Just under the bound: the publisher agrees (the same size, computed from the document).
+    await apiJson("POST", collection("lists"), 201, { body: { key: "long", values: values(300) } });
+  }, 60_000);
 });
 
 describe("groups", () => {

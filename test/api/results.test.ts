@@ -389,8 +389,8 @@ describe("statistics", () => {
       { mode: "sequential", alpha: 0.1 },
     );
     expect(b.pValue).toBeCloseTo(expected.pValue!, 12);
-    expect(b.lift.ci[0]).toBeCloseTo(expected.ci![0], 12);
-    expect(b.lift.ci[1]).toBeCloseTo(expected.ci![1], 12);
+    expect(b.lift.ci[0]).toBeCloseTo(expected.ci![0]!, 12);
+    expect(b.lift.ci[1]).toBeCloseTo(expected.ci![1]!, 12);
     // Secondary metrics are corrected together: the purchase metric (primary) has no data, so
     // the signup comparison is the only secondary p-value and q = p.
     expect(b.qValue).toBeCloseTo(b.pValue, 12);
@@ -547,13 +547,18 @@ describe("statistics", () => {
         expect([control.total, bold.total], name).toEqual([sc!.sum, sb!.sum]);
         const eventSumSq = (v: Json) => (name === "count" ? v.events : v[`${field}SumSq`]);
         expect([eventSumSq(control), eventSumSq(bold)], name).toEqual(perEvent[name]);
-        const expected = compareVariation(sc!, sb!, { mode, alpha: 0.1 });
+        // the API declares count metrics non-negative (the lift interval is cut at −100 %)
+        const expected = compareVariation(sc!, sb!, {
+          mode,
+          alpha: 0.1,
+          nonNegative: name === "count",
+        });
         expect(expected.pValue, name).not.toBeNull();
         expect(bold.pValue, `${mode} ${name}`).toBeCloseTo(expected.pValue!, 12);
         expect(bold.lift.estimate).toBeCloseTo(expected.relative!.estimate, 12);
         expect(bold.lift.se).toBeCloseTo(expected.relative!.se, 12);
-        expect(bold.lift.ci[0]).toBeCloseTo(expected.ci![0], 12);
-        expect(bold.lift.ci[1]).toBeCloseTo(expected.ci![1], 12);
+        expect(bold.lift.ci[0]).toBeCloseTo(expected.ci![0]!, 12);
+        expect(bold.lift.ci[1]).toBeCloseTo(expected.ci![1]!, 12);
         expect(bold.difference.pValue).toBeCloseTo(expected.absolute!.pValue, 12);
         // …and not what the per-event sums of squares give.
         const wrong = compareVariation(
@@ -564,6 +569,112 @@ describe("statistics", () => {
         expect(Math.abs(wrong.relative!.se - bold.lift.se), name).toBeGreaterThan(1e-3);
       });
     }
+  });
+
+  it("caps each visitor's total where a metric says so (winsorisation), absolute or by percentile", async () => {
+    const capped = await apiJson("POST", `/projects/${project.id}/experiments`, 201, {
+      body: {
+        key: "capped",
+        pageIds: [page.id],
+        metrics: [
+          {
+            eventId: purchase.id,
+            aggregator: "sum",
+            field: "revenue",
+            capping: { type: "absolute", value: 2000 },
+          },
+          {
+            eventId: purchase.id,
+            aggregator: "sum",
+            field: "revenue",
+            capping: { type: "percentile", value: 0.5 },
+          },
+          { eventId: purchase.id, aggregator: "sum", field: "revenue" },
+        ],
+        variations: [
+          { key: "control", weight: 5000 },
+          { key: "bold", weight: 5000 },
+        ],
+      },
+    });
+    await apiJson("POST", `/experiments/${capped.id}/start`, 200);
+    const [c, b] = [capped.variations[0].id as string, capped.variations[1].id as string];
+    const prod = sdkKey("production");
+    const messages: Array<ImpressionMessage | ConversionMessage> = [];
+    const visitor = (variationId: string, revenue: number[]) => {
+      const id = uid("cap");
+      messages.push({ ...imp(prod, id, variationId, T1), experimentId: capped.id });
+      revenue.forEach((r, k) =>
+        messages.push(conv(prod, id, purchase, T1 + 1000 + k, { revenue: r })),
+      );
+    };
+    // control: five visitors buy for 1000, one whale for 999,000 + 1,000 (two purchases);
+    // bold: six visitors buy for 1500; four visitors of each buy nothing.
+    for (let i = 0; i < 5; i++) visitor(c, [1000]);
+    visitor(c, [999_000, 1000]);
+    for (let i = 0; i < 6; i++) visitor(b, [1500]);
+    for (let i = 0; i < 4; i++) {
+      visitor(c, []);
+      visitor(b, []);
+    }
+    await deliver(messages);
+
+    const r = await apiJson("GET", `/experiments/${capped.id}/results`, 200);
+    const [absolute, percentile, raw] = r.metrics;
+    // Absolute 2000: the whale's 1,000,000 counts as 2000.
+    expect(absolute.capping).toEqual({
+      type: "absolute",
+      value: 2000,
+      applied: true,
+      threshold: 2000,
+      cappedVisitors: 1,
+      reason: null,
+    });
+    expect(absolute.variations.map((v: Json) => v.total)).toEqual([5 * 1000 + 2000, 6 * 1500]);
+    // Percentile 0.5 of the 12 converting visitors' totals (5 × 1000, 6 × 1500, 1,000,000):
+    // the 6th smallest, 1500.
+    expect(percentile.capping).toMatchObject({ applied: true, threshold: 1500, cappedVisitors: 1 });
+    expect(percentile.variations.map((v: Json) => v.total)).toEqual([5 * 1000 + 1500, 6 * 1500]);
+    // Uncapped, the whale makes control the "winner" of revenue; the raw sums stay in every row.
+    expect(raw.capping).toBeNull();
+    expect(raw.variations.map((v: Json) => v.total)).toEqual([1_005_000, 9000]);
+    for (const metric of r.metrics)
+      expect(metric.variations.map((v: Json) => v.revenueSum)).toEqual([1_005_000, 9000]);
+    // The statistics are those of the capped per-visitor totals.
+    const stats = (sum: number, sumSq: number) => ({ n: 10, sum, sumSq });
+    const expected = compareVariation(
+      stats(7000, 5 * 1000 ** 2 + 2000 ** 2),
+      stats(9000, 6 * 1500 ** 2),
+      {
+        mode: "sequential",
+        alpha: 0.1,
+      },
+    );
+    expect(absolute.variations[1].pValue).toBeCloseTo(expected.pValue!, 12);
+
+    // With a day range the per-visitor totals do not apply: said, not silently skipped.
+    const ranged = await apiJson("GET", `/experiments/${capped.id}/results?from=${DAY1}`, 200);
+    expect(ranged.metrics[0].capping).toMatchObject({
+      applied: false,
+      reason: expect.stringMatching(/from\/to/),
+    });
+    expect(ranged.metrics[0].variations[0].total).toBe(1_005_000);
+
+    // A percentile is a fraction below 1.
+    const bad = await api("PATCH", `/experiments/${capped.id}`, {
+      body: {
+        metrics: [
+          {
+            eventId: purchase.id,
+            aggregator: "sum",
+            field: "revenue",
+            capping: { type: "percentile", value: 99 },
+          },
+        ],
+      },
+    });
+    expect(bad.status).toBe(422);
+    expect(await bad.text()).toContain("capping.value");
   });
 
   it("flags a sample-ratio mismatch against the allocation", async () => {

@@ -562,6 +562,27 @@ const CASES: Case[] = [
     expected: ["error $.web.experiments[0].metrics[0].aggregator"],
   },
   {
+    name: "capping of an unknown type",
+    mutate: (d) => (d.web.experiments[0].metrics[1].capping = { type: "trim", value: 100 }),
+    expected: ["error $.web.experiments[0].metrics[1].capping.type"],
+  },
+  {
+    name: "capping percentile of 99 (not a fraction)",
+    mutate: (d) => (d.web.experiments[0].metrics[1].capping = { type: "percentile", value: 99 }),
+    expected: ["error $.web.experiments[0].metrics[1].capping.value"],
+    message: /fraction below 1/,
+  },
+  {
+    name: "capping without a positive value",
+    mutate: (d) => (d.web.experiments[0].metrics[2].capping = { type: "absolute", value: -5 }),
+    expected: ["error $.web.experiments[0].metrics[2].capping.value"],
+  },
+  {
+    name: "capping a unique metric",
+    mutate: (d) => (d.web.experiments[0].metrics[0].capping = { type: "absolute", value: 1 }),
+    expected: ["warning $.web.experiments[0].metrics[0].capping"],
+  },
+  {
     name: "web variation of another experiment",
     mutate: (d) => (d.web.experiments[0].variations[1].id = "62002"),
     expected: ["error $.web.experiments[0].variations[1].id"],
@@ -1040,7 +1061,8 @@ describe("parseDatafile: broken fixtures", () => {
         "error $.featureFlags[0].rolloutId",
         "error $.web.pages[0].activation",
         "error $.web.experiments[0].variations[1].changes[1].position",
-        "error $.web.lists[0].values",
+        // $.web.lists[0] has no values: allowed, published lists never carry their (private)
+        // members (docs/datafile.md "Lists").
       ],
       /missing required field/,
     ],
@@ -1270,6 +1292,53 @@ describe("parseDatafile: never throws", () => {
     expect(result.ok).toBe(false);
     expect(result.problems.length).toBeLessThanOrEqual(1001);
     expect(result.problems.at(-1)!.message).toMatch(/more problems not listed/);
+  });
+});
+
+describe("parseDatafile: problems never quote list members", () => {
+  // Problems reach /_ss/health and the logs; web.lists[].values are private (docs/security.md
+  // "List members stay private").
+  const SECRET = "secretmember";
+
+  it("JSON that does not parse → position, line and column, none of the text", () => {
+    // A bare word among the members: V8's message would quote `..."…-1", secretmember-2]…"`.
+    const text = VALID_TEXT.replace('"cust_1002"', `${SECRET}-2`);
+    const result = parseDatafile(text);
+    expect(result.ok).toBe(false);
+    const position = text.indexOf(`${SECRET}-2`);
+    const line = text.slice(0, position).split("\n").length;
+    const column = position - text.lastIndexOf("\n", position - 1);
+    expect(result.problems).toEqual([
+      {
+        path: "$",
+        message: `invalid JSON: unexpected character (expected a JSON value) at position ${position} (line ${line} column ${column})`,
+        severity: "error",
+      },
+    ]);
+  });
+
+  it.each<[string, (lists: Json[]) => void, string]>([
+    [
+      "a member that is not a string",
+      (l) => l[0].values.push(98765432),
+      "$.web.lists[0].values[3]",
+    ],
+    [
+      "values that are not an array",
+      (l) => (l[0].values = `${SECRET}-1,${SECRET}-2`),
+      "$.web.lists[0].values",
+    ],
+    ["a list that is a member", (l) => l.push(`${SECRET}-3`), "$.web.lists[2]"],
+    ["a key that is not a string", (l) => (l[1].key = 98765432), "$.web.lists[1].key"],
+  ])("%s → reported by type only", (_name, mutate, path) => {
+    const datafile = valid();
+    mutate(datafile.web.lists);
+    const result = parseDatafile(datafile);
+    expect(result.ok).toBe(false);
+    expect(result.problems.map((p) => `${p.severity} ${p.path}`)).toContain(`error ${path}`);
+    const text = formatProblems(result.problems);
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain("98765432");
   });
 });
 

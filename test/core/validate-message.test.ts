@@ -1,3 +1,4 @@
+import { MAX_ABS_VALUE, MAX_REVENUE_CENTS } from "../../src/shared/event-limits";
 import { describe, expect, it } from "vitest";
 import { validateMessage } from "../../src/events/validate-message";
 
@@ -84,6 +85,12 @@ describe("validateMessage", () => {
     expect(reason({ ...conversion, revenue: 12.5 })).toMatch(/revenue must be an integer/);
     expect(reason({ ...conversion, revenue: "12" })).toMatch(/revenue/);
     expect(validateMessage({ ...conversion, revenue: -500 }, NOW).ok).toBe(true);
+    // Bounded (src/shared/event-limits.ts): 2^53 − 1 cents once overflowed the counting SQL.
+    expect(validateMessage({ ...conversion, revenue: MAX_REVENUE_CENTS }, NOW).ok).toBe(true);
+    expect(reason({ ...conversion, revenue: Number.MAX_SAFE_INTEGER })).toMatch(/within ±/);
+    expect(reason({ ...conversion, revenue: -MAX_REVENUE_CENTS - 1 })).toMatch(/within ±/);
+    expect(validateMessage({ ...conversion, value: -MAX_ABS_VALUE }, NOW).ok).toBe(true);
+    expect(reason({ ...conversion, value: 1e300 })).toMatch(/value must be within/);
     expect(reason({ ...conversion, value: Number.POSITIVE_INFINITY })).toMatch(/value/);
     expect(reason({ ...conversion, tags: [] })).toMatch(/tags must be an object/);
     expect(reason({ ...conversion, tags: { a: { nested: 1 } } })).toMatch(/tags\.a/);

@@ -15,9 +15,15 @@ function newKey(): string {
   return `endpoint-${Date.now().toString(36)}-${++keyCounter}`;
 }
 
+/** The fixture as the API publishes it: lists without their private members (docs/datafile.md). */
+const published = {
+  ...fixture,
+  web: { ...fixture.web, lists: fixture.web.lists.map(({ id, key }) => ({ id, key })) },
+};
+
 /** Exact bytes, with spacing and non-ASCII an SDK must get unchanged. */
 function datafileText(revision: string): string {
-  return `{"revision":"${revision}",  "note": "héllo \\u2028 </script>",${JSON.stringify({ ...fixture, revision: undefined, sdkKey: undefined }).slice(1)}\n`;
+  return `{"revision":"${revision}",  "note": "héllo \\u2028 </script>",${JSON.stringify({ ...published, revision: undefined, sdkKey: undefined }).slice(1)}\n`;
 }
 
 async function publish(sdkKey: string, text: string, metadata?: unknown): Promise<void> {
@@ -80,6 +86,34 @@ describe("GET /_ss/datafiles/{sdkKey}.json", () => {
     expect(response.headers.get("etag")).toBeTruthy();
     expect(response.headers.get("content-type")).toMatch(/^application\/json/);
     expect(await response.text()).toBe("");
+  });
+
+  it("a hand-written datafile with inline list members: the ETag hashes the bytes served, not the members", async () => {
+    const sdkKey = newKey();
+    /** 16 hex of SHA-256 of the bytes, as the ETag's last part. */
+    const hash16 = async (bytes: ArrayBuffer) =>
+      [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes), 0, 8)]
+        .map((b) => b.toString(16).padStart(2, "0"))
+        .join("");
+    const withMembers = (members: string[]) =>
+      JSON.stringify({
+        ...fixture,
+        revision: "hand-1",
+        web: { ...fixture.web, lists: fixture.web.lists.map((l) => ({ ...l, values: members })) },
+      });
+    await publish(sdkKey, withMembers(["member-1", "member-2"]));
+    const first = await request(`/_ss/datafiles/${sdkKey}.json`);
+    const body = await first.arrayBuffer();
+    expect(new TextDecoder().decode(body)).not.toContain("member-1");
+    const etag = first.headers.get("etag")!;
+    expect(etag).toBe(`"${sdkKey}-hand-1-${await hash16(body)}"`);
+
+    // Only the members change: the same bytes are served, under the same ETag.
+    await publish(sdkKey, withMembers(["member-3"]));
+    resetDatafileStore();
+    const second = await request(`/_ss/datafiles/${sdkKey}.json`);
+    expect(await second.arrayBuffer()).toEqual(body);
+    expect(second.headers.get("etag")).toBe(etag);
   });
 
   it("ignores the query string", async () => {

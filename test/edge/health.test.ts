@@ -99,7 +99,7 @@ describe("handleHealth", () => {
       datafileKey("health-a"),
       JSON.stringify({ ...fixture, revision: "3", sdkKey: "health-a" }),
     );
-    const testEnv = { DATAFILES: env.DATAFILES, ROUTES: JSON.stringify(routes) };
+    const testEnv = { DATAFILES: env.DATAFILES, DB: env.DB, ROUTES: JSON.stringify(routes) };
     const ctx = createExecutionContext();
     const first = await (
       await handleHealth(new Request("https://a.example.com/_ss/health"), testEnv, ctx)
@@ -129,6 +129,7 @@ describe("handleHealth", () => {
   it("works without an ExecutionContext and without routes", async () => {
     const response = await handleHealth(new Request("https://x.example.com/_ss/health"), {
       DATAFILES: env.DATAFILES,
+      DB: env.DB,
     });
     expect(await response.json<HealthBody>()).toEqual({
       status: "ok",
@@ -136,6 +137,7 @@ describe("handleHealth", () => {
       routes: [],
       routeProblems: [],
       datafiles: [],
+      events: { since: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), rejected: {}, dropped: {} },
     });
   });
 });

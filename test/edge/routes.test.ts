@@ -24,7 +24,7 @@ describe("parseRoutes: forms and defaults", () => {
       cookieMaxAgeDays: 365,
       botPolicy: "original",
       gpcPolicy: "respect",
-      consentCookie: null,
+      consent: null,
       serveApi: true,
       serveAdmin: true,
       exposeDecisions: true,
@@ -60,7 +60,7 @@ describe("parseRoutes: forms and defaults", () => {
     cookieMaxAgeDays: 30,
     botPolicy: "decide",
     gpcPolicy: "ignore",
-    consentCookie: "cookie_consent",
+    consent: { manager: "cookie", cookie: "cookie_consent", accept: ["1", "true", "yes"] },
     serveApi: false,
     serveAdmin: false,
     exposeDecisions: false,
@@ -236,11 +236,6 @@ describe("parseRoutes: problems", () => {
       [{ path: "$[0].exclude_paths[0]", message: /path only/ }],
     ],
     [
-      "consent_cookie not a name",
-      [{ ...minimal, consent_cookie: "a b" }],
-      [{ path: "$[0].consent_cookie", message: /cookie name/ }],
-    ],
-    [
       "origin not a URL",
       [{ ...minimal, origin: "origin.example.net" }],
       [{ path: "$[0].origin", message: /not a URL/ }],
@@ -319,6 +314,46 @@ describe("parseRoutes: problems", () => {
       expect(problems[i]!.message).toMatch(e.message);
       expect(problems[i]!.severity).toBe("error");
     });
+  });
+
+  it("keeps a route whose only errors are in its consent config, with nobody's consent", () => {
+    // Dropping it would let the broader route after it take its requests and track them
+    // without consent (docs/config.md `consent`).
+    for (const consent of [
+      { consent: { manager: "onetrust", category: "C0002 " } },
+      { consent: { manager: "onetrust", categories: ["C0002"] } },
+      { consent: { manager: "usercentrics" } },
+      { consent: "onetrust" },
+      { consent_cookie: "a b" },
+      { consent: { manager: "cookie" } },
+      { consent: { manager: "tcf" }, consent_cookie: "x" },
+    ]) {
+      const { routes, problems } = parseRoutes([
+        { pattern: "example.com/eu/*", sdk_key: "eu", ...consent },
+        { pattern: "example.com/*", sdk_key: "all" },
+      ]);
+      const eu = matchRoute(routes, new URL("https://example.com/eu/page"));
+      expect(eu?.sdkKey, JSON.stringify(consent)).toBe("eu");
+      expect(eu?.consent).toEqual({ manager: "deny-all" });
+      expect(problems.length).toBeGreaterThan(0);
+      for (const problem of problems) {
+        expect(problem.path).toMatch(/^\$\[0\]\.consent/);
+        expect(problem.severity).toBe("error");
+        expect(problem.message).toMatch(/the route stays active but tracks no one/);
+      }
+    }
+    // Other errors besides the consent config still leave the route out, as always.
+    const others = parseRoutes([
+      { ...minimal, origin: "not a url", consent: { manager: "onetrust", category: "C 2" } },
+      { ...minimal, bots: "decide", consent: { manager: "nope" } },
+    ]);
+    expect(others.routes).toEqual([]);
+    expect(others.problems.map((p) => p.path)).toEqual([
+      "$[0].origin",
+      "$[0].consent.category",
+      "$[1].consent.manager",
+      "$[1].bots",
+    ]);
   });
 
   it("drops invalid entries, keeps valid ones, paths name the index", () => {

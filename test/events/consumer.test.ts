@@ -400,7 +400,7 @@ describe("handleEventBatch", () => {
       ).toEqual([]);
   });
 
-  it("uses at most 10 D1 statements per batch, whatever its size", async () => {
+  it("uses at most 12 D1 statements per batch, whatever its size", async () => {
     const sdk = uid("sdk");
     const spy = vi.spyOn(env.DB, "batch");
     const counts: number[] = [];
@@ -413,10 +413,10 @@ describe("handleEventBatch", () => {
       await deliver(makeBatch(events));
       counts.push((spy.mock.calls.at(-1)![0] as unknown[]).length);
     }
-    // 1 impression: 9 statements; 10 and 100 mixed events: 10 each.
-    expect(counts).toEqual([9, 10, 10]);
+    // 1 impression: 9 statements; 10 and 100 mixed events: 12 each (with the budget's 2).
+    expect(counts).toEqual([9, 12, 12]);
     await deliver(makeBatch([conv(sdk), conv(sdk)]));
-    expect((spy.mock.calls.at(-1)![0] as unknown[]).length).toBe(5);
+    expect((spy.mock.calls.at(-1)![0] as unknown[]).length).toBe(7);
     // Visitors v0…v49 (the smaller batches reused v0…v4).
     expect((await visitors(sdk))[`exp/A/1/${DAY}`]).toBe(50);
   });
@@ -436,9 +436,19 @@ describe("handleEventBatch", () => {
     expect(result.explicitAcks.sort()).toEqual([ids[0], ids[2], ids[3]].sort());
     const lines = await readNdjson(`rejected/${utcDay(Date.now())}/${ids[0]}.ndjson`);
     expect(lines).toEqual([
-      { id: ids[0], reason: "v must be 1", body: bodies[0] },
-      { id: ids[2], reason: "message body must be a JSON object", body: "not an event" },
-      { id: ids[3], reason: "revenue must be an integer (cents)", body: bodies[3] },
+      { id: ids[0], stage: "invalid", reason: "v must be 1", body: bodies[0] },
+      {
+        id: ids[2],
+        stage: "invalid",
+        reason: "message body must be a JSON object",
+        body: "not an event",
+      },
+      {
+        id: ids[3],
+        stage: "invalid",
+        reason: "revenue must be an integer (cents)",
+        body: bodies[3],
+      },
     ]);
     expect(await visitors(sdk)).toEqual({ [`exp/A/1/${DAY}`]: 1 });
   });
@@ -457,7 +467,7 @@ describe("handleEventBatch", () => {
     expect(head?.httpMetadata?.contentType).toBe("application/x-ndjson");
   });
 
-  it("retries the whole batch when D1 fails mid-batch and never double counts", async () => {
+  it("retries the whole batch when every part fails mid-batch in D1, and never double counts", async () => {
     const sdk = uid("sdk");
     const bodies = [
       imp(sdk),
@@ -467,7 +477,9 @@ describe("handleEventBatch", () => {
     ];
     const ids = bodies.map(() => uid("m"));
     const realBatch = env.DB.batch.bind(env.DB);
-    const spy = vi.spyOn(env.DB, "batch").mockImplementationOnce(async (statements) => {
+    // An SQL error splits the batch (src/events/consumer.ts); when every part fails too, nothing
+    // was counted and the whole batch is retried.
+    const spy = vi.spyOn(env.DB, "batch").mockImplementation(async (statements) => {
       // Fail half-way through, inside D1's transaction: everything before must roll back.
       const half = Math.floor(statements.length / 2);
       return realBatch([
@@ -477,7 +489,9 @@ describe("handleEventBatch", () => {
       ]);
     });
     const failed = await deliver(makeBatch(bodies, ids));
-    expect(spy).toHaveBeenCalledTimes(1);
+    // 4 events, then 2 + 2, then 1 + 1 + 1 + 1.
+    expect(spy).toHaveBeenCalledTimes(7);
+    spy.mockRestore();
     expect(failed.ackAll).toBe(false);
     expect(failed.retryBatch.retry).toBe(true);
     expect(await rows("seen_events", sdk)).toEqual([]);
@@ -494,7 +508,8 @@ describe("handleEventBatch", () => {
   it("keeps poison messages acked when the rest of the batch is retried", async () => {
     const sdk = uid("sdk");
     const ids = [uid("m"), uid("m")];
-    vi.spyOn(env.DB, "batch").mockRejectedValueOnce(new Error("d1 down"));
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    vi.spyOn(env.DB, "batch").mockRejectedValue(new Error("d1 down"));
     const result = await deliver(makeBatch([{ v: 1 }, imp(sdk)], ids));
     expect(result.retryBatch.retry).toBe(true);
     expect(result.explicitAcks).toEqual([ids[0]]);

@@ -362,6 +362,53 @@ describe("POST /_ss/v1/events validation", () => {
     );
   });
 
+  it("impressions of a paused experiment are rejected, as /_ss/events rejects them", async () => {
+    const paused = {
+      ...demoDatafile,
+      experiments: demoDatafile.experiments.map((x) =>
+        x.id === "1001" ? { ...x, status: "Paused" } : x,
+      ),
+    };
+    await env.DATAFILES.put("datafiles/demo", JSON.stringify(paused));
+    resetDatafileStore();
+    const response = await post(batch());
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as ErrorBody;
+    expect(error.details.rejected).toEqual([
+      {
+        index: 0,
+        path: "visitors[0].snapshots[0].decisions.experiment_id",
+        reason: `experiment home_hero is not running (status Paused) in datafile revision ${demoDatafile.revision}`,
+      },
+    ]);
+    // The conversion of the same batch is still accepted; the impression is not queued.
+    expect(queued.map((m) => m.uuid)).toEqual(["conv-1"]);
+  });
+
+  it("revenue beyond the bound (2^53 − 1 cents) is rejected with its path, nothing else lost", async () => {
+    const response = await post(
+      batch({}, [
+        {
+          entity_id: "2003",
+          key: "purchase",
+          timestamp: Date.now(),
+          uuid: "conv-huge",
+          revenue: Number.MAX_SAFE_INTEGER,
+        },
+      ]),
+    );
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as ErrorBody;
+    expect(error.details.rejected).toEqual([
+      {
+        index: 1,
+        path: "visitors[0].snapshots[1].events[0].revenue",
+        reason: "revenue must be at most 100000000000 cents",
+      },
+    ]);
+    expect(queued.map((m) => m.uuid)).toEqual(["imp-1"]);
+  });
+
   it("the queue refusing → 503 with Retry-After", async () => {
     vi.mocked(env.EVENTS.sendBatch).mockRejectedValueOnce(new Error("queue down"));
     const response = await post(batch());

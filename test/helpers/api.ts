@@ -64,6 +64,31 @@ export async function createProject(
   return apiJson<ProjectWithEnvironments>("POST", "/projects", 201, { ...options, body: { name } });
 }
 
+/**
+ * Signs in to the admin pages through the form (as a browser does) and returns the session
+ * cookie pair `ss_admin=<session id>` for a `Cookie` header. The cookie never holds the token
+ * (docs/admin.md "Sessions"), so tests cannot make one up.
+ */
+export async function adminSession(
+  token = ADMIN_TOKEN,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const response = await exports.default.fetch(`${API_ORIGIN}/_ss/admin/login`, {
+    method: "POST",
+    redirect: "manual",
+    headers: {
+      "sec-fetch-site": "same-origin",
+      "content-type": "application/x-www-form-urlencoded",
+      ...headers,
+    },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  const setCookie = response.headers.get("set-cookie");
+  if (response.status !== 303 || !setCookie?.startsWith("ss_admin="))
+    throw new Error(`admin sign-in: expected 303 with a session, got ${response.status}`);
+  return setCookie.split(";")[0]!;
+}
+
 /** Creates a token as admin and returns it with its secret (`token`). */
 export async function createToken(
   role: "admin" | "editor" | "viewer",

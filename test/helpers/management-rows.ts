@@ -110,6 +110,7 @@ export function eventRow(
     type: "custom",
     page_id: null,
     selector: null,
+    max_per_visitor_per_day: null,
     archived: 0,
     ...overrides,
   };

@@ -24,6 +24,7 @@ import {
   ADMIN_TOKEN,
   API_BASE,
   API_ORIGIN,
+  adminSession,
   createProject,
   createToken,
   type ApiErrorBody,
@@ -426,14 +427,13 @@ describe("brute-force limit", () => {
 
   it("a limited client's admin session pages answer 429 instead of signing out", async () => {
     const client = "198.51.100.70";
+    // A session started before the client went over the limit.
+    const cookie = await adminSession(ADMIN_TOKEN, { "cf-connecting-ip": client });
     await fail(client, AUTH_FAILURE_LIMIT);
     await expect429(await call("GET", "/projects", { ip: client, authorization: "Bearer x" }));
     const page = await exports.default.fetch(`${API_ORIGIN}/_ss/admin`, {
       redirect: "manual",
-      headers: {
-        "cf-connecting-ip": client,
-        cookie: `ss_admin=${encodeURIComponent(ADMIN_TOKEN)}`,
-      },
+      headers: { "cf-connecting-ip": client, cookie },
     });
     expect(page.status).toBe(429);
     expect(page.headers.get("retry-after")).toMatch(/^\d+$/);

@@ -13,7 +13,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
-import { ADMIN_TOKEN, API_BASE, createProject } from "../helpers/api";
+import { ADMIN_TOKEN, API_BASE, adminSession, createProject } from "../helpers/api";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 
 const SOURCES = import.meta.glob<string>("../../src/**/*.ts", {
@@ -79,6 +79,7 @@ describe("a tour of every endpoint", () => {
 
   it("calls no host but the route's origin", async () => {
     const project = await createProject();
+    const adminCookie = await adminSession();
     const browser = {
       "user-agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/128.0.0.0 Safari/537.36",
       cookie: "ss_vid=tourist; ss_dec=1001.v_h_new",
@@ -108,10 +109,7 @@ describe("a tour of every endpoint", () => {
       [`${API_BASE}/openapi.json`],
       [`${API_BASE}/projects/${project.id}/experiments`, { headers: auth }],
       ["http://localhost/_ss/admin/login"],
-      [
-        `http://localhost/_ss/admin/projects/${project.id}`,
-        { headers: { cookie: `ss_admin=${ADMIN_TOKEN}` } },
-      ],
+      [`http://localhost/_ss/admin/projects/${project.id}`, { headers: { cookie: adminCookie } }],
     ];
     for (const [url, init] of requests) {
       const response = await exports.default.fetch(url, { redirect: "manual", ...init });

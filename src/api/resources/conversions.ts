@@ -29,8 +29,8 @@ import {
   MAX_UUID_LENGTH,
   queueMessages,
   QUEUE_RETRY_AFTER_SECONDS,
-  revenueProblem,
 } from "../../events/ingest-common";
+import { revenueProblem, valueProblem } from "../../shared/event-limits";
 import type { ConversionMessage } from "../../events/messages";
 import { MAX_AGE_MS, MAX_ID_LENGTH } from "../../events/validate-message";
 
@@ -65,8 +65,11 @@ const OfflineConversionSchema = z
       .number()
       .int()
       .optional()
-      .openapi({ description: "Integer cents, ≥ 0.", example: 12999 }),
-    value: z.number().optional().openapi({ description: "A finite number." }),
+      .openapi({ description: "Integer cents, 0 to 10^11.", example: 12999 }),
+    value: z
+      .number()
+      .optional()
+      .openapi({ description: 'A finite number within ±10^12 (docs/ingest.md "Limits").' }),
     tags: z
       .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
       .optional()
@@ -169,6 +172,10 @@ export function checkOfflineConversion(
   if (c.revenue !== undefined) {
     const problem = revenueProblem(c.revenue);
     if (problem) return fail(itemPath(index, "revenue"), problem);
+  }
+  if (c.value !== undefined) {
+    const problem = valueProblem(c.value);
+    if (problem) return fail(itemPath(index, "value"), problem);
   }
   const message: ConversionMessage = {
     v: 1,

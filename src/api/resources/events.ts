@@ -8,6 +8,7 @@ import { WEB_EVENT_TYPES } from "../../core/datafile-parse";
 import type { ApiApp } from "../app";
 import type { EventRow, ExperimentRow } from "../datafile-build";
 import { all, first } from "../db";
+import { DEFAULT_DAILY_CONVERSION_CAP, MAX_DAILY_CONVERSION_CAP } from "../../shared/event-limits";
 import {
   datafileProblems,
   inUse,
@@ -24,6 +25,16 @@ const typeSchema = z.enum(WEB_EVENT_TYPES).openapi({
     "custom (tracked by your code), pageview (needs pageId), click (needs pageId and selector).",
 });
 const selectorSchema = z.string().min(1).max(1000);
+const capSchema = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_DAILY_CONVERSION_CAP)
+  .nullable()
+  .openapi({
+    description: `How many of one visitor's conversions of this event are counted per UTC day; the rest are dropped and counted as dropped (docs/events.md). null = the default, ${DEFAULT_DAILY_CONVERSION_CAP}.`,
+    example: 20,
+  });
 
 export const EventSchema = z
   .object({
@@ -33,6 +44,13 @@ export const EventSchema = z
     type: typeSchema,
     pageId: z.string().nullable(),
     selector: z.string().nullable(),
+    maxPerVisitorPerDay: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({
+        description: `Conversions of one visitor counted per UTC day; null = the default (${DEFAULT_DAILY_CONVERSION_CAP}).`,
+      }),
     archived: z.boolean(),
   })
   .openapi("Event");
@@ -49,6 +67,7 @@ const EventCreateSchema = z
     selector: selectorSchema
       .optional()
       .openapi({ description: "Required for click: the element clicked.", example: "#buy" }),
+    maxPerVisitorPerDay: capSchema.optional(),
   })
   .openapi("EventCreate");
 
@@ -59,6 +78,7 @@ const EventUpdateSchema = z
     type: typeSchema.optional(),
     pageId: z.string().nullable().optional(),
     selector: selectorSchema.nullable().optional(),
+    maxPerVisitorPerDay: capSchema.optional(),
     archived: z.boolean().optional(),
   })
   .openapi("EventUpdate");
@@ -74,6 +94,7 @@ export function eventJson(row: EventRow): EventJson {
     type: row.type,
     pageId: row.page_id,
     selector: row.selector,
+    maxPerVisitorPerDay: row.max_per_visitor_per_day ?? null,
     archived: Boolean(row.archived),
     version: row.version,
     createdAt: row.created_at,
@@ -163,6 +184,10 @@ export function registerEventRoutes(app: ApiApp): void {
         type,
         page_id: pageId,
         selector,
+        max_per_visitor_per_day:
+          body.maxPerVisitorPerDay !== undefined
+            ? body.maxPerVisitorPerDay
+            : (current?.max_per_visitor_per_day ?? null),
         archived: archived !== undefined ? (archived ? 1 : 0) : (current?.archived ?? 0),
         version: current?.version ?? 1,
         created_at: current?.created_at ?? ctx.now,

@@ -317,6 +317,7 @@ export function registerHeadlineTestRoutes(app: ApiApp): void {
           type: "click",
           page_id: thePage.id,
           selector,
+          max_per_visitor_per_day: null,
           archived: 0,
           version: 1,
           created_at: now,

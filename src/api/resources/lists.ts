@@ -1,18 +1,22 @@
 /**
  * Lists (docs/api.md "Lists"): user lists for the `in_list` match type (CONTRACT §2 `web.lists`),
  * e.g. VIP customer ids. `key` is unique per project; at most 100,000 values of at most 256
- * characters (and the request body limit of 1 MB applies).
+ * characters (and the request body limit of 1 MB applies), and all the lists of a project at most
+ * 1,000,000 members / 8 MiB of members document (what one environment may publish:
+ * docs/datafile.md "Lists").
  */
 import { z } from "@hono/zod-openapi";
 import type { ApiApp } from "../app";
 import type { AudienceRow, ListRow } from "../datafile-build";
 import { all } from "../db";
+import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../edge/list-members";
 import {
   inUse,
   keySchema,
   leavesOf,
   nameSchema,
   parseJson,
+  Problems,
   registerCrud,
   resourceFields,
   type BuildContext,
@@ -100,6 +104,52 @@ async function audiencesUsing(db: D1Database, projectId: string, key: string) {
     .map((a) => ({ type: "audience", id: a.id, name: a.name }));
 }
 
+/**
+ * 422 at `$.body.values` when the project's lists, with `values` as the members of list `id`,
+ * would exceed what one environment may publish (MAX_LIST_MEMBERS members, MAX_LIST_MEMBERS_BYTES
+ * of members document; docs/datafile.md "Lists"). Every environment publishes all of the
+ * project's lists, so the bound is on the project's; refusing here names the field, where the
+ * publisher could only say `$.web.lists`.
+ */
+async function checkProjectMembers(
+  ctx: BuildContext,
+  id: string,
+  values: readonly string[],
+): Promise<void> {
+  // The members document is `{"lists":{"<id>":<values JSON>,…}}`, each list's values serialised
+  // as D1 holds them (JSON.stringify): its size is computed from the other rows without loading
+  // their values.
+  const others = await all<{ id: string; members: number; bytes: number }>(
+    ctx.db,
+    `SELECT id, json_array_length("values") AS members, length(CAST("values" AS BLOB)) AS bytes
+     FROM lists WHERE project_id = ? AND id <> ?`,
+    ctx.projectId,
+    id,
+  );
+  const encoder = new TextEncoder();
+  const entryBytes = (listId: string, valuesBytes: number) =>
+    encoder.encode(JSON.stringify(listId)).byteLength + 1 + valuesBytes;
+  let members = values.length;
+  // `{"lists":{` + `}}`, the entry of this list, and a comma before each other entry.
+  let bytes = 12 + entryBytes(id, encoder.encode(JSON.stringify(values)).byteLength);
+  for (const other of others) {
+    members += other.members;
+    bytes += 1 + entryBytes(other.id, other.bytes);
+  }
+  const problems = new Problems();
+  if (members > MAX_LIST_MEMBERS)
+    problems.add(
+      ["values"],
+      `the project's lists would have ${members} members in all; every environment publishes them all, and at most ${MAX_LIST_MEMBERS} can be published`,
+    );
+  else if (bytes > MAX_LIST_MEMBERS_BYTES)
+    problems.add(
+      ["values"],
+      `the project's list members would take ${bytes} bytes as JSON; every environment publishes them all, and at most ${MAX_LIST_MEMBERS_BYTES} (8 MiB) can be published`,
+    );
+  problems.throwIfAny();
+}
+
 export function registerListRoutes(app: ApiApp): void {
   registerCrud<
     ListRow,
@@ -147,6 +197,8 @@ export function registerListRoutes(app: ApiApp): void {
         const users = await audiencesUsing(ctx.db, ctx.projectId, current.key);
         if (users.length > 0) throw inUse(`list ${current.key}`, users);
       }
+      if (body.values !== undefined)
+        await checkProjectMembers(ctx, current?.id ?? ctx.id, body.values);
       const row: ListRow = {
         id: ctx.id,
         project_id: ctx.projectId,

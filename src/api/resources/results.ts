@@ -30,6 +30,7 @@ import {
   DEFAULT_ANALYSIS_OPTIONS,
   type AnalysisOptions,
 } from "../../core/experiment-analysis";
+import type { WebMetric } from "../../core/datafile-types";
 import type { SufficientStats } from "../../core/stats/index";
 
 /** The default environment of the results (docs/api.md). */
@@ -135,6 +136,8 @@ const MetricCountsSchema = z.object({
 });
 
 const IntervalSchema = z.tuple([z.number(), z.number()]);
+/** An interval whose ends may be unbounded (null: JSON has no Infinity). */
+const OpenIntervalSchema = z.tuple([z.number().nullable(), z.number().nullable()]);
 
 const MetricVariationSchema = MetricCountsSchema.extend({
   baseline: z.boolean(),
@@ -149,10 +152,13 @@ const MetricVariationSchema = MetricCountsSchema.extend({
   mean: z.number().nullable().openapi({
     description: "total ÷ visitors: the conversion rate (unique) or the mean per visitor.",
   }),
-  lift: z.object({ estimate: z.number(), se: z.number(), ci: IntervalSchema }).nullable().openapi({
-    description:
-      "Relative lift (μt − μc) / μc vs the baseline, delta-method standard error, and the interval of the chosen mode (sequential: always-valid).",
-  }),
+  lift: z
+    .object({ estimate: z.number(), se: z.number(), ci: OpenIntervalSchema })
+    .nullable()
+    .openapi({
+      description:
+        "Relative lift (μt − μc) / μc vs the baseline, delta-method standard error, and the interval of the chosen mode (sequential: always-valid, inverted from the test of μt − μc). An end is null when the data cannot bound it: in sequential mode while the baseline has too few conversions to bound the lift from above (and, for revenue or value metrics, from below). Never below −1 for unique and count metrics.",
+    }),
   difference: z
     .object({ estimate: z.number(), ci: IntervalSchema, pValue: z.number() })
     .nullable()
@@ -163,6 +169,24 @@ const MetricVariationSchema = MetricCountsSchema.extend({
   verdict: z.enum(["baseline", "winner", "loser", "inconclusive", "not_enough_data"]),
   reason: z.string().nullable().openapi({ description: "Why not_enough_data." }),
 });
+
+const CappingSchema = z
+  .object({
+    type: z.enum(["absolute", "percentile"]),
+    value: z.number(),
+    applied: z.boolean(),
+    threshold: z.number().nullable().openapi({
+      description:
+        "The cap each visitor's total was held to (absolute: ±value; percentile: that quantile of the converting visitors' totals).",
+    }),
+    cappedVisitors: z.number().int().openapi({ description: "Visitors whose total was capped." }),
+    reason: z.string().nullable().openapi({ description: "Why not applied." }),
+  })
+  .nullable()
+  .openapi({
+    description:
+      "The metric's capping (winsorisation, docs/statistics.md), or null without one. When applied, the statistics, `total` and `mean` use the capped totals; the sums (revenueSum, …) stay raw.",
+  });
 
 const ResultsSchema = z
   .object({
@@ -218,6 +242,7 @@ const ResultsSchema = z
         primary: z.boolean(),
         visitorsNeededPerVariation: z.number().nullable(),
         visitorsRemaining: z.number().nullable(),
+        capping: CappingSchema,
         variations: z.array(MetricVariationSchema),
       }),
     ),
@@ -321,7 +346,96 @@ export function parseAnalysisOptions(query: {
   return options;
 }
 
-type Metric = { eventId: string; aggregator: string; field?: string; winningDirection?: string };
+type Metric = Pick<WebMetric, "eventId" | "field" | "winningDirection" | "capping"> & {
+  aggregator: string;
+};
+
+/** A metric's capping as reported with its results. */
+export type CappingReport = z.infer<typeof CappingSchema>;
+
+/**
+ * Winsorisation of a count or sum metric (docs/statistics.md "Capping"): each visitor's total
+ * (converters.events / revenue / value: the consumer's per-visitor totals over the whole
+ * experiment) held to the cap, per variation as sufficient statistics. Not applied with a day
+ * range, since the per-visitor totals are not kept per day.
+ */
+async function capMetric(
+  db: D1Database,
+  sdkKey: string,
+  experimentId: string,
+  metric: Metric,
+  ranged: boolean,
+): Promise<{
+  report: NonNullable<CappingReport>;
+  sums: Map<string, { sum: number; sumSq: number }>;
+}> {
+  const capping = metric.capping!;
+  const report = {
+    type: capping.type,
+    value: capping.value,
+    applied: false,
+    threshold: null as number | null,
+    cappedVisitors: 0,
+    reason: null as string | null,
+  };
+  const sums = new Map<string, { sum: number; sumSq: number }>();
+  if (ranged)
+    return {
+      report: {
+        ...report,
+        reason:
+          "not applied with from/to: visitors' totals are kept for the whole experiment, not per day",
+      },
+      sums,
+    };
+  const x =
+    metric.aggregator === "count" ? "events" : metric.field === "revenue" ? "revenue" : "value";
+  const where = "sdk_key = ?1 AND experiment_id = ?2 AND event_id = ?3";
+  let threshold = capping.value;
+  if (capping.type === "percentile") {
+    const n = Number(
+      (
+        await first<{ n: number }>(
+          db,
+          `SELECT count(*) AS n FROM converters WHERE ${where}`,
+          sdkKey,
+          experimentId,
+          metric.eventId,
+        )
+      )?.n ?? 0,
+    );
+    if (n === 0) return { report: { ...report, reason: "no converting visitors yet" }, sums };
+    // Nearest rank: the smallest total with at least `value` of the converting visitors at or below it.
+    const rank = Math.max(1, Math.ceil(capping.value * n));
+    const row = await first<{ x: number }>(
+      db,
+      `SELECT ${x} AS x FROM converters WHERE ${where} ORDER BY ${x} LIMIT 1 OFFSET ?4`,
+      sdkKey,
+      experimentId,
+      metric.eventId,
+      rank - 1,
+    );
+    threshold = Number(row?.x ?? 0);
+  }
+  // Absolute: |x| ≤ value (a refund is an outlier too); percentile: the upper tail only.
+  const capped = capping.type === "absolute" ? `max(min(${x}, ?4), -?4)` : `min(${x}, ?4)`;
+  const rows = await all<{ variation_id: string; sum: number; sum_sq: number; capped: number }>(
+    db,
+    `SELECT variation_id, total(${capped}) AS sum, total(${capped} * ${capped}) AS sum_sq,
+       total(${capped} <> ${x}) AS capped
+     FROM converters WHERE ${where} GROUP BY variation_id`,
+    sdkKey,
+    experimentId,
+    metric.eventId,
+    threshold,
+  );
+  let cappedVisitors = 0;
+  for (const row of rows) {
+    sums.set(row.variation_id, { sum: Number(row.sum), sumSq: Number(row.sum_sq) });
+    cappedVisitors += Number(row.capped);
+  }
+  return { report: { ...report, applied: true, threshold, cappedVisitors }, sums };
+}
 
 /** What one visitor contributes to `metric`, summed over a variation's visitors. */
 export function metricTotal(metric: Metric, c: MetricCounts): number {
@@ -568,6 +682,32 @@ export async function loadResults(
     for (const row of rows) eventKeys.set(row.id, row.key);
   }
 
+  const capped = new Map<number, Awaited<ReturnType<typeof capMetric>>>();
+  await Promise.all(
+    metrics.map(async (metric, index) => {
+      if (metric.capping && metric.aggregator !== "unique")
+        capped.set(
+          index,
+          await capMetric(
+            db,
+            environment.sdk_key,
+            experiment.id,
+            metric,
+            range.from !== null || range.to !== null,
+          ),
+        );
+    }),
+  );
+  /** The metric's statistics of a variation: the capped totals where capping applies. */
+  const statsOf = (index: number, variationId: string): SufficientStats => {
+    const metric = metrics[index]!;
+    const raw = metricStats(metric, countsOf(metric.eventId, variationId));
+    const cap = capped.get(index);
+    if (!cap?.report.applied) return raw;
+    const sums = cap.sums.get(variationId) ?? { sum: 0, sumSq: 0 };
+    return { ...raw, sum: sums.sum, sumSq: sums.sumSq };
+  };
+
   const weights = new Map<string, number>();
   for (const v of configuredVariations)
     if (typeof v.weight === "number") weights.set(v.id, v.weight);
@@ -589,12 +729,12 @@ export async function loadResults(
             ? analysisVariations.map((v) => ({ ...v, weight: allocated.get(v.id) ?? null }))
             : analysisVariations,
           baselineId,
-          metrics.map((metric) => ({
+          metrics.map((metric, index) => ({
             id: metric.eventId,
             higherIsBetter: metric.winningDirection !== "decreasing",
-            stats: Object.fromEntries(
-              variationIds.map((id) => [id, metricStats(metric, countsOf(metric.eventId, id))]),
-            ),
+            // converters and event counts are never negative; revenue/value can be (refunds)
+            nonNegative: metric.aggregator === "unique" || metric.aggregator === "count",
+            stats: Object.fromEntries(variationIds.map((id) => [id, statsOf(index, id)])),
           })),
           options,
         );
@@ -669,11 +809,14 @@ export async function loadResults(
         primary: index === 0,
         visitorsNeededPerVariation: result?.visitorsNeededPerVariation ?? null,
         visitorsRemaining: result?.visitorsRemaining ?? null,
+        capping: capped.get(index)?.report ?? null,
         variations: variationIds.map((id, v) => {
           const c = countsOf(metric.eventId, id);
           const r = result?.variations[v];
           const n = visitors.get(id) ?? 0;
-          const total = metricTotal(metric, c);
+          const total = capped.get(index)?.report.applied
+            ? statsOf(index, id).sum
+            : metricTotal(metric, c);
           return {
             ...c,
             baseline: id === baselineId,

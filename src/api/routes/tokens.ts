@@ -1,7 +1,8 @@
 /**
  * API tokens (docs/api.md "Tokens"), admin only. The secret (`ss_` + 32 url-safe characters) is
  * returned once, by POST; only its SHA-256 and first characters (`prefix`) are stored. DELETE
- * revokes (the row stays, with `revokedAt`, so audit entries keep a name to point at).
+ * revokes (the row stays, with `revokedAt`, so audit entries keep a name to point at) and ends
+ * the token's admin sessions in the same batch (src/api/sessions.ts).
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../app";
@@ -19,6 +20,7 @@ import {
   parsePagination,
 } from "../http";
 import { newId, newTokenSecret, nowIso } from "../ids";
+import { deleteTokenSessions } from "../sessions";
 
 /** Characters of the secret kept for recognising a token in lists (`ss_` + 5). */
 export const TOKEN_PREFIX_LENGTH = 8;
@@ -215,6 +217,8 @@ export function registerTokenRoutes(app: ApiApp): void {
             .prepare("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(now, tokenId),
           auditStatement(db, c.get("actor"), "revoke", "token", tokenId, null, { name: row.name }),
+          // Its admin sessions end with it (docs/admin.md "Sessions").
+          deleteTokenSessions(db, row.token_hash),
         ]);
       }
       return c.body(null, 204);

@@ -58,10 +58,17 @@ function badField(body: unknown): string | null {
   if (b.type === "impression") return null;
   if (
     b.revenue !== undefined &&
-    !(typeof b.revenue === "number" && Number.isSafeInteger(b.revenue))
+    !(
+      typeof b.revenue === "number" &&
+      Number.isSafeInteger(b.revenue) &&
+      Math.abs(b.revenue) <= 1e11
+    )
   )
     return "revenue";
-  if (b.value !== undefined && !(typeof b.value === "number" && Number.isFinite(b.value)))
+  if (
+    b.value !== undefined &&
+    !(typeof b.value === "number" && Number.isFinite(b.value) && Math.abs(b.value) <= 1e12)
+  )
     return "value";
   if (b.tags !== undefined) {
     const tags = b.tags;
@@ -125,8 +132,8 @@ const validMessage: fc.Arbitrary<Record<string, unknown>> = fc
     variationId: id(MAX_ID_LENGTH),
     eventId: id(MAX_ID_LENGTH),
     eventKey: id(MAX_ID_LENGTH),
-    revenue: fc.option(fc.maxSafeInteger(), { nil: undefined }),
-    value: fc.option(fc.double({ noNaN: true, noDefaultInfinity: true }), { nil: undefined }),
+    revenue: fc.option(fc.integer({ min: -1e11, max: 1e11 }), { nil: undefined }),
+    value: fc.option(fc.double({ noNaN: true, min: -1e12, max: 1e12 }), { nil: undefined }),
     tags: fc.option(validTags, { nil: undefined }),
     extra: fc.option(hostileJson, { nil: undefined }),
   })
@@ -233,8 +240,8 @@ describe(`validateMessage (seed ${SEED})`, () => {
         null,
       ),
       source: fc.constantFrom("api", "", "EDGE", null, "__proto__"),
-      revenue: fc.constantFrom(1.5, Number.NaN, 2 ** 53, "100", Infinity),
-      value: fc.constantFrom(Number.NaN, Infinity, "1", null, {}),
+      revenue: fc.constantFrom(1.5, Number.NaN, 2 ** 53, "100", Infinity, 1e11 + 1, -(2 ** 53 - 1)),
+      value: fc.constantFrom(Number.NaN, Infinity, "1", null, {}, 1e12 * 1.5),
       tags: fc.constantFrom(
         null,
         [],
