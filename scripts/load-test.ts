@@ -20,7 +20,7 @@
  * variation per experiment; the edge queued one impression per decision, plus the pageview goal on
  * product pages) and every 204 of the purchases. Expected: unique visitors per experiment and
  * variation; events per experiment, variation and event = the visitor's accepted conversions while
- * exposed (CONTRACT §8).
+ * exposed (docs/events.md).
  *
  * Then it waits until the consumer has drained the queue and compares with the local D1 file
  * (read-only, node:sqlite): variation_daily visitors, metric_daily events, and the number of

@@ -1,5 +1,5 @@
 /**
- * Wiring only (CONTRACT §1): one Worker with fetch (edge + endpoints), queue (event consumer)
+ * Wiring only (docs/architecture.md): one Worker with fetch (edge + endpoints), queue (event consumer)
  * and scheduled (retention of the event bookkeeping, bandit re-allocation) handlers. Routing of
  * `/_ss/` endpoints and routed pages lives here; the work lives in src/edge, src/events, src/api.
  */
@@ -11,17 +11,27 @@ import { DECIDE_PATH, handleDecide } from "./edge/decide-endpoint";
 import { handleEdgeRequest } from "./edge/handle-request";
 import { handleHealth, HEALTH_PATH } from "./edge/health";
 import { loadRoutes, matchRoute } from "./edge/routes";
-import { errorResponse } from "./edge/errors";
+import { getDatafile } from "./edge/datafile-store";
+import { parseCookies } from "./edge/cookies";
+import { readVisitor } from "./edge/visitor";
 import { handleApi } from "./api/app";
 import { runBanditRound } from "./api/bandit";
 import { ADMIN_BASE_PATH, handleAdmin } from "./admin/app";
 import { handleEventBatch } from "./events/consumer";
 import { handleScheduled } from "./events/retention";
-import { requeueSpilled } from "./events/spill";
 import { BROWSER_EVENTS_PATH, handleBrowserEvents } from "./events/ingest-browser";
 import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
+import type { IngestEdge } from "./events/ingest-common";
+import { errorResponse } from "./shared/error-response";
+import { requeueSpilled, sendOrSpill } from "./events/spill";
 
 const RESERVED_PREFIX = "/_ss/";
+
+/** What the ingest endpoints take from the edge (src/edge and src/events do not import each other). */
+const ingestEdge: IngestEdge = {
+  getDatafile,
+  readVisitor: (request) => readVisitor(request, parseCookies(request.headers.get("cookie"))),
+};
 
 export default {
   async fetch(request, env, ctx): Promise<Response> {
@@ -46,11 +56,12 @@ export default {
       )
         return handleAdmin(request, env, ctx);
       if (url.pathname === BROWSER_EVENTS_PATH)
-        return handleBrowserEvents(request, env, ctx, route, url);
-      if (url.pathname === SDK_EVENTS_PATH) return handleSdkEvents(request, env, ctx, route);
+        return handleBrowserEvents(request, env, ctx, route, url, ingestEdge);
+      if (url.pathname === SDK_EVENTS_PATH)
+        return handleSdkEvents(request, env, ctx, route, ingestEdge);
       return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
     }
-    return handleEdgeRequest(request, env, ctx, route, url);
+    return handleEdgeRequest(request, env, ctx, route, url, sendOrSpill);
   },
   queue: (batch, env) => handleEventBatch(batch, env),
   // Retention of the event bookkeeping (docs/events.md "Retention"), the bandit re-allocation

@@ -1,6 +1,6 @@
 /**
  * Seeded generators for benchmark inputs: visitors, audience conditions, and Optimizely v4
- * datafiles with Splitstream's `web` extension (CONTRACT §2). Conditions are built in a neutral
+ * datafiles with Splitstream's `web` extension (docs/datafile.md). Conditions are built in a neutral
  * form first and then translated, so Splitstream, the Optimizely SDK and GrowthBook all
  * evaluate exactly the same targeting on exactly the same visitors.
  */

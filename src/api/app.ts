@@ -1,5 +1,5 @@
 /**
- * The management API (CONTRACT §6, docs/api.md) under `/_ss/api/v1`: one OpenAPIHono app with
+ * The management API (docs/api.md) under `/_ss/api/v1`: one OpenAPIHono app with
  * bearer auth, JSON bodies, the error envelope and an OpenAPI 3.1 document built from every
  * registered route.
  *
@@ -10,8 +10,9 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Env } from "../env";
-import { errorResponse } from "../edge/errors";
-import { authenticate, type Actor } from "./auth";
+import { errorResponse } from "../shared/error-response";
+import { authenticate } from "./auth";
+import { API_BASE_PATH, type Actor, type ApiApp, type ApiEnv } from "./context";
 import { ApiError } from "./errors";
 import { jsonBodyGuard, validationError } from "./http";
 import { registerPublishRoutes } from "./publish-routes";
@@ -21,12 +22,6 @@ import { registerEnvironmentRoutes } from "./routes/environments";
 import { registerProjectRoutes } from "./routes/projects";
 import { registerTokenRoutes } from "./routes/tokens";
 
-export type ApiEnv = { Bindings: Env; Variables: { actor: Actor } };
-/** The app route modules register on (paths are relative to API_BASE_PATH: `/projects`, …). */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- Hono's own "no routes yet" schema type
-export type ApiApp = OpenAPIHono<ApiEnv, {}, "/_ss/api/v1">;
-
-export const API_BASE_PATH = "/_ss/api/v1";
 export const OPENAPI_PATH = `${API_BASE_PATH}/openapi.json`;
 export const API_VERSION = "1.0.0";
 

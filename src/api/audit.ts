@@ -3,7 +3,7 @@
  * change (`db.batch([change, auditStatement(...)])`) so the entry exists exactly when the change
  * does; `recordAudit` is for changes that are not a single batch.
  */
-import type { Actor } from "./auth";
+import type { Actor } from "./context";
 import { nowIso } from "./ids";
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Bearer-token authentication and roles (CONTRACT §6, docs/api.md "Authentication").
+ * Bearer-token authentication and roles (docs/api.md "Authentication").
  *
  * - `ADMIN_TOKEN` (secret) bootstraps: it authenticates as role `admin`, actor id `admin-token`.
  *   It is compared in constant time (SHA-256 of both sides, then crypto.subtle.timingSafeEqual).
@@ -15,7 +15,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import type { Env } from "../env";
-import type { ApiEnv } from "./app";
+import type { Actor, ApiEnv, Role } from "./context";
 import {
   AUTH_FAILURE_LIMIT,
   AUTH_FAILURE_WINDOW_MS,
@@ -29,16 +29,7 @@ import {
 import { ApiError, forbidden, tooManyAuthFailures, unauthorized } from "./errors";
 import { first, type TokenRow } from "./db";
 
-export type Role = "admin" | "editor" | "viewer";
-
 export const ROLES: readonly Role[] = ["viewer", "editor", "admin"];
-
-export interface Actor {
-  /** `admin-token` for ADMIN_TOKEN, else the token's id. */
-  id: string;
-  role: Role;
-  name: string;
-}
 
 export const ADMIN_ACTOR_ID = "admin-token";
 

@@ -33,7 +33,7 @@ import { allocateBandit, type ArmStats, type BanditAllocation } from "../core/ba
 import type { WebMetric } from "../core/datafile-types";
 import type { Env } from "../env";
 import { auditIfChanged } from "./audit";
-import type { Actor } from "./auth";
+import type { Actor } from "./context";
 import type { ExperimentRow, VariationSpec } from "./datafile-build";
 import { all, first } from "./db";
 import { publishProject } from "./publish";

@@ -1,5 +1,5 @@
 /**
- * Builds the datafile of one environment from the management data (CONTRACT §2): an Optimizely
+ * Builds the datafile of one environment from the management data (docs/datafile.md): an Optimizely
  * datafile v4, field for field, plus the `web` extension. PURE: rows in, Datafile out — no D1,
  * no KV, no Workers APIs (it runs in the core Node test project too). src/api/publish.ts loads
  * the rows and stores the result.

@@ -1,5 +1,5 @@
 /**
- * Management API errors (CONTRACT §6): every failure is `{"error":{"code","message","details"}}`.
+ * Management API errors (docs/api.md): every failure is `{"error":{"code","message","details"}}`.
  * Throw an ApiError anywhere below a route (handlers, helpers, middleware); the app's onError
  * turns it into the envelope with the right status. Anything else thrown becomes a 500
  * `internal_error` (logged), except D1 UNIQUE-constraint failures, which become 409 `conflict`.

@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { datafileKey } from "../edge/datafile-store";
-import type { ApiApp } from "./app";
+import type { ApiApp } from "./context";
 import { requireRole } from "./auth";
 import type { DatafileRevisionRow } from "./datafile-build";
 import { requireEnvironment } from "./db";

@@ -1,6 +1,6 @@
 /**
  * Publishing (docs/api.md "Publishing"): management data in D1 → a validated datafile in KV
- * (CONTRACT §2 layout: `datafiles/{sdkKey}/{revision}` immutable, `datafiles/{sdkKey}` current).
+ * (docs/datafile.md layout: `datafiles/{sdkKey}/{revision}` immutable, `datafiles/{sdkKey}` current).
  *
  * One publish of one environment:
  * 1. Reserve the next revision number: INSERT of the `datafile_revisions` row, its number
@@ -44,7 +44,7 @@ import {
 } from "../edge/list-members";
 import type { Env } from "../env";
 import { auditStatement } from "./audit";
-import type { Actor } from "./auth";
+import type { Actor } from "./context";
 import {
   buildDatafile,
   contentText,

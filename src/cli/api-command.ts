@@ -1,5 +1,5 @@
 /**
- * CLI commands against a running Splitstream management API (`/_ss/api/v1`, CONTRACT §6):
+ * CLI commands against a running Splitstream management API (`/_ss/api/v1`, docs/api.md):
  * list experiments, start/pause/resume/archive, publish, push a datafile file.
  * URL and token come from --api-url/--token or SPLITSTREAM_API_URL/SPLITSTREAM_TOKEN.
  */

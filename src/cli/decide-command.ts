@@ -1,6 +1,6 @@
 /**
  * `splitstream decide`: explain one visitor's decisions, or decide NDJSON visitors in batch
- * (CONTRACT §7).
+ * (README.md "CLI").
  */
 import { createReadStream } from "node:fs";
 import { parseArgs } from "node:util";

@@ -1,5 +1,5 @@
 /**
- * The `splitstream` CLI (package.json `bin`). Commands: decide, validate (CONTRACT §7), the API
+ * The `splitstream` CLI (package.json `bin`). Commands: decide, validate (README.md "CLI"), the API
  * commands (src/cli/api-command.ts), the event-data commands (src/cli/events-command.ts) and
  * headline tests (src/cli/headline-command.ts).
  * Exit status: 0 success, 1 invalid input (datafile problems, malformed lines), 2 usage errors.

@@ -1,6 +1,6 @@
 /**
  * Parses and validates an untrusted datafile: Optimizely datafile v4 plus Splitstream's `web`
- * extension (CONTRACT §2). Pure: no I/O, no Workers APIs, and no zod at run time.
+ * extension (docs/datafile.md). Pure: no I/O, no Workers APIs, and no zod at run time.
  *
  * The structure it accepts is the one declared by the zod schemas in `datafile-schema.ts` (the
  * spec, also usable by the management API); the tests check, field by field, that this parser

@@ -1,6 +1,6 @@
 /**
  * Structural zod schemas for a Splitstream datafile: Optimizely datafile v4 field for field, plus
- * the top-level `web` extension (CONTRACT §2).
+ * the top-level `web` extension (docs/datafile.md).
  *
  * These schemas are the declarative spec of the datafile's structure (shapes, primitive types,
  * required fields, enums, defaults). `parseDatafile` (datafile-parse.ts) implements the same rules

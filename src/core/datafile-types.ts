@@ -1,10 +1,10 @@
 /**
  * Typed shape of a Splitstream datafile: Optimizely datafile v4, field for field, plus the
- * top-level `web` extension (CONTRACT §2). These are the types *after* validation by
+ * top-level `web` extension (docs/datafile.md). These are the types *after* validation by
  * `parseDatafile`; raw input is `unknown` until then.
  */
 
-/** Optimizely experiment statuses. Only `Running` is active (CONTRACT §3). */
+/** Optimizely experiment statuses. Only `Running` is active (docs/decisions.md). */
 export type ExperimentStatus =
   "Running" | "Paused" | "Not started" | "Archived" | "Launched" | (string & {});
 
@@ -112,7 +112,7 @@ export interface Rollout {
   experiments: Experiment[];
 }
 
-// ---- web extension (CONTRACT §2) ----
+// ---- web extension (docs/datafile.md) ----
 
 export type PageActivation = "immediate" | "manual" | "url_changed" | "dom_changed";
 export type UrlMatchType = "simple" | "exact" | "substring" | "regex";

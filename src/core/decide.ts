@@ -1,6 +1,6 @@
 /**
  * Experiment decisions, identical to the official Optimizely JS SDK's
- * `getVariation(experimentKey, userId, attributes)` (CONTRACT §3), plus Splitstream's preview
+ * `getVariation(experimentKey, userId, attributes)` (docs/decisions.md), plus Splitstream's preview
  * and sticky inputs. Deciding never throws: every outcome is a Decision with a reason from
  * DECISION_REASONS. The numbered steps below are the ones in docs/decisions.md.
  */

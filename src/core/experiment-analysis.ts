@@ -1,5 +1,5 @@
 /**
- * From an experiment's sufficient statistics to its results (CONTRACT §8, docs/statistics.md):
+ * From an experiment's sufficient statistics to its results (docs/statistics.md):
  * every variation compared with the baseline on every metric, q-values corrected for multiple
  * comparisons, verdicts, the sample-ratio-mismatch check and the visitors still needed.
  *
@@ -36,7 +36,7 @@ export type Correction = "bh" | "holm";
 /** How results are computed; every field has a documented default (docs/statistics.md). */
 export interface AnalysisOptions {
   mode: TestMode;
-  /** The significance level (1 − confidence); CONTRACT §8 default 0.1 (90 % confidence). */
+  /** The significance level (1 − confidence); docs/statistics.md default 0.1 (90 % confidence). */
   alpha: number;
   /** Sequential tuning: the sample size (both arms) at which the test is most powerful. */
   nStar: number;

@@ -1,6 +1,6 @@
 /**
  * MurmurHash3 x86 32-bit over UTF-8 bytes, as the official Optimizely SDKs use for bucketing
- * (CONTRACT §3). Two entry points:
+ * (docs/decisions.md). Two entry points:
  * - `murmurhash3(string, seed)` — one-shot hash of a string's UTF-8 bytes;
  * - `HashPrefix` — hash a shared prefix (the bucketing id) once, then finish it with many
  *   suffixes (experiment ids) without re-hashing the prefix. Decisions for a page hash the

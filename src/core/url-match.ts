@@ -1,5 +1,5 @@
 /**
- * URL conditions of the web extension's pages (CONTRACT §2 `web.pages[].conditions`): an
+ * URL conditions of the web extension's pages (docs/datafile.md `web.pages[].conditions`): an
  * and/or/not tree over `{match, value}` leaves, compiled once per datafile.
  *
  * - `simple`: host + path, ignoring scheme, user info, a leading `www.`, the default ports 80 and

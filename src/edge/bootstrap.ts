@@ -44,7 +44,7 @@ export interface BootstrapOptions {
   clientScriptSrc?: string;
 }
 
-/** Path of the client script the bootstrap loads (CONTRACT §5). */
+/** Path of the client script the bootstrap loads (docs/architecture.md). */
 export const CLIENT_SCRIPT_PATH = "/_ss/client.js";
 
 /** Version of the `window.__ss` payload format, so a cached client.js can detect a newer page. */

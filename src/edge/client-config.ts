@@ -27,7 +27,7 @@ import { ACTIVATION_CODE } from "./bootstrap";
 import { encodeBase64Url } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { formatRevisionHeader, REVISION_HEADER } from "./decisions-header";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../shared/error-response";
 import { SDK_KEY_PATTERN } from "./routes";
 
 export const CLIENT_CONFIG_PATH_PREFIX = "/_ss/client-config/";

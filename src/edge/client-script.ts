@@ -1,5 +1,5 @@
 /**
- * `GET|HEAD /_ss/client.js` (CONTRACT §5): the client JS API, built from src/client by
+ * `GET|HEAD /_ss/client.js` (docs/architecture.md): the client JS API, built from src/client by
  * scripts/build-client.mjs into src/client/generated/client-bundle.ts (docs/client.md).
  *
  * Caching: the bootstrap loads `/_ss/client.js?v=<content hash>`, so a URL always names one
@@ -10,7 +10,7 @@
  */
 import { CLIENT_JS, CLIENT_JS_HASH } from "../client/generated/client-bundle";
 import { CLIENT_SCRIPT_PATH } from "./bootstrap";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../shared/error-response";
 
 export { CLIENT_SCRIPT_PATH };
 

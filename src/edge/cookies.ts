@@ -1,5 +1,5 @@
 /**
- * Cookie parsing and `Set-Cookie` serialization for the edge (CONTRACT §4).
+ * Cookie parsing and `Set-Cookie` serialization for the edge (docs/visitors.md).
  *
  * Parsing is tolerant (browsers and proxies send all sorts of things): pairs are split on `;`,
  * whitespace around names and values is dropped, one pair of surrounding double quotes is removed,

@@ -1,5 +1,5 @@
 /**
- * `GET|HEAD /_ss/datafiles/{sdkKey}.json` (CONTRACT §5): the current datafile, byte for byte as
+ * `GET|HEAD /_ss/datafiles/{sdkKey}.json` (docs/architecture.md): the current datafile, byte for byte as
  * stored in KV, for official Optimizely SDKs (`urlTemplate: "https://host/_ss/datafiles/%s.json"`)
  * and browsers — except list members: a datafile written by hand with `web.lists[].values` is
  * served with every list reduced to `{id, key}` (`DatafileEntry.publicText`), because list
@@ -22,7 +22,7 @@
 import type { Env } from "../env";
 import { getDatafile, type DatafileEntry } from "./datafile-store";
 import { formatRevisionHeader, REVISION_HEADER } from "./decisions-header";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../shared/error-response";
 import { SDK_KEY_PATTERN } from "./routes";
 
 export const DATAFILES_PATH_PREFIX = "/_ss/datafiles/";

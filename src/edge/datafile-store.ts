@@ -1,5 +1,5 @@
 /**
- * The datafiles this isolate decides with (CONTRACT §2 KV layout, §4): read from KV
+ * The datafiles this isolate decides with (docs/datafile.md KV layout, §4): read from KV
  * `datafiles/{sdkKey}`, parsed and compiled once per isolate per text, then served from memory.
  *
  * Freshness (stale-while-revalidate):

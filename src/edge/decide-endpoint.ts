@@ -20,7 +20,7 @@ import { hasConsent } from "../shared/consent";
 import { encodeDecision, type BootstrapPayload } from "./bootstrap";
 import { parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../shared/error-response";
 import { planPage } from "./page-plan";
 import { verifyPreview } from "./preview";
 import { buildRequestAttributes } from "./request-attributes";

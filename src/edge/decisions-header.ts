@@ -1,5 +1,5 @@
 /**
- * `x-ss-decisions` (CONTRACT §4): `experimentKey=variationKey` pairs joined by `, `, keys and
+ * `x-ss-decisions` (docs/visitors.md): `experimentKey=variationKey` pairs joined by `, `, keys and
  * values percent-encoded where needed, capped at 4 KB. Pairs that would cross the cap are
  * left out whole (never cut in the middle), in decision order.
  */

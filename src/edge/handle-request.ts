@@ -1,5 +1,5 @@
 /**
- * The edge's per-request path for a routed page (CONTRACT §4):
+ * The edge's per-request path for a routed page (docs/visitors.md):
  * datafile → visitor + request attributes → pages matching the URL → audiences → bucket →
  * origin fetch with decision headers → HTML streamed through HTMLRewriter → cookies →
  * impressions to the queue after the response.
@@ -14,8 +14,7 @@ import {
 } from "../core/index";
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
-import type { EventMessage } from "../events/messages";
-import { sendOrSpill } from "../events/spill";
+import type { EventMessage } from "../shared/event-messages";
 import { hasConsent } from "../shared/consent";
 import { nonceFromCsp, renderBootstrap, type BootstrapData } from "./bootstrap";
 import { CLIENT_SCRIPT_SRC } from "./client-script";
@@ -99,7 +98,7 @@ function originErrorResponse(status: 502 | 504, code: string, message: string): 
  * (the body then streams for as long as it takes: a slow page is not cut off half-way). On time
  * out the subrequest is aborted and the visitor gets a 504; when the fetch itself fails (DNS,
  * connection refused, reset) a 502. Origin 4xx/5xx responses are not failures: they are returned
- * as they are (CONTRACT §4).
+ * as they are (docs/visitors.md).
  */
 export async function fetchOrigin(request: Request, route: RouteConfig): Promise<Response> {
   const controller = new AbortController();
@@ -178,15 +177,23 @@ function privateCacheControl(original: string | null): string {
 }
 
 /**
+ * Queues the page's impression events: `sendOrSpill` of src/events/spill.ts (the queue, retried,
+ * then R2), handed in by src/index.ts because src/edge and src/events do not import each other.
+ */
+export type SendEvents = (env: Env, events: EventMessage[]) => Promise<unknown>;
+
+/**
  * Handles a request on a route whose path is not under /_ss/. Never throws: failures in the
  * experiment path fall back to the origin's response unchanged.
  */
+
 export async function handleEdgeRequest(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
   route: RouteConfig,
   url: URL,
+  sendEvents: SendEvents,
 ): Promise<Response> {
   // Non-GET/HEAD and excluded paths: straight through, body streamed, nothing decided.
   if (
@@ -263,11 +270,11 @@ export async function handleEdgeRequest(
    * One sendBatch in waitUntil; after `after` settles (the page has streamed), so that queueing
    * never competes with the page for the isolate's time — but never later than
    * EVENTS_FLUSH_DEADLINE_MS, so a visitor who leaves mid-page still counts. A refusing queue is
-   * retried, then the events are spilled to R2 for the scheduled re-queue (src/events/spill.ts).
+   * retried, then the events are spilled to R2 for the scheduled re-queue (`sendEvents`).
    */
   const flushEvents = (after?: Promise<void>): void => {
     if (events.length === 0) return;
-    const send = () => sendOrSpill(env, events);
+    const send = () => sendEvents(env, events);
     ctx.waitUntil(after === undefined ? send() : settledOrDeadline(after).then(send));
   };
   const withVisitorHeaders = (response: Response): Response => {

@@ -1,6 +1,6 @@
 import type { Env } from "../env";
 import { datafileStoreStatus, getDatafile, hasDatafileSlot } from "./datafile-store";
-import { errorResponse } from "./errors";
+import { errorResponse } from "../shared/error-response";
 import { loadRouteTable } from "./routes";
 
 export const HEALTH_PATH = "/_ss/health";

@@ -1,5 +1,5 @@
 /**
- * Signed preview links (CONTRACT §4): a link carrying a token that forces chosen variations for
+ * Signed preview links (docs/visitors.md): a link carrying a token that forces chosen variations for
  * the one browser that opens it. The edge sees `?ss_preview=<token>`, verifies it, stores the
  * token in the `ss_preview` cookie, and passes the grant's variations to the decision core as
  * `preview`; `?ss_preview=off` clears the cookie.

@@ -1,5 +1,5 @@
 /**
- * Request attributes (CONTRACT §2): what the edge knows about a request, as audience-condition
+ * Request attributes (docs/datafile.md): what the edge knows about a request, as audience-condition
  * attributes. The reference, with every decision, is docs/visitors.md#request-attributes.
  *
  * Built eagerly as one plain object (a typical request: ~40 properties, a few microseconds —
@@ -44,7 +44,7 @@ export interface RequestAttributeFamilies {
 
 /**
  * The attributes for one request: the visitor's stored custom attributes, overwritten by the
- * request attributes (CONTRACT §2). Never throws for a well-formed request.
+ * request attributes (docs/datafile.md). Never throws for a well-formed request.
  */
 export function buildRequestAttributes(
   request: Request,

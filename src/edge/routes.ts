@@ -1,5 +1,5 @@
 /**
- * `ROUTES` (CONTRACT §1, docs/config.md): which hosts and paths Splitstream works on, which
+ * `ROUTES` (docs/config.md): which hosts and paths Splitstream works on, which
  * datafile decides there, and the per-site policies. Parsed and validated once per isolate per
  * raw value; patterns are compiled at parse time so matching a request is a few string
  * comparisons.

@@ -1,6 +1,6 @@
 /**
  * A small, table-driven `User-Agent` parser for the request attributes `device.type`,
- * `browser.name`, `browser.version` and `os.name` (CONTRACT §2) and for bot detection (§4).
+ * `browser.name`, `browser.version` and `os.name` (docs/datafile.md) and for bot detection (§4).
  *
  * Deliberately small (a few regular expressions, no dependency): it only has to tell apart the
  * browsers and platforms people target in experiments. Rules, first match wins:

@@ -1,12 +1,12 @@
 /**
- * Who is asking (CONTRACT §4): the visitor id and everything Splitstream keeps in cookies about a
+ * Who is asking (docs/visitors.md): the visitor id and everything Splitstream keeps in cookies about a
  * visitor, read once per request. Cookie formats are documented in docs/visitors.md.
  */
 
 import { decodeBase64Url, encodeBase64Url } from "./cookies";
 import { parseUserAgent } from "./user-agent";
 
-/** Cookie names (CONTRACT §4). */
+/** Cookie names (docs/visitors.md). */
 export const VISITOR_COOKIE = "ss_vid";
 export const STICKY_COOKIE = "ss_dec";
 export const ATTRIBUTES_COOKIE = "ss_attrs";
@@ -173,7 +173,7 @@ export const MAX_ATTRIBUTES_BYTES = 2048;
 export const MAX_ATTRIBUTE_KEY_LENGTH = 64;
 
 /**
- * Attribute names the edge computes per request (CONTRACT §2). Stored custom attributes with
+ * Attribute names the edge computes per request (docs/datafile.md). Stored custom attributes with
  * these names or prefixes are ignored, so a visitor cannot pretend to be elsewhere.
  */
 export const RESERVED_ATTRIBUTE_PREFIXES: readonly string[] = [

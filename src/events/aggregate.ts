@@ -1,7 +1,7 @@
 /**
  * The counting, as pure code (no Workers APIs; unit-tested in Node by test/core/aggregate*.test.ts).
  *
- * The rule (CONTRACT §8, docs/events.md "Attribution"): the aggregates are a function of the SET
+ * The rule (docs/events.md "Attribution"): the aggregates are a function of the SET
  * of distinct events processed so far, whatever the queue's batch order or split:
  * - a visitor's exposure to an experiment is their EARLIEST impression in it, by (timestamp,
  *   uuid) — variation, revision and day included;
@@ -30,7 +30,7 @@
  * check that applyPlan over any split and order of a set of events equals it).
  */
 import { DEFAULT_DAILY_CONVERSION_CAP } from "../shared/event-limits";
-import type { EventMessage } from "./messages";
+import type { EventMessage } from "../shared/event-messages";
 
 export interface ImpressionOp {
   kind: "impression";
@@ -100,6 +100,18 @@ export const ARCHIVE_PREFIX = "events/";
 /** R2 key of the raw-events archive object of one batch. */
 export function archiveKey(now: number, firstMessageId: string, count: number): string {
   return `${ARCHIVE_PREFIX}${utcDay(now)}/${utcHour(now)}/${firstMessageId}-${count}.ndjson`;
+}
+
+/**
+ * R2 key prefix of the records of conversions the per-visitor budget dropped (docs/events.md):
+ * `dropped/{day}/{first message id}.ndjson`, one `{uuid, sdkKey, visitorId, eventId, timestamp}`
+ * per line. The rebuild leaves these out instead of deciding the budget again.
+ */
+export const DROPPED_PREFIX = "dropped/";
+
+/** R2 key of the dropped-conversions record of one batch. */
+export function droppedKey(now: number, firstMessageId: string): string {
+  return `${DROPPED_PREFIX}${utcDay(now)}/${firstMessageId}.ndjson`;
 }
 
 /** R2 key prefix of the messages the consumer did not count (docs/events.md). */

@@ -22,10 +22,18 @@
  * and logged.
  */
 import type { Env } from "../env";
-import { archiveKey, planBatch, rejectedKey, toNdjson, utcDay, type CapOf } from "./aggregate";
+import {
+  archiveKey,
+  droppedKey,
+  planBatch,
+  rejectedKey,
+  toNdjson,
+  utcDay,
+  type CapOf,
+} from "./aggregate";
 import { loadCaps } from "./caps";
-import { countStatements } from "./count-sql";
-import type { EventMessage } from "./messages";
+import { cappedUuids, countStatements } from "./count-sql";
+import type { EventMessage } from "../shared/event-messages";
 import { validateMessage } from "./validate-message";
 
 const NDJSON = { httpMetadata: { contentType: "application/x-ndjson" } };
@@ -94,7 +102,7 @@ async function countSplitting(
   capOf: CapOf,
   now: number,
   budget: { calls: number },
-): Promise<{ failed: Array<{ item: Valid; reason: string }>; counted: number }> {
+): Promise<{ failed: Array<{ item: Valid; reason: string }>; counted: number; capped: string[] }> {
   if (budget.calls-- <= 0) throw new RetryBatch("too many failing parts: retrying the batch");
   try {
     const plan = planBatch(
@@ -102,18 +110,22 @@ async function countSplitting(
       capOf,
     );
     // One D1 batch = one transaction: dedupe rows and counts commit together or not at all.
-    await env.DB.batch(countStatements(env.DB, plan, crypto.randomUUID(), now));
-    return { failed: [], counted: items.length };
+    const results = await env.DB.batch(countStatements(env.DB, plan, crypto.randomUUID(), now));
+    return { failed: [], counted: items.length, capped: cappedUuids(plan, results) };
   } catch (error) {
     if (!isInputError(error)) throw new RetryBatch(String(error), { cause: error });
     if (items.length === 1) {
       const reason = error instanceof Error ? error.message : String(error);
-      return { failed: [{ item: items[0]!, reason }], counted: 0 };
+      return { failed: [{ item: items[0]!, reason }], counted: 0, capped: [] };
     }
     const half = Math.ceil(items.length / 2);
     const a = await countSplitting(env, items.slice(0, half), capOf, now, budget);
     const b = await countSplitting(env, items.slice(half), capOf, now, budget);
-    return { failed: [...a.failed, ...b.failed], counted: a.counted + b.counted };
+    return {
+      failed: [...a.failed, ...b.failed],
+      counted: a.counted + b.counted,
+      capped: [...a.capped, ...b.capped],
+    };
   }
 }
 
@@ -157,6 +169,41 @@ async function archiveRejected(
   const stages = [...new Set(lines.map((line) => line.stage))].join(", ");
   console.warn(`splitstream: rejected ${lines.length} event message(s) (${stages})`);
   await countRejected(env, now, lines);
+}
+
+/**
+ * Records the conversions the per-visitor budget dropped under `dropped/` in R2, so that the
+ * rebuild leaves exactly these out (which ones the budget keeps depends on arrival order). The
+ * counts are already committed: a failure here is logged, not retried (a redelivery would find
+ * them seen and record nothing).
+ */
+async function recordDropped(
+  env: Env,
+  now: number,
+  firstId: string,
+  items: Valid[],
+  capped: string[],
+): Promise<void> {
+  if (capped.length === 0) return;
+  const uuids = new Set(capped);
+  const lines: Array<Record<string, unknown>> = [];
+  for (const { event } of items)
+    if (event.type === "conversion" && uuids.has(event.uuid))
+      lines.push({
+        uuid: event.uuid,
+        sdkKey: event.sdkKey,
+        visitorId: event.visitorId,
+        eventId: event.eventId,
+        timestamp: event.timestamp,
+      });
+  try {
+    await env.ARCHIVE.put(droppedKey(now, firstId), toNdjson(lines), NDJSON);
+  } catch (error) {
+    console.error(
+      `splitstream: could not record ${lines.length} dropped conversion(s) for the rebuild`,
+      error,
+    );
+  }
 }
 
 export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -206,9 +253,10 @@ export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): 
       NDJSON,
     );
     const capOf = await loadCaps(env.DB, now);
-    const { failed, counted } = await countSplitting(env, valid, capOf, now, {
+    const { failed, counted, capped } = await countSplitting(env, valid, capOf, now, {
       calls: splitBudget(valid.length),
     });
+    await recordDropped(env, now, firstValid.message.id, valid, capped);
     if (failed.length > 0) {
       // Nothing counted at all: not one bad event but a failing database (a broken schema, a full
       // disk) — retry, and let the dead-letter queue keep them after max_retries.

@@ -82,6 +82,7 @@ export const SQL_SEEN = `INSERT OR IGNORE INTO seen_events (uuid, type, sdk_key,
  * event, day), in (timestamp, uuid) order, a fresh conversion beyond the event's cap (`$.c`,
  * counting the visitor's stored conversions of that day first) stays seen but stops being fresh:
  * its seen_events row gets the attempt token `?1 || ':capped'`, so no later statement counts it.
+ * It returns their uuids (`cappedUuids`), which the consumer records for the rebuild.
  */
 export const SQL_BUDGET = `WITH b AS (
     SELECT json_extract(j.value, '$.u') AS uuid, json_extract(j.value, '$.s') AS sdk_key,
@@ -97,7 +98,8 @@ export const SQL_BUDGET = `WITH b AS (
           AND cv.visitor_id = b.visitor_id AND cv.event_id = b.event_id AND cv.day = b.day) AS n
     FROM b)
   UPDATE seen_events SET attempt = ?1 || ':capped'
-  WHERE uuid IN (SELECT uuid FROM ranked WHERE n > cap)`;
+  WHERE uuid IN (SELECT uuid FROM ranked WHERE n > cap)
+  RETURNING uuid`;
 
 /**
  * 1c. The dropped conversions are counted in event_drops (migrations/0007_event_limits.sql) on
@@ -322,6 +324,17 @@ export const SQL_METRICS_ADD = `WITH ${FC}, ${FV}, ${CH}, ${UG}, ${VS}, ${INC}
     events_visitor_sum_sq = events_visitor_sum_sq + excluded.events_visitor_sum_sq,
     revenue_visitor_sum_sq = revenue_visitor_sum_sq + excluded.revenue_visitor_sum_sq,
     value_visitor_sum_sq = value_visitor_sum_sq + excluded.value_visitor_sum_sq`;
+
+/**
+ * The uuids statement 1b dropped, from the results of `DB.batch(countStatements(…, plan, …))`
+ * (it is the second statement whenever the plan has conversions).
+ */
+export function cappedUuids(plan: BatchPlan, results: readonly D1Result[]): string[] {
+  if (plan.ops.length === 0 || plan.conversions.length === 0) return [];
+  return ((results[1]?.results ?? []) as Array<{ uuid: unknown }>)
+    .map((row) => row.uuid)
+    .filter((uuid): uuid is string => typeof uuid === "string");
+}
 
 /**
  * The statements that count `plan`, in order, for one consumer run `attempt` (a random token)

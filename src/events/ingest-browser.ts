@@ -1,5 +1,5 @@
 /**
- * `POST /_ss/events` (CONTRACT §5, docs/ingest.md): conversions from the visitor's browser —
+ * `POST /_ss/events` (docs/ingest.md): conversions from the visitor's browser —
  * the client script's `fetch` or `navigator.sendBeacon` (`text/plain`). The visitor comes from
  * the `ss_vid` cookie (or an adopted `optimizelyEndUserId`), never from the body.
  *
@@ -15,11 +15,7 @@
  * opted-out visitors, `Sec-GPC: 1` (when the route respects it) and visitors without required
  * consent get 204 and nothing is queued (header `x-ss-dropped` says why).
  */
-import { parseCookies } from "../edge/cookies";
-import { getDatafile } from "../edge/datafile-store";
-import { errorResponse } from "../edge/errors";
-import type { RouteConfig } from "../edge/routes";
-import { readVisitor } from "../edge/visitor";
+import { errorResponse } from "../shared/error-response";
 import type { Env } from "../env";
 import { hasConsent } from "../shared/consent";
 import {
@@ -32,10 +28,12 @@ import {
   timestampProblem,
   tooLarge,
   uuidProblem,
+  type IngestEdge,
+  type IngestRoute,
   type Rejection,
 } from "./ingest-common";
 import type { CompiledExperiment } from "../core/index";
-import type { EventMessage, ImpressionMessage } from "./messages";
+import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
 
 export const BROWSER_EVENTS_PATH = "/_ss/events";
 export const MAX_BROWSER_BODY_BYTES = 64 * 1024;
@@ -49,7 +47,7 @@ export const MAX_BROWSER_EVENTS = 100;
 export function isAllowedOrigin(
   origin: string | null,
   requestUrl: URL,
-  route: Pick<RouteConfig, "corsOrigins">,
+  route: Pick<IngestRoute, "corsOrigins">,
 ): boolean {
   if (origin === null) return true;
   const normalized = normalizeOrigin(origin);
@@ -82,8 +80,9 @@ export async function handleBrowserEvents(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
-  route: RouteConfig,
+  route: IngestRoute,
   url: URL,
+  edge: IngestEdge,
 ): Promise<Response> {
   const origin = request.headers.get("origin");
   const allowed = isAllowedOrigin(origin, url, route);
@@ -136,8 +135,7 @@ export async function handleBrowserEvents(
   }
 
   // Not tracked: answer like success, queue nothing.
-  const cookies = parseCookies(request.headers.get("cookie"));
-  const visitor = readVisitor(request, cookies);
+  const visitor = edge.readVisitor(request);
   const dropped = visitor.bot
     ? "bot"
     : visitor.optedOut
@@ -191,7 +189,7 @@ export async function handleBrowserEvents(
   }
   if (items.length === 0) return noContent(cors);
 
-  const entry = await getDatafile(env, ctx, route.sdkKey);
+  const entry = await edge.getDatafile(env, ctx, route.sdkKey);
   if (!entry) {
     return errorResponse(
       503,

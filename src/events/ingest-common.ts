@@ -1,18 +1,56 @@
 /**
- * Shared by the two event ingest endpoints (CONTRACT §5, docs/ingest.md): bounded body reading,
+ * Shared by the two event ingest endpoints (docs/ingest.md): bounded body reading,
  * per-field validation of conversion data, the partial-reject response, and queueing.
  *
  * Response policy (both endpoints):
  * - everything accepted (or nothing to do) → 204;
  * - some or all items rejected → 400 `events_rejected`, `message` "N accepted, M rejected",
  *   `details.rejected` = one `{index, path, reason}` per rejected item; the accepted ones ARE
- *   queued (a client that retries the whole batch is harmless: uuids dedupe, CONTRACT §8);
+ *   queued (a client that retries the whole batch is harmless: uuids dedupe, docs/events.md);
  * - the queue refuses → 503 `queue_unavailable` with `Retry-After: 5`; nothing was accepted.
  */
-import { errorResponse } from "../edge/errors";
+import type { CompiledDatafile } from "../core/index";
 import type { Env } from "../env";
-import type { ConversionMessage, EventMessage } from "./messages";
+import type { ConsentConfig } from "../shared/consent";
+import { errorResponse } from "../shared/error-response";
+import type { ConversionMessage, EventMessage } from "../shared/event-messages";
 import { revenueProblem, valueProblem } from "../shared/event-limits";
+
+/**
+ * What the ingest endpoints use of a route's settings (`RouteConfig` of src/edge/routes.ts has
+ * these fields; src/index.ts passes the matched route). Declared here because src/edge and
+ * src/events do not import each other (docs/architecture.md).
+ */
+export interface IngestRoute {
+  sdkKey: string;
+  corsOrigins: string[];
+  gpcPolicy: "respect" | "ignore";
+  consent: ConsentConfig | null;
+}
+
+/** The visitor as the edge reads it from the request's cookies and headers (src/edge/visitor.ts). */
+export interface IngestVisitor {
+  id: string;
+  idSource: "ss_vid" | "optimizelyEndUserId" | "new";
+  sticky: Record<string, string>;
+  optedOut: boolean;
+  gpc: boolean;
+  bot: boolean;
+}
+
+/**
+ * What the ingest endpoints need from the edge, handed in by src/index.ts: the current compiled
+ * datafile (the edge's KV-backed, per-isolate store, src/edge/datafile-store.ts) and the visitor
+ * (src/edge/visitor.ts). Same functions as the edge uses, so the behaviour is the edge's.
+ */
+export interface IngestEdge {
+  getDatafile(
+    env: Env,
+    ctx: ExecutionContext,
+    sdkKey: string,
+  ): Promise<{ compiled: CompiledDatafile; revision: string } | null>;
+  readVisitor(request: Request): IngestVisitor;
+}
 
 /** A conversion's `timestamp` may be at most this old… */
 export const MAX_EVENT_AGE_MS = 24 * 60 * 60 * 1000;

@@ -1,5 +1,5 @@
 /**
- * `POST /_ss/v1/events` (CONTRACT §5, docs/ingest.md): Optimizely Event API batches exactly as
+ * `POST /_ss/v1/events` (docs/ingest.md): Optimizely Event API batches exactly as
  * the official SDKs send them to logx (`{account_id, project_id, revision, visitors:[{visitor_id,
  * attributes, snapshots:[{decisions, events}]}]}`, see the SDK's `makeEventBatch`).
  *
@@ -15,9 +15,7 @@
  *   its key; `revenue`/`value` from the event, `tags` without the `revenue`/`value` copies.
  * - `uuid` and `timestamp` are required on every event. CORS `*`, no cookies.
  */
-import { getDatafile } from "../edge/datafile-store";
-import { errorResponse } from "../edge/errors";
-import type { RouteConfig } from "../edge/routes";
+import { errorResponse } from "../shared/error-response";
 import type { Env } from "../env";
 import {
   conversionExtras,
@@ -29,9 +27,11 @@ import {
   timestampProblem,
   tooLarge,
   uuidProblem,
+  type IngestEdge,
+  type IngestRoute,
   type Rejection,
 } from "./ingest-common";
-import type { EventMessage } from "./messages";
+import type { EventMessage } from "../shared/event-messages";
 
 export const SDK_EVENTS_PATH = "/_ss/v1/events";
 export const MAX_SDK_BODY_BYTES = 512 * 1024;
@@ -59,7 +59,8 @@ export async function handleSdkEvents(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
-  route: RouteConfig,
+  route: IngestRoute,
+  edge: Pick<IngestEdge, "getDatafile">,
 ): Promise<Response> {
   if (request.method === "OPTIONS") {
     return new Response(null, {
@@ -150,7 +151,7 @@ export async function handleSdkEvents(
     );
   }
 
-  const entry = await getDatafile(env, ctx, route.sdkKey);
+  const entry = await edge.getDatafile(env, ctx, route.sdkKey);
   if (!entry) {
     return errorResponse(
       503,

@@ -18,15 +18,14 @@
  */
 import {
   ARCHIVE_PREFIX,
+  DROPPED_PREFIX,
   REJECTED_PREFIX,
   applyPlan,
   emptyState,
   planBatch,
   type AggregateState,
-  type CapOf,
 } from "./aggregate";
-import { loadCaps } from "./caps";
-import type { EventMessage } from "./messages";
+import type { EventMessage } from "../shared/event-messages";
 import { retentionCutoff } from "./retention";
 import {
   DERIVED_TABLES,
@@ -125,23 +124,23 @@ interface Fold {
   folded: Map<string, Array<[string, EventMessage["type"]]>>;
 }
 
-/**
- * The uuids of the events the consumer could not count alone (`stage: "count_failed"` lines under
- * `rejected/`, src/events/consumer.ts): they are in the archive too, but were never counted.
- */
-export async function countFailedUuids(bucket: R2Bucket): Promise<Set<string>> {
-  const uuids = new Set<string>();
+/** Every line of every object under `prefix` whose key passes `wanted`, parsed (bad lines skipped). */
+async function readLines(
+  bucket: R2Bucket,
+  prefix: string,
+  wanted: (key: string) => boolean,
+): Promise<unknown[]> {
+  const lines: unknown[] = [];
   let cursor: string | undefined;
   do {
-    const page = await bucket.list({ prefix: REJECTED_PREFIX, cursor, limit: 1000 });
+    const page = await bucket.list({ prefix, cursor, limit: 1000 });
     for (const object of page.objects) {
-      if (!object.key.endsWith("-count_failed.ndjson")) continue;
+      if (!wanted(object.key)) continue;
       const text = await (await bucket.get(object.key))?.text();
       for (const line of text?.split("\n") ?? []) {
         if (line.trim() === "") continue;
         try {
-          const uuid = (JSON.parse(line) as { body?: { uuid?: unknown } }).body?.uuid;
-          if (typeof uuid === "string") uuids.add(uuid);
+          lines.push(JSON.parse(line));
         } catch {
           // Not a line the consumer wrote: nothing to exclude.
         }
@@ -149,19 +148,38 @@ export async function countFailedUuids(bucket: R2Bucket): Promise<Set<string>> {
     }
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor !== undefined);
-  return uuids;
+  return lines;
 }
 
 /**
- * Reads the whole archive and folds the events of `sdkKey` (or all) into a fresh state, with the
- * consumer's per-visitor budget (`capOf`) and without the events it rejected at counting.
+ * The uuids the consumer archived but did not count: events it could not count alone
+ * (`stage: "count_failed"` lines under `rejected/`) and conversions the per-visitor budget
+ * dropped (`dropped/`, src/events/consumer.ts). The rebuild leaves them out rather than deciding
+ * again — which conversions the budget keeps depends on the order the queue delivered them in.
  */
-export async function foldArchive(
-  bucket: R2Bucket,
-  sdkKey: string | undefined,
-  capOf?: CapOf,
-): Promise<Fold> {
-  const excluded = await countFailedUuids(bucket);
+export async function uncountedUuids(bucket: R2Bucket): Promise<Set<string>> {
+  const uuids = new Set<string>();
+  const add = (uuid: unknown) => {
+    if (typeof uuid === "string") uuids.add(uuid);
+  };
+  for (const line of await readLines(bucket, REJECTED_PREFIX, (key) =>
+    key.endsWith("-count_failed.ndjson"),
+  ))
+    add((line as { body?: { uuid?: unknown } } | null)?.body?.uuid);
+  for (const line of await readLines(bucket, DROPPED_PREFIX, () => true))
+    add((line as { uuid?: unknown } | null)?.uuid);
+  return uuids;
+}
+
+/** The rebuild applies no budget of its own: what the live budget dropped is left out instead. */
+const NO_BUDGET = () => Number.POSITIVE_INFINITY;
+
+/**
+ * Reads the whole archive and folds the events of `sdkKey` (or all) into a fresh state, without
+ * the events the consumer archived but did not count (`uncountedUuids`).
+ */
+export async function foldArchive(bucket: R2Bucket, sdkKey: string | undefined): Promise<Fold> {
+  const excluded = await uncountedUuids(bucket);
   const fold: Fold = {
     state: emptyState(),
     objectsRead: 0,
@@ -187,7 +205,7 @@ export async function foldArchive(
       const text = texts[index];
       if (text === null || text === undefined) return;
       fold.objectsRead++;
-      foldObject(fold, key, text, sdkKey, excluded, capOf);
+      foldObject(fold, key, text, sdkKey, excluded);
     });
   }
   return fold;
@@ -199,7 +217,6 @@ function foldObject(
   text: string,
   sdkKey: string | undefined,
   excluded: ReadonlySet<string>,
-  capOf: CapOf | undefined,
 ): void {
   const events: EventMessage[] = [];
   const lines = text.split("\n");
@@ -227,7 +244,7 @@ function foldObject(
     }
   });
   const before = fold.state.seen.size;
-  applyPlan(fold.state, planBatch(events, capOf));
+  applyPlan(fold.state, planBatch(events, NO_BUDGET));
   const added = fold.state.seen.size - before;
   fold.eventsFolded += added;
   fold.duplicates += events.length - added;
@@ -261,7 +278,7 @@ export async function rebuildAggregates(
   const now = options.now ?? Date.now();
   const since = retentionCutoff(now);
   const maxDifferences = options.maxDifferences ?? 1000;
-  const fold = await foldArchive(env.ARCHIVE, options.sdkKey, await loadCaps(env.DB, now, true));
+  const fold = await foldArchive(env.ARCHIVE, options.sdkKey);
   const sdkKeys =
     options.sdkKey !== undefined
       ? [options.sdkKey]

@@ -12,14 +12,14 @@
  *    again and deletes each object once all of its events were accepted.
  *
  * Re-sending is safe however often it happens (a run that sent but could not delete, two
- * overlapping runs): every event keeps its uuid and the consumer counts a uuid once (CONTRACT §8).
+ * overlapping runs): every event keeps its uuid and the consumer counts a uuid once (docs/events.md).
  * Only when the queue AND R2 both refuse are the events lost; that is logged as an error with
  * the number of events.
  */
 import type { Env } from "../env";
 import { toNdjson, utcDay } from "./aggregate";
 import { isPlainObject, queueMessages } from "./ingest-common";
-import type { EventMessage } from "./messages";
+import type { EventMessage } from "../shared/event-messages";
 
 /** R2 key prefix of spilled edge events. */
 export const SPILL_PREFIX = "spill/";

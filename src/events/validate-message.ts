@@ -1,11 +1,16 @@
 /**
- * Strict validation of one EVENTS queue message body (src/events/messages.ts). Pure: no Workers
+ * Strict validation of one EVENTS queue message body (src/shared/event-messages.ts). Pure: no Workers
  * APIs. The consumer archives what fails here under `rejected/` in R2 and acks it, so a poison
  * message is never retried forever. Unknown keys are dropped (not copied into the result), so a
  * producer adding a field never poisons a batch; every known field is checked.
  */
 import { MAX_REVENUE_CENTS, valueProblem } from "../shared/event-limits";
-import type { ConversionMessage, EventMessage, EventSource, ImpressionMessage } from "./messages";
+import type {
+  ConversionMessage,
+  EventMessage,
+  EventSource,
+  ImpressionMessage,
+} from "../shared/event-messages";
 
 export type ValidationResult = { ok: true; message: EventMessage } | { ok: false; reason: string };
 

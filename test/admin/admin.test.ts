@@ -8,7 +8,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env, exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import {
   ADMIN_TOKEN,
   API_ORIGIN,

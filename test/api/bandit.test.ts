@@ -26,7 +26,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runBanditRound, MIN_WEIGHT_CHANGE_BP } from "../../src/api/bandit";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { ConversionMessage, ImpressionMessage } from "../../src/events/messages";
+import type { ConversionMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import worker from "../../src/index";
 import {
   API_ORIGIN,

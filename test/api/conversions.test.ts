@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_AGE_MS } from "../../src/events/validate-message";
-import type { EventMessage, ImpressionMessage } from "../../src/events/messages";
+import type { EventMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import { OFFLINE_MAX_AGE_MS } from "../../src/api/resources/conversions";
 import {
   api,

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { parseDecisionsHeader } from "../../src/edge/decisions-header";
 import { handleEdgeRequest } from "../../src/edge/handle-request";
+import { sendOrSpill } from "../../src/events/spill";
 import { parseRoutes } from "../../src/edge/routes";
 import type { Env } from "../../src/env";
 import {
@@ -668,6 +669,7 @@ describe("end to end: API → datafile → edge", () => {
       ctx,
       routes[0]!,
       new URL(request.url),
+      sendOrSpill,
     );
     const html = await response.text();
     await waitOnExecutionContext(ctx);

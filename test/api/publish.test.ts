@@ -8,7 +8,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApiApp } from "../../src/api/app";
 import { sha256Hex } from "../../src/api/auth";
-import type { Actor } from "../../src/api/auth";
+import type { Actor } from "../../src/api/context";
 import {
   serializeDatafile,
   buildDatafile,

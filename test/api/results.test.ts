@@ -8,7 +8,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { utcDay } from "../../src/events/aggregate";
 import { compareVariation } from "../../src/core/stats/index";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { ConversionMessage, ImpressionMessage } from "../../src/events/messages";
+import type { ConversionMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import {
   api,
   apiJson,

@@ -11,7 +11,7 @@ import {
   utcDay,
   type AggregateState,
 } from "../../src/events/aggregate";
-import type { ConversionMessage, ImpressionMessage } from "../../src/events/messages";
+import type { ConversionMessage, ImpressionMessage } from "../../src/shared/event-messages";
 
 const T0 = Date.UTC(2026, 10, 26, 10, 0, 0);
 let n = 0;

@@ -7,7 +7,7 @@ import fixture from "../fixtures/datafiles/decisions.json";
 
 const compiled = compileDatafile(fixture as unknown as Datafile);
 
-// Buckets in experiment 1886780721 (CONTRACT §3): ppid1 → 5254, ppid2 → 4299, ppid3 → 5439.
+// Buckets in experiment 1886780721 (docs/decisions.md): ppid1 → 5254, ppid2 → 4299, ppid3 → 5439.
 describe("decideExperiment: one case per reason", () => {
   it.each<
     [string, string, Visitor, { variationKey: string | null; reason: string; bucket?: number }]

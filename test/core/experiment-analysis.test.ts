@@ -1,5 +1,5 @@
 /**
- * analyzeExperiment: corrections grouped as CONTRACT §8 says (primary alone, secondaries
+ * analyzeExperiment: corrections grouped as docs/statistics.md says (primary alone, secondaries
  * together), verdict direction, SRM against the weights, visitors needed; never NaN.
  */
 import { describe, expect, it } from "vitest";

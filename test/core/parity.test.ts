@@ -1,5 +1,5 @@
 /**
- * Parity with the official Optimizely JS SDK (CONTRACT §3): for generated datafiles and tens of
+ * Parity with the official Optimizely JS SDK (docs/decisions.md): for generated datafiles and tens of
  * thousands of generated visitors, every experiment key must get exactly the variation the SDK's
  * `getVariation(experimentKey, userId, attributes)` returns — through `decideExperiment` and
  * through `decideAll`. The SDK (@optimizely/optimizely-sdk, pinned in package.json) is the oracle.
@@ -240,9 +240,9 @@ function mismatchReport(
 /** Totals over all scenarios, printed at the end. */
 const totals = { visitors: 0, experiments: 0, decisions: 0, sdkMs: 0, oursMs: 0, allMs: 0 };
 
-describe("parity with @optimizely/optimizely-sdk getVariation (CONTRACT §3)", () => {
+describe("parity with @optimizely/optimizely-sdk getVariation (docs/decisions.md)", () => {
   it("bucketing vectors through both implementations", async () => {
-    // Allocation boundaries sit exactly on the CONTRACT §3 buckets, so an off-by-one anywhere
+    // Allocation boundaries sit exactly on the docs/decisions.md buckets, so an off-by-one anywhere
     // (hash, UTF-8, float maths, `<` vs `<=`) picks a neighbouring variation.
     const v = (id: string, key: string) => ({ id, key });
     const datafile = {

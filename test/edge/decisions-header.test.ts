@@ -6,7 +6,7 @@ import {
   parseDecisionsHeader,
 } from "../../src/edge/decisions-header";
 
-describe("x-ss-decisions (CONTRACT §4)", () => {
+describe("x-ss-decisions (docs/visitors.md)", () => {
   it.each([
     [[["hero", "bold"]], "hero=bold"],
     [

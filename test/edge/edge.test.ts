@@ -5,7 +5,7 @@ import { decodeBootstrap } from "../../src/edge/bootstrap";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { parseDecisionsHeader } from "../../src/edge/decisions-header";
 import { signPreview } from "../../src/edge/preview";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 
@@ -109,7 +109,7 @@ describe("the edge on a routed page", () => {
     expect(html).toContain('id="ss-bootstrap"');
     expect(html).toContain(visitorId!);
 
-    // Same decisions on the response; cookies per CONTRACT §4.
+    // Same decisions on the response; cookies per docs/visitors.md.
     expect(response.headers.get("x-ss-decisions")).toBe(sent.headers.get("x-ss-decisions"));
     expect(cookieValue(response, "ss_vid")).toBe(visitorId);
     const vid = setCookies(response).find((c) => c.startsWith("ss_vid="))!;

@@ -1,5 +1,5 @@
 /**
- * The official Optimizely JS SDK and the edge agree (CONTRACT §2, §3).
+ * The official Optimizely JS SDK and the edge agree (docs/datafile.md, §3).
  *
  * The SDK runs right here, inside workerd, through its `universal` entry (no Node or browser
  * APIs; HTTP goes through a RequestHandler we supply). It loads the datafile the way a customer's

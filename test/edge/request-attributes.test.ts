@@ -23,7 +23,7 @@ function build(
 }
 
 describe("buildRequestAttributes", () => {
-  it("builds every CONTRACT §2 attribute for a typical request", () => {
+  it("builds every docs/datafile.md attribute for a typical request", () => {
     const attrs = build(
       "https://shop.example.com/p/42?utm_source=news&utm_medium=email&utm_campaign=spring&utm_term=shoes&utm_content=hero&color=red&color=blue&empty=",
       {

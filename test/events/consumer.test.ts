@@ -8,7 +8,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { applyPlan, emptyState, foldEvents, planBatch, utcDay } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { ConversionMessage, EventMessage, ImpressionMessage } from "../../src/events/messages";
+import type {
+  ConversionMessage,
+  EventMessage,
+  ImpressionMessage,
+} from "../../src/shared/event-messages";
 import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
 import worker from "../../src/index";
 

@@ -5,7 +5,7 @@ import { isAllowedOrigin } from "../../src/events/ingest-browser";
 import { checkTags, timestampProblem } from "../../src/events/ingest-common";
 import { revenueProblem } from "../../src/shared/event-limits";
 import type { Rejection } from "../../src/events/ingest-common";
-import type { ConversionMessage, EventMessage } from "../../src/events/messages";
+import type { ConversionMessage, EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 
 // wrangler.toml routes localhost/* with sdk_key "demo" (no cors_origins, gpc respected).

@@ -17,7 +17,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import demoDatafile from "../../demo/datafile.json";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import type { Rejection } from "../../src/events/ingest-common";
-import type { ConversionMessage, EventMessage, ImpressionMessage } from "../../src/events/messages";
+import type {
+  ConversionMessage,
+  EventMessage,
+  ImpressionMessage,
+} from "../../src/shared/event-messages";
 
 const ENDPOINT = "http://localhost/_ss/v1/events";
 

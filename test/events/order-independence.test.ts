@@ -13,7 +13,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { foldEvents } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import {
   DERIVED_TABLES,
   diffRows,

@@ -3,7 +3,11 @@
  * (test/core/aggregate-order.test.ts on the model, test/events/order-independence.test.ts on D1).
  * No Workers APIs: both the Node and the workerd test projects import it.
  */
-import type { ConversionMessage, EventMessage, ImpressionMessage } from "../../src/events/messages";
+import type {
+  ConversionMessage,
+  EventMessage,
+  ImpressionMessage,
+} from "../../src/shared/event-messages";
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
 export function prng(seed: number): () => number {

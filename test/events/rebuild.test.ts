@@ -10,7 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { foldEvents, toNdjson, utcDay } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import { listArchive } from "../../src/events/rebuild";
 import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
 import { api, apiJson, createToken } from "../helpers/api";

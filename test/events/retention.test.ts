@@ -12,7 +12,7 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { ConversionMessage } from "../../src/events/messages";
+import type { ConversionMessage } from "../../src/shared/event-messages";
 import {
   handleScheduled,
   pruneEventState,

@@ -68,7 +68,7 @@ export function sdkRequestHandler(fetcher: WorkerFetch): RequestHandler {
   };
 }
 
-/** `x-ss-decisions` → experimentKey → variationKey (CONTRACT §4), parsed here independently. */
+/** `x-ss-decisions` → experimentKey → variationKey (docs/visitors.md), parsed here independently. */
 export function decisionsOf(response: Response): Map<string, string> {
   const out = new Map<string, string>();
   const header = response.headers.get("x-ss-decisions");
@@ -122,7 +122,7 @@ const emptyCells = (): MetricCells => ({
 });
 
 /**
- * What CONTRACT §8 says one experiment's results must count, computed from what each visitor
+ * What docs/events.md says one experiment's results must count, computed from what each visitor
  * really got and sent, whatever order the events are processed in: a visitor is counted once, in
  * the variation of their earliest impression; a conversion counts for that variation when it came
  * at or after that impression; converters are unique per metric; events, revenue and value (with

@@ -3,7 +3,7 @@
  * string from `@iabtechlabtcf/core`'s encoder with its vendor consent section replaced by range
  * entries, e.g. the range-heavy strings that cost the library seconds to decode.
  */
-import { Base64Url } from "@iabtechlabtcf/core";
+import { Base64Url, GVL } from "@iabtechlabtcf/core";
 
 /** Bits of the core segment before the vendor consent section (version … publisher country). */
 const BEFORE_VENDOR_CONSENTS = 213;
@@ -39,4 +39,48 @@ export function rangeHeavy(base: string, first: number): string {
     base,
     Array.from({ length: RANGE_ENTRIES_IN_8_KB }, () => [first, 65_535] as const),
   );
+}
+
+/**
+ * A minimal Global Vendor List for the encoder (it needs one to know which vendors exist):
+ * purposes 1–11 and `vendorIds`, each declaring consent purposes `purposes`.
+ */
+export function testGvl(vendorIds: readonly number[], purposes: readonly number[]): GVL {
+  return new GVL({
+    gvlSpecificationVersion: 3,
+    vendorListVersion: 150,
+    tcfPolicyVersion: 5,
+    lastUpdated: "2026-01-01T00:00:00Z",
+    purposes: Object.fromEntries(
+      Array.from({ length: 11 }, (_, i) => [
+        i + 1,
+        { id: i + 1, name: `Purpose ${i + 1}`, description: "", illustrations: [] },
+      ]),
+    ),
+    specialPurposes: {},
+    features: {},
+    specialFeatures: {},
+    stacks: {},
+    dataCategories: {},
+    vendors: Object.fromEntries(
+      vendorIds.map((id) => [
+        id,
+        {
+          id,
+          name: `Vendor ${id}`,
+          purposes: [...purposes],
+          legIntPurposes: [],
+          flexiblePurposes: [],
+          specialPurposes: [],
+          features: [],
+          specialFeatures: [],
+          cookieMaxAgeSeconds: 0,
+          usesCookies: true,
+          cookieRefresh: false,
+          usesNonCookieAccess: false,
+          urls: [],
+        },
+      ]),
+    ),
+  } as unknown as ConstructorParameters<typeof GVL>[0]);
 }

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import wranglerToml from "../../wrangler.toml?raw";
 import type { Env } from "../../src/env";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import { apiJson } from "../helpers/api";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import {

@@ -22,7 +22,7 @@ import { expect, vi } from "vitest";
 import { parseDecisionsHeader } from "../../src/edge/decisions-header";
 import type { Env } from "../../src/env";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import worker from "../../src/index";
 
 export const SITE = "https://shop.example.com";

@@ -1,5 +1,5 @@
 /**
- * Fault: the origin times out or answers 5xx (docs/reliability.md "Fail open", CONTRACT §4).
+ * Fault: the origin times out or answers 5xx (docs/reliability.md "Fail open", docs/visitors.md).
  *
  * - 5xx (and 4xx) from the origin are streamed to the visitor untouched: same status and body,
  *   no cookies, no decisions header, no impressions.

@@ -20,7 +20,11 @@ import type { Env } from "../../src/env";
 import { applyPlan, emptyState, planBatch, utcDay } from "../../src/events/aggregate";
 import { resetCapsCache } from "../../src/events/caps";
 import { handleEventBatch } from "../../src/events/consumer";
-import type { ConversionMessage, EventMessage, ImpressionMessage } from "../../src/events/messages";
+import type {
+  ConversionMessage,
+  EventMessage,
+  ImpressionMessage,
+} from "../../src/shared/event-messages";
 import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
 import { resetHealthCache } from "../../src/edge/health";
 import worker from "../../src/index";
@@ -315,6 +319,10 @@ describe("the per-visitor budget", () => {
     expect((await counted(sdkKey)).events).toEqual({ [HERO_BOLD_BUY]: 100 + 5 + 4 });
     expect(await drops(sdkKey)).toEqual({ "dropped/visitor_daily_cap": 30 });
     expect(model.capped).toBe(30);
+    // Which conversions were dropped is recorded (dropped/ in R2): the rebuild leaves exactly
+    // those out and agrees with D1.
+    const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
+    expect(check.matches).toBe(true);
     // The reference model (applyPlan) and D1 agree row for row.
     const modelRows = stateRows(model);
     for (const table of DERIVED_TABLES) {

@@ -12,7 +12,7 @@ import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/env";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import { SEND_RETRY_DELAYS_MS, SPILL_PREFIX, requeueSpilled } from "../../src/events/spill";
 import worker from "../../src/index";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";

@@ -7,15 +7,15 @@
  * origin, no `ss_vid` / `ss_dec`, no impression and no conversion queued, an untracked decide.
  */
 import { env } from "cloudflare:workers";
-import { GVL, TCModel, TCString } from "@iabtechlabtcf/core";
+import { TCModel, TCString } from "@iabtechlabtcf/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { parseRoutes } from "../../src/edge/routes";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import { routedWorker, type RouteEntry } from "../helpers/pipeline";
-import { rangeHeavy } from "../helpers/tc-strings";
+import { rangeHeavy, testGvl } from "../helpers/tc-strings";
 
 const SITE = "http://localhost";
 const ORIGIN = "http://localhost:8788";
@@ -60,43 +60,7 @@ function cookiebot(choices: {
 }
 
 /** A minimal Global Vendor List: the encoder needs one to know which vendors exist. */
-const gvl = new GVL({
-  gvlSpecificationVersion: 3,
-  vendorListVersion: 150,
-  tcfPolicyVersion: 5,
-  lastUpdated: "2026-01-01T00:00:00Z",
-  purposes: Object.fromEntries(
-    Array.from({ length: 11 }, (_, i) => [
-      i + 1,
-      { id: i + 1, name: `Purpose ${i + 1}`, description: "", illustrations: [] },
-    ]),
-  ),
-  specialPurposes: {},
-  features: {},
-  specialFeatures: {},
-  stacks: {},
-  dataCategories: {},
-  vendors: Object.fromEntries(
-    [755, 1126].map((id) => [
-      id,
-      {
-        id,
-        name: `Vendor ${id}`,
-        purposes: [1, 7, 8],
-        legIntPurposes: [],
-        flexiblePurposes: [],
-        specialPurposes: [],
-        features: [],
-        specialFeatures: [],
-        cookieMaxAgeSeconds: 0,
-        usesCookies: true,
-        cookieRefresh: false,
-        usesNonCookieAccess: false,
-        urls: [],
-      },
-    ]),
-  ),
-} as unknown as ConstructorParameters<typeof GVL>[0]);
+const gvl = testGvl([755, 1126], [1, 7, 8]);
 
 /** A real TCF v2 TC string from `@iabtechlabtcf/core`'s encoder. */
 function tcString(purposes: number[], vendors: number[] = []): string {

@@ -9,7 +9,7 @@ import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
-import type { EventMessage } from "../../src/events/messages";
+import type { EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 import {
   SEED,

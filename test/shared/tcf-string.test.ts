@@ -5,11 +5,16 @@
  * the reader gives the library's answers. And a range-heavy string crafted to make the library
  * expand 65,535 ids per entry is decided correctly by comparing ranges instead.
  */
-import { Base64Url, GVL, TCModel, TCString } from "@iabtechlabtcf/core";
+import { Base64Url, TCModel, TCString } from "@iabtechlabtcf/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MAX_TC_STRING_LENGTH, readTcString } from "../../src/shared/tcf-string";
-import { rangeHeavy, RANGE_ENTRIES_IN_8_KB, withVendorRanges } from "../helpers/tc-strings";
+import {
+  rangeHeavy,
+  RANGE_ENTRIES_IN_8_KB,
+  testGvl,
+  withVendorRanges,
+} from "../helpers/tc-strings";
 import { SEED, seedProperties } from "../support/fast-check";
 
 seedProperties(150);
@@ -22,43 +27,7 @@ const VENDOR_IDS = [
   ...Array.from({ length: 40 }, (_, i) => 65_496 + i),
 ];
 
-const gvl = new GVL({
-  gvlSpecificationVersion: 3,
-  vendorListVersion: 150,
-  tcfPolicyVersion: 5,
-  lastUpdated: "2026-01-01T00:00:00Z",
-  purposes: Object.fromEntries(
-    Array.from({ length: 11 }, (_, i) => [
-      i + 1,
-      { id: i + 1, name: `Purpose ${i + 1}`, description: "", illustrations: [] },
-    ]),
-  ),
-  specialPurposes: {},
-  features: {},
-  specialFeatures: {},
-  stacks: {},
-  dataCategories: {},
-  vendors: Object.fromEntries(
-    VENDOR_IDS.map((id) => [
-      id,
-      {
-        id,
-        name: `Vendor ${id}`,
-        purposes: [1],
-        legIntPurposes: [],
-        flexiblePurposes: [],
-        specialPurposes: [],
-        features: [],
-        specialFeatures: [],
-        cookieMaxAgeSeconds: 0,
-        usesCookies: true,
-        cookieRefresh: false,
-        usesNonCookieAccess: false,
-        urls: [],
-      },
-    ]),
-  ),
-} as unknown as ConstructorParameters<typeof GVL>[0]);
+const gvl = testGvl(VENDOR_IDS, [1]);
 
 function encode(purposes: number[], vendors: number[]): string {
   const model = new TCModel(gvl);

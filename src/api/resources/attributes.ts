@@ -1,10 +1,10 @@
 /**
  * Attributes (docs/api.md "Attributes"): the visitor attributes audiences may name, besides the
- * request attributes the edge computes (CONTRACT §2). `key` is unique per project.
+ * request attributes the edge computes (docs/datafile.md). `key` is unique per project.
  */
 import { z } from "@hono/zod-openapi";
 import { isStorableAttributeName } from "../../edge/visitor";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import type { AttributeRow, AudienceRow } from "../datafile-build";
 import { all } from "../db";
 import {

@@ -1,11 +1,11 @@
 /**
  * Audiences (docs/api.md "Audiences"): an and/or/not tree of `custom_attribute` conditions
  * (published as `typedAudiences`). Every leaf is checked: the match type is known, the value fits
- * it, `name` is an attribute of the project or a request attribute (CONTRACT §2), and an
+ * it, `name` is an attribute of the project or a request attribute (docs/datafile.md), and an
  * `in_list` value names a list of the project.
  */
 import { z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { audienceIdsOf, type AudienceRow, type ExperimentRow } from "../datafile-build";
 import { all } from "../db";
 import {

@@ -10,7 +10,7 @@
  *   next round leaves it alone); publishes in the same request and records a `winner_served` row.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { requireRole } from "../auth";
 import { ALLOCATION_REASONS, weightsOf, type BanditAllocationRow } from "../bandit";
 import type { ExperimentRow, VariationSpec } from "../datafile-build";

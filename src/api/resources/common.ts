@@ -9,7 +9,7 @@
  *   small datafile built from the request, so the API accepts exactly what the edge will load;
  * - the write cycle (`writeAndPublish`): one D1 batch = the change + its audit entry (the audit
  *   row only lands when a version-guarded change did), then `publishProject` in the same request
- *   (CONTRACT §6). When publishing fails, the change is undone (so from the client's view nothing
+ *   (docs/api.md). When publishing fails, the change is undone (so from the client's view nothing
  *   happened) and the error is returned;
  * - a CRUD route factory (`registerCrud`): GET/POST `/projects/{projectId}/<plural>`,
  *   GET/PATCH/DELETE `/<plural>/{id}`, viewer reads, editor writes, ETag / If-Match, pagination.
@@ -20,9 +20,9 @@ import { MAX_CONDITION_DEPTH, parseDatafile, URL_MATCH_TYPES } from "../../core/
 import { formatPath } from "../../core/problem";
 import { parseSemver } from "../../core/semver";
 import type { Env } from "../../env";
-import type { ApiApp, ApiEnv } from "../app";
+import type { ApiApp, ApiEnv } from "../context";
 import { auditIfChanged } from "../audit";
-import type { Actor } from "../auth";
+import type { Actor } from "../context";
 import { requireRole } from "../auth";
 import { all, first, requireProject } from "../db";
 import { ApiError, conflict, notFound, unprocessable, versionConflict } from "../errors";
@@ -146,7 +146,7 @@ export const PublishResultSchema = z
 
 export const PublishedField = z.array(PublishResultSchema).openapi({
   description:
-    "The datafile revisions this change published, one per environment of the project (CONTRACT §6: changes publish in the same request).",
+    "The datafile revisions this change published, one per environment of the project (docs/api.md: changes publish in the same request).",
 });
 
 /** The body of a DELETE: what was deleted and what it published. */
@@ -240,7 +240,7 @@ export function conditionTreeSchema(leafSchema: z.ZodType, description: string, 
     .openapi({ description, example });
 }
 
-/** Match types of audience leaves the API accepts (CONTRACT §2; Optimizely's plus `in_list`). */
+/** Match types of audience leaves the API accepts (docs/datafile.md; Optimizely's plus `in_list`). */
 export const AUDIENCE_MATCH_TYPES = [
   "exact",
   "exists",
@@ -335,7 +335,7 @@ export const urlConditionSchema = z
     example: { match: "simple", value: "https://shop.example.com/products" },
   });
 
-/** Attributes the edge computes per request (CONTRACT §2, docs/visitors.md). */
+/** Attributes the edge computes per request (docs/datafile.md, docs/visitors.md). */
 export const REQUEST_ATTRIBUTES: ReadonlySet<string> = new Set([
   "geo.country",
   "geo.region",

@@ -1,5 +1,5 @@
 /**
- * Offline conversions (CONTRACT §6, docs/api.md "Conversions"): `POST /conversions` takes
+ * Offline conversions (docs/api.md "Conversions"): `POST /conversions` takes
  * conversions that happened away from the site — a call centre sale, a CRM stage, a refund-free
  * order confirmed days later — by visitor id, and puts them on the EVENTS queue like every other
  * producer (source "offline"). The consumer attributes them exactly like browser conversions:
@@ -11,13 +11,13 @@
  * - Each item is validated on its own: a bad item is reported with its JSON path and the valid
  *   ones are queued anyway (202 with `rejected`); only when none is valid is the answer an error
  *   (422 validation_failed). `uuid` is required: re-sending an item (after a timeout, a 503, a
- *   partial reject) never counts it twice (CONTRACT §8).
+ *   partial reject) never counts it twice (docs/events.md).
  * - Timestamps may be up to OFFLINE_MAX_AGE_MS old (the browser's limit is 24 h), a day less
  *   than the consumer's MAX_AGE_MS so that an item accepted here is still acceptable when the
  *   consumer gets to it.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { requireRole } from "../auth";
 import { all, first } from "../db";
 import { ApiError, unprocessable } from "../errors";
@@ -31,7 +31,7 @@ import {
   QUEUE_RETRY_AFTER_SECONDS,
 } from "../../events/ingest-common";
 import { revenueProblem, valueProblem } from "../../shared/event-limits";
-import type { ConversionMessage } from "../../events/messages";
+import type { ConversionMessage } from "../../shared/event-messages";
 import { MAX_AGE_MS, MAX_ID_LENGTH } from "../../events/validate-message";
 
 /** At most this many conversions per request. */

@@ -1,11 +1,11 @@
 /**
  * Events (docs/api.md "Events"): what experiments measure. `custom` events are sent by the page
  * or server; `pageview` events are counted when a page is served; `click` events when an element
- * of a page is clicked (CONTRACT §2 `web.events`). `key` is unique per project.
+ * of a page is clicked (docs/datafile.md `web.events`). `key` is unique per project.
  */
 import { z } from "@hono/zod-openapi";
 import { WEB_EVENT_TYPES } from "../../core/datafile-parse";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import type { EventRow, ExperimentRow } from "../datafile-build";
 import { all, first } from "../db";
 import { DEFAULT_DAILY_CONVERSION_CAP, MAX_DAILY_CONVERSION_CAP } from "../../shared/event-limits";

@@ -2,7 +2,7 @@
  * Experiments (docs/api.md "Experiments"): A/B, multivariate and split-URL web experiments, with
  * variations and their changes, metrics, traffic, audience conditions, pages, forced variations
  * and group membership; plus the actions start, pause, resume and archive, which change the
- * status in one environment and publish in the same request (CONTRACT §6).
+ * status in one environment and publish in the same request (docs/api.md).
  *
  * - Variation ids are generated. On PATCH a variation keeps its id when the request names it
  *   (`id`) or, failing that, when its key matches a current variation's: renaming a key while
@@ -17,7 +17,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ALLOCATION_POLICIES, WEB_EXPERIMENT_TYPES } from "../../core/datafile-parse";
 import { changeSchema, webMetricSchema } from "../../core/datafile-schema";
 import type { Change, WebMetric, WebSection } from "../../core/datafile-types";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { requireRole } from "../auth";
 import type {
   ExperimentRow,

@@ -6,7 +6,7 @@
  * can the group allocate traffic to it.
  */
 import { z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import type { ExperimentRow, GroupAllocationEntry, GroupRow } from "../datafile-build";
 import { all } from "../db";
 import {

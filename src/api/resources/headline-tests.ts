@@ -17,7 +17,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Change, WebMetric } from "../../core/datafile-types";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { auditIfChanged } from "../audit";
 import { requireRole } from "../auth";
 import type { EventRow, ExperimentRow, PageRow, VariationSpec } from "../datafile-build";

@@ -2,7 +2,7 @@
  * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
  * aggregates rebuild, bandit allocations and headline tests; app.ts calls this once.
  */
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
 import { registerAudienceRoutes } from "./audiences";
 import { registerBanditRoutes } from "./bandit";

@@ -1,12 +1,12 @@
 /**
- * Lists (docs/api.md "Lists"): user lists for the `in_list` match type (CONTRACT §2 `web.lists`),
+ * Lists (docs/api.md "Lists"): user lists for the `in_list` match type (docs/datafile.md `web.lists`),
  * e.g. VIP customer ids. `key` is unique per project; at most 100,000 values of at most 256
  * characters (and the request body limit of 1 MB applies), and all the lists of a project at most
  * 1,000,000 members / 8 MiB of members document (what one environment may publish:
  * docs/datafile.md "Lists").
  */
 import { z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import type { AudienceRow, ListRow } from "../datafile-build";
 import { all } from "../db";
 import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../edge/list-members";

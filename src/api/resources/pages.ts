@@ -1,11 +1,11 @@
 /**
  * Pages (docs/api.md "Pages"): where experiments run and pageview/click events happen — a URL
- * condition tree plus how the page activates (CONTRACT §2 `web.pages`). `key` is unique per
+ * condition tree plus how the page activates (docs/datafile.md `web.pages`). `key` is unique per
  * project.
  */
 import { z } from "@hono/zod-openapi";
 import { PAGE_ACTIVATIONS } from "../../core/datafile-parse";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import type { EventRow, ExperimentRow, PageRow } from "../datafile-build";
 import { all } from "../db";
 import {

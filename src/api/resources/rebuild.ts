@@ -5,7 +5,7 @@
  * rebuilt ones. The work is src/events/rebuild.ts.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { requireRole } from "../auth";
 import { errorResponses, jsonBody, jsonResponse } from "../http";
 import { rebuildAggregates } from "../../events/rebuild";

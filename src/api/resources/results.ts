@@ -14,11 +14,11 @@
  *   increments in the range, an approximation for visitors whose conversions span `from`
  *   (docs/statistics.md).
  * - Counts are summed over datafile revisions, and `revisions` lists every revision that
- *   contributed (CONTRACT §8: results never mix revisions silently).
+ *   contributed (docs/statistics.md: results never mix revisions silently).
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { requireRole } from "../auth";
 import type { ExperimentRow } from "../datafile-build";
 import { all, first } from "../db";

@@ -3,7 +3,7 @@
  * token; the whole log (tokens included, which belong to no project) needs admin.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { ADMIN_ACTOR_ID, requireRole } from "../auth";
 import { all, requireProject } from "../db";
 import {

@@ -5,7 +5,7 @@
  * environment cannot be deleted (delete the project instead); the key and sdkKey never change.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { auditIfChanged, auditStatement } from "../audit";
 import { requireRole } from "../auth";
 import {

@@ -4,7 +4,7 @@
  * Reading needs any token; creating, changing and deleting projects need role admin.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { auditIfChanged, auditStatement } from "../audit";
 import { requireRole } from "../auth";
 import {

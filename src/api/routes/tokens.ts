@@ -5,7 +5,7 @@
  * the token's admin sessions in the same batch (src/api/sessions.ts).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { ApiApp } from "../app";
+import type { ApiApp } from "../context";
 import { auditStatement } from "../audit";
 import { requireRole, sha256Hex } from "../auth";
 import { all, first, type TokenRow } from "../db";

@@ -1,6 +1,6 @@
 /**
  * One variation against the baseline on one metric: estimates, the mode's test (sequential by
- * default, CONTRACT §8) and a verdict. Never NaN or Infinity: data that cannot be tested gives
+ * default, docs/statistics.md) and a verdict. Never NaN or Infinity: data that cannot be tested gives
  * the verdict "not_enough_data" with a reason from {@link NOT_ENOUGH_DATA_REASONS}.
  */
 import {
@@ -47,7 +47,7 @@ export type NotEnoughDataReason = (typeof NOT_ENOUGH_DATA_REASONS)[number];
 export interface CompareOptions {
   /** Default "sequential". */
   mode?: TestMode;
-  /** Significance level, default 0.1 (CONTRACT §8: 90 % significance). */
+  /** Significance level, default 0.1 (docs/statistics.md: 90 % significance). */
   alpha?: number;
   /** Sequential tuning N*: visitors (both arms) where the test is sharpest. Default 5000. */
   nStar?: number;

@@ -1,5 +1,5 @@
 /**
- * Splitstream's statistics (CONTRACT §8), pure functions over mergeable sufficient statistics
+ * Splitstream's statistics (docs/statistics.md), pure functions over mergeable sufficient statistics
  * `{ n, sum, sumSq }`: Welch and always-valid sequential tests of the relative lift, multiple-
  * comparison corrections, the sample-ratio-mismatch check and sample sizes. No I/O, no
  * platform APIs; checked against scipy/statsmodels by test/core/stats.test.ts with fixtures from

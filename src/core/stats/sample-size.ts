@@ -9,7 +9,7 @@ import { mean, variance, type SufficientStats } from "./sufficient-stats";
 export interface SampleSizeOptions {
   /** Minimum detectable effect, relative to the baseline mean (0.05 = a 5 % lift), > 0. */
   mde: number;
-  /** Significance level, two-sided. Default 0.1 (CONTRACT §8: 90 %). */
+  /** Significance level, two-sided. Default 0.1 (docs/statistics.md: 90 %). */
   alpha?: number;
   /** Probability of detecting an effect of size `mde`. Default 0.8. */
   power?: number;

@@ -1,7 +1,7 @@
 /**
  * Always-valid sequential test: the normal-mixture sequential probability ratio test (mSPRT) of
  * Johari, Pekelis & Walsh ("Always valid inference", 2017), in the form GrowthBook and Eppo use
- * (CONTRACT §8). Its p-values and confidence sequences stay valid however often results are
+ * (docs/statistics.md). Its p-values and confidence sequences stay valid however often results are
  * looked at, which is why it is the default mode: a dashboard is peeked at every day.
  */
 

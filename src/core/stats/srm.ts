@@ -1,5 +1,5 @@
 /**
- * Sample-ratio mismatch (CONTRACT §8): are the visitors split the way the allocation says?
+ * Sample-ratio mismatch (docs/statistics.md): are the visitors split the way the allocation says?
  * A mismatch means the assignment or the counting is broken (redirect losses, bot filtering on
  * one arm, caching), and then every other result of the experiment is suspect.
  */
@@ -34,7 +34,7 @@ export interface SampleRatioMismatchResult {
  * 2. expected share eᵢ = wᵢ / Σw; expected count Eᵢ = eᵢ · N with N = Σ observed of those arms;
  * 3. checked only with ≥ 2 such arms and every one of them having ≥ `minPerVariation`
  *    visitors (the χ² approximation needs expected counts that are not tiny; the default 8
- *    is the CONTRACT's);
+ *    is the one docs/statistics.md states);
  * 4. χ² = Σ (Oᵢ − Eᵢ)² / Eᵢ with df = k − 1, p = P(χ²_df ≥ χ²);
  * 5. flagged when p < threshold.
  *

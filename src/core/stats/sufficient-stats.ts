@@ -5,7 +5,7 @@
  */
 
 /**
- * Sufficient statistics over the visitors of one variation (CONTRACT §8).
+ * Sufficient statistics over the visitors of one variation (docs/statistics.md).
  *
  * - `n`: visitors (unique, by first impression); visitors without a conversion count as 0.
  * - `sum`: Σx. For a conversion-rate metric x ∈ {0, 1}, so `sum` = unique converters.

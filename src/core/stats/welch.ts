@@ -1,6 +1,6 @@
 /**
  * Fixed-horizon Welch t test of treatment vs control, on the absolute difference of the means
- * and on the relative lift (CONTRACT §8).
+ * and on the relative lift (docs/statistics.md).
  */
 import { studentTQuantile, twoSidedStudentTP } from "./distributions";
 import { mean, variance, type SufficientStats } from "./sufficient-stats";

@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { EventMessage } from "../../../src/events/messages";
+import type { EventMessage } from "../../../src/shared/event-messages";
 import {
   MAX_AGE_MS,
   MAX_FUTURE_MS,

@@ -1,4 +1,4 @@
-/** The one error envelope for every Splitstream endpoint: `{"error":{"code","message","details"}}` (CONTRACT §5–§6). */
+/** The one error envelope for every Splitstream endpoint: `{"error":{"code","message","details"}}` (docs/api.md). */
 export function errorResponse(
   status: number,
   code: string,

@@ -1,7 +1,7 @@
 /**
- * The EVENTS queue message shape (internal; CONTRACT leaves it to us). Every producer — the
+ * The EVENTS queue message shape (internal: ours to design, docs/events.md). Every producer — the
  * edge, the browser and SDK ingest endpoints, offline conversions — sends these; the consumer
- * validates each one before counting it. `uuid` makes redelivery idempotent (CONTRACT §8).
+ * validates each one before counting it. `uuid` makes redelivery idempotent (docs/events.md).
  */
 
 /** Where an event came from, for diagnostics and per-source counts. */
