@@ -8,6 +8,7 @@ import { signPreview } from "../../src/edge/preview";
 import type { EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
+import { recordQueued } from "../helpers/queue";
 
 // wrangler.toml routes localhost/* to the origin http://localhost:8788 with sdk_key "demo".
 const SITE = "http://localhost";
@@ -69,13 +70,7 @@ function cookieValue(response: Response, name: string): string | undefined {
 beforeEach(async () => {
   origin = mockOrigin(serveSite);
   queued = [];
-  // Watch what the Worker sends to the real EVENTS queue binding (the call goes through).
-  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
-  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
-    const list = [...messages];
-    for (const m of list) queued.push(m.body as EventMessage);
-    return send(list, options);
-  });
+  recordQueued(queued);
   await publish(edgeDatafile);
 });
 

@@ -7,6 +7,7 @@ import { revenueProblem } from "../../src/shared/event-limits";
 import type { Rejection } from "../../src/events/ingest-common";
 import type { ConversionMessage, EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
+import { recordQueued } from "../helpers/queue";
 
 // wrangler.toml routes localhost/* with sdk_key "demo" (no cors_origins, gpc respected).
 const SITE = "http://localhost";
@@ -50,12 +51,7 @@ interface ErrorBody {
 
 beforeEach(async () => {
   queued = [];
-  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
-  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
-    const list = [...messages];
-    for (const m of list) queued.push(m.body as EventMessage);
-    return send(list, options);
-  });
+  recordQueued(queued);
   await env.DATAFILES.put("datafiles/demo", JSON.stringify(edgeDatafile));
   resetDatafileStore();
 });

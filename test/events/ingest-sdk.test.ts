@@ -22,6 +22,7 @@ import type {
   EventMessage,
   ImpressionMessage,
 } from "../../src/shared/event-messages";
+import { recordQueued } from "../helpers/queue";
 
 const ENDPOINT = "http://localhost/_ss/v1/events";
 
@@ -153,12 +154,7 @@ function batch(
 beforeEach(async () => {
   queued = [];
   dispatched = [];
-  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
-  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
-    const list = [...messages];
-    for (const m of list) queued.push(m.body as EventMessage);
-    return send(list, options);
-  });
+  recordQueued(queued);
   await env.DATAFILES.put("datafiles/demo", JSON.stringify(demoDatafile));
   resetDatafileStore();
 });

@@ -16,6 +16,7 @@ import edgeDatafile from "../fixtures/datafiles/edge.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import { routedWorker, type RouteEntry } from "../helpers/pipeline";
 import { rangeHeavy, testGvl } from "../helpers/tc-strings";
+import { recordQueued } from "../helpers/queue";
 
 const SITE = "http://localhost";
 const ORIGIN = "http://localhost:8788";
@@ -91,12 +92,7 @@ beforeEach(async () => {
       }),
   );
   queued = [];
-  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
-  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
-    const list = [...messages];
-    for (const m of list) queued.push(m.body as EventMessage);
-    return send(list, options);
-  });
+  recordQueued(queued);
   await env.DATAFILES.put("datafiles/demo", JSON.stringify(edgeDatafile));
   resetDatafileStore();
 });

@@ -20,6 +20,7 @@ import {
   hostileString,
   seedProperties,
 } from "../support/fast-check";
+import { recordQueued } from "../helpers/queue";
 
 seedProperties(100);
 
@@ -32,12 +33,7 @@ let queued: EventMessage[];
 
 beforeEach(async () => {
   queued = [];
-  const send = env.EVENTS.sendBatch.bind(env.EVENTS);
-  vi.spyOn(env.EVENTS, "sendBatch").mockImplementation((messages, options) => {
-    const list = [...messages];
-    for (const m of list) queued.push(m.body as EventMessage);
-    return send(list, options);
-  });
+  recordQueued(queued);
   await env.DATAFILES.put("datafiles/demo", JSON.stringify(edgeDatafile));
   resetDatafileStore();
 });
@@ -187,7 +183,7 @@ describe(`POST /_ss/events with arbitrary bodies (seed ${SEED})`, () => {
           "multipart/form-data",
         ),
         async (body, contentType) => {
-          queued = [];
+          queued.length = 0;
           const response = await post(body, contentType);
           const envelope = await answer(response, [204, 400, 413, 415]);
           if (envelope === null || envelope.error.code !== "events_rejected") {
@@ -232,7 +228,7 @@ describe(`POST /_ss/events with arbitrary bodies (seed ${SEED})`, () => {
           { minLength: 1, maxLength: 30 },
         ),
         async (specs) => {
-          queued = [];
+          queued.length = 0;
           const validUuids: string[] = [];
           const mustReject: number[] = [];
           const items = specs.map((spec, index) => {
@@ -330,7 +326,7 @@ describe(`POST /_ss/v1/events with arbitrary bodies (seed ${SEED})`, () => {
           ),
         ),
         async (body) => {
-          queued = [];
+          queued.length = 0;
           const envelope = await answer(await post(body), [204, 400, 413]);
           if (envelope !== null && envelope.error.code !== "events_rejected")
             expect(queued).toHaveLength(0);
@@ -383,7 +379,7 @@ describe(`POST /_ss/v1/events with arbitrary bodies (seed ${SEED})`, () => {
           { minLength: 1, maxLength: 30 },
         ),
         async (specs) => {
-          queued = [];
+          queued.length = 0;
           const validUuids: string[] = [];
           const mustReject: number[] = [];
           const now = Date.now();
