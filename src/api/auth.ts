@@ -28,6 +28,7 @@ import {
 } from "./auth-limit";
 import { ApiError, forbidden, tooManyAuthFailures, unauthorized } from "./errors";
 import { first, type TokenRow } from "./db";
+import { sha256 } from "../shared/hash";
 
 export const ROLES: readonly Role[] = ["viewer", "editor", "admin"];
 
@@ -38,20 +39,6 @@ const RANK: Record<Role, number> = { viewer: 0, editor: 1, admin: 2 };
 /** True when `role` is at least `min`. */
 export function hasRole(role: Role, min: Role): boolean {
   return RANK[role] >= RANK[min];
-}
-
-const encoder = new TextEncoder();
-
-async function sha256(text: string): Promise<ArrayBuffer> {
-  return crypto.subtle.digest("SHA-256", encoder.encode(text));
-}
-
-/** SHA-256 of `text` as lowercase hex: how token secrets are stored. */
-export async function sha256Hex(text: string): Promise<string> {
-  const bytes = new Uint8Array(await sha256(text));
-  let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
-  return hex;
 }
 
 /** Constant-time equality of two equal-length digests. */

@@ -36,6 +36,7 @@ import type { Datafile, WebList } from "../core/datafile-types";
 import type { Problem } from "../core/problem";
 import { mergeListMembers, splitListMembers, type ListMembers } from "../core/list-members";
 import { datafileKey } from "../edge/datafile-store";
+import { sha256Hex } from "../shared/hash";
 import {
   listMembersKey,
   MAX_LIST_MEMBERS,
@@ -87,14 +88,6 @@ export interface PublishedDatafileMetadata {
 /** KV key of one immutable revision. */
 export function revisionKey(sdkKey: string, revision: number): string {
   return `${datafileKey(sdkKey)}/${revision}`;
-}
-
-/** SHA-256 hex of a string (UTF-8). */
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  let hex = "";
-  for (const byte of new Uint8Array(digest)) hex += byte.toString(16).padStart(2, "0");
-  return hex;
 }
 
 /** The hash stored in `datafile_revisions.sha256`: of the content, `revision` blanked. */

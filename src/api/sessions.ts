@@ -15,7 +15,7 @@
  *
  * It lives in src/api because the tokens API revokes sessions; the admin pages use it.
  */
-import { sha256Hex } from "./auth";
+import { sha256Hex } from "../shared/hash";
 
 /**
  * Live sessions one token may hold; signing in again ends the oldest beyond it, so a token holder

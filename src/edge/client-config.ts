@@ -28,6 +28,7 @@ import { encodeBase64Url } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { formatRevisionHeader, REVISION_HEADER } from "./decisions-header";
 import { errorResponse } from "../shared/error-response";
+import { sha256 } from "../shared/hash";
 import { SDK_KEY_PATTERN } from "./routes";
 
 export const CLIENT_CONFIG_PATH_PREFIX = "/_ss/client-config/";
@@ -137,7 +138,7 @@ const rendered = new WeakMap<CompiledDatafile, Promise<Rendered>>();
 
 async function render(compiled: CompiledDatafile): Promise<Rendered> {
   const json = JSON.stringify(buildClientConfig(compiled));
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(json));
+  const digest = await sha256(json);
   const hash = encodeBase64Url(new Uint8Array(digest, 0, 12));
   return { json, etag: `"${hash}"` };
 }

@@ -38,6 +38,7 @@ import { parseDatafile } from "../core/datafile-parse";
 import type { Datafile } from "../core/datafile-types";
 import { listsWithoutValues, publicDatafileText, type ListMembers } from "../core/list-members";
 import { formatProblems } from "../core/problem";
+import { sha256, toHex } from "../shared/hash";
 import type { Env } from "../env";
 import { formatRevisionHeader } from "./decisions-header";
 import { listMembersKey, readListMembers } from "./list-members";
@@ -135,10 +136,7 @@ function log(
 }
 
 async function shortHash(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  let hex = "";
-  for (const byte of new Uint8Array(digest, 0, 8)) hex += byte.toString(16).padStart(2, "0");
-  return hex;
+  return toHex(new Uint8Array(await sha256(text), 0, 8));
 }
 
 function metadataDate(metadata: unknown): Date | null {

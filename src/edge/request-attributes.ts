@@ -9,6 +9,7 @@
 
 import { parseUserAgent } from "./user-agent";
 import { INTERNAL_COOKIES, isStorableAttributeName, type VisitorState } from "./visitor";
+import type { RequestAttributeName } from "../shared/request-attributes";
 
 /** Headers never exposed as `header.<name>`: credentials. */
 export const HIDDEN_HEADERS: ReadonlySet<string> = new Set([
@@ -22,7 +23,7 @@ export const HIDDEN_HEADERS: ReadonlySet<string> = new Set([
 /** At most this many query parameters become `query.<name>` attributes (first ones win). */
 export const MAX_QUERY_ATTRIBUTES = 100;
 
-const UTM_KEYS: ReadonlyMap<string, string> = new Map([
+const UTM_KEYS: ReadonlyMap<string, RequestAttributeName> = new Map<string, RequestAttributeName>([
   ["utm_source", "utm.source"],
   ["utm_medium", "utm.medium"],
   ["utm_campaign", "utm.campaign"],
@@ -58,6 +59,9 @@ export function buildRequestAttributes(
   // Reserved names are dropped here too (decodeAttributes already does), so a request attribute
   // that is absent for this request (e.g. geo.* without request.cf) cannot be supplied instead.
   const attrs: Record<string, unknown> = {};
+  // The same object, typed so that every fixed name written below is one of the list of
+  // src/shared/request-attributes.ts.
+  const known: { [name in RequestAttributeName]?: unknown } = attrs;
   const stored = visitor.attributes;
   for (const key in stored) {
     if (Object.prototype.hasOwnProperty.call(stored, key) && isStorableAttributeName(key)) {
@@ -72,16 +76,16 @@ export function buildRequestAttributes(
     setString(attrs, "geo.region", cf.region);
     setString(attrs, "geo.city", cf.city);
     setString(attrs, "geo.continent", cf.continent);
-    if (typeof cf.asn === "number" && Number.isFinite(cf.asn)) attrs["geo.asn"] = cf.asn;
+    if (typeof cf.asn === "number" && Number.isFinite(cf.asn)) known["geo.asn"] = cf.asn;
   }
 
   // device/browser/os from the User-Agent
   const headers = request.headers;
   const ua = parseUserAgent(headers.get("user-agent"));
-  attrs["device.type"] = visitor.bot ? "bot" : ua.deviceType;
-  attrs["browser.name"] = ua.browserName;
-  if (ua.browserVersion !== "") attrs["browser.version"] = ua.browserVersion;
-  attrs["os.name"] = ua.osName;
+  known["device.type"] = visitor.bot ? "bot" : ua.deviceType;
+  known["browser.name"] = ua.browserName;
+  if (ua.browserVersion !== "") known["browser.version"] = ua.browserVersion;
+  known["os.name"] = ua.osName;
 
   // headers (all but credentials), language, referrer
   let acceptLanguage: string | null;
@@ -92,19 +96,19 @@ export function buildRequestAttributes(
       if (HIDDEN_HEADERS.has(name)) return;
       attrs["header." + name] = value;
       if (name === "accept-language") acceptLanguage = value;
-      else if (name === "referer" && value !== "") attrs.referrer = value;
+      else if (name === "referer" && value !== "") known.referrer = value;
     });
   } else {
     acceptLanguage = headers.get("accept-language");
     const referrer = headers.get("referer");
-    if (referrer) attrs.referrer = referrer;
+    if (referrer) known.referrer = referrer;
   }
   const language = preferredLanguage(acceptLanguage);
-  if (language !== null) attrs.language = language;
+  if (language !== null) known.language = language;
 
   // URL
-  attrs.url = url.href;
-  attrs.path = url.pathname;
+  known.url = url.href;
+  known.path = url.pathname;
   if (url.search.length > 1) {
     const params = url.searchParams;
     let complete = false;
@@ -140,13 +144,17 @@ export function buildRequestAttributes(
     }
   }
 
-  attrs["visitor.new"] = visitor.isNew;
-  attrs["time.hour"] = now.getUTCHours();
-  attrs["time.weekday"] = now.getUTCDay();
+  known["visitor.new"] = visitor.isNew;
+  known["time.hour"] = now.getUTCHours();
+  known["time.weekday"] = now.getUTCDay();
   return attrs;
 }
 
-function setString(attrs: Record<string, unknown>, name: string, value: unknown): void {
+function setString(
+  attrs: Record<string, unknown>,
+  name: RequestAttributeName,
+  value: unknown,
+): void {
   if (typeof value === "string" && value !== "") attrs[name] = value;
 }
 

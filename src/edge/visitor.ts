@@ -5,6 +5,10 @@
 
 import { decodeBase64Url, encodeBase64Url } from "./cookies";
 import { parseUserAgent } from "./user-agent";
+import {
+  REQUEST_ATTRIBUTE_NAMESPACES,
+  UNQUALIFIED_REQUEST_ATTRIBUTE_NAMES,
+} from "../shared/request-attributes";
 
 /** Cookie names (docs/visitors.md). */
 export const VISITOR_COOKIE = "ss_vid";
@@ -173,26 +177,13 @@ export const MAX_ATTRIBUTES_BYTES = 2048;
 export const MAX_ATTRIBUTE_KEY_LENGTH = 64;
 
 /**
- * Attribute names the edge computes per request (docs/datafile.md). Stored custom attributes with
- * these names or prefixes are ignored, so a visitor cannot pretend to be elsewhere.
+ * Attribute names the edge computes per request (docs/datafile.md; the list is
+ * src/shared/request-attributes.ts). Stored custom attributes with these names or prefixes are
+ * ignored, so a visitor cannot pretend to be elsewhere.
  */
-export const RESERVED_ATTRIBUTE_PREFIXES: readonly string[] = [
-  "geo.",
-  "device.",
-  "browser.",
-  "os.",
-  "query.",
-  "cookie.",
-  "header.",
-  "utm.",
-  "visitor.",
-  "time.",
-];
+export const RESERVED_ATTRIBUTE_PREFIXES: readonly string[] = REQUEST_ATTRIBUTE_NAMESPACES;
 export const RESERVED_ATTRIBUTE_NAMES: ReadonlySet<string> = new Set([
-  "language",
-  "referrer",
-  "url",
-  "path",
+  ...UNQUALIFIED_REQUEST_ATTRIBUTE_NAMES,
   // not request attributes, but names that would break plain objects or the SDK's semantics
   "__proto__",
   "hasOwnProperty",

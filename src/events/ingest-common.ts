@@ -14,7 +14,16 @@ import type { Env } from "../env";
 import type { ConsentConfig } from "../shared/consent";
 import { errorResponse } from "../shared/error-response";
 import type { ConversionMessage, EventMessage } from "../shared/event-messages";
-import { revenueProblem, valueProblem } from "../shared/event-limits";
+import {
+  INGEST_MAX_AGE_MS,
+  INGEST_MAX_FUTURE_MS,
+  INGEST_MAX_TAG_KEY_LENGTH,
+  INGEST_MAX_TAG_STRING_LENGTH,
+  INGEST_MAX_TAGS,
+  INGEST_MAX_UUID_LENGTH,
+  revenueProblem,
+  valueProblem,
+} from "../shared/event-limits";
 
 /**
  * What the ingest endpoints use of a route's settings (`RouteConfig` of src/edge/routes.ts has
@@ -52,14 +61,6 @@ export interface IngestEdge {
   readVisitor(request: Request): IngestVisitor;
 }
 
-/** A conversion's `timestamp` may be at most this old… */
-export const MAX_EVENT_AGE_MS = 24 * 60 * 60 * 1000;
-/** …and at most this far in the future (clock skew). */
-export const MAX_EVENT_SKEW_MS = 5 * 60 * 1000;
-export const MAX_TAGS = 20;
-export const MAX_TAG_KEY_LENGTH = 64;
-export const MAX_TAG_STRING_LENGTH = 256;
-export const MAX_UUID_LENGTH = 64;
 /** Cloudflare Queues: at most 100 messages per `sendBatch`, 256 KB in total (we stay well under). */
 const QUEUE_BATCH_MESSAGES = 100;
 const QUEUE_BATCH_BYTES = 200_000;
@@ -85,15 +86,15 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 export function uuidProblem(value: unknown): string | null {
   return typeof value === "string" && UUID.test(value)
     ? null
-    : `uuid must be a string of 1-${MAX_UUID_LENGTH} printable ASCII characters without spaces`;
+    : `uuid must be a string of 1-${INGEST_MAX_UUID_LENGTH} printable ASCII characters without spaces`;
 }
 
 /** Why `timestamp` (ms since epoch) is not within [now − 24 h, now + 5 min], or null. */
 export function timestampProblem(value: unknown, now: number): string | null {
   if (typeof value !== "number" || !Number.isSafeInteger(value))
     return "timestamp must be an integer (milliseconds since the epoch)";
-  if (value < now - MAX_EVENT_AGE_MS) return "timestamp is more than 24 hours in the past";
-  if (value > now + MAX_EVENT_SKEW_MS) return "timestamp is more than 5 minutes in the future";
+  if (value < now - INGEST_MAX_AGE_MS) return "timestamp is more than 24 hours in the past";
+  if (value > now + INGEST_MAX_FUTURE_MS) return "timestamp is more than 5 minutes in the future";
   return null;
 }
 
@@ -112,19 +113,24 @@ export function checkTags(
       reason: "tags must be an object of strings, numbers, booleans",
     };
   const keys = Object.keys(value);
-  if (keys.length > MAX_TAGS) return { ok: false, subPath: "", reason: `at most ${MAX_TAGS} tags` };
+  if (keys.length > INGEST_MAX_TAGS)
+    return { ok: false, subPath: "", reason: `at most ${INGEST_MAX_TAGS} tags` };
   const tags: Tags = {};
   for (const key of keys) {
     const subPath = `.${key}`;
-    if (key.length === 0 || key.length > MAX_TAG_KEY_LENGTH)
-      return { ok: false, subPath, reason: `tag names are 1-${MAX_TAG_KEY_LENGTH} characters` };
+    if (key.length === 0 || key.length > INGEST_MAX_TAG_KEY_LENGTH)
+      return {
+        ok: false,
+        subPath,
+        reason: `tag names are 1-${INGEST_MAX_TAG_KEY_LENGTH} characters`,
+      };
     const v = value[key];
     if (typeof v === "string") {
-      if (v.length > MAX_TAG_STRING_LENGTH)
+      if (v.length > INGEST_MAX_TAG_STRING_LENGTH)
         return {
           ok: false,
           subPath,
-          reason: `tag strings are at most ${MAX_TAG_STRING_LENGTH} characters`,
+          reason: `tag strings are at most ${INGEST_MAX_TAG_STRING_LENGTH} characters`,
         };
     } else if (typeof v === "number") {
       if (!Number.isFinite(v)) return { ok: false, subPath, reason: "tag numbers must be finite" };

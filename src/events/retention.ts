@@ -2,13 +2,13 @@
  * Retention of the consumer's bookkeeping (docs/events.md "Retention"), run by the Worker's
  * `scheduled` handler (cron in wrangler.toml): `seen_events` (dedupe) and `conversions` (kept for
  * late impressions) only matter while a message that needs them can still be accepted, and the
- * consumer rejects any message whose timestamp is more than MAX_AGE_MS old. Rows older than
+ * consumer rejects any message whose timestamp is more than QUEUE_MAX_AGE_MS old. Rows older than
  * `retentionCutoff(now)` can therefore never be needed again and are deleted:
  *
- * - seen_events by `received_at`: a message received at R had a timestamp ≤ R + MAX_FUTURE_MS,
- *   so once R < now − MAX_AGE_MS − MAX_FUTURE_MS a redelivery of it is rejected as too old and
+ * - seen_events by `received_at`: a message received at R had a timestamp ≤ R + QUEUE_MAX_FUTURE_MS,
+ *   so once R < now − QUEUE_MAX_AGE_MS − QUEUE_MAX_FUTURE_MS a redelivery of it is rejected as too old and
  *   can never count twice;
- * - conversions by `timestamp`: an impression accepted now is at most MAX_AGE_MS old and only
+ * - conversions by `timestamp`: an impression accepted now is at most QUEUE_MAX_AGE_MS old and only
  *   attributes conversions at or after it, so older conversions are never looked at again.
  *
  * RETENTION_MARGIN_MS on top absorbs clock differences and a consumer run that validated its
@@ -16,7 +16,7 @@
  * and are kept for good.
  */
 import type { Env } from "../env";
-import { MAX_AGE_MS, MAX_FUTURE_MS } from "./validate-message";
+import { QUEUE_MAX_AGE_MS, QUEUE_MAX_FUTURE_MS } from "../shared/event-limits";
 
 /** Extra time kept beyond what the message age limit strictly needs. */
 export const RETENTION_MARGIN_MS = 24 * 60 * 60 * 1000;
@@ -28,7 +28,7 @@ export const PRUNE_MAX_ROUNDS = 40;
 
 /** Rows strictly older than this (ms since epoch) are deleted. */
 export function retentionCutoff(now: number): number {
-  return now - MAX_AGE_MS - MAX_FUTURE_MS - RETENTION_MARGIN_MS;
+  return now - QUEUE_MAX_AGE_MS - QUEUE_MAX_FUTURE_MS - RETENTION_MARGIN_MS;
 }
 
 export interface PruneResult {

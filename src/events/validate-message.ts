@@ -4,7 +4,16 @@
  * message is never retried forever. Unknown keys are dropped (not copied into the result), so a
  * producer adding a field never poisons a batch; every known field is checked.
  */
-import { MAX_REVENUE_CENTS, valueProblem } from "../shared/event-limits";
+import {
+  MAX_REVENUE_CENTS,
+  QUEUE_MAX_AGE_MS,
+  QUEUE_MAX_FUTURE_MS,
+  QUEUE_MAX_ID_LENGTH,
+  QUEUE_MAX_TAG_STRING_LENGTH,
+  QUEUE_MAX_TAGS,
+  QUEUE_MAX_UUID_LENGTH,
+  valueProblem,
+} from "../shared/event-limits";
 import type {
   ConversionMessage,
   EventMessage,
@@ -13,15 +22,6 @@ import type {
 } from "../shared/event-messages";
 
 export type ValidationResult = { ok: true; message: EventMessage } | { ok: false; reason: string };
-
-export const MAX_UUID_LENGTH = 64;
-export const MAX_ID_LENGTH = 256;
-export const MAX_TAGS = 64;
-export const MAX_TAG_STRING_LENGTH = 1024;
-/** Events older than this (relative to processing time) are rejected. */
-export const MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000;
-/** Events further in the future than this (clock skew) are rejected. */
-export const MAX_FUTURE_MS = 60 * 60 * 1000;
 
 const SOURCES: readonly EventSource[] = ["edge", "browser", "sdk", "offline"];
 
@@ -42,14 +42,15 @@ function str(body: Record<string, unknown>, key: string, max: number): string {
 function tagsOf(value: unknown): Record<string, string | number | boolean> {
   if (!isRecord(value)) throw new Invalid("tags must be an object");
   const entries = Object.entries(value);
-  if (entries.length > MAX_TAGS) throw new Invalid(`tags has more than ${MAX_TAGS} keys`);
+  if (entries.length > QUEUE_MAX_TAGS)
+    throw new Invalid(`tags has more than ${QUEUE_MAX_TAGS} keys`);
   const out: Record<string, string | number | boolean> = {};
   for (const [key, tag] of entries) {
-    if (key.length === 0 || key.length > MAX_ID_LENGTH)
-      throw new Invalid(`tags key must be 1..${MAX_ID_LENGTH} characters`);
+    if (key.length === 0 || key.length > QUEUE_MAX_ID_LENGTH)
+      throw new Invalid(`tags key must be 1..${QUEUE_MAX_ID_LENGTH} characters`);
     if (typeof tag === "string") {
-      if (tag.length > MAX_TAG_STRING_LENGTH)
-        throw new Invalid(`tags.${key} is longer than ${MAX_TAG_STRING_LENGTH} characters`);
+      if (tag.length > QUEUE_MAX_TAG_STRING_LENGTH)
+        throw new Invalid(`tags.${key} is longer than ${QUEUE_MAX_TAG_STRING_LENGTH} characters`);
     } else if (typeof tag === "number") {
       if (!Number.isFinite(tag)) throw new Invalid(`tags.${key} must be a finite number`);
     } else if (typeof tag !== "boolean") {
@@ -85,15 +86,15 @@ function parse(body: unknown, now: number): EventMessage {
   const type = body.type;
   if (type !== "impression" && type !== "conversion")
     throw new Invalid('type must be "impression" or "conversion"');
-  const uuid = str(body, "uuid", MAX_UUID_LENGTH);
-  const sdkKey = str(body, "sdkKey", MAX_ID_LENGTH);
-  const revision = str(body, "revision", MAX_ID_LENGTH);
-  const visitorId = str(body, "visitorId", MAX_ID_LENGTH);
+  const uuid = str(body, "uuid", QUEUE_MAX_UUID_LENGTH);
+  const sdkKey = str(body, "sdkKey", QUEUE_MAX_ID_LENGTH);
+  const revision = str(body, "revision", QUEUE_MAX_ID_LENGTH);
+  const visitorId = str(body, "visitorId", QUEUE_MAX_ID_LENGTH);
   const timestamp = body.timestamp;
   if (typeof timestamp !== "number" || !Number.isFinite(timestamp))
     throw new Invalid("timestamp must be a finite number (ms since epoch)");
-  if (timestamp < now - MAX_AGE_MS) throw new Invalid("timestamp is more than 30 days old");
-  if (timestamp > now + MAX_FUTURE_MS)
+  if (timestamp < now - QUEUE_MAX_AGE_MS) throw new Invalid("timestamp is more than 30 days old");
+  if (timestamp > now + QUEUE_MAX_FUTURE_MS)
     throw new Invalid("timestamp is more than 1 hour in the future");
   const source = body.source;
   if (typeof source !== "string" || !(SOURCES as readonly string[]).includes(source))
@@ -111,16 +112,16 @@ function parse(body: unknown, now: number): EventMessage {
     const message: ImpressionMessage = {
       ...common,
       type,
-      experimentId: str(body, "experimentId", MAX_ID_LENGTH),
-      variationId: str(body, "variationId", MAX_ID_LENGTH),
+      experimentId: str(body, "experimentId", QUEUE_MAX_ID_LENGTH),
+      variationId: str(body, "variationId", QUEUE_MAX_ID_LENGTH),
     };
     return message;
   }
   const message: ConversionMessage = {
     ...common,
     type,
-    eventId: str(body, "eventId", MAX_ID_LENGTH),
-    eventKey: str(body, "eventKey", MAX_ID_LENGTH),
+    eventId: str(body, "eventId", QUEUE_MAX_ID_LENGTH),
+    eventKey: str(body, "eventKey", QUEUE_MAX_ID_LENGTH),
   };
   // The same bounds as the ingest endpoints (src/shared/event-limits.ts): a message queued by an
   // older Worker or written by hand with a larger number is archived under rejected/, not counted.

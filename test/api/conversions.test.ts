@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { MAX_AGE_MS } from "../../src/events/validate-message";
+import { QUEUE_MAX_AGE_MS } from "../../src/shared/event-limits";
 import type { EventMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import { OFFLINE_MAX_AGE_MS } from "../../src/api/resources/conversions";
 import {
@@ -299,7 +299,7 @@ describe("POST /conversions", () => {
   });
 
   it("accepts timestamps up to the consumer's age limit minus a day of queueing", async () => {
-    expect(OFFLINE_MAX_AGE_MS).toBe(MAX_AGE_MS - DAY);
+    expect(OFFLINE_MAX_AGE_MS).toBe(QUEUE_MAX_AGE_MS - DAY);
     const now = Date.now();
     const r = await apiJson("POST", "/conversions", 202, {
       body: {

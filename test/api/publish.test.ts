@@ -7,7 +7,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApiApp } from "../../src/api/app";
-import { sha256Hex } from "../../src/api/auth";
+import { sha256Hex } from "../../src/shared/hash";
 import type { Actor } from "../../src/api/context";
 import {
   serializeDatafile,

@@ -19,7 +19,7 @@ import {
   retentionCutoff,
   RETENTION_MARGIN_MS,
 } from "../../src/events/retention";
-import { MAX_AGE_MS, MAX_FUTURE_MS } from "../../src/events/validate-message";
+import { QUEUE_MAX_AGE_MS, QUEUE_MAX_FUTURE_MS } from "../../src/shared/event-limits";
 import worker from "../../src/index";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -63,8 +63,10 @@ async function uuids(table: string, sdkKey: string): Promise<string[]> {
 describe("retention", () => {
   it("keeps what a message within the age limit could still need", () => {
     const now = Date.UTC(2026, 0, 31);
-    expect(retentionCutoff(now)).toBe(now - MAX_AGE_MS - MAX_FUTURE_MS - RETENTION_MARGIN_MS);
-    expect(now - retentionCutoff(now)).toBeGreaterThan(MAX_AGE_MS + MAX_FUTURE_MS);
+    expect(retentionCutoff(now)).toBe(
+      now - QUEUE_MAX_AGE_MS - QUEUE_MAX_FUTURE_MS - RETENTION_MARGIN_MS,
+    );
+    expect(now - retentionCutoff(now)).toBeGreaterThan(QUEUE_MAX_AGE_MS + QUEUE_MAX_FUTURE_MS);
   });
 
   it("the Worker's scheduled handler deletes old seen_events and conversions only", async () => {
@@ -101,7 +103,7 @@ describe("retention", () => {
 
   it("a message whose dedupe row was pruned is rejected when redelivered, never counted twice", async () => {
     const sdkKey = uid("sdk");
-    const received = Date.now() - MAX_AGE_MS + 60_000;
+    const received = Date.now() - QUEUE_MAX_AGE_MS + 60_000;
     const message: ConversionMessage = {
       v: 1,
       type: "conversion",
@@ -111,11 +113,11 @@ describe("retention", () => {
       visitorId: "v",
       eventId: "e",
       eventKey: "e",
-      timestamp: received + MAX_FUTURE_MS, // the newest a message received then can be
+      timestamp: received + QUEUE_MAX_FUTURE_MS, // the newest a message received then can be
       source: "sdk",
     };
     // As if it was counted back then: its seen row is exactly at the pruning age.
-    const pruneAt = received + MAX_AGE_MS + MAX_FUTURE_MS + RETENTION_MARGIN_MS + 1;
+    const pruneAt = received + QUEUE_MAX_AGE_MS + QUEUE_MAX_FUTURE_MS + RETENTION_MARGIN_MS + 1;
     expect(retentionCutoff(pruneAt)).toBeGreaterThan(received);
     // At that time the message itself is too old for the consumer.
     vi.useFakeTimers({ now: pruneAt, toFake: ["Date"] });

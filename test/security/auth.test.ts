@@ -8,7 +8,7 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { sha256Hex } from "../../src/api/auth";
+import { sha256Hex } from "../../src/shared/hash";
 import {
   AUTH_FAILURE_LIMIT,
   AUTH_FAILURE_WINDOW_MS,

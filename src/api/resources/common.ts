@@ -40,6 +40,10 @@ import {
 } from "../http";
 import { newId, nowIso } from "../ids";
 import { publishProject, type PublishResult } from "../publish";
+import {
+  REQUEST_ATTRIBUTE_FAMILIES,
+  REQUEST_ATTRIBUTE_NAMES,
+} from "../../shared/request-attributes";
 
 export type Seg = string | number;
 
@@ -336,35 +340,15 @@ export const urlConditionSchema = z
   });
 
 /** Attributes the edge computes per request (docs/datafile.md, docs/visitors.md). */
-export const REQUEST_ATTRIBUTES: ReadonlySet<string> = new Set([
-  "geo.country",
-  "geo.region",
-  "geo.city",
-  "geo.continent",
-  "geo.asn",
-  "device.type",
-  "browser.name",
-  "browser.version",
-  "os.name",
-  "language",
-  "referrer",
-  "url",
-  "path",
-  "utm.source",
-  "utm.medium",
-  "utm.campaign",
-  "utm.term",
-  "utm.content",
-  "visitor.new",
-  "time.hour",
-  "time.weekday",
-]);
-/** Request attribute families named per request: `query.<name>`, `cookie.<name>`, `header.<name>`. */
-export const REQUEST_ATTRIBUTE_PREFIXES: readonly string[] = ["query.", "cookie.", "header."];
+const REQUEST_ATTRIBUTES: ReadonlySet<string> = new Set(REQUEST_ATTRIBUTE_NAMES);
 
+/**
+ * True for a request attribute: a fixed name, or `query.<name>`, `cookie.<name>`, `header.<name>`
+ * with a non-empty name (src/shared/request-attributes.ts).
+ */
 export function isRequestAttribute(name: string): boolean {
   if (REQUEST_ATTRIBUTES.has(name)) return true;
-  return REQUEST_ATTRIBUTE_PREFIXES.some(
+  return REQUEST_ATTRIBUTE_FAMILIES.some(
     (prefix) => name.length > prefix.length && name.startsWith(prefix),
   );
 }

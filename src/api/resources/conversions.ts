@@ -13,7 +13,7 @@
  *   (422 validation_failed). `uuid` is required: re-sending an item (after a timeout, a 503, a
  *   partial reject) never counts it twice (docs/events.md).
  * - Timestamps may be up to OFFLINE_MAX_AGE_MS old (the browser's limit is 24 h), a day less
- *   than the consumer's MAX_AGE_MS so that an item accepted here is still acceptable when the
+ *   than the consumer's QUEUE_MAX_AGE_MS so that an item accepted here is still acceptable when the
  *   consumer gets to it.
  */
 import { createRoute, z } from "@hono/zod-openapi";
@@ -23,21 +23,21 @@ import { all, first } from "../db";
 import { ApiError, unprocessable } from "../errors";
 import { ErrorSchema, errorResponses, issuesToDetails, jsonBody, jsonResponse } from "../http";
 import { formatPath } from "../../core/problem";
+import { checkTags, queueMessages, QUEUE_RETRY_AFTER_SECONDS } from "../../events/ingest-common";
 import {
-  checkTags,
-  MAX_EVENT_SKEW_MS,
-  MAX_UUID_LENGTH,
-  queueMessages,
-  QUEUE_RETRY_AFTER_SECONDS,
-} from "../../events/ingest-common";
-import { revenueProblem, valueProblem } from "../../shared/event-limits";
+  INGEST_MAX_FUTURE_MS,
+  INGEST_MAX_UUID_LENGTH,
+  QUEUE_MAX_AGE_MS,
+  QUEUE_MAX_ID_LENGTH,
+  revenueProblem,
+  valueProblem,
+} from "../../shared/event-limits";
 import type { ConversionMessage } from "../../shared/event-messages";
-import { MAX_AGE_MS, MAX_ID_LENGTH } from "../../events/validate-message";
 
 /** At most this many conversions per request. */
 export const MAX_OFFLINE_CONVERSIONS = 1000;
 /** How old an offline conversion's timestamp may be: the consumer's limit minus a day of queueing. */
-export const OFFLINE_MAX_AGE_MS = MAX_AGE_MS - 24 * 60 * 60 * 1000;
+export const OFFLINE_MAX_AGE_MS = QUEUE_MAX_AGE_MS - 24 * 60 * 60 * 1000;
 /** The environment used when the body names none. */
 export const DEFAULT_CONVERSIONS_ENVIRONMENT = "production";
 
@@ -46,12 +46,12 @@ const OfflineConversionSchema = z
     visitorId: z
       .string()
       .min(1)
-      .max(MAX_ID_LENGTH)
+      .max(QUEUE_MAX_ID_LENGTH)
       .openapi({ description: "The visitor id the edge or SDK decided with (`ss_vid`, user id)." }),
     eventKey: z
       .string()
       .min(1)
-      .max(MAX_ID_LENGTH)
+      .max(QUEUE_MAX_ID_LENGTH)
       .openapi({ description: "Key of an event of the project.", example: "purchase" }),
     timestamp: z
       .number()
@@ -76,7 +76,10 @@ const OfflineConversionSchema = z
       .openapi({ description: "At most 20; names 1–64 characters, strings ≤ 256 characters." }),
     uuid: z
       .string()
-      .regex(/^[\x21-\x7e]{1,64}$/, `1-${MAX_UUID_LENGTH} printable ASCII characters, no spaces`)
+      .regex(
+        /^[\x21-\x7e]{1,64}$/,
+        `1-${INGEST_MAX_UUID_LENGTH} printable ASCII characters, no spaces`,
+      )
       .openapi({
         description:
           "Required: identifies the conversion, so that sending it again never counts it twice.",
@@ -167,7 +170,7 @@ export function checkOfflineConversion(
       itemPath(index, "timestamp"),
       `more than ${OFFLINE_MAX_AGE_MS / 86_400_000} days in the past`,
     );
-  if (timestamp > context.now + MAX_EVENT_SKEW_MS)
+  if (timestamp > context.now + INGEST_MAX_FUTURE_MS)
     return fail(itemPath(index, "timestamp"), "more than 5 minutes in the future");
   if (c.revenue !== undefined) {
     const problem = revenueProblem(c.revenue);

@@ -10,11 +10,11 @@ import { requireRole } from "../auth";
 import { errorResponses, jsonBody, jsonResponse } from "../http";
 import { rebuildAggregates } from "../../events/rebuild";
 import { DERIVED_TABLES } from "../../events/tables";
-import { MAX_ID_LENGTH } from "../../events/validate-message";
+import { QUEUE_MAX_ID_LENGTH } from "../../shared/event-limits";
 
 const RebuildBodySchema = z
   .strictObject({
-    sdkKey: z.string().min(1).max(MAX_ID_LENGTH).optional().openapi({
+    sdkKey: z.string().min(1).max(QUEUE_MAX_ID_LENGTH).optional().openapi({
       description:
         "Only this sdkKey (an environment's); default every sdkKey in the archive or the live tables.",
     }),

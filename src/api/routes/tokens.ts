@@ -7,7 +7,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
 import { auditStatement } from "../audit";
-import { requireRole, sha256Hex } from "../auth";
+import { requireRole } from "../auth";
+import { sha256Hex } from "../../shared/hash";
 import { all, first, type TokenRow } from "../db";
 import { notFound, unprocessable } from "../errors";
 import {

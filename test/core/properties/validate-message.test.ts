@@ -8,14 +8,14 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { EventMessage } from "../../../src/shared/event-messages";
 import {
-  MAX_AGE_MS,
-  MAX_FUTURE_MS,
-  MAX_ID_LENGTH,
-  MAX_TAG_STRING_LENGTH,
-  MAX_TAGS,
-  MAX_UUID_LENGTH,
-  validateMessage,
-} from "../../../src/events/validate-message";
+  QUEUE_MAX_AGE_MS,
+  QUEUE_MAX_FUTURE_MS,
+  QUEUE_MAX_ID_LENGTH,
+  QUEUE_MAX_TAG_STRING_LENGTH,
+  QUEUE_MAX_TAGS,
+  QUEUE_MAX_UUID_LENGTH,
+} from "../../../src/shared/event-limits";
+import { validateMessage } from "../../../src/events/validate-message";
 import {
   SEED,
   defineOwn,
@@ -42,19 +42,20 @@ function badField(body: unknown): string | null {
     (b[key] as string).length <= max;
   if (b.v !== 1) return "v";
   if (b.type !== "impression" && b.type !== "conversion") return "type";
-  if (!str("uuid", MAX_UUID_LENGTH)) return "uuid";
-  for (const key of ["sdkKey", "revision", "visitorId"]) if (!str(key, MAX_ID_LENGTH)) return key;
+  if (!str("uuid", QUEUE_MAX_UUID_LENGTH)) return "uuid";
+  for (const key of ["sdkKey", "revision", "visitorId"])
+    if (!str(key, QUEUE_MAX_ID_LENGTH)) return key;
   const t = b.timestamp;
   if (
     typeof t !== "number" ||
     !Number.isFinite(t) ||
-    t < NOW - MAX_AGE_MS ||
-    t > NOW + MAX_FUTURE_MS
+    t < NOW - QUEUE_MAX_AGE_MS ||
+    t > NOW + QUEUE_MAX_FUTURE_MS
   )
     return "timestamp";
   if (typeof b.source !== "string" || !SOURCES.includes(b.source)) return "source";
   const own = b.type === "impression" ? ["experimentId", "variationId"] : ["eventId", "eventKey"];
-  for (const key of own) if (!str(key, MAX_ID_LENGTH)) return key;
+  for (const key of own) if (!str(key, QUEUE_MAX_ID_LENGTH)) return key;
   if (b.type === "impression") return null;
   if (
     b.revenue !== undefined &&
@@ -74,12 +75,12 @@ function badField(body: unknown): string | null {
     const tags = b.tags;
     if (typeof tags !== "object" || tags === null || Array.isArray(tags)) return "tags";
     const entries = Object.entries(tags);
-    if (entries.length > MAX_TAGS) return "tags";
+    if (entries.length > QUEUE_MAX_TAGS) return "tags";
     for (const [key, tag] of entries) {
-      if (key.length < 1 || key.length > MAX_ID_LENGTH) return "tags";
+      if (key.length < 1 || key.length > QUEUE_MAX_ID_LENGTH) return "tags";
       if (
         typeof tag === "string"
-          ? tag.length > MAX_TAG_STRING_LENGTH
+          ? tag.length > QUEUE_MAX_TAG_STRING_LENGTH
           : typeof tag === "number"
             ? !Number.isFinite(tag)
             : typeof tag !== "boolean"
@@ -122,16 +123,16 @@ const validMessage: fc.Arbitrary<Record<string, unknown>> = fc
   .record({
     v: fc.constant(1),
     type: fc.constantFrom("impression", "conversion"),
-    uuid: id(MAX_UUID_LENGTH),
-    sdkKey: id(MAX_ID_LENGTH),
-    revision: id(MAX_ID_LENGTH),
-    visitorId: id(MAX_ID_LENGTH),
-    timestamp: fc.integer({ min: NOW - MAX_AGE_MS, max: NOW + MAX_FUTURE_MS }),
+    uuid: id(QUEUE_MAX_UUID_LENGTH),
+    sdkKey: id(QUEUE_MAX_ID_LENGTH),
+    revision: id(QUEUE_MAX_ID_LENGTH),
+    visitorId: id(QUEUE_MAX_ID_LENGTH),
+    timestamp: fc.integer({ min: NOW - QUEUE_MAX_AGE_MS, max: NOW + QUEUE_MAX_FUTURE_MS }),
     source: fc.constantFrom(...SOURCES),
-    experimentId: id(MAX_ID_LENGTH),
-    variationId: id(MAX_ID_LENGTH),
-    eventId: id(MAX_ID_LENGTH),
-    eventKey: id(MAX_ID_LENGTH),
+    experimentId: id(QUEUE_MAX_ID_LENGTH),
+    variationId: id(QUEUE_MAX_ID_LENGTH),
+    eventId: id(QUEUE_MAX_ID_LENGTH),
+    eventKey: id(QUEUE_MAX_ID_LENGTH),
     revenue: fc.option(fc.integer({ min: -1e11, max: 1e11 }), { nil: undefined }),
     value: fc.option(fc.double({ noNaN: true, min: -1e12, max: 1e12 }), { nil: undefined }),
     tags: fc.option(validTags, { nil: undefined }),
@@ -228,12 +229,12 @@ describe(`validateMessage (seed ${SEED})`, () => {
     const badValue: Record<string, fc.Arbitrary<unknown>> = {
       v: fc.constantFrom(0, 2, "1", null, true),
       type: fc.constantFrom("Impression", "", "click", null, 1),
-      uuid: fc.constantFrom("", "u".repeat(MAX_UUID_LENGTH + 1), 7, null),
-      sdkKey: fc.constantFrom("", "k".repeat(MAX_ID_LENGTH + 1), [], null),
-      visitorId: fc.constantFrom("", "x".repeat(MAX_ID_LENGTH + 1), {}, 0),
+      uuid: fc.constantFrom("", "u".repeat(QUEUE_MAX_UUID_LENGTH + 1), 7, null),
+      sdkKey: fc.constantFrom("", "k".repeat(QUEUE_MAX_ID_LENGTH + 1), [], null),
+      visitorId: fc.constantFrom("", "x".repeat(QUEUE_MAX_ID_LENGTH + 1), {}, 0),
       timestamp: fc.constantFrom(
-        NOW - MAX_AGE_MS - 1,
-        NOW + MAX_FUTURE_MS + 1,
+        NOW - QUEUE_MAX_AGE_MS - 1,
+        NOW + QUEUE_MAX_FUTURE_MS + 1,
         Number.NaN,
         Infinity,
         "1",
@@ -250,8 +251,8 @@ describe(`validateMessage (seed ${SEED})`, () => {
         { k: null },
         { k: { nested: 1 } },
         { k: Number.NaN },
-        { k: "s".repeat(MAX_TAG_STRING_LENGTH + 1) },
-        Object.fromEntries(Array.from({ length: MAX_TAGS + 1 }, (_, i) => [`t${i}`, i])),
+        { k: "s".repeat(QUEUE_MAX_TAG_STRING_LENGTH + 1) },
+        Object.fromEntries(Array.from({ length: QUEUE_MAX_TAGS + 1 }, (_, i) => [`t${i}`, i])),
       ),
     };
     fc.assert(
