@@ -3,7 +3,7 @@
  * string from `@iabtechlabtcf/core`'s encoder with its vendor consent section replaced by range
  * entries, e.g. the range-heavy strings that cost the library seconds to decode.
  */
-import { Base64Url, GVL } from "@iabtechlabtcf/core";
+import { Base64Url, GVL, TCModel, TCString } from "@iabtechlabtcf/core";
 
 /** Bits of the core segment before the vendor consent section (version … publisher country). */
 const BEFORE_VENDOR_CONSENTS = 213;
@@ -83,4 +83,17 @@ export function testGvl(vendorIds: readonly number[], purposes: readonly number[
       ]),
     ),
   } as unknown as ConstructorParameters<typeof GVL>[0]);
+}
+
+/** A real TC string from the library's encoder: these purposes and vendors consented. */
+export function encodeTcString(gvl: GVL, purposes: number[], vendors: number[] = []): string {
+  const model = new TCModel(gvl);
+  model.cmpId = 10;
+  model.cmpVersion = 1;
+  model.consentScreen = 1;
+  model.consentLanguage = "DE";
+  model.publisherCountryCode = "DE";
+  model.purposeConsents.set(purposes);
+  model.vendorConsents.set(vendors);
+  return TCString.encode(model);
 }

@@ -7,7 +7,6 @@
  * origin, no `ss_vid` / `ss_dec`, no impression and no conversion queued, an untracked decide.
  */
 import { env } from "cloudflare:workers";
-import { TCModel, TCString } from "@iabtechlabtcf/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { parseRoutes } from "../../src/edge/routes";
@@ -15,7 +14,7 @@ import type { EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import { routedWorker, type RouteEntry } from "../helpers/pipeline";
-import { rangeHeavy, testGvl } from "../helpers/tc-strings";
+import { encodeTcString, rangeHeavy, testGvl } from "../helpers/tc-strings";
 import { recordQueued } from "../helpers/queue";
 
 const SITE = "http://localhost";
@@ -65,15 +64,7 @@ const gvl = testGvl([755, 1126], [1, 7, 8]);
 
 /** A real TCF v2 TC string from `@iabtechlabtcf/core`'s encoder. */
 function tcString(purposes: number[], vendors: number[] = []): string {
-  const model = new TCModel(gvl);
-  model.cmpId = 10;
-  model.cmpVersion = 1;
-  model.consentScreen = 1;
-  model.consentLanguage = "DE";
-  model.publisherCountryCode = "DE";
-  model.purposeConsents.set(purposes);
-  model.vendorConsents.set(vendors);
-  return TCString.encode(model);
+  return encodeTcString(gvl, purposes, vendors);
 }
 
 // ------------------------------------------------------------------------- the Worker

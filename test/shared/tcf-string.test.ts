@@ -5,11 +5,12 @@
  * the reader gives the library's answers. And a range-heavy string crafted to make the library
  * expand 65,535 ids per entry is decided correctly by comparing ranges instead.
  */
-import { Base64Url, TCModel, TCString } from "@iabtechlabtcf/core";
+import { Base64Url, TCString } from "@iabtechlabtcf/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MAX_TC_STRING_LENGTH, readTcString } from "../../src/shared/tcf-string";
 import {
+  encodeTcString,
   rangeHeavy,
   RANGE_ENTRIES_IN_8_KB,
   testGvl,
@@ -30,15 +31,7 @@ const VENDOR_IDS = [
 const gvl = testGvl(VENDOR_IDS, [1]);
 
 function encode(purposes: number[], vendors: number[]): string {
-  const model = new TCModel(gvl);
-  model.cmpId = 10;
-  model.cmpVersion = 1;
-  model.consentScreen = 1;
-  model.consentLanguage = "DE";
-  model.publisherCountryCode = "DE";
-  model.purposeConsents.set(purposes);
-  model.vendorConsents.set(vendors);
-  return TCString.encode(model);
+  return encodeTcString(gvl, purposes, vendors);
 }
 
 /** Bit offset of IsRangeEncoding in the core segment (after 213 bits and MaxVendorId's 16). */
