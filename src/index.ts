@@ -15,7 +15,7 @@ import { getDatafile } from "./edge/datafile-store";
 import { parseCookies } from "./edge/cookies";
 import { readVisitor } from "./edge/visitor";
 import { handleApi } from "./api/app";
-import { runBanditRound } from "./api/bandit";
+import { runBanditRound } from "./api/services/bandit-round";
 import { ADMIN_BASE_PATH, handleAdmin } from "./admin/app";
 import { handleEventBatch } from "./events/consumer";
 import { handleScheduled } from "./events/retention";

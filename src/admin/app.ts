@@ -4,7 +4,7 @@
  *
  * - Login with an API token (the same tokens as the management API, any role), checked by the
  *   API itself (so its brute-force limit counts the form's failures). The token is never stored:
- *   sign-in starts a server-side session (src/api/sessions.ts) whose opaque id is the only thing
+ *   sign-in starts a server-side session (src/api/services/sessions.ts) whose opaque id is the only thing
  *   in the HttpOnly, SameSite=Strict cookie limited to /_ss/admin. Every page re-checks the
  *   session and its token, then calls the management API in-process as that token's Actor, so
  *   authorisation, validation and publishing are the API's own (an editor can start and pause, a
@@ -18,13 +18,23 @@ import type { HtmlEscapedString } from "hono/utils/html";
 import type { Env } from "../env";
 import { handleApi } from "../api/app";
 import { API_BASE_PATH, type Actor } from "../api/context";
-import { actorForTokenHash } from "../api/auth";
+import { actorForTokenHash } from "../api/services/auth";
 import { sha256Hex } from "../shared/hash";
-import { authClientKey, isLimited, recentAuthFailures, retryAfterSeconds } from "../api/auth-limit";
-import { createSession, deleteSession, findSession, SESSION_SECONDS } from "../api/sessions";
+import {
+  authClientKey,
+  isLimited,
+  recentAuthFailures,
+  retryAfterSeconds,
+} from "../api/services/auth-limit";
+import {
+  createSession,
+  deleteSession,
+  findSession,
+  SESSION_SECONDS,
+} from "../api/services/sessions";
 import { parseCookies } from "../edge/cookies";
 import { intervalChart, lineChart, percent, type IntervalRow, type Series } from "./charts";
-import type { ExperimentResults } from "../api/resources/results";
+import type { ExperimentResults } from "../api/routes/results";
 
 export const ADMIN_BASE_PATH = "/_ss/admin";
 /** The session cookie: an opaque session id (never the token), HttpOnly, SameSite=Strict, Path=/_ss/admin. */
@@ -122,7 +132,7 @@ function sameOrigin(c: AdminContext): boolean {
 
 class SignedOut extends Error {}
 
-/** The API answered 429: this client made too many failed authentications (src/api/auth-limit.ts). */
+/** The API answered 429: this client made too many failed authentications (src/api/services/auth-limit.ts). */
 class RateLimited extends Error {
   constructor(readonly retryAfter: string) {
     super("too many failed authentications");
@@ -345,7 +355,7 @@ function charts(results: ExperimentResults): Html {
   </section>`;
 }
 
-/** One row of `GET /experiments/{id}/allocations` (src/api/resources/bandit.ts). */
+/** One row of `GET /experiments/{id}/allocations` (src/api/routes/bandit-allocations.ts). */
 interface AllocationItem {
   createdAt: string;
   reason: string;

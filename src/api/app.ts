@@ -11,12 +11,13 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Env } from "../env";
 import { errorResponse } from "../shared/error-response";
-import { authenticate } from "./auth";
+import { authenticate } from "./http/auth";
 import { API_BASE_PATH, type Actor, type ApiApp, type ApiEnv } from "./context";
 import { ApiError } from "./errors";
-import { jsonBodyGuard, validationError } from "./http";
-import { registerPublishRoutes } from "./publish-routes";
-import { registerResourceRoutes } from "./resources/index";
+import { jsonBodyGuard } from "./http/body-guard";
+import { validationError } from "./http/validation";
+import { registerPublishRoutes } from "./routes/datafiles";
+import { registerResourceRoutes } from "./routes";
 import { registerAuditLogRoutes } from "./routes/audit-log";
 import { registerEnvironmentRoutes } from "./routes/environments";
 import { registerProjectRoutes } from "./routes/projects";
@@ -125,7 +126,7 @@ export function buildApiApp(): ApiApp {
   registerEnvironmentRoutes(app);
   registerTokenRoutes(app);
   registerAuditLogRoutes(app);
-  // attributes, audiences, events, pages, groups, lists, experiments (src/api/resources/index.ts)
+  // attributes, audiences, events, pages, groups, lists, experiments (src/api/routes/index.ts)
   registerResourceRoutes(app);
   registerPublishRoutes(app);
   return app;
@@ -135,7 +136,7 @@ let memoized: ApiApp | undefined;
 
 /**
  * Requests the admin pages make in-process for a signed-in session, with the session's Actor
- * (already authenticated: src/api/sessions.ts, auth.ts actorForTokenHash). Keyed by the Request
+ * (already authenticated: src/api/services/sessions.ts, auth.ts actorForTokenHash). Keyed by the Request
  * object itself, so only code in this Worker can use it; a request from outside always goes
  * through bearer authentication.
  */

@@ -9,7 +9,7 @@ import type { Env } from "../env";
 
 export type Role = "admin" | "editor" | "viewer";
 
-/** Who is calling (src/api/auth.ts authenticates; audit entries record it). */
+/** Who is calling (src/api/services/auth.ts authenticates; audit entries record it). */
 export interface Actor {
   /** `admin-token` for ADMIN_TOKEN, else the token's id. */
   id: string;

@@ -49,7 +49,7 @@ export const unauthorized = (message: string): ApiError =>
 export const forbidden = (message: string): ApiError => new ApiError(403, "forbidden", message);
 
 /**
- * 429 `rate_limited`: too many failed authentications from this client (src/api/auth-limit.ts);
+ * 429 `rate_limited`: too many failed authentications from this client (src/api/services/auth-limit.ts);
  * `Retry-After` says when its window ends.
  */
 export const tooManyAuthFailures = (
@@ -64,3 +64,9 @@ export const tooManyAuthFailures = (
     { retryAfter, limit, windowSeconds },
     { "retry-after": String(retryAfter) },
   );
+
+/** One validation problem: the JSON path (`$.body.variations[1].key`) and what is wrong there. */
+export interface ValidationDetail {
+  path: string;
+  message: string;
+}

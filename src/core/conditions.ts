@@ -43,6 +43,7 @@
  *   data properties.
  */
 
+import { AUDIENCE_MATCH_TYPES, type MatchType } from "./datafile-parse";
 import { compareParsedSemver, parseSemver, type ParsedSemver } from "./semver";
 
 /** Three-valued logic result; `null` means unknown (cannot be evaluated). */
@@ -278,35 +279,11 @@ function compileLeafInternal(leaf: unknown): CompiledLeaf {
   }
 }
 
-/** custom_attribute match types: the SDK's (all but `exists`, handled first) plus `in_list`. */
-type MatchType =
-  | "exact"
-  | "gt"
-  | "ge"
-  | "lt"
-  | "le"
-  | "substring"
-  | "semver_eq"
-  | "semver_gt"
-  | "semver_ge"
-  | "semver_lt"
-  | "semver_le"
-  | "in_list";
-
-const MATCH_TYPES: ReadonlySet<string> = new Set<MatchType>([
-  "exact",
-  "gt",
-  "ge",
-  "lt",
-  "le",
-  "substring",
-  "semver_eq",
-  "semver_gt",
-  "semver_ge",
-  "semver_lt",
-  "semver_le",
-  "in_list",
-]);
+/**
+ * custom_attribute match types: the SDK's plus `in_list` (`AUDIENCE_MATCH_TYPES`, shared with the
+ * parser and the API). `exists` is in the set too but handled before the set is consulted.
+ */
+const MATCH_TYPES: ReadonlySet<string> = new Set<MatchType>(AUDIENCE_MATCH_TYPES);
 
 function compileCustomAttribute(condition: {
   match?: unknown;
@@ -341,7 +318,7 @@ function compileCustomAttribute(condition: {
   // SDK's copy of the attributes; the result is null whatever the quirk.
   if (key === "__proto__") return CONSTANT_NULL;
 
-  switch (match as MatchType) {
+  switch (match as Exclude<MatchType, "exists">) {
     case "exact":
       return compileExact(key, value);
     case "gt":

@@ -63,6 +63,31 @@ export const DATAFILE_VERSIONS = ["4", "3", "2"] as const;
 export const VARIABLE_TYPES = ["boolean", "integer", "double", "string", "json"] as const;
 export const PAGE_ACTIVATIONS = ["immediate", "manual", "url_changed", "dom_changed"] as const;
 export const URL_MATCH_TYPES = ["simple", "exact", "substring", "regex"] as const;
+/**
+ * Match types of `custom_attribute` audience leaves: Optimizely's (docs/datafile.md
+ * "Conditions") plus Splitstream's `in_list`, in the order of the docs. The one list: the
+ * evaluator (`conditions.ts`) and this parser use it, and the management API's audience schema
+ * builds its enum from it. Not in it: `qualified`, the match of Optimizely's ODP segment leaves
+ * (`third_party_dimension`), which the parser knows only to warn about and the evaluator treats
+ * as false / unknown.
+ */
+export const AUDIENCE_MATCH_TYPES = [
+  "exact",
+  "exists",
+  "substring",
+  "gt",
+  "ge",
+  "lt",
+  "le",
+  "semver_eq",
+  "semver_gt",
+  "semver_ge",
+  "semver_lt",
+  "semver_le",
+  "in_list",
+] as const;
+/** A match type of a `custom_attribute` audience leaf (`AUDIENCE_MATCH_TYPES`). */
+export type MatchType = (typeof AUDIENCE_MATCH_TYPES)[number];
 export const CHANGE_TYPES = [
   "attribute",
   "insert_html",
@@ -99,22 +124,8 @@ export const ATTRIBUTE_CHANGE_KEYS = [
 const MAX_RANGE = 10000;
 const KNOWN_STATUSES = new Set(["Running", "Paused", "Not started", "Archived", "Launched"]);
 const KNOWN_POLICIES = new Set(["random", "overlapping"]);
-const MATCH_TYPES = new Set([
-  "exact",
-  "exists",
-  "substring",
-  "gt",
-  "ge",
-  "lt",
-  "le",
-  "semver_eq",
-  "semver_gt",
-  "semver_ge",
-  "semver_lt",
-  "semver_le",
-  "qualified",
-  "in_list",
-]);
+/** Match types a leaf may name without a warning about an unknown match ("qualified" gets its own). */
+const MATCH_TYPES: ReadonlySet<string> = new Set<string>([...AUDIENCE_MATCH_TYPES, "qualified"]);
 const NUMERIC_MATCHES = new Set(["gt", "ge", "lt", "le"]);
 const ATTRIBUTE_KEYS = new Set<string>(ATTRIBUTE_CHANGE_KEYS);
 const STRING_ATTRIBUTE_KEYS = new Set([
@@ -203,6 +214,45 @@ export function parseDatafile(input: unknown): ParseResult {
     report.add("error", [], `could not validate datafile: ${errorMessage(error)}`);
     return report.failed();
   }
+}
+
+/** The parts of a datafile `checkFragment` checks on their own (see `section-check.ts`). */
+export type FragmentKind =
+  "webPage" | "webEvent" | "webExperimentChanges" | "audienceConditions" | "urlConditions";
+
+/** What `checkFragment` knows of the datafile around the fragment. */
+export interface FragmentContext {
+  /** Path of the fragment; every problem path starts with it (e.g. `$.body`). */
+  root: string;
+  /** Ids of the pages that page references resolve to (none if absent). */
+  pageIds?: readonly string[];
+  /** Keys of the lists `in_list` leaves may name; absent: `in_list` values are not checked. */
+  listKeys?: readonly string[];
+}
+
+/**
+ * Runs the checks `parseDatafile` runs on one part of a datafile (`kind`), on `value` alone:
+ * same rules, same messages, paths under `context.root` instead of the part's place in a
+ * datafile. Identity and cross references to the rest of a datafile are not checked (ids of the
+ * fragment, duplicates, references to experiments and events); page and list references are
+ * checked against `context`. Returns errors and warnings (at most MAX_PROBLEMS). Never throws.
+ * The typed entry points are in `section-check.ts`.
+ */
+export function checkFragment(
+  kind: FragmentKind,
+  value: unknown,
+  context: FragmentContext,
+): Problem[] {
+  const report = new Report();
+  try {
+    new Checker(report).fragment(kind, value, context.pageIds ?? [], context.listKeys);
+  } catch (error) {
+    // Defensive, as in parseDatafile: only a hostile value (getters, proxies) gets here.
+    report.add("error", [], `could not validate: ${errorMessage(error)}`);
+  }
+  const { root } = context;
+  for (const problem of report.problems) problem.path = root + problem.path.slice(1);
+  return report.problems;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,7 +372,8 @@ class Checker {
   needsDefaults = false;
 
   private readonly audienceIds = new Set<string>();
-  private readonly listKeys = new Set<string>();
+  /** Keys of `web.lists`; undefined: `in_list` values are not checked (a fragment without them). */
+  private listKeys: Set<string> | undefined = new Set<string>();
   private readonly experiments = new Map<string, ExperimentInfo>();
   private readonly rules = new Map<string, ExperimentInfo>();
   private readonly rollouts = new Map<string, ExperimentInfo[]>();
@@ -495,6 +546,24 @@ class Checker {
     path.pop();
   }
 
+  // ---- a part on its own (checkFragment)
+
+  fragment(
+    kind: FragmentKind,
+    value: unknown,
+    pageIds: readonly string[],
+    listKeys: readonly string[] | undefined,
+  ): void {
+    for (const id of pageIds) this.pageIds.add(id);
+    this.listKeys = listKeys === undefined ? undefined : new Set(listKeys);
+    if (kind === "audienceConditions") return this.requiredTree(value, "audience");
+    if (kind === "urlConditions") return this.requiredTree(value, "url");
+    if (!isObj(value)) return this.bad(value, "object");
+    if (kind === "webPage") this.webPage(value, undefined);
+    else if (kind === "webEvent") this.webEvent(value, undefined);
+    else this.webExperiment(value, undefined);
+  }
+
   // ---- the datafile
 
   datafile(df: Obj): void {
@@ -596,14 +665,22 @@ class Checker {
       if (this.unique(typedIds, id, this.path.slice()) && id !== undefined)
         this.audienceIds.add(id);
       this.str(item.name, "name");
-      if (item.conditions === undefined) {
-        this.error("missing required field (expected an audience condition tree)", "conditions");
-        return;
-      }
-      this.path.push("conditions");
-      this.tree(item.conditions, 0, "audience");
-      this.path.pop();
+      this.requiredTree(item.conditions, "audience", "conditions");
     });
+  }
+
+  /** A condition tree that must be present, at `seg` (or at the current path). */
+  private requiredTree(tree: unknown, leaf: "audience" | "url", seg?: Seg): void {
+    if (tree === undefined) {
+      this.error(
+        `missing required field (expected ${leaf === "url" ? "a URL" : "an audience"} condition tree)`,
+        seg,
+      );
+      return;
+    }
+    if (seg !== undefined) this.path.push(seg);
+    this.tree(tree, 0, leaf);
+    if (seg !== undefined) this.path.pop();
   }
 
   /**
@@ -732,7 +809,11 @@ class Checker {
       );
     } else if (matchType.startsWith("semver_") && (value === "" || /\s/.test(value))) {
       this.warn(`${preview(value)} is not a version; the condition evaluates to unknown`, "value");
-    } else if (matchType === "in_list" && !this.listKeys.has(value)) {
+    } else if (
+      matchType === "in_list" &&
+      this.listKeys !== undefined &&
+      !this.listKeys.has(value)
+    ) {
       this.error(`unknown list key ${preview(value)} (lists are defined in $.web.lists)`, "value");
     }
   }
@@ -1152,7 +1233,7 @@ class Checker {
         this.unique(ids, id, at);
         const key = typeof item.key === "string" ? item.key : undefined;
         if (key === undefined) this.privatelyBad(item.key, "string", "key");
-        if (this.unique(keys, key, at) && key !== undefined) this.listKeys.add(key);
+        if (this.unique(keys, key, at) && key !== undefined) this.listKeys?.add(key);
         // Optional: published datafiles leave the (private) members out (docs/datafile.md "Lists").
         const values = item.values;
         if (Array.isArray(values)) {
@@ -1181,47 +1262,14 @@ class Checker {
   private web(web: Obj): void {
     this.record(web.integrations, "integrations", "boolean", "default");
 
-    const pageIds = new Registry("page id", "id");
-    const pageKeys = new Registry("page key", "key");
+    const pages = { ids: new Registry("page id", "id"), keys: new Registry("page key", "key") };
     this.each(this.arrOrDefault(web.pages, "pages"), "pages", (page) => {
-      const at = this.path.slice();
-      const id = this.str(page.id, "id");
-      if (this.unique(pageIds, id, at) && id !== undefined) this.pageIds.add(id);
-      this.unique(pageKeys, this.str(page.key, "key"), at);
-      this.oneOf(page.activation, ACTIVATION, "activation");
-      const selector = this.optStr(page.selector, "selector");
-      if (selector !== undefined) this.selector(selector, "selector");
-      if (page.conditions === undefined) {
-        this.error("missing required field (expected a URL condition tree)", "conditions");
-      } else {
-        this.path.push("conditions");
-        this.tree(page.conditions, 0, "url");
-        this.path.pop();
-      }
+      this.webPage(page, pages);
     });
 
     const eventIds = new Registry("web event id", "id");
     this.each(this.arrOrDefault(web.events, "events"), "events", (event) => {
-      const id = this.str(event.id, "id");
-      this.unique(eventIds, id, this.path.slice());
-      if (id !== undefined && !this.eventIds.has(id)) {
-        this.error(
-          `unknown event id ${preview(id)} (web events describe events of $.events)`,
-          "id",
-        );
-      }
-      const type = this.oneOf(event.type, WEB_EVENT_TYPE, "type");
-      const pageId = this.optStr(event.pageId, "pageId");
-      if (event.pageId === undefined) {
-        if (type === "pageview" || type === "click")
-          this.error(`missing pageId (a ${type} event needs the page it happens on)`, "pageId");
-      } else if (pageId !== undefined && !this.pageIds.has(pageId)) {
-        this.error(`unknown page id ${preview(pageId)}`, "pageId");
-      }
-      const selector = this.optStr(event.selector, "selector");
-      if (selector !== undefined) this.selector(selector, "selector");
-      else if (type === "click" && event.selector === undefined)
-        this.error("missing selector (a click event needs the element clicked)", "selector");
+      this.webEvent(event, eventIds);
     });
 
     const experimentIds = new Registry("web experiment id", "id");
@@ -1230,21 +1278,79 @@ class Checker {
     });
   }
 
-  private webExperiment(experiment: Obj, registry: Registry): void {
-    const id = this.str(experiment.id, "id");
-    this.unique(registry, id, this.path.slice());
-    let info: ExperimentInfo | undefined;
-    if (id !== undefined) {
-      info = this.experiments.get(id);
-      if (info === undefined) {
+  /**
+   * A page (the current path). `registries` undefined: a page on its own (`checkFragment`), whose
+   * id is not checked and not recorded.
+   */
+  private webPage(page: Obj, registries: { ids: Registry; keys: Registry } | undefined): void {
+    if (registries !== undefined) {
+      const at = this.path.slice();
+      const id = this.str(page.id, "id");
+      if (this.unique(registries.ids, id, at) && id !== undefined) this.pageIds.add(id);
+      this.unique(registries.keys, this.str(page.key, "key"), at);
+    } else {
+      this.str(page.key, "key");
+    }
+    this.oneOf(page.activation, ACTIVATION, "activation");
+    const selector = this.optStr(page.selector, "selector");
+    if (selector !== undefined) this.selector(selector, "selector");
+    this.requiredTree(page.conditions, "url", "conditions");
+  }
+
+  /**
+   * A web event (the current path). `registry` undefined: an event on its own (`checkFragment`),
+   * whose id is not checked (it names the event itself, not one of `$.events`).
+   */
+  private webEvent(event: Obj, registry: Registry | undefined): void {
+    if (registry !== undefined) {
+      const id = this.str(event.id, "id");
+      this.unique(registry, id, this.path.slice());
+      if (id !== undefined && !this.eventIds.has(id)) {
         this.error(
-          `unknown experiment id ${preview(id)} (web experiments describe experiments of $.experiments or $.groups[].experiments)`,
+          `unknown event id ${preview(id)} (web events describe events of $.events)`,
           "id",
         );
       }
     }
+    const type = this.oneOf(event.type, WEB_EVENT_TYPE, "type");
+    const pageId = this.optStr(event.pageId, "pageId");
+    if (event.pageId === undefined) {
+      if (type === "pageview" || type === "click")
+        this.error(`missing pageId (a ${type} event needs the page it happens on)`, "pageId");
+    } else if (pageId !== undefined && !this.pageIds.has(pageId)) {
+      this.error(`unknown page id ${preview(pageId)}`, "pageId");
+    }
+    const selector = this.optStr(event.selector, "selector");
+    if (selector !== undefined) this.selector(selector, "selector");
+    else if (type === "click" && event.selector === undefined)
+      this.error("missing selector (a click event needs the element clicked)", "selector");
+  }
+
+  /**
+   * A web experiment (the current path). `registry` undefined: an experiment on its own
+   * (`checkFragment`), of which only the change-bearing parts are checked: type, pageIds, and the
+   * changes of sections, sharedChanges and variations (not its id, allocationPolicy, metrics, or
+   * the ids and names of sections and variations).
+   */
+  private webExperiment(experiment: Obj, registry: Registry | undefined): void {
+    const whole = registry !== undefined;
+    let id: string | undefined;
+    let info: ExperimentInfo | undefined;
+    if (whole) {
+      id = this.str(experiment.id, "id");
+      this.unique(registry, id, this.path.slice());
+      if (id !== undefined) {
+        info = this.experiments.get(id);
+        if (info === undefined) {
+          this.error(
+            `unknown experiment id ${preview(id)} (web experiments describe experiments of $.experiments or $.groups[].experiments)`,
+            "id",
+          );
+        }
+      }
+    }
     const type = this.oneOf(experiment.type, WEB_EXPERIMENT_TYPE, "type");
-    this.oneOf(experiment.allocationPolicy, ALLOCATION_POLICY, "allocationPolicy", true);
+    if (whole) this.oneOf(experiment.allocationPolicy, ALLOCATION_POLICY, "allocationPolicy", true);
 
     const pageIds = this.strings(experiment.pageIds, "pageIds", "required");
     const ownPages: string[] = [];
@@ -1261,7 +1367,49 @@ class Checker {
       if (pageIds.length === 0) this.warn("no pages: the experiment never activates", "pageIds");
     }
 
-    this.each(this.arrOrDefault(experiment.metrics, "metrics"), "metrics", (metric) => {
+    if (whole) this.metrics(experiment.metrics);
+
+    // Sections (multivariate): their variation ids are what combinations refer to.
+    const sectionVariationIds: string[] = [];
+    const sectionIds = new Registry("section id", "id");
+    const sectionVariationRegistry = new Registry("section variation id", "id");
+    const sections = this.optArr(experiment.sections, "sections");
+    this.each(sections, "sections", (section) => {
+      if (whole) {
+        this.unique(sectionIds, this.str(section.id, "id"), this.path.slice());
+        this.optStr(section.name, "name");
+      }
+      this.each(this.arr(section.variations, "variations"), "variations", (variation) => {
+        if (whole) {
+          const variationId = this.str(variation.id, "id");
+          if (
+            this.unique(sectionVariationRegistry, variationId, this.path.slice()) &&
+            variationId !== undefined
+          ) {
+            sectionVariationIds.push(variationId);
+          }
+          this.optStr(variation.name, "name");
+        }
+        this.changes(this.arrOrDefault(variation.changes, "changes"), "changes", ownPages);
+      });
+    });
+    if (type === "multivariate" && experiment.sections === undefined) {
+      this.warn("a multivariate experiment should describe its sections", "sections");
+    }
+
+    this.changes(this.optArr(experiment.sharedChanges, "sharedChanges"), "sharedChanges", ownPages);
+
+    const variations = this.arr(experiment.variations, "variations");
+    const known = info?.variationIds;
+    this.each(variations, "variations", (variation, v) => {
+      if (whole) this.webVariationIds(variation, variations!, v, id, known, sectionVariationIds);
+      this.changes(this.arrOrDefault(variation.changes, "changes"), "changes", ownPages);
+    });
+  }
+
+  /** A web experiment's `metrics`. */
+  private metrics(metrics: unknown): void {
+    this.each(this.arrOrDefault(metrics, "metrics"), "metrics", (metric) => {
       const eventId = this.str(metric.eventId, "eventId");
       if (eventId !== undefined && !this.eventIds.has(eventId))
         this.error(`unknown event id ${preview(eventId)}`, "eventId");
@@ -1275,73 +1423,55 @@ class Checker {
         this.warn(`field is only used with aggregator "sum"`, "field");
       }
     });
+  }
 
-    // Sections (multivariate): their variation ids are what combinations refer to.
-    const sectionVariationIds: string[] = [];
-    const sectionIds = new Registry("section id", "id");
-    const sectionVariationRegistry = new Registry("section variation id", "id");
-    const sections = this.optArr(experiment.sections, "sections");
-    this.each(sections, "sections", (section) => {
-      this.unique(sectionIds, this.str(section.id, "id"), this.path.slice());
-      this.optStr(section.name, "name");
-      this.each(this.arr(section.variations, "variations"), "variations", (variation) => {
-        const variationId = this.str(variation.id, "id");
-        if (
-          this.unique(sectionVariationRegistry, variationId, this.path.slice()) &&
-          variationId !== undefined
-        ) {
-          sectionVariationIds.push(variationId);
-        }
-        this.optStr(variation.name, "name");
-        this.changes(this.arrOrDefault(variation.changes, "changes"), "changes", ownPages);
-      });
-    });
-    if (type === "multivariate" && experiment.sections === undefined) {
-      this.warn("a multivariate experiment should describe its sections", "sections");
+  /**
+   * The id and `sectionVariationIds` of web variation `v` (the current path) of experiment `id`,
+   * whose variation ids are `known` (undefined: unchecked).
+   */
+  private webVariationIds(
+    variation: Obj,
+    variations: readonly unknown[],
+    v: number,
+    id: string | undefined,
+    known: string[] | undefined,
+    sectionVariationIds: readonly string[],
+  ): void {
+    const variationId = this.str(variation.id, "id");
+    if (variationId !== undefined) {
+      const previous = indexOfField(variations, v, "id", variationId);
+      if (previous >= 0)
+        this.error(
+          `duplicate web variation id ${preview(variationId)} (first at ${this.sibling(previous, "id")})`,
+          "id",
+        );
+      else if (known !== undefined && !known.includes(variationId)) {
+        this.error(
+          `${preview(variationId)} is not a variation id of experiment ${preview(id)}`,
+          "id",
+        );
+      }
     }
-
-    this.changes(this.optArr(experiment.sharedChanges, "sharedChanges"), "sharedChanges", ownPages);
-
-    const variations = this.arr(experiment.variations, "variations");
-    const known = info?.variationIds;
-    this.each(variations, "variations", (variation, v) => {
-      const variationId = this.str(variation.id, "id");
-      if (variationId !== undefined) {
-        const previous = indexOfField(variations!, v, "id", variationId);
-        if (previous >= 0)
+    const combination = this.strings(
+      variation.sectionVariationIds,
+      "sectionVariationIds",
+      "optional",
+    );
+    if (combination !== undefined) {
+      for (let i = 0; i < combination.length; i++) {
+        const sectionVariationId = combination[i];
+        if (
+          typeof sectionVariationId === "string" &&
+          !sectionVariationIds.includes(sectionVariationId)
+        ) {
           this.error(
-            `duplicate web variation id ${preview(variationId)} (first at ${this.sibling(previous, "id")})`,
-            "id",
-          );
-        else if (known !== undefined && !known.includes(variationId)) {
-          this.error(
-            `${preview(variationId)} is not a variation id of experiment ${preview(id)}`,
-            "id",
+            `unknown section variation id ${preview(sectionVariationId)}`,
+            "sectionVariationIds",
+            i,
           );
         }
       }
-      const combination = this.strings(
-        variation.sectionVariationIds,
-        "sectionVariationIds",
-        "optional",
-      );
-      if (combination !== undefined) {
-        for (let i = 0; i < combination.length; i++) {
-          const sectionVariationId = combination[i];
-          if (
-            typeof sectionVariationId === "string" &&
-            !sectionVariationIds.includes(sectionVariationId)
-          ) {
-            this.error(
-              `unknown section variation id ${preview(sectionVariationId)}`,
-              "sectionVariationIds",
-              i,
-            );
-          }
-        }
-      }
-      this.changes(this.arrOrDefault(variation.changes, "changes"), "changes", ownPages);
-    });
+    }
   }
 
   // ---- changes

@@ -1,7 +1,7 @@
 /**
  * SHA-256 of a string (UTF-8), through the standard Web Crypto API (`crypto.subtle`, the same in
  * workerd and Node 22). The one implementation: token secrets and admin-session ids are stored as
- * its hex (src/api/auth.ts, src/api/sessions.ts), datafile revisions carry it (src/api/publish.ts)
+ * its hex (src/api/services/auth.ts, src/api/services/sessions.ts), datafile revisions carry it (src/api/services/publish.ts)
  * and the edge derives its ETags and datafile fingerprints from it (src/edge).
  */
 

@@ -4,7 +4,7 @@
  * edge builds them (src/edge/request-attributes.ts), the edge refuses stored custom attributes
  * with these names or in these namespaces, so a visitor cannot pretend to be elsewhere
  * (src/edge/visitor.ts), and the management API accepts them in audience conditions without a
- * project attribute of that key (src/api/resources/common.ts).
+ * project attribute of that key (src/api/services/validation.ts).
  */
 
 /** The request attributes with a fixed name. */

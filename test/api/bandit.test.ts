@@ -23,7 +23,7 @@ import {
 } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { runBanditRound, MIN_WEIGHT_CHANGE_BP } from "../../src/api/bandit";
+import { runBanditRound, MIN_WEIGHT_CHANGE_BP } from "../../src/api/services/bandit-round";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { ConversionMessage, ImpressionMessage } from "../../src/shared/event-messages";

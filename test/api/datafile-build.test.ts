@@ -1,5 +1,5 @@
 /**
- * buildDatafile (src/api/datafile-build.ts): management rows → an Optimizely v4 datafile + `web`.
+ * buildDatafile (src/api/services/datafile-build.ts): management rows → an Optimizely v4 datafile + `web`.
  * Pure, but run in workerd so the official SDK's universal entry can load the result.
  */
 import {
@@ -19,7 +19,7 @@ import {
   LEGACY_AUDIENCE_PLACEHOLDER,
   serializeDatafile,
   type ProjectSnapshot,
-} from "../../src/api/datafile-build";
+} from "../../src/api/services/datafile-build";
 import { decideExperiment, loadDatafile, parseDatafile } from "../../src/core/index";
 import {
   environmentRow,

@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { buildApiApp, createApiApp, OPENAPI_PATH } from "../../src/api/app";
 import { newId, newSdkKey } from "../../src/api/ids";
-import { checkIfMatch, decodeCursor, encodeCursor, etagFor, pageOf } from "../../src/api/http";
+import { checkIfMatch, etagFor } from "../../src/api/http/etag";
+import { decodeCursor, encodeCursor, pageOf } from "../../src/api/http/pagination";
 import { resetRoutesCache } from "../../src/edge/routes";
 import { api, apiJson, createProject, createToken, type ApiErrorBody } from "../helpers/api";
 

@@ -9,7 +9,9 @@ import { api } from "../helpers/api";
 
 describe("OpenAPI document", () => {
   it("is the snapshot in test/fixtures/openapi.json (regenerate with scripts/openapi-snapshot.sh)", async () => {
-    const served = await (await api("GET", "/openapi.json", { token: null })).json<{
+    const served = await (
+      await api("GET", "/openapi.json", { token: null })
+    ).json<{
       servers: unknown;
       paths: Record<string, unknown>;
       components: { schemas: Record<string, unknown> };

@@ -1,5 +1,5 @@
 /**
- * Publishing (src/api/publish.ts, src/api/publish-routes.ts) against the real local D1 and KV:
+ * Publishing (src/api/services/publish.ts, src/api/routes/datafiles.ts) against the real local D1 and KV:
  * revisions, both KV keys and their metadata, validation before anything is written, unchanged
  * content, rollback, racing publishes, and the HTTP routes. Rows are inserted with SQL.
  */
@@ -13,7 +13,7 @@ import {
   serializeDatafile,
   buildDatafile,
   type ProjectSnapshot,
-} from "../../src/api/datafile-build";
+} from "../../src/api/services/datafile-build";
 import { ApiError } from "../../src/api/errors";
 import {
   publishEnvironment,
@@ -21,9 +21,9 @@ import {
   pushDatafile,
   rollbackEnvironment,
   type PublishedDatafileMetadata,
-} from "../../src/api/publish";
+} from "../../src/api/services/publish";
 import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../src/edge/list-members";
-import { registerPublishRoutes } from "../../src/api/publish-routes";
+import { registerPublishRoutes } from "../../src/api/routes/datafiles";
 import { loadDatafile } from "../../src/core/index";
 import { splitListMembers } from "../../src/core/list-members";
 import { apiJson, createProject } from "../helpers/api";

@@ -13,9 +13,9 @@ import type {
   ListRow,
   PageRow,
   ProjectRow,
-  ProjectSnapshot,
   VariationSpec,
-} from "../../src/api/datafile-build";
+} from "../../src/api/store/rows";
+import type { ProjectSnapshot } from "../../src/api/services/datafile-build";
 
 /** created_at values: `at(3)` sorts after `at(2)`. */
 export function at(n: number): string {

@@ -9,7 +9,7 @@
  * - a cross-site `POST /logout` is refused with 403, like every other cross-site POST, and the
  *   session survives it.
  */
-import { MAX_SESSIONS_PER_TOKEN } from "../../src/api/sessions";
+import { MAX_SESSIONS_PER_TOKEN } from "../../src/api/services/sessions";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN_TOKEN, API_ORIGIN, apiJson, createProject, createToken } from "../helpers/api";

@@ -1,7 +1,7 @@
 /**
  * Attacks on the management API's authentication (docs/security.md "Authentication and roles",
  * "Brute force"): missing, malformed, wrong, expired, revoked and under-privileged tokens, and the
- * brute-force limit (src/api/auth-limit.ts) through the API and through the admin sign-in form.
+ * brute-force limit (src/api/services/auth-limit.ts) through the API and through the admin sign-in form.
  *
  * D1 is shared by the tests of this file: every test uses its own client addresses
  * (`cf-connecting-ip`), and `auth_failures` is emptied before each test.
@@ -19,7 +19,7 @@ import {
   recordAuthFailure,
   retryAfterSeconds,
   UNKNOWN_CLIENT,
-} from "../../src/api/auth-limit";
+} from "../../src/api/services/auth-limit";
 import {
   ADMIN_TOKEN,
   API_BASE,
@@ -455,7 +455,7 @@ describe("brute-force limit", () => {
   });
 });
 
-describe("the limiter's window (src/api/auth-limit.ts)", () => {
+describe("the limiter's window (src/api/services/auth-limit.ts)", () => {
   it("counts per key and window; the window ends exactly 60 s after the first failure", async () => {
     const t0 = 1_900_000_000_000;
     const key = "limiter-unit";

@@ -4,16 +4,11 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { ADMIN_ACTOR_ID, requireRole } from "../auth";
-import { all, requireProject } from "../db";
-import {
-  errorResponses,
-  jsonResponse,
-  PaginationQuery,
-  pageOf,
-  pageSchema,
-  parsePagination,
-} from "../http";
+import { ADMIN_ACTOR_ID } from "../services/auth";
+import { requireRole } from "../http/auth";
+import { all, requireProject } from "../store/db";
+import { errorResponses, jsonResponse } from "../http/openapi";
+import { PaginationQuery, pageOf, pageSchema, parsePagination } from "../http/pagination";
 
 export const AuditEntrySchema = z
   .object({

@@ -6,17 +6,13 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { auditIfChanged, auditStatement } from "../audit";
-import { requireRole } from "../auth";
-import {
-  all,
-  listEnvironments,
-  requireEnvironment,
-  requireProject,
-  type EnvironmentRow,
-} from "../db";
+import { auditIfChanged, auditStatement } from "../store/audit";
+import { requireRole } from "../http/auth";
+import { all, listEnvironments, requireEnvironment, requireProject } from "../store/db";
+import { type EnvironmentRow } from "../store/rows";
 import { conflict, versionConflict } from "../errors";
-import { checkIfMatch, errorResponses, jsonBody, jsonResponse, setEtag } from "../http";
+import { checkIfMatch, setEtag } from "../http/etag";
+import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import { newId, newSdkKey, nowIso } from "../ids";
 
 export const EnvironmentSchema = z

@@ -5,28 +5,14 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { auditIfChanged, auditStatement } from "../audit";
-import { requireRole } from "../auth";
-import {
-  all,
-  first,
-  listEnvironments,
-  requireProject,
-  type EnvironmentRow,
-  type ProjectRow,
-} from "../db";
+import { auditIfChanged, auditStatement } from "../store/audit";
+import { requireRole } from "../http/auth";
+import { all, first, listEnvironments, requireProject } from "../store/db";
+import { type EnvironmentRow, type ProjectRow } from "../store/rows";
 import { conflict } from "../errors";
-import {
-  checkIfMatch,
-  errorResponses,
-  jsonBody,
-  jsonResponse,
-  PaginationQuery,
-  pageOf,
-  pageSchema,
-  parsePagination,
-  setEtag,
-} from "../http";
+import { checkIfMatch, setEtag } from "../http/etag";
+import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
+import { PaginationQuery, pageOf, pageSchema, parsePagination } from "../http/pagination";
 import { versionConflict } from "../errors";
 import { newId, newSdkKey, nowIso } from "../ids";
 import { deleteDatafilesOf, EnvironmentSchema, environmentJson } from "./environments";

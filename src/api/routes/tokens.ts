@@ -2,26 +2,20 @@
  * API tokens (docs/api.md "Tokens"), admin only. The secret (`ss_` + 32 url-safe characters) is
  * returned once, by POST; only its SHA-256 and first characters (`prefix`) are stored. DELETE
  * revokes (the row stays, with `revokedAt`, so audit entries keep a name to point at) and ends
- * the token's admin sessions in the same batch (src/api/sessions.ts).
+ * the token's admin sessions in the same batch (src/api/services/sessions.ts).
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { auditStatement } from "../audit";
-import { requireRole } from "../auth";
+import { auditStatement } from "../store/audit";
+import { requireRole } from "../http/auth";
 import { sha256Hex } from "../../shared/hash";
-import { all, first, type TokenRow } from "../db";
+import { all, first } from "../store/db";
+import { type TokenRow } from "../store/rows";
 import { notFound, unprocessable } from "../errors";
-import {
-  errorResponses,
-  jsonBody,
-  jsonResponse,
-  PaginationQuery,
-  pageOf,
-  pageSchema,
-  parsePagination,
-} from "../http";
+import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
+import { PaginationQuery, pageOf, pageSchema, parsePagination } from "../http/pagination";
 import { newId, newTokenSecret, nowIso } from "../ids";
-import { deleteTokenSessions } from "../sessions";
+import { deleteTokenSessions } from "../services/sessions";
 
 /** Characters of the secret kept for recognising a token in lists (`ss_` + 5). */
 export const TOKEN_PREFIX_LENGTH = 8;

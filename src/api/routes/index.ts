@@ -5,7 +5,7 @@
 import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
 import { registerAudienceRoutes } from "./audiences";
-import { registerBanditRoutes } from "./bandit";
+import { registerBanditRoutes } from "./bandit-allocations";
 import { registerConversionRoutes } from "./conversions";
 import { registerEventRoutes } from "./events";
 import { registerExperimentRoutes } from "./experiments";

@@ -29,16 +29,16 @@
  * Visitors who already have a variation keep it (the edge's sticky `ss_dec` cookie): new
  * weights only change where new visitors go.
  */
-import { allocateBandit, type ArmStats, type BanditAllocation } from "../core/bandit";
-import type { WebMetric } from "../core/datafile-types";
-import type { Env } from "../env";
-import { auditIfChanged } from "./audit";
-import type { Actor } from "./context";
-import type { ExperimentRow, VariationSpec } from "./datafile-build";
-import { all, first } from "./db";
+import { allocateBandit, type ArmStats, type BanditAllocation } from "../../core/bandit";
+import type { WebMetric } from "../../core/datafile-types";
+import type { Env } from "../../env";
+import { auditIfChanged } from "../store/audit";
+import type { Actor } from "../context";
+import type { ExperimentRow, VariationSpec } from "../store/rows";
+import { all, first } from "../store/db";
 import { publishProject } from "./publish";
-import { parseJson, updateStatement } from "./resources/common";
-import { loadResults } from "./resources/results";
+import { parseJson, updateStatement } from "../store/sql";
+import { loadResults } from "../routes/results";
 
 /** Who the scheduled re-allocations are by (audit log, datafile revisions, history rows). */
 export const BANDIT_ACTOR: Actor = { id: "bandit", role: "admin", name: "bandit" };

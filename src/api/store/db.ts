@@ -2,7 +2,8 @@
  * Small typed helpers over D1 (schema: migrations/0001_management.sql). Rows come back exactly as
  * stored (snake_case columns); routes map them to camelCase JSON.
  */
-import { notFound } from "./errors";
+import { notFound } from "../errors";
+import type { EnvironmentRow, ProjectRow } from "./rows";
 
 /** The first row of `sql` with `params` bound, or null. */
 export async function first<T>(
@@ -25,45 +26,6 @@ export async function all<T>(db: D1Database, sql: string, ...params: unknown[]):
     .bind(...params)
     .all<T>();
   return results;
-}
-
-/** A `projects` row. */
-export interface ProjectRow {
-  id: string;
-  name: string;
-  account_id: string;
-  description: string;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
-/** An `environments` row. */
-export interface EnvironmentRow {
-  id: string;
-  project_id: string;
-  key: string;
-  name: string;
-  sdk_key: string;
-  /** Last published datafile revision; 0 = never published. */
-  revision: number;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
-/** A `tokens` row. */
-export interface TokenRow {
-  id: string;
-  name: string;
-  role: "admin" | "editor" | "viewer";
-  token_hash: string;
-  prefix: string;
-  created_by: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-  last_used_at: string | null;
 }
 
 /** The project, or a 404 `not_found` ApiError. */

@@ -31,40 +31,42 @@
  * may send): the content hash covers them, so changing only a list's members publishes a new
  * revision; they are split off just before KV (`splitForKv`).
  */
-import { parseDatafile } from "../core/datafile-parse";
-import type { Datafile, WebList } from "../core/datafile-types";
-import type { Problem } from "../core/problem";
-import { mergeListMembers, splitListMembers, type ListMembers } from "../core/list-members";
-import { datafileKey } from "../edge/datafile-store";
-import { sha256Hex } from "../shared/hash";
+import { parseDatafile } from "../../core/datafile-parse";
+import type { Datafile, WebList } from "../../core/datafile-types";
+import type { Problem } from "../../core/problem";
+import { mergeListMembers, splitListMembers, type ListMembers } from "../../core/list-members";
+import { datafileKey } from "../../edge/datafile-store";
+import { sha256Hex } from "../../shared/hash";
 import {
   listMembersKey,
   MAX_LIST_MEMBERS,
   MAX_LIST_MEMBERS_BYTES,
   readListMembers,
-} from "../edge/list-members";
-import type { Env } from "../env";
-import { auditStatement } from "./audit";
-import type { Actor } from "./context";
+} from "../../edge/list-members";
+import type { Env } from "../../env";
+import { auditStatement } from "../store/audit";
+import type { Actor } from "../context";
 import {
   buildDatafile,
   contentText,
   DatafileBuildError,
   serializeDatafile,
-  type AttributeRow,
-  type AudienceRow,
-  type DatafileRevisionRow,
-  type EnvironmentRow,
-  type EventRow,
-  type ExperimentRow,
-  type GroupRow,
-  type ListRow,
-  type PageRow,
-  type ProjectRow,
   type ProjectSnapshot,
 } from "./datafile-build";
-import { ApiError, notFound } from "./errors";
-import { nowIso } from "./ids";
+import { ApiError, notFound } from "../errors";
+import { nowIso } from "../ids";
+import type {
+  AttributeRow,
+  AudienceRow,
+  DatafileRevisionRow,
+  EnvironmentRow,
+  EventRow,
+  ExperimentRow,
+  GroupRow,
+  ListRow,
+  PageRow,
+  ProjectRow,
+} from "../store/rows";
 
 export interface PublishResult {
   environmentId: string;

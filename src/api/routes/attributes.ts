@@ -5,19 +5,13 @@
 import { z } from "@hono/zod-openapi";
 import { isStorableAttributeName } from "../../edge/visitor";
 import type { ApiApp } from "../context";
-import type { AttributeRow, AudienceRow } from "../datafile-build";
-import { all } from "../db";
-import {
-  descriptionSchema,
-  inUse,
-  leavesOf,
-  nameSchema,
-  parseJson,
-  Problems,
-  registerCrud,
-  resourceFields,
-  type BuildContext,
-} from "./common";
+import type { AttributeRow, AudienceRow } from "../store/rows";
+import { all } from "../store/db";
+import { descriptionSchema, nameSchema, resourceFields } from "../schemas/fields";
+import { inUse, Problems } from "../services/validation";
+import { leavesOf } from "../services/condition-tree";
+import { parseJson } from "../store/sql";
+import { registerCrud, type BuildContext } from "./crud";
 
 const ATTRIBUTE_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/;
 

@@ -7,20 +7,14 @@
  */
 import { z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import type { AudienceRow, ListRow } from "../datafile-build";
-import { all } from "../db";
+import type { AudienceRow, ListRow } from "../store/rows";
+import { all } from "../store/db";
 import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../edge/list-members";
-import {
-  inUse,
-  keySchema,
-  leavesOf,
-  nameSchema,
-  parseJson,
-  Problems,
-  registerCrud,
-  resourceFields,
-  type BuildContext,
-} from "./common";
+import { inUse, Problems } from "../services/validation";
+import { keySchema, nameSchema, resourceFields } from "../schemas/fields";
+import { leavesOf } from "../services/condition-tree";
+import { parseJson } from "../store/sql";
+import { registerCrud, type BuildContext } from "./crud";
 
 export const MAX_LIST_VALUES = 100_000;
 export const MAX_LIST_VALUE_LENGTH = 256;

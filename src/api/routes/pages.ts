@@ -6,21 +6,13 @@
 import { z } from "@hono/zod-openapi";
 import { PAGE_ACTIVATIONS } from "../../core/datafile-parse";
 import type { ApiApp } from "../context";
-import type { EventRow, ExperimentRow, PageRow } from "../datafile-build";
-import { all } from "../db";
-import {
-  conditionTreeSchema,
-  datafileProblems,
-  inUse,
-  keySchema,
-  nameSchema,
-  parseJson,
-  Problems,
-  registerCrud,
-  resourceFields,
-  urlConditionSchema,
-  type BuildContext,
-} from "./common";
+import type { EventRow, ExperimentRow, PageRow } from "../store/rows";
+import { all } from "../store/db";
+import { conditionTreeSchema, urlConditionSchema } from "../schemas/conditions";
+import { datafileProblems, inUse, Problems } from "../services/validation";
+import { keySchema, nameSchema, resourceFields } from "../schemas/fields";
+import { parseJson } from "../store/sql";
+import { registerCrud, type BuildContext } from "./crud";
 
 const conditionsSchema = conditionTreeSchema(
   urlConditionSchema,

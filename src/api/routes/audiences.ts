@@ -6,21 +6,15 @@
  */
 import { z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { audienceIdsOf, type AudienceRow, type ExperimentRow } from "../datafile-build";
-import { all } from "../db";
-import {
-  audienceConditionSchema,
-  conditionTreeSchema,
-  descriptionSchema,
-  inUse,
-  isRequestAttribute,
-  leavesOf,
-  parseJson,
-  Problems,
-  registerCrud,
-  resourceFields,
-  type BuildContext,
-} from "./common";
+import { audienceIdsOf } from "../services/datafile-build";
+import { type AudienceRow, type ExperimentRow } from "../store/rows";
+import { all } from "../store/db";
+import { audienceConditionSchema, conditionTreeSchema } from "../schemas/conditions";
+import { descriptionSchema, resourceFields } from "../schemas/fields";
+import { inUse, isRequestAttribute, Problems } from "../services/validation";
+import { leavesOf } from "../services/condition-tree";
+import { parseJson } from "../store/sql";
+import { registerCrud, type BuildContext } from "./crud";
 
 const conditionsSchema = conditionTreeSchema(
   audienceConditionSchema,

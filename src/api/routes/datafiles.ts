@@ -3,20 +3,14 @@
  * Reading needs any token; publishing needs editor; rollback needs admin.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { datafileKey } from "../edge/datafile-store";
-import type { ApiApp } from "./context";
-import { requireRole } from "./auth";
-import type { DatafileRevisionRow } from "./datafile-build";
-import { requireEnvironment } from "./db";
-import { ApiError, unprocessable } from "./errors";
-import {
-  encodeCursor,
-  errorResponses,
-  jsonBody,
-  jsonResponse,
-  PaginationQuery,
-  parsePagination,
-} from "./http";
+import { datafileKey } from "../../edge/datafile-store";
+import type { ApiApp } from "../context";
+import { requireRole } from "../http/auth";
+import type { DatafileRevisionRow } from "../store/rows";
+import { requireEnvironment } from "../store/db";
+import { ApiError, unprocessable } from "../errors";
+import { encodeCursor, PaginationQuery, parsePagination } from "../http/pagination";
+import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import {
   listRevisions,
   publishEnvironment,
@@ -24,7 +18,7 @@ import {
   revisionKey,
   rollbackEnvironment,
   type PublishedDatafileMetadata,
-} from "./publish";
+} from "../services/publish";
 
 const EnvironmentParams = z.object({
   environmentId: z.string().openapi({ param: { name: "environmentId", in: "path" } }),

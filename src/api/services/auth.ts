@@ -1,34 +1,25 @@
 /**
- * Bearer-token authentication and roles (docs/api.md "Authentication").
+ * Bearer tokens and roles (docs/api.md "Authentication"): who a token is, checked on every
+ * request.
  *
  * - `ADMIN_TOKEN` (secret) bootstraps: it authenticates as role `admin`, actor id `admin-token`.
  *   It is compared in constant time (SHA-256 of both sides, then crypto.subtle.timingSafeEqual).
  * - Other tokens live in D1 `tokens`, stored only as the SHA-256 hex of the secret. Looked up by
  *   hash on every request (so a revocation takes effect immediately); expired or revoked → 401.
  *   `last_used_at` is written at most once a minute per token, after the response.
- * - Roles are ordered viewer < editor < admin. Every API route except `GET /openapi.json` needs
- *   a valid token (viewer is enough to read); `requireRole(min)` guards writes.
- * - Brute force: more than 10 failed authentications per client per minute → 429 for the rest of
- *   that minute (src/api/auth-limit.ts).
- * - Admin sessions (src/api/sessions.ts) hold no token, only its SHA-256: `actorForTokenHash`
- *   re-checks it on every admin page, like a bearer token.
+ * - Roles are ordered viewer < editor < admin.
+ * - Admin sessions (src/api/services/sessions.ts) hold no token, only its SHA-256:
+ *   `actorForTokenHash` re-checks it on every admin page, like a bearer token.
+ *
+ * The HTTP side (the Authorization header, the brute-force limit, route middleware) is
+ * src/api/http/auth.ts.
  */
-import type { Context, MiddlewareHandler } from "hono";
-import type { Env } from "../env";
-import type { Actor, ApiEnv, Role } from "./context";
-import {
-  AUTH_FAILURE_LIMIT,
-  AUTH_FAILURE_WINDOW_MS,
-  authClientKey,
-  isLimited,
-  recentAuthFailures,
-  recordAuthFailure,
-  retryAfterSeconds,
-  type FailureWindow,
-} from "./auth-limit";
-import { ApiError, forbidden, tooManyAuthFailures, unauthorized } from "./errors";
-import { first, type TokenRow } from "./db";
-import { sha256 } from "../shared/hash";
+import type { Env } from "../../env";
+import { sha256 } from "../../shared/hash";
+import type { Actor, Role } from "../context";
+import { ApiError, unauthorized } from "../errors";
+import type { TokenRow } from "../store/rows";
+import { first } from "../store/db";
 
 export const ROLES: readonly Role[] = ["viewer", "editor", "admin"];
 
@@ -66,84 +57,24 @@ function adminTokenDigest(secret: string): Promise<ArrayBuffer> {
 const lastUsedWritten = new Map<string, number>();
 const LAST_USED_INTERVAL_MS = 60_000;
 
-/** The bearer token of a request: undefined when absent, null when the header is malformed. */
-function bearerToken(header: string | undefined): string | null | undefined {
-  if (header === undefined || header.trim() === "") return undefined;
-  const match = /^Bearer[ \t]+([\x21-\x7e]+)[ \t]*$/i.exec(header);
-  return match ? (match[1] ?? null) : null;
-}
-
-function waitUntil(c: Context, promise: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(promise);
-  } catch {
-    // No ExecutionContext (a test calling app.fetch directly): let it run unattended.
-    promise.catch(() => {});
-  }
-}
-
-function limited(window: FailureWindow, now: number): ApiError {
-  return tooManyAuthFailures(
-    retryAfterSeconds(window, now),
-    AUTH_FAILURE_LIMIT,
-    AUTH_FAILURE_WINDOW_MS / 1000,
-  );
-}
-
-/**
- * Who is calling: the Actor for the request's bearer token, or a 401 ApiError (missing,
- * malformed, unknown, expired or revoked token), or a 429 ApiError when this client made too
- * many failed attempts (src/api/auth-limit.ts: a limited client gets 429 whatever it sends, and
- * only failures count).
- */
-export async function authenticate(c: Context<ApiEnv>): Promise<Actor> {
-  const token = bearerToken(c.req.header("authorization"));
-  if (token === undefined)
-    throw unauthorized("missing bearer token (Authorization: Bearer <token>)");
-
-  const db = c.env.DB;
-  const key = authClientKey(c.req.header("cf-connecting-ip"));
-  const now = Date.now();
-  // The client's failures are read alongside the token check (one round trip, not two).
-  const [window, outcome] = await Promise.all([
-    recentAuthFailures(db, key, now),
-    verifyToken(c, token).then(
-      (verified) => ({ verified }),
-      (error: unknown) => ({ error }),
-    ),
-  ]);
-  if (isLimited(window)) throw limited(window!, now);
-  if ("verified" in outcome) {
-    if (outcome.verified.row)
-      touchLastUsed(c.env.DB, (promise) => waitUntil(c, promise), outcome.verified.row);
-    return outcome.verified.actor;
-  }
-  const error = outcome.error;
-  if (error instanceof ApiError && error.status === 401) {
-    const after = await recordAuthFailure(db, key, now);
-    if (isLimited(after)) throw limited(after, now);
-  }
-  throw error;
-}
-
 /**
  * The Actor for a bearer token (null: a malformed header) and its D1 row (null for ADMIN_TOKEN),
  * or a 401 ApiError.
  */
-async function verifyToken(
-  c: Context<ApiEnv>,
+export async function verifyToken(
+  env: Pick<Env, "DB" | "ADMIN_TOKEN">,
   token: string | null,
 ): Promise<{ actor: Actor; row: TokenRow | null }> {
   if (token === null) throw unauthorized("malformed Authorization header: expected Bearer <token>");
 
   const digest = await sha256(token);
-  const adminSecret = c.env.ADMIN_TOKEN;
+  const adminSecret = env.ADMIN_TOKEN;
   if (typeof adminSecret === "string" && adminSecret !== "") {
     if (digestsEqual(digest, await adminTokenDigest(adminSecret)))
       return { actor: { id: ADMIN_ACTOR_ID, role: "admin", name: "ADMIN_TOKEN" }, row: null };
   }
 
-  return verifyStoredToken(c.env.DB, hexOf(digest));
+  return verifyStoredToken(env.DB, hexOf(digest));
 }
 
 function hexOf(digest: ArrayBuffer): string {
@@ -166,7 +97,7 @@ async function verifyStoredToken(
 }
 
 /**
- * The Actor of an admin session (src/api/sessions.ts), from the SHA-256 hex of the token it
+ * The Actor of an admin session (src/api/services/sessions.ts), from the SHA-256 hex of the token it
  * signed in with — re-checked on every request, so a revoked or expired token, or a rotated
  * ADMIN_TOKEN, ends the session at once; null when it no longer authenticates. The hash comes
  * from D1, never from the client, so the comparison with ADMIN_TOKEN's need not be constant-time.
@@ -192,7 +123,7 @@ export async function actorForTokenHash(
 }
 
 /** Writes the token's `last_used_at`, at most once a minute per token, after the response. */
-function touchLastUsed(
+export function touchLastUsed(
   db: D1Database,
   waitUntil: (promise: Promise<unknown>) => void,
   row: TokenRow,
@@ -210,19 +141,4 @@ function touchLastUsed(
       .bind(new Date(now).toISOString(), row.id)
       .run(),
   );
-}
-
-/**
- * Route middleware: the caller must hold at least `min` (viewer < editor < admin).
- * 401 when there is no valid token, 403 when its role is too low. Sets `c.var.actor`.
- * Use it in createRoute: `middleware: [requireRole("editor")] as const`.
- */
-export function requireRole(min: Role): MiddlewareHandler<ApiEnv> {
-  return async (c, next) => {
-    const actor = c.get("actor") ?? (await authenticate(c));
-    c.set("actor", actor);
-    if (!hasRole(actor.role, min))
-      throw forbidden(`this needs role ${min} or higher; the token has role ${actor.role}`);
-    await next();
-  };
 }

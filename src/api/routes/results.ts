@@ -19,12 +19,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { ApiApp } from "../context";
-import { requireRole } from "../auth";
-import type { ExperimentRow } from "../datafile-build";
-import { all, first } from "../db";
+import { requireRole } from "../http/auth";
+import type { ExperimentRow } from "../store/rows";
+import { all, first } from "../store/db";
 import { notFound, unprocessable } from "../errors";
-import { errorResponses, jsonResponse } from "../http";
-import { IdParams, parseJson, requireRow } from "./common";
+import { errorResponses, jsonResponse } from "../http/openapi";
+import { IdParams } from "../schemas/fields";
+import { parseJson, requireRow } from "../store/sql";
 import {
   analyzeExperiment,
   DEFAULT_ANALYSIS_OPTIONS,
@@ -517,7 +518,7 @@ function addRow(c: MetricCounts, row: MetricDailyRow): void {
 }
 
 /**
- * For an experiment whose weights the bandit changed (src/api/bandit.ts, `bandit_allocations`
+ * For an experiment whose weights the bandit changed (src/api/services/bandit-round.ts, `bandit_allocations`
  * rows with `applied = 1`): per variation, the weight the visitors were actually allocated with,
  * Σ over datafile revisions r of (visitors first decided by r) × (weight in effect at r), so that
  * the SRM check's expected counts follow the allocation over time. The weights in effect at r are

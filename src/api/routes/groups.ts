@@ -7,16 +7,12 @@
  */
 import { z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import type { ExperimentRow, GroupAllocationEntry, GroupRow } from "../datafile-build";
-import { all } from "../db";
-import {
-  inUse,
-  parseJson,
-  Problems,
-  registerCrud,
-  resourceFields,
-  type BuildContext,
-} from "./common";
+import type { ExperimentRow, GroupAllocationEntry, GroupRow } from "../store/rows";
+import { all } from "../store/db";
+import { inUse, Problems } from "../services/validation";
+import { parseJson } from "../store/sql";
+import { registerCrud, type BuildContext } from "./crud";
+import { resourceFields } from "../schemas/fields";
 
 const policySchema = z.enum(["random", "overlapping"]).openapi({
   description:

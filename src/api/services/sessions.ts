@@ -7,7 +7,7 @@
  *   most one session, and signing out makes it worthless.
  * - D1 keeps the id's SHA-256 (a copy of the table opens nothing) and the SHA-256 of the token it
  *   signed in with — the value `tokens.token_hash` holds — so every request re-checks the token
- *   (src/api/auth.ts actorForTokenHash) and revoking it (`DELETE /tokens/{id}`) deletes its
+ *   (src/api/services/auth.ts actorForTokenHash) and revoking it (`DELETE /tokens/{id}`) deletes its
  *   sessions in the same batch.
  * - Fixed expiry, 8 hours after sign-in, never extended by use: a stolen session cannot be kept
  *   alive, and there is no write per page view. Sign-out deletes the row; expired rows are
@@ -15,7 +15,7 @@
  *
  * It lives in src/api because the tokens API revokes sessions; the admin pages use it.
  */
-import { sha256Hex } from "../shared/hash";
+import { sha256Hex } from "../../shared/hash";
 
 /**
  * Live sessions one token may hold; signing in again ends the oldest beyond it, so a token holder

@@ -18,24 +18,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Change, WebMetric } from "../../core/datafile-types";
 import type { ApiApp } from "../context";
-import { auditIfChanged } from "../audit";
-import { requireRole } from "../auth";
-import type { EventRow, ExperimentRow, PageRow, VariationSpec } from "../datafile-build";
-import { all, first, requireProject } from "../db";
-import { errorResponses, jsonBody, jsonResponse, setEtag } from "../http";
+import { auditIfChanged } from "../store/audit";
+import { requireRole } from "../http/auth";
+import type { EventRow, ExperimentRow, PageRow, VariationSpec } from "../store/rows";
+import { all, first, requireProject } from "../store/db";
+import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
+import { setEtag } from "../http/etag";
 import { newId, nowIso } from "../ids";
-import {
-  assertKeyFree,
-  datafileProblems,
-  insertStatement,
-  keySchema,
-  nameSchema,
-  Problems,
-  ProjectParams,
-  PublishedField,
-  urlConditionSchema,
-  writeAndPublish,
-} from "./common";
+import { assertKeyFree, insertStatement } from "../store/sql";
+import { datafileProblems, Problems } from "../services/validation";
+import { keySchema, nameSchema, ProjectParams, PublishedField } from "../schemas/fields";
+import { urlConditionSchema } from "../schemas/conditions";
+import { writeAndPublish } from "../services/write-and-publish";
 import { EventSchema, eventJson } from "./events";
 import {
   DEFAULT_ACTION_ENVIRONMENT,

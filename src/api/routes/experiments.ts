@@ -18,37 +18,34 @@ import { ALLOCATION_POLICIES, WEB_EXPERIMENT_TYPES } from "../../core/datafile-p
 import { changeSchema, webMetricSchema } from "../../core/datafile-schema";
 import type { Change, WebMetric, WebSection } from "../../core/datafile-types";
 import type { ApiApp } from "../context";
-import { requireRole } from "../auth";
+import { requireRole } from "../http/auth";
 import type {
   ExperimentRow,
   ExperimentStatusValue,
   GroupAllocationEntry,
   GroupRow,
   VariationSpec,
-} from "../datafile-build";
-import { auditIfChanged } from "../audit";
-import { all, first } from "../db";
+} from "../store/rows";
+import { auditIfChanged } from "../store/audit";
+import { all, first } from "../store/db";
 import { conflict, notFound } from "../errors";
-import { checkIfMatch, errorResponses, jsonResponse, setEtag } from "../http";
+import { checkIfMatch, setEtag } from "../http/etag";
+import { errorResponses, jsonResponse } from "../http/openapi";
 import { newId, nowIso } from "../ids";
+import { conditionTreeSchema } from "../schemas/conditions";
+import { datafileProblems, Problems } from "../services/validation";
 import {
-  conditionTreeSchema,
-  datafileProblems,
   descriptionSchema,
   IdParams,
   keySchema,
-  leavesOf,
   nameSchema,
-  parseJson,
-  Problems,
   PublishedField,
-  registerCrud,
-  requireRow,
   resourceFields,
-  updateStatement,
-  writeAndPublish,
-  type BuildContext,
-} from "./common";
+} from "../schemas/fields";
+import { leavesOf } from "../services/condition-tree";
+import { parseJson, requireRow, updateStatement } from "../store/sql";
+import { registerCrud, type BuildContext } from "./crud";
+import { writeAndPublish } from "../services/write-and-publish";
 
 // ---------------------------------------------------------------------------------------------
 // Schemas

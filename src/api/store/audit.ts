@@ -3,8 +3,8 @@
  * change (`db.batch([change, auditStatement(...)])`) so the entry exists exactly when the change
  * does; `recordAudit` is for changes that are not a single batch.
  */
-import type { Actor } from "./context";
-import { nowIso } from "./ids";
+import type { Actor } from "../context";
+import { nowIso } from "../ids";
 
 /**
  * The INSERT for one audit entry. `action` is a verb such as `create`, `update`, `delete`,

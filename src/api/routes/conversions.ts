@@ -18,10 +18,11 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { requireRole } from "../auth";
-import { all, first } from "../db";
+import { requireRole } from "../http/auth";
+import { all, first } from "../store/db";
 import { ApiError, unprocessable } from "../errors";
-import { ErrorSchema, errorResponses, issuesToDetails, jsonBody, jsonResponse } from "../http";
+import { ErrorSchema, errorResponses, jsonBody, jsonResponse } from "../http/openapi";
+import { issuesToDetails } from "../http/validation";
 import { formatPath } from "../../core/problem";
 import { checkTags, queueMessages, QUEUE_RETRY_AFTER_SECONDS } from "../../events/ingest-common";
 import {

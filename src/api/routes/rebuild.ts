@@ -6,8 +6,8 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { requireRole } from "../auth";
-import { errorResponses, jsonBody, jsonResponse } from "../http";
+import { requireRole } from "../http/auth";
+import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import { rebuildAggregates } from "../../events/rebuild";
 import { DERIVED_TABLES } from "../../events/tables";
 import { QUEUE_MAX_ID_LENGTH } from "../../shared/event-limits";

@@ -6,19 +6,12 @@
 import { z } from "@hono/zod-openapi";
 import { WEB_EVENT_TYPES } from "../../core/datafile-parse";
 import type { ApiApp } from "../context";
-import type { EventRow, ExperimentRow } from "../datafile-build";
-import { all, first } from "../db";
+import type { EventRow, ExperimentRow } from "../store/rows";
+import { all, first } from "../store/db";
 import { DEFAULT_DAILY_CONVERSION_CAP, MAX_DAILY_CONVERSION_CAP } from "../../shared/event-limits";
-import {
-  datafileProblems,
-  inUse,
-  keySchema,
-  nameSchema,
-  Problems,
-  registerCrud,
-  resourceFields,
-  type BuildContext,
-} from "./common";
+import { datafileProblems, inUse, Problems } from "../services/validation";
+import { keySchema, nameSchema, resourceFields } from "../schemas/fields";
+import { registerCrud, type BuildContext } from "./crud";
 
 const typeSchema = z.enum(WEB_EVENT_TYPES).openapi({
   description:

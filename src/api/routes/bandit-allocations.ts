@@ -2,7 +2,7 @@
  * Bandit routes (docs/api.md "Bandits", docs/bandits.md "Running a bandit"):
  *
  * - `GET /experiments/{id}/allocations` (viewer): the allocation history the scheduled handler
- *   recorded (src/api/bandit.ts), oldest first — the weights over time, probability of being
+ *   recorded (src/api/services/bandit-round.ts), oldest first — the weights over time, probability of being
  *   best, the winner, the counts each re-allocation used;
  * - `POST /experiments/{id}/serve-winner` (editor): serves one variation to 100 % of new
  *   visitors — the bandit's declared winner, or the variation named in the body — by setting its
@@ -11,23 +11,19 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { requireRole } from "../auth";
-import { ALLOCATION_REASONS, weightsOf, type BanditAllocationRow } from "../bandit";
-import type { ExperimentRow, VariationSpec } from "../datafile-build";
-import { all, first } from "../db";
+import { requireRole } from "../http/auth";
+import { ALLOCATION_REASONS, weightsOf, type BanditAllocationRow } from "../services/bandit-round";
+import type { ExperimentRow, VariationSpec } from "../store/rows";
+import { all, first } from "../store/db";
 import { conflict, notFound, versionConflict } from "../errors";
-import { auditIfChanged } from "../audit";
-import { checkIfMatch, errorResponses, jsonResponse, setEtag } from "../http";
+import { auditIfChanged } from "../store/audit";
+import { checkIfMatch, setEtag } from "../http/etag";
+import { errorResponses, jsonResponse } from "../http/openapi";
 import { nowIso } from "../ids";
-import {
-  IdParams,
-  parseJson,
-  Problems,
-  PublishedField,
-  requireRow,
-  updateStatement,
-  writeAndPublish,
-} from "./common";
+import { IdParams, PublishedField } from "../schemas/fields";
+import { parseJson, requireRow, updateStatement } from "../store/sql";
+import { Problems } from "../services/validation";
+import { writeAndPublish } from "../services/write-and-publish";
 import { ExperimentSchema, presentExperiments } from "./experiments";
 
 /** Rows returned by the history (the newest ones when there are more). */

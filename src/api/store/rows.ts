@@ -1,0 +1,214 @@
+/**
+ * The D1 rows of the management tables (migrations/), exactly as stored: snake_case columns,
+ * SQLite booleans as 0/1, JSON columns as text.
+ */
+import type { Change, PageActivation } from "../../core/datafile-types";
+
+/** SQLite booleans: 0 / 1 (D1 returns numbers). */
+export type SqlBool = number;
+
+/** An `attributes` row. */
+export interface AttributeRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  description: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An `audiences` row. `conditions`: JSON text of a typed-audience condition tree. */
+export interface AudienceRow {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  conditions: string;
+  archived: SqlBool;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export type EventType = "custom" | "pageview" | "click";
+
+/** An `events` row. */
+export interface EventRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  type: EventType;
+  page_id: string | null;
+  selector: string | null;
+  /** Conversions of one visitor counted per UTC day (null = the default; migrations/0007). */
+  max_per_visitor_per_day: number | null;
+  archived: SqlBool;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A `pages` row. `conditions`: JSON text of a URL condition tree. */
+export interface PageRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  activation: PageActivation;
+  /** For `dom_changed`. */
+  selector: string | null;
+  conditions: string;
+  archived: SqlBool;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export type GroupPolicy = "random" | "overlapping";
+
+/** A `groups` row. `allocation`: JSON text of `GroupAllocationEntry[]`. */
+export interface GroupRow {
+  id: string;
+  project_id: string;
+  name: string;
+  policy: GroupPolicy;
+  allocation: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A `lists` row. `values`: JSON text of `string[]`. */
+export interface ListRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  values: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export type ExperimentType = "ab" | "multivariate" | "split_url";
+export type AllocationPolicy = "manual" | "bandit";
+
+/**
+ * An `experiments` row. JSON columns: `audience_conditions` (tree over audience ids, or null =
+ * everyone), `page_ids` (`string[]`), `metrics` (`WebMetric[]`), `variations`
+ * (`VariationSpec[]`), `sections` (`WebSection[]` or null), `shared_changes` (`Change[]`),
+ * `forced_variations` (`{visitorId: variationKey}`).
+ */
+export interface ExperimentRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  description: string;
+  type: ExperimentType;
+  layer_id: string;
+  group_id: string | null;
+  /** Basis points 0..10000 of eligible visitors in the experiment. */
+  traffic: number;
+  allocation_policy: AllocationPolicy;
+  audience_conditions: string | null;
+  page_ids: string;
+  metrics: string;
+  variations: string;
+  sections: string | null;
+  shared_changes: string;
+  forced_variations: string;
+  archived: SqlBool;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Experiment statuses per environment (`experiment_status.status`). */
+export type ExperimentStatusValue = "Not started" | "Running" | "Paused" | "Archived";
+
+/** An `experiment_status` row. */
+export interface ExperimentStatusRow {
+  experiment_id: string;
+  environment_id: string;
+  status: ExperimentStatusValue;
+  updated_at: string;
+}
+
+/** A `datafile_revisions` row. */
+export interface DatafileRevisionRow {
+  environment_id: string;
+  revision: number;
+  /** SHA-256 hex of the datafile's content with `revision` blanked (see publish.ts). */
+  sha256: string;
+  /** Bytes of the stored text. */
+  size: number;
+  published_at: string;
+  published_by: string;
+  reason: string;
+  rollback_of: number | null;
+}
+
+// ---- elements of the JSON columns
+
+/** One element of `experiments.variations`. */
+export interface VariationSpec {
+  id: string;
+  key: string;
+  name?: string;
+  /** Basis points; the weights of an experiment sum to 10000. */
+  weight: number;
+  changes?: Change[];
+  featureEnabled?: boolean;
+  /** Multivariate: the section-variation ids this combination is made of. */
+  sectionVariationIds?: string[];
+}
+
+/** One element of `groups.allocation`. */
+export interface GroupAllocationEntry {
+  experimentId: string;
+  /** Basis points of all visitors; the remainder of 10000 is unallocated. */
+  weight: number;
+}
+
+/** A `projects` row. */
+export interface ProjectRow {
+  id: string;
+  name: string;
+  account_id: string;
+  description: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** An `environments` row. */
+export interface EnvironmentRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  sdk_key: string;
+  /** Last published datafile revision; 0 = never published. */
+  revision: number;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A `tokens` row. */
+export interface TokenRow {
+  id: string;
+  name: string;
+  role: "admin" | "editor" | "viewer";
+  token_hash: string;
+  prefix: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
