@@ -40,8 +40,10 @@ const LAYERS = {
   "src/events": ["edge", "api", "admin", "client", "cli", "index"],
   "src/api": ["admin", "client", "cli", "index"],
   "src/admin": ["client", "cli", "index"],
-  // Its own browser bundle: core and the bootstrap contract types of src/edge/bootstrap.ts.
-  "src/client": ["events", "api", "admin", "cli", "env", "index"],
+  // Its own browser bundle: core's datafile types and shared's bootstrap contract
+  // (src/shared/bootstrap-types.ts). The edge imports the client (the bundle it serves and
+  // src/client/config-types.ts), never the other way round.
+  "src/client": ["edge", "events", "api", "admin", "cli", "env", "index"],
   "src/cli": ["edge", "events", "api", "admin", "client", "env", "index"],
 };
 
@@ -87,6 +89,116 @@ const pureModuleRules = (dir) => ({
 const layerRules = (dir) => ({
   "no-restricted-imports": ["error", { patterns: [layerPattern(dir)] }],
 });
+
+/**
+ * The layers inside src/api (docs/architecture.md "Inside src/api"), lowest first: base
+ * (context.ts, errors.ts, ids.ts: every file at the root but app.ts), store/, schemas/, services/,
+ * http/, routes/, app.ts. Per layer: its files, how deep they sit below src/api (0 for the root
+ * files, 1 for a sub-directory), the src/api layers above it, which it must NOT import, and the
+ * packages it must not use (so D1 code and domain rules stay callable without a Hono context:
+ * from the admin pages, the scheduled handler, the tests).
+ */
+const API_LAYERS = {
+  "src/api (base)": {
+    files: ["src/api/*.ts"],
+    ignores: ["src/api/app.ts"],
+    depth: 0,
+    layers: ["store", "schemas", "services", "http", "routes", "app"],
+    packages: [],
+  },
+  "src/api/store": {
+    files: ["src/api/store/**/*.ts"],
+    depth: 1,
+    layers: ["schemas", "services", "http", "routes", "app"],
+    packages: ["hono", "hono/*", "@hono/*", "zod", "zod/*"],
+  },
+  "src/api/schemas": {
+    files: ["src/api/schemas/**/*.ts"],
+    depth: 1,
+    layers: ["store", "services", "http", "routes", "app"],
+    // @hono/zod-openapi stays allowed: its `z` carries the `.openapi()` metadata.
+    packages: ["hono", "hono/*"],
+  },
+  "src/api/services": {
+    files: ["src/api/services/**/*.ts"],
+    depth: 1,
+    layers: ["http", "routes", "app"],
+    packages: ["hono", "hono/*", "@hono/*"],
+  },
+  "src/api/http": {
+    files: ["src/api/http/**/*.ts"],
+    depth: 1,
+    layers: ["routes", "app"],
+    packages: [],
+  },
+  "src/api/routes": {
+    files: ["src/api/routes/**/*.ts"],
+    depth: 1,
+    layers: ["app"],
+    packages: [],
+  },
+};
+
+/**
+ * The `no-restricted-imports` pattern for the src/api layers `layer` must not import. The same
+ * directory is spelled per depth (`./store/…` from src/api/errors.ts, `../store/…` from
+ * src/api/services/x.ts), or the long way round (`../../api/store/…`); a relative path that leaves
+ * src/api (`../../edge/routes` from services/) never matches.
+ */
+const apiLayerPattern = (layer) => {
+  const { depth, layers } = API_LAYERS[layer];
+  const here = depth === 0 ? "\\./" : "\\.\\./".repeat(depth);
+  return {
+    regex: `^(${here}|(\\.\\./)+api/)(${layers.join("|")})(/|$)`,
+    message: `${layer} must not import src/api/{${layers.join(",")}}: see the layers of src/api in docs/architecture.md.`,
+  };
+};
+
+/** The rule for one src/api layer: the layers of src/ (LAYERS), of src/api, and its packages. */
+const apiLayerRules = (layer) => {
+  const { packages } = API_LAYERS[layer];
+  return {
+    "no-restricted-imports": [
+      "error",
+      {
+        patterns: [
+          layerPattern("src/api"),
+          apiLayerPattern(layer),
+          ...(packages.length === 0
+            ? []
+            : [
+                {
+                  group: packages,
+                  message: `${layer} must not use ${packages.join(", ")}: see the layers of src/api in docs/architecture.md.`,
+                },
+              ]),
+        ],
+      },
+    ],
+  };
+};
+
+/**
+ * src/admin reaches the API through its services (and the base types), never through the HTTP
+ * layer: not routes/ or http/ (docs/architecture.md "Inside src/api").
+ */
+const adminApiPattern = {
+  regex: "^(\\.\\./)+api/(routes|http)(/|$)",
+  message:
+    "src/admin must not import src/api/{routes,http}: call src/api/services (docs/architecture.md).",
+};
+
+/**
+ * On: the admin pages call src/api/services for everything (src/admin/app.ts), so src/admin may
+ * not import src/api/app.ts either — no in-process requests through the API's Hono app.
+ */
+const ADMIN_MAY_NOT_IMPORT_API_APP = true;
+
+const adminApiAppPattern = {
+  regex: "^(\\.\\./)+api/app(/|$)",
+  message:
+    "src/admin must not import src/api/app.ts: call src/api/services (docs/architecture.md).",
+};
 
 export default defineConfig(
   {
@@ -145,4 +257,26 @@ export default defineConfig(
     files: [`${dir}/**/*.ts`],
     rules: layerRules(dir),
   })),
+  // The layers inside src/api (API_LAYERS); each entry replaces the src/api one above for its
+  // files, so it repeats LAYERS' pattern.
+  ...Object.entries(API_LAYERS).map(([layer, { files, ignores }]) => ({
+    files,
+    ...(ignores ? { ignores } : {}),
+    rules: apiLayerRules(layer),
+  })),
+  {
+    files: ["src/admin/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            layerPattern("src/admin"),
+            adminApiPattern,
+            ...(ADMIN_MAY_NOT_IMPORT_API_APP ? [adminApiAppPattern] : []),
+          ],
+        },
+      ],
+    },
+  },
 );

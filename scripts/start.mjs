@@ -4,28 +4,28 @@
 // (wrangler.toml [dev] and ROUTES). Safe to run again: every step is idempotent.
 //   1. .dev.vars gets random ADMIN_TOKEN / SIGNING_KEY values if it lacks them.
 //   2. Pending D1 migrations in migrations/ are applied to the local database.
-//   3. demo/datafile.json is validated and published to the local KV namespace DATAFILES as
-//      `datafiles/demo` and `datafiles/demo/{revision}` — unless local KV already holds a newer
-//      revision for "demo" (published since through the API), which is kept;
-//      SPLITSTREAM_DEMO_RESET=1 publishes the file anyway.
-//   4. The demo origin (scripts/demo-origin.mjs) starts on :8788 as a child process, stopped
+//   3. The demo origin (scripts/demo-origin.mjs) starts on :8788 as a child process, stopped
 //      when this script exits. If :8788 already serves the demo origin, that one is used.
-//   5. `wrangler dev --port 8787`, with any extra arguments (`npm start -- --ip 0.0.0.0`). A
-//      `--persist-to DIR` among them is also used for step 2 and 3, so everything lands in the
-//      state wrangler dev reads.
+//   4. `wrangler dev --port 8787`, with any extra arguments (`npm start -- --ip 0.0.0.0`). A
+//      `--persist-to DIR` among them is also used for step 2, so everything lands in the state
+//      wrangler dev reads.
+//   5. Once the Worker answers, the demo becomes real data (scripts/demo-seed.mjs): the first
+//      start creates the "Demo shop" project (production on SDK key `demo`, which the local
+//      route serves) and imports demo/datafile.json into it as records, through the management
+//      API with ADMIN_TOKEN. Later starts keep that project as it is (your edits stay);
+//      SPLITSTREAM_DEMO_RESET=1 imports the file again.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { seedDemo } from "./demo-seed.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const PORT = "8787";
 const ORIGIN_PORT = 8788;
 const SECRETS = ["ADMIN_TOKEN", "SIGNING_KEY"];
-const DEMO_SDK_KEY = "demo";
-const DEMO_DATAFILE = join("demo", "datafile.json");
 const devArgs = process.argv.slice(2);
 /** `--persist-to DIR` / `--persist-to=DIR` given for wrangler dev, forwarded to local commands. */
 const persistArgs = (() => {
@@ -98,47 +98,50 @@ async function applyMigrations() {
   await wrangler(["d1", "migrations", "apply", "DB", "--local", ...persistArgs]);
 }
 
-/** Revision as a number for comparison (Optimizely revisions are integer strings). */
-function revisionNumber(revision) {
-  const n = Number(revision);
-  return Number.isFinite(n) ? n : Number.NaN;
+/** The value of `name` in .dev.vars (written by ensureDevVars), or undefined. */
+function devVar(name) {
+  const file = join(root, ".dev.vars");
+  if (!existsSync(file)) return undefined;
+  for (const line of readFileSync(file, "utf8").split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (match?.[1] === name) return match[2].trim().replace(/^(['"])(.*)\1$/, "$2");
+  }
+  return undefined;
 }
 
-/**
- * Validates demo/datafile.json with the CLI, then writes it to local KV as the current "demo"
- * datafile and as its immutable revision key — unless KV holds a newer revision already.
- */
-async function publishDemoDatafile() {
-  await runNode("splitstream", join(root, "bin", "splitstream.js"), ["validate", DEMO_DATAFILE]);
-  const file = JSON.parse(readFileSync(join(root, DEMO_DATAFILE), "utf8"));
-  const revision = String(file.revision);
-  const currentKey = `datafiles/${DEMO_SDK_KEY}`;
-  const kv = ["--binding", "DATAFILES", "--local", ...persistArgs];
-
-  if (process.env.SPLITSTREAM_DEMO_RESET !== "1") {
-    // Prints the value, or "Value not found" (exit 0) when there is none.
-    const existing = await wrangler(["kv", "key", "get", ...kv, currentKey], { capture: true });
-    let stored;
+/** Waits until the Worker answers /_ss/health, then makes the demo real data. */
+async function seedDemoWhenReady() {
+  const baseUrl = `http://127.0.0.1:${PORT}`;
+  for (let i = 0; i < 600 && !stopping; i++) {
     try {
-      stored = JSON.parse(existing);
+      const response = await fetch(`${baseUrl}/_ss/health`, { signal: AbortSignal.timeout(1000) });
+      if (response.status < 500) break;
     } catch {
-      stored = undefined;
+      // not up yet
     }
-    const storedRevision = stored && typeof stored === "object" ? String(stored.revision) : "";
-    if (revisionNumber(storedRevision) > revisionNumber(revision)) {
-      console.log(
-        `start: local KV holds "${DEMO_SDK_KEY}" revision ${storedRevision}, newer than ${DEMO_DATAFILE} ` +
-          `(revision ${revision}); keeping it. SPLITSTREAM_DEMO_RESET=1 npm start publishes the file.`,
-      );
-      return;
-    }
+    await new Promise((r) => setTimeout(r, 250));
   }
-  for (const key of [`${currentKey}/${revision}`, currentKey]) {
-    await wrangler(["kv", "key", "put", ...kv, key, "--path", DEMO_DATAFILE]);
+  if (stopping) return;
+  const token = process.env.ADMIN_TOKEN ?? devVar("ADMIN_TOKEN");
+  if (!token) {
+    console.error("start: no ADMIN_TOKEN in .dev.vars; the demo project was not created");
+    return;
   }
-  console.log(
-    `start: published ${DEMO_DATAFILE} (revision ${revision}) to local KV as ${currentKey}`,
-  );
+  try {
+    await seedDemo({
+      baseUrl,
+      token,
+      reset: process.env.SPLITSTREAM_DEMO_RESET === "1",
+      log: (line) => console.log(`start: ${line}`),
+    });
+    console.log(
+      `start: admin on http://localhost:${PORT}/_ss/admin (sign in with ADMIN_TOKEN from .dev.vars)`,
+    );
+  } catch (error) {
+    console.error(
+      `start: the demo project could not be set up: ${error instanceof Error ? error.message : error}`,
+    );
+  }
 }
 
 /** Whether the demo origin already answers on its port (e.g. one left from an earlier run). */
@@ -272,9 +275,11 @@ watchParents();
 try {
   ensureDevVars();
   await applyMigrations();
-  await publishDemoDatafile();
   await startDemoOrigin();
-  if (!stopping) dev();
+  if (!stopping) {
+    dev();
+    void seedDemoWhenReady();
+  }
 } catch (error) {
   console.error(`start: ${error instanceof Error ? error.message : String(error)}`);
   stop(1);

@@ -3,12 +3,13 @@
  * SVG drawn here), so they work offline and under a CSP without `script-src`.
  *
  * - Login with an API token (the same tokens as the management API, any role), checked by the
- *   API itself (so its brute-force limit counts the form's failures). The token is never stored:
- *   sign-in starts a server-side session (src/api/services/sessions.ts) whose opaque id is the only thing
- *   in the HttpOnly, SameSite=Strict cookie limited to /_ss/admin. Every page re-checks the
- *   session and its token, then calls the management API in-process as that token's Actor, so
- *   authorisation, validation and publishing are the API's own (an editor can start and pause, a
- *   viewer only look). Sign-out deletes the session.
+ *   API's own token check (src/api/services/token-authentication.ts, so its brute-force limit
+ *   counts the form's failures). The token is never stored: sign-in starts a server-side session
+ *   (src/api/services/sessions.ts) whose opaque id is the only thing in the HttpOnly,
+ *   SameSite=Strict cookie limited to /_ss/admin. Every page re-checks the session and its token,
+ *   then calls the API's services (src/api/services/) as that token's Actor, so authorisation,
+ *   validation and publishing are the API's own (an editor can start and pause, a viewer only
+ *   look); what they refuse is shown as the API's error message. Sign-out deletes the session.
  * - Every POST (sign-in and sign-out included) must come from this origin (Sec-Fetch-Site, else
  *   Origin, else Referer), besides the SameSite cookie; anything else is 403.
  */
@@ -16,25 +17,34 @@ import { Hono, type Context } from "hono";
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import type { Env } from "../env";
-import { handleApi } from "../api/app";
-import { API_BASE_PATH, type Actor } from "../api/context";
-import { actorForTokenHash } from "../api/services/auth";
-import { sha256Hex } from "../shared/hash";
+import type { Actor } from "../api/context";
+import { ApiError, conflict } from "../api/errors";
+import { actorForTokenHash, requireActorRole } from "../api/services/auth";
 import {
   authClientKey,
   isLimited,
   recentAuthFailures,
   retryAfterSeconds,
 } from "../api/services/auth-limit";
+import { loadAllocationHistory } from "../api/services/bandit-allocations";
+import { applyExperimentAction } from "../api/services/experiment-lifecycle";
+import { experimentResource } from "../api/services/experiments";
+import { getProject, listProjects } from "../api/services/projects";
+import { parseExperimentActionBody, parseResultsQuery } from "../api/services/request-parsing";
+import { getResource, listResources } from "../api/services/resources";
+import { loadResults, type ExperimentResults } from "../api/services/results";
+import { resultsCsv, resultsCsvFilename } from "../api/services/results-csv";
 import {
   createSession,
   deleteSession,
   findSession,
   SESSION_SECONDS,
 } from "../api/services/sessions";
+import { authenticateToken } from "../api/services/token-authentication";
 import { parseCookies } from "../edge/cookies";
+import { errorResponse } from "../shared/error-response";
+import { sha256Hex } from "../shared/hash";
 import { intervalChart, lineChart, percent, type IntervalRow, type Series } from "./charts";
-import type { ExperimentResults } from "../api/routes/results";
 
 export const ADMIN_BASE_PATH = "/_ss/admin";
 /** The session cookie: an opaque session id (never the token), HttpOnly, SameSite=Strict, Path=/_ss/admin. */
@@ -130,84 +140,75 @@ function sameOrigin(c: AdminContext): boolean {
   }
 }
 
+/** The session's token no longer authenticates: clear the cookie, back to the sign-in form. */
 class SignedOut extends Error {}
 
-/** The API answered 429: this client made too many failed authentications (src/api/services/auth-limit.ts). */
+/** This client made too many failed authentications (src/api/services/auth-limit.ts). */
 class RateLimited extends Error {
   constructor(readonly retryAfter: string) {
     super("too many failed authentications");
   }
 }
 
-/**
- * Headers of the sign-in's in-process API call: the token being tried, and the client's address
- * so that the API's brute-force limit counts the admin's failed sign-ins against the real client.
- */
-function apiHeaders(c: AdminContext, token: string): Record<string, string> {
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  const ip = c.req.header("cf-connecting-ip");
-  if (ip !== undefined) headers["cf-connecting-ip"] = ip;
-  return headers;
-}
+/** An experiment as the API presents it (src/api/services/experiment-presenter.ts). */
+type ExperimentJson = Awaited<ReturnType<typeof experimentResource.present>>[number];
+/** One row of an experiment's bandit allocation history (src/api/services/bandit-allocations.ts). */
+type AllocationItem = Awaited<ReturnType<typeof loadAllocationHistory>>["items"][number];
 
-/** Turns the API's 401 and 429 into SignedOut and RateLimited. */
-function checkAuth(response: Response): void {
-  if (response.status === 401) throw new SignedOut();
-  if (response.status === 429) throw new RateLimited(response.headers.get("retry-after") ?? "60");
-}
+/** What a service call came to: its value, or the error the API would have answered with. */
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 
 /**
- * Calls the management API in-process: as the session's Actor, or (sign-in only) with the token
- * being tried as a bearer token.
+ * Anything a service throws, as the API's error handler (src/api/app.ts `toErrorResponse`) would
+ * answer it: an ApiError as it is, a D1 UNIQUE failure as 409 `conflict`, anything else (logged)
+ * as 500 `internal_error` — so a page shows the message the API would have sent.
  */
-async function api<T>(
-  c: AdminContext,
-  caller: Actor | { token: string },
-  method: "GET" | "POST",
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: T }> {
-  const headers: Record<string, string> = "token" in caller ? apiHeaders(c, caller.token) : {};
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const request = new Request(new URL(`${API_BASE_PATH}${path}`, c.req.url), {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const response = await handleApi(
-    request,
-    c.env,
-    c.executionCtx as ExecutionContext,
-    "token" in caller ? undefined : caller,
+function asApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/UNIQUE constraint failed/i.test(message))
+    return conflict("a resource with that key already exists", {
+      constraint: message
+        .replace(/^.*UNIQUE constraint failed:\s*/i, "")
+        .replace(/: SQLITE.*$/, ""),
+    });
+  console.error("splitstream admin: unhandled error", error);
+  return new ApiError(500, "internal_error", "internal error");
+}
+
+/**
+ * Calls a service for a page (it checks the actor's role itself). A refusal comes back as the
+ * API's error for the page to show; 401 and 429 are never a page's to show: they sign the session
+ * out, or answer "too many attempts", like every page.
+ */
+async function attempt<T>(call: () => T | Promise<T>): Promise<Outcome<T>> {
+  let error: ApiError;
+  try {
+    return { ok: true, value: await call() };
+  } catch (thrown) {
+    error = asApiError(thrown);
+  }
+  if (error.status === 401) throw new SignedOut();
+  // The API's 429 carries the error's Retry-After, else 1 s (src/api/app.ts).
+  if (error.status === 429) throw new RateLimited(error.headers["retry-after"] ?? "1");
+  return { ok: false, error };
+}
+
+/**
+ * A request's query parameters as the API's query validator reads them (Hono's `queries()`):
+ * a name sent once is a string, a name sent twice an array.
+ */
+function queryOf(c: AdminContext): Record<string, string | string[]> {
+  return Object.fromEntries(
+    Object.entries(c.req.queries()).map(([name, values]) => [
+      name,
+      values.length === 1 ? values[0]! : values,
+    ]),
   );
-  checkAuth(response);
-  return { status: response.status, json: (await response.json()) as T };
 }
 
-interface ApiError {
-  error?: { code: string; message: string };
-}
-interface ProjectItem {
-  id: string;
-  key: string;
-  name: string;
-  environments?: Array<{ id: string; key: string }>;
-}
-interface ExperimentItem {
-  id: string;
-  projectId: string;
-  key: string;
-  name: string;
-  type: string;
-  status: Record<string, string>;
-  version: number;
-  allocationPolicy?: string;
-  variations?: Array<{ id: string; key: string }>;
-}
-
-function errorBlock(status: number, json: unknown): Html {
-  const message = (json as ApiError).error?.message ?? `HTTP ${status}`;
-  return html`<p class="error" role="alert">${message}</p>`;
+function errorBlock(error: ApiError): Html {
+  return html`<p class="error" role="alert">${error.message}</p>`;
 }
 
 const fmtNumber = (n: number | null | undefined, digits = 0) =>
@@ -245,7 +246,7 @@ export function primarySummary(results: ExperimentResults): { verdict: string; t
   return { verdict: "not_enough_data", text: "" };
 }
 
-function experimentActions(experiment: ExperimentItem, environment: string): Html {
+function experimentActions(experiment: ExperimentJson, environment: string): Html {
   const status = experiment.status[environment] ?? "Not started";
   const actions: Array<[string, string]> =
     status === "Not started"
@@ -355,23 +356,13 @@ function charts(results: ExperimentResults): Html {
   </section>`;
 }
 
-/** One row of `GET /experiments/{id}/allocations` (src/api/routes/bandit-allocations.ts). */
-interface AllocationItem {
-  createdAt: string;
-  reason: string;
-  weights: Record<string, number>;
-  probabilityBest: Record<string, number>;
-  winner: string | null;
-  message: string | null;
-}
-
 /**
  * Bandit experiments: the traffic weights over time (one line per variation, from the allocation
  * history), the latest probability of being best and the declared winner (docs/bandits.md).
  */
-function banditSection(experiment: ExperimentItem, items: AllocationItem[]): Html {
+function banditSection(experiment: ExperimentJson, items: AllocationItem[]): Html {
   if (experiment.allocationPolicy !== "bandit" && items.length === 0) return html``;
-  const variations = experiment.variations ?? [];
+  const variations = experiment.variations;
   const keyOf = (id: string) => variations.find((v) => v.id === id)?.key ?? id;
   const at = (iso: string) => iso.slice(0, 16).replace("T", " ");
   const series: Series[] = variations.map((v) => ({
@@ -387,8 +378,8 @@ function banditSection(experiment: ExperimentItem, items: AllocationItem[]): Htm
   return html`<section data-section="bandit">
     <h2>Bandit allocation</h2>
     <p class="muted">
-      Policy ${experiment.allocationPolicy ?? "manual"}: the weights are recomputed hourly from the
-      primary metric (Thompson sampling); visitors keep the variation they got.
+      Policy ${experiment.allocationPolicy}: the weights are recomputed hourly from the primary
+      metric (Thompson sampling); visitors keep the variation they got.
       ${
         verdict
           ? html`Probability of being best:
@@ -481,13 +472,15 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const token = typeof form.token === "string" ? form.token.trim() : "";
     if (token === "" || token.length > 512) return loginPage(c, "Enter an API token.", 401);
     try {
-      // The API checks the token (and counts a failure against this client).
-      await api(c, { token }, "GET", "/projects?limit=1");
+      // The API's token check, which counts a failure against this client (docs/admin.md).
+      await authenticateToken(c.env, c.executionCtx, token, c.req.header("cf-connecting-ip"));
     } catch (error) {
-      if (error instanceof SignedOut) return loginPage(c, "That token is not valid.", 401);
-      if (error instanceof RateLimited) {
-        c.header("retry-after", error.retryAfter);
-        return loginPage(c, rateLimitedText(error), 429);
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status === 401) return loginPage(c, "That token is not valid.", 401);
+      if (error.status === 429) {
+        const limited = new RateLimited(error.headers["retry-after"] ?? "1");
+        c.header("retry-after", limited.retryAfter);
+        return loginPage(c, rateLimitedText(limited), 429);
       }
       throw error;
     }
@@ -523,25 +516,22 @@ export function buildAdminApp(): Hono<AdminEnv> {
     c.set("actor", actor);
     await next();
   });
-  const sessionOf = (c: AdminContext): Actor => c.get("actor");
+  const actorOf = (c: AdminContext): Actor => c.get("actor");
 
   app.get("/", async (c) => {
-    const { status, json } = await api<{ items: ProjectItem[] } & ApiError>(
-      c,
-      sessionOf(c),
-      "GET",
-      "/projects?limit=100",
+    const projects = await attempt(() =>
+      listProjects(c.env, actorOf(c), { limit: 100, cursor: null }),
     );
-    if (status !== 200) return send(c, page("Projects", errorBlock(status, json)), 500);
-    if (json.items.length === 1)
-      return c.redirect(`${ADMIN_BASE_PATH}/projects/${json.items[0]!.id}`, 303);
+    if (!projects.ok) return send(c, page("Projects", errorBlock(projects.error)), 500);
+    const items = projects.value.items;
+    if (items.length === 1) return c.redirect(`${ADMIN_BASE_PATH}/projects/${items[0]!.id}`, 303);
     return send(
       c,
       page(
         "Projects",
         html`<h1>Projects</h1>
           ${
-            json.items.length === 0
+            items.length === 0
               ? html`<p>No projects yet: create one with the API or <code>splitstream</code>.</p>`
               : html`<table>
                   <thead>
@@ -551,13 +541,14 @@ export function buildAdminApp(): Hono<AdminEnv> {
                     </tr>
                   </thead>
                   <tbody>
-                    ${json.items.map(
+                    ${items.map(
+                      // Projects have no key (docs/api.md "Projects"): the Key column stays empty.
                       (p) =>
                         html`<tr>
                           <td>
-                            <a href="${ADMIN_BASE_PATH}/projects/${p.id}">${p.name || p.key}</a>
+                            <a href="${ADMIN_BASE_PATH}/projects/${p.id}">${p.name}</a>
                           </td>
-                          <td>${p.key}</td>
+                          <td></td>
                         </tr>`,
                     )}
                   </tbody>
@@ -568,48 +559,38 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   app.get("/projects/:id", async (c) => {
-    const session = sessionOf(c);
+    const actor = actorOf(c);
     const id = c.req.param("id");
     const environment = c.req.query("environment") ?? "production";
-    const project = await api<ProjectItem & ApiError>(
-      c,
-      session,
-      "GET",
-      `/projects/${encodeURIComponent(id)}`,
-    );
-    if (project.status !== 200)
+    const project = await attempt(() => getProject(c.env, actor, id));
+    if (!project.ok)
       return send(
         c,
-        page("Project", errorBlock(project.status, project.json)),
-        project.status === 404 ? 404 : 500,
+        page("Project", errorBlock(project.error)),
+        project.error.status === 404 ? 404 : 500,
       );
-    const list = await api<{ items: ExperimentItem[] } & ApiError>(
-      c,
-      session,
-      "GET",
-      `/projects/${encodeURIComponent(id)}/experiments?limit=100`,
+    const list = await attempt(() =>
+      listResources(c.env, actor, experimentResource, id, { limit: 100, cursor: null }),
     );
-    if (list.status !== 200)
-      return send(c, page("Experiments", errorBlock(list.status, list.json)), 500);
+    if (!list.ok) return send(c, page("Experiments", errorBlock(list.error)), 500);
+    const experiments = list.value.items;
     const summaries = await Promise.all(
-      list.json.items.map(async (experiment) => {
-        const results = await api<ExperimentResults & ApiError>(
-          c,
-          session,
-          "GET",
-          `/experiments/${experiment.id}/results?environment=${encodeURIComponent(environment)}`,
+      experiments.map(async (experiment) => {
+        const results = await attempt(() =>
+          loadResults(c.env, experiment.id, parseResultsQuery({ environment })),
         );
-        if (results.status !== 200) return null;
-        const visitors = results.json.variations.reduce((sum, v) => sum + v.visitors, 0);
-        return { ...primarySummary(results.json), visitors, srm: results.json.srm.flagged };
+        if (!results.ok) return null;
+        const visitors = results.value.variations.reduce((sum, v) => sum + v.visitors, 0);
+        return { ...primarySummary(results.value), visitors, srm: results.value.srm.flagged };
       }),
     );
-    const environments = project.json.environments ?? [];
+    const { name } = project.value.project;
+    const environments = project.value.environments;
     return send(
       c,
       page(
-        project.json.name || project.json.key,
-        html`<h1>${project.json.name || project.json.key}</h1>
+        name,
+        html`<h1>${name}</h1>
           <p class="row">
             Environment:
             ${environments.map((e) =>
@@ -619,7 +600,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
             )}
           </p>
           ${
-            list.json.items.length === 0
+            experiments.length === 0
               ? html`<p>No experiments yet.</p>`
               : html`<table data-list="experiments">
                   <thead>
@@ -633,7 +614,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
                     </tr>
                   </thead>
                   <tbody>
-                    ${list.json.items.map((x, i) => {
+                    ${experiments.map((x, i) => {
                       const summary = summaries[i];
                       const status = x.status[environment] ?? "Not started";
                       return html`<tr data-experiment="${x.key}">
@@ -661,86 +642,76 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   app.get("/experiments/:id", async (c) => {
-    const session = sessionOf(c);
-    const id = encodeURIComponent(c.req.param("id"));
+    const actor = actorOf(c);
+    const id = c.req.param("id");
     const environment = c.req.query("environment") ?? "production";
     const mode = c.req.query("mode") === "fixed" ? "fixed" : "sequential";
-    const experiment = await api<ExperimentItem & ApiError>(
-      c,
-      session,
-      "GET",
-      `/experiments/${id}`,
-    );
-    if (experiment.status !== 200)
+    const experiment = await attempt(() => getResource(c.env, actor, experimentResource, id));
+    if (!experiment.ok)
       return send(
         c,
-        page("Experiment", errorBlock(experiment.status, experiment.json)),
-        experiment.status === 404 ? 404 : 500,
+        page("Experiment", errorBlock(experiment.error)),
+        experiment.error.status === 404 ? 404 : 500,
       );
     const query = `environment=${encodeURIComponent(environment)}&mode=${mode}`;
+    const csvHref = `${ADMIN_BASE_PATH}/experiments/${encodeURIComponent(id)}/results.csv?${query}`;
     // Independent of each other: asked together.
     const [results, allocations] = await Promise.all([
-      api<ExperimentResults & ApiError>(c, session, "GET", `/experiments/${id}/results?${query}`),
-      api<{ items: AllocationItem[] } & ApiError>(
-        c,
-        session,
-        "GET",
-        `/experiments/${id}/allocations`,
-      ),
+      attempt(() => loadResults(c.env, id, parseResultsQuery({ environment, mode }))),
+      attempt(() => loadAllocationHistory(c.env, id)),
     ]);
-    const x = experiment.json;
+    const x = experiment.value.json;
     const status = x.status[environment] ?? "Not started";
     const notice = c.req.query("notice");
-    const body =
-      results.status !== 200
-        ? errorBlock(results.status, results.json)
-        : html`${
-              results.json.srm.flagged
-                ? html`<p class="warning" role="alert" data-srm="flagged">
-                    <strong>Sample ratio mismatch.</strong> The visitors per variation do not match
-                    the allocation (χ² p = ${fmtP(results.json.srm.pValue)}): something other than
-                    chance is skewing who gets which variation (redirects, bots, caching, a broken
-                    variation). Do not trust these results until it is explained.
-                  </p>`
-                : ""
+    const body = !results.ok
+      ? errorBlock(results.error)
+      : html`${
+            results.value.srm.flagged
+              ? html`<p class="warning" role="alert" data-srm="flagged">
+                  <strong>Sample ratio mismatch.</strong> The visitors per variation do not match
+                  the allocation (χ² p = ${fmtP(results.value.srm.pValue)}): something other than
+                  chance is skewing who gets which variation (redirects, bots, caching, a broken
+                  variation). Do not trust these results until it is explained.
+                </p>`
+              : ""
+          }
+          <p class="muted">
+            ${
+              mode === "sequential"
+                ? html`Sequential test (always valid: look as often as you like).
+                    <a href="?environment=${encodeURIComponent(environment)}&amp;mode=fixed"
+                      >Fixed-horizon view</a
+                    >`
+                : html`Fixed-horizon Welch test (valid once, at the planned sample size).
+                    <a href="?environment=${encodeURIComponent(environment)}&amp;mode=sequential"
+                      >Sequential view</a
+                    >`
             }
-            <p class="muted">
-              ${
-                mode === "sequential"
-                  ? html`Sequential test (always valid: look as often as you like).
-                      <a href="?environment=${encodeURIComponent(environment)}&amp;mode=fixed"
-                        >Fixed-horizon view</a
-                      >`
-                  : html`Fixed-horizon Welch test (valid once, at the planned sample size).
-                      <a href="?environment=${encodeURIComponent(environment)}&amp;mode=sequential"
-                        >Sequential view</a
-                      >`
-              }
-              · Significance ${percent(1 - results.json.analysis.alpha, 0)} · Datafile revisions:
-              ${results.json.revisions.join(", ") || "none yet"} ·
-              <a href="${ADMIN_BASE_PATH}/experiments/${id}/results.csv?${query}">CSV</a>
-            </p>
-            ${charts(results.json)}
-            ${results.json.metrics.map(
-              (m) =>
-                html`<h3>
-                    ${m.primary ? "Primary metric" : "Metric"}: ${m.eventKey ?? m.eventId}
-                    <span class="muted"
-                      >(${m.aggregator}${m.field ? ` of ${m.field}` : ""},
-                      ${m.winningDirection})</span
-                    >
-                  </h3>
-                  ${metricTable(results.json, m)}
-                  ${
-                    m.visitorsNeededPerVariation !== null
-                      ? html`<p class="muted">
-                          To detect a ${percent(results.json.analysis.mde, 0)} lift:
-                          ${fmtNumber(m.visitorsNeededPerVariation)} visitors per variation
-                          (${fmtNumber(m.visitorsRemaining)} more in all).
-                        </p>`
-                      : ""
-                  }`,
-            )}`;
+            · Significance ${percent(1 - results.value.analysis.alpha, 0)} · Datafile revisions:
+            ${results.value.revisions.join(", ") || "none yet"} ·
+            <a href="${csvHref}">CSV</a>
+          </p>
+          ${charts(results.value)}
+          ${results.value.metrics.map(
+            (m) =>
+              html`<h3>
+                  ${m.primary ? "Primary metric" : "Metric"}: ${m.eventKey ?? m.eventId}
+                  <span class="muted"
+                    >(${m.aggregator}${m.field ? ` of ${m.field}` : ""},
+                    ${m.winningDirection})</span
+                  >
+                </h3>
+                ${metricTable(results.value, m)}
+                ${
+                  m.visitorsNeededPerVariation !== null
+                    ? html`<p class="muted">
+                        To detect a ${percent(results.value.analysis.mde, 0)} lift:
+                        ${fmtNumber(m.visitorsNeededPerVariation)} visitors per variation
+                        (${fmtNumber(m.visitorsRemaining)} more in all).
+                      </p>`
+                    : ""
+                }`,
+          )}`;
     return send(
       c,
       page(
@@ -758,45 +729,44 @@ export function buildAdminApp(): Hono<AdminEnv> {
             <span class="muted">${x.key} · ${x.type} · ${environment}</span>
             ${experimentActions(x, environment)}
           </p>
-          ${banditSection(x, allocations.status === 200 ? allocations.json.items : [])} ${body}`,
+          ${banditSection(x, allocations.ok ? allocations.value.items : [])} ${body}`,
       ),
     );
   });
 
+  // The results API's CSV (src/api/routes/results.ts), and its JSON error envelope when the
+  // query or the experiment is refused: what the link served when it went through the API.
   app.get("/experiments/:id/results.csv", async (c) => {
-    const id = encodeURIComponent(c.req.param("id"));
-    const search = new URL(c.req.url).search;
-    const request = new Request(
-      new URL(`${API_BASE_PATH}/experiments/${id}/results.csv${search}`, c.req.url),
-    );
-    const response = await handleApi(
-      request,
-      c.env,
-      c.executionCtx as ExecutionContext,
-      sessionOf(c),
-    );
-    checkAuth(response);
-    return response;
+    const id = c.req.param("id");
+    const results = await attempt(() => loadResults(c.env, id, parseResultsQuery(queryOf(c))));
+    if (!results.ok) {
+      const { status, code, message, details, headers } = results.error;
+      return errorResponse(status, code, message, details, { ...headers });
+    }
+    return new Response(resultsCsv(results.value), {
+      headers: {
+        "cache-control": "no-store",
+        "content-disposition": `attachment; filename="${resultsCsvFilename(results.value)}"`,
+        "content-type": "text/csv; charset=utf-8",
+      },
+    });
   });
 
   app.post("/experiments/:id/:action{start|pause|resume}", async (c) => {
     const id = c.req.param("id");
-    const action = c.req.param("action");
+    // The route's pattern lets only these three through.
+    const action = c.req.param("action") as "start" | "pause" | "resume";
     const form = await c.req.parseBody();
     const environment = typeof form.environment === "string" ? form.environment : "production";
-    const result = await api<ApiError>(
-      c,
-      sessionOf(c),
-      "POST",
-      `/experiments/${encodeURIComponent(id)}/${action}`,
-      {
-        environment,
-      },
-    );
-    const notice =
-      result.status === 200
-        ? ""
-        : `&notice=${encodeURIComponent(result.json.error?.message ?? `HTTP ${result.status}`)}`;
+    const result = await attempt(() => {
+      const actor = actorOf(c);
+      // In the API's order: the role (the route's middleware), then the body, then the action.
+      requireActorRole(actor, "editor");
+      const body = parseExperimentActionBody({ environment });
+      // No version check: the form carries none, as it sent no If-Match to the API.
+      return applyExperimentAction(c.env, actor, { id, action, environment: body.environment });
+    });
+    const notice = result.ok ? "" : `&notice=${encodeURIComponent(result.error.message)}`;
     return c.redirect(
       `${ADMIN_BASE_PATH}/experiments/${encodeURIComponent(id)}?environment=${encodeURIComponent(environment)}${notice}`,
       303,

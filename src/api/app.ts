@@ -12,10 +12,11 @@ import { HTTPException } from "hono/http-exception";
 import type { Env } from "../env";
 import { errorResponse } from "../shared/error-response";
 import { authenticate } from "./http/auth";
-import { API_BASE_PATH, type Actor, type ApiApp, type ApiEnv } from "./context";
+import { API_BASE_PATH, type ApiApp, type ApiEnv } from "./context";
 import { ApiError } from "./errors";
 import { jsonBodyGuard } from "./http/body-guard";
-import { validationError } from "./http/validation";
+import { validationError } from "./schemas/validation-error";
+import { registerDatafileImportRoutes } from "./routes/datafile-import";
 import { registerPublishRoutes } from "./routes/datafiles";
 import { registerResourceRoutes } from "./routes";
 import { registerAuditLogRoutes } from "./routes/audit-log";
@@ -89,7 +90,7 @@ export function createApiApp(): ApiApp {
   app.use("*", async (c, next) => {
     if (c.req.path === OPENAPI_PATH && (c.req.method === "GET" || c.req.method === "HEAD"))
       return next();
-    c.set("actor", sessionActors.get(c.req.raw) ?? (await authenticate(c)));
+    c.set("actor", await authenticate(c));
     await next();
   });
   app.use("*", jsonBodyGuard);
@@ -129,30 +130,18 @@ export function buildApiApp(): ApiApp {
   // attributes, audiences, events, pages, groups, lists, experiments (src/api/routes/index.ts)
   registerResourceRoutes(app);
   registerPublishRoutes(app);
+  registerDatafileImportRoutes(app);
   return app;
 }
 
 let memoized: ApiApp | undefined;
 
-/**
- * Requests the admin pages make in-process for a signed-in session, with the session's Actor
- * (already authenticated: src/api/services/sessions.ts, auth.ts actorForTokenHash). Keyed by the Request
- * object itself, so only code in this Worker can use it; a request from outside always goes
- * through bearer authentication.
- */
-const sessionActors = new WeakMap<Request, Actor>();
-
-/**
- * Serves `/_ss/api/…` (src/index.ts); the app is built once per isolate. `actor`: the admin
- * pages' in-process calls for a session, which carry no token (the session never holds one).
- */
+/** Serves `/_ss/api/…` (src/index.ts); the app is built once per isolate. */
 export async function handleApi(
   request: Request,
   env: Env,
   ctx: ExecutionContext,
-  actor?: Actor,
 ): Promise<Response> {
   memoized ??= buildApiApp();
-  if (actor) sessionActors.set(request, actor);
   return memoized.fetch(request, env, ctx);
 }

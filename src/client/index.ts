@@ -13,7 +13,7 @@
  * - web.integrations: GA4/GTM dataLayer and Segment on every activation.
  * - `window.optimizely` compatibility shim when the route enables it (bootstrap `s`).
  */
-import type { BootstrapPayload } from "../edge/bootstrap";
+import type { BootstrapPayload } from "../shared/bootstrap-types";
 import { applier, type Applier } from "./changes";
 import type { ClientConfig, ClientPage } from "./config-types";
 import { clearQueue, send, startTransport, type EventBody } from "./transport";

@@ -3,7 +3,7 @@
  * every variation compared with the baseline on every metric, q-values corrected for multiple
  * comparisons, verdicts, the sample-ratio-mismatch check and the visitors still needed.
  *
- * Pure: the results API (src/api/routes/results.ts) reads the counts from D1 and turns them
+ * Pure: the results API (src/api/services/results.ts) reads the counts from D1 and turns them
  * into `SufficientStats`; this module only does arithmetic, so it runs in Node for tests.
  *
  * Steps, in the order `analyzeExperiment` runs them:

@@ -6,7 +6,14 @@
  * Safety: the payload is JSON escaped so that no value can end the script element, open an HTML
  * comment, or break the JS string (`<`, `>`, `&`, U+2028, U+2029 become \u escapes); the CSP
  * nonce is only emitted when it is a valid base64 value.
+ *
+ * The payload's shape (`BootstrapPayload`) and format version are the contract with the client
+ * script, so they live in src/shared/bootstrap-types.ts, which both sides import.
  */
+import { BOOTSTRAP_FORMAT_VERSION, type BootstrapPayload } from "../shared/bootstrap-types";
+import { ROUTE_DEFAULTS } from "./routes";
+
+// Re-exported for the edge modules that write the payload's decisions (decide-endpoint.ts).
 
 export type BootstrapActivation = "immediate" | "manual" | "url_changed" | "dom_changed";
 
@@ -46,41 +53,6 @@ export interface BootstrapOptions {
 
 /** Path of the client script the bootstrap loads (docs/architecture.md). */
 export const CLIENT_SCRIPT_PATH = "/_ss/client.js";
-
-/** Version of the `window.__ss` payload format, so a cached client.js can detect a newer page. */
-export const BOOTSTRAP_FORMAT_VERSION = 1;
-
-/** `window.__ss` as it is on the page: short keys, because the page pays for every byte. */
-export interface BootstrapPayload {
-  /** format version */
-  v: number;
-  /** datafile revision */
-  r: string;
-  /** sdk key */
-  k: string;
-  /** visitor id */
-  u: string;
-  /** tracking allowed */
-  t: boolean;
-  d: Array<{
-    /** experiment id / key */
-    e: string;
-    ek: string;
-    /** variation id / key */
-    vi: string;
-    vk: string;
-    /** activation: i(mmediate) m(anual) u(rl_changed) d(om_changed) */
-    a: "i" | "m" | "u" | "d";
-    /** page ids */
-    p: string[];
-  }>;
-  /** 1 when the route enables the `window.optimizely` shim (absent otherwise) */
-  s?: 1;
-  /** cookie domain for client-written cookies (absent: host-only) */
-  c?: string;
-  /** cookie max-age in days (absent: 365) */
-  m?: number;
-}
 
 /** One-letter activation codes of the bootstrap and the client config (src/client reads both). */
 export const ACTIVATION_CODE = {
@@ -134,12 +106,6 @@ export function encodeDecision(d: BootstrapDecision): BootstrapPayload["d"][numb
   };
 }
 
-/**
- * Default of `cookie_max_age_days` (ROUTE_DEFAULTS in routes.ts; not imported: this module stays
- * free of imports, the client's type-check includes it): left out of the payload.
- */
-const DEFAULT_COOKIE_MAX_AGE_DAYS = 365;
-
 /** The compact `window.__ss` object for `data`. */
 export function encodeBootstrap(data: BootstrapData): BootstrapPayload {
   const payload: BootstrapPayload = {
@@ -153,9 +119,10 @@ export function encodeBootstrap(data: BootstrapData): BootstrapPayload {
   if (data.optimizelyShim === true) payload.s = 1;
   if (typeof data.cookieDomain === "string" && data.cookieDomain !== "")
     payload.c = data.cookieDomain;
+  // The route default (ROUTE_DEFAULTS) is left out: the client assumes it when `m` is absent.
   if (
     typeof data.cookieMaxAgeDays === "number" &&
-    data.cookieMaxAgeDays !== DEFAULT_COOKIE_MAX_AGE_DAYS
+    data.cookieMaxAgeDays !== ROUTE_DEFAULTS.cookieMaxAgeDays
   )
     payload.m = data.cookieMaxAgeDays;
   return payload;

@@ -17,7 +17,8 @@
 import { decidePrepared, prepareVisitor } from "../core/index";
 import type { Env } from "../env";
 import { hasConsent } from "../shared/consent";
-import { encodeDecision, type BootstrapPayload } from "./bootstrap";
+import type { BootstrapPayload } from "../shared/bootstrap-types";
+import { encodeDecision } from "./bootstrap";
 import { parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { errorResponse } from "../shared/error-response";

@@ -247,6 +247,10 @@ export interface StoredConversion {
   revision: string;
 }
 
+/**
+ * metric_daily's counts of one cell ([sdkKey, experimentId, variationId, revision, eventId, day]);
+ * the column of each field is METRIC_DAILY_COLUMNS in src/events/tables.ts.
+ */
 export interface MetricCell {
   converters: number;
   events: number;
@@ -340,7 +344,8 @@ function withinBudget(state: AggregateState, ops: ConversionOp[]): ConversionOp[
   return ops.filter((op) => !over.has(op.uuid));
 }
 
-const emptyCell = (): MetricCell => ({
+/** A metric_daily cell with nothing counted. */
+export const emptyMetricCell = (): MetricCell => ({
   converters: 0,
   events: 0,
   revenueSum: 0,
@@ -388,7 +393,7 @@ function addToCell(
   const existing = state.metricDaily.get(cellKey);
   // Subtracting is an UPDATE in SQL: it never creates a row.
   if (!existing && sign === -1) return;
-  const cell = existing ?? emptyCell();
+  const cell = existing ?? emptyMetricCell();
   if (converter) cell.converters += sign;
   if (conversion) {
     cell.events += sign;

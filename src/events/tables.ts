@@ -6,7 +6,7 @@
  *
  * seen_events is not here: it is dedupe bookkeeping, pruned by age, not a result.
  */
-import type { AggregateState } from "./aggregate";
+import type { AggregateState, MetricCell } from "./aggregate";
 
 /** The tables a rebuild recomputes, in the order they are compared and written. */
 export const DERIVED_TABLES = [
@@ -23,6 +23,52 @@ export type DerivedTable = (typeof DERIVED_TABLES)[number];
 export type Row = Record<string, string | number>;
 
 export type TableRows = Record<DerivedTable, Row[]>;
+
+/** metric_daily's primary key (migrations/0002_events.sql). */
+export const METRIC_DAILY_KEY = [
+  "sdk_key",
+  "experiment_id",
+  "variation_id",
+  "revision",
+  "event_id",
+  "day",
+] as const;
+
+/**
+ * The one definition of metric_daily's counted columns (migrations/0002_events.sql,
+ * 0006_visitor_totals.sql): the field of the in-memory model's MetricCell
+ * (src/events/aggregate.ts) each column holds, in column order. The rebuild's row form (below),
+ * the results' reads and sums (src/api/store/metric-daily.ts, src/api/services/results.ts) map
+ * between rows and cells through it; the counting SQL (src/events/count-sql.ts) writes the same
+ * columns, checked against the model by the tests (test/events/consumer.test.ts).
+ */
+export const METRIC_DAILY_COLUMNS = {
+  converters: "converters",
+  events: "events",
+  revenueSum: "revenue_sum",
+  revenueSumSq: "revenue_sum_sq",
+  valueSum: "value_sum",
+  valueSumSq: "value_sum_sq",
+  eventsVisitorSumSq: "events_visitor_sum_sq",
+  revenueVisitorSumSq: "revenue_visitor_sum_sq",
+  valueVisitorSumSq: "value_visitor_sum_sq",
+} as const satisfies Record<keyof MetricCell, string>;
+
+/** A counted column of metric_daily. */
+export type MetricDailyColumn = (typeof METRIC_DAILY_COLUMNS)[keyof MetricCell];
+
+/** The MetricCell fields, in column order. */
+// Object.keys is typed string[]; the `satisfies` above makes these exactly MetricCell's keys.
+export const METRIC_CELL_FIELDS = Object.keys(METRIC_DAILY_COLUMNS) as Array<keyof MetricCell>;
+
+/** metric_daily's counted columns, in column order. */
+export const METRIC_DAILY_VALUES: readonly MetricDailyColumn[] = METRIC_CELL_FIELDS.map(
+  (field) => METRIC_DAILY_COLUMNS[field],
+);
+
+/** A metric_daily row as D1 returns it: TEXT keys, INTEGER and REAL counts. */
+export type MetricDailyRow = Record<(typeof METRIC_DAILY_KEY)[number], string> &
+  Record<MetricDailyColumn, number>;
 
 interface TableSpec {
   /** Primary-key columns (sdk_key first, except conversions whose key is uuid). */
@@ -64,18 +110,8 @@ export const TABLE_SPECS: Record<DerivedTable, TableSpec> = {
     real: new Set(),
   },
   metric_daily: {
-    key: ["sdk_key", "experiment_id", "variation_id", "revision", "event_id", "day"],
-    values: [
-      "converters",
-      "events",
-      "revenue_sum",
-      "revenue_sum_sq",
-      "value_sum",
-      "value_sum_sq",
-      "events_visitor_sum_sq",
-      "revenue_visitor_sum_sq",
-      "value_visitor_sum_sq",
-    ],
+    key: METRIC_DAILY_KEY,
+    values: METRIC_DAILY_VALUES,
     real: new Set([
       "revenue_sum_sq",
       "value_sum",
@@ -158,23 +194,9 @@ export function stateRows(state: AggregateState): TableRows {
         string,
         string,
       ];
-      return {
-        sdk_key,
-        experiment_id,
-        variation_id,
-        revision,
-        event_id,
-        day,
-        converters: m.converters,
-        events: m.events,
-        revenue_sum: m.revenueSum,
-        revenue_sum_sq: m.revenueSumSq,
-        value_sum: m.valueSum,
-        value_sum_sq: m.valueSumSq,
-        events_visitor_sum_sq: m.eventsVisitorSumSq,
-        revenue_visitor_sum_sq: m.revenueVisitorSumSq,
-        value_visitor_sum_sq: m.valueVisitorSumSq,
-      };
+      const row: Row = { sdk_key, experiment_id, variation_id, revision, event_id, day };
+      for (const field of METRIC_CELL_FIELDS) row[METRIC_DAILY_COLUMNS[field]] = m[field];
+      return row;
     }),
   };
 }

@@ -32,7 +32,7 @@ export const MAX_DAILY_CONVERSION_CAP = 100_000;
 // Strings, tags and timestamps: INGEST_* and QUEUE_*
 //
 // Two sets on purpose. INGEST_* are what the ingest endpoints accept from clients
-// (src/events/ingest-common.ts; the offline conversions API, src/api/routes/conversions.ts,
+// (src/events/ingest-common.ts; the offline conversions API, src/api/services/conversions.ts,
 // uses the uuid, tag and clock-skew ones). QUEUE_* are what the queue consumer accepts in an
 // EVENTS message (src/events/validate-message.ts; also the rebuild). The consumer's bounds are
 // looser — each QUEUE_* is at least its INGEST_* counterpart — so a message queued under older,

@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { QUEUE_MAX_AGE_MS } from "../../src/shared/event-limits";
 import type { EventMessage, ImpressionMessage } from "../../src/shared/event-messages";
-import { OFFLINE_MAX_AGE_MS } from "../../src/api/routes/conversions";
+import { OFFLINE_MAX_AGE_MS } from "../../src/api/schemas/conversions";
 import {
   api,
   apiJson,

@@ -47,3 +47,24 @@ describe("PUT /environments/{id}/datafile (splitstream datafile push)", () => {
     });
   });
 });
+
+describe("datafile push into a project with records", () => {
+  it("is refused with 409 and the import offered; the published datafile is untouched", async () => {
+    const project = await createProject();
+    const production = project.environments.find((e) => e.key === "production")!;
+    await apiJson("POST", `/projects/${project.id}/attributes`, 201, {
+      body: { key: "plan", name: "Plan" },
+    });
+    const before = await env.DATAFILES.get(`datafiles/${production.sdkKey}`, "text");
+    const body = await apiJson("PUT", `/environments/${production.id}/datafile`, 409, {
+      body: demo,
+    });
+    expect(body.error.code).toBe("conflict");
+    expect(body.error.message).toMatch(/management records.*datafile\/import/);
+    expect(body.error.details).toEqual({
+      records: 1,
+      importPath: `/environments/${production.id}/datafile/import`,
+    });
+    expect(await env.DATAFILES.get(`datafiles/${production.sdkKey}`, "text")).toBe(before);
+  });
+});

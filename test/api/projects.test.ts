@@ -406,3 +406,43 @@ describe("audit log", () => {
     });
   });
 });
+
+describe("POST /projects with sdkKeys (adopting existing SDK keys)", () => {
+  it("keeps the given keys; a taken key is 409 with its path; a bad one 422", async () => {
+    const key = `adopted-${crypto.randomUUID().slice(0, 8)}`;
+    const project = await apiJson("POST", "/projects", 201, {
+      body: { name: "Adopted", sdkKeys: { production: key } },
+    });
+    const production = project.environments.find((e: { key: string }) => e.key === "production");
+    const development = project.environments.find((e: { key: string }) => e.key === "development");
+    expect(production.sdkKey).toBe(key);
+    expect(development.sdkKey).not.toBe(key);
+    expect(production.revision).toBe(0);
+
+    const taken = await apiJson("POST", "/projects", 409, {
+      body: { name: "Again", sdkKeys: { development: key } },
+    });
+    expect(taken.error.details).toMatchObject({ path: "$.body.sdkKeys.development" });
+
+    const bad = await apiJson("POST", "/projects", 422, {
+      body: { name: "Bad", sdkKeys: { production: "has space" } },
+    });
+    expect(bad.error.details[0].path).toBe("$.body.sdkKeys.production");
+  });
+
+  it("a key whose datafile KV already holds continues its revisions", async () => {
+    const key = `pushed-${crypto.randomUUID().slice(0, 8)}`;
+    await env.DATAFILES.put(`datafiles/${key}`, JSON.stringify({ revision: "7" }), {
+      metadata: { publishedAt: new Date().toISOString(), revision: 7 },
+    });
+    const project = await apiJson("POST", "/projects", 201, {
+      body: { name: "Pushed before", sdkKeys: { production: key } },
+    });
+    const production = project.environments.find((e: { key: string }) => e.key === "production");
+    expect(production.revision).toBe(7);
+    const published = await apiJson("POST", `/environments/${production.id}/publish`, 200);
+    expect(published.revision).toBe(8);
+    const current = JSON.parse((await env.DATAFILES.get(`datafiles/${key}`))!);
+    expect(current.revision).toBe("8");
+  });
+});

@@ -6,6 +6,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import demo from "../../demo/datafile.json";
 import { createApiApp } from "../../src/api/app";
 import { sha256Hex } from "../../src/shared/hash";
 import type { Actor } from "../../src/api/context";
@@ -495,20 +496,28 @@ describe("rollbackEnvironment", () => {
 
 describe("pushDatafile", () => {
   it("a list without values keeps the current revision's members; one the current revision has none for → 422 naming it", async () => {
-    const s = await seedProject();
-    const sdkKey = s.environment.sdk_key;
-    await publishEnvironment(env, s.environment.id, actor, "one");
+    // Pushes are for projects without records (a project with records refuses them:
+    // test/api/datafile-push.test.ts), so the members come from an earlier push.
+    const project = await createProject();
+    const environment = project.environments.find((e) => e.key === "production")!;
+    const sdkKey = environment.sdkKey;
+    const first = {
+      ...demo,
+      web: { ...demo.web, lists: [{ id: "l_vip", key: "vip", values: ["cust_1", "cust_2"] }] },
+    };
+    expect(await pushDatafile(env, environment.id, first, actor)).toMatchObject({ revision: 1 });
     // What the edge serves: lists as {id, key}.
     const downloaded = JSON.parse((await kvCurrent(sdkKey)).value!) as {
       web: { lists: Array<{ id: string; key: string }> };
     };
+    expect(downloaded.web.lists).toEqual([{ id: "l_vip", key: "vip" }]);
     const newcomer = { id: "l_newcomers", key: "newcomers" };
     const pushed = {
       ...downloaded,
       web: { ...downloaded.web, lists: [...downloaded.web.lists, newcomer] },
     };
 
-    const error = await caught(pushDatafile(env, s.environment.id, pushed, actor));
+    const error = await caught(pushDatafile(env, environment.id, pushed, actor));
     expect(error.status).toBe(422);
     expect(error.code).toBe("datafile_invalid");
     expect(error.details).toMatchObject({
@@ -519,19 +528,19 @@ describe("pushDatafile", () => {
         },
       ],
     });
-    expect((await revisionRows(s.environment.id)).map((r) => r.revision)).toEqual([1]);
+    expect((await revisionRows(environment.id)).map((r) => r.revision)).toEqual([1]);
 
     // With its values it is published; "vip" keeps its members.
     const withValues = {
       ...pushed,
       web: { ...pushed.web, lists: [...downloaded.web.lists, { ...newcomer, values: ["n-1"] }] },
     };
-    expect(await pushDatafile(env, s.environment.id, withValues, actor)).toMatchObject({
+    expect(await pushDatafile(env, environment.id, withValues, actor)).toMatchObject({
       revision: 2,
       changed: true,
     });
     expect(await env.DATAFILES.get(`lists/${sdkKey}/2`, "json")).toEqual({
-      lists: { [downloaded.web.lists[0]!.id]: ["cust_1", "cust_2"], l_newcomers: ["n-1"] },
+      lists: { l_vip: ["cust_1", "cust_2"], l_newcomers: ["n-1"] },
     });
   });
 });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import {
-  BOOTSTRAP_FORMAT_VERSION,
   decodeBootstrap,
   encodeBootstrap,
   escapeJsonForScript,
@@ -8,6 +7,7 @@ import {
   renderBootstrap,
   type BootstrapData,
 } from "../../src/edge/bootstrap";
+import { BOOTSTRAP_FORMAT_VERSION } from "../../src/shared/bootstrap-types";
 
 const simple: BootstrapData = {
   revision: "42",

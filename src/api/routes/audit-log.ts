@@ -7,6 +7,7 @@ import type { ApiApp } from "../context";
 import { ADMIN_ACTOR_ID } from "../services/auth";
 import { requireRole } from "../http/auth";
 import { all, requireProject } from "../store/db";
+import type { AuditRow } from "../store/rows";
 import { errorResponses, jsonResponse } from "../http/openapi";
 import { PaginationQuery, pageOf, pageSchema, parsePagination } from "../http/pagination";
 
@@ -28,18 +29,6 @@ export const AuditEntrySchema = z
     details: z.unknown(),
   })
   .openapi("AuditEntry");
-
-interface AuditRow {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  resource_type: string;
-  resource_id: string;
-  project_id: string | null;
-  details: string;
-  actor_name: string | null;
-}
 
 function auditJson(row: AuditRow): z.infer<typeof AuditEntrySchema> {
   let details: unknown;

@@ -315,12 +315,12 @@ export function registerPublishRoutes(app: ApiApp): void {
       tags,
       summary: "Publish a whole datafile as the next revision",
       description:
-        "For datafiles managed outside the API (`splitstream datafile push`). The body is an Optimizely v4 datafile (plus `web`); its `sdkKey` and `revision` are set to the environment's. It must pass the validator (422 `datafile_invalid` with every problem's JSON path; nothing is written). The management data is not changed: the next change that publishes replaces it.",
+        "For datafiles managed outside the API (`splitstream datafile push`). The body is an Optimizely v4 datafile (plus `web`); its `sdkKey` and `revision` are set to the environment's. It must pass the validator (422 `datafile_invalid` with every problem's JSON path; nothing is written). The management data is not changed, so a project that has records (experiments, pages, events, …) refuses it with 409: the next change would replace it; import the file instead (POST …/datafile/import).",
       middleware: [requireRole("admin")] as const,
       request: { params: EnvironmentParams, body: jsonBody(z.record(z.string(), z.unknown())) },
       responses: {
         200: jsonResponse(PublishResultSchema, "What was published"),
-        ...errorResponses(400, 401, 403, 404, 413, 415, 422),
+        ...errorResponses(400, 401, 403, 404, 409, 413, 415, 422),
       },
     }),
     async (c) => {

@@ -2,72 +2,14 @@
  * `POST /admin/rebuild` (admin; docs/api.md "Rebuild", docs/events.md "Rebuild"): recomputes the
  * event consumer's derived tables from the raw-events archive in R2 and reports how the live D1
  * rows differ; with `"apply": true` it replaces the live rows of the compared sdkKeys with the
- * rebuilt ones. The work is src/events/rebuild.ts.
+ * rebuilt ones. The work is src/events/rebuild.ts, the schemas src/api/schemas/rebuild.ts.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
 import { requireRole } from "../http/auth";
 import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
+import { RebuildBodySchema, RebuildReportSchema } from "../schemas/rebuild";
 import { rebuildAggregates } from "../../events/rebuild";
-import { DERIVED_TABLES } from "../../events/tables";
-import { QUEUE_MAX_ID_LENGTH } from "../../shared/event-limits";
-
-const RebuildBodySchema = z
-  .strictObject({
-    sdkKey: z.string().min(1).max(QUEUE_MAX_ID_LENGTH).optional().openapi({
-      description:
-        "Only this sdkKey (an environment's); default every sdkKey in the archive or the live tables.",
-    }),
-    apply: z.boolean().optional().openapi({
-      description:
-        "false (default): compare only. true: replace the live rows of the compared sdkKeys with the rebuilt ones.",
-    }),
-  })
-  .openapi("RebuildRequest");
-
-const RowSchema = z.record(z.string(), z.union([z.string(), z.number()]));
-const TableEnum = z.enum(DERIVED_TABLES);
-const TableCounts = z.object({
-  live: z.number().int(),
-  rebuilt: z.number().int(),
-  differences: z.number().int(),
-});
-
-const RebuildReportSchema = z
-  .object({
-    sdkKeys: z.array(z.string()),
-    objectsRead: z.number().int().openapi({ description: "Archive objects (batches) read." }),
-    eventsRead: z.number().int().openapi({ description: "Event lines read (every sdkKey)." }),
-    eventsFolded: z
-      .number()
-      .int()
-      .openapi({ description: "Distinct events (uuids) of the compared sdkKeys." }),
-    duplicates: z
-      .number()
-      .int()
-      .openapi({ description: "Lines of the compared sdkKeys whose uuid was read before." }),
-    invalidLines: z.number().int(),
-    invalid: z.array(z.object({ object: z.string(), line: z.number().int(), reason: z.string() })),
-    conversionsSince: z.string().openapi({
-      description: "Stored conversions are compared from this time on (older ones are pruned).",
-    }),
-    tables: z.record(TableEnum, TableCounts),
-    differences: z
-      .array(
-        z.object({
-          table: TableEnum,
-          key: RowSchema,
-          live: RowSchema.nullable().openapi({ description: "null: no such live row." }),
-          rebuilt: RowSchema.nullable().openapi({ description: "null: not in the rebuild." }),
-        }),
-      )
-      .openapi({ description: "The differing rows, at most 1000." }),
-    differencesTruncated: z.boolean(),
-    matches: z.boolean().openapi({ description: "True when no row differs." }),
-    applied: z.boolean(),
-    written: z.record(TableEnum, z.number().int()).nullable(),
-  })
-  .openapi("RebuildReport");
 
 export function registerRebuildRoutes(app: ApiApp): void {
   app.openapi(
@@ -88,10 +30,10 @@ export function registerRebuildRoutes(app: ApiApp): void {
       },
     }),
     async (c) => {
-      const body = (c.req.valid("json") ?? {}) as z.infer<typeof RebuildBodySchema>;
+      const body = c.req.valid("json");
       const report = await rebuildAggregates(c.env, {
-        apply: body.apply ?? false,
-        ...(body.sdkKey === undefined ? {} : { sdkKey: body.sdkKey }),
+        apply: body?.apply ?? false,
+        ...(body?.sdkKey === undefined ? {} : { sdkKey: body.sdkKey }),
       });
       return c.json(report, 200);
     },

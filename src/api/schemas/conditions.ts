@@ -6,9 +6,9 @@ import { z } from "@hono/zod-openapi";
 import { AUDIENCE_MATCH_TYPES, URL_MATCH_TYPES } from "../../core/datafile-parse";
 import { parseSemver } from "../../core/semver";
 
-import { type Seg, walkConditionTree } from "../services/condition-tree";
+import { type Seg, walkConditionTree } from "./condition-tree";
 
-/** Zod issues of a nested parse, reported at `path` + the issue's path (as src/api/http/validation.ts does). */
+/** Zod issues of a nested parse, reported at `path` + the issue's path (as src/api/schemas/validation-error.ts does). */
 function reportIssues(
   issues: readonly z.core.$ZodIssue[],
   path: readonly Seg[],

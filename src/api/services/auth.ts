@@ -17,7 +17,7 @@
 import type { Env } from "../../env";
 import { sha256 } from "../../shared/hash";
 import type { Actor, Role } from "../context";
-import { ApiError, unauthorized } from "../errors";
+import { ApiError, forbidden, unauthorized } from "../errors";
 import type { TokenRow } from "../store/rows";
 import { first } from "../store/db";
 
@@ -30,6 +30,16 @@ const RANK: Record<Role, number> = { viewer: 0, editor: 1, admin: 2 };
 /** True when `role` is at least `min`. */
 export function hasRole(role: Role, min: Role): boolean {
   return RANK[role] >= RANK[min];
+}
+
+/**
+ * 403 `forbidden` unless the actor holds at least `min` (viewer < editor < admin): used by the
+ * services and by the routes' `requireRole` middleware (src/api/http/auth.ts), so a refusal
+ * reads the same from either side.
+ */
+export function requireActorRole(actor: Actor, min: Role): void {
+  if (!hasRole(actor.role, min))
+    throw forbidden(`this needs role ${min} or higher; the token has role ${actor.role}`);
 }
 
 /** Constant-time equality of two equal-length digests. */

@@ -32,13 +32,21 @@
 import { allocateBandit, type ArmStats, type BanditAllocation } from "../../core/bandit";
 import type { WebMetric } from "../../core/datafile-types";
 import type { Env } from "../../env";
-import { auditIfChanged } from "../store/audit";
 import type { Actor } from "../context";
+import { auditIfChanged } from "../store/audit";
+import {
+  deleteAuditEntry,
+  findAllocationHistory,
+  insertAllocation,
+  listBanditCandidates,
+  updateBanditWeights,
+  type AllocationReason,
+  type NewAllocationRow,
+} from "../store/bandit-allocations";
 import type { ExperimentRow, VariationSpec } from "../store/rows";
-import { all, first } from "../store/db";
-import { publishProject } from "./publish";
 import { parseJson, updateStatement } from "../store/sql";
-import { loadResults } from "../routes/results";
+import { publishProject } from "./publish";
+import { loadResults } from "./results";
 
 /** Who the scheduled re-allocations are by (audit log, datafile revisions, history rows). */
 export const BANDIT_ACTOR: Actor = { id: "bandit", role: "admin", name: "bandit" };
@@ -52,36 +60,6 @@ export const BANDIT_ENVIRONMENT = "production";
  * round for nothing.
  */
 export const MIN_WEIGHT_CHANGE_BP = 100;
-
-export const ALLOCATION_REASONS = [
-  "warming_up",
-  "thompson",
-  "winner",
-  "skipped",
-  "invalid_counts",
-  "winner_served",
-] as const;
-export type AllocationReason = (typeof ALLOCATION_REASONS)[number];
-
-/** A `bandit_allocations` row (migrations/0004_bandit.sql). */
-export interface BanditAllocationRow {
-  id: number;
-  experiment_id: string;
-  environment_id: string;
-  created_at: string;
-  round: number;
-  reason: AllocationReason;
-  weights: string;
-  previous_weights: string;
-  probability_best: string;
-  winner: string | null;
-  visitors: string;
-  conversions: string;
-  applied: number;
-  revision: number | null;
-  actor: string;
-  message: string | null;
-}
 
 /** What a round did with one experiment. */
 export interface BanditRoundOutcome {
@@ -122,56 +100,6 @@ function maxMove(current: Record<string, number>, next: Record<string, number>):
   return move;
 }
 
-/** The experiment's last row and how many it has. */
-async function history(
-  db: D1Database,
-  experimentId: string,
-): Promise<{ last: BanditAllocationRow | null; count: number }> {
-  const [last, count] = await Promise.all([
-    first<BanditAllocationRow>(
-      db,
-      "SELECT * FROM bandit_allocations WHERE experiment_id = ? ORDER BY id DESC LIMIT 1",
-      experimentId,
-    ),
-    first<{ n: number }>(
-      db,
-      "SELECT COUNT(*) AS n FROM bandit_allocations WHERE experiment_id = ?",
-      experimentId,
-    ),
-  ]);
-  return { last, count: count?.n ?? 0 };
-}
-
-/** The columns of a new row (`id` is assigned by D1). */
-export type NewAllocationRow = Omit<BanditAllocationRow, "id">;
-
-/** INSERT of one history row. */
-export function insertAllocation(db: D1Database, row: NewAllocationRow): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO bandit_allocations (experiment_id, environment_id, created_at, round, reason, weights,
-         previous_weights, probability_best, winner, visitors, conversions, applied, revision, actor, message)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      row.experiment_id,
-      row.environment_id,
-      row.created_at,
-      row.round,
-      row.reason,
-      row.weights,
-      row.previous_weights,
-      row.probability_best,
-      row.winner,
-      row.visitors,
-      row.conversions,
-      row.applied,
-      row.revision,
-      row.actor,
-      row.message,
-    );
-}
-
 /** Why an experiment cannot be run as a bandit, or null when it can. */
 export function banditSkipReason(
   variations: readonly VariationSpec[],
@@ -188,7 +116,7 @@ export function banditSkipReason(
 
 /** One experiment's counts on its primary metric, as bandit arms. */
 async function armsOf(
-  db: D1Database,
+  env: Env,
   experiment: ExperimentRow,
   variations: readonly VariationSpec[],
   primary: WebMetric,
@@ -197,7 +125,7 @@ async function armsOf(
   visitors: Record<string, number>;
   conversions: Record<string, number>;
 }> {
-  const results = await loadResults(db, experiment.id, { environment: BANDIT_ENVIRONMENT });
+  const results = await loadResults(env, experiment.id, { environment: BANDIT_ENVIRONMENT });
   const visitorsById = new Map(results.variations.map((v) => [v.id, v.visitors]));
   const primaryResults = results.metrics[0];
   const convertersById = new Map(
@@ -215,10 +143,6 @@ async function armsOf(
     return { id: v.id, visitors: n, conversions: decreasing ? n - c : c };
   });
   return { arms, visitors, conversions };
-}
-
-interface Candidate extends ExperimentRow {
-  bandit_environment_id: string;
 }
 
 /** A re-allocation waiting for its project's batch and publish. */
@@ -240,16 +164,7 @@ interface Pending {
 export async function runBanditRound(env: Env, now: number): Promise<BanditRoundOutcome[]> {
   const db = env.DB;
   const at = new Date(now).toISOString();
-  const candidates = await all<Candidate>(
-    db,
-    `SELECT x.*, e.id AS bandit_environment_id
-       FROM experiments x
-       JOIN environments e ON e.project_id = x.project_id AND e.key = ?
-       JOIN experiment_status s ON s.experiment_id = x.id AND s.environment_id = e.id
-      WHERE x.allocation_policy = 'bandit' AND x.archived = 0 AND s.status = 'Running'
-      ORDER BY x.project_id, x.created_at, x.id`,
-    BANDIT_ENVIRONMENT,
-  );
+  const candidates = await listBanditCandidates(db, BANDIT_ENVIRONMENT);
 
   const outcomes: BanditRoundOutcome[] = [];
   const pendingByProject = new Map<string, Pending[]>();
@@ -262,7 +177,7 @@ export async function runBanditRound(env: Env, now: number): Promise<BanditRound
     const current = weightsOf(variations);
     try {
       const metrics = parseJson<WebMetric[]>(row.metrics, []);
-      const { last, count } = await history(db, row.id);
+      const { last, count } = await findAllocationHistory(db, row.id);
       const round = count + 1;
       const rowBase = {
         experiment_id: row.id,
@@ -304,7 +219,7 @@ export async function runBanditRound(env: Env, now: number): Promise<BanditRound
         continue;
       }
 
-      const { arms, visitors, conversions } = await armsOf(db, row, variations, metrics[0]!);
+      const { arms, visitors, conversions } = await armsOf(env, row, variations, metrics[0]!);
       if (
         last &&
         last.reason !== "skipped" &&
@@ -478,12 +393,7 @@ async function reallocateProject(
   try {
     results = await db.batch(
       pending.flatMap((p) => [
-        db
-          .prepare(
-            `UPDATE experiments SET variations = ?, version = version + 1, updated_at = ?
-              WHERE id = ? AND version = ? AND allocation_policy = 'bandit'`,
-          )
-          .bind(JSON.stringify(p.next), at, p.row.id, p.row.version),
+        updateBanditWeights(db, p.row, JSON.stringify(p.next), at),
         auditIfChanged(db, BANDIT_ACTOR, "reallocate", "experiment", p.row.id, projectId, {
           round: p.record.round,
           reason: p.allocation.reason,
@@ -528,8 +438,7 @@ async function reallocateProject(
     const undo: D1PreparedStatement[] = [];
     for (const { p, auditId } of applied) {
       undo.push(updateStatement(db, "experiments", p.row, p.row.version + 1));
-      if (typeof auditId === "number" && auditId > 0)
-        undo.push(db.prepare("DELETE FROM audit_log WHERE id = ?").bind(auditId));
+      if (typeof auditId === "number" && auditId > 0) undo.push(deleteAuditEntry(db, auditId));
     }
     try {
       await db.batch(undo);

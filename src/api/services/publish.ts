@@ -53,7 +53,7 @@ import {
   serializeDatafile,
   type ProjectSnapshot,
 } from "./datafile-build";
-import { ApiError, notFound } from "../errors";
+import { ApiError, conflict, notFound } from "../errors";
 import { nowIso } from "../ids";
 import type {
   AttributeRow,
@@ -307,7 +307,8 @@ function buildChecked(snapshot: ProjectSnapshot, revision: number): ForKv {
  * The private list members of a published revision, by list id (empty when it had none); 422
  * when the stored document is not one (it can only have been written by hand).
  */
-async function storedListMembers(
+/** The private list members stored with `revision` of the environment (empty before any). */
+export async function storedListMembers(
   env: Env,
   environment: EnvironmentRow,
   revision: number,
@@ -618,11 +619,24 @@ export async function rollbackEnvironment(
   });
 }
 
+/** The tables of records a push would be silently replaced by (see pushDatafile). */
+const MANAGED_TABLES = [
+  "attributes",
+  "audiences",
+  "events",
+  "pages",
+  "groups",
+  "lists",
+  "experiments",
+] as const;
+
 /**
  * Publishes a datafile supplied as a whole (`splitstream datafile push`, PUT …/datafile) as the
  * environment's next revision: its `sdkKey` and `revision` are set to the environment's, it must
  * pass `parseDatafile`, and nothing is written otherwise. The management data is not changed, so
- * the next change that publishes from it replaces the pushed datafile (as with a rollback).
+ * it is refused (409) when the project has records: the next change that publishes them would
+ * replace the pushed datafile; `importDatafile` (src/api/services/datafile-import-apply.ts) is
+ * the way in then.
  * Inline `web.lists[].values` go to the private members key like any publish; a list without
  * `values` keeps the members of the same list id in the current revision, and is refused (422)
  * when that revision has none for it.
@@ -638,6 +652,18 @@ export async function pushDatafile(
     .bind(environmentId)
     .first<EnvironmentRow>();
   if (!environment) throw notFound("environment", environmentId);
+  // A pushed file lives only until the next change publishes the records again: with records,
+  // a push would be silently undone, so it is refused and the import offered instead.
+  const records = await env.DB.prepare(
+    `SELECT ${MANAGED_TABLES.map((t) => `(SELECT count(*) FROM ${t} WHERE project_id = ?1)`).join(" + ")} AS n`,
+  )
+    .bind(environment.project_id)
+    .first<{ n: number }>();
+  if ((records?.n ?? 0) > 0)
+    throw conflict(
+      `the project of environment ${environment.key} has ${records?.n} management records (experiments, pages, events, …): a pushed datafile would be replaced by the next change. Import it instead (POST /environments/${environment.id}/datafile/import, splitstream datafile import), which turns it into records`,
+      { records: records?.n, importPath: `/environments/${environment.id}/datafile/import` },
+    );
   if (supplied === null || typeof supplied !== "object" || Array.isArray(supplied)) {
     throw invalidDatafile(environment, [
       { path: "$", message: "expected a datafile (a JSON object)", severity: "error" },

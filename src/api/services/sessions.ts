@@ -16,6 +16,7 @@
  * It lives in src/api because the tokens API revokes sessions; the admin pages use it.
  */
 import { sha256Hex } from "../../shared/hash";
+import type { SessionRow } from "../store/rows";
 
 /**
  * Live sessions one token may hold; signing in again ends the oldest beyond it, so a token holder
@@ -26,16 +27,6 @@ export const MAX_SESSIONS_PER_TOKEN = 20;
 export const SESSION_SECONDS = 8 * 60 * 60;
 /** A session id as the cookie carries it: base64url of 32 random bytes. */
 const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
-
-/** One `admin_sessions` row. */
-export interface SessionRow {
-  id_hash: string;
-  token_hash: string;
-  /** ms since the epoch */
-  created_at: number;
-  /** ms since the epoch */
-  expires_at: number;
-}
 
 function newSessionId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));

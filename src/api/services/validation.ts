@@ -11,7 +11,7 @@ import {
   REQUEST_ATTRIBUTE_NAMES,
 } from "../../shared/request-attributes";
 
-import type { Seg } from "./condition-tree";
+import type { Seg } from "../schemas/condition-tree";
 
 /** Handler-side validation problems, reported like zod's: `$.body.<path>`. */
 export class Problems {

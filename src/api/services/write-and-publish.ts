@@ -29,6 +29,23 @@ export interface WritePlan {
 }
 
 /**
+ * Runs a batch whose statement `guardIndex` is a guarded write (a version or status check);
+ * when it changed no row, throws what `onGuardFailed` returns (a 409, or a 404 when the row is
+ * gone). The statements after the guard must be harmless then (`auditIfChanged`). Changes that
+ * publish nothing (projects, environments) use it alone; `writeAndPublish` uses it for theirs.
+ */
+export async function batchGuarded(
+  db: D1Database,
+  statements: D1PreparedStatement[],
+  guardIndex: number,
+  onGuardFailed: () => Promise<ApiError>,
+): Promise<D1Result[]> {
+  const results = await db.batch(statements);
+  if ((results[guardIndex]?.meta.changes ?? 0) === 0) throw await onGuardFailed();
+  return results;
+}
+
+/**
  * Runs the batch, then publishes every environment of the project in the same request. When
  * publishing fails (422 `datafile_invalid`: nothing was published; or a storage error), the
  * change and its audit entry are undone, whatever a partial publish wrote is re-published from
@@ -40,9 +57,9 @@ export async function writeAndPublish(
   plan: WritePlan,
 ): Promise<PublishResult[]> {
   const db = env.DB;
-  const results = await db.batch(plan.statements);
-  if (plan.onGuardFailed && (results[plan.guardIndex ?? 0]?.meta.changes ?? 0) === 0)
-    throw await plan.onGuardFailed();
+  const results = plan.onGuardFailed
+    ? await batchGuarded(db, plan.statements, plan.guardIndex ?? 0, plan.onGuardFailed)
+    : await db.batch(plan.statements);
   const auditRowId = results[plan.auditIndex]?.meta.last_row_id;
   try {
     return await publishProject(env, plan.projectId, actor, plan.reason);

@@ -7,6 +7,15 @@ import type { Change, PageActivation } from "../../core/datafile-types";
 /** SQLite booleans: 0 / 1 (D1 returns numbers). */
 export type SqlBool = number;
 
+/** The columns every project resource row has (attributes, audiences, … experiments). */
+export interface BaseRow {
+  id: string;
+  project_id: string;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
 /** An `attributes` row. */
 export interface AttributeRow {
   id: string;
@@ -91,6 +100,14 @@ export interface ListRow {
   version: number;
   created_at: string;
   updated_at: string;
+}
+
+/**
+ * A list page's projection of a `lists` row (src/api/services/lists.ts): the values stay out,
+ * only their count is read.
+ */
+export interface ListSummaryRow extends Omit<ListRow, "values"> {
+  value_count: number;
 }
 
 export type ExperimentType = "ab" | "multivariate" | "split_url";
@@ -211,4 +228,34 @@ export interface TokenRow {
   expires_at: string | null;
   revoked_at: string | null;
   last_used_at: string | null;
+}
+
+/**
+ * An `audit_log` row (src/api/store/audit.ts writes them), with `actor_name`: the name of the
+ * token that acted, joined from `tokens` when the log is read (null for ADMIN_TOKEN or a deleted
+ * token).
+ */
+export interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  project_id: string | null;
+  /** JSON text. */
+  details: string;
+  actor_name: string | null;
+}
+
+/** An `admin_sessions` row (src/api/services/sessions.ts; migrations/0008_admin_sessions.sql). */
+export interface SessionRow {
+  /** SHA-256 hex of the session id (the cookie holds the id). */
+  id_hash: string;
+  /** SHA-256 hex of the token the session signed in with (`tokens.token_hash`). */
+  token_hash: string;
+  /** ms since the epoch */
+  created_at: number;
+  /** ms since the epoch */
+  expires_at: number;
 }

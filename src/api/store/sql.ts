@@ -1,51 +1,85 @@
 /**
- * SQL building blocks of the resource tables: the columns every row has, insert and
- * version-guarded update statements, JSON columns, key uniqueness.
+ * SQL building blocks of the management tables: insert statements, the version-guarded update
+ * and delete (docs/api.md "Versions"), JSON columns, key uniqueness.
  */
 import { first } from "./db";
-import { conflict, notFound } from "../errors";
-
-/** Every resource row has these. */
-export interface BaseRow {
-  id: string;
-  project_id: string;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
-type RowValues = Record<string, unknown>;
+import type { BaseRow } from "./rows";
+import { type ApiError, conflict, notFound, versionConflict } from "../errors";
 
 const quote = (column: string) => `"${column}"`;
 
 /** `INSERT INTO table (every column of row) VALUES (…)`. */
 export function insertStatement(db: D1Database, table: string, row: object): D1PreparedStatement {
-  const values = row as RowValues;
-  const columns = Object.keys(values);
+  const entries = Object.entries(row);
   return db
     .prepare(
-      `INSERT INTO ${table} (${columns.map(quote).join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+      `INSERT INTO ${table} (${entries.map(([c]) => quote(c)).join(", ")}) VALUES (${entries.map(() => "?").join(", ")})`,
     )
-    .bind(...columns.map((c) => values[c] ?? null));
+    .bind(...entries.map(([, value]: [string, unknown]) => value ?? null));
 }
 
 /**
- * `UPDATE table SET (every column but id and project_id) WHERE id = ? AND version = ?`: the
- * version-guarded write of a whole row (no row changed = someone else wrote first).
+ * `UPDATE table SET (every column of values) WHERE id = ? AND version = ?`: the one
+ * version-guarded write of the API, behind every If-Match (docs/api.md "Versions"). `values`
+ * names the columns to write, the new `version` and `updated_at` among them; columns it leaves
+ * out keep what they hold (an environment's `revision`, which publishing bumps without a new
+ * version, must not be written back). No row changed = someone else wrote first, or the row is
+ * gone: `versionGuardError` says which.
  */
+export function versionedUpdate(
+  db: D1Database,
+  table: string,
+  id: string,
+  expectedVersion: number,
+  values: object,
+): D1PreparedStatement {
+  const entries = Object.entries(values);
+  return db
+    .prepare(
+      `UPDATE ${table} SET ${entries.map(([c]) => `${quote(c)} = ?`).join(", ")} WHERE id = ? AND version = ?`,
+    )
+    .bind(...entries.map(([, value]: [string, unknown]) => value ?? null), id, expectedVersion);
+}
+
+/** The versioned update of a whole resource row: every column but `id` and `project_id`. */
 export function updateStatement(
   db: D1Database,
   table: string,
   row: BaseRow,
   expectedVersion: number,
 ): D1PreparedStatement {
-  const values = row as unknown as RowValues;
-  const columns = Object.keys(values).filter((c) => c !== "id" && c !== "project_id");
-  return db
-    .prepare(
-      `UPDATE ${table} SET ${columns.map((c) => `${quote(c)} = ?`).join(", ")} WHERE id = ? AND version = ?`,
-    )
-    .bind(...columns.map((c) => values[c] ?? null), row.id, expectedVersion);
+  const values = Object.fromEntries(
+    Object.entries(row).filter(([column]) => column !== "id" && column !== "project_id"),
+  );
+  return versionedUpdate(db, table, row.id, expectedVersion, values);
+}
+
+/** `DELETE FROM table WHERE id = ? AND version = ?`: the version-guarded delete. */
+export function versionedDelete(
+  db: D1Database,
+  table: string,
+  id: string,
+  expectedVersion: number,
+): D1PreparedStatement {
+  return db.prepare(`DELETE FROM ${table} WHERE id = ? AND version = ?`).bind(id, expectedVersion);
+}
+
+/**
+ * Why a version-guarded write of row `id` changed nothing: 409 `version_conflict` naming the
+ * version now current, or 404 `not_found` (`<type> <id> not found`) when the row is gone.
+ */
+export async function versionGuardError(
+  db: D1Database,
+  table: string,
+  type: string,
+  id: string,
+): Promise<ApiError> {
+  const latest = await first<{ version: number }>(
+    db,
+    `SELECT version FROM ${table} WHERE id = ?`,
+    id,
+  );
+  return latest ? versionConflict(latest.version) : notFound(type, id);
 }
 
 /** Parses a JSON column, with a fallback for a null or corrupt value. */

@@ -1,0 +1,294 @@
+/**
+ * `POST /environments/{id}/datafile/import` (docs/api.md "Importing a datafile"): a datafile
+ * becomes the project's management records (src/api/services/datafile-import.ts plans it), in one
+ * all-or-nothing D1 batch with one audit entry, then every environment of the project publishes
+ * from the records — the write cycle of every other change (src/api/services/write-and-publish.ts).
+ *
+ * All or nothing: each changed row is guarded by the version the plan read, and a guard that
+ * fails raises an SQL error, which rolls the whole batch back (D1 runs a batch as one
+ * transaction). A plain `WHERE version = ?` would only skip that row and keep the rest.
+ */
+import type { Datafile } from "../../core/datafile-types";
+import { parseDatafile } from "../../core/datafile-parse";
+import type { Env } from "../../env";
+import type { Actor } from "../context";
+import { ApiError, conflict, notFound } from "../errors";
+import { nowIso } from "../ids";
+import { auditStatement } from "../store/audit";
+import { all } from "../store/db";
+import type { EnvironmentRow } from "../store/rows";
+import { insertStatement, updateStatement } from "../store/sql";
+import { hasRole } from "./auth";
+import {
+  IMPORT_TABLES,
+  planDatafileImport,
+  type ExistingRows,
+  type ImportRows,
+  type ImportTable,
+  type ImportPlan,
+  type ImportProblem,
+} from "./datafile-import";
+import { storedListMembers, type PublishResult } from "./publish";
+import { writeAndPublish } from "./write-and-publish";
+
+/** What an import did, or would do with `dryRun`. */
+export interface ImportSummary {
+  environmentId: string;
+  projectId: string;
+  dryRun: boolean;
+  /** Per table: the keys (or names) created, changed and left as they were. */
+  changes: Record<
+    string,
+    { created: string[]; updated: Array<{ key: string; columns: string[] }>; unchanged: number }
+  >;
+  /** Experiment statuses set in the environment (only those that change). */
+  statuses: Array<{ experimentId: string; from: string; to: string }>;
+  /** Warnings of the import (errors refuse it with 422). */
+  warnings: ImportProblem[];
+  /** Empty on a dry run or when nothing changed. */
+  published: PublishResult[];
+}
+
+/** The guard error's text: a stale row aborts the batch with it (see the module comment). */
+const STALE = "splitstream-import-stale";
+
+function guardStatement(db: D1Database, table: string, id: string, version: number) {
+  // json('…') of a non-JSON string raises "malformed JSON"; CASE evaluates it only when stale.
+  return db
+    .prepare(
+      `SELECT CASE WHEN (SELECT version FROM ${table} WHERE id = ?) IS ? THEN 1 ELSE json(?) END`,
+    )
+    .bind(id, version, STALE);
+}
+
+/** 422 `datafile_invalid` naming the first error; details: every problem with its path. */
+function invalidImport(what: string, problems: readonly ImportProblem[]): ApiError {
+  const errors = problems.filter((p) => p.severity === "error");
+  const first = errors[0];
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
+  return new ApiError(
+    422,
+    "datafile_invalid",
+    first ? `${what}: ${first.path}: ${first.message}${more}` : what,
+    { problems: problems.map(({ path, message, severity }) => ({ path, message, severity })) },
+  );
+}
+
+/** D1 binds at most 100 parameters per statement. */
+const IDS_PER_QUERY = 90;
+
+/** The ids `datafile` would create that records of other projects already have, per table. */
+async function idsOfOtherProjects(
+  db: D1Database,
+  projectId: string,
+  datafile: Datafile,
+): Promise<Partial<Record<ImportTable, ReadonlySet<string>>>> {
+  const web = datafile.web;
+  const wanted: Record<ImportTable, string[]> = {
+    attributes: datafile.attributes.map((a) => a.id),
+    lists: (web?.lists ?? []).map((l) => l.id),
+    audiences: [...(datafile.typedAudiences ?? []), ...datafile.audiences].map((a) => a.id),
+    pages: (web?.pages ?? []).map((p) => p.id),
+    events: datafile.events.map((e) => e.id),
+    groups: datafile.groups.map((g) => g.id),
+    experiments: [...datafile.experiments, ...datafile.groups.flatMap((g) => g.experiments)].map(
+      (x) => x.id,
+    ),
+  };
+  const out: Partial<Record<ImportTable, ReadonlySet<string>>> = {};
+  const queries: Array<Promise<void>> = [];
+  for (const table of IMPORT_TABLES) {
+    const ids = [...new Set(wanted[table])];
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
+      const chunk = ids.slice(i, i + IDS_PER_QUERY);
+      queries.push(
+        all<{ id: string }>(
+          db,
+          `SELECT id FROM ${table} WHERE project_id <> ? AND id IN (${chunk.map(() => "?").join(", ")})`,
+          projectId,
+          ...chunk,
+        ).then((rows) => {
+          if (rows.length === 0) return;
+          const set = new Set(out[table] ?? []);
+          for (const row of rows) set.add(row.id);
+          out[table] = set;
+        }),
+      );
+    }
+  }
+  await Promise.all(queries);
+  return out;
+}
+
+/** Rows of the project in every imported table. */
+async function existingRows(db: D1Database, projectId: string): Promise<ExistingRows> {
+  const rowsOf = <T extends ImportTable>(table: T) =>
+    all<ImportRows[T]>(db, `SELECT * FROM ${table} WHERE project_id = ?`, projectId);
+  const [attributes, lists, audiences, pages, events, groups, experiments] = await Promise.all([
+    rowsOf("attributes"),
+    rowsOf("lists"),
+    rowsOf("audiences"),
+    rowsOf("pages"),
+    rowsOf("events"),
+    rowsOf("groups"),
+    rowsOf("experiments"),
+  ]);
+  return { attributes, lists, audiences, pages, events, groups, experiments };
+}
+
+function summaryOf(
+  environment: EnvironmentRow,
+  plan: ImportPlan,
+  dryRun: boolean,
+  published: PublishResult[],
+): ImportSummary {
+  const changes: ImportSummary["changes"] = {};
+  for (const table of IMPORT_TABLES) changes[table] = { created: [], updated: [], unchanged: 0 };
+  for (const item of plan.items) {
+    const entry = changes[item.table]!;
+    if (item.action === "create") entry.created.push(item.label);
+    else if (item.action === "update")
+      entry.updated.push({ key: item.label, columns: item.changedColumns ?? [] });
+    else entry.unchanged++;
+  }
+  return {
+    environmentId: environment.id,
+    projectId: environment.project_id,
+    dryRun,
+    changes,
+    statuses: plan.statuses
+      .filter((s) => s.status !== s.current)
+      .map((s) => ({ experimentId: s.experimentId, from: s.current, to: s.status })),
+    warnings: plan.problems.filter((p) => p.severity === "warning"),
+    published,
+  };
+}
+
+/**
+ * Imports `supplied` (an Optimizely v4 datafile with the `web` section) into the records of the
+ * environment's project and sets its experiments' statuses in that environment. Role editor.
+ * 422 `datafile_invalid` for a datafile that does not validate or cannot be imported exactly
+ * (each problem with its path); 409 when the records changed while importing.
+ */
+export async function importDatafile(
+  env: Env,
+  actor: Actor,
+  environmentId: string,
+  supplied: unknown,
+  options: { dryRun: boolean },
+): Promise<ImportSummary> {
+  if (!hasRole(actor.role, "editor"))
+    throw new ApiError(
+      403,
+      "forbidden",
+      `this needs role editor or higher; the token has role ${actor.role}`,
+    );
+  const db = env.DB;
+  const environment = await db
+    .prepare("SELECT * FROM environments WHERE id = ?")
+    .bind(environmentId)
+    .first<EnvironmentRow>();
+  if (!environment) throw notFound("environment", environmentId);
+
+  const parsed = parseDatafile(supplied);
+  if (!parsed.ok) {
+    throw invalidImport("the datafile is invalid, nothing was imported", parsed.problems);
+  }
+  const datafile: Datafile = parsed.datafile;
+  const projectId = environment.project_id;
+  const [existing, statusRows, listMembers] = await Promise.all([
+    existingRows(db, projectId),
+    all<{ experiment_id: string; status: string }>(
+      db,
+      "SELECT experiment_id, status FROM experiment_status WHERE environment_id = ?",
+      environmentId,
+    ),
+    storedListMembers(env, environment, environment.revision),
+  ]);
+  const now = nowIso();
+  const takenElsewhere = await idsOfOtherProjects(db, projectId, datafile);
+  const plan = planDatafileImport(datafile, existing, {
+    takenElsewhere,
+    projectId,
+    now,
+    currentStatuses: new Map(statusRows.map((s) => [s.experiment_id, s.status])),
+    listMembers,
+  });
+  if (!plan.ok) {
+    throw invalidImport("the datafile cannot be imported, nothing was imported", plan.problems);
+  }
+  const changing = plan.items.filter((i) => i.action !== "unchanged");
+  const statusChanges = plan.statuses.filter((s) => s.status !== s.current);
+  if (options.dryRun || (changing.length === 0 && statusChanges.length === 0))
+    return summaryOf(environment, plan, options.dryRun, []);
+
+  const guards: D1PreparedStatement[] = [];
+  const writes: D1PreparedStatement[] = [];
+  const undo: D1PreparedStatement[] = [];
+  for (const item of changing) {
+    if (item.action === "create") {
+      writes.push(insertStatement(db, item.table, item.row));
+      if (item.table === "experiments")
+        writes.push(
+          db
+            .prepare(
+              "INSERT INTO experiment_status (experiment_id, environment_id, status, updated_at) SELECT ?, id, 'Not started', ? FROM environments WHERE project_id = ? ON CONFLICT DO NOTHING",
+            )
+            .bind(item.row.id, now, projectId),
+        );
+      undo.unshift(db.prepare(`DELETE FROM ${item.table} WHERE id = ?`).bind(item.row.id));
+    } else {
+      const current = item.current!;
+      guards.push(guardStatement(db, item.table, current.id, current.version));
+      const next = { ...item.row, version: current.version + 1, updated_at: now };
+      writes.push(updateStatement(db, item.table, next, current.version));
+      undo.unshift(updateStatement(db, item.table, current, next.version));
+    }
+  }
+  for (const s of statusChanges) {
+    writes.push(
+      db
+        .prepare(
+          "INSERT INTO experiment_status (experiment_id, environment_id, status, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (experiment_id, environment_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+        )
+        .bind(s.experimentId, environmentId, s.status, now),
+    );
+    undo.unshift(
+      db
+        .prepare(
+          "UPDATE experiment_status SET status = ? WHERE experiment_id = ? AND environment_id = ?",
+        )
+        .bind(s.current, s.experimentId, environmentId),
+    );
+  }
+  const summary = summaryOf(environment, plan, false, []);
+  const statements = [
+    ...guards,
+    ...writes,
+    auditStatement(db, actor, "import", "datafile", environmentId, projectId, {
+      revision: datafile.revision,
+      changes: summary.changes,
+      statuses: summary.statuses,
+    }),
+  ];
+  try {
+    summary.published = await writeAndPublish(env, actor, {
+      projectId,
+      statements,
+      auditIndex: statements.length - 1,
+      undo,
+      reason: `datafile revision ${datafile.revision} imported into ${environment.key}`,
+    });
+  } catch (error) {
+    if (
+      error instanceof Error &&
+      !(error instanceof ApiError) &&
+      /malformed JSON/i.test(error.message)
+    )
+      throw conflict(
+        "the project's records changed while the import was being written: nothing was imported; run it again",
+      );
+    throw error;
+  }
+  return summary;
+}

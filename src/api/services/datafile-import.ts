@@ -1,0 +1,515 @@
+/**
+ * Importing a datafile into management records (docs/api.md "Importing a datafile"): the inverse
+ * of src/api/services/datafile-build.ts. An Optimizely v4 datafile with our `web` section becomes
+ * attributes, audiences, events, pages, groups, lists and experiments of a project, and the
+ * experiments' statuses in one environment — so the admin, the API, the CLI and results show
+ * what a hand-written or exported datafile runs, and later edits publish from the records
+ * instead of overwriting them.
+ *
+ * PURE: the parsed datafile and the project's current rows in, a plan out (rows to create, rows to
+ * change, rows already equal, and problems with JSON paths). src/api/services/datafile-import-apply.ts
+ * writes a plan.
+ *
+ * Ids are kept: an experiment's id is part of its bucketing key and its variations' ids name the
+ * traffic ranges, so an imported experiment buckets every visitor exactly as the datafile did.
+ * Records are matched by id; a record of the same key but another id is a conflict (the import
+ * would otherwise create a second `checkout_button`).
+ */
+import type {
+  AudienceConditionTree,
+  Change,
+  ConditionTree,
+  Datafile,
+  Experiment,
+  LeafCondition,
+  TrafficAllocationEntry,
+  WebExperiment,
+  WebMetric,
+  WebSection,
+} from "../../core/datafile-types";
+import type {
+  AttributeRow,
+  AudienceRow,
+  EventRow,
+  ExperimentRow,
+  ExperimentStatusValue,
+  GroupAllocationEntry,
+  GroupRow,
+  ListRow,
+  PageRow,
+  VariationSpec,
+} from "../store/rows";
+import {
+  experimentTrafficAllocation,
+  groupTrafficAllocation,
+  LEGACY_AUDIENCE_PLACEHOLDER,
+} from "./datafile-build";
+
+/** The resource tables an import writes, in the order they must be written (references first). */
+export const IMPORT_TABLES = [
+  "attributes",
+  "lists",
+  "audiences",
+  "pages",
+  "events",
+  "groups",
+  "experiments",
+] as const;
+export type ImportTable = (typeof IMPORT_TABLES)[number];
+
+/** The row type of each imported table. */
+export interface ImportRows {
+  attributes: AttributeRow;
+  lists: ListRow;
+  audiences: AudienceRow;
+  pages: PageRow;
+  events: EventRow;
+  groups: GroupRow;
+  experiments: ExperimentRow;
+}
+
+/** The project's current rows (what the import compares with). */
+export type ExistingRows = { [T in ImportTable]: readonly ImportRows[T][] };
+
+/** One problem of an import, at a JSON path of the datafile. */
+export interface ImportProblem {
+  path: string;
+  message: string;
+  severity: "error" | "warning";
+}
+
+/** What happens to one record. */
+export interface ImportItem<T extends ImportTable = ImportTable> {
+  table: T;
+  action: "create" | "update" | "unchanged";
+  /** The row as it will be stored (for `update`: with the version the write expects to bump). */
+  row: ImportRows[T];
+  /** `update` only: the row now stored. */
+  current?: ImportRows[T];
+  /** `update` only: the columns that change. */
+  changedColumns?: string[];
+  /** How a person names it: its key, or its name. */
+  label: string;
+}
+
+/** The experiment statuses the import sets in the target environment. */
+export interface ImportStatus {
+  experimentId: string;
+  status: ExperimentStatusValue;
+  /** The status stored now in that environment (`Not started` when none). */
+  current: ExperimentStatusValue;
+}
+
+export interface ImportPlan {
+  items: ImportItem[];
+  statuses: ImportStatus[];
+  problems: ImportProblem[];
+  /** Errors present: nothing may be written. */
+  ok: boolean;
+}
+
+/** What the plan needs besides the datafile and the rows. */
+export interface ImportContext {
+  projectId: string;
+  /** ISO timestamp for created/updated rows. */
+  now: string;
+  /** experiment id → its status in the target environment now. */
+  currentStatuses: ReadonlyMap<string, string>;
+  /** Ids of the datafile already used by records of other projects (ids are global). */
+  takenElsewhere?: Partial<Record<ImportTable, ReadonlySet<string>>>;
+  /** Members of private lists the datafile names but does not carry (loaded from KV). */
+  listMembers?: ReadonlyMap<string, readonly string[]>;
+}
+
+const STATUSES: ReadonlySet<string> = new Set(["Not started", "Running", "Paused", "Archived"]);
+const EXPERIMENT_TYPES: ReadonlySet<string> = new Set(["ab", "multivariate", "split_url"]);
+
+/** Columns a row carries that an import never compares (identity, bookkeeping). */
+const BOOKKEEPING = new Set(["version", "created_at", "updated_at"]);
+
+/**
+ * Weights (basis points summing to 10000) and the traffic share that reproduce `ranges` exactly
+ * under `experimentTrafficAllocation`, or null when no integer weights can.
+ */
+function weightsFromRanges(
+  variationIds: readonly string[],
+  ranges: readonly TrafficAllocationEntry[],
+): { traffic: number; weights: Map<string, number> } | null {
+  // Our ranges follow the variation order, skip weight-0 variations, and have no gaps or
+  // unallocated ("" entity) entries except through `traffic`.
+  const order = ranges.map((r) => r.entityId);
+  const inOrder = variationIds.filter((id) => order.includes(id));
+  if (order.length !== inOrder.length || order.some((id, i) => id !== inOrder[i])) return null;
+  const last = ranges.at(-1)?.endOfRange ?? 0;
+  const traffic = Math.min(10000, Math.max(0, Math.round(last)));
+  const widths: number[] = [];
+  let previous = 0;
+  for (const r of ranges) {
+    widths.push(r.endOfRange - previous);
+    previous = r.endOfRange;
+  }
+  if (widths.some((w) => !(w > 0))) return null;
+  const weights = new Map<string, number>(variationIds.map((id) => [id, 0]));
+  if (traffic === 0 || ranges.length === 0) {
+    // Nothing allocated: equal weights, traffic 0 (buckets nobody, as the ranges did).
+    const share = variationIds.length > 0 ? Math.floor(10000 / variationIds.length) : 0;
+    variationIds.forEach((id, i) =>
+      weights.set(id, i === 0 ? 10000 - share * (variationIds.length - 1) : share),
+    );
+    return ranges.length === 0 || last === 0 ? { traffic: 0, weights } : null;
+  }
+  // Largest remainder: integer weights proportional to the widths.
+  const exact = widths.map((w) => (w * 10000) / traffic);
+  const floors = exact.map(Math.floor);
+  let rest = 10000 - floors.reduce((a, b) => a + b, 0);
+  const byRemainder = exact
+    .map((x, i) => ({ i, r: x - Math.floor(x) }))
+    .sort((a, b) => b.r - a.r || a.i - b.i);
+  for (const { i } of byRemainder) {
+    if (rest <= 0) break;
+    floors[i] = (floors[i] ?? 0) + 1;
+    rest--;
+  }
+  order.forEach((id, i) => weights.set(id, floors[i] ?? 0));
+  const rebuilt = experimentTrafficAllocation(
+    variationIds.map((id) => ({ id, weight: weights.get(id) ?? 0 })),
+    traffic,
+  );
+  const same =
+    rebuilt.length === ranges.length &&
+    rebuilt.every(
+      (r, i) => r.entityId === ranges[i]?.entityId && r.endOfRange === ranges[i]?.endOfRange,
+    );
+  return same ? { traffic, weights } : null;
+}
+
+/** Group allocation entries that reproduce a group's ranges ("" = unallocated). */
+function groupAllocationFromRanges(
+  ranges: readonly TrafficAllocationEntry[],
+): GroupAllocationEntry[] | null {
+  const out: GroupAllocationEntry[] = [];
+  let previous = 0;
+  for (const r of ranges) {
+    const weight = r.endOfRange - previous;
+    previous = r.endOfRange;
+    if (!Number.isInteger(weight) || weight <= 0) return null;
+    out.push({ experimentId: r.entityId, weight });
+  }
+  return previous <= 10000 ? out : null;
+}
+
+/** The columns of `next` that differ from `current` (JSON columns compared as text). */
+function changedColumns(current: object, next: object): string[] {
+  const a = current as Record<string, unknown>;
+  const b = next as Record<string, unknown>;
+  return Object.keys(b).filter((k) => !BOOKKEEPING.has(k) && (a[k] ?? null) !== (b[k] ?? null));
+}
+
+/**
+ * Plans the import of `datafile` (already parsed and valid: src/core/datafile-parse.ts) into the
+ * project whose rows are `existing`. Never throws; problems carry the datafile path.
+ */
+export function planDatafileImport(
+  datafile: Datafile,
+  existing: ExistingRows,
+  context: ImportContext,
+): ImportPlan {
+  const problems: ImportProblem[] = [];
+  const items: ImportItem[] = [];
+  const statuses: ImportStatus[] = [];
+  const { projectId, now } = context;
+  const error = (path: string, message: string) =>
+    problems.push({ path, message, severity: "error" });
+  const warn = (path: string, message: string) =>
+    problems.push({ path, message, severity: "warning" });
+
+  /** Adds the row as create/update/unchanged after the id and key checks. */
+  function place<T extends ImportTable>(
+    table: T,
+    row: ImportRows[T],
+    path: string,
+    label: string,
+  ): void {
+    const rows = existing[table] as readonly ImportRows[T][];
+    const current = rows.find((r) => r.id === row.id);
+    const key = (row as { key?: string }).key;
+    if (key !== undefined) {
+      const clash = rows.find((r) => (r as { key?: string }).key === key && r.id !== row.id);
+      if (clash) {
+        error(
+          path,
+          `the project already has ${table.replace(/s$/, "")} ${JSON.stringify(key)} with id ${clash.id}; the datafile's has id ${row.id} (ids are kept so bucketing does not change: rename or delete one)`,
+        );
+        return;
+      }
+    }
+    if (!current && context.takenElsewhere?.[table]?.has(row.id)) {
+      error(
+        path,
+        `id ${row.id} is used by another project: ids are kept so bucketing does not change, so a datafile's records can live in one project only`,
+      );
+      return;
+    }
+    if (!current) {
+      items.push({ table, action: "create", row, label });
+      return;
+    }
+    if (current.project_id !== projectId) {
+      error(path, `id ${row.id} belongs to another project`);
+      return;
+    }
+    const changed = changedColumns(current, row);
+    const merged = {
+      ...row,
+      version: current.version,
+      created_at: current.created_at,
+      updated_at: changed.length > 0 ? now : current.updated_at,
+    } as ImportRows[T];
+    items.push(
+      changed.length > 0
+        ? { table, action: "update", row: merged, current, changedColumns: changed, label }
+        : { table, action: "unchanged", row: merged, label },
+    );
+  }
+
+  // Rows are ordered by created_at in the datafile the build publishes: one millisecond apart in
+  // file order, so a re-published datafile lists everything in the order of the imported one.
+  const created = new Map<ImportTable, number>();
+  const base = (table: ImportTable) => {
+    const index = created.get(table) ?? 0;
+    created.set(table, index + 1);
+    const at = new Date(Date.parse(now) + index).toISOString();
+    return { project_id: projectId, version: 1, created_at: at, updated_at: at };
+  };
+  const web = datafile.web;
+
+  // ---- attributes
+  datafile.attributes.forEach((a, i) =>
+    place(
+      "attributes",
+      { ...base("attributes"), id: a.id, key: a.key, name: a.key, description: "" },
+      `$.attributes[${i}]`,
+      a.key,
+    ),
+  );
+
+  // ---- lists (members inline, or loaded from KV for private lists)
+  (web?.lists ?? []).forEach((l, i) => {
+    const values = l.values ?? context.listMembers?.get(l.id);
+    if (values === undefined)
+      warn(
+        `$.web.lists[${i}]`,
+        `list ${JSON.stringify(l.key)} carries no members (a private list): imported empty; upload its members under /lists/{id}`,
+      );
+    place(
+      "lists",
+      { ...base("lists"), id: l.id, key: l.key, name: l.key, values: JSON.stringify(values ?? []) },
+      `$.web.lists[${i}]`,
+      l.key,
+    );
+  });
+
+  // ---- audiences: typed ones first; legacy ones only when no typed audience has their id
+  const typedIds = new Set((datafile.typedAudiences ?? []).map((a) => a.id));
+  const audienceRow = (id: string, name: string, conditions: unknown): AudienceRow => ({
+    ...base("audiences"),
+    id,
+    name,
+    description: "",
+    conditions: JSON.stringify(conditions),
+    archived: 0,
+  });
+  (datafile.typedAudiences ?? []).forEach((a, i) =>
+    place("audiences", audienceRow(a.id, a.name, a.conditions), `$.typedAudiences[${i}]`, a.name),
+  );
+  datafile.audiences.forEach((a, i) => {
+    if (typedIds.has(a.id)) return;
+    const path = `$.audiences[${i}]`;
+    if (a.conditions === LEGACY_AUDIENCE_PLACEHOLDER) {
+      error(path, `audience ${a.id} has only the placeholder conditions and no typed audience`);
+      return;
+    }
+    let conditions: ConditionTree<LeafCondition> | undefined;
+    if (typeof a.conditions === "string") {
+      try {
+        conditions = JSON.parse(a.conditions) as ConditionTree<LeafCondition>;
+      } catch {
+        error(`${path}.conditions`, "not a JSON condition tree");
+        return;
+      }
+    } else {
+      conditions = a.conditions;
+    }
+    place("audiences", audienceRow(a.id, a.name, conditions), path, a.name);
+  });
+
+  // ---- pages
+  (web?.pages ?? []).forEach((p, i) =>
+    place(
+      "pages",
+      {
+        ...base("pages"),
+        id: p.id,
+        key: p.key,
+        name: p.key,
+        activation: p.activation,
+        selector: p.selector ?? null,
+        conditions: JSON.stringify(p.conditions),
+        archived: 0,
+      },
+      `$.web.pages[${i}]`,
+      p.key,
+    ),
+  );
+
+  // ---- events (the Optimizely list names them; `web.events` adds type, page and selector)
+  const webEvents = new Map((web?.events ?? []).map((e) => [e.id, e]));
+  datafile.events.forEach((e, i) => {
+    const w = webEvents.get(e.id);
+    place(
+      "events",
+      {
+        ...base("events"),
+        id: e.id,
+        key: e.key,
+        name: e.key,
+        type: w?.type ?? "custom",
+        page_id: w?.pageId ?? null,
+        selector: w?.selector ?? null,
+        max_per_visitor_per_day: null,
+        archived: 0,
+      },
+      `$.events[${i}]`,
+      e.key,
+    );
+  });
+
+  // ---- groups and experiments
+  const webExperiments = new Map<string, WebExperiment>(
+    (web?.experiments ?? []).map((x) => [x.id, x]),
+  );
+  const experimentsAt: Array<{ x: Experiment; path: string; groupId: string | null }> = [];
+  datafile.experiments.forEach((x, i) =>
+    experimentsAt.push({ x, path: `$.experiments[${i}]`, groupId: null }),
+  );
+  datafile.groups.forEach((g, gi) => {
+    const path = `$.groups[${gi}]`;
+    const policy = g.policy === "overlapping" ? "overlapping" : "random";
+    if (g.policy !== policy) warn(`${path}.policy`, `policy ${g.policy} imported as random`);
+    const allocation = groupAllocationFromRanges(g.trafficAllocation);
+    if (!allocation)
+      error(`${path}.trafficAllocation`, "ranges must rise and end at most at 10000");
+    place(
+      "groups",
+      {
+        ...base("groups"),
+        id: g.id,
+        name: `group_${g.id}`,
+        policy,
+        allocation: JSON.stringify(allocation ?? []),
+      },
+      path,
+      `group_${g.id}`,
+    );
+    if (allocation) {
+      const rebuilt = groupTrafficAllocation(allocation, new Set(g.experiments.map((x) => x.id)));
+      const same =
+        rebuilt.length === g.trafficAllocation.length &&
+        rebuilt.every((r, i) => r.entityId === g.trafficAllocation[i]?.entityId);
+      if (!same)
+        warn(
+          `${path}.trafficAllocation`,
+          "ranges name experiments outside the group: those ranges import as unallocated",
+        );
+    }
+    g.experiments.forEach((x, xi) =>
+      experimentsAt.push({ x, path: `${path}.experiments[${xi}]`, groupId: g.id }),
+    );
+  });
+
+  // Created in the order of `web.experiments` (the build lists them in creation order).
+  const webOrder = new Map((web?.experiments ?? []).map((x, i) => [x.id, i]));
+  const rank = (id: string) => webOrder.get(id) ?? Number.MAX_SAFE_INTEGER;
+  experimentsAt.sort((a, b) => rank(a.x.id) - rank(b.x.id));
+  for (const { x, path, groupId } of experimentsAt) {
+    const w = webExperiments.get(x.id);
+    const type = w && EXPERIMENT_TYPES.has(w.type) ? w.type : "ab";
+    if (!w)
+      warn(
+        path,
+        `experiment ${JSON.stringify(x.key)} has no web section: imported with no changes`,
+      );
+    if (x.type !== undefined && x.type !== "ab")
+      warn(`${path}.type`, `rule type ${x.type} is imported as an A/B experiment`);
+    const variationIds = x.variations.map((v) => v.id);
+    const fromRanges = weightsFromRanges(variationIds, x.trafficAllocation);
+    if (!fromRanges) {
+      error(
+        `${path}.trafficAllocation`,
+        "these ranges cannot be expressed as variation weights and a traffic share without moving visitors between variations (ranges must follow the variation order, without gaps)",
+      );
+      continue;
+    }
+    const webVariations = new Map((w?.variations ?? []).map((v) => [v.id, v]));
+    const variations: VariationSpec[] = x.variations.map((v) => {
+      const spec: VariationSpec = {
+        id: v.id,
+        key: v.key,
+        weight: fromRanges.weights.get(v.id) ?? 0,
+        changes: webVariations.get(v.id)?.changes ?? ([] as Change[]),
+      };
+      if (typeof v.featureEnabled === "boolean") spec.featureEnabled = v.featureEnabled;
+      const sectionVariationIds = webVariations.get(v.id)?.sectionVariationIds;
+      if (sectionVariationIds) spec.sectionVariationIds = sectionVariationIds;
+      return spec;
+    });
+    const audienceConditions: AudienceConditionTree | null =
+      x.audienceConditions ?? (x.audienceIds.length > 0 ? ["or", ...x.audienceIds] : null);
+    const status = STATUSES.has(x.status) ? (x.status as ExperimentStatusValue) : "Not started";
+    if (status !== x.status)
+      warn(`${path}.status`, `status ${x.status} is imported as Not started`);
+    const metrics: WebMetric[] = w?.metrics ?? [];
+    const sections: WebSection[] | null = w?.sections ?? null;
+    place(
+      "experiments",
+      {
+        ...base("experiments"),
+        id: x.id,
+        key: x.key,
+        name: x.key,
+        description: "",
+        type,
+        layer_id: x.layerId,
+        group_id: groupId,
+        traffic: fromRanges.traffic,
+        allocation_policy: w?.allocationPolicy === "bandit" ? "bandit" : "manual",
+        audience_conditions:
+          audienceConditions === null ? null : JSON.stringify(audienceConditions),
+        page_ids: JSON.stringify(w?.pageIds ?? []),
+        metrics: JSON.stringify(metrics),
+        variations: JSON.stringify(variations),
+        sections: sections === null ? null : JSON.stringify(sections),
+        shared_changes: JSON.stringify(w?.sharedChanges ?? []),
+        forced_variations: JSON.stringify(x.forcedVariations),
+        archived: 0,
+      },
+      path,
+      x.key,
+    );
+    const current = context.currentStatuses.get(x.id);
+    statuses.push({
+      experimentId: x.id,
+      status,
+      current:
+        current && STATUSES.has(current) ? (current as ExperimentStatusValue) : "Not started",
+    });
+  }
+
+  if (datafile.featureFlags.length > 0 || datafile.rollouts.length > 0)
+    warn(
+      "$.featureFlags",
+      `${datafile.featureFlags.length} feature flag(s) and ${datafile.rollouts.length} rollout(s) are not imported: this version manages experiments (docs/api.md)`,
+    );
+
+  return { items, statuses, problems, ok: !problems.some((p) => p.severity === "error") };
+}

@@ -1,0 +1,29 @@
+/**
+ * The experiment resource (src/api/services/resources.ts; docs/api.md "Experiments"): how a
+ * create or update body becomes a row (src/api/services/experiment-plan.ts), what a delete must
+ * check, and how rows become the API's JSON (src/api/services/experiment-presenter.ts). The API's
+ * CRUD routes and the admin pages read and write experiments through it
+ * (`listResources(env, actor, experimentResource, …)` and the other functions of resources.ts);
+ * status changes go through src/api/services/experiment-lifecycle.ts.
+ */
+import type { ExperimentCreate, ExperimentJson, ExperimentUpdate } from "../schemas/experiments";
+import type { ExperimentRow } from "../store/rows";
+import { planExperiment, planExperimentDelete } from "./experiment-plan";
+import { presentExperiments } from "./experiment-presenter";
+import type { ResourceSpec } from "./resources";
+
+/** The experiment resource. */
+export const experimentResource: ResourceSpec<
+  ExperimentRow,
+  ExperimentJson,
+  ExperimentCreate,
+  ExperimentUpdate
+> = {
+  type: "experiment",
+  table: "experiments",
+  keyed: true,
+  label: (row) => row.key,
+  present: presentExperiments,
+  build: planExperiment,
+  beforeDelete: planExperimentDelete,
+};

@@ -1,0 +1,88 @@
+/**
+ * Experiment results as CSV (docs/api.md "Results"): one row per (metric, variation) of the
+ * results document (src/api/services/results.ts), for the API's `results.csv` and the admin's
+ * download.
+ */
+import type { ExperimentResults } from "../schemas/results";
+
+/** The CSV's columns, in order (its header line). */
+export const RESULTS_CSV_COLUMNS = [
+  "metric_event_id",
+  "metric_event_key",
+  "aggregator",
+  "field",
+  "primary",
+  "variation_id",
+  "variation_key",
+  "visitors",
+  "converters",
+  "events",
+  "revenue_sum",
+  "revenue_sum_sq",
+  "value_sum",
+  "value_sum_sq",
+  "events_visitor_sum_sq",
+  "revenue_visitor_sum_sq",
+  "value_visitor_sum_sq",
+  "total",
+  "mean",
+  "lift",
+  "lift_ci_low",
+  "lift_ci_high",
+  "p_value",
+  "q_value",
+  "verdict",
+] as const;
+
+/** A field, quoted when it holds a quote, comma or line break (RFC 4180); empty for none. */
+function csvCell(value: string | number | boolean | null | undefined): string {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** One CSV row per (metric, variation), with a header line; CRLF line ends (RFC 4180). */
+export function resultsCsv(results: ExperimentResults): string {
+  const lines = [RESULTS_CSV_COLUMNS.join(",")];
+  const variations = new Map(results.variations.map((v) => [v.id, v]));
+  for (const metric of results.metrics)
+    for (const c of metric.variations) {
+      const variation = variations.get(c.variationId);
+      lines.push(
+        [
+          metric.eventId,
+          metric.eventKey,
+          metric.aggregator,
+          metric.field,
+          metric.primary,
+          c.variationId,
+          variation?.key,
+          variation?.visitors ?? 0,
+          c.converters,
+          c.events,
+          c.revenueSum,
+          c.revenueSumSq,
+          c.valueSum,
+          c.valueSumSq,
+          c.eventsVisitorSumSq,
+          c.revenueVisitorSumSq,
+          c.valueVisitorSumSq,
+          c.total,
+          c.mean,
+          c.lift?.estimate,
+          c.lift?.ci[0],
+          c.lift?.ci[1],
+          c.pValue,
+          c.qValue,
+          c.verdict,
+        ]
+          .map(csvCell)
+          .join(","),
+      );
+    }
+  return `${lines.join("\r\n")}\r\n`;
+}
+
+/** The download's file name: `<experiment key>-results.csv`, reduced to `[A-Za-z0-9_.-]`. */
+export function resultsCsvFilename(results: Pick<ExperimentResults, "experimentKey">): string {
+  return `${results.experimentKey}-results.csv`.replace(/[^\w.-]/g, "_");
+}

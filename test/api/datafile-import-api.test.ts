@@ -1,0 +1,163 @@
+/**
+ * `POST /environments/{id}/datafile/import` through the Worker, with real D1 and KV: the demo
+ * datafile becomes records the API lists, the published datafile decides every visitor as the
+ * file did, a second import writes nothing, a dry run writes nothing, and bad input changes
+ * nothing.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import demo from "../../demo/datafile.json";
+import { decideExperiment, loadDatafile } from "../../src/core/index";
+import { api, apiJson, createProject, createToken } from "../helpers/api";
+
+async function production() {
+  const project = await createProject();
+  const environment = project.environments.find((e) => e.key === "production")!;
+  return { project, environment };
+}
+
+// Record ids are global (they are kept on import so bucketing does not change), so the demo file
+// is imported into one project, which the tests below share in order.
+let imported: Awaited<ReturnType<typeof production>> | undefined;
+async function demoProject() {
+  if (!imported) {
+    imported = await production();
+    await apiJson("POST", importPath(imported.environment.id), 200, { body: demo });
+  }
+  return imported;
+}
+
+const importPath = (environmentId: string, dryRun = false) =>
+  `/environments/${environmentId}/datafile/import${dryRun ? "?dryRun=true" : ""}`;
+
+async function auditCount(projectId: string): Promise<number> {
+  const row = await env.DB.prepare("SELECT count(*) AS n FROM audit_log WHERE project_id = ?")
+    .bind(projectId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+describe("datafile import", () => {
+  it("imports the demo datafile: records listed, statuses set, one publish that buckets as before", async () => {
+    const { project, environment } = await production();
+    imported = { project, environment };
+    const summary = await apiJson("POST", importPath(environment.id), 200, { body: demo });
+    expect(summary.dryRun).toBe(false);
+    expect(summary.changes.experiments.created).toHaveLength(8);
+    expect(summary.changes.pages.created).toHaveLength(demo.web.pages.length);
+    expect(summary.statuses).toHaveLength(8);
+    expect(summary.published).toHaveLength(2);
+
+    const listed = await apiJson("GET", `/projects/${project.id}/experiments?limit=50`, 200);
+    expect(listed.items.map((x: { key: string }) => x.key).sort()).toEqual(
+      [...demo.experiments, ...demo.groups.flatMap((g) => g.experiments)].map((x) => x.key).sort(),
+    );
+    const home = listed.items.find((x: { key: string }) => x.key === "home_hero");
+    expect(home.id).toBe("1001");
+
+    // The published production datafile decides like the file.
+    const text = await env.DATAFILES.get(`datafiles/${environment.sdkKey}`, "text");
+    const published = loadDatafile(JSON.parse(text!));
+    const original = loadDatafile(demo);
+    if (!published.ok || !original.ok) throw new Error("datafile did not load");
+    for (let i = 0; i < 300; i++) {
+      for (const x of original.compiled.experiments) {
+        const visitor = { visitorId: `v${i}`, attributes: {} };
+        expect(decideExperiment(published.compiled, x.key, visitor).variationKey).toBe(
+          decideExperiment(original.compiled, x.key, visitor).variationKey,
+        );
+      }
+    }
+    // Development keeps its own statuses: the file's statuses are set in production only.
+    const dev = project.environments.find((e) => e.key === "development")!;
+    const devText = await env.DATAFILES.get(`datafiles/${dev.sdkKey}`, "text");
+    const devFile = JSON.parse(devText!) as { experiments: Array<{ status: string }> };
+    expect(new Set(devFile.experiments.map((x) => x.status))).toEqual(new Set(["Not started"]));
+  });
+
+  it("a second import of the same file changes and publishes nothing", async () => {
+    const { project, environment } = await demoProject();
+    const audits = await auditCount(project.id);
+    const again = await apiJson("POST", importPath(environment.id), 200, { body: demo });
+    expect(again.changes.experiments).toEqual({ created: [], updated: [], unchanged: 8 });
+    expect(again.statuses).toEqual([]);
+    expect(again.published).toEqual([]);
+    expect(await auditCount(project.id)).toBe(audits);
+  });
+
+  it("a dry run reports what would change and writes nothing", async () => {
+    const { project, environment } = await demoProject();
+    const edited = structuredClone(demo);
+    edited.web.experiments[0]!.variations[1]!.changes = [
+      {
+        type: "attribute",
+        selector: "h1",
+        attributes: { text: "Imported" },
+      } as never,
+    ];
+    const audits = await auditCount(project.id);
+    const before = await env.DATAFILES.get(`datafiles/${environment.sdkKey}`, "text");
+    const dry = await apiJson("POST", importPath(environment.id, true), 200, { body: edited });
+    expect(dry.dryRun).toBe(true);
+    expect(dry.changes.experiments.updated).toEqual([
+      { key: "home_hero", columns: ["variations"] },
+    ]);
+    expect(dry.published).toEqual([]);
+    expect(await auditCount(project.id)).toBe(audits);
+    expect(await env.DATAFILES.get(`datafiles/${environment.sdkKey}`, "text")).toBe(before);
+
+    const real = await apiJson("POST", importPath(environment.id), 200, { body: edited });
+    expect(real.changes.experiments.updated).toEqual([
+      { key: "home_hero", columns: ["variations"] },
+    ]);
+    const x = await apiJson("GET", "/experiments/1001", 200);
+    expect(x.version).toBe(2);
+    expect(JSON.stringify(x)).toContain("Imported");
+  });
+
+  it("an invalid datafile is refused with its paths and changes nothing", async () => {
+    const { project, environment } = await production();
+    const broken = structuredClone(demo) as Record<string, unknown>;
+    (broken.experiments as Array<Record<string, unknown>>)[0]!.trafficAllocation = "all";
+    const response = await api("POST", importPath(environment.id), { body: broken });
+    expect(response.status).toBe(422);
+    const body = await response.json<{
+      error: { code: string; details: { problems: Array<{ path: string }> } };
+    }>();
+    expect(body.error.code).toBe("datafile_invalid");
+    expect(body.error.details.problems.map((p) => p.path)).toContain(
+      "$.experiments[0].trafficAllocation",
+    );
+    const listed = await apiJson("GET", `/projects/${project.id}/experiments`, 200);
+    expect(listed.items).toEqual([]);
+  });
+
+  it("the same file into a second project is refused: its ids belong to the first", async () => {
+    await demoProject();
+    const { project, environment } = await production();
+    const response = await api("POST", importPath(environment.id), { body: demo });
+    expect(response.status).toBe(422);
+    const body = await response.json<{
+      error: { details: { problems: Array<{ path: string; message: string }> } };
+    }>();
+    expect(body.error.details.problems).toContainEqual(
+      expect.objectContaining({
+        path: "$.experiments[0]",
+        message: expect.stringMatching(/id 1001 is used by another project/),
+      }),
+    );
+    const listed = await apiJson("GET", `/projects/${project.id}/experiments`, 200);
+    expect(listed.items).toEqual([]);
+  });
+
+  it("a viewer may not import (403); an unknown environment is 404", async () => {
+    const { environment } = await production();
+    const viewer = await createToken("viewer");
+    const refused = await api("POST", importPath(environment.id), {
+      body: demo,
+      token: viewer.token,
+    });
+    expect(refused.status).toBe(403);
+    expect((await api("POST", importPath("nope"), { body: demo })).status).toBe(404);
+  });
+});
