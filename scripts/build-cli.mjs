@@ -33,10 +33,15 @@ const BUILD_INPUTS = ["scripts/build-cli.mjs", "tsconfig.json"];
 const LOADERS = { ".ts": "ts", ".mts": "ts", ".js": "js", ".mjs": "js", ".json": "json" };
 
 // node:crypto is loaded only when a hash is needed: loading it costs more (≈ 7 ms) than the whole
-// freshness check of an unchanged tree, which bin/splitstream.js runs before every command.
-const require = createRequire(import.meta.url);
+// freshness check of an unchanged tree, which bin/splitstream.js runs before every command. The
+// require function too is made on first need (it sets up Node's CommonJS loader).
+let require;
 const hash = (bytes) =>
-  require("node:crypto").createHash("sha256").update(bytes).digest("base64url").slice(0, 16);
+  (require ??= createRequire(import.meta.url))("node:crypto")
+    .createHash("sha256")
+    .update(bytes)
+    .digest("base64url")
+    .slice(0, 16);
 
 /**
  * Reads an input for the build: [mtimeMs, size, hash] and its bytes. The stat comes first, so a

@@ -2,16 +2,20 @@
  * `splitstream decide`: explain one visitor's decisions, or decide NDJSON visitors in batch
  * (README.md "CLI").
  */
-import { createReadStream } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
+import { StringDecoder } from "node:string_decoder";
 import { parseArgs } from "node:util";
 import {
   decideAll,
   decidePrepared,
+  decideVariations,
   prepareVisitor,
   type CompiledDatafile,
+  type CompiledVariation,
   type Decision,
 } from "../core/index";
 import { CliError, loadDatafileFile } from "./io";
+import { encodeText, OutputBuffer } from "./output-buffer";
 
 export const DECIDE_USAGE = `Usage:
   splitstream decide --datafile FILE --visitor ID [--attributes JSON] [--experiment KEY] [--json]
@@ -61,109 +65,152 @@ function renderExplanation(
   ].join("\n");
 }
 
+/** `{"visitorId":` … `,"decisions":{` … `}}` and a newline, as bytes. */
+const LINE_START = encodeText('{"visitorId":');
+const DECISIONS_START = encodeText(',"decisions":{');
+const LINE_END = encodeText("}}\n");
+
 /**
- * Turns one NDJSON input line into its output line (JSON, no newline) for one datafile; never
- * throws. The output is the JSON of {"visitorId", "decisions": {"<experimentKey>": "<variationKey>"
- * | null}} with the experiments in datafile order, but written as text: the JSON of every
- * (experiment, variation) pair is computed once per datafile instead of an object being built and
- * stringified per visitor — in a whole-process batch, JSON work costs more than deciding
+ * Turns one NDJSON input line into its output line, newline included, appended to `out`; returns
+ * false for a malformed line (its output line is then the error) and never throws. The output is
+ * the JSON of {"visitorId", "decisions": {"<experimentKey>": "<variationKey>" | null}} with the
+ * experiments in datafile order, but written as bytes: the UTF-8 of every (experiment, variation)
+ * pair is encoded once per datafile and copied, instead of an object being built, stringified
+ * and encoded per visitor — in a whole-process batch that costs more than deciding
  * (docs/benchmarks.md, `cli-decide`).
  */
 export function lineDecider(
   compiled: CompiledDatafile,
-): (text: string, lineNumber: number) => { line: string; ok: boolean } {
-  // Per experiment, its `"key":null` text and its `"key":"variation"` texts by variation key, with
-  // the separating comma; filled as variations occur. Experiment keys are unique (a duplicate is
-  // a datafile error), so each appears once per line.
-  const pieces = compiled.experiments.map((e, i) => {
-    const key = `${i === 0 ? "" : ","}${JSON.stringify(e.key)}:`;
-    return { key, none: `${key}null`, byVariation: new Map<string, string>() };
-  });
-  const fail = (lineNumber: number, message: string) => ({
-    line: JSON.stringify({ visitorId: null, line: lineNumber, error: message }),
-    ok: false,
-  });
-  return (text, lineNumber) => {
+): (out: OutputBuffer, text: string, lineNumber: number) => boolean {
+  const count = compiled.experiments.length;
+  // Per experiment: the `"key":null` bytes, the `"key":` text (with the separating comma), and the
+  // `"key":"variation"` bytes by variation, made as variations occur. Experiment keys are unique
+  // (a duplicate is a datafile error), so each appears once per line.
+  const keys = compiled.experiments.map((e, i) => `${i === 0 ? "" : ","}${JSON.stringify(e.key)}:`);
+  const nones = keys.map((key) => encodeText(`${key}null`));
+  const pieces = keys.map(() => new Map<CompiledVariation, Uint8Array>());
+  const variations = new Array<CompiledVariation | null>(count);
+  const fail = (out: OutputBuffer, lineNumber: number, message: string): false => {
+    out.text(`${JSON.stringify({ visitorId: null, line: lineNumber, error: message })}\n`);
+    return false;
+  };
+  return (out, text, lineNumber) => {
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (error) {
-      return fail(lineNumber, `invalid JSON: ${(error as Error).message}`);
+      return fail(out, lineNumber, `invalid JSON: ${(error as Error).message}`);
     }
     if (value === null || typeof value !== "object" || Array.isArray(value))
-      return fail(lineNumber, "expected a JSON object");
+      return fail(out, lineNumber, "expected a JSON object");
     const { visitorId, attributes } = value as { visitorId?: unknown; attributes?: unknown };
-    if (typeof visitorId !== "string") return fail(lineNumber, "visitorId must be a string");
+    if (typeof visitorId !== "string") return fail(out, lineNumber, "visitorId must be a string");
     if (
       attributes !== undefined &&
       (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))
     ) {
-      return fail(lineNumber, "attributes must be a JSON object");
+      return fail(out, lineNumber, "attributes must be a JSON object");
     }
-    const decisions = decideAll(compiled, {
-      visitorId,
-      attributes: attributes as Record<string, unknown> | undefined,
-    });
-    let line = `{"visitorId":${JSON.stringify(visitorId)},"decisions":{`;
-    for (let i = 0; i < decisions.length; i++) {
-      const variationKey = decisions[i]!.variationKey;
-      const { key, none, byVariation } = pieces[i]!;
+    decideVariations(
+      compiled,
+      { visitorId, attributes: attributes as Record<string, unknown> | undefined },
+      variations,
+    );
+    out.bytes(LINE_START);
+    out.text(JSON.stringify(visitorId));
+    out.bytes(DECISIONS_START);
+    for (let i = 0; i < count; i++) {
+      const variation = variations[i]!;
       // Most pairs end in no variation (audience, traffic): no map lookup for those.
-      if (variationKey === null) {
-        line += none;
+      if (variation === null) {
+        out.bytes(nones[i]!);
         continue;
       }
-      let piece = byVariation.get(variationKey);
+      let piece = pieces[i]!.get(variation);
       if (piece === undefined)
-        byVariation.set(variationKey, (piece = key + JSON.stringify(variationKey)));
-      line += piece;
+        pieces[i]!.set(variation, (piece = encodeText(keys[i]! + JSON.stringify(variation.key))));
+      out.bytes(piece);
     }
-    return { line: `${line}}}`, ok: true };
+    out.bytes(LINE_END);
+    return true;
   };
 }
 
-/** Output is written in pieces of about this many characters (fewer, larger writes). */
-const FLUSH_CHARS = 1 << 16;
+/**
+ * Bytes read from an input file at a time. Not more: a bigger piece of text (1 MiB) is allocated
+ * outside V8's young generation, in fresh memory each time, and its page faults cost more than
+ * the extra reads save.
+ */
+const READ_BYTES = 1 << 16;
+
+/** The CliError for an input that cannot be opened or read. */
+function unreadable(path: string, error: unknown): CliError {
+  return new CliError(
+    `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+  );
+}
+
+/**
+ * The text of an input file in pieces, read synchronously: the command has nothing else to do
+ * meanwhile, and a stream costs a promise, an event and a buffer copy per piece. The UTF-8 is
+ * decoded as `stream.setEncoding("utf8")` decodes it (a character split between two reads is kept
+ * whole; bytes that are not UTF-8 become U+FFFD).
+ */
+function* readFileText(path: string, fd: number): Generator<string> {
+  const decoder = new StringDecoder("utf8");
+  const bytes = Buffer.allocUnsafe(READ_BYTES);
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, bytes, 0, READ_BYTES, null);
+      } catch (error) {
+        throw unreadable(path, error); // e.g. EISDIR: a directory opens, but does not read
+      }
+      if (n === 0) break;
+      const text = decoder.write(bytes.subarray(0, n));
+      if (text !== "") yield text;
+    }
+    const last = decoder.end();
+    if (last !== "") yield last;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Standard input's text in pieces, as it arrives. */
+async function* readStdinText(): AsyncGenerator<string> {
+  for await (const chunk of process.stdin.setEncoding("utf8")) yield chunk as string;
+}
+
+/** Opens the batch input ("-": standard input); a file that cannot be opened throws here. */
+function openInput(input: string): Iterable<string> | AsyncIterable<string> {
+  if (input === "-") return readStdinText();
+  let fd: number;
+  try {
+    fd = openSync(input, "r");
+  } catch (error) {
+    throw unreadable(input, error);
+  }
+  return readFileText(input, fd);
+}
 
 async function runBatch(compiled: CompiledDatafile, input: string): Promise<number> {
-  const stream =
-    input === "-"
-      ? process.stdin.setEncoding("utf8")
-      : createReadStream(input, { encoding: "utf8" });
-  const opened = new Promise<void>((resolve, reject) => {
-    if (input === "-") resolve();
-    else stream.once("open", () => resolve()).once("error", reject);
-  });
-  try {
-    await opened;
-  } catch (error) {
-    throw new CliError(
-      `cannot read ${input}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-    );
-  }
+  const source = openInput(input);
   const decide = lineDecider(compiled);
+  const out = new OutputBuffer(process.stdout);
   let lineNumber = 0;
   let failures = 0;
-  let buffer = "";
-  let full = false;
   const take = (text: string): void => {
     lineNumber++;
-    if (text.trim() === "") return;
-    const { line, ok } = decide(text, lineNumber);
-    if (!ok) failures++;
-    buffer += `${line}\n`;
-    // Written as soon as it is this big, even inside one input chunk: an output line is ~25
-    // bytes per experiment, so one 64 KiB input chunk can make megabytes, and a string that
-    // large costs more to build and collect than the extra write() calls.
-    if (buffer.length > FLUSH_CHARS) {
-      if (!process.stdout.write(buffer)) full = true;
-      buffer = "";
-    }
+    // A line starting with "{" is not blank: no trim() for those.
+    if (text.charCodeAt(0) !== 0x7b && text.trim() === "") return;
+    if (!decide(out, text, lineNumber)) failures++;
   };
   // Lines are split here rather than by node:readline, which costs an event and a callback per
   // line. NDJSON separates lines with \n; the \r of a \r\n is JSON whitespace.
   let rest = "";
-  for await (const chunk of stream as AsyncIterable<string>) {
+  for await (const chunk of source) {
     const text = rest + chunk;
     let start = 0;
     for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
@@ -171,14 +218,14 @@ async function runBatch(compiled: CompiledDatafile, input: string): Promise<numb
       start = end + 1;
     }
     rest = text.slice(start);
-    if (full) {
+    if (out.full) {
       // Back-pressure (stdout is asynchronous when it is a pipe on some platforms).
       await new Promise((r) => process.stdout.once("drain", r));
-      full = false;
+      out.full = false;
     }
   }
   if (rest !== "") take(rest);
-  process.stdout.write(buffer);
+  out.flush();
   if (failures > 0) process.stderr.write(`${failures} malformed input line(s)\n`);
   return failures > 0 ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 /** Small I/O helpers shared by CLI commands. */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { formatProblems, loadDatafile, type CompiledDatafile } from "../core/index";
 
 /** Thrown for anything the user must fix; main() prints the message and exits with `exitCode`. */
@@ -12,7 +12,11 @@ export class CliError extends Error {
   }
 }
 
-/** Reads a whole file (or stdin for "-") as UTF-8 text. */
+/**
+ * Reads a whole file (or stdin for "-") as UTF-8 text. Files are read synchronously: a command
+ * has nothing else to do meanwhile, and node:fs/promises alone costs a few milliseconds to load
+ * at every start (docs/benchmarks.md, `cli-decide`).
+ */
 export async function readText(path: string): Promise<string> {
   if (path === "-") {
     const chunks: Buffer[] = [];
@@ -20,7 +24,7 @@ export async function readText(path: string): Promise<string> {
     return Buffer.concat(chunks).toString("utf8");
   }
   try {
-    return await readFile(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (error) {
     throw new CliError(
       `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,

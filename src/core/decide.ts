@@ -208,8 +208,18 @@ function decision(
   };
 }
 
+/** Only the variation of an outcome (see {@link decideVariations}). */
+function pickVariation(
+  _experiment: CompiledExperiment,
+  variation: CompiledVariation | null,
+): CompiledVariation | null {
+  return variation;
+}
+
 /**
- * Decides one compiled experiment for a prepared visitor. Steps:
+ * The decision procedure, once for every caller: `outcome` turns where it ends (the variation,
+ * the reason, the bucket) into what the caller wants — a {@link Decision}, or just the variation.
+ * Steps:
  * 1. invalid visitor → invalid_visitor
  * 2. preview override naming a variation of the experiment → preview
  * 3. status not Running → not_running
@@ -223,9 +233,18 @@ function decision(
  * 8. bucket on bucketingId+experimentId; hole or beyond the ranges → outside_traffic
  * 9. → bucketed
  */
-export function decidePrepared(experiment: CompiledExperiment, visitor: PreparedVisitor): Decision {
+function decideWith<T>(
+  experiment: CompiledExperiment,
+  visitor: PreparedVisitor,
+  outcome: (
+    experiment: CompiledExperiment,
+    variation: CompiledVariation | null,
+    reason: DecisionReason,
+    bucket?: number | null,
+  ) => T,
+): T {
   // 1
-  if (!visitor.valid) return decision(experiment, null, "invalid_visitor");
+  if (!visitor.valid) return outcome(experiment, null, "invalid_visitor");
   // 2
   const previewId =
     visitor.preview && hasOwn.call(visitor.preview, experiment.id)
@@ -233,24 +252,24 @@ export function decidePrepared(experiment: CompiledExperiment, visitor: Prepared
       : undefined;
   if (typeof previewId === "string") {
     const previewed = experiment.variationById.get(previewId);
-    if (previewed) return decision(experiment, previewed, "preview");
+    if (previewed) return outcome(experiment, previewed, "preview");
   }
   // 3
-  if (!experiment.running) return decision(experiment, null, "not_running");
+  if (!experiment.running) return outcome(experiment, null, "not_running");
   // 4
   if (experiment.forced.size > 0) {
     const forced = experiment.forced.get(visitor.visitorId);
-    if (forced) return decision(experiment, forced, "forced_variation");
+    if (forced) return outcome(experiment, forced, "forced_variation");
   }
   // 5
   if (visitor.bucketMap !== null && hasOwn.call(visitor.bucketMap, experiment.id)) {
     const entry = visitor.bucketMap[experiment.id];
     // The SDK reads entry.variation_id unguarded: a null entry throws and getVariation gives null.
-    if (entry === null || entry === undefined) return decision(experiment, null, "invalid_visitor");
+    if (entry === null || entry === undefined) return outcome(experiment, null, "invalid_visitor");
     const kept = visitor.allVariations.get(
       String((entry as { variation_id?: unknown }).variation_id),
     );
-    if (kept) return decision(experiment, kept, "sticky");
+    if (kept) return outcome(experiment, kept, "sticky");
   } else {
     const stickyId =
       visitor.sticky && hasOwn.call(visitor.sticky, experiment.id)
@@ -258,29 +277,37 @@ export function decidePrepared(experiment: CompiledExperiment, visitor: Prepared
         : undefined;
     if (typeof stickyId === "string") {
       const kept = experiment.variationById.get(stickyId);
-      if (kept) return decision(experiment, kept, "sticky");
+      if (kept) return outcome(experiment, kept, "sticky");
     }
   }
   // 6
   if (!experiment.inAudience(visitor.context))
-    return decision(experiment, null, "audience_mismatch");
+    return outcome(experiment, null, "audience_mismatch");
   // 6b
-  if (experiment.cmab) return decision(experiment, null, "unsupported");
+  if (experiment.cmab) return outcome(experiment, null, "unsupported");
   // 7 (the SDK fails here, after the audience check, for an own "hasOwnProperty" attribute)
-  if (!visitor.bucketable) return decision(experiment, null, "invalid_visitor");
+  if (!visitor.bucketable) return outcome(experiment, null, "invalid_visitor");
   const group = experiment.group;
   if (group !== null && group.random) {
     const groupBucket = bucketFromHash(visitor.bucketingPrefix.hashWith(group.idBytes));
     if (findBucket(groupBucket, group.allocation) !== experiment.id) {
-      return decision(experiment, null, "excluded_by_group");
+      return outcome(experiment, null, "excluded_by_group");
     }
   }
   // 8
   const bucket = bucketFromHash(visitor.bucketingPrefix.hashWith(experiment.idBytes));
   const variation = findBucket(bucket, experiment.allocation);
-  if (!variation) return decision(experiment, null, "outside_traffic", bucket);
+  if (!variation) return outcome(experiment, null, "outside_traffic", bucket);
   // 9
-  return decision(experiment, variation, "bucketed", bucket);
+  return outcome(experiment, variation, "bucketed", bucket);
+}
+
+/**
+ * Decides one compiled experiment for a prepared visitor, with the reason and bucket (the steps
+ * are {@link decideWith}'s).
+ */
+export function decidePrepared(experiment: CompiledExperiment, visitor: PreparedVisitor): Decision {
+  return decideWith(experiment, visitor, decision);
 }
 
 /** Decides one experiment by key, like the SDK's getVariation. Never throws. */
@@ -310,4 +337,21 @@ export function decideAll(compiled: CompiledDatafile, visitor: Visitor): Decisio
   for (let i = 0; i < compiled.experiments.length; i++)
     out[i] = decidePrepared(compiled.experiments[i]!, prepared);
   return out;
+}
+
+/**
+ * The variations of {@link decideAll}'s decisions (null where a decision has none), written into
+ * `out` (index i for `compiled.experiments[i]`), without building a Decision per experiment: for
+ * batches of many visitors, where only the variation is wanted and the allocations would cost
+ * more than the deciding (the CLI's `decide --input`, docs/benchmarks.md `cli-decide`).
+ */
+export function decideVariations(
+  compiled: CompiledDatafile,
+  visitor: Visitor,
+  out: Array<CompiledVariation | null>,
+): void {
+  const prepared = prepareVisitor(compiled, visitor);
+  const experiments = compiled.experiments;
+  for (let i = 0; i < experiments.length; i++)
+    out[i] = decideWith(experiments[i]!, prepared, pickVariation);
 }

@@ -51,6 +51,7 @@ export type {
 export {
   DECISION_REASONS,
   decideAll,
+  decideVariations,
   decideExperiment,
   decidePrepared,
   prepareVisitor,
