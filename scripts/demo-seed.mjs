@@ -1,4 +1,4 @@
-// The demo as real data (docs/getting-started.md): makes sure a running Worker has the "Demo shop"
+// The demo as real data (docs/demo.md, README "Try it"): makes sure a running Worker has the "Demo shop"
 // project — its production environment on SDK key `demo`, which the local route serves — with
 // demo/datafile.json imported as records (experiments, pages, events, groups, …), so the admin,
 // the API, the CLI and results all show the demo, and an edit in the admin reaches

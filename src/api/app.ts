@@ -101,7 +101,7 @@ export function createApiApp(): ApiApp {
     description:
       "ADMIN_TOKEN, or a token created with POST /tokens (`ss_…`). Roles: viewer (read), editor (change content), admin (projects, environments, tokens).",
   });
-  app.doc31("/openapi.json", (c) => ({
+  app.doc31("/openapi.json", () => ({
     openapi: "3.1.0",
     info: {
       title: "Splitstream management API",
@@ -109,7 +109,10 @@ export function createApiApp(): ApiApp {
       description:
         "Projects, environments, experiments and the rest of an Optimizely-compatible experimentation platform. See docs/api.md.",
     },
-    servers: [{ url: new URL(c.req.url).origin }],
+    // Relative: resolved against wherever the document was fetched (OpenAPI 3.1 §4.8.5), i.e. this
+    // Worker. The request's own URL can name another host: `wrangler dev` rewrites it to the
+    // route's origin (the demo shop's localhost:8788), which is not where the API answers.
+    servers: [{ url: "/", description: "This Worker (where this document is served)" }],
     security: [{ bearerAuth: [] }],
   }));
 

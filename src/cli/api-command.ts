@@ -1,6 +1,6 @@
 /**
  * CLI commands against a running Splitstream management API (`/_ss/api/v1`, docs/api.md):
- * list experiments, start/pause/resume/archive, publish, push a datafile file.
+ * list experiments, start/pause/resume/archive, publish, import or push a datafile file.
  * URL and token come from --api-url/--token or SPLITSTREAM_API_URL/SPLITSTREAM_TOKEN.
  */
 import { parseArgs } from "node:util";
@@ -12,9 +12,14 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
   splitstream experiments list --project ID
   splitstream experiments start|pause|resume|archive EXPERIMENT_ID [--environment KEY]
   splitstream publish --environment ENVIRONMENT_ID [--reason TEXT]
+  splitstream datafile import FILE --environment ENVIRONMENT_ID [--dry-run]
+      validates FILE locally, then turns it into the project's records (experiments, pages,
+      events, audiences, …; ids kept, so visitors keep their variations) and publishes;
+      --dry-run shows what it would create and change, and writes nothing
   splitstream datafile push FILE --environment ENVIRONMENT_ID
       validates FILE locally (every problem with its JSON path), then publishes it as the
-      environment's next revision
+      environment's next revision — for environments whose project has no records (the API
+      refuses otherwise: the next change would replace it; import instead)
   splitstream revisions --environment ENVIRONMENT_ID
   splitstream results EXPERIMENT_ID [--environment KEY]
       per metric and variation: counts, mean, lift with its interval, p, q and verdict
@@ -34,8 +39,45 @@ const COMMON = {
   project: { type: "string" },
   environment: { type: "string" },
   reason: { type: "string" },
+  "dry-run": { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
+
+interface ImportSummaryJson {
+  dryRun?: boolean;
+  changes?: Record<
+    string,
+    { created: string[]; updated: Array<{ key: string; columns: string[] }>; unchanged: number }
+  >;
+  statuses?: Array<{ experimentId: string; from: string; to: string }>;
+  warnings?: Array<{ path: string; message: string }>;
+  published?: Array<{ environmentKey?: string; revision?: number; changed?: boolean }>;
+}
+
+/** What an import did (or would do): one line per table that changes, statuses, warnings. */
+function renderImport(d: ImportSummaryJson): string {
+  const lines: string[] = [d.dryRun ? "dry run: nothing was written" : "imported"];
+  for (const [table, c] of Object.entries(d.changes ?? {})) {
+    if (c.created.length === 0 && c.updated.length === 0) {
+      if (c.unchanged > 0) lines.push(`  ${table}: ${c.unchanged} unchanged`);
+      continue;
+    }
+    const parts: string[] = [];
+    if (c.created.length > 0) parts.push(`create ${c.created.join(", ")}`);
+    for (const u of c.updated) parts.push(`change ${u.key} (${u.columns.join(", ")})`);
+    if (c.unchanged > 0) parts.push(`${c.unchanged} unchanged`);
+    lines.push(`  ${table}: ${parts.join("; ")}`);
+  }
+  for (const s of d.statuses ?? []) lines.push(`  status ${s.experimentId}: ${s.from} → ${s.to}`);
+  for (const w of d.warnings ?? []) lines.push(`  warning ${w.path}: ${w.message}`);
+  const published = (d.published ?? []).filter((p) => p.changed !== false);
+  if (published.length > 0)
+    lines.push(
+      `  published ${published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}`,
+    );
+  else if (!d.dryRun) lines.push("  nothing to publish (already as the file says)");
+  return lines.join("\n");
+}
 
 /** API URL, token and output mode from flags or the environment (shared by src/cli/events-command.ts). */
 export function apiOptions(values: {
@@ -308,6 +350,25 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
       : "";
     const data = await callApi(o, "GET", `/experiments/${encodeURIComponent(sub)}/results${query}`);
     print(o, data, renderResults);
+    return 0;
+  }
+  if (group === "datafile" && sub === "import") {
+    if (!target) throw new CliError("datafile import needs a FILE", 2);
+    if (!values.environment) throw new CliError("--environment is required", 2);
+    const text = await readText(target);
+    const checked = parseDatafile(text);
+    if (!checked.ok)
+      throw new CliError(
+        `${target}: invalid datafile, nothing imported\n${formatProblems(checked.problems)}`,
+      );
+    const dryRun = values["dry-run"] === true;
+    const data = await callApi(
+      o,
+      "POST",
+      `/environments/${encodeURIComponent(values.environment)}/datafile/import${dryRun ? "?dryRun=true" : ""}`,
+      JSON.parse(text),
+    );
+    print(o, data, renderImport);
     return 0;
   }
   if (group === "datafile" && sub === "push") {

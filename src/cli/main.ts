@@ -48,6 +48,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 
 /** Runs the CLI with argv (without node and script) and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  // `splitstream decide … | head`: the reader is gone, so is the need for output. Stop quietly
+  // (as `cat` does) instead of crashing with an unhandled EPIPE and its stack trace.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
   const [command, ...rest] = argv;
   if (command === undefined || command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(`${USAGE}\n`);

@@ -58,6 +58,23 @@ beforeAll(async () => {
         },
       });
     if (req.url === "/_ss/api/v1/environments/env1/datafile") return json(200, { revision: 9 });
+    if (req.url?.startsWith("/_ss/api/v1/environments/env1/datafile/import"))
+      return json(200, {
+        dryRun: req.url.endsWith("?dryRun=true"),
+        changes: {
+          pages: { created: [], updated: [], unchanged: 7 },
+          experiments: {
+            created: ["new_test"],
+            updated: [{ key: "home_hero", columns: ["variations"] }],
+            unchanged: 6,
+          },
+        },
+        statuses: [{ experimentId: "1009", from: "Not started", to: "Running" }],
+        warnings: [],
+        published: req.url.endsWith("?dryRun=true")
+          ? []
+          : [{ environmentKey: "production", revision: 12, changed: true }],
+      });
     if (req.url === "/_ss/api/v1/experiments/e2/results")
       return json(200, {
         experimentKey: "cta",
@@ -210,6 +227,52 @@ describe("splitstream API commands", () => {
     const denied = await cli(["projects", "list", "--api-url", apiUrl, "--token", "bad"]);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain("HTTP 401 unauthorized");
+  });
+
+  it("datafile import validates locally, sends the file, and reports what changes (--dry-run writes nothing)", async () => {
+    const before = seen.length;
+    const bad = await cli([
+      "datafile",
+      "import",
+      join(root, "test/fixtures/datafiles/bad-json.json"),
+      "--environment",
+      "env1",
+      "--api-url",
+      apiUrl,
+      "--token",
+      "good",
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("nothing imported");
+    expect(seen.length).toBe(before);
+    const args = (extra: string[]) => [
+      "datafile",
+      "import",
+      join(root, "demo/datafile.json"),
+      "--environment",
+      "env1",
+      "--api-url",
+      apiUrl,
+      "--token",
+      "good",
+      ...extra,
+    ];
+    const dry = await cli(args(["--dry-run"]));
+    expect(dry.code).toBe(0);
+    expect(seen.at(-1)).toMatchObject({
+      method: "POST",
+      url: "/_ss/api/v1/environments/env1/datafile/import?dryRun=true",
+    });
+    expect(JSON.parse(seen.at(-1)!.body).experiments).toHaveLength(6);
+    expect(dry.stdout).toContain("dry run: nothing was written");
+    expect(dry.stdout).toContain(
+      "experiments: create new_test; change home_hero (variations); 6 unchanged",
+    );
+    expect(dry.stdout).toContain("status 1009: Not started → Running");
+    const real = await cli(args([]));
+    expect(real.code).toBe(0);
+    expect(seen.at(-1)!.url).toBe("/_ss/api/v1/environments/env1/datafile/import");
+    expect(real.stdout).toContain("published production r12");
   });
 
   it("datafile push validates locally first and sends nothing when invalid", async () => {

@@ -299,3 +299,20 @@ describe("the CLI bundle (scripts/build-cli.mjs)", () => {
     expect(bundleIsFresh(dir)).toBe(false);
   });
 });
+
+describe("output to a reader that stops early (`… | head -1`)", () => {
+  it("exits 0 without an EPIPE stack trace", () => {
+    const input = '{"visitorId":"a"}\n'.repeat(50_000);
+    // sh: the CLI's stdout is a pipe whose reader (head) exits after one line.
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `"${process.execPath}" "${join(root, "bin", "splitstream.js")}" decide --datafile "${join(root, "demo", "datafile.json")}" --input - | head -1`,
+      ],
+      { input, encoding: "utf8" },
+    );
+    expect(r.stdout.split("\n")[0]).toMatch(/^\{"visitorId":"a","decisions":\{/);
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled 'error' event/);
+  });
+});
