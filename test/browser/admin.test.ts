@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { accessibilityViolations, describeViolations } from "./a11y";
 import { chromiumPath, launchChromium, repoRoot, startDemo, type Demo } from "./harness";
 
 const TOKEN = "browser-admin"; // the harness's ADMIN_TOKEN
@@ -120,12 +121,19 @@ run("admin pages in Chromium", () => {
 
     await page.goto(`${demo!.url}/_ss/admin`);
     expect(new URL(page.url()).pathname).toBe("/_ss/admin/login");
+    const a11y: string[] = [];
+    const audit = async (name: string) => {
+      const violations = await accessibilityViolations(page);
+      if (violations.length > 0) a11y.push(`${name}:\n${describeViolations(violations)}`);
+    };
+    await audit("sign-in");
     await page.fill('input[name="token"]', TOKEN);
     await Promise.all([
       page.waitForURL(`**/_ss/admin/projects/${projectId}`),
       page.click("button[type=submit]"),
     ]);
 
+    await audit("project");
     // The experiments list: status and the primary metric's verdict.
     const row = page.locator('tr[data-experiment="buy_button"]');
     await expect(row.locator(".badge.Running").textContent()).resolves.toBe("Running");
@@ -159,6 +167,8 @@ run("admin pages in Chromium", () => {
 
     // No SRM warning for an even split.
     await expect(page.locator("[data-srm]").count()).resolves.toBe(0);
+    await audit("experiment");
+    expect(a11y, a11y.join("\n\n")).toEqual([]);
 
     const dir = join(repoRoot, "test-results");
     mkdirSync(dir, { recursive: true });
