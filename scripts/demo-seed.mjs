@@ -101,8 +101,14 @@ export async function seedDemo({
       `demo: created project "${DEMO_PROJECT_NAME}" (${project.id}); production serves sdkKey "${DEMO_SDK_KEY}"`,
     );
   }
+  // A first start that created the project but was stopped before its import left it empty:
+  // import then too, or the demo would stay empty for good.
+  const experiments = created
+    ? { items: [] }
+    : await call(baseUrl, token, "GET", `/projects/${found.project.id}/experiments?limit=1`);
+  const empty = experiments.items.length === 0;
   let imported = false;
-  if (created || reset) {
+  if (created || reset || empty) {
     const summary = await call(
       baseUrl,
       token,

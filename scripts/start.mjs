@@ -122,7 +122,9 @@ async function seedDemoWhenReady() {
     await new Promise((r) => setTimeout(r, 250));
   }
   if (stopping) return;
-  const token = process.env.ADMIN_TOKEN ?? devVar("ADMIN_TOKEN");
+  // .dev.vars first: it is what this wrangler dev runs with (a token exported in the shell may
+  // be a deployed Worker's, and would count as a failed sign-in here).
+  const token = devVar("ADMIN_TOKEN") ?? process.env.ADMIN_TOKEN;
   if (!token) {
     console.error("start: no ADMIN_TOKEN in .dev.vars; the demo project was not created");
     return;

@@ -38,6 +38,10 @@ import { authenticateToken } from "../api/services/token-authentication";
 import { errorResponse } from "../shared/error-response";
 import { sha256Hex } from "../shared/hash";
 import { intervalChart, lineChart, percent, type IntervalRow, type Series } from "./charts";
+import { contentNav, registerContentPages } from "./content-pages";
+import { registerExplainPages } from "./explain-page";
+import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
+import { registerSettingsPages } from "./settings-pages";
 import {
   SignedOut,
   ADMIN_BASE_PATH,
@@ -377,6 +381,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
       page(
         "Projects",
         html`<h1>Projects</h1>
+          <p><a href="${ADMIN_BASE_PATH}/new-project">New project</a></p>
           ${
             items.length === 0
               ? html`<p>No projects yet: create one with the API or <code>splitstream</code>.</p>`
@@ -438,6 +443,8 @@ export function buildAdminApp(): Hono<AdminEnv> {
       page(
         name,
         html`<h1>${name}</h1>
+          <p><a href="${ADMIN_BASE_PATH}/projects/${id}/settings">Settings</a></p>
+          ${contentNav(id)} ${newExperimentLink(id, actor)}
           <p class="row">
             Environment:
             ${environments.map((e) =>
@@ -576,6 +583,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
             <span class="muted">${x.key} · ${x.type} · ${environment}</span>
             ${experimentActions(x, environment)}
           </p>
+          ${experimentControls(x, environment, actor)}
           ${banditSection(x, allocations.ok ? allocations.value.items : [])} ${body}`,
       ),
     );
@@ -620,6 +628,10 @@ export function buildAdminApp(): Hono<AdminEnv> {
     );
   });
 
+  registerSettingsPages(app);
+  registerExplainPages(app);
+  registerExperimentPages(app);
+  registerContentPages(app);
   app.notFound((c) => send(c, page("Not found", html`<p>No admin page here.</p>`), 404));
   return app;
 }

@@ -4,6 +4,7 @@
  * actor with the API's own errors. Page modules (src/admin/*-pages.ts) build on it.
  */
 import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Env } from "../env";
 import type { Actor } from "../api/context";
 import type { HtmlEscapedString } from "hono/utils/html";
@@ -12,7 +13,7 @@ import { parseCookies } from "../edge/cookies";
 import { SESSION_SECONDS } from "../api/services/sessions";
 import type { experimentResource } from "../api/services/experiments";
 import type { loadAllocationHistory } from "../api/services/bandit-allocations";
-import { ApiError, conflict } from "../api/errors";
+import { ApiError, uniqueViolation } from "../api/errors";
 
 export const ADMIN_BASE_PATH = "/_ss/admin";
 /** The session cookie: an opaque session id (never the token), HttpOnly, SameSite=Strict, Path=/_ss/admin. */
@@ -80,16 +81,17 @@ export function page(title: string, body: Html, options: { signedIn?: boolean } 
     </html>`;
 }
 
-export function send(
-  c: AdminContext,
-  body: Html,
-  status: 200 | 400 | 401 | 403 | 404 | 429 | 500 = 200,
-) {
+export function send(c: AdminContext, body: Html, status: ContentfulStatusCode = 200) {
   c.header("content-security-policy", CSP);
   c.header("cache-control", "no-store");
   c.header("x-content-type-options", "nosniff");
   c.header("referrer-policy", "same-origin");
   return c.html(body, status);
+}
+
+/** A page with `title` and `body`, answered with `status` (a refused form: the API's status). */
+export function sendPage(c: AdminContext, title: string, body: Html, status: number = 200) {
+  return send(c, page(title, body), status as ContentfulStatusCode);
 }
 
 /** A cookie of the request (the edge's parser: first occurrence wins). */
@@ -145,13 +147,8 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ApiError }
  */
 export function asApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (/UNIQUE constraint failed/i.test(message))
-    return conflict("a resource with that key already exists", {
-      constraint: message
-        .replace(/^.*UNIQUE constraint failed:\s*/i, "")
-        .replace(/: SQLITE.*$/, ""),
-    });
+  const duplicate = uniqueViolation(error);
+  if (duplicate) return duplicate;
   console.error("splitstream admin: unhandled error", error);
   return new ApiError(500, "internal_error", "internal error");
 }

@@ -13,7 +13,7 @@ import type { Env } from "../env";
 import { errorResponse } from "../shared/error-response";
 import { authenticate } from "./http/auth";
 import { API_BASE_PATH, type ApiApp, type ApiEnv } from "./context";
-import { ApiError } from "./errors";
+import { ApiError, uniqueViolation } from "./errors";
 import { jsonBodyGuard } from "./http/body-guard";
 import { validationError } from "./schemas/validation-error";
 import { registerDatafileImportRoutes } from "./routes/datafile-import";
@@ -54,14 +54,9 @@ export function toErrorResponse(error: unknown, c?: Context): Response {
       );
     return errorResponse(status, `http_${status}`, error.message || "request failed");
   }
-  const message = error instanceof Error ? error.message : String(error);
   // D1 surfaces constraint violations as errors; a duplicate key is the caller's conflict.
-  if (/UNIQUE constraint failed/i.test(message))
-    return errorResponse(409, "conflict", "a resource with that key already exists", {
-      constraint: message
-        .replace(/^.*UNIQUE constraint failed:\s*/i, "")
-        .replace(/: SQLITE.*$/, ""),
-    });
+  const duplicate = uniqueViolation(error);
+  if (duplicate) return apiErrorResponse(duplicate);
   console.error(
     "splitstream api: unhandled error",
     c ? `${c.req.method} ${c.req.path}` : "",

@@ -70,3 +70,15 @@ export interface ValidationDetail {
   path: string;
   message: string;
 }
+
+/**
+ * D1 reports a unique-constraint violation as an error; for the caller it is a 409: a resource
+ * with that key (or id) already exists. Null for any other error.
+ */
+export function uniqueViolation(error: unknown): ApiError | null {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/UNIQUE constraint failed/i.test(message)) return null;
+  return conflict("a resource with that key already exists", {
+    constraint: message.replace(/^.*UNIQUE constraint failed:\s*/i, "").replace(/: SQLITE.*$/, ""),
+  });
+}

@@ -4,7 +4,7 @@
  * file did, a second import writes nothing, a dry run writes nothing, and bad input changes
  * nothing.
  */
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import demo from "../../demo/datafile.json";
 import { decideExperiment, loadDatafile } from "../../src/core/index";
@@ -159,5 +159,134 @@ describe("datafile import", () => {
     });
     expect(refused.status).toBe(403);
     expect((await api("POST", importPath("nope"), { body: demo })).status).toBe(404);
+  });
+});
+
+describe("datafile import keeps what the file does not carry (review findings)", () => {
+  it("re-importing a project's own datafile keeps names, descriptions, caps and list members", async () => {
+    const { project, environment } = await production();
+    const p = `/projects/${project.id}`;
+    const page = await apiJson("POST", `${p}/pages`, 201, {
+      body: {
+        key: "home",
+        name: "Home page",
+        conditions: ["or", { match: "substring", value: "/" }],
+      },
+    });
+    const event = await apiJson("POST", `${p}/events`, 201, {
+      body: { key: "buy", name: "Buy click", type: "custom", maxPerVisitorPerDay: 3 },
+    });
+    const list = await apiJson("POST", `${p}/lists`, 201, {
+      body: { key: "vip", name: "VIP customers", values: ["a", "b"] },
+    });
+    const x = await apiJson("POST", `${p}/experiments`, 201, {
+      body: {
+        key: "checkout_button",
+        name: "Checkout button colour",
+        description: "Green or blue?",
+        pageIds: [page.id],
+        metrics: [{ eventId: event.id, aggregator: "unique" }],
+        variations: [
+          { key: "control", name: "Blue (today)", weight: 5000 },
+          { key: "green", name: "Green", weight: 5000 },
+        ],
+      },
+    });
+    // What the edge serves: lists without their members.
+    const served = await (
+      await exports.default.fetch(`http://localhost/_ss/datafiles/${environment.sdkKey}.json`)
+    ).json<Record<string, unknown>>();
+    const summary = await apiJson("POST", importPath(environment.id), 200, { body: served });
+    for (const table of Object.values(summary.changes) as Array<{ updated: unknown[] }>)
+      expect(table.updated, JSON.stringify(summary.changes)).toEqual([]);
+    const after = await apiJson("GET", `/experiments/${x.id}`, 200);
+    expect(after).toMatchObject({ name: "Checkout button colour", description: "Green or blue?" });
+    expect(after.variations.map((v: { name: string }) => v.name)).toEqual([
+      "Blue (today)",
+      "Green",
+    ]);
+    expect((await apiJson("GET", `/events/${event.id}`, 200)).maxPerVisitorPerDay).toBe(3);
+    expect((await apiJson("GET", `/pages/${page.id}`, 200)).name).toBe("Home page");
+    const members = await apiJson("GET", `/lists/${list.id}`, 200);
+    expect(members.values ?? members.size ?? members.count).not.toEqual([]);
+  });
+
+  it("an archived experiment stays archived: the import is refused with the status path", async () => {
+    const { project, environment } = await production();
+    const p = `/projects/${project.id}`;
+    const event = await apiJson("POST", `${p}/events`, 201, {
+      body: { key: "e", name: "e", type: "custom" },
+    });
+    const page = await apiJson("POST", `${p}/pages`, 201, {
+      body: { key: "all", name: "All", conditions: ["or", { match: "substring", value: "/" }] },
+    });
+    const x = await apiJson("POST", `${p}/experiments`, 201, {
+      body: {
+        key: "old_test",
+        name: "Old",
+        pageIds: [page.id],
+        metrics: [{ eventId: event.id, aggregator: "unique" }],
+        variations: [
+          { key: "a", weight: 5000 },
+          { key: "b", weight: 5000 },
+        ],
+      },
+    });
+    const file = JSON.parse(
+      (await env.DATAFILES.get(`datafiles/${environment.sdkKey}`, "text"))!,
+    ) as { experiments: Array<{ id: string; status: string }> };
+    await apiJson("POST", `/experiments/${x.id}/archive`, 200, { body: {} });
+    file.experiments.find((e) => e.id === x.id)!.status = "Running";
+    const body = await apiJson("POST", importPath(environment.id), 422, { body: file });
+    expect(body.error.details.problems).toContainEqual(
+      expect.objectContaining({
+        path: expect.stringMatching(/\.status$/),
+        message: expect.stringMatching(/archived experiments stay archived/),
+      }),
+    );
+  });
+
+  it("a project whose other environment serves a pushed datafile: 409 unless replaceOtherEnvironments", async () => {
+    const { project, environment } = await production();
+    const development = project.environments.find((e) => e.key === "development")!;
+    const pushed = structuredClone(demo) as Record<string, unknown>;
+    // A datafile of its own (ids another project holds would refuse the import for that).
+    const small = {
+      ...pushed,
+      experiments: [],
+      groups: [],
+      events: [],
+      web: { pages: [], experiments: [], events: [], lists: [], integrations: {} },
+    };
+    await apiJson("PUT", `/environments/${development.id}/datafile`, 200, { body: small });
+    const file = {
+      ...small,
+      attributes: [{ id: `attr_${crypto.randomUUID().slice(0, 8)}`, key: "plan" }],
+    };
+    const dry = await apiJson("POST", importPath(environment.id, true), 200, { body: file });
+    expect(dry.replacesEnvironments).toEqual([
+      { environmentId: development.id, environmentKey: "development", revision: 1 },
+    ]);
+    const refused = await apiJson("POST", importPath(environment.id), 409, { body: file });
+    expect(refused.error.message).toMatch(/development \(revision 1\)/);
+    const accepted = await apiJson(
+      "POST",
+      `${importPath(environment.id)}?replaceOtherEnvironments=true`,
+      200,
+      { body: file },
+    );
+    expect(accepted.changes.attributes.created).toEqual(["plan"]);
+  });
+
+  it("a status change alone moves the experiment's version (its ETag), like start or pause", async () => {
+    const { environment } = await demoProject();
+    const before = await apiJson("GET", "/experiments/1002", 200);
+    const edited = structuredClone(demo);
+    edited.experiments.find((e) => e.id === "1002")!.status = "Paused";
+    const summary = await apiJson("POST", importPath(environment.id), 200, { body: edited });
+    expect(summary.statuses).toEqual([{ experimentId: "1002", from: "Running", to: "Paused" }]);
+    const after = await apiJson("GET", "/experiments/1002", 200);
+    expect(after.version).toBe(before.version + 1);
+    await apiJson("POST", importPath(environment.id), 200, { body: demo });
   });
 });

@@ -9,6 +9,9 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { Page } from "playwright-core";
 
+// The page's globals, inside `page.evaluate` (this project's types have no DOM lib).
+declare const window: unknown, document: unknown;
+
 const axeSource = readFileSync(
   createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
   "utf8",
@@ -26,7 +29,7 @@ export async function accessibilityViolations(page: Page): Promise<A11yViolation
   const loaded = await page.evaluate("typeof window.axe === 'object'");
   if (!loaded) await page.evaluate(axeSource);
   const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(...args: unknown[]): Promise<unknown> } }).axe;
+    const axe = (window as { axe: { run(...args: unknown[]): Promise<unknown> } }).axe;
     const result = (await axe.run(document, {
       runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
       resultTypes: ["violations"],

@@ -4,12 +4,11 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { ApiApp } from "../context";
-import { ADMIN_ACTOR_ID } from "../services/auth";
 import { requireRole } from "../http/auth";
-import { all, requireProject } from "../store/db";
-import type { AuditRow } from "../store/rows";
 import { errorResponses, jsonResponse } from "../http/openapi";
-import { PaginationQuery, pageOf, pageSchema, parsePagination } from "../http/pagination";
+import { PaginationQuery, pageSchema, parsePagination } from "../http/pagination";
+import { listAllAuditEntries, listProjectAuditEntries } from "../services/audit-history";
+import { pageBody } from "./crud";
 
 export const AuditEntrySchema = z
   .object({
@@ -30,34 +29,6 @@ export const AuditEntrySchema = z
   })
   .openapi("AuditEntry");
 
-function auditJson(row: AuditRow): z.infer<typeof AuditEntrySchema> {
-  let details: unknown;
-  try {
-    details = JSON.parse(row.details);
-  } catch {
-    details = row.details;
-  }
-  return {
-    id: String(row.id),
-    at: row.at,
-    actor: {
-      id: row.actor,
-      name: row.actor === ADMIN_ACTOR_ID ? "ADMIN_TOKEN" : row.actor_name,
-    },
-    action: row.action,
-    resourceType: row.resource_type,
-    resourceId: row.resource_id,
-    projectId: row.project_id,
-    details,
-  };
-}
-
-/** The cursor of newest-first lists is the last id seen; the next page has smaller ids. */
-function beforeId(cursor: string | null): number {
-  const n = cursor === null ? Number.MAX_SAFE_INTEGER : Number(cursor);
-  return Number.isSafeInteger(n) ? n : 0;
-}
-
 const AuditQuery = PaginationQuery.extend({
   resourceType: z
     .string()
@@ -75,24 +46,9 @@ const AuditQuery = PaginationQuery.extend({
     }),
 });
 
-const SELECT = `SELECT a.*, t.name AS actor_name FROM audit_log a LEFT JOIN tokens t ON t.id = a.actor`;
-
-function filters(query: { resourceType?: string | undefined; resourceId?: string | undefined }) {
-  const sql: string[] = [];
-  const params: unknown[] = [];
-  if (query.resourceType) {
-    sql.push("a.resource_type = ?");
-    params.push(query.resourceType);
-  }
-  if (query.resourceId) {
-    sql.push("a.resource_id = ?");
-    params.push(query.resourceId);
-  }
-  return { sql: sql.map((s) => ` AND ${s}`).join(""), params };
-}
+const Page = pageSchema(AuditEntrySchema, "AuditPage");
 
 const tags = ["Audit log"];
-const Page = pageSchema(AuditEntrySchema, "AuditPage");
 
 export function registerAuditLogRoutes(app: ApiApp): void {
   app.openapi(
@@ -115,19 +71,14 @@ export function registerAuditLogRoutes(app: ApiApp): void {
     async (c) => {
       const { projectId } = c.req.valid("param");
       const query = c.req.valid("query");
-      const { limit, cursor } = parsePagination(c);
-      await requireProject(c.env.DB, projectId);
-      const f = filters(query);
-      const rows = await all<AuditRow>(
-        c.env.DB,
-        `${SELECT} WHERE a.project_id = ? AND a.id < ?${f.sql} ORDER BY a.id DESC LIMIT ?`,
+      const page = await listProjectAuditEntries(
+        c.env,
+        c.get("actor"),
         projectId,
-        beforeId(cursor),
-        ...f.params,
-        limit + 1,
+        parsePagination(c),
+        query,
       );
-      const page = pageOf(rows.map(auditJson), limit);
-      return c.json(page, 200);
+      return c.json(pageBody(page), 200);
     },
   );
 
@@ -146,16 +97,8 @@ export function registerAuditLogRoutes(app: ApiApp): void {
     }),
     async (c) => {
       const query = c.req.valid("query");
-      const { limit, cursor } = parsePagination(c);
-      const f = filters(query);
-      const rows = await all<AuditRow>(
-        c.env.DB,
-        `${SELECT} WHERE a.id < ?${f.sql} ORDER BY a.id DESC LIMIT ?`,
-        beforeId(cursor),
-        ...f.params,
-        limit + 1,
-      );
-      return c.json(pageOf(rows.map(auditJson), limit), 200);
+      const page = await listAllAuditEntries(c.env, c.get("actor"), parsePagination(c), query);
+      return c.json(pageBody(page), 200);
     },
   );
 }

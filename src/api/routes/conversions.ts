@@ -57,7 +57,7 @@ export function registerConversionRoutes(app: ApiApp): void {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const result = await queueOfflineConversions(c.env, {
+      const result = await queueOfflineConversions(c.env, c.get("actor"), {
         projectId: body.projectId,
         environment: body.environment,
         items: body.conversions.map(parseConversionItem),

@@ -19,6 +19,10 @@ const ImportQuery = z.object({
     .enum(["true", "false"])
     .optional()
     .openapi({ description: "`true`: answer what the import would do and write nothing." }),
+  replaceOtherEnvironments: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "`true`: import into a project without records even though its other environments serve pushed datafiles, which the import's records then replace (409 otherwise; a dry run lists them in `replacesEnvironments`).",
+  }),
 });
 
 const ImportProblemSchema = z
@@ -50,6 +54,19 @@ const ImportSummarySchema = z
       .array(z.object({ experimentId: z.string(), from: z.string(), to: z.string() }))
       .openapi({ description: "Experiment statuses set in this environment." }),
     warnings: z.array(ImportProblemSchema),
+    replacesEnvironments: z
+      .array(
+        z.object({
+          environmentId: z.string(),
+          environmentKey: z.string(),
+          revision: z.number().int(),
+        }),
+      )
+      .optional()
+      .openapi({
+        description:
+          "Other environments whose pushed datafiles the import replaces (a project without records).",
+      }),
     published: PublishedField,
   })
   .openapi("DatafileImport");
@@ -77,7 +94,7 @@ export function registerDatafileImportRoutes(app: ApiApp): void {
     }),
     async (c) => {
       const { environmentId } = c.req.valid("param");
-      const { dryRun } = c.req.valid("query");
+      const { dryRun, replaceOtherEnvironments } = c.req.valid("query");
       const summary = await importDatafile(
         c.env,
         c.get("actor"),
@@ -85,6 +102,7 @@ export function registerDatafileImportRoutes(app: ApiApp): void {
         c.req.valid("json"),
         {
           dryRun: dryRun === "true",
+          replaceOtherEnvironments: replaceOtherEnvironments === "true",
         },
       );
       return c.json(summary, 200);

@@ -10,6 +10,7 @@
  *   policy to `manual` (so the next round leaves it alone); published in the same request, with a
  *   `winner_served` row in the history.
  */
+import { requireActorRole } from "./auth";
 import type { Env } from "../../env";
 import type { Actor } from "../context";
 import { conflict } from "../errors";
@@ -135,6 +136,7 @@ export async function serveWinner(
   experiment: ExperimentRow,
   variationId: string | undefined,
 ): Promise<ServeWinnerResult> {
+  requireActorRole(actor, "editor");
   const db = env.DB;
   const id = experiment.id;
   const variations = parseJson<VariationSpec[]>(experiment.variations, []);

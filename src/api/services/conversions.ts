@@ -16,6 +16,8 @@
  *   than the consumer's QUEUE_MAX_AGE_MS so that an item accepted here is still acceptable when the
  *   consumer gets to it.
  */
+import type { Actor } from "../context";
+import { requireActorRole } from "./auth";
 import { formatPath } from "../../core/problem";
 import type { Env } from "../../env";
 import { checkTags, queueMessages, QUEUE_RETRY_AFTER_SECONDS } from "../../events/ingest-common";
@@ -123,8 +125,10 @@ export interface OfflineConversionsRequest {
  */
 export async function queueOfflineConversions(
   env: Pick<Env, "DB" | "EVENTS">,
+  actor: Actor,
   request: OfflineConversionsRequest,
 ): Promise<ConversionsResult> {
+  requireActorRole(actor, "editor");
   const db = env.DB;
   if (!(await projectExists(db, request.projectId)))
     throw unprocessable(`invalid request body: $.body.projectId: no such project`, [

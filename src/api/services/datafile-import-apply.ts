@@ -18,7 +18,7 @@ import { auditStatement } from "../store/audit";
 import { all } from "../store/db";
 import type { EnvironmentRow } from "../store/rows";
 import { insertStatement, updateStatement } from "../store/sql";
-import { hasRole } from "./auth";
+import { requireActorRole } from "./auth";
 import {
   IMPORT_TABLES,
   planDatafileImport,
@@ -47,6 +47,11 @@ export interface ImportSummary {
   warnings: ImportProblem[];
   /** Empty on a dry run or when nothing changed. */
   published: PublishResult[];
+  /**
+   * Other environments of a project without records that serve a datafile published without
+   * them: the import replaces those (refused unless `replaceOtherEnvironments`).
+   */
+  replacesEnvironments?: Array<{ environmentId: string; environmentKey: string; revision: number }>;
 }
 
 /** The guard error's text: a stale row aborts the batch with it (see the module comment). */
@@ -74,9 +79,6 @@ function invalidImport(what: string, problems: readonly ImportProblem[]): ApiErr
   );
 }
 
-/** D1 binds at most 100 parameters per statement. */
-const IDS_PER_QUERY = 90;
-
 /** The ids `datafile` would create that records of other projects already have, per table. */
 async function idsOfOtherProjects(
   db: D1Database,
@@ -96,26 +98,18 @@ async function idsOfOtherProjects(
     ),
   };
   const out: Partial<Record<ImportTable, ReadonlySet<string>>> = {};
-  const queries: Array<Promise<void>> = [];
-  for (const table of IMPORT_TABLES) {
+  // One query per table, the ids as one JSON parameter (D1 binds at most 100 parameters).
+  const queries = IMPORT_TABLES.map(async (table) => {
     const ids = [...new Set(wanted[table])];
-    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
-      const chunk = ids.slice(i, i + IDS_PER_QUERY);
-      queries.push(
-        all<{ id: string }>(
-          db,
-          `SELECT id FROM ${table} WHERE project_id <> ? AND id IN (${chunk.map(() => "?").join(", ")})`,
-          projectId,
-          ...chunk,
-        ).then((rows) => {
-          if (rows.length === 0) return;
-          const set = new Set(out[table] ?? []);
-          for (const row of rows) set.add(row.id);
-          out[table] = set;
-        }),
-      );
-    }
-  }
+    if (ids.length === 0) return;
+    const rows = await all<{ id: string }>(
+      db,
+      `SELECT id FROM ${table} WHERE project_id <> ? AND id IN (SELECT value FROM json_each(?))`,
+      projectId,
+      JSON.stringify(ids),
+    );
+    if (rows.length > 0) out[table] = new Set(rows.map((r) => r.id));
+  });
   await Promise.all(queries);
   return out;
 }
@@ -175,14 +169,9 @@ export async function importDatafile(
   actor: Actor,
   environmentId: string,
   supplied: unknown,
-  options: { dryRun: boolean },
+  options: { dryRun: boolean; replaceOtherEnvironments?: boolean },
 ): Promise<ImportSummary> {
-  if (!hasRole(actor.role, "editor"))
-    throw new ApiError(
-      403,
-      "forbidden",
-      `this needs role editor or higher; the token has role ${actor.role}`,
-    );
+  requireActorRole(actor, "editor");
   const db = env.DB;
   const environment = await db
     .prepare("SELECT * FROM environments WHERE id = ?")
@@ -219,8 +208,32 @@ export async function importDatafile(
   }
   const changing = plan.items.filter((i) => i.action !== "unchanged");
   const statusChanges = plan.statuses.filter((s) => s.status !== s.current);
+
+  // Every environment of a project publishes from its records. A project without records whose
+  // other environments serve pushed datafiles would have those replaced by this import's
+  // records (with their experiments Not started there): refused unless asked for.
+  const hadRecords = IMPORT_TABLES.some((t) => existing[t].length > 0);
+  const replaced = hadRecords
+    ? []
+    : (
+        await all<{ id: string; key: string; revision: number }>(
+          db,
+          "SELECT id, key, revision FROM environments WHERE project_id = ? AND id <> ? AND revision > 0 ORDER BY key",
+          projectId,
+          environmentId,
+        )
+      ).map((e) => ({ environmentId: e.id, environmentKey: e.key, revision: e.revision }));
+  const summaryFor = (dryRun: boolean) => ({
+    ...summaryOf(environment, plan, dryRun, []),
+    replacesEnvironments: replaced,
+  });
   if (options.dryRun || (changing.length === 0 && statusChanges.length === 0))
-    return summaryOf(environment, plan, options.dryRun, []);
+    return summaryFor(options.dryRun);
+  if (replaced.length > 0 && !options.replaceOtherEnvironments)
+    throw conflict(
+      `the project has no records yet and ${replaced.map((e) => `${e.environmentKey} (revision ${e.revision})`).join(", ")} serves a datafile published without them: after this import every environment publishes from the imported records, which replaces it. Import with replaceOtherEnvironments=true to accept that, or import into a project of its own`,
+      { replacesEnvironments: replaced },
+    );
 
   const guards: D1PreparedStatement[] = [];
   const writes: D1PreparedStatement[] = [];
@@ -245,7 +258,30 @@ export async function importDatafile(
       undo.unshift(updateStatement(db, item.table, current, next.version));
     }
   }
+  const rewritten = new Set(changing.filter((i) => i.table === "experiments").map((i) => i.row.id));
   for (const s of statusChanges) {
+    // A status change is a change of the experiment (its ETag moves, as with start or pause).
+    const unchanged = plan.items.find(
+      (i) => i.table === "experiments" && i.row.id === s.experimentId && !rewritten.has(i.row.id),
+    );
+    if (unchanged) {
+      const version = unchanged.row.version;
+      guards.push(guardStatement(db, "experiments", s.experimentId, version));
+      writes.push(
+        db
+          .prepare(
+            "UPDATE experiments SET version = ?, updated_at = ? WHERE id = ? AND version = ?",
+          )
+          .bind(version + 1, now, s.experimentId, version),
+      );
+      undo.unshift(
+        db
+          .prepare(
+            "UPDATE experiments SET version = ?, updated_at = ? WHERE id = ? AND version = ?",
+          )
+          .bind(version, unchanged.row.updated_at, s.experimentId, version + 1),
+      );
+    }
     writes.push(
       db
         .prepare(
@@ -261,7 +297,7 @@ export async function importDatafile(
         .bind(s.current, s.experimentId, environmentId),
     );
   }
-  const summary = summaryOf(environment, plan, false, []);
+  const summary = summaryFor(false);
   const statements = [
     ...guards,
     ...writes,

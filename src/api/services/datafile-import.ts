@@ -39,6 +39,7 @@ import type {
   PageRow,
   VariationSpec,
 } from "../store/rows";
+import { KEY_PATTERN } from "../schemas/fields";
 import {
   experimentTrafficAllocation,
   groupTrafficAllocation,
@@ -124,8 +125,34 @@ export interface ImportContext {
 const STATUSES: ReadonlySet<string> = new Set(["Not started", "Running", "Paused", "Archived"]);
 const EXPERIMENT_TYPES: ReadonlySet<string> = new Set(["ab", "multivariate", "split_url"]);
 
-/** Columns a row carries that an import never compares (identity, bookkeeping). */
-const BOOKKEEPING = new Set(["version", "created_at", "updated_at"]);
+/**
+ * The columns a datafile carries, per table: an import sets these and nothing else on a record
+ * that exists (names, descriptions, archive flags and event caps are the records' own — a
+ * datafile has no place for them).
+ */
+const FROM_DATAFILE: { [T in ImportTable]: ReadonlyArray<keyof ImportRows[T] & string> } = {
+  attributes: ["key"],
+  lists: ["key", "values"],
+  audiences: ["name", "conditions"],
+  pages: ["key", "activation", "selector", "conditions"],
+  events: ["key", "type", "page_id", "selector"],
+  groups: ["policy", "allocation"],
+  experiments: [
+    "key",
+    "type",
+    "layer_id",
+    "group_id",
+    "traffic",
+    "allocation_policy",
+    "audience_conditions",
+    "page_ids",
+    "metrics",
+    "variations",
+    "sections",
+    "shared_changes",
+    "forced_variations",
+  ],
+};
 
 /**
  * Weights (basis points summing to 10000) and the traffic share that reproduce `ranges` exactly
@@ -198,11 +225,50 @@ function groupAllocationFromRanges(
   return previous <= 10000 ? out : null;
 }
 
-/** The columns of `next` that differ from `current` (JSON columns compared as text). */
-function changedColumns(current: object, next: object): string[] {
-  const a = current as Record<string, unknown>;
-  const b = next as Record<string, unknown>;
-  return Object.keys(b).filter((k) => !BOOKKEEPING.has(k) && (a[k] ?? null) !== (b[k] ?? null));
+/** The datafile's columns of `table` that differ between `current` and `next`. */
+function changedColumns<T extends ImportTable>(
+  table: T,
+  current: ImportRows[T],
+  next: ImportRows[T],
+): string[] {
+  const a = current as unknown as Record<string, unknown>;
+  const b = next as unknown as Record<string, unknown>;
+  return FROM_DATAFILE[table].filter((k) => !sameColumn(a[k], b[k]));
+}
+
+/** JSON with object keys sorted, so two texts of the same value compare equal. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object")
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(value) ?? "null";
+}
+
+/**
+ * Equal stored values: the same scalar, or JSON columns holding the same value whatever their
+ * key order (records written by the API and by an import order keys differently).
+ */
+function sameColumn(a: unknown, b: unknown): boolean {
+  if ((a ?? null) === (b ?? null)) return true;
+  if (typeof a !== "string" || typeof b !== "string") return false;
+  try {
+    return canonicalJson(JSON.parse(a)) === canonicalJson(JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
+
+/** A stored `lists.values` column, or undefined when it is not a JSON array of strings. */
+function parseStoredList(text: string): string[] | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) && value.every((v) => typeof v === "string") ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -233,6 +299,13 @@ export function planDatafileImport(
     const rows = existing[table] as readonly ImportRows[T][];
     const current = rows.find((r) => r.id === row.id);
     const key = (row as { key?: string }).key;
+    if (key !== undefined && !KEY_PATTERN.test(key)) {
+      error(
+        `${path}.key`,
+        `key ${JSON.stringify(key.slice(0, 80))} is not a valid key (letters, digits, _ . -, 1–64, starting with a letter or digit): the API and the admin could not address it`,
+      );
+      return;
+    }
     if (key !== undefined) {
       const clash = rows.find((r) => (r as { key?: string }).key === key && r.id !== row.id);
       if (clash) {
@@ -258,13 +331,12 @@ export function planDatafileImport(
       error(path, `id ${row.id} belongs to another project`);
       return;
     }
-    const changed = changedColumns(current, row);
-    const merged = {
-      ...row,
-      version: current.version,
-      created_at: current.created_at,
+    const changed = changedColumns(table, current, row);
+    const merged: ImportRows[T] = {
+      ...current,
       updated_at: changed.length > 0 ? now : current.updated_at,
-    } as ImportRows[T];
+    };
+    for (const column of FROM_DATAFILE[table]) merged[column] = row[column];
     items.push(
       changed.length > 0
         ? { table, action: "update", row: merged, current, changedColumns: changed, label }
@@ -295,7 +367,12 @@ export function planDatafileImport(
 
   // ---- lists (members inline, or loaded from KV for private lists)
   (web?.lists ?? []).forEach((l, i) => {
-    const values = l.values ?? context.listMembers?.get(l.id);
+    const stored = existing.lists.find((r) => r.id === l.id);
+    // Members: inline in the file, else the environment's private members, else the record's.
+    const values =
+      l.values ??
+      context.listMembers?.get(l.id) ??
+      (stored ? parseStoredList(stored.values) : undefined);
     if (values === undefined)
       warn(
         `$.web.lists[${i}]`,
@@ -451,10 +528,23 @@ export function planDatafileImport(
       continue;
     }
     const webVariations = new Map((w?.variations ?? []).map((v) => [v.id, v]));
+    // A variation's name is the record's own (the datafile has none): kept by id.
+    const stored = existing.experiments.find((r) => r.id === x.id);
+    const storedNames = new Map<string, string>();
+    if (stored) {
+      try {
+        for (const v of JSON.parse(stored.variations) as Array<{ id?: unknown; name?: unknown }>)
+          if (typeof v.id === "string" && typeof v.name === "string") storedNames.set(v.id, v.name);
+      } catch {
+        // a corrupt column: no names to keep
+      }
+    }
     const variations: VariationSpec[] = x.variations.map((v) => {
+      const name = storedNames.get(v.id);
       const spec: VariationSpec = {
         id: v.id,
         key: v.key,
+        ...(name === undefined ? {} : { name }),
         weight: fromRanges.weights.get(v.id) ?? 0,
         changes: webVariations.get(v.id)?.changes ?? ([] as Change[]),
       };
@@ -466,6 +556,14 @@ export function planDatafileImport(
     const audienceConditions: AudienceConditionTree | null =
       x.audienceConditions ?? (x.audienceIds.length > 0 ? ["or", ...x.audienceIds] : null);
     const status = STATUSES.has(x.status) ? (x.status as ExperimentStatusValue) : "Not started";
+    const currentStatus = context.currentStatuses.get(x.id);
+    if ((currentStatus === "Archived" || (stored && stored.archived)) && status !== "Archived") {
+      error(
+        `${path}.status`,
+        `experiment ${JSON.stringify(x.key)} is archived here, and archived experiments stay archived (docs/api.md "Experiments"): give it a new id and key to run it again`,
+      );
+      continue;
+    }
     if (status !== x.status)
       warn(`${path}.status`, `status ${x.status} is imported as Not started`);
     const metrics: WebMetric[] = w?.metrics ?? [];
@@ -496,12 +594,13 @@ export function planDatafileImport(
       path,
       x.key,
     );
-    const current = context.currentStatuses.get(x.id);
     statuses.push({
       experimentId: x.id,
       status,
       current:
-        current && STATUSES.has(current) ? (current as ExperimentStatusValue) : "Not started",
+        currentStatus && STATUSES.has(currentStatus)
+          ? (currentStatus as ExperimentStatusValue)
+          : "Not started",
     });
   }
 

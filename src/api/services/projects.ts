@@ -27,7 +27,7 @@ import {
   sentFields,
 } from "./resources";
 import { requireActorRole } from "./auth";
-import { datafileKey } from "../../edge/datafile-store";
+import { currentKvRevision } from "./publish";
 import { batchGuarded } from "./write-and-publish";
 
 export function projectJson(row: ProjectRow): ProjectJson {
@@ -59,23 +59,6 @@ const DEFAULT_ENVIRONMENTS = [
   { key: "production", name: "Production" },
   { key: "development", name: "Development" },
 ] as const;
-
-/** The revision of the datafile KV holds for `sdkKey` (0 when none or not a number). */
-async function kvRevision(env: Env, sdkKey: string): Promise<number> {
-  const stored = await env.DATAFILES.getWithMetadata<{ revision?: unknown }>(
-    datafileKey(sdkKey),
-    "text",
-  );
-  if (stored.value === null) return 0;
-  const fromMetadata = Number(stored.metadata?.revision);
-  if (Number.isSafeInteger(fromMetadata) && fromMetadata > 0) return fromMetadata;
-  try {
-    const revision = Number((JSON.parse(stored.value) as { revision?: unknown }).revision);
-    return Number.isSafeInteger(revision) && revision > 0 ? revision : 0;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * A new project with its production and development environments (admin); `sdkKeys` adopts
@@ -128,7 +111,8 @@ export async function createProject(
         sdk_key: sdkKey ?? newSdkKey(),
         // An adopted key may already have a datafile in KV (pushed before this project existed):
         // revisions continue after it, so SDKs polling the key never see the number go back.
-        revision: sdkKey === undefined ? 0 : await kvRevision(env, sdkKey),
+        revision:
+          sdkKey === undefined ? 0 : ((await currentKvRevision(env.DATAFILES, sdkKey)) ?? 0),
         version: 1,
         created_at: now,
         updated_at: now,

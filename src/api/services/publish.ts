@@ -54,6 +54,7 @@ import {
   type ProjectSnapshot,
 } from "./datafile-build";
 import { ApiError, conflict, notFound } from "../errors";
+import { requireActorRole } from "./auth";
 import { nowIso } from "../ids";
 import type {
   AttributeRow,
@@ -307,7 +308,6 @@ function buildChecked(snapshot: ProjectSnapshot, revision: number): ForKv {
  * The private list members of a published revision, by list id (empty when it had none); 422
  * when the stored document is not one (it can only have been written by hand).
  */
-/** The private list members stored with `revision` of the environment (empty before any). */
 export async function storedListMembers(
   env: Env,
   environment: EnvironmentRow,
@@ -396,7 +396,8 @@ async function releaseRevision(
 }
 
 /** The revision number KV's current key holds, from its metadata; null when absent or unknown. */
-async function currentKvRevision(kv: KVNamespace, sdkKey: string): Promise<number | null> {
+/** The revision `datafiles/{sdkKey}` holds (its metadata), or null when none or unknown. */
+export async function currentKvRevision(kv: KVNamespace, sdkKey: string): Promise<number | null> {
   const { value, metadata } = await kv.getWithMetadata<Partial<PublishedDatafileMetadata>>(
     datafileKey(sdkKey),
     "stream",
@@ -532,6 +533,7 @@ export async function publishEnvironment(
   actor: Actor,
   reason: string,
 ): Promise<PublishResult> {
+  requireActorRole(actor, "editor");
   return publishWith(env, environmentId, actor, reason, null, async (revision) => {
     const snapshot = await loadSnapshot(env.DB, environmentId);
     return { environment: snapshot.environment, ...buildChecked(snapshot, revision) };
@@ -571,6 +573,7 @@ export async function rollbackEnvironment(
   actor: Actor,
   reason = `rollback to revision ${toRevision}`,
 ): Promise<PublishResult> {
+  requireActorRole(actor, "admin");
   const environment = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
     .bind(environmentId)
     .first<EnvironmentRow>();
@@ -619,17 +622,6 @@ export async function rollbackEnvironment(
   });
 }
 
-/** The tables of records a push would be silently replaced by (see pushDatafile). */
-const MANAGED_TABLES = [
-  "attributes",
-  "audiences",
-  "events",
-  "pages",
-  "groups",
-  "lists",
-  "experiments",
-] as const;
-
 /**
  * Publishes a datafile supplied as a whole (`splitstream datafile push`, PUT …/datafile) as the
  * environment's next revision: its `sdkKey` and `revision` are set to the environment's, it must
@@ -648,6 +640,7 @@ export async function pushDatafile(
   actor: Actor,
   reason = "datafile pushed",
 ): Promise<PublishResult> {
+  requireActorRole(actor, "admin");
   const environment = await env.DB.prepare("SELECT * FROM environments WHERE id = ?")
     .bind(environmentId)
     .first<EnvironmentRow>();
@@ -655,7 +648,7 @@ export async function pushDatafile(
   // A pushed file lives only until the next change publishes the records again: with records,
   // a push would be silently undone, so it is refused and the import offered instead.
   const records = await env.DB.prepare(
-    `SELECT ${MANAGED_TABLES.map((t) => `(SELECT count(*) FROM ${t} WHERE project_id = ?1)`).join(" + ")} AS n`,
+    `SELECT ${PROJECT_TABLES.map((t) => `(SELECT count(*) FROM ${t} WHERE project_id = ?1)`).join(" + ")} AS n`,
   )
     .bind(environment.project_id)
     .first<{ n: number }>();
