@@ -365,6 +365,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
       : null;
     if (!actor) throw new SignedOut();
     c.set("actor", actor);
+    c.set("tokenHash", session!.token_hash);
     await next();
   });
   const actorOf = (c: AdminContext): Actor => c.get("actor");

@@ -9,7 +9,8 @@
 import type { Hono } from "hono";
 import { html } from "hono/html";
 import type { Actor } from "../api/context";
-import type { ApiError } from "../api/errors";
+import { type ApiError, unprocessable } from "../api/errors";
+import { sha256Hex } from "../shared/hash";
 import { EnvironmentCreateSchema, EnvironmentUpdateSchema } from "../api/schemas/environments";
 import { ProjectCreateSchema, ProjectUpdateSchema } from "../api/schemas/projects";
 import { TokenCreateSchema } from "../api/schemas/tokens";
@@ -503,6 +504,18 @@ function tokensTable(tokens: TokenRow[]): Html {
   </table>`;
 }
 
+/**
+ * 422 beside `confirmToken` unless `token` is the token this session signed in with (compared
+ * by SHA-256, as sessions store it): what a script running on the site's pages — same-origin
+ * with the admin — cannot supply.
+ */
+async function confirmSignedInToken(c: AdminContext, token: string): Promise<void> {
+  if (token !== "" && (await sha256Hex(token)) === c.get("tokenHash")) return;
+  throw unprocessable("confirm with the API token you signed in with", [
+    { path: "$.body.confirmToken", message: "not the token this session signed in with" },
+  ]);
+}
+
 function tokenForm(refused: Refused | null): Html {
   const problems = problemsOf(refused?.error ?? null);
   return html`<h2>New token</h2>
@@ -533,6 +546,15 @@ function tokenForm(refused: Refused | null): Html {
         value: valueOf(refused, "expiresAt", ""),
         error: problems.get("expiresAt"),
         hint: "Empty: never expires.",
+      })}
+      ${field({
+        name: "confirmToken",
+        label: "Your own API token, to confirm",
+        type: "password",
+        value: "",
+        error: problems.get("confirmToken"),
+        required: true,
+        hint: "A new token's secret is shown once on the next page: so that a script on your site cannot create one in your name, confirm with the token you signed in with.",
       })}
       <button type="submit">Create token</button>
     </form>`;
@@ -791,9 +813,10 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
 
   app.post("/tokens", async (c) => {
     const form = await readForm(c);
-    const created = await attempt(() => {
+    const created = await attempt(async () => {
       const actor = actorOf(c);
       requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
       const expiresAt = expiresAtOf(one(form, "expiresAt"));
       const body = TokenCreateSchema.safeParse({
         name: one(form, "name"),

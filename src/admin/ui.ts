@@ -20,7 +20,11 @@ export const ADMIN_BASE_PATH = "/_ss/admin";
 export const ADMIN_COOKIE = "ss_admin";
 
 /** `actor`: the signed-in session's (set by the session middleware for every page below it). */
-export type AdminEnv = { Bindings: Env; Variables: { actor: Actor } };
+export type AdminEnv = {
+  Bindings: Env;
+  /** `tokenHash`: SHA-256 hex of the token the session signed in with (re-confirmations). */
+  Variables: { actor: Actor; tokenHash: string };
+};
 export type AdminContext = Context<AdminEnv>;
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -109,6 +113,13 @@ export function sessionCookie(c: AdminContext, sessionId: string | null): string
 
 /** A POST from another site (or without any origin information) is refused. */
 export function sameOrigin(c: AdminContext): boolean {
+  // A script on the site's own pages is same-origin too (the admin is served on the site's host):
+  // the admin's forms are top-level navigations, so a request that says it is not one (fetch,
+  // XHR: mode cors/same-origin, destination empty) is refused, whatever its origin.
+  const mode = c.req.header("sec-fetch-mode");
+  if (mode !== undefined && mode !== "navigate") return false;
+  const destination = c.req.header("sec-fetch-dest");
+  if (destination !== undefined && destination !== "document") return false;
   const site = c.req.header("sec-fetch-site");
   if (site !== undefined) return site === "same-origin";
   const origin = c.req.header("origin");

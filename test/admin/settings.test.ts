@@ -9,6 +9,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { renderExplanation } from "../../src/core/explain";
 import {
+  ADMIN_TOKEN,
   API_ORIGIN,
   adminSession,
   apiJson,
@@ -355,6 +356,38 @@ describe("environments", () => {
 });
 
 describe("tokens", () => {
+  it("creating a token needs the signed-in token again, and a script's fetch is refused (a script on the site is same-origin)", async () => {
+    const cookie = await adminSession();
+    const name = `scripted ${unique()}`;
+    const unconfirmed = await adminPost("/tokens", cookie, { name, role: "admin", expiresAt: "" });
+    expect(unconfirmed.status).toBe(422);
+    expect(await unconfirmed.text()).toMatch(
+      /id="f-confirmToken-error">not the token this session signed in with/,
+    );
+    const wrong = await adminPost("/tokens", cookie, {
+      name,
+      role: "admin",
+      expiresAt: "",
+      confirmToken: "ss_guess",
+    });
+    expect(wrong.status).toBe(422);
+    // fetch() from a page of the site: same-origin, but not a navigation.
+    const scripted = await exports.default.fetch("http://localhost/_ss/admin/tokens", {
+      method: "POST",
+      headers: {
+        cookie,
+        "content-type": "application/x-www-form-urlencoded",
+        "sec-fetch-site": "same-origin",
+        "sec-fetch-mode": "cors",
+        "sec-fetch-dest": "empty",
+      },
+      body: new URLSearchParams({ name, role: "admin", confirmToken: ADMIN_TOKEN }).toString(),
+    });
+    expect(scripted.status).toBe(403);
+    const tokens = await apiJson("GET", "/tokens?limit=200", 200);
+    expect(tokens.items.some((t: Json) => t.name === name)).toBe(false);
+  });
+
   it("an admin creates a token: the secret is shown once, works, and never appears again", async () => {
     const cookie = await adminSession();
     const page = await (await adminGet("/tokens", cookie)).text();
@@ -364,6 +397,7 @@ describe("tokens", () => {
       name,
       role: "editor",
       expiresAt: "2099-01-01T00:00",
+      confirmToken: ADMIN_TOKEN,
     });
     expect(created.status).toBe(200);
     expect(created.headers.get("cache-control")).toBe("no-store");
@@ -392,10 +426,16 @@ describe("tokens", () => {
       name,
       role: "viewer",
       expiresAt: "2001-01-01T00:00",
+      confirmToken: ADMIN_TOKEN,
     });
     expect(past.status).toBe(422);
     expect(await past.text()).toMatch(/id="f-expiresAt-error">must be in the future/);
-    const role = await adminPost("/tokens", cookie, { name, role: "owner", expiresAt: "" });
+    const role = await adminPost("/tokens", cookie, {
+      name,
+      role: "owner",
+      expiresAt: "",
+      confirmToken: ADMIN_TOKEN,
+    });
     expect(role.status).toBe(422);
     expect(await role.text()).toMatch(/<p class="field invalid">\s*<label for="f-role">/);
     const tokens = await apiJson("GET", "/tokens?limit=200", 200);
