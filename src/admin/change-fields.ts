@@ -309,9 +309,13 @@ function parseObject(json: string): Record<string, unknown> {
   }
 }
 
-/** `name=value` lines → a record (a line without `=` names an attribute with an empty value). */
-function setOf(lines: string): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * `name=value` lines → a record (a line without `=` names an attribute with an empty value).
+ * Without a prototype, so a name such as `__proto__` is an entry like any other (on a plain
+ * object, assigning it would change the prototype and the name would be lost).
+ */
+export function setOf(lines: string): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>;
   for (const line of lines.split("\n")) {
     if (line.trim() === "") continue;
     const at = line.indexOf("=");

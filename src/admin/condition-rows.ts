@@ -18,8 +18,11 @@ import type { Html } from "./ui";
 
 /** The body field (and form field) of the tree. */
 export const CONDITIONS = "conditions";
-/** Most rows a posted form may have (far beyond a useful page or audience). */
-const MAX_ROWS = 200;
+/**
+ * Most rows the form shows (far beyond a useful page or audience). A tree with more is edited as
+ * JSON instead, never cut: the save would otherwise drop the extra conditions.
+ */
+export const MAX_ROWS = 200;
 
 /** The top-level operator of a flat tree: "all of" (`and`) or "any of" (`or`). */
 export type TreeOperator = "and" | "or";
@@ -72,6 +75,7 @@ export function rowsOf(
 /** The form state of a stored tree: rows when it is flat, else its JSON. */
 export function conditionsStateOf(tree: unknown, codec: LeafCodec): ConditionsState {
   const flat = rowsOf(tree, codec);
+  if (flat && flat.rows.length > MAX_ROWS) return tooManyRows(tree, flat.rows.length);
   return flat
     ? { mode: "rows", ...flat }
     : {
@@ -80,6 +84,15 @@ export function conditionsStateOf(tree: unknown, codec: LeafCodec): ConditionsSt
         notice:
           "These conditions are more than one all/any list of (negated) conditions, so they are edited as JSON.",
       };
+}
+
+/** A flat tree with more than MAX_ROWS operands, as JSON (rows would cut it); `text` as typed. */
+function tooManyRows(tree: unknown, rows: number, text?: string): ConditionsState {
+  return {
+    mode: "json",
+    text: text ?? JSON.stringify(tree, null, 2),
+    notice: `These ${rows} conditions are more than the ${MAX_ROWS} rows the form shows, so they are edited as JSON.`,
+  };
 }
 
 /** A new form's conditions: one empty row. */
@@ -129,6 +142,7 @@ export function readConditions(
       };
     }
     const flat = rowsOf(tree, codec);
+    if (flat && flat.rows.length > MAX_ROWS) return tooManyRows(tree, flat.rows.length, text);
     return flat
       ? { mode: "rows", ...flat }
       : {
@@ -142,13 +156,12 @@ export function readConditions(
   const operator: TreeOperator = posted === "and" || posted === "or" ? posted : defaultOperator;
   const indexes = new Set<number>();
   for (const name of form.keys()) {
-    const match = /^conditions\[(\d{1,4})\]\./.exec(name);
+    const match = /^conditions\[(\d{1,9})\]\./.exec(name);
     if (match) indexes.add(Number(match[1]));
   }
   const rows: ConditionRow[] = [...indexes]
     .sort((a, b) => a - b)
     .filter((i) => !form.has(`${CONDITIONS}[${i}].remove`))
-    .slice(0, MAX_ROWS)
     .map((i) => ({
       not: form.has(`${CONDITIONS}[${i}].not`),
       values: Object.fromEntries(
@@ -156,6 +169,9 @@ export function readConditions(
       ),
     }));
   if (refresh === "add" && rows.length < MAX_ROWS) rows.push({ not: false, values: codec.blank() });
+  // More rows than the form shows (a hand-made post): every one is kept, as JSON, never cut.
+  if (rows.length > MAX_ROWS)
+    return tooManyRows(treeOfRows(operator, rows, codec).tree, rows.length);
   if (refresh === "json")
     return {
       mode: "json",

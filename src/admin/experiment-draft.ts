@@ -308,12 +308,17 @@ export function draftFromForm(form: PostedForm): ExperimentDraft {
   };
 }
 
-/** `visitorId=variationKey` lines → the API's `forcedVariations`. */
-function forcedVariationsOf(lines: string): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * `visitorId=variationKey` lines → the API's `forcedVariations`. A line is split at its LAST `=`:
+ * a variation key never holds one (KEY_PATTERN, src/api/schemas/fields.ts) while visitor ids may
+ * (base64 `dXNlcjE=`). The record has no prototype, so a visitor id `__proto__` is an entry like
+ * any other (on a plain object, assigning it would change the prototype and the id would be lost).
+ */
+export function forcedVariationsOf(lines: string): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>;
   for (const line of lines.split("\n")) {
     if (line.trim() === "") continue;
-    const at = line.indexOf("=");
+    const at = line.lastIndexOf("=");
     out[(at < 0 ? line : line.slice(0, at)).trim()] = at < 0 ? "" : line.slice(at + 1).trim();
   }
   return out;

@@ -196,14 +196,18 @@ function pageLabel(p: PageJson): string {
 
 /**
  * A multi-select's options with the chosen ones first, in their order: a browser posts the
- * selected options in document order, so the stored order (of `pageIds`) survives a save.
+ * selected options in document order, so the stored order (of `pageIds`) survives a save. A
+ * chosen value not among the options (past the first LIST_MAX items) is offered by its id, so an
+ * unchanged save keeps it instead of dropping a page or an audience (widening the targeting).
  */
-function chosenFirst(
+export function chosenFirst(
   options: ReadonlyArray<{ value: string; label: string }>,
   chosen: readonly string[],
 ): Array<{ value: string; label: string }> {
   const byValue = new Map(options.map((o) => [o.value, o]));
-  const first = chosen.flatMap((value) => byValue.get(value) ?? []);
+  const first = chosen.map(
+    (value) => byValue.get(value) ?? { value, label: `${value} (not listed)` },
+  );
   return [...first, ...options.filter((o) => !chosen.includes(o.value))];
 }
 

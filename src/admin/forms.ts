@@ -139,8 +139,19 @@ function help(id: string, options: { hint?: string; error?: string | undefined }
   }`;
 }
 
-/** A labelled `<input>` with its hint and its problem. */
-export function field(options: FieldOptions): Html {
+/** Whether a value holds a line break, which an `<input>` cannot carry. */
+const hasLineBreak = (value: FieldOptions["value"]): value is string =>
+  typeof value === "string" && /[\r\n]/.test(value);
+
+/**
+ * A labelled `<input>` with its hint and its problem. A text value holding a line break is shown
+ * in a `<textarea>` instead (with `multiline`, always): browsers delete line breaks from an
+ * input's value, so an unchanged save would rewrite "Line one\nLine two" as "Line oneLine two".
+ */
+export function field(options: FieldOptions & { multiline?: boolean }): Html {
+  const type = options.type ?? "text";
+  if ((type === "text" || type === "url") && (options.multiline || hasLineBreak(options.value)))
+    return textarea({ ...options, rows: 2 });
   const id = fieldId(options.name);
   const described = describedBy(id, options);
   return html`<p class="field${options.error ? " invalid" : ""}">
@@ -148,7 +159,7 @@ export function field(options: FieldOptions): Html {
     <input
       id="${id}"
       name="${options.name}"
-      type="${options.type ?? "text"}"
+      type="${type}"
       value="${options.value ?? ""}"
       ${options.required ? html`required` : ""}
       ${options.disabled ? html`disabled` : ""}
@@ -199,6 +210,14 @@ export function select(
         ? [options.value]
         : options.value,
   );
+  // A chosen value the options leave out (one past the first 1,000 items listed, or from another
+  // project) is offered first, by its id: without it the browser would post another option, and
+  // an unchanged save would silently drop or widen what was chosen. "" is never added: a blank
+  // value means "not chosen yet", where the browser's first option is the intended default.
+  const listed = new Set(options.options.map((o) => o.value));
+  const unlisted = [...chosen]
+    .filter((value) => value !== "" && !listed.has(value))
+    .map((value) => ({ value, label: `${value} (not listed)` }));
   return html`<p class="field${options.error ? " invalid" : ""}">
     <label for="${id}">${options.label}</label>
     <select
@@ -209,7 +228,7 @@ export function select(
       ${options.error ? html`aria-invalid="true"` : ""}
       ${described ? html`aria-describedby="${described}"` : ""}
     >
-      ${options.options.map(
+      ${[...unlisted, ...options.options].map(
         (o) =>
           html`<option value="${o.value}" ${chosen.has(o.value) ? html`selected` : ""}>
             ${o.label}

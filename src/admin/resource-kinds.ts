@@ -5,6 +5,7 @@
  * out of the body).
  */
 import { html } from "hono/html";
+import { unprocessable } from "../api/errors";
 import {
   AttributeCreateSchema,
   AttributeUpdateSchema,
@@ -263,20 +264,22 @@ interface GroupExtra {
   experiments: Array<{ id: string; key: string; groupId: string | null }>;
 }
 
-/** Most allocation rows a posted form may have. */
-const MAX_ALLOCATION_ROWS = 200;
+/**
+ * Most allocation rows a form saves. A posted form with more is refused beside `allocation`
+ * (422) rather than cut, since the save would otherwise drop the extra members' shares.
+ */
+export const MAX_ALLOCATION_ROWS = 200;
 
-/** The allocation rows of a posted form (removed rows dropped, the rest renumbered). */
+/** The allocation rows of a posted form (removed rows dropped, the rest renumbered; none cut). */
 function readAllocation(form: PostedForm): AllocationRow[] {
   const indexes = new Set<number>();
   for (const name of form.keys()) {
-    const match = /^allocation\[(\d{1,4})\]\./.exec(name);
+    const match = /^allocation\[(\d{1,9})\]\./.exec(name);
     if (match) indexes.add(Number(match[1]));
   }
   const rows = [...indexes]
     .sort((a, b) => a - b)
     .filter((i) => !form.has(`allocation[${i}].remove`))
-    .slice(0, MAX_ALLOCATION_ROWS)
     .map((i) => ({
       experimentId: one(form, `allocation[${i}].experimentId`),
       weight: one(form, `allocation[${i}].weight`),
@@ -337,6 +340,12 @@ export const groupKind: ContentKind<GroupJson, GroupJson, GroupState, GroupExtra
     allocation: readAllocation(form),
   }),
   body(state, op) {
+    if (state.allocation.length > MAX_ALLOCATION_ROWS) {
+      const message = `${state.allocation.length} allocation rows: the form saves at most ${MAX_ALLOCATION_ROWS}; edit this allocation through the API (PATCH /groups/{id})`;
+      throw unprocessable(`invalid request body: $.body.allocation: ${message}`, [
+        { path: "$.body.allocation", message },
+      ]);
+    }
     const rowOf: number[] = [];
     const allocation: Array<{ experimentId: string; weight: unknown }> = [];
     state.allocation.forEach((row, i) => {
