@@ -292,6 +292,7 @@ function settingsPage(
                   Deletes the project with everything in it, and its environments' datafiles: their
                   SDK keys stop serving. Refused while an experiment is running.
                 </p>
+                ${confirmField()}
                 <button type="submit">Delete project</button>
               </form>`
           : ""
@@ -437,6 +438,7 @@ function environmentPage(
                           Deletes the environment and its datafiles: its SDK key stops serving.
                           Refused while an experiment is running in it.
                         </p>
+                        ${confirmField()}
                         <button type="submit">Delete environment</button>
                       </form>`
               }`
@@ -514,6 +516,18 @@ async function confirmSignedInToken(c: AdminContext, token: string): Promise<voi
   throw unprocessable("confirm with the API token you signed in with", [
     { path: "$.body.confirmToken", message: "not the token this session signed in with" },
   ]);
+}
+
+/** The "your own API token, to confirm" field of the forms that need it (see confirmSignedInToken). */
+function confirmField(): Html {
+  return field({
+    name: "confirmToken",
+    label: "Your own API token, to confirm",
+    type: "password",
+    value: "",
+    required: true,
+    hint: "So that a script running on your site cannot do this in your name.",
+  });
 }
 
 function tokenForm(refused: Refused | null): Html {
@@ -716,7 +730,11 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
   app.post("/projects/:id/delete", async (c) => {
     const id = c.req.param("id");
     const form = await readForm(c);
-    const deleted = await attempt(() => deleteProject(c.env, actorOf(c), id, postedVersion(form)));
+    const deleted = await attempt(async () => {
+      requireActorRole(actorOf(c), "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
+      return deleteProject(c.env, actorOf(c), id, postedVersion(form));
+    });
     if (deleted.ok) return c.redirect(ADMIN_BASE_PATH, 303);
     const found = await loadProject(c, id);
     if (!found.ok) return found.response;
@@ -799,7 +817,11 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
     const actor = actorOf(c);
     // The project to go back to; a missing environment is the delete's own 404 below.
     const before = await attempt(() => getEnvironment(c.env, actor, id));
-    const deleted = await attempt(() => deleteEnvironment(c.env, actor, id, postedVersion(form)));
+    const deleted = await attempt(async () => {
+      requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
+      return deleteEnvironment(c.env, actor, id, postedVersion(form));
+    });
     if (deleted.ok && before.ok)
       return c.redirect(
         `${ADMIN_BASE_PATH}/projects/${encodeURIComponent(before.value.project_id)}/settings?notice=${encodeURIComponent(`Environment ${before.value.key} deleted.`)}`,

@@ -244,13 +244,19 @@ describe("project settings", () => {
     });
     await apiJson("POST", `/experiments/${experiment.id}/start`, 200);
     const cookie = await adminSession();
-    const refused = await adminPost(`/projects/${project.id}/delete`, cookie, { version: "1" });
+    const refused = await adminPost(`/projects/${project.id}/delete`, cookie, {
+      version: "1",
+      confirmToken: ADMIN_TOKEN,
+    });
     expect(refused.status).toBe(409);
     expect(await refused.text()).toContain("the project has running experiments");
     await apiJson("GET", `/projects/${project.id}`, 200);
 
     await apiJson("POST", `/experiments/${experiment.id}/pause`, 200);
-    const deleted = await adminPost(`/projects/${project.id}/delete`, cookie, { version: "1" });
+    const deleted = await adminPost(`/projects/${project.id}/delete`, cookie, {
+      version: "1",
+      confirmToken: ADMIN_TOKEN,
+    });
     expect(deleted.status).toBe(303);
     expect(deleted.headers.get("location")).toBe("/_ss/admin");
     await apiJson("GET", `/projects/${project.id}`, 404);
@@ -298,8 +304,15 @@ describe("environments", () => {
     });
     expect(renamed.status).toBe(303);
     expect((await apiJson("GET", `/environments/${staging.id}`, 200)).name).toBe("Pre-production");
+    // Without the signed-in token typed again: refused, nothing deleted.
+    const unconfirmed = await adminPost(`/environments/${staging.id}/delete`, cookie, {
+      version: "2",
+    });
+    expect(unconfirmed.status).toBe(422);
+    await apiJson("GET", `/environments/${staging.id}`, 200);
     const deleted = await adminPost(`/environments/${staging.id}/delete`, cookie, {
       version: "2",
+      confirmToken: ADMIN_TOKEN,
     });
     expect(deleted.status).toBe(303);
     expect(deleted.headers.get("location")).toContain(`/projects/${project.id}/settings`);
