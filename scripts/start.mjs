@@ -13,7 +13,7 @@
 //      start creates the "Demo shop" project (production on SDK key `demo`, which the local
 //      route serves) and imports demo/datafile.json into it as records, through the management
 //      API with ADMIN_TOKEN. Later starts keep that project as it is (your edits stay);
-//      SPLITSTREAM_DEMO_RESET=1 imports the file again.
+//      SPLITSTREAM_DEMO_RESET=1 imports the file again, SPLITSTREAM_DEMO=0 skips this step.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -280,7 +280,8 @@ try {
   await startDemoOrigin();
   if (!stopping) {
     dev();
-    void seedDemoWhenReady();
+    // SPLITSTREAM_DEMO=0: no demo project (e.g. after deleting it on purpose).
+    if (process.env.SPLITSTREAM_DEMO !== "0") void seedDemoWhenReady();
   }
 } catch (error) {
   console.error(`start: ${error instanceof Error ? error.message : String(error)}`);
