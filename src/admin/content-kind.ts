@@ -8,7 +8,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Actor } from "../api/context";
 import { ApiError, type ValidationDetail } from "../api/errors";
-import { validationError } from "../api/schemas/validation-error";
+import { parseBody } from "../api/schemas/validation-error";
 import { requireActorRole } from "../api/services/auth";
 import {
   createResource,
@@ -58,13 +58,6 @@ export interface ResourceCalls<Json, Item> {
   create(env: Env, actor: Actor, projectId: string, body: unknown): Promise<Json>;
   update(env: Env, actor: Actor, id: string, body: unknown, ifMatch: IfMatch): Promise<Json>;
   remove(env: Env, actor: Actor, id: string, ifMatch: IfMatch): Promise<void>;
-}
-
-/** A zod schema's parse of a request body, or the API's 422 for it. */
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) throw validationError(parsed.error, "json");
-  return parsed.data;
 }
 
 /**

@@ -22,7 +22,7 @@ import type { AudienceJson } from "../api/schemas/audiences";
 import type { EventJson } from "../api/schemas/events";
 import type { GroupJson } from "../api/schemas/groups";
 import type { PageJson } from "../api/schemas/pages";
-import { validationError } from "../api/schemas/validation-error";
+import { parseBody } from "../api/schemas/validation-error";
 import { listProjectAuditEntries } from "../api/services/audit-history";
 import { audienceResource } from "../api/services/audiences";
 import { hasRole, requireActorRole } from "../api/services/auth";
@@ -927,9 +927,8 @@ export function registerExperimentPages(app: Hono<AdminEnv>): void {
       return sendPage(c, newTitle, view(null));
     }
     const created = await attempt(() => {
-      const parsed = ExperimentCreateSchema.safeParse(bodyOf(draft, "create"));
-      if (!parsed.success) throw validationError(parsed.error, "json");
-      return createResource(c.env, actorOf(c), experimentResource, projectId, parsed.data);
+      const parsed = parseBody(ExperimentCreateSchema, bodyOf(draft, "create"));
+      return createResource(c.env, actorOf(c), experimentResource, projectId, parsed);
     });
     if (!created.ok) return sendPage(c, newTitle, view(created.error), created.error.status);
     return c.redirect(`${BASE}/experiments/${enc(created.value.row.id)}`, 303);
@@ -1003,9 +1002,8 @@ export function registerExperimentPages(app: Hono<AdminEnv>): void {
       return sendPage(c, title, view(null));
     }
     const updated = await attempt(() => {
-      const parsed = ExperimentUpdateSchema.safeParse(bodyOf(draft, "update"));
-      if (!parsed.success) throw validationError(parsed.error, "json");
-      return updateResource(c.env, actor, experimentResource, id, parsed.data, version);
+      const parsed = parseBody(ExperimentUpdateSchema, bodyOf(draft, "update"));
+      return updateResource(c.env, actor, experimentResource, id, parsed, version);
     });
     if (!updated.ok) return sendPage(c, title, view(updated.error), updated.error.status);
     return c.redirect(back, 303);
@@ -1054,9 +1052,8 @@ export function registerExperimentPages(app: Hono<AdminEnv>): void {
         }),
       );
       const key = freeCopyKey(x.key, new Set(existing.map((e) => e.key)));
-      const parsed = ExperimentCreateSchema.safeParse(copyBody(x, key));
-      if (!parsed.success) throw validationError(parsed.error, "json");
-      return createResource(c.env, actor, experimentResource, x.projectId, parsed.data);
+      const parsed = parseBody(ExperimentCreateSchema, copyBody(x, key));
+      return createResource(c.env, actor, experimentResource, x.projectId, parsed);
     });
     const query = `environment=${enc(environment)}`;
     if (!copy.ok)

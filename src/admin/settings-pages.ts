@@ -14,7 +14,7 @@ import { sha256Hex } from "../shared/hash";
 import { EnvironmentCreateSchema, EnvironmentUpdateSchema } from "../api/schemas/environments";
 import { ProjectCreateSchema, ProjectUpdateSchema } from "../api/schemas/projects";
 import { TokenCreateSchema } from "../api/schemas/tokens";
-import { validationError } from "../api/schemas/validation-error";
+import { parseBody } from "../api/schemas/validation-error";
 import { listProjectAuditEntries, type AuditEntryJson } from "../api/services/audit-history";
 import { hasRole, requireActorRole } from "../api/services/auth";
 import {
@@ -683,9 +683,8 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
       const actor = actorOf(c);
       // In the API's order: the role (the route's middleware), then the body, then the rules.
       requireActorRole(actor, "admin");
-      const body = ProjectCreateSchema.safeParse(projectCreateBody(form));
-      if (!body.success) throw validationError(body.error, "json");
-      return createProject(c.env, actor, body.data);
+      const body = parseBody(ProjectCreateSchema, projectCreateBody(form));
+      return createProject(c.env, actor, body);
     });
     if (!created.ok) return newProjectPage(c, { error: created.error, form }, created.error.status);
     return c.redirect(
@@ -705,12 +704,11 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
     const updated = await attempt(() => {
       const actor = actorOf(c);
       requireActorRole(actor, "admin");
-      const body = ProjectUpdateSchema.safeParse({
+      const body = parseBody(ProjectUpdateSchema, {
         name: one(form, "name"),
         description: one(form, "description"),
       });
-      if (!body.success) throw validationError(body.error, "json");
-      return updateProject(c.env, actor, id, body.data, postedVersion(form));
+      return updateProject(c.env, actor, id, body, postedVersion(form));
     });
     if (updated.ok)
       return c.redirect(
@@ -757,12 +755,11 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
     const created = await attempt(() => {
       const actor = actorOf(c);
       requireActorRole(actor, "admin");
-      const body = EnvironmentCreateSchema.safeParse({
+      const body = parseBody(EnvironmentCreateSchema, {
         key: one(form, "key"),
         name: one(form, "name"),
       });
-      if (!body.success) throw validationError(body.error, "json");
-      return createEnvironment(c.env, actor, id, body.data);
+      return createEnvironment(c.env, actor, id, body);
     });
     if (created.ok)
       return c.redirect(
@@ -799,9 +796,8 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
     const updated = await attempt(() => {
       const actor = actorOf(c);
       requireActorRole(actor, "admin");
-      const body = EnvironmentUpdateSchema.safeParse({ name: one(form, "name") });
-      if (!body.success) throw validationError(body.error, "json");
-      return updateEnvironment(c.env, actor, id, body.data, postedVersion(form));
+      const body = parseBody(EnvironmentUpdateSchema, { name: one(form, "name") });
+      return updateEnvironment(c.env, actor, id, body, postedVersion(form));
     });
     if (updated.ok)
       return c.redirect(
@@ -840,13 +836,12 @@ export function registerSettingsPages(app: Hono<AdminEnv>): void {
       requireActorRole(actor, "admin");
       await confirmSignedInToken(c, one(form, "confirmToken"));
       const expiresAt = expiresAtOf(one(form, "expiresAt"));
-      const body = TokenCreateSchema.safeParse({
+      const body = parseBody(TokenCreateSchema, {
         name: one(form, "name"),
         role: one(form, "role"),
         ...(expiresAt === undefined ? {} : { expiresAt }),
       });
-      if (!body.success) throw validationError(body.error, "json");
-      return createToken(c.env, actor, body.data);
+      return createToken(c.env, actor, body);
     });
     if (!created.ok)
       return tokensPage(

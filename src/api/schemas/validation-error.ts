@@ -46,3 +46,14 @@ export function validationError(error: z.ZodError, target: string): ApiError {
     : `invalid request ${root}`;
   return unprocessable(message, details);
 }
+
+/**
+ * `schema`'s parse of a request body, or the 422 `validation_failed` the API's validator answers
+ * for it — for callers without an HTTP request (the admin pages, services), so a value is refused
+ * with the API's message whichever side it came through.
+ */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw validationError(parsed.error, "json");
+  return parsed.data;
+}

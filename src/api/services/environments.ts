@@ -13,13 +13,13 @@ import type {
   EnvironmentJson,
   EnvironmentUpdate,
 } from "../schemas/environments";
-import { auditIfChanged, auditStatement } from "../store/audit";
+import { auditStatement } from "../store/audit";
 import { all, listEnvironments, requireEnvironment, requireProject } from "../store/db";
 import type { EnvironmentRow } from "../store/rows";
-import { insertStatement, versionedUpdate, versionGuardError } from "../store/sql";
+import { insertStatement } from "../store/sql";
 import { checkVersion, type IfMatch, sentFields } from "./resources";
 import { requireActorRole } from "./auth";
-import { batchGuarded } from "./write-and-publish";
+import { updateAudited } from "./write-and-publish";
 
 /** Where official SDKs and the edge fetch an environment's datafile (same host as the API). */
 export function datafilePath(sdkKey: string): string {
@@ -149,22 +149,19 @@ export async function updateEnvironment(
     version: current.version + 1,
     updated_at: nowIso(),
   };
-  await batchGuarded(
+  await updateAudited(
     db,
-    [
-      // Not the whole row: publishing bumps `revision` without a new version.
-      versionedUpdate(db, "environments", environmentId, current.version, {
-        name: next.name,
-        version: next.version,
-        updated_at: next.updated_at,
-      }),
-      // The audit row only lands when the update did (same version guard).
-      auditIfChanged(db, actor, "update", "environment", environmentId, current.project_id, {
-        fields: sentFields(body),
-      }),
-    ],
-    0,
-    () => versionGuardError(db, "environments", "environment", environmentId),
+    actor,
+    {
+      table: "environments",
+      type: "environment",
+      id: environmentId,
+      projectId: current.project_id,
+      expectedVersion: current.version,
+    },
+    // Not the whole row: publishing bumps `revision` without a new version.
+    { name: next.name, version: next.version, updated_at: next.updated_at },
+    sentFields(body),
   );
   return next;
 }

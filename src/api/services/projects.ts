@@ -13,10 +13,10 @@ import type {
   ProjectUpdate,
   ProjectWithEnvironmentsJson,
 } from "../schemas/projects";
-import { auditIfChanged, auditStatement } from "../store/audit";
+import { auditStatement } from "../store/audit";
 import { all, first, listEnvironments, requireProject } from "../store/db";
 import type { EnvironmentRow, ProjectRow } from "../store/rows";
-import { insertStatement, versionedUpdate, versionGuardError } from "../store/sql";
+import { insertStatement } from "../store/sql";
 import { deleteDatafilesOf, environmentJson } from "./environments";
 import {
   checkVersion,
@@ -28,7 +28,7 @@ import {
 } from "./resources";
 import { requireActorRole } from "./auth";
 import { currentKvRevision } from "./publish";
-import { batchGuarded } from "./write-and-publish";
+import { updateAudited } from "./write-and-publish";
 
 export function projectJson(row: ProjectRow): ProjectJson {
   return {
@@ -183,22 +183,23 @@ export async function updateProject(
     version: current.version + 1,
     updated_at: nowIso(),
   };
-  await batchGuarded(
+  await updateAudited(
     db,
-    [
-      versionedUpdate(db, "projects", projectId, current.version, {
-        name: next.name,
-        description: next.description,
-        version: next.version,
-        updated_at: next.updated_at,
-      }),
-      // The audit row only lands when the update did (same version guard).
-      auditIfChanged(db, actor, "update", "project", projectId, projectId, {
-        fields: sentFields(body),
-      }),
-    ],
-    0,
-    () => versionGuardError(db, "projects", "project", projectId),
+    actor,
+    {
+      table: "projects",
+      type: "project",
+      id: projectId,
+      projectId: projectId,
+      expectedVersion: current.version,
+    },
+    {
+      name: next.name,
+      description: next.description,
+      version: next.version,
+      updated_at: next.updated_at,
+    },
+    sentFields(body),
   );
   return next;
 }

@@ -6,7 +6,7 @@
  */
 import { ExperimentActionBodySchema } from "../schemas/experiments";
 import { ResultsQuerySchema, type ResultsQuery } from "../schemas/results";
-import { validationError } from "../schemas/validation-error";
+import { parseBody, validationError } from "../schemas/validation-error";
 
 /** The body of an experiment action (`POST /experiments/{id}/start` …), validated. */
 export type ExperimentActionBody = ReturnType<typeof ExperimentActionBodySchema.parse>;
@@ -25,7 +25,6 @@ export function parseResultsQuery(
 
 /** The body of an experiment action (`{environment?}`), or a 422 ApiError. */
 export function parseExperimentActionBody(body: unknown): ExperimentActionBody {
-  const result = ExperimentActionBodySchema.safeParse(body);
-  if (!result.success) throw validationError(result.error, "json");
-  return result.data;
+  const result = parseBody(ExperimentActionBodySchema, body);
+  return result;
 }

@@ -6,6 +6,8 @@
 import type { Env } from "../../env";
 import type { Actor } from "../context";
 import { ApiError } from "../errors";
+import { auditIfChanged } from "../store/audit";
+import { versionedUpdate, versionGuardError } from "../store/sql";
 import { publishProject, type PublishResult } from "./publish";
 
 export interface WritePlan {
@@ -86,4 +88,34 @@ export async function writeAndPublish(
     }
     throw error;
   }
+}
+
+/**
+ * A version-guarded update of some columns of one row with its audit entry, in one batch: the
+ * audit row only lands when the update did, and a lost race answers 409 `version_conflict` (404
+ * when the row is gone). For rows whose changes do not publish (projects, environments).
+ */
+export async function updateAudited(
+  db: D1Database,
+  actor: Actor,
+  target: {
+    table: string;
+    /** Singular noun for the audit entry and a 404 (`project`). */
+    type: string;
+    id: string;
+    projectId: string;
+    expectedVersion: number;
+  },
+  values: Record<string, unknown>,
+  fields: string[],
+): Promise<void> {
+  await batchGuarded(
+    db,
+    [
+      versionedUpdate(db, target.table, target.id, target.expectedVersion, values),
+      auditIfChanged(db, actor, "update", target.type, target.id, target.projectId, { fields }),
+    ],
+    0,
+    () => versionGuardError(db, target.table, target.type, target.id),
+  );
 }
