@@ -34,17 +34,32 @@ const workerOnlyOrIoGlobals = (dir) =>
  * files) of src/ a layer must NOT import; src/index.ts is the wiring and nothing imports it.
  */
 const LAYERS = {
-  "src/core": ["shared", "edge", "events", "api", "admin", "client", "cli", "env", "index"],
-  "src/shared": ["edge", "events", "api", "admin", "client", "cli", "env", "index"],
+  "src/core": [
+    "shared",
+    "edge",
+    "events",
+    "api",
+    "admin",
+    "client",
+    "editor",
+    "cli",
+    "env",
+    "index",
+  ],
+  "src/shared": ["edge", "events", "api", "admin", "client", "editor", "cli", "env", "index"],
   "src/edge": ["events", "api", "admin", "cli", "index"],
-  "src/events": ["edge", "api", "admin", "client", "cli", "index"],
-  "src/api": ["admin", "client", "cli", "index"],
+  "src/events": ["edge", "api", "admin", "client", "editor", "cli", "index"],
+  "src/api": ["admin", "client", "editor", "cli", "index"],
   "src/admin": ["client", "cli", "index"],
   // Its own browser bundle: core's datafile types and shared's bootstrap contract
   // (src/shared/bootstrap-types.ts). The edge imports the client (the bundle it serves and
   // src/client/config-types.ts), never the other way round.
-  "src/client": ["edge", "events", "api", "admin", "cli", "env", "index"],
-  "src/cli": ["edge", "events", "api", "admin", "client", "env", "index"],
+  "src/client": ["edge", "events", "api", "admin", "editor", "cli", "env", "index"],
+  // The visual editor's two browser bundles (the admin page's script and the agent inside the
+  // previewed page): pure core only (selector checks, change types). The edge serves the agent
+  // and the admin the editor, as generated string modules; nothing imports src/editor's code.
+  "src/editor": ["shared", "edge", "events", "api", "admin", "client", "cli", "env", "index"],
+  "src/cli": ["edge", "events", "api", "admin", "client", "editor", "env", "index"],
 };
 
 /** The `no-restricted-imports` pattern for the layers `dir` must not import (relative paths). */
@@ -253,10 +268,12 @@ export default defineConfig(
     },
   },
   // The layers above: imports only (LAYERS).
-  ...["src/edge", "src/events", "src/api", "src/admin", "src/client", "src/cli"].map((dir) => ({
-    files: [`${dir}/**/*.ts`],
-    rules: layerRules(dir),
-  })),
+  ...["src/edge", "src/events", "src/api", "src/admin", "src/client", "src/editor", "src/cli"].map(
+    (dir) => ({
+      files: [`${dir}/**/*.ts`],
+      rules: layerRules(dir),
+    }),
+  ),
   // The layers inside src/api (API_LAYERS); each entry replaces the src/api one above for its
   // files, so it repeats LAYERS' pattern.
   ...Object.entries(API_LAYERS).map(([layer, { files, ignores }]) => ({

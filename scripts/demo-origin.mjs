@@ -8,6 +8,7 @@
 //   /                  index.html            /pricing, /pricing-b    pricing(-b).html
 //   /products/1 … /3   product.html, filled  /checkout, /checkout-b  checkout(-b).html
 //                      from products.json    /checkout/done          checkout-done.html
+//                                            /stores                 stores.html (table, forms)
 //   /assets/…, /favicon.svg                  static files, with their content types
 //   /slow              a large page streamed in chunks with pauses (?kb=512&chunks=32&delay=100)
 //   /_origin/headers   the request headers as JSON (see what the edge sends: x-ss-*)
@@ -51,6 +52,7 @@ const PAGES = {
   "/checkout": "checkout.html",
   "/checkout-b": "checkout-b.html",
   "/checkout/done": "checkout-done.html",
+  "/stores": "stores.html",
 };
 
 const INCLUDE = /<!--#include virtual="\/_partials\/([a-z0-9_-]+\.html)"\s*-->/gi;

@@ -9,6 +9,7 @@ import { CLIENT_CONFIG_PATH_PREFIX, handleClientConfig } from "./edge/client-con
 import { CLIENT_SCRIPT_PATH, handleClientScript } from "./edge/client-script";
 import { DECIDE_PATH, handleDecide } from "./edge/decide-endpoint";
 import { handleEdgeRequest } from "./edge/handle-request";
+import { handleEditorRequest, isEditorRequest } from "./edge/editor-preview";
 import { handleHealth, HEALTH_PATH } from "./edge/health";
 import { loadRoutes, matchRoute } from "./edge/routes";
 import { getDatafile } from "./edge/datafile-store";
@@ -62,6 +63,9 @@ export default {
         return handleSdkEvents(request, env, ctx, route, ingestEdge);
       return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
     }
+    // The visual editor's previews, on the page's own URL, where the admin is served.
+    if (route.serveAdmin && isEditorRequest(request, url))
+      return handleEditorRequest(request, env.SIGNING_KEY, route, url);
     return handleEdgeRequest(request, env, ctx, route, url, sendOrSpill);
   },
   queue: (batch, env) => handleEventBatch(batch, env),

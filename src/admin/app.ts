@@ -42,6 +42,7 @@ import { contentNav, registerContentPages } from "./content-pages";
 import { registerExplainPages } from "./explain-page";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
 import { registerSettingsPages } from "./settings-pages";
+import { registerEditorPages } from "./editor-routes";
 import {
   SignedOut,
   ADMIN_BASE_PATH,
@@ -632,6 +633,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   registerSettingsPages(app);
   registerExplainPages(app);
   registerExperimentPages(app);
+  registerEditorPages(app);
   registerContentPages(app);
   app.notFound((c) => send(c, page("Not found", html`<p>No admin page here.</p>`), 404));
   return app;

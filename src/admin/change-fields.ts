@@ -120,6 +120,7 @@ export function containerError(errors: ReadonlyMap<string, string>, name: string
 export const CHANGE_TYPES = [
   "attribute",
   "insert_html",
+  "move",
   "custom_css",
   "custom_code",
   "redirect",
@@ -128,6 +129,7 @@ export const CHANGE_TYPES = [
 const CHANGE_TYPE_LABELS: Record<(typeof CHANGE_TYPES)[number], string> = {
   attribute: "attribute: text, HTML, class, style, href, src … of the matching elements",
   insert_html: "insert_html: HTML before, after, inside or instead of the matching elements",
+  move: "move: Move an element before, after or inside another",
   custom_css: "custom_css: a style sheet at the end of <head>",
   custom_code: "custom_code: a script at the end of <body>",
   redirect: "redirect: another URL (split URL tests)",
@@ -147,12 +149,14 @@ const TEXT_ATTRIBUTES = [
 type TextAttribute = (typeof TEXT_ATTRIBUTES)[number][0];
 
 const INSERT_POSITIONS = ["before", "after", "prepend", "append", "replace"] as const;
+const MOVE_POSITIONS = ["before", "after", "prepend", "append"] as const;
 const REDIRECT_MODES = ["redirect", "rewrite"] as const;
 
 /** Keys a change of each type has inputs for; anything else is kept in `extra`. */
 const KNOWN_CHANGE_KEYS: Record<string, readonly string[]> = {
   attribute: ["type", "selector", "attributes", "pageId"],
   insert_html: ["type", "selector", "position", "html", "pageId"],
+  move: ["type", "selector", "target", "position", "html", "pageId"],
   custom_css: ["type", "value", "pageId"],
   custom_code: ["type", "value", "pageId"],
   redirect: ["type", "destination", "preserveParameters", "mode", "pageId"],
@@ -178,6 +182,8 @@ export interface ChangeDraft {
   set: string;
   /** `unset`: names separated by spaces. */
   unset: string;
+  /** `move`: the element the moved one goes next to or into. */
+  target: string;
   position: string;
   html: string;
   value: string;
@@ -212,6 +218,7 @@ export function emptyChange(type: string): ChangeDraft {
     remove: false,
     set: "",
     unset: "",
+    target: "",
     position: "after",
     html: "",
     value: "",
@@ -254,7 +261,8 @@ export function changeDraftOf(change: unknown): ChangeDraft {
       : "";
     draft.unset = Array.isArray(attributes.unset) ? attributes.unset.map(text).join(" ") : "";
     draft.attributesExtra = extraOf(attributes, KNOWN_ATTRIBUTE_KEYS);
-  } else if (draft.type === "insert_html") {
+  } else if (draft.type === "insert_html" || draft.type === "move") {
+    if (draft.type === "move") draft.target = text(record.target);
     draft.position = text(record.position);
     draft.html = text(record.html);
   } else if (draft.type === "custom_css" || draft.type === "custom_code") {
@@ -289,6 +297,7 @@ export function changeDraftFromTree(node: FormNode): ChangeDraft {
   draft.set = textAt(attributes, "set");
   draft.unset = textAt(attributes, "unset");
   draft.attributesExtra = textAt(attributes, "_extra");
+  draft.target = textAt(node, "target");
   draft.position = textAt(node, "position");
   draft.html = textAt(node, "html");
   draft.value = textAt(node, "value");
@@ -348,6 +357,14 @@ export function changeBody(draft: ChangeDraft): Record<string, unknown> {
     }
     case "insert_html":
       return { ...body, selector: draft.selector, position: draft.position, html: draft.html };
+    case "move":
+      return {
+        ...body,
+        selector: draft.selector,
+        target: draft.target,
+        position: draft.position,
+        html: draft.html,
+      };
     case "custom_css":
     case "custom_code":
       return { ...body, value: draft.value };
@@ -381,6 +398,8 @@ export function changeSummary(change: Change | Record<string, unknown>): string 
     }
     case "insert_html":
       return `insert_html ${draft.position} ${draft.selector}: ${draft.html}${where}`;
+    case "move":
+      return `move ${draft.selector} ${draft.position} ${draft.target}${where}`;
     case "custom_css":
     case "custom_code":
       return `${draft.type}: ${draft.value}${where}`;
@@ -409,7 +428,7 @@ function typeFields(path: string, draft: ChangeDraft, ctx: ChangeFieldsContext):
   const { errors } = ctx;
   const selectorField = field({
     name: `${path}.selector`,
-    label: "Selector",
+    label: draft.type === "move" ? "Selector (the element to move)" : "Selector",
     value: draft.selector,
     error: errorFor(errors, `${path}.selector`),
     hint: "CSS selector the edge can match while streaming (docs/changes.md “Selectors”), e.g. h1 or #hero .title",
@@ -483,6 +502,31 @@ function typeFields(path: string, draft: ChangeDraft, ctx: ChangeFieldsContext):
         value: draft.html,
         rows: 3,
         error: errorFor(errors, `${path}.html`),
+      })}`;
+    case "move":
+      return html`${selectorField}
+      ${field({
+        name: `${path}.target`,
+        label: "Move next to",
+        value: draft.target,
+        error: errorFor(errors, `${path}.target`),
+        hint: "CSS selector of the element the moved one goes before, after or into",
+      })}
+      ${select({
+        name: `${path}.position`,
+        label: "Position",
+        value: draft.position,
+        options: MOVE_POSITIONS.map((p) => ({ value: p, label: p })),
+        error: errorFor(errors, `${path}.position`),
+        hint: "before / after that element, or prepend / append inside it",
+      })}
+      ${textarea({
+        name: `${path}.html`,
+        label: "Moved HTML (captured when the move was made)",
+        value: draft.html,
+        rows: 3,
+        error: errorFor(errors, `${path}.html`),
+        hint: "The visual editor captures the element's HTML when you make the move: the edge streams the page and cannot look ahead, so it inserts this HTML where the element goes (docs/changes.md “move”)",
       })}`;
     case "custom_css":
     case "custom_code":

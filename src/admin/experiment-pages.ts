@@ -666,8 +666,25 @@ export function experimentControls(x: ExperimentJson, environment: string, actor
   const id = enc(x.id);
   const editor = isEditor(actor);
   const status = x.status[environment] ?? "Not started";
+  // The visual editor (src/admin/editor-routes.ts): one link per variation (multivariate: the
+  // editor offers every section's variations itself). Split URL variations are redirects.
+  const visual =
+    editor && !x.archived && x.type !== "split_url"
+      ? x.type === "multivariate"
+        ? [
+            {
+              label: "Edit visually",
+              href: `${BASE}/experiments/${id}/editor?environment=${enc(environment)}`,
+            },
+          ]
+        : x.variations.map((v) => ({
+            label: `Edit ${v.key} visually`,
+            href: `${BASE}/experiments/${id}/editor?variation=${enc(v.id)}&environment=${enc(environment)}`,
+          }))
+      : [];
   return html`<div class="row" data-controls="experiment">
     ${editor ? html`<a href="${BASE}/experiments/${id}/edit" data-link="edit">Edit</a>` : ""}
+    ${visual.map((v) => html`<a href="${v.href}" data-link="visual-editor">${v.label}</a>`)}
     <a href="${BASE}/experiments/${id}/history" data-link="history">History</a>
     <a href="${BASE}/experiments/${id}/preview?environment=${enc(environment)}" data-link="preview"
       >Preview links</a

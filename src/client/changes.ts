@@ -7,17 +7,20 @@
  * Each change becomes an "applier": a function that applies the change to every matching element
  * it has not changed yet. Appliers run on activation and again whenever the DOM changes while
  * their page is active (single-page apps render late), so an element is changed once, including
- * elements that appear later. Content that a change inserted (`insert_html`, `html`) is never
- * matched by any change, as at the edge, where HTMLRewriter does not parse inserted content —
- * which also means changes can never feed each other in a loop.
+ * elements that appear later. Content that a change inserted (`insert_html`, `html`, `move`) is
+ * never matched by any change, as at the edge, where HTMLRewriter does not parse inserted content
+ * — which also means changes can never feed each other in a loop.
  */
 import type { Change } from "../core/datafile-types";
 
 export type Applier = () => void;
 
-/** Elements inserted by changes: not matched by changes. */
+/** Elements inserted (or moved) by changes: not matched by changes. */
 const inserted = new WeakSet<Node>();
 const mark = (root: ParentNode): void => root.querySelectorAll("*").forEach((n) => inserted.add(n));
+/** The page's elements matching `selector` that no change inserted; throws on a bad selector. */
+const live = (selector: string): Element[] =>
+  Array.from(document.querySelectorAll(selector)).filter((n) => !inserted.has(n));
 
 const NAME = /^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/;
 const URL_ATTRIBUTE = /^(href|src|action|formaction|xlink:href|poster|data|cite|background|ping)$/i;
@@ -48,9 +51,65 @@ function withNonce<T extends HTMLElement & { nonce?: string }>(el: T, nonce?: st
   return el;
 }
 
+/**
+ * `html` parsed in the context it lands in at `position` of `el` (the parent for
+ * before/after/replace, the element for prepend/append), as the browser parses the edge's
+ * insertions: a `<tr>` stays a row. Marked as inserted.
+ */
+function fragment(el: Element, position: string, html: string): DocumentFragment {
+  const range = document.createRange();
+  if (position === "prepend" || position === "append") range.selectNodeContents(el);
+  else range.selectNode(el);
+  const f = range.createContextualFragment(html);
+  mark(f);
+  return f;
+}
+
+/**
+ * A `move` applier. The edge removes every element matching `selector` and inserts `html` (its
+ * outer HTML captured when the change was made) at every `target`; here the live elements are
+ * moved instead, keeping their listeners and state: all of them, in document order, to the first
+ * target, and copies of `html` to the other targets — or to every target when no element matches
+ * `selector`. An element is never moved into itself (a target inside a source is skipped). Once
+ * every target has been served, an element matching `selector` that appears later is removed, as
+ * at the edge. Moved elements count as inserted, so no change (this one included) matches them
+ * again; each target is served once.
+ */
+function mover(c: Extract<Change, { type: "move" }>): Applier {
+  const served = new WeakSet<Node>();
+  let home: Element | undefined;
+  const ok = /^(before|after|prepend|append)$/.test(c.position);
+  return () => {
+    let sources: Element[];
+    let targets: Element[];
+    try {
+      sources = live(c.selector);
+      targets = live(c.target).filter((t) => !served.has(t) && !sources.some((s) => s.contains(t)));
+    } catch {
+      return; // not a selector this browser knows
+    }
+    if (!ok) return;
+    if (!targets.length) {
+      if (home) for (const s of sources) if (!s.contains(home)) s.remove();
+      return;
+    }
+    home ??= targets[0];
+    targets.forEach((t, i) => {
+      served.add(t);
+      if (i || !sources.length) return t[c.position](fragment(t, c.position, c.html));
+      for (const s of sources) {
+        inserted.add(s);
+        mark(s);
+      }
+      t[c.position](...sources);
+    });
+  };
+}
+
 /** An applier for `change`; `nonce` is the page's CSP nonce for inserted <style>/<script>. */
 export function applier(change: Change, nonce?: string): Applier {
   const c = change;
+  if (c.type === "move") return mover(c);
   if (c.type === "custom_css" || c.type === "custom_code" || c.type === "redirect") {
     let done = false;
     return () => {
@@ -89,15 +148,7 @@ export function applier(change: Change, nonce?: string): Applier {
       seen.add(el);
       if (c.type === "insert_html") {
         const method = INSERT[c.position];
-        if (!method) return;
-        // Parsed in the context it lands in (the parent for before/after/replace, the element
-        // for prepend/append), as the browser parses the edge's insertions: a `<tr>` stays a row.
-        const range = document.createRange();
-        if (c.position === "prepend" || c.position === "append") range.selectNodeContents(el);
-        else range.selectNode(el);
-        const fragment = range.createContextualFragment(c.html);
-        mark(fragment);
-        el[method](fragment);
+        if (method) el[method](fragment(el, c.position, c.html));
         return;
       }
       const a = c.attributes;

@@ -20,7 +20,9 @@
  *   `endOfRange` not an integer in 0..10000, malformed condition trees and leaves, variable values
  *   the SDK cannot cast at all, invalid regexes, unsafe selectors / attribute names, event-handler
  *   attributes and javascript: URLs in changes, bad redirect URLs, fields a web event or metric
- *   needs;
+ *   needs, selectors the edge cannot run in changes that apply on `immediate` pages
+ *   (docs/changes.md "Selectors"; a warning when loaded with `edgeSelectors: "warning"`, as the
+ *   edge does);
  * - warnings: what an official SDK loads and evaluates deterministically but that is probably a
  *   mistake — decreasing `endOfRange` (the entry can never be chosen), unknown condition types,
  *   unknown match types and values that do not fit the match type (they evaluate to "unknown"),
@@ -33,6 +35,7 @@
  * the parsed tree, e.g. `$.audiences[2].conditions[1].match`.
  */
 import type { Datafile } from "./datafile-types";
+import { edgeSelectorProblem } from "./edge-selector";
 import { describeJsonSyntaxError } from "./json-error";
 import { formatPath, type Problem } from "./problem";
 
@@ -91,11 +94,14 @@ export type MatchType = (typeof AUDIENCE_MATCH_TYPES)[number];
 export const CHANGE_TYPES = [
   "attribute",
   "insert_html",
+  "move",
   "custom_css",
   "custom_code",
   "redirect",
 ] as const;
 export const INSERT_POSITIONS = ["before", "after", "prepend", "append", "replace"] as const;
+/** Where a `move` change puts the element, relative to its target (docs/changes.md "move"). */
+export const MOVE_POSITIONS = ["before", "after", "prepend", "append"] as const;
 export const REDIRECT_MODES = ["redirect", "rewrite"] as const;
 export const WEB_EXPERIMENT_TYPES = ["ab", "multivariate", "split_url"] as const;
 export const METRIC_AGGREGATORS = ["unique", "count", "sum"] as const;
@@ -177,6 +183,7 @@ const ACTIVATION = choice(PAGE_ACTIVATIONS);
 const URL_MATCH = choice(URL_MATCH_TYPES);
 const CHANGE_TYPE = choice(CHANGE_TYPES);
 const POSITION = choice(INSERT_POSITIONS);
+const MOVE_POSITION = choice(MOVE_POSITIONS);
 const REDIRECT_MODE = choice(REDIRECT_MODES);
 const WEB_EXPERIMENT_TYPE = choice(WEB_EXPERIMENT_TYPES);
 const AGGREGATOR = choice(METRIC_AGGREGATORS);
@@ -186,8 +193,21 @@ const METRIC_CAPPING = choice(METRIC_CAPPING_TYPES);
 const ALLOCATION_POLICY = choice(ALLOCATION_POLICIES);
 const WEB_EVENT_TYPE = choice(WEB_EVENT_TYPES);
 
+/** How `parseDatafile` treats what only matters to some of its callers. */
+export interface ParseOptions {
+  /**
+   * The severity of a change the edge cannot run: a selector (or move target) HTMLRewriter does
+   * not support, in a change that applies on an `immediate` page (docs/changes.md "Selectors").
+   * `"error"` (the default) where datafiles are made — publish, import, `splitstream validate` —
+   * so none is published; `"warning"` where a datafile already published is loaded — the edge,
+   * which skips such a change and must keep serving the rest of a datafile published before this
+   * check existed.
+   */
+  edgeSelectors?: "error" | "warning";
+}
+
 /** Parses and validates untrusted input (a JSON string, or an already-parsed value). Never throws. */
-export function parseDatafile(input: unknown): ParseResult {
+export function parseDatafile(input: unknown, options: ParseOptions = {}): ParseResult {
   const report = new Report();
   try {
     let value: unknown = input;
@@ -203,7 +223,7 @@ export function parseDatafile(input: unknown): ParseResult {
       report.add("error", [], `expected a datafile (a JSON object), got ${describe(value)}`);
       return report.failed();
     }
-    const checker = new Checker(report);
+    const checker = new Checker(report, options.edgeSelectors ?? "error");
     checker.datafile(value);
     if (report.errors > 0) return report.failed();
     const datafile = checker.needsDefaults ? fillDefaults(value) : value;
@@ -226,6 +246,12 @@ export interface FragmentContext {
   root: string;
   /** Ids of the pages that page references resolve to (none if absent). */
   pageIds?: readonly string[];
+  /**
+   * The activation (and key, for messages) of pages, by id. With it, a change on an `immediate`
+   * page whose selector the edge cannot run is an error, as in a datafile; without it, the
+   * activations are unknown and that is not checked.
+   */
+  pages?: ReadonlyArray<{ id: string; key?: string; activation: string }>;
   /** Keys of the lists `in_list` leaves may name; absent: `in_list` values are not checked. */
   listKeys?: readonly string[];
 }
@@ -245,7 +271,13 @@ export function checkFragment(
 ): Problem[] {
   const report = new Report();
   try {
-    new Checker(report).fragment(kind, value, context.pageIds ?? [], context.listKeys);
+    new Checker(report).fragment(
+      kind,
+      value,
+      context.pageIds ?? [],
+      context.listKeys,
+      context.pages ?? [],
+    );
   } catch (error) {
     // Defensive, as in parseDatafile: only a hostile value (getters, proxies) gets here.
     report.add("error", [], `could not validate: ${errorMessage(error)}`);
@@ -379,8 +411,14 @@ class Checker {
   private readonly rollouts = new Map<string, ExperimentInfo[]>();
   private readonly eventIds = new Set<string>();
   private readonly pageIds = new Set<string>();
+  /** Key and activation of each page, by id: which changes the edge applies (docs/changes.md). */
+  private readonly pages = new Map<string, { key: string; activation: unknown }>();
 
-  constructor(private readonly report: Report) {}
+  constructor(
+    private readonly report: Report,
+    /** The severity of selectors the edge cannot run (ParseOptions.edgeSelectors). */
+    private readonly edgeSeverity: Severity = "error",
+  ) {}
 
   // ---- reporting
 
@@ -553,8 +591,11 @@ class Checker {
     value: unknown,
     pageIds: readonly string[],
     listKeys: readonly string[] | undefined,
+    pages: ReadonlyArray<{ id: string; key?: string; activation: string }>,
   ): void {
     for (const id of pageIds) this.pageIds.add(id);
+    for (const page of pages)
+      this.pages.set(page.id, { key: page.key ?? page.id, activation: page.activation });
     this.listKeys = listKeys === undefined ? undefined : new Set(listKeys);
     if (kind === "audienceConditions") return this.requiredTree(value, "audience");
     if (kind === "urlConditions") return this.requiredTree(value, "url");
@@ -1286,8 +1327,12 @@ class Checker {
     if (registries !== undefined) {
       const at = this.path.slice();
       const id = this.str(page.id, "id");
-      if (this.unique(registries.ids, id, at) && id !== undefined) this.pageIds.add(id);
-      this.unique(registries.keys, this.str(page.key, "key"), at);
+      const key = this.str(page.key, "key");
+      if (this.unique(registries.ids, id, at) && id !== undefined) {
+        this.pageIds.add(id);
+        this.pages.set(id, { key: key ?? id, activation: page.activation });
+      }
+      this.unique(registries.keys, key, at);
     } else {
       this.str(page.key, "key");
     }
@@ -1525,10 +1570,14 @@ class Checker {
         );
       }
     }
+    // The edge applies the change while streaming the page when it can apply on an immediate
+    // page; the browser applies it on the others (docs/changes.md "Selectors").
+    const immediate = this.immediatePage(pageId, ownPages);
     switch (type) {
       case "attribute": {
         const selector = this.str(change.selector, "selector");
-        if (selector !== undefined) this.selector(selector, "selector");
+        if (selector !== undefined && this.selector(selector, "selector"))
+          this.edgeSelector(selector, "selector", immediate);
         const attributes = change.attributes;
         if (isObj(attributes)) {
           this.path.push("attributes");
@@ -1541,9 +1590,34 @@ class Checker {
       }
       case "insert_html": {
         const selector = this.str(change.selector, "selector");
-        if (selector !== undefined) this.selector(selector, "selector");
+        if (selector !== undefined && this.selector(selector, "selector"))
+          this.edgeSelector(selector, "selector", immediate);
         this.oneOf(change.position, POSITION, "position");
         this.str(change.html, "html");
+        break;
+      }
+      case "move": {
+        const selector = this.str(change.selector, "selector");
+        if (selector !== undefined && this.selector(selector, "selector"))
+          this.edgeSelector(selector, "selector", immediate);
+        const target = this.str(change.target, "target");
+        if (target !== undefined && this.selector(target, "target"))
+          this.edgeSelector(target, "target", immediate);
+        if (change.position === "replace") {
+          this.error(
+            `a move cannot "replace" its target (expected one of ${MOVE_POSITION.expected}); to replace an element, use an insert_html change with position "replace"`,
+            "position",
+          );
+        } else {
+          this.oneOf(change.position, MOVE_POSITION, "position");
+        }
+        this.str(change.html, "html");
+        if (selector !== undefined && selector === target) {
+          this.warn(
+            "target is the element being moved: the element is removed and nothing is inserted",
+            "target",
+          );
+        }
         break;
       }
       case "custom_css":
@@ -1631,13 +1705,46 @@ class Checker {
   }
 
   /**
+   * The key of an `immediate` page a change with `pageId` (undefined: none) can apply on, among
+   * its experiment's `ownPages`; undefined when it applies only on pages the browser handles.
+   */
+  private immediatePage(pageId: string | undefined, ownPages: string[]): string | undefined {
+    if (pageId !== undefined) {
+      if (!ownPages.includes(pageId)) return undefined;
+      const page = this.pages.get(pageId);
+      return page?.activation === "immediate" ? page.key : undefined;
+    }
+    for (const id of ownPages) {
+      const page = this.pages.get(id);
+      if (page?.activation === "immediate") return page.key;
+    }
+    return undefined;
+  }
+
+  /**
+   * A change's `selector` or move `target` (at `seg`), on immediate page `immediate` (undefined:
+   * no immediate page, nothing to check): an error when the edge cannot run it, because the
+   * edge would skip the change there (src/core/edge-selector.ts, docs/changes.md "Selectors").
+   */
+  private edgeSelector(selector: string, seg: "selector" | "target", immediate?: string): void {
+    if (immediate === undefined) return;
+    const why = edgeSelectorProblem(selector);
+    if (why === undefined) return;
+    this.problem(
+      this.edgeSeverity,
+      `${seg} ${preview(selector)} cannot run at the edge (${why}); on immediate page ${preview(immediate)} the edge would skip this change — use a selector the edge supports, or give the page manual activation so the browser applies it`,
+      seg,
+    );
+  }
+
+  /**
    * A CSS selector, checked enough to be safe to hand to HTMLRewriter and to embed in generated
    * CSS and scripts: non-empty, bounded, no control characters, balanced brackets, parentheses
    * and quotes, and no `{`, `}`, `;` or `<` outside quoted strings (they would end a CSS rule or
-   * an HTML context). Full selector grammar is left to the engines.
+   * an HTML context). Full selector grammar is left to the engines. Returns whether it passed.
    */
-  private selector(selector: string, seg: Seg): void {
-    if (selector.length <= MAX_SELECTOR_LENGTH && SIMPLE_SELECTOR.test(selector)) return;
+  private selector(selector: string, seg: Seg): boolean {
+    if (selector.length <= MAX_SELECTOR_LENGTH && SIMPLE_SELECTOR.test(selector)) return true;
     let problem: string | undefined;
     if (selector.trim() === "") problem = "selector must not be empty";
     else if (selector.length > MAX_SELECTOR_LENGTH)
@@ -1647,6 +1754,7 @@ class Checker {
       if (why !== undefined) problem = `invalid selector ${preview(selector)}: ${why}`;
     }
     if (problem !== undefined) this.error(problem, seg);
+    return problem === undefined;
   }
 
   /** A redirect destination: an absolute http(s) URL, protocol-relative, or a path from "/". */

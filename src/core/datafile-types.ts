@@ -155,6 +155,19 @@ export type Change =
       html: string;
       pageId?: string;
     }
+  | {
+      /**
+       * Moves the element(s) matching `selector` to `position` relative to `target`. A streaming
+       * rewriter cannot look ahead, so the moved HTML is `html`, captured when the change was
+       * made (docs/changes.md "move").
+       */
+      type: "move";
+      selector: string;
+      target: string;
+      position: "before" | "after" | "prepend" | "append";
+      html: string;
+      pageId?: string;
+    }
   | { type: "custom_css"; value: string; pageId?: string }
   | { type: "custom_code"; value: string; pageId?: string }
   | {

@@ -66,13 +66,25 @@ export function checkWebEvent(value: unknown, options: PageReferenceOptions): Pr
   return checkFragment("webEvent", value, { root: options.root, pageIds: options.pageIds });
 }
 
+/** For a web experiment's changes: the project's pages, with what decides who applies them. */
+export interface ExperimentChangesOptions extends PageReferenceOptions {
+  /**
+   * The project's pages with their activation (and key, named in messages). With them, a
+   * change that can apply on an `immediate` page and whose selector (or move target) the edge
+   * cannot run is an error, as in a datafile (docs/changes.md "Selectors"). Absent: activations
+   * are unknown and that is not checked.
+   */
+  pages?: ReadonlyArray<{ id: string; key?: string; activation: string }>;
+}
+
 /**
  * The change-bearing parts of a web experiment, as an entry of `web.experiments`
  * (`WebExperiment` in `datafile-types.ts`): `type`, `pageIds` (each one of `options.pageIds`),
  * and every change in `sharedChanges` (optional), `variations[].changes` (`variations` required)
  * and `sections[].variations[].changes` (`sections` optional, each with a `variations` array):
- * change types, selectors, redirect destinations, unsafe attribute changes (event handlers,
- * javascript: URLs), change page ids. A `changes` array may be absent.
+ * change types (`move` included), selectors, redirect destinations, unsafe attribute changes
+ * (event handlers, javascript: URLs), change page ids, and, with `options.pages`, selectors the
+ * edge cannot run on immediate pages. A `changes` array may be absent.
  *
  * Not checked, even if present: the experiment's `id`, `allocationPolicy` and `metrics`, the ids
  * and names of sections and variations, and `sectionVariationIds` (they refer to the datafile's
@@ -80,11 +92,12 @@ export function checkWebEvent(value: unknown, options: PageReferenceOptions): Pr
  */
 export function checkWebExperimentChanges(
   value: unknown,
-  options: PageReferenceOptions,
+  options: ExperimentChangesOptions,
 ): Problem[] {
   return checkFragment("webExperimentChanges", value, {
     root: options.root,
     pageIds: options.pageIds,
+    ...(options.pages !== undefined ? { pages: options.pages } : {}),
   });
 }
 

@@ -232,7 +232,10 @@ async function refresh(
     if (slot.badText === value) return good; // still the datafile that failed; lastError stands
 
     datafileStoreCounters.compiles++;
-    const parsed = parseDatafile(value);
+    // A selector the edge cannot run is a warning here, not an error: a datafile published
+    // before the validator refused them must keep serving its other changes (the rewriter skips
+    // that one; docs/changes.md "Selectors").
+    const parsed = parseDatafile(value, { edgeSelectors: "warning" });
     let members: FoundListMembers = { listMembers: undefined, missing: [], problem: null };
     if (parsed.ok) {
       try {

@@ -28,7 +28,17 @@ export interface RewritePlan {
    * streaming the page — queueing its events — waits for it.
    */
   onEnd?: () => void;
+  /**
+   * The visual editor's preview only (src/edge/editor-preview.ts): number every element the
+   * origin sent, in document order, with {@link SOURCE_INDEX_ATTRIBUTE}, before any change runs.
+   * Content a change inserts is not parsed by the rewriter, so it carries no number: that is how
+   * the editor tells the origin's elements from inserted ones.
+   */
+  numberElements?: boolean;
 }
+
+/** The attribute {@link RewritePlan.numberElements} writes: the element's index in the origin's HTML. */
+export const SOURCE_INDEX_ATTRIBUTE = "data-ss-i";
 
 const LOG_PREFIX = "[splitstream]";
 const HTML: ContentOptions = { html: true };
@@ -134,6 +144,8 @@ interface CompiledElementChange {
 }
 type CompiledChange =
   | CompiledElementChange
+  /** several element changes, registered in this order (a `move`: remove, then insert) */
+  | { kind: "elements"; parts: CompiledElementChange[] }
   | { kind: "css"; css: string }
   | { kind: "js"; js: string }
   | { kind: "skip" };
@@ -270,6 +282,50 @@ function elementChange(selector: string, run: ElementOp): CompiledElementChange 
   return { kind: "element", selector, run, handler: { element: run } };
 }
 
+const UNSUPPORTED_SELECTOR =
+  "unsupported selector (skipped; HTMLRewriter supports type, #id, .class, [attr] forms, :nth-child, :first-child, :nth-of-type, :first-of-type, :not(), descendant and > combinators)";
+
+/**
+ * A `move` (docs/changes.md "move") as two element changes, in this order: every element
+ * matching `selector` is removed, and `html` — the element's HTML, captured when the move was
+ * made — is inserted at `position` of every element matching `target`. A streaming rewriter
+ * cannot look ahead to an element that comes later, nor re-emit one it has already streamed, so
+ * the moved HTML travels in the change; the two halves are independent, which makes the move
+ * work whichever comes first in the document. Both selectors must be supported (else nothing
+ * of the move applies: removing without inserting would lose the element), and the position
+ * must be one of before/after/prepend/append.
+ */
+function compileMove(
+  change: Extract<Change, { type: "move" }>,
+  problems: string[],
+): CompiledChange {
+  if (!validateSelector(change.selector) || !validateSelector(change.target)) {
+    const which = validateSelector(change.selector)
+      ? `target ${JSON.stringify(change.target)}`
+      : "selector";
+    problems.push(UNSUPPORTED_SELECTOR.replace("selector", which));
+    return SKIP;
+  }
+  // `replace` is an insert_html position, not a move's (the validator refuses it too).
+  const position: string = change.position;
+  const insert =
+    typeof change.html === "string" && position !== "replace"
+      ? insertOp(position, change.html)
+      : null;
+  if (insert === null) {
+    problems.push(`bad position ${JSON.stringify(change.position)} or html`);
+    return SKIP;
+  }
+  const what = describeChange(change);
+  return {
+    kind: "elements",
+    parts: [
+      elementChange(change.selector, elementRunner([(el) => el.remove()], what)),
+      elementChange(change.target, elementRunner([insert], what)),
+    ],
+  };
+}
+
 function compileUncached(change: Change): CompiledChange {
   const problems: string[] = [];
   let compiled: CompiledChange = SKIP;
@@ -277,9 +333,7 @@ function compileUncached(change: Change): CompiledChange {
     case "attribute":
     case "insert_html": {
       if (!validateSelector(change.selector)) {
-        problems.push(
-          "unsupported selector (skipped; HTMLRewriter supports type, #id, .class, [attr] forms, :nth-child, :first-child, :nth-of-type, :first-of-type, :not(), descendant and > combinators)",
-        );
+        problems.push(UNSUPPORTED_SELECTOR);
         break;
       }
       let ops: ElementOp[];
@@ -297,6 +351,9 @@ function compileUncached(change: Change): CompiledChange {
         compiled = elementChange(change.selector, elementRunner(ops, describeChange(change)));
       break;
     }
+    case "move":
+      compiled = compileMove(change, problems);
+      break;
     case "custom_css":
       if (typeof change.value === "string" && change.value.trim() !== "")
         compiled = { kind: "css", css: escapeCss(change.value) };
@@ -341,16 +398,19 @@ function compilePlan(changes: Change[]): CompiledPlan {
   const elements: CompiledElementChange[] = [];
   const css: string[] = [];
   const js: string[] = [];
+  // Consecutive changes on the same selector share one handler (one call per element, not one
+  // per change); only consecutive ones, so the order of changes is kept exactly.
+  const addElement = (compiled: CompiledElementChange) => {
+    const last = elements[elements.length - 1];
+    if (last !== undefined && last.selector === compiled.selector)
+      elements[elements.length - 1] = mergeHandlers(last, compiled);
+    else elements.push(compiled);
+  };
   for (const change of changes) {
     const compiled = compileChange(change);
-    if (compiled.kind === "element") {
-      // Consecutive changes on the same selector share one handler (one call per element, not
-      // one per change); only consecutive ones, so the order of changes is kept exactly.
-      const last = elements[elements.length - 1];
-      if (last !== undefined && last.selector === compiled.selector)
-        elements[elements.length - 1] = mergeHandlers(last, compiled);
-      else elements.push(compiled);
-    } else if (compiled.kind === "css") css.push(compiled.css);
+    if (compiled.kind === "element") addElement(compiled);
+    else if (compiled.kind === "elements") compiled.parts.forEach(addElement);
+    else if (compiled.kind === "css") css.push(compiled.css);
     else if (compiled.kind === "js") js.push(compiled.js);
   }
   const plan: CompiledPlan = { elements, css: css.join("\n"), js: js.join("\n") };
@@ -519,12 +579,22 @@ export function rewriteHtml(response: Response, plan: RewritePlan): Response {
   const boot = typeof plan.bootstrap === "string" && plan.bootstrap !== "" ? plan.bootstrap : null;
   const css = compiled.css === "" ? null : `<style data-ss${nonce}>${compiled.css}</style>`;
   const js = compiled.js === "" ? null : `<script data-ss${nonce}>${compiled.js}</script>`;
-  if (boot === null && css === null && js === null && compiled.elements.length === 0) {
+  const numbered = plan.numberElements === true;
+  if (boot === null && css === null && js === null && compiled.elements.length === 0 && !numbered) {
     onEnd?.();
     return response;
   }
 
   const rewriter = new HTMLRewriter();
+  if (numbered) {
+    // Registered first, so the number is on the element before any change handler sees it.
+    let index = 0;
+    rewriter.on("*", {
+      element(el) {
+        el.setAttribute(SOURCE_INDEX_ATTRIBUTE, String(index++));
+      },
+    });
+  }
   registerInjections(rewriter, boot, css, js, onEnd, headerDeclaresCharset(response));
   for (const change of compiled.elements) {
     try {

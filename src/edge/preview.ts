@@ -78,26 +78,38 @@ function isValidGrant(grant: unknown): grant is PreviewGrant {
  */
 export async function signPreview(signingKey: string, grant: PreviewGrant): Promise<string> {
   if (!isValidGrant(grant)) throw new TypeError("invalid preview grant");
-  const payload = encodeBase64Url(
-    encoder.encode(JSON.stringify({ k: grant.sdkKey, v: grant.variations, e: grant.expiresAt })),
-  );
-  const mac = await crypto.subtle.sign("HMAC", await hmacKey(signingKey), encoder.encode(payload));
-  const token = `${payload}.${encodeBase64Url(new Uint8Array(mac))}`;
+  const token = await signToken(signingKey, {
+    k: grant.sdkKey,
+    v: grant.variations,
+    e: grant.expiresAt,
+  });
   if (token.length > MAX_PREVIEW_TOKEN_LENGTH) throw new TypeError("preview grant too large");
   return token;
 }
 
 /**
- * The grant in `token` when it was signed with `signingKey`, is well-formed and `now` (ms since
- * epoch) is before its expiry; otherwise null. Never throws.
+ * `base64url(JSON payload) + "." + base64url(HMAC-SHA256(signingKey, first part))`: the signed
+ * token format of preview links and of the visual editor's preview (src/edge/editor-preview.ts),
+ * which signs with a key of its own so that neither token can stand for the other.
  */
-export async function verifyPreview(
+export async function signToken(signingKey: string, payload: unknown): Promise<string> {
+  const body = encodeBase64Url(encoder.encode(JSON.stringify(payload)));
+  const mac = await crypto.subtle.sign("HMAC", await hmacKey(signingKey), encoder.encode(body));
+  return `${body}.${encodeBase64Url(new Uint8Array(mac))}`;
+}
+
+/**
+ * The payload of a token made by {@link signToken} with `signingKey`, or null when it is longer
+ * than `maxLength`, malformed or not signed with that key. The MAC is checked (constant-time)
+ * before the payload is parsed. Never throws.
+ */
+export async function verifyToken(
   signingKey: string,
   token: string,
-  now: number,
-): Promise<PreviewGrant | null> {
+  maxLength: number,
+): Promise<unknown> {
   try {
-    if (typeof token !== "string" || token.length > MAX_PREVIEW_TOKEN_LENGTH) return null;
+    if (typeof token !== "string" || token.length > maxLength) return null;
     const dot = token.indexOf(".");
     if (dot <= 0 || dot !== token.lastIndexOf(".")) return null;
     const payload = token.slice(0, dot);
@@ -114,18 +126,32 @@ export async function verifyPreview(
     if (!ok) return null;
     const bytes = decodeBase64Url(payload);
     if (bytes === null) return null;
-    const parsed = JSON.parse(decoder.decode(bytes)) as { k?: unknown; v?: unknown; e?: unknown };
-    const grant = { sdkKey: parsed.k, variations: parsed.v, expiresAt: parsed.e };
-    if (!isValidGrant(grant)) return null;
-    if (!(now < grant.expiresAt)) return null;
-    return {
-      sdkKey: grant.sdkKey,
-      variations: { ...grant.variations },
-      expiresAt: grant.expiresAt,
-    };
+    return JSON.parse(decoder.decode(bytes)) as unknown;
   } catch {
     return null;
   }
+}
+
+/**
+ * The grant in `token` when it was signed with `signingKey`, is well-formed and `now` (ms since
+ * epoch) is before its expiry; otherwise null. Never throws.
+ */
+export async function verifyPreview(
+  signingKey: string,
+  token: string,
+  now: number,
+): Promise<PreviewGrant | null> {
+  const parsed = await verifyToken(signingKey, token, MAX_PREVIEW_TOKEN_LENGTH);
+  if (typeof parsed !== "object" || parsed === null) return null;
+  const { k, v, e } = parsed as { k?: unknown; v?: unknown; e?: unknown };
+  const grant = { sdkKey: k, variations: v, expiresAt: e };
+  if (!isValidGrant(grant)) return null;
+  if (!(now < grant.expiresAt)) return null;
+  return {
+    sdkKey: grant.sdkKey,
+    variations: { ...grant.variations },
+    expiresAt: grant.expiresAt,
+  };
 }
 
 /**

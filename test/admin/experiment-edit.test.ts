@@ -469,6 +469,67 @@ describe("new experiment form", () => {
     }
   });
 
+  it("a move change: its fields, saved exactly, shown again, saved unchanged; problems beside its fields", async () => {
+    const path = `/projects/${project.id}/experiments/new`;
+    const added = await press(
+      path,
+      admin,
+      await newAbFields(admin),
+      ["_add", "variations[1].changes"],
+      [["_type.variations[1].changes", "move"]],
+    );
+    const at = "variations[1].changes[1]";
+    expect(added.page).toContain(`<label for="${fieldId(`${at}.target`)}">Move next to</label>`);
+    expect(added.page).toContain("Moved HTML (captured when the move was made)");
+    expect(added.page).toContain("The visual editor captures the element&#39;s HTML");
+    expect(added.page).not.toContain(`name="${at}.value"`);
+    const move = {
+      type: "move",
+      selector: "#buy",
+      target: "main h1",
+      position: "before",
+      html: '<button id="buy" class="btn">Add to cart</button>',
+      pageId: homePage.id,
+    };
+    const fields = filled(added.fields, {
+      [`${at}.selector`]: move.selector,
+      [`${at}.target`]: move.target,
+      [`${at}.position`]: move.position,
+      [`${at}.html`]: move.html,
+      [`${at}.pageId`]: move.pageId,
+    });
+
+    // Problems land beside the move's own fields: the schema's first, then the validator's.
+    const badPosition = await post(path, admin, [
+      ...withField(fields, `${at}.position`, "inside"),
+      ["_save", "1"],
+    ]);
+    expect(badPosition.status).toBe(422);
+    expect(await badPosition.text()).toContain(`id="${fieldId(`${at}.position`)}-error"`);
+    const noTarget = await post(path, admin, [
+      ...withField(fields, `${at}.target`, ""),
+      ["_save", "1"],
+    ]);
+    expect(noTarget.status).toBe(422);
+    const noTargetPage = await noTarget.text();
+    expect(noTargetPage).toContain(`id="${fieldId(`${at}.target`)}-error"`);
+    expect(noTargetPage).not.toContain(`id="${fieldId(`${at}.selector`)}-error"`);
+    expect(await experiments()).toEqual([]);
+
+    const created = await post(path, admin, [...fields, ["_save", "1"]]);
+    expect(created.status).toBe(303);
+    const [x] = await experiments();
+    expect(x.variations[1].changes[1]).toEqual(move);
+
+    // The edit form shows it again, and saving it unchanged keeps it exactly.
+    const edit = await formFields(await getPage(`/experiments/${x.id}/edit`, admin));
+    for (const [key, value] of Object.entries(move))
+      expect(edit).toContainEqual([`${at}.${key}`, value]);
+    const saved = await post(`/experiments/${x.id}/edit`, admin, [...edit, ["_save", "1"]]);
+    expect(saved.status).toBe(303);
+    expect(definition(await apiJson("GET", `/experiments/${x.id}`, 200))).toEqual(definition(x));
+  });
+
   it("a viewer's POST and a cross-site POST are refused with 403 and create nothing", async () => {
     const fields = await newAbFields(admin);
     const viewer = await signIn((await createToken("viewer")).token);

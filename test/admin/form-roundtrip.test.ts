@@ -1,13 +1,22 @@
 /**
  * What an unchanged save of an admin form must keep (docs/admin.md "Editing"): conditions and
  * allocation rows past the form's row limit, line breaks in text values, forced visitor ids with
- * `=` or named `__proto__`, chosen options past the first 1,000 listed; and the URL tester's host
- * scan staying linear in the value's length (src/admin/url-tester.ts).
+ * `=` or named `__proto__`, chosen options past the first 1,000 listed, a `move` change's fields;
+ * and the URL tester's host scan staying linear in the value's length (src/admin/url-tester.ts).
  */
 import { exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { ApiError } from "../../src/api/errors";
-import { setOf } from "../../src/admin/change-fields";
+import {
+  changeBody,
+  changeDraftFromTree,
+  changeDraftOf,
+  changeList,
+  changeSummary,
+  formTree,
+  itemsAt,
+  setOf,
+} from "../../src/admin/change-fields";
 import {
   conditionsBody,
   conditionsStateOf,
@@ -16,7 +25,7 @@ import {
 } from "../../src/admin/condition-rows";
 import { forcedVariationsOf } from "../../src/admin/experiment-draft";
 import { chosenFirst } from "../../src/admin/experiment-pages";
-import { field, select, type PostedForm } from "../../src/admin/forms";
+import { field, fieldId, select, type PostedForm } from "../../src/admin/forms";
 import { urlLeafCodec } from "../../src/admin/page-kind";
 import { groupKind, MAX_ALLOCATION_ROWS } from "../../src/admin/resource-kinds";
 import { literalHosts } from "../../src/admin/url-tester";
@@ -152,6 +161,112 @@ describe("forced variations and set attributes", () => {
     const set = setOf("__proto__=x\ndata-a=1");
     expect(Object.keys(set)).toEqual(["__proto__", "data-a"]);
     expect(JSON.stringify(set)).toBe('{"__proto__":"x","data-a":"1"}');
+  });
+});
+
+describe("a move change in the change fields", () => {
+  const move = {
+    type: "move",
+    selector: "#buy",
+    target: ".product-info h1",
+    position: "before",
+    html: '<button id="buy" class="btn">Add to cart</button>',
+    pageId: "p1",
+    id: "imported-7",
+  };
+  const ctx = (errors: Array<[string, string]>) => ({
+    errors: new Map(errors),
+    pages: [{ value: "p1", label: "home" }],
+  });
+
+  it("is offered as a type, with its fields, labels and the hint about the captured HTML", () => {
+    const markup = String(changeList("variations[0].changes", [changeDraftOf(move)], ctx([])));
+    expect(markup).toMatch(/<option value="move"[^>]*>\s*move: Move an element/);
+    expect(markup).toMatch(/<option value="move" selected>/);
+    for (const [name, label] of [
+      ["selector", "Selector (the element to move)"],
+      ["target", "Move next to"],
+      ["position", "Position"],
+      ["html", "Moved HTML (captured when the move was made)"],
+    ]) {
+      const id = fieldId(`variations[0].changes[0].${name}`);
+      expect(markup).toContain(`<label for="${id}">${label}</label>`);
+      expect(markup).toContain(`id="${id}"`);
+    }
+    expect(markup).toContain("The visual editor captures the element&#39;s HTML");
+    // Its four positions; replace is insert_html's only.
+    const position = markup.slice(markup.indexOf(`name="variations[0].changes[0].position"`));
+    const options = [
+      ...position.slice(0, position.indexOf("</select>")).matchAll(/value="(\w+)"/g),
+    ];
+    expect(options.map((m) => m[1])).toEqual(["before", "after", "prepend", "append"]);
+    // The imported key rides along.
+    expect(markup).toContain(`name="variations[0].changes[0]._extra"`);
+    // The "New change" select offers it too.
+    expect(markup).toContain(`<option value="move">move</option>`);
+  });
+
+  it("goes from the API to the fields and back exactly, and from posted fields to the API", () => {
+    expect(changeBody(changeDraftOf(move))).toEqual(move);
+    const posted = postedForm([
+      ["variations[0].changes[2].type", "move"],
+      ["variations[0].changes[2]._rendered", "move"],
+      ["variations[0].changes[2].selector", move.selector],
+      ["variations[0].changes[2].target", move.target],
+      ["variations[0].changes[2].position", "append"],
+      ["variations[0].changes[2].html", "<div>\r\n  <b>x</b>\r\n</div>"],
+      ["variations[0].changes[2].pageId", ""],
+    ]);
+    const [variation] = itemsAt(formTree(posted), "variations");
+    const [draft] = itemsAt(variation!, "changes").map(changeDraftFromTree);
+    expect(changeBody(draft!)).toEqual({
+      type: "move",
+      selector: "#buy",
+      target: ".product-info h1",
+      position: "append",
+      html: "<div>\n  <b>x</b>\n</div>",
+    });
+    expect(changeSummary(move)).toBe("move #buy before .product-info h1 (page p1)");
+  });
+
+  it("a type switched to move starts from move's defaults, keeping the selector", () => {
+    const posted = postedForm([
+      ["changes[0].type", "move"],
+      ["changes[0]._rendered", "insert_html"],
+      ["changes[0].selector", "h1"],
+      ["changes[0].position", "replace"],
+      ["changes[0].html", "<p>old</p>"],
+    ]);
+    const [draft] = itemsAt(formTree(posted), "changes").map(changeDraftFromTree);
+    expect(changeBody(draft!)).toEqual({
+      type: "move",
+      selector: "h1",
+      target: "",
+      position: "after",
+      html: "",
+    });
+  });
+
+  it("shows each problem beside its own field", () => {
+    const drafts = [
+      changeDraftOf({ type: "custom_css", value: "a{}" }),
+      changeDraftOf({ type: "custom_css", value: "b{}" }),
+      changeDraftOf(move),
+    ];
+    const errors: Array<[string, string]> = [
+      ["variations[0].changes[2].target", "selector must not be empty"],
+      ["variations[0].changes[2].position", "expected one of before, after, prepend, append"],
+      ["variations[0].changes[2].html", "html is required"],
+    ];
+    const markup = String(changeList("variations[0].changes", drafts, ctx(errors)));
+    for (const [path, message] of errors) {
+      const id = fieldId(path);
+      expect(markup).toContain(`<span class="field-error" id="${id}-error">${message}</span>`);
+      expect(markup).toMatch(
+        new RegExp(`id="${id}"[^>]*aria-invalid="true"[^>]*aria-describedby="[^"]*${id}-error`),
+      );
+    }
+    expect(markup).not.toContain(`${fieldId("variations[0].changes[2].selector")}-error`);
   });
 });
 

@@ -24,13 +24,22 @@ export interface A11yViolation {
   nodes: string[];
 }
 
-/** The WCAG 2 A/AA violations axe finds on the page as it is now (empty = none). */
-export async function accessibilityViolations(page: Page): Promise<A11yViolation[]> {
+/**
+ * The WCAG 2 A/AA violations axe finds on the page as it is now (empty = none). `exclude`:
+ * selectors of subtrees left out (the visual editor's preview frame: the customer's page, not
+ * the admin's UI).
+ */
+export async function accessibilityViolations(
+  page: Page,
+  options: { exclude?: string[] } = {},
+): Promise<A11yViolation[]> {
   const loaded = await page.evaluate("typeof window.axe === 'object'");
   if (!loaded) await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
+  const exclude = options.exclude ?? [];
+  const violations = await page.evaluate(async (excluded) => {
     const axe = (window as { axe: { run(...args: unknown[]): Promise<unknown> } }).axe;
-    const result = (await axe.run(document, {
+    const context = excluded.length === 0 ? document : { exclude: excluded.map((s) => [s]) };
+    const result = (await axe.run(context, {
       runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
       resultTypes: ["violations"],
     })) as {
@@ -47,7 +56,7 @@ export async function accessibilityViolations(page: Page): Promise<A11yViolation
       help: v.help,
       nodes: v.nodes.map((n) => n.target.map(String).join(" ")),
     }));
-  });
+  }, exclude);
   return violations;
 }
 

@@ -1,8 +1,8 @@
 /**
  * The client script in a real browser: headless Chromium against the demo shop behind
  * `wrangler dev` (test/browser/harness.ts), with demo/datafile.json plus a single-page-app page
- * (`url_changed`), a `dom_changed` page, a pageview goal for the SPA page and both integrations
- * on. Events go through the real endpoint, queue and consumer into the local D1 aggregates.
+ * (`url_changed`), a `dom_changed` page, a manual page with `move` changes, a pageview goal for
+ * the SPA page and both integrations on. Events go through the real endpoint, queue and consumer into the local D1 aggregates.
  *
  * The visitor is `qa-variant`, whom every demo experiment forces into its changing variation.
  */
@@ -52,6 +52,7 @@ function testDatafile(): Record<string, unknown> {
   d.experiments.push(
     experiment("1009", "spa_compare", ["control", "compare_box"]),
     experiment("1010", "late_widget", ["control", "loud_widget"]),
+    experiment("1011", "move_demo", ["control", "moved"]),
   );
   d.events.push(
     { id: "2004", key: "compare_view", experimentIds: ["1009"] },
@@ -72,6 +73,12 @@ function testDatafile(): Record<string, unknown> {
       activation: "dom_changed",
       selector: "#ss-late",
       conditions: ["or", { match: "regex", value: "^https?://[^/]+/products/\\d" }],
+    },
+    {
+      id: "p_move",
+      key: "move",
+      activation: "manual",
+      conditions: ["or", { match: "substring", value: "move=1" }],
     },
   );
   d.web.experiments.push(
@@ -123,6 +130,74 @@ function testDatafile(): Record<string, unknown> {
               selector: "#ss-late-table tr",
               position: "after",
               html: '<tr class="ss-after-row"><td>After</td></tr>',
+            },
+          ],
+        },
+      ],
+    },
+    {
+      id: "1011",
+      type: "ab",
+      pageIds: ["p_move"],
+      metrics: [{ eventId: "2003", aggregator: "count" }],
+      variations: [
+        { id: "10111", changes: [] },
+        {
+          id: "10112",
+          changes: [
+            // up
+            {
+              type: "move",
+              selector: ".product-info .stock",
+              target: ".product-info h1",
+              position: "before",
+              html: '<p class="stock">captured</p>',
+            },
+            // down
+            {
+              type: "move",
+              selector: ".product-info .tagline",
+              target: "#buy",
+              position: "after",
+              html: '<p class="tagline">captured</p>',
+            },
+            // into another element
+            {
+              type: "move",
+              selector: "#buy",
+              target: ".product-gallery",
+              position: "append",
+              html: '<button id="buy">captured</button>',
+            },
+            // not in the page: the captured HTML goes in its place
+            {
+              type: "move",
+              selector: "#ss-nowhere",
+              target: ".product-info h1",
+              position: "after",
+              html: '<p id="ss-moved-copy">Moved copy</p>',
+            },
+            // several targets: the live element to the first, copies to the others
+            {
+              type: "move",
+              selector: ".product-info .price",
+              target: ".product-info li",
+              position: "after",
+              html: '<span class="price" data-copy="">$34</span>',
+            },
+            // into itself: skipped
+            {
+              type: "move",
+              selector: ".product",
+              target: ".product-info",
+              position: "prepend",
+              html: '<div class="product">captured</div>',
+            },
+            // a moved element is not matched by a later change
+            {
+              type: "attribute",
+              selector: ".stock, #buy",
+              attributes: { addClass: "ss-matched-again" },
             },
           ],
         },
@@ -416,6 +491,113 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
         .map((e) => e.experimentId);
       // 1009 and 1010 once each (1005 too: the demo activates the reviews once they are visible)
       expect(impressions.filter((id) => id !== "1005").sort()).toEqual(["1009", "1010"]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("manual activation of move changes: up, down, into, a missing source's HTML, copies; re-runs change nothing", async () => {
+    const { context, page } = await open("/products/3?move=1");
+    try {
+      /** The product's layout: `tag.class#id` of the info's and the gallery's children. */
+      const layout = () =>
+        page.evaluate(() => {
+          const describe = (el: { tagName: string; id: string; classList: string[] }) =>
+            el.tagName.toLowerCase() +
+            [...el.classList].map((c: string) => "." + c).join("") +
+            (el.id ? "#" + el.id : "");
+          const children = (selector: string) =>
+            [...document.querySelector(selector).children].map(describe);
+          return {
+            info: children(".product-info"),
+            gallery: children(".product-gallery"),
+            list: children(".product-info ul"),
+          };
+        });
+      await page.evaluate(() => {
+        window.liveBuy = document.getElementById("buy");
+        window.livePrice = document.querySelector(".product-info .price");
+        window.liveBuy.addEventListener("ss-test", () => (window.listened = true));
+      });
+      const before = await layout();
+      const buy = before.info[5]!; // with the classes the edge's big_buy_button gave it
+      expect(buy).toMatch(/^button\..*#buy$/);
+      expect(before.info).toEqual([
+        "span.ss-badge",
+        "h1",
+        "p.tagline",
+        "span.price",
+        "p.stock",
+        buy,
+        "p.ss-trust",
+        "ul",
+      ]);
+      expect(before.gallery).toEqual(["img#product-image"]);
+
+      await page.evaluate(() =>
+        window.splitstream.push({ type: "activate", experimentKey: "move_demo" }),
+      );
+      await page.waitForSelector("#ss-moved-copy");
+      const moved = {
+        info: [
+          "span.ss-badge",
+          "p.stock",
+          "h1",
+          "p#ss-moved-copy",
+          "p.tagline",
+          "p.ss-trust",
+          "ul",
+        ],
+        gallery: ["img#product-image", buy],
+        list: ["li", "span.price", "li", "span.price", "li", "span.price"],
+      };
+      expect(await layout()).toEqual(moved);
+      // The live elements moved (listeners kept); the other targets got the captured HTML.
+      expect(
+        await page.evaluate(() => {
+          const prices = [...document.querySelectorAll(".product-info ul .price")];
+          window.liveBuy.dispatchEvent(new Event("ss-test"));
+          return {
+            buy: document.getElementById("buy") === window.liveBuy,
+            listened: window.listened === true,
+            price: prices[0] === window.livePrice,
+            copies: prices.map((p: { hasAttribute(n: string): boolean }) =>
+              p.hasAttribute("data-copy"),
+            ),
+            liveText: window.livePrice.textContent,
+            matchedAgain: document.querySelectorAll(".ss-matched-again").length,
+          };
+        }),
+      ).toEqual({
+        buy: true,
+        listened: true,
+        price: true,
+        copies: [false, true, true],
+        liveText: "$34 $42",
+        matchedAgain: 0,
+      });
+
+      // Re-runs (every DOM change, a second activation) move and copy nothing again.
+      const product = () => page.evaluate(() => document.querySelector(".product").outerHTML);
+      const settled = await product();
+      await page.evaluate(() => {
+        document.body.append(document.createElement("div"));
+        window.splitstream.push({ type: "activate", experimentKey: "move_demo" });
+      });
+      await page.waitForTimeout(300);
+      expect(await product()).toBe(settled);
+      // A target that appears later gets its copy, once; those already served get none.
+      await page.evaluate(() => {
+        const li = document.createElement("li");
+        li.textContent = "Late feature";
+        document.querySelector(".product-info ul").append(li);
+      });
+      await page.waitForFunction(
+        () => document.querySelector(".product-info ul").lastElementChild.tagName === "SPAN",
+      );
+      await page.waitForTimeout(300);
+      expect((await layout()).list).toEqual([...moved.list, "li", "span.price"]);
+      expect((await layout()).info).toEqual(moved.info);
     } finally {
       await context.close();
     }

@@ -658,11 +658,185 @@ const CASES: Case[] = [
     expected: ["error $.web.experiments[0].variations[1].changes[0].selector"],
   },
   {
-    name: "complex but valid selectors",
+    name: "complex selectors the edge runs",
+    mutate: (d) =>
+      (d.web.experiments[0].variations[1].changes[0].selector =
+        "main > .grid:not(.x) li:nth-child(2n+1), a[href^=\"/p/\"][data-x='{}'] > span"),
+    expected: [],
+  },
+
+  // ---- web: selectors the edge cannot run (docs/changes.md "Selectors")
+  {
+    name: "a selector the edge cannot run, on an immediate page",
     mutate: (d) =>
       (d.web.experiments[0].variations[1].changes[0].selector =
         "main > .grid:not(.x) li:nth-child(2n+1), a[href^=\"/p/\"][data-x='{}'] ~ span"),
+    expected: ["error $.web.experiments[0].variations[1].changes[0].selector"],
+    message:
+      /^selector "main > .*\.\.\. cannot run at the edge \(the "~" combinator \(subsequent sibling\) cannot run at the edge\); on immediate page "product" the edge would skip this change — use a selector the edge supports, or give the page manual activation so the browser applies it$/,
+  },
+  {
+    name: "an insert_html selector the edge cannot run, on an immediate page",
+    mutate: (d) => (d.web.experiments[0].variations[1].changes[1].selector = "h1 + p"),
+    expected: ["error $.web.experiments[0].variations[1].changes[1].selector"],
+    message: /^selector "h1 \+ p" cannot run at the edge \(the "\+" combinator \(next sibling\)/,
+  },
+  {
+    name: "a shared change the edge cannot run, in a section",
+    mutate: (d) =>
+      d.web.experiments[1].sections[0].variations[1].changes.push({
+        type: "attribute",
+        selector: "h1::first-line",
+        attributes: { text: "x" },
+      }),
+    expected: ["error $.web.experiments[1].sections[0].variations[1].changes[1].selector"],
+    message:
+      /\(::first-line \(a pseudo-element\) cannot run at the edge\); on immediate page "home"/,
+  },
+  {
+    name: "the same selector on the page once it is manual",
+    mutate: (d) => {
+      d.web.pages[1].activation = "manual";
+      d.web.experiments[0].variations[1].changes[0].selector = "h1 + p";
+    },
     expected: [],
+  },
+  {
+    name: "selectors the edge cannot run, on pages the browser handles (manual, dom_changed)",
+    mutate: (d) => {
+      d.web.experiments[4].variations[1].changes[0].selector = "#cart-summary ~ .upsell";
+      d.web.experiments[4].variations[1].changes[3].selector = ".legacy-promo:last-child";
+    },
+    expected: [],
+  },
+  {
+    name: "no pageId: one immediate page among the experiment's pages is enough",
+    mutate: (d) =>
+      d.web.experiments[3].sharedChanges.push({
+        type: "attribute",
+        selector: "li:only-child",
+        attributes: { hide: true },
+      }),
+    expected: ["error $.web.experiments[3].sharedChanges[1].selector"],
+    message: /on immediate page "product"/,
+  },
+  {
+    name: "a pageId on the manual page of an experiment that also has an immediate page",
+    mutate: (d) =>
+      d.web.experiments[3].sharedChanges.push({
+        type: "attribute",
+        selector: "li:only-child",
+        attributes: { hide: true },
+        pageId: "p_cart",
+      }),
+    expected: [],
+  },
+  {
+    name: "a pageId on the immediate page of that experiment",
+    mutate: (d) => (d.web.experiments[3].variations[1].changes[0].selector = ".price:empty"),
+    expected: ["error $.web.experiments[3].variations[1].changes[0].selector"],
+  },
+  {
+    name: "a pageId that is not the experiment's: the change never applies, only the warning",
+    mutate: (d) => {
+      d.web.experiments[0].variations[1].changes[0].selector = "a:hover";
+      d.web.experiments[0].variations[1].changes[0].pageId = "p_home";
+    },
+    expected: ["warning $.web.experiments[0].variations[1].changes[0].pageId"],
+  },
+  {
+    name: "an invalid selector is reported once, as invalid",
+    mutate: (d) => (d.web.experiments[0].variations[1].changes[0].selector = "a[href"),
+    expected: ["error $.web.experiments[0].variations[1].changes[0].selector"],
+    message: /^invalid selector "a\[href": /,
+  },
+
+  // ---- web: move changes
+  {
+    name: "a move on an immediate page",
+    mutate: (d) =>
+      d.web.experiments[0].variations[1].changes.push({
+        type: "move",
+        selector: ".reviews",
+        target: "#add-to-cart",
+        position: "before",
+        html: '<section class="reviews">4.8 ★</section>',
+        pageId: "p_product",
+      }),
+    expected: [],
+  },
+  {
+    name: "a move target the edge cannot run, on an immediate page",
+    mutate: (d) =>
+      d.web.experiments[0].variations[1].changes.push({
+        type: "move",
+        selector: ".reviews",
+        target: "h1 ~ p",
+        position: "after",
+        html: "<p>x</p>",
+      }),
+    expected: ["error $.web.experiments[0].variations[1].changes[3].target"],
+    message: /^target "h1 ~ p" cannot run at the edge \(the "~" combinator/,
+  },
+  {
+    name: "a move source the edge cannot run, on an immediate page",
+    mutate: (d) =>
+      d.web.experiments[0].variations[1].changes.push({
+        type: "move",
+        selector: "li:nth-last-child(2)",
+        target: "#add-to-cart",
+        position: "after",
+        html: "<li>x</li>",
+      }),
+    expected: ["error $.web.experiments[0].variations[1].changes[3].selector"],
+    message: /:nth-last-child\(\) cannot run at the edge/,
+  },
+  {
+    name: "a move the edge cannot run, on a manual page",
+    mutate: (d) => (d.web.experiments[4].variations[1].changes[6].target = "#a + #checkout-button"),
+    expected: [],
+  },
+  {
+    name: "a move cannot replace",
+    mutate: (d) => (d.web.experiments[4].variations[1].changes[6].position = "replace"),
+    expected: ["error $.web.experiments[4].variations[1].changes[6].position"],
+    message:
+      /^a move cannot "replace" its target \(expected one of "before", "after", "prepend", "append"\); to replace an element, use an insert_html change/,
+  },
+  {
+    name: "a move with an unknown position",
+    mutate: (d) => (d.web.experiments[4].variations[1].changes[6].position = "inside"),
+    expected: ["error $.web.experiments[4].variations[1].changes[6].position"],
+    message: /expected one of "before", "after", "prepend", "append", got "inside"/,
+  },
+  {
+    name: "a move without its target, position and html",
+    mutate: (d) => {
+      const move = d.web.experiments[4].variations[1].changes[6];
+      delete move.target;
+      delete move.position;
+      delete move.html;
+    },
+    expected: [
+      "error $.web.experiments[4].variations[1].changes[6].html",
+      "error $.web.experiments[4].variations[1].changes[6].position",
+      "error $.web.experiments[4].variations[1].changes[6].target",
+    ],
+  },
+  {
+    name: "a move with an invalid target",
+    mutate: (d) => (d.web.experiments[4].variations[1].changes[6].target = "#a { color: red }"),
+    expected: ["error $.web.experiments[4].variations[1].changes[6].target"],
+    message: /^invalid selector "#a \{ color: red \}"/,
+  },
+  {
+    name: "a move onto itself",
+    mutate: (d) => {
+      const move = d.web.experiments[4].variations[1].changes[6];
+      move.target = move.selector;
+    },
+    expected: ["warning $.web.experiments[4].variations[1].changes[6].target"],
+    message: /the element is removed and nothing is inserted/,
   },
   {
     name: "set an event handler",
@@ -884,6 +1058,39 @@ describe("parseDatafile: each problem at its path", () => {
   });
 });
 
+describe("parseDatafile: edgeSelectors option", () => {
+  const withSiblingSelector = () => {
+    const d = valid();
+    d.web.experiments[0].variations[1].changes[0].selector = "h1 + p";
+    return d;
+  };
+  const path = "$.web.experiments[0].variations[1].changes[0].selector";
+
+  it("is an error by default (publish, import, validate)", () => {
+    const result = parseDatafile(withSiblingSelector());
+    expect(result.ok).toBe(false);
+    expect(summary(result.problems)).toEqual([`error ${path}`]);
+  });
+
+  it("is a warning with edgeSelectors: warning (the edge loading a published datafile)", () => {
+    const result = parseDatafile(withSiblingSelector(), { edgeSelectors: "warning" });
+    expect(result.ok).toBe(true);
+    expect(summary(result.problems)).toEqual([`warning ${path}`]);
+    expect(result.problems[0]!.message).toMatch(/^selector "h1 \+ p" cannot run at the edge/);
+  });
+
+  it("leaves every other error an error", () => {
+    const d = withSiblingSelector();
+    d.web.experiments[0].variations[1].changes[1].selector = "a[b";
+    const result = parseDatafile(d, { edgeSelectors: "warning" });
+    expect(result.ok).toBe(false);
+    expect(summary(result.problems)).toEqual([
+      `error $.web.experiments[0].variations[1].changes[1].selector`,
+      `warning ${path}`,
+    ]);
+  });
+});
+
 describe("parseDatafile: agrees with the zod schemas it is compiled from", () => {
   it.each(CASES)("$name", ({ mutate }) => {
     const datafile = valid();
@@ -1024,7 +1231,14 @@ describe("parseDatafile: every field of the zod schemas, broken one at a time", 
 
   it("covers the schemas", () => {
     expect(unique.length).toBeGreaterThan(150);
-    for (const type of ["attribute", "insert_html", "custom_css", "custom_code", "redirect"]) {
+    for (const type of [
+      "attribute",
+      "insert_html",
+      "move",
+      "custom_css",
+      "custom_code",
+      "redirect",
+    ]) {
       expect(unique.some((m) => m.name.includes(`<${type}>`))).toBe(true);
     }
   });

@@ -67,6 +67,14 @@ interface Fragment {
 
 const STUB_CONDITIONS = ["or", { match: "substring", value: "/" }];
 
+/**
+ * The activation of the stub pages: the edge applies the changes of p1 (and of any other page),
+ * the browser those of p2 and p3 — which decides whether a selector the edge cannot run is an
+ * error (docs/changes.md "Selectors").
+ */
+const ACTIVATION_OF: Record<string, string> = { p2: "manual", p3: "url_changed" };
+const activationOf = (id: string): string => ACTIVATION_OF[id] ?? "immediate";
+
 function stubProblems(fragment: Fragment): Problem[] {
   const pages: Record<string, unknown>[] = [];
   let prefix: string;
@@ -87,7 +95,12 @@ function stubProblems(fragment: Fragment): Problem[] {
   }
   for (const id of fragment.pageIds ?? []) {
     if (pages.some((p) => p.id === id)) continue;
-    pages.push({ id, key: `page_${id}`, activation: "immediate", conditions: STUB_CONDITIONS });
+    pages.push({
+      id,
+      key: `page_${id}`,
+      activation: activationOf(id),
+      conditions: STUB_CONDITIONS,
+    });
   }
 
   const events: Record<string, unknown>[] = [];
@@ -198,7 +211,11 @@ function sectionProblems(fragment: Fragment): Problem[] {
       { root, pageIds },
     );
   }
-  return checkWebExperimentChanges(fragment.experiment, { root, pageIds });
+  return checkWebExperimentChanges(fragment.experiment, {
+    root,
+    pageIds,
+    pages: pageIds.map((id) => ({ id, key: `page_${id}`, activation: activationOf(id) })),
+  });
 }
 
 function newDatafileProblems(fragment: Fragment): ValidationDetail[] {
@@ -351,6 +368,16 @@ const CHANGES: Json[] = [
   { type: "insert_html", selector: "main", position: "append", html: "<p>x</p>" },
   { type: "insert_html", selector: "main {", position: "sideways" },
   { type: "insert_html", selector: "h1 + p", position: "before", html: 5 },
+  { type: "insert_html", selector: "li:last-child", position: "after", html: "<hr>" },
+  { type: "move", selector: "#promo", target: "main > h1", position: "after", html: "<p>x</p>" },
+  { type: "move", selector: "#promo", target: "h1 + p", position: "before", html: "<p>x</p>" },
+  { type: "move", selector: "p::first-line", target: "h1", position: "append", html: "" },
+  { type: "move", selector: "#a", target: "#a", position: "prepend", html: "<i>a</i>" },
+  { type: "move", selector: "#a", target: "#b", position: "replace", html: "<i>a</i>" },
+  { type: "move", selector: "#a", target: "#b", position: "inside", html: "<i>a</i>" },
+  { type: "move", selector: "#a {", position: "after" },
+  { type: "move", selector: "#a", target: 5, position: "after", html: 5 },
+  { type: "move", selector: "ul ~ li", target: "h1", position: "after", html: "", pageId: "p2" },
   { type: "custom_css", value: "h1 { color: red }" },
   { type: "custom_css" },
   { type: "custom_code", value: "console.log(1)" },
@@ -423,6 +450,9 @@ function experimentFragments(): Fragment[] {
   // Every change alone in a variation, and all of them at once in each place.
   for (const change of CHANGES) out.push({ experiment: ab([change]), pageIds: PAGES });
   out.push({ experiment: ab(CHANGES), pageIds: PAGES });
+  // On pages the browser handles, and on a mix: selectors the edge cannot run are not errors.
+  out.push({ experiment: ab(CHANGES, { pageIds: ["p2"] }), pageIds: PAGES });
+  out.push({ experiment: ab(CHANGES, { pageIds: ["p2", "p3", "p1"] }), pageIds: PAGES });
   out.push({ experiment: ab([], { sharedChanges: CHANGES }), pageIds: PAGES });
   out.push({
     experiment: ab([], { type: "split_url", variations: [{ changes: CHANGES }, { changes: [] }] }),

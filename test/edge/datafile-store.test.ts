@@ -168,6 +168,25 @@ describe("getDatafile: cold and cached", () => {
       true,
     );
   });
+
+  it("loads a datafile published before selectors the edge cannot run were refused, with a warning", async () => {
+    // parseDatafile refuses it by default (publish); the edge must keep serving its other changes
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const sdkKey = newKey();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a mutated copy of the fixture
+    const datafile: any = structuredClone(fixture);
+    datafile.revision = "old";
+    datafile.web.experiments[0].variations[1].changes[0].selector = "h1 + p";
+    await publish(sdkKey, JSON.stringify(datafile));
+    const ctx = createExecutionContext();
+    const entry = await getDatafile(env, ctx, sdkKey);
+    await waitOnExecutionContext(ctx);
+    expect(entry?.revision).toBe("old");
+    const warned = warn.mock.calls.map((c) => String(c[0])).join("\n");
+    expect(warned).toContain(
+      'warning $.web.experiments[0].variations[1].changes[0].selector: selector "h1 + p" cannot run at the edge',
+    );
+  });
 });
 
 describe("getDatafile: missing", () => {

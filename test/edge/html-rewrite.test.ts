@@ -235,6 +235,151 @@ describe("insert_html", () => {
   });
 });
 
+describe("move", () => {
+  type Move = Extract<Change, { type: "move" }>;
+  const move = (
+    selector: string,
+    target: string,
+    position: Move["position"],
+    html: string,
+  ): Change => ({ type: "move", selector, target, position, html });
+  const PROMO = `<aside id="promo"><b>Sale</b></aside>`;
+  const PAGE = `<main><h1>Title</h1><p class="lead">Lead</p>${PROMO}<footer>F</footer></main>`;
+
+  it.each<[string, Change, string]>([
+    [
+      "up: the target comes before the element (after)",
+      move("#promo", "h1", "after", PROMO),
+      `<main><h1>Title</h1>${PROMO}<p class="lead">Lead</p><footer>F</footer></main>`,
+    ],
+    [
+      "up: before",
+      move("#promo", ".lead", "before", PROMO),
+      `<main><h1>Title</h1>${PROMO}<p class="lead">Lead</p><footer>F</footer></main>`,
+    ],
+    [
+      "down: the target comes after the element (before)",
+      move("h1", "footer", "before", "<h1>Title</h1>"),
+      `<main><p class="lead">Lead</p>${PROMO}<h1>Title</h1><footer>F</footer></main>`,
+    ],
+    [
+      "down: after",
+      move("h1", "footer", "after", "<h1>Title</h1>"),
+      `<main><p class="lead">Lead</p>${PROMO}<footer>F</footer><h1>Title</h1></main>`,
+    ],
+    [
+      "into: prepend (the target encloses the element)",
+      move("#promo", "main", "prepend", PROMO),
+      `<main>${PROMO}<h1>Title</h1><p class="lead">Lead</p><footer>F</footer></main>`,
+    ],
+    [
+      "into: append",
+      move("h1", "footer", "append", "<h1>Title</h1>"),
+      `<main><p class="lead">Lead</p>${PROMO}<footer>F<h1>Title</h1></footer></main>`,
+    ],
+    [
+      "into: append to the enclosing element (stays inside, goes last)",
+      move("h1", "main", "append", "<h1>Title</h1>"),
+      `<main><p class="lead">Lead</p>${PROMO}<footer>F</footer><h1>Title</h1></main>`,
+    ],
+  ])("%s", async (_name, change, expected) => {
+    expect(await rewrite(PAGE, plan([change]))).toBe(expected);
+  });
+
+  it("streams: the same output with the page cut into one-byte chunks", async () => {
+    const bytes = new TextEncoder().encode(`<!doctype html><html><body>${PAGE}</body></html>`);
+    let at = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (at >= bytes.length) controller.close();
+        else controller.enqueue(bytes.slice(at, ++at));
+      },
+    });
+    const changes = [
+      move("#promo", "h1", "after", PROMO),
+      move("footer", "main", "prepend", "<footer>F</footer>"),
+    ];
+    const out = await rewriteHtml(new Response(body, { headers: HTML_UTF8 }), plan(changes)).text();
+    expect(out).toBe(
+      `<!doctype html><html><body><main><footer>F</footer><h1>Title</h1>${PROMO}<p class="lead">Lead</p></main></body></html>`,
+    );
+  });
+
+  it("the element matching nothing: the HTML is still inserted (the two halves are independent)", async () => {
+    expect(await rewrite(PAGE, plan([move("#gone", "h1", "after", "<p>copy</p>")]))).toBe(
+      `<main><h1>Title</h1><p>copy</p><p class="lead">Lead</p>${PROMO}<footer>F</footer></main>`,
+    );
+  });
+
+  it("the target matching nothing: the element is removed and inserted nowhere", async () => {
+    expect(await rewrite(PAGE, plan([move("#promo", "#gone", "after", PROMO)]))).toBe(
+      `<main><h1>Title</h1><p class="lead">Lead</p><footer>F</footer></main>`,
+    );
+  });
+
+  it("several matches: every element is removed, the HTML goes to every target", async () => {
+    const input = `<ul><li class="x">1</li><li>2</li><li class="x">3</li></ul><ol><li>a</li><li>b</li></ol>`;
+    expect(await rewrite(input, plan([move("li.x", "ol > li", "after", "<li>M</li>")]))).toBe(
+      `<ul><li>2</li></ul><ol><li>a</li><li>M</li><li>b</li><li>M</li></ol>`,
+    );
+  });
+
+  it("a target inside the element, or the element itself: removed, nothing inserted", async () => {
+    expect(await rewrite(PAGE, plan([move("#promo", "#promo b", "after", PROMO)]))).toBe(
+      `<main><h1>Title</h1><p class="lead">Lead</p><footer>F</footer></main>`,
+    );
+    expect(await rewrite(PAGE, plan([move("#promo", "#promo", "before", PROMO)]))).toBe(
+      `<main><h1>Title</h1><p class="lead">Lead</p><footer>F</footer></main>`,
+    );
+    expect(await rewrite(PAGE, plan([move("#promo", "aside", "before", PROMO)]))).toBe(
+      `<main><h1>Title</h1><p class="lead">Lead</p><footer>F</footer></main>`,
+    );
+  });
+
+  it("other changes never match the inserted HTML; earlier ones touched only the original", async () => {
+    const changes: Change[] = [
+      attr("#promo", { addClass: "before-move" }),
+      move("#promo", "h1", "after", PROMO),
+      attr("#promo", { addClass: "after-move" }),
+      attr("#promo b", { text: "changed" }),
+    ];
+    expect(await rewrite(PAGE, plan(changes))).toBe(
+      `<main><h1>Title</h1>${PROMO}<p class="lead">Lead</p><footer>F</footer></main>`,
+    );
+  });
+
+  it("the inserted HTML carries no element number in the editor's preview", async () => {
+    const out = await rewrite(
+      `<div><h1>T</h1><p id="m">M</p></div>`,
+      plan([move("#m", "h1", "before", `<p id="m">M</p>`)], { numberElements: true }),
+    );
+    expect(out).toBe(`<div data-ss-i="0"><p id="m">M</p><h1 data-ss-i="1">T</h1></div>`);
+  });
+
+  it.each<[string, Change, string]>([
+    ["an unsupported selector", move("p + aside", "h1", "after", PROMO), `"p + aside"`],
+    ["an unsupported target", move("#promo", "h1 ~ p", "after", PROMO), `target "h1 ~ p"`],
+    [
+      "a position that is not a move's",
+      { ...move("#promo", "h1", "after", PROMO), position: "replace" } as unknown as Change,
+      `bad position "replace"`,
+    ],
+    [
+      "html that is not a string",
+      { ...move("#promo", "h1", "after", PROMO), html: 5 } as unknown as Change,
+      "or html",
+    ],
+  ])("%s: the whole move is skipped with one warning", async (_name, change, warning) => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const changes = [change, attr("footer", { text: "still applied" })];
+    expect(await rewrite(PAGE, plan(changes))).toBe(
+      `<main><h1>Title</h1><p class="lead">Lead</p>${PROMO}<footer>still applied</footer></main>`,
+    );
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0]?.[0])).toContain(warning);
+  });
+});
+
 describe("custom_css", () => {
   it.each<[string, string, string[], string | undefined, string]>([
     [

@@ -22,9 +22,17 @@ const SOURCES = import.meta.glob<string>("../../src/**/*.ts", {
   eager: true,
 });
 
-/** Worker code: everything but the CLI (runs on a developer's machine) and the browser client. */
+/**
+ * Worker code: everything but the CLI (runs on a developer's machine) and the browser code — the
+ * client, the visual editor (src/editor), and their bundles as the Worker serves them (strings in
+ * src/{admin,edge}/generated/, whose `fetch(` runs in the admin's browser, never in the Worker).
+ */
 const workerSources = Object.entries(SOURCES).filter(
-  ([path]) => !path.includes("/src/cli/") && !path.includes("/src/client/"),
+  ([path]) =>
+    !path.includes("/src/cli/") &&
+    !path.includes("/src/client/") &&
+    !path.includes("/src/editor/") &&
+    !/\/src\/[a-z]+\/generated\//.test(path),
 );
 
 /** Call sites of `fetch(`, `connect(` and `WebSocket` outside comments, as "file: line". */

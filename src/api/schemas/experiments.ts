@@ -33,7 +33,7 @@ const ChangeComponent = changeSchema.openapi("Change");
 
 const changesSchema = z.array(ChangeComponent).max(500).openapi({
   description:
-    "Changes (docs/changes.md): attribute, insert_html, custom_css, custom_code, redirect.",
+    "Changes (docs/changes.md): attribute, insert_html, move, custom_css, custom_code, redirect.",
 });
 
 const metricSchema = z.strictObject(webMetricSchema.shape).openapi("Metric", {

@@ -30,6 +30,7 @@ import {
   initialStatusesStatement,
   insertStatusStatement,
   listExperimentStatusRows,
+  listPageActivations,
   listProjectIds,
   listRunningEnvironmentKeys,
 } from "../store/experiments";
@@ -65,6 +66,11 @@ export interface ExperimentPlan {
 /** What the project holds that an experiment may reference. */
 export interface ExperimentReferences {
   pageIds: readonly string[];
+  /**
+   * The project's pages with their activation: a change whose selector the edge cannot run is
+   * refused when it applies on an immediate page (docs/changes.md "Selectors").
+   */
+  pages: ReadonlyArray<{ id: string; key: string; activation: string }>;
   eventIds: readonly string[];
   /** Empty when the experiment has no audience conditions (they are not read then). */
   audienceIds: readonly string[];
@@ -332,13 +338,13 @@ export async function loadExperimentReferences(
   input: ExperimentPlanInput,
 ): Promise<ExperimentReferences> {
   const { audienceConditions, groupId } = draftOf(input);
-  const [pageIds, eventIds, audienceIds, group] = await Promise.all([
-    listProjectIds(db, "pages", projectId),
+  const [pages, eventIds, audienceIds, group] = await Promise.all([
+    listPageActivations(db, projectId),
     listProjectIds(db, "events", projectId),
     audienceConditions === null ? [] : listProjectIds(db, "audiences", projectId),
     groupId === null ? null : findGroup(db, groupId, projectId),
   ]);
-  return { pageIds, eventIds, audienceIds, group };
+  return { pageIds: pages.map((p) => p.id), pages, eventIds, audienceIds, group };
 }
 
 /**
@@ -449,6 +455,7 @@ export function buildExperimentRow(
         : {}),
     },
     pageIds: [...pageSet],
+    pages: references.pages,
   }))
     problems.addFormatted(detail.path, detail.message);
   problems.throwIfAny();

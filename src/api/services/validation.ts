@@ -92,6 +92,8 @@ export function datafileProblems(fragment: {
   experiment?: FragmentExperiment;
   /** The project's page ids, so references to them resolve. */
   pageIds?: readonly string[];
+  /** The project's pages with their activation (selectors the edge cannot run, on immediate pages). */
+  pages?: ReadonlyArray<{ id: string; key?: string; activation: string }>;
 }): ValidationDetail[] {
   const root = "$.body";
   const pageIds = fragment.pageIds ?? [];
@@ -119,7 +121,11 @@ export function datafileProblems(fragment: {
       { root, pageIds },
     );
   } else if (fragment.experiment) {
-    problems = checkWebExperimentChanges(fragment.experiment, { root, pageIds });
+    problems = checkWebExperimentChanges(fragment.experiment, {
+      root,
+      pageIds,
+      ...(fragment.pages ? { pages: fragment.pages } : {}),
+    });
   } else {
     return [];
   }

@@ -70,6 +70,18 @@ export async function listProjectIds(
   return rows.map((r) => r.id);
 }
 
+/** Every page of a project with its activation (which pages the edge applies changes on). */
+export async function listPageActivations(
+  db: D1Database,
+  projectId: string,
+): Promise<Array<{ id: string; key: string; activation: string }>> {
+  return all<{ id: string; key: string; activation: string }>(
+    db,
+    "SELECT id, key, activation FROM pages WHERE project_id = ?",
+    projectId,
+  );
+}
+
 /** The page `pageId` of a project, when it exists. */
 export async function findProjectPage(
   db: D1Database,
