@@ -197,6 +197,7 @@ export function switcherVariation(state: EditorState): string | null {
 
 function toolbar(state: EditorState): Html {
   const variation = state.variation;
+  const reopen = switcherVariation(state);
   return html`<header class="bar">
     <div>
       <a class="home" href="${ADMIN_BASE_PATH}">Splitstream</a>
@@ -242,11 +243,7 @@ function toolbar(state: EditorState): Html {
       <form method="get" action="${state.urlAction}" data-editor="url-form">
         <label for="ss-url">Page</label>
         <input id="ss-url" name="url" type="url" required value="${state.pageUrl}" />
-        ${
-          switcherVariation(state) === null
-            ? ""
-            : html`<input type="hidden" name="variation" value="${switcherVariation(state)}" />`
-        }
+        ${reopen === null ? "" : html`<input type="hidden" name="variation" value="${reopen}" />`}
         <input type="hidden" name="environment" value="${state.environment}" />
         <button type="submit">Open</button>
       </form>
@@ -317,8 +314,8 @@ function messages(state: EditorState): Html {
 function selectionSection(): Html {
   return html`<section aria-labelledby="ss-selection-title">
     <h2 id="ss-selection-title">Selected element</h2>
-    <p data-editor="selection">Click an element in the page to select it.</p>
-    <div data-editor="selection-tools" hidden>
+    <p data-editor="selection">Click an element in the page, or enter a selector, to select it.</p>
+    <div data-editor="selection-tools">
       <div class="field">
         <label for="ss-selector">Selector</label>
         <input
@@ -334,7 +331,7 @@ function selectionSection(): Html {
       </p>
       <p id="ss-selector-problem" class="problem" data-editor="selector-problem"></p>
       <div class="row">
-        <button type="button" data-editor="select-parent">Select the parent</button>
+        <button type="button" data-editor="select-parent" hidden>Select the parent</button>
         <button type="button" data-editor="apply-selector" hidden>Use this selector</button>
       </div>
     </div>
@@ -343,7 +340,7 @@ function selectionSection(): Html {
 
 function editSection(): Html {
   return html`<section aria-labelledby="ss-edit-title" data-editor="edits" hidden>
-    <h2 id="ss-edit-title">Change the element</h2>
+    <h2 id="ss-edit-title" tabindex="-1" data-editor="edits-title">Change the element</h2>
     <p class="row" data-editor="editing" hidden>
       <span data-editor="editing-text"></span>
       <button type="button" data-editor="cancel-edit">Stop editing</button>

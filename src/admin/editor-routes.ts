@@ -43,9 +43,6 @@ const enc = encodeURIComponent;
 const DEFAULT_ENVIRONMENT = "production";
 /** `?variation=original`: the page as the origin sends it, read-only. */
 const ORIGINAL = "original";
-/** Where the editor's script is served; `?v=<hash>` makes it cacheable for good. */
-export const EDITOR_SCRIPT_PATH = `${BASE}/assets/editor.js`;
-
 /** The editor page's CSP: its own script by nonce, its fetch and frame on this origin only. */
 function editorCsp(nonce: string): string {
   return [
@@ -241,7 +238,8 @@ async function buildState(
     backHref: `${BASE}/experiments/${enc(x.id)}?environment=${enc(query.environment)}`,
     notice: saved.notice,
     errors: saved.errors ?? [],
-    draftStorageKey: `ss-editor:${x.id}:${chosen?.id ?? ORIGINAL}:${x.version}`,
+    // Not versioned: a draft refused as stale (409) must still be found after a reload.
+    draftStorageKey: `ss-editor:${x.id}:${chosen?.id ?? ORIGINAL}`,
   };
 }
 
@@ -275,15 +273,25 @@ function updateBodyFor(x: ExperimentJson, setId: string, changes: Change[]): unk
 }
 
 /**
- * The API's paths (`$.body.variations[1].changes[3].selector`, `sections[0].variations[2].changes[3]`)
- * as the editor names them (`changes[3].selector`); other paths stay as they are.
+ * The API's paths of the edited change set (`$.body.variations[1].changes[3].selector`,
+ * `$.body.sections[0].variations[2].changes[3]`) as the editor names them (`changes[3].selector`);
+ * a problem elsewhere (another variation's change) keeps its full path, prefixed with that
+ * variation's key, so it is never shown on a change of this one.
  */
-function editorPath(path: string): string {
-  const match =
-    /^(?:\$\.body\.)?(?:variations\[\d+\]|sections\[\d+\]\.variations\[\d+\])\.(changes(?:[[.].*)?)$/.exec(
-      path,
-    );
-  return match ? match[1]! : path;
+function editorPath(path: string, x: ExperimentJson, setId: string): string {
+  const body = path.replace(/^\$\.body\./, "");
+  const variation = /^variations\[(\d+)\]\.(changes(?:[[.].*)?)$/.exec(body);
+  if (variation && x.type !== "multivariate") {
+    const v = x.variations[Number(variation[1])];
+    return v?.id === setId ? variation[2]! : `${v?.key ?? "variation"}: ${body}`;
+  }
+  const section = /^sections\[(\d+)\]\.variations\[(\d+)\]\.(changes(?:[[.].*)?)$/.exec(body);
+  if (section) {
+    const sections = Array.isArray(x.sections) ? (x.sections as StoredSection[]) : [];
+    const v = sections[Number(section[1])]?.variations[Number(section[2])];
+    return v?.id === setId ? section[3]! : `${v?.key ?? "variation"}: ${body}`;
+  }
+  return path;
 }
 
 function refusalPage(c: AdminContext, title: string, error: ApiError, back: string) {
@@ -411,7 +419,7 @@ export function registerEditorPages(app: Hono<AdminEnv>): void {
       changes: changes ?? set.changes,
       errors:
         details.length > 0
-          ? details.map((d) => ({ path: editorPath(d.path), message: d.message }))
+          ? details.map((d) => ({ path: editorPath(d.path, x, set.id), message: d.message }))
           : [{ path: "", message: error.message }],
     });
     if (state instanceof ApiError) return refusalPage(c, title, state, back);

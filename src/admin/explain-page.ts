@@ -242,7 +242,9 @@ async function loadPublished(kv: KVNamespace, sdkKey: string): Promise<Published
       message: `Nothing is published for this environment yet (no ${datafileKey(sdkKey)}): the edge serves every page as the origin sends it.`,
       problems: [],
     };
-  const parsed = parseDatafile(text);
+  // As the edge loads it: a selector the edge cannot run does not stop the datafile loading
+  // (the rewriter skips that change), so it is reported as a warning.
+  const parsed = parseDatafile(text, { edgeSelectors: "warning" });
   let listMembers: ListMembers | undefined;
   let missingLists: string[] = [];
   if (parsed.ok) {

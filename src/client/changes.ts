@@ -67,12 +67,13 @@ function fragment(el: Element, position: string, html: string): DocumentFragment
 
 /**
  * A `move` applier. The edge removes every element matching `selector` and inserts `html` (its
- * outer HTML captured when the change was made) at every `target`; here the live elements are
- * moved instead, keeping their listeners and state: all of them, in document order, to the first
- * target, and copies of `html` to the other targets — or to every target when no element matches
- * `selector`. An element is never moved into itself (a target inside a source is skipped). Once
- * every target has been served, an element matching `selector` that appears later is removed, as
- * at the edge. Moved elements count as inserted, so no change (this one included) matches them
+ * outer HTML captured when the change was made) at every `target`; here the first live element
+ * is moved instead, keeping its listeners and state, to the first target, the other elements
+ * matching `selector` are removed, and copies of `html` go to the other targets — or to every
+ * target when no element matches `selector`. An element is never moved into itself (a target
+ * inside a source is skipped). Once the first target has been served, an element matching
+ * `selector` that appears later is removed and a target that appears later gets a copy, as at
+ * the edge. Moved elements count as inserted, so no change (this one included) matches them
  * again; each target is served once.
  */
 function mover(c: Extract<Change, { type: "move" }>): Applier {
@@ -88,21 +89,19 @@ function mover(c: Extract<Change, { type: "move" }>): Applier {
     } catch {
       return; // not a selector this browser knows
     }
-    if (!ok) return;
-    if (!targets.length) {
-      if (home) for (const s of sources) if (!s.contains(home)) s.remove();
-      return;
-    }
-    home ??= targets[0];
+    if (!ok || (!home && !targets.length)) return;
+    // Only the first serving moves a live element; later, sources go as at the edge.
+    const moved = home ? undefined : sources[0];
+    home ??= targets[0]!;
     targets.forEach((t, i) => {
       served.add(t);
-      if (i || !sources.length) return t[c.position](fragment(t, c.position, c.html));
-      for (const s of sources) {
-        inserted.add(s);
-        mark(s);
-      }
-      t[c.position](...sources);
+      if (i || !moved) return t[c.position](fragment(t, c.position, c.html));
+      inserted.add(moved);
+      mark(moved);
+      t[c.position](moved);
     });
+    for (const s of sources)
+      if (s !== moved && !moved?.contains(s) && !s.contains(home)) s.remove();
   };
 }
 

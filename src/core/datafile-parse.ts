@@ -20,9 +20,9 @@
  *   `endOfRange` not an integer in 0..10000, malformed condition trees and leaves, variable values
  *   the SDK cannot cast at all, invalid regexes, unsafe selectors / attribute names, event-handler
  *   attributes and javascript: URLs in changes, bad redirect URLs, fields a web event or metric
- *   needs, selectors the edge cannot run in changes that apply on `immediate` pages
- *   (docs/changes.md "Selectors"; a warning when loaded with `edgeSelectors: "warning"`, as the
- *   edge does);
+ *   needs, selectors the edge cannot run in changes of experiments with an `immediate` page
+ *   (docs/changes.md "Selectors"; a warning with `edgeSelectors: "warning"`, unchecked with
+ *   `"off"`);
  * - warnings: what an official SDK loads and evaluates deterministically but that is probably a
  *   mistake — decreasing `endOfRange` (the entry can never be chosen), unknown condition types,
  *   unknown match types and values that do not fit the match type (they evaluate to "unknown"),
@@ -197,13 +197,15 @@ const WEB_EVENT_TYPE = choice(WEB_EVENT_TYPES);
 export interface ParseOptions {
   /**
    * The severity of a change the edge cannot run: a selector (or move target) HTMLRewriter does
-   * not support, in a change that applies on an `immediate` page (docs/changes.md "Selectors").
-   * `"error"` (the default) where datafiles are made — publish, import, `splitstream validate` —
-   * so none is published; `"warning"` where a datafile already published is loaded — the edge,
-   * which skips such a change and must keep serving the rest of a datafile published before this
-   * check existed.
+   * not support, in a change of an experiment with an `immediate` page (docs/changes.md
+   * "Selectors"). `"error"` (the default) where a datafile comes from outside — import,
+   * `splitstream validate` — so none gets in; `"warning"` where a datafile is built from stored
+   * experiments (publish, the admin's explain page): an experiment saved before this check
+   * existed must not block every later publish (saving an experiment checks its changes
+   * strictly). `"off"` skips the check: the edge, which skips such a change itself (it asks
+   * HTMLRewriter) and must not pay for the check on its hot path.
    */
-  edgeSelectors?: "error" | "warning";
+  edgeSelectors?: "error" | "warning" | "off";
 }
 
 /** Parses and validates untrusted input (a JSON string, or an already-parsed value). Never throws. */
@@ -247,9 +249,9 @@ export interface FragmentContext {
   /** Ids of the pages that page references resolve to (none if absent). */
   pageIds?: readonly string[];
   /**
-   * The activation (and key, for messages) of pages, by id. With it, a change on an `immediate`
-   * page whose selector the edge cannot run is an error, as in a datafile; without it, the
-   * activations are unknown and that is not checked.
+   * The activation (and key, for messages) of pages, by id. With it, a change of an experiment
+   * with an `immediate` page whose selector the edge cannot run is an error, as in a datafile;
+   * without it, the activations are unknown and that is not checked.
    */
   pages?: ReadonlyArray<{ id: string; key?: string; activation: string }>;
   /** Keys of the lists `in_list` leaves may name; absent: `in_list` values are not checked. */
@@ -417,8 +419,11 @@ class Checker {
   constructor(
     private readonly report: Report,
     /** The severity of selectors the edge cannot run (ParseOptions.edgeSelectors). */
-    private readonly edgeSeverity: Severity = "error",
+    private readonly edgeSeverity: Severity | "off" = "error",
   ) {}
+
+  /** `edgeSelectorProblem` answers by selector: datafiles repeat selectors across variations. */
+  private readonly edgeSelectorAnswers = new Map<string, string | undefined>();
 
   // ---- reporting
 
@@ -1570,9 +1575,9 @@ class Checker {
         );
       }
     }
-    // The edge applies the change while streaming the page when it can apply on an immediate
-    // page; the browser applies it on the others (docs/changes.md "Selectors").
-    const immediate = this.immediatePage(pageId, ownPages);
+    // The edge applies the change while streaming an immediate page of the experiment; the
+    // browser applies it on the others (docs/changes.md "Selectors").
+    const immediate = this.immediatePage(ownPages);
     switch (type) {
       case "attribute": {
         const selector = this.str(change.selector, "selector");
@@ -1705,15 +1710,13 @@ class Checker {
   }
 
   /**
-   * The key of an `immediate` page a change with `pageId` (undefined: none) can apply on, among
-   * its experiment's `ownPages`; undefined when it applies only on pages the browser handles.
+   * The key of the first `immediate` page among an experiment's `ownPages`, or undefined when
+   * the browser handles all of them. Any immediate page counts, whatever the change's `pageId`
+   * names: the edge applies a change whose page matches the URL when the URL also matches an
+   * immediate page of the experiment (src/edge/page-plan.ts).
    */
-  private immediatePage(pageId: string | undefined, ownPages: string[]): string | undefined {
-    if (pageId !== undefined) {
-      if (!ownPages.includes(pageId)) return undefined;
-      const page = this.pages.get(pageId);
-      return page?.activation === "immediate" ? page.key : undefined;
-    }
+  private immediatePage(ownPages: string[]): string | undefined {
+    if (this.edgeSeverity === "off") return undefined;
     for (const id of ownPages) {
       const page = this.pages.get(id);
       if (page?.activation === "immediate") return page.key;
@@ -1722,17 +1725,23 @@ class Checker {
   }
 
   /**
-   * A change's `selector` or move `target` (at `seg`), on immediate page `immediate` (undefined:
-   * no immediate page, nothing to check): an error when the edge cannot run it, because the
-   * edge would skip the change there (src/core/edge-selector.ts, docs/changes.md "Selectors").
+   * A change's `selector` or move `target` (at `seg`) in an experiment with immediate page
+   * `immediate` (undefined: none, nothing to check): a problem of the `edgeSelectors` severity
+   * when the edge cannot run it, because the edge would skip the change there
+   * (src/core/edge-selector.ts, docs/changes.md "Selectors").
    */
   private edgeSelector(selector: string, seg: "selector" | "target", immediate?: string): void {
-    if (immediate === undefined) return;
-    const why = edgeSelectorProblem(selector);
+    if (immediate === undefined || this.edgeSeverity === "off") return;
+    const answers = this.edgeSelectorAnswers;
+    let why = answers.get(selector);
+    if (why === undefined && !answers.has(selector)) {
+      why = edgeSelectorProblem(selector);
+      answers.set(selector, why);
+    }
     if (why === undefined) return;
     this.problem(
       this.edgeSeverity,
-      `${seg} ${preview(selector)} cannot run at the edge (${why}); on immediate page ${preview(immediate)} the edge would skip this change — use a selector the edge supports, or give the page manual activation so the browser applies it`,
+      `${seg} ${preview(selector)}: ${why}; on immediate page ${preview(immediate)} the edge would skip this change — use a selector the edge supports, or let the browser apply it: activation url_changed (or manual, when the site calls activate)`,
       seg,
     );
   }

@@ -232,10 +232,11 @@ async function refresh(
     if (slot.badText === value) return good; // still the datafile that failed; lastError stands
 
     datafileStoreCounters.compiles++;
-    // A selector the edge cannot run is a warning here, not an error: a datafile published
-    // before the validator refused them must keep serving its other changes (the rewriter skips
-    // that one; docs/changes.md "Selectors").
-    const parsed = parseDatafile(value, { edgeSelectors: "warning" });
+    // Selectors the edge cannot run are not checked here: a datafile published before the
+    // validator refused them must keep serving its other changes, and the rewriter finds and
+    // skips such a change itself, asking HTMLRewriter (cached per selector), so the check would
+    // only cost time on a cold start (docs/changes.md "Selectors").
+    const parsed = parseDatafile(value, { edgeSelectors: "off" });
     let members: FoundListMembers = { listMembers: undefined, missing: [], problem: null };
     if (parsed.ok) {
       try {

@@ -11,7 +11,14 @@
  * pick modes a click never reaches the page: no link is followed, no form submitted, no control
  * focused or toggled. Budget: 6 KB gzipped (test/browser/budget.test.ts).
  */
-import { LIMITS, MESSAGE_SOURCE, type FrameMessage, type FrameMode } from "./protocol";
+import {
+  INDEX_ATTRIBUTE as INDEX,
+  LIMITS,
+  MAX_HIGHLIGHT,
+  MESSAGE_SOURCE,
+  type FrameMessage,
+  type FrameMode,
+} from "./protocol";
 
 (() => {
   try {
@@ -24,7 +31,6 @@ import { LIMITS, MESSAGE_SOURCE, type FrameMessage, type FrameMode } from "./pro
 function start(): void {
   const W = window;
   const D = document;
-  const INDEX = "data-ss-i";
   /** The editor's origin: the page URL's (the frame itself has an opaque origin). */
   const editorOrigin = location.origin;
   const parentWindow = W.parent;
@@ -120,7 +126,7 @@ function start(): void {
   const highlight = (indices: unknown, selected: unknown): void => {
     for (const [, b] of boxes) b.remove();
     boxes = [];
-    const list = Array.isArray(indices) ? indices.slice(0, 500) : [];
+    const list = Array.isArray(indices) ? indices.slice(0, MAX_HIGHLIGHT) : [];
     for (const i of list) {
       const el = i === selected ? null : byIndex(i);
       if (el) boxes.push([el, box("match")]);
@@ -158,11 +164,12 @@ function start(): void {
     };
   };
 
-  const select = (el: Element): void => {
+  /** Selects `el`; `request` is the editor's `selectIndex` this answers (none for a click). */
+  const select = (el: Element, request?: number): void => {
     const info = describe(el);
     loose = info.index === null ? el : null;
     highlight([], info.index);
-    post({ type: "select", ...info });
+    post({ type: "select", ...info, ...(request === undefined ? {} : { request }) });
   };
 
   // ---- select and pick modes: the page never sees a click, a press or a submit.
@@ -286,8 +293,9 @@ function start(): void {
         const el = byIndex(m.index);
         if (!el) return;
         const r = el.getBoundingClientRect();
-        if (r.bottom < 0 || r.top > W.innerHeight) el.scrollIntoView({ block: "center" });
-        select(el);
+        if (m.scroll !== false && (r.bottom < 0 || r.top > W.innerHeight))
+          el.scrollIntoView({ block: "center" });
+        select(el, typeof m.request === "number" ? m.request : undefined);
       } else if (m.type === "scrollTo") {
         W.scrollTo(Number(m.x) || 0, Number(m.y) || 0);
       }

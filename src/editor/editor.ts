@@ -23,7 +23,9 @@ import {
 import type { PageState } from "./page-state";
 import { STATE_ELEMENT_ID } from "./page-state";
 import {
+  INDEX_ATTRIBUTE,
   keyCommand,
+  LIMITS,
   MESSAGE_SOURCE,
   readFrameMessage,
   type EditorMessage,
@@ -36,9 +38,10 @@ import {
   appliesHere,
   commit,
   customIndex,
-  history,
+  isDirty,
   mergeAttributes,
   onPage,
+  openDraft,
   parseDraft,
   patchAttributes,
   previewChanges,
@@ -46,23 +49,34 @@ import {
   removeAt,
   replaceAt,
   serializeDraft,
-  setCustom,
+  setCustomAt,
   undo,
+  words,
+  worthKeeping,
+  type Draft,
   type History,
 } from "./state";
 
 /** How long the preview may take to say hello before the editor says the page left. */
 const HELLO_TIMEOUT_MS = 8000;
+/** How long a preview may take to arrive at all (a slow origin) before the editor says so. */
+const LOAD_TIMEOUT_MS = 30_000;
 /** Edits are re-rendered by the edge after this pause (typing does not post every key). */
 const PREVIEW_DEBOUNCE_MS = 250;
 /** An attribute name the edge writes (docs/changes.md "Refused attribute names"). */
 const ATTRIBUTE_NAME = /^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/;
 /** Elements the browser's parser adds when the origin's HTML leaves them out. */
 const PARSER_ELEMENTS = /^(html|head|body|tbody|colgroup)$/;
+/** The notice of the page a successful save leads to ("Saved and published."). */
+const SAVED_NOTICE = /\bsaved\b/i;
+/** Said when sessionStorage refuses the draft (full, or storage disabled). */
+const NOT_KEPT =
+  "This tab's storage is full, so the draft is not kept when you leave this page: save it first.";
 
-type Hook = string;
+type CustomType = "custom_css" | "custom_code";
+const CUSTOM_TYPES: readonly CustomType[] = ["custom_css", "custom_code"];
 
-function hook<T extends HTMLElement = HTMLElement>(name: Hook): T {
+function hook<T extends HTMLElement = HTMLElement>(name: string): T {
   const el = document.querySelector<T>(`[data-editor="${name}"]`);
   if (!el) throw new Error(`splitstream editor: the page has no [data-editor="${name}"]`);
   return el;
@@ -80,7 +94,20 @@ function h(
   return el;
 }
 
-const words = (s: string): string => s.trim().split(/\s+/).filter(Boolean).join(" ");
+/** `text` as an element's innerHTML serializes it once it is the element's only content. */
+const escapeText = (text: string): string =>
+  text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/\u00a0/g, "&nbsp;");
+
+/** The text of `html` (parsed in an inert template: nothing in it runs or loads). */
+function textOf(html: string): string {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  return template.content.textContent ?? "";
+}
 
 /** The panel's fields for a change whose selector matches nothing here. */
 const NO_ELEMENT: ElementInfo = {
@@ -101,10 +128,12 @@ function start(): void {
   const state = JSON.parse(stateText) as PageState;
   const matching = state.pages.filter((p) => p.matches).map((p) => p.id);
   const editable = state.canSave && state.variation !== null;
-  const savedJson = JSON.stringify(state.changes);
+  /** A refused save (409, 422): the page shows the posted draft and the API's messages. */
+  const refused = state.errors.length > 0;
+  const postedJson = JSON.stringify(state.changes);
 
   // ---- elements
-  const frame = hook<HTMLIFrameElement>("frame");
+  let frame = hook<HTMLIFrameElement>("frame");
   const previewForm = hook<HTMLFormElement>("preview-form");
   const status = hook("status");
   const lost = hook("lost");
@@ -112,27 +141,38 @@ function start(): void {
   const matchCount = hook("match-count");
   const selectorProblem = hook("selector-problem");
   const selection = hook("selection");
-  const selectionTools = hook("selection-tools");
+  const selectParent = hook("select-parent");
   const edits = hook("edits");
   const editingBox = hook("editing");
   const list = hook<HTMLOListElement>("changes");
   const sharedList = hook<HTMLOListElement>("shared-changes");
-  const field = (name: Hook): HTMLInputElement => hook<HTMLInputElement>(name);
+  const field = (name: string): HTMLInputElement => hook<HTMLInputElement>(name);
   const customCss = hook<HTMLTextAreaElement>("custom-css");
   const customJs = hook<HTMLTextAreaElement>("custom-js");
   const runCustomJs = field("run-custom-js");
   const saveForm = document.querySelector<HTMLFormElement>('[data-editor="save-form"]');
+  const customBox = (type: CustomType): HTMLTextAreaElement =>
+    type === "custom_css" ? customCss : customJs;
 
   // ---- model
-  let h0 = history(state.changes);
+  let history: History = { changes: state.changes, undo: [], redo: [] };
+  /** The list as stored on the server; null when unknown (after a refused save). */
+  let saved: Change[] | null = refused ? null : state.changes;
+  /** The experiment version the draft began on, stored with it. */
+  let draftVersion = state.version;
+  /** Whether the last write of the draft to sessionStorage worked. */
+  let draftKept = true;
   let source: SourceView | null = null;
   let sourceError: string | null = null;
-  /** The selected element as the frame described it, and its twin in the source. */
+  /** The selected element as the frame (or the source) described it, and its twin in the source. */
   let selected: { info: ElementInfo; element: Element | null } | null = null;
-  /** A select answer we asked for (selectIndex), and the selector to keep for it. */
-  let expected: { index: number; selector: string; editing: number | null } | null = null;
+  /** The number of the `selectIndex` whose answer is awaited (older answers are stale). */
+  let pendingRequest: number | null = null;
+  let requests = 0;
   /** Index of the change loaded into the panel, null when edits make new changes. */
   let editing: number | null = null;
+  /** Index of the custom CSS / JS change each box edits (null: this page's first one). */
+  const customAt: Record<CustomType, number | null> = { custom_css: null, custom_code: null };
   let mode: Exclude<FrameMode, "pick"> = "select";
   let picking = false;
   let moveTarget: string | null = null;
@@ -140,6 +180,7 @@ function start(): void {
   let helloTimer: ReturnType<typeof setTimeout> | undefined;
   let previewTimer: ReturnType<typeof setTimeout> | undefined;
   let loadsSinceSubmit = 0;
+  let hellosSinceSubmit = 0;
   let previews = 0;
   let leaving = false;
 
@@ -154,40 +195,75 @@ function start(): void {
   const check = (selector: string): SelectorCheck =>
     source ? source.check(selector) : { count: 0, problem: undefined };
 
+  // ---- fields: what the editor last put in each, to tell the user's typing from it
+  const filled = new Map<HTMLInputElement | HTMLTextAreaElement, string>();
+  /** Puts `value` in `el`, unless `keepTyped` and the user changed what the editor put there. */
+  function fill(
+    el: HTMLInputElement | HTMLTextAreaElement,
+    value: string,
+    keepTyped = false,
+  ): void {
+    const last = filled.get(el);
+    if (keepTyped && last !== undefined && el.value !== last) return;
+    if (el.value !== value) el.value = value;
+    filled.set(el, value);
+  }
+
   // ---- draft
-  function persist(): void {
+  /** Stores the draft (or removes it when there is nothing to keep); false when storage refuses. */
+  function persist(): boolean {
+    if (!editable) return true;
     try {
-      const clean = JSON.stringify(h0.changes) === savedJson && h0.undo.length === 0;
-      if (clean && h0.redo.length === 0) sessionStorage.removeItem(state.draftStorageKey);
-      else sessionStorage.setItem(state.draftStorageKey, serializeDraft(h0, state.version));
+      if (worthKeeping(history, saved)) {
+        sessionStorage.setItem(state.draftStorageKey, serializeDraft(history, draftVersion));
+      } else {
+        sessionStorage.removeItem(state.draftStorageKey);
+        draftVersion = state.version; // the next draft begins on this page's version
+      }
+      draftKept = true;
     } catch {
-      // storage full or refused: the draft lives on in this page
+      draftKept = false; // full or refused: the draft lives on in this page only
     }
+    return draftKept;
   }
 
   function restore(): void {
-    let text: string | null;
+    let stored: Draft | null = null;
     try {
-      text = sessionStorage.getItem(state.draftStorageKey);
-      if (state.notice !== null && /\bsaved\b/i.test(state.notice) && state.errors.length === 0) {
-        sessionStorage.removeItem(state.draftStorageKey);
-        return;
-      }
+      stored = parseDraft(sessionStorage.getItem(state.draftStorageKey));
     } catch {
-      return;
+      // storage refused: start from the page's list
     }
-    const draft = parseDraft(text);
-    if (!draft || !editable) return;
-    h0 = { changes: draft.changes, undo: draft.undo, redo: draft.redo };
-    if (JSON.stringify(draft.changes) === savedJson) return;
-    say(
-      draft.version === state.version
-        ? "Your unsaved draft was restored."
-        : "Your unsaved draft was restored. The experiment has been saved since it began: saving replaces this variation's changes with the draft's.",
+    const opening = openDraft(
+      {
+        changes: state.changes,
+        version: state.version,
+        saved: state.notice !== null && SAVED_NOTICE.test(state.notice),
+        refused,
+        editable,
+      },
+      stored,
     );
+    history = opening.history;
+    saved = opening.saved;
+    draftVersion = opening.version;
+    if (opening.clear) {
+      try {
+        sessionStorage.removeItem(state.draftStorageKey);
+      } catch {
+        // nothing stored then
+      }
+    }
+    // The posted list is the draft now: kept, even before another edit.
+    if (refused && !persist()) say(NOT_KEPT);
+    if (opening.restored === "same") say("Your unsaved draft was restored.");
+    else if (opening.restored === "older")
+      say(
+        "Your unsaved draft was restored. The experiment has been saved since it began: saving replaces this variation's changes with the draft's.",
+      );
   }
 
-  const dirty = (): boolean => JSON.stringify(h0.changes) !== savedJson;
+  const dirty = (): boolean => isDirty(history, saved);
 
   // ---- preview
   function submitPreview(): void {
@@ -195,16 +271,23 @@ function start(): void {
     const changes =
       state.variation === null
         ? []
-        : previewChanges(state.sharedChanges, h0.changes, matching, runCustomJs.checked);
+        : previewChanges(state.sharedChanges, history.changes, matching, runCustomJs.checked);
     (previewForm.elements.namedItem("changes") as HTMLInputElement).value = JSON.stringify(changes);
     loadsSinceSubmit = 0;
+    hellosSinceSubmit = 0;
     lost.hidden = true;
-    expectHello();
+    expectHello(LOAD_TIMEOUT_MS);
     previews++;
-    // A fresh frame name each time: a page script that renamed its window (window.name) must
-    // not turn the next preview into a new top-level tab.
+    // A fresh frame each time, named when it is made: a page script that renamed its window
+    // (window.name) must not turn the next preview into a new top-level tab, and a browser does
+    // not rename a frame's window when the element's name changes.
     const name = `ss-editor-frame-${previews}`;
-    frame.name = name;
+    const next = frame.cloneNode(false) as HTMLIFrameElement;
+    next.name = name;
+    frame.replaceWith(next);
+    // After the insertion, so the new frame's initial about:blank does not count as a load.
+    next.addEventListener("load", onFrameLoad);
+    frame = next;
     previewForm.target = name;
     previewForm.submit();
   }
@@ -214,18 +297,25 @@ function start(): void {
     previewTimer = setTimeout(submitPreview, PREVIEW_DEBOUNCE_MS);
   };
 
-  function expectHello(): void {
+  /** "The page left the editor" unless the agent says hello within `ms`. */
+  function expectHello(ms: number = HELLO_TIMEOUT_MS): void {
     clearTimeout(helloTimer);
     helloTimer = setTimeout(() => {
       lost.hidden = false;
-    }, HELLO_TIMEOUT_MS);
+    }, ms);
   }
 
-  frame.addEventListener("load", () => {
-    // The first load is the preview's own; a later one is another document (the page, a
-    // script or custom code navigated), which must say hello too.
-    if (++loadsSinceSubmit > 1) expectHello();
-  });
+  function onFrameLoad(): void {
+    // The agent says hello at DOMContentLoaded, before the load event: a load without it is a
+    // page that left the preview (a script, custom code or a redirect navigated the frame). A
+    // slow page is not "gone" while it is still loading (LOAD_TIMEOUT_MS until its first load).
+    // Every document with the agent says hello once, before its load: fewer hellos than loads
+    // means the document now in the frame has none.
+    loadsSinceSubmit++;
+    if (hellosSinceSubmit < loadsSinceSubmit) expectHello(2000);
+    else clearTimeout(helloTimer);
+  }
+  frame.addEventListener("load", onFrameLoad);
 
   function syncFrame(): void {
     send({ type: "mode", mode: picking ? "pick" : mode });
@@ -239,9 +329,15 @@ function start(): void {
     send({ type: "highlight", indices, selected: selected?.info.index ?? null });
   }
 
+  /** Asks the frame to select element `index`; its answer refreshes the panel (see onAnswer). */
+  function requestSelect(index: number, scrollTo: boolean): void {
+    pendingRequest = ++requests;
+    send({ type: "selectIndex", index, request: pendingRequest, scroll: scrollTo });
+  }
+
   // ---- rendering
   function renderChanges(): void {
-    const errorsShown = JSON.stringify(h0.changes) === savedJson;
+    const errorsShown = refused && JSON.stringify(history.changes) === postedJson;
     const errorsAt = new Map<number, string[]>();
     for (const e of state.errors) {
       const match = /^changes\[(\d+)\]/.exec(e.path);
@@ -251,8 +347,15 @@ function start(): void {
     }
     const pageKey = (id: string | undefined): string =>
       state.pages.find((p) => p.id === id)?.key ?? String(id);
+    // The list is drawn anew: a keyboard user's focus goes back to the same button.
+    const active = document.activeElement;
+    const activeItem =
+      active && list.contains(active) ? active.closest("[data-change-index]") : null;
+    const refocus = activeItem
+      ? `[data-change-index="${activeItem.getAttribute("data-change-index")}"] [data-editor="${active!.getAttribute("data-editor")}"]`
+      : null;
     list.replaceChildren(
-      ...h0.changes.map((change, i) => {
+      ...history.changes.map((change, i) => {
         const here = appliesHere(change, matching);
         const n = String(i + 1);
         const item = h(
@@ -300,7 +403,8 @@ function start(): void {
         return item;
       }),
     );
-    hook("changes-empty").hidden = h0.changes.length > 0;
+    if (refocus) list.querySelector<HTMLElement>(refocus)?.focus();
+    hook("changes-empty").hidden = history.changes.length > 0;
     sharedList.replaceChildren(
       ...state.sharedChanges.map((change) => {
         const selector = selectorOf(change);
@@ -316,26 +420,32 @@ function start(): void {
   }
 
   function renderToolbar(): void {
-    hook<HTMLButtonElement>("undo").disabled = !editable || h0.undo.length === 0;
-    hook<HTMLButtonElement>("redo").disabled = !editable || h0.redo.length === 0;
+    hook<HTMLButtonElement>("undo").disabled = !editable || history.undo.length === 0;
+    hook<HTMLButtonElement>("redo").disabled = !editable || history.redo.length === 0;
     const dirtyNote = document.querySelector<HTMLElement>('[data-editor="dirty"]');
     if (dirtyNote) dirtyNote.hidden = !dirty();
     hook("mode-select").setAttribute("aria-pressed", String(mode === "select"));
     hook("mode-browse").setAttribute("aria-pressed", String(mode === "browse"));
   }
 
+  /** The custom CSS / JS change the box edits: the one loaded by Edit, else this page's first. */
+  function customChangeIndex(type: CustomType): number {
+    const at = customAt[type];
+    if (at !== null && history.changes[at]?.type === type) return at;
+    customAt[type] = null;
+    return customIndex(history.changes, type, matching);
+  }
+
+  /** The boxes show their changes' code; what the user typed and did not apply yet is kept. */
   function renderCustom(): void {
-    const at = (type: "custom_css" | "custom_code"): string => {
-      const i = customIndex(h0.changes, type, matching);
-      const change = h0.changes[i];
-      return change && "value" in change ? change.value : "";
-    };
-    customCss.value = at("custom_css");
-    customJs.value = at("custom_code");
+    for (const type of CUSTOM_TYPES) {
+      const change = history.changes[customChangeIndex(type)];
+      fill(customBox(type), change && "value" in change ? change.value : "", true);
+    }
   }
 
   function renderEditing(): void {
-    const change = editing === null ? undefined : h0.changes[editing];
+    const change = editing === null ? undefined : history.changes[editing];
     editingBox.hidden = change === undefined;
     if (change)
       hook("editing-text").textContent =
@@ -371,15 +481,16 @@ function start(): void {
 
   /** After every change of the list: store the draft, show it, re-render the preview. */
   function changed(next: History, message?: string): void {
-    h0 = next;
-    if (editing !== null && editing >= h0.changes.length) editing = null;
-    persist();
+    history = next;
+    if (editing !== null && editing >= history.changes.length) editing = null;
+    const kept = persist();
     renderAll();
+    renderCustom();
     schedulePreview();
-    if (message) say(message);
+    if (message || !kept) say([message, kept ? "" : NOT_KEPT].filter(Boolean).join(" "));
   }
 
-  const edit = (next: Change[], message: string): void => changed(commit(h0, next), message);
+  const edit = (next: Change[], message: string): void => changed(commit(history, next), message);
 
   // ---- selection
   function showSelection(info: ElementInfo, text: string, usable: boolean): void {
@@ -389,78 +500,160 @@ function start(): void {
       ...(info.text.trim() ? [" ", clip(`“${info.text}”`, 60)] : []),
       ...(text ? [h("br"), text] : []),
     );
-    selectionTools.hidden = !usable;
+    selectParent.hidden = !usable;
     edits.hidden = !(usable && editable);
   }
 
+  /** A selection the editor cannot make changes for: no selector, no edits. */
+  function unusable(info: ElementInfo, why: string): void {
+    selected = { info, element: null };
+    selectorInput.value = "";
+    showSelection(info, why, false);
+    renderSelector();
+  }
+
+  /** A click in the frame (an answer to no request of the editor's). */
   function onSelect(info: ElementInfo): void {
-    const wanted = expected && expected.index === info.index ? expected : null;
-    expected = null;
-    editing = wanted ? wanted.editing : null;
+    pendingRequest = null;
+    editing = null;
     cancelPick();
     moveTarget = null;
     hook("move-choice").hidden = true;
     if (info.index === null) {
-      selected = { info, element: null };
-      showSelection(
+      unusable(
         info,
         PARSER_ELEMENTS.test(info.tag)
           ? `The origin's HTML has no <${info.tag}> tag (the browser added it): select an element inside or around it.`
           : "This element is not in the page the origin sends (a change or the page's scripts added it); edit the change that inserted it.",
-        false,
       );
       renderAll();
       highlight();
       return;
     }
     if (!source) {
-      selected = { info, element: null };
-      showSelection(info, sourceError ?? "Loading the page's source…", false);
+      unusable(info, sourceError ?? "Loading the page's source…");
       return;
     }
     const element = source.byIndex(info.index);
     if (!element || element.localName.toLowerCase() !== info.tag) {
-      selected = { info, element: null };
-      showSelection(
+      unusable(
         info,
         "The origin sent different HTML for the preview and for the editor (the page changes on every request): its elements cannot be matched. Reload the editor to try again.",
-        false,
       );
       return;
     }
     selected = { info, element };
-    selectorInput.value = wanted ? wanted.selector : source.selectorFor(element);
+    selectorInput.value = source.selectorFor(element);
     showSelection(
       info,
       info.truncated ? "Its content is too long to show in full here." : "",
       true,
     );
-    fillFields(info);
+    fillFields(info, false);
     renderSelector();
     renderAll();
     highlight();
   }
 
-  function fillFields(info: ElementInfo): void {
-    const change = editing === null ? undefined : h0.changes[editing];
+  /**
+   * The frame's answer to the editor's last `selectIndex`: the element as the preview now shows
+   * it (after the changes). The selector, the change being edited and a move in progress stay;
+   * fields the user has typed in are kept, the others show the current content.
+   */
+  function onAnswer(info: ElementInfo, request: number): void {
+    if (request !== pendingRequest) return; // a stale answer: the selection moved on since
+    pendingRequest = null;
+    const element = selected?.element;
+    const same = element?.localName.toLowerCase() === info.tag;
+    if (!element || !same || selected!.info.index !== info.index) return;
+    selected = { info, element };
+    showSelection(
+      info,
+      info.truncated ? "Its content is too long to show in full here." : "",
+      true,
+    );
+    fillFields(info, true);
+    highlight();
+  }
+
+  /** What the panel shows of a source element before (or without) the frame's answer. */
+  function sourceInfo(element: Element, index: number): ElementInfo {
+    const text = element.textContent ?? "";
+    const inner = stripIndices(element.innerHTML);
+    const outer = source ? source.cleanHtml(element) : stripIndices(element.outerHTML);
+    const ancestors: number[] = [];
+    for (let p = element.parentElement; p; p = p.parentElement) {
+      const n = Number(p.getAttribute(INDEX_ATTRIBUTE) ?? "x");
+      if (Number.isSafeInteger(n)) ancestors.push(n);
+    }
+    return {
+      index,
+      tag: element.localName,
+      id: element.id,
+      classes: Array.from(element.classList),
+      attributes: Array.from(element.attributes)
+        .filter((a) => !a.name.startsWith("data-ss-"))
+        .map((a): [string, string] => [a.name, a.value]),
+      text: text.slice(0, LIMITS.text),
+      html: inner.slice(0, LIMITS.html),
+      outerHtml: outer.slice(0, LIMITS.html),
+      truncated: text.length > LIMITS.text || outer.length > LIMITS.html,
+      ancestors,
+    };
+  }
+
+  /**
+   * Selects element `index` of the page's source straight away — the panel never waits for the
+   * frame, which may not show the element any more (a change removed, moved or replaced it) —
+   * then asks the frame to select it too: it outlines it and answers with its live content.
+   * `selector` null: the one the editor makes. `keepTyped`: fields the user typed in stay.
+   */
+  function selectIndex(
+    index: number,
+    options: { selector: string | null; editing: number | null; keepTyped: boolean },
+  ): boolean {
+    const element = source?.byIndex(index);
+    if (!source || !element) return false;
+    cancelPick();
+    moveTarget = null;
+    hook("move-choice").hidden = true;
+    editing = options.editing;
+    const info = sourceInfo(element, index);
+    selected = { info, element };
+    const selector = options.selector ?? source.selectorFor(element);
+    if (selectorInput.value !== selector) selectorInput.value = selector;
+    showSelection(info, "", true);
+    fillFields(info, options.keepTyped);
+    renderSelector();
+    renderAll();
+    highlight();
+    requestSelect(index, true);
+    return true;
+  }
+
+  /** The panel's fields for `info` (and the change being edited); `keepTyped`: see fill(). */
+  function fillFields(info: ElementInfo, keepTyped: boolean): void {
+    const change = editing === null ? undefined : history.changes[editing];
     const a: AttributeChangeSet = change?.type === "attribute" ? change.attributes : {};
-    field("text").value = a.text ?? info.text;
-    field("html").value = a.html ?? stripIndices(info.html);
-    field("add-class").value = a.addClass ?? "";
-    field("remove-class").value = a.removeClass ?? "";
-    field("style").value = a.style ?? "";
+    const put = (name: string, value: string): void => fill(field(name), value, keepTyped);
+    put("text", a.text ?? info.text);
+    put("html", a.html ?? stripIndices(info.html));
+    put("add-class", a.addClass ?? "");
+    put("remove-class", a.removeClass ?? "");
+    put("style", a.style ?? "");
     const [firstSet] = Object.entries(a.set ?? {});
-    field("attribute-name").value = firstSet?.[0] ?? "";
-    field("attribute-value").value = firstSet?.[1] ?? "";
+    put("attribute-name", firstSet?.[0] ?? "");
+    put("attribute-value", firstSet?.[1] ?? "");
     hook("class-list").replaceChildren(...info.classes.map((c) => h("option", { value: c })));
     hook("attribute-list").replaceChildren(
       ...info.attributes.map(([name]) => h("option", { value: name })),
     );
+    if (keepTyped) return; // a refresh: the insertion and the move being made stay as they are
     if (change?.type === "insert_html") {
       field("insert-position").value = change.position;
-      field("insert-html").value = change.html;
+      put("insert-html", change.html);
     } else {
-      field("insert-html").value = "";
+      put("insert-html", "");
     }
     if (change?.type === "move") {
       moveTarget = change.target;
@@ -472,22 +665,31 @@ function start(): void {
 
   function deselect(): void {
     selected = null;
+    pendingRequest = null;
     editing = null;
     moveTarget = null;
-    selection.textContent = "Click an element in the page to select it.";
-    selectionTools.hidden = true;
+    selection.textContent = "Click an element in the page, or enter a selector, to select it.";
+    selectParent.hidden = true;
     edits.hidden = true;
     selectorInput.value = "";
+    renderSelector();
     renderAll();
     syncFrame();
   }
 
+  /** Moves the focus to the edit section (after Edit), for keyboard and screen reader users. */
+  const focusEdits = (): void => hook("edits-title").focus();
+
   /** Loads change `i` into the panel (its element selected in the frame when it has one). */
   function loadChange(i: number, editIt: boolean): void {
-    const change = h0.changes[i];
+    const change = history.changes[i];
     if (!change) return;
     if (change.type === "custom_css" || change.type === "custom_code") {
-      (change.type === "custom_css" ? customCss : customJs).focus();
+      const box = customBox(change.type);
+      customAt[change.type] = i;
+      fill(box, change.value);
+      box.focus();
+      say(`Change ${i + 1} is in the ${box.labels?.[0]?.textContent ?? "custom code"} box.`);
       return;
     }
     if (change.type === "redirect") {
@@ -496,34 +698,38 @@ function start(): void {
     }
     const selector = change.selector;
     const first = source?.indices(selector)[0];
-    if (first === undefined) {
-      const why = source
-        ? `The selector ${clip(selector, 60)} matches nothing on this page.`
-        : "The page's source is not loaded yet.";
-      if (!editIt) {
-        say(why);
-        return;
-      }
-      // Still editable, without an element to show.
-      cancelPick();
-      editing = i;
-      selected = null;
-      selectorInput.value = selector;
-      selection.textContent = why;
-      selectionTools.hidden = false;
-      edits.hidden = false;
-      fillFields(NO_ELEMENT);
-      renderSelector();
-      renderAll();
-      highlight();
-      say(`Editing change ${i + 1}. The buttons below now change it.`);
-      return;
-    }
-    expected = { index: first, selector, editing: editIt ? i : null };
-    if (editIt) say(`Editing change ${i + 1}. The buttons below now change it.`);
     if (picking) cancelPick();
     if (mode !== "select") setMode("select");
-    send({ type: "selectIndex", index: first });
+    if (
+      first !== undefined &&
+      selectIndex(first, { selector, editing: editIt ? i : null, keepTyped: false })
+    ) {
+      if (!editIt) return;
+      say(`Editing change ${i + 1}. The buttons below now change it.`);
+      focusEdits();
+      return;
+    }
+    const why = source
+      ? `The selector ${clip(selector, 60)} matches nothing in the page the origin sends.`
+      : "The page's source is not loaded yet.";
+    if (!editIt) {
+      say(why);
+      return;
+    }
+    // Still editable, without an element to show.
+    editing = i;
+    selected = null;
+    pendingRequest = null;
+    selectorInput.value = selector;
+    selection.textContent = why;
+    selectParent.hidden = true;
+    edits.hidden = false;
+    fillFields(NO_ELEMENT, false);
+    renderSelector();
+    renderAll();
+    highlight();
+    say(`Editing change ${i + 1}. ${why} The buttons below still change it.`);
+    focusEdits();
   }
 
   // ---- edits
@@ -548,7 +754,7 @@ function start(): void {
 
   /** The attribute change loaded into the panel, if that is what is being edited. */
   const editedAttribute = (): Extract<Change, { type: "attribute" }> | undefined => {
-    const change = editing === null ? undefined : h0.changes[editing];
+    const change = editing === null ? undefined : history.changes[editing];
     return change?.type === "attribute" ? change : undefined;
   };
 
@@ -557,7 +763,7 @@ function start(): void {
    * or, while a change is loaded into the panel, that change — its fields shown whole in the
    * panel (text, HTML, classes, style) replaced, the others (attributes, hide, remove) added.
    */
-  function attributeEdit(attributes: AttributeChangeSet, message: string): void {
+  function attributeEdit(attributes: AttributeChangeSet, message: string): boolean {
     const change = editedAttribute();
     if (change && editing !== null) {
       const whole = ["text", "html", "addClass", "removeClass", "style"].some(
@@ -567,16 +773,17 @@ function start(): void {
         ? patchAttributes(change.attributes, attributes)
         : (mergeAttributes(change.attributes, attributes) ??
           patchAttributes(change.attributes, attributes));
-      edit(replaceAt(h0.changes, editing, { ...change, attributes: next }), message);
-      return;
+      edit(replaceAt(history.changes, editing, { ...change, attributes: next }), message);
+      return true;
     }
     const selector = currentSelector();
-    if (selector === null) return;
+    if (selector === null) return false;
     editing = null;
-    edit(addAttributeEdit(h0.changes, selector, attributes, state.defaultPageId), message);
+    edit(addAttributeEdit(history.changes, selector, attributes, state.defaultPageId), message);
+    return true;
   }
 
-  const on = (name: Hook, action: () => void): void =>
+  const on = (name: string, action: () => void): void =>
     hook(name).addEventListener("click", () => {
       try {
         action();
@@ -585,18 +792,29 @@ function start(): void {
       }
     });
 
-  on("apply-text", () => attributeEdit({ text: field("text").value }, "Text set."));
-  on("apply-html", () => attributeEdit({ html: field("html").value }, "HTML set."));
+  // Text and HTML inside are two views of one content: setting one makes the other's untouched
+  // field show the result, so that its button never puts the old content back.
+  on("apply-text", () => {
+    const text = field("text").value;
+    if (!attributeEdit({ text }, "Text set.")) return;
+    fill(field("text"), text);
+    fill(field("html"), escapeText(text), true);
+  });
+  on("apply-html", () => {
+    const inner = field("html").value;
+    if (!attributeEdit({ html: inner }, "HTML set.")) return;
+    fill(field("html"), inner);
+    fill(field("text"), textOf(inner), true);
+  });
   // Blank values: refused for a new change, clear the field of a change being edited.
   on("apply-add-class", () => {
-    const classes = words(field("add-class").value);
-    if (classes || editedAttribute()) attributeEdit({ addClass: classes }, "Classes to add set.");
+    const classes = words(field("add-class").value).join(" ");
+    if (classes || editedAttribute()) attributeEdit({ addClass: classes }, "Classes added.");
     else say("Enter the classes to add.");
   });
   on("apply-remove-class", () => {
-    const classes = words(field("remove-class").value);
-    if (classes || editedAttribute())
-      attributeEdit({ removeClass: classes }, "Classes to remove set.");
+    const classes = words(field("remove-class").value).join(" ");
+    if (classes || editedAttribute()) attributeEdit({ removeClass: classes }, "Classes removed.");
     else say("Enter the classes to remove.");
   });
   on("apply-style", () => {
@@ -638,10 +856,10 @@ function start(): void {
       say("Enter the HTML to insert.");
       return;
     }
-    const change = editing === null ? undefined : h0.changes[editing];
+    const change = editing === null ? undefined : history.changes[editing];
     if (change?.type === "insert_html" && editing !== null) {
       edit(
-        replaceAt(h0.changes, editing, { ...change, position, html: htmlText }),
+        replaceAt(history.changes, editing, { ...change, position, html: htmlText }),
         "Insertion changed.",
       );
       return;
@@ -651,7 +869,7 @@ function start(): void {
     editing = null;
     edit(
       [
-        ...h0.changes,
+        ...history.changes,
         onPage({ type: "insert_html", selector, position, html: htmlText }, state.defaultPageId),
       ],
       "HTML inserted.",
@@ -719,10 +937,10 @@ function start(): void {
       return;
     }
     const position = field("move-position").value as Extract<Change, { type: "move" }>["position"];
-    const change = editing === null ? undefined : h0.changes[editing];
+    const change = editing === null ? undefined : history.changes[editing];
     if (change?.type === "move" && editing !== null) {
       edit(
-        replaceAt(h0.changes, editing, { ...change, target: moveTarget, position }),
+        replaceAt(history.changes, editing, { ...change, target: moveTarget, position }),
         "Move changed.",
       );
       return;
@@ -737,26 +955,36 @@ function start(): void {
       position,
       html: source.cleanHtml(selected.element),
     };
-    edit([...h0.changes, onPage(moved, state.defaultPageId)], "Element moved.");
+    edit([...history.changes, onPage(moved, state.defaultPageId)], "Element moved.");
     moveTarget = null;
     hook("move-choice").hidden = true;
   });
 
-  // ---- the selector field
+  // ---- the selector field: typing one selects its first match (the fields typed in stay)
   selectorInput.addEventListener("input", () => {
     renderSelector();
-    highlight();
+    const typed = selectorInput.value.trim();
+    const first = source && typed ? source.indices(typed)[0] : undefined;
+    if (first === undefined || first === selected?.info.index || picking) {
+      highlight();
+      return;
+    }
+    selectIndex(first, { selector: selectorInput.value, editing, keepTyped: true });
   });
   on("apply-selector", () => {
-    const change = editing === null ? undefined : h0.changes[editing];
+    const change = editing === null ? undefined : history.changes[editing];
     const selector = currentSelector();
     if (!change || editing === null || selector === null || !("selector" in change)) return;
-    edit(replaceAt(h0.changes, editing, { ...change, selector } as Change), "Selector changed.");
+    edit(
+      replaceAt(history.changes, editing, { ...change, selector } as Change),
+      "Selector changed.",
+    );
   });
   on("select-parent", () => {
     const parent = selected?.info.ancestors[0];
-    if (parent === undefined) say("This element has no parent in the page the origin sends.");
-    else send({ type: "selectIndex", index: parent });
+    const options = { selector: null, editing: null, keepTyped: false };
+    if (parent === undefined || !selectIndex(parent, options))
+      say("This element has no parent in the page the origin sends.");
   });
   on("cancel-edit", () => {
     editing = null;
@@ -774,49 +1002,54 @@ function start(): void {
     if (action === "change-select") loadChange(i, false);
     else if (action === "change-edit" && editable) loadChange(i, true);
     else if (action === "change-delete" && editable) {
-      if (editing === i) editing = null;
-      else if (editing !== null && editing > i) editing--;
-      edit(removeAt(h0.changes, i), `Change ${i + 1} deleted.`);
+      // Indices after i move up by one; the deleted change is no longer edited.
+      const shift = (at: number | null): number | null =>
+        at === null || at === i ? null : at > i ? at - 1 : at;
+      editing = shift(editing);
+      for (const type of CUSTOM_TYPES) customAt[type] = shift(customAt[type]);
+      edit(removeAt(history.changes, i), `Change ${i + 1} deleted.`);
       const next = list.querySelector<HTMLElement>(
-        `[data-change-index="${Math.min(i, h0.changes.length - 1)}"] button`,
+        `[data-change-index="${Math.min(i, history.changes.length - 1)}"] button`,
       );
       (next ?? hook("mode-select")).focus();
     }
   });
 
-  // ---- custom code
-  const custom = (
-    type: "custom_css" | "custom_code",
-    textarea: HTMLTextAreaElement,
-    what: string,
-  ) =>
-    on(type === "custom_css" ? "apply-custom-css" : "apply-custom-js", () =>
+  // ---- custom code: each box edits one change (this page's first, or the one loaded by Edit)
+  const custom = (type: CustomType, what: string) =>
+    on(type === "custom_css" ? "apply-custom-css" : "apply-custom-js", () => {
+      const box = customBox(type);
+      const value = box.value.replace(/\r\n?/g, "\n");
+      const at = customChangeIndex(type);
+      // Applied: the box now shows the change, and follows the list again (undo, delete).
+      filled.set(box, box.value);
       edit(
-        setCustom(
-          h0.changes,
+        setCustomAt(
+          history.changes,
           type,
-          textarea.value.replace(/\r\n?/g, "\n"),
+          at < 0 ? null : at,
+          value,
           matching,
           state.defaultPageId,
         ),
-        textarea.value.trim() ? `${what} applied.` : `${what} removed.`,
-      ),
-    );
-  custom("custom_css", customCss, "Custom CSS");
-  custom("custom_code", customJs, "Custom JavaScript");
+        value.trim() ? `${what} applied.` : `${what} removed.`,
+      );
+    });
+  custom("custom_css", "Custom CSS");
+  custom("custom_code", "Custom JavaScript");
   runCustomJs.addEventListener("change", submitPreview);
 
   // ---- undo, redo, modes, keys
   function step(direction: "undo" | "redo"): void {
     if (!editable) return;
-    const next = direction === "undo" ? undo(h0) : redo(h0);
+    const next = direction === "undo" ? undo(history) : redo(history);
     if (!next) {
       say(direction === "undo" ? "Nothing to undo." : "Nothing to redo.");
       return;
     }
     editing = null;
+    for (const type of CUSTOM_TYPES) customAt[type] = null;
     changed(next, direction === "undo" ? "Undone." : "Redone.");
-    renderCustom();
   }
   on("undo", () => step("undo"));
   on("redo", () => step("redo"));
@@ -858,12 +1091,17 @@ function start(): void {
     switch (message.type) {
       case "hello":
         clearTimeout(helloTimer);
+        hellosSinceSubmit++;
         lost.hidden = true;
         if (previews > 1) send({ type: "scrollTo", ...scroll });
         syncFrame();
+        // The edit changed what the selected element shows: ask for it again, without scrolling.
+        if (selected?.element && selected.info.index !== null)
+          requestSelect(selected.info.index, false);
         break;
       case "select":
-        if (!picking) onSelect(message);
+        if (message.request !== undefined) onAnswer(message, message.request);
+        else if (!picking) onSelect(message);
         break;
       case "picked":
         onPicked(message);
@@ -905,7 +1143,10 @@ function start(): void {
     if (variation) query.set("variation", variation.value);
     query.set("environment", state.environment);
     query.set("url", url.href);
-    leaving = true; // the draft is in sessionStorage: nothing is lost
+    // The draft is in sessionStorage, so nothing is lost; unless storing it failed: then the
+    // leave-page warning stays.
+    leaving = draftKept;
+    if (!draftKept) say(NOT_KEPT);
     const target = new URL(state.urlAction, location.href);
     target.search = query.toString();
     location.assign(target.href);
@@ -913,11 +1154,13 @@ function start(): void {
 
   // ---- leaving, saving
   saveForm?.addEventListener("submit", () => {
-    (saveForm.elements.namedItem("changes") as HTMLInputElement).value = JSON.stringify(h0.changes);
+    (saveForm.elements.namedItem("changes") as HTMLInputElement).value = JSON.stringify(
+      history.changes,
+    );
     leaving = true;
   });
   hook("url-form").addEventListener("submit", () => {
-    leaving = true;
+    leaving = draftKept;
   });
   window.addEventListener("beforeunload", (event) => {
     if (leaving || !editable || !dirty()) return;
@@ -944,12 +1187,15 @@ function start(): void {
       return;
     }
     renderChanges();
+    renderSelector();
     if (selected) onSelect(selected.info);
+    else highlight();
   }
 
   // ---- start
   restore();
   renderCustom();
+  renderSelector();
   renderAll();
   if (!editable) {
     customCss.readOnly = true;

@@ -12,6 +12,12 @@
 /** The `source` of every message, both ways. */
 export const MESSAGE_SOURCE = "splitstream-editor";
 
+/** The attribute numbering the origin's elements (src/edge/html-rewrite.ts SOURCE_INDEX_ATTRIBUTE). */
+export const INDEX_ATTRIBUTE = "data-ss-i";
+
+/** Most elements a highlight outlines in the frame (the editor sends at most this many). */
+export const MAX_HIGHLIGHT = 200;
+
 /** Interaction modes of the frame: select elements, use the page, or pick a move target. */
 export type FrameMode = "select" | "browse" | "pick";
 
@@ -48,7 +54,8 @@ export interface ElementInfo {
 /** Frame → editor. */
 export type FrameMessage =
   | { type: "hello"; url: string; title: string; elements: number }
-  | ({ type: "select" | "picked" } & ElementInfo)
+  /** `request`: the `selectIndex` this answers (absent: the user clicked). */
+  | ({ type: "select" | "picked"; request?: number } & ElementInfo)
   | { type: "navigate"; href: string }
   | { type: "scroll"; x: number; y: number }
   | { type: "key"; key: string; ctrlKey: boolean; metaKey: boolean; shiftKey: boolean };
@@ -57,7 +64,12 @@ export type FrameMessage =
 export type EditorMessage =
   | { type: "mode"; mode: FrameMode }
   | { type: "highlight"; indices: number[]; selected: number | null }
-  | { type: "selectIndex"; index: number }
+  /**
+   * Select element `index` as if clicked; the answer carries `request` back, so that the editor
+   * tells it from a click. `scroll: false` leaves the page where it is (a refresh after a
+   * re-render), else the element is scrolled into view.
+   */
+  | { type: "selectIndex"; index: number; request?: number; scroll?: boolean }
   | { type: "scrollTo"; x: number; y: number };
 
 const KEYS = new Set(["z", "Z", "y", "Y", "Escape"]);
@@ -125,8 +137,10 @@ export function readFrameMessage(data: unknown): FrameMessage | null {
         elements: elementIndex(d.elements) ?? 0,
       };
     case "select":
-    case "picked":
-      return { type: d.type, ...elementInfo(d) };
+    case "picked": {
+      const request = elementIndex(d.request);
+      return { type: d.type, ...elementInfo(d), ...(request === null ? {} : { request }) };
+    }
     case "navigate":
       return typeof d.href === "string" && d.href.length <= LIMITS.url
         ? { type: "navigate", href: d.href }

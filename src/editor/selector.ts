@@ -17,13 +17,8 @@
 import { finder } from "@medv/finder";
 import { edgeSelectorProblem } from "../core/edge-selector";
 import type { SelectorCheck } from "./describe";
+import { INDEX_ATTRIBUTE, MAX_HIGHLIGHT } from "./protocol";
 import { generatedName, usableAttribute } from "./selector-names";
-
-/** The numbering attribute the edge writes (src/edge/html-rewrite.ts SOURCE_INDEX_ATTRIBUTE). */
-export const INDEX_ATTRIBUTE = "data-ss-i";
-
-/** Most elements a selector's highlight outlines in the frame. */
-const MAX_HIGHLIGHT = 200;
 
 /** The page's source as the editor works with it. */
 export interface SourceView {
@@ -37,7 +32,7 @@ export interface SourceView {
   selectorFor(element: Element): string;
   /** How many elements `selector` matches at the edge, and whether the edge can run it (cached). */
   check(selector: string): SelectorCheck;
-  /** Numbers of the elements `selector` matches (at most 200), for the frame's highlight. */
+  /** Numbers of the elements `selector` matches (at most MAX_HIGHLIGHT), for the frame's highlight. */
   indices(selector: string): number[];
   /** `element`'s outer HTML without the numbering (what a `move` change carries). */
   cleanHtml(element: Element): string;

@@ -78,6 +78,78 @@ export function serializeDraft(h: History, version: number, maxChars = MAX_DRAFT
   }
 }
 
+/** What the page says about the list it shows. */
+export interface PageDraftState {
+  /** The list the page shows: the stored one, or the one a refused save posted. */
+  changes: Change[];
+  /** The experiment's version the page was made from. */
+  version: number;
+  /** The page follows a successful save: a stored draft is done with. */
+  saved: boolean;
+  /** The page follows a refused save (409, 422): `changes` is the posted draft, not stored. */
+  refused: boolean;
+  /** Whether this change set can be edited here at all. */
+  editable: boolean;
+}
+
+/** How the editor starts, from the page and the draft found in sessionStorage. */
+export interface Opening {
+  history: History;
+  /** The experiment version the draft began on (stored with it, for "saved since it began"). */
+  version: number;
+  /**
+   * The list as stored on the server, to tell unsaved edits from it; null when the editor cannot
+   * know it (a refused save: the page shows the posted draft, which is unsaved until saved).
+   */
+  saved: Change[] | null;
+  /** A stored draft was taken up: "older" when the experiment was saved since it began. */
+  restored: "same" | "older" | null;
+  /** The stored draft is done with (the page follows a successful save): remove it. */
+  clear: boolean;
+}
+
+/**
+ * Where the editor starts. After a successful save the draft is dropped. After a refused save the
+ * page shows the posted list: the stored draft's history continues with it (undo reaches back
+ * past the refused save) and the list counts as unsaved. Otherwise a stored draft is taken up
+ * (its own version tells whether the experiment was saved since it began; the storage key has no
+ * version, so that a draft refused as stale is still found).
+ */
+export function openDraft(page: PageDraftState, stored: Draft | null): Opening {
+  const fresh: Opening = {
+    history: history(page.changes),
+    version: page.version,
+    saved: page.refused ? null : page.changes,
+    restored: null,
+    clear: false,
+  };
+  if (page.saved && !page.refused) return { ...fresh, clear: true };
+  if (stored === null || !page.editable) return fresh;
+  const kept: History = { changes: stored.changes, undo: stored.undo, redo: stored.redo };
+  if (page.refused)
+    return { ...fresh, history: commit(kept, page.changes), version: stored.version };
+  return {
+    ...fresh,
+    history: kept,
+    version: stored.version,
+    restored: same(stored.changes, page.changes)
+      ? null
+      : stored.version === page.version
+        ? "same"
+        : "older",
+  };
+}
+
+/** Whether `h` has edits not saved on the server (`saved` null: unknown, so always). */
+export function isDirty(h: History, saved: Change[] | null): boolean {
+  return saved === null || !same(h.changes, saved);
+}
+
+/** Whether there is anything to keep in storage: unsaved edits, or steps to undo or redo. */
+export function worthKeeping(h: History, saved: Change[] | null): boolean {
+  return isDirty(h, saved) || h.undo.length > 0 || h.redo.length > 0;
+}
+
 const isChangeList = (value: unknown): value is Change[] =>
   Array.isArray(value) &&
   value.every(
@@ -149,7 +221,8 @@ export function removeAt(changes: readonly Change[], index: number): Change[] {
 // ---------------------------------------------------------------------------------------------
 // Attribute edits
 
-const words = (s: string | undefined): string[] => (s ?? "").split(/\s+/).filter(Boolean);
+/** The space-separated words of `s` (class lists). */
+export const words = (s: string | undefined): string[] => (s ?? "").split(/\s+/).filter(Boolean);
 const joinWords = (list: string[]): string | undefined =>
   list.length === 0 ? undefined : [...new Set(list)].join(" ");
 const trimSemicolons = (s: string): string => s.trim().replace(/;+\s*$/, "");
@@ -265,6 +338,8 @@ export function addAttributeEdit(
 /**
  * An existing attribute change's set with `patch` applied field by field (editing a change
  * loaded into the panel): a field in the patch replaces the change's; undefined or "" removes it.
+ * Setting the text drops the HTML and the reverse, as {@link mergeAttributes} does: the edge
+ * applies html after text, so a kept older html would silently win over the newer text.
  */
 export function patchAttributes(
   a: AttributeChangeSet,
@@ -272,8 +347,13 @@ export function patchAttributes(
 ): AttributeChangeSet {
   const out: Record<string, unknown> = { ...a };
   for (const [key, value] of Object.entries(patch)) {
-    if (value === undefined || value === "" || value === false) delete out[key];
-    else out[key] = value;
+    if (value === undefined || value === "" || value === false) {
+      delete out[key];
+      continue;
+    }
+    out[key] = value;
+    if (key === "text") delete out.html;
+    if (key === "html") delete out.text;
   }
   return tidy(out as AttributeChangeSet);
 }
@@ -306,5 +386,25 @@ export function setCustom(
   if (index < 0) return blank ? [...changes] : [...changes, onPage({ type, value }, pageId)];
   if (blank) return removeAt(changes, index);
   const current = changes[index] as Extract<Change, { type: "custom_css" | "custom_code" }>;
+  return replaceAt(changes, index, { ...current, value });
+}
+
+/**
+ * The list with the custom CSS (or JS) change at `index` set to `value` (a blank value removes
+ * it): the change the panel's box was loaded from, when the variation has several. When `index`
+ * is null or no longer such a change, {@link setCustom} picks (or creates) this page's first one.
+ */
+export function setCustomAt(
+  changes: readonly Change[],
+  type: "custom_css" | "custom_code",
+  index: number | null,
+  value: string,
+  matchingPageIds: readonly string[],
+  pageId: string | null,
+): Change[] {
+  const current = index === null ? undefined : changes[index];
+  if (index === null || current?.type !== type)
+    return setCustom(changes, type, value, matchingPageIds, pageId);
+  if (value.trim() === "") return removeAt(changes, index);
   return replaceAt(changes, index, { ...current, value });
 }

@@ -517,6 +517,16 @@ describe("POST /projects/{projectId}/headline-tests", () => {
     expect(
       (await problems({ ...base, headlineId: undefined, selector: "h1[" })).map((d) => d.path),
     ).toContain("$.body.selector");
+    // The new page is immediate: the edge must be able to run the selector.
+    const sibling = await problems({ ...base, headlineId: undefined, selector: "h1 + p" });
+    expect(sibling).toEqual([
+      {
+        path: "$.body.selector",
+        message: expect.stringContaining(
+          'the "+" combinator (next sibling) cannot run at the edge',
+        ),
+      },
+    ]);
     expect(
       (await problems({ ...base, url: { match: "regex", value: "(" } })).map((d) => d.path),
     ).toEqual(["$.body.url.value"]);

@@ -793,3 +793,79 @@ describe("through the Worker (/_ss/api/v1)", () => {
       expect(openapi.paths).toHaveProperty([path]);
   });
 });
+
+describe('selectors the edge cannot run (docs/changes.md "Selectors")', () => {
+  it("an experiment stored before the check existed does not block an unrelated write", async () => {
+    const project = await createProject();
+    const production = project.environments.find((e) => e.key === "production")!;
+    const page = await apiJson("POST", `/projects/${project.id}/pages`, 201, {
+      body: {
+        key: "home",
+        activation: "immediate",
+        conditions: ["or", { match: "substring", value: "/" }],
+      },
+    });
+    const event = await apiJson("POST", `/projects/${project.id}/events`, 201, {
+      body: { key: "buy", type: "custom" },
+    });
+    const change = (selector: string) => ({
+      type: "attribute",
+      selector,
+      attributes: { text: "Hello" },
+    });
+    const body = (selector: string) => ({
+      key: `old_${selector.length}`,
+      pageIds: [page.id],
+      metrics: [{ eventId: event.id, aggregator: "unique" }],
+      variations: [
+        { key: "control", weight: 5000 },
+        { key: "treatment", weight: 5000, changes: [change(selector)] },
+      ],
+    });
+    // Saving checks strictly: on an immediate page the edge would skip the change.
+    const refused = await apiJson("POST", `/projects/${project.id}/experiments`, 422, {
+      body: body("h1 + p"),
+    });
+    expect(JSON.stringify(refused)).toContain('the \\"+\\" combinator (next sibling)');
+    // As stored before the check existed: the row written to D1 directly, bypassing the API.
+    const experiment = await apiJson("POST", `/projects/${project.id}/experiments`, 201, {
+      body: body("h1"),
+    });
+    const variations = JSON.parse(
+      (await env.DB.prepare("SELECT variations FROM experiments WHERE id = ?")
+        .bind(experiment.id)
+        .first<{ variations: string }>())!.variations,
+    ) as Array<{ changes?: unknown[] }>;
+    variations[1]!.changes = [change("h1 + p")];
+    await env.DB.prepare("UPDATE experiments SET variations = ? WHERE id = ?")
+      .bind(JSON.stringify(variations), experiment.id)
+      .run();
+
+    // An unrelated write publishes every environment: it goes through, the datafile with it.
+    const before = (await apiJson("GET", `/environments/${production.id}`, 200)).revision;
+    await apiJson("POST", `/projects/${project.id}/audiences`, 201, {
+      body: {
+        name: "Mobile",
+        conditions: [
+          "or",
+          { type: "custom_attribute", name: "device.type", match: "exact", value: "mobile" },
+        ],
+      },
+    });
+    expect((await apiJson("GET", `/environments/${production.id}`, 200)).revision).toBe(before + 1);
+    const datafile = await apiJson("GET", `/environments/${production.id}/datafile`, 200);
+    expect(JSON.stringify(datafile.web.experiments)).toContain('"selector":"h1 + p"');
+    // A publish reports it as a warning.
+    const published = await apiJson("POST", `/environments/${production.id}/publish`, 200, {
+      body: { reason: "again" },
+    });
+    expect(published.changed).toBe(false);
+    expect(published.warnings).toEqual([
+      expect.objectContaining({
+        severity: "warning",
+        path: "$.web.experiments[0].variations[1].changes[0].selector",
+        message: expect.stringContaining('on immediate page "home" the edge would skip'),
+      }),
+    ]);
+  });
+});

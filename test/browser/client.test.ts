@@ -185,6 +185,15 @@ function testDatafile(): Record<string, unknown> {
               position: "after",
               html: '<span class="price" data-copy="">$34</span>',
             },
+            // several matches: the first moves, the others are removed (the edge removes them all
+            // and inserts the captured HTML)
+            {
+              type: "move",
+              selector: ".footer-social a",
+              target: ".site-footer .container",
+              position: "prepend",
+              html: '<a href="#" class="ss-captured">captured</a>',
+            },
             // into itself: skipped
             {
               type: "move",
@@ -496,7 +505,7 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
     }
   });
 
-  it("manual activation of move changes: up, down, into, a missing source's HTML, copies; re-runs change nothing", async () => {
+  it("manual activation of move changes: up, down, into, a missing source's HTML, copies, several matches; re-runs change nothing", async () => {
     const { context, page } = await open("/products/3?move=1");
     try {
       /** The product's layout: `tag.class#id` of the info's and the gallery's children. */
@@ -518,6 +527,7 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
         window.liveBuy = document.getElementById("buy");
         window.livePrice = document.querySelector(".product-info .price");
         window.liveBuy.addEventListener("ss-test", () => (window.listened = true));
+        window.liveSocial = document.querySelector(".footer-social a");
       });
       const before = await layout();
       const buy = before.info[5]!; // with the classes the edge's big_buy_button gave it
@@ -566,6 +576,14 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
             ),
             liveText: window.livePrice.textContent,
             matchedAgain: document.querySelectorAll(".ss-matched-again").length,
+            social: {
+              first:
+                document.querySelector(".site-footer .container").firstElementChild ===
+                window.liveSocial,
+              moved: document.querySelectorAll(".site-footer .container > a").length,
+              left: document.querySelectorAll(".footer-social a").length,
+              captured: document.querySelectorAll(".ss-captured").length,
+            },
           };
         }),
       ).toEqual({
@@ -575,6 +593,7 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
         copies: [false, true, true],
         liveText: "$34 $42",
         matchedAgain: 0,
+        social: { first: true, moved: 1, left: 0, captured: 0 },
       });
 
       // Re-runs (every DOM change, a second activation) move and copy nothing again.

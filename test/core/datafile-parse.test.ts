@@ -673,13 +673,13 @@ const CASES: Case[] = [
         "main > .grid:not(.x) li:nth-child(2n+1), a[href^=\"/p/\"][data-x='{}'] ~ span"),
     expected: ["error $.web.experiments[0].variations[1].changes[0].selector"],
     message:
-      /^selector "main > .*\.\.\. cannot run at the edge \(the "~" combinator \(subsequent sibling\) cannot run at the edge\); on immediate page "product" the edge would skip this change — use a selector the edge supports, or give the page manual activation so the browser applies it$/,
+      /^selector "main > .*\.\.\.: the "~" combinator \(subsequent sibling\) cannot run at the edge; on immediate page "product" the edge would skip this change — use a selector the edge supports, or let the browser apply it: activation url_changed \(or manual, when the site calls activate\)$/,
   },
   {
     name: "an insert_html selector the edge cannot run, on an immediate page",
     mutate: (d) => (d.web.experiments[0].variations[1].changes[1].selector = "h1 + p"),
     expected: ["error $.web.experiments[0].variations[1].changes[1].selector"],
-    message: /^selector "h1 \+ p" cannot run at the edge \(the "\+" combinator \(next sibling\)/,
+    message: /^selector "h1 \+ p": the "\+" combinator \(next sibling\) cannot run at the edge; on/,
   },
   {
     name: "a shared change the edge cannot run, in a section",
@@ -690,8 +690,7 @@ const CASES: Case[] = [
         attributes: { text: "x" },
       }),
     expected: ["error $.web.experiments[1].sections[0].variations[1].changes[1].selector"],
-    message:
-      /\(::first-line \(a pseudo-element\) cannot run at the edge\); on immediate page "home"/,
+    message: /: ::first-line \(a pseudo-element\) cannot run at the edge; on immediate page "home"/,
   },
   {
     name: "the same selector on the page once it is manual",
@@ -721,6 +720,7 @@ const CASES: Case[] = [
     message: /on immediate page "product"/,
   },
   {
+    // The edge applies it on a URL that matches both pages (src/edge/page-plan.ts).
     name: "a pageId on the manual page of an experiment that also has an immediate page",
     mutate: (d) =>
       d.web.experiments[3].sharedChanges.push({
@@ -729,7 +729,8 @@ const CASES: Case[] = [
         attributes: { hide: true },
         pageId: "p_cart",
       }),
-    expected: [],
+    expected: ["error $.web.experiments[3].sharedChanges[1].selector"],
+    message: /on immediate page "product"/,
   },
   {
     name: "a pageId on the immediate page of that experiment",
@@ -737,12 +738,15 @@ const CASES: Case[] = [
     expected: ["error $.web.experiments[3].variations[1].changes[0].selector"],
   },
   {
-    name: "a pageId that is not the experiment's: the change never applies, only the warning",
+    name: "a pageId that is not the experiment's: the warning, and the experiment's immediate page",
     mutate: (d) => {
       d.web.experiments[0].variations[1].changes[0].selector = "a:hover";
       d.web.experiments[0].variations[1].changes[0].pageId = "p_home";
     },
-    expected: ["warning $.web.experiments[0].variations[1].changes[0].pageId"],
+    expected: [
+      "warning $.web.experiments[0].variations[1].changes[0].pageId",
+      "error $.web.experiments[0].variations[1].changes[0].selector",
+    ],
   },
   {
     name: "an invalid selector is reported once, as invalid",
@@ -776,7 +780,8 @@ const CASES: Case[] = [
         html: "<p>x</p>",
       }),
     expected: ["error $.web.experiments[0].variations[1].changes[3].target"],
-    message: /^target "h1 ~ p" cannot run at the edge \(the "~" combinator/,
+    message:
+      /^target "h1 ~ p": the "~" combinator \(subsequent sibling\) cannot run at the edge; on/,
   },
   {
     name: "a move source the edge cannot run, on an immediate page",
@@ -1076,7 +1081,13 @@ describe("parseDatafile: edgeSelectors option", () => {
     const result = parseDatafile(withSiblingSelector(), { edgeSelectors: "warning" });
     expect(result.ok).toBe(true);
     expect(summary(result.problems)).toEqual([`warning ${path}`]);
-    expect(result.problems[0]!.message).toMatch(/^selector "h1 \+ p" cannot run at the edge/);
+    expect(result.problems[0]!.message).toMatch(/^selector "h1 \+ p": the "\+" combinator/);
+  });
+
+  it("is not checked with edgeSelectors: off (the edge, which asks HTMLRewriter itself)", () => {
+    const result = parseDatafile(withSiblingSelector(), { edgeSelectors: "off" });
+    expect(result.ok).toBe(true);
+    expect(result.problems).toEqual([]);
   });
 
   it("leaves every other error an error", () => {

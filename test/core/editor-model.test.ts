@@ -15,10 +15,12 @@ import {
   commit,
   customIndex,
   history,
+  isDirty,
   joinStyles,
   MAX_UNDO,
   mergeAttributes,
   onPage,
+  openDraft,
   parseDraft,
   patchAttributes,
   previewChanges,
@@ -27,7 +29,9 @@ import {
   replaceAt,
   serializeDraft,
   setCustom,
+  setCustomAt,
   undo,
+  worthKeeping,
 } from "../../src/editor/state";
 import {
   changeWarnings,
@@ -127,6 +131,68 @@ describe("the stored draft", () => {
       '{"v":1,"version":1,"changes":[],"undo":[]}',
     ])
       expect(parseDraft(stored)).toBeNull();
+  });
+});
+
+describe("opening the editor with a stored draft", () => {
+  const page = { version: 5, saved: false, refused: false, editable: true };
+  const server = [text("h1", "saved")];
+  const draftOf = (h: ReturnType<typeof history>, version: number) =>
+    parseDraft(serializeDraft(h, version));
+
+  it("takes up the draft, and says when the experiment was saved since it began", () => {
+    const h = commit(history(server), [text("h1", "draft")]);
+    const same = openDraft({ ...page, changes: server }, draftOf(h, 5));
+    expect(same).toMatchObject({ history: h, version: 5, saved: server, restored: "same" });
+    expect(isDirty(same.history, same.saved)).toBe(true);
+    const older = openDraft({ ...page, changes: server }, draftOf(h, 3));
+    expect(older).toMatchObject({ version: 3, restored: "older", clear: false });
+    // A draft equal to the stored list restores its history without a message.
+    const undone = openDraft({ ...page, changes: server }, draftOf(undo(h)!, 3));
+    expect(undone.restored).toBeNull();
+    expect(undone.history.redo).toHaveLength(1);
+    expect(isDirty(undone.history, undone.saved)).toBe(false);
+    expect(worthKeeping(undone.history, undone.saved)).toBe(true);
+  });
+
+  it("starts from the page without a draft, or when the change set is read-only", () => {
+    const fresh = openDraft({ ...page, changes: server }, null);
+    expect(fresh).toEqual({
+      history: history(server),
+      version: 5,
+      saved: server,
+      restored: null,
+      clear: false,
+    });
+    expect(worthKeeping(fresh.history, fresh.saved)).toBe(false);
+    const h = commit(history(server), [text("h1", "draft")]);
+    expect(openDraft({ ...page, changes: server, editable: false }, draftOf(h, 5))).toEqual(fresh);
+  });
+
+  it("drops the draft after a successful save", () => {
+    const h = commit(history(server), [text("h1", "draft")]);
+    const opened = openDraft({ ...page, changes: server, saved: true }, draftOf(h, 4));
+    expect(opened).toMatchObject({ history: history(server), version: 5, clear: true });
+  });
+
+  it("after a refused save, the posted list is unsaved and its history goes on", () => {
+    const posted = [text("h1", "draft")];
+    const h = commit(history(server), posted);
+    const refused = { ...page, changes: posted, refused: true };
+    const opened = openDraft(refused, draftOf(h, 4));
+    expect(opened).toMatchObject({ history: h, version: 4, saved: null, clear: false });
+    expect(isDirty(opened.history, opened.saved)).toBe(true);
+    // Even a notice that says saved does not clear a refused draft.
+    expect(openDraft({ ...refused, saved: true }, draftOf(h, 4)).clear).toBe(false);
+    // A stored draft behind the posted list: the posted list is one more step on top of it.
+    const behind = openDraft(refused, draftOf(history(server), 4));
+    expect(behind.history.changes).toEqual(posted);
+    expect(behind.history.undo).toEqual([server]);
+    // No stored draft (another tab, storage refused): unsaved all the same.
+    const alone = openDraft(refused, null);
+    expect(alone).toMatchObject({ history: history(posted), version: 5, saved: null });
+    expect(isDirty(alone.history, alone.saved)).toBe(true);
+    expect(worthKeeping(alone.history, alone.saved)).toBe(true);
   });
 });
 
@@ -370,6 +436,19 @@ describe("adding an attribute edit to the list", () => {
     expect(patchAttributes({ style: "a", text: "t" }, { style: "" })).toEqual({ text: "t" });
     expect(patchAttributes({ hide: true }, { hide: false, set: {} })).toEqual({});
   });
+
+  it("patching the text drops the HTML, and the reverse (html would win at the edge)", () => {
+    expect(patchAttributes({ html: "<b>a</b>", style: "s" }, { text: "t" })).toEqual({
+      text: "t",
+      style: "s",
+    });
+    expect(patchAttributes({ text: "t", addClass: "c" }, { html: "<i>h</i>" })).toEqual({
+      html: "<i>h</i>",
+      addClass: "c",
+    });
+    // Clearing one of them leaves the other alone.
+    expect(patchAttributes({ text: "t", html: "h" }, { text: "" })).toEqual({ html: "h" });
+  });
 });
 
 describe("custom CSS and JS", () => {
@@ -384,6 +463,31 @@ describe("custom CSS and JS", () => {
     list = setCustom(list, "custom_css", "  ", ["p1"], "p1");
     expect(list).toEqual([text("h1", "a")]);
     expect(setCustom(list, "custom_code", "", ["p1"], null)).toEqual(list);
+  });
+
+  it("sets the custom code change the box was loaded from, when there are several", () => {
+    const first: Change = { type: "custom_css", value: "a{}" };
+    const second: Change = { type: "custom_css", value: "b{}" };
+    const list: Change[] = [first, text("h1", "x"), second];
+    expect(setCustomAt(list, "custom_css", 2, "c{}", [], null)).toEqual([
+      first,
+      text("h1", "x"),
+      { type: "custom_css", value: "c{}" },
+    ]);
+    expect(setCustomAt(list, "custom_css", 2, " ", [], null)).toEqual([first, text("h1", "x")]);
+    // No index, or one that is no longer such a change: this page's first one.
+    expect(setCustomAt(list, "custom_css", null, "c{}", [], null)[0]).toEqual({
+      type: "custom_css",
+      value: "c{}",
+    });
+    expect(setCustomAt(list, "custom_css", 1, "c{}", [], null)[0]).toEqual({
+      type: "custom_css",
+      value: "c{}",
+    });
+    expect(setCustomAt(list, "custom_code", 0, "run()", [], "p1")).toEqual([
+      ...list,
+      { type: "custom_code", value: "run()", pageId: "p1" },
+    ]);
   });
 
   it("leaves another page's custom code alone", () => {
@@ -501,6 +605,18 @@ describe("messages from the previewed page", () => {
     });
     const picked = readFrameMessage(msg({ type: "picked", index: 4 }));
     expect(picked).toMatchObject({ type: "picked", index: 4, classes: [], truncated: false });
+    expect(picked).not.toHaveProperty("request");
+  });
+
+  it("carries back the number of the editor's request, when it is one", () => {
+    expect(readFrameMessage(msg({ type: "select", index: 2, request: 7 }))).toMatchObject({
+      index: 2,
+      request: 7,
+    });
+    for (const request of [-1, 1.5, "7", null, 2 ** 60])
+      expect(readFrameMessage(msg({ type: "select", index: 2, request }))).not.toHaveProperty(
+        "request",
+      );
   });
 
   it("never lets a scroll position be anything but a finite number", () => {

@@ -68,7 +68,7 @@ export interface ExperimentReferences {
   pageIds: readonly string[];
   /**
    * The project's pages with their activation: a change whose selector the edge cannot run is
-   * refused when it applies on an immediate page (docs/changes.md "Selectors").
+   * refused when the experiment has an immediate page (docs/changes.md "Selectors").
    */
   pages: ReadonlyArray<{ id: string; key: string; activation: string }>;
   eventIds: readonly string[];

@@ -285,6 +285,8 @@ export async function createHeadlineTest(
       variations: variations.map((v) => ({ changes: v.changes ?? [] })),
     },
     pageIds: [page.id],
+    // with its activation: on an immediate page the edge must be able to run the selectors
+    pages: [{ id: page.id, key: page.key, activation: page.activation }],
   }))
     problems.addFormatted(requestPath(detail.path, body), detail.message);
 

@@ -10,7 +10,10 @@
  * 2. Load the snapshot from D1 — after reserving, so the highest revision always reflects every
  *    change committed before it was reserved — and build the datafile with that revision.
  * 3. Validate the exact text with `parseDatafile` (src/core). Any error → 422 `datafile_invalid`
- *    with the problems; nothing is written, the reservation is released.
+ *    with the problems; nothing is written, the reservation is released. A selector the edge
+ *    cannot run is only a warning here (docs/changes.md "Selectors"): every write publishes every
+ *    environment, so one experiment stored before that check existed would otherwise block every
+ *    write of its project; saving an experiment and pushing a datafile check it strictly.
  * 4. Unchanged content (SHA-256 of the datafile with `revision` blanked equals the current
  *    revision's, and KV's current key holds that revision) → `changed: false`, reservation
  *    released, nothing written.
@@ -31,7 +34,7 @@
  * may send): the content hash covers them, so changing only a list's members publishes a new
  * revision; they are split off just before KV (`splitForKv`).
  */
-import { parseDatafile } from "../../core/datafile-parse";
+import { parseDatafile, type ParseOptions } from "../../core/datafile-parse";
 import type { Datafile, WebList } from "../../core/datafile-types";
 import type { Problem } from "../../core/problem";
 import { mergeListMembers, splitListMembers, type ListMembers } from "../../core/list-members";
@@ -262,7 +265,7 @@ function splitForKv(environment: EnvironmentRow, datafile: Datafile): ForKv {
         },
       ]);
   }
-  return { datafile, text, members, warnings: checkText(environment, text) };
+  return { datafile, text, members, warnings: checkText(environment, text, "warning") };
 }
 
 /**
@@ -327,9 +330,16 @@ export async function storedListMembers(
   return found.members;
 }
 
-/** parseDatafile on the exact text; 422 on errors, the warnings otherwise. */
-function checkText(environment: EnvironmentRow, text: string): Problem[] {
-  const parsed = parseDatafile(text);
+/**
+ * parseDatafile on the exact text; 422 on errors, the warnings otherwise. `edgeSelectors`:
+ * ParseOptions.edgeSelectors (strict by default).
+ */
+function checkText(
+  environment: EnvironmentRow,
+  text: string,
+  edgeSelectors: ParseOptions["edgeSelectors"] = "error",
+): Problem[] {
+  const parsed = parseDatafile(text, { edgeSelectors });
   if (!parsed.ok) throw invalidDatafile(environment, parsed.problems);
   return parsed.problems;
 }
@@ -662,7 +672,8 @@ export async function pushDatafile(
       { path: "$", message: "expected a datafile (a JSON object)", severity: "error" },
     ]);
   }
-  // Fail before reserving a revision: the problems name paths in what the client sent.
+  // Fail before reserving a revision: the problems name paths in what the client sent. Strict,
+  // selectors the edge cannot run included, as an import: the file comes from outside.
   checkText(
     environment,
     JSON.stringify({ ...supplied, sdkKey: environment.sdk_key, revision: "0" }),
