@@ -56,9 +56,10 @@ const LAYERS = {
   // src/client/config-types.ts), never the other way round.
   "src/client": ["edge", "events", "api", "admin", "editor", "cli", "env", "index"],
   // The visual editor's two browser bundles (the admin page's script and the agent inside the
-  // previewed page): pure core only (selector checks, change types). The edge serves the agent
-  // and the admin the editor, as generated string modules; nothing imports src/editor's code.
-  "src/editor": ["shared", "edge", "events", "api", "admin", "client", "cli", "env", "index"],
+  // previewed page): pure core (selector checks, change types) and the page state's contract
+  // (src/shared/editor-state.ts). The edge serves the agent and the admin the editor, as
+  // generated string modules; nothing imports src/editor's code.
+  "src/editor": ["edge", "events", "api", "admin", "client", "cli", "env", "index"],
   "src/cli": ["edge", "events", "api", "admin", "client", "editor", "env", "index"],
 };
 

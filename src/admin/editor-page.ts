@@ -12,59 +12,11 @@
  * `data-editor` hook (the browser tests drive them by it).
  */
 import { html, raw } from "hono/html";
-import type { Change } from "../core/datafile-types";
+import { STATE_ELEMENT_ID, type EditorState } from "../shared/editor-state";
 import { EDITOR_JS_HASH } from "./generated/editor-bundle";
 import { ADMIN_BASE_PATH, type Html } from "./ui";
 
-/** What the editor page shows and edits; the route fills it, the page embeds it as JSON. */
-export interface EditorState {
-  experiment: {
-    id: string;
-    key: string;
-    name: string;
-    status: string;
-    type: "ab" | "multivariate";
-  };
-  /** the change set being edited; null = "page as the origin sends it" (read-only) */
-  variation: { id: string; key: string; name: string } | null;
-  /** switcher: every editable change set, plus the original (variation null), each with its editor URL */
-  variations: Array<{ id: string | null; label: string; href: string; current: boolean }>;
-  /** absolute URL of the page shown (same origin as the admin) */
-  pageUrl: string;
-  /** pageUrl with ?ss_editor=preview (form target = the iframe) */
-  previewAction: string;
-  /** pageUrl with ?ss_editor=source (fetch POST, body: token) */
-  sourceAction: string;
-  /** for both */
-  token: string;
-  /** GET form action to open another URL (fields: variation, environment, url) */
-  urlAction: string;
-  environment: string;
-  /** the experiment's pages, matches = this URL */
-  pages: Array<{ id: string; key: string; matches: boolean }>;
-  /** pageId to put on NEW changes (null = no pageId) */
-  defaultPageId: string | null;
-  /** applied before the variation's, already filtered to this page (read-only here) */
-  sharedChanges: Change[];
-  /** ALL the variation's changes (those for other pages kept as they are, shown as such) */
-  changes: Change[];
-  /** experiment version, posted back on save (409 when stale) */
-  version: number;
-  /** POST form (fields: changes = JSON array, version, variation, url, environment) */
-  saveAction: string;
-  /** editor role and variation !== null and experiment not archived */
-  canSave: boolean;
-  /** warn: saving changes what running visitors see (after publish) */
-  running: boolean;
-  /** the experiment page */
-  backHref: string;
-  /** e.g. "Saved." after a successful save */
-  notice: string | null;
-  /** a refused save (paths like changes[3].selector) */
-  errors: Array<{ path: string; message: string }>;
-  /** sessionStorage key for the unsaved draft + undo history */
-  draftStorageKey: string;
-}
+export type { EditorState };
 
 /** The editor script's URL (content-hashed, served immutable). */
 export const EDITOR_SCRIPT_PATH = `${ADMIN_BASE_PATH}/assets/editor.js`;
@@ -527,7 +479,7 @@ export function renderEditorPage(state: EditorState, nonce: string): Html {
           <input type="hidden" name="token" value="${state.token}" />
           <input type="hidden" name="changes" value="[]" />
         </form>
-        <script type="application/json" id="ss-editor-state">
+        <script type="application/json" id="${STATE_ELEMENT_ID}">
           ${raw(scriptJson(state))}
         </script>
         <script nonce="${nonce}" src="${EDITOR_SCRIPT_PATH}?v=${EDITOR_JS_HASH}" defer></script>

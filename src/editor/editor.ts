@@ -20,8 +20,7 @@ import {
   selectorWarning,
   type SelectorCheck,
 } from "./describe";
-import type { PageState } from "./page-state";
-import { STATE_ELEMENT_ID } from "./page-state";
+import { STATE_ELEMENT_ID, type EditorState } from "../shared/editor-state";
 import {
   INDEX_ATTRIBUTE,
   keyCommand,
@@ -125,7 +124,7 @@ const NO_ELEMENT: ElementInfo = {
 
 function start(): void {
   const stateText = document.getElementById(STATE_ELEMENT_ID)?.textContent ?? "";
-  const state = JSON.parse(stateText) as PageState;
+  const state = JSON.parse(stateText) as EditorState;
   const matching = state.pages.filter((p) => p.matches).map((p) => p.id);
   const editable = state.canSave && state.variation !== null;
   /** A refused save (409, 422): the page shows the posted draft and the API's messages. */

@@ -5,10 +5,8 @@
  * the names selectors may use. The DOM parts are exercised in the browser tests.
  */
 import fc from "fast-check";
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { AttributeChangeSet, Change } from "../../src/core/datafile-types";
-import type { EditorState } from "../../src/admin/editor-page";
-import type { PageState } from "../../src/editor/page-state";
 import {
   addAttributeEdit,
   appliesHere,
@@ -51,12 +49,6 @@ const text = (selector: string, value: string): Change => ({
   type: "attribute",
   selector,
   attributes: { text: value },
-});
-
-describe("the editor's state type", () => {
-  it("is the admin page's EditorState, field for field", () => {
-    expectTypeOf<PageState>().toEqualTypeOf<EditorState>();
-  });
 });
 
 describe("undo and redo", () => {
