@@ -194,7 +194,7 @@ function toolbar(state: EditorState): Html {
     <div>
       <form method="get" action="${state.urlAction}" data-editor="url-form">
         <label for="ss-url">Page</label>
-        <input id="ss-url" name="url" type="url" required value="${state.pageUrl}" />
+        <input id="ss-url" name="url" type="text" required value="${state.pageUrl}" />
         ${reopen === null ? "" : html`<input type="hidden" name="variation" value="${reopen}" />`}
         <input type="hidden" name="environment" value="${state.environment}" />
         <button type="submit">Open</button>

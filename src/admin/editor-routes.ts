@@ -119,12 +119,16 @@ function pageUrlFor(
     } catch {
       return new ApiError(422, "invalid_url", `${JSON.stringify(requested)} is not a URL.`);
     }
-    if (url.origin !== adminOrigin)
+    // The same host is this site, whatever the port: behind `wrangler dev` (npm start) the
+    // browser's origin (localhost:8787) is not the one the Worker sees (localhost:8788).
+    const admin = new URL(adminOrigin);
+    if (url.hostname !== admin.hostname || !/^https?:$/.test(url.protocol))
       return new ApiError(
         422,
         "other_origin",
-        `The editor opens pages of this site only (${adminOrigin}): the Worker shows them on the admin's own origin, so no extension or CORS is needed. Open the admin on ${url.origin} to edit pages there.`,
+        `The editor opens pages of this site only (${admin.hostname}): the Worker shows them on the admin's own origin, so no extension or CORS is needed. Open the admin on ${url.host} to edit pages there.`,
       );
+    url = new URL(`${url.pathname}${url.search}`, adminOrigin);
     if (url.pathname.startsWith("/_ss/"))
       return new ApiError(
         422,
@@ -196,7 +200,14 @@ async function buildState(
         : formatDecisionsHeader([[x.key, chosen.decisionKey]]),
     expiresAt: Date.now() + EDITOR_TOKEN_SECONDS * 1000,
   });
-  const editorHref = (variation: string, url: string = pageUrl.href) =>
+  // Every address the browser uses is a path: it resolves on the origin the browser sees, which
+  // behind a development proxy is not the Worker's.
+  const pagePath = `${pageUrl.pathname}${pageUrl.search}`;
+  const relative = (absolute: string) => {
+    const u = new URL(absolute);
+    return `${u.pathname}${u.search}`;
+  };
+  const editorHref = (variation: string, url: string = pagePath) =>
     `${BASE}/experiments/${enc(x.id)}/editor?variation=${enc(variation)}&url=${enc(url)}&environment=${enc(query.environment)}`;
   return {
     experiment: {
@@ -221,9 +232,9 @@ async function buildState(
         current: chosen === null,
       },
     ],
-    pageUrl: pageUrl.href,
-    previewAction: editorActionUrl(pageUrl.href, "preview"),
-    sourceAction: editorActionUrl(pageUrl.href, "source"),
+    pageUrl: pagePath,
+    previewAction: relative(editorActionUrl(pageUrl.href, "preview")),
+    sourceAction: relative(editorActionUrl(pageUrl.href, "source")),
     token,
     urlAction: `${BASE}/experiments/${enc(x.id)}/editor`,
     environment: query.environment,

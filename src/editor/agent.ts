@@ -10,6 +10,13 @@
  * `pointer-events: none`) that the page's CSS cannot restyle (`all: initial`). In select and
  * pick modes a click never reaches the page: no link is followed, no form submitted, no control
  * focused or toggled. Budget: 6 KB gzipped (test/browser/budget.test.ts).
+ *
+ * Unusual pages it copes with: the page's own frames, objects, embeds and media are made
+ * transparent to the pointer in select and pick modes (else they take the click); Event's
+ * preventDefault and stopImmediatePropagation are kept as they were when the agent started (a
+ * page that replaces them still cannot follow links in select mode); a page that scrolls an
+ * inner container instead of the window has that container's scroll reported and restored;
+ * Alt+click reaches under full-screen overlays (cookie banners, modals).
  */
 import {
   INDEX_ATTRIBUTE as INDEX,
@@ -35,6 +42,10 @@ function start(): void {
   const editorOrigin = location.origin;
   const parentWindow = W.parent;
   if (parentWindow === W) return; // opened on its own: nobody to talk to
+  // Kept before the page's scripts run: a page may replace them (and make them no-ops).
+  const EP = Event.prototype;
+  const preventDefault = EP.preventDefault;
+  const stopImmediate = EP.stopImmediatePropagation;
 
   let mode: FrameMode = "select";
   /** The outlines: [element, its box]. */
@@ -45,6 +56,26 @@ function start(): void {
   let loose: Element | null = null;
   let frame = 0;
   let scrollTimer: ReturnType<typeof setTimeout> | 0 = 0;
+  /** The pointer's last position (viewport). */
+  let pointerX = 0;
+  let pointerY = 0;
+  /** The last click selection: [x, y, element] (Alt+click goes on below it at that point). */
+  let last: [number, number, Element] | undefined;
+  /** The page's main scrolling element, when the window does not scroll (see `scroller`). */
+  let mainScroller: Element | null = null;
+
+  /** Elements that would take a click away from the page (their own document or controls). */
+  const MEDIA = "iframe,object,embed,video,audio";
+  // In select and pick modes the click must reach the element itself, not a frame inside it.
+  const mediaStyle = D.createElement("style");
+  mediaStyle.setAttribute("data-ss-editor", "");
+  mediaStyle.textContent = `${MEDIA}{pointer-events:none!important}`;
+  /** Adds or removes mediaStyle for the mode (appended last, to come after the page's styles). */
+  const applyMode = (): void => {
+    if (mode === "browse") mediaStyle.remove();
+    else D.documentElement.appendChild(mediaStyle);
+  };
+  applyMode();
 
   const post = (message: FrameMessage): void => {
     try {
@@ -89,6 +120,43 @@ function start(): void {
     return el;
   };
 
+  /**
+   * The element at (x, y) when `el` was hit: a frame, object, embed or media element inside `el`
+   * under the point (they let the pointer through in select mode, so `el` is their container).
+   */
+  const pierce = (el: Element | null, x: number, y: number): Element | null => {
+    let hit = el;
+    if (el)
+      for (const m of Array.from(el.querySelectorAll(MEDIA))) {
+        const r = m.getBoundingClientRect();
+        if (x >= r.left && x < r.right && y >= r.top && y < r.bottom) hit = m;
+      }
+    return hit;
+  };
+
+  /**
+   * The scroll the editor remembers: the window's, unless the window itself cannot scroll (its
+   * content fits) — then the page's main scrolling element's: among the elements under <body>
+   * with `overflow-y` auto/scroll/overlay and more content than room, the largest on screen (the
+   * first of equals). Found again when the one found before left the page.
+   */
+  const scroller = (): Element | null => {
+    const root = D.scrollingElement ?? D.documentElement;
+    if (root.scrollHeight > root.clientHeight || root.scrollWidth > root.clientWidth) return null;
+    if (mainScroller?.isConnected) return mainScroller;
+    let best: Element | null = null;
+    let area = 0;
+    for (const el of Array.from(D.body?.querySelectorAll("*") ?? [])) {
+      if (el.scrollHeight <= el.clientHeight) continue;
+      const a = el.clientWidth * el.clientHeight;
+      if (a > area && /auto|scroll|overlay/.test(getComputedStyle(el).overflowY)) {
+        best = el;
+        area = a;
+      }
+    }
+    return (mainScroller = best);
+  };
+
   const box = (kind: "hover" | "selected" | "match"): HTMLElement => {
     const b = D.createElement("ss-editor-box");
     b.setAttribute("data-ss-editor", "");
@@ -117,7 +185,7 @@ function start(): void {
   const draw = (): void => {
     frame = 0;
     for (const [el, b] of boxes) place(b, el);
-    if (hoverBox) place(hoverBox, mode === "browse" ? null : hovered);
+    if (hoverBox) place(hoverBox, mode === "browse" ? null : pierce(hovered, pointerX, pointerY));
   };
   const redraw = (): void => {
     frame ||= requestAnimationFrame(draw);
@@ -175,11 +243,27 @@ function start(): void {
   // ---- select and pick modes: the page never sees a click, a press or a submit.
   const swallow = (e: Event): void => {
     if (mode === "browse") return;
-    e.preventDefault();
-    e.stopImmediatePropagation();
+    preventDefault.call(e);
+    stopImmediate.call(e);
     if (e.type !== "click") return;
-    const el = resolve(e.target);
+    const { clientX: x, clientY: y, altKey } = e as MouseEvent;
+    let el = pierce(resolve(e.target), x, y);
+    if (altKey) {
+      // Under the element selected last time at this point (back to the top after the last).
+      const stack = [
+        ...new Set([
+          el,
+          ...D.elementsFromPoint(x, y)
+            .map(resolve)
+            .filter((s) => !s?.hasAttribute("data-ss-editor")),
+        ]),
+      ];
+      const at =
+        last && Math.abs(last[0] - x) + Math.abs(last[1] - y) < 4 ? stack.indexOf(last[2]) : 0;
+      el = stack[at + 1] ?? stack[0] ?? el;
+    }
     if (!el) return;
+    last = [x, y, el];
     if (mode === "pick") post({ type: "picked", ...describe(el) });
     else select(el);
   };
@@ -189,7 +273,7 @@ function start(): void {
   // Stopped (not prevented: mousedown must still come, to be prevented itself).
   for (const type of ["pointerdown", "pointerup"])
     on(type, (e) => {
-      if (mode !== "browse") e.stopImmediatePropagation();
+      if (mode !== "browse") stopImmediate.call(e);
     });
 
   // ---- browse mode: the page works, but leaving it becomes a `navigate` for the editor. The
@@ -216,7 +300,7 @@ function start(): void {
       if (url.hash && url.href.split("#")[0] === location.href.split("#")[0]) return; // in-page
     }
     if (!/^https?:$/.test(url.protocol)) return;
-    e.preventDefault();
+    preventDefault.call(e);
     post({ type: "navigate", href: url.href });
   });
 
@@ -226,17 +310,22 @@ function start(): void {
     (e) => {
       if (mode === "browse") return;
       hovered = resolve(e.target);
+      pointerX = e.clientX;
+      pointerY = e.clientY;
       hoverBox ||= box("hover");
       redraw();
     },
     { capture: true, passive: true },
   );
-  D.addEventListener(
-    "mouseleave",
-    safe(() => {
+  // The pointer left the frame (`mouseleave` on `document` never fires): no related target.
+  on<MouseEvent>(
+    "mouseout",
+    (e) => {
+      if (e.relatedTarget) return;
       hovered = null;
       redraw();
-    }),
+    },
+    { capture: true, passive: true },
   );
 
   // ---- keys the editor handles: undo, redo, Escape
@@ -246,7 +335,7 @@ function start(): void {
     const t = e.target as HTMLElement | null;
     const field = !!t && (/^(input|textarea|select)$/i.test(t.localName) || t.isContentEditable);
     if (undoKey && mode === "browse" && field) return; // the field's own undo
-    if (undoKey) e.preventDefault();
+    if (undoKey) preventDefault.call(e);
     if (e.key === "Escape" && loose) {
       loose = null;
       highlight([], null);
@@ -267,7 +356,12 @@ function start(): void {
       redraw();
       scrollTimer ||= setTimeout(() => {
         scrollTimer = 0;
-        post({ type: "scroll", x: W.scrollX, y: W.scrollY });
+        const s = scroller();
+        post(
+          s
+            ? { type: "scroll", x: s.scrollLeft, y: s.scrollTop }
+            : { type: "scroll", x: W.scrollX, y: W.scrollY },
+        );
       }, 150);
     },
     { capture: true, passive: true },
@@ -286,6 +380,7 @@ function start(): void {
       if (m.type === "mode" && /^(select|browse|pick)$/.test(String(m.mode))) {
         mode = m.mode as FrameMode;
         loose = null;
+        applyMode();
         redraw();
       } else if (m.type === "highlight") {
         highlight(m.indices, m.selected);
@@ -297,19 +392,21 @@ function start(): void {
           el.scrollIntoView({ block: "center" });
         select(el, typeof m.request === "number" ? m.request : undefined);
       } else if (m.type === "scrollTo") {
-        W.scrollTo(Number(m.x) || 0, Number(m.y) || 0);
+        (scroller() ?? W).scrollTo(Number(m.x) || 0, Number(m.y) || 0);
       }
     },
     { capture: false },
   );
 
-  const hello = (): void =>
+  const hello = (): void => {
+    applyMode(); // again, now after the page's own styles
     post({
       type: "hello",
       url: location.href,
       title: D.title,
       elements: D.querySelectorAll(`[${INDEX}]`).length,
     });
+  };
   if (D.readyState === "loading") D.addEventListener("DOMContentLoaded", safe(hello));
   else hello();
 }

@@ -1141,7 +1141,8 @@ function start(): void {
     const variation = hook("url-form").querySelector<HTMLInputElement>('[name="variation"]');
     if (variation) query.set("variation", variation.value);
     query.set("environment", state.environment);
-    query.set("url", url.href);
+    // A path: the server resolves it on its own origin (behind npm start, not the browser's).
+    query.set("url", `${url.pathname}${url.search}`);
     // The draft is in sessionStorage, so nothing is lost; unless storing it failed: then the
     // leave-page warning stays.
     leaving = draftKept;

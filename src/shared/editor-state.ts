@@ -19,11 +19,11 @@ export interface EditorState {
   variation: { id: string; key: string; name: string } | null;
   /** switcher: every editable change set, plus the original (variation null), each with its editor URL */
   variations: Array<{ id: string | null; label: string; href: string; current: boolean }>;
-  /** absolute URL of the page shown (same origin as the admin) */
+  /** the page shown: its path and query on this site (the browser's own origin) */
   pageUrl: string;
-  /** pageUrl with ?ss_editor=preview (form target = the iframe) */
+  /** pageUrl with ?ss_editor=preview, a path (form target = the iframe) */
   previewAction: string;
-  /** pageUrl with ?ss_editor=source (fetch POST, body: token) */
+  /** pageUrl with ?ss_editor=source, a path (fetch POST, body: token) */
   sourceAction: string;
   /** for both */
   token: string;

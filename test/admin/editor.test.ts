@@ -114,9 +114,10 @@ describe("GET /_ss/admin/experiments/:id/editor", () => {
     const treatment = experiment.variations[1];
     expect(state.variation).toMatchObject({ id: treatment.id, key: "treatment" });
     // the page's condition (localhost/), shown on the admin's own origin
-    expect(state.pageUrl).toBe("http://localhost/");
-    expect(state.previewAction).toBe("http://localhost/?ss_editor=preview");
-    expect(state.sourceAction).toBe("http://localhost/?ss_editor=source");
+    // paths: they resolve on the origin the browser sees (behind npm start, not the Worker's)
+    expect(state.pageUrl).toBe("/");
+    expect(state.previewAction).toBe("/?ss_editor=preview");
+    expect(state.sourceAction).toBe("/?ss_editor=source");
     expect(state.changes).toEqual(treatment.changes);
     // the home page matches; shared changes of the pricing page do not apply here
     expect(state.pages).toEqual([
@@ -161,7 +162,12 @@ describe("GET /_ss/admin/experiments/:id/editor", () => {
 
   it("a page of the experiment's other page gets its page-scoped shared changes", async () => {
     const state = stateOf((await openEditor(`url=${encodeURIComponent("/pricing")}`)).page);
-    expect(state.pageUrl).toBe("http://localhost/pricing");
+    expect(state.pageUrl).toBe("/pricing");
+    // a full URL of this host, any port (npm start's proxy), is the same page
+    const proxied = stateOf(
+      (await openEditor(`url=${encodeURIComponent("http://localhost:8787/pricing?a=1")}`)).page,
+    );
+    expect(proxied.pageUrl).toBe("/pricing?a=1");
     expect(state.sharedChanges).toEqual([
       { type: "custom_css", value: "h1{color:red}", pageId: pricing.id },
     ]);
