@@ -177,7 +177,8 @@ export function renderBootstrap(data: BootstrapData, options: BootstrapOptions =
   return html;
 }
 
-function escapeAttribute(value: string): string {
+/** Text for HTML content or a double-quoted attribute: `&`, `"`, `<`, `>` as character references. */
+export function escapeAttribute(value: string): string {
   return value.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 

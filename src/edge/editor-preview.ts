@@ -17,7 +17,7 @@
  */
 import type { Change } from "../core/datafile-types";
 import { AGENT_JS } from "./generated/editor-agent-bundle";
-import { nonceAttribute, nonceFromCsp } from "./bootstrap";
+import { escapeAttribute, nonceAttribute, nonceFromCsp } from "./bootstrap";
 import { fetchOrigin, originUrlFor } from "./handle-request";
 import { escapeScript, rewriteHtml } from "./html-rewrite";
 import { signToken, verifyToken } from "./preview";
@@ -132,29 +132,33 @@ function sandboxed(response: Response, contentType?: string): Response {
   });
 }
 
-/** A short page for the editor's frame (or a plain-text answer for `source`). */
-function refusal(status: number, mode: EditorMode | null, message: string): Response {
-  const body =
-    mode === "source"
-      ? message
-      : `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Splitstream editor</title></head><body style="font:15px system-ui,sans-serif;padding:24px"><h1 style="font-size:18px">The editor cannot show this page</h1><p>${escapeHtml(message)}</p></body></html>`;
-  return new Response(body, {
-    status,
-    headers: {
-      "content-type": mode === "source" ? "text/plain; charset=utf-8" : "text/html; charset=utf-8",
-      "content-security-policy": SANDBOX_CSP,
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
-      "x-ss-error": "editor",
-    },
-  });
+/** Headers of every answer made here: sandboxed, never cached, never sniffed. */
+function editorHeaders(contentType: string, error: string): HeadersInit {
+  return {
+    "content-type": contentType,
+    "content-security-policy": SANDBOX_CSP,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-ss-error": error,
+  };
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
-  );
+/** A short page for the editor's frame: `heading`, then `html` (already escaped). */
+function notePage(heading: string, html: string, head = ""): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8">${head}<title>Splitstream editor</title></head><body style="font:15px system-ui,sans-serif;padding:24px"><h1 style="font-size:18px">${escapeAttribute(heading)}</h1><p>${html}</p></body></html>`;
+}
+
+/** A refusal: a page the frame can show, or plain text for `source` (read by the editor's fetch). */
+function refusal(status: number, mode: EditorMode | null, message: string): Response {
+  return mode === "source"
+    ? new Response(message, {
+        status,
+        headers: editorHeaders("text/plain; charset=utf-8", "editor"),
+      })
+    : new Response(notePage("The editor cannot show this page", escapeAttribute(message)), {
+        status,
+        headers: editorHeaders("text/html; charset=utf-8", "editor"),
+      });
 }
 
 /**
@@ -363,19 +367,16 @@ function redirectNotice(status: number, location: string, page: URL): Response {
   } catch {
     // no usable Location: said below
   }
-  const nonce = crypto.randomUUID();
   const link = /^https?:/i.test(target)
-    ? `<a href="${escapeHtml(target)}">${escapeHtml(target)}</a>`
+    ? `<a href="${escapeAttribute(target)}">${escapeAttribute(target)}</a>`
     : "an address the editor cannot open";
-  const body = `<!doctype html><html lang="en"><head><meta charset="utf-8">${agentScript(nonce)}<title>Redirect</title></head><body style="font:15px system-ui,sans-serif;padding:24px"><h1 style="font-size:18px">The origin redirects this page (${status})</h1><p>It leads to ${link}. Switch to Browse and click the link to edit that page.</p></body></html>`;
-  return new Response(body, {
+  const notice = notePage(
+    `The origin redirects this page (${status})`,
+    `It leads to ${link}. Switch to Browse and click the link to edit that page.`,
+    agentScript(crypto.randomUUID()),
+  );
+  return new Response(notice, {
     status: 200,
-    headers: {
-      "content-type": "text/html; charset=utf-8",
-      "content-security-policy": SANDBOX_CSP,
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
-      "x-ss-error": "editor-redirect",
-    },
+    headers: editorHeaders("text/html; charset=utf-8", "editor-redirect"),
   });
 }
