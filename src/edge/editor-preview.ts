@@ -324,7 +324,11 @@ export async function handleEditorRequest(
     }
     // The same numbering as the preview, nothing else; text/plain so that it is never rendered
     // (the editor parses it with DOMParser, which runs nothing). The charset stays the origin's.
-    const numbered = rewriteHtml(origin, { changes: [], bootstrap: null, numberElements: true });
+    const numbered = rewriteHtml(withoutMetaCsp(origin), {
+      changes: [],
+      bootstrap: null,
+      numberElements: true,
+    });
     return sandboxed(numbered, `text/plain; charset=${charsetOf(contentType)}`);
   }
   // A redirect is not followed in the frame (the browser would post the draft again to wherever
@@ -339,13 +343,28 @@ export async function handleEditorRequest(
   // The page's own nonce when it has one, so the injected elements are those a visitor gets.
   const nonce = nonceFromCsp(origin.headers.get("content-security-policy")) ?? crypto.randomUUID();
   return sandboxed(
-    rewriteHtml(origin, {
+    rewriteHtml(withoutMetaCsp(origin), {
       changes,
       bootstrap: agentScript(nonce),
       nonce,
       numberElements: true,
     }),
   );
+}
+
+/**
+ * The page without its `<meta http-equiv="Content-Security-Policy">`: like the header, which the
+ * preview drops, a policy in the document would block the editor's agent. Removed in the source
+ * too, so both number the same elements.
+ */
+function withoutMetaCsp(response: Response): Response {
+  return new HTMLRewriter()
+    .on('meta[http-equiv="content-security-policy" i]', {
+      element(el) {
+        el.remove();
+      },
+    })
+    .transform(response);
 }
 
 /** The media type of a Content-Type value, lowercased, without parameters. */

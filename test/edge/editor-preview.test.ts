@@ -42,6 +42,11 @@ beforeEach(() => {
     if (path === "/image.png")
       return new Response("png", { headers: { "content-type": "image/png" } });
     if (path === "/gone") return new Response("gone", { status: 404 });
+    if (path === "/meta-csp")
+      return new Response(
+        `<!doctype html><html><head><meta http-equiv="Content-Security-Policy" content="script-src 'none'"><title>x</title></head><body><h1>Hi</h1></body></html>`,
+        { headers: { "content-type": "text/html" } },
+      );
     if (path === "/moved")
       return new Response(null, { status: 308, headers: { location: "/new-home?x=1" } });
     if (path === "/drawing")
@@ -323,6 +328,18 @@ describe("what reaches the frame", () => {
     expect(text).toContain("redirects this page (308)");
     expect(text).toContain('<a href="http://localhost/new-home?x=1">');
     expect(text).toContain("<script data-ss-editor");
+  });
+
+  it("a policy in the page's own <meta> is dropped like the header (it would block the agent)", async () => {
+    const text = await (await preview([], undefined, "/meta-csp")).text();
+    expect(text).not.toContain("Content-Security-Policy");
+    expect(text).toContain("<script data-ss-editor");
+    const token = await signEditorToken(KEY, grant());
+    const source = await (await post(`/meta-csp?${EDITOR_QUERY_PARAM}=source`, { token })).text();
+    expect(source).not.toContain("Content-Security-Policy");
+    // the same numbers in both: the h1 is element 4 (html, head, title, body, h1)
+    expect(source).toContain('<h1 data-ss-i="4">');
+    expect(text).toContain('<h1 data-ss-i="4">');
   });
 
   it("the editor's address never reaches the origin", async () => {
