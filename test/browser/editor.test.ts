@@ -9,18 +9,19 @@
  * forms can be edited; the page inside the editor cannot reach the admin; axe finds nothing on
  * the editor's own UI; screenshots for docs/admin.md.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { BrowserContext, Frame, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accessibilityViolations, describeViolations } from "./a11y";
 import {
   CHROME_UA,
   chromiumPath,
+  demoDatafileAnyPort,
   eventually,
   launchChromium,
-  repoRoot,
+  SCREENSHOTS_DIR,
+  seedDemoProject,
   startDemo,
   type Demo,
 } from "./harness";
@@ -42,9 +43,7 @@ const KEY = "editor_hero";
 const TREATMENT_VISITOR = "editor-test-treatment";
 const CONTROL_VISITOR = "editor-test-control";
 const FRAME = 'iframe[data-editor="frame"]';
-const IMAGES = process.env.SPLITSTREAM_DOC_SCREENSHOTS
-  ? join(repoRoot, "docs", "images")
-  : join(repoRoot, "test-results");
+const IMAGES = SCREENSHOTS_DIR;
 
 let demo: Demo | undefined;
 let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
@@ -55,15 +54,7 @@ let projectId: string;
  * experiment's changes), and the home page matching the Worker's free port.
  */
 function editorDatafile(): Record<string, unknown> {
-  const d = JSON.parse(readFileSync(join(repoRoot, "demo", "datafile.json"), "utf8")) as Record<
-    string,
-    unknown
-  > & {
-    web: { pages: Array<{ id: string; conditions: unknown[] }>; experiments: unknown[] };
-  };
-  d.web.pages
-    .find((p) => p.id === "p_home")!
-    .conditions.push({ match: "regex", value: "^https?://[^/]+/(?:[?#].*)?$" });
+  const d = demoDatafileAnyPort();
   d.web.experiments = [];
   d.experiments = [];
   for (const event of d.events as Array<{ experimentIds: string[] }>) event.experimentIds = [];
@@ -155,17 +146,7 @@ run("the visual editor in Chromium", () => {
   beforeAll(async () => {
     const datafile = editorDatafile();
     demo = await startDemo(datafile);
-    const seedModule = pathToFileURL(join(repoRoot, "scripts", "demo-seed.mjs")).href;
-    const { seedDemo } = (await import(seedModule)) as {
-      seedDemo(options: {
-        baseUrl: string;
-        token: string;
-        datafile?: unknown;
-        log?: (line: string) => void;
-      }): Promise<{ projectId: string }>;
-    };
-    projectId = (await seedDemo({ baseUrl: demo.url, token: TOKEN, datafile, log: () => {} }))
-      .projectId;
+    projectId = await seedDemoProject(demo.url, TOKEN, datafile);
     const pages = await api<{ items: Array<{ id: string; key: string }> }>(
       "GET",
       `/projects/${projectId}/pages?limit=100`,

@@ -206,3 +206,47 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * Where the admin screenshots go: docs/images with SPLITSTREAM_DOC_SCREENSHOTS=1 (for
+ * docs/admin.md "Screenshots"; then commit them), else test-results (not tracked), so an ordinary
+ * run leaves the working tree as it was.
+ */
+export const SCREENSHOTS_DIR = process.env.SPLITSTREAM_DOC_SCREENSHOTS
+  ? join(repoRoot, "docs", "images")
+  : join(repoRoot, "test-results");
+
+/**
+ * demo/datafile.json with one more condition on the home page: its conditions name the demo's
+ * fixed ports, and the tests' Worker runs on a free one.
+ */
+export function demoDatafileAnyPort(): Record<string, unknown> & {
+  web: { pages: Array<{ id: string; conditions: unknown[] }>; experiments: unknown[] };
+} {
+  const d = JSON.parse(readFileSync(join(repoRoot, "demo", "datafile.json"), "utf8")) as Record<
+    string,
+    unknown
+  > & { web: { pages: Array<{ id: string; conditions: unknown[] }>; experiments: unknown[] } };
+  d.web.pages
+    .find((p) => p.id === "p_home")!
+    .conditions.push({ match: "regex", value: "^https?://[^/]+/(?:[?#].*)?$" });
+  return d;
+}
+
+/** The demo project as `npm start` makes it (scripts/demo-seed.mjs), from `datafile`; its id. */
+export async function seedDemoProject(
+  baseUrl: string,
+  token: string,
+  datafile: unknown,
+): Promise<string> {
+  const seedModule = pathToFileURL(join(repoRoot, "scripts", "demo-seed.mjs")).href;
+  const { seedDemo } = (await import(seedModule)) as {
+    seedDemo(options: {
+      baseUrl: string;
+      token: string;
+      datafile?: unknown;
+      log?: (line: string) => void;
+    }): Promise<{ projectId: string }>;
+  };
+  return (await seedDemo({ baseUrl, token, datafile, log: () => {} })).projectId;
+}

@@ -10,18 +10,19 @@
  * must log no console error and fail no request, and is saved as admin-<name>.png (docs/images
  * for docs/admin.md "Screenshots" with SPLITSTREAM_DOC_SCREENSHOTS=1, else test-results/).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accessibilityViolations, describeViolations } from "./a11y";
 import {
   CHROME_UA,
   chromiumPath,
+  demoDatafileAnyPort,
   eventually,
   launchChromium,
-  repoRoot,
+  SCREENSHOTS_DIR,
+  seedDemoProject,
   startDemo,
   type Demo,
 } from "./harness";
@@ -34,30 +35,11 @@ const SELECTOR = "main > section:nth-of-type(4) > h2";
 const NEW_TEXT = "Why hikers choose Trailhead";
 /** A screenshot larger than this is taken of the viewport only (docs stay light). */
 const MAX_SCREENSHOT_BYTES = 200_000;
-// The screenshots of docs/admin.md are taken by this test: into docs/images with
-// SPLITSTREAM_DOC_SCREENSHOTS=1 (then commit them), else into test-results (not tracked), so an
-// ordinary run leaves the working tree as it was.
-const IMAGES = process.env.SPLITSTREAM_DOC_SCREENSHOTS
-  ? join(repoRoot, "docs", "images")
-  : join(repoRoot, "test-results");
+const IMAGES = SCREENSHOTS_DIR;
 
 let demo: Demo | undefined;
 let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
 let projectId: string;
-
-/**
- * demo/datafile.json with one more condition on the home page: its conditions name the demo's
- * fixed ports, and here the Worker runs on a free one (as test/browser/client.test.ts does).
- */
-function journeyDatafile(): Record<string, unknown> {
-  const d = JSON.parse(readFileSync(join(repoRoot, "demo", "datafile.json"), "utf8")) as {
-    web: { pages: Array<{ id: string; conditions: unknown[] }> };
-  };
-  d.web.pages
-    .find((p) => p.id === "p_home")!
-    .conditions.push({ match: "regex", value: "^https?://[^/]+/(?:[?#].*)?$" });
-  return d as unknown as Record<string, unknown>;
-}
 
 async function api<T>(path: string): Promise<T> {
   const response = await fetch(`${demo!.url}/_ss/api/v1${path}`, {
@@ -84,19 +66,9 @@ const run = chromiumPath() !== null || process.env.CI ? describe : describe.skip
 
 run("the experimentation journey in Chromium", () => {
   beforeAll(async () => {
-    const datafile = journeyDatafile();
+    const datafile = demoDatafileAnyPort();
     demo = await startDemo(datafile);
-    const seedModule = pathToFileURL(join(repoRoot, "scripts", "demo-seed.mjs")).href;
-    const { seedDemo } = (await import(seedModule)) as {
-      seedDemo(options: {
-        baseUrl: string;
-        token: string;
-        datafile?: unknown;
-        log?: (line: string) => void;
-      }): Promise<{ projectId: string }>;
-    };
-    const seeded = await seedDemo({ baseUrl: demo.url, token: TOKEN, datafile, log: () => {} });
-    projectId = seeded.projectId;
+    projectId = await seedDemoProject(demo.url, TOKEN, datafile);
     chromium = await launchChromium();
     mkdirSync(IMAGES, { recursive: true });
   }, 180_000);
