@@ -1,11 +1,12 @@
 /**
- * `npm run load [-- --duration 20 --connections 16]`: a bounded load test of the whole pipeline
- * under real `wrangler dev`, then an exactly-once check of what it counted (docs/benchmarks.md
- * "Load", docs/reliability.md).
+ * `npm run load [-- --duration 20 --connections 16 --shards 4]`: a bounded load test of the
+ * whole pipeline under real `wrangler dev`, then an exactly-once check of what it counted
+ * (docs/benchmarks.md "Load", docs/reliability.md).
  *
  * World (fresh each run, in a temporary directory, on free loopback ports): a local origin
- * serving HTML pages (~9 KB) in this process; the Worker (src/index.ts) under `wrangler dev`
- * with the queue consumer (batch timeout 1 s, a queue name of its own so no other `wrangler dev`
+ * serving HTML pages (~9 KB) in this process; the Worker (src/index.ts, bundled once at the start
+ * with `wrangler deploy --dry-run` so that edits to src/ during the run neither rebuild nor reload
+ * it) under `wrangler dev` with the queue consumer (batch timeout 1 s, a queue name of its own so no other `wrangler dev`
  * on the machine can take its messages), D1 migrated; a datafile with four running immediate
  * experiments (one on 80 % of traffic), a pageview goal on product pages and a `purchase` event,
  * published to local KV.
@@ -22,10 +23,32 @@
  * variation; events per experiment, variation and event = the visitor's accepted conversions while
  * exposed (docs/events.md).
  *
- * Then it waits until the consumer has drained the queue and compares with the local D1 file
- * (read-only, node:sqlite): variation_daily visitors, metric_daily events, and the number of
- * distinct event uuids in seen_events against the number of events the client caused. Exit 1 on
- * any difference (or when requests failed, so the ledger cannot be exact).
+ * Event layout: `--shards N` (default 4) visitor shards hold the per-visitor state (dedupe keys,
+ * exposures, stored conversions, converters: SQLite Durable Objects, in the same `wrangler dev`);
+ * `--shards 0` keeps it in D1's own tables (the single-database consumer). The layout is recorded
+ * before the first event (`EVENT_SHARDS`, read back through the admin API) and checked.
+ *
+ * Then it waits until the consumer has drained the queue and compares with what was counted: the
+ * aggregates from the local D1 file (read-only, node:sqlite) — variation_daily visitors,
+ * metric_daily events — and the number of distinct event uuids kept for dedupe against the number
+ * of events the client caused: Σ seen_events rows over the shards (`GET
+ * /_ss/api/v1/admin/event-layout?stats=true`), or D1's seen_events with `--shards 0`. With shards,
+ * D1 must hold no per-visitor row at all.
+ *
+ * Redelivery, after that check: already-accepted events are sent again with the same uuids —
+ * a sample of the load's purchases re-POSTed to `/_ss/events` (same body, same visitor), and SDK
+ * batches (`/_ss/v1/events`, new visitors: an impression and a purchase each) sent once, counted
+ * in the ledger, then sent twice more, byte for byte. A fresh visitor's page view follows them in
+ * the queue (it is counted only after everything before it). Every count must still equal the
+ * ledger, which counts each event once. Those duplicates reach the consumer as new queue
+ * messages. Then a redelivery by the queue itself: the script takes D1's write lock (`BEGIN
+ * IMMEDIATE` on the local D1 file) and sends a new SDK batch; the consumer's D1 write fails with
+ * SQLITE_BUSY and it retries the batch; at the first failure in wrangler's output the lock is
+ * released and the local queue delivers the batch again. With shards the shards have by then
+ * counted the batch and kept its deltas (read from their local SQLite files at the moment of the
+ * failure): the redelivery must find the events seen and hand the same deltas over once. Exit 1
+ * on any difference, when requests failed (the ledger cannot be exact) or when the consumer
+ * failure was not seen.
  */
 import autocannon from "autocannon";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -33,7 +56,17 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BROWSER_UA } from "../bench/lib/events-world";
+import {
+  BROWSER_UA,
+  bundleWorker,
+  localD1File,
+  localShardFiles,
+  readEventLayout,
+  sdkBatch,
+  sdkEventsRequest,
+  useBundle,
+  type EventIds,
+} from "../bench/lib/events-world";
 import {
   applyLocalMigrations,
   exitOnSignals,
@@ -50,20 +83,41 @@ const { values: args } = parseArgs({
   options: {
     duration: { type: "string", default: "20" },
     connections: { type: "string", default: "16" },
+    shards: { type: "string", default: "4" },
     help: { type: "boolean", default: false },
   },
 });
 if (args.help) {
-  console.log("npm run load [-- --duration SECONDS (20)] [--connections N (16)]");
+  console.log(
+    "npm run load [-- --duration SECONDS (20)] [--connections N (16)] [--shards N (4; 0 = per-visitor state in D1)]",
+  );
   process.exit(0);
 }
 const DURATION_S = Number(args.duration);
 const CONNECTIONS = Number(args.connections);
-if (!(DURATION_S > 0) || !Number.isInteger(CONNECTIONS) || CONNECTIONS < 1) {
-  console.error("--duration must be > 0 seconds and --connections a positive integer");
+const SHARDS = Number(args.shards);
+if (
+  !(DURATION_S > 0) ||
+  !Number.isInteger(CONNECTIONS) ||
+  CONNECTIONS < 1 ||
+  !Number.isInteger(SHARDS) ||
+  SHARDS < 0 ||
+  SHARDS > 4096
+) {
+  console.error(
+    "--duration must be > 0 seconds, --connections a positive integer and --shards 0–4096",
+  );
   process.exit(2);
 }
 const SDK_KEY = "load";
+const ADMIN_TOKEN = "load-admin-token";
+/** At most this many of the load's purchases are sent again with their uuids. */
+const REDELIVER_PURCHASES = 300;
+/** SDK batches sent once and then twice more, of this many visitors (impression + purchase). */
+const REDELIVER_SDK_BATCHES = 10;
+const REDELIVER_SDK_VISITORS = 10;
+/** Longest the D1 write lock is held while waiting for the consumer to fail. */
+const LOCK_MAX_MS = 10_000;
 /** Give up waiting for the consumer after this long without progress. */
 const DRAIN_STALL_MS = 15_000;
 
@@ -281,13 +335,56 @@ async function openD1(persistTo: string) {
   throw new Error(`no D1 database with the events tables under ${persistTo}`);
 }
 
+/** Σ dedupe keys and outbox entries over the shards' local SQLite files (read-only). */
+async function shardFileCounts(persistTo: string): Promise<{ seen: number; outbox: number }> {
+  const { DatabaseSync } = await import("node:sqlite");
+  let seen = 0;
+  let outbox = 0;
+  for (const file of localShardFiles(persistTo)) {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      if (!db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'outbox'").get()) continue;
+      seen += Number(
+        (db.prepare("SELECT count(*) AS n FROM seen_events").get() as { n: number }).n,
+      );
+      outbox += Number((db.prepare("SELECT count(*) AS n FROM outbox").get() as { n: number }).n);
+    } finally {
+      db.close();
+    }
+  }
+  return { seen, outbox };
+}
+
 interface Counted {
   visitors: Map<string, number>;
   events: Map<string, number>;
+  /** Distinct event uuids kept for dedupe: Σ over the shards, or D1's with no shards. */
   seen: number;
+  /** Rows of D1's own per-visitor tables (none when shards hold the state). */
+  d1PerVisitor: number;
+  /** Outbox entries the shards hold that D1 may not have yet. */
+  pending: number;
 }
 
-function readCounts(db: Awaited<ReturnType<typeof openD1>>): Counted {
+/** The per-visitor tables (D1's own with no shards, each shard's otherwise). */
+const PER_VISITOR_TABLES = ["seen_events", "exposures", "conversions", "converters"] as const;
+
+/** Aggregates from D1; dedupe keys from the shards (admin API), or from D1 without shards. */
+async function readCounts(db: Awaited<ReturnType<typeof openD1>>, base: string): Promise<Counted> {
+  const d1 = readD1Counts(db);
+  if (SHARDS === 0) return { ...d1, seen: d1.d1Seen, pending: 0 };
+  const layout = await readEventLayout(base, ADMIN_TOKEN);
+  const stats = layout.shardStats ?? [];
+  return {
+    ...d1,
+    seen: stats.reduce((n, s) => n + s.rows.seen_events, 0),
+    pending: stats.reduce((n, s) => n + s.pending, 0),
+  };
+}
+
+function readD1Counts(
+  db: Awaited<ReturnType<typeof openD1>>,
+): Omit<Counted, "seen" | "pending"> & { d1Seen: number } {
   const keyOf = new Map<string, string>();
   for (const [key, e] of Object.entries(EXPERIMENTS)) keyOf.set(e.id, key);
   const variationKey = (id: string) => id.slice(id.indexOf("_") + 1);
@@ -310,7 +407,12 @@ function readCounts(db: Awaited<ReturnType<typeof openD1>>): Counted {
     .get(SDK_KEY) as {
     n: number;
   };
-  return { visitors, events, seen: Number(seen.n) };
+  let d1PerVisitor = 0;
+  for (const table of PER_VISITOR_TABLES)
+    d1PerVisitor += Number(
+      (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n,
+    );
+  return { visitors, events, d1Seen: Number(seen.n), d1PerVisitor };
 }
 
 // ------------------------------------------------------------------------------ config
@@ -353,7 +455,32 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 type AutocannonRequest = NonNullable<autocannon.Options["requests"]>[number];
-type Context = { vid?: string; product?: number; uuid?: string };
+type Context = { vid?: string; product?: number; uuid?: string; body?: string };
+
+/** The datafile's ids as an SDK batch names them (the `hero` experiment and `purchase`). */
+const SDK_IDS: EventIds = {
+  accountId: "80",
+  projectId: "800",
+  revision: "1",
+  experimentId: EXPERIMENTS.hero.id,
+  layerId: `layer_${EXPERIMENTS.hero.id}`,
+  variations: EXPERIMENTS.hero.variations.map((v) => variationId("hero", v)),
+  purchase: EVENTS.purchase,
+};
+
+/** Runs `task` over `items`, `concurrency` at a time. */
+async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await task(items[next++]!);
+    }),
+  );
+}
 
 async function main(): Promise<number> {
   const started = performance.now();
@@ -364,6 +491,9 @@ async function main(): Promise<number> {
   try {
     origin = await startOrigin(serveOrigin);
     const config = loadConfig(state.path);
+    // A snapshot of src/: no rebuild or reload (which drops the queue's in-flight batch) when
+    // src/ is edited during the run.
+    useBundle(config, await bundleWorker(config, join(state.path, "dist")));
     const persistTo = join(state.path, "state");
     await applyLocalMigrations(config, persistTo);
     await putLocalKv({
@@ -379,8 +509,15 @@ async function main(): Promise<number> {
       readyPath: "/_ss/health",
       vars: {
         ROUTES: JSON.stringify([{ pattern: "127.0.0.1/*", sdk_key: SDK_KEY, origin: origin.url }]),
+        EVENT_SHARDS: String(SHARDS),
       },
     });
+    // The first read records the layout (nothing counted yet: EVENT_SHARDS decides).
+    const layout = await readEventLayout(dev.url, ADMIN_TOKEN);
+    if (layout.shards !== SHARDS)
+      throw new Error(
+        `event layout: asked for ${SHARDS} shards, the Worker recorded ${layout.shards}`,
+      );
     const setupMs = performance.now() - started;
     const ledger = new Ledger();
     const common = { "user-agent": BROWSER_UA, "accept-encoding": "identity" };
@@ -401,6 +538,8 @@ async function main(): Promise<number> {
     );
 
     let failures = 0;
+    /** Every accepted purchase, to send again (redelivery). */
+    const accepted: Array<{ vid: string; body: string }> = [];
     const statuses = new Map<string, number>();
     const note = (kind: string, status: number, expected: number) => {
       const label = `${kind} ${status}`;
@@ -450,6 +589,9 @@ async function main(): Promise<number> {
         setupRequest: (request, context) => {
           const ctx = context as Context;
           ctx.uuid = crypto.randomUUID();
+          ctx.body = JSON.stringify({
+            events: [{ key: "purchase", revenue: 1299, value: 2.5, uuid: ctx.uuid }],
+          });
           return {
             ...request,
             headers: {
@@ -457,14 +599,16 @@ async function main(): Promise<number> {
               cookie: `ss_vid=${ctx.vid}`,
               "content-type": "text/plain;charset=UTF-8",
             },
-            body: JSON.stringify({
-              events: [{ key: "purchase", revenue: 1299, value: 2.5, uuid: ctx.uuid }],
-            }),
+            body: ctx.body,
           };
         },
         onResponse: (status, _body, context) => {
           note("POST /_ss/events", status, 204);
-          if (status === 204) ledger.conversion((context as Context).vid!, EVENTS.purchase);
+          const ctx = context as Context;
+          if (status === 204) {
+            ledger.conversion(ctx.vid!, EVENTS.purchase);
+            accepted.push({ vid: ctx.vid!, body: ctx.body! });
+          }
         },
       },
       pageRequest(
@@ -512,22 +656,30 @@ async function main(): Promise<number> {
     const completed = result.requests.total;
     const errors = result.errors + result.timeouts;
 
-    // Drain: until D1 holds every event the client caused, or no progress for DRAIN_STALL_MS.
+    // Drain: until every event the client caused has its dedupe key (and the shards handed every
+    // delta to D1), or no progress for DRAIN_STALL_MS.
     const db = await openD1(persistTo);
+    const count = () => readCounts(db, dev!.url);
+    const drain = async (): Promise<Counted> => {
+      let counts = await count();
+      let lastProgress = performance.now();
+      while (
+        (counts.seen < ledger.eventsCaused || counts.pending > 0) &&
+        performance.now() - lastProgress < DRAIN_STALL_MS
+      ) {
+        await new Promise((r) => setTimeout(r, 250));
+        const next = await count();
+        if (next.seen !== counts.seen || next.pending !== counts.pending)
+          lastProgress = performance.now();
+        counts = next;
+      }
+      // Two more queue batch timeouts: anything counted twice would show up now.
+      await new Promise((r) => setTimeout(r, 2000));
+      return count();
+    };
     const drainStart = performance.now();
-    let counts = readCounts(db);
-    let lastProgress = performance.now();
-    while (counts.seen < ledger.eventsCaused && performance.now() - lastProgress < DRAIN_STALL_MS) {
-      await new Promise((r) => setTimeout(r, 250));
-      const next = readCounts(db);
-      if (next.seen !== counts.seen) lastProgress = performance.now();
-      counts = next;
-    }
-    const drainS = (performance.now() - drainStart) / 1000;
-    // Two more queue batch timeouts: anything counted twice would show up now.
-    await new Promise((r) => setTimeout(r, 2000));
-    counts = readCounts(db);
-    db.close();
+    const counts = await drain();
+    const drainS = (performance.now() - drainStart - 2000) / 1000;
 
     // ---------------------------------------------------------------- report
     const requestsTotal = completed + errors;
@@ -551,7 +703,7 @@ async function main(): Promise<number> {
       ["visitors (with a page served)", fmt(ledger.visitorCount)],
       ["impressions queued by the edge (from x-ss-decisions)", fmt(ledger.impressions)],
       ["conversions (pageview goals + accepted purchases)", fmt(ledger.conversions)],
-      ["queue drained in", `${fmt(drainS, 1)} s`],
+      ["queue drained in", `${fmt(Math.max(0, drainS), 1)} s`],
       [
         "machine load (1-min avg, start / end)",
         `${load.map((l) => l.toFixed(1)).join(" / ")} on ${availableParallelism()} cores`,
@@ -563,57 +715,258 @@ async function main(): Promise<number> {
     for (const [label, n] of [...statuses].sort()) console.log(`    ${label.padEnd(28)} ${fmt(n)}`);
 
     console.log("");
-    console.log("Exactly-once: client ledger vs D1 (all days and revisions)");
-    const lines: Array<[string, string, number, number]> = [];
-    for (const [key, e] of Object.entries(EXPERIMENTS))
-      for (const v of e.variations) {
-        const cell = `${key}/${v}`;
-        lines.push([
-          cell,
-          "visitors",
-          ledger.visitors.get(cell) ?? 0,
-          counts.visitors.get(cell) ?? 0,
-        ]);
-        for (const eventId of Object.values(EVENTS))
-          lines.push([
-            cell,
-            EVENT_KEYS[eventId]!,
-            ledger.events.get(`${cell}/${eventId}`) ?? 0,
-            counts.events.get(`${cell}/${eventId}`) ?? 0,
-          ]);
-      }
-    // Anything D1 has that the ledger has no line for is a difference too.
-    const known = new Set(lines.map(([c, w]) => `${c}/${w}`));
-    for (const [cell, n] of counts.visitors)
-      if (!known.has(`${cell}/visitors`)) lines.push([cell, "visitors", 0, n]);
-    for (const [cell, n] of counts.events) {
-      const [e, v, ev] = cell.split("/");
-      if (!known.has(`${e}/${v}/${EVENT_KEYS[ev!] ?? ev}`))
-        lines.push([`${e}/${v}`, EVENT_KEYS[ev!] ?? ev!, 0, n]);
-    }
-    lines.push(["all", "distinct event uuids (seen_events)", ledger.eventsCaused, counts.seen]);
-    const w1 = Math.max(...lines.map(([c]) => c.length), 10);
-    const w2 = Math.max(...lines.map(([, w]) => w.length), 6);
     console.log(
-      `  ${"cell".padEnd(w1)}  ${"what".padEnd(w2)}  ${"client".padStart(8)}  ${"D1".padStart(8)}`,
+      `Exactly-once: client ledger vs D1 aggregates (all days and revisions) and dedupe keys (${SHARDS === 0 ? "D1" : `Σ over ${SHARDS} shards`})`,
     );
-    let mismatches = 0;
-    for (const [cell, what, expected, actual] of lines) {
-      const ok = expected === actual;
-      if (!ok) mismatches++;
-      console.log(
-        `  ${cell.padEnd(w1)}  ${what.padEnd(w2)}  ${fmt(expected).padStart(8)}  ${fmt(actual).padStart(8)}  ${ok ? "ok" : "MISMATCH"}`,
-      );
-    }
+    const compare = (c: Counted, print: boolean): number => {
+      const lines: Array<[string, string, number, number]> = [];
+      for (const [key, e] of Object.entries(EXPERIMENTS))
+        for (const v of e.variations) {
+          const cell = `${key}/${v}`;
+          lines.push([cell, "visitors", ledger.visitors.get(cell) ?? 0, c.visitors.get(cell) ?? 0]);
+          for (const eventId of Object.values(EVENTS))
+            lines.push([
+              cell,
+              EVENT_KEYS[eventId]!,
+              ledger.events.get(`${cell}/${eventId}`) ?? 0,
+              c.events.get(`${cell}/${eventId}`) ?? 0,
+            ]);
+        }
+      // Anything D1 has that the ledger has no line for is a difference too.
+      const known = new Set(lines.map(([cell, what]) => `${cell}/${what}`));
+      for (const [cell, n] of c.visitors)
+        if (!known.has(`${cell}/visitors`)) lines.push([cell, "visitors", 0, n]);
+      for (const [cell, n] of c.events) {
+        const [e, v, ev] = cell.split("/");
+        if (!known.has(`${e}/${v}/${EVENT_KEYS[ev!] ?? ev}`))
+          lines.push([`${e}/${v}`, EVENT_KEYS[ev!] ?? ev!, 0, n]);
+      }
+      lines.push([
+        "all",
+        `distinct event uuids (seen_events${SHARDS === 0 ? "" : ", shards"})`,
+        ledger.eventsCaused,
+        c.seen,
+      ]);
+      if (SHARDS > 0) lines.push(["all", "per-visitor rows in D1", 0, c.d1PerVisitor]);
+      const w1 = Math.max(...lines.map(([cell]) => cell.length), 10);
+      const w2 = Math.max(...lines.map(([, what]) => what.length), 6);
+      if (print)
+        console.log(
+          `  ${"cell".padEnd(w1)}  ${"what".padEnd(w2)}  ${"client".padStart(8)}  ${"counted".padStart(8)}`,
+        );
+      let differ = 0;
+      for (const [cell, what, expected, actual] of lines) {
+        const ok = expected === actual;
+        if (!ok) differ++;
+        if (print || !ok)
+          console.log(
+            `  ${cell.padEnd(w1)}  ${what.padEnd(w2)}  ${fmt(expected).padStart(8)}  ${fmt(actual).padStart(8)}  ${ok ? "ok" : "MISMATCH"}`,
+          );
+      }
+      return differ;
+    };
+    let mismatches = compare(counts, true);
     for (const problem of ledger.inconsistent.slice(0, 10))
       console.log(`  sticky variation broken: ${problem}`);
+
+    // ---------------------------------------------------------------- redelivery
+    const before = { seen: counts.seen, events: ledger.eventsCaused };
+    // Spread over the whole run: early, middle and late purchases alike.
+    const resendCount = Math.min(REDELIVER_PURCHASES, accepted.length);
+    const resend = Array.from(
+      { length: resendCount },
+      (_, i) => accepted[Math.floor((i * accepted.length) / resendCount)]!,
+    );
+    let resendFailures = 0;
+    const resendStatuses = new Map<string, number>();
+    const resendStatus = (kind: string, status: number, expected = 204) => {
+      const label = `${kind} ${status}`;
+      resendStatuses.set(label, (resendStatuses.get(label) ?? 0) + 1);
+      if (status !== expected) resendFailures++;
+    };
+    await pool(resend, 8, async ({ vid, body }) => {
+      const response = await fetch(`${dev!.url}/_ss/events`, {
+        method: "POST",
+        headers: { ...common, cookie: `ss_vid=${vid}`, "content-type": "text/plain;charset=UTF-8" },
+        body,
+      });
+      await response.arrayBuffer();
+      resendStatus("POST /_ss/events (again)", response.status);
+    });
+    // SDK batches: new visitors, each an impression in `hero` and a purchase; sent once (into the
+    // ledger), then the same bodies twice more.
+    const sdkBodies: string[] = [];
+    for (let b = 0; b < REDELIVER_SDK_BATCHES; b++) {
+      const vids = Array.from(
+        { length: REDELIVER_SDK_VISITORS },
+        (_, i) => `load${process.pid}sdk${b}v${i}`,
+      );
+      sdkBodies.push(
+        JSON.stringify(sdkBatch(SDK_IDS, vids, { impressions: true, conversions: true })),
+      );
+    }
+    const postSdk = async (body: string): Promise<number> => {
+      const init = sdkEventsRequest({});
+      const response = await fetch(`${dev!.url}/_ss/v1/events`, { ...init, body });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    /** Sends a new SDK batch (visitors `vids`, built by sdkBatch) into the ledger. */
+    const firstSdk = async (body: string, vids: string[], kind: string): Promise<void> => {
+      const status = await postSdk(body);
+      resendStatus(kind, status);
+      if (status !== 204) return;
+      vids.forEach((vid, i) => {
+        ledger.page(vid, `hero=${EXPERIMENTS.hero.variations[i % 2]}`, null);
+        ledger.conversion(vid, EVENTS.purchase);
+      });
+    };
+    for (const [b, body] of sdkBodies.entries())
+      await firstSdk(
+        body,
+        Array.from({ length: REDELIVER_SDK_VISITORS }, (_, i) => `load${process.pid}sdk${b}v${i}`),
+        "POST /_ss/v1/events (first)",
+      );
+    const sdkFirst = ledger.eventsCaused - before.events;
+    await pool([...sdkBodies, ...sdkBodies], 4, async (body) =>
+      resendStatus("POST /_ss/v1/events (again)", await postSdk(body)),
+    );
+    // A fresh visitor's page view after every duplicate: counted only once they were.
+    const sentinel = `load${process.pid}sentinel`;
+    const sentinelPage = await fetch(`${dev.url}/`, {
+      headers: { ...common, cookie: `ss_vid=${sentinel}` },
+    });
+    await sentinelPage.arrayBuffer();
+    resendStatus("GET / (sentinel)", sentinelPage.status, 200);
+    if (sentinelPage.status === 200)
+      ledger.page(sentinel, sentinelPage.headers.get("x-ss-decisions") ?? undefined, null);
+    const sentinelEvents = ledger.eventsCaused - before.events - sdkFirst;
+    const redeliveryStart = performance.now();
+    const after = await drain();
+    const redeliveryS = (performance.now() - redeliveryStart - 2000) / 1000;
+
+    console.log("");
+    console.log(
+      "Redelivery: accepted events sent again with the same uuids (through the endpoints)",
+    );
+    const redeliveryRows: Array<[string, string]> = [
+      [
+        "purchases re-POSTed to /_ss/events (same body, same visitor)",
+        `${fmt(resend.length)} of ${fmt(accepted.length)}`,
+      ],
+      [
+        "SDK batches to /_ss/v1/events, sent once then twice more",
+        `${fmt(sdkBodies.length)} × ${REDELIVER_SDK_VISITORS} visitors (${fmt(sdkFirst)} events; ${fmt(2 * sdkFirst)} duplicates)`,
+      ],
+      ["sentinel page view after the duplicates", `${fmt(sentinelEvents)} impression(s)`],
+      ["unexpected statuses", fmt(resendFailures)],
+      [
+        "dedupe keys before / after (expected + new events only)",
+        `${fmt(before.seen)} / ${fmt(after.seen)} (expected ${fmt(ledger.eventsCaused)})`,
+      ],
+      ["counted after the re-sends in", `${fmt(Math.max(0, redeliveryS), 1)} s`],
+    ];
+    const rw = Math.max(...redeliveryRows.map(([k]) => k.length));
+    for (const [k, v] of redeliveryRows) console.log(`  ${k.padEnd(rw)}  ${v}`);
+    console.log("  by request:");
+    for (const [label, n] of [...resendStatuses].sort())
+      console.log(`    ${label.padEnd(32)} ${fmt(n)}`);
+    const redeliveryMismatches = compare(after, false);
+    console.log(
+      redeliveryMismatches === 0
+        ? `  every cell and the dedupe keys equal the ledger: each duplicate counted once`
+        : `  ${redeliveryMismatches} line(s) differ from the ledger after the re-sends`,
+    );
+    mismatches += redeliveryMismatches;
+
+    // A batch the local queue itself delivers again: D1 is write-locked from this process while
+    // a new SDK batch reaches the consumer, whose D1 write then fails (SQLITE_BUSY) — it retries
+    // the batch; the lock is released at the first failure and the queue redelivers the batch.
+    // With shards (and the consumer's layout and caps cached, as between the batches of a run)
+    // the shards have counted the batch and kept its deltas before D1 refuses them: the
+    // redelivery finds the events seen and hands the kept deltas over again.
+    const lockedVids = Array.from(
+      { length: REDELIVER_SDK_VISITORS * 2 },
+      (_, i) => `load${process.pid}locked${i}`,
+    );
+    const lockedBody = JSON.stringify(
+      sdkBatch(SDK_IDS, lockedVids, { impressions: true, conversions: true }),
+    );
+    const failureLines = () =>
+      dev!
+        .output()
+        .split("\n")
+        .filter((line) => line.includes("could not process"));
+    const knownFailures = new Set(failureLines());
+    const shardsBefore = await shardFileCounts(persistTo);
+    const eventsBeforeLock = ledger.eventsCaused;
+    const { DatabaseSync } = await import("node:sqlite");
+    const lock = new DatabaseSync(localD1File(persistTo));
+    let failedAfterMs = Number.NaN;
+    let shardsAtFailure = shardsBefore;
+    const lockStart = performance.now();
+    try {
+      lock.exec("BEGIN IMMEDIATE"); // the write lock: readers go on, writers get SQLITE_BUSY
+      await firstSdk(lockedBody, lockedVids, "POST /_ss/v1/events (D1 locked)");
+      while (performance.now() - lockStart < LOCK_MAX_MS) {
+        if (failureLines().some((line) => !knownFailures.has(line))) {
+          failedAfterMs = performance.now() - lockStart;
+          shardsAtFailure = await shardFileCounts(persistTo);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      lock.exec("ROLLBACK");
+      lock.close();
+    }
+    const lockedEvents = ledger.eventsCaused - eventsBeforeLock;
+    const afterLock = await drain();
+    const failed = Number.isFinite(failedAfterMs);
+    console.log("");
+    console.log("Redelivery by the queue: a consumer failure (D1 write-locked from outside)");
+    const lockRows: Array<[string, string]> = [
+      ["new SDK batch sent while D1 was locked", `${fmt(lockedEvents)} events`],
+      [
+        "the consumer failed and retried the batch",
+        failed
+          ? `after ${fmt(failedAfterMs, 0)} ms; lock released, the local queue redelivered it`
+          : `NOT SEEN within ${fmt(LOCK_MAX_MS / 1000, 0)} s (nothing was redelivered)`,
+      ],
+    ];
+    if (SHARDS > 0)
+      lockRows.push([
+        "shards when D1 refused (dedupe keys / kept deltas)",
+        failed
+          ? `+${fmt(shardsAtFailure.seen - shardsBefore.seen)} / ${fmt(shardsAtFailure.outbox)} entries${shardsAtFailure.seen > shardsBefore.seen ? " — counted on the shards, not yet in D1" : " — the batch failed before the shards (a D1 read)"}`
+          : "—",
+      ]);
+    lockRows.push([
+      "dedupe keys after (expected)",
+      `${fmt(afterLock.seen)} (${fmt(ledger.eventsCaused)})`,
+    ]);
+    const lw = Math.max(...lockRows.map(([k]) => k.length));
+    for (const [k, v] of lockRows) console.log(`  ${k.padEnd(lw)}  ${v}`);
+    const lockMismatches = compare(afterLock, false);
+    console.log(
+      lockMismatches === 0
+        ? `  every cell and the dedupe keys equal the ledger: the redelivered batch counted once`
+        : `  ${lockMismatches} line(s) differ from the ledger after the redelivery`,
+    );
+    mismatches += lockMismatches;
+    if (!failed) {
+      console.log("  the consumer failure was not exercised: the run is not clean");
+      failures++;
+    }
+    db.close();
+    if (resendFailures > 0) failures += resendFailures;
 
     const exact = mismatches === 0 && ledger.inconsistent.length === 0;
     const clean = failures === 0 && errors === 0;
     console.log("");
     console.log(
       exact && clean
-        ? `EXACT: every accepted event counted exactly once (${fmt(ledger.eventsCaused)} events, ${fmt(ledger.visitorCount)} visitors); total run ${fmt((performance.now() - started) / 1000, 1)} s`
+        ? `EXACT: every accepted event counted exactly once (${fmt(ledger.eventsCaused)} events, ${fmt(ledger.visitorCount)} visitors, ${SHARDS === 0 ? "per-visitor state in D1" : `${SHARDS} shards`}; ${fmt(resend.length + 2 * sdkFirst)} duplicates counted once); total run ${fmt((performance.now() - started) / 1000, 1)} s`
         : exact
           ? `EXACT counts, but ${fmt(failures + errors)} request(s) failed: the run is not clean`
           : `MISMATCH: ${mismatches} line(s) differ${clean ? "" : ` (${fmt(failures + errors)} request(s) failed, their outcome is unknown to the client)`}`,

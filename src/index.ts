@@ -26,6 +26,10 @@ import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
 import type { IngestEdge } from "./events/ingest-common";
 import { errorResponse } from "./shared/error-response";
 import { requeueSpilled, sendOrSpill } from "./events/spill";
+import { compactArchive } from "./events/archive-parquet";
+
+// The visitor shards' Durable Object class (wrangler.toml `durable_objects`, docs/scaling.md).
+export { VisitorShard } from "./events/visitor-shard";
 
 const RESERVED_PREFIX = "/_ss/";
 
@@ -70,19 +74,22 @@ export default {
   },
   queue: (batch, env) => handleEventBatch(batch, env),
   // Retention of the event bookkeeping (docs/events.md "Retention"), the bandit re-allocation
-  // round (docs/bandits.md "Running a bandit") and the re-queue of edge events spilled to R2
-  // (docs/reliability.md); cron in wrangler.toml. All always run: a failure of one is logged and
+  // round (docs/bandits.md "Running a bandit"), the re-queue of edge events spilled to R2
+  // (docs/reliability.md) and the Parquet compaction of the archive (docs/events.md "Columnar
+  // archive (Parquet)"); cron in wrangler.toml. All always run: a failure of one is logged and
   // does not stop the others (the run is then reported as failed).
   scheduled: async (controller, env) => {
-    const [retention, bandit, spill] = await Promise.allSettled([
+    const [retention, bandit, spill, parquet] = await Promise.allSettled([
       handleScheduled(controller, env),
       runBanditRound(env, controller.scheduledTime),
       requeueSpilled(env),
+      compactArchive(env.ARCHIVE, controller.scheduledTime),
     ]);
     if (bandit.status === "rejected")
       console.error("splitstream: bandit round failed", bandit.reason);
     if (retention.status === "rejected") throw retention.reason;
     if (bandit.status === "rejected") throw bandit.reason;
     if (spill.status === "rejected") throw spill.reason;
+    if (parquet.status === "rejected") throw parquet.reason;
   },
 } satisfies ExportedHandler<Env>;

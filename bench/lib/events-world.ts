@@ -5,7 +5,8 @@
  * for the consumer, with D1 migrated and a project and experiment created through the management
  * API — plus a closed-loop HTTP load generator (N concurrent keep-alive connections through
  * Node's fetch, for a fixed time), the request bodies (browser beacons, Optimizely Event API
- * batches) and a reader of the local D1 file's table sizes.
+ * batches), the admin API's event layout (shard sizes and row counts) and readers of the local
+ * D1 and shard files' table sizes.
  *
  * Everything stays on 127.0.0.1; every `wrangler dev` is stopped by its process group when the
  * bench ends (bench/lib/wrangler-dev.ts).
@@ -17,6 +18,7 @@ import {
   applyLocalMigrations,
   putLocalKv,
   repoRoot,
+  runWrangler,
   startWranglerDev,
   tempDir,
   type WranglerDev,
@@ -119,8 +121,13 @@ export function eventsDatafile(sdkKey = EVENTS_SDK_KEY): Record<string, unknown>
  * production, where the consumer runs in other isolates and never shares the intake's CPU. The
  * queue is then renamed: with no local consumer, wrangler's dev registry would hand messages for
  * `splitstream-events` to any other `wrangler dev` consuming it on this machine (`npm start`).
+ * With the consumer, `queue` renames the queue and its dead-letter queue too (several consumer
+ * worlds side by side, each with its own).
  */
-export function eventsWorkerConfig(dir: string, options: { consumer: boolean }): string {
+export function eventsWorkerConfig(
+  dir: string,
+  options: { consumer: boolean; queue?: string },
+): string {
   const source = readFileSync(join(repoRoot, "wrangler.toml"), "utf8");
   const out: string[] = [];
   let skipping = false;
@@ -141,7 +148,11 @@ export function eventsWorkerConfig(dir: string, options: { consumer: boolean }):
     )
     .replace(
       /^queue\s*=\s*"splitstream-events"\s*$/gm,
-      options.consumer ? `queue = "splitstream-events"` : `queue = "splitstream-bench-ingest"`,
+      `queue = "${options.consumer ? (options.queue ?? "splitstream-events") : "splitstream-bench-ingest"}"`,
+    )
+    .replace(
+      /^dead_letter_queue\s*=.*$/m,
+      `dead_letter_queue = "${options.queue ?? "splitstream-events"}-dlq"`,
     );
   const file = join(dir, options.consumer ? "wrangler.consumer.toml" : "wrangler.ingest.toml");
   writeFileSync(file, text);
@@ -151,6 +162,28 @@ export function eventsWorkerConfig(dir: string, options: { consumer: boolean }):
     `ADMIN_TOKEN=${ADMIN_TOKEN}\nSIGNING_KEY=bench-signing-key\n`,
   );
   return file;
+}
+
+/**
+ * Bundles the Worker of `config` once, as `wrangler deploy` would (`--dry-run --outdir`), into
+ * `outDir`; returns the bundled script. A `wrangler dev` started on it (see {@link useBundle})
+ * runs that snapshot of src/: it neither rebuilds nor reloads when someone edits src/ meanwhile
+ * (a reload drops the local queue's in-flight batch, and the consumer stalls), and every world
+ * started on the same bundle runs the same code.
+ */
+export async function bundleWorker(config: string, outDir: string): Promise<string> {
+  await runWrangler(["deploy", "--dry-run", "--outdir", outDir, "--config", config]);
+  return join(outDir, "index.js");
+}
+
+/** Points a wrangler config at a script made by {@link bundleWorker} (`no_bundle = true`). */
+export function useBundle(config: string, script: string): void {
+  const text = readFileSync(config, "utf8");
+  if (!/^main\s*=.*$/m.test(text)) throw new Error(`no top-level main in ${config}`);
+  writeFileSync(
+    config,
+    text.replace(/^main\s*=.*$/m, `main = ${JSON.stringify(script)}\nno_bundle = true`),
+  );
 }
 
 /**
@@ -248,9 +281,39 @@ export interface ConsumerWorld {
   experimentId: string;
   /** Ids of the published datafile, for SDK batches. */
   ids: EventIds;
+  /** The recorded event layout: 0 = per-visitor state in D1's own tables, N = N visitor shards. */
+  shards: number;
   /** GET /_ss/api/v1/experiments/{id}/results, parsed. */
   results(): Promise<ResultsBody>;
+  /** GET /_ss/api/v1/admin/event-layout?stats=true: every shard's size and row counts. */
+  eventLayout(): Promise<EventLayoutBody>;
   stop(): Promise<void>;
+}
+
+/** One shard of `GET /_ss/api/v1/admin/event-layout?stats=true`. */
+export interface ShardStatsBody {
+  shard: number;
+  /** The shard's SQLite database size (`ctx.storage.sql.databaseSize`). */
+  bytes: number;
+  rows: Record<"seen_events" | "exposures" | "conversions" | "converters", number>;
+  pending: number;
+}
+
+/** `GET /_ss/api/v1/admin/event-layout?stats=true`. */
+export interface EventLayoutBody {
+  shards: number;
+  movingTo: number | null;
+  configured: number | null;
+  shardStats: ShardStatsBody[] | null;
+}
+
+/**
+ * The event layout with every shard's stats, read through the admin API (`token` an admin
+ * token). The first call on a fresh state records the layout (EVENT_SHARDS,
+ * src/events/event-layout.ts).
+ */
+export function readEventLayout(base: string, token: string): Promise<EventLayoutBody> {
+  return apiCall<EventLayoutBody>(base, "GET", "/admin/event-layout?stats=true", undefined, token);
 }
 
 /** The parts of the results API body the consumer bench reads. */
@@ -259,11 +322,17 @@ export interface ResultsBody {
   metrics: Array<{ eventId: string; variations: Array<{ events: number; converters: number }> }>;
 }
 
-async function apiCall<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+async function apiCall<T>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token = ADMIN_TOKEN,
+): Promise<T> {
   const response = await fetch(`${base}/_ss/api/v1${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${ADMIN_TOKEN}`,
+      authorization: `Bearer ${token}`,
       ...(body === undefined ? {} : { "content-type": "application/json" }),
     },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -280,8 +349,21 @@ async function apiCall<T>(base: string, method: string, path: string, body?: unk
  * the datafile to KV); then `wrangler dev` again on the same state with ROUTES bound to the new
  * environment's sdkKey — ROUTES is read at start-up, and the sdkKey only exists once the API has
  * made it.
+ *
+ * Each world has a queue (and dead-letter queue) of its own, so several can run side by side.
+ *
+ * `shards` chooses where per-visitor event state lives (the EVENT_SHARDS var on both starts): 0 =
+ * D1's own tables (the single-database consumer), N = N visitor shards (SQLite Durable Objects in
+ * the same `wrangler dev`). The layout is recorded before any event (the admin layout endpoint's
+ * first read records it) and checked. Without `shards`, wrangler.toml's EVENT_SHARDS applies.
+ * `script`: a bundle made by {@link bundleWorker} to run instead of src/index.ts.
  */
-export async function startConsumerWorld(): Promise<ConsumerWorld> {
+/** Consumer worlds started by this process (each gets a queue of its own). */
+let consumerWorlds = 0;
+
+export async function startConsumerWorld(
+  options: { shards?: number; script?: string } = {},
+): Promise<ConsumerWorld> {
   const state = tempDir("splitstream-bench-consumer-");
   let current: WranglerDev | undefined;
   const stop = async (): Promise<void> => {
@@ -289,7 +371,11 @@ export async function startConsumerWorld(): Promise<ConsumerWorld> {
     state.remove();
   };
   try {
-    const config = eventsWorkerConfig(state.path, { consumer: true });
+    const config = eventsWorkerConfig(state.path, {
+      consumer: true,
+      queue: `splitstream-bench-consumer-${process.pid}-${++consumerWorlds}`,
+    });
+    if (options.script) useBundle(config, options.script);
     const persistTo = join(state.path, "ours");
     await applyLocalMigrations(config, persistTo);
     const start = (sdkKey: string) =>
@@ -297,7 +383,10 @@ export async function startConsumerWorld(): Promise<ConsumerWorld> {
         config,
         persistTo,
         readyPath: "/_ss/health",
-        vars: { ROUTES: JSON.stringify([{ pattern: "localhost/*", sdk_key: sdkKey }]) },
+        vars: {
+          ROUTES: JSON.stringify([{ pattern: "localhost/*", sdk_key: sdkKey }]),
+          ...(options.shards === undefined ? {} : { EVENT_SHARDS: String(options.shards) }),
+        },
       });
 
     current = await start("not-yet-created");
@@ -339,13 +428,21 @@ export async function startConsumerWorld(): Promise<ConsumerWorld> {
     if (!datafileResponse.ok)
       throw new Error(`datafile of ${sdkKey}: HTTP ${datafileResponse.status}`);
     const ids = idsOf((await datafileResponse.json()) as Parameters<typeof idsOf>[0]);
+    // Records the layout now, before any event (and every shard's empty size with it).
+    const layout = await readEventLayout(ours.url, ADMIN_TOKEN);
+    if (options.shards !== undefined && layout.shards !== options.shards)
+      throw new Error(
+        `event layout: asked for ${options.shards} shards, the Worker recorded ${layout.shards}`,
+      );
     return {
       ours,
       persistTo,
       sdkKey,
       experimentId: experiment.id,
       ids,
+      shards: layout.shards,
       results: () => apiCall<ResultsBody>(ours.url, "GET", `/experiments/${experiment.id}/results`),
+      eventLayout: () => readEventLayout(ours.url, ADMIN_TOKEN),
       stop,
     };
   } catch (error) {
@@ -545,7 +642,7 @@ export function sdkEventsRequest(batch: Record<string, unknown>): RequestInit {
   };
 }
 
-// ------------------------------------------------------------------------------ D1 storage
+// ------------------------------------------------------------------------------ storage
 
 /** The local D1 database file under a `--persist-to` directory (the largest `.sqlite` of D1). */
 export function localD1File(persistTo: string): string {
@@ -557,35 +654,62 @@ export function localD1File(persistTo: string): string {
   return files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
 }
 
+/** A SQLite file's tables, each with its bytes (indexes included) and rows, and its total. */
+export interface DatabaseSizes {
+  /** Σ dbstat pgsize over every b-tree (tables, indexes, sqlite_schema): the pages in use. */
+  bytes: number;
+  tables: Record<string, { bytes: number; rows: number }>;
+}
+
 /**
- * Bytes per table of a local D1 database, each table's indexes included, and its row count —
- * read with SQLite's `dbstat` through Node's built-in `node:sqlite`, read-only (the database is
- * in WAL mode: reading beside the running `wrangler dev` is safe and sees committed data).
+ * {@link DatabaseSizes} of a SQLite file (a local D1 database or a Durable Object's), read-only
+ * through `node:sqlite`'s `dbstat` (WAL mode: safe beside the running `wrangler dev`, and it sees
+ * committed data).
  */
-export async function d1TableSizes(
-  file: string,
-  tables: readonly string[],
-): Promise<Partial<Record<string, { bytes: number; rows: number }>>> {
+export async function databaseSizes(file: string): Promise<DatabaseSizes> {
   const { DatabaseSync } = await import("node:sqlite");
   const db = new DatabaseSync(file, { readOnly: true });
   try {
-    const out: Partial<Record<string, { bytes: number; rows: number }>> = {};
-    for (const table of tables) {
-      const exists = db
-        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?")
-        .get(table);
-      if (!exists) continue; // a table this schema version does not have
+    const total = db.prepare("SELECT COALESCE(SUM(pgsize), 0) AS bytes FROM dbstat").get() as {
+      bytes: number;
+    };
+    const tables: DatabaseSizes["tables"] = {};
+    const names = db
+      .prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name",
+      )
+      .all() as Array<{ name: string }>;
+    for (const { name } of names) {
       const size = db
         .prepare(
           `SELECT COALESCE(SUM(d.pgsize), 0) AS bytes FROM dbstat AS d
            JOIN sqlite_schema AS s ON s.name = d.name WHERE s.tbl_name = ?`,
         )
-        .get(table) as { bytes: number };
-      const count = db.prepare(`SELECT count(*) AS n FROM "${table}"`).get() as { n: number };
-      out[table] = { bytes: Number(size.bytes), rows: Number(count.n) };
+        .get(name) as { bytes: number };
+      const count = db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number };
+      tables[name] = { bytes: Number(size.bytes), rows: Number(count.n) };
     }
-    return out;
+    return { bytes: Number(total.bytes), tables };
   } finally {
     db.close();
   }
+}
+
+/**
+ * The SQLite files of the VisitorShard Durable Objects under a `--persist-to` directory
+ * (`v3/do/<script>-VisitorShard/<object id>.sqlite`); empty when no shard was ever used.
+ */
+export function localShardFiles(persistTo: string): string[] {
+  const root = join(persistTo, "v3", "do");
+  let dirs: string[];
+  try {
+    dirs = readdirSync(root).filter((d) => d.endsWith("-VisitorShard"));
+  } catch {
+    return [];
+  }
+  return dirs.flatMap((d) =>
+    readdirSync(join(root, d))
+      .filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite")
+      .map((f) => join(root, d, f)),
+  );
 }

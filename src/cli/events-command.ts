@@ -6,7 +6,9 @@
  *   every line locally (nothing is sent when a line is malformed), then posts them to
  *   `POST /conversions` in requests of at most 1000 and reports refused items by file line;
  * - `splitstream rebuild [--apply] [--sdk-key K]` calls `POST /admin/rebuild` and prints the
- *   comparison; exit status 1 when the live tables differ and nothing was applied.
+ *   comparison; exit status 1 when the live tables differ and nothing was applied;
+ * - `splitstream events layout [--stats]` and `splitstream events move --to N` show and change
+ *   where per-visitor event state lives (docs/scaling.md), calling the move's API step until done.
  */
 import { parseArgs } from "node:util";
 import { apiOptions, callApi, print } from "./api-command";
@@ -21,6 +23,13 @@ export const EVENTS_USAGE = `Usage (event data; same --api-url / --token as abov
   splitstream rebuild [--apply] [--sdk-key KEY]
       recompute the event aggregates from the R2 archive and compare them with D1; --apply
       replaces the live rows with the rebuilt ones; exit 1 when they differ (without --apply)
+  splitstream events layout [--stats]
+      where per-visitor event state lives: D1 (0) or N visitor shards; --stats adds each
+      shard's size, row counts and pending entries
+  splitstream events move --to N [--max-rows R]
+      move per-visitor state to N shards (from D1, or from another shard count), step by step
+      until done; the consumer counts nothing meanwhile — pause the queue's delivery first
+      (docs/scaling.md "Growing the shards")
   Add --json for raw JSON output.`;
 
 /** Conversions per API request (the endpoint's limit). */
@@ -34,6 +43,9 @@ const OPTIONS = {
   environment: { type: "string" },
   apply: { type: "boolean", default: false },
   "sdk-key": { type: "string" },
+  to: { type: "string" },
+  "max-rows": { type: "string" },
+  stats: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -234,7 +246,46 @@ export function renderRebuild(r: RebuildReportJson): string {
   return lines.join("\n");
 }
 
-/** Runs `splitstream conversions …` and `splitstream rebuild …`. */
+interface EventLayoutJson {
+  shards: number;
+  movingTo: number | null;
+  configured: number | null;
+  shardStats: Array<{
+    shard: number;
+    bytes: number;
+    rows: Record<string, number>;
+    pending: number;
+  }> | null;
+}
+
+interface MoveReportJson {
+  from: number;
+  to: number;
+  moved: Record<string, number>;
+  done: boolean;
+  retryAfter?: number;
+}
+
+/** `splitstream events layout` as text. */
+export function renderLayout(l: EventLayoutJson): string {
+  const lines = [
+    `per-visitor event state: ${l.shards === 0 ? "D1 (no shards)" : `${l.shards} visitor shard(s)`}`,
+  ];
+  if (l.movingTo !== null) lines.push(`moving to ${l.movingTo} shard(s): counting waits`);
+  if (l.configured !== null && l.configured !== l.shards && l.movingTo === null)
+    lines.push(
+      `EVENT_SHARDS is ${l.configured}: run \`splitstream events move --to ${l.configured}\``,
+    );
+  for (const s of l.shardStats ?? [])
+    lines.push(
+      `  shard ${s.shard}: ${s.bytes} bytes, ${Object.entries(s.rows)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(", ")}, ${s.pending} pending`,
+    );
+  return lines.join("\n");
+}
+
+/** Runs `splitstream conversions …`, `splitstream rebuild …` and `splitstream events …`. */
 export async function runEventsCommand(group: string, args: string[]): Promise<number> {
   let parsed;
   try {
@@ -259,6 +310,64 @@ export async function runEventsCommand(group: string, args: string[]): Promise<n
     const report = (await callApi(o, "POST", "/admin/rebuild", body)) as RebuildReportJson;
     print(o, report, renderRebuild);
     return report.matches || report.applied ? 0 : 1;
+  }
+
+  if (group === "events" && positionals[0] === "layout" && positionals.length === 1) {
+    const o = apiOptions(values);
+    const layout = (await callApi(
+      o,
+      "GET",
+      `/admin/event-layout${values.stats ? "?stats=true" : ""}`,
+    )) as EventLayoutJson;
+    print(o, layout, renderLayout);
+    return 0;
+  }
+
+  if (group === "events" && positionals[0] === "move" && positionals.length === 1) {
+    const to = Number(values.to);
+    if (values.to === undefined || !/^\d+$/.test(values.to) || to < 1)
+      throw new CliError(
+        `events move needs --to N (a whole number of shards ≥ 1)\n\n${EVENTS_USAGE}`,
+        2,
+      );
+    const maxRows = values["max-rows"] === undefined ? undefined : Number(values["max-rows"]);
+    if (maxRows !== undefined && !(Number.isSafeInteger(maxRows) && maxRows > 0))
+      throw new CliError("--max-rows must be a whole number ≥ 1", 2);
+    const o = apiOptions(values);
+    const moved: Record<string, number> = {};
+    let steps = 0;
+    for (;;) {
+      const step = (await callApi(o, "POST", "/admin/event-layout/move", {
+        to,
+        ...(maxRows === undefined ? {} : { maxRows }),
+      })) as MoveReportJson;
+      steps++;
+      for (const [table, n] of Object.entries(step.moved)) moved[table] = (moved[table] ?? 0) + n;
+      if (!o.json)
+        process.stderr.write(
+          `step ${steps}: ${Object.entries(step.moved)
+            .map(([t, n]) => `${t} ${n}`)
+            .join(", ")}${step.done ? " — done" : ""}\n`,
+        );
+      if (!step.done && (step.retryAfter ?? 0) > 0) {
+        if (!o.json)
+          process.stderr.write(
+            `counting stopped; waiting ${step.retryAfter} s until every Worker has seen the move\n`,
+          );
+        await new Promise((resolve) => setTimeout(resolve, step.retryAfter! * 1000));
+        continue;
+      }
+      if (step.done) {
+        const done = { from: step.from, to: step.to, steps, moved };
+        print(
+          o,
+          done,
+          (r: typeof done) =>
+            `per-visitor event state now on ${r.to} shard(s) (was ${r.from === 0 ? "D1" : `${r.from} shard(s)`}); ${r.steps} step(s)`,
+        );
+        return 0;
+      }
+    }
   }
 
   if (group === "conversions" && positionals[0] === "import") {

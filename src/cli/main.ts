@@ -18,8 +18,9 @@ Commands:
   validate     check a datafile and list every problem with its JSON path
   projects, experiments, publish, revisions, datafile, results
                daily work against a running Splitstream API (see below)
-  conversions, rebuild
-               offline conversions import, and rebuilding the event aggregates from R2
+  conversions, rebuild, events
+               offline conversions import, rebuilding the event aggregates from R2, and
+               where per-visitor event state lives (visitor shards)
   headline     create a headline test (a bandit experiment over N headlines)
 
 ${DECIDE_USAGE}
@@ -43,6 +44,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   results: (args) => runApiCommand("results", args),
   conversions: (args) => runEventsCommand("conversions", args),
   rebuild: (args) => runEventsCommand("rebuild", args),
+  events: (args) => runEventsCommand("events", args),
   headline: runHeadlineCommand,
 };
 

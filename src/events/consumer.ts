@@ -2,21 +2,27 @@
  * The EVENTS queue consumer (docs/events.md). Per batch:
  * 1. validate every message; poison ones go to R2 `rejected/{day}/{first-id}.ndjson` and are acked;
  * 2. archive the valid ones as NDJSON in R2 `events/{day}/{hour}/{first-id}-{count}.ndjson`;
- * 3. count them in ONE atomic D1 batch of at most 12 set-based statements (src/events/count-sql.ts):
- *    dedupe by uuid (seen_events), the per-visitor daily budget of conversions, the earliest
- *    impression per visitor and experiment (exposures, variation_daily), conversions kept
- *    (conversions) and attributed to every experiment whose earliest impression came at or before
- *    them (converters, metric_daily) — whatever the order in which the queue delivers impressions
- *    and conversions.
+ * 3. count them with the set-based statements of src/events/count-sql.ts: dedupe by uuid
+ *    (seen_events), the per-visitor daily budget of conversions, the earliest impression per
+ *    visitor and experiment (exposures, variation_daily), conversions kept (conversions) and
+ *    attributed to every experiment whose earliest impression came at or before them (converters,
+ *    metric_daily) — whatever the order in which the queue delivers impressions and conversions.
+ *    Where depends on the recorded layout (src/events/event-layout.ts, docs/scaling.md):
+ *    - D1 (0 shards): ONE atomic D1 batch of at most 12 statements;
+ *    - N visitor shards: the batch split by visitor shard (src/events/shard-map.ts), each part
+ *      counted by its shard in one transaction (src/events/visitor-shard.ts), the aggregate deltas
+ *      the shards hand over added to D1 in one transaction, exactly once (src/events/shard-apply.ts);
+ *    - while a move between layouts runs, nothing: the batch is retried later.
  *
- * No event can make another one fail (docs/reliability.md "One bad event"): when D1 refuses a
- * batch with an SQL error (deterministic for that input: an `SQLITE_…` code other than a busy or
- * I/O one), the batch is split in halves and each half counted on its own, down to single events;
- * an event that still fails alone while other parts of its batch were counted goes to `rejected/`
- * with D1's reason (`count_failed`) and is acked. Any other failure (R2, a lost D1 connection, or
- * every part failing) retries the whole batch; the dedupe rows are written in the same D1
- * transaction as the counts, so a redelivered message can never count twice. After max_retries
- * (wrangler.toml) the queue moves the messages to the dead-letter queue.
+ * No event can make another one fail (docs/reliability.md "One bad event"): when D1 or a shard
+ * refuses a part with an SQL error (deterministic for that input: an `SQLITE_…` code other than a
+ * busy or I/O one), the part is split in halves and each half counted on its own, down to single
+ * events; an event that still fails alone while other parts of its batch were counted goes to
+ * `rejected/` with the reason (`count_failed`) and is acked. Any other failure (R2, a lost D1
+ * connection, a shard that does not answer, or every part failing) retries the whole batch; the
+ * dedupe rows are written in the same transaction as the counts, so a redelivered message can
+ * never count twice. After max_retries (wrangler.toml) the queue moves the messages to the
+ * dead-letter queue.
  *
  * Rejected and dropped events are counted per day in D1 `event_drops` (shown by `/_ss/health`)
  * and logged.
@@ -35,6 +41,11 @@ import { loadCaps } from "./caps";
 import { cappedUuids, countStatements } from "./count-sql";
 import type { EventMessage } from "../shared/event-messages";
 import { validateMessage } from "./validate-message";
+import { loadEventLayout } from "./event-layout";
+import { applyShardEntries, highestSeqs } from "./shard-apply";
+import type { ShardEntry } from "./shard-deltas";
+import { shardOf } from "./shard-map";
+import { shardStub } from "./visitor-shard";
 
 const NDJSON = { httpMetadata: { contentType: "application/x-ndjson" } };
 
@@ -76,6 +87,12 @@ export function isInputError(error: unknown): boolean {
 /** A batch that must be retried whole (R2, a transient D1 failure, or nothing could be counted). */
 class RetryBatch extends Error {}
 
+/** Seconds a batch waits while a move between layouts runs (it counts nothing meanwhile). */
+const MOVING_RETRY_DELAY_S = 60;
+
+/** The batch waits for a move between layouts to finish. */
+class MovingRetry extends RetryBatch {}
+
 interface Valid {
   message: Message<unknown>;
   event: EventMessage;
@@ -91,27 +108,29 @@ function splitBudget(n: number): number {
   return 4 + 4 * Math.ceil(Math.log2(Math.max(2, n)));
 }
 
+/** Counts a group of events atomically: the uuids the budget dropped, or a throw (nothing counted). */
+type Counter = (items: Valid[]) => Promise<{ capped: string[] }>;
+
+interface SplitResult {
+  failed: Array<{ item: Valid; reason: string }>;
+  counted: number;
+  capped: string[];
+}
+
 /**
- * Counts `items` in one D1 transaction; on an input error splits them in halves and counts each.
- * Returns the items that failed alone and how many parts were counted. Throws RetryBatch on any
- * other failure, or when the split has used up `budget.calls`.
+ * Counts `items` with `count` (one transaction); on an input error splits them in halves and
+ * counts each. Returns the items that failed alone and how many parts were counted. Throws
+ * RetryBatch on any other failure, or when the split has used up `budget.calls`.
  */
 async function countSplitting(
-  env: Env,
   items: Valid[],
-  capOf: CapOf,
-  now: number,
+  count: Counter,
   budget: { calls: number },
-): Promise<{ failed: Array<{ item: Valid; reason: string }>; counted: number; capped: string[] }> {
+): Promise<SplitResult> {
   if (budget.calls-- <= 0) throw new RetryBatch("too many failing parts: retrying the batch");
   try {
-    const plan = planBatch(
-      items.map((item) => item.event),
-      capOf,
-    );
-    // One D1 batch = one transaction: dedupe rows and counts commit together or not at all.
-    const results = await env.DB.batch(countStatements(env.DB, plan, crypto.randomUUID(), now));
-    return { failed: [], counted: items.length, capped: cappedUuids(plan, results) };
+    const { capped } = await count(items);
+    return { failed: [], counted: items.length, capped };
   } catch (error) {
     if (!isInputError(error)) throw new RetryBatch(String(error), { cause: error });
     if (items.length === 1) {
@@ -119,14 +138,93 @@ async function countSplitting(
       return { failed: [{ item: items[0]!, reason }], counted: 0, capped: [] };
     }
     const half = Math.ceil(items.length / 2);
-    const a = await countSplitting(env, items.slice(0, half), capOf, now, budget);
-    const b = await countSplitting(env, items.slice(half), capOf, now, budget);
+    const a = await countSplitting(items.slice(0, half), count, budget);
+    const b = await countSplitting(items.slice(half), count, budget);
     return {
       failed: [...a.failed, ...b.failed],
       counted: a.counted + b.counted,
       capped: [...a.capped, ...b.capped],
     };
   }
+}
+
+/** The single-database layout: the whole plan in one D1 batch (one transaction). */
+function d1Counter(env: Env, capOf: CapOf, now: number): Counter {
+  return async (items) => {
+    const plan = planBatch(
+      items.map((item) => item.event),
+      capOf,
+    );
+    // One D1 batch = one transaction: dedupe rows and counts commit together or not at all.
+    const results = await env.DB.batch(countStatements(env.DB, plan, crypto.randomUUID(), now));
+    return { capped: cappedUuids(plan, results) };
+  };
+}
+
+/**
+ * Counts the batch on its visitors' shards (docs/events.md "Exactly once across shards"): each
+ * shard's events in one call (split on input errors as in D1), then every pending entry the
+ * shards handed over added to D1 in one transaction, then acknowledged. A failure after a shard
+ * committed leaves its entry pending: the redelivered batch reaches the same shard, which hands
+ * it over again (or its alarm does), and D1's marks add it once.
+ */
+async function countOnShards(
+  env: Env,
+  valid: Valid[],
+  shards: number,
+  capOf: CapOf,
+  now: number,
+): Promise<SplitResult> {
+  const groups = new Map<number, Valid[]>();
+  for (const item of valid) {
+    const shard = shardOf(item.event.sdkKey, item.event.visitorId, shards);
+    const group = groups.get(shard);
+    if (group) group.push(item);
+    else groups.set(shard, [item]);
+  }
+  const entries: ShardEntry[] = [];
+  const results = await Promise.all(
+    [...groups].map(([shard, items]) => {
+      const count: Counter = async (part) => {
+        const plan = planBatch(
+          part.map((item) => item.event),
+          capOf,
+        );
+        const stub = shardStub(env, shard);
+        const result = await stub.count({
+          shard,
+          attempt: crypto.randomUUID(),
+          receivedAt: now,
+          plan,
+        });
+        if (result.error !== undefined) throw new Error(result.error);
+        // RPC's types turn the delta tuples into plain arrays; the shard built them as ShardEntry.
+        entries.push(...(result.pending as ShardEntry[]));
+        return { capped: result.capped };
+      };
+      return countSplitting(items, count, { calls: splitBudget(items.length) });
+    }),
+  );
+  // Every shard answered: add what they handed over (all or nothing), then let them forget it.
+  await applyShardEntries(env.DB, entries);
+  await Promise.all(
+    [...highestSeqs(entries)].map(async ([shard, seq]) => {
+      try {
+        await shardStub(env, shard).ack(seq);
+      } catch (error) {
+        // D1 has them; the shard hands them over again and D1's mark skips them.
+        console.warn(
+          `splitstream: shard ${shard} did not take the acknowledgement of ${seq}`,
+          error,
+        );
+      }
+    }),
+  );
+  return {
+    failed: results.flatMap((r) => r.failed),
+    counted: results.reduce((n, r) => n + r.counted, 0),
+    capped: results.flatMap((r) => r.capped),
+  };
 }
 
 /** Adds to the event_drops counters; a counter is diagnostics, so a failure is only logged. */
@@ -252,10 +350,18 @@ export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): 
       toNdjson(events),
       NDJSON,
     );
+    const layout = await loadEventLayout(env, now);
+    if (layout.movingTo !== null)
+      throw new MovingRetry(
+        `the event state is moving to ${layout.movingTo} shard(s): counting waits (docs/scaling.md)`,
+      );
     const capOf = await loadCaps(env.DB, now);
-    const { failed, counted, capped } = await countSplitting(env, valid, capOf, now, {
-      calls: splitBudget(valid.length),
-    });
+    const { failed, counted, capped } =
+      layout.shards === 0
+        ? await countSplitting(valid, d1Counter(env, capOf, now), {
+            calls: splitBudget(valid.length),
+          })
+        : await countOnShards(env, valid, layout.shards, capOf, now);
     await recordDropped(env, now, firstValid.message.id, valid, capped);
     if (failed.length > 0) {
       // Nothing counted at all: not one bad event but a failing database (a broken schema, a full
@@ -275,6 +381,11 @@ export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): 
       );
     }
   } catch (error) {
+    if (error instanceof MovingRetry) {
+      console.warn(`splitstream: ${error.message}; retrying in ${MOVING_RETRY_DELAY_S} s`);
+      batch.retryAll({ delaySeconds: MOVING_RETRY_DELAY_S });
+      return;
+    }
     console.error(`splitstream: could not process ${valid.length} event(s); retrying`, error);
     batch.retryAll();
     return;

@@ -72,6 +72,15 @@ const CONVERTER_OF = (p: string, eventId: string, visitorId: string) =>
 const METRIC_KEY = "sdk_key, experiment_id, variation_id, revision, event_id, day";
 const VISITOR_KEY = "sdk_key, experiment_id, variation_id, revision, day";
 
+/** metric_daily: adds `excluded` (an upsert's new row) to every counted column. */
+export const METRIC_ADD = `converters = converters + excluded.converters, events = events + excluded.events,
+    revenue_sum = revenue_sum + excluded.revenue_sum,
+    revenue_sum_sq = revenue_sum_sq + excluded.revenue_sum_sq,
+    value_sum = value_sum + excluded.value_sum, value_sum_sq = value_sum_sq + excluded.value_sum_sq,
+    events_visitor_sum_sq = events_visitor_sum_sq + excluded.events_visitor_sum_sq,
+    revenue_visitor_sum_sq = revenue_visitor_sum_sq + excluded.revenue_visitor_sum_sq,
+    value_visitor_sum_sq = value_visitor_sum_sq + excluded.value_visitor_sum_sq`;
+
 /** 1. Dedupe: ?1 attempt, ?2 received_at, ?3 JSON [[uuid, type, sdk_key], …]. */
 export const SQL_SEEN = `INSERT OR IGNORE INTO seen_events (uuid, type, sdk_key, received_at, attempt)
   SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), ?2, ?1
@@ -142,7 +151,7 @@ const RUNNING_FROM_0 = `OVER (PARTITION BY rp.sdk_key, rp.experiment_id, rp.visi
  * their converters and per-visitor Σx² increments; (b) converters of unchanged exposures whose
  * earliest conversion is now a fresh, earlier one leave the day of the old one.
  */
-export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
+const TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
   gone AS (
     SELECT rp.sdk_key, rp.experiment_id, rp.variation_id, rp.revision, cv.event_id, cv.day,
       r.uuid IS NOT NULL AS converters, 1 AS events, cv.revenue AS revenue,
@@ -171,7 +180,9 @@ export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
       sum(converters) AS converters, sum(events) AS events, total(revenue) AS revenue_sum,
       sum(revenue_sq) AS revenue_sum_sq, sum(value) AS value_sum, sum(value_sq) AS value_sum_sq,
       sum(events_vsq) AS events_vsq, sum(revenue_vsq) AS revenue_vsq, sum(value_vsq) AS value_vsq
-    FROM gone GROUP BY sdk_key, experiment_id, variation_id, revision, event_id, day)
+    FROM gone GROUP BY sdk_key, experiment_id, variation_id, revision, event_id, day)`;
+
+export const SQL_METRICS_TAKE_BACK = `${TAKE_BACK}
   UPDATE metric_daily SET converters = metric_daily.converters - g.converters, events = metric_daily.events - g.events,
     revenue_sum = metric_daily.revenue_sum - g.revenue_sum, revenue_sum_sq = metric_daily.revenue_sum_sq - g.revenue_sum_sq,
     value_sum = metric_daily.value_sum - g.value_sum, value_sum_sq = metric_daily.value_sum_sq - g.value_sum_sq,
@@ -182,6 +193,21 @@ export const SQL_METRICS_TAKE_BACK = `WITH ${FC}, ${RP}, ${FV},
   WHERE metric_daily.sdk_key = g.sdk_key AND metric_daily.experiment_id = g.experiment_id
     AND metric_daily.variation_id = g.variation_id AND metric_daily.revision = g.revision
     AND metric_daily.event_id = g.event_id AND metric_daily.day = g.day`;
+
+/**
+ * 4, on a shard (src/events/visitor-shard.ts): the same take-back written as negative deltas into
+ * the shard's scratch metric_daily (empty at the start of each call), which the consumer then
+ * adds to D1's (src/events/shard-apply.ts). In a consistent state every cell taken back exists in
+ * D1, so adding a negative delta equals the UPDATE above.
+ */
+export const SQL_METRICS_TAKE_BACK_DELTA = `${TAKE_BACK}
+  INSERT INTO metric_daily (${METRIC_KEY}, converters, events, revenue_sum, revenue_sum_sq,
+    value_sum, value_sum_sq, events_visitor_sum_sq, revenue_visitor_sum_sq, value_visitor_sum_sq)
+  SELECT sdk_key, experiment_id, variation_id, revision, event_id, day, -converters, -events,
+    -revenue_sum, -revenue_sum_sq, -value_sum, -value_sum_sq, -events_vsq, -revenue_vsq, -value_vsq
+  FROM g WHERE true
+  ON CONFLICT (${METRIC_KEY}) DO UPDATE SET
+    ${METRIC_ADD}`;
 
 /** 5. metric_daily cells the replaced exposures left without events are deleted. */
 export const SQL_METRICS_EMPTY = `WITH ${FC}, ${RP}
@@ -317,13 +343,7 @@ export const SQL_METRICS_ADD = `WITH ${FC}, ${FV}, ${CH}, ${UG}, ${VS}, ${INC}
   FROM inc WHERE true
   GROUP BY sdk_key, experiment_id, variation_id, revision, event_id, day
   ON CONFLICT (${METRIC_KEY}) DO UPDATE SET
-    converters = converters + excluded.converters, events = events + excluded.events,
-    revenue_sum = revenue_sum + excluded.revenue_sum,
-    revenue_sum_sq = revenue_sum_sq + excluded.revenue_sum_sq,
-    value_sum = value_sum + excluded.value_sum, value_sum_sq = value_sum_sq + excluded.value_sum_sq,
-    events_visitor_sum_sq = events_visitor_sum_sq + excluded.events_visitor_sum_sq,
-    revenue_visitor_sum_sq = revenue_visitor_sum_sq + excluded.revenue_visitor_sum_sq,
-    value_visitor_sum_sq = value_visitor_sum_sq + excluded.value_visitor_sum_sq`;
+    ${METRIC_ADD}`;
 
 /**
  * The uuids statement 1b dropped, from the results of `DB.batch(countStatements(…, plan, …))`
@@ -336,17 +356,37 @@ export function cappedUuids(plan: BatchPlan, results: readonly D1Result[]): stri
     .filter((uuid): uuid is string => typeof uuid === "string");
 }
 
+/** One SQL statement and its parameters (`?1`, `?2`, … in order). */
+export interface SqlStep {
+  sql: string;
+  params: Array<string | number | null>;
+}
+
+/**
+ * Where the counts go:
+ * - `aggregates`: D1 holds everything (the single-database layout): the statements update
+ *   variation_daily and metric_daily in place and count budget drops in event_drops;
+ * - `deltas`: a visitor shard (src/events/visitor-shard.ts) holds the per-visitor tables and a
+ *   scratch variation_daily / metric_daily that is empty at the start of the call; the statements
+ *   leave there what this plan changes, for the consumer to add to D1. Emptied cells are
+ *   deleted in D1 after adding (src/events/shard-apply.ts) instead of here, and the budget's drops
+ *   are counted by the consumer.
+ */
+export type CountTarget = "aggregates" | "deltas";
+
 /**
  * The statements that count `plan`, in order, for one consumer run `attempt` (a random token)
  * received at `receivedAt`. Statements that cannot do anything for this plan are left out: a
- * batch without impressions needs 7, one without conversions 9, a mixed one 12.
+ * batch without impressions needs 7, one without conversions 9, a mixed one 12 (`aggregates`;
+ * `deltas` needs 3 fewer). When the plan has conversions, the second step is the budget
+ * (statement 1b), whose rows are the uuids it dropped.
  */
-export function countStatements(
-  db: D1Database,
+export function countSteps(
   plan: BatchPlan,
   attempt: string,
   receivedAt: number,
-): D1PreparedStatement[] {
+  target: CountTarget,
+): SqlStep[] {
   if (plan.ops.length === 0) return [];
   const seen = JSON.stringify(plan.ops.map((op) => [op.uuid, op.kind, op.sdkKey]));
   const candidates = JSON.stringify(
@@ -377,25 +417,38 @@ export function countStatements(
   );
   const hasImpressions = plan.candidates.length > 0;
   const hasConversions = plan.conversions.length > 0;
-  const withCandidates = (sql: string) => db.prepare(sql).bind(attempt, candidates);
-  const withBoth = (sql: string) => db.prepare(sql).bind(attempt, candidates, conversions);
+  const inPlace = target === "aggregates";
+  const withCandidates = (sql: string): SqlStep => ({ sql, params: [attempt, candidates] });
+  const withBoth = (sql: string): SqlStep => ({ sql, params: [attempt, candidates, conversions] });
 
-  const statements = [db.prepare(SQL_SEEN).bind(attempt, receivedAt, seen)];
-  if (hasConversions)
-    statements.push(
-      db.prepare(SQL_BUDGET).bind(attempt, null, conversions),
-      db.prepare(SQL_BUDGET_DROPS).bind(attempt, utcDay(receivedAt), conversions),
-    );
-  if (hasImpressions)
-    statements.push(withCandidates(SQL_VISITORS), withCandidates(SQL_VISITORS_EMPTY));
-  statements.push(withBoth(SQL_METRICS_TAKE_BACK));
-  if (hasImpressions)
-    statements.push(
-      withCandidates(SQL_METRICS_EMPTY),
-      withCandidates(SQL_CONVERTERS_DROP),
-      withCandidates(SQL_EXPOSURES),
-    );
-  if (hasConversions) statements.push(withBoth(SQL_CONVERSIONS));
-  statements.push(withBoth(SQL_CONVERTERS), withBoth(SQL_METRICS_ADD));
-  return statements;
+  const steps: SqlStep[] = [{ sql: SQL_SEEN, params: [attempt, receivedAt, seen] }];
+  if (hasConversions) {
+    steps.push({ sql: SQL_BUDGET, params: [attempt, null, conversions] });
+    if (inPlace)
+      steps.push({ sql: SQL_BUDGET_DROPS, params: [attempt, utcDay(receivedAt), conversions] });
+  }
+  if (hasImpressions) {
+    steps.push(withCandidates(SQL_VISITORS));
+    if (inPlace) steps.push(withCandidates(SQL_VISITORS_EMPTY));
+  }
+  steps.push(withBoth(inPlace ? SQL_METRICS_TAKE_BACK : SQL_METRICS_TAKE_BACK_DELTA));
+  if (hasImpressions) {
+    if (inPlace) steps.push(withCandidates(SQL_METRICS_EMPTY));
+    steps.push(withCandidates(SQL_CONVERTERS_DROP), withCandidates(SQL_EXPOSURES));
+  }
+  if (hasConversions) steps.push(withBoth(SQL_CONVERSIONS));
+  steps.push(withBoth(SQL_CONVERTERS), withBoth(SQL_METRICS_ADD));
+  return steps;
+}
+
+/** `countSteps(…, "aggregates")` as D1 statements, for one `DB.batch()` (one transaction). */
+export function countStatements(
+  db: D1Database,
+  plan: BatchPlan,
+  attempt: string,
+  receivedAt: number,
+): D1PreparedStatement[] {
+  return countSteps(plan, attempt, receivedAt, "aggregates").map((step) =>
+    db.prepare(step.sql).bind(...step.params),
+  );
 }

@@ -32,7 +32,6 @@ import {
   columnsOf,
   diffRows,
   liveSdkKeys,
-  readTableRows,
   stateRows,
   type DerivedTable,
   type Row,
@@ -40,6 +39,12 @@ import {
   type TableRows,
 } from "./tables";
 import { validateMessage } from "./validate-message";
+import type { Env } from "../env";
+import { loadEventLayout } from "./event-layout";
+import { shardOf } from "./shard-map";
+import { VISITOR_COLUMNS, type VisitorTable } from "./shard-schema";
+import { readDerivedRows } from "./visitor-state";
+import { handOverPending, shardStub } from "./visitor-shard";
 
 export interface RebuildOptions {
   /** Only this sdkKey; absent = every sdkKey found in the archive or in the live tables. */
@@ -120,8 +125,8 @@ interface Fold {
   invalid: InvalidLine[];
   invalidLines: number;
   sdkKeys: Set<string>;
-  /** Per sdkKey, the [uuid, type] of every event folded (for the seen_events rows of apply). */
-  folded: Map<string, Array<[string, EventMessage["type"]]>>;
+  /** Per sdkKey, the [uuid, type, visitorId] of every event folded (seen_events rows of apply). */
+  folded: Map<string, Array<[string, EventMessage["type"], string]>>;
 }
 
 /** Every line of every object under `prefix` whose key passes `wanted`, parsed (bad lines skipped). */
@@ -240,7 +245,7 @@ function foldObject(
       events.push(result.message);
       const folded = fold.folded.get(result.message.sdkKey) ?? [];
       fold.folded.set(result.message.sdkKey, folded);
-      folded.push([result.message.uuid, result.message.type]);
+      folded.push([result.message.uuid, result.message.type, result.message.visitorId]);
     }
   });
   const before = fold.state.seen.size;
@@ -272,7 +277,7 @@ function rowsFor(all: TableRows, sdkKey: string, since: number): TableRows {
  * differences found before).
  */
 export async function rebuildAggregates(
-  env: { DB: D1Database; ARCHIVE: R2Bucket },
+  env: Pick<Env, "DB" | "ARCHIVE" | "VISITOR_SHARDS" | "EVENT_SHARDS">,
   options: RebuildOptions,
 ): Promise<RebuildReport> {
   const now = options.now ?? Date.now();
@@ -294,7 +299,7 @@ export async function rebuildAggregates(
     const rebuilt = rowsFor(rebuiltAll, sdkKey, since);
     rebuiltBySdk.set(sdkKey, rebuilt);
     for (const table of DERIVED_TABLES) {
-      let live = await readTableRows(env.DB, table, sdkKey);
+      let live = await readDerivedRows(env, table, sdkKey);
       if (table === "conversions") live = live.filter((row) => (row.timestamp as number) >= since);
       const diff = diffRows(table, live, rebuilt[table]);
       tables[table].live += live.length;
@@ -308,9 +313,14 @@ export async function rebuildAggregates(
   let written: Record<DerivedTable, number> | null = null;
   if (options.apply) {
     written = Object.fromEntries(DERIVED_TABLES.map((t) => [t, 0])) as Record<DerivedTable, number>;
+    const { shards } = await loadEventLayout(env);
+    // Entries the shards still hold would be added on top of the rebuilt aggregates: add them now.
+    if (shards > 0) await handOverPending(env, shards);
     for (const sdkKey of sdkKeys) {
       const rebuilt = rebuiltBySdk.get(sdkKey)!;
-      await replaceRows(env.DB, sdkKey, rebuilt, fold.folded.get(sdkKey) ?? [], now);
+      const folded = fold.folded.get(sdkKey) ?? [];
+      if (shards === 0) await replaceRows(env.DB, sdkKey, rebuilt, folded, now);
+      else await replaceOnShards(env, shards, sdkKey, rebuilt, folded, now);
       for (const table of DERIVED_TABLES) written[table] += rebuilt[table].length;
     }
   }
@@ -343,10 +353,11 @@ async function replaceRows(
   db: D1Database,
   sdkKey: string,
   rows: TableRows,
-  folded: Array<[string, EventMessage["type"]]>,
+  folded: Array<[string, EventMessage["type"], string]>,
   now: number,
+  tables: readonly DerivedTable[] = DERIVED_TABLES,
 ): Promise<void> {
-  const statements: D1PreparedStatement[] = DERIVED_TABLES.map((table) =>
+  const statements: D1PreparedStatement[] = tables.map((table) =>
     db.prepare(`DELETE FROM ${table} WHERE sdk_key = ?`).bind(sdkKey),
   );
   // Every folded event is now counted: mark its uuid seen, so that a later delivery of it (a
@@ -356,9 +367,15 @@ async function replaceRows(
     FROM json_each(?1) AS j`;
   for (let i = 0; i < folded.length; i += INSERT_ROWS)
     statements.push(
-      db.prepare(seenSql).bind(JSON.stringify(folded.slice(i, i + INSERT_ROWS)), sdkKey, now),
+      db
+        .prepare(seenSql)
+        .bind(
+          JSON.stringify(folded.slice(i, i + INSERT_ROWS).map(([uuid, type]) => [uuid, type])),
+          sdkKey,
+          now,
+        ),
     );
-  for (const table of DERIVED_TABLES) {
+  for (const table of tables) {
     const columns = columnsOf(table);
     const select = columns.map((_, i) => `json_extract(j.value, '$[${i}]')`).join(", ");
     const sql = `INSERT INTO ${table} (${columns.join(", ")}) SELECT ${select} FROM json_each(?1) AS j`;
@@ -372,3 +389,47 @@ async function replaceRows(
   for (let i = 0; i < statements.length; i += BATCH_STATEMENTS)
     await db.batch(statements.slice(i, i + BATCH_STATEMENTS));
 }
+
+/**
+ * The shard layout's replace: D1's aggregates as in the single-database layout; every shard's
+ * per-visitor rows of `sdkKey` deleted, then the rebuilt ones (and the folded events' dedupe
+ * keys) imported into their visitors' shards.
+ */
+async function replaceOnShards(
+  env: Pick<Env, "DB" | "VISITOR_SHARDS">,
+  shards: number,
+  sdkKey: string,
+  rows: TableRows,
+  folded: Array<[string, EventMessage["type"], string]>,
+  now: number,
+): Promise<void> {
+  await replaceRows(env.DB, sdkKey, rows, [], now, ["variation_daily", "metric_daily"]);
+  await Promise.all(
+    Array.from({ length: shards }, (_, index) => shardStub(env, index).clearSdkKey(sdkKey)),
+  );
+  const perShard = Array.from({ length: shards }, () => new Map<VisitorTable, Cell[][]>());
+  const add = (visitorId: string, table: VisitorTable, values: Cell[]) => {
+    const tables = perShard[shardOf(sdkKey, visitorId, shards)]!;
+    const list = tables.get(table) ?? [];
+    list.push(values);
+    tables.set(table, list);
+  };
+  for (const [uuid, type, visitorId] of folded)
+    add(visitorId, "seen_events", [uuid, type, sdkKey, now, "rebuild"]);
+  for (const table of ["exposures", "conversions", "converters"] as const)
+    for (const row of rows[table])
+      add(
+        String(row.visitor_id),
+        table,
+        VISITOR_COLUMNS[table].map((c) => row[c] ?? null),
+      );
+  await Promise.all(
+    perShard.map(async (tables, index) => {
+      for (const [table, values] of tables)
+        for (let i = 0; i < values.length; i += INSERT_ROWS * 4)
+          await shardStub(env, index).importRows(table, values.slice(i, i + INSERT_ROWS * 4));
+    }),
+  );
+}
+
+type Cell = string | number | null;

@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { QUEUE_MAX_AGE_MS } from "../../src/shared/event-limits";
+import { readVisitorState } from "../../src/events/visitor-state";
 import type { EventMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import { OFFLINE_MAX_AGE_MS } from "../../src/api/schemas/conversions";
 import {
@@ -64,13 +65,19 @@ async function waitFor<T>(
   }
 }
 
-/** Resolves once the consumer has stored the conversion `uuid` (it processed its batch). */
-async function consumed(uuid: string): Promise<void> {
-  const row = await waitFor(
-    () => env.DB.prepare("SELECT uuid FROM conversions WHERE uuid = ?").bind(uuid).first(),
-    (r) => r !== null,
+/**
+ * Resolves once the consumer has stored the conversion `uuid` of `visitorId` (it processed its
+ * batch), wherever the event layout keeps it.
+ */
+async function consumed(uuid: string, visitorId: string): Promise<void> {
+  const stored = await waitFor(
+    async () =>
+      (await readVisitorState(env, production().sdkKey, visitorId)).conversions.some(
+        (row) => row.uuid === uuid,
+      ),
+    (found) => found,
   );
-  expect(row, `conversion ${uuid} consumed`).not.toBeNull();
+  expect(stored, `conversion ${uuid} consumed`).toBe(true);
 }
 
 /** Counts of the results: visitors per variation key, and metric → variation key → counts. */
@@ -162,7 +169,7 @@ describe("POST /conversions", () => {
         rejected: [],
       });
       const earlyUuid = sent.flat()[0]!.uuid;
-      await consumed(earlyUuid);
+      await consumed(earlyUuid, c);
 
       await env.EVENTS.sendBatch(
         [impression(a, control, T), impression(b, bold, T), impression(c, bold, T)].map((body) => ({
@@ -238,14 +245,15 @@ describe("POST /conversions", () => {
       // Sending the same request again changes nothing (uuids); a new marker shows it was consumed.
       const again = { ...body, conversions: [...body.conversions] };
       const marker2 = uid("marker");
+      const stranger = uid("stranger");
       again.conversions.push({
-        visitorId: uid("stranger"),
+        visitorId: stranger,
         eventKey: "purchase",
         revenue: 1,
         uuid: marker2,
       });
       await apiJson("POST", "/conversions", 202, { body: again });
-      await consumed(marker2);
+      await consumed(marker2, stranger);
       expect(await counts()).toEqual(expected);
     },
   );

@@ -706,23 +706,23 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
       await eventually(
         async () =>
           (
-            await demo.query<{ n: number }>(
+            await demo.queryShards<{ n: number }>(
               "SELECT COUNT(*) AS n FROM conversions WHERE uuid = ?",
               uuid,
             )
-          )[0]!.n === 1,
+          ).reduce((n, row) => n + row.n, 0) === 1,
         20_000,
-        "the event in D1",
+        "the event in its visitor's shard",
       );
       const aggregated = await demo.query<{ n: number }>(
         "SELECT COALESCE(SUM(events), 0) AS n FROM metric_daily WHERE event_id = '2007' AND experiment_id = '1007'",
       );
       expect(aggregated[0]!.n).toBe(1);
-      const seen = await demo.query<{ n: number }>(
+      const seen = await demo.queryShards<{ n: number }>(
         "SELECT COUNT(*) AS n FROM seen_events WHERE uuid = ?",
         uuid,
       );
-      expect(seen[0]!.n).toBe(1);
+      expect(seen.reduce((n, row) => n + row.n, 0)).toBe(1);
     } finally {
       await context.close();
     }
@@ -761,8 +761,14 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
 
   it("the events reach the D1 aggregates", async () => {
     onTestFailed(async () => {
-      console.error("exposures:", JSON.stringify(await demo.query("SELECT * FROM exposures")));
-      console.error("seen_events:", JSON.stringify(await demo.query("SELECT * FROM seen_events")));
+      console.error(
+        "exposures:",
+        JSON.stringify(await demo.queryShards("SELECT * FROM exposures")),
+      );
+      console.error(
+        "seen_events:",
+        JSON.stringify(await demo.queryShards("SELECT * FROM seen_events")),
+      );
       console.error(
         "metric_daily:",
         JSON.stringify(await demo.query("SELECT * FROM metric_daily")),
@@ -772,7 +778,7 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
     type Row = { experiment_id: string; variation_id: string };
     const exposures = await eventually(
       async () => {
-        const rows = await demo.query<Row>(
+        const rows = await demo.queryShards<Row>(
           "SELECT experiment_id, variation_id FROM exposures WHERE sdk_key = 'demo' AND visitor_id = ?",
           VISITOR,
         );

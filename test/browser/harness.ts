@@ -97,6 +97,14 @@ export interface Demo {
   localhostUrl: string;
   /** Rows of a query against the local D1 database the queue consumer writes (read-only). */
   query<T = Record<string, unknown>>(sql: string, ...params: Array<string | number>): Promise<T[]>;
+  /**
+   * Rows of a query run on every local visitor shard (the Durable Objects' SQLite files, read
+   * only) and concatenated: where the consumer keeps per-visitor state (docs/scaling.md).
+   */
+  queryShards<T = Record<string, unknown>>(
+    sql: string,
+    ...params: Array<string | number>
+  ): Promise<T[]>;
   /** wrangler's recent output (diagnostics). */
   output(): string;
   stop(): Promise<void>;
@@ -172,11 +180,39 @@ export async function startDemo(datafile: unknown): Promise<Demo> {
       throw new Error(`no D1 database with the events tables under ${dir}`);
     };
 
+    const sqliteFiles = (dir: string): string[] => {
+      const files: string[] = [];
+      const walk = (d: string): void => {
+        for (const entry of readdirSync(d, { withFileTypes: true })) {
+          if (entry.isDirectory()) walk(join(d, entry.name));
+          else if (entry.name.endsWith(".sqlite")) files.push(join(d, entry.name));
+        }
+      };
+      if (existsSync(dir)) walk(dir);
+      return files;
+    };
+
     return {
       url: started.url,
       localhostUrl: `http://localhost:${started.port}`,
       query: async <T>(sql: string, ...params: Array<string | number>) =>
         (await openDb()).prepare(sql).all(...params) as T[],
+      queryShards: async <T>(sql: string, ...params: Array<string | number>) => {
+        const { DatabaseSync } = await import("node:sqlite");
+        const rows: T[] = [];
+        for (const file of sqliteFiles(join(persistTo, "v3", "do"))) {
+          const shard = new DatabaseSync(file, { readOnly: true });
+          try {
+            const ready = shard
+              .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'exposures'")
+              .get();
+            if (ready) rows.push(...(shard.prepare(sql).all(...params) as T[]));
+          } finally {
+            shard.close();
+          }
+        }
+        return rows;
+      },
       output: () => started.output(),
       stop,
     };

@@ -57,6 +57,8 @@ const report = (matches: boolean, applied = false) => ({
   written: null,
 });
 
+let moveSteps = 0;
+
 beforeAll(async () => {
   server = createServer((req, res) => {
     let text = "";
@@ -73,6 +75,37 @@ beforeAll(async () => {
       if (req.url === "/_ss/api/v1/admin/rebuild") {
         const b = body as { sdkKey?: string; apply?: boolean };
         return json(200, report(b.sdkKey === "healthy" || b.apply === true, b.apply === true));
+      }
+      if (
+        req.url?.startsWith("/_ss/api/v1/admin/event-layout?") ||
+        req.url === "/_ss/api/v1/admin/event-layout"
+      )
+        return json(200, {
+          shards: 4,
+          movingTo: null,
+          configured: 8,
+          shardStats: req.url.endsWith("stats=true")
+            ? [
+                {
+                  shard: 0,
+                  bytes: 12288,
+                  rows: { seen_events: 3, exposures: 1, conversions: 2, converters: 1 },
+                  pending: 0,
+                },
+              ]
+            : null,
+        });
+      if (req.url === "/_ss/api/v1/admin/event-layout/move") {
+        // Three steps, then done.
+        moveSteps++;
+        const to = (body as { to: number }).to;
+        return json(200, {
+          from: 4,
+          to,
+          moved: { seen_events: 10, exposures: 5, conversions: 4, converters: 2 },
+          dropped: 0,
+          done: moveSteps >= 3,
+        });
       }
       if (req.url === "/_ss/api/v1/conversions") {
         const items = (body as { conversions: Array<{ eventKey: string }> }).conversions;
@@ -246,5 +279,54 @@ describe("splitstream rebuild", () => {
     expect(applied.code).toBe(0);
     expect(seen.at(-1)!.body).toEqual({ apply: true });
     expect(JSON.parse(applied.stdout)).toMatchObject({ applied: true });
+  });
+});
+
+describe("splitstream events", () => {
+  it("shows the layout, and says when EVENT_SHARDS asks for another one", async () => {
+    const r = await cli(["events", "layout", "--stats"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("per-visitor event state: 4 visitor shard(s)");
+    expect(r.stdout).toContain("EVENT_SHARDS is 8: run `splitstream events move --to 8`");
+    expect(r.stdout).toContain("shard 0: 12288 bytes, seen_events 3, exposures 1");
+    expect(seen.at(-1)).toMatchObject({
+      method: "GET",
+      url: "/_ss/api/v1/admin/event-layout?stats=true",
+    });
+  });
+
+  it("moves step by step until the API says done", async () => {
+    moveSteps = 0;
+    const before = seen.length;
+    const r = await cli(["events", "move", "--to", "8", "--max-rows", "500"]);
+    expect(r.code).toBe(0);
+    const calls = seen.slice(before);
+    expect(calls).toHaveLength(3);
+    for (const call of calls)
+      expect(call).toMatchObject({
+        method: "POST",
+        url: "/_ss/api/v1/admin/event-layout/move",
+        body: { to: 8, maxRows: 500 },
+      });
+    expect(r.stderr).toContain(
+      "step 3: seen_events 10, exposures 5, conversions 4, converters 2 — done",
+    );
+    expect(r.stdout).toContain(
+      "per-visitor event state now on 8 shard(s) (was 4 shard(s)); 3 step(s)",
+    );
+  });
+
+  it("refuses a move without a valid --to before calling the API", async () => {
+    const before = seen.length;
+    for (const args of [
+      ["events", "move"],
+      ["events", "move", "--to", "0"],
+      ["events", "move", "--to", "x"],
+    ]) {
+      const r = await cli(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("events move needs --to N");
+    }
+    expect(seen.length).toBe(before);
   });
 });

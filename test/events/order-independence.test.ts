@@ -10,14 +10,15 @@
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { readDerivedRows } from "../../src/events/visitor-state";
+import { LAYOUTS, useLayout } from "../helpers/event-layout";
+import { beforeAll, describe, expect, it } from "vitest";
 import { foldEvents } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { EventMessage } from "../../src/shared/event-messages";
 import {
   DERIVED_TABLES,
   diffRows,
-  readTableRows,
   stateRows,
   type DerivedTable,
   type Row,
@@ -64,7 +65,7 @@ async function runRows(run: string): Promise<Record<DerivedTable, Row[]>> {
   for (const table of DERIVED_TABLES) {
     out[table] = [];
     for (const sdkKey of SDK_KEYS)
-      out[table].push(...(await readTableRows(env.DB, table, `${run}${sdkKey}`)).map(strip));
+      out[table].push(...(await readDerivedRows(env, table, `${run}${sdkKey}`)).map(strip));
   }
   return out;
 }
@@ -81,47 +82,51 @@ async function expectFold(batches: EventMessage[][], run: string): Promise<void>
 /** A run id: "r" + two digits + "-", the same length for every run. */
 const nextRun = () => `r${String(++runs).padStart(2, "0")}-`;
 
-describe("the consumer's aggregates do not depend on batch order or split", () => {
-  it("has a scenario worth testing", () => {
-    expect(expected.exposures.length).toBeGreaterThan(20);
-    expect(expected.converters.length).toBeGreaterThan(10);
-    expect(expected.metric_daily.length).toBeGreaterThan(10);
-    expect(expected.variation_daily.length).toBeGreaterThan(10);
-  });
-
-  for (const [name, maxBatch, seed] of [
-    ["random batches of up to 100", 100, 1],
-    ["random batches of up to 20", 20, 2],
-    ["random batches of up to 5", 5, 3],
-  ] as const)
-    it(`${name}, with redeliveries`, async () => {
-      const run = nextRun();
-      await expectFold(randomBatches(forRun(run), seed, maxBatch, 0.2), run);
+describe.each(LAYOUTS)(
+  "the consumer's aggregates do not depend on batch order or split ($name)",
+  ({ shards }) => {
+    beforeAll(() => useLayout(shards));
+    it("has a scenario worth testing", () => {
+      expect(expected.exposures.length).toBeGreaterThan(20);
+      expect(expected.converters.length).toBeGreaterThan(10);
+      expect(expected.metric_daily.length).toBeGreaterThan(10);
+      expect(expected.variation_daily.length).toBeGreaterThan(10);
     });
 
-  it("every conversion before every impression, in batches of 10", async () => {
-    const run = nextRun();
-    const events = forRun(run);
-    const ordered = [
-      ...events.filter((e) => e.type === "conversion"),
-      ...events.filter((e) => e.type === "impression"),
-    ];
-    const batches: EventMessage[][] = [];
-    for (let i = 0; i < ordered.length; i += 10) batches.push(ordered.slice(i, i + 10));
-    await expectFold(batches, run);
-  });
+    for (const [name, maxBatch, seed] of [
+      ["random batches of up to 100", 100, 1],
+      ["random batches of up to 20", 20, 2],
+      ["random batches of up to 5", 5, 3],
+    ] as const)
+      it(`${name}, with redeliveries`, async () => {
+        const run = nextRun();
+        await expectFold(randomBatches(forRun(run), seed, maxBatch, 0.2), run);
+      });
 
-  it("reverse time order, one event per batch", async () => {
-    const run = nextRun();
-    const ordered = forRun(run).sort((a, b) => b.timestamp - a.timestamp);
-    await expectFold(
-      ordered.map((e) => [e]),
-      run,
-    );
-  });
+    it("every conversion before every impression, in batches of 10", async () => {
+      const run = nextRun();
+      const events = forRun(run);
+      const ordered = [
+        ...events.filter((e) => e.type === "conversion"),
+        ...events.filter((e) => e.type === "impression"),
+      ];
+      const batches: EventMessage[][] = [];
+      for (let i = 0; i < ordered.length; i += 10) batches.push(ordered.slice(i, i + 10));
+      await expectFold(batches, run);
+    });
 
-  it("everything in one batch", async () => {
-    const run = nextRun();
-    await expectFold([forRun(run)], run);
-  });
-});
+    it("reverse time order, one event per batch", async () => {
+      const run = nextRun();
+      const ordered = forRun(run).sort((a, b) => b.timestamp - a.timestamp);
+      await expectFold(
+        ordered.map((e) => [e]),
+        run,
+      );
+    });
+
+    it("everything in one batch", async () => {
+      const run = nextRun();
+      await expectFold([forRun(run)], run);
+    });
+  },
+);

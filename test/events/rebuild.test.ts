@@ -7,12 +7,14 @@
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { foldEvents, toNdjson, utcDay } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { EventMessage } from "../../src/shared/event-messages";
 import { listArchive } from "../../src/events/rebuild";
-import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
+import { DERIVED_TABLES, diffRows, stateRows } from "../../src/events/tables";
+import { readDerivedRows } from "../../src/events/visitor-state";
+import { LAYOUTS, execWhereVisitorLives, useLayout } from "../helpers/event-layout";
 import { api, apiJson, createToken } from "../helpers/api";
 import { randomBatches, randomEvents } from "./random-events";
 
@@ -61,7 +63,9 @@ async function feed(seed: number): Promise<{ sdkKey: string; events: EventMessag
 
 const rebuild = (body: unknown) => apiJson("POST", "/admin/rebuild", 200, { body });
 
-describe("POST /admin/rebuild", () => {
+describe.each(LAYOUTS)("POST /admin/rebuild ($name)", ({ shards }) => {
+  beforeAll(() => useLayout(shards));
+
   it(
     "finds healthy tables, reports damaged rows, and apply restores them",
     { timeout: 60_000 },
@@ -90,11 +94,11 @@ describe("POST /admin/rebuild", () => {
 
       // Damage: a lost visitor cell, an edited metric (a sum and a per-visitor sum of squares), a
       // lost exposure, a bogus converter, an edited converter's totals, a lost stored conversion.
-      const [vd] = await readTableRows(env.DB, "variation_daily", sdkKey);
-      const [md] = await readTableRows(env.DB, "metric_daily", sdkKey);
-      const [exposure] = await readTableRows(env.DB, "exposures", sdkKey);
-      const [conversion] = await readTableRows(env.DB, "conversions", sdkKey);
-      const [converter] = await readTableRows(env.DB, "converters", sdkKey);
+      const [vd] = await readDerivedRows(env, "variation_daily", sdkKey);
+      const [md] = await readDerivedRows(env, "metric_daily", sdkKey);
+      const [exposure] = await readDerivedRows(env, "exposures", sdkKey);
+      const [conversion] = await readDerivedRows(env, "conversions", sdkKey);
+      const [converter] = await readDerivedRows(env, "converters", sdkKey);
       await env.DB.batch([
         env.DB.prepare(
           "DELETE FROM variation_daily WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND day = ?",
@@ -102,17 +106,38 @@ describe("POST /admin/rebuild", () => {
         env.DB.prepare(
           "UPDATE metric_daily SET revenue_sum = revenue_sum + 1, revenue_visitor_sum_sq = revenue_visitor_sum_sq + 1 WHERE sdk_key = ? AND experiment_id = ? AND variation_id = ? AND revision = ? AND event_id = ? AND day = ?",
         ).bind(sdkKey, md!.experiment_id, md!.variation_id, md!.revision, md!.event_id, md!.day),
-        env.DB.prepare(
-          "DELETE FROM exposures WHERE sdk_key = ? AND experiment_id = ? AND visitor_id = ?",
-        ).bind(sdkKey, exposure!.experiment_id, exposure!.visitor_id),
-        env.DB.prepare(
-          "INSERT INTO converters (sdk_key, experiment_id, event_id, visitor_id, variation_id, converted_at, uuid) VALUES (?, 'ghost', 'buy', 'nobody', 'var-a', 1, 'ghost')",
-        ).bind(sdkKey),
-        env.DB.prepare("DELETE FROM conversions WHERE uuid = ?").bind(conversion!.uuid),
-        env.DB.prepare(
-          "UPDATE converters SET events = events + 1, value = value + 0.5 WHERE sdk_key = ? AND experiment_id = ? AND event_id = ? AND visitor_id = ?",
-        ).bind(sdkKey, converter!.experiment_id, converter!.event_id, converter!.visitor_id),
       ]);
+      // The per-visitor rows, wherever the layout keeps them.
+      const visitorOf = (row: Json) => String(row.visitor_id);
+      await execWhereVisitorLives(
+        sdkKey,
+        visitorOf(exposure),
+        "DELETE FROM exposures WHERE sdk_key = ? AND experiment_id = ? AND visitor_id = ?",
+        sdkKey,
+        exposure!.experiment_id!,
+        exposure!.visitor_id!,
+      );
+      await execWhereVisitorLives(
+        sdkKey,
+        "nobody",
+        "INSERT INTO converters (sdk_key, experiment_id, event_id, visitor_id, variation_id, converted_at, uuid) VALUES (?, 'ghost', 'buy', 'nobody', 'var-a', 1, 'ghost')",
+        sdkKey,
+      );
+      await execWhereVisitorLives(
+        sdkKey,
+        visitorOf(conversion),
+        "DELETE FROM conversions WHERE uuid = ?",
+        conversion!.uuid!,
+      );
+      await execWhereVisitorLives(
+        sdkKey,
+        visitorOf(converter),
+        "UPDATE converters SET events = events + 1, value = value + 0.5 WHERE sdk_key = ? AND experiment_id = ? AND event_id = ? AND visitor_id = ?",
+        sdkKey,
+        converter!.experiment_id!,
+        converter!.event_id!,
+        converter!.visitor_id!,
+      );
 
       const damaged = await rebuild({ sdkKey, apply: false });
       expect(damaged.matches).toBe(false);
@@ -186,9 +211,9 @@ describe("POST /admin/rebuild", () => {
         expect(applied.written[table]).toBe(expected[table].length);
       expect(await rebuild({ sdkKey })).toMatchObject({ matches: true, differences: [] });
       for (const table of DERIVED_TABLES)
-        expect(
-          diffRows(table, await readTableRows(env.DB, table, sdkKey), expected[table]),
-        ).toEqual([]);
+        expect(diffRows(table, await readDerivedRows(env, table, sdkKey), expected[table])).toEqual(
+          [],
+        );
 
       // The restored state is consistent: the consumer keeps counting on top of it correctly.
       const late = events.find((e) => e.type === "impression")!;
@@ -199,7 +224,7 @@ describe("POST /admin/rebuild", () => {
       const after = stateRows(foldEvents([...events, ...more]));
       for (const table of DERIVED_TABLES)
         expect(
-          diffRows(table, await readTableRows(env.DB, table, sdkKey), after[table]),
+          diffRows(table, await readDerivedRows(env, table, sdkKey), after[table]),
           table,
         ).toEqual([]);
     },

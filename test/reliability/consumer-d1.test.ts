@@ -10,9 +10,12 @@
  *   dead-lettered batch is in the archive: `POST /_ss/api/v1/admin/rebuild` with `apply` restores
  *   the exact counts. Replaying the dead-letter queue is harmless before and after a rebuild.
  */
-import { createExecutionContext, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { loadEventLayout } from "../../src/events/event-layout";
+import { shardStub } from "../../src/events/visitor-shard";
+import { LAYOUTS, useLayout } from "../helpers/event-layout";
 import wranglerToml from "../../wrangler.toml?raw";
 import type { Env } from "../../src/env";
 import { handleEventBatch } from "../../src/events/consumer";
@@ -91,7 +94,9 @@ async function deliverOnce(messages: EventMessage[], ids: string[], attempts: nu
   return getQueueResult(batch, createExecutionContext());
 }
 
-describe("D1 errors in the consumer", () => {
+describe.each(LAYOUTS)("D1 errors in the consumer ($name)", ({ shards }) => {
+  beforeAll(() => useLayout(shards));
+
   it("is configured to retry a failed batch, then dead-letter it (wrangler.toml)", () => {
     expect(setting("queue")).toBe('"splitstream-events"');
     expect(MAX_RETRIES).toBe(5);
@@ -126,63 +131,98 @@ describe("D1 errors in the consumer", () => {
     await expectExactCounts(sdkKey, ledger);
   });
 
-  it("after max_retries the batch is dead-lettered; it was archived first, and the rebuild restores exact counts", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
-    origin = mockOrigin(shop);
-    const sdkKey = newSdkKey("d1dlq");
-    await publish(sdkKey, siteDatafile(sdkKey, "1"));
-    const { events, ledger } = await traffic(sdkKey, 24, "dlq");
-    // Two batches make it, one (the middle third) never does.
-    const third = Math.ceil(events.length / 3);
-    const [early, doomed, late] = [
-      events.slice(0, third),
-      events.slice(third, 2 * third),
-      events.slice(2 * third),
-    ];
-    await consume(early);
+  it.runIf(shards > 0)(
+    "after max_retries the batch is dead-lettered, but the shards had counted it: their hand-over restores exact counts",
+    async () => {
+      vi.spyOn(console, "error").mockImplementation(() => {});
+      vi.spyOn(console, "warn").mockImplementation(() => {});
+      origin = mockOrigin(shop);
+      const sdkKey = newSdkKey("shdlq");
+      await publish(sdkKey, siteDatafile(sdkKey, "1"));
+      const { events, ledger } = await traffic(sdkKey, 24, "shdlq");
+      const d1 = failingD1();
+      const ids = events.map((_, i) => `shdlq-msg-${sdkKey}-${i}`);
+      for (let attempt = 1; attempt <= 1 + MAX_RETRIES; attempt++)
+        expect((await deliverOnce(events, ids, attempt, d1.env)).retryBatch.retry).toBe(true);
+      // Dead-lettered. D1 has nothing; the shards counted the events and keep the deltas.
+      expect(await counted(sdkKey)).toEqual({ visitors: {}, events: {} });
+      // Nobody redelivers: each shard's hourly alarm hands its entries over.
+      const { shards: count } = await loadEventLayout(env);
+      for (let i = 0; i < count; i++) await runDurableObjectAlarm(shardStub(env, i));
+      await expectExactCounts(sdkKey, ledger);
+      expect((await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } })).matches).toBe(
+        true,
+      );
+      // Replaying the dead-letter queue later counts nothing twice.
+      expect((await deliverOnce(events, ids, 1, env as Env)).ackAll).toBe(true);
+      await expectExactCounts(sdkKey, ledger);
+    },
+  );
 
-    const d1 = failingD1();
-    const ids = doomed.map((_, i) => `dlq-msg-${sdkKey}-${i}`);
-    // The first delivery and max_retries retries: every one retried, none acked.
-    for (let attempt = 1; attempt <= 1 + MAX_RETRIES; attempt++) {
-      const result = await deliverOnce(doomed, ids, attempt, d1.env);
-      expect(result.ackAll).toBe(false);
-      expect(result.retryBatch.retry).toBe(true);
-      expect(result.explicitAcks).toEqual([]);
-    }
-    // …so the queue moves the batch to splitstream-events-dlq. The rest of the traffic goes on.
-    await consume(late);
-    const before = await counted(sdkKey);
-    expect(before, "the dead-lettered events are missing").not.toEqual({
-      visitors: ledger.visitors,
-      events: ledger.events,
-    });
+  it.runIf(shards === 0)(
+    "after max_retries the batch is dead-lettered; it was archived first, and the rebuild restores exact counts",
+    async () => {
+      vi.spyOn(console, "error").mockImplementation(() => {});
+      origin = mockOrigin(shop);
+      const sdkKey = newSdkKey("d1dlq");
+      await publish(sdkKey, siteDatafile(sdkKey, "1"));
+      const { events, ledger } = await traffic(sdkKey, 24, "dlq");
+      // Two batches make it, one (the middle third) never does.
+      const third = Math.ceil(events.length / 3);
+      const [early, doomed, late] = [
+        events.slice(0, third),
+        events.slice(third, 2 * third),
+        events.slice(2 * third),
+      ];
+      await consume(early);
 
-    // The archive holds them: written before each D1 attempt (the same key each time).
-    const archived = new Set<string>();
-    const listed = await env.ARCHIVE.list({ prefix: "events/" });
-    for (const object of listed.objects) {
-      if (!object.key.includes(`/${ids[0]}-`)) continue;
-      const text = await (await env.ARCHIVE.get(object.key))!.text();
-      for (const line of text.trim().split("\n"))
-        archived.add((JSON.parse(line) as EventMessage).uuid);
-    }
-    expect([...archived].sort()).toEqual(doomed.map((e) => e.uuid).sort());
+      const d1 = failingD1();
+      const ids = doomed.map((_, i) => `dlq-msg-${sdkKey}-${i}`);
+      // The first delivery and max_retries retries: every one retried, none acked.
+      for (let attempt = 1; attempt <= 1 + MAX_RETRIES; attempt++) {
+        const result = await deliverOnce(doomed, ids, attempt, d1.env);
+        expect(result.ackAll).toBe(false);
+        expect(result.retryBatch.retry).toBe(true);
+        expect(result.explicitAcks).toEqual([]);
+      }
+      // …so the queue moves the batch to splitstream-events-dlq. The rest of the traffic goes on.
+      await consume(late);
+      const before = await counted(sdkKey);
+      expect(before, "the dead-lettered events are missing").not.toEqual({
+        visitors: ledger.visitors,
+        events: ledger.events,
+      });
 
-    // The rebuild from R2 sees the difference and, with apply, restores the exact counts.
-    const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
-    expect(check.matches).toBe(false);
-    expect(check.eventsFolded).toBe(events.length);
-    const applied = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey, apply: true } });
-    expect(applied.applied).toBe(true);
-    await expectExactCounts(sdkKey, ledger);
-    expect((await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } })).matches).toBe(true);
+      // The archive holds them: written before each D1 attempt (the same key each time).
+      const archived = new Set<string>();
+      const listed = await env.ARCHIVE.list({ prefix: "events/" });
+      for (const object of listed.objects) {
+        if (!object.key.includes(`/${ids[0]}-`)) continue;
+        const text = await (await env.ARCHIVE.get(object.key))!.text();
+        for (const line of text.trim().split("\n"))
+          archived.add((JSON.parse(line) as EventMessage).uuid);
+      }
+      expect([...archived].sort()).toEqual(doomed.map((e) => e.uuid).sort());
 
-    // Replaying the dead-letter queue afterwards (an operator's `wrangler queues consumer` move)
-    // must not count anything twice.
-    expect((await deliverOnce(doomed, ids, 1, env as Env)).ackAll).toBe(true);
-    await expectExactCounts(sdkKey, ledger);
-  });
+      // The rebuild from R2 sees the difference and, with apply, restores the exact counts.
+      const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
+      expect(check.matches).toBe(false);
+      expect(check.eventsFolded).toBe(events.length);
+      const applied = await apiJson("POST", "/admin/rebuild", 200, {
+        body: { sdkKey, apply: true },
+      });
+      expect(applied.applied).toBe(true);
+      await expectExactCounts(sdkKey, ledger);
+      expect((await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } })).matches).toBe(
+        true,
+      );
+
+      // Replaying the dead-letter queue afterwards (an operator's `wrangler queues consumer` move)
+      // must not count anything twice.
+      expect((await deliverOnce(doomed, ids, 1, env as Env)).ackAll).toBe(true);
+      await expectExactCounts(sdkKey, ledger);
+    },
+  );
 
   it("replaying the dead-letter queue instead of rebuilding counts exactly too", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});

@@ -25,7 +25,9 @@ import type {
   EventMessage,
   ImpressionMessage,
 } from "../../src/shared/event-messages";
-import { DERIVED_TABLES, diffRows, readTableRows, stateRows } from "../../src/events/tables";
+import { DERIVED_TABLES, diffRows, stateRows } from "../../src/events/tables";
+import { readDerivedRows, readVisitorState } from "../../src/events/visitor-state";
+import { execWhereVisitorLives, insertVisitorRows } from "../helpers/event-layout";
 import { resetHealthCache } from "../../src/edge/health";
 import worker from "../../src/index";
 import { DEFAULT_DAILY_CONVERSION_CAP, MAX_REVENUE_CENTS } from "../../src/shared/event-limits";
@@ -236,12 +238,9 @@ describe("one visitor cannot make other visitors' events disappear", () => {
     const huge = 2 ** 62;
     for (let i = 0; i < 4; i++) {
       const c = purchase(sdkKey, "whale", 0, T0 + 60_000 + i);
-      await env.DB.prepare(
-        `INSERT INTO conversions (uuid, sdk_key, visitor_id, event_id, timestamp, day, revenue, value, revision)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, '1')`,
-      )
-        .bind(c.uuid, sdkKey, "whale", EVENT.purchase, c.timestamp, utcDay(c.timestamp), huge)
-        .run();
+      await insertVisitorRows("conversions", sdkKey, "whale", [
+        [c.uuid, sdkKey, "whale", EVENT.purchase, c.timestamp, utcDay(c.timestamp), huge, 0, "1"],
+      ]);
     }
     const { result } = await deliver([impression(sdkKey, "whale"), ...innocents(sdkKey, 3, "inn")]);
     expect(result.ackAll).toBe(true);
@@ -249,11 +248,7 @@ describe("one visitor cannot make other visitors' events disappear", () => {
       visitors: { [HERO_BOLD]: 4 },
       events: { [HERO_BOLD_BUY]: 3 + 4 },
     });
-    const whale = await env.DB.prepare(
-      "SELECT revenue FROM converters WHERE sdk_key = ? AND visitor_id = 'whale'",
-    )
-      .bind(sdkKey)
-      .first<{ revenue: number }>();
+    const [whale] = (await readVisitorState(env, sdkKey, "whale")).converters;
     expect(whale?.revenue).toBe(4 * huge);
   });
 
@@ -268,7 +263,9 @@ describe("one visitor cannot make other visitors' events disappear", () => {
       `poison-${crypto.randomUUID()}`,
     );
     // A real D1 failure for exactly one event, whatever the reason might be in production.
-    await env.DB.exec(
+    await execWhereVisitorLives(
+      sdkKey,
+      "innocent-2",
       `CREATE TRIGGER poison_${sdkKey.replaceAll("-", "_")} BEFORE INSERT ON conversions WHEN NEW.uuid = '${poison.uuid}' BEGIN SELECT RAISE(ABORT, 'this event cannot be stored'); END`,
     );
     try {
@@ -292,7 +289,11 @@ describe("one visitor cannot make other visitors' events disappear", () => {
       expect((await deliver(messages)).result.ackAll).toBe(true);
       expect((await counted(sdkKey)).events).toEqual({ [HERO_BOLD_BUY]: 6 });
     } finally {
-      await env.DB.exec(`DROP TRIGGER poison_${sdkKey.replaceAll("-", "_")}`);
+      await execWhereVisitorLives(
+        sdkKey,
+        "innocent-2",
+        `DROP TRIGGER poison_${sdkKey.replaceAll("-", "_")}`,
+      );
     }
     // The rebuild from the archive leaves out what the consumer rejected: it matches live D1.
     const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
@@ -326,7 +327,7 @@ describe("the per-visitor budget", () => {
     // The reference model (applyPlan) and D1 agree row for row.
     const modelRows = stateRows(model);
     for (const table of DERIVED_TABLES) {
-      const live = await readTableRows(env.DB, table, sdkKey);
+      const live = await readDerivedRows(env, table, sdkKey);
       const expected = modelRows[table].filter((row) => row.sdk_key === sdkKey);
       expect(diffRows(table, live, expected), table).toEqual([]);
     }

@@ -14,6 +14,7 @@ import { registerHeadlineTestRoutes } from "./headline-tests";
 import { registerListRoutes } from "./lists";
 import { registerPageRoutes } from "./pages";
 import { registerRebuildRoutes } from "./rebuild";
+import { registerEventStateRoutes } from "./event-state";
 import { registerResultRoutes } from "./results";
 
 export function registerResourceRoutes(app: ApiApp): void {
@@ -29,4 +30,5 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerHeadlineTestRoutes(app);
   registerConversionRoutes(app);
   registerRebuildRoutes(app);
+  registerEventStateRoutes(app);
 }

@@ -27,6 +27,7 @@ import {
 import type { WebMetric } from "../../core/datafile-types";
 import type { SufficientStats } from "../../core/stats/index";
 import type { Env } from "../../env";
+import { shardConverters, type ShardConverters } from "../../events/visitor-state";
 import { emptyMetricCell } from "../../events/aggregate";
 import { METRIC_CELL_FIELDS, METRIC_DAILY_COLUMNS } from "../../events/tables";
 import { notFound, unprocessable, type ValidationDetail } from "../errors";
@@ -148,7 +149,7 @@ interface CappedMetric {
  * range, since the per-visitor totals are not kept per day.
  */
 async function capMetric(
-  db: D1Database,
+  converters: ShardConverters,
   sdkKey: string,
   experimentId: string,
   metric: ResultsMetric,
@@ -177,26 +178,18 @@ async function capMetric(
     metric.aggregator === "count" ? "events" : metric.field === "revenue" ? "revenue" : "value";
   let threshold = capping.value;
   if (capping.type === "percentile") {
-    const n = await countConverters(db, sdkKey, experimentId, metric.eventId);
+    const n = await converters.count({ sdkKey, experimentId, eventId: metric.eventId, total });
     if (n === 0) return { report: { ...report, reason: "no converting visitors yet" }, sums };
     // Nearest rank: the smallest total with at least `value` of the converting visitors at or below it.
     const rank = Math.max(1, Math.ceil(capping.value * n));
-    threshold = await findConverterTotalAtRank(
-      db,
-      sdkKey,
-      experimentId,
-      metric.eventId,
-      total,
+    threshold = await converters.totalAtRank(
+      { sdkKey, experimentId, eventId: metric.eventId, total },
       rank,
     );
   }
   // Absolute: |x| ≤ value (a refund is an outlier too); percentile: the upper tail only.
-  const rows = await sumCappedTotals(
-    db,
-    sdkKey,
-    experimentId,
-    metric.eventId,
-    total,
+  const rows = await converters.cappedSums(
+    { sdkKey, experimentId, eventId: metric.eventId, total },
     capping.type === "absolute" ? "absolute" : "upper",
     threshold,
   );
@@ -206,6 +199,17 @@ async function capMetric(
     cappedVisitors += row.capped;
   }
   return { report: { ...report, applied: true, threshold, cappedVisitors }, sums };
+}
+
+/** The converters' per-visitor totals kept in D1 (the single-database layout). */
+function d1Converters(db: D1Database): ShardConverters {
+  return {
+    count: (q) => countConverters(db, q.sdkKey, q.experimentId, q.eventId),
+    totalAtRank: (q, rank) =>
+      findConverterTotalAtRank(db, q.sdkKey, q.experimentId, q.eventId, q.total, rank),
+    cappedSums: (q, bound, threshold) =>
+      sumCappedTotals(db, q.sdkKey, q.experimentId, q.eventId, q.total, bound, threshold),
+  };
 }
 
 /** What one visitor contributes to `metric`, summed over a variation's visitors. */
@@ -421,7 +425,7 @@ function cumulativeSeries(
 
 /** The experiment's results in one environment (see the module comment). */
 export async function loadResults(
-  env: Pick<Env, "DB">,
+  env: Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS">,
   experimentId: string,
   query: ResultsQuery,
 ): Promise<ExperimentResults> {
@@ -451,13 +455,16 @@ export async function loadResults(
   const eventKeys = await listEventKeys(db, [...metricEventIds]);
 
   const capped = new Map<number, CappedMetric>();
+  const converters = metrics.some((m) => m.capping && m.aggregator !== "unique")
+    ? ((await shardConverters(env)) ?? d1Converters(db))
+    : d1Converters(db);
   await Promise.all(
     metrics.map(async (metric, index) => {
       if (metric.capping && metric.aggregator !== "unique")
         capped.set(
           index,
           await capMetric(
-            db,
+            converters,
             environment.sdk_key,
             experiment.id,
             metric,

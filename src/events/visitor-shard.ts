@@ -1,0 +1,630 @@
+/**
+ * A visitor shard (docs/scaling.md "Visitor shards"): a SQLite-backed Durable Object that holds
+ * the per-visitor state of the visitors `shardOf` (src/events/shard-map.ts) places on it — dedupe
+ * keys, exposures, stored conversions, converters — and counts their events with the same
+ * statements the single-database layout runs in D1 (src/events/count-sql.ts, target `deltas`).
+ *
+ * Per counting call, in one synchronous transaction: the plan is counted, the change it made to
+ * the daily aggregates is read from the scratch tables and kept as an outbox entry with the next
+ * `seq`; the answer carries the shard's pending entries. The consumer adds them to D1 and then
+ * acknowledges them (src/events/shard-apply.ts says why this is exactly once).
+ *
+ * An alarm (at most hourly while the shard holds state) does the upkeep that needs no caller:
+ * hands over entries nobody acknowledged (the consumer failed after the shard committed and its
+ * batch went to the dead-letter queue), prunes dedupe keys and stored conversions past the
+ * retention window (docs/events.md "Retention"), and deletes the rows of experiments archived
+ * more than ARCHIVE_GRACE_MS ago (their results are final; later events for them are ignored).
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../env";
+import { utcDay, type BatchPlan } from "./aggregate";
+import { countSteps } from "./count-sql";
+import { shardName } from "./shard-map";
+import { applyShardEntries } from "./shard-apply";
+import {
+  PENDING_LIMIT,
+  type DropDelta,
+  type MetricDelta,
+  type ShardCountResult,
+  type ShardEntry,
+  type VisitorDelta,
+} from "./shard-deltas";
+import {
+  SHARD_MIGRATIONS,
+  VISITOR_COLUMNS,
+  VISITOR_TABLES,
+  type VisitorTable,
+} from "./shard-schema";
+import { retentionCutoff } from "./retention";
+import { METRIC_DAILY_VALUES } from "./tables";
+
+/** How often the upkeep alarm runs while the shard holds state. */
+export const MAINTENANCE_INTERVAL_MS = 60 * 60 * 1000;
+/** An archived experiment's per-visitor rows are deleted this long after it was archived. */
+export const ARCHIVE_GRACE_MS = 24 * 60 * 60 * 1000;
+/** Rows one prune statement deletes, and statements per table per alarm. */
+const PRUNE_CHUNK = 5000;
+const PRUNE_ROUNDS = 20;
+
+/** One counting call. */
+export interface ShardCountInput {
+  /** This shard's index in the layout (kept in its entries). */
+  shard: number;
+  /** The consumer run's random token (docs/events.md "Counting, statement by statement"). */
+  attempt: string;
+  /** When the consumer received the batch (ms): dedupe rows' age, budget drops' day. */
+  receivedAt: number;
+  plan: BatchPlan;
+}
+
+/** A page of a per-visitor table (rows as column arrays, VISITOR_COLUMNS order). */
+export interface ShardRowsPage {
+  rows: Array<Array<string | number | null>>;
+  /** Pass as `after` for the next page; null when this was the last page. */
+  next: number | null;
+}
+
+/** Size and row counts of a shard. */
+export interface ShardStats {
+  shard: number | null;
+  /** Bytes of the shard's SQLite database (`ctx.storage.sql.databaseSize`). */
+  bytes: number;
+  rows: Record<VisitorTable, number>;
+  pending: number;
+}
+
+/** A capped-metric question about the converters of one event (docs/statistics.md "Capping"). */
+export interface ConverterQuery {
+  sdkKey: string;
+  experimentId: string;
+  eventId: string;
+  total: "events" | "revenue" | "value";
+}
+
+type SqlValue = string | number | null | ArrayBuffer;
+type Cell = string | number | null;
+
+/**
+ * `SELECT rowid, …columns, visitor_id … WHERE rowid > ?1 ORDER BY rowid LIMIT ?2` over a
+ * per-visitor table (the same SQL on D1 and on a shard; see readMovableRows).
+ */
+export function movableRowsSql(table: VisitorTable): string {
+  if (!VISITOR_TABLES.includes(table)) throw new Error(`not a visitor table: ${String(table)}`);
+  const columns = VISITOR_COLUMNS[table];
+  if (table === "seen_events")
+    return `SELECT s.rowid AS _rowid, ${columns.map((c) => `s.${c}`).join(", ")}, c.visitor_id AS _visitor
+      FROM seen_events AS s LEFT JOIN conversions AS c ON c.uuid = s.uuid
+      WHERE s.rowid > ?1 ORDER BY s.rowid LIMIT ?2`;
+  // Aliased: D1's raw rows collapse columns of the same name.
+  return `SELECT rowid AS _rowid, ${columns.join(", ")}, visitor_id AS _visitor FROM ${table}
+    WHERE rowid > ?1 ORDER BY rowid LIMIT ?2`;
+}
+
+/** The stub of shard `index`, typed for RPC (wrangler types leaves the namespace untyped). */
+export function shardStub(
+  env: Pick<Env, "VISITOR_SHARDS">,
+  index: number,
+): DurableObjectStub<VisitorShard> {
+  return env.VISITOR_SHARDS.getByName(shardName(index)) as DurableObjectStub<VisitorShard>;
+}
+
+/**
+ * Adds every pending outbox entry of shards 0…`shards`−1 to D1 and acknowledges them (before a
+ * move or a rebuild replaces state, so that no entry is added on top of it later).
+ */
+export async function handOverPending(
+  env: Pick<Env, "DB" | "VISITOR_SHARDS">,
+  shards: number,
+): Promise<void> {
+  for (let index = 0; index < shards; index++) {
+    const stub = shardStub(env, index);
+    for (;;) {
+      const pending = (await stub.pending()) as unknown as ShardEntry[];
+      if (pending.length === 0) break;
+      await applyShardEntries(env.DB, pending);
+      await stub.ack(pending[pending.length - 1]!.seq);
+    }
+  }
+}
+
+export class VisitorShard extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private migrated = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+  }
+
+  /** Brings the schema to the current version (once per object instance). */
+  private migrate(): void {
+    if (this.migrated) return;
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(
+        "CREATE TABLE IF NOT EXISTS shard_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+      );
+      const row = this.sql
+        .exec<{ value: number }>("SELECT value FROM shard_meta WHERE key = 'schema'")
+        .toArray()[0];
+      let version = row ? Number(row.value) : 0;
+      while (version < SHARD_MIGRATIONS.length) {
+        this.sql.exec(SHARD_MIGRATIONS[version]!);
+        version++;
+      }
+      this.sql.exec(
+        "INSERT INTO shard_meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        version,
+      );
+    });
+    this.migrated = true;
+  }
+
+  /** Rows changed by the last statement (rowsWritten would count index entries too). */
+  private changes(): number {
+    return Number(this.sql.exec<{ n: number }>("SELECT changes() AS n").one().n);
+  }
+
+  private meta(key: string): number | null {
+    const row = this.sql
+      .exec<{ value: number }>("SELECT value FROM shard_meta WHERE key = ?", key)
+      .toArray()[0];
+    return row ? Number(row.value) : null;
+  }
+
+  private setMeta(key: string, value: number): void {
+    this.sql.exec(
+      "INSERT INTO shard_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+
+  /** Impressions of experiments whose rows were purged are not counted again (results are final). */
+  private withoutPurged(plan: BatchPlan): BatchPlan {
+    if (plan.candidates.length === 0) return plan;
+    const purged = this.sql
+      .exec<{ sdk_key: string; experiment_id: string }>(
+        "SELECT sdk_key, experiment_id FROM purged_experiments",
+      )
+      .toArray();
+    if (purged.length === 0) return plan;
+    const gone = new Set(purged.map((p) => `${p.sdk_key}\n${p.experiment_id}`));
+    return {
+      ...plan,
+      candidates: plan.candidates.filter((c) => !gone.has(`${c.sdkKey}\n${c.experimentId}`)),
+    };
+  }
+
+  /** The entries D1 may not have yet, oldest first. */
+  private pendingEntries(): ShardEntry[] {
+    const acked = this.meta("acked_seq") ?? 0;
+    return this.sql
+      .exec<{ body: string }>(
+        "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+        acked,
+        PENDING_LIMIT,
+      )
+      .toArray()
+      .map((row) => JSON.parse(row.body) as ShardEntry);
+  }
+
+  private async ensureAlarm(): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(Date.now() + MAINTENANCE_INTERVAL_MS);
+  }
+
+  /**
+   * Counts one plan (the events of this shard's visitors in one queue batch) and answers with
+   * the uuids the budget dropped and the pending entries. Throws, changing nothing, when SQLite
+   * refuses the statements (the consumer then splits the plan to find the event at fault).
+   */
+  async count(input: ShardCountInput): Promise<ShardCountResult> {
+    this.migrate();
+    const plan = this.withoutPurged(input.plan);
+    let capped: string[] = [];
+    try {
+      this.ctx.storage.transactionSync(() => {
+        if (this.meta("shard") === null) this.setMeta("shard", input.shard);
+        this.sql.exec("DELETE FROM variation_daily");
+        this.sql.exec("DELETE FROM metric_daily");
+        const steps = countSteps(plan, input.attempt, input.receivedAt, "deltas");
+        steps.forEach((step, index) => {
+          const rows = this.sql.exec(step.sql, ...(step.params as SqlValue[])).toArray();
+          if (index === 1 && plan.conversions.length > 0)
+            capped = rows.map((row) => String(row.uuid));
+        });
+        const visitors = [
+          ...this.sql
+            .exec(
+              "SELECT sdk_key, experiment_id, variation_id, revision, day, visitors FROM variation_daily WHERE visitors <> 0",
+            )
+            .raw(),
+        ] as unknown as VisitorDelta[];
+        const metrics = [
+          ...this.sql
+            .exec(
+              `SELECT sdk_key, experiment_id, variation_id, revision, event_id, day, ${METRIC_DAILY_VALUES.join(", ")}
+           FROM metric_daily WHERE ${METRIC_DAILY_VALUES.map((c) => `${c} <> 0`).join(" OR ")}`,
+            )
+            .raw(),
+        ] as unknown as MetricDelta[];
+        const drops = dropDeltas(plan, capped, utcDay(input.receivedAt));
+        if (visitors.length + metrics.length + drops.length > 0) {
+          const seq = Number(
+            this.sql
+              .exec<{ seq: number }>(
+                "INSERT INTO outbox (created_at, body) VALUES (?, '') RETURNING seq",
+                input.receivedAt,
+              )
+              .one().seq,
+          );
+          const entry: ShardEntry = { shard: input.shard, seq, visitors, metrics, drops };
+          this.sql.exec("UPDATE outbox SET body = ? WHERE seq = ?", JSON.stringify(entry), seq);
+        }
+      });
+    } catch (error) {
+      // Nothing was written (the transaction rolled back): the consumer splits the plan.
+      return {
+        capped: [],
+        pending: [],
+        error: error instanceof Error ? error.message : String(error),
+      };
+    }
+    await this.ensureAlarm();
+    return { capped, pending: this.pendingEntries() };
+  }
+
+  /** The entries D1 may not have yet (for the consumer's and the upkeep's hand-over). */
+  async pending(): Promise<ShardEntry[]> {
+    this.migrate();
+    return this.pendingEntries();
+  }
+
+  /** D1 has every entry up to `seq`: forget them. */
+  async ack(seq: number): Promise<void> {
+    this.migrate();
+    this.ctx.storage.transactionSync(() => {
+      const acked = Math.max(this.meta("acked_seq") ?? 0, seq);
+      this.setMeta("acked_seq", acked);
+      this.sql.exec("DELETE FROM outbox WHERE seq <= ?", acked);
+    });
+  }
+
+  /** Deletes dedupe keys and stored conversions older than `cutoff` (bounded; true when done). */
+  async prune(
+    cutoff: number,
+  ): Promise<{ seenEvents: number; conversions: number; complete: boolean }> {
+    this.migrate();
+    const one = (table: string, column: string) => {
+      let deleted = 0;
+      for (let round = 0; round < PRUNE_ROUNDS; round++) {
+        this.sql.exec(
+          `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${column} < ? LIMIT ?)`,
+          cutoff,
+          PRUNE_CHUNK,
+        );
+        const n = this.changes();
+        deleted += n;
+        if (n < PRUNE_CHUNK) return { deleted, complete: true };
+      }
+      return { deleted, complete: false };
+    };
+    const seen = one("seen_events", "received_at");
+    const conversions = one("conversions", "timestamp");
+    return {
+      seenEvents: seen.deleted,
+      conversions: conversions.deleted,
+      complete: seen.complete && conversions.complete,
+    };
+  }
+
+  /**
+   * Deletes the exposures and converters of `experiments` and ignores their impressions from now
+   * on (their results in D1 stay as they are).
+   */
+  async purgeExperiments(
+    experiments: Array<{ sdkKey: string; experimentId: string }>,
+    now: number,
+  ): Promise<number> {
+    this.migrate();
+    let deleted = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const { sdkKey, experimentId } of experiments) {
+        for (const table of ["exposures", "converters"]) {
+          this.sql.exec(
+            `DELETE FROM ${table} WHERE sdk_key = ? AND experiment_id = ?`,
+            sdkKey,
+            experimentId,
+          );
+          deleted += this.changes();
+        }
+        this.sql.exec(
+          "INSERT OR IGNORE INTO purged_experiments (sdk_key, experiment_id, purged_at) VALUES (?, ?, ?)",
+          sdkKey,
+          experimentId,
+          now,
+        );
+      }
+    });
+    return deleted;
+  }
+
+  /** A page of `table`'s rows (of `sdkKey`, or all), in rowid order after `after`. */
+  async readRows(
+    table: VisitorTable,
+    options: { sdkKey?: string; after?: number; limit?: number } = {},
+  ): Promise<ShardRowsPage> {
+    this.migrate();
+    if (!VISITOR_TABLES.includes(table)) throw new Error(`not a visitor table: ${String(table)}`);
+    const limit = Math.min(Math.max(1, options.limit ?? 1000), 5000);
+    const columns = VISITOR_COLUMNS[table].join(", ");
+    const where = options.sdkKey === undefined ? "" : "AND sdk_key = ?";
+    const params: SqlValue[] = [options.after ?? -1];
+    if (options.sdkKey !== undefined) params.push(options.sdkKey);
+    params.push(limit);
+    const rows = [
+      ...this.sql
+        .exec(
+          `SELECT rowid, ${columns} FROM ${table} WHERE rowid > ? ${where} ORDER BY rowid LIMIT ?`,
+          ...params,
+        )
+        .raw(),
+    ] as Array<Array<string | number | null>>;
+    const last = rows[rows.length - 1];
+    return {
+      rows: rows.map((row) => row.slice(1)),
+      next: rows.length === limit && last ? Number(last[0]) : null,
+    };
+  }
+
+  /**
+   * A page of `table`'s rows for a move between layouts: [rowid, …columns, visitor id]. A
+   * seen_events row has no visitor column: a conversion's is its stored conversion's, an
+   * impression's (and a dropped conversion's) is null — src/events/layout-move.ts says why
+   * those need not move.
+   */
+  async readMovableRows(table: VisitorTable, after: number, limit: number): Promise<Cell[][]> {
+    this.migrate();
+    return [...this.sql.exec(movableRowsSql(table), after, limit).raw()] as Cell[][];
+  }
+
+  /** The seen_events rows of `uuids` (a move takes an exposure's dedupe key along with it). */
+  async readSeenRows(uuids: string[]): Promise<Cell[][]> {
+    this.migrate();
+    return [
+      ...this.sql
+        .exec(
+          `SELECT ${VISITOR_COLUMNS.seen_events.join(", ")} FROM seen_events WHERE uuid IN (SELECT value FROM json_each(?))`,
+          JSON.stringify(uuids),
+        )
+        .raw(),
+    ] as Cell[][];
+  }
+
+  /** Deletes the seen_events rows of `uuids` (after a move copied them). */
+  async deleteSeenRows(uuids: string[]): Promise<void> {
+    this.migrate();
+    this.sql.exec(
+      "DELETE FROM seen_events WHERE uuid IN (SELECT value FROM json_each(?))",
+      JSON.stringify(uuids),
+    );
+  }
+
+  /** Inserts rows of a per-visitor table (a move or a rebuild); existing keys are kept. */
+  async importRows(
+    table: VisitorTable,
+    rows: Array<Array<string | number | null>>,
+  ): Promise<number> {
+    this.migrate();
+    if (!VISITOR_TABLES.includes(table)) throw new Error(`not a visitor table: ${String(table)}`);
+    const columns = VISITOR_COLUMNS[table];
+    const select = columns.map((_, i) => `json_extract(j.value, '$[${i}]')`).join(", ");
+    let written = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (let i = 0; i < rows.length; i += 500) {
+        this.sql.exec(
+          `INSERT OR IGNORE INTO ${table} (${columns.join(", ")}) SELECT ${select} FROM json_each(?) AS j`,
+          JSON.stringify(rows.slice(i, i + 500)),
+        );
+        written += this.changes();
+      }
+    });
+    await this.ensureAlarm();
+    return written;
+  }
+
+  /** Deletes rows of a per-visitor table by rowid (after a move copied them elsewhere). */
+  async deleteRows(table: VisitorTable, rowids: number[]): Promise<number> {
+    this.migrate();
+    if (!VISITOR_TABLES.includes(table)) throw new Error(`not a visitor table: ${String(table)}`);
+    let deleted = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (let i = 0; i < rowids.length; i += 500) {
+        this.sql.exec(
+          `DELETE FROM ${table} WHERE rowid IN (SELECT value FROM json_each(?))`,
+          JSON.stringify(rowids.slice(i, i + 500)),
+        );
+        deleted += this.changes();
+      }
+    });
+    return deleted;
+  }
+
+  /**
+   * Deletes the exposures, stored conversions and converters of `sdkKey` (a rebuild replaces
+   * them). Dedupe keys stay, as in D1: they also stand for events counted nowhere (dropped by the
+   * budget, or refused) whose redelivery must stay a duplicate.
+   */
+  async clearSdkKey(sdkKey: string): Promise<number> {
+    this.migrate();
+    let deleted = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const table of ["exposures", "conversions", "converters"] as const) {
+        this.sql.exec(`DELETE FROM ${table} WHERE sdk_key = ?`, sdkKey);
+        deleted += this.changes();
+      }
+    });
+    return deleted;
+  }
+
+  /** One visitor's rows (the API's visitor inspection, docs/events.md "Inspecting a visitor"). */
+  async visitor(
+    sdkKey: string,
+    visitorId: string,
+  ): Promise<Record<"exposures" | "conversions" | "converters", Record<string, SqlValue>[]>> {
+    this.migrate();
+    const rows = (table: string, order: string) =>
+      this.sql
+        .exec<Record<string, SqlValue>>(
+          `SELECT ${VISITOR_COLUMNS[table as VisitorTable].join(", ")} FROM ${table} WHERE sdk_key = ? AND visitor_id = ? ORDER BY ${order}`,
+          sdkKey,
+          visitorId,
+        )
+        .toArray();
+    return {
+      exposures: rows("exposures", "first_at, uuid"),
+      conversions: rows("conversions", "timestamp, uuid"),
+      converters: rows("converters", "experiment_id, event_id"),
+    };
+  }
+
+  /** Size and row counts. */
+  async stats(): Promise<ShardStats> {
+    this.migrate();
+    const rows = {} as Record<VisitorTable, number>;
+    for (const table of VISITOR_TABLES)
+      rows[table] = Number(
+        this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n,
+      );
+    const acked = this.meta("acked_seq") ?? 0;
+    return {
+      shard: this.meta("shard"),
+      bytes: this.sql.databaseSize,
+      rows,
+      pending: Number(
+        this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE seq > ?", acked).one()
+          .n,
+      ),
+    };
+  }
+
+  /** How many converters of the event (capped metrics, docs/statistics.md). */
+  async countConverters(q: ConverterQuery): Promise<number> {
+    this.migrate();
+    return Number(
+      this.sql
+        .exec<{ n: number }>(
+          "SELECT count(*) AS n FROM converters WHERE sdk_key = ? AND experiment_id = ? AND event_id = ?",
+          q.sdkKey,
+          q.experimentId,
+          q.eventId,
+        )
+        .one().n,
+    );
+  }
+
+  /** The `n` smallest (`order` asc) or largest (desc) per-visitor totals of the event's converters. */
+  async converterTotals(q: ConverterQuery, order: "asc" | "desc", n: number): Promise<number[]> {
+    this.migrate();
+    const total = totalColumn(q.total);
+    return this.sql
+      .exec<{ x: number }>(
+        `SELECT ${total} AS x FROM converters WHERE sdk_key = ? AND experiment_id = ? AND event_id = ?
+         ORDER BY ${total} ${order === "asc" ? "ASC" : "DESC"} LIMIT ?`,
+        q.sdkKey,
+        q.experimentId,
+        q.eventId,
+        Math.max(0, Math.floor(n)),
+      )
+      .toArray()
+      .map((row) => Number(row.x));
+  }
+
+  /** Per variation: Σ and Σ² of the totals held to `threshold`, and how many were held. */
+  async cappedSums(
+    q: ConverterQuery,
+    bound: "absolute" | "upper",
+    threshold: number,
+  ): Promise<Array<{ variationId: string; sum: number; sumSq: number; capped: number }>> {
+    this.migrate();
+    const x = totalColumn(q.total);
+    const capped = bound === "absolute" ? `max(min(${x}, ?4), -?4)` : `min(${x}, ?4)`;
+    return this.sql
+      .exec<{ variation_id: string; sum: number; sum_sq: number; capped: number }>(
+        `SELECT variation_id, total(${capped}) AS sum, total(${capped} * ${capped}) AS sum_sq,
+           total(${capped} <> ${x}) AS capped
+         FROM converters WHERE sdk_key = ?1 AND experiment_id = ?2 AND event_id = ?3 GROUP BY variation_id`,
+        q.sdkKey,
+        q.experimentId,
+        q.eventId,
+        threshold,
+      )
+      .toArray()
+      .map((row) => ({
+        variationId: row.variation_id,
+        sum: Number(row.sum),
+        sumSq: Number(row.sum_sq),
+        capped: Number(row.capped),
+      }));
+  }
+
+  /** Upkeep: hand over stale entries, prune, purge archived experiments, plan the next run. */
+  override async alarm(): Promise<void> {
+    this.migrate();
+    const now = Date.now();
+    const pending = this.pendingEntries();
+    if (pending.length > 0) {
+      await applyShardEntries(this.env.DB, pending);
+      await this.ack(pending[pending.length - 1]!.seq);
+    }
+    await this.prune(retentionCutoff(now));
+    await this.purgeArchived(now);
+    const holdsState = VISITOR_TABLES.some(
+      (table) => this.sql.exec(`SELECT 1 FROM ${table} LIMIT 1`).toArray().length > 0,
+    );
+    if (holdsState || this.pendingEntries().length > 0)
+      await this.ctx.storage.setAlarm(now + MAINTENANCE_INTERVAL_MS);
+  }
+
+  /** Purges the experiments archived in some environment more than ARCHIVE_GRACE_MS ago. */
+  private async purgeArchived(now: number): Promise<void> {
+    const since = new Date(now - ARCHIVE_GRACE_MS).toISOString();
+    const { results } = await this.env.DB.prepare(
+      `SELECT en.sdk_key, s.experiment_id FROM experiment_status AS s
+       JOIN environments AS en ON en.id = s.environment_id
+       WHERE s.status = 'Archived' AND s.updated_at <= ?`,
+    )
+      .bind(since)
+      .all<{ sdk_key: string; experiment_id: string }>();
+    const done = new Set(
+      this.sql
+        .exec<{ sdk_key: string; experiment_id: string }>(
+          "SELECT sdk_key, experiment_id FROM purged_experiments",
+        )
+        .toArray()
+        .map((p) => `${p.sdk_key}\n${p.experiment_id}`),
+    );
+    const todo = results
+      .filter((r) => !done.has(`${r.sdk_key}\n${r.experiment_id}`))
+      .map((r) => ({ sdkKey: r.sdk_key, experimentId: r.experiment_id }));
+    if (todo.length > 0) await this.purgeExperiments(todo, now);
+  }
+}
+
+function totalColumn(total: ConverterQuery["total"]): string {
+  if (total !== "events" && total !== "revenue" && total !== "value")
+    throw new Error(`not a converters total: ${String(total)}`);
+  return total;
+}
+
+/** The budget's drops of a call, per sdkKey, on the processing day. */
+function dropDeltas(plan: BatchPlan, capped: readonly string[], day: string): DropDelta[] {
+  if (capped.length === 0) return [];
+  const sdkOf = new Map(plan.conversions.map((c) => [c.uuid, c.sdkKey]));
+  const counts = new Map<string, number>();
+  for (const uuid of capped) {
+    const sdkKey = sdkOf.get(uuid);
+    if (sdkKey !== undefined) counts.set(sdkKey, (counts.get(sdkKey) ?? 0) + 1);
+  }
+  return [...counts].map(([sdkKey, n]) => [sdkKey, day, n]);
+}

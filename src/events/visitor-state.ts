@@ -1,0 +1,157 @@
+/**
+ * Reading per-visitor event state wherever the layout keeps it (src/events/event-layout.ts): D1's
+ * tables in the single-database layout, else every visitor shard. Used by the rebuild's compare
+ * (src/events/rebuild.ts), the API's visitor inspection and the capped metrics of the results
+ * (docs/statistics.md "Capping"), which need the converters' per-visitor totals.
+ */
+import type { Env } from "../env";
+import { loadEventLayout } from "./event-layout";
+import { shardOf } from "./shard-map";
+import { VISITOR_COLUMNS, VISITOR_TABLES, type VisitorTable } from "./shard-schema";
+import { readTableRows, type DerivedTable, type Row } from "./tables";
+import { shardStub, type ConverterQuery } from "./visitor-shard";
+
+type StateEnv = Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS">;
+
+const isVisitorTable = (table: string): table is VisitorTable =>
+  (VISITOR_TABLES as readonly string[]).includes(table);
+
+/** Rows per shard read call. */
+const PAGE = 5000;
+
+/** Every row of `table` for `sdkKey`: aggregates from D1, per-visitor rows from the layout. */
+export async function readDerivedRows(
+  env: StateEnv,
+  table: DerivedTable,
+  sdkKey: string,
+): Promise<Row[]> {
+  if (!isVisitorTable(table)) return readTableRows(env.DB, table, sdkKey);
+  const { shards } = await loadEventLayout(env);
+  if (shards === 0) return readTableRows(env.DB, table, sdkKey);
+  const columns = VISITOR_COLUMNS[table];
+  const pages = await Promise.all(
+    Array.from({ length: shards }, async (_, index) => {
+      const out: Row[] = [];
+      let after: number | undefined;
+      for (;;) {
+        const page = await shardStub(env, index).readRows(table, { sdkKey, after, limit: PAGE });
+        for (const values of page.rows)
+          out.push(Object.fromEntries(columns.map((c, i) => [c, values[i] as string | number])));
+        if (page.next === null) return out;
+        after = page.next;
+      }
+    }),
+  );
+  return pages.flat();
+}
+
+/** A per-visitor row: column → value. */
+export type StateRow = Record<string, string | number | null>;
+
+/** One visitor's exposures, stored conversions and converters rows, and where they live. */
+export interface VisitorStateView {
+  /** The shard index, or null in the single-database layout. */
+  shard: number | null;
+  exposures: StateRow[];
+  conversions: StateRow[];
+  converters: StateRow[];
+}
+
+/** The state kept for one visitor of an sdkKey. */
+export async function readVisitorState(
+  env: StateEnv,
+  sdkKey: string,
+  visitorId: string,
+): Promise<VisitorStateView> {
+  const { shards } = await loadEventLayout(env);
+  if (shards > 0) {
+    const shard = shardOf(sdkKey, visitorId, shards);
+    const rows = await shardStub(env, shard).visitor(sdkKey, visitorId);
+    return {
+      shard,
+      exposures: rows.exposures as StateRow[],
+      conversions: rows.conversions as StateRow[],
+      converters: rows.converters as StateRow[],
+    };
+  }
+  const rows = async (table: "exposures" | "conversions" | "converters", order: string) =>
+    (
+      await env.DB.prepare(
+        `SELECT ${VISITOR_COLUMNS[table].join(", ")} FROM ${table} WHERE sdk_key = ? AND visitor_id = ? ORDER BY ${order}`,
+      )
+        .bind(sdkKey, visitorId)
+        .all<StateRow>()
+    ).results;
+  return {
+    shard: null,
+    exposures: await rows("exposures", "first_at, uuid"),
+    conversions: await rows("conversions", "timestamp, uuid"),
+    converters: await rows("converters", "experiment_id, event_id"),
+  };
+}
+
+/**
+ * The converters questions of capped metrics, answered over every shard (the D1 layout answers
+ * them with SQL in src/api/store/metric-daily.ts). Null in the single-database layout.
+ */
+export interface ShardConverters {
+  count(q: ConverterQuery): Promise<number>;
+  /** The rank-th smallest (1-based) per-visitor total; 0 without converters. */
+  totalAtRank(q: ConverterQuery, rank: number): Promise<number>;
+  cappedSums(
+    q: ConverterQuery,
+    bound: "absolute" | "upper",
+    threshold: number,
+  ): Promise<Array<{ variationId: string; sum: number; sumSq: number; capped: number }>>;
+}
+
+/** The shards' converters, or null when the layout keeps them in D1. */
+export async function shardConverters(env: StateEnv): Promise<ShardConverters | null> {
+  const { shards } = await loadEventLayout(env);
+  if (shards === 0) return null;
+  const all = <T>(call: (index: number) => Promise<T>) =>
+    Promise.all(Array.from({ length: shards }, (_, index) => call(index)));
+  const count = async (q: ConverterQuery) =>
+    (await all((i) => shardStub(env, i).countConverters(q))).reduce((a, b) => a + b, 0);
+  return {
+    count,
+    // The global k-th smallest is among each shard's k smallest; when k is past the middle, the
+    // (n − k + 1)-th largest is among each shard's n − k + 1 largest: at most n/2 values per shard.
+    async totalAtRank(q, rank) {
+      const n = await count(q);
+      if (n === 0 || rank < 1) return 0;
+      const k = Math.min(rank, n);
+      const fromTop = n - k + 1;
+      if (k <= fromTop) {
+        const values = (await all((i) => shardStub(env, i).converterTotals(q, "asc", k))).flat();
+        values.sort((a, b) => a - b);
+        return values[k - 1] ?? 0;
+      }
+      const values = (
+        await all((i) => shardStub(env, i).converterTotals(q, "desc", fromTop))
+      ).flat();
+      values.sort((a, b) => b - a);
+      return values[fromTop - 1] ?? 0;
+    },
+    async cappedSums(q, bound, threshold) {
+      const byVariation = new Map<
+        string,
+        { variationId: string; sum: number; sumSq: number; capped: number }
+      >();
+      for (const rows of await all((i) => shardStub(env, i).cappedSums(q, bound, threshold)))
+        for (const row of rows) {
+          const acc = byVariation.get(row.variationId) ?? {
+            variationId: row.variationId,
+            sum: 0,
+            sumSq: 0,
+            capped: 0,
+          };
+          acc.sum += row.sum;
+          acc.sumSq += row.sumSq;
+          acc.capped += row.capped;
+          byVariation.set(row.variationId, acc);
+        }
+      return [...byVariation.values()];
+    },
+  };
+}
