@@ -100,12 +100,12 @@ export function movableRowsSql(table: VisitorTable): string {
     WHERE rowid > ?1 ORDER BY rowid LIMIT ?2`;
 }
 
-/** The stub of shard `index`, typed for RPC (wrangler types leaves the namespace untyped). */
+/** The stub of shard `index` (its name is stable across layouts, src/events/shard-map.ts). */
 export function shardStub(
   env: Pick<Env, "VISITOR_SHARDS">,
   index: number,
 ): DurableObjectStub<VisitorShard> {
-  return env.VISITOR_SHARDS.getByName(shardName(index)) as DurableObjectStub<VisitorShard>;
+  return env.VISITOR_SHARDS.getByName(shardName(index));
 }
 
 /**
