@@ -132,6 +132,7 @@ async function countSplitting(
     const { capped } = await count(items);
     return { failed: [], counted: items.length, capped };
   } catch (error) {
+    if (error instanceof RetryBatch) throw error;
     if (!isInputError(error)) throw new RetryBatch(String(error), { cause: error });
     if (items.length === 1) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -197,6 +198,8 @@ async function countOnShards(
           receivedAt: now,
           plan,
         });
+        if (result.frozen)
+          throw new MovingRetry(`visitor shard ${shard} is frozen by a move between layouts`);
         if (result.error !== undefined) throw new Error(result.error);
         // RPC's types turn the delta tuples into plain arrays; the shard built them as ShardEntry.
         entries.push(...(result.pending as ShardEntry[]));
@@ -344,17 +347,18 @@ export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): 
   }
 
   try {
+    // Before archiving: a batch that waits for a move is archived once, when it is counted.
+    const layout = await loadEventLayout(env, now);
+    if (layout.movingTo !== null)
+      throw new MovingRetry(
+        `the event state is moving to ${layout.movingTo} shard(s): counting waits (docs/scaling.md)`,
+      );
     const events = valid.map(({ event }) => event);
     await env.ARCHIVE.put(
       archiveKey(now, firstValid.message.id, valid.length),
       toNdjson(events),
       NDJSON,
     );
-    const layout = await loadEventLayout(env, now);
-    if (layout.movingTo !== null)
-      throw new MovingRetry(
-        `the event state is moving to ${layout.movingTo} shard(s): counting waits (docs/scaling.md)`,
-      );
     const capOf = await loadCaps(env.DB, now);
     const { failed, counted, capped } =
       layout.shards === 0

@@ -7,9 +7,10 @@
  * How a step works:
  * 1. the first call records `moving_to` in D1 `event_layout` and moves nothing: from then on the
  *    consumer counts nothing (its batches are retried and wait in the queue; pause the queue's
- *    delivery as well, docs/scaling.md). Isolates keep the layout cached for up to
- *    LAYOUT_TTL_MS, so rows move only once SETTLE_MS have passed since: an isolate that had not
- *    seen the move yet could otherwise still change a visitor's state behind the cursor;
+ *    delivery as well, docs/scaling.md), and every old shard is frozen (refuses to count). Isolates
+ *    keep the layout cached for up to LAYOUT_TTL_MS, so rows move only once SETTLE_MS have passed
+ *    since: a consumer on the D1 layout that had not seen the move yet could otherwise still change
+ *    a visitor's state behind the cursor (the freeze covers the shards whatever the caches say);
  * 2. every source's pending outbox entries are added to D1 first (aggregates do not move);
  * 3. per source (D1 = −1, or each old shard) and per-visitor table, the next rows after the
  *    source's cursor are read; each row whose visitor belongs elsewhere under the new layout is
@@ -30,7 +31,7 @@ import type { Env } from "../env";
 import { LAYOUT_TTL_MS, resetLayoutCache, type EventLayout } from "./event-layout";
 import { MAX_SHARDS, shardOf } from "./shard-map";
 import { VISITOR_COLUMNS, VISITOR_TABLES, type VisitorTable } from "./shard-schema";
-import { handOverPending, movableRowsSql, shardStub } from "./visitor-shard";
+import { SEEN_KEYS_IN, handOverPending, movableRowsSql, shardStub } from "./visitor-shard";
 
 type MoveEnv = Pick<Env, "DB" | "VISITOR_SHARDS">;
 type Cell = string | number | null;
@@ -100,23 +101,22 @@ async function moveSeenRows(
   exposures: Cell[][],
 ): Promise<number> {
   const uuidAt = VISITOR_COLUMNS.exposures.indexOf("uuid");
-  const uuids = JSON.stringify(exposures.map((row) => row[uuidAt]));
+  const sdkAt = VISITOR_COLUMNS.exposures.indexOf("sdk_key");
+  const keys = exposures.map((row): [string, string] => [String(row[uuidAt]), String(row[sdkAt])]);
   const columns = VISITOR_COLUMNS.seen_events.join(", ");
   const rows =
     source === D1_SOURCE
-      ? ((await env.DB.prepare(
-          `SELECT ${columns} FROM seen_events WHERE uuid IN (SELECT value FROM json_each(?))`,
-        )
-          .bind(uuids)
+      ? ((await env.DB.prepare(`SELECT ${columns} FROM seen_events WHERE ${SEEN_KEYS_IN}`)
+          .bind(JSON.stringify(keys))
           .raw()) as Cell[][])
-      : ((await shardStub(env, source).readSeenRows(JSON.parse(uuids) as string[])) as Cell[][]);
+      : ((await shardStub(env, source).readSeenRows(keys)) as Cell[][]);
   if (rows.length === 0) return 0;
   await shardStub(env, target).importRows("seen_events", rows);
   if (source === D1_SOURCE)
-    await env.DB.prepare("DELETE FROM seen_events WHERE uuid IN (SELECT value FROM json_each(?))")
-      .bind(uuids)
+    await env.DB.prepare(`DELETE FROM seen_events WHERE ${SEEN_KEYS_IN}`)
+      .bind(JSON.stringify(keys))
       .run();
-  else await shardStub(env, source).deleteSeenRows(JSON.parse(uuids) as string[]);
+  else await shardStub(env, source).deleteSeenRows(keys);
   return rows.length;
 }
 
@@ -138,13 +138,22 @@ export async function moveEventState(
     retryAfter: 0,
   };
   if (layout.movingTo === null) {
-    if (layout.shards === to) return { ...report, done: true };
-    await env.DB.prepare(
-      `INSERT INTO event_layout (id, shards, moving_to, updated_at) VALUES (1, ?1, ?2, ?3)
-       ON CONFLICT (id) DO UPDATE SET moving_to = ?2, updated_at = ?3 WHERE moving_to IS NULL`,
-    )
-      .bind(layout.shards, to, new Date(now).toISOString())
-      .run();
+    if (layout.shards === to) {
+      // A finished move whose thaw failed half-way is thawed by asking again.
+      await setFrozen(env, layout.shards, false);
+      return { ...report, done: true };
+    }
+    // Cursors of an earlier move that did not finish are not this move's progress.
+    await env.DB.batch([
+      env.DB.prepare(
+        `INSERT INTO event_layout (id, shards, moving_to, updated_at) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET moving_to = ?2, updated_at = ?3 WHERE moving_to IS NULL`,
+      ).bind(layout.shards, to, new Date(now).toISOString()),
+      // Only when this call started the move (not a concurrent start with another count).
+      env.DB.prepare(
+        "DELETE FROM layout_move_cursors WHERE EXISTS (SELECT 1 FROM event_layout WHERE moving_to = ?1 AND updated_at = ?2)",
+      ).bind(to, new Date(now).toISOString()),
+    ]);
     resetLayoutCache();
     layout = await currentLayout(env.DB);
   }
@@ -153,6 +162,9 @@ export async function moveEventState(
       409,
       `a move to ${layout.movingTo} shard(s) is in progress: finish it first (run it again with to = ${layout.movingTo})`,
     );
+  // Every source shard refuses to count until the move is over, whatever layout a consumer
+  // still has cached (repeated each step: cheap, and covers a step that failed half-way).
+  await setFrozen(env, layout.shards, true);
   const settled = layout.since + SETTLE_MS;
   if (now < settled) return { ...report, retryAfter: Math.ceil((settled - now) / 1000) };
   const from = layout.shards;
@@ -227,12 +239,23 @@ export async function moveEventState(
 
   // Every source is exhausted: record the new layout; counting resumes with it.
   await handOverPending(env, from);
+  // Both only while this move is the recorded one (a late overlapping step changes nothing).
   await env.DB.batch([
     env.DB.prepare(
-      "UPDATE event_layout SET shards = ?, moving_to = NULL, updated_at = ? WHERE id = 1",
+      "DELETE FROM layout_move_cursors WHERE EXISTS (SELECT 1 FROM event_layout WHERE moving_to = ?1)",
+    ).bind(to),
+    env.DB.prepare(
+      "UPDATE event_layout SET shards = ?1, moving_to = NULL, updated_at = ?2 WHERE id = 1 AND moving_to = ?1",
     ).bind(to, new Date(now).toISOString()),
-    env.DB.prepare("DELETE FROM layout_move_cursors"),
   ]);
   resetLayoutCache();
+  await setFrozen(env, from, false);
   return { ...report, done: true };
+}
+
+/** Freezes (or thaws) shards 0…`shards`−1: a frozen shard counts nothing. */
+async function setFrozen(env: MoveEnv, shards: number, frozen: boolean): Promise<void> {
+  await Promise.all(
+    Array.from({ length: shards }, (_, index) => shardStub(env, index).setFrozen(frozen)),
+  );
 }

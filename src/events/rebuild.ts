@@ -46,6 +46,9 @@ import { VISITOR_COLUMNS, type VisitorTable } from "./shard-schema";
 import { readDerivedRows } from "./visitor-state";
 import { handOverPending, shardStub } from "./visitor-shard";
 
+/** A rebuild that cannot run now (the API answers 409). */
+export class RebuildRefused extends Error {}
+
 export interface RebuildOptions {
   /** Only this sdkKey; absent = every sdkKey found in the archive or in the live tables. */
   sdkKey?: string;
@@ -313,7 +316,11 @@ export async function rebuildAggregates(
   let written: Record<DerivedTable, number> | null = null;
   if (options.apply) {
     written = Object.fromEntries(DERIVED_TABLES.map((t) => [t, 0])) as Record<DerivedTable, number>;
-    const { shards } = await loadEventLayout(env);
+    const { shards, movingTo } = await loadEventLayout(env);
+    if (movingTo !== null)
+      throw new RebuildRefused(
+        `the event state is moving to ${movingTo} shard(s): apply after the move has finished`,
+      );
     // Entries the shards still hold would be added on top of the rebuilt aggregates: add them now.
     if (shards > 0) await handOverPending(env, shards);
     for (const sdkKey of sdkKeys) {

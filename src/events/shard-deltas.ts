@@ -44,7 +44,11 @@ export interface ShardCountResult {
    * reported as an uncaught exception of the object.
    */
   error?: string;
+  /** Set when the shard counted nothing because a move between layouts froze it. */
+  frozen?: boolean;
 }
 
-/** Entries a shard hands over per call: a bounded answer even after a long D1 outage. */
+/** Entries a shard hands over per call: a bounded answer even after a long D1 outage… */
 export const PENDING_LIMIT = 64;
+/** …and bytes (at least one entry is handed over, whatever its size). */
+export const PENDING_BYTES = 2 * 1024 * 1024;

@@ -96,6 +96,7 @@ export const SHARD_MIGRATIONS: readonly string[] = [
     sdk_key TEXT NOT NULL,
     experiment_id TEXT NOT NULL,
     purged_at INTEGER NOT NULL,
+    rows_left INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (sdk_key, experiment_id)
   ) WITHOUT ROWID;`,
 ];

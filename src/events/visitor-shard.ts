@@ -22,6 +22,7 @@ import { countSteps } from "./count-sql";
 import { shardName } from "./shard-map";
 import { applyShardEntries } from "./shard-apply";
 import {
+  PENDING_BYTES,
   PENDING_LIMIT,
   type DropDelta,
   type MetricDelta,
@@ -84,6 +85,9 @@ export interface ConverterQuery {
 type SqlValue = string | number | null | ArrayBuffer;
 type Cell = string | number | null;
 
+/** `(uuid, sdk_key)` among a JSON parameter of [uuid, sdkKey] pairs (D1 and shards alike). */
+export const SEEN_KEYS_IN = `(uuid, sdk_key) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`;
+
 /**
  * `SELECT rowid, …columns, visitor_id … WHERE rowid > ?1 ORDER BY rowid LIMIT ?2` over a
  * per-visitor table (the same SQL on D1 and on a shard; see readMovableRows).
@@ -93,7 +97,7 @@ export function movableRowsSql(table: VisitorTable): string {
   const columns = VISITOR_COLUMNS[table];
   if (table === "seen_events")
     return `SELECT s.rowid AS _rowid, ${columns.map((c) => `s.${c}`).join(", ")}, c.visitor_id AS _visitor
-      FROM seen_events AS s LEFT JOIN conversions AS c ON c.uuid = s.uuid
+      FROM seen_events AS s LEFT JOIN conversions AS c ON c.uuid = s.uuid AND c.sdk_key = s.sdk_key
       WHERE s.rowid > ?1 ORDER BY s.rowid LIMIT ?2`;
   // Aliased: D1's raw rows collapse columns of the same name.
   return `SELECT rowid AS _rowid, ${columns.join(", ")}, visitor_id AS _visitor FROM ${table}
@@ -182,30 +186,80 @@ export class VisitorShard extends DurableObject<Env> {
   /** Impressions of experiments whose rows were purged are not counted again (results are final). */
   private withoutPurged(plan: BatchPlan): BatchPlan {
     if (plan.candidates.length === 0) return plan;
-    const purged = this.sql
-      .exec<{ sdk_key: string; experiment_id: string }>(
-        "SELECT sdk_key, experiment_id FROM purged_experiments",
-      )
-      .toArray();
-    if (purged.length === 0) return plan;
-    const gone = new Set(purged.map((p) => `${p.sdk_key}\n${p.experiment_id}`));
+    const gone = new Set<string>();
+    for (const key of new Set(
+      plan.candidates.map((c) => JSON.stringify([c.sdkKey, c.experimentId])),
+    )) {
+      const [sdkKey, experimentId] = JSON.parse(key) as [string, string];
+      const hit = this.sql
+        .exec(
+          "SELECT 1 FROM purged_experiments WHERE sdk_key = ? AND experiment_id = ?",
+          sdkKey,
+          experimentId,
+        )
+        .toArray();
+      if (hit.length > 0) gone.add(key);
+    }
+    if (gone.size === 0) return plan;
     return {
       ...plan,
-      candidates: plan.candidates.filter((c) => !gone.has(`${c.sdkKey}\n${c.experimentId}`)),
+      candidates: plan.candidates.filter(
+        (c) => !gone.has(JSON.stringify([c.sdkKey, c.experimentId])),
+      ),
     };
   }
 
-  /** The entries D1 may not have yet, oldest first. */
+  /**
+   * The archived experiments to ignore, read from D1 once per object instance before its first
+   * count (a shard new to the layout learns them before it counts, not at its first alarm).
+   */
+  private purgeListSynced = false;
+
+  private async syncPurgeList(now: number): Promise<void> {
+    if (this.purgeListSynced) return;
+    const archived = await this.archivedExperiments(now);
+    this.ctx.storage.transactionSync(() => {
+      for (const { sdkKey, experimentId } of archived)
+        this.sql.exec(
+          "INSERT OR IGNORE INTO purged_experiments (sdk_key, experiment_id, purged_at) VALUES (?, ?, ?)",
+          sdkKey,
+          experimentId,
+          now,
+        );
+    });
+    this.purgeListSynced = true;
+  }
+
+  /** The experiments archived in some environment more than ARCHIVE_GRACE_MS ago. */
+  private async archivedExperiments(
+    now: number,
+  ): Promise<Array<{ sdkKey: string; experimentId: string }>> {
+    const since = new Date(now - ARCHIVE_GRACE_MS).toISOString();
+    const { results } = await this.env.DB.prepare(
+      `SELECT en.sdk_key, s.experiment_id FROM experiment_status AS s
+       JOIN environments AS en ON en.id = s.environment_id
+       WHERE s.status = 'Archived' AND s.updated_at <= ?`,
+    )
+      .bind(since)
+      .all<{ sdk_key: string; experiment_id: string }>();
+    return results.map((r) => ({ sdkKey: r.sdk_key, experimentId: r.experiment_id }));
+  }
+
+  /** The entries D1 may not have yet, oldest first, bounded by count and bytes. */
   private pendingEntries(): ShardEntry[] {
     const acked = this.meta("acked_seq") ?? 0;
-    return this.sql
-      .exec<{ body: string }>(
-        "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-        acked,
-        PENDING_LIMIT,
-      )
-      .toArray()
-      .map((row) => JSON.parse(row.body) as ShardEntry);
+    const out: ShardEntry[] = [];
+    let bytes = 0;
+    for (const row of this.sql.exec<{ body: string }>(
+      "SELECT body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+      acked,
+      PENDING_LIMIT,
+    )) {
+      bytes += row.body.length;
+      if (out.length > 0 && bytes > PENDING_BYTES) break;
+      out.push(JSON.parse(row.body) as ShardEntry);
+    }
+    return out;
   }
 
   private async ensureAlarm(): Promise<void> {
@@ -220,10 +274,23 @@ export class VisitorShard extends DurableObject<Env> {
    */
   async count(input: ShardCountInput): Promise<ShardCountResult> {
     this.migrate();
+    if (input.plan.candidates.length > 0)
+      try {
+        await this.syncPurgeList(Date.now());
+      } catch (error) {
+        // Not a reason to hold the batch back: the list is read again before the next count.
+        console.warn("splitstream: shard could not read the archived experiments from D1", error);
+      }
     const plan = this.withoutPurged(input.plan);
     let capped: string[] = [];
+    let frozen = false;
     try {
       this.ctx.storage.transactionSync(() => {
+        // Checked inside the transaction: no freeze can slip in between the check and the writes.
+        if (this.meta("frozen") === 1) {
+          frozen = true;
+          return;
+        }
         if (this.meta("shard") === null) this.setMeta("shard", input.shard);
         this.sql.exec("DELETE FROM variation_daily");
         this.sql.exec("DELETE FROM metric_daily");
@@ -270,6 +337,7 @@ export class VisitorShard extends DurableObject<Env> {
         error: error instanceof Error ? error.message : String(error),
       };
     }
+    if (frozen) return { capped: [], pending: [], frozen: true };
     await this.ensureAlarm();
     return { capped, pending: this.pendingEntries() };
   }
@@ -319,33 +387,62 @@ export class VisitorShard extends DurableObject<Env> {
   }
 
   /**
-   * Deletes the exposures and converters of `experiments` and ignores their impressions from now
-   * on (their results in D1 stay as they are).
+   * Ignores the impressions of `experiments` from now on and deletes their exposures, PRUNE_CHUNK
+   * rows per statement, at most 2 · PRUNE_ROUNDS statements per call; what is left goes with the
+   * next call (the alarm's). Without exposures no later conversion is attributed to them, so their
+   * results in D1 stay as they are. Their converters rows stay: a capped metric's results read
+   * the visitors' totals there (docs/statistics.md "Capping"), and they no longer change.
    */
   async purgeExperiments(
     experiments: Array<{ sdkKey: string; experimentId: string }>,
     now: number,
   ): Promise<number> {
     this.migrate();
-    let deleted = 0;
     this.ctx.storage.transactionSync(() => {
-      for (const { sdkKey, experimentId } of experiments) {
-        for (const table of ["exposures", "converters"]) {
-          this.sql.exec(
-            `DELETE FROM ${table} WHERE sdk_key = ? AND experiment_id = ?`,
-            sdkKey,
-            experimentId,
-          );
-          deleted += this.changes();
-        }
+      for (const { sdkKey, experimentId } of experiments)
         this.sql.exec(
           "INSERT OR IGNORE INTO purged_experiments (sdk_key, experiment_id, purged_at) VALUES (?, ?, ?)",
           sdkKey,
           experimentId,
           now,
         );
-      }
     });
+    return this.deletePurgedRows();
+  }
+
+  /** Deletes (bounded) the rows of purged experiments that still have some. */
+  private deletePurgedRows(): number {
+    let deleted = 0;
+    let rounds = 0;
+    const todo = this.sql
+      .exec<{ sdk_key: string; experiment_id: string }>(
+        "SELECT sdk_key, experiment_id FROM purged_experiments WHERE rows_left = 1",
+      )
+      .toArray();
+    for (const { sdk_key, experiment_id } of todo) {
+      let left = false;
+      for (const table of ["exposures"]) {
+        for (;;) {
+          if (rounds++ >= PRUNE_ROUNDS * 2) return deleted;
+          this.sql.exec(
+            `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE sdk_key = ? AND experiment_id = ? LIMIT ?)`,
+            sdk_key,
+            experiment_id,
+            PRUNE_CHUNK,
+          );
+          const n = this.changes();
+          deleted += n;
+          if (n < PRUNE_CHUNK) break;
+          left = true;
+        }
+      }
+      if (!left)
+        this.sql.exec(
+          "UPDATE purged_experiments SET rows_left = 0 WHERE sdk_key = ? AND experiment_id = ?",
+          sdk_key,
+          experiment_id,
+        );
+    }
     return deleted;
   }
 
@@ -388,26 +485,26 @@ export class VisitorShard extends DurableObject<Env> {
     return [...this.sql.exec(movableRowsSql(table), after, limit).raw()] as Cell[][];
   }
 
-  /** The seen_events rows of `uuids` (a move takes an exposure's dedupe key along with it). */
-  async readSeenRows(uuids: string[]): Promise<Cell[][]> {
+  /**
+   * The seen_events rows of `keys` ([uuid, sdkKey] pairs: a move takes an exposure's dedupe key
+   * along with it).
+   */
+  async readSeenRows(keys: Array<[string, string]>): Promise<Cell[][]> {
     this.migrate();
     return [
       ...this.sql
         .exec(
-          `SELECT ${VISITOR_COLUMNS.seen_events.join(", ")} FROM seen_events WHERE uuid IN (SELECT value FROM json_each(?))`,
-          JSON.stringify(uuids),
+          `SELECT ${VISITOR_COLUMNS.seen_events.join(", ")} FROM seen_events WHERE ${SEEN_KEYS_IN}`,
+          JSON.stringify(keys),
         )
         .raw(),
     ] as Cell[][];
   }
 
-  /** Deletes the seen_events rows of `uuids` (after a move copied them). */
-  async deleteSeenRows(uuids: string[]): Promise<void> {
+  /** Deletes the seen_events rows of `keys` ([uuid, sdkKey] pairs, after a move copied them). */
+  async deleteSeenRows(keys: Array<[string, string]>): Promise<void> {
     this.migrate();
-    this.sql.exec(
-      "DELETE FROM seen_events WHERE uuid IN (SELECT value FROM json_each(?))",
-      JSON.stringify(uuids),
-    );
+    this.sql.exec(`DELETE FROM seen_events WHERE ${SEEN_KEYS_IN}`, JSON.stringify(keys));
   }
 
   /** Inserts rows of a per-visitor table (a move or a rebuild); existing keys are kept. */
@@ -428,6 +525,14 @@ export class VisitorShard extends DurableObject<Env> {
         );
         written += this.changes();
       }
+      // Exposures of an experiment this shard already purged (a move brought them from a shard
+      // that had not finished): purge them again at the next upkeep.
+      if (table === "exposures")
+        this.sql.exec(
+          `UPDATE purged_experiments SET rows_left = 1 WHERE rows_left = 0 AND EXISTS (
+             SELECT 1 FROM exposures AS e WHERE e.sdk_key = purged_experiments.sdk_key
+               AND e.experiment_id = purged_experiments.experiment_id)`,
+        );
     });
     await this.ensureAlarm();
     return written;
@@ -568,46 +673,64 @@ export class VisitorShard extends DurableObject<Env> {
       }));
   }
 
-  /** Upkeep: hand over stale entries, prune, purge archived experiments, plan the next run. */
+  /**
+   * Upkeep: plan the next run first (a failing step must not stop the upkeep for good), then
+   * prune, purge archived experiments and hand over stale entries — each on its own, so that a
+   * D1 that refuses the hand-over does not stop retention.
+   */
   override async alarm(): Promise<void> {
     this.migrate();
     const now = Date.now();
-    const pending = this.pendingEntries();
-    if (pending.length > 0) {
-      await applyShardEntries(this.env.DB, pending);
-      await this.ack(pending[pending.length - 1]!.seq);
-    }
-    await this.prune(retentionCutoff(now));
-    await this.purgeArchived(now);
     const holdsState = VISITOR_TABLES.some(
       (table) => this.sql.exec(`SELECT 1 FROM ${table} LIMIT 1`).toArray().length > 0,
     );
     if (holdsState || this.pendingEntries().length > 0)
       await this.ctx.storage.setAlarm(now + MAINTENANCE_INTERVAL_MS);
+    const failures: unknown[] = [];
+    const step = async (what: string, run: () => Promise<unknown>) => {
+      try {
+        await run();
+      } catch (error) {
+        console.error(
+          `splitstream: shard ${this.meta("shard") ?? "?"} upkeep: ${what} failed`,
+          error,
+        );
+        failures.push(error);
+      }
+    };
+    await step("pruning", () => this.prune(retentionCutoff(now)));
+    await step("purging archived experiments", async () => {
+      const known = new Set(
+        this.sql
+          .exec<{ sdk_key: string; experiment_id: string }>(
+            "SELECT sdk_key, experiment_id FROM purged_experiments",
+          )
+          .toArray()
+          .map((p) => JSON.stringify([p.sdk_key, p.experiment_id])),
+      );
+      const archived = (await this.archivedExperiments(now)).filter(
+        (a) => !known.has(JSON.stringify([a.sdkKey, a.experimentId])),
+      );
+      await this.purgeExperiments(archived, now);
+    });
+    await step("handing entries over to D1", async () => {
+      // A backlog drains page by page (bounded per run).
+      for (let page = 0; page < 20; page++) {
+        const pending = this.pendingEntries();
+        if (pending.length === 0) return;
+        await applyShardEntries(this.env.DB, pending);
+        await this.ack(pending[pending.length - 1]!.seq);
+      }
+    });
+    // Nothing is retried sooner than the next hourly run: the failures are logged above.
+    if (failures.length > 0 && !holdsState)
+      await this.ctx.storage.setAlarm(now + MAINTENANCE_INTERVAL_MS);
   }
 
-  /** Purges the experiments archived in some environment more than ARCHIVE_GRACE_MS ago. */
-  private async purgeArchived(now: number): Promise<void> {
-    const since = new Date(now - ARCHIVE_GRACE_MS).toISOString();
-    const { results } = await this.env.DB.prepare(
-      `SELECT en.sdk_key, s.experiment_id FROM experiment_status AS s
-       JOIN environments AS en ON en.id = s.environment_id
-       WHERE s.status = 'Archived' AND s.updated_at <= ?`,
-    )
-      .bind(since)
-      .all<{ sdk_key: string; experiment_id: string }>();
-    const done = new Set(
-      this.sql
-        .exec<{ sdk_key: string; experiment_id: string }>(
-          "SELECT sdk_key, experiment_id FROM purged_experiments",
-        )
-        .toArray()
-        .map((p) => `${p.sdk_key}\n${p.experiment_id}`),
-    );
-    const todo = results
-      .filter((r) => !done.has(`${r.sdk_key}\n${r.experiment_id}`))
-      .map((r) => ({ sdkKey: r.sdk_key, experimentId: r.experiment_id }));
-    if (todo.length > 0) await this.purgeExperiments(todo, now);
+  /** Stops (`true`) or resumes counting on this shard (a move between layouts, src/events/layout-move.ts). */
+  async setFrozen(frozen: boolean): Promise<void> {
+    this.migrate();
+    this.ctx.storage.transactionSync(() => this.setMeta("frozen", frozen ? 1 : 0));
   }
 }
 

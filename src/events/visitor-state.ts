@@ -96,14 +96,23 @@ export async function readVisitorState(
  */
 export interface ShardConverters {
   count(q: ConverterQuery): Promise<number>;
-  /** The rank-th smallest (1-based) per-visitor total; 0 without converters. */
-  totalAtRank(q: ConverterQuery, rank: number): Promise<number>;
+  /**
+   * The rank-th smallest (1-based) per-visitor total; 0 without converters; null when finding it
+   * across shards would move more than MAX_RANK_VALUES totals per shard.
+   */
+  totalAtRank(q: ConverterQuery, rank: number): Promise<number | null>;
   cappedSums(
     q: ConverterQuery,
     bound: "absolute" | "upper",
     threshold: number,
   ): Promise<Array<{ variationId: string; sum: number; sumSq: number; capped: number }>>;
 }
+
+/**
+ * Most per-visitor totals one shard sends for a percentile cap (≈ 0.8 MB): a cap near the middle
+ * of millions of converters is refused rather than held in one isolate's memory.
+ */
+export const MAX_RANK_VALUES = 100_000;
 
 /** The shards' converters, or null when the layout keeps them in D1. */
 export async function shardConverters(env: StateEnv): Promise<ShardConverters | null> {
@@ -122,6 +131,7 @@ export async function shardConverters(env: StateEnv): Promise<ShardConverters | 
       if (n === 0 || rank < 1) return 0;
       const k = Math.min(rank, n);
       const fromTop = n - k + 1;
+      if (Math.min(k, fromTop) > MAX_RANK_VALUES) return null;
       if (k <= fromTop) {
         const values = (await all((i) => shardStub(env, i).converterTotals(q, "asc", k))).flat();
         values.sort((a, b) => a - b);

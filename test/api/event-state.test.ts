@@ -104,9 +104,10 @@ describe("event state API", () => {
     expect(waiting.retryAfter).toBeGreaterThan(0);
     // As if the wait were over.
     await env.DB.prepare("UPDATE event_layout SET updated_at = '2000-01-01T00:00:00.000Z'").run();
-    // Another count while this move runs: 409.
+    // Another count while this move runs: 409; so is a rebuild's apply.
     const other = await api("POST", "/admin/event-layout/move", { body: { to: 5 } });
     expect(other.status).toBe(409);
+    await apiJson("POST", "/admin/rebuild", 409, { body: { sdkKey, apply: true } });
     let done = false;
     for (let i = 0; i < 100 && !done; i++)
       done = (

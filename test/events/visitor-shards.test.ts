@@ -15,7 +15,7 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { foldEvents, utcDay } from "../../src/events/aggregate";
+import { foldEvents, planBatch, utcDay } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
 import {
   DEFAULT_EVENT_SHARDS,
@@ -189,7 +189,6 @@ describe("the hand-over from the shards to D1, exactly once", () => {
     });
     expect(result.pending).toEqual([]);
     // Count one impression on the shard directly, then add its entry twice.
-    const { planBatch } = await import("../../src/events/aggregate");
     const counted = await stub.count({
       shard,
       attempt: uid("attempt"),
@@ -369,7 +368,13 @@ describe("upkeep in the shards", () => {
     await runInDurableObject(stub, async (instance) => instance.alarm());
     const state = await readVisitorState(env, sdk, "alice");
     expect(state.exposures.map((e) => e.experiment_id)).toEqual(["kept"]);
-    expect(state.converters.map((c) => c.experiment_id)).toEqual(["kept"]);
+    // Converters stay (a capped metric's results read their totals) and no longer change.
+    expect(state.converters.map((c) => c.experiment_id).sort()).toEqual(["kept", x].sort());
+    const totalsBefore = state.converters.find((c) => c.experiment_id === x);
+    await deliver([conv(sdk, { timestamp: T0 + 5000 })]);
+    const later = await readVisitorState(env, sdk, "alice");
+    expect(later.converters.find((c) => c.experiment_id === x)).toEqual(totalsBefore);
+    expect(later.converters.find((c) => c.experiment_id === "kept")?.events).toBe(2);
     const results = await visitors(sdk);
     expect(results[`${x}/${va!.id}`]).toBe(1);
     // A late impression of the archived experiment is not counted again.
@@ -458,6 +463,14 @@ describe("moving per-visitor state between layouts", () => {
     const first = await moveEventState(env, 6, { maxRows: 500 });
     expect(first).toMatchObject({ done: false, moved: { exposures: 0 } });
     expect(first.retryAfter).toBe(SETTLE_MS / 1000);
+    // The old shards refuse to count from the first step on, whatever layout a consumer cached.
+    const probe = await shardStub(env, 0).count({
+      shard: 0,
+      attempt: uid("attempt"),
+      receivedAt: Date.now(),
+      plan: planBatch([imp(sdk, { visitorId: "late" })]),
+    });
+    expect(probe).toEqual({ capped: [], pending: [], frozen: true });
     for (;;) {
       const report = await moveEventState(env, 6, { maxRows: 500, now: Date.now() + SETTLE_MS });
       moved += report.moved.exposures;
@@ -468,6 +481,14 @@ describe("moving per-visitor state between layouts", () => {
     );
     resetLayoutCache();
     expect((await loadEventLayout(env)).shards).toBe(6);
+    // Thawed once the move is over.
+    const after = await shardStub(env, 0).count({
+      shard: 0,
+      attempt: uid("attempt"),
+      receivedAt: Date.now(),
+      plan: planBatch([]),
+    });
+    expect(after.error).toBeUndefined();
     for (const v of movers)
       expect((await readVisitorState(env, sdk, v)).shard).toBe(shardOf(sdk, v, 6));
     await expectFold(sdk, all, "after the move");

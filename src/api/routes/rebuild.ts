@@ -9,7 +9,8 @@ import type { ApiApp } from "../context";
 import { requireRole } from "../http/auth";
 import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
 import { RebuildBodySchema, RebuildReportSchema } from "../schemas/rebuild";
-import { rebuildAggregates } from "../../events/rebuild";
+import { RebuildRefused, rebuildAggregates } from "../../events/rebuild";
+import { conflict } from "../errors";
 
 export function registerRebuildRoutes(app: ApiApp): void {
   app.openapi(
@@ -26,7 +27,7 @@ export function registerRebuildRoutes(app: ApiApp): void {
       },
       responses: {
         200: jsonResponse(RebuildReportSchema, "The comparison (and what apply wrote)"),
-        ...errorResponses(400, 401, 403, 413, 415, 422),
+        ...errorResponses(400, 401, 403, 409, 413, 415, 422),
       },
     }),
     async (c) => {
@@ -34,6 +35,8 @@ export function registerRebuildRoutes(app: ApiApp): void {
       const report = await rebuildAggregates(c.env, {
         apply: body?.apply ?? false,
         ...(body?.sdkKey === undefined ? {} : { sdkKey: body.sdkKey }),
+      }).catch((error: unknown) => {
+        throw error instanceof RebuildRefused ? conflict(error.message) : error;
       });
       return c.json(report, 200);
     },

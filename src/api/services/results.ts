@@ -182,10 +182,19 @@ async function capMetric(
     if (n === 0) return { report: { ...report, reason: "no converting visitors yet" }, sums };
     // Nearest rank: the smallest total with at least `value` of the converting visitors at or below it.
     const rank = Math.max(1, Math.ceil(capping.value * n));
-    threshold = await converters.totalAtRank(
+    const atRank = await converters.totalAtRank(
       { sdkKey, experimentId, eventId: metric.eventId, total },
       rank,
     );
+    if (atRank === null)
+      return {
+        report: {
+          ...report,
+          reason: `not applied: a percentile cap this far from the tails of ${n} converting visitors is not computed across visitor shards (use an absolute cap, or a percentile nearer 0 or 1)`,
+        },
+        sums,
+      };
+    threshold = atRank;
   }
   // Absolute: |x| ≤ value (a refund is an outlier too); percentile: the upper tail only.
   const rows = await converters.cappedSums(
