@@ -44,7 +44,10 @@ export async function execWhereVisitorLives(
       .run();
     return;
   }
-  await runInDurableObject(shardStub(env, shardOf(sdkKey, visitorId, shards)), (_, state) => {
+  const stub = shardStub(env, shardOf(sdkKey, visitorId, shards));
+  // Any call creates the shard's schema first (a shard nobody has counted on has no tables yet).
+  await stub.pending();
+  await runInDurableObject(stub, (_, state) => {
     state.storage.sql.exec(sql, ...params);
   });
 }
