@@ -8,7 +8,8 @@
  *    attributed to every experiment whose earliest impression came at or before them (converters,
  *    metric_daily) — whatever the order in which the queue delivers impressions and conversions.
  *    Where depends on the recorded layout (src/events/event-layout.ts, docs/scaling.md):
- *    - D1 (0 shards): ONE atomic D1 batch of at most 12 statements;
+ *    - D1 (0 shards): ONE atomic D1 batch of at most 12 statements, after a fence that fails it
+ *      while a move to shards runs;
  *    - N visitor shards: the batch split by visitor shard (src/events/shard-map.ts), each part
  *      counted by its shard in one transaction (src/events/visitor-shard.ts), the aggregate deltas
  *      the shards hand over added to D1 in one transaction, exactly once (src/events/shard-apply.ts);
@@ -150,6 +151,20 @@ async function countSplitting(
 }
 
 /** The single-database layout: the whole plan in one D1 batch (one transaction). */
+/**
+ * The D1 layout's fence against a move (src/events/layout-move.ts): first in the counting
+ * transaction, it fails it — a primary-key conflict naming `event_layout.id` — while a move is
+ * recorded, whatever layout this isolate has cached. The shards have their freeze instead.
+ */
+const SQL_MOVE_FENCE = `INSERT INTO event_layout (id, shards, moving_to, updated_at)
+  SELECT 1, 0, NULL, 'fence' WHERE EXISTS (SELECT 1 FROM event_layout WHERE moving_to IS NOT NULL)`;
+
+/** The fence's refusal (SQLite's message names the conflicting column). */
+const isFenceError = (error: unknown): boolean =>
+  /UNIQUE constraint failed: event_layout\.id/.test(
+    error instanceof Error ? error.message : String(error),
+  );
+
 function d1Counter(env: Env, capOf: CapOf, now: number): Counter {
   return async (items) => {
     const plan = planBatch(
@@ -157,8 +172,20 @@ function d1Counter(env: Env, capOf: CapOf, now: number): Counter {
       capOf,
     );
     // One D1 batch = one transaction: dedupe rows and counts commit together or not at all.
-    const results = await env.DB.batch(countStatements(env.DB, plan, crypto.randomUUID(), now));
-    return { capped: cappedUuids(plan, results) };
+    let results: D1Result[];
+    try {
+      results = await env.DB.batch([
+        env.DB.prepare(SQL_MOVE_FENCE),
+        ...countStatements(env.DB, plan, crypto.randomUUID(), now),
+      ]);
+    } catch (error) {
+      if (isFenceError(error))
+        throw new MovingRetry("a move between layouts started: counting in D1 waits", {
+          cause: error,
+        });
+      throw error;
+    }
+    return { capped: cappedUuids(plan, results.slice(1)) };
   };
 }
 

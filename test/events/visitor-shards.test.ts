@@ -289,6 +289,29 @@ describe("the recorded layout", () => {
     );
   });
 
+  it("a consumer on the D1 layout that has not seen a move yet is stopped by the fence in its transaction", async () => {
+    await useLayout(0);
+    const sdk = uid("sdk");
+    // This isolate caches layout 0 (no move)…
+    expect((await deliver([imp(sdk)])).ackAll).toBe(true);
+    // …then a move starts, recorded in D1 only.
+    await env.DB.prepare("UPDATE event_layout SET moving_to = 4").run();
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const result = await deliver([imp(sdk, { visitorId: "bob" }), conv(sdk)]);
+    expect(result.retryBatch.retry).toBe(true);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/counting in D1 waits/);
+    // Nothing of that batch was counted (one transaction, rolled back).
+    expect(await visitors(sdk)).toEqual({ "exp/A": 1 });
+    expect(await events(sdk)).toEqual({});
+    const seen = await env.DB.prepare("SELECT count(*) AS n FROM seen_events WHERE sdk_key = ?")
+      .bind(sdk)
+      .first<{ n: number }>();
+    expect(seen?.n).toBe(1);
+    await useLayout(0);
+    expect((await deliver([imp(sdk, { visitorId: "bob" }), conv(sdk)])).ackAll).toBe(true);
+    expect(await visitors(sdk)).toEqual({ "exp/A": 2 });
+  });
+
   it("while a move runs the consumer counts nothing and retries", async () => {
     await useLayout(4);
     await env.DB.prepare("UPDATE event_layout SET moving_to = 8").run();
