@@ -85,6 +85,20 @@ export interface ConverterQuery {
 type SqlValue = string | number | null | ArrayBuffer;
 type Cell = string | number | null;
 
+/** The per-visitor tables one visitor's inspection shows. */
+export type VisitorRowsTable = "exposures" | "conversions" | "converters";
+
+const VISITOR_ROWS_ORDER: Record<VisitorRowsTable, string> = {
+  exposures: "first_at, uuid",
+  conversions: "timestamp, uuid",
+  converters: "experiment_id, event_id",
+};
+
+/** One visitor's rows of `table` (?1 sdkKey, ?2 visitor id), the same SQL on D1 and on a shard. */
+export function visitorRowsSql(table: VisitorRowsTable): string {
+  return `SELECT ${VISITOR_COLUMNS[table].join(", ")} FROM ${table} WHERE sdk_key = ?1 AND visitor_id = ?2 ORDER BY ${VISITOR_ROWS_ORDER[table]}`;
+}
+
 /** `(uuid, sdk_key)` among a JSON parameter of [uuid, sdkKey] pairs (D1 and shards alike). */
 export const SEEN_KEYS_IN = `(uuid, sdk_key) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`;
 
@@ -578,18 +592,12 @@ export class VisitorShard extends DurableObject<Env> {
     visitorId: string,
   ): Promise<Record<"exposures" | "conversions" | "converters", Record<string, SqlValue>[]>> {
     this.migrate();
-    const rows = (table: string, order: string) =>
-      this.sql
-        .exec<Record<string, SqlValue>>(
-          `SELECT ${VISITOR_COLUMNS[table as VisitorTable].join(", ")} FROM ${table} WHERE sdk_key = ? AND visitor_id = ? ORDER BY ${order}`,
-          sdkKey,
-          visitorId,
-        )
-        .toArray();
+    const rows = (table: VisitorRowsTable) =>
+      this.sql.exec<Record<string, SqlValue>>(visitorRowsSql(table), sdkKey, visitorId).toArray();
     return {
-      exposures: rows("exposures", "first_at, uuid"),
-      conversions: rows("conversions", "timestamp, uuid"),
-      converters: rows("converters", "experiment_id, event_id"),
+      exposures: rows("exposures"),
+      conversions: rows("conversions"),
+      converters: rows("converters"),
     };
   }
 

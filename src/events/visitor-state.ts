@@ -9,7 +9,12 @@ import { loadEventLayout } from "./event-layout";
 import { shardOf } from "./shard-map";
 import { VISITOR_COLUMNS, VISITOR_TABLES, type VisitorTable } from "./shard-schema";
 import { readTableRows, type DerivedTable, type Row } from "./tables";
-import { shardStub, type ConverterQuery } from "./visitor-shard";
+import {
+  shardStub,
+  visitorRowsSql,
+  type ConverterQuery,
+  type VisitorRowsTable,
+} from "./visitor-shard";
 
 type StateEnv = Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS">;
 
@@ -74,19 +79,13 @@ export async function readVisitorState(
       converters: rows.converters as StateRow[],
     };
   }
-  const rows = async (table: "exposures" | "conversions" | "converters", order: string) =>
-    (
-      await env.DB.prepare(
-        `SELECT ${VISITOR_COLUMNS[table].join(", ")} FROM ${table} WHERE sdk_key = ? AND visitor_id = ? ORDER BY ${order}`,
-      )
-        .bind(sdkKey, visitorId)
-        .all<StateRow>()
-    ).results;
+  const rows = async (table: VisitorRowsTable) =>
+    (await env.DB.prepare(visitorRowsSql(table)).bind(sdkKey, visitorId).all<StateRow>()).results;
   return {
     shard: null,
-    exposures: await rows("exposures", "first_at, uuid"),
-    conversions: await rows("conversions", "timestamp, uuid"),
-    converters: await rows("converters", "experiment_id, event_id"),
+    exposures: await rows("exposures"),
+    conversions: await rows("conversions"),
+    converters: await rows("converters"),
   };
 }
 
