@@ -30,6 +30,7 @@ import { compactArchive } from "./events/archive-parquet";
 
 // The visitor shards' Durable Object class (wrangler.toml `durable_objects`, docs/scaling.md).
 export { VisitorShard } from "./events/visitor-shard";
+export { RebuildJob } from "./events/rebuild-job";
 
 const RESERVED_PREFIX = "/_ss/";
 

@@ -5,8 +5,10 @@
  * - `splitstream conversions import FILE` reads offline conversions from NDJSON or CSV, checks
  *   every line locally (nothing is sent when a line is malformed), then posts them to
  *   `POST /conversions` in requests of at most 1000 and reports refused items by file line;
- * - `splitstream rebuild [--apply] [--sdk-key K]` calls `POST /admin/rebuild` and prints the
- *   comparison; exit status 1 when the live tables differ and nothing was applied;
+ * - `splitstream rebuild [--apply] [--sdk-key K] [--chunk-objects N]` starts a rebuild job
+ *   (`POST /admin/rebuild`), follows its progress (`GET /admin/rebuild`) and prints the
+ *   comparison; exit status 1 when the live tables differ and nothing was applied, or the job
+ *   failed; `splitstream rebuild status|apply|cancel` show, apply or cancel the current job;
  * - `splitstream events layout [--stats]` and `splitstream events move --to N` show and change
  *   where per-visitor event state lives (docs/scaling.md), calling the move's API step until done.
  */
@@ -20,9 +22,13 @@ export const EVENTS_USAGE = `Usage (event data; same --api-url / --token as abov
       "revenue"?,"value"?,"tags"?} per line) or CSV (header: visitorId,eventKey,uuid and any of
       timestamp,revenue,value; timestamp in ms or ISO 8601); every line is checked first, nothing
       is sent if one is malformed; sent in requests of 1000; exit 1 if the API refused any
-  splitstream rebuild [--apply] [--sdk-key KEY]
-      recompute the event aggregates from the R2 archive and compare them with D1; --apply
-      replaces the live rows with the rebuilt ones; exit 1 when they differ (without --apply)
+  splitstream rebuild [--apply] [--sdk-key KEY] [--chunk-objects N] [--no-wait]
+      recompute the event state from the R2 archive (a job of bounded steps, progress on
+      stderr) and compare it with the live rows; --apply replaces the live rows with the
+      rebuilt ones once compared; exit 1 when they differ (without --apply) or the job failed
+  splitstream rebuild status | apply | cancel
+      the current job's progress and report; apply a compared job; cancel a job (its rows
+      are dropped, the live ones stay)
   splitstream events layout [--stats]
       where per-visitor event state lives: D1 (0) or N visitor shards; --stats adds each
       shard's size, row counts and pending entries
@@ -46,6 +52,8 @@ const OPTIONS = {
   to: { type: "string" },
   "max-rows": { type: "string" },
   stats: { type: "boolean", default: false },
+  "chunk-objects": { type: "string" },
+  "no-wait": { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -205,6 +213,7 @@ interface RebuildReportJson {
   eventsRead: number;
   eventsFolded: number;
   duplicates: number;
+  excluded?: number;
   invalidLines: number;
   tables: Record<string, { live: number; rebuilt: number; differences: number }>;
   differences: Array<{
@@ -224,7 +233,7 @@ const SHOWN_DIFFERENCES = 20;
 export function renderRebuild(r: RebuildReportJson): string {
   const lines = [
     `sdkKeys: ${r.sdkKeys.length ? r.sdkKeys.join(", ") : "(none)"}`,
-    `archive: ${r.objectsRead} objects, ${r.eventsRead} event lines, ${r.eventsFolded} distinct events folded, ${r.duplicates} duplicates, ${r.invalidLines} invalid lines`,
+    `archive: ${r.objectsRead} objects, ${r.eventsRead} event lines, ${r.eventsFolded} distinct events counted, ${r.duplicates} duplicates, ${r.excluded ?? 0} excluded (not counted live), ${r.invalidLines} invalid lines`,
   ];
   const rows = Object.entries(r.tables).map(([t, c]) => [
     t,
@@ -243,6 +252,49 @@ export function renderRebuild(r: RebuildReportJson): string {
     );
   if (total > SHOWN_DIFFERENCES) lines.push(`  … (--json lists up to 1000)`);
   if (r.applied) lines.push("applied: the live rows were replaced with the rebuilt ones");
+  return lines.join("\n");
+}
+
+interface RebuildJobJson {
+  id: string;
+  status: string;
+  phase: string;
+  steps: number;
+  progress: {
+    objectsRead: number;
+    eventsRead: number;
+    excluded: number;
+    sdkKeysCompared: number;
+    sdkKeys: number;
+  };
+  error: string | null;
+  failures: number;
+  report: RebuildReportJson | null;
+}
+
+/** Statuses after which a job does nothing until asked. */
+const SETTLED = new Set(["compared", "applied", "cancelled", "failed"]);
+
+/** One progress line of a rebuild job. */
+export function renderRebuildProgress(j: RebuildJobJson): string {
+  const p = j.progress;
+  const compare =
+    p.sdkKeys > 0 && (j.phase === "comparing" || j.phase === "applying")
+      ? `, ${j.phase === "applying" ? "applied" : "compared"} ${p.sdkKeysCompared}/${p.sdkKeys} sdkKey(s)`
+      : "";
+  const failing = j.failures > 0 && j.status !== "failed" ? ` (retrying: ${j.error})` : "";
+  return `rebuild ${j.id}: ${j.status}/${j.phase}, step ${j.steps}: ${p.objectsRead} objects, ${p.eventsRead} event lines, ${p.excluded} excluded${compare}${failing}`;
+}
+
+/** `splitstream rebuild status` as text. */
+export function renderRebuildJob(j: RebuildJobJson): string {
+  const lines = [renderRebuildProgress(j)];
+  if (j.status === "failed") lines.push(`failed: ${j.error ?? "(no reason)"}`);
+  if (j.report) lines.push(renderRebuild(j.report));
+  if (j.status === "compared")
+    lines.push(
+      "`splitstream rebuild apply` replaces the live rows; `splitstream rebuild cancel` drops the rebuilt ones",
+    );
   return lines.join("\n");
 }
 
@@ -285,6 +337,29 @@ export function renderLayout(l: EventLayoutJson): string {
   return lines.join("\n");
 }
 
+/** Milliseconds between two progress reads of a rebuild (SPLITSTREAM_POLL_MS overrides it). */
+function pollInterval(): number {
+  const ms = Number(process.env.SPLITSTREAM_POLL_MS);
+  return Number.isFinite(ms) && ms >= 0 ? ms : 1000;
+}
+
+/** Reads the job until it settles, printing a progress line to stderr when it changes. */
+async function followRebuild(
+  o: ReturnType<typeof apiOptions>,
+  started: RebuildJobJson,
+): Promise<RebuildJobJson> {
+  let job = started;
+  let last = "";
+  for (;;) {
+    const line = renderRebuildProgress(job);
+    if (!o.json && line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    if (SETTLED.has(job.status)) return job;
+    await new Promise((resolve) => setTimeout(resolve, pollInterval()));
+    job = (await callApi(o, "GET", "/admin/rebuild")) as RebuildJobJson;
+  }
+}
+
 /** Runs `splitstream conversions …`, `splitstream rebuild …` and `splitstream events …`. */
 export async function runEventsCommand(group: string, args: string[]): Promise<number> {
   let parsed;
@@ -300,16 +375,51 @@ export async function runEventsCommand(group: string, args: string[]): Promise<n
   }
 
   if (group === "rebuild") {
-    if (positionals.length > 0)
-      throw new CliError(`rebuild takes no arguments\n\n${EVENTS_USAGE}`, 2);
+    const action = positionals[0];
+    if (
+      positionals.length > 1 ||
+      (action !== undefined && !["status", "apply", "cancel"].includes(action))
+    )
+      throw new CliError(`rebuild takes status, apply, cancel or nothing\n\n${EVENTS_USAGE}`, 2);
     const o = apiOptions(values);
-    const body = {
-      apply: values.apply === true,
-      ...(values["sdk-key"] === undefined ? {} : { sdkKey: values["sdk-key"] }),
-    };
-    const report = (await callApi(o, "POST", "/admin/rebuild", body)) as RebuildReportJson;
-    print(o, report, renderRebuild);
-    return report.matches || report.applied ? 0 : 1;
+    if (action === "status") {
+      const job = (await callApi(o, "GET", "/admin/rebuild")) as RebuildJobJson;
+      print(o, job, renderRebuildJob);
+      return job.status === "failed" ? 1 : 0;
+    }
+    if (action === "cancel") {
+      let job = (await callApi(o, "POST", "/admin/rebuild/cancel")) as RebuildJobJson;
+      if (!values["no-wait"]) job = await followRebuild(o, job);
+      print(o, job, renderRebuildJob);
+      return 0;
+    }
+    let job: RebuildJobJson;
+    if (action === "apply")
+      job = (await callApi(o, "POST", "/admin/rebuild/apply")) as RebuildJobJson;
+    else {
+      const chunk = values["chunk-objects"];
+      if (chunk !== undefined && !/^\d{1,4}$/.test(chunk))
+        throw new CliError("--chunk-objects must be a whole number (1–500)", 2);
+      const body = {
+        apply: values.apply === true,
+        ...(values["sdk-key"] === undefined ? {} : { sdkKey: values["sdk-key"] }),
+        ...(chunk === undefined ? {} : { chunkObjects: Number(chunk) }),
+      };
+      job = (await callApi(o, "POST", "/admin/rebuild", body)) as RebuildJobJson;
+    }
+    if (values["no-wait"]) {
+      print(o, job, renderRebuildJob);
+      return 0;
+    }
+    job = await followRebuild(o, job);
+    if (job.status === "failed")
+      throw new CliError(`rebuild ${job.id} failed: ${job.error ?? "(no reason)"}`);
+    if (job.report === null) {
+      print(o, job, renderRebuildJob);
+      return 1;
+    }
+    print(o, job.report, renderRebuild);
+    return job.report.matches || job.report.applied ? 0 : 1;
   }
 
   if (group === "events" && positionals[0] === "layout" && positionals.length === 1) {

@@ -86,17 +86,21 @@ export function isInputError(error: unknown): boolean {
 }
 
 /** A batch that must be retried whole (R2, a transient D1 failure, or nothing could be counted). */
-class RetryBatch extends Error {}
+export class RetryBatch extends Error {}
 
 /** Seconds a batch waits while a move between layouts runs (it counts nothing meanwhile). */
 const MOVING_RETRY_DELAY_S = 60;
 
 /** The batch waits for a move between layouts to finish. */
-class MovingRetry extends RetryBatch {}
+export class MovingRetry extends RetryBatch {}
 
-interface Valid {
-  message: Message<unknown>;
+/** Something to count: a validated event (and whatever its caller keeps with it). */
+export interface Countable {
   event: EventMessage;
+}
+
+interface Valid extends Countable {
+  message: Message<unknown>;
 }
 
 /**
@@ -110,10 +114,11 @@ function splitBudget(n: number): number {
 }
 
 /** Counts a group of events atomically: the uuids the budget dropped, or a throw (nothing counted). */
-type Counter = (items: Valid[]) => Promise<{ capped: string[] }>;
+type Counter = (items: Countable[]) => Promise<{ capped: string[] }>;
 
-interface SplitResult {
-  failed: Array<{ item: Valid; reason: string }>;
+/** What counting a group came to: the items that failed alone, how many counted, the budget's drops. */
+export interface SplitResult<T extends Countable = Countable> {
+  failed: Array<{ item: T; reason: string }>;
   counted: number;
   capped: string[];
 }
@@ -123,11 +128,11 @@ interface SplitResult {
  * counts each. Returns the items that failed alone and how many parts were counted. Throws
  * RetryBatch on any other failure, or when the split has used up `budget.calls`.
  */
-async function countSplitting(
-  items: Valid[],
+async function countSplitting<T extends Countable>(
+  items: T[],
   count: Counter,
   budget: { calls: number },
-): Promise<SplitResult> {
+): Promise<SplitResult<T>> {
   if (budget.calls-- <= 0) throw new RetryBatch("too many failing parts: retrying the batch");
   try {
     const { capped } = await count(items);
@@ -196,16 +201,17 @@ function d1Counter(env: Env, capOf: CapOf, now: number): Counter {
  * committed leaves its entry pending: the redelivered batch reaches the same shard, which hands
  * it over again (or its alarm does), and D1's marks add it once.
  */
-async function countOnShards(
+async function countOnShards<T extends Countable>(
   env: Env,
-  valid: Valid[],
+  valid: T[],
   shards: number,
   capOf: CapOf,
   now: number,
-): Promise<SplitResult> {
-  const groups = new Map<number, Valid[]>();
+  routeKey: (event: EventMessage) => string,
+): Promise<SplitResult<T>> {
+  const groups = new Map<number, T[]>();
   for (const item of valid) {
-    const shard = shardOf(item.event.sdkKey, item.event.visitorId, shards);
+    const shard = shardOf(routeKey(item.event), item.event.visitorId, shards);
     const group = groups.get(shard);
     if (group) group.push(item);
     else groups.set(shard, [item]);
@@ -255,6 +261,46 @@ async function countOnShards(
     counted: results.reduce((n, r) => n + r.counted, 0),
     capped: results.flatMap((r) => r.capped),
   };
+}
+
+/** Where and how `countEvents` counts. */
+export interface CountTarget {
+  /** The recorded layout's shard count (0 = D1's own tables). */
+  shards: number;
+  /** The per-visitor daily budget's caps. */
+  capOf: CapOf;
+  /** The processing time (dedupe rows' received_at, the day of the budget's drops). */
+  now: number;
+  /**
+   * The sdkKey that places an event's visitor on a shard (default its own). The rebuild counts
+   * under a shadow sdkKey on the shard of the real one (src/events/rebuild.ts).
+   */
+  routeKey?: (event: EventMessage) => string;
+}
+
+/**
+ * Counts validated events where the layout keeps per-visitor state — the consumer's counting,
+ * also used by the rebuild's replay: in D1 in one transaction, or on the visitors' shards with
+ * the hand-over to D1; parts SQLite refuses are split down to the events at fault, which come
+ * back in `failed`. Throws RetryBatch (MovingRetry while a move runs) when it must be retried whole.
+ */
+export async function countEvents<T extends Countable>(
+  env: Env,
+  items: T[],
+  target: CountTarget,
+): Promise<SplitResult<T>> {
+  if (target.shards === 0)
+    return countSplitting(items, d1Counter(env, target.capOf, target.now), {
+      calls: splitBudget(items.length),
+    });
+  return countOnShards(
+    env,
+    items,
+    target.shards,
+    target.capOf,
+    target.now,
+    target.routeKey ?? ((event) => event.sdkKey),
+  );
 }
 
 /** Adds to the event_drops counters; a counter is diagnostics, so a failure is only logged. */
@@ -387,12 +433,11 @@ export async function handleEventBatch(batch: MessageBatch<unknown>, env: Env): 
       NDJSON,
     );
     const capOf = await loadCaps(env.DB, now);
-    const { failed, counted, capped } =
-      layout.shards === 0
-        ? await countSplitting(valid, d1Counter(env, capOf, now), {
-            calls: splitBudget(valid.length),
-          })
-        : await countOnShards(env, valid, layout.shards, capOf, now);
+    const { failed, counted, capped } = await countEvents(env, valid, {
+      shards: layout.shards,
+      capOf,
+      now,
+    });
     await recordDropped(env, now, firstValid.message.id, valid, capped);
     if (failed.length > 0) {
       // Nothing counted at all: not one bad event but a failing database (a broken schema, a full

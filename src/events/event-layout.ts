@@ -47,7 +47,8 @@ export function resetLayoutCache(): void {
   cached = null;
 }
 
-async function readLayout(db: D1Database): Promise<EventLayout | null> {
+/** The recorded layout as D1 has it now (no cache); null before the first record. */
+export async function readLayout(db: D1Database): Promise<EventLayout | null> {
   const row = await db
     .prepare("SELECT shards, moving_to FROM event_layout WHERE id = 1")
     .first<{ shards: number; moving_to: number | null }>();

@@ -1,8 +1,9 @@
 /**
  * The consumer's derived tables (migrations/0002_events.sql, 0003_conversions.sql,
- * 0006_visitor_totals.sql) as plain rows, for comparing the live D1 state with a state computed
- * in memory (the rebuild from the R2 archive, src/events/rebuild.ts, and the tests): the row
- * form of an AggregateState, reading a table's rows for one sdkKey, and a per-row diff.
+ * 0006_visitor_totals.sql) as plain rows, for comparing the live state with a state computed in
+ * memory by the reference model (the tests): the row form of an AggregateState, reading a table's
+ * rows for one sdkKey, and a per-row diff. The key and REAL columns here also drive the rebuild's
+ * comparison in SQL (src/events/rebuild-sql.ts).
  *
  * seen_events is not here: it is dedupe bookkeeping, pruned by age, not a result.
  */

@@ -37,6 +37,14 @@ import {
   type VisitorTable,
 } from "./shard-schema";
 import { retentionCutoff } from "./retention";
+import {
+  adoptStatements,
+  compareStatements,
+  dropStatements,
+  foldedCountStatement,
+  type ShadowNames,
+  type Statement,
+} from "./rebuild-sql";
 import { METRIC_DAILY_VALUES } from "./tables";
 
 /** How often the upkeep alarm runs while the shard holds state. */
@@ -46,6 +54,22 @@ export const ARCHIVE_GRACE_MS = 24 * 60 * 60 * 1000;
 /** Rows one prune statement deletes, and statements per table per alarm. */
 const PRUNE_CHUNK = 5000;
 const PRUNE_ROUNDS = 20;
+
+/** The per-visitor tables a rebuild compares on a shard. */
+const SHARD_COMPARED = ["exposures", "conversions", "converters"] as const;
+
+/** A shard's answer to the rebuild's comparison: counts per table, sample rows as JSON text. */
+export interface ShadowComparison {
+  tables: Partial<
+    Record<
+      "exposures" | "conversions" | "converters",
+      { live: number; rebuilt: number; differences: number }
+    >
+  >;
+  samples: Array<{ table: string; key: string; live: string | null; rebuilt: string | null }>;
+  /** Events the replay counted on this shard (shadow dedupe keys, excluded ones left out). */
+  folded: number;
+}
 
 /** One counting call. */
 export interface ShardCountInput {
@@ -570,20 +594,71 @@ export class VisitorShard extends DurableObject<Env> {
   }
 
   /**
-   * Deletes the exposures, stored conversions and converters of `sdkKey` (a rebuild replaces
-   * them). Dedupe keys stay, as in D1: they also stand for events counted nowhere (dropped by the
-   * budget, or refused) whose redelivery must stay a duplicate.
+   * The rebuild's comparison of one sdkKey's shadow rows with its live ones on this shard
+   * (src/events/rebuild-sql.ts), table by table, with at most `limit` differing rows in all.
    */
-  async clearSdkKey(sdkKey: string): Promise<number> {
+  async compareShadow(names: ShadowNames, limit: number): Promise<ShadowComparison> {
     this.migrate();
-    let deleted = 0;
+    const one = (st: Statement) =>
+      Number(this.sql.exec<{ n: number }>(st.sql, ...st.params).one().n);
+    const out: ShadowComparison = { tables: {}, samples: [], folded: 0 };
+    for (const table of SHARD_COMPARED) {
+      const st = compareStatements(
+        table,
+        { ...names, purged: true },
+        Math.max(0, limit - out.samples.length),
+      );
+      out.tables[table] = {
+        live: one(st.live),
+        rebuilt: one(st.rebuilt),
+        differences: one(st.differing),
+      };
+      if (out.samples.length < limit)
+        for (const row of this.sql.exec<{
+          key: string;
+          live: string | null;
+          rebuilt: string | null;
+        }>(st.samples.sql, ...st.samples.params))
+          out.samples.push({ table, key: row.key, live: row.live, rebuilt: row.rebuilt });
+    }
+    const folded = foldedCountStatement(names.job, names.live);
+    out.folded = one(folded);
+    return out;
+  }
+
+  /**
+   * The rebuild's apply of one sdkKey on this shard, in one transaction: the live per-visitor rows
+   * go, the shadow ones become live (src/events/rebuild-sql.ts `adoptStatements`). Exposures of an
+   * experiment this shard had purged come back with the archive: they are purged again at the
+   * next upkeep.
+   */
+  async adoptShadow(
+    names: Pick<ShadowNames, "live" | "job" | "since">,
+  ): Promise<Record<string, number>> {
+    this.migrate();
+    const written: Record<string, number> = {};
     this.ctx.storage.transactionSync(() => {
-      for (const table of ["exposures", "conversions", "converters"] as const) {
-        this.sql.exec(`DELETE FROM ${table} WHERE sdk_key = ?`, sdkKey);
-        deleted += this.changes();
+      for (const st of adoptStatements(["seen_events", ...SHARD_COMPARED], names)) {
+        this.sql.exec(st.sql, ...st.params);
+        if (st.counts) written[st.table] = (written[st.table] ?? 0) + this.changes();
       }
+      this.sql.exec(
+        `UPDATE purged_experiments SET rows_left = 1 WHERE rows_left = 0 AND sdk_key = ? AND EXISTS (
+           SELECT 1 FROM exposures AS e WHERE e.sdk_key = purged_experiments.sdk_key
+             AND e.experiment_id = purged_experiments.experiment_id)`,
+        names.live,
+      );
     });
-    return deleted;
+    await this.ensureAlarm();
+    return written;
+  }
+
+  /** Deletes every shadow row of rebuild job `job` on this shard. */
+  async dropShadow(job: string): Promise<void> {
+    this.migrate();
+    this.ctx.storage.transactionSync(() => {
+      for (const st of dropStatements(VISITOR_TABLES, job)) this.sql.exec(st.sql, ...st.params);
+    });
   }
 
   /** One visitor's rows (the API's visitor inspection, docs/events.md "Inspecting a visitor"). */

@@ -5,6 +5,7 @@
  * the missing fields, as without the header; a non-empty malformed body is still 400
  * `invalid_json`.
  */
+import { settleIfAny, settleRebuild } from "../helpers/rebuild";
 import { beforeEach, describe, expect, it } from "vitest";
 import {
   api,
@@ -86,8 +87,11 @@ describe.each(EMPTY_BODIES)("%s with Content-Type: application/json", (_name, bo
   });
 
   it("rebuild compares without applying", async () => {
+    await settleIfAny();
     const response = await postRaw("/admin/rebuild", body);
-    expect(response.status, await response.clone().text()).toBe(200);
+    expect(response.status, await response.clone().text()).toBe(202);
+    expect(((await response.json()) as Json).apply).toBe(false);
+    expect((await settleRebuild()).status).toBe("compared");
   });
 
   it("serve-winner without a declared winner is the usual 409, not a body error", async () => {
@@ -131,15 +135,17 @@ describe.each(EMPTY_BODIES)("%s with Content-Type: application/json", (_name, bo
 
 describe("empty bodies without a Content-Type, and malformed bodies", () => {
   it("no body at all but Content-Type: application/json (curl -X POST -H …, fetch without body)", async () => {
-    for (const path of [
-      `/experiments/${experiment.id}/start`,
-      `/environments/${project.environments[0]!.id}/publish`,
-      "/admin/rebuild",
-    ]) {
+    await settleIfAny();
+    for (const [path, status] of [
+      [`/experiments/${experiment.id}/start`, 200],
+      [`/environments/${project.environments[0]!.id}/publish`, 200],
+      ["/admin/rebuild", 202],
+    ] as const) {
       // api() sends no body when none is given: the request's body is null, not "".
       const response = await api("POST", path, { headers: JSON_HEADER });
-      expect(response.status, `${path}: ${await response.clone().text()}`).toBe(200);
+      expect(response.status, `${path}: ${await response.clone().text()}`).toBe(status);
     }
+    await settleRebuild();
   });
 
   it("no body and no header: the action takes its defaults", async () => {

@@ -58,6 +58,19 @@ const report = (matches: boolean, applied = false) => ({
 });
 
 let moveSteps = 0;
+let rebuildAsked: { sdkKey?: string; apply?: boolean } = {};
+let rebuildReads = 0;
+
+const job = (status: string, phase: string, r: ReturnType<typeof report> | null) => ({
+  id: "job1",
+  status,
+  phase,
+  steps: rebuildReads,
+  progress: { objectsRead: 3, eventsRead: 12, excluded: 0, sdkKeysCompared: 0, sdkKeys: 0 },
+  error: null,
+  failures: 0,
+  report: r,
+});
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -72,10 +85,29 @@ beforeAll(async () => {
       };
       if (req.headers.authorization !== "Bearer good")
         return json(401, { error: { code: "unauthorized", message: "bad token", details: null } });
-      if (req.url === "/_ss/api/v1/admin/rebuild") {
+      // The rebuild job: started by POST, running at the first read, settled at the second.
+      if (req.url === "/_ss/api/v1/admin/rebuild" && req.method === "POST") {
         const b = body as { sdkKey?: string; apply?: boolean };
-        return json(200, report(b.sdkKey === "healthy" || b.apply === true, b.apply === true));
+        rebuildAsked = b;
+        rebuildReads = 0;
+        return json(202, job("running", "cleaning", null));
       }
+      if (req.url === "/_ss/api/v1/admin/rebuild" && req.method === "GET") {
+        rebuildReads++;
+        if (rebuildReads < 2) return json(200, job("running", "replaying", null));
+        const b = rebuildAsked;
+        const applied = b.apply === true;
+        return json(
+          200,
+          job(
+            applied ? "applied" : "compared",
+            applied ? "done" : "waiting",
+            report(b.sdkKey === "healthy" || applied, applied),
+          ),
+        );
+      }
+      if (req.url === "/_ss/api/v1/admin/rebuild/cancel" && req.method === "POST")
+        return json(202, job("cancelled", "done", null));
       if (
         req.url?.startsWith("/_ss/api/v1/admin/event-layout?") ||
         req.url === "/_ss/api/v1/admin/event-layout"
@@ -134,7 +166,12 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
       cwd: root,
-      env: { ...process.env, SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" },
+      env: {
+        ...process.env,
+        SPLITSTREAM_API_URL: apiUrl,
+        SPLITSTREAM_TOKEN: "good",
+        SPLITSTREAM_POLL_MS: "5",
+      },
     });
     let stdout = "";
     let stderr = "";
@@ -257,28 +294,46 @@ describe("splitstream conversions import", () => {
 });
 
 describe("splitstream rebuild", () => {
-  it("prints the comparison and exits 0 when the tables match", async () => {
-    const r = await cli(["rebuild", "--sdk-key", "healthy"]);
+  it("starts a job, follows its progress, prints the comparison and exits 0 when the tables match", async () => {
+    const before = seen.length;
+    const r = await cli(["rebuild", "--sdk-key", "healthy", "--chunk-objects", "5"]);
     expect(r.code).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(seen[before]).toMatchObject({
       method: "POST",
       url: "/_ss/api/v1/admin/rebuild",
-      body: { apply: false, sdkKey: "healthy" },
+      body: { apply: false, sdkKey: "healthy", chunkObjects: 5 },
     });
+    // Read until settled.
+    expect(seen.slice(before + 1).map((s) => s.method)).toEqual(["GET", "GET"]);
+    expect(r.stderr).toContain("rebuild job1: running/replaying");
     expect(r.stdout).toContain("matches: yes");
     expect(r.stdout).toMatch(/variation_daily\s+2\s+2\s+0/);
   });
 
   it("exits 1 listing the differences, and 0 after --apply", async () => {
+    const before = seen.length;
     const r = await cli(["rebuild"]);
     expect(r.code).toBe(1);
-    expect(seen.at(-1)!.body).toEqual({ apply: false });
+    expect(seen[before]!.body).toEqual({ apply: false });
     expect(r.stdout).toContain("matches: NO — 1 rows differ");
     expect(r.stdout).toContain('variation_daily {"sdk_key":"sdk1"');
+    const at = seen.length;
     const applied = await cli(["rebuild", "--apply", "--json"]);
     expect(applied.code).toBe(0);
-    expect(seen.at(-1)!.body).toEqual({ apply: true });
+    expect(seen[at]!.body).toEqual({ apply: true });
     expect(JSON.parse(applied.stdout)).toMatchObject({ applied: true });
+  });
+
+  it("cancels, and refuses a bad --chunk-objects before calling the API", async () => {
+    const cancelled = await cli(["rebuild", "cancel"]);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.stdout).toContain("rebuild job1: cancelled/done");
+    const before = seen.length;
+    const bad = await cli(["rebuild", "--chunk-objects", "many"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--chunk-objects must be a whole number");
+    expect((await cli(["rebuild", "now"])).code).toBe(2);
+    expect(seen.length).toBe(before);
   });
 });
 

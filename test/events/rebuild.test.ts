@@ -5,17 +5,25 @@
  * live tables healthy, report exactly the rows we damage, and after `apply` the live tables equal
  * the rebuild again.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { foldEvents, toNdjson, utcDay } from "../../src/events/aggregate";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { EventMessage } from "../../src/shared/event-messages";
-import { listArchive } from "../../src/events/rebuild";
 import { DERIVED_TABLES, diffRows, stateRows } from "../../src/events/tables";
 import { readDerivedRows } from "../../src/events/visitor-state";
 import { LAYOUTS, execWhereVisitorLives, useLayout } from "../helpers/event-layout";
 import { api, apiJson, createToken } from "../helpers/api";
+import { rebuildReport, runRebuild, settleIfAny, settleRebuild } from "../helpers/rebuild";
+import { newJobState, reportOf, runRebuildStep, type Difference } from "../../src/events/rebuild";
+import { shardStub } from "../../src/events/visitor-shard";
+import { shadowPrefix } from "../../src/events/rebuild-sql";
 import { randomBatches, randomEvents } from "./random-events";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
@@ -61,7 +69,7 @@ async function feed(seed: number): Promise<{ sdkKey: string; events: EventMessag
   return { sdkKey, events };
 }
 
-const rebuild = (body: unknown) => apiJson("POST", "/admin/rebuild", 200, { body });
+const rebuild = (body: Record<string, unknown>) => rebuildReport(body);
 
 describe.each(LAYOUTS)("POST /admin/rebuild ($name)", ({ shards }) => {
   beforeAll(() => useLayout(shards));
@@ -235,7 +243,7 @@ describe.each(LAYOUTS)("POST /admin/rebuild ($name)", ({ shards }) => {
     const key = `events/${utcDay(Date.now())}/00/garbage-${crypto.randomUUID()}-2.ndjson`;
     await env.ARCHIVE.put(key, `not json\n${JSON.stringify({ v: 2 })}\n`);
     // No body at all: compare everything.
-    const report = (await (await api("POST", "/admin/rebuild")).json()) as Json;
+    const report = (await runRebuild()).report as Json;
     expect(report.sdkKeys).toContain(sdkKey);
     expect(report.invalidLines).toBeGreaterThanOrEqual(2);
     expect(report.invalid).toEqual(
@@ -246,6 +254,183 @@ describe.each(LAYOUTS)("POST /admin/rebuild ($name)", ({ shards }) => {
     );
     await env.ARCHIVE.delete(key);
   });
+
+  it("is for admins, with a strict body", async () => {
+    const editor = await createToken("editor");
+    expect((await api("POST", "/admin/rebuild", { body: {}, token: editor.token })).status).toBe(
+      403,
+    );
+    expect((await api("POST", "/admin/rebuild", { body: {}, token: null })).status).toBe(401);
+    for (const [body, path] of [
+      [{ apply: "yes" }, "$.body.apply"],
+      [{ sdkKey: "" }, "$.body.sdkKey"],
+      [{ dryRun: true }, "$.body.dryRun"],
+    ] as const) {
+      const r = await api("POST", "/admin/rebuild", { body });
+      expect(r.status).toBe(422);
+      const details = ((await r.json()) as Json).error.details as Json[];
+      expect(details.map((d) => d.path)).toContain(path);
+    }
+  });
+});
+
+/** Rows of rebuild `job`'s shadow namespace, in D1 and on shards 0…`shards`−1. */
+async function shadowRows(shards: number, job: string): Promise<number> {
+  const tables = ["seen_events", ...DERIVED_TABLES];
+  const prefix = shadowPrefix(job);
+  const where = `WHERE substr(sdk_key, 1, ${prefix.length}) = '${prefix}'`;
+  let n = 0;
+  for (const table of tables)
+    n += Number(
+      (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} ${where}`).first<{ n: number }>())
+        ?.n ?? 0,
+    );
+  for (let i = 0; i < shards; i++) {
+    const stub = shardStub(env, i);
+    await stub.pending();
+    n += await runInDurableObject(stub, (_, state) => {
+      let sum = 0;
+      for (const table of ["seen_events", "exposures", "conversions", "converters"])
+        sum += Number(
+          state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table} ${where}`).one()
+            .n,
+        );
+      return sum;
+    });
+  }
+  return n;
+}
+
+describe.each(LAYOUTS)("the rebuild job ($name)", ({ shards }) => {
+  beforeAll(() => useLayout(shards));
+
+  it(
+    "runs in one-object steps over many steps, and a step whose save was lost is run again without counting twice",
+    { timeout: 120_000 },
+    async () => {
+      const { sdkKey, events } = await feed(21);
+      const whole = await rebuildReport({ sdkKey });
+      expect(whole.matches).toBe(true);
+      const tiny = await runRebuild({ sdkKey, chunkObjects: 1 });
+      expect(tiny.status).toBe("compared");
+      // One archive object per step: at least as many steps as objects.
+      expect(tiny.steps).toBeGreaterThanOrEqual(tiny.report.objectsRead);
+      expect(tiny.report.objectsRead).toBeGreaterThan(30);
+      expect(tiny.report).toMatchObject({
+        matches: true,
+        eventsFolded: events.length,
+        tables: whole.tables,
+      });
+
+      // The steps themselves: a state saved mid-replay, more steps, then the later saves lost —
+      // the job goes on from the saved state (counting some objects again) and still matches.
+      let state = newJobState(
+        `t${Date.now().toString(36)}`,
+        { sdkKey, chunkObjects: 1 },
+        shards,
+        Date.now(),
+        [],
+      );
+      const found: Difference[] = [];
+      const step = async () => found.push(...(await runRebuildStep(env, state, Date.now())));
+      while (state.phase !== "replaying" || state.objectsRead < 5) await step();
+      const saved = structuredClone(state);
+      for (let i = 0; i < 6; i++) await step();
+      expect(state.objectsRead).toBe(saved.objectsRead + 6);
+      state = saved;
+      while (state.status === "running") await step();
+      const report = reportOf(state, found)!;
+      expect(report).toMatchObject({
+        matches: true,
+        eventsFolded: events.length,
+        objectsRead: tiny.report.objectsRead,
+        tables: whole.tables,
+      });
+      expect(await shadowRows(shards, state.id)).toBeGreaterThan(0);
+      // Cancelled: its rows are dropped.
+      state.status = "cancelling";
+      state.phase = "dropping";
+      await step();
+      expect(state.status).toBe("cancelled");
+      expect(await shadowRows(shards, state.id)).toBe(0);
+    },
+  );
+
+  it(
+    "is one job at a time; cancel drops its rows and keeps the live ones; a compared job is applied on request",
+    { timeout: 120_000 },
+    async () => {
+      const { sdkKey, events } = await feed(22);
+      await settleIfAny();
+      // Every archived object of this file, one per step: long enough to act on it meanwhile.
+      const started = await apiJson("POST", "/admin/rebuild", 202, {
+        body: { sdkKey, chunkObjects: 1 },
+      });
+      expect(started).toMatchObject({ status: "running", sdkKey, chunkObjects: 1, report: null });
+      await apiJson("POST", "/admin/rebuild", 409, { body: { sdkKey } });
+      await apiJson("POST", "/admin/rebuild/apply", 409);
+      const cancelling = await apiJson("POST", "/admin/rebuild/cancel", 202);
+      expect(cancelling.status).toBe("cancelling");
+      const cancelled = await settleRebuild();
+      expect(cancelled).toMatchObject({ id: started.id, status: "cancelled", report: null });
+      expect(await shadowRows(shards, started.id)).toBe(0);
+      await apiJson("POST", "/admin/rebuild/cancel", 409);
+      const expected = stateRows(foldEvents(events));
+      for (const table of DERIVED_TABLES)
+        expect(diffRows(table, await readDerivedRows(env, table, sdkKey), expected[table])).toEqual(
+          [],
+        );
+
+      // Damage one aggregate; compare only, then apply the compared job.
+      await env.DB.prepare("DELETE FROM variation_daily WHERE sdk_key = ?").bind(sdkKey).run();
+      const compared = await runRebuild({ sdkKey });
+      expect(compared.status).toBe("compared");
+      expect(compared.report.matches).toBe(false);
+      expect(compared.report.tables.variation_daily.live).toBe(0);
+      expect(await shadowRows(shards, compared.id)).toBeGreaterThan(0);
+      const applying = await apiJson("POST", "/admin/rebuild/apply", 202);
+      expect(applying.status).toBe("applying");
+      const applied = await settleRebuild();
+      expect(applied.status).toBe("applied");
+      expect(applied.report.written.variation_daily).toBe(expected.variation_daily.length);
+      expect(await shadowRows(shards, compared.id)).toBe(0);
+      for (const table of DERIVED_TABLES)
+        expect(
+          diffRows(table, await readDerivedRows(env, table, sdkKey), expected[table]),
+          table,
+        ).toEqual([]);
+      const audit = await apiJson("GET", "/audit-log?resourceType=rebuild&limit=100", 200);
+      expect((audit.items as Json[]).map((a) => a.action)).toEqual(
+        expect.arrayContaining(["rebuild.started", "rebuild.cancelled", "rebuild.applied"]),
+      );
+    },
+  );
+
+  it(
+    "fails, dropping its rows, when the layout changes under it",
+    { timeout: 120_000 },
+    async () => {
+      const { sdkKey } = await feed(23);
+      await settleIfAny();
+      const started = await apiJson("POST", "/admin/rebuild", 202, {
+        body: { sdkKey, chunkObjects: 1 },
+      });
+      await useLayout(shards + 3);
+      try {
+        const failed = await settleRebuild();
+        expect(failed.status).toBe("failed");
+        expect(failed.error).toMatch(/layout changed from \d+ to \d+ shard/);
+      } finally {
+        await useLayout(shards);
+      }
+      expect(await shadowRows(shards, started.id)).toBe(0);
+    },
+  );
+});
+
+// Last: its 1,100 objects per layout would make every later job's one-object steps many more.
+describe.each(LAYOUTS)("a large archive ($name)", ({ shards }) => {
+  beforeAll(() => useLayout(shards));
 
   it("reads archives of more than one listing page (cursor)", { timeout: 60_000 }, async () => {
     const sdkKey = `sdk-${crypto.randomUUID()}`;
@@ -267,12 +452,10 @@ describe.each(LAYOUTS)("POST /admin/rebuild ($name)", ({ shards }) => {
             env.ARCHIVE.put(`${hour}${sdkKey}-${i + j}-1.ndjson`, toNdjson([event])),
           ),
       );
-    const listed = vi.spyOn(env.ARCHIVE, "list");
-    const keys = await listArchive(env.ARCHIVE);
-    expect(keys.filter((k) => k.includes(sdkKey))).toHaveLength(events.length);
-    expect(listed.mock.calls.length).toBeGreaterThan(1);
-    listed.mockRestore();
-    const report = await rebuild({ sdkKey });
+    const job = await runRebuild({ sdkKey, chunkObjects: 250 });
+    // More steps than one listing page per step would take.
+    expect(job.steps).toBeGreaterThan(events.length / 250);
+    const report = job.report as Json;
     expect(report.objectsRead).toBeGreaterThanOrEqual(events.length);
     expect(report.eventsFolded).toBe(events.length);
     // Never counted by the consumer: everything differs, which the report says table by table.
@@ -285,23 +468,5 @@ describe.each(LAYOUTS)("POST /admin/rebuild ($name)", ({ shards }) => {
     });
     expect(report.differences).toHaveLength(1000);
     expect(report.differencesTruncated).toBe(true);
-  });
-
-  it("is for admins, with a strict body", async () => {
-    const editor = await createToken("editor");
-    expect((await api("POST", "/admin/rebuild", { body: {}, token: editor.token })).status).toBe(
-      403,
-    );
-    expect((await api("POST", "/admin/rebuild", { body: {}, token: null })).status).toBe(401);
-    for (const [body, path] of [
-      [{ apply: "yes" }, "$.body.apply"],
-      [{ sdkKey: "" }, "$.body.sdkKey"],
-      [{ dryRun: true }, "$.body.dryRun"],
-    ] as const) {
-      const r = await api("POST", "/admin/rebuild", { body });
-      expect(r.status).toBe(422);
-      const details = ((await r.json()) as Json).error.details as Json[];
-      expect(details.map((d) => d.path)).toContain(path);
-    }
   });
 });

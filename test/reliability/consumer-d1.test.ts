@@ -10,6 +10,7 @@
  *   dead-lettered batch is in the archive: `POST /_ss/api/v1/admin/rebuild` with `apply` restores
  *   the exact counts. Replaying the dead-letter queue is harmless before and after a rebuild.
  */
+import { rebuildReport } from "../helpers/rebuild";
 import { createExecutionContext, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -20,7 +21,6 @@ import wranglerToml from "../../wrangler.toml?raw";
 import type { Env } from "../../src/env";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { EventMessage } from "../../src/shared/event-messages";
-import { apiJson } from "../helpers/api";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import {
   consume,
@@ -150,9 +150,7 @@ describe.each(LAYOUTS)("D1 errors in the consumer ($name)", ({ shards }) => {
       const { shards: count } = await loadEventLayout(env);
       for (let i = 0; i < count; i++) await runDurableObjectAlarm(shardStub(env, i));
       await expectExactCounts(sdkKey, ledger);
-      expect((await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } })).matches).toBe(
-        true,
-      );
+      expect((await rebuildReport({ sdkKey })).matches).toBe(true);
       // Replaying the dead-letter queue later counts nothing twice.
       expect((await deliverOnce(events, ids, 1, env as Env)).ackAll).toBe(true);
       await expectExactCounts(sdkKey, ledger);
@@ -205,17 +203,13 @@ describe.each(LAYOUTS)("D1 errors in the consumer ($name)", ({ shards }) => {
       expect([...archived].sort()).toEqual(doomed.map((e) => e.uuid).sort());
 
       // The rebuild from R2 sees the difference and, with apply, restores the exact counts.
-      const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
+      const check = await rebuildReport({ sdkKey });
       expect(check.matches).toBe(false);
       expect(check.eventsFolded).toBe(events.length);
-      const applied = await apiJson("POST", "/admin/rebuild", 200, {
-        body: { sdkKey, apply: true },
-      });
+      const applied = await rebuildReport({ sdkKey, apply: true });
       expect(applied.applied).toBe(true);
       await expectExactCounts(sdkKey, ledger);
-      expect((await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } })).matches).toBe(
-        true,
-      );
+      expect((await rebuildReport({ sdkKey })).matches).toBe(true);
 
       // Replaying the dead-letter queue afterwards (an operator's `wrangler queues consumer` move)
       // must not count anything twice.

@@ -13,6 +13,7 @@
  * - a visitor's conversions per event and day are capped (default and per event), the excess
  *   counted as dropped; `/_ss/health` shows rejected and dropped counts.
  */
+import { rebuildReport } from "../helpers/rebuild";
 import { createExecutionContext, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -296,7 +297,7 @@ describe("one visitor cannot make other visitors' events disappear", () => {
       );
     }
     // The rebuild from the archive leaves out what the consumer rejected: it matches live D1.
-    const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
+    const check = await rebuildReport({ sdkKey });
     expect(check.matches).toBe(true);
   });
 });
@@ -322,7 +323,7 @@ describe("the per-visitor budget", () => {
     expect(model.capped).toBe(30);
     // Which conversions were dropped is recorded (dropped/ in R2): the rebuild leaves exactly
     // those out and agrees with D1.
-    const check = await apiJson("POST", "/admin/rebuild", 200, { body: { sdkKey } });
+    const check = await rebuildReport({ sdkKey });
     expect(check.matches).toBe(true);
     // The reference model (applyPlan) and D1 agree row for row.
     const modelRows = stateRows(model);

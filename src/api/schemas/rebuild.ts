@@ -1,10 +1,11 @@
 /**
- * Request and response schemas of `POST /admin/rebuild` (docs/api.md "Rebuild", docs/events.md
- * "Rebuild"): what to rebuild, and the report comparing the rebuilt aggregates with the live ones.
+ * Request and response schemas of the rebuild (docs/api.md "Rebuild", docs/events.md "Rebuild"):
+ * what to rebuild, the job's progress, and the report comparing the rebuilt rows with the live ones.
  */
 import { z } from "@hono/zod-openapi";
 import { DERIVED_TABLES } from "../../events/tables";
 import { QUEUE_MAX_ID_LENGTH } from "../../shared/event-limits";
+import { MAX_CHUNK_OBJECTS } from "../../events/rebuild";
 
 /** The body of `POST /admin/rebuild` (optional). */
 export const RebuildBodySchema = z
@@ -15,8 +16,17 @@ export const RebuildBodySchema = z
     }),
     apply: z.boolean().optional().openapi({
       description:
-        "false (default): compare only. true: replace the live rows of the compared sdkKeys with the rebuilt ones.",
+        "false (default): compare only (apply later with POST /admin/rebuild/apply). true: once compared, replace the live rows of the compared sdkKeys with the rebuilt ones.",
     }),
+    chunkObjects: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_CHUNK_OBJECTS)
+      .optional()
+      .openapi({
+        description: `Archive objects (queue batches) read per step, 1–${MAX_CHUNK_OBJECTS}; default 20. Smaller steps use less memory per step and take more steps.`,
+      }),
   })
   .openapi("RebuildRequest");
 
@@ -28,7 +38,7 @@ const TableCounts = z.object({
   differences: z.number().int(),
 });
 
-/** The rebuild's report (src/events/rebuild.ts `rebuildAggregates`). */
+/** The rebuild's report (src/events/rebuild.ts `reportOf`), once the comparison has finished. */
 export const RebuildReportSchema = z
   .object({
     sdkKeys: z.array(z.string()),
@@ -38,12 +48,21 @@ export const RebuildReportSchema = z
       .number()
       .int()
       .openapi({ description: "Distinct events (uuids) of the compared sdkKeys." }),
-    duplicates: z
-      .number()
-      .int()
-      .openapi({ description: "Lines of the compared sdkKeys whose uuid was read before." }),
+    duplicates: z.number().int().openapi({
+      description:
+        "Lines of the compared sdkKeys not counted again: their uuid was read before, or it is one of the excluded.",
+    }),
+    excluded: z.number().int().openapi({
+      description:
+        "Events the consumer archived but did not count (dropped by the per-visitor budget, or refused alone): left out of the rebuild.",
+    }),
     invalidLines: z.number().int(),
-    invalid: z.array(z.object({ object: z.string(), line: z.number().int(), reason: z.string() })),
+    invalid: z
+      .array(z.object({ object: z.string(), line: z.number().int(), reason: z.string() }))
+      .openapi({
+        description:
+          "The first 100 archive lines that are not valid events, or that SQLite refused to count (`count_failed: …`).",
+      }),
     conversionsSince: z.string().openapi({
       description: "Stored conversions are compared from this time on (older ones are pruned).",
     }),
@@ -64,3 +83,57 @@ export const RebuildReportSchema = z
     written: z.record(TableEnum, z.number().int()).nullable(),
   })
   .openapi("RebuildReport");
+
+const STATUSES = [
+  "running",
+  "compared",
+  "applying",
+  "applied",
+  "cancelling",
+  "cancelled",
+  "failed",
+] as const;
+const PHASES = [
+  "cleaning",
+  "seeding-dropped",
+  "seeding-rejected",
+  "replaying",
+  "comparing",
+  "waiting",
+  "applying",
+  "dropping",
+  "done",
+] as const;
+
+/** A rebuild job (src/events/rebuild-job.ts `RebuildJobView`). */
+export const RebuildJobSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(STATUSES).openapi({
+      description:
+        "running → compared (report ready; apply or cancel) → applying → applied; or cancelling → cancelled; or failed (see error).",
+    }),
+    phase: z.enum(PHASES).openapi({ description: "The step the job runs next." }),
+    sdkKey: z.string().nullable(),
+    apply: z.boolean(),
+    chunkObjects: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    finishedAt: z.string().nullable(),
+    steps: z.number().int(),
+    progress: z.object({
+      objectsRead: z.number().int(),
+      eventsRead: z.number().int(),
+      excluded: z.number().int(),
+      sdkKeysCompared: z.number().int(),
+      sdkKeys: z.number().int(),
+    }),
+    error: z.string().nullable().openapi({
+      description: "Why the job failed, or the last failed step's error while it tries again.",
+    }),
+    failures: z.number().int(),
+    report: RebuildReportSchema.nullable().openapi({
+      description: "The comparison, once every sdkKey is compared (null before).",
+    }),
+  })
+  .openapi("RebuildJob");
