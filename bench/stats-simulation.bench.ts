@@ -10,7 +10,7 @@
  * in how many the lift interval missed the true +10 % at some look (≤ α for a valid confidence
  * sequence). At the default α (0.1) and at 0.05, default N* (5000).
  */
-import { simulate } from "../test/support/ab-simulation";
+import { simulate, simulateGuardrail } from "../test/support/ab-simulation";
 import type { Row } from "./lib/types";
 
 export const name = "stats-simulation";
@@ -67,6 +67,47 @@ export async function run(): Promise<Row[]> {
           rejections: ab.rejections,
           missedTrueLift: ab.missedTrueLift,
         },
+      });
+    }
+  }
+  // Guardrails: the one-sided always-valid test of harm, watched at the same looks.
+  const GUARDRAIL_ALPHA = 0.1;
+  for (const rate of [0.005, 0.01, 0.05, 0.2]) {
+    const aa = simulateGuardrail({
+      rate,
+      change: 0,
+      experiments: EXPERIMENTS,
+      ...LOOKS,
+      alpha: GUARDRAIL_ALPHA,
+      seed: 290_000 + Math.round(rate * 1e4),
+    });
+    const ok = aa.rate <= GUARDRAIL_ALPHA + 2 * Math.sqrt((GUARDRAIL_ALPHA * 0.9) / EXPERIMENTS);
+    rows.push({
+      subject: `guardrail A/A ${(rate * 100).toFixed(1)} %, α ${GUARDRAIL_ALPHA}: false alarms`,
+      value: aa.rate * 100,
+      unit: "%",
+      target: `≤ ${GUARDRAIL_ALPHA * 100} %`,
+      status: ok ? "PASS" : "MISS",
+      note: `± ${(aa.se * 100).toFixed(2)} % (Monte-Carlo SE, ${EXPERIMENTS} experiments, 100 looks)`,
+      extra: { se: aa.se, experiments: EXPERIMENTS },
+    });
+  }
+  for (const drop of [0.1, 0.2]) {
+    for (const rate of [0.05, 0.2]) {
+      const harm = simulateGuardrail({
+        rate,
+        change: -drop,
+        experiments: POWER_EXPERIMENTS,
+        ...LOOKS,
+        alpha: GUARDRAIL_ALPHA,
+        seed: 390_000 + Math.round(rate * 1e4) + Math.round(drop * 100),
+      });
+      rows.push({
+        subject: `guardrail ${(rate * 100).toFixed(1)} % −${drop * 100} %, α ${GUARDRAIL_ALPHA}: harm found by 10,000/arm`,
+        value: harm.rate * 100,
+        unit: "%",
+        note: `± ${(harm.se * 100).toFixed(2)} % (Monte-Carlo SE, ${POWER_EXPERIMENTS} experiments)`,
+        extra: { se: harm.se, experiments: POWER_EXPERIMENTS },
       });
     }
   }

@@ -17,6 +17,7 @@ import { parseCookies } from "./edge/cookies";
 import { readVisitor } from "./edge/visitor";
 import { handleApi } from "./api/app";
 import { runBanditRound } from "./api/services/bandit-round";
+import { runGuardrailChecks } from "./api/services/guardrails";
 import { handleAdmin } from "./admin/app";
 import { ADMIN_BASE_PATH } from "./admin/ui";
 import { handleEventBatch } from "./events/consumer";
@@ -80,17 +81,21 @@ export default {
   // archive (Parquet)"); cron in wrangler.toml. All always run: a failure of one is logged and
   // does not stop the others (the run is then reported as failed).
   scheduled: async (controller, env) => {
-    const [retention, bandit, spill, parquet] = await Promise.allSettled([
+    const [retention, bandit, spill, parquet, guardrails] = await Promise.allSettled([
       handleScheduled(controller, env),
       runBanditRound(env, controller.scheduledTime),
       requeueSpilled(env),
       compactArchive(env.ARCHIVE, controller.scheduledTime),
+      runGuardrailChecks(env, controller.scheduledTime),
     ]);
     if (bandit.status === "rejected")
       console.error("splitstream: bandit round failed", bandit.reason);
+    if (guardrails.status === "rejected")
+      console.error("splitstream: guardrail checks failed", guardrails.reason);
     if (retention.status === "rejected") throw retention.reason;
     if (bandit.status === "rejected") throw bandit.reason;
     if (spill.status === "rejected") throw spill.reason;
     if (parquet.status === "rejected") throw parquet.reason;
+    if (guardrails.status === "rejected") throw guardrails.reason;
   },
 } satisfies ExportedHandler<Env>;

@@ -170,6 +170,121 @@ function metricTable(
   </table>`;
 }
 
+/** The guardrails' marks and current state (docs/statistics.md "Guardrails"). */
+function guardrailBlock(results: ExperimentResults): Html {
+  const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key ?? id;
+  const metricKey = (id: string) => results.metrics.find((m) => m.eventId === id)?.eventKey ?? id;
+  const marks = results.guardrailBreaches;
+  const banner =
+    marks.length === 0
+      ? ""
+      : html`<div class="warning" role="alert" data-guardrail="breached">
+          <strong>Guardrail breached.</strong>
+          <ul>
+            ${marks.map(
+              (b) =>
+                html`<li>
+                  ${keyOf(b.variationId)} harms ${metricKey(b.eventId)}
+                  (${b.lift === null ? "" : `${signed(b.lift)}, `}p = ${fmtP(b.pValue)}), found
+                  ${b.detectedAt.slice(0, 16).replace("T", " ")} UTC —
+                  ${b.action === "pause" ? "the experiment was paused" : "marked only"}
+                </li>`,
+            )}
+          </ul>
+        </div>`;
+  if (results.guardrails.length === 0) return html`${banner}`;
+  return html`${banner}
+    <h3>Guardrails</h3>
+    <table data-guardrails>
+      <thead>
+        <tr>
+          <th>Metric</th>
+          <th>Variation</th>
+          <th class="num">Change</th>
+          <th class="num">p (harm)</th>
+          <th>On harm</th>
+          <th>State</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${results.guardrails.map(
+          (g) =>
+            html`<tr
+              data-guardrail-metric="${metricKey(g.eventId)}"
+              data-variation="${keyOf(g.variationId)}"
+            >
+              <td>${metricKey(g.eventId)}</td>
+              <td>${keyOf(g.variationId)}</td>
+              <td class="num">${g.lift === null ? "–" : signed(g.lift)}</td>
+              <td class="num">${fmtP(g.pValue)}</td>
+              <td>${g.action}</td>
+              <td>
+                ${
+                  g.harmed
+                    ? html`<span class="badge loser">harmed</span>`
+                    : html`<span class="muted">no harm found</span>`
+                }
+              </td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`;
+}
+
+/** Multivariate main effects: per section, its variants pooled over the other sections. */
+function sectionsBlock(results: ExperimentResults): Html {
+  if (results.sections === null) return html``;
+  const metricKey = (id: string) => results.metrics.find((m) => m.eventId === id)?.eventKey ?? id;
+  return html`<h3>Sections (main effects)</h3>
+    <p class="muted">
+      Each variant pooled over every variant of the other sections, compared with the section's
+      first variant.
+    </p>
+    ${results.sections.map(
+      (section) =>
+        html`<h4>${section.name ?? section.id}</h4>
+          ${section.metrics.map((m) => {
+            const nameOf = (id: string) => section.variations.find((v) => v.id === id)?.name ?? id;
+            return html`<table
+              data-section="${section.name ?? section.id}"
+              data-metric="${metricKey(m.eventId)}"
+            >
+              <thead>
+                <tr>
+                  <th>${metricKey(m.eventId)}</th>
+                  <th class="num">Visitors</th>
+                  <th class="num">Mean</th>
+                  <th class="num">Lift</th>
+                  <th class="num">Interval (${percent(1 - results.analysis.alpha, 0)})</th>
+                  <th class="num">q</th>
+                  <th>Verdict</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${m.variations.map(
+                  (v) =>
+                    html`<tr data-variant="${nameOf(v.variationId)}">
+                      <td>${nameOf(v.variationId)}</td>
+                      <td class="num">${fmtNumber(v.visitors)}</td>
+                      <td class="num">${v.mean === null ? "–" : v.mean.toFixed(4)}</td>
+                      <td class="num">${v.lift ? signed(v.lift.estimate) : "–"}</td>
+                      <td class="num">
+                        ${
+                          v.lift
+                            ? `${signedEnd(v.lift.ci[0], "−∞")} to ${signedEnd(v.lift.ci[1], "+∞")}`
+                            : "–"
+                        }
+                      </td>
+                      <td class="num">${fmtP(v.qValue)}</td>
+                      <td>${verdictBadge(v.verdict)}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`;
+          })}`,
+    )}`;
+}
+
 function charts(results: ExperimentResults): Html {
   const primary = results.metrics.find((m) => m.primary);
   if (!primary) return html``;
@@ -531,6 +646,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
                 </p>`
               : ""
           }
+          ${guardrailBlock(results.value)}
           <p class="muted">
             ${
               mode === "sequential"
@@ -567,7 +683,8 @@ export function buildAdminApp(): Hono<AdminEnv> {
                       </p>`
                     : ""
                 }`,
-          )}`;
+          )}
+          ${sectionsBlock(results.value)}`;
     return send(
       c,
       page(

@@ -216,6 +216,9 @@ export const changeSchema = z.discriminatedUnion("type", [
   }),
 ]);
 
+/** What a guardrail's harm does (docs/statistics.md "Guardrails"). */
+export const GUARDRAIL_ACTIONS = ["mark", "pause"] as const;
+
 export const webMetricSchema = z.looseObject({
   eventId: z.string(),
   aggregator: z.enum(METRIC_AGGREGATORS),
@@ -231,6 +234,7 @@ export const webMetricSchema = z.looseObject({
       path: ["value"],
     })
     .optional(),
+  guardrail: z.strictObject({ action: z.enum(GUARDRAIL_ACTIONS) }).optional(),
 });
 
 export const webVariationSchema = z.looseObject({

@@ -191,6 +191,11 @@ export interface WebMetric {
    * visitors' totals (percentile, 0 < value < 1).
    */
   capping?: { type: "absolute" | "percentile"; value: number };
+  /**
+   * A guardrail (docs/statistics.md "Guardrails"): a significant harm on this metric marks the
+   * experiment, and with `action: "pause"` pauses it in that environment.
+   */
+  guardrail?: { action: "mark" | "pause" };
 }
 
 export interface WebSection {

@@ -22,8 +22,10 @@ import {
   mean as meanOf,
   holm,
   sampleRatioMismatch,
+  testHarm,
   visitorsNeeded,
   type Comparison,
+  type HarmTest,
   type OpenInterval,
   type SufficientStats,
   type TestMode,
@@ -278,4 +280,124 @@ export function analyzeExperiment(
       expected,
     },
   };
+}
+
+/** A multivariate section and its variants, in order (the first is the section's baseline). */
+export interface AnalysisSection {
+  id: string;
+  variantIds: readonly string[];
+}
+
+/** A combination (a variation of a multivariate experiment) and the variants it is made of. */
+export interface AnalysisCombination extends AnalysisVariation {
+  sectionVariationIds: readonly string[];
+}
+
+/** One section's main effects: its variants pooled over every other section. */
+export interface SectionAnalysis {
+  sectionId: string;
+  /** The section's first variant. */
+  baselineId: string;
+  /** The pooled variants (visitors and summed weights). */
+  variations: AnalysisVariation[];
+  /** Per metric, each variant against the section's baseline (corrected within the section). */
+  metrics: MetricResult[];
+}
+
+/**
+ * Main effects of a multivariate (full-factorial) experiment, as Optimizely reports them: for each
+ * section, each variant's visitors and metric statistics summed over every combination that
+ * contains it — the other sections averaged out — then compared with the section's first variant
+ * by {@link analyzeExperiment} (same mode, correction within the section, verdicts). Sufficient
+ * statistics add, and every visitor is in exactly one combination, so a pooled arm is exactly the
+ * visitors who saw that variant. With unequal allocations over the other sections the pooled arms
+ * mix them differently, which the per-combination results show (docs/statistics.md).
+ */
+export function analyzeSections(
+  sections: readonly AnalysisSection[],
+  combinations: readonly AnalysisCombination[],
+  metrics: readonly AnalysisMetric[],
+  options: AnalysisOptions = DEFAULT_ANALYSIS_OPTIONS,
+): SectionAnalysis[] {
+  return sections.flatMap((section) => {
+    const baselineId = section.variantIds[0];
+    if (baselineId === undefined) return [];
+    const members = (variantId: string) =>
+      combinations.filter((c) => c.sectionVariationIds.includes(variantId));
+    const pooled: AnalysisVariation[] = section.variantIds.map((variantId) => {
+      const of = members(variantId);
+      const weights = of.map((c) => c.weight).filter((w): w is number => w !== null);
+      return {
+        id: variantId,
+        weight: weights.length === 0 ? null : weights.reduce((a, b) => a + b, 0),
+        visitors: of.reduce((n, c) => n + c.visitors, 0),
+      };
+    });
+    const pooledMetrics: AnalysisMetric[] = metrics.map((metric) => ({
+      ...metric,
+      stats: Object.fromEntries(
+        section.variantIds.map((variantId) => {
+          let sum = 0;
+          let sumSq = 0;
+          let n = 0;
+          for (const c of members(variantId)) {
+            const s = metric.stats[c.id] ?? EMPTY_STATS;
+            sum += s.sum;
+            sumSq += s.sumSq;
+            n += c.visitors;
+          }
+          return [variantId, { n, sum, sumSq }];
+        }),
+      ),
+    }));
+    const analysis = analyzeExperiment(pooled, baselineId, pooledMetrics, options);
+    return [{ sectionId: section.id, baselineId, variations: pooled, metrics: analysis.metrics }];
+  });
+}
+
+/** A guardrail metric: a metric whose harm is watched (docs/statistics.md "Guardrails"). */
+export interface GuardrailMetric extends AnalysisMetric {
+  /** What a harm does: only mark the experiment, or also pause it. */
+  action: "mark" | "pause";
+}
+
+/** One guardrail's verdict for one variation. */
+export interface GuardrailResult extends HarmTest {
+  metricId: string;
+  variationId: string;
+  action: "mark" | "pause";
+}
+
+/**
+ * Every guardrail metric × non-baseline variation: the one-sided always-valid test of harm
+ * ({@link testHarm}) at `options.alpha` and `options.nStar`, whatever the results' mode (a
+ * guardrail is watched continuously). Not corrected for multiple comparisons: each guardrail is
+ * a separate alarm with its own false-alarm rate α (docs/statistics.md says why).
+ */
+export function checkGuardrails(
+  variations: readonly AnalysisVariation[],
+  baselineId: string,
+  guardrails: readonly GuardrailMetric[],
+  options: AnalysisOptions = DEFAULT_ANALYSIS_OPTIONS,
+): GuardrailResult[] {
+  const baseline = variations.find((v) => v.id === baselineId);
+  if (baseline === undefined) return [];
+  const statsOf = (metric: AnalysisMetric, variation: AnalysisVariation): SufficientStats => {
+    const s = metric.stats[variation.id] ?? EMPTY_STATS;
+    return { n: variation.visitors, sum: s.sum, sumSq: s.sumSq };
+  };
+  return guardrails.flatMap((metric) =>
+    variations
+      .filter((v) => v.id !== baselineId)
+      .map((variation) => ({
+        metricId: metric.id,
+        variationId: variation.id,
+        action: metric.action,
+        ...testHarm(statsOf(metric, baseline), statsOf(metric, variation), {
+          alpha: options.alpha,
+          nStar: options.nStar,
+          higherIsBetter: metric.higherIsBetter,
+        }),
+      })),
+  );
 }

@@ -14,7 +14,7 @@
  * at every look: it is a confidence sequence, so it must miss the true lift at some look in at
  * most α of the experiments, and it must exclude 0 exactly when the look is significant.
  */
-import { compareVariation, type CompareOptions } from "../../src/core/stats/index";
+import { compareVariation, testHarm, type CompareOptions } from "../../src/core/stats/index";
 
 /** What to simulate; `lift` 0 is an A/A test. */
 export interface SimulationScenario {
@@ -137,4 +137,51 @@ export function simulate(scenario: SimulationScenario): SimulationResult {
     missedTrueLift,
     inconsistentLooks,
   };
+}
+
+/** A guardrail watched continuously (docs/statistics.md "Guardrails"); `change` 0 is an A/A test. */
+export interface GuardrailScenario {
+  /** Control conversion rate, in (0, 1). */
+  rate: number;
+  /** Relative change of the treatment's rate (negative = harm for a higher-is-better metric). */
+  change: number;
+  experiments: number;
+  step: number;
+  maxPerArm: number;
+  alpha: number;
+  /** Sequential tuning N* (both arms). */
+  nStar?: number;
+  seed: number;
+}
+
+/**
+ * Runs {@link testHarm} at every look of each experiment (stopping at the first alarm, as the
+ * hourly check does once it has paused); returns the share of experiments that alarmed and its
+ * Monte-Carlo standard error. For an A/A test that is the false-alarm rate, ≤ α for a valid test.
+ */
+export function simulateGuardrail(scenario: GuardrailScenario): { rate: number; se: number } {
+  const { rate, change, experiments, step, maxPerArm, alpha, nStar = 5000, seed } = scenario;
+  const random = mulberry32(seed);
+  let alarmed = 0;
+  for (let e = 0; e < experiments; e++) {
+    let n = 0;
+    let c = 0;
+    let t = 0;
+    while (n < maxPerArm) {
+      n += step;
+      c += binomial(step, rate, random);
+      t += binomial(step, rate * (1 + change), random);
+      const harm = testHarm(
+        { n, sum: c, sumSq: c },
+        { n, sum: t, sumSq: t },
+        { alpha, nStar, higherIsBetter: true },
+      );
+      if (harm.harmed) {
+        alarmed++;
+        break;
+      }
+    }
+  }
+  const share = alarmed / experiments;
+  return { rate: share, se: Math.sqrt((share * (1 - share)) / experiments) };
 }

@@ -38,7 +38,7 @@ const changesSchema = z.array(ChangeComponent).max(500).openapi({
 
 const metricSchema = z.strictObject(webMetricSchema.shape).openapi("Metric", {
   description:
-    "eventId: an event of the project; aggregator unique | count | sum (sum needs field revenue | value); winningDirection increasing | decreasing.",
+    'eventId: an event of the project; aggregator unique | count | sum (sum needs field revenue | value); winningDirection increasing | decreasing; guardrail {action: mark | pause}: a significant harm on this metric marks the experiment (and pauses it with pause; docs/statistics.md "Guardrails").',
   example: { eventId: "204819230583", aggregator: "unique", winningDirection: "increasing" },
 });
 

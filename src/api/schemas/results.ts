@@ -146,6 +146,20 @@ const MetricVariationSchema = MetricCountsSchema.extend({
   reason: z.string().nullable().openapi({ description: "Why not_enough_data." }),
 });
 
+/** A pooled section variant's result on one metric (multivariate main effects). */
+const SectionMetricVariationSchema = MetricVariationSchema.pick({
+  baseline: true,
+  visitors: true,
+  mean: true,
+  lift: true,
+  difference: true,
+  pValue: true,
+  qValue: true,
+  significant: true,
+  verdict: true,
+  reason: true,
+}).extend({ variationId: z.string() });
+
 /** A metric's capping as reported with its results. */
 export const CappingSchema = z
   .object({
@@ -224,6 +238,68 @@ export const ResultsSchema = z
         variations: z.array(MetricVariationSchema),
       }),
     ),
+    guardrails: z
+      .array(
+        z.object({
+          eventId: z.string(),
+          variationId: z.string(),
+          action: z.enum(["mark", "pause"]),
+          harmed: z.boolean().openapi({
+            description:
+              "The one-sided always-valid test found the variation worse than the baseline (p ≤ alpha).",
+          }),
+          pValue: z.number().nullable(),
+          difference: z.number().nullable().openapi({ description: "Mean, variation − baseline." }),
+          lift: z.number().nullable(),
+        }),
+      )
+      .openapi({
+        description:
+          'Every guardrail metric × non-baseline variation (docs/statistics.md "Guardrails"): always the sequential one-sided test of harm, whatever `mode`.',
+      }),
+    guardrailBreaches: z
+      .array(
+        z.object({
+          eventId: z.string(),
+          variationId: z.string(),
+          detectedAt: z.string(),
+          pValue: z.number(),
+          difference: z.number().nullable(),
+          lift: z.number().nullable(),
+          action: z.string(),
+        }),
+      )
+      .openapi({
+        description:
+          "Harms the hourly guardrail check recorded in this environment (the experiment's marks), first detection each; they stay after a pause.",
+      }),
+    sections: z
+      .array(
+        z.object({
+          id: z.string(),
+          name: z.string().nullable(),
+          baselineVariationId: z.string().openapi({ description: "The section's first variant." }),
+          variations: z.array(
+            z.object({
+              id: z.string(),
+              name: z.string().nullable(),
+              visitors: z.number().int(),
+              weight: z.number().int().nullable(),
+            }),
+          ),
+          metrics: z.array(
+            z.object({
+              eventId: z.string(),
+              variations: z.array(SectionMetricVariationSchema),
+            }),
+          ),
+        }),
+      )
+      .nullable()
+      .openapi({
+        description:
+          "Multivariate experiments: each section's main effects — every variant pooled over the other sections' variants and compared with the section's first variant (docs/statistics.md \"Multivariate results\"). null for other experiments.",
+      }),
     cumulative: z
       .array(
         z.object({

@@ -63,6 +63,8 @@ export interface ExperimentActionRequest {
    * (the API's If-Match check, src/api/http/etag.ts).
    */
   checkVersion?: (version: number) => void;
+  /** Added to the audit entry's details (e.g. why the guardrail check paused it). */
+  auditDetails?: Record<string, unknown>;
 }
 
 /**
@@ -121,6 +123,7 @@ export async function applyExperimentAction(
         updatedAt: now,
       }),
       auditIfChanged(db, actor, action, "experiment", id, experiment.project_id, {
+        ...request.auditDetails,
         environment: environment.key,
         from: previous,
         to: transition.to,

@@ -20,11 +20,13 @@
  */
 import {
   analyzeExperiment,
+  analyzeSections,
+  checkGuardrails,
   DEFAULT_ANALYSIS_OPTIONS,
   type AnalysisOptions,
   type ExperimentAnalysis,
 } from "../../core/experiment-analysis";
-import type { WebMetric } from "../../core/datafile-types";
+import type { WebMetric, WebSection } from "../../core/datafile-types";
 import type { SufficientStats } from "../../core/stats/index";
 import type { Env } from "../../env";
 import { shardConverters, type ShardConverters } from "../../events/visitor-state";
@@ -39,6 +41,7 @@ import {
   type ResultsQuery,
 } from "../schemas/results";
 import { listAppliedAllocations } from "../store/bandit-allocations";
+import { listBreaches } from "../store/guardrails";
 import {
   countConverters,
   findConverterTotalAtRank,
@@ -128,7 +131,7 @@ export function parseAnalysisOptions(
 /** A metric of an experiment, as stored in its `metrics` column. */
 export type ResultsMetric = Pick<
   WebMetric,
-  "eventId" | "field" | "winningDirection" | "capping"
+  "eventId" | "field" | "winningDirection" | "capping" | "guardrail"
 > & {
   aggregator: string;
 };
@@ -323,7 +326,12 @@ async function requireResultsEnvironment(
 }
 
 /** A variation as the experiment's `variations` column has it. */
-type ConfiguredVariation = { id: string; key: string; weight?: number };
+type ConfiguredVariation = {
+  id: string;
+  key: string;
+  weight?: number;
+  sectionVariationIds?: string[];
+};
 
 /** The baseline variation: the one the query names (id or key, else 422), or the first. */
 function chooseBaseline(
@@ -502,6 +510,13 @@ export async function loadResults(
     weight: weights.get(id) ?? null,
     visitors: visitors.get(id) ?? 0,
   }));
+  const analysisMetrics = metrics.map((metric, index) => ({
+    id: metric.eventId,
+    higherIsBetter: metric.winningDirection !== "decreasing",
+    // converters and event counts are never negative; revenue/value can be (refunds)
+    nonNegative: metric.aggregator === "unique" || metric.aggregator === "count",
+    stats: Object.fromEntries(variationIds.map((id) => [id, statsOf(metric, index, id)])),
+  }));
   // A bandit changed the weights over time: the SRM check compares against what each datafile
   // revision allocated, not against today's weights (docs/bandits.md).
   const allocated = await allocationOverTime(db, experiment.id, environment.id, visitorRows);
@@ -513,15 +528,70 @@ export async function loadResults(
             ? analysisVariations.map((v) => ({ ...v, weight: allocated.get(v.id) ?? null }))
             : analysisVariations,
           baselineId,
-          metrics.map((metric, index) => ({
-            id: metric.eventId,
-            higherIsBetter: metric.winningDirection !== "decreasing",
-            // converters and event counts are never negative; revenue/value can be (refunds)
-            nonNegative: metric.aggregator === "unique" || metric.aggregator === "count",
-            stats: Object.fromEntries(variationIds.map((id) => [id, statsOf(metric, index, id)])),
-          })),
+          analysisMetrics,
           options,
         );
+
+  const guardrails =
+    baselineId === null
+      ? []
+      : checkGuardrails(
+          analysisVariations,
+          baselineId,
+          metrics.flatMap((metric, index) =>
+            metric.guardrail
+              ? [{ ...analysisMetrics[index]!, action: metric.guardrail.action }]
+              : [],
+          ),
+          options,
+        );
+  const sections = parseJson<WebSection[] | null>(experiment.sections, null);
+  const sectionResults =
+    sections === null || sections.length === 0
+      ? null
+      : analyzeSections(
+          sections.map((section) => ({
+            id: section.id,
+            variantIds: section.variations.map((v) => v.id),
+          })),
+          analysisVariations.map((v) => ({
+            ...v,
+            sectionVariationIds:
+              configuredVariations.find((c) => c.id === v.id)?.sectionVariationIds ?? [],
+          })),
+          analysisMetrics,
+          options,
+        ).map((analysed, s) => {
+          const section = sections[s]!;
+          const nameOf = (id: string) => section.variations.find((v) => v.id === id)?.name ?? null;
+          return {
+            id: section.id,
+            name: section.name ?? null,
+            baselineVariationId: analysed.baselineId,
+            variations: analysed.variations.map((v) => ({
+              id: v.id,
+              name: nameOf(v.id),
+              visitors: v.visitors,
+              weight: v.weight,
+            })),
+            metrics: analysed.metrics.map((m) => ({
+              eventId: m.id,
+              variations: m.variations.map((r) => ({
+                variationId: r.variationId,
+                baseline: r.baseline,
+                visitors: r.n,
+                mean: r.mean,
+                lift: r.lift,
+                difference: r.difference,
+                pValue: r.pValue,
+                qValue: r.qValue,
+                significant: r.significant,
+                verdict: r.verdict,
+                reason: r.reason,
+              })),
+            })),
+          };
+        });
 
   const days = [...daily.keys()].sort();
   return {
@@ -593,6 +663,25 @@ export async function loadResults(
         }),
       };
     }),
+    guardrails: guardrails.map((g) => ({
+      eventId: g.metricId,
+      variationId: g.variationId,
+      action: g.action,
+      harmed: g.harmed,
+      pValue: g.pValue,
+      difference: g.difference,
+      lift: g.lift,
+    })),
+    guardrailBreaches: (await listBreaches(db, experiment.id, environment.id)).map((b) => ({
+      eventId: b.event_id,
+      variationId: b.variation_id,
+      detectedAt: b.detected_at,
+      pValue: b.p_value,
+      difference: b.difference,
+      lift: b.lift,
+      action: b.action,
+    })),
+    sections: sectionResults,
     cumulative: cumulativeSeries(metrics, variationIds, days, daily),
     daily: days.flatMap((day) => {
       const byVariation = daily.get(day) ?? new Map<string, DailyEntry>();

@@ -5,6 +5,7 @@
  */
 import {
   fiellerRatioInterval,
+  oneSidedSequentialTest,
   sequentialTest,
   sequentialThreshold,
   type OpenInterval,
@@ -149,6 +150,29 @@ function looksBinary(s: SufficientStats): boolean {
 }
 
 /**
+ * Steps 1–2 of {@link sequentialComparison}: the arms' means and the variances of their means
+ * (each with the pooled floor λ), and V = ac + at; null when V is 0 or not finite.
+ */
+export function sequentialVariances(
+  control: SufficientStats,
+  treatment: SufficientStats,
+): { mc: number; mt: number; ac: number; at: number; v: number } | null {
+  const mc = control.sum / control.n;
+  const mt = treatment.sum / treatment.n;
+  const vc = variance(control) ?? 0;
+  const vt = variance(treatment) ?? 0;
+  const vp = variance(mergeStats(control, treatment)) ?? 0;
+  const h = 1 / control.n + 1 / treatment.n;
+  const welch = vc / control.n + vt / treatment.n;
+  const lambda = Math.max(0, vp - welch / h);
+  const ac = (vc + lambda) / control.n;
+  const at = (vt + lambda) / treatment.n;
+  const v = ac + at;
+  if (!(v > 0) || !Number.isFinite(v)) return null;
+  return { mc, mt, ac, at, v };
+}
+
+/**
  * The sequential mode's test (docs/statistics.md "Sequential mode"). Returns null when there is
  * no variance at all (every visitor of both arms has the same value).
  *
@@ -172,20 +196,10 @@ function sequentialComparison(
   nStar: number,
   nonNegative: boolean,
 ): LiftTest | null {
-  // 1.
-  const mc = control.sum / control.n;
-  const mt = treatment.sum / treatment.n;
-  const vc = variance(control) ?? 0;
-  const vt = variance(treatment) ?? 0;
-  const vp = variance(mergeStats(control, treatment)) ?? 0;
-  // 2.
-  const h = 1 / control.n + 1 / treatment.n;
-  const welch = vc / control.n + vt / treatment.n;
-  const lambda = Math.max(0, vp - welch / h);
-  const ac = (vc + lambda) / control.n;
-  const at = (vt + lambda) / treatment.n;
-  const v = ac + at;
-  if (!(v > 0) || !Number.isFinite(v)) return null;
+  // 1. and 2.
+  const variances = sequentialVariances(control, treatment);
+  if (variances === null) return null;
+  const { mc, mt, ac, at, v } = variances;
   // 3.
   const n = control.n + treatment.n;
   const { pValue } = sequentialTest(mt - mc, Math.sqrt(v), n, alpha, nStar);
@@ -310,5 +324,52 @@ export function compareVariation(
     significant,
     verdict,
     reason: null,
+  };
+}
+
+/** A guardrail's test of one variation against the baseline (docs/statistics.md "Guardrails"). */
+export interface HarmTest {
+  /** The one-sided always-valid p-value of harm; null when there is not enough data. */
+  pValue: number | null;
+  /** p ≤ α: the variation is significantly worse than the baseline on this metric. */
+  harmed: boolean;
+  /** Absolute difference of the means, treatment − baseline (null without data). */
+  difference: number | null;
+  /** Relative difference (null when the baseline mean is 0 or there is no data). */
+  lift: number | null;
+}
+
+/**
+ * Harm on a guardrail metric: the one-sided always-valid test ({@link oneSidedSequentialTest})
+ * of Δ = μt − μc oriented against the metric's winning direction (a drop when higher is better,
+ * a rise when lower is better), with the sequential mode's variances (the pooled floor makes it
+ * valid at low counts). Always sequential: a guardrail is watched continuously (hourly), so only
+ * an always-valid test keeps its false-alarm rate at α. Never throws on data.
+ */
+export function testHarm(
+  control: SufficientStats,
+  treatment: SufficientStats,
+  options: { alpha: number; nStar: number; higherIsBetter: boolean },
+): HarmTest {
+  const none: HarmTest = { pValue: null, harmed: false, difference: null, lift: null };
+  if (!isValidStats(control) || !isValidStats(treatment) || control.n < 2 || treatment.n < 2)
+    return none;
+  const variances = sequentialVariances(control, treatment);
+  if (variances === null) return none;
+  const { mc, mt, v } = variances;
+  const difference = mt - mc;
+  const harm = options.higherIsBetter ? -difference : difference;
+  const pValue = oneSidedSequentialTest(
+    harm,
+    Math.sqrt(v),
+    control.n + treatment.n,
+    options.alpha,
+    options.nStar,
+  );
+  return {
+    pValue,
+    harmed: pValue <= options.alpha,
+    difference,
+    lift: mc !== 0 ? difference / mc : null,
   };
 }

@@ -26,6 +26,7 @@ export {
 export { welchTest, type WelchEstimate, type WelchResult } from "./welch";
 export {
   fiellerRatioInterval,
+  oneSidedSequentialTest,
   sequentialRho,
   sequentialTest,
   sequentialThreshold,
@@ -41,6 +42,9 @@ export { visitorsNeeded, type SampleSizeOptions } from "./sample-size";
 export {
   compareVariation,
   DEFAULT_COMPARE_OPTIONS,
+  sequentialVariances,
+  testHarm,
+  type HarmTest,
   NOT_ENOUGH_DATA_REASONS,
   type ArmSummary,
   type CompareOptions,

@@ -5,6 +5,8 @@
  * looked at, which is why it is the default mode: a dashboard is peeked at every day.
  */
 
+import { normalCdf } from "./distributions";
+
 /**
  * Mixture tuning ρ for a target sample size N* (both arms together):
  * ρ = √((−2 ln α + ln(−2 ln α + 1)) / N*).
@@ -70,6 +72,42 @@ export function sequentialTest(
   // 4. half-width = SE · √((1 + r)/r · (ln(1 + r) − 2 ln α))
   const halfWidth = se * Math.sqrt(((1 + r) / r) * (Math.log1p(r) - 2 * Math.log(alpha)));
   return { pValue, ci: [estimate - halfWidth, estimate + halfWidth] };
+}
+
+/**
+ * One-sided always-valid p-value for H₀: θ ≤ 0 against θ > 0, for an estimate θ̂ with standard
+ * error SE after N visitors (both arms) — the guardrails' test of harm (docs/statistics.md
+ * "Guardrails"): the caller orients θ so that harm is positive.
+ *
+ * The mixing distribution of {@link sequentialTest} restricted to the alternative: θ ~ half-normal
+ * on (0, ∞) with scale τ (density 2·φ(θ; 0, τ²)), τ² = ρ²·N·SE² as there. With r = τ²/V:
+ *   Λ = 2 ∫₀^∞ exp((θ·θ̂ − θ²/2)/V) φ(θ; 0, τ²) dθ
+ *     = 2 · (1 + r)^(−½) · exp(z²·r / (2(1 + r))) · Φ(z·√(r/(1 + r))),   z = θ̂/SE.
+ * For every θ′ > 0 the likelihood ratio of θ′ against 0 is a non-negative supermartingale under
+ * any θ ≤ 0 (E exp(θ′X − θ′²/2) = exp(θ′θ) ≤ 1), so is their mixture Λ, and Ville's inequality
+ * gives P(sup Λ ≥ 1/α) ≤ α under all of H₀: p = min(1, 1/Λ) may be looked at after every visitor.
+ * It is smaller than the two-sided p for θ̂ > 0 (all the mixture's mass is on the side tested),
+ * so harm is found sooner than with the two-sided test at the same α.
+ */
+export function oneSidedSequentialTest(
+  estimate: number,
+  se: number,
+  n: number,
+  alpha: number,
+  nStar: number,
+): number {
+  if (!Number.isFinite(estimate)) throw new RangeError(`estimate must be finite, got ${estimate}`);
+  if (!(se > 0) || !Number.isFinite(se)) throw new RangeError(`se must be > 0, got ${se}`);
+  if (!(n > 0) || !Number.isFinite(n)) throw new RangeError(`n must be > 0, got ${n}`);
+  if (!(alpha > 0 && alpha < 1)) throw new RangeError(`alpha must be in (0, 1), got ${alpha}`);
+  if (!(nStar > 0) || !Number.isFinite(nStar)) throw new RangeError(`nStar must be > 0`);
+  const rho = sequentialRho(alpha, nStar);
+  const r = rho * rho * n;
+  const z = estimate / se;
+  const tail = normalCdf(z * Math.sqrt(r / (1 + r)));
+  if (tail <= 0) return 1;
+  const logLambda = Math.LN2 - 0.5 * Math.log1p(r) + (z * z * r) / (2 * (1 + r)) + Math.log(tail);
+  return Math.min(1, Math.exp(-logLambda));
 }
 
 /**
