@@ -36,21 +36,29 @@
  * it. The bench checks the worker saw every object: the job's objectsRead must equal the objects
  * written and its eventsRead E.
  *
- * Measured, through the admin API (bearer token; polls every 500 ms, so each phase time is up to
- * 0.5 s long):
+ * Measured, through the admin API (bearer token, node:http without a timeout; polled every 500 ms,
+ * so each phase time is up to 0.5 s long):
  *   1. compare: `POST /_ss/api/v1/admin/rebuild {"chunkObjects": C}` (BENCH_REBUILD_CHUNK, default
  *      20) → `GET /_ss/api/v1/admin/rebuild` until "compared": cleaning, seeding (no dropped/ or
  *      rejected/ objects here), replaying every object into shadow rows, comparing per sdkKey;
- *      the replay's own time is from the first poll in "replaying" to the first one past it;
+ *      the replay's own time is from the first poll in "replaying" to the first one past it, when
+ *      a poll saw it (see below); the server's own time (job createdAt → updatedAt) beside;
  *   2. apply: `POST /_ss/api/v1/admin/rebuild/apply` → poll until "applied": the shadow rows
  *      become the live ones (the live state was empty: nothing went through the queue), then the
  *      leftovers are dropped.
  * Per phase: wall time, events/s (E ÷ wall time) and the job's steps. Memory: the RSS
  * (/proc/<pid>/status VmRSS) of the `wrangler dev`'s workerd processes (the descendants of the
  * wrangler process named workerd; Σ over them), sampled every 500 ms — before the rebuild, its
- * peak during each phase, and at 25/50/75/100 % of the replay (flat = bounded by the step, not
- * by E). Correctness: after apply, `GET /_ss/api/v1/experiments/{id}/results` must show
- * Σ visitors = E/2 and Σ purchase events = E/2 (and E/2 converters).
+ * peak during each phase, and at 10/25/50/75/100 % of the compare's time (flat = bounded by the
+ * step, not by E). Correctness: after apply, `GET /_ss/api/v1/experiments/{id}/results` must
+ * show Σ visitors = E/2 and Σ purchase events = E/2 (and E/2 converters).
+ *
+ * Responsiveness: beside the polls, `GET /_ss/health` every 500 ms; both latencies are reported.
+ * Under wrangler dev, no request to the Worker is answered while the job's alarm chain runs (the
+ * job, its shards, D1 and R2 all live in one workerd process, and the chain keeps it busy from
+ * one step to the next), so the first poll answers only when the compare has ended: the
+ * "requests during the rebuild" row shows it, and the compare is then not split into replay and
+ * comparison. Each poll is asked again if it fails.
  *
  * What production differs in: D1 is local SQLite and every Durable Object (the rebuild job, the
  * shards) an in-process object of the same workerd, on the same 2 cores as this bench's polling;
@@ -66,6 +74,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { appendFileSync, readdirSync, readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -79,6 +88,7 @@ import {
   type ConsumerWorld,
   type ResultsBody,
 } from "./lib/events-world";
+import { quantile } from "./lib/harness";
 import type { Row } from "./lib/types";
 import { currentLoad, loadRow, repoRoot, tempDir } from "./lib/wrangler-dev";
 
@@ -155,18 +165,71 @@ interface JobBody {
 /** Results with the converters the consumer bench's ResultsBody reads too. */
 type Results = ResultsBody;
 
-async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${base}/_ss/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN_TOKEN}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
+/**
+ * One admin API call over node:http, with no timeout: while the rebuild's alarm chain runs, a
+ * `GET /admin/rebuild` may wait for minutes (see the module comment), longer than fetch's
+ * (undici's) 300 s headers timeout.
+ */
+function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${base}/_ss/api/v1${path}`,
+      {
+        method,
+        agent: false,
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(payload === undefined
+            ? {}
+            : {
+                "content-type": "application/json",
+                "content-length": String(Buffer.byteLength(payload)),
+              }),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.once("error", reject);
+        res.once("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300)
+            reject(new Error(`${method} ${path}: HTTP ${status}: ${text}`));
+          else resolve(JSON.parse(text) as T);
+        });
+      },
+    );
+    req.once("error", reject);
+    req.end(payload);
   });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status}: ${text}`);
-  return JSON.parse(text) as T;
+}
+
+/** `GET /_ss/health` every POLL_MS until `stop()`: is the Worker answering during the rebuild? */
+function healthProbe(base: string): { stop(): Promise<number[]> } {
+  const latencies: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      try {
+        const response = await fetch(`${base}/_ss/health`);
+        await response.arrayBuffer();
+        latencies.push(response.ok ? performance.now() - t0 : Number.POSITIVE_INFINITY);
+      } catch {
+        latencies.push(Number.POSITIVE_INFINITY);
+      }
+      await sleep(POLL_MS);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return latencies;
+    },
+  };
 }
 
 // ------------------------------------------------------------------------------ RSS
@@ -205,19 +268,23 @@ function workerdPids(root: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-/** VmRSS of `pid` in bytes (0 when it is gone). */
-function rssOf(pid: number): number {
+/** VmRSS and RssAnon of `pid` in bytes (0 when it is gone). */
+function rssOf(pid: number): { rss: number; anon: number } {
   try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) * 1024 : 0;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (field: string) =>
+      Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kib("VmRSS"), anon: kib("RssAnon") };
   } catch {
-    return 0;
+    return { rss: 0, anon: 0 };
   }
 }
 
 interface RssSample {
   t: number;
   total: number;
+  /** Σ RssAnon (the rest is file-backed: the workerd binary, mapped files). */
+  anon: number;
   perPid: Record<number, number>;
 }
 
@@ -229,13 +296,19 @@ class RssSampler {
   constructor(private readonly root: number) {}
 
   sample(): RssSample {
-    if (this.pids.length === 0 || this.pids.some((p) => rssOf(p) === 0))
+    if (this.pids.length === 0 || this.pids.some((p) => rssOf(p).rss === 0))
       this.pids = workerdPids(this.root);
     const perPid: Record<number, number> = {};
-    for (const pid of this.pids) perPid[pid] = rssOf(pid);
+    let anon = 0;
+    for (const pid of this.pids) {
+      const r = rssOf(pid);
+      perPid[pid] = r.rss;
+      anon += r.anon;
+    }
     const s = {
       t: performance.now(),
       total: Object.values(perPid).reduce((a, b) => a + b, 0),
+      anon,
       perPid,
     };
     this.samples.push(s);
@@ -428,6 +501,8 @@ async function writeArchive(persistTo: string, ids: ArchiveIds): Promise<Written
 
 interface Poll {
   t: number;
+  /** How long the GET took. */
+  ms: number;
   job: JobBody;
   rss: number;
 }
@@ -441,9 +516,16 @@ interface PhaseRun {
   phases: Map<string, number>;
   /** Distinct step errors seen (with the failures count of their poll). */
   errors: Map<string, number>;
+  /** `GET /_ss/health` latencies meanwhile (Infinity = failed). */
+  health: number[];
+  /** Polls that failed (and were asked again). */
+  pollErrors: string[];
 }
 
-/** Polls the job until its status is one of `until` (or failed/cancelled), every POLL_MS. */
+/**
+ * Polls the job until its status is one of `until` (or failed/cancelled), every POLL_MS, with a
+ * `GET /_ss/health` probe beside it.
+ */
 async function pollJob(
   world: ConsumerWorld,
   rss: RssSampler,
@@ -455,34 +537,60 @@ async function pollJob(
   const phases = new Map<string, number>();
   const errors = new Map<string, number>();
   let lastLog = performance.now();
-  for (;;) {
-    await sleep(POLL_MS);
-    const asked = performance.now();
-    const job = await api<JobBody>(world.ours.url, "GET", "/admin/rebuild");
-    const t = performance.now();
-    const last = rss.samples.at(-1)?.total ?? 0;
-    polls.push({ t, job, rss: last });
-    if (TRACE)
-      appendFileSync(
-        TRACE,
-        `${JSON.stringify({ label, t: Math.round(t - startedAt), getMs: Math.round(t - asked), rss: last, ...job, report: undefined })}\n`,
-      );
-    if (!phases.has(job.phase)) phases.set(job.phase, t);
-    if (job.error !== null)
-      errors.set(job.error, Math.max(errors.get(job.error) ?? 0, job.failures));
-    if (t - lastLog > PROGRESS_MS) {
-      lastLog = t;
+  const probe = healthProbe(world.ours.url);
+  const pollErrors: string[] = [];
+  // The polls may wait for minutes: progress lines from the RSS samples meanwhile.
+  const ticker = setInterval(() => {
+    const pending = performance.now() - (polls.at(-1)?.t ?? startedAt);
+    if (pending > PROGRESS_MS)
       console.log(
-        `events-rebuild: ${label} ${secs(t - startedAt)}: ${job.status}/${job.phase}, step ${job.steps}, ${int(job.progress.objectsRead)} objects, ${int(job.progress.eventsRead)} events, workerd RSS ${mib(last)}${job.failures > 0 ? `, ${job.failures} failed step(s): ${job.error}` : ""}`,
+        `events-rebuild: ${label} ${secs(performance.now() - startedAt)}: GET /admin/rebuild has waited ${secs(pending)}; workerd RSS ${mib(rss.samples.at(-1)?.total ?? 0)}`,
       );
+  }, PROGRESS_MS);
+  let health: number[];
+  try {
+    for (;;) {
+      await sleep(POLL_MS);
+      const asked = performance.now();
+      let job: JobBody;
+      try {
+        job = await api<JobBody>(world.ours.url, "GET", "/admin/rebuild");
+      } catch (error) {
+        // A GET that waited through a long alarm chain may be cut by wrangler's proxy: ask again.
+        pollErrors.push(`${secs(performance.now() - asked)}: ${String(error).slice(0, 200)}`);
+        if (pollErrors.length > 20 || performance.now() - startedAt > PHASE_TIMEOUT_MS) throw error;
+        continue;
+      }
+      const t = performance.now();
+      const last = rss.samples.at(-1)?.total ?? 0;
+      polls.push({ t, ms: t - asked, job, rss: last });
+      if (TRACE)
+        appendFileSync(
+          TRACE,
+          `${JSON.stringify({ label, t: Math.round(t - startedAt), getMs: Math.round(t - asked), rss: last, ...job, report: undefined })}\n`,
+        );
+      if (!phases.has(job.phase)) phases.set(job.phase, t);
+      if (job.error !== null)
+        errors.set(job.error, Math.max(errors.get(job.error) ?? 0, job.failures));
+      if (t - lastLog > PROGRESS_MS) {
+        lastLog = t;
+        console.log(
+          `events-rebuild: ${label} ${secs(t - startedAt)}: ${job.status}/${job.phase}, step ${job.steps}, ${int(job.progress.objectsRead)} objects, ${int(job.progress.eventsRead)} events, workerd RSS ${mib(last)}${job.failures > 0 ? `, ${job.failures} failed step(s): ${job.error}` : ""}`,
+        );
+      }
+      if (until.includes(job.status) || job.status === "failed" || job.status === "cancelled")
+        break;
+      if (t - startedAt > PHASE_TIMEOUT_MS)
+        throw new Error(
+          `events-rebuild: ${label} not done after ${secs(t - startedAt)}: ${JSON.stringify({ ...job, report: undefined })}\nwrangler dev's last output:\n${world.ours.output()}`,
+        );
     }
-    if (until.includes(job.status) || job.status === "failed" || job.status === "cancelled")
-      return { startedAt, endedAt: t, polls, job, phases, errors };
-    if (t - startedAt > PHASE_TIMEOUT_MS)
-      throw new Error(
-        `events-rebuild: ${label} not done after ${secs(t - startedAt)}: ${JSON.stringify({ ...job, report: undefined })}\nwrangler dev's last output:\n${world.ours.output()}`,
-      );
+  } finally {
+    clearInterval(ticker);
+    health = await probe.stop();
   }
+  const last = polls.at(-1)!;
+  return { startedAt, endedAt: last.t, polls, job: last.job, phases, errors, health, pollErrors };
 }
 
 /** Time spent in `phase`: first poll in it → first poll in a later phase (NaN if never seen). */
@@ -493,12 +601,12 @@ function phaseSpan(run: PhaseRun, phase: string): number {
   return (after.length ? Math.min(...after) : run.endedAt) - from;
 }
 
-/** RSS (Σ workerd) when the replay had read ≥ q of the objects, per q. */
-function rssAtProgress(run: PhaseRun, objects: number, qs: number[]): string {
+/** Σ workerd RSS at fractions `qs` of a phase's time (the last sample at or before each). */
+function rssOverTime(rss: RssSampler, run: PhaseRun, qs: number[]): string {
   return qs
     .map((q) => {
-      const p = run.polls.find((x) => x.job.progress.objectsRead >= q * objects);
-      return `${Math.round(q * 100)} % ${p ? mib(p.rss) : "n/a"}`;
+      const s = rss.at(run.startedAt + q * (run.endedAt - run.startedAt));
+      return `${Math.round(q * 100)} % ${s ? mib(s.total) : "n/a"}`;
     })
     .join(", ");
 }
@@ -622,9 +730,9 @@ function rows(r: {
   const comparePeak = r.rss.peak(compare.startedAt, compare.endedAt);
   const applyPeak = r.rss.peak(apply.startedAt, apply.endedAt);
   const perPid = (s: RssSample) =>
-    Object.entries(s.perPid)
-      .map(([pid, b]) => `${pid}: ${mib(b)}`)
-      .join(", ");
+    `${Object.entries(s.perPid)
+      .map(([pid, b]) => `pid ${pid}: ${mib(b)}`)
+      .join(", ")}; anonymous ${mib(s.anon)}`;
   const knobs = `E = ${int(E)}, ${r.where}, chunk ${CHUNK} objects`;
 
   const out: Row[] = [];
@@ -632,7 +740,7 @@ function rows(r: {
     subject: `compare (replay + compare), events/s — ${knobs}`,
     value: (E * 1000) / compareMs,
     unit: "ops/s",
-    note: `POST /admin/rebuild → "compared" in ${secs(compareMs)} (server: createdAt → updatedAt ${secs(serverCompareMs)}), ${int(compareSteps)} steps; replaying ${secs(replayMs)}, comparing ${secs(comparingMs)}`,
+    note: `POST /admin/rebuild → "compared" in ${secs(compareMs)} (server: createdAt → updatedAt ${secs(serverCompareMs)}), ${int(compareSteps)} steps (${int(written.objects)} objects, ~${Math.ceil(written.objects / CHUNK)} replay steps of ${CHUNK}); ${Number.isFinite(replayMs) ? `replaying ${secs(replayMs)}, comparing ${secs(comparingMs)}` : `the polls saw no phase between the start and "compared" (see "requests during the rebuild"), so replay and comparison are not timed apart`}`,
     extra: {
       events: E,
       shards: SHARDS,
@@ -645,13 +753,14 @@ function rows(r: {
       polls: compare.polls.length,
     },
   });
-  out.push({
-    subject: `  replay only, events/s`,
-    value: (E * 1000) / replayMs,
-    unit: "ops/s",
-    note: `first poll in "replaying" → first poll past it: ${secs(replayMs)} for ${int(written.objects)} objects (${int((written.objects * 1000) / replayMs)} objects/s, ~${Math.ceil(written.objects / CHUNK)} steps of ${CHUNK})`,
-    extra: { replayMs },
-  });
+  if (Number.isFinite(replayMs))
+    out.push({
+      subject: `  replay only, events/s`,
+      value: (E * 1000) / replayMs,
+      unit: "ops/s",
+      note: `first poll in "replaying" → first poll past it: ${secs(replayMs)} for ${int(written.objects)} objects (${int((written.objects * 1000) / replayMs)} objects/s)`,
+      extra: { replayMs },
+    });
   out.push({
     subject: `apply, events/s (E ÷ apply time)`,
     value: (E * 1000) / applyMs,
@@ -681,7 +790,7 @@ function rows(r: {
     subject: `workerd RSS peak during compare`,
     value: comparePeak.total,
     unit: "bytes",
-    note: `${mib(comparePeak.total)} (${perPid(comparePeak)}), +${mib(comparePeak.total - r.before.total)} over before; during the replay at ${rssAtProgress(compare, written.objects, [0.25, 0.5, 0.75, 1])} of the objects read (sampled every ${RSS_MS} ms)`,
+    note: `${mib(comparePeak.total)} (${perPid(comparePeak)}), +${mib(comparePeak.total - r.before.total)} over before; at 10/25/50/75/100 % of the compare's time: ${rssOverTime(r.rss, compare, [0.1, 0.25, 0.5, 0.75, 1])} (sampled every ${RSS_MS} ms)`,
     extra: { before: r.before.total, peak: comparePeak.total },
   });
   out.push({
@@ -690,6 +799,20 @@ function rows(r: {
     unit: "bytes",
     note: `${mib(applyPeak.total)} (${perPid(applyPeak)}); after apply ${mib(r.after.total)}`,
     extra: { peak: applyPeak.total, after: r.after.total },
+  });
+
+  const latency = (values: number[]) =>
+    values.length === 0
+      ? "no request"
+      : `${values.length} requests, p50 ${secs(quantile(values, 0.5))}, max ${secs(Math.max(...values))}${values.some((v) => !Number.isFinite(v)) ? `, ${values.filter((v) => !Number.isFinite(v)).length} failed` : ""}`;
+  const slowest = Math.max(...[...compare.polls, ...apply.polls].map((p) => p.ms));
+  out.push({
+    subject: `requests during the rebuild`,
+    value: Number.NaN,
+    unit: "info",
+    status: slowest > 5000 ? "WARN" : "OK",
+    note: `GET /admin/rebuild (polled every ${POLL_MS} ms): compare ${latency(compare.polls.map((p) => p.ms))}; apply ${latency(apply.polls.map((p) => p.ms))}${compare.pollErrors.length + apply.pollErrors.length > 0 ? ` (failed polls, asked again: ${[...compare.pollErrors, ...apply.pollErrors].join("; ")})` : ""}. GET /_ss/health beside it: compare ${latency(compare.health)}; apply ${latency(apply.health)}`,
+    extra: { slowestPollMs: slowest },
   });
 
   const seen = report?.objectsRead === written.objects && report?.eventsRead === written.events;

@@ -170,6 +170,21 @@ function metricTable(
   </table>`;
 }
 
+/** What CUPED did for a metric's comparisons (docs/statistics.md "CUPED"). */
+function cupedNote(results: ExperimentResults, metric: ExperimentResults["metrics"][number]): Html {
+  const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key ?? id;
+  const adjusted = metric.variations.filter((v) => v.cuped !== null);
+  if (adjusted.length === 0) return html``;
+  return html`<p class="muted" data-cuped="applied">
+    CUPED (adjusted by each visitor's ${metric.eventKey ?? metric.eventId} before exposure):
+    ${adjusted.map(
+      (v, i) =>
+        html`${i > 0 ? "; " : ""}${keyOf(v.variationId)} ${percent(v.cuped!.varianceReduction, 0)}
+        less variance`,
+    )}.
+  </p>`;
+}
+
 /** The guardrails' marks and current state (docs/statistics.md "Guardrails"). */
 function guardrailBlock(results: ExperimentResults): Html {
   const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key ?? id;
@@ -673,7 +688,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
                     ${m.winningDirection})</span
                   >
                 </h3>
-                ${metricTable(results.value, m)}
+                ${metricTable(results.value, m)} ${cupedNote(results.value, m)}
                 ${
                   m.visitorsNeededPerVariation !== null
                     ? html`<p class="muted">

@@ -399,7 +399,7 @@ export async function runEventsCommand(group: string, args: string[]): Promise<n
     else {
       const chunk = values["chunk-objects"];
       if (chunk !== undefined && !/^\d{1,4}$/.test(chunk))
-        throw new CliError("--chunk-objects must be a whole number (1–500)", 2);
+        throw new CliError("--chunk-objects must be a whole number (1–200)", 2);
       const body = {
         apply: values.apply === true,
         ...(values["sdk-key"] === undefined ? {} : { sdkKey: values["sdk-key"] }),

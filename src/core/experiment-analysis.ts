@@ -22,9 +22,12 @@ import {
   mean as meanOf,
   holm,
   sampleRatioMismatch,
+  cupedTest,
   testHarm,
   visitorsNeeded,
   type Comparison,
+  type CovariateStats,
+  type CupedTest,
   type HarmTest,
   type OpenInterval,
   type SufficientStats,
@@ -47,6 +50,11 @@ export interface AnalysisOptions {
   /** Power for "visitors needed". */
   power: number;
   correction: Correction;
+  /**
+   * CUPED (docs/statistics.md "CUPED"): adjust by each visitor's pre-exposure value of the same
+   * metric where the metric has covariates. Default true.
+   */
+  cuped: boolean;
 }
 
 export const DEFAULT_ANALYSIS_OPTIONS: AnalysisOptions = {
@@ -56,6 +64,7 @@ export const DEFAULT_ANALYSIS_OPTIONS: AnalysisOptions = {
   mde: 0.05,
   power: 0.8,
   correction: "bh",
+  cuped: true,
 };
 
 export interface AnalysisVariation {
@@ -77,6 +86,11 @@ export interface AnalysisMetric {
   nonNegative?: boolean;
   /** Per variation id; a missing variation counts as no conversions. */
   stats: Readonly<Record<string, SufficientStats>>;
+  /**
+   * Per variation id, the per-visitor sums of the metric and its pre-exposure covariate (CUPED);
+   * absent = no covariate known for this metric.
+   */
+  covariates?: Readonly<Record<string, CovariateStats>>;
 }
 
 export interface VariationResult {
@@ -99,6 +113,17 @@ export interface VariationResult {
   verdict: Verdict | "baseline";
   /** Why the verdict is "not_enough_data"; null otherwise. */
   reason: string | null;
+  /**
+   * CUPED, when it was applied to this comparison (then pValue, lift and the verdict are its):
+   * θ, the share of the variance it removed, the adjusted difference with its SE and the mode's
+   * interval, and the p-value the unadjusted comparison would have had. Null otherwise.
+   */
+  cuped: {
+    theta: number;
+    varianceReduction: number;
+    difference: { estimate: number; se: number; ci: [number, number] };
+    unadjustedPValue: number | null;
+  } | null;
 }
 
 export interface MetricResult {
@@ -127,6 +152,19 @@ export interface ExperimentAnalysis {
   srm: SrmResult;
 }
 
+function cupedResult(
+  test: CupedTest | null,
+  unadjustedPValue: number | null,
+): VariationResult["cuped"] {
+  if (test === null) return null;
+  return {
+    theta: test.theta,
+    varianceReduction: test.varianceReduction,
+    difference: { estimate: test.difference, se: test.se, ci: test.differenceCi },
+    unadjustedPValue,
+  };
+}
+
 /**
  * Analyses one experiment; `metrics[0]` is the primary metric. Never throws on data: variations
  * without visitors, zero baselines and zero variances come out as "not_enough_data".
@@ -149,17 +187,47 @@ export function analyzeExperiment(
   };
   const baseline = variations.find((v) => v.id === baselineId);
 
-  // 1. comparisons
-  const comparisons: Array<Array<Comparison | null>> = metrics.map((metric) =>
-    variations.map((variation) =>
-      baseline === undefined || variation.id === baselineId
-        ? null
-        : compareVariation(statsOf(metric, baseline), statsOf(metric, variation), {
-            ...compareOptions,
-            higherIsBetter: metric.higherIsBetter,
-            nonNegative: metric.nonNegative,
-          }),
-    ),
+  // 1. comparisons (CUPED replaces the test where the metric has a covariate)
+  const cupedOf: Array<Array<CupedTest | null>> = metrics.map((metric) =>
+    variations.map((variation) => {
+      if (!options.cuped || baseline === undefined || variation.id === baselineId) return null;
+      const c = metric.covariates?.[baselineId];
+      const t = metric.covariates?.[variation.id];
+      if (c === undefined || t === undefined) return null;
+      return cupedTest(c, t, {
+        mode: options.mode,
+        alpha: options.alpha,
+        nStar: options.nStar,
+        nonNegative: metric.nonNegative ?? false,
+      });
+    }),
+  );
+  const unadjustedP: Array<Array<number | null>> = metrics.map(() => variations.map(() => null));
+  const comparisons: Array<Array<Comparison | null>> = metrics.map((metric, m) =>
+    variations.map((variation, v) => {
+      if (baseline === undefined || variation.id === baselineId) return null;
+      const plain = compareVariation(statsOf(metric, baseline), statsOf(metric, variation), {
+        ...compareOptions,
+        higherIsBetter: metric.higherIsBetter,
+        nonNegative: metric.nonNegative,
+      });
+      const cuped = cupedOf[m]![v];
+      if (cuped === null || cuped === undefined || plain.verdict === "not_enough_data") {
+        cupedOf[m]![v] = null;
+        return plain;
+      }
+      unadjustedP[m]![v] = plain.pValue;
+      const significant = cuped.pValue < options.alpha;
+      const improved = metric.higherIsBetter ? cuped.difference > 0 : cuped.difference < 0;
+      return {
+        ...plain,
+        relative: { ...cuped.lift, pValue: cuped.pValue },
+        pValue: cuped.pValue,
+        ci: cuped.lift.ci,
+        significant,
+        verdict: !significant ? "inconclusive" : improved ? "winner" : "loser",
+      };
+    }),
   );
 
   // 2. corrections: primary alone, secondaries together
@@ -193,6 +261,7 @@ export function analyzeExperiment(
           significant: false,
           verdict: variation.id === baselineId ? "baseline" : "not_enough_data",
           reason: variation.id === baselineId ? null : "no_baseline",
+          cuped: null,
         };
       const q = qValues[m]![v] ?? null;
       const enough = comparison.verdict !== "not_enough_data";
@@ -227,6 +296,7 @@ export function analyzeExperiment(
         significant,
         verdict,
         reason: comparison.reason,
+        cuped: cupedResult(cupedOf[m]![v] ?? null, unadjustedP[m]![v] ?? null),
       };
     });
 
@@ -335,6 +405,10 @@ export function analyzeSections(
     });
     const pooledMetrics: AnalysisMetric[] = metrics.map((metric) => ({
       ...metric,
+      // CUPED's sums add like the others (absent when any combination has none).
+      ...(metric.covariates === undefined
+        ? {}
+        : { covariates: poolCovariates(metric.covariates, section.variantIds, members) }),
       stats: Object.fromEntries(
         section.variantIds.map((variantId) => {
           let sum = 0;
@@ -353,6 +427,29 @@ export function analyzeSections(
     const analysis = analyzeExperiment(pooled, baselineId, pooledMetrics, options);
     return [{ sectionId: section.id, baselineId, variations: pooled, metrics: analysis.metrics }];
   });
+}
+
+function poolCovariates(
+  covariates: Readonly<Record<string, CovariateStats>>,
+  variantIds: readonly string[],
+  members: (variantId: string) => readonly AnalysisCombination[],
+): Record<string, CovariateStats> {
+  return Object.fromEntries(
+    variantIds.map((variantId) => {
+      const sum: CovariateStats = { n: 0, sumY: 0, sumY2: 0, sumX: 0, sumX2: 0, sumXY: 0 };
+      for (const c of members(variantId)) {
+        const s = covariates[c.id];
+        if (s === undefined) continue;
+        sum.n += s.n;
+        sum.sumY += s.sumY;
+        sum.sumY2 += s.sumY2;
+        sum.sumX += s.sumX;
+        sum.sumX2 += s.sumX2;
+        sum.sumXY += s.sumXY;
+      }
+      return [variantId, sum];
+    }),
+  );
 }
 
 /** A guardrail metric: a metric whose harm is watched (docs/statistics.md "Guardrails"). */

@@ -126,27 +126,32 @@ export class RebuildJob extends DurableObject<Env> {
         reason: `the event state is moving to ${layout.movingTo} shard(s): rebuild after the move has finished`,
       };
     const id = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-    // A compared job that was never applied still has its shadow rows: the new job drops them.
-    const job = newJobState(id, options, layout.shards, Date.now(), previous ? [previous.id] : []);
+    // A compared job that was never applied still has its shadow rows: the new job's first step
+    // drops every job's leftovers.
+    const job = newJobState(id, options, layout.shards, Date.now());
     await this.ctx.storage.put({ job, differences: [] });
     await this.ctx.storage.delete("cancel");
     await this.ctx.storage.setAlarm(Date.now());
     return { ok: true, job: await this.view(job) };
   }
 
-  /** Applies a compared job. */
+  /** Applies a compared job, or resumes an apply that failed part-way. */
   async apply(): Promise<RebuildAnswer> {
     const job = await this.load();
     if (job === null) return { ok: false, reason: "no rebuild to apply: start one first" };
-    if (job.status !== "compared")
+    const resume = job.status === "failed" && job.phase === "applying";
+    if (job.status !== "compared" && !resume)
       return {
         ok: false,
-        reason: `rebuild ${job.id} is ${job.status}: only a compared rebuild can be applied`,
+        reason: `rebuild ${job.id} is ${job.status}: only a compared rebuild (or a failed apply) can be applied`,
       };
     job.apply = true;
     job.status = "applying";
     job.phase = "applying";
-    job.keyIndex = 0;
+    job.finishedAt = null;
+    job.failures = 0;
+    // A resumed apply goes on where it stopped; the sdkKeys already swapped are skipped anyway.
+    if (!resume) job.keyIndex = 0;
     await this.ctx.storage.put("job", job);
     await this.ctx.storage.setAlarm(Date.now());
     return { ok: true, job: await this.view(job) };
@@ -156,6 +161,11 @@ export class RebuildJob extends DurableObject<Env> {
   async cancel(): Promise<RebuildAnswer> {
     const job = await this.load();
     if (job === null) return { ok: false, reason: "no rebuild to cancel" };
+    if (job.status === "applying" || (job.status === "failed" && job.phase === "applying"))
+      return {
+        ok: false,
+        reason: `rebuild ${job.id} is applying: an apply is not cancelled half-way (some sdkKeys would be rebuilt, others not); a failed apply is resumed with apply`,
+      };
     if (job.status === "compared") {
       job.status = "cancelling";
       job.phase = "dropping";
@@ -178,7 +188,7 @@ export class RebuildJob extends DurableObject<Env> {
     for (;;) {
       const job = await this.load();
       if (job === null || !ACTIVE_STATUSES.includes(job.status)) return;
-      if ((await this.ctx.storage.get<boolean>("cancel")) === true && job.status !== "cancelling") {
+      if (job.status === "running" && (await this.ctx.storage.get<boolean>("cancel")) === true) {
         job.status = "cancelling";
         job.phase = "dropping";
         await this.ctx.storage.put("job", job);
@@ -189,8 +199,19 @@ export class RebuildJob extends DurableObject<Env> {
         const found = await runRebuildStep(this.env, job, Date.now());
         job.failures = 0;
         job.error = null;
+        // A cancel that came in during the step (it answered "cancelling"): honoured now, also
+        // when the step just finished the comparison.
+        if (
+          (job.status === "running" || job.status === "compared") &&
+          (await this.ctx.storage.get<boolean>("cancel")) === true
+        ) {
+          job.status = "cancelling";
+          job.phase = "dropping";
+          await this.ctx.storage.delete("cancel");
+        }
         const kept = found.length > 0 ? [...(await this.differences()), ...found] : null;
         await this.ctx.storage.put(kept === null ? { job } : { job, differences: kept });
+        if (job.status === "cancelling" && before.status !== "cancelling") continue;
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         before.failures++;
@@ -199,8 +220,11 @@ export class RebuildJob extends DurableObject<Env> {
           before.status = "failed";
           before.finishedAt = new Date().toISOString();
           console.error(`splitstream: rebuild ${before.id} failed: ${message}`);
+          // A failed apply keeps its rows: `apply` resumes it (the swapped sdkKeys are skipped).
+          if (before.phase === "applying")
+            before.error = `${message} — the apply stopped at sdkKey ${before.keyIndex + 1} of ${before.sdkKeys.length}; POST /admin/rebuild/apply resumes it`;
+          else await dropAfterFailure(this.env, before);
           await this.ctx.storage.put("job", before);
-          await dropAfterFailure(this.env, before);
           return;
         }
         console.warn(

@@ -259,13 +259,17 @@ export function adoptStatements(
   return out;
 }
 
-/** Deletes every row of job `job` (any sdkKey) from `tables` (cancel, failure, a finished apply). */
+/**
+ * Deletes every shadow row of job `job` (any sdkKey) from `tables` — or, with `null`, of every
+ * job (a new job's cleaning: nothing of its own exists yet).
+ */
 export function dropStatements(
   tables: ReadonlyArray<DerivedTable | "seen_events">,
-  job: string,
+  job: string | null,
 ): Statement[] {
-  const prefix = shadowPrefix(job);
-  // A key range, not LIKE: `_` in a prefix is a LIKE wildcard, and a range uses the sdk_key indexes.
+  const prefix = job === null ? SHADOW_MARK : shadowPrefix(job);
+  // A key range, not LIKE: `_` in a prefix is a LIKE wildcard. (seen_events has no sdk_key index:
+  // there the range is a scan of the table.)
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
   return tables.map((table) => ({
     sql: `DELETE FROM ${table} WHERE sdk_key >= ? AND sdk_key < ?`,

@@ -137,14 +137,12 @@ export interface RebuildJobState {
   error: string | null;
   /** Consecutive failed steps (reset by a step that succeeds). */
   failures: number;
-  /** Earlier jobs whose shadow rows the cleaning phase drops. */
-  dropJobs: string[];
 }
 
 /** Archive objects one step reads by default. */
 export const DEFAULT_CHUNK_OBJECTS = 20;
 /** The most a job may read per step. */
-export const MAX_CHUNK_OBJECTS = 500;
+export const MAX_CHUNK_OBJECTS = 200;
 /** Events per counting call (the queue's own batch limit, wrangler.toml max_batch_size). */
 const COUNT_GROUP = 100;
 /** Archive objects fetched at the same time. */
@@ -169,7 +167,6 @@ export function newJobState(
   options: RebuildOptions,
   shards: number,
   now: number,
-  dropJobs: string[],
 ): RebuildJobState {
   const at = new Date(now).toISOString();
   return {
@@ -202,7 +199,6 @@ export function newJobState(
     written: null,
     error: null,
     failures: 0,
-    dropJobs,
   };
 }
 
@@ -453,6 +449,9 @@ async function replayStep(env: RebuildEnv, job: RebuildJobState, now: number): P
 
 /** Comparing starts: fixes the list of sdkKeys and the conversions window. */
 async function startComparing(env: RebuildEnv, job: RebuildJobState, now: number): Promise<void> {
+  // Every entry the shards still hold (the replay's own included) goes to D1 first, or the
+  // aggregates compared would lack them.
+  if (job.shards > 0) await handOverPending(env, job.shards);
   job.since = retentionCutoff(now);
   job.keyIndex = 0;
   job.sdkKeys =
@@ -560,29 +559,47 @@ async function applyStep(env: RebuildEnv, job: RebuildJobState): Promise<void> {
     const inD1: Array<DerivedTable | "seen_events"> =
       job.shards === 0 ? ["seen_events", ...DERIVED_TABLES] : ["variation_daily", "metric_daily"];
     const statements = adoptStatements(inD1, names);
-    // One D1 batch: the sdkKey's live aggregates are swapped in one transaction.
-    const results = await env.DB.batch(statements.map((st) => d1(env, st)));
-    statements.forEach((st, i) => {
-      if (st.counts && st.table !== "seen_events")
-        written[st.table] += Number(results[i]?.meta.changes ?? 0);
-    });
+    // One D1 batch: the sdkKey's live rows are swapped in one transaction, together with its
+    // marker — a retried step (the batch committed, its answer was lost) finds the marker and
+    // does not swap again.
+    try {
+      const results = await env.DB.batch([
+        env.DB.prepare(
+          "INSERT INTO rebuild_adoptions (job, sdk_key, adopted_at) VALUES (?, ?, ?)",
+        ).bind(job.id, live, new Date().toISOString()),
+        ...statements.map((st) => d1(env, st)),
+      ]);
+      statements.forEach((st, i) => {
+        if (st.counts && st.table !== "seen_events")
+          written[st.table] += Number(results[i + 1]?.meta.changes ?? 0);
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (!/UNIQUE constraint failed: rebuild_adoptions/.test(message)) throw error;
+    }
     job.keyIndex++;
     return;
   }
   job.phase = "dropping";
 }
 
-/** Drops every shadow row of `jobs`, in D1 and on the job's shards. */
+/**
+ * Drops the shadow rows of job `id` — of every job with `null` — in D1 and on the job's shards,
+ * after handing over what the shards still hold (a shadow entry handed over later would bring
+ * shadow aggregates back into D1).
+ */
 async function dropShadowRows(
   env: RebuildEnv,
   job: RebuildJobState,
-  jobs: string[],
+  id: string | null,
 ): Promise<void> {
   const tables = ["seen_events", ...DERIVED_TABLES] as const;
-  for (const id of jobs) {
-    await env.DB.batch(dropStatements(tables, id).map((st) => d1(env, st)));
-    await Promise.all(shardIndexes(job).map((i) => shardStub(env, i).dropShadow(id)));
-  }
+  if (job.shards > 0) await handOverPending(env, job.shards);
+  await env.DB.batch([
+    ...dropStatements(tables, id).map((st) => d1(env, st)),
+    ...(id === null ? [env.DB.prepare("DELETE FROM rebuild_adoptions")] : []),
+  ]);
+  await Promise.all(shardIndexes(job).map((i) => shardStub(env, i).dropShadow(id)));
 }
 
 /**
@@ -598,7 +615,8 @@ export async function runRebuildStep(
   switch (job.phase) {
     case "cleaning":
       await checkLayout(env, job);
-      await dropShadowRows(env, job, [...job.dropJobs, job.id]);
+      // Nothing of this job exists yet: every job's leftovers go (a failed or abandoned one's).
+      await dropShadowRows(env, job, null);
       job.phase = "seeding-dropped";
       break;
     case "seeding-dropped":
@@ -624,7 +642,7 @@ export async function runRebuildStep(
       await applyStep(env, job);
       break;
     case "dropping":
-      await dropShadowRows(env, job, [job.id]);
+      await dropShadowRows(env, job, job.id);
       job.phase = "done";
       job.status = job.status === "cancelling" ? "cancelled" : "applied";
       job.finishedAt = new Date(now).toISOString();
@@ -641,7 +659,7 @@ export async function runRebuildStep(
 /** Best effort after a failure: the shadow rows go now (else the next job's cleaning drops them). */
 export async function dropAfterFailure(env: RebuildEnv, job: RebuildJobState): Promise<void> {
   try {
-    await dropShadowRows(env, job, [job.id]);
+    await dropShadowRows(env, job, job.id);
   } catch (error) {
     console.error(`splitstream: rebuild ${job.id}: could not drop its shadow rows`, error);
   }

@@ -38,6 +38,12 @@ import {
 } from "./shard-schema";
 import { retentionCutoff } from "./retention";
 import {
+  covariateSumsSql,
+  requireCovariateTotal,
+  type CovariateRow,
+  type CovariateTotal,
+} from "./covariate-sql";
+import {
   adoptStatements,
   compareStatements,
   dropStatements,
@@ -637,7 +643,12 @@ export class VisitorShard extends DurableObject<Env> {
   ): Promise<Record<string, number>> {
     this.migrate();
     const written: Record<string, number> = {};
+    // Once per (job, sdkKey): a retried apply step must not swap again (it would delete the rows
+    // the first swap made live). The marker commits with the swap.
+    const marker = `adopted:${names.job}:${names.live}`;
+    if (this.meta(marker) !== null) return written;
     this.ctx.storage.transactionSync(() => {
+      this.setMeta(marker, Date.now());
       for (const st of adoptStatements(["seen_events", ...SHARD_COMPARED], names)) {
         this.sql.exec(st.sql, ...st.params);
         if (st.counts) written[st.table] = (written[st.table] ?? 0) + this.changes();
@@ -653,11 +664,15 @@ export class VisitorShard extends DurableObject<Env> {
     return written;
   }
 
-  /** Deletes every shadow row of rebuild job `job` on this shard. */
-  async dropShadow(job: string): Promise<void> {
+  /**
+   * Deletes every shadow row of rebuild job `job` on this shard — of every job with `null` (and
+   * then the apply markers too).
+   */
+  async dropShadow(job: string | null): Promise<void> {
     this.migrate();
     this.ctx.storage.transactionSync(() => {
       for (const st of dropStatements(VISITOR_TABLES, job)) this.sql.exec(st.sql, ...st.params);
+      if (job === null) this.sql.exec("DELETE FROM shard_meta WHERE key LIKE 'adopted:%'");
     });
   }
 
@@ -694,6 +709,33 @@ export class VisitorShard extends DurableObject<Env> {
           .n,
       ),
     };
+  }
+
+  /** CUPED's per-variation sums of one metric over this shard's visitors (src/events/covariate-sql.ts). */
+  async covariateSums(
+    sdkKey: string,
+    experimentId: string,
+    eventId: string,
+    total: CovariateTotal,
+  ): Promise<CovariateRow[]> {
+    this.migrate();
+    return this.sql
+      .exec<Record<keyof CovariateRow, string | number>>(
+        covariateSumsSql(requireCovariateTotal(total)),
+        sdkKey,
+        experimentId,
+        eventId,
+      )
+      .toArray()
+      .map((row) => ({
+        variationId: String(row.variationId),
+        n: Number(row.n),
+        sumY: Number(row.sumY),
+        sumY2: Number(row.sumY2),
+        sumX: Number(row.sumX),
+        sumX2: Number(row.sumX2),
+        sumXY: Number(row.sumXY),
+      }));
   }
 
   /** How many converters of the event (capped metrics, docs/statistics.md). */

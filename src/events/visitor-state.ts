@@ -9,6 +9,7 @@ import { loadEventLayout } from "./event-layout";
 import { shardOf } from "./shard-map";
 import { VISITOR_COLUMNS, VISITOR_TABLES, type VisitorTable } from "./shard-schema";
 import { readTableRows, type DerivedTable, type Row } from "./tables";
+import { covariateSumsSql, type CovariateRow, type CovariateTotal } from "./covariate-sql";
 import {
   shardStub,
   visitorRowsSql,
@@ -163,4 +164,53 @@ export async function shardConverters(env: StateEnv): Promise<ShardConverters | 
       return [...byVariation.values()];
     },
   };
+}
+
+/**
+ * CUPED's per-visitor sums of one metric of an experiment (src/events/covariate-sql.ts), per
+ * variation: from D1 in the single-database layout, else summed over every shard.
+ */
+export async function covariateSums(
+  env: StateEnv,
+  sdkKey: string,
+  experimentId: string,
+  eventId: string,
+  total: CovariateTotal,
+): Promise<Map<string, CovariateRow>> {
+  const { shards } = await loadEventLayout(env);
+  const parts: CovariateRow[][] =
+    shards === 0
+      ? [
+          (
+            await env.DB.prepare(covariateSumsSql(total))
+              .bind(sdkKey, experimentId, eventId)
+              .all<CovariateRow>()
+          ).results,
+        ]
+      : await Promise.all(
+          Array.from({ length: shards }, (_, index) =>
+            shardStub(env, index).covariateSums(sdkKey, experimentId, eventId, total),
+          ),
+        );
+  const out = new Map<string, CovariateRow>();
+  for (const rows of parts)
+    for (const row of rows) {
+      const acc = out.get(row.variationId) ?? {
+        variationId: row.variationId,
+        n: 0,
+        sumY: 0,
+        sumY2: 0,
+        sumX: 0,
+        sumX2: 0,
+        sumXY: 0,
+      };
+      acc.n += Number(row.n);
+      acc.sumY += Number(row.sumY);
+      acc.sumY2 += Number(row.sumY2);
+      acc.sumX += Number(row.sumX);
+      acc.sumX2 += Number(row.sumX2);
+      acc.sumXY += Number(row.sumXY);
+      out.set(row.variationId, acc);
+    }
+  return out;
 }

@@ -372,6 +372,7 @@ describe("statistics", () => {
       mde: 0.05,
       power: 0.8,
       nStar: 5000,
+      cuped: true,
       baselineVariationId: control,
     });
     const signupMetric = r.metrics[1];
@@ -396,6 +397,8 @@ describe("statistics", () => {
     expect(b.qValue).toBeCloseTo(b.pValue, 12);
     expect(b.significant).toBe(b.qValue <= 0.1);
     expect(b.verdict).toBe(b.significant ? "winner" : "inconclusive");
+    // Nobody converted before exposure: no covariate, no CUPED.
+    expect(b.cuped).toBeNull();
     // The primary metric (revenue) has no conversions at all: not enough data, never NaN.
     expect(r.metrics[0].variations[1]).toMatchObject({
       verdict: "not_enough_data",

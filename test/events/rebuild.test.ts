@@ -305,7 +305,7 @@ describe.each(LAYOUTS)("the rebuild job ($name)", ({ shards }) => {
   beforeAll(() => useLayout(shards));
 
   it(
-    "runs in one-object steps over many steps, and a step whose save was lost is run again without counting twice",
+    "runs in one-object steps over many steps; a replay or apply step whose save was lost runs again without counting or swapping twice",
     { timeout: 120_000 },
     async () => {
       const { sdkKey, events } = await feed(21);
@@ -329,7 +329,6 @@ describe.each(LAYOUTS)("the rebuild job ($name)", ({ shards }) => {
         { sdkKey, chunkObjects: 1 },
         shards,
         Date.now(),
-        [],
       );
       const found: Difference[] = [];
       const step = async () => found.push(...(await runRebuildStep(env, state, Date.now())));
@@ -347,11 +346,25 @@ describe.each(LAYOUTS)("the rebuild job ($name)", ({ shards }) => {
         tables: whole.tables,
       });
       expect(await shadowRows(shards, state.id)).toBeGreaterThan(0);
-      // Cancelled: its rows are dropped.
-      state.status = "cancelling";
-      state.phase = "dropping";
+
+      // Applied, with the first apply step's save lost: the step runs again and must not swap
+      // twice (the second swap would delete the rows the first made live).
+      await env.DB.prepare("DELETE FROM variation_daily WHERE sdk_key = ?").bind(sdkKey).run();
+      state.status = "applying";
+      state.phase = "applying";
+      state.keyIndex = 0;
+      const beforeApply = structuredClone(state);
       await step();
-      expect(state.status).toBe("cancelled");
+      expect(state.keyIndex).toBe(1);
+      state = beforeApply;
+      while (state.status === "applying") await step();
+      expect(state.status).toBe("applied");
+      const expected = stateRows(foldEvents(events));
+      for (const table of DERIVED_TABLES)
+        expect(
+          diffRows(table, await readDerivedRows(env, table, sdkKey), expected[table]),
+          table,
+        ).toEqual([]);
       expect(await shadowRows(shards, state.id)).toBe(0);
     },
   );
@@ -369,6 +382,11 @@ describe.each(LAYOUTS)("the rebuild job ($name)", ({ shards }) => {
       expect(started).toMatchObject({ status: "running", sdkKey, chunkObjects: 1, report: null });
       await apiJson("POST", "/admin/rebuild", 409, { body: { sdkKey } });
       await apiJson("POST", "/admin/rebuild/apply", 409);
+      // No move between layouts under a running rebuild.
+      const move = await apiJson("POST", "/admin/event-layout/move", 409, {
+        body: { to: shards + 1 },
+      });
+      expect(move.error.message).toMatch(/rebuild .* is running/);
       const cancelling = await apiJson("POST", "/admin/rebuild/cancel", 202);
       expect(cancelling.status).toBe("cancelling");
       const cancelled = await settleRebuild();
@@ -452,9 +470,9 @@ describe.each(LAYOUTS)("a large archive ($name)", ({ shards }) => {
             env.ARCHIVE.put(`${hour}${sdkKey}-${i + j}-1.ndjson`, toNdjson([event])),
           ),
       );
-    const job = await runRebuild({ sdkKey, chunkObjects: 250 });
+    const job = await runRebuild({ sdkKey, chunkObjects: 200 });
     // More steps than one listing page per step would take.
-    expect(job.steps).toBeGreaterThan(events.length / 250);
+    expect(job.steps).toBeGreaterThan(events.length / 200);
     const report = job.report as Json;
     expect(report.objectsRead).toBeGreaterThanOrEqual(events.length);
     expect(report.eventsFolded).toBe(events.length);

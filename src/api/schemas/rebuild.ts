@@ -6,14 +6,21 @@ import { z } from "@hono/zod-openapi";
 import { DERIVED_TABLES } from "../../events/tables";
 import { QUEUE_MAX_ID_LENGTH } from "../../shared/event-limits";
 import { MAX_CHUNK_OBJECTS } from "../../events/rebuild";
+import { isShadowKey } from "../../events/rebuild-sql";
 
 /** The body of `POST /admin/rebuild` (optional). */
 export const RebuildBodySchema = z
   .strictObject({
-    sdkKey: z.string().min(1).max(QUEUE_MAX_ID_LENGTH).optional().openapi({
-      description:
-        "Only this sdkKey (an environment's); default every sdkKey in the archive or the live tables.",
-    }),
+    sdkKey: z
+      .string()
+      .min(1)
+      .max(QUEUE_MAX_ID_LENGTH)
+      .refine((key) => !isShadowKey(key), { message: "starts with the rebuild's reserved prefix" })
+      .optional()
+      .openapi({
+        description:
+          "Only this sdkKey (an environment's); default every sdkKey in the archive or the live tables.",
+      }),
     apply: z.boolean().optional().openapi({
       description:
         "false (default): compare only (apply later with POST /admin/rebuild/apply). true: once compared, replace the live rows of the compared sdkKeys with the rebuilt ones.",

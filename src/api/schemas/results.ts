@@ -50,6 +50,14 @@ export const ResultsQuerySchema = z.object({
       description:
         "Relative minimum detectable effect for visitorsNeededPerVariation, 0 < mde ≤ 10; default 0.05.",
     }),
+  cuped: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      param: { name: "cuped", in: "query" },
+      description:
+        'CUPED variance reduction (docs/statistics.md "CUPED"): true (default) adjusts each comparison by the visitors\' pre-exposure value of the same metric where one exists; false turns it off.',
+    }),
   nStar: z
     .string()
     .optional()
@@ -144,6 +152,21 @@ const MetricVariationSchema = MetricCountsSchema.extend({
   significant: z.boolean(),
   verdict: z.enum(["baseline", "winner", "loser", "inconclusive", "not_enough_data"]),
   reason: z.string().nullable().openapi({ description: "Why not_enough_data." }),
+  cuped: z
+    .object({
+      theta: z.number().openapi({ description: "The pooled within-arm slope of y on x." }),
+      varianceReduction: z.number().openapi({
+        description:
+          "Share of the variance of the difference that CUPED removed (1 − Var_adj/Var).",
+      }),
+      difference: z.object({ estimate: z.number(), se: z.number(), ci: IntervalSchema }),
+      unadjustedPValue: z.number().nullable(),
+    })
+    .nullable()
+    .openapi({
+      description:
+        "CUPED, when applied to this comparison (then pValue, lift and verdict are its): null for the baseline, without a covariate, with a day range or capping, or with cuped=false.",
+    }),
 });
 
 /** A pooled section variant's result on one metric (multivariate main effects). */
@@ -197,6 +220,7 @@ export const ResultsSchema = z
       mde: z.number(),
       power: z.number(),
       nStar: z.number(),
+      cuped: z.boolean(),
       baselineVariationId: z.string().nullable(),
     }),
     srm: z

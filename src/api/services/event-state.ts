@@ -8,13 +8,14 @@ import { loadEventLayout, parseShardCount, resetLayoutCache } from "../../events
 import { MoveError, moveEventState, type MoveReport } from "../../events/layout-move";
 import { readVisitorState, type VisitorStateView } from "../../events/visitor-state";
 import { shardStub, type ShardStats } from "../../events/visitor-shard";
+import { rebuildJobStub } from "../../events/rebuild-job";
 import type { Actor } from "../context";
 import { ApiError, conflict, unprocessable } from "../errors";
 import { recordAudit } from "../store/audit";
 import { requireEnvironment } from "../store/db";
 import { requireActorRole } from "./auth";
 
-type StateEnv = Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS">;
+type StateEnv = Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS" | "REBUILD_JOBS">;
 
 export interface EventLayoutView {
   shards: number;
@@ -56,6 +57,12 @@ export async function stepEventLayoutMove(
   body: { to: number; maxRows?: number },
 ): Promise<MoveReport> {
   requireActorRole(actor, "admin");
+  // A rebuild writes shadow rows on the shards of its layout: no move under it.
+  const rebuild = await rebuildJobStub(env).current();
+  if (rebuild !== null && ["running", "applying", "cancelling"].includes(rebuild.status))
+    throw conflict(
+      `rebuild ${rebuild.id} is ${rebuild.status}: move the event state after it has finished (or cancel it)`,
+    );
   try {
     const report = await moveEventState(env, body.to, {
       ...(body.maxRows === undefined ? {} : { maxRows: body.maxRows }),

@@ -29,7 +29,8 @@ import {
 import type { WebMetric, WebSection } from "../../core/datafile-types";
 import type { SufficientStats } from "../../core/stats/index";
 import type { Env } from "../../env";
-import { shardConverters, type ShardConverters } from "../../events/visitor-state";
+import { covariateSums, shardConverters, type ShardConverters } from "../../events/visitor-state";
+import { covariateTotalOf } from "../../events/covariate-sql";
 import { emptyMetricCell } from "../../events/aggregate";
 import { METRIC_CELL_FIELDS, METRIC_DAILY_COLUMNS } from "../../events/tables";
 import { notFound, unprocessable, type ValidationDetail } from "../errors";
@@ -93,7 +94,7 @@ function parseRange(from: string | undefined, to: string | undefined): DayRange 
 
 /** The statistics settings of a results request, from its query (docs/statistics.md). */
 export function parseAnalysisOptions(
-  query: Pick<ResultsQuery, "mode" | "alpha" | "correction" | "mde" | "nStar">,
+  query: Pick<ResultsQuery, "mode" | "alpha" | "correction" | "mde" | "nStar" | "cuped">,
 ): AnalysisOptions {
   const details: ValidationDetail[] = [];
   const number = (
@@ -123,6 +124,7 @@ export function parseAnalysisOptions(
     alpha: number("alpha", 0, 0.5, DEFAULT_ANALYSIS_OPTIONS.alpha),
     mde: number("mde", 0, 10, DEFAULT_ANALYSIS_OPTIONS.mde),
     nStar: number("nStar", 100, 100_000_000, DEFAULT_ANALYSIS_OPTIONS.nStar, true),
+    cuped: query.cuped === undefined ? DEFAULT_ANALYSIS_OPTIONS.cuped : query.cuped === "true",
   };
   invalidQuery(details);
   return options;
@@ -510,12 +512,37 @@ export async function loadResults(
     weight: weights.get(id) ?? null,
     visitors: visitors.get(id) ?? 0,
   }));
+  // CUPED (docs/statistics.md "CUPED"): the per-visitor sums with each visitor's pre-exposure
+  // value, where the whole experiment is asked for and the metric is not capped.
+  const covariates = await Promise.all(
+    metrics.map(async (metric, index) => {
+      const total = covariateTotalOf(metric.aggregator, metric.field);
+      if (!options.cuped || total === null || range.from !== null || range.to !== null)
+        return undefined;
+      if (capped.get(index)?.report.applied) return undefined;
+      const sums = await covariateSums(
+        env,
+        environment.sdk_key,
+        experiment.id,
+        metric.eventId,
+        total,
+      );
+      if (![...sums.values()].some((s) => s.sumX2 > 0)) return undefined;
+      return Object.fromEntries(
+        variationIds.map((id) => [
+          id,
+          sums.get(id) ?? { n: 0, sumY: 0, sumY2: 0, sumX: 0, sumX2: 0, sumXY: 0 },
+        ]),
+      );
+    }),
+  );
   const analysisMetrics = metrics.map((metric, index) => ({
     id: metric.eventId,
     higherIsBetter: metric.winningDirection !== "decreasing",
     // converters and event counts are never negative; revenue/value can be (refunds)
     nonNegative: metric.aggregator === "unique" || metric.aggregator === "count",
     stats: Object.fromEntries(variationIds.map((id) => [id, statsOf(metric, index, id)])),
+    ...(covariates[index] === undefined ? {} : { covariates: covariates[index] }),
   }));
   // A bandit changed the weights over time: the SRM check compares against what each datafile
   // revision allocated, not against today's weights (docs/bandits.md).
@@ -608,6 +635,7 @@ export async function loadResults(
       mde: options.mde,
       power: options.power,
       nStar: options.nStar,
+      cuped: options.cuped,
       baselineVariationId: baselineId,
     },
     srm: analysis?.srm ?? {
@@ -659,6 +687,7 @@ export async function loadResults(
             significant: r?.significant ?? false,
             verdict: r?.verdict ?? ("not_enough_data" as const),
             reason: r?.reason ?? (r === undefined ? "no_baseline" : null),
+            cuped: r?.cuped ?? null,
           };
         }),
       };

@@ -55,3 +55,10 @@ export {
   type TestMode,
   type Verdict,
 } from "./compare";
+export {
+  cupedRegression,
+  cupedTest,
+  type CovariateStats,
+  type CupedRegression,
+  type CupedTest,
+} from "./cuped";
