@@ -202,7 +202,13 @@ function guardrailBlock(results: ExperimentResults): Html {
                   ${keyOf(b.variationId)} harms ${metricKey(b.eventId)}
                   (${b.lift === null ? "" : `${signed(b.lift)}, `}p = ${fmtP(b.pValue)}), found
                   ${b.detectedAt.slice(0, 16).replace("T", " ")} UTC —
-                  ${b.action === "pause" ? "the experiment was paused" : "marked only"}
+                  ${
+                    b.pausedAt !== null
+                      ? "the experiment was paused"
+                      : b.action === "pause"
+                        ? "its pause is pending"
+                        : "marked only"
+                  }
                 </li>`,
             )}
           </ul>

@@ -178,10 +178,41 @@ interface ResultsJson {
       pValue?: number | null;
       qValue?: number | null;
       verdict?: string;
+      cuped?: { varianceReduction: number } | null;
     }>;
   }>;
   analysis?: { mode: string; alpha: number };
   srm?: { checked: boolean; flagged: boolean; pValue: number | null };
+  guardrails?: Array<{
+    eventId: string;
+    variationId: string;
+    action: string;
+    harmed: boolean;
+    pValue: number | null;
+    lift: number | null;
+  }>;
+  guardrailBreaches?: Array<{
+    eventId: string;
+    variationId: string;
+    detectedAt: string;
+    action: string;
+  }>;
+  sections?: Array<{
+    name: string | null;
+    id: string;
+    variations: Array<{ id: string; name: string | null }>;
+    metrics: Array<{
+      eventId: string;
+      variations: Array<{
+        variationId: string;
+        visitors: number;
+        mean: number | null;
+        lift: { estimate: number; ci: [number | null, number | null] } | null;
+        qValue: number | null;
+        verdict: string;
+      }>;
+    }>;
+  }> | null;
 }
 
 const pct = (x: number) => `${x > 0 ? "+" : ""}${(x * 100).toFixed(1)}%`;
@@ -240,7 +271,55 @@ function renderResults(d: ResultsJson): string {
         }),
       ])}`,
     );
+    const adjusted = m.variations.filter((c) => c.cuped);
+    if (adjusted.length > 0)
+      parts.push(
+        `CUPED: ${adjusted
+          .map(
+            (c) =>
+              `${variations.get(c.variationId)?.key ?? c.variationId} ${Math.round(c.cuped!.varianceReduction * 100)}% less variance`,
+          )
+          .join(", ")}`,
+      );
   }
+  const metricKey = (id: string) => d.metrics.find((m) => m.eventId === id)?.eventKey ?? id;
+  const variationKey = (id: string) => variations.get(id)?.key ?? id;
+  for (const b of d.guardrailBreaches ?? [])
+    parts.push(
+      `\nGUARDRAIL BREACHED: ${variationKey(b.variationId)} harms ${metricKey(b.eventId)} (found ${b.detectedAt}; ${b.action === "pause" ? "paused" : "marked"})`,
+    );
+  if (d.guardrails && d.guardrails.length > 0)
+    parts.push(
+      `\nguardrails\n${table([
+        ["metric", "variation", "change", "p (harm)", "on harm", "state"],
+        ...d.guardrails.map((g) => [
+          metricKey(g.eventId),
+          variationKey(g.variationId),
+          g.lift === null ? "-" : pct(g.lift),
+          pValueText(g.pValue),
+          g.action,
+          g.harmed ? "HARMED" : "ok",
+        ]),
+      ])}`,
+    );
+  for (const section of d.sections ?? [])
+    for (const m of section.metrics) {
+      const name = (id: string) => section.variations.find((v) => v.id === id)?.name ?? id;
+      parts.push(
+        `\nsection ${section.name ?? section.id}: ${metricKey(m.eventId)} (main effects)\n${table([
+          ["variant", "visitors", "mean", "lift", "interval", "q", "verdict"],
+          ...m.variations.map((v) => [
+            name(v.variationId),
+            String(v.visitors),
+            v.mean === null ? "-" : String(Number(v.mean.toFixed(4))),
+            v.lift ? pct(v.lift.estimate) : "-",
+            v.lift ? `${pctEnd(v.lift.ci[0], "-inf")}..${pctEnd(v.lift.ci[1], "+inf")}` : "-",
+            pValueText(v.qValue),
+            v.verdict,
+          ]),
+        ])}`,
+      );
+    }
   return parts.join("\n");
 }
 

@@ -109,6 +109,8 @@ export const METRIC_FIELDS = ["revenue", "value"] as const;
 export const WINNING_DIRECTIONS = ["increasing", "decreasing"] as const;
 /** How a metric's per-visitor totals are capped in results (`capping.type`). */
 export const METRIC_CAPPING_TYPES = ["absolute", "percentile"] as const;
+/** What a guardrail's harm does (docs/statistics.md "Guardrails"). */
+export const GUARDRAIL_ACTIONS = ["mark", "pause"] as const;
 export const ALLOCATION_POLICIES = ["manual", "bandit"] as const;
 export const WEB_EVENT_TYPES = ["custom", "pageview", "click"] as const;
 /** Keys of an `attribute` change's `attributes`; other keys are reported (likely typos). */
@@ -190,6 +192,7 @@ const AGGREGATOR = choice(METRIC_AGGREGATORS);
 const METRIC_FIELD = choice(METRIC_FIELDS);
 const WINNING_DIRECTION = choice(WINNING_DIRECTIONS);
 const METRIC_CAPPING = choice(METRIC_CAPPING_TYPES);
+const GUARDRAIL_ACTION = choice(GUARDRAIL_ACTIONS);
 const ALLOCATION_POLICY = choice(ALLOCATION_POLICIES);
 const WEB_EVENT_TYPE = choice(WEB_EVENT_TYPES);
 
@@ -1467,6 +1470,7 @@ class Checker {
       this.oneOf(metric.field, METRIC_FIELD, "field", true);
       this.oneOf(metric.winningDirection, WINNING_DIRECTION, "winningDirection", true);
       this.metricCapping(metric.capping, aggregator);
+      this.metricGuardrail(metric.guardrail);
       if (aggregator === "sum" && metric.field === undefined) {
         this.error(`missing field (aggregator "sum" adds up "revenue" or "value")`, "field");
       } else if (aggregator !== undefined && aggregator !== "sum" && metric.field !== undefined) {
@@ -1525,6 +1529,23 @@ class Checker {
   }
 
   // ---- changes
+
+  /** A metric's `guardrail` ({action: mark | pause}, docs/statistics.md "Guardrails"). */
+  private metricGuardrail(guardrail: unknown): void {
+    if (guardrail === undefined) return;
+    if (!isObj(guardrail)) return this.bad(guardrail, "an object {action}", "guardrail");
+    const action = guardrail.action;
+    if (!GUARDRAIL_ACTION.values.has(action))
+      this.error(
+        action === undefined
+          ? `missing required field (expected one of ${GUARDRAIL_ACTION.expected})`
+          : `expected one of ${GUARDRAIL_ACTION.expected}, got ${preview(action)}`,
+        "guardrail",
+        "action",
+      );
+    for (const key of Object.keys(guardrail))
+      if (key !== "action") this.error(`unknown field ${preview(key)}`, "guardrail", key);
+  }
 
   /** A metric's `capping` (winsorisation of per-visitor totals in results, docs/statistics.md). */
   private metricCapping(capping: unknown, aggregator: string | undefined): void {

@@ -28,6 +28,7 @@ import {
   INSERT_POSITIONS,
   METRIC_AGGREGATORS,
   METRIC_CAPPING_TYPES,
+  GUARDRAIL_ACTIONS,
   METRIC_FIELDS,
   MOVE_POSITIONS,
   PAGE_ACTIVATIONS,
@@ -215,9 +216,6 @@ export const changeSchema = z.discriminatedUnion("type", [
     pageId: pageIdField,
   }),
 ]);
-
-/** What a guardrail's harm does (docs/statistics.md "Guardrails"). */
-export const GUARDRAIL_ACTIONS = ["mark", "pause"] as const;
 
 export const webMetricSchema = z.looseObject({
   eventId: z.string(),

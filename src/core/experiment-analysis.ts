@@ -396,10 +396,14 @@ export function analyzeSections(
       combinations.filter((c) => c.sectionVariationIds.includes(variantId));
     const pooled: AnalysisVariation[] = section.variantIds.map((variantId) => {
       const of = members(variantId);
-      const weights = of.map((c) => c.weight).filter((w): w is number => w !== null);
+      // Unknown (null) when any of its combinations is no longer allocated.
+      const weights = of.map((c) => c.weight);
       return {
         id: variantId,
-        weight: weights.length === 0 ? null : weights.reduce((a, b) => a + b, 0),
+        weight:
+          weights.length === 0 || weights.some((w) => w === null)
+            ? null
+            : weights.reduce<number>((a, b) => a + (b ?? 0), 0),
         visitors: of.reduce((n, c) => n + c.visitors, 0),
       };
     });
@@ -466,7 +470,8 @@ export interface GuardrailResult extends HarmTest {
 }
 
 /**
- * Every guardrail metric × non-baseline variation: the one-sided always-valid test of harm
+ * Every guardrail metric × non-baseline variation still allocated (weight > 0): the one-sided
+ * always-valid test of harm
  * ({@link testHarm}) at `options.alpha` and `options.nStar`, whatever the results' mode (a
  * guardrail is watched continuously). Not corrected for multiple comparisons: each guardrail is
  * a separate alarm with its own false-alarm rate α (docs/statistics.md says why).
@@ -485,7 +490,8 @@ export function checkGuardrails(
   };
   return guardrails.flatMap((metric) =>
     variations
-      .filter((v) => v.id !== baselineId)
+      // Only variations still allocated: one already turned off cannot harm anyone any more.
+      .filter((v) => v.id !== baselineId && v.weight !== null && v.weight > 0)
       .map((variation) => ({
         metricId: metric.id,
         variationId: variation.id,

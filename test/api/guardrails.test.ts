@@ -247,6 +247,16 @@ describe("guardrails", () => {
       expect(again.breaches).toEqual([]);
       expect(again.paused).toEqual([]);
       expect(again.failed).toEqual([]);
+
+      // A person resumes it despite the harm: the next runs do not overrule them.
+      await apiJson("POST", `/experiments/${paused.id}/resume`, 200);
+      const afterResume = await runGuardrailChecks(env, Date.now());
+      expect(afterResume.paused).toEqual([]);
+      expect((await apiJson("GET", `/experiments/${paused.id}`, 200)).status.production).toBe(
+        "Running",
+      );
+      expect(marks[0].pausedAt).not.toBeNull();
+      expect(marks[0].metric).toBe("unique");
     },
   );
 

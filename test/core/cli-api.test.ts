@@ -121,6 +121,95 @@ beforeAll(async () => {
           },
         ],
       });
+    if (req.url === "/_ss/api/v1/experiments/e3/results")
+      return json(200, {
+        experimentKey: "mvt",
+        environment: { key: "production" },
+        revisions: ["9"],
+        analysis: { mode: "sequential", alpha: 0.1 },
+        srm: { checked: true, flagged: false, pValue: 0.5 },
+        variations: [
+          { id: "c1", key: "original_blue", visitors: 500 },
+          { id: "c2", key: "bold_blue", visitors: 500 },
+        ],
+        metrics: [
+          {
+            eventId: "ev1",
+            eventKey: "buy",
+            aggregator: "count",
+            primary: true,
+            variations: [
+              {
+                variationId: "c1",
+                converters: 50,
+                events: 60,
+                revenueSum: 0,
+                valueSum: 0,
+                cuped: null,
+              },
+              {
+                variationId: "c2",
+                converters: 70,
+                events: 90,
+                revenueSum: 0,
+                valueSum: 0,
+                cuped: { varianceReduction: 0.41 },
+              },
+            ],
+          },
+        ],
+        guardrails: [
+          {
+            eventId: "ev1",
+            variationId: "c2",
+            action: "pause",
+            harmed: true,
+            pValue: 0.001,
+            lift: -0.2,
+          },
+        ],
+        guardrailBreaches: [
+          {
+            eventId: "ev1",
+            variationId: "c2",
+            detectedAt: "2026-12-06T10:00:00.000Z",
+            action: "pause",
+          },
+        ],
+        sections: [
+          {
+            id: "s1",
+            name: "Headline",
+            variations: [
+              { id: "h0", name: "Original" },
+              { id: "h1", name: "Bold" },
+            ],
+            metrics: [
+              {
+                eventId: "ev1",
+                variations: [
+                  {
+                    variationId: "h0",
+                    visitors: 500,
+                    mean: 0.12,
+                    lift: null,
+                    qValue: null,
+                    verdict: "baseline",
+                  },
+                  {
+                    variationId: "h1",
+                    visitors: 500,
+                    mean: 0.18,
+                    lift: { estimate: 0.5, ci: [0.1, null] },
+                    qValue: 0.02,
+                    verdict: "winner",
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      });
     if (req.url?.startsWith("/_ss/api/v1/experiments/e1/results"))
       return json(200, {
         experimentId: "e1",
@@ -324,6 +413,20 @@ describe("splitstream API commands", () => {
         "green      1200      150         150     0            0          0.125  +25.0%  +2.0%..+48.0%  0.0300  0.0300  winner",
         "",
       ].join("\n"),
+    );
+  });
+
+  it("results prints CUPED's variance removed, the guardrails and each section's main effects", async () => {
+    const r = await cli(["results", "e3", "--api-url", apiUrl, "--token", "good"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("CUPED: bold_blue 41% less variance");
+    expect(r.stdout).toContain(
+      "GUARDRAIL BREACHED: bold_blue harms buy (found 2026-12-06T10:00:00.000Z; paused)",
+    );
+    expect(r.stdout).toMatch(/buy\s+bold_blue\s+-20\.0%\s+0\.0010\s+pause\s+HARMED/);
+    expect(r.stdout).toContain("section Headline: buy (main effects)");
+    expect(r.stdout).toMatch(
+      /Bold\s+500\s+0\.18\s+\+50\.0%\s+\+10\.0%\.\.\+inf\s+0\.0200\s+winner/,
     );
   });
 

@@ -266,6 +266,8 @@ export const ResultsSchema = z
       .array(
         z.object({
           eventId: z.string(),
+          aggregator: z.string(),
+          field: z.string().nullable(),
           variationId: z.string(),
           action: z.enum(["mark", "pause"]),
           harmed: z.boolean().openapi({
@@ -285,12 +287,18 @@ export const ResultsSchema = z
       .array(
         z.object({
           eventId: z.string(),
+          metric: z
+            .string()
+            .openapi({ description: "The metric's aggregator, `:field` for sums (sum:revenue)." }),
           variationId: z.string(),
           detectedAt: z.string(),
           pValue: z.number(),
           difference: z.number().nullable(),
           lift: z.number().nullable(),
-          action: z.string(),
+          action: z.enum(["mark", "pause"]),
+          pausedAt: z.string().nullable().openapi({
+            description: "When the check paused the experiment for this harm (null: not paused).",
+          }),
         }),
       )
       .openapi({

@@ -565,9 +565,10 @@ export async function loadResults(
       : checkGuardrails(
           analysisVariations,
           baselineId,
+          // Identified by index: two metrics may share an event.
           metrics.flatMap((metric, index) =>
             metric.guardrail
-              ? [{ ...analysisMetrics[index]!, action: metric.guardrail.action }]
+              ? [{ ...analysisMetrics[index]!, id: String(index), action: metric.guardrail.action }]
               : [],
           ),
           options,
@@ -693,7 +694,9 @@ export async function loadResults(
       };
     }),
     guardrails: guardrails.map((g) => ({
-      eventId: g.metricId,
+      eventId: metrics[Number(g.metricId)]!.eventId,
+      aggregator: metrics[Number(g.metricId)]!.aggregator,
+      field: metrics[Number(g.metricId)]!.field ?? null,
       variationId: g.variationId,
       action: g.action,
       harmed: g.harmed,
@@ -703,12 +706,14 @@ export async function loadResults(
     })),
     guardrailBreaches: (await listBreaches(db, experiment.id, environment.id)).map((b) => ({
       eventId: b.event_id,
+      metric: b.metric,
       variationId: b.variation_id,
       detectedAt: b.detected_at,
       pValue: b.p_value,
       difference: b.difference,
       lift: b.lift,
-      action: b.action,
+      action: b.action === "pause" ? ("pause" as const) : ("mark" as const),
+      pausedAt: b.paused_at,
     })),
     sections: sectionResults,
     cumulative: cumulativeSeries(metrics, variationIds, days, daily),
