@@ -337,11 +337,11 @@ describe("GET /experiments/{id}/results", () => {
     expect(r.headers.get("content-type")).toMatch(/^text\/csv/);
     const lines = (await r.text()).trimEnd().split("\r\n");
     expect(lines).toEqual([
-      "metric_event_id,metric_event_key,aggregator,field,primary,variation_id,variation_key,visitors,converters,events,revenue_sum,revenue_sum_sq,value_sum,value_sum_sq,events_visitor_sum_sq,revenue_visitor_sum_sq,value_visitor_sum_sq,total,mean,lift,lift_ci_low,lift_ci_high,p_value,q_value,verdict",
-      `${purchase.id},purchase,sum,revenue,true,${control},control,2,1,2,1500,1250000,0,0,4,2250000,0,1500,750,,,,,,baseline`,
-      `${purchase.id},purchase,sum,revenue,true,${bold},bold,2,1,1,2000,4000000,3,9,1,4000000,9,2000,1000,,,,,,not_enough_data`,
-      `${signup.id},signup,unique,,false,${control},control,2,1,1,0,0,0,0,1,0,0,1,0.5,,,,,,baseline`,
-      `${signup.id},signup,unique,,false,${bold},bold,2,0,0,0,0,0,0,0,0,0,0,0,,,,,,not_enough_data`,
+      "metric_event_id,metric_event_key,aggregator,field,primary,variation_id,variation_key,visitors,converters,events,revenue_sum,revenue_sum_sq,value_sum,value_sum_sq,events_visitor_sum_sq,revenue_visitor_sum_sq,value_visitor_sum_sq,total,mean,lift,lift_ci_low,lift_ci_high,p_value,q_value,verdict,cuped_variance_reduction,cuped_difference,cuped_difference_se",
+      `${purchase.id},purchase,sum,revenue,true,${control},control,2,1,2,1500,1250000,0,0,4,2250000,0,1500,750,,,,,,baseline,,,`,
+      `${purchase.id},purchase,sum,revenue,true,${bold},bold,2,1,1,2000,4000000,3,9,1,4000000,9,2000,1000,,,,,,not_enough_data,,,`,
+      `${signup.id},signup,unique,,false,${control},control,2,1,1,0,0,0,0,1,0,0,1,0.5,,,,,,baseline,,,`,
+      `${signup.id},signup,unique,,false,${bold},bold,2,0,0,0,0,0,0,0,0,0,0,0,,,,,,not_enough_data,,,`,
     ]);
   });
 });

@@ -32,6 +32,9 @@ export const RESULTS_CSV_COLUMNS = [
   "p_value",
   "q_value",
   "verdict",
+  "cuped_variance_reduction",
+  "cuped_difference",
+  "cuped_difference_se",
 ] as const;
 
 /** A field, quoted when it holds a quote, comma or line break (RFC 4180); empty for none. */
@@ -74,6 +77,9 @@ export function resultsCsv(results: ExperimentResults): string {
           c.pValue,
           c.qValue,
           c.verdict,
+          c.cuped?.varianceReduction,
+          c.cuped?.difference.estimate,
+          c.cuped?.difference.se,
         ]
           .map(csvCell)
           .join(","),
