@@ -15,6 +15,7 @@ import { loadRoutes, matchRoute } from "./edge/routes";
 import { getDatafile } from "./edge/datafile-store";
 import { parseCookies } from "./edge/cookies";
 import { readVisitor } from "./edge/visitor";
+import { impressionDims } from "./edge/impression-dims";
 import { handleApi } from "./api/app";
 import { runBanditRound } from "./api/services/bandit-round";
 import { runGuardrailChecks } from "./api/services/guardrails";
@@ -39,6 +40,7 @@ const RESERVED_PREFIX = "/_ss/";
 const ingestEdge: IngestEdge = {
   getDatafile,
   readVisitor: (request) => readVisitor(request, parseCookies(request.headers.get("cookie"))),
+  impressionDims: (request) => impressionDims(request),
 };
 
 export default {

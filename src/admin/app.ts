@@ -33,6 +33,7 @@ import { parseExperimentActionBody, parseResultsQuery } from "../api/services/re
 import { getResource, listResources } from "../api/services/resources";
 import { loadResults, type ExperimentResults } from "../api/services/results";
 import { resultsCsv, resultsCsvFilename } from "../api/services/results-csv";
+import { BREAKDOWN_DIMENSIONS } from "../shared/event-messages";
 import { createSession, deleteSession, findSession } from "../api/services/sessions";
 import { authenticateToken } from "../api/services/token-authentication";
 import { errorResponse } from "../shared/error-response";
@@ -250,6 +251,80 @@ function guardrailBlock(results: ExperimentResults): Html {
         )}
       </tbody>
     </table>`;
+}
+
+const DIMENSION_NAMES: Record<(typeof BREAKDOWN_DIMENSIONS)[number], string> = {
+  device: "device",
+  browser: "browser",
+  country: "country",
+  source: "traffic source",
+  visitor: "new vs returning",
+};
+
+/** Results per segment (docs/statistics.md "Breakdowns"): links per dimension, then the tables. */
+function breakdownBlock(results: ExperimentResults, environment: string, mode: string): Html {
+  const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key ?? id;
+  const metricKey = (id: string) => results.metrics.find((m) => m.eventId === id)?.eventKey ?? id;
+  const href = (dimension: string) =>
+    `?environment=${encodeURIComponent(environment)}&mode=${mode}&breakdown=${dimension}`;
+  const b = results.breakdown;
+  return html`<h3>Break down by</h3>
+    <p class="row">
+      ${BREAKDOWN_DIMENSIONS.map(
+        (d) =>
+          html`<a href="${href(d)}" ${b?.dimension === d ? html`aria-current="true"` : ""}
+            >${DIMENSION_NAMES[d]}</a
+          >`,
+      )}
+    </p>
+    ${
+      b === null
+        ? ""
+        : html`<div data-breakdown="${b.dimension}">
+            <p class="muted">
+              By the visitors' ${DIMENSION_NAMES[b.dimension]} at their first exposure; q-values
+              corrected across every segment.
+            </p>
+            ${b.segments.map(
+              (segment) =>
+                html`<h4>
+                    ${segment.value}
+                    <span class="muted">(${fmtNumber(segment.visitors)} visitors)</span>
+                  </h4>
+                  ${segment.metrics.map(
+                    (m) =>
+                      html`<table
+                        data-segment="${segment.value}"
+                        data-metric="${metricKey(m.eventId)}"
+                      >
+                        <thead>
+                          <tr>
+                            <th>${metricKey(m.eventId)}</th>
+                            <th class="num">Visitors</th>
+                            <th class="num">Mean</th>
+                            <th class="num">Lift</th>
+                            <th class="num">q</th>
+                            <th>Verdict</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          ${m.variations.map(
+                            (v) =>
+                              html`<tr>
+                                <td>${keyOf(v.variationId)}</td>
+                                <td class="num">${fmtNumber(v.visitors)}</td>
+                                <td class="num">${v.mean === null ? "–" : v.mean.toFixed(4)}</td>
+                                <td class="num">${v.lift ? signed(v.lift.estimate) : "–"}</td>
+                                <td class="num">${fmtP(v.qValue)}</td>
+                                <td>${verdictBadge(v.verdict)}</td>
+                              </tr>`,
+                          )}
+                        </tbody>
+                      </table>`,
+                  )}`,
+            )}
+          </div>`
+    }`;
 }
 
 /** Multivariate main effects: per section, its variants pooled over the other sections. */
@@ -638,6 +713,10 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const id = c.req.param("id");
     const environment = c.req.query("environment") ?? "production";
     const mode = c.req.query("mode") === "fixed" ? "fixed" : "sequential";
+    const asked = c.req.query("breakdown");
+    const breakdown = (BREAKDOWN_DIMENSIONS as readonly string[]).includes(asked ?? "")
+      ? (asked as (typeof BREAKDOWN_DIMENSIONS)[number])
+      : undefined;
     const experiment = await attempt(() => getResource(c.env, actor, experimentResource, id));
     if (!experiment.ok)
       return send(
@@ -645,11 +724,17 @@ export function buildAdminApp(): Hono<AdminEnv> {
         page("Experiment", errorBlock(experiment.error)),
         experiment.error.status === 404 ? 404 : 500,
       );
-    const query = `environment=${encodeURIComponent(environment)}&mode=${mode}`;
+    const query = `environment=${encodeURIComponent(environment)}&mode=${mode}${breakdown ? `&breakdown=${breakdown}` : ""}`;
     const csvHref = `${ADMIN_BASE_PATH}/experiments/${encodeURIComponent(id)}/results.csv?${query}`;
     // Independent of each other: asked together.
     const [results, allocations] = await Promise.all([
-      attempt(() => loadResults(c.env, id, parseResultsQuery({ environment, mode }))),
+      attempt(() =>
+        loadResults(
+          c.env,
+          id,
+          parseResultsQuery({ environment, mode, ...(breakdown ? { breakdown } : {}) }),
+        ),
+      ),
       attempt(() => loadAllocationHistory(c.env, id)),
     ]);
     const x = experiment.value.json;
@@ -705,7 +790,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
                     : ""
                 }`,
           )}
-          ${sectionsBlock(results.value)}`;
+          ${sectionsBlock(results.value)} ${breakdownBlock(results.value, environment, mode)}`;
     return send(
       c,
       page(

@@ -21,9 +21,10 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       environment's next revision — for environments whose project has no records (the API
       refuses otherwise: the next change would replace it; import instead)
   splitstream revisions --environment ENVIRONMENT_ID
-  splitstream results EXPERIMENT_ID [--environment KEY]
+  splitstream results EXPERIMENT_ID [--environment KEY] [--breakdown DIMENSION]
       per metric and variation: counts, mean, lift with its interval, p, q and verdict
-      (environment key; default production)
+      (environment key; default production); --breakdown device|browser|country|source|visitor
+      adds the results per segment, corrected across segments
   Add --json for raw JSON output.`;
 
 export interface ApiOptions {
@@ -40,6 +41,7 @@ const COMMON = {
   environment: { type: "string" },
   reason: { type: "string" },
   "dry-run": { type: "boolean", default: false },
+  breakdown: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -197,6 +199,24 @@ interface ResultsJson {
     detectedAt: string;
     action: string;
   }>;
+  breakdown?: {
+    dimension: string;
+    segments: Array<{
+      value: string;
+      visitors: number;
+      metrics: Array<{
+        eventId: string;
+        variations: Array<{
+          variationId: string;
+          visitors: number;
+          mean: number | null;
+          lift: { estimate: number } | null;
+          qValue: number | null;
+          verdict: string;
+        }>;
+      }>;
+    }>;
+  } | null;
   sections?: Array<{
     name: string | null;
     id: string;
@@ -320,6 +340,24 @@ function renderResults(d: ResultsJson): string {
         ])}`,
       );
     }
+  if (d.breakdown)
+    for (const segment of d.breakdown.segments)
+      for (const m of segment.metrics)
+        parts.push(
+          `\n${d.breakdown.dimension} = ${segment.value} (${segment.visitors} visitors): ${metricKey(m.eventId)} — q corrected across segments\n${table(
+            [
+              ["variation", "visitors", "mean", "lift", "q", "verdict"],
+              ...m.variations.map((v) => [
+                variationKey(v.variationId),
+                String(v.visitors),
+                v.mean === null ? "-" : String(Number(v.mean.toFixed(4))),
+                v.lift ? pct(v.lift.estimate) : "-",
+                pValueText(v.qValue),
+                v.verdict,
+              ]),
+            ],
+          )}`,
+        );
   return parts.join("\n");
 }
 
@@ -424,9 +462,15 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
   }
   if (group === "results") {
     if (!sub) throw new CliError("results needs an EXPERIMENT_ID", 2);
-    const query = values.environment
-      ? `?environment=${encodeURIComponent(values.environment)}`
-      : "";
+    if (
+      values.breakdown !== undefined &&
+      !["device", "browser", "country", "source", "visitor"].includes(values.breakdown)
+    )
+      throw new CliError("--breakdown must be one of device, browser, country, source, visitor", 2);
+    const params = new URLSearchParams();
+    if (values.environment) params.set("environment", values.environment);
+    if (values.breakdown) params.set("breakdown", values.breakdown);
+    const query = params.size > 0 ? `?${params.toString()}` : "";
     const data = await callApi(o, "GET", `/experiments/${encodeURIComponent(sub)}/results${query}`);
     print(o, data, renderResults);
     return 0;

@@ -504,3 +504,62 @@ export function checkGuardrails(
       })),
   );
 }
+
+/** One value of a breakdown dimension: its visitors per variation and their metric statistics. */
+export interface BreakdownSegment {
+  value: string;
+  variations: AnalysisVariation[];
+  metrics: AnalysisMetric[];
+}
+
+/** A segment's results, corrected across every segment of the breakdown. */
+export interface SegmentAnalysis {
+  value: string;
+  variations: AnalysisVariation[];
+  metrics: MetricResult[];
+}
+
+/**
+ * Results per value of a dimension (docs/statistics.md "Breakdowns"): each segment analysed as an
+ * experiment of its own (same mode, α, N*; no CUPED), then the q-values of each metric corrected
+ * together over every segment × variation — looking at 20 segments is 20 chances of a false
+ * winner, so a segment's effect must hold up against all the comparisons made. Significance and
+ * verdicts follow the corrected q-values.
+ */
+export function analyzeBreakdown(
+  segments: readonly BreakdownSegment[],
+  baselineId: string,
+  options: AnalysisOptions = DEFAULT_ANALYSIS_OPTIONS,
+): SegmentAnalysis[] {
+  const analysed = segments.map((segment) => ({
+    value: segment.value,
+    variations: segment.variations,
+    higherIsBetter: segment.metrics.map((m) => m.higherIsBetter),
+    metrics: analyzeExperiment(segment.variations, baselineId, segment.metrics, {
+      ...options,
+      cuped: false,
+    }).metrics,
+  }));
+  const correct = options.correction === "holm" ? holm : benjaminiHochberg;
+  const metricCount = Math.max(0, ...analysed.map((a) => a.metrics.length));
+  for (let m = 0; m < metricCount; m++) {
+    const cells: VariationResult[] = [];
+    const better: boolean[] = [];
+    for (const a of analysed)
+      for (const row of a.metrics[m]?.variations ?? [])
+        if (!row.baseline) {
+          cells.push(row);
+          better.push(a.higherIsBetter[m] ?? true);
+        }
+    const qs = correct(cells.map((row) => row.pValue));
+    cells.forEach((row, i) => {
+      const q = qs[i] ?? null;
+      row.qValue = q;
+      if (row.verdict === "not_enough_data" || row.pValue === null) return;
+      row.significant = q !== null && q <= options.alpha;
+      const up = (row.lift?.estimate ?? row.difference?.estimate ?? 0) > 0;
+      row.verdict = !row.significant ? "inconclusive" : up === better[i] ? "winner" : "loser";
+    });
+  }
+  return analysed.map(({ value, variations, metrics }) => ({ value, variations, metrics }));
+}

@@ -14,7 +14,8 @@ import {
 } from "../core/index";
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
-import type { EventMessage } from "../shared/event-messages";
+import type { EventMessage, ImpressionDims } from "../shared/event-messages";
+import { impressionDims } from "./impression-dims";
 import { hasConsent } from "../shared/consent";
 import { nonceFromCsp, renderBootstrap, type BootstrapData } from "./bootstrap";
 import { CLIENT_SCRIPT_SRC } from "./client-script";
@@ -229,9 +230,11 @@ export async function handleEdgeRequest(
   );
 
   const events: EventMessage[] = [];
+  let dims: ImpressionDims | undefined;
   const queueImpressions = (decisions: PageDecision[]): void => {
     if (!tracking) return;
     const timestamp = Date.now();
+    dims ??= impressionDims(request, { url, visitor });
     for (const { decision, candidate } of decisions) {
       if (candidate.activation !== "immediate") continue;
       events.push({
@@ -245,6 +248,7 @@ export async function handleEdgeRequest(
         variationId: decision.variationId,
         timestamp,
         source: "edge",
+        dims,
       });
     }
   };

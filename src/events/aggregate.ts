@@ -30,7 +30,11 @@
  * check that applyPlan over any split and order of a set of events equals it).
  */
 import { DEFAULT_DAILY_CONVERSION_CAP } from "../shared/event-limits";
-import type { EventMessage } from "../shared/event-messages";
+import {
+  BREAKDOWN_DIMENSIONS,
+  type EventMessage,
+  type ImpressionDims,
+} from "../shared/event-messages";
 
 export interface ImpressionOp {
   kind: "impression";
@@ -43,6 +47,8 @@ export interface ImpressionOp {
   timestamp: number;
   /** UTC day of the impression, `yyyy-mm-dd`. */
   day: string;
+  /** The impression's dimensions as canonical JSON (breakdowns), null without any. */
+  dims: string | null;
 }
 
 export interface ConversionOp {
@@ -144,6 +150,20 @@ export function compareText(a: string, b: string): number {
   return x.length - y.length < 0 ? -1 : x.length === y.length ? 0 : 1;
 }
 
+/**
+ * An impression's dimensions as canonical JSON — keys in BREAKDOWN_DIMENSIONS order, so that the
+ * same dimensions always give the same text (the exposures' `dims` column compares as text).
+ */
+export function dimsText(dims: ImpressionDims | undefined): string | null {
+  if (dims === undefined) return null;
+  const out: Record<string, string> = {};
+  for (const key of BREAKDOWN_DIMENSIONS) {
+    const value = dims[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return Object.keys(out).length === 0 ? null : JSON.stringify(out);
+}
+
 /** True when event (t1, u1) comes strictly before (t2, u2): by timestamp, ties by uuid. */
 export function isBefore(t1: number, u1: string, t2: number, u2: string): boolean {
   return t1 < t2 || (t1 === t2 && compareText(u1, u2) < 0);
@@ -176,6 +196,7 @@ export function planBatch(messages: readonly EventMessage[], capOf: CapOf = defa
         kind: "impression",
         experimentId: m.experimentId,
         variationId: m.variationId,
+        dims: dimsText(m.dims),
       });
     } else {
       conversions.push({
@@ -215,6 +236,8 @@ export interface Exposure {
   revision: string;
   /** The impression's uuid. */
   uuid: string;
+  /** The impression's dimensions (canonical JSON), null without any. */
+  dims: string | null;
 }
 
 /**
@@ -594,6 +617,7 @@ export function applyPlan(state: AggregateState, plan: BatchPlan): AggregateStat
       firstAt: op.timestamp,
       revision: op.revision,
       uuid: op.uuid,
+      dims: op.dims,
     });
     visitorIndex(state, op.sdkKey, op.visitorId).experiments.add(op.experimentId);
   }
@@ -769,6 +793,7 @@ export function foldEvents(events: Iterable<EventMessage>): AggregateState {
       firstAt: op.timestamp,
       revision: op.revision,
       uuid: op.uuid,
+      dims: op.dims,
     });
     visitorIndex(state, op.sdkKey, op.visitorId).experiments.add(op.experimentId);
     const vk = key(op.sdkKey, op.experimentId, op.variationId, op.revision, op.day);

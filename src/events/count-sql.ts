@@ -28,7 +28,8 @@ const FC = `fc AS (
   SELECT json_extract(j.value, '$.u') AS uuid, json_extract(j.value, '$.s') AS sdk_key,
     json_extract(j.value, '$.x') AS experiment_id, json_extract(j.value, '$.v') AS visitor_id,
     json_extract(j.value, '$.a') AS variation_id, json_extract(j.value, '$.r') AS revision,
-    json_extract(j.value, '$.t') AS first_at, json_extract(j.value, '$.d') AS day
+    json_extract(j.value, '$.t') AS first_at, json_extract(j.value, '$.d') AS day,
+    json_extract(j.value, '$.g') AS dims
   FROM json_each(?2) AS j
   JOIN seen_events AS s ON s.uuid = json_extract(j.value, '$.u') AND s.attempt = ?1)`;
 
@@ -223,11 +224,11 @@ export const SQL_CONVERTERS_DROP = `WITH ${FC}, ${RP}
 
 /** 7. Exposures: a fresh candidate wins when there is none yet or it is earlier (time, uuid). */
 export const SQL_EXPOSURES = `WITH ${FC}
-  INSERT INTO exposures (sdk_key, experiment_id, visitor_id, variation_id, first_at, revision, uuid)
-  SELECT sdk_key, experiment_id, visitor_id, variation_id, first_at, revision, uuid FROM fc WHERE true
+  INSERT INTO exposures (sdk_key, experiment_id, visitor_id, variation_id, first_at, revision, uuid, dims)
+  SELECT sdk_key, experiment_id, visitor_id, variation_id, first_at, revision, uuid, dims FROM fc WHERE true
   ON CONFLICT (sdk_key, experiment_id, visitor_id) DO UPDATE SET
     variation_id = excluded.variation_id, first_at = excluded.first_at,
-    revision = excluded.revision, uuid = excluded.uuid
+    revision = excluded.revision, uuid = excluded.uuid, dims = excluded.dims
   WHERE (excluded.first_at, excluded.uuid) < (exposures.first_at, exposures.uuid)`;
 
 /** 8. The fresh conversions are stored, for impressions that arrive after them. */
@@ -398,6 +399,7 @@ export function countSteps(
       a: op.variationId,
       r: op.revision,
       t: op.timestamp,
+      g: op.dims,
       d: op.day,
     })),
   );

@@ -33,7 +33,7 @@ import {
   type Rejection,
 } from "./ingest-common";
 import type { CompiledExperiment } from "../core/index";
-import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
+import type { EventMessage, ImpressionDims, ImpressionMessage } from "../shared/event-messages";
 
 export const BROWSER_EVENTS_PATH = "/_ss/events";
 export const MAX_BROWSER_BODY_BYTES = 64 * 1024;
@@ -202,6 +202,7 @@ export async function handleBrowserEvents(
 
   const now = Date.now();
   const messages: EventMessage[] = [];
+  let browserDims: ImpressionDims | undefined;
   const rejected: Rejection[] = [];
   items.forEach((item, index) => {
     const path = `events[${index}]`;
@@ -225,6 +226,7 @@ export async function handleBrowserEvents(
         variationId: item.variationId as string,
         ...stamp,
         source: "browser",
+        dims: (browserDims ??= edge.impressionDims(request)),
       };
       messages.push(impression);
       return;

@@ -13,7 +13,7 @@ import type { CompiledDatafile } from "../core/index";
 import type { Env } from "../env";
 import type { ConsentConfig } from "../shared/consent";
 import { errorResponse } from "../shared/error-response";
-import type { ConversionMessage, EventMessage } from "../shared/event-messages";
+import type { ConversionMessage, EventMessage, ImpressionDims } from "../shared/event-messages";
 import {
   INGEST_MAX_AGE_MS,
   INGEST_MAX_FUTURE_MS,
@@ -59,6 +59,8 @@ export interface IngestEdge {
     sdkKey: string,
   ): Promise<{ compiled: CompiledDatafile; revision: string } | null>;
   readVisitor(request: Request): IngestVisitor;
+  /** The dimensions of an impression a browser reports (device, browser, country; breakdowns). */
+  impressionDims(request: Request): ImpressionDims;
 }
 
 /** Cloudflare Queues: at most 100 messages per `sendBatch`, 256 KB in total (we stay well under). */

@@ -99,6 +99,8 @@ export const SHARD_MIGRATIONS: readonly string[] = [
     rows_left INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (sdk_key, experiment_id)
   ) WITHOUT ROWID;`,
+  // 1: the first exposure's dimensions (breakdowns; migrations/0012_exposure_dims.sql in D1).
+  `ALTER TABLE exposures ADD COLUMN dims TEXT;`,
 ];
 
 /** The per-visitor tables (what a shard keeps between calls, and what moves between layouts). */

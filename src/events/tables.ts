@@ -21,7 +21,7 @@ export const DERIVED_TABLES = [
 export type DerivedTable = (typeof DERIVED_TABLES)[number];
 
 /** A row: column name → value (D1 gives numbers for INTEGER and REAL, strings for TEXT). */
-export type Row = Record<string, string | number>;
+export type Row = Record<string, string | number | null>;
 
 export type TableRows = Record<DerivedTable, Row[]>;
 
@@ -83,7 +83,8 @@ interface TableSpec {
 export const TABLE_SPECS: Record<DerivedTable, TableSpec> = {
   exposures: {
     key: ["sdk_key", "experiment_id", "visitor_id"],
-    values: ["variation_id", "first_at", "revision", "uuid"],
+    // dims: the first exposure's dimensions (breakdowns), NULL without any.
+    values: ["variation_id", "first_at", "revision", "uuid", "dims"],
     real: new Set(),
   },
   conversions: {
@@ -143,6 +144,7 @@ export function stateRows(state: AggregateState): TableRows {
         first_at: e.firstAt,
         revision: e.revision,
         uuid: e.uuid,
+        dims: e.dims,
       };
     }),
     conversions: [...state.conversions.values()].map((c) => ({
@@ -253,7 +255,11 @@ function valuesOf(table: DerivedTable, row: Row): Row {
 }
 
 /** Equal, with a relative tolerance of 1e-9 for REAL columns (float sums depend on order). */
-function sameValue(a: string | number | undefined, b: string | number | undefined, real: boolean) {
+function sameValue(
+  a: string | number | null | undefined,
+  b: string | number | null | undefined,
+  real: boolean,
+) {
   if (a === b) return true;
   if (!real || typeof a !== "number" || typeof b !== "number") return false;
   return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));

@@ -14,11 +14,14 @@ import {
   QUEUE_MAX_UUID_LENGTH,
   valueProblem,
 } from "../shared/event-limits";
-import type {
-  ConversionMessage,
-  EventMessage,
-  EventSource,
-  ImpressionMessage,
+import {
+  BREAKDOWN_DIMENSIONS,
+  BREAKDOWN_VALUE_MAX,
+  type ConversionMessage,
+  type EventMessage,
+  type EventSource,
+  type ImpressionDims,
+  type ImpressionMessage,
 } from "../shared/event-messages";
 
 export type ValidationResult = { ok: true; message: EventMessage } | { ok: false; reason: string };
@@ -80,6 +83,22 @@ export function validateMessage(body: unknown, now: number = Date.now()): Valida
   }
 }
 
+/** An impression's dimensions: known keys only, short strings (docs/statistics.md "Breakdowns"). */
+function dimsOf(value: unknown): ImpressionDims {
+  if (!isRecord(value)) throw new Invalid("dims must be an object");
+  const out: ImpressionDims = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!(BREAKDOWN_DIMENSIONS as readonly string[]).includes(key))
+      throw new Invalid(
+        `dims.${key.slice(0, 40)} is not a dimension (${BREAKDOWN_DIMENSIONS.join(", ")})`,
+      );
+    if (typeof v !== "string" || v.length === 0 || v.length > BREAKDOWN_VALUE_MAX)
+      throw new Invalid(`dims.${key} must be a string of 1–${BREAKDOWN_VALUE_MAX} characters`);
+    out[key as keyof ImpressionDims] = v;
+  }
+  return out;
+}
+
 function parse(body: unknown, now: number): EventMessage {
   if (!isRecord(body)) throw new Invalid("message body must be a JSON object");
   if (body.v !== 1) throw new Invalid("v must be 1");
@@ -115,6 +134,7 @@ function parse(body: unknown, now: number): EventMessage {
       experimentId: str(body, "experimentId", QUEUE_MAX_ID_LENGTH),
       variationId: str(body, "variationId", QUEUE_MAX_ID_LENGTH),
     };
+    if (body.dims !== undefined) message.dims = dimsOf(body.dims);
     return message;
   }
   const message: ConversionMessage = {

@@ -38,6 +38,12 @@ import {
 } from "./shard-schema";
 import { retentionCutoff } from "./retention";
 import {
+  breakdownSumsSql,
+  requireDimension,
+  type BreakdownDimension,
+  type BreakdownRow,
+} from "./breakdown-sql";
+import {
   covariateSumsSql,
   requireCovariateTotal,
   type CovariateRow,
@@ -735,6 +741,32 @@ export class VisitorShard extends DurableObject<Env> {
         sumX: Number(row.sumX),
         sumX2: Number(row.sumX2),
         sumXY: Number(row.sumXY),
+      }));
+  }
+
+  /** A breakdown's per-(value, variation) sums over this shard's visitors (src/events/breakdown-sql.ts). */
+  async breakdownSums(
+    sdkKey: string,
+    experimentId: string,
+    eventId: string,
+    dimension: BreakdownDimension,
+    total: CovariateTotal,
+  ): Promise<BreakdownRow[]> {
+    this.migrate();
+    return this.sql
+      .exec<Record<keyof BreakdownRow, string | number>>(
+        breakdownSumsSql(requireDimension(dimension), requireCovariateTotal(total)),
+        sdkKey,
+        experimentId,
+        eventId,
+      )
+      .toArray()
+      .map((row) => ({
+        value: String(row.value),
+        variationId: String(row.variationId),
+        n: Number(row.n),
+        sum: Number(row.sum),
+        sumSq: Number(row.sumSq),
       }));
   }
 

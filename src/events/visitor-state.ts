@@ -10,6 +10,7 @@ import { shardOf } from "./shard-map";
 import { VISITOR_COLUMNS, VISITOR_TABLES, type VisitorTable } from "./shard-schema";
 import { readTableRows, type DerivedTable, type Row } from "./tables";
 import { covariateSumsSql, type CovariateRow, type CovariateTotal } from "./covariate-sql";
+import { breakdownSumsSql, type BreakdownDimension, type BreakdownRow } from "./breakdown-sql";
 import {
   shardStub,
   visitorRowsSql,
@@ -213,4 +214,50 @@ export async function covariateSums(
       out.set(row.variationId, acc);
     }
   return out;
+}
+
+/**
+ * A breakdown's per-(value, variation) sums of one metric (src/events/breakdown-sql.ts): from D1
+ * in the single-database layout, else summed over every shard.
+ */
+export async function breakdownSums(
+  env: StateEnv,
+  sdkKey: string,
+  experimentId: string,
+  eventId: string,
+  dimension: BreakdownDimension,
+  total: CovariateTotal,
+): Promise<BreakdownRow[]> {
+  const { shards } = await loadEventLayout(env);
+  const parts: BreakdownRow[][] =
+    shards === 0
+      ? [
+          (
+            await env.DB.prepare(breakdownSumsSql(dimension, total))
+              .bind(sdkKey, experimentId, eventId)
+              .all<BreakdownRow>()
+          ).results,
+        ]
+      : await Promise.all(
+          Array.from({ length: shards }, (_, index) =>
+            shardStub(env, index).breakdownSums(sdkKey, experimentId, eventId, dimension, total),
+          ),
+        );
+  const out = new Map<string, BreakdownRow>();
+  for (const rows of parts)
+    for (const row of rows) {
+      const k = JSON.stringify([row.value, row.variationId]);
+      const acc = out.get(k) ?? {
+        value: String(row.value),
+        variationId: row.variationId,
+        n: 0,
+        sum: 0,
+        sumSq: 0,
+      };
+      acc.n += Number(row.n);
+      acc.sum += Number(row.sum);
+      acc.sumSq += Number(row.sumSq);
+      out.set(k, acc);
+    }
+  return [...out.values()];
 }

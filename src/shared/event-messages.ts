@@ -7,6 +7,30 @@
 /** Where an event came from, for diagnostics and per-source counts. */
 export type EventSource = "edge" | "browser" | "sdk" | "offline";
 
+/**
+ * What a visitor looked like at an impression, for breakdowns of the results (docs/statistics.md
+ * "Breakdowns"): kept with the visitor's first exposure to each experiment. Every field is
+ * optional (an SDK's impressions carry none) and at most BREAKDOWN_VALUE_MAX characters.
+ */
+export interface ImpressionDims {
+  /** desktop | mobile | tablet | bot | other */
+  device?: string;
+  /** The browser's family (chrome, safari, firefox, edge, …; src/edge/user-agent.ts). */
+  browser?: string;
+  /** ISO 3166-1 alpha-2 country code (Cloudflare's `cf.country`). */
+  country?: string;
+  /** utm_source, else the referring site's host, else "direct". */
+  source?: string;
+  /** new | returning (the visitor cookie existed before this request). */
+  visitor?: string;
+}
+
+/** The dimensions a result can be broken down by. */
+export const BREAKDOWN_DIMENSIONS = ["device", "browser", "country", "source", "visitor"] as const;
+
+/** Longest value of a dimension. */
+export const BREAKDOWN_VALUE_MAX = 64;
+
 export interface ImpressionMessage {
   v: 1;
   type: "impression";
@@ -20,6 +44,8 @@ export interface ImpressionMessage {
   /** ms since epoch */
   timestamp: number;
   source: EventSource;
+  /** The visitor's dimensions at this impression (breakdowns); absent = unknown. */
+  dims?: ImpressionDims;
 }
 
 export interface ConversionMessage {

@@ -121,7 +121,7 @@ beforeAll(async () => {
           },
         ],
       });
-    if (req.url === "/_ss/api/v1/experiments/e3/results")
+    if (req.url?.startsWith("/_ss/api/v1/experiments/e3/results"))
       return json(200, {
         experimentKey: "mvt",
         environment: { key: "production" },
@@ -176,6 +176,38 @@ beforeAll(async () => {
             action: "pause",
           },
         ],
+        breakdown: {
+          dimension: "device",
+          segments: [
+            {
+              value: "mobile",
+              visitors: 1000,
+              metrics: [
+                {
+                  eventId: "ev1",
+                  variations: [
+                    {
+                      variationId: "c1",
+                      visitors: 500,
+                      mean: 0.1,
+                      lift: null,
+                      qValue: null,
+                      verdict: "baseline",
+                    },
+                    {
+                      variationId: "c2",
+                      visitors: 500,
+                      mean: 0.2,
+                      lift: { estimate: 1 },
+                      qValue: 0.001,
+                      verdict: "winner",
+                    },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
         sections: [
           {
             id: "s1",
@@ -425,6 +457,16 @@ describe("splitstream API commands", () => {
     );
     expect(r.stdout).toMatch(/buy\s+bold_blue\s+-20\.0%\s+0\.0010\s+pause\s+HARMED/);
     expect(r.stdout).toContain("section Headline: buy (main effects)");
+    expect(r.stdout).toContain(
+      "device = mobile (1000 visitors): buy — q corrected across segments",
+    );
+    expect(r.stdout).toMatch(/bold_blue\s+500\s+0\.2\s+\+100\.0%\s+0\.0010\s+winner/);
+    await cli(["results", "e3", "--breakdown", "device", "--api-url", apiUrl, "--token", "good"]);
+    expect(seen.at(-1)!.url).toBe("/_ss/api/v1/experiments/e3/results?breakdown=device");
+    expect(
+      (await cli(["results", "e3", "--breakdown", "shoe", "--api-url", apiUrl, "--token", "good"]))
+        .code,
+    ).toBe(2);
     expect(r.stdout).toMatch(
       /Bold\s+500\s+0\.18\s+\+50\.0%\s+\+10\.0%\.\.\+inf\s+0\.0200\s+winner/,
     );

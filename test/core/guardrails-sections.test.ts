@@ -7,11 +7,13 @@
  */
 import { describe, expect, it } from "vitest";
 import {
+  analyzeBreakdown,
   analyzeSections,
   checkGuardrails,
   DEFAULT_ANALYSIS_OPTIONS,
 } from "../../src/core/experiment-analysis";
 import {
+  benjaminiHochberg,
   normalPdf,
   oneSidedSequentialTest,
   sequentialRho,
@@ -182,5 +184,58 @@ describe("analyzeSections (multivariate main effects)", () => {
       { id: "y", weight: null, visitors: 0 },
     ]);
     expect(sections[0]!.metrics[0]!.variations[1]!.verdict).toBe("not_enough_data");
+  });
+});
+
+describe("analyzeBreakdown (results per segment)", () => {
+  const variations = (a: number, b: number) => [
+    { id: "a", weight: 5000, visitors: a },
+    { id: "b", weight: 5000, visitors: b },
+  ];
+  const metric = (ka: number, kb: number, na: number, nb: number) => ({
+    id: "buy",
+    higherIsBetter: true,
+    nonNegative: true,
+    stats: { a: { n: na, sum: ka, sumSq: ka }, b: { n: nb, sum: kb, sumSq: kb } },
+  });
+
+  it("finds the segment with a real effect, not the one without, after correcting across segments", () => {
+    const segments = [
+      {
+        value: "mobile",
+        variations: variations(3000, 3000),
+        metrics: [metric(300, 450, 3000, 3000)],
+      },
+      {
+        value: "desktop",
+        variations: variations(3000, 3000),
+        metrics: [metric(300, 310, 3000, 3000)],
+      },
+      { value: "tablet", variations: variations(200, 200), metrics: [metric(20, 24, 200, 200)] },
+    ];
+    const result = analyzeBreakdown(segments, "a");
+    const b = (value: string) =>
+      result.find((s) => s.value === value)!.metrics[0]!.variations.find((v) => !v.baseline)!;
+    expect(b("mobile")).toMatchObject({ verdict: "winner", significant: true });
+    expect(b("desktop").significant).toBe(false);
+    expect(b("desktop").verdict).toBe("inconclusive");
+    // q = Benjamini–Hochberg over every segment's comparison, not within each segment.
+    const ps = ["mobile", "desktop", "tablet"].map((v) => b(v).pValue);
+    const qs = benjaminiHochberg(ps);
+    expect(["mobile", "desktop", "tablet"].map((v) => b(v).qValue)).toEqual(qs);
+    expect(qs.every((q, i) => q! >= ps[i]!)).toBe(true);
+    expect(b("mobile").qValue!).toBeGreaterThan(b("mobile").pValue!);
+    // CUPED is not used inside segments.
+    expect(b("mobile").cuped).toBeNull();
+  });
+
+  it("a segment without visitors in a variation is not enough data, and keeps no q-value", () => {
+    const result = analyzeBreakdown(
+      [{ value: "bot", variations: variations(10, 0), metrics: [metric(1, 0, 10, 0)] }],
+      "a",
+    );
+    const b = result[0]!.metrics[0]!.variations[1]!;
+    expect(b.verdict).toBe("not_enough_data");
+    expect(b.qValue).toBeNull();
   });
 });

@@ -80,6 +80,49 @@ afterEach(() => {
 });
 
 describe("the edge on a routed page", () => {
+  it("puts the visitor's dimensions on its impressions: device, browser, country, source, new or returning", async () => {
+    const iphone =
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1";
+    const first = await get("/?utm_source=Newsletter", {
+      headers: { "user-agent": iphone, referer: "https://mail.example.net/inbox" },
+      cf: { country: "US" },
+    });
+    expect(first.status).toBe(200);
+    // The impressions go to the queue once the page has streamed.
+    await first.text();
+    await new Promise((r) => setTimeout(r, 0));
+    const firstImpressions = queued.filter((m) => m.type === "impression");
+    expect(firstImpressions.length).toBeGreaterThan(0);
+    for (const m of firstImpressions)
+      expect(m.type === "impression" && m.dims).toEqual({
+        device: "mobile",
+        browser: "safari",
+        country: "US",
+        source: "newsletter",
+        visitor: "new",
+      });
+    queued.length = 0;
+    const cookie = `ss_vid=${cookieValue(first, "ss_vid")}`;
+    await (
+      await get("/", { headers: { cookie, referer: "https://www.google.com/search?q=boots" } })
+    ).text();
+    await new Promise((r) => setTimeout(r, 0));
+    const again = queued.filter((m) => m.type === "impression");
+    expect(again.length).toBeGreaterThan(0);
+    for (const m of again)
+      expect(m.type === "impression" && m.dims).toMatchObject({
+        source: "google.com",
+        visitor: "returning",
+      });
+    queued.length = 0;
+    // A referrer on the site itself is no source: direct.
+    await (await get("/", { headers: { cookie, referer: `${SITE}/products` } })).text();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(queued.some((q) => q.type === "impression")).toBe(true);
+    for (const m of queued.filter((q) => q.type === "impression"))
+      expect(m.type === "impression" && m.dims?.source).toBe("direct");
+  });
+
   it("decides, tells the origin, rewrites the HTML, sets cookies and queues the impressions", async () => {
     const response = await get("/", { headers: { "accept-encoding": "identity" } });
     expect(response.status).toBe(200);

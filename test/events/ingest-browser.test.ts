@@ -261,6 +261,9 @@ describe("POST /_ss/events: impressions from the client script", () => {
         variationId: "v_m",
         timestamp: expect.any(Number),
         source: "browser",
+        // What the beacon's request tells (the helper's Chrome User-Agent): no source, no
+        // new/returning — the beacon's referrer is the site's own page.
+        dims: { device: "desktop", browser: "chrome" },
       },
     ]);
   });

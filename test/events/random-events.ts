@@ -70,6 +70,14 @@ export function randomEvents(options: RandomEventsOptions): EventMessage[] {
       timestamp: time(),
       source: "edge",
     };
+    // Dimensions on most impressions (a visitor's device can differ between impressions): the
+    // first exposure's must be kept, whatever the order.
+    if (random() < 0.8)
+      impression.dims = {
+        device: pick(random, ["desktop", "mobile", "tablet"]),
+        browser: pick(random, ["chrome", "safari"]),
+        ...(random() < 0.5 ? { country: pick(random, ["DE", "US"]) } : {}),
+      };
     out.push(impression);
   }
   for (let i = 0; i < (options.conversions ?? 90); i++) {

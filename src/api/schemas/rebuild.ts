@@ -37,7 +37,7 @@ export const RebuildBodySchema = z
   })
   .openapi("RebuildRequest");
 
-const RowSchema = z.record(z.string(), z.union([z.string(), z.number()]));
+const RowSchema = z.record(z.string(), z.union([z.string(), z.number(), z.null()]));
 const TableEnum = z.enum(DERIVED_TABLES);
 const TableCounts = z.object({
   live: z.number().int(),

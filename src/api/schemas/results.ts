@@ -5,6 +5,7 @@
  * The document is built by src/api/services/results.ts; its type is inferred here, once.
  */
 import { z } from "@hono/zod-openapi";
+import { BREAKDOWN_DIMENSIONS } from "../../shared/event-messages";
 
 /** The default environment of the results (docs/api.md). */
 export const DEFAULT_RESULTS_ENVIRONMENT = "production";
@@ -49,6 +50,14 @@ export const ResultsQuerySchema = z.object({
       param: { name: "mde", in: "query" },
       description:
         "Relative minimum detectable effect for visitorsNeededPerVariation, 0 < mde ≤ 10; default 0.05.",
+    }),
+  breakdown: z
+    .enum(BREAKDOWN_DIMENSIONS)
+    .optional()
+    .openapi({
+      param: { name: "breakdown", in: "query" },
+      description:
+        'Results per value of a dimension of the visitors\' first exposure (docs/statistics.md "Breakdowns"): device, browser, country, source (utm_source or referring site) or visitor (new/returning); the whole experiment only (not with from/to).',
     }),
   cuped: z
     .enum(["true", "false"])
@@ -304,6 +313,31 @@ export const ResultsSchema = z
       .openapi({
         description:
           "Harms the hourly guardrail check recorded in this environment (the experiment's marks), first detection each; they stay after a pause.",
+      }),
+    breakdown: z
+      .object({
+        dimension: z.enum(BREAKDOWN_DIMENSIONS),
+        segments: z.array(
+          z.object({
+            value: z.string().openapi({
+              description:
+                "The dimension's value; (unknown) without one, (other) for the rest past the 20 largest.",
+            }),
+            visitors: z.number().int(),
+            variations: z.array(z.object({ id: z.string(), visitors: z.number().int() })),
+            metrics: z.array(
+              z.object({
+                eventId: z.string(),
+                variations: z.array(SectionMetricVariationSchema),
+              }),
+            ),
+          }),
+        ),
+      })
+      .nullable()
+      .openapi({
+        description:
+          'With `breakdown`: each segment\'s comparisons, q-values corrected per metric across every segment × variation (docs/statistics.md "Breakdowns"); null without.',
       }),
     sections: z
       .array(

@@ -43,8 +43,64 @@ function csvCell(value: string | number | boolean | null | undefined): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** One CSV row per (metric, variation), with a header line; CRLF line ends (RFC 4180). */
+/** The columns of a breakdown's CSV (`?breakdown=…`): one row per segment, metric and variation. */
+export const BREAKDOWN_CSV_COLUMNS = [
+  "dimension",
+  "value",
+  "metric_event_id",
+  "metric_event_key",
+  "variation_id",
+  "variation_key",
+  "visitors",
+  "mean",
+  "lift",
+  "lift_ci_low",
+  "lift_ci_high",
+  "p_value",
+  "q_value",
+  "verdict",
+] as const;
+
+function breakdownCsv(
+  results: ExperimentResults,
+  breakdown: NonNullable<ExperimentResults["breakdown"]>,
+): string {
+  const lines = [BREAKDOWN_CSV_COLUMNS.join(",")];
+  const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key;
+  const eventKeyOf = (id: string) => results.metrics.find((m) => m.eventId === id)?.eventKey;
+  for (const segment of breakdown.segments)
+    for (const metric of segment.metrics)
+      for (const c of metric.variations)
+        lines.push(
+          [
+            breakdown.dimension,
+            segment.value,
+            metric.eventId,
+            eventKeyOf(metric.eventId),
+            c.variationId,
+            keyOf(c.variationId),
+            c.visitors,
+            c.mean,
+            c.lift?.estimate,
+            c.lift?.ci[0],
+            c.lift?.ci[1],
+            c.pValue,
+            c.qValue,
+            c.verdict,
+          ]
+            .map(csvCell)
+            .join(","),
+        );
+  return `${lines.join("\r\n")}\r\n`;
+}
+
+/**
+ * One CSV row per (metric, variation), with a header line; CRLF line ends (RFC 4180). Results
+ * asked with `breakdown` give one row per segment, metric and variation instead
+ * (BREAKDOWN_CSV_COLUMNS).
+ */
 export function resultsCsv(results: ExperimentResults): string {
+  if (results.breakdown) return breakdownCsv(results, results.breakdown);
   const lines = [RESULTS_CSV_COLUMNS.join(",")];
   const variations = new Map(results.variations.map((v) => [v.id, v]));
   for (const metric of results.metrics)

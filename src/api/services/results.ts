@@ -19,18 +19,27 @@
  *   contributed (docs/statistics.md: results never mix revisions silently).
  */
 import {
+  analyzeBreakdown,
   analyzeExperiment,
   analyzeSections,
   checkGuardrails,
   DEFAULT_ANALYSIS_OPTIONS,
   type AnalysisOptions,
+  type AnalysisVariation,
+  type BreakdownSegment,
   type ExperimentAnalysis,
 } from "../../core/experiment-analysis";
 import type { WebMetric, WebSection } from "../../core/datafile-types";
 import type { SufficientStats } from "../../core/stats/index";
 import type { Env } from "../../env";
-import { covariateSums, shardConverters, type ShardConverters } from "../../events/visitor-state";
+import {
+  breakdownSums,
+  covariateSums,
+  shardConverters,
+  type ShardConverters,
+} from "../../events/visitor-state";
 import { covariateTotalOf } from "../../events/covariate-sql";
+import { type BreakdownDimension } from "../../events/breakdown-sql";
 import { emptyMetricCell } from "../../events/aggregate";
 import { METRIC_CELL_FIELDS, METRIC_DAILY_COLUMNS } from "../../events/tables";
 import { notFound, unprocessable, type ValidationDetail } from "../errors";
@@ -443,6 +452,101 @@ function cumulativeSeries(
 }
 
 /** The experiment's results in one environment (see the module comment). */
+/** Segments shown by name; the others are summed into one (other) segment. */
+const OTHER_SEGMENT = "(other)";
+
+const MAX_SEGMENTS = 20;
+
+/** The results per value of `dimension` (docs/statistics.md "Breakdowns"). */
+async function breakdownOf(
+  env: Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS">,
+  sdkKey: string,
+  experimentId: string,
+  dimension: BreakdownDimension,
+  metrics: readonly ResultsMetric[],
+  variations: readonly AnalysisVariation[],
+  baselineId: string,
+  options: AnalysisOptions,
+): Promise<ExperimentResults["breakdown"]> {
+  const rowsPerMetric = await Promise.all(
+    metrics.map((metric) => {
+      const total = covariateTotalOf(metric.aggregator, metric.field) ?? "events";
+      return breakdownSums(env, sdkKey, experimentId, metric.eventId, dimension, total);
+    }),
+  );
+  // Segments by visitors (the first metric's rows count every exposed visitor once).
+  const visitorsOf = new Map<string, number>();
+  for (const row of rowsPerMetric[0] ?? [])
+    visitorsOf.set(row.value, (visitorsOf.get(row.value) ?? 0) + row.n);
+  const ranked = [...visitorsOf].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const named = new Set(ranked.slice(0, MAX_SEGMENTS).map(([value]) => value));
+  const segmentOf = (value: string) => (named.has(value) ? value : OTHER_SEGMENT);
+  const values = [
+    ...ranked.slice(0, MAX_SEGMENTS).map(([value]) => value),
+    ...(ranked.length > MAX_SEGMENTS ? [OTHER_SEGMENT] : []),
+  ];
+  const cell = () => ({ n: 0, sum: 0, sumSq: 0 });
+  const sums = metrics.map((_, m) => {
+    const bySegment = new Map<string, Map<string, { n: number; sum: number; sumSq: number }>>();
+    for (const row of rowsPerMetric[m] ?? []) {
+      const segment = segmentOf(row.value);
+      const byVariation = bySegment.get(segment) ?? new Map();
+      bySegment.set(segment, byVariation);
+      const acc = byVariation.get(row.variationId) ?? cell();
+      acc.n += row.n;
+      acc.sum += row.sum;
+      acc.sumSq += row.sumSq;
+      byVariation.set(row.variationId, acc);
+    }
+    return bySegment;
+  });
+  const segments: BreakdownSegment[] = values.map((value) => {
+    const segmentVariations = variations.map((v) => ({
+      ...v,
+      visitors: sums[0]?.get(value)?.get(v.id)?.n ?? 0,
+    }));
+    return {
+      value,
+      variations: segmentVariations,
+      metrics: metrics.map((metric, m) => ({
+        id: metric.eventId,
+        higherIsBetter: metric.winningDirection !== "decreasing",
+        nonNegative: metric.aggregator === "unique" || metric.aggregator === "count",
+        stats: Object.fromEntries(
+          segmentVariations.map((v) => {
+            const s = sums[m]?.get(value)?.get(v.id) ?? cell();
+            return [v.id, { n: s.n, sum: s.sum, sumSq: s.sumSq }];
+          }),
+        ),
+      })),
+    };
+  });
+  return {
+    dimension,
+    segments: analyzeBreakdown(segments, baselineId, options).map((segment) => ({
+      value: segment.value,
+      visitors: segment.variations.reduce((n, v) => n + v.visitors, 0),
+      variations: segment.variations.map((v) => ({ id: v.id, visitors: v.visitors })),
+      metrics: segment.metrics.map((m) => ({
+        eventId: m.id,
+        variations: m.variations.map((r) => ({
+          variationId: r.variationId,
+          baseline: r.baseline,
+          visitors: r.n,
+          mean: r.mean,
+          lift: r.lift,
+          difference: r.difference,
+          pValue: r.pValue,
+          qValue: r.qValue,
+          significant: r.significant,
+          verdict: r.verdict,
+          reason: r.reason,
+        })),
+      })),
+    })),
+  };
+}
+
 export async function loadResults(
   env: Pick<Env, "DB" | "VISITOR_SHARDS" | "EVENT_SHARDS">,
   experimentId: string,
@@ -451,6 +555,13 @@ export async function loadResults(
   const db = env.DB;
   const experiment = await requireRow<ExperimentRow>(db, "experiments", "experiment", experimentId);
   const range = parseRange(query.from, query.to);
+  if (query.breakdown !== undefined && (range.from !== null || range.to !== null))
+    invalidQuery([
+      {
+        path: "$.query.breakdown",
+        message: "a breakdown covers the whole experiment: leave out from and to",
+      },
+    ]);
   const options = parseAnalysisOptions(query);
   const environment = await requireResultsEnvironment(db, experiment.project_id, query.environment);
   const [visitorRows, metricRows] = await Promise.all([
@@ -621,6 +732,20 @@ export async function loadResults(
           };
         });
 
+  const breakdown =
+    query.breakdown === undefined || baselineId === null
+      ? null
+      : await breakdownOf(
+          env,
+          environment.sdk_key,
+          experiment.id,
+          query.breakdown,
+          metrics,
+          analysisVariations,
+          baselineId,
+          options,
+        );
+
   const days = [...daily.keys()].sort();
   return {
     experimentId: experiment.id,
@@ -715,6 +840,7 @@ export async function loadResults(
       action: b.action === "pause" ? ("pause" as const) : ("mark" as const),
       pausedAt: b.paused_at,
     })),
+    breakdown,
     sections: sectionResults,
     cumulative: cumulativeSeries(metrics, variationIds, days, daily),
     daily: days.flatMap((day) => {
