@@ -6,10 +6,8 @@
  * and one without (desktop), q-values corrected across all segments; the CSV, the admin page and
  * the refusals (a day range, an unknown dimension).
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { handleEventBatch } from "../../src/events/consumer";
 import { benjaminiHochberg } from "../../src/core/stats/index";
 import type {
   ConversionMessage,
@@ -25,25 +23,13 @@ import {
   type ProjectWithEnvironments,
 } from "../helpers/api";
 import { LAYOUTS, useLayout } from "../helpers/event-layout";
+import { deliverToConsumer } from "../helpers/queue";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
 
 let seq = 0;
 const uid = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}-${++seq}`;
-
-async function deliver(bodies: unknown[]): Promise<void> {
-  for (let i = 0; i < bodies.length; i += 100) {
-    const batch = createMessageBatch(
-      "splitstream-events",
-      bodies
-        .slice(i, i + 100)
-        .map((body) => ({ id: uid("msg"), timestamp: new Date(), attempts: 1, body })),
-    );
-    await handleEventBatch(batch, env);
-    expect((await getQueueResult(batch, createExecutionContext())).ackAll).toBe(true);
-  }
-}
 
 describe.each(LAYOUTS)("results by segment ($name)", ({ shards }) => {
   let project: ProjectWithEnvironments;
@@ -131,7 +117,7 @@ describe.each(LAYOUTS)("results by segment ($name)", ({ shards }) => {
       bodies.push(impression(uid("sdk"), a, now - 3_600_000));
       // Later impressions first: the first exposure must win whatever the order.
       bodies.reverse();
-      await deliver(bodies);
+      await deliverToConsumer(bodies);
 
       const results = await apiJson(
         "GET",

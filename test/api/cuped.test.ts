@@ -6,10 +6,8 @@
  * checked against statsmodels in test/core/cuped.test.ts), say how much variance it removed, and
  * leave it off with `cuped=false`, a day range, or when no visitor converted before.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { handleEventBatch } from "../../src/events/consumer";
 import { cupedRegression, type CovariateStats } from "../../src/core/stats/index";
 import type { ConversionMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import {
@@ -20,6 +18,7 @@ import {
   type ProjectWithEnvironments,
 } from "../helpers/api";
 import { LAYOUTS, useLayout } from "../helpers/event-layout";
+import { deliverToConsumer } from "../helpers/queue";
 import { mulberry32 } from "../support/ab-simulation";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
@@ -27,19 +26,6 @@ type Json = any;
 
 let seq = 0;
 const uid = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}-${++seq}`;
-
-async function deliver(bodies: unknown[]): Promise<void> {
-  for (let i = 0; i < bodies.length; i += 100) {
-    const batch = createMessageBatch(
-      "splitstream-events",
-      bodies
-        .slice(i, i + 100)
-        .map((body) => ({ id: uid("msg"), timestamp: new Date(), attempts: 1, body })),
-    );
-    await handleEventBatch(batch, env);
-    expect((await getQueueResult(batch, createExecutionContext())).ackAll).toBe(true);
-  }
-}
 
 describe.each(LAYOUTS)("CUPED in the results ($name)", ({ shards }) => {
   let project: ProjectWithEnvironments;
@@ -121,7 +107,7 @@ describe.each(LAYOUTS)("CUPED in the results ($name)", ({ shards }) => {
       }
       sums[v.id] = s;
     });
-    await deliver(bodies);
+    await deliverToConsumer(bodies);
     return sums;
   }
 

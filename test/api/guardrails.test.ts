@@ -7,16 +7,10 @@
  * says why; `mark` only records the breach; a healthy experiment is left alone — and the results
  * of a multivariate experiment report each section's main effects.
  */
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  getQueueResult,
-} from "cloudflare:test";
+import { createScheduledController } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runGuardrailChecks } from "../../src/api/services/guardrails";
-import { handleEventBatch } from "../../src/events/consumer";
 import type { ConversionMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import worker from "../../src/index";
 import {
@@ -27,6 +21,7 @@ import {
   createProject,
   type ProjectWithEnvironments,
 } from "../helpers/api";
+import { deliverToConsumer } from "../helpers/queue";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
@@ -56,19 +51,6 @@ beforeEach(async () => {
   vi.spyOn(console, "warn").mockImplementation(() => {});
 });
 afterEach(() => vi.restoreAllMocks());
-
-async function deliver(bodies: unknown[]): Promise<void> {
-  for (let i = 0; i < bodies.length; i += 100) {
-    const batch = createMessageBatch(
-      "splitstream-events",
-      bodies
-        .slice(i, i + 100)
-        .map((body) => ({ id: uid("msg"), timestamp: new Date(), attempts: 1, body })),
-    );
-    await handleEventBatch(batch, env);
-    expect((await getQueueResult(batch, createExecutionContext())).ackAll).toBe(true);
-  }
-}
 
 /** `visitors` per variation; the first `converters[i][e]` of variation i convert on event e. */
 async function feed(
@@ -109,7 +91,7 @@ async function feed(
           } satisfies ConversionMessage);
     }
   });
-  await deliver(bodies);
+  await deliverToConsumer(bodies);
 }
 
 async function experiment(key: string, guardrail: Json, extra: Json = {}): Promise<Json> {

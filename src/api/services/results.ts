@@ -28,6 +28,7 @@ import {
   type AnalysisVariation,
   type BreakdownSegment,
   type ExperimentAnalysis,
+  type VariationResult,
 } from "../../core/experiment-analysis";
 import type { WebMetric, WebSection } from "../../core/datafile-types";
 import type { SufficientStats } from "../../core/stats/index";
@@ -452,6 +453,23 @@ function cumulativeSeries(
 }
 
 /** The experiment's results in one environment (see the module comment). */
+/** A comparison of a pooled or segmented arm, as the sections and breakdowns report it. */
+function presentComparison(r: VariationResult) {
+  return {
+    variationId: r.variationId,
+    baseline: r.baseline,
+    visitors: r.n,
+    mean: r.mean,
+    lift: r.lift,
+    difference: r.difference,
+    pValue: r.pValue,
+    qValue: r.qValue,
+    significant: r.significant,
+    verdict: r.verdict,
+    reason: r.reason,
+  };
+}
+
 /** Segments shown by name; the others are summed into one (other) segment. */
 const OTHER_SEGMENT = "(other)";
 
@@ -529,19 +547,7 @@ async function breakdownOf(
       variations: segment.variations.map((v) => ({ id: v.id, visitors: v.visitors })),
       metrics: segment.metrics.map((m) => ({
         eventId: m.id,
-        variations: m.variations.map((r) => ({
-          variationId: r.variationId,
-          baseline: r.baseline,
-          visitors: r.n,
-          mean: r.mean,
-          lift: r.lift,
-          difference: r.difference,
-          pValue: r.pValue,
-          qValue: r.qValue,
-          significant: r.significant,
-          verdict: r.verdict,
-          reason: r.reason,
-        })),
+        variations: m.variations.map(presentComparison),
       })),
     })),
   };
@@ -715,19 +721,7 @@ export async function loadResults(
             })),
             metrics: analysed.metrics.map((m) => ({
               eventId: m.id,
-              variations: m.variations.map((r) => ({
-                variationId: r.variationId,
-                baseline: r.baseline,
-                visitors: r.n,
-                mean: r.mean,
-                lift: r.lift,
-                difference: r.difference,
-                pValue: r.pValue,
-                qValue: r.qValue,
-                significant: r.significant,
-                verdict: r.verdict,
-                reason: r.reason,
-              })),
+              variations: m.variations.map(presentComparison),
             })),
           };
         });
