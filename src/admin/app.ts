@@ -642,7 +642,8 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const summaries = await Promise.all(
       experiments.map(async (experiment) => {
         const results = await attempt(() =>
-          loadResults(c.env, experiment.id, parseResultsQuery({ environment })),
+          // The list shows counts and the primary verdict: no per-visitor reads (CUPED) for it.
+          loadResults(c.env, experiment.id, parseResultsQuery({ environment, cuped: "false" })),
         );
         if (!results.ok) return null;
         const visitors = results.value.variations.reduce((sum, v) => sum + v.visitors, 0);

@@ -160,7 +160,7 @@ function cupedResult(
   return {
     theta: test.theta,
     varianceReduction: test.varianceReduction,
-    difference: { estimate: test.difference, se: test.se, ci: test.differenceCi },
+    difference: { estimate: test.difference, se: test.testSe, ci: test.differenceCi },
     unadjustedPValue,
   };
 }
@@ -409,7 +409,7 @@ export function analyzeSections(
     });
     const pooledMetrics: AnalysisMetric[] = metrics.map((metric) => ({
       ...metric,
-      // CUPED's sums add like the others (absent when any combination has none).
+      // CUPED's sums add like the others (a combination without any counts as empty).
       ...(metric.covariates === undefined
         ? {}
         : { covariates: poolCovariates(metric.covariates, section.variantIds, members) }),

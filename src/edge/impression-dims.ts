@@ -7,10 +7,18 @@
 import { BREAKDOWN_VALUE_MAX, type ImpressionDims } from "../shared/event-messages";
 import { parseUserAgent } from "./user-agent";
 
-/** A value as the queue message takes it: lower-cased where free text, trimmed, at most 64. */
+/**
+ * A free-text value (utm_source, a host) as a segment name: lower-case letters, digits and
+ * `. _ ~ -` only (anything else becomes `_`: no control characters reach a terminal or a
+ * spreadsheet, no `(` to pass for the "(other)" and "(unknown)" segments), at most 64.
+ */
 function clip(value: string): string | undefined {
-  const text = value.trim().slice(0, BREAKDOWN_VALUE_MAX);
-  return text === "" ? undefined : text;
+  const text = value
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9._~-]+/g, "_")
+    .slice(0, BREAKDOWN_VALUE_MAX);
+  return text === "" || text === "_" ? undefined : text;
 }
 
 /**
@@ -20,7 +28,7 @@ function clip(value: string): string | undefined {
 export function trafficSource(url: URL, referrer: string | null): string {
   const utm = url.searchParams.get("utm_source");
   if (utm !== null) {
-    const clipped = clip(utm.toLowerCase());
+    const clipped = clip(utm);
     if (clipped !== undefined) return clipped;
   }
   if (referrer) {

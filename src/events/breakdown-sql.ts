@@ -4,7 +4,7 @@
  * the visitors and the metric's per-visitor Σy and Σy² (y from the converters row, 0 without one).
  */
 import { BREAKDOWN_DIMENSIONS } from "../shared/event-messages";
-import type { CovariateTotal } from "./covariate-sql";
+import { requireCovariateTotal, type CovariateTotal } from "./covariate-sql";
 
 /** A dimension results can be broken down by. */
 export type BreakdownDimension = (typeof BREAKDOWN_DIMENSIONS)[number];
@@ -21,7 +21,8 @@ export const UNKNOWN_VALUE = "(unknown)";
 
 /** The statement; parameters: ?1 sdkKey, ?2 experiment id, ?3 event id. */
 export function breakdownSumsSql(dimension: BreakdownDimension, total: CovariateTotal): string {
-  const y = total === "unique" ? "1" : total;
+  const checked = requireCovariateTotal(total);
+  const y = checked === "unique" ? "1" : checked;
   return `SELECT coalesce(json_extract(e.dims, '$.${requireDimension(dimension)}'), '${UNKNOWN_VALUE}') AS value,
       e.variation_id AS variationId, count(*) AS n,
       total(coalesce(y.v, 0)) AS sum, total(coalesce(y.v, 0) * coalesce(y.v, 0)) AS sumSq

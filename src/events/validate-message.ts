@@ -94,6 +94,9 @@ function dimsOf(value: unknown): ImpressionDims {
       );
     if (typeof v !== "string" || v.length === 0 || v.length > BREAKDOWN_VALUE_MAX)
       throw new Invalid(`dims.${key} must be a string of 1–${BREAKDOWN_VALUE_MAX} characters`);
+    // Printable ASCII, and not "(…)": the results' own segment names are "(other)", "(unknown)".
+    if (!/^[\x20-\x7e]+$/.test(v) || v.startsWith("("))
+      throw new Invalid(`dims.${key} must be printable ASCII not starting with "("`);
     out[key as keyof ImpressionDims] = v;
   }
   return out;

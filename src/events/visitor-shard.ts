@@ -44,6 +44,8 @@ import {
   type BreakdownRow,
 } from "./breakdown-sql";
 import {
+  COVARIATE_GAP_MS,
+  COVARIATE_WINDOW_MS,
   covariateSumsSql,
   requireCovariateTotal,
   type CovariateRow,
@@ -731,11 +733,14 @@ export class VisitorShard extends DurableObject<Env> {
         sdkKey,
         experimentId,
         eventId,
+        COVARIATE_WINDOW_MS,
+        COVARIATE_GAP_MS,
       )
       .toArray()
       .map((row) => ({
         variationId: String(row.variationId),
         n: Number(row.n),
+        firstAt: Number(row.firstAt),
         sumY: Number(row.sumY),
         sumY2: Number(row.sumY2),
         sumX: Number(row.sumX),

@@ -9,7 +9,13 @@ import { loadEventLayout } from "./event-layout";
 import { shardOf } from "./shard-map";
 import { VISITOR_COLUMNS, VISITOR_TABLES, type VisitorTable } from "./shard-schema";
 import { readTableRows, type DerivedTable, type Row } from "./tables";
-import { covariateSumsSql, type CovariateRow, type CovariateTotal } from "./covariate-sql";
+import {
+  COVARIATE_GAP_MS,
+  COVARIATE_WINDOW_MS,
+  covariateSumsSql,
+  type CovariateRow,
+  type CovariateTotal,
+} from "./covariate-sql";
 import { breakdownSumsSql, type BreakdownDimension, type BreakdownRow } from "./breakdown-sql";
 import {
   shardStub,
@@ -184,7 +190,7 @@ export async function covariateSums(
       ? [
           (
             await env.DB.prepare(covariateSumsSql(total))
-              .bind(sdkKey, experimentId, eventId)
+              .bind(sdkKey, experimentId, eventId, COVARIATE_WINDOW_MS, COVARIATE_GAP_MS)
               .all<CovariateRow>()
           ).results,
         ]
@@ -198,6 +204,7 @@ export async function covariateSums(
     for (const row of rows) {
       const acc = out.get(row.variationId) ?? {
         variationId: row.variationId,
+        firstAt: Number.POSITIVE_INFINITY,
         n: 0,
         sumY: 0,
         sumY2: 0,
@@ -206,6 +213,7 @@ export async function covariateSums(
         sumXY: 0,
       };
       acc.n += Number(row.n);
+      acc.firstAt = Math.min(acc.firstAt, Number(row.firstAt));
       acc.sumY += Number(row.sumY);
       acc.sumY2 += Number(row.sumY2);
       acc.sumX += Number(row.sumX);

@@ -123,7 +123,7 @@ describe.each(LAYOUTS)("CUPED in the results ($name)", ({ shards }) => {
       const fit = cupedRegression(sums[a]!, sums[b]!)!;
       expect(row.cuped.theta).toBeCloseTo(fit.theta, 10);
       expect(row.cuped.difference.estimate).toBeCloseTo(fit.difference, 10);
-      expect(row.cuped.difference.se).toBeCloseTo(fit.se, 10);
+      expect(row.cuped.difference.se).toBeCloseTo(fit.testSe, 10);
       expect(row.cuped.varianceReduction).toBeCloseTo(fit.varianceReduction, 10);
       expect(row.cuped.varianceReduction).toBeGreaterThan(0.3);
       expect(row.events).toBe(sums[b]!.sumY);
@@ -150,6 +150,31 @@ describe.each(LAYOUTS)("CUPED in the results ($name)", ({ shards }) => {
       ).text();
       expect(adminHtml).toContain('data-cuped="applied"');
       expect(adminHtml).toMatch(/b\s+\d+\s*%\s+less variance/);
+    },
+  );
+
+  it(
+    "stays off when the earliest visitor's window is past the retention of stored conversions",
+    { timeout: 120_000 },
+    async () => {
+      await feed(true);
+      // One visitor exposed 25 days ago: their 7-day window reaches past the ≈ 31 days kept.
+      await deliverToConsumer([
+        {
+          v: 1,
+          type: "impression",
+          uuid: uid("old"),
+          sdkKey: sdkKey(),
+          revision: "2",
+          visitorId: uid("old-visitor"),
+          experimentId: experiment.id,
+          variationId: experiment.variations[0].id,
+          timestamp: Date.now() - 25 * 24 * 3600_000,
+          source: "edge",
+        } satisfies ImpressionMessage,
+      ]);
+      const results = await apiJson("GET", `/experiments/${experiment.id}/results`, 200);
+      expect(results.metrics[0].variations[1].cuped).toBeNull();
     },
   );
 

@@ -13,6 +13,7 @@ import {
   type CovariateStats,
 } from "../../src/core/stats/index";
 import { analyzeExperiment, DEFAULT_ANALYSIS_OPTIONS } from "../../src/core/experiment-analysis";
+import { mulberry32 } from "../support/ab-simulation";
 
 const close = (actual: number, expected: number, relative = 1e-9) =>
   expect(Math.abs(actual - expected)).toBeLessThanOrEqual(
@@ -54,7 +55,7 @@ describe("cupedTest", () => {
       nonNegative: true,
     })!;
     const n = c.control.n + c.treatment.n;
-    expect(test.pValue).toBe(sequentialTest(test.difference, test.se, n, 0.1, 5000).pValue);
+    expect(test.pValue).toBe(sequentialTest(test.difference, test.testSe, n, 0.1, 5000).pValue);
     const excludes = test.differenceCi[0] > 0 || test.differenceCi[1] < 0;
     expect(excludes).toBe(test.pValue < 0.1);
     close(test.lift.estimate, test.difference / (c.control.sumY / c.control.n));
@@ -121,7 +122,9 @@ describe("analyzeExperiment with covariates", () => {
     const fit = cupedRegression(c.control, c.treatment)!;
     expect(b.cuped).toMatchObject({ theta: fit.theta, varianceReduction: fit.varianceReduction });
     close(b.cuped!.difference.estimate, c.difference);
-    close(b.cuped!.difference.se, c.se);
+    // The test's SE: the larger of OLS's and the per-arm (Welch-type) one.
+    close(b.cuped!.difference.se, fit.testSe);
+    expect(fit.testSe).toBeGreaterThanOrEqual(fit.se);
     const test = cupedTest(c.control, c.treatment, {
       mode: "sequential",
       alpha: DEFAULT_ANALYSIS_OPTIONS.alpha,
@@ -153,5 +156,42 @@ describe("analyzeExperiment with covariates", () => {
     ]);
     expect(off.metrics[0]!.variations[1]!.cuped).toBeNull();
     expect(off.metrics[0]!.variations[1]!.pValue).toBe(none.metrics[0]!.variations[1]!.pValue);
+  });
+});
+
+describe("CUPED under unequal arms and spreads (seeded simulation)", () => {
+  it("keeps the false-positive rate at α for a 90/10 split whose small arm is noisier", () => {
+    const random = mulberry32(5);
+    const normal = () => {
+      let u = 0;
+      while (u === 0) u = random();
+      return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+    };
+    const arm = (n: number, spread: number): CovariateStats => {
+      const s = { n, sumY: 0, sumY2: 0, sumX: 0, sumX2: 0, sumXY: 0 };
+      for (let i = 0; i < n; i++) {
+        const x = normal();
+        const y = 10 + 0.5 * x + spread * normal();
+        s.sumY += y;
+        s.sumY2 += y * y;
+        s.sumX += x;
+        s.sumX2 += x * x;
+        s.sumXY += x * y;
+      }
+      return s;
+    };
+    let falsePositives = 0;
+    const runs = 400;
+    for (let r = 0; r < runs; r++) {
+      const test = cupedTest(arm(9000, 1), arm(1000, 3), {
+        mode: "fixed",
+        alpha: 0.1,
+        nStar: 5000,
+        nonNegative: false,
+      })!;
+      if (test.pValue < 0.1) falsePositives++;
+    }
+    // OLS's classical SE alone gave ≈ 45 % here.
+    expect(falsePositives / runs).toBeLessThan(0.1 + 3 * Math.sqrt((0.1 * 0.9) / runs));
   });
 });

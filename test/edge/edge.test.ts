@@ -115,6 +115,16 @@ describe("the edge on a routed page", () => {
         visitor: "returning",
       });
     queued.length = 0;
+    // A hostile utm_source: no formula, control character or "(…)" reaches a segment name.
+    await (
+      await get("/?utm_source=%3DHYPERLINK(%22x%22)%1B%5B31m", { headers: { cookie } })
+    ).text();
+    await new Promise((r) => setTimeout(r, 0));
+    const hostile = queued.filter((q) => q.type === "impression");
+    expect(hostile.length).toBeGreaterThan(0);
+    for (const m of hostile)
+      expect(m.type === "impression" && m.dims?.source).toBe("_hyperlink_x_31m");
+    queued.length = 0;
     // A referrer on the site itself is no source: direct.
     await (await get("/", { headers: { cookie, referer: `${SITE}/products` } })).text();
     await new Promise((r) => setTimeout(r, 0));

@@ -125,7 +125,11 @@ async function armsOf(
   visitors: Record<string, number>;
   conversions: Record<string, number>;
 }> {
-  const results = await loadResults(env, experiment.id, { environment: BANDIT_ENVIRONMENT });
+  // Counts only: no CUPED (it would read every shard for nothing).
+  const results = await loadResults(env, experiment.id, {
+    environment: BANDIT_ENVIRONMENT,
+    cuped: "false",
+  });
   const visitorsById = new Map(results.variations.map((v) => [v.id, v.visitors]));
   const primaryResults = results.metrics[0];
   const convertersById = new Map(

@@ -60,8 +60,10 @@ export async function runGuardrailChecks(env: Env, now: number): Promise<Guardra
   for (const candidate of await listGuardrailCandidates(env.DB)) {
     report.checked++;
     try {
+      // The guardrails' test does not use CUPED: no per-visitor reads for it.
       const results = await loadResults(env, candidate.experiment_id, {
         environment: candidate.environment_key,
+        cuped: "false",
       });
       for (const g of results.guardrails) {
         if (!g.harmed || g.pValue === null) continue;

@@ -37,9 +37,14 @@ export const RESULTS_CSV_COLUMNS = [
   "cuped_difference_se",
 ] as const;
 
-/** A field, quoted when it holds a quote, comma or line break (RFC 4180); empty for none. */
+/**
+ * A field, quoted when it holds a quote, comma or line break (RFC 4180); empty for none. Text that
+ * a spreadsheet would run as a formula (= + - @, tab, CR first — a segment value comes from any
+ * visitor's utm_source) gets a leading apostrophe; numbers are written as they are.
+ */
 function csvCell(value: string | number | boolean | null | undefined): string {
-  const text = value === null || value === undefined ? "" : String(value);
+  let text = value === null || value === undefined ? "" : String(value);
+  if (typeof value === "string" && /^[=+\-@\t\r]/.test(value)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 

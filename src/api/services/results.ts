@@ -39,7 +39,8 @@ import {
   shardConverters,
   type ShardConverters,
 } from "../../events/visitor-state";
-import { covariateTotalOf } from "../../events/covariate-sql";
+import { COVARIATE_WINDOW_MS, covariateTotalOf } from "../../events/covariate-sql";
+import { retentionCutoff } from "../../events/retention";
 import { type BreakdownDimension } from "../../events/breakdown-sql";
 import { emptyMetricCell } from "../../events/aggregate";
 import { METRIC_CELL_FIELDS, METRIC_DAILY_COLUMNS } from "../../events/tables";
@@ -645,10 +646,15 @@ export async function loadResults(
         total,
       );
       if (![...sums.values()].some((s) => s.sumX2 > 0)) return undefined;
+      // Every visitor's window must still be stored: a window the retention cut short would give
+      // early visitors a smaller x, and when early and late visitors were split differently (a
+      // ramp, a bandit) that difference would pass for an effect.
+      const earliest = Math.min(...[...sums.values()].map((s) => s.firstAt));
+      if (earliest - COVARIATE_WINDOW_MS < retentionCutoff(Date.now())) return undefined;
       return Object.fromEntries(
         variationIds.map((id) => [
           id,
-          sums.get(id) ?? { n: 0, sumY: 0, sumY2: 0, sumX: 0, sumX2: 0, sumXY: 0 },
+          sums.get(id) ?? { n: 0, firstAt: 0, sumY: 0, sumY2: 0, sumX: 0, sumX2: 0, sumXY: 0 },
         ]),
       );
     }),

@@ -12,7 +12,11 @@
  *    arm, OLS's slope on x is the within-arm one);
  * 3. b = (ȳt − ȳc) − θ·(x̄t − x̄c);
  * 4. residual sum of squares RSS = Syy_c + Syy_t − θ·(Sxy_c + Sxy_t), σ̂² = RSS / (n − 3);
- * 5. Var(b) = σ̂² · (1/nc + 1/nt + (x̄t − x̄c)² / (Sxx_c + Sxx_t)) (OLS's classical SE);
+ * 5. Var(b) = σ̂² · (1/nc + 1/nt + (x̄t − x̄c)² / (Sxx_c + Sxx_t)) (OLS's classical SE, `se`);
+ *    it assumes one spread for both arms, which a 90/10 split with a noisier small arm breaks, so
+ *    the test uses V = max(Var(b), s²_rc/nc + s²_rt/nt) (`testSe`): the per-arm variances of the
+ *    adjusted values y − θx, s²_rg = (Syy_g − 2θ·Sxy_g + θ²·Sxx_g)/(n_g − 1) — Welch's form, as the
+ *    unadjusted test takes the larger of Welch's and the pooled variance;
  * 6. without x the same fit gives Var₀ = (Syy_c + Syy_t)/(n − 2) · (1/nc + 1/nt); the variance
  *    removed is 1 − Var(b)/Var₀.
  * Pure and never throws on data: null when there is no covariate (Sxx = 0) or too little data.
@@ -36,8 +40,10 @@ export interface CupedRegression {
   theta: number;
   /** b: the adjusted difference of the means, treatment − control. */
   difference: number;
-  /** OLS standard error of b. */
+  /** OLS (classical) standard error of b — statsmodels' `bse`. */
   se: number;
+  /** The standard error the test uses: max of `se` and the per-arm (Welch-type) one. */
+  testSe: number;
   /** Residual degrees of freedom, n − 3. */
   df: number;
   /** The same fit without x: the SE of ȳt − ȳc. */
@@ -91,10 +97,14 @@ export function cupedRegression(
   const variance = sigma2 * (1 / nc + 1 / nt + (dx * dx) / sxx);
   const unadjustedVariance = (syy / (n - 2)) * (1 / nc + 1 / nt);
   if (!(variance > 0) || !(unadjustedVariance > 0)) return null;
+  const residual = (a: typeof c, count: number) =>
+    Math.max(0, a.syy - 2 * theta * a.sxy + theta * theta * a.sxx) / (count - 1);
+  const welchVariance = residual(c, nc) / nc + residual(t, nt) / nt;
   return {
     theta,
     difference,
     se: Math.sqrt(variance),
+    testSe: Math.sqrt(Math.max(variance, welchVariance)),
     df,
     unadjustedSe: Math.sqrt(unadjustedVariance),
     varianceReduction: 1 - variance / unadjustedVariance,
@@ -127,12 +137,13 @@ export function cupedTest(
   const n = control.n + treatment.n;
   let pValue: number;
   let half: number;
+  const se = fit.testSe;
   if (options.mode === "sequential") {
-    pValue = sequentialTest(fit.difference, fit.se, n, options.alpha, options.nStar).pValue;
-    half = fit.se * Math.sqrt(sequentialThreshold(n, options.alpha, options.nStar));
+    pValue = sequentialTest(fit.difference, se, n, options.alpha, options.nStar).pValue;
+    half = se * Math.sqrt(sequentialThreshold(n, options.alpha, options.nStar));
   } else {
-    pValue = twoSidedStudentTP(fit.difference / fit.se, fit.df);
-    half = fit.se * studentTQuantile(1 - options.alpha / 2, fit.df);
+    pValue = twoSidedStudentTP(fit.difference / se, fit.df);
+    half = se * studentTQuantile(1 - options.alpha / 2, fit.df);
   }
   const differenceCi: [number, number] = [fit.difference - half, fit.difference + half];
   const m = fit.controlMean;
@@ -143,7 +154,7 @@ export function cupedTest(
     pValue,
     lift: {
       estimate: fit.difference / m,
-      se: fit.se / m,
+      se: se / m,
       ci: [options.nonNegative ? Math.max(-1, low) : low, differenceCi[1] / m],
     },
   };
