@@ -49,31 +49,43 @@
  * Per phase: wall time, events/s (E ÷ wall time) and the job's steps. Memory: the RSS
  * (/proc/<pid>/status VmRSS) of the `wrangler dev`'s workerd processes (the descendants of the
  * wrangler process named workerd; Σ over them), sampled every 500 ms — before the rebuild, its
- * peak during each phase, and at 10/25/50/75/100 % of the compare's time (flat = bounded by the
- * step, not by E). Correctness: after apply, `GET /_ss/api/v1/experiments/{id}/results` must
- * show Σ visitors = E/2 and Σ purchase events = E/2 (and E/2 converters).
+ * peak during each phase, and at 10/25/50/75/100 % of the compare's time (flat would mean bounded
+ * by the step, not by E), with the anonymous part (RssAnon) beside. Correctness: after apply,
+ * `GET /_ss/api/v1/experiments/{id}/results` must show Σ visitors = E/2 and Σ purchase events =
+ * E/2 (and E/2 converters).
  *
  * Responsiveness: beside the polls, `GET /_ss/health` every 500 ms; both latencies are reported.
- * Under wrangler dev, no request to the Worker is answered while the job's alarm chain runs (the
- * job, its shards, D1 and R2 all live in one workerd process, and the chain keeps it busy from
- * one step to the next), so the first poll answers only when the compare has ended: the
- * "requests during the rebuild" row shows it, and the compare is then not split into replay and
- * comparison. Each poll is asked again if it fails.
+ * Under wrangler dev, requests to the Worker wait while the job's alarm chain runs (the job, its
+ * shards, D1 and R2 all run in the one workerd process of the Worker): on this machine, with
+ * wrangler's local observability on (its default), none was answered before the compare had
+ * ended; with it off, some were, between alarms (every 20–35 s). The "requests during the
+ * rebuild" row shows it; when no poll saw the job replaying, the compare is not split into replay
+ * and comparison. A poll that fails is asked again.
+ *
+ * wrangler dev's local observability (X_LOCAL_OBSERVABILITY, on unless set to false; inherited
+ * from this process's environment) writes a trace of every invocation into `v3/observability`:
+ * during a rebuild that is hundreds of MiB, and CPU and memory of the same workerd. The run
+ * records whether it was on and the state's size per plugin ("wrangler dev local state" row);
+ * `X_LOCAL_OBSERVABILITY=false` measures the rebuild without it.
  *
  * What production differs in: D1 is local SQLite and every Durable Object (the rebuild job, the
  * shards) an in-process object of the same workerd, on the same 2 cores as this bench's polling;
  * R2 is local files (no network per object, no per-operation price); an alarm's 10 s budget and
  * the step sizes are the production code's, but a production step also pays network round trips
  * to R2, D1 and each shard, and the shards run on other machines in parallel. Memory per isolate
- * is capped at 128 MB in production; the RSS here is the whole workerd process (runtime, every
- * isolate, SQLite page caches of D1 and the shards), an upper bound of what one step holds.
+ * is capped at 128 MB in production; the RSS here is two whole workerd processes — wrangler's
+ * proxy and the Worker's (runtime, every isolate including Miniflare's own simulators, SQLite of
+ * D1, R2 and the shards) — not the memory of one step; a V8 heap also grows lazily when nothing
+ * presses it to collect, so growth of RSS is not by itself retained data.
  *
- * Environment knobs: BENCH_REBUILD_EVENTS=100000 (the documented run uses 1000000; a multiple of
- * 200), BENCH_REBUILD_SHARDS=8 (0 = D1), BENCH_REBUILD_CHUNK=20 (1–500 objects per step),
- * BENCH_REBUILD_TIMEOUT_MIN=60 (per phase), BENCH_REBUILD_TRACE=<file> (appends every poll as a JSON line).
+ * Environment knobs: BENCH_REBUILD_EVENTS=100000 (a multiple of 200), BENCH_REBUILD_SHARDS=8
+ * (0 = D1), BENCH_REBUILD_CHUNK=20 (1–500 objects per step), BENCH_REBUILD_TIMEOUT_MIN=60 (per
+ * phase), BENCH_REBUILD_TRACE=<file> (appends every poll as a JSON line),
+ * X_LOCAL_OBSERVABILITY=false (see above). The documented run:
+ * `X_LOCAL_OBSERVABILITY=false BENCH_REBUILD_EVENTS=1000000 npm run bench -- events-rebuild`.
  */
 import { randomBytes } from "node:crypto";
-import { appendFileSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -166,39 +178,36 @@ interface JobBody {
 type Results = ResultsBody;
 
 /**
- * One admin API call over node:http, with no timeout: while the rebuild's alarm chain runs, a
- * `GET /admin/rebuild` may wait for minutes (see the module comment), longer than fetch's
+ * One HTTP request over node:http, with no timeout: while the rebuild's alarm chain runs, a
+ * request to the Worker may wait for many minutes (see the module comment), longer than fetch's
  * (undici's) 300 s headers timeout.
  */
-function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
+function httpCall(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  payload?: string,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
-      `${base}/_ss/api/v1${path}`,
+      url,
       {
         method,
         agent: false,
         headers: {
-          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...headers,
           ...(payload === undefined
             ? {}
-            : {
-                "content-type": "application/json",
-                "content-length": String(Buffer.byteLength(payload)),
-              }),
+            : { "content-length": String(Buffer.byteLength(payload)) }),
         },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.once("error", reject);
-        res.once("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300)
-            reject(new Error(`${method} ${path}: HTTP ${status}: ${text}`));
-          else resolve(JSON.parse(text) as T);
-        });
+        res.once("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
+        );
       },
     );
     req.once("error", reject);
@@ -206,7 +215,26 @@ function api<T>(base: string, method: string, path: string, body?: unknown): Pro
   });
 }
 
-/** `GET /_ss/health` every POLL_MS until `stop()`: is the Worker answering during the rebuild? */
+/** One admin API call (JSON in and out). */
+async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const { status, text } = await httpCall(
+    `${base}/_ss/api/v1${path}`,
+    method,
+    {
+      authorization: `Bearer ${ADMIN_TOKEN}`,
+      ...(payload === undefined ? {} : { "content-type": "application/json" }),
+    },
+    payload,
+  );
+  if (status < 200 || status >= 300) throw new Error(`${method} ${path}: HTTP ${status}: ${text}`);
+  return JSON.parse(text) as T;
+}
+
+/**
+ * `GET /_ss/health` every POLL_MS until `stop()`: is the Worker answering during the rebuild?
+ * Latencies in ms; a failed request (not 200, or an error) counts as Infinity.
+ */
 function healthProbe(base: string): { stop(): Promise<number[]> } {
   const latencies: number[] = [];
   let running = true;
@@ -214,9 +242,8 @@ function healthProbe(base: string): { stop(): Promise<number[]> } {
     while (running) {
       const t0 = performance.now();
       try {
-        const response = await fetch(`${base}/_ss/health`);
-        await response.arrayBuffer();
-        latencies.push(response.ok ? performance.now() - t0 : Number.POSITIVE_INFINITY);
+        const { status } = await httpCall(`${base}/_ss/health`, "GET", {});
+        latencies.push(status === 200 ? performance.now() - t0 : Number.POSITIVE_INFINITY);
       } catch {
         latencies.push(Number.POSITIVE_INFINITY);
       }
@@ -230,6 +257,35 @@ function healthProbe(base: string): { stop(): Promise<number[]> } {
       return latencies;
     },
   };
+}
+
+/** Σ file sizes under `dir` (0 when it does not exist). */
+function dirBytes(dir: string): number {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) n += dirBytes(path);
+    else if (e.isFile()) n += statSync(path).size;
+  }
+  return n;
+}
+
+/** Bytes per plugin directory of a `--persist-to` state (`v3/<plugin>`). */
+function stateBytes(persistTo: string): Record<string, number> {
+  const root = join(persistTo, "v3");
+  let plugins: string[];
+  try {
+    plugins = readdirSync(root);
+  } catch {
+    return {};
+  }
+  return Object.fromEntries(plugins.map((p) => [p, dirBytes(join(root, p))]));
 }
 
 // ------------------------------------------------------------------------------ RSS
@@ -558,7 +614,12 @@ async function pollJob(
       } catch (error) {
         // A GET that waited through a long alarm chain may be cut by wrangler's proxy: ask again.
         pollErrors.push(`${secs(performance.now() - asked)}: ${String(error).slice(0, 200)}`);
-        if (pollErrors.length > 20 || performance.now() - startedAt > PHASE_TIMEOUT_MS) throw error;
+        if (pollErrors.length > 20 || performance.now() - startedAt > PHASE_TIMEOUT_MS)
+          throw new Error(
+            `events-rebuild: ${label}: GET /admin/rebuild failed ${pollErrors.length} times (${pollErrors.slice(-3).join("; ")})\nwrangler dev's last output:\n${world.ours.output()}`,
+            { cause: error },
+          );
+        await sleep(POLL_MS);
         continue;
       }
       const t = performance.now();
@@ -682,6 +743,7 @@ export async function run(): Promise<Row[]> {
       `/experiments/${world.experimentId}/results`,
     );
     const layout = await world.eventLayout();
+    const state = stateBytes(world.persistTo);
 
     return rows({
       where,
@@ -695,6 +757,7 @@ export async function run(): Promise<Row[]> {
       after,
       results,
       shardsRecorded: layout.shards,
+      state,
       load,
     });
   } finally {
@@ -716,6 +779,7 @@ function rows(r: {
   after: RssSample;
   results: Results;
   shardsRecorded: number;
+  state: Record<string, number>;
   load: number[];
 }): Row[] {
   const { compare, apply, written } = r;
@@ -740,7 +804,7 @@ function rows(r: {
     subject: `compare (replay + compare), events/s — ${knobs}`,
     value: (E * 1000) / compareMs,
     unit: "ops/s",
-    note: `POST /admin/rebuild → "compared" in ${secs(compareMs)} (server: createdAt → updatedAt ${secs(serverCompareMs)}), ${int(compareSteps)} steps (${int(written.objects)} objects, ~${Math.ceil(written.objects / CHUNK)} replay steps of ${CHUNK}); ${Number.isFinite(replayMs) ? `replaying ${secs(replayMs)}, comparing ${secs(comparingMs)}` : `the polls saw no phase between the start and "compared" (see "requests during the rebuild"), so replay and comparison are not timed apart`}`,
+    note: `POST /admin/rebuild → "compared" in ${secs(compareMs)} (server: createdAt → updatedAt ${secs(serverCompareMs)}), ${int(compareSteps)} steps (${int(written.objects)} objects, ~${Math.ceil(written.objects / CHUNK)} replay steps of ${CHUNK}); ${Number.isFinite(replayMs) ? `replaying ${secs(replayMs)}${Number.isFinite(comparingMs) ? `, comparing ${secs(comparingMs)}` : ", no poll during comparing"}` : `the polls saw no phase between the start and "compared" (see "requests during the rebuild"), so replay and comparison are not timed apart`}`,
     extra: {
       events: E,
       shards: SHARDS,
@@ -801,10 +865,13 @@ function rows(r: {
     extra: { peak: applyPeak.total, after: r.after.total },
   });
 
-  const latency = (values: number[]) =>
-    values.length === 0
-      ? "no request"
-      : `${values.length} requests, p50 ${secs(quantile(values, 0.5))}, max ${secs(Math.max(...values))}${values.some((v) => !Number.isFinite(v)) ? `, ${values.filter((v) => !Number.isFinite(v)).length} failed` : ""}`;
+  const latency = (values: number[]) => {
+    const ok = values.filter((v) => Number.isFinite(v));
+    const failed = values.length - ok.length;
+    if (values.length === 0) return "no request";
+    if (ok.length === 0) return `${values.length} requests, all failed`;
+    return `${values.length} requests, p50 ${secs(quantile(ok, 0.5))}, max ${secs(Math.max(...ok))}${failed > 0 ? `, ${failed} failed` : ""}`;
+  };
   const slowest = Math.max(...[...compare.polls, ...apply.polls].map((p) => p.ms));
   out.push({
     subject: `requests during the rebuild`,
@@ -867,6 +934,20 @@ function rows(r: {
     unit: "info",
     status: r.shardsRecorded === SHARDS ? "OK" : "WARN",
     note: `asked for ${SHARDS}, recorded ${r.shardsRecorded}; job ${r.started.id}`,
+  });
+  const observability = process.env.X_LOCAL_OBSERVABILITY ?? "(unset: on by default)";
+  out.push({
+    subject: `wrangler dev local state after the run`,
+    value: Number.NaN,
+    unit: "info",
+    note: `${Object.entries(r.state)
+      .filter(([, b]) => b > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([p, b]) => `${p} ${mib(b)}`)
+      .join(
+        ", ",
+      )}; X_LOCAL_OBSERVABILITY=${observability} (wrangler dev's local trace store, v3/observability)`,
+    extra: { ...r.state, observability },
   });
   out.push(loadRow(r.load));
   return out;
