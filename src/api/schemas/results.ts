@@ -192,6 +192,14 @@ const SectionMetricVariationSchema = MetricVariationSchema.pick({
   reason: true,
 }).extend({ variationId: z.string() });
 
+/** Per metric, the comparisons of pooled or segmented arms (sections, breakdowns). */
+const PooledMetricsSchema = z.array(
+  z.object({
+    eventId: z.string(),
+    variations: z.array(SectionMetricVariationSchema),
+  }),
+);
+
 /** A metric's capping as reported with its results. */
 export const CappingSchema = z
   .object({
@@ -325,12 +333,7 @@ export const ResultsSchema = z
             }),
             visitors: z.number().int(),
             variations: z.array(z.object({ id: z.string(), visitors: z.number().int() })),
-            metrics: z.array(
-              z.object({
-                eventId: z.string(),
-                variations: z.array(SectionMetricVariationSchema),
-              }),
-            ),
+            metrics: PooledMetricsSchema,
           }),
         ),
       })
@@ -353,12 +356,7 @@ export const ResultsSchema = z
               weight: z.number().int().nullable(),
             }),
           ),
-          metrics: z.array(
-            z.object({
-              eventId: z.string(),
-              variations: z.array(SectionMetricVariationSchema),
-            }),
-          ),
+          metrics: PooledMetricsSchema,
         }),
       )
       .nullable()
