@@ -118,20 +118,24 @@ function experimentActions(experiment: ExperimentJson, environment: string): Htm
   )}`;
 }
 
+/** A mean per visitor as the metric reads: a rate in %, revenue in currency units, else 3 places. */
+function formatMean(
+  metric: Pick<ExperimentResults["metrics"][number], "aggregator" | "field"> | undefined,
+  mean: number | null,
+): string {
+  if (mean === null) return "–";
+  if (metric?.aggregator === "unique") return percent(mean, 2);
+  if (metric?.field === "revenue") return (mean / 100).toFixed(2);
+  return mean.toFixed(3);
+}
+
 function metricTable(
   results: ExperimentResults,
   metric: ExperimentResults["metrics"][number],
 ): Html {
   const isRate = metric.aggregator === "unique";
   const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key ?? id;
-  const meanText = (mean: number | null) =>
-    mean === null
-      ? "–"
-      : isRate
-        ? percent(mean, 2)
-        : metric.field === "revenue"
-          ? `${(mean / 100).toFixed(2)}`
-          : mean.toFixed(3);
+  const meanText = (mean: number | null) => formatMean(metric, mean);
   return html`<table data-metric="${metric.eventKey ?? metric.eventId}">
     <thead>
       <tr>
@@ -264,7 +268,8 @@ const DIMENSION_NAMES: Record<(typeof BREAKDOWN_DIMENSIONS)[number], string> = {
 /** Results per segment (docs/statistics.md "Breakdowns"): links per dimension, then the tables. */
 function breakdownBlock(results: ExperimentResults, environment: string, mode: string): Html {
   const keyOf = (id: string) => results.variations.find((v) => v.id === id)?.key ?? id;
-  const metricKey = (id: string) => results.metrics.find((m) => m.eventId === id)?.eventKey ?? id;
+  const metricOf = (id: string) => results.metrics.find((m) => m.eventId === id);
+  const metricKey = (id: string) => metricOf(id)?.eventKey ?? id;
   const href = (dimension: string) =>
     `?environment=${encodeURIComponent(environment)}&mode=${mode}&breakdown=${dimension}`;
   const b = results.breakdown;
@@ -289,7 +294,10 @@ function breakdownBlock(results: ExperimentResults, environment: string, mode: s
               (segment) =>
                 html`<h4>
                     ${segment.value}
-                    <span class="muted">(${fmtNumber(segment.visitors)} visitors)</span>
+                    <span class="muted"
+                      >(${fmtNumber(segment.visitors)}
+                      ${segment.visitors === 1 ? "visitor" : "visitors"})</span
+                    >
                   </h4>
                   ${segment.metrics.map(
                     (m) =>
@@ -313,7 +321,7 @@ function breakdownBlock(results: ExperimentResults, environment: string, mode: s
                               html`<tr>
                                 <td>${keyOf(v.variationId)}</td>
                                 <td class="num">${fmtNumber(v.visitors)}</td>
-                                <td class="num">${v.mean === null ? "–" : v.mean.toFixed(4)}</td>
+                                <td class="num">${formatMean(metricOf(m.eventId), v.mean)}</td>
                                 <td class="num">${v.lift ? signed(v.lift.estimate) : "–"}</td>
                                 <td class="num">${fmtP(v.qValue)}</td>
                                 <td>${verdictBadge(v.verdict)}</td>
@@ -330,7 +338,8 @@ function breakdownBlock(results: ExperimentResults, environment: string, mode: s
 /** Multivariate main effects: per section, its variants pooled over the other sections. */
 function sectionsBlock(results: ExperimentResults): Html {
   if (results.sections === null) return html``;
-  const metricKey = (id: string) => results.metrics.find((m) => m.eventId === id)?.eventKey ?? id;
+  const metricOf = (id: string) => results.metrics.find((m) => m.eventId === id);
+  const metricKey = (id: string) => metricOf(id)?.eventKey ?? id;
   return html`<h3>Sections (main effects)</h3>
     <p class="muted">
       Each variant pooled over every variant of the other sections, compared with the section's
@@ -362,7 +371,7 @@ function sectionsBlock(results: ExperimentResults): Html {
                     html`<tr data-variant="${nameOf(v.variationId)}">
                       <td>${nameOf(v.variationId)}</td>
                       <td class="num">${fmtNumber(v.visitors)}</td>
-                      <td class="num">${v.mean === null ? "–" : v.mean.toFixed(4)}</td>
+                      <td class="num">${formatMean(metricOf(m.eventId), v.mean)}</td>
                       <td class="num">${v.lift ? signed(v.lift.estimate) : "–"}</td>
                       <td class="num">
                         ${
