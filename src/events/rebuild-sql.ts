@@ -65,8 +65,6 @@ class Params {
   }
 }
 
-const quote = (column: string) => column;
-
 /** The REAL-column equality of src/events/tables.ts `diffRows`: relative tolerance 1e-9. */
 const realEqual = (a: string, b: string) =>
   `(${a} = ${b} OR abs(${a} - ${b}) <= 1e-9 * max(1, abs(${a}), abs(${b})))`;
@@ -106,7 +104,7 @@ export function compareStatements(
           ? `r.sdk_key = ${p.add(shadow)}`
           : c === "uuid"
             ? `r.uuid = ${p.add(prefix)} || l.uuid`
-            : `r.${quote(c)} = l.${quote(c)}`,
+            : `r.${c} = l.${c}`,
       ),
       ...(isConversions
         ? [`r.sdk_key = ${p.add(shadow)}`, `r.timestamp >= ${p.add(names.since)}`]
@@ -120,7 +118,7 @@ export function compareStatements(
           ? `l.sdk_key = ${p.add(names.live)}`
           : c === "uuid"
             ? `l.uuid = substr(r.uuid, ${p.add(cut)})`
-            : `l.${quote(c)} = r.${quote(c)}`,
+            : `l.${c} = r.${c}`,
       ),
       ...(isConversions
         ? [`l.sdk_key = ${p.add(names.live)}`, `l.timestamp >= ${p.add(names.since)}`]
@@ -134,16 +132,12 @@ export function compareStatements(
           ? `r.uuid = ${p.add(prefix)} || l.uuid`
           : spec.real.has(c)
             ? realEqual(`l.${c}`, `r.${c}`)
-            : `l.${quote(c)} IS r.${quote(c)}`,
+            : `l.${c} IS r.${c}`,
       )
       .join(" AND ");
   // A shadow column as it would read live.
   const shown = (p: Params, c: string) =>
-    c === "sdk_key"
-      ? p.add(names.live)
-      : c === "uuid"
-        ? `substr(r.uuid, ${p.add(cut)})`
-        : `r.${quote(c)}`;
+    c === "sdk_key" ? p.add(names.live) : c === "uuid" ? `substr(r.uuid, ${p.add(cut)})` : `r.${c}`;
   const object = (pairs: Array<[string, string]>) =>
     `json_object(${pairs.map(([name, expr]) => `'${name}', ${expr}`).join(", ")})`;
 
@@ -166,8 +160,8 @@ export function compareStatements(
     + (SELECT count(*) FROM (${shadowOnly(differingParams, "1")})) AS n`;
 
   const p = new Params();
-  const keyLive = object(spec.key.map((c) => [c, `l.${quote(c)}`]));
-  const valuesLive = object(spec.values.map((c) => [c, `l.${quote(c)}`]));
+  const keyLive = object(spec.key.map((c) => [c, `l.${c}`]));
+  const valuesLive = object(spec.values.map((c) => [c, `l.${c}`]));
   const rebuiltA = `CASE WHEN r.rowid IS NULL THEN NULL ELSE ${object(
     spec.values.map((c) => [c, shown(p, c)]),
   )} END`;

@@ -49,7 +49,7 @@ export interface GuardrailRunReport {
 }
 
 /** A metric's identity in breaches: its aggregator, with `:field` for sums. */
-export function guardrailMetricKey(aggregator: string, field: string | undefined): string {
+function guardrailMetricKey(aggregator: string, field: string | undefined): string {
   return field === undefined ? aggregator : `${aggregator}:${field}`;
 }
 
