@@ -11,7 +11,14 @@ import type {
   CompiledVariation,
 } from "./compile";
 import type { VariableDef } from "./datafile-types";
-import { bucketFromHash, decidePrepared, findBucket, prepareVisitor, type Visitor } from "./decide";
+import {
+  bucketFromHash,
+  decidePrepared,
+  findBucket,
+  prepareVisitor,
+  type PreparedVisitor,
+  type Visitor,
+} from "./decide";
 
 export const FLAG_REASONS = [
   "flag_not_found",
@@ -34,6 +41,22 @@ export interface FlagDecision {
   ruleKey: string | null;
   reason: FlagReason;
   variables: Record<string, VariableValue>;
+  /**
+   * The A/B rule (an experiment of the datafile) and variation ids when an experiment rule decided
+   * (reason `experiment_rule`): what an impression of this decision names. Null otherwise.
+   */
+  experimentId: string | null;
+  variationId: string | null;
+}
+
+/** Options of {@link decideFlag} and {@link decideAllFlags}. */
+export interface DecideFlagOptions {
+  /**
+   * False: skip the flag's A/B rules (experiment rules) and decide by its delivery rules only —
+   * for visitors who must not take part in tests (bots, opted out), while releases still reach
+   * them. Default true (the SDK's `decide()`).
+   */
+  experimentRules?: boolean;
 }
 
 /** Converts a variable's string value to its type; invalid values give null (the SDK's behaviour). */
@@ -78,6 +101,7 @@ function result(
   rule: CompiledExperiment | null,
   reason: FlagReason,
 ): FlagDecision {
+  const experimentRule = reason === "experiment_rule" && rule !== null && variation !== null;
   return {
     flagKey: flag.key,
     enabled: variation?.featureEnabled === true,
@@ -85,14 +109,17 @@ function result(
     ruleKey: rule?.key ?? null,
     reason,
     variables: variablesFor(flag, variation),
+    experimentId: experimentRule ? rule.id : null,
+    variationId: experimentRule ? variation.id : null,
   };
 }
 
-/** Decides a feature flag for a visitor. Never throws. */
+/** Decides a feature flag for a visitor, like the SDK's `decide(flagKey)`. Never throws. */
 export function decideFlag(
   compiled: CompiledDatafile,
   flagKey: string,
   visitor: Visitor,
+  options: DecideFlagOptions = {},
 ): FlagDecision {
   const flag = compiled.featureFlagByKey.get(flagKey);
   if (!flag) {
@@ -103,13 +130,38 @@ export function decideFlag(
       ruleKey: null,
       reason: "flag_not_found",
       variables: {},
+      experimentId: null,
+      variationId: null,
     };
   }
+  return decidePreparedFlag(flag, prepareVisitor(compiled, visitor), options);
+}
+
+/**
+ * Decides every feature flag of the datafile for one visitor, in datafile order (the SDK's
+ * `decideAll()`, keyed the same way). Never throws.
+ */
+export function decideAllFlags(
+  compiled: CompiledDatafile,
+  visitor: Visitor,
+  options: DecideFlagOptions = {},
+): FlagDecision[] {
+  if (compiled.featureFlags.length === 0) return [];
   const prepared = prepareVisitor(compiled, visitor);
+  return compiled.featureFlags.map((flag) => decidePreparedFlag(flag, prepared, options));
+}
+
+/** Decides one compiled flag for a prepared visitor: experiment rules, then delivery rules. */
+export function decidePreparedFlag(
+  flag: CompiledFeatureFlag,
+  prepared: PreparedVisitor,
+  options: DecideFlagOptions = {},
+): FlagDecision {
   if (!prepared.valid) return result(flag, null, null, "invalid_visitor");
 
   // 1. Experiment rules, each decided exactly like an experiment.
-  for (const rule of flag.experimentRules) {
+  const experimentRules = options.experimentRules === false ? [] : flag.experimentRules;
+  for (const rule of experimentRules) {
     const d = decidePrepared(rule, prepared);
     if (d.variationId !== null)
       return result(flag, rule.variationById.get(d.variationId) ?? null, rule, "experiment_rule");

@@ -64,7 +64,10 @@ export {
 export {
   FLAG_REASONS,
   decideFlag,
+  decideAllFlags,
+  decidePreparedFlag,
   castVariable,
+  type DecideFlagOptions,
   type FlagDecision,
   type FlagReason,
   type VariableValue,
