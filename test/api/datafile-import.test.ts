@@ -61,6 +61,7 @@ function snapshotOf(rows: ExistingRows, plan: ImportPlan): ProjectSnapshot {
     groups: [...rows.groups],
     lists: [...rows.lists],
     experiments: [...rows.experiments],
+    flags: [],
     statuses: new Map(plan.statuses.map((s) => [s.experimentId, s.status])),
   };
 }

@@ -151,6 +151,7 @@ export interface ExperimentSpec {
   forcedVariations?: Record<string, string>;
   archived?: boolean;
   allocationPolicy?: ExperimentRow["allocation_policy"];
+  flagId?: string;
 }
 
 export function experimentRow(spec: ExperimentSpec): ExperimentRow {
@@ -162,6 +163,7 @@ export function experimentRow(spec: ExperimentSpec): ExperimentRow {
     type: spec.type ?? "ab",
     layer_id: `${spec.id}9`,
     group_id: spec.groupId ?? null,
+    flag_id: spec.flagId ?? null,
     traffic: spec.traffic ?? 10000,
     allocation_policy: spec.allocationPolicy ?? "manual",
     audience_conditions:
@@ -503,6 +505,7 @@ export function realisticSnapshot(statusOverrides: Record<string, string> = {}):
       ]),
     ],
     experiments,
+    flags: [],
     statuses: new Map(
       Object.entries({
         "600000000001": "Running",
@@ -538,6 +541,7 @@ export async function insertSnapshot(db: D1Database, snapshot: ProjectSnapshot):
     ...snapshot.events.map((r) => insert(db, "events", r)),
     ...snapshot.groups.map((r) => insert(db, "groups", r)),
     ...snapshot.lists.map((r) => insert(db, "lists", r)),
+    ...snapshot.flags.map((r) => insert(db, "flags", r)),
     ...snapshot.experiments.map((r) => insert(db, "experiments", r)),
     ...[...snapshot.statuses].map(([experimentId, status]) =>
       insert(db, "experiment_status", {

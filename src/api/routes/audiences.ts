@@ -22,7 +22,8 @@ export function registerAudienceRoutes(app: ApiApp): void {
         "Every leaf is checked (422 with its JSON path): a known match type, a value that fits it (exists: none; gt/ge/lt/le: a number; semver_*: a version; in_list: a list key of the project), and a `name` that is an attribute key of the project or a request attribute.",
       update:
         "`archived: true` keeps the audience out of new datafiles unless an experiment still uses it.",
-      delete: "Refused (409) while an experiment's audience conditions name it.",
+      delete:
+        "Refused (409) while an experiment's audience conditions or a flag's delivery rule name it.",
     },
   });
 }

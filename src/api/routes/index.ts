@@ -9,6 +9,7 @@ import { registerBanditRoutes } from "./bandit-allocations";
 import { registerConversionRoutes } from "./conversions";
 import { registerEventRoutes } from "./events";
 import { registerExperimentRoutes } from "./experiments";
+import { registerFlagRoutes } from "./flags";
 import { registerGroupRoutes } from "./groups";
 import { registerHeadlineTestRoutes } from "./headline-tests";
 import { registerListRoutes } from "./lists";
@@ -24,6 +25,7 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerPageRoutes(app);
   registerGroupRoutes(app);
   registerListRoutes(app);
+  registerFlagRoutes(app);
   registerExperimentRoutes(app);
   registerResultRoutes(app);
   registerBanditRoutes(app);

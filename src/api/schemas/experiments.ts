@@ -76,7 +76,8 @@ const SectionInputSchema = z
   })
   .openapi("SectionInput");
 
-const audienceConditionsSchema = conditionTreeSchema(
+/** An audience-condition tree over audience ids (experiments, flags' delivery rules). */
+export const audienceConditionsSchema = conditionTreeSchema(
   z.string().min(1),
   'An and/or/not tree over audience ids of the project, e.g. ["or", "204819230584", "204819230585"]; null = everyone.',
   ["and", "204819230584", ["not", "204819230585"]],
@@ -90,11 +91,10 @@ const forcedVariationsSchema = z.record(z.string().min(1).max(255), z.string()).
 const experimentFields = {
   name: nameSchema.optional(),
   description: descriptionSchema.optional(),
-  pageIds: z
-    .array(z.string())
-    .min(1)
-    .max(50)
-    .openapi({ description: "Pages of the project the experiment runs on." }),
+  pageIds: z.array(z.string()).max(50).optional().openapi({
+    description:
+      "Pages of the project the experiment runs on: at least one, except for an A/B rule of a flag (flagId), which runs wherever the flag is decided.",
+  }),
   metrics: z
     .array(metricSchema)
     .min(1)
@@ -120,6 +120,10 @@ const experimentFields = {
     .nullable()
     .optional()
     .openapi({ description: "Mutually exclusive group (see Groups)." }),
+  flagId: z.string().nullable().optional().openapi({
+    description:
+      "Makes this experiment an A/B rule of the feature flag (see Flags): type ab only, every variation key names one of the flag's variations (their featureEnabled and variable values are the flag variation's).",
+  }),
   allocationPolicy: z
     .enum(ALLOCATION_POLICIES)
     .optional()
@@ -127,19 +131,41 @@ const experimentFields = {
 };
 
 /** `POST /projects/{projectId}/experiments`. */
-export const ExperimentCreateSchema = z
-  .strictObject({
-    key: keySchema,
-    type: z.enum(WEB_EXPERIMENT_TYPES).optional().openapi({ description: "Default ab." }),
-    ...experimentFields,
-  })
+const experimentCreateFields = z.strictObject({
+  key: keySchema,
+  type: z.enum(WEB_EXPERIMENT_TYPES).optional().openapi({ description: "Default ab." }),
+  ...experimentFields,
+});
+
+export const ExperimentCreateSchema = experimentCreateFields
+  .superRefine(
+    (body, ctx) => {
+      // Only an A/B rule of a flag runs without pages.
+      const pageIds: unknown = body.pageIds;
+      if (
+        (body.flagId === undefined || body.flagId === null) &&
+        (pageIds === undefined || (Array.isArray(pageIds) && pageIds.length === 0))
+      )
+        ctx.addIssue({
+          code: "custom",
+          path: ["pageIds"],
+          message:
+            "required: at least one page (only an A/B rule of a flag, with flagId, runs without pages)",
+        });
+    },
+    {
+      // Run beside the other fields' errors, so one 422 names them all.
+      when: (payload) => typeof payload.value === "object" && payload.value !== null,
+    },
+  )
   .openapi("ExperimentCreate");
 
 /**
  * `PATCH /experiments/{id}`: every field of the create body, optional. `type` is declared again
  * without the create body's "Default ab.": an update keeps the current type.
  */
-export const ExperimentUpdateSchema = ExperimentCreateSchema.partial()
+export const ExperimentUpdateSchema = experimentCreateFields
+  .partial()
   .extend({ type: z.enum(WEB_EXPERIMENT_TYPES).optional() })
   .openapi("ExperimentUpdate");
 
@@ -184,6 +210,7 @@ export const ExperimentSchema = z
     type: z.enum(WEB_EXPERIMENT_TYPES),
     layerId: z.string(),
     groupId: z.string().nullable(),
+    flagId: z.string().nullable(),
     traffic: z.number().int(),
     allocationPolicy: z.enum(ALLOCATION_POLICIES),
     audienceConditions: z

@@ -10,6 +10,7 @@ import type { AudienceRow, ExperimentRow } from "../store/rows";
 import { parseJson } from "../store/sql";
 import { leavesOf } from "../schemas/condition-tree";
 import { audienceIdsOf } from "./datafile-build";
+import { flagsUsingAudience } from "./flags";
 import type { ResourceSpec } from "./resources";
 import { inUse, isRequestAttribute, Problems } from "./validation";
 
@@ -108,7 +109,10 @@ export const audienceResource: ResourceSpec<
     return { row };
   },
   async beforeDelete(ctx, row) {
-    const users = await experimentsUsing(ctx.db, ctx.projectId, row.id);
+    const users = [
+      ...(await experimentsUsing(ctx.db, ctx.projectId, row.id)),
+      ...(await flagsUsingAudience(ctx.db, ctx.projectId, row.id)),
+    ];
     if (users.length > 0) throw inUse(`audience ${row.name}`, users);
   },
 };

@@ -13,6 +13,12 @@
  *   event of a metric) — archiving something in use never makes the datafile invalid, and the
  *   experiment keeps behaving exactly as configured.
  * - attributes, groups, lists: all.
+ * - feature flags (docs/flags.md): not archived. Per environment, an enabled flag publishes its
+ *   delivery rules and its Everyone Else rule as its rollout, and its A/B rules (published
+ *   experiments with `flag_id`, in creation order) as `experimentIds`; a disabled one only an
+ *   Everyone Else rule delivering "off". Variations of A/B rules take `featureEnabled` and the
+ *   variable values of the flag variation with their key. JSON variables are published as
+ *   `{type: "string", subType: "json"}`, as Optimizely does for SDKs that predate the json type.
  *
  * Deterministic: the same snapshot gives the same text (`serializeDatafile`), byte for byte.
  * Rows are ordered by `created_at`, then `id`; JSON columns are carried in their stored key order.
@@ -25,11 +31,15 @@ import type {
   Datafile,
   EventDef,
   Experiment,
+  FeatureFlag,
   Group,
   LeafCondition,
+  Rollout,
   TrafficAllocationEntry,
   TypedAudience,
   UrlCondition,
+  VariableDef,
+  VariableUsage,
   Variation,
   WebEvent,
   WebExperiment,
@@ -47,6 +57,10 @@ import type {
   EventRow,
   ExperimentRow,
   ExperimentStatusValue,
+  FlagEnvironmentSpec,
+  FlagRow,
+  FlagVariableSpec,
+  FlagVariationSpec,
   GroupAllocationEntry,
   GroupRow,
   ListRow,
@@ -73,6 +87,7 @@ export interface ProjectSnapshot {
   groups: GroupRow[];
   lists: ListRow[];
   experiments: ExperimentRow[];
+  flags: FlagRow[];
   /** experiment id → status in this environment (absent = `Not started`). */
   statuses: ReadonlyMap<string, string>;
 }
@@ -256,6 +271,19 @@ const anArrayOfStrings = (value: unknown): string | undefined =>
     ? undefined
     : "expected a JSON array of strings";
 
+/** A flag with its JSON columns parsed, and this environment's settings. */
+interface ParsedFlag {
+  row: FlagRow;
+  variables: FlagVariableSpec[];
+  variations: FlagVariationSpec[];
+  environment: FlagEnvironmentSpec;
+}
+
+/** The key of the Everyone Else rule of a flag's rollout (Optimizely's naming). */
+export function everyoneElseRuleKey(flagId: string): string {
+  return `default-rollout-${flagId}`;
+}
+
 /** An experiment with its JSON columns parsed. */
 interface ParsedExperiment {
   row: ExperimentRow;
@@ -324,6 +352,42 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     });
   }
 
+  // ---- feature flags
+  const flags: ParsedFlag[] = [];
+  for (const row of byCreation(snapshot.flags)) {
+    if (isArchived(row)) continue;
+    const where = `flags[${JSON.stringify(row.id)}]`;
+    const environments = columns.json<Record<string, FlagEnvironmentSpec>>(
+      row.environments,
+      `${where}.environments`,
+      anObject,
+      {},
+    );
+    const stored = Object.prototype.hasOwnProperty.call(environments, environment.id)
+      ? environments[environment.id]
+      : undefined;
+    flags.push({
+      row,
+      variables: columns.json<FlagVariableSpec[]>(
+        row.variables,
+        `${where}.variables`,
+        anArrayOfObjects,
+        [],
+      ),
+      variations: columns.json<FlagVariationSpec[]>(
+        row.variations,
+        `${where}.variations`,
+        anArrayOfObjects,
+        [],
+      ),
+      environment:
+        stored && typeof stored === "object" && Array.isArray(stored.rules)
+          ? stored
+          : { enabled: false, rules: [], defaultVariationKey: "off" },
+    });
+  }
+  const flagById = new Map(flags.map((f) => [f.row.id, f]));
+
   // ---- what the published experiments and events refer to
   const events = byCreation(snapshot.events);
   const metricEventIds = new Set<string>();
@@ -334,6 +398,10 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     for (const id of audienceIdsOf(x.audienceConditions)) audienceIdsInUse.add(id);
     for (const id of x.pageIds) pageIdsInUse.add(id);
   }
+  for (const flag of flags)
+    if (flag.environment.enabled)
+      for (const rule of flag.environment.rules)
+        for (const id of audienceIdsOf(rule.audienceConditions)) audienceIdsInUse.add(id);
   const publishedEvents = events.filter((e) => !isArchived(e) || metricEventIds.has(e.id));
   for (const event of publishedEvents) if (event.page_id !== null) pageIdsInUse.add(event.page_id);
 
@@ -387,7 +455,10 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
 
   // ---- Optimizely experiments, top level or grouped
   const toOptimizely = (x: ParsedExperiment): Experiment => {
+    const flag = x.row.flag_id !== null ? flagById.get(x.row.flag_id) : undefined;
     const variations: Variation[] = x.variations.map((v) => {
+      // An A/B rule of a flag: the flag variation of the same key says what it delivers.
+      if (flag) return flagVariation(flag, v.key, v.id);
       const variation: Variation = { id: v.id, key: v.key };
       if (typeof v.featureEnabled === "boolean") variation.featureEnabled = v.featureEnabled;
       return variation;
@@ -443,6 +514,63 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     };
   });
 
+  // ---- feature flags and their rollouts
+  const featureFlags: FeatureFlag[] = [];
+  const rollouts: Rollout[] = [];
+  for (const flag of flags) {
+    const { row, environment: settings } = flag;
+    const enabled = settings.enabled === true;
+    const rules: Experiment[] = [];
+    if (enabled)
+      for (const rule of settings.rules) {
+        const variation = flagVariation(flag, rule.variationKey);
+        const experiment: Experiment = {
+          id: rule.id,
+          key: rule.key,
+          status: "Running",
+          layerId: rule.id,
+          variations: [variation],
+          trafficAllocation:
+            rule.traffic > 0 ? [{ entityId: variation.id, endOfRange: rule.traffic }] : [],
+          audienceIds: audienceIdsOf(rule.audienceConditions),
+          forcedVariations: {},
+        };
+        if (rule.audienceConditions !== null && rule.audienceConditions !== undefined)
+          experiment.audienceConditions = rule.audienceConditions as AudienceConditionTree;
+        rules.push(experiment);
+      }
+    const everyoneElse = flagVariation(flag, enabled ? settings.defaultVariationKey : "off");
+    rules.push({
+      id: row.default_rule_id,
+      key: everyoneElseRuleKey(row.id),
+      status: "Running",
+      layerId: row.default_rule_id,
+      variations: [everyoneElse],
+      trafficAllocation: [{ entityId: everyoneElse.id, endOfRange: 10000 }],
+      audienceIds: [],
+      forcedVariations: {},
+    });
+    rollouts.push({ id: row.rollout_id, experiments: rules });
+    featureFlags.push({
+      id: row.id,
+      key: row.key,
+      rolloutId: row.rollout_id,
+      experimentIds: enabled
+        ? experiments.filter((x) => x.row.flag_id === row.id).map((x) => x.row.id)
+        : [],
+      variables: flag.variables.map((v): VariableDef => {
+        const def: VariableDef = {
+          id: v.id,
+          key: v.key,
+          type: v.type === "json" ? "string" : v.type,
+          defaultValue: v.defaultValue,
+        };
+        if (v.type === "json") def.subType = "json";
+        return def;
+      }),
+    });
+  }
+
   // ---- events: experimentIds = published experiments with a metric on the event
   const eventDefs: EventDef[] = publishedEvents.map((e) => ({
     id: e.id,
@@ -497,8 +625,8 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     events: eventDefs,
     experiments: topLevel,
     groups,
-    featureFlags: [],
-    rollouts: [],
+    featureFlags,
+    rollouts,
     integrations: [],
     web: {
       pages: webPages,
@@ -507,6 +635,28 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
       lists: webLists,
       integrations: { ...DEFAULT_INTEGRATIONS },
     },
+  };
+}
+
+/**
+ * The datafile variation delivering flag variation `key`: `featureEnabled` unless it is "off",
+ * every variable with the variation's value or its default (as Optimizely lists them). `id`
+ * overrides the flag variation's id (an A/B rule's own variation). An unknown key (a stored row
+ * the API would refuse) delivers "off".
+ */
+function flagVariation(flag: ParsedFlag, key: string, id?: string): Variation {
+  const spec =
+    flag.variations.find((v) => v.key === key) ?? flag.variations.find((v) => v.key === "off");
+  const enabled = spec !== undefined && spec.key !== "off";
+  const variables: VariableUsage[] = flag.variables.map((v) => ({
+    id: v.id,
+    value: (enabled ? spec.variables[v.key] : undefined) ?? v.defaultValue,
+  }));
+  return {
+    id: id ?? spec?.id ?? `${flag.row.id}0`,
+    key: spec?.key ?? key,
+    featureEnabled: enabled,
+    variables,
   };
 }
 

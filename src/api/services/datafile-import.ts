@@ -579,6 +579,7 @@ export function planDatafileImport(
         type,
         layer_id: x.layerId,
         group_id: groupId,
+        flag_id: null,
         traffic: fromRanges.traffic,
         allocation_policy: w?.allocationPolicy === "bandit" ? "bandit" : "manual",
         audience_conditions:

@@ -15,6 +15,9 @@
  * - New experiments are `Not started` in every environment of the project.
  * - Leaving a group (by update or delete) removes the experiment from the group's allocation,
  *   in the same batch and only if that write lands.
+ * - An A/B rule of a feature flag (`flagId`, docs/flags.md "A/B rules") is an `ab` experiment
+ *   whose variation keys name the flag's variations: the datafile gives each variation the flag
+ *   variation's `featureEnabled` and variable values.
  */
 import type { Change, WebMetric, WebSection } from "../../core/datafile-types";
 import { conflict } from "../errors";
@@ -25,6 +28,7 @@ import {
   type ExperimentUpdate,
 } from "../schemas/experiments";
 import {
+  findFlag,
   findGroup,
   groupAllocationStatement,
   initialStatusesStatement,
@@ -34,7 +38,14 @@ import {
   listProjectIds,
   listRunningEnvironmentKeys,
 } from "../store/experiments";
-import type { ExperimentRow, GroupAllocationEntry, GroupRow, VariationSpec } from "../store/rows";
+import type {
+  ExperimentRow,
+  FlagRow,
+  FlagVariationSpec,
+  GroupAllocationEntry,
+  GroupRow,
+  VariationSpec,
+} from "../store/rows";
 import { parseJson, updateStatement } from "../store/sql";
 import { leavesOf } from "../schemas/condition-tree";
 import { datafileProblems, Problems } from "./validation";
@@ -76,6 +87,8 @@ export interface ExperimentReferences {
   audienceIds: readonly string[];
   /** The experiment's group, when it names one of the project. */
   group: GroupRow | null;
+  /** The flag the experiment is an A/B rule of, when it names one of the project. */
+  flag: FlagRow | null;
 }
 
 /** Stored multivariate sections: WebSection plus the section variations' keys. */
@@ -120,6 +133,7 @@ interface ExperimentDraft {
   sharedChanges: Change[];
   forcedVariations: Record<string, string>;
   groupId: string | null;
+  flagId: string | null;
 }
 
 function draftOf({ body, current }: ExperimentPlanInput): ExperimentDraft {
@@ -137,6 +151,7 @@ function draftOf({ body, current }: ExperimentPlanInput): ExperimentDraft {
     forcedVariations:
       body.forcedVariations ?? parseJson<Record<string, string>>(current?.forced_variations, {}),
     groupId: body.groupId !== undefined ? body.groupId : (current?.group_id ?? null),
+    flagId: body.flagId !== undefined ? body.flagId : (current?.flag_id ?? null),
   };
 }
 
@@ -337,14 +352,15 @@ export async function loadExperimentReferences(
   projectId: string,
   input: ExperimentPlanInput,
 ): Promise<ExperimentReferences> {
-  const { audienceConditions, groupId } = draftOf(input);
-  const [pages, eventIds, audienceIds, group] = await Promise.all([
+  const { audienceConditions, groupId, flagId } = draftOf(input);
+  const [pages, eventIds, audienceIds, group, flag] = await Promise.all([
     listPageActivations(db, projectId),
     listProjectIds(db, "events", projectId),
     audienceConditions === null ? [] : listProjectIds(db, "audiences", projectId),
     groupId === null ? null : findGroup(db, groupId, projectId),
+    flagId === null ? null : findFlag(db, flagId, projectId),
   ]);
-  return { pageIds: pages.map((p) => p.id), pages, eventIds, audienceIds, group };
+  return { pageIds: pages.map((p) => p.id), pages, eventIds, audienceIds, group, flag };
 }
 
 /**
@@ -394,6 +410,11 @@ export function buildExperimentRow(
   // ---- references
   const pageSet = new Set(references.pageIds);
   const seenPages = new Set<string>();
+  if (pageIds.length === 0 && draft.flagId === null)
+    problems.add(
+      ["pageIds"],
+      "required: at least one page (only an A/B rule of a flag, with flagId, runs without pages)",
+    );
   pageIds.forEach((id, i) => {
     if (!pageSet.has(id))
       problems.add(
@@ -429,6 +450,27 @@ export function buildExperimentRow(
       ["groupId"],
       `unknown group ${JSON.stringify(groupId)} (not a group of this project)`,
     );
+  if (draft.flagId !== null) {
+    if (!references.flag)
+      problems.add(
+        ["flagId"],
+        `unknown flag ${JSON.stringify(draft.flagId)} (not a feature flag of this project)`,
+      );
+    else {
+      if (type !== "ab")
+        problems.add(["type"], `an A/B rule of a flag is an ab experiment, not ${type}`);
+      const flagVariations = new Set(
+        parseJson<FlagVariationSpec[]>(references.flag.variations, []).map((v) => v.key),
+      );
+      variations.forEach((v, i) => {
+        if (!flagVariations.has(v.key))
+          problems.add(
+            ["variations", i, "key"],
+            `${JSON.stringify(v.key)} is not a variation of flag ${references.flag!.key} (${[...flagVariations].join(", ")})`,
+          );
+      });
+    }
+  }
   const variationKeys = new Set(variations.map((v) => v.key));
   for (const [visitorId, key] of Object.entries(forcedVariations))
     if (!variationKeys.has(key))
@@ -469,6 +511,7 @@ export function buildExperimentRow(
     type,
     layer_id: current?.layer_id ?? newId(),
     group_id: groupId,
+    flag_id: draft.flagId,
     traffic: body.traffic ?? current?.traffic ?? 10000,
     allocation_policy: body.allocationPolicy ?? current?.allocation_policy ?? "manual",
     audience_conditions: audienceConditions === null ? null : JSON.stringify(audienceConditions),

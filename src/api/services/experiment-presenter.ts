@@ -22,6 +22,7 @@ export function experimentJson(
     type: row.type,
     layerId: row.layer_id,
     groupId: row.group_id,
+    flagId: row.flag_id,
     traffic: row.traffic,
     allocationPolicy: row.allocation_policy,
     audienceConditions: parseJson<unknown>(row.audience_conditions, null),

@@ -309,6 +309,7 @@ export async function createHeadlineTest(
     type: "ab",
     layer_id: newId(),
     group_id: null,
+    flag_id: null,
     traffic: 10000,
     allocation_policy: "bandit",
     audience_conditions: null,

@@ -66,6 +66,7 @@ import type {
   EnvironmentRow,
   EventRow,
   ExperimentRow,
+  FlagRow,
   GroupRow,
   ListRow,
   PageRow,
@@ -112,6 +113,7 @@ const PROJECT_TABLES = [
   "groups",
   "lists",
   "experiments",
+  "flags",
 ] as const;
 
 /** The statements reading a project's tables, ordered as the builder wants them. */
@@ -131,6 +133,7 @@ interface Tables {
   groups: GroupRow[];
   lists: ListRow[];
   experiments: ExperimentRow[];
+  flags: FlagRow[];
 }
 
 function tablesOf(results: D1Result[]): Tables {
@@ -143,6 +146,7 @@ function tablesOf(results: D1Result[]): Tables {
     groups: rows(4) as unknown as GroupRow[],
     lists: rows(5) as unknown as ListRow[],
     experiments: rows(6) as unknown as ExperimentRow[],
+    flags: rows(7) as unknown as FlagRow[],
   };
 }
 

@@ -12,6 +12,7 @@ import type {
   ExperimentRow,
   ExperimentStatusRow,
   ExperimentStatusValue,
+  FlagRow,
   GroupRow,
   PageRow,
 } from "./rows";
@@ -140,6 +141,20 @@ export async function findGroup(
         groupId,
         projectId,
       );
+}
+
+/** The feature flag `flagId` of `projectId`, when it exists. */
+export async function findFlag(
+  db: D1Database,
+  flagId: string,
+  projectId: string,
+): Promise<FlagRow | null> {
+  return first<FlagRow>(
+    db,
+    "SELECT * FROM flags WHERE id = ? AND project_id = ?",
+    flagId,
+    projectId,
+  );
 }
 
 /**

@@ -128,6 +128,8 @@ export interface ExperimentRow {
   type: ExperimentType;
   layer_id: string;
   group_id: string | null;
+  /** The feature flag this experiment is an A/B rule of (docs/flags.md), or null. */
+  flag_id: string | null;
   /** Basis points 0..10000 of eligible visitors in the experiment. */
   traffic: number;
   allocation_policy: AllocationPolicy;
@@ -182,6 +184,67 @@ export interface VariationSpec {
   featureEnabled?: boolean;
   /** Multivariate: the section-variation ids this combination is made of. */
   sectionVariationIds?: string[];
+}
+
+/** Feature variable types, as the datafile carries them (docs/flags.md "Variables"). */
+export type FlagVariableType = "boolean" | "integer" | "double" | "string" | "json";
+
+/** One element of `flags.variables`. */
+export interface FlagVariableSpec {
+  id: string;
+  key: string;
+  type: FlagVariableType;
+  /** The value as the datafile carries it: `"true"`, `"42"`, `"1.5"`, text, JSON text. */
+  defaultValue: string;
+}
+
+/** One element of `flags.variations`; the first is always `off` (disabled, defaults). */
+export interface FlagVariationSpec {
+  id: string;
+  key: string;
+  name: string;
+  /** variable key → value in the datafile's string form; absent = the default. */
+  variables: Record<string, string>;
+}
+
+/** A targeted delivery rule of one environment: audience, then a share of it gets a variation. */
+export interface DeliveryRuleSpec {
+  id: string;
+  key: string;
+  /** Audience-condition tree over audience ids; null = everyone. */
+  audienceConditions: unknown[] | null;
+  /** Basis points 0..10000 of the rule's audience that get `variationKey`. */
+  traffic: number;
+  variationKey: string;
+}
+
+/** One environment's settings of a flag (`flags.environments[environmentId]`). */
+export interface FlagEnvironmentSpec {
+  enabled: boolean;
+  rules: DeliveryRuleSpec[];
+  /** What Everyone Else (visitors no rule delivered to) gets; `off` by default. */
+  defaultVariationKey: string;
+}
+
+/**
+ * A `flags` row. JSON columns: `variables` (`FlagVariableSpec[]`), `variations`
+ * (`FlagVariationSpec[]`), `environments` (`{environmentId: FlagEnvironmentSpec}`).
+ */
+export interface FlagRow {
+  id: string;
+  project_id: string;
+  key: string;
+  name: string;
+  description: string;
+  variables: string;
+  variations: string;
+  environments: string;
+  rollout_id: string;
+  default_rule_id: string;
+  archived: SqlBool;
+  version: number;
+  created_at: string;
+  updated_at: string;
 }
 
 /** One element of `groups.allocation`. */
