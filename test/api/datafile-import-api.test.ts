@@ -7,7 +7,8 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import demo from "../../demo/datafile.json";
-import { decideExperiment, loadDatafile } from "../../src/core/index";
+import { decideAllFlags, decideExperiment, loadDatafile } from "../../src/core/index";
+import { flagDatafile } from "../helpers/flag-datafile";
 import { api, apiJson, createProject, createToken } from "../helpers/api";
 
 async function production() {
@@ -288,5 +289,48 @@ describe("datafile import keeps what the file does not carry (review findings)",
     const after = await apiJson("GET", "/experiments/1002", 200);
     expect(after.version).toBe(before.version + 1);
     await apiJson("POST", importPath(environment.id), 200, { body: demo });
+  });
+
+  it("imports feature flags: flags, A/B rules and this environment's rollout, deciding as before", async () => {
+    const { project, environment } = await production();
+    const file = flagDatafile(project.id);
+    const summary = await apiJson("POST", importPath(environment.id), 200, { body: file });
+    expect(summary.changes.flags.created.sort()).toEqual(["checkout", "nav"]);
+    const flags = await apiJson("GET", `/projects/${project.id}/flags`, 200);
+    const checkout = flags.items.find((f: { key: string }) => f.key === "checkout");
+    expect(checkout.experimentIds).toEqual(["501"]);
+    expect(checkout.environments.production).toMatchObject({
+      enabled: true,
+      defaultVariationKey: "off",
+    });
+    expect(checkout.environments.production.rules.map((r: { key: string }) => r.key)).toEqual([
+      "beta",
+      "half",
+    ]);
+    expect(checkout.environments.development.enabled).toBe(false);
+    expect(checkout.variations.find((v: { key: string }) => v.key === "on_beta").variables).toEqual(
+      { banner: true, max_items: 9007199254740991, config: { a: 2 } },
+    );
+    const ab = await apiJson("GET", "/experiments/501", 200);
+    expect(ab.flagId).toBe(checkout.id);
+
+    const text = await env.DATAFILES.get(`datafiles/${environment.sdkKey}`, "text");
+    const published = loadDatafile(JSON.parse(text!));
+    const original = loadDatafile(file);
+    if (!published.ok || !original.ok) throw new Error("datafile did not load");
+    for (let i = 0; i < 500; i++) {
+      const visitor = { visitorId: `v${i}`, attributes: { country: i % 2 ? "DE" : "FR" } };
+      const [a] = decideAllFlags(original.compiled, visitor);
+      const [b] = decideAllFlags(published.compiled, visitor);
+      expect([b!.enabled, b!.variationKey, b!.variables]).toEqual([
+        a!.enabled,
+        a!.variationKey,
+        a!.variables,
+      ]);
+    }
+    // Importing again changes nothing.
+    const again = await apiJson("POST", importPath(environment.id), 200, { body: file });
+    expect(again.changes.flags.created).toEqual([]);
+    expect(again.changes.flags.updated).toEqual([]);
   });
 });

@@ -5,7 +5,12 @@
  */
 import { describe, expect, it } from "vitest";
 import demo from "../../demo/datafile.json";
-import { decideExperiment, loadDatafile, parseDatafile } from "../../src/core/index";
+import {
+  decideAllFlags,
+  decideExperiment,
+  loadDatafile,
+  parseDatafile,
+} from "../../src/core/index";
 import type { Datafile } from "../../src/core/datafile-types";
 import { buildDatafile, type ProjectSnapshot } from "../../src/api/services/datafile-build";
 import {
@@ -14,6 +19,7 @@ import {
   type ExistingRows,
   type ImportPlan,
 } from "../../src/api/services/datafile-import";
+import { flagDatafile } from "../helpers/flag-datafile";
 import { environmentRow, projectRow, realisticSnapshot } from "../helpers/management-rows";
 
 const PROJECT = projectRow();
@@ -27,6 +33,7 @@ const empty = (): ExistingRows => ({
   pages: [],
   events: [],
   groups: [],
+  flags: [],
   experiments: [],
 });
 
@@ -61,7 +68,7 @@ function snapshotOf(rows: ExistingRows, plan: ImportPlan): ProjectSnapshot {
     groups: [...rows.groups],
     lists: [...rows.lists],
     experiments: [...rows.experiments],
-    flags: [],
+    flags: [...rows.flags],
     statuses: new Map(plan.statuses.map((s) => [s.experimentId, s.status])),
   };
 }
@@ -70,6 +77,7 @@ function importInto(existing: ExistingRows, datafile: Datafile) {
   return planDatafileImport(datafile, existing, {
     projectId: PROJECT.id,
     now: NOW,
+    environmentId: ENVIRONMENT.id,
     currentStatuses: new Map(),
   });
 }
@@ -234,5 +242,87 @@ describe("planDatafileImport", () => {
     expect(rebuilt.experiments.find((e) => e.id === x.id)?.trafficAllocation).toEqual(
       x.trafficAllocation,
     );
+  });
+});
+
+describe("planDatafileImport: feature flags", () => {
+  it("round trip: flags → records → datafile decides 3,000 visitors' flags exactly as the original", () => {
+    const original = parsed(flagDatafile());
+    const plan = importInto(empty(), original);
+    expect(plan.problems.filter((p) => p.severity === "error")).toEqual([]);
+    expect(plan.problems.map((p) => p.path)).toContain("$.featureFlags[1].rolloutId");
+    const rows = apply(empty(), plan);
+    expect(rows.flags.map((f) => f.key)).toEqual(["checkout", "nav"]);
+    expect(rows.experiments.find((x) => x.id === "501")?.flag_id).toBe("401");
+    const rebuilt = buildDatafile(snapshotOf(rows, plan), 6);
+    const a = loadDatafile(original);
+    const b = loadDatafile(rebuilt);
+    if (!a.ok || !b.ok) throw new Error("datafile did not load");
+    const seen = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const visitor = {
+        visitorId: i === 0 ? "qa-1" : `visitor-${i}`,
+        attributes: { country: i % 2 ? "DE" : "FR" },
+      };
+      const x = decideAllFlags(a.compiled, visitor);
+      const y = decideAllFlags(b.compiled, visitor);
+      x.forEach((d, f) => {
+        const e = y[f]!;
+        const where = `${d.flagKey} for ${visitor.visitorId}`;
+        // A flag without rollout rules gets an Everyone Else rule delivering "off" (the import
+        // warns): decide() names "off" where it named no variation; enabled and variables agree.
+        const expected =
+          d.reason === "no_rule_matched"
+            ? [d.flagKey, false, "off", "delivery_rule"]
+            : [d.flagKey, d.enabled, d.variationKey, d.reason];
+        expect([e.flagKey, e.enabled, e.variationKey, e.reason], where).toEqual(expected);
+        expect(e.variables, where).toEqual(d.variables);
+        // Everyone Else is renamed default-rollout-<flag id>; every other rule keeps its key.
+        if (d.ruleKey !== "default-rollout-301-401" && d.reason !== "no_rule_matched")
+          expect(e.ruleKey, where).toBe(d.ruleKey);
+        seen.add(`${d.flagKey}:${d.ruleKey}:${d.variationKey}`);
+      });
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(6);
+    // A second import changes nothing.
+    const again = importInto(rows, original);
+    expect(again.items.filter((item) => item.action !== "unchanged")).toEqual([]);
+  });
+
+  it("refuses what the flag model cannot express, with the path", () => {
+    const paths = (datafile: Record<string, unknown>) =>
+      importInto(empty(), parsed(datafile))
+        .problems.filter((p) => p.severity === "error")
+        .map((p) => p.path);
+    const twoVariations = flagDatafile();
+    const rollout = (
+      twoVariations.rollouts as Array<{ experiments: Array<Record<string, unknown>> }>
+    )[0]!;
+    rollout.experiments[1]!.variations = [
+      { id: "812", key: "on", featureEnabled: true },
+      { id: "813", key: "on2", featureEnabled: true },
+    ];
+    expect(paths(twoVariations)).toContain("$.rollouts[0].experiments[1]");
+
+    const partialEveryone = flagDatafile();
+    (
+      partialEveryone.rollouts as Array<{ experiments: Array<{ trafficAllocation: unknown[] }> }>
+    )[0]!.experiments[2]!.trafficAllocation = [{ entityId: "810", endOfRange: 9000 }];
+    expect(paths(partialEveryone)).toContain("$.rollouts[0].experiments[2]");
+
+    const disabledOn = flagDatafile();
+    const experiments = disabledOn.experiments as Array<{
+      variations: Array<Record<string, unknown>>;
+    }>;
+    experiments[0]!.variations[1]!.featureEnabled = false;
+    expect(paths(disabledOn).some((p) => p.startsWith("$.featureFlags[0].experimentIds[0]"))).toBe(
+      true,
+    );
+
+    const otherValues = flagDatafile();
+    (
+      otherValues.experiments as Array<{ variations: Array<{ variables: unknown[] }> }>
+    )[0]!.variations[1]!.variables = [{ id: "902", value: "4" }];
+    expect(paths(otherValues).length).toBeGreaterThan(0);
   });
 });

@@ -399,6 +399,13 @@ describe("flags: publishing", () => {
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
     const client = createInstance({
       projectConfigManager: createStaticProjectConfigManager({ datafile: text }),
+      // No event processor is configured, so the SDK never sends anything: any request fails.
+      requestHandler: {
+        makeRequest: () => ({
+          abort: () => undefined,
+          responsePromise: Promise.reject(new Error("no network in tests")),
+        }),
+      },
     });
     await client.onReady({ timeout: 5_000 });
     try {

@@ -48,7 +48,7 @@ const ImportSummarySchema = z
     dryRun: z.boolean(),
     changes: z.record(z.string(), TableChangesSchema).openapi({
       description:
-        "Per table (attributes, lists, audiences, pages, events, groups, experiments): what was (or would be) created, changed and left alone.",
+        "Per table (attributes, lists, audiences, pages, events, groups, flags, experiments): what was (or would be) created, changed and left alone.",
     }),
     statuses: z
       .array(z.object({ experimentId: z.string(), from: z.string(), to: z.string() }))

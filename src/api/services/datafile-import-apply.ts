@@ -93,6 +93,7 @@ async function idsOfOtherProjects(
     pages: (web?.pages ?? []).map((p) => p.id),
     events: datafile.events.map((e) => e.id),
     groups: datafile.groups.map((g) => g.id),
+    flags: datafile.featureFlags.map((f) => f.id),
     experiments: [...datafile.experiments, ...datafile.groups.flatMap((g) => g.experiments)].map(
       (x) => x.id,
     ),
@@ -118,16 +119,18 @@ async function idsOfOtherProjects(
 async function existingRows(db: D1Database, projectId: string): Promise<ExistingRows> {
   const rowsOf = <T extends ImportTable>(table: T) =>
     all<ImportRows[T]>(db, `SELECT * FROM ${table} WHERE project_id = ?`, projectId);
-  const [attributes, lists, audiences, pages, events, groups, experiments] = await Promise.all([
-    rowsOf("attributes"),
-    rowsOf("lists"),
-    rowsOf("audiences"),
-    rowsOf("pages"),
-    rowsOf("events"),
-    rowsOf("groups"),
-    rowsOf("experiments"),
-  ]);
-  return { attributes, lists, audiences, pages, events, groups, experiments };
+  const [attributes, lists, audiences, pages, events, groups, flags, experiments] =
+    await Promise.all([
+      rowsOf("attributes"),
+      rowsOf("lists"),
+      rowsOf("audiences"),
+      rowsOf("pages"),
+      rowsOf("events"),
+      rowsOf("groups"),
+      rowsOf("flags"),
+      rowsOf("experiments"),
+    ]);
+  return { attributes, lists, audiences, pages, events, groups, flags, experiments };
 }
 
 function summaryOf(
@@ -199,6 +202,7 @@ export async function importDatafile(
   const plan = planDatafileImport(datafile, existing, {
     takenElsewhere,
     projectId,
+    environmentId,
     now,
     currentStatuses: new Map(statusRows.map((s) => [s.experiment_id, s.status])),
     listMembers,

@@ -1,8 +1,8 @@
 /**
  * Importing a datafile into management records (docs/api.md "Importing a datafile"): the inverse
  * of src/api/services/datafile-build.ts. An Optimizely v4 datafile with our `web` section becomes
- * attributes, audiences, events, pages, groups, lists and experiments of a project, and the
- * experiments' statuses in one environment — so the admin, the API, the CLI and results show
+ * attributes, audiences, events, pages, groups, lists, feature flags and experiments of a project,
+ * and the experiments' statuses and the flags' settings in one environment — so the admin, the API, the CLI and results show
  * what a hand-written or exported datafile runs, and later edits publish from the records
  * instead of overwriting them.
  *
@@ -21,6 +21,7 @@ import type {
   ConditionTree,
   Datafile,
   Experiment,
+  FeatureFlag,
   LeafCondition,
   TrafficAllocationEntry,
   WebExperiment,
@@ -33,6 +34,10 @@ import type {
   EventRow,
   ExperimentRow,
   ExperimentStatusValue,
+  FlagEnvironmentSpec,
+  FlagRow,
+  FlagVariableSpec,
+  FlagVariationSpec,
   GroupAllocationEntry,
   GroupRow,
   ListRow,
@@ -40,11 +45,13 @@ import type {
   VariationSpec,
 } from "../store/rows";
 import { KEY_PATTERN } from "../schemas/fields";
+import { OFF_VARIATION_KEY } from "../schemas/flags";
 import {
   experimentTrafficAllocation,
   groupTrafficAllocation,
   LEGACY_AUDIENCE_PLACEHOLDER,
 } from "./datafile-build";
+import { holdsType, parseFlag } from "./flags";
 
 /** The resource tables an import writes, in the order they must be written (references first). */
 export const IMPORT_TABLES = [
@@ -54,6 +61,7 @@ export const IMPORT_TABLES = [
   "pages",
   "events",
   "groups",
+  "flags",
   "experiments",
 ] as const;
 export type ImportTable = (typeof IMPORT_TABLES)[number];
@@ -66,6 +74,7 @@ export interface ImportRows {
   pages: PageRow;
   events: EventRow;
   groups: GroupRow;
+  flags: FlagRow;
   experiments: ExperimentRow;
 }
 
@@ -114,6 +123,8 @@ export interface ImportContext {
   projectId: string;
   /** ISO timestamp for created/updated rows. */
   now: string;
+  /** The environment imported into: its flag settings are the datafile's rollouts. */
+  environmentId?: string;
   /** experiment id → its status in the target environment now. */
   currentStatuses: ReadonlyMap<string, string>;
   /** Ids of the datafile already used by records of other projects (ids are global). */
@@ -137,11 +148,14 @@ const FROM_DATAFILE: { [T in ImportTable]: ReadonlyArray<keyof ImportRows[T] & s
   pages: ["key", "activation", "selector", "conditions"],
   events: ["key", "type", "page_id", "selector"],
   groups: ["policy", "allocation"],
+  // `environments` holds every environment's settings: the plan merges this environment's in.
+  flags: ["key", "variables", "variations", "environments", "rollout_id", "default_rule_id"],
   experiments: [
     "key",
     "type",
     "layer_id",
     "group_id",
+    "flag_id",
     "traffic",
     "allocation_policy",
     "audience_conditions",
@@ -504,6 +518,10 @@ export function planDatafileImport(
     );
   });
 
+  // ---- feature flags (docs/flags.md): before the experiments, which may be their A/B rules
+  const flagPlan = planFlags(datafile, existing, context, error, warn, base);
+  for (const { row, path } of flagPlan.rows) place("flags", row, path, row.key);
+
   // Created in the order of `web.experiments` (the build lists them in creation order).
   const webOrder = new Map((web?.experiments ?? []).map((x, i) => [x.id, i]));
   const rank = (id: string) => webOrder.get(id) ?? Number.MAX_SAFE_INTEGER;
@@ -511,7 +529,9 @@ export function planDatafileImport(
   for (const { x, path, groupId } of experimentsAt) {
     const w = webExperiments.get(x.id);
     const type = w && EXPERIMENT_TYPES.has(w.type) ? w.type : "ab";
-    if (!w)
+    const rule = flagPlan.ruleOf.get(x.id);
+    if (rule) checkRuleVariations(x, path, rule, error);
+    if (!w && !rule)
       warn(
         path,
         `experiment ${JSON.stringify(x.key)} has no web section: imported with no changes`,
@@ -579,7 +599,13 @@ export function planDatafileImport(
         type,
         layer_id: x.layerId,
         group_id: groupId,
-        flag_id: null,
+        // The datafile's flags say which experiments are their A/B rules; an experiment a flag
+        // the datafile does not carry has as a rule stays one.
+        flag_id:
+          rule?.flag.id ??
+          (stored?.flag_id != null && !flagPlan.flagIds.has(stored.flag_id)
+            ? stored.flag_id
+            : null),
         traffic: fromRanges.traffic,
         allocation_policy: w?.allocationPolicy === "bandit" ? "bandit" : "manual",
         audience_conditions:
@@ -605,11 +631,287 @@ export function planDatafileImport(
     });
   }
 
-  if (datafile.featureFlags.length > 0 || datafile.rollouts.length > 0)
-    warn(
-      "$.featureFlags",
-      `${datafile.featureFlags.length} feature flag(s) and ${datafile.rollouts.length} rollout(s) are not imported: this version manages experiments (docs/api.md)`,
-    );
+  checkRuleOrder(datafile, items, error);
 
   return { items, statuses, problems, ok: !problems.some((p) => p.severity === "error") };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feature flags
+
+/** A flag of the datafile as records: the row, and the A/B rules it claims. */
+interface FlagRule {
+  flag: FeatureFlag;
+  path: string;
+  /** Flag variation key → variable key → value (as the datafile carries it; defaults left out). */
+  values: ReadonlyMap<string, Readonly<Record<string, string>>>;
+  variables: readonly FlagVariableSpec[];
+}
+
+/** Variable id → key, and the values of a variation that differ from the defaults. */
+function overridesOf(
+  variation: { variables?: ReadonlyArray<{ id: string; value: string }> },
+  variables: readonly FlagVariableSpec[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const usage of variation.variables ?? []) {
+    const variable = variables.find((v) => v.id === usage.id);
+    if (variable && usage.value !== variable.defaultValue) out[variable.key] = usage.value;
+  }
+  return out;
+}
+
+const sameValues = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) =>
+  canonicalJson(a) === canonicalJson(b);
+
+/**
+ * The flag rows of the datafile's `featureFlags` (this environment's settings merged into the
+ * stored ones) and which experiments are their A/B rules. A flag whose rollout our model cannot
+ * express exactly — a rule with several variations or split ranges, an Everyone Else that is not
+ * 100 % of everyone, a disabled variation other than "off", one key with two sets of values — is
+ * an error: importing it differently would move visitors.
+ */
+function planFlags(
+  datafile: Datafile,
+  existing: ExistingRows,
+  context: ImportContext,
+  error: (path: string, message: string) => void,
+  warn: (path: string, message: string) => void,
+  base: (table: ImportTable) => {
+    project_id: string;
+    version: number;
+    created_at: string;
+    updated_at: string;
+  },
+): {
+  rows: Array<{ row: FlagRow; path: string }>;
+  ruleOf: Map<string, FlagRule>;
+  flagIds: ReadonlySet<string>;
+} {
+  const rows: Array<{ row: FlagRow; path: string }> = [];
+  const ruleOf = new Map<string, FlagRule>();
+  const experimentById = new Map(
+    [...datafile.experiments, ...datafile.groups.flatMap((g) => g.experiments)].map((x) => [
+      x.id,
+      x,
+    ]),
+  );
+  datafile.featureFlags.forEach((flag, fi) => {
+    const path = `$.featureFlags[${fi}]`;
+    let ok = true;
+    const fail = (at: string, message: string) => {
+      ok = false;
+      error(at, message);
+    };
+    // Variables: {type: "string", subType: "json"} is the json type.
+    const variables: FlagVariableSpec[] = flag.variables.map((v, vi) => {
+      const type = v.type === "string" && v.subType === "json" ? "json" : v.type;
+      if (!holdsType(type, v.defaultValue))
+        fail(
+          `${path}.variables[${vi}].defaultValue`,
+          `${JSON.stringify(v.defaultValue)} is not a ${type} the API can hold (it would read back differently)`,
+        );
+      if (!KEY_PATTERN.test(v.key))
+        fail(
+          `${path}.variables[${vi}].key`,
+          `variable key ${JSON.stringify(v.key)} is not a valid key`,
+        );
+      return { id: v.id, key: v.key, type, defaultValue: v.defaultValue };
+    });
+    // Variations by key, from the rollout's rules and the A/B rules.
+    const variations = new Map<string, FlagVariationSpec>();
+    const addVariation = (
+      v: {
+        id: string;
+        key: string;
+        featureEnabled?: boolean;
+        variables?: Array<{ id: string; value: string }>;
+      },
+      at: string,
+    ) => {
+      const enabled = v.featureEnabled === true;
+      if (enabled === (v.key === OFF_VARIATION_KEY)) {
+        fail(
+          at,
+          enabled
+            ? 'the variation "off" is enabled: a flag\'s "off" is its disabled variation'
+            : `variation ${JSON.stringify(v.key)} is disabled: a flag has one disabled variation, "off"`,
+        );
+        return;
+      }
+      if (!KEY_PATTERN.test(v.key)) {
+        fail(`${at}.key`, `variation key ${JSON.stringify(v.key)} is not a valid key`);
+        return;
+      }
+      const values = enabled ? overridesOf(v, variables) : {};
+      for (const usage of v.variables ?? []) {
+        const variable = variables.find((x) => x.id === usage.id);
+        if (enabled && variable && !holdsType(variable.type, usage.value))
+          fail(
+            `${at}.variables`,
+            `${JSON.stringify(usage.value)} is not a ${variable.type} the API can hold`,
+          );
+      }
+      const seen = variations.get(v.key);
+      if (!seen) variations.set(v.key, { id: v.id, key: v.key, name: v.key, variables: values });
+      else if (!sameValues(seen.variables, values))
+        fail(
+          `${at}.variables`,
+          `variation ${JSON.stringify(v.key)} has other variable values elsewhere in this flag: one key, one set of values`,
+        );
+    };
+
+    const rollout = flag.rolloutId
+      ? datafile.rollouts.find((r) => r.id === flag.rolloutId)
+      : undefined;
+    const rolloutPath = `$.rollouts[${rollout ? datafile.rollouts.indexOf(rollout) : -1}]`;
+    const ruleRows = rollout?.experiments ?? [];
+    if (ruleRows.length === 0)
+      warn(
+        `${path}.rolloutId`,
+        `flag ${JSON.stringify(flag.key)} has no rollout rules: it imports with an Everyone Else rule delivering "off" (disabled, defaults, as before; decide() now names the variation "off")`,
+      );
+    const rules: FlagEnvironmentSpec["rules"] = [];
+    let defaultVariationKey = OFF_VARIATION_KEY;
+    ruleRows.forEach((rule, ri) => {
+      const at = `${rolloutPath}.experiments[${ri}]`;
+      const last = ri === ruleRows.length - 1;
+      const variation = rule.variations[0];
+      const ranges = rule.trafficAllocation;
+      const simple =
+        rule.variations.length === 1 &&
+        variation !== undefined &&
+        (ranges.length === 0 || (ranges.length === 1 && ranges[0]!.entityId === variation.id));
+      if (!simple || !variation) {
+        fail(
+          at,
+          "a delivery rule here delivers one variation to a share of its audience: this one has several variations or ranges",
+        );
+        return;
+      }
+      addVariation(variation, `${at}.variations[0]`);
+      const traffic = ranges[0]?.endOfRange ?? 0;
+      const audienceConditions =
+        rule.audienceConditions ??
+        (rule.audienceIds.length > 0 ? ["or", ...rule.audienceIds] : null);
+      if (last) {
+        const everyone =
+          audienceConditions === null ||
+          (Array.isArray(audienceConditions) && audienceConditions.length === 0);
+        if (traffic !== 10000 || !everyone)
+          fail(at, "the last rule (Everyone Else) must deliver its variation to 100 % of everyone");
+        defaultVariationKey = variation.key;
+        return;
+      }
+      if (!KEY_PATTERN.test(rule.key))
+        fail(`${at}.key`, `rule key ${JSON.stringify(rule.key)} is not a valid key`);
+      rules.push({
+        id: rule.id,
+        key: rule.key,
+        audienceConditions: audienceConditions as unknown[] | null,
+        traffic,
+        variationKey: variation.key,
+      });
+    });
+
+    // A/B rules: their variations are flag variations too.
+    for (const [ei, id] of flag.experimentIds.entries()) {
+      const experiment = experimentById.get(id);
+      if (!experiment) continue;
+      if (ruleOf.has(id)) {
+        fail(`${path}.experimentIds[${ei}]`, `experiment ${id} is an A/B rule of another flag too`);
+        continue;
+      }
+      experiment.variations.forEach((v, vi) =>
+        addVariation(
+          v,
+          `${path}.experimentIds[${ei}] (experiment ${experiment.key}).variations[${vi}]`,
+        ),
+      );
+    }
+    if (!variations.has(OFF_VARIATION_KEY))
+      variations.set(OFF_VARIATION_KEY, {
+        id: `${flag.id}0`,
+        key: OFF_VARIATION_KEY,
+        name: "Off",
+        variables: {},
+      });
+    if (!ok) return;
+
+    const values = new Map([...variations].map(([key, v]) => [key, v.variables]));
+    const rule: FlagRule = { flag, path, values, variables };
+    for (const id of flag.experimentIds) if (experimentById.has(id)) ruleOf.set(id, rule);
+
+    // This environment's settings from the file; the others' as stored.
+    const stored = existing.flags.find((r) => r.id === flag.id);
+    const environments = stored ? { ...parseFlag(stored).environments } : {};
+    if (context.environmentId !== undefined)
+      environments[context.environmentId] = { enabled: true, rules, defaultVariationKey };
+    const ordered = [
+      variations.get(OFF_VARIATION_KEY)!,
+      ...[...variations.values()].filter((v) => v.key !== OFF_VARIATION_KEY),
+    ];
+    rows.push({
+      path,
+      row: {
+        ...base("flags"),
+        id: flag.id,
+        key: flag.key,
+        name: stored?.name ?? flag.key,
+        description: stored?.description ?? "",
+        variables: JSON.stringify(variables),
+        variations: JSON.stringify(ordered),
+        environments: JSON.stringify(environments),
+        rollout_id: flag.rolloutId || `${flag.id}2`,
+        default_rule_id: ruleRows.at(-1)?.id ?? `${flag.id}1`,
+        archived: 0,
+      },
+    });
+  });
+  return { rows, ruleOf, flagIds: new Set(datafile.featureFlags.map((f) => f.id)) };
+}
+
+/** An A/B rule's variations must carry exactly what the flag variation of their key does. */
+function checkRuleVariations(
+  experiment: Experiment,
+  path: string,
+  rule: FlagRule,
+  error: (path: string, message: string) => void,
+): void {
+  experiment.variations.forEach((v, vi) => {
+    const values = rule.values.get(v.key);
+    const own = v.featureEnabled === true ? overridesOf(v, rule.variables) : {};
+    if (values !== undefined && !sameValues(values, own))
+      error(
+        `${path}.variations[${vi}].variables`,
+        `the values differ from flag ${rule.flag.key}'s variation ${JSON.stringify(v.key)}`,
+      );
+  });
+}
+
+/**
+ * The build lists a flag's A/B rules in the experiments' creation order: a file listing them in
+ * another order cannot be kept (a visitor two rules would take would change rule).
+ */
+function checkRuleOrder(
+  datafile: Datafile,
+  items: readonly ImportItem[],
+  error: (path: string, message: string) => void,
+): void {
+  const createdAt = new Map<string, string>();
+  for (const item of items)
+    if (item.table === "experiments") createdAt.set(item.row.id, item.row.created_at);
+  datafile.featureFlags.forEach((flag, fi) => {
+    const ids = flag.experimentIds.filter((id) => createdAt.has(id));
+    const sorted = ids.slice().sort((a, b) => {
+      const x = createdAt.get(a)!;
+      const y = createdAt.get(b)!;
+      return x < y ? -1 : x > y ? 1 : a < b ? -1 : a > b ? 1 : 0;
+    });
+    if (sorted.some((id, i) => id !== ids[i]))
+      error(
+        `$.featureFlags[${fi}].experimentIds`,
+        `the A/B rules are evaluated in the experiments' order (${sorted.join(", ")}), not the file's: list them in the order of web.experiments`,
+      );
+  });
 }

@@ -104,7 +104,7 @@ export function encodeVariableValue(
 }
 
 /** Whether a stored value reads back as a value of `type` that encodes to the same text. */
-function holdsType(type: FlagVariableType, text: string): boolean {
+export function holdsType(type: FlagVariableType, text: string): boolean {
   const encoded = encodeVariableValue(type, decodeVariableValue(type, text));
   return encoded.ok && encoded.text === text;
 }
