@@ -486,3 +486,167 @@ describe("flags: publishing", () => {
     await apiJson("DELETE", `/flags/${flag.id}`, 200);
   });
 });
+
+describe("flags: guards from the review", () => {
+  const abRule = (flagId: string, extra: Record<string, unknown> = {}) => ({
+    key: "rule_test",
+    flagId,
+    metrics: [{ eventId: event.id, aggregator: "unique" }],
+    variations: [
+      { key: "off", weight: 5000 },
+      { key: "on", weight: 5000 },
+    ],
+    ...extra,
+  });
+
+  it("keys: a delivery rule cannot take an experiment's key, nor an experiment a rule's", async () => {
+    const flag = await createFlag();
+    await apiJson("POST", collection("experiments"), 201, { body: abRule(flag.id) });
+    await expect422(
+      await api("PATCH", `/flags/${flag.id}`, {
+        body: { environments: { production: { rules: [{ key: "rule_test", traffic: 0 }] } } },
+      }),
+      ["$.body.environments.production.rules[0].key"],
+    );
+    await apiJson("PATCH", `/flags/${flag.id}`, 200, {
+      body: { environments: { production: { rules: [{ key: "beta", traffic: 0 }] } } },
+    });
+    await expect422(
+      await api("POST", collection("experiments"), { body: abRule(flag.id, { key: "beta" }) }),
+      ["$.body.key"],
+    );
+  });
+
+  it("A/B rules: no pages, no bandit, no archived flag, no move while running", async () => {
+    const flag = await createFlag();
+    const page = await apiJson("POST", collection("pages"), 201, {
+      body: { key: "home", conditions: ["or", { match: "simple", value: "https://a.example/" }] },
+    });
+    await expect422(
+      await api("POST", collection("experiments"), {
+        body: abRule(flag.id, { pageIds: [page.id] }),
+      }),
+      ["$.body.pageIds"],
+    );
+    await expect422(
+      await api("POST", collection("experiments"), {
+        body: abRule(flag.id, { allocationPolicy: "bandit" }),
+      }),
+      ["$.body.allocationPolicy"],
+    );
+    const rule = await apiJson("POST", collection("experiments"), 201, { body: abRule(flag.id) });
+    await apiJson("POST", `/experiments/${rule.id}/start`, 200, {
+      body: { environment: "production" },
+    });
+    const other = await apiJson("POST", collection("flags"), 201, { body: { key: "other" } });
+    expect(
+      (await api("PATCH", `/experiments/${rule.id}`, { body: { flagId: other.id } })).status,
+    ).toBe(409);
+    await apiJson("POST", `/experiments/${rule.id}/pause`, 200, {
+      body: { environment: "production" },
+    });
+    await apiJson("PATCH", `/flags/${flag.id}`, 200, { body: { archived: true } });
+    expect(
+      (await api("POST", `/experiments/${rule.id}/resume`, { body: { environment: "production" } }))
+        .status,
+    ).toBe(409);
+    await expect422(
+      await api("POST", collection("experiments"), {
+        body: abRule(flag.id, { key: "another" }),
+      }),
+      ["$.body.flagId"],
+    );
+  });
+
+  it("an A/B rule leaves the datafile while its flag is off", async () => {
+    const flag = await createFlag();
+    const rule = await apiJson("POST", collection("experiments"), 201, { body: abRule(flag.id) });
+    await apiJson("POST", `/experiments/${rule.id}/start`, 200, {
+      body: { environment: "production" },
+    });
+    let { json } = await servedDatafile("production");
+    expect(json.experiments.map((x: Json) => x.id)).not.toContain(rule.id);
+    await apiJson("PATCH", `/flags/${flag.id}`, 200, {
+      body: { environments: { production: { enabled: true } } },
+    });
+    ({ json } = await servedDatafile("production"));
+    expect(json.experiments.map((x: Json) => x.id)).toContain(rule.id);
+  });
+
+  it("prototype-named variables, renames and names survive; oversized flags are refused", async () => {
+    const flag = await apiJson("POST", collection("flags"), 201, {
+      body: {
+        key: "proto",
+        variables: [
+          { key: "toString", type: "string", defaultValue: "a" },
+          { key: "color", type: "string", defaultValue: "red" },
+        ],
+        variations: [{ key: "on", name: "Turned on", variables: { color: "blue" } }],
+        environments: { production: { enabled: true, defaultVariationKey: "on" } },
+      },
+    });
+    const loaded = loadDatafile((await servedDatafile("production")).text);
+    if (!loaded.ok) throw new Error("invalid datafile");
+    expect(decideAllFlags(loaded.compiled, { visitorId: "v" })[0]!.variables).toEqual({
+      toString: "a",
+      color: "blue",
+    });
+    const colorId = flag.variables[1].id;
+    const renamed = await apiJson("PATCH", `/flags/${flag.id}`, 200, {
+      body: {
+        variables: [
+          flag.variables[0],
+          { id: colorId, key: "colour", type: "string", defaultValue: "red" },
+        ],
+      },
+    });
+    expect(renamed.variations[1]).toMatchObject({
+      name: "Turned on",
+      variables: { colour: "blue" },
+    });
+    const again = await apiJson("PATCH", `/flags/${flag.id}`, 200, {
+      body: { variations: [{ key: "on", variables: { colour: "green" } }] },
+    });
+    expect(again.variations[1].name).toBe("Turned on");
+
+    const long = "x".repeat(10_000);
+    await expect422(
+      await api("POST", collection("flags"), {
+        body: {
+          key: "huge",
+          variables: Array.from({ length: 50 }, (_, i) => ({
+            key: `v${i}`,
+            type: "string",
+            defaultValue: long,
+          })),
+          environments: {
+            production: {
+              rules: Array.from({ length: 20 }, (_, i) => ({ key: `r${i}`, traffic: 100 })),
+            },
+          },
+        },
+      }),
+      ["$.body.variables"],
+    );
+  });
+
+  it("importing one environment's datafile keeps what the other environments use", async () => {
+    const flag = await createFlag({
+      environments: {
+        production: { enabled: true, defaultVariationKey: "big" },
+      },
+    });
+    const other = project.environments.find((e) => e.key !== "production")!;
+    const rule = await apiJson("POST", collection("experiments"), 201, { body: abRule(flag.id) });
+    const before = (await servedDatafile("production")).text;
+    // The other environment serves the flag off: importing its own datafile changes nothing.
+    const { json } = await servedDatafile(other.key);
+    await apiJson("POST", `/environments/${other.id}/datafile/import`, 200, { body: json });
+    const after = await apiJson("GET", `/flags/${flag.id}`, 200);
+    expect(after.variations.map((v: Json) => v.key)).toEqual(["off", "on", "big"]);
+    expect(after.environments[other.key].enabled).toBe(false);
+    expect((await apiJson("GET", `/experiments/${rule.id}`, 200)).flagId).toBe(flag.id);
+    const production = JSON.parse((await servedDatafile("production")).text);
+    expect({ ...production, revision: "" }).toEqual({ ...JSON.parse(before), revision: "" });
+  });
+});

@@ -16,7 +16,8 @@
  * - feature flags (docs/flags.md): not archived. Per environment, an enabled flag publishes its
  *   delivery rules and its Everyone Else rule as its rollout, and its A/B rules (published
  *   experiments with `flag_id`, in creation order) as `experimentIds`; a disabled one only an
- *   Everyone Else rule delivering "off". Variations of A/B rules take `featureEnabled` and the
+ *   Everyone Else rule delivering "off" (and its A/B rules are left out of `experiments` too).
+ *   Variations of A/B rules take `featureEnabled` and the
  *   variable values of the flag variation with their key. JSON variables are published as
  *   `{type: "string", subType: "json"}`, as Optimizely does for SDKs that predate the json type.
  *
@@ -387,6 +388,14 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     });
   }
   const flagById = new Map(flags.map((f) => [f.row.id, f]));
+  // An A/B rule is published only while its flag is on here: a flag that is off (or archived)
+  // delivers "off" to everyone, and an SDK calling activate() on the rule by key must not
+  // bucket anyone into it either (docs/flags.md).
+  for (let i = experiments.length - 1; i >= 0; i--) {
+    const flagId = experiments[i]!.row.flag_id;
+    if (flagId !== null && flagById.get(flagId)?.environment.enabled !== true)
+      experiments.splice(i, 1);
+  }
 
   // ---- what the published experiments and events refer to
   const events = byCreation(snapshot.events);
@@ -650,7 +659,11 @@ function flagVariation(flag: ParsedFlag, key: string, id?: string): Variation {
   const enabled = spec !== undefined && spec.key !== "off";
   const variables: VariableUsage[] = flag.variables.map((v) => ({
     id: v.id,
-    value: (enabled ? spec.variables[v.key] : undefined) ?? v.defaultValue,
+    // Own keys only: a variable keyed "toString" must not read Object.prototype's.
+    value:
+      enabled && Object.prototype.hasOwnProperty.call(spec.variables, v.key)
+        ? spec.variables[v.key]!
+        : v.defaultValue,
   }));
   return {
     id: id ?? spec?.id ?? `${flag.row.id}0`,

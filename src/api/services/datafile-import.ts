@@ -599,13 +599,9 @@ export function planDatafileImport(
         type,
         layer_id: x.layerId,
         group_id: groupId,
-        // The datafile's flags say which experiments are their A/B rules; an experiment a flag
-        // the datafile does not carry has as a rule stays one.
-        flag_id:
-          rule?.flag.id ??
-          (stored?.flag_id != null && !flagPlan.flagIds.has(stored.flag_id)
-            ? stored.flag_id
-            : null),
+        // The datafile's flags say which experiments are their A/B rules. A rule the file does
+        // not list stays one: a flag that is off here (or a rule Archived here) lists none.
+        flag_id: rule?.flag.id ?? stored?.flag_id ?? null,
         traffic: fromRanges.traffic,
         allocation_policy: w?.allocationPolicy === "bandit" ? "bandit" : "manual",
         audience_conditions:
@@ -690,6 +686,24 @@ function planFlags(
 } {
   const rows: Array<{ row: FlagRow; path: string }> = [];
   const ruleOf = new Map<string, FlagRule>();
+  // Ids the file does not give (an "off" nothing delivers, a flag without rollout) are derived
+  // from the flag's id, lengthened until no id of the file or the project has them.
+  const taken = new Set<string>(
+    [
+      ...datafile.experiments,
+      ...datafile.groups.flatMap((g) => g.experiments),
+      ...datafile.rollouts.flatMap((r) => r.experiments),
+    ].flatMap((x) => [x.id, ...x.variations.map((v) => v.id)]),
+  );
+  for (const r of datafile.rollouts) taken.add(r.id);
+  for (const f of datafile.featureFlags) taken.add(f.id);
+  for (const table of IMPORT_TABLES) for (const row of existing[table]) taken.add(row.id);
+  const freshId = (candidate: string): string => {
+    let id = candidate;
+    while (taken.has(id)) id += "0";
+    taken.add(id);
+    return id;
+  };
   const experimentById = new Map(
     [...datafile.experiments, ...datafile.groups.flatMap((g) => g.experiments)].map((x) => [
       x.id,
@@ -829,27 +843,52 @@ function planFlags(
         ),
       );
     }
-    if (!variations.has(OFF_VARIATION_KEY))
-      variations.set(OFF_VARIATION_KEY, {
-        id: `${flag.id}0`,
+    if (!ok) return;
+    const stored = existing.flags.find((r) => r.id === flag.id);
+    const storedFlag = stored ? parseFlag(stored) : null;
+    // Variations other environments deliver stay (by key, with their ids and names); the file's
+    // values win for the keys it carries.
+    const merged = new Map<string, FlagVariationSpec>();
+    for (const v of storedFlag?.variations ?? []) merged.set(v.key, v);
+    for (const [key, v] of variations) {
+      const kept = merged.get(key);
+      merged.set(key, kept ? { ...kept, variables: v.variables } : v);
+    }
+    if (!merged.has(OFF_VARIATION_KEY))
+      merged.set(OFF_VARIATION_KEY, {
+        id: freshId(`${flag.id}0`),
         key: OFF_VARIATION_KEY,
         name: "Off",
         variables: {},
       });
-    if (!ok) return;
 
     const values = new Map([...variations].map(([key, v]) => [key, v.variables]));
     const rule: FlagRule = { flag, path, values, variables };
     for (const id of flag.experimentIds) if (experimentById.has(id)) ruleOf.set(id, rule);
 
-    // This environment's settings from the file; the others' as stored.
-    const stored = existing.flags.find((r) => r.id === flag.id);
-    const environments = stored ? { ...parseFlag(stored).environments } : {};
-    if (context.environmentId !== undefined)
-      environments[context.environmentId] = { enabled: true, rules, defaultVariationKey };
+    // This environment's settings from the file; the others' as stored. A flag the file
+    // publishes as off (no rules, Everyone Else "off", no A/B rules) is off here: its stored
+    // rules stay for when it is turned on again.
+    const environments = { ...(storedFlag?.environments ?? {}) };
+    if (context.environmentId !== undefined) {
+      const off =
+        rules.length === 0 &&
+        defaultVariationKey === OFF_VARIATION_KEY &&
+        flag.experimentIds.length === 0;
+      const previous = Object.prototype.hasOwnProperty.call(environments, context.environmentId)
+        ? environments[context.environmentId]
+        : undefined;
+      environments[context.environmentId] = off
+        ? {
+            enabled: false,
+            rules: previous?.rules ?? [],
+            defaultVariationKey: previous?.defaultVariationKey ?? OFF_VARIATION_KEY,
+          }
+        : { enabled: true, rules, defaultVariationKey };
+    }
     const ordered = [
-      variations.get(OFF_VARIATION_KEY)!,
-      ...[...variations.values()].filter((v) => v.key !== OFF_VARIATION_KEY),
+      merged.get(OFF_VARIATION_KEY)!,
+      ...[...merged.values()].filter((v) => v.key !== OFF_VARIATION_KEY),
     ];
     rows.push({
       path,
@@ -862,8 +901,8 @@ function planFlags(
         variables: JSON.stringify(variables),
         variations: JSON.stringify(ordered),
         environments: JSON.stringify(environments),
-        rollout_id: flag.rolloutId || `${flag.id}2`,
-        default_rule_id: ruleRows.at(-1)?.id ?? `${flag.id}1`,
+        rollout_id: flag.rolloutId || stored?.rollout_id || freshId(`${flag.id}2`),
+        default_rule_id: ruleRows.at(-1)?.id ?? stored?.default_rule_id ?? freshId(`${flag.id}1`),
         archived: 0,
       },
     });

@@ -17,6 +17,7 @@ import {
 import { auditIfChanged } from "../store/audit";
 import {
   findEnvironmentByKey,
+  findFlag,
   findExperimentStatus,
   insertStatusStatement,
   requireExperiment,
@@ -95,6 +96,15 @@ export async function applyExperimentAction(
     );
     problems.throwIfAny();
     throw notFound("environment", environmentKey);
+  }
+  if (experiment.flag_id !== null && (action === "start" || action === "resume")) {
+    const flag = await findFlag(db, experiment.flag_id, experiment.project_id);
+    // An A/B rule of an archived flag is in no datafile's flag: running it would count nothing.
+    if (flag?.archived)
+      throw conflict(
+        `cannot ${action} experiment ${experiment.key}: its flag ${flag.key} is archived`,
+        { flagId: flag.id },
+      );
   }
   const statusRow = await findExperimentStatus(db, id, environment.id);
   const previous: ExperimentStatusValue = statusRow?.status ?? "Not started";

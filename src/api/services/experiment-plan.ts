@@ -30,6 +30,7 @@ import {
 import {
   findFlag,
   findGroup,
+  listDeliveryRuleKeys,
   groupAllocationStatement,
   initialStatusesStatement,
   insertStatusStatement,
@@ -89,6 +90,11 @@ export interface ExperimentReferences {
   group: GroupRow | null;
   /** The flag the experiment is an A/B rule of, when it names one of the project. */
   flag: FlagRow | null;
+  /**
+   * Keys of the project's flags' delivery rules: an experiment may not take one (the SDKs look
+   * rollout rules and experiments up in one key map, docs/flags.md).
+   */
+  ruleKeys: ReadonlySet<string>;
 }
 
 /** Stored multivariate sections: WebSection plus the section variations' keys. */
@@ -353,14 +359,15 @@ export async function loadExperimentReferences(
   input: ExperimentPlanInput,
 ): Promise<ExperimentReferences> {
   const { audienceConditions, groupId, flagId } = draftOf(input);
-  const [pages, eventIds, audienceIds, group, flag] = await Promise.all([
+  const [pages, eventIds, audienceIds, group, flag, ruleKeys] = await Promise.all([
     listPageActivations(db, projectId),
     listProjectIds(db, "events", projectId),
     audienceConditions === null ? [] : listProjectIds(db, "audiences", projectId),
     groupId === null ? null : findGroup(db, groupId, projectId),
     flagId === null ? null : findFlag(db, flagId, projectId),
+    listDeliveryRuleKeys(db, projectId),
   ]);
-  return { pageIds: pages.map((p) => p.id), pages, eventIds, audienceIds, group, flag };
+  return { pageIds: pages.map((p) => p.id), pages, eventIds, audienceIds, group, flag, ruleKeys };
 }
 
 /**
@@ -457,8 +464,20 @@ export function buildExperimentRow(
         `unknown flag ${JSON.stringify(draft.flagId)} (not a feature flag of this project)`,
       );
     else {
+      if (references.flag.archived)
+        problems.add(["flagId"], `flag ${references.flag.key} is archived`);
       if (type !== "ab")
         problems.add(["type"], `an A/B rule of a flag is an ab experiment, not ${type}`);
+      if (pageIds.length > 0)
+        problems.add(
+          ["pageIds"],
+          "an A/B rule of a flag runs wherever the flag is decided: it has no pages",
+        );
+      if ((body.allocationPolicy ?? current?.allocation_policy) === "bandit")
+        problems.add(
+          ["allocationPolicy"],
+          "an A/B rule of a flag keeps manual weights: the SDKs have no sticky decisions, so reweighting would move their users between variations",
+        );
       const flagVariations = new Set(
         parseJson<FlagVariationSpec[]>(references.flag.variations, []).map((v) => v.key),
       );
@@ -471,6 +490,12 @@ export function buildExperimentRow(
       });
     }
   }
+  const key = body.key ?? current?.key ?? "";
+  if ((current === null || key !== current.key) && references.ruleKeys.has(key))
+    problems.add(
+      ["key"],
+      `${JSON.stringify(key)} is the key of a flag's delivery rule: an experiment needs its own (the SDKs look both up by key)`,
+    );
   const variationKeys = new Set(variations.map((v) => v.key));
   for (const [visitorId, key] of Object.entries(forcedVariations))
     if (!variationKeys.has(key))
@@ -539,6 +564,16 @@ export async function planExperiment(
   const references = await loadExperimentReferences(ctx.db, ctx.projectId, input);
   const row = buildExperimentRow(ctx, input, references);
   const { current } = input;
+  // Moving a running A/B rule to another flag (or off its flag) would mix two flags' visitors
+  // in one result.
+  if (current && current.flag_id !== row.flag_id) {
+    const running = await listRunningEnvironmentKeys(ctx.db, current.id);
+    if (running.length > 0)
+      throw conflict(
+        `experiment ${current.key} is running in ${running.join(", ")}: pause it before changing its flag`,
+        { running },
+      );
+  }
   if (!current)
     // Not started in every environment of the project.
     return { row, extra: [initialStatusesStatement(ctx.db, row.id, ctx.projectId, ctx.now)] };

@@ -32,6 +32,9 @@ import type { BuildContext, ResourceSpec } from "./resources";
 import { conflict } from "../errors";
 import { inUse, Problems } from "./validation";
 
+const hasOwn = (object: object, key: string): boolean =>
+  Object.prototype.hasOwnProperty.call(object, key);
+
 /** The variation every new flag gets besides "off". */
 export const ON_VARIATION_KEY = "on";
 
@@ -159,7 +162,9 @@ export function flagJson(
   const envJson: FlagJson["environments"] = {};
   for (const environment of environments) {
     if (environment.project_id !== row.project_id) continue;
-    const spec = flag.environments[environment.id] ?? defaultFlagEnvironment();
+    const spec = hasOwn(flag.environments, environment.id)
+      ? flag.environments[environment.id]!
+      : defaultFlagEnvironment();
     envJson[environment.key] = {
       enabled: spec.enabled,
       rules: spec.rules.map((r) => ({ ...r, audienceConditions: r.audienceConditions ?? null })),
@@ -261,6 +266,20 @@ function buildVariables(
   });
 }
 
+/** Old variable key → new key, for the variables that kept their id (removed ones are absent). */
+function renamesOf(
+  before: readonly FlagVariableSpec[],
+  after: readonly FlagVariableSpec[],
+): Map<string, string> {
+  const keyById = new Map(after.map((v) => [v.id, v.key]));
+  const out = new Map<string, string>();
+  for (const v of before) {
+    const key = keyById.get(v.id);
+    if (key !== undefined) out.set(v.key, key);
+  }
+  return out;
+}
+
 function buildVariations(
   body: FlagCreate | FlagUpdate,
   current: ParsedFlag | null,
@@ -285,19 +304,22 @@ function buildVariations(
           variables: {},
         },
       ];
-    // Variables may have changed: values of removed variables go with them; a value the
-    // variable's new type cannot hold is refused (never silently dropped).
+    // Variables may have changed: values follow a renamed variable (same id), values of removed
+    // variables go with them; a value the variable's new type cannot hold is refused (never
+    // silently dropped).
+    const renamed = renamesOf(current.variables, variables);
     return current.variations.map((v, i) => {
       const values: Record<string, string> = {};
-      for (const [key, text] of Object.entries(v.variables)) {
-        const variable = byKey.get(key);
+      for (const [oldKey, text] of Object.entries(v.variables)) {
+        const key = renamed.get(oldKey);
+        const variable = key === undefined ? undefined : byKey.get(key);
         if (!variable) continue;
         if (!holdsType(variable.type, text))
           problems.add(
-            ["variations", i, "variables", key],
+            ["variations", i, "variables", variable.key],
             `the stored value ${JSON.stringify(text)} is not a ${variable.type}: send the variations with values of the new type`,
           );
-        else values[key] = text;
+        else values[variable.key] = text;
       }
       return { ...v, variables: values };
     });
@@ -312,10 +334,14 @@ function buildVariations(
       ["variations", offIndex, "variables"],
       'the "off" variation is disabled: it always has every variable at its default',
     );
+  // A variation sent without a name keeps the one it has.
+  const nameOf = (id: string, fallback: string) =>
+    current?.variations.find((c) => c.id === id)?.name ?? fallback;
+  const offId = ids.pick("id" in off ? off.id : undefined, OFF_VARIATION_KEY);
   out.push({
-    id: ids.pick("id" in off ? off.id : undefined, OFF_VARIATION_KEY),
+    id: offId,
     key: OFF_VARIATION_KEY,
-    name: ("name" in off ? off.name : undefined) ?? "Off",
+    name: ("name" in off ? off.name : undefined) ?? nameOf(offId, "Off"),
     variables: {},
   });
   body.variations.forEach((v, i) => {
@@ -334,15 +360,22 @@ function buildVariations(
       if (!encoded.ok) problems.add(["variations", i, "variables", key], encoded.message);
       else values[key] = encoded.text;
     }
-    out.push({ id: ids.pick(v.id, v.key), key: v.key, name: v.name ?? v.key, variables: values });
+    const id = ids.pick(v.id, v.key);
+    out.push({ id, key: v.key, name: v.name ?? nameOf(id, v.key), variables: values });
   });
   return out;
 }
 
-/** The project's environments and audiences a flag's settings may name. */
+/** The project's environments and audiences a flag's settings may name, and its experiment keys. */
 interface FlagReferences {
   environments: Array<Pick<EnvironmentRow, "id" | "key">>;
   audienceIds: ReadonlySet<string>;
+  /**
+   * Experiment keys of the project: a delivery rule may not take one. The official SDKs keep
+   * rollout rules and experiments in one key map (rules last), so an A/B rule sharing a rule's
+   * key would be looked up as the always-Running rule and run while Paused.
+   */
+  experimentKeys: ReadonlySet<string>;
 }
 
 function buildEnvironments(
@@ -362,8 +395,15 @@ function buildEnvironments(
         `unknown environment ${JSON.stringify(key)} (${references.environments.map((e) => e.key).join(", ")})`,
       );
   for (const environment of references.environments) {
-    const stored = current?.environments[environment.id] ?? defaultFlagEnvironment();
-    const input: FlagEnvironmentInput | undefined = body.environments?.[environment.key];
+    const stored =
+      current && hasOwn(current.environments, environment.id)
+        ? current.environments[environment.id]!
+        : defaultFlagEnvironment();
+    // Own keys only: an environment keyed "constructor" must not read Object.prototype's.
+    const input: FlagEnvironmentInput | undefined =
+      body.environments && hasOwn(body.environments, environment.key)
+        ? body.environments[environment.key]
+        : undefined;
     const path: Seg[] = ["environments", environment.key];
     const spec: FlagEnvironmentSpec = {
       enabled: input?.enabled ?? stored.enabled,
@@ -376,6 +416,11 @@ function buildEnvironments(
       spec.rules = input.rules.map((rule, i): DeliveryRuleSpec => {
         const at: Seg[] = [...path, "rules", i];
         const audienceConditions = rule.audienceConditions ?? null;
+        if (references.experimentKeys.has(rule.key))
+          problems.add(
+            [...at, "key"],
+            `${JSON.stringify(rule.key)} is the key of an experiment of this project: a delivery rule needs its own (the SDKs look both up by key)`,
+          );
         for (const { node, path: leaf } of leavesOf(audienceConditions))
           if (typeof node === "string" && !references.audienceIds.has(node))
             problems.add(
@@ -412,15 +457,61 @@ function buildEnvironments(
 }
 
 async function loadReferences(ctx: BuildContext): Promise<FlagReferences> {
-  const [environments, audiences] = await Promise.all([
+  const [environments, audiences, experiments] = await Promise.all([
     all<Pick<EnvironmentRow, "id" | "key">>(
       ctx.db,
       "SELECT id, key FROM environments WHERE project_id = ? ORDER BY created_at, id",
       ctx.projectId,
     ),
     all<{ id: string }>(ctx.db, "SELECT id FROM audiences WHERE project_id = ?", ctx.projectId),
+    all<{ key: string }>(ctx.db, "SELECT key FROM experiments WHERE project_id = ?", ctx.projectId),
   ]);
-  return { environments, audienceIds: new Set(audiences.map((a) => a.id)) };
+  return {
+    environments,
+    audienceIds: new Set(audiences.map((a) => a.id)),
+    experimentKeys: new Set(experiments.map((x) => x.key)),
+  };
+}
+
+/**
+ * Most characters of variable values one flag may add to one environment's datafile. Every rule
+ * repeats the full variable list of the variation it delivers (as Optimizely's datafiles do), so
+ * 50 rules × 50 long values would make a datafile of tens of megabytes, which KV refuses and every
+ * edge isolate would have to parse.
+ */
+export const MAX_FLAG_DATAFILE_CHARS = 1_000_000;
+
+/** Refuses settings whose rules would publish more than MAX_FLAG_DATAFILE_CHARS of values. */
+function checkPublishedSize(
+  variables: readonly FlagVariableSpec[],
+  variations: readonly FlagVariationSpec[],
+  environments: Readonly<Record<string, FlagEnvironmentSpec>>,
+  problems: Problems,
+): void {
+  const sizeOf = (key: string): number => {
+    const variation = variations.find((v) => v.key === key);
+    return variables.reduce(
+      (sum, v) =>
+        sum +
+        (variation && hasOwn(variation.variables, v.key)
+          ? variation.variables[v.key]!.length
+          : v.defaultValue.length),
+      0,
+    );
+  };
+  // The A/B rules' variations are at most every variation once more.
+  const all = variations.reduce((sum, v) => sum + sizeOf(v.key), 0);
+  for (const settings of Object.values(environments)) {
+    const rules = settings.rules.reduce((sum, r) => sum + sizeOf(r.variationKey), 0);
+    const total = rules + sizeOf(settings.defaultVariationKey) + all;
+    if (total > MAX_FLAG_DATAFILE_CHARS) {
+      problems.add(
+        ["variables"],
+        `these values and rules would add about ${Math.round(total / 1000)} thousand characters to a datafile (at most ${MAX_FLAG_DATAFILE_CHARS / 1000} thousand): shorten the values or use fewer rules`,
+      );
+      return;
+    }
+  }
 }
 
 /** Refuses a change that would strand an A/B rule: its variation keys must stay variations. */
@@ -473,6 +564,7 @@ export const flagResource: ResourceSpec<FlagRow, FlagJson, FlagCreate, FlagUpdat
     const variations = buildVariations(body, current, variables, problems);
     const environments = buildEnvironments(body, current, variations, references, problems);
     if (input.kind === "update") await checkRuleVariations(ctx, variations, problems);
+    checkPublishedSize(variables, variations, environments, problems);
     problems.throwIfAny();
     const archived = input.kind === "update" ? input.body.archived : undefined;
     if (archived === true && input.current?.archived !== 1) {
@@ -521,11 +613,18 @@ export async function flagsUsingAudience(
   projectId: string,
   audienceId: string,
 ): Promise<Array<{ type: string; id: string; key: string }>> {
-  const rows = await all<FlagRow>(db, "SELECT * FROM flags WHERE project_id = ?", projectId);
+  const [rows, environments] = await Promise.all([
+    all<FlagRow>(db, "SELECT * FROM flags WHERE project_id = ?", projectId),
+    all<{ id: string }>(db, "SELECT id FROM environments WHERE project_id = ?", projectId),
+  ]);
+  // Settings of deleted environments stay in the row until its next write: they publish nothing.
+  const live = new Set(environments.map((e) => e.id));
   return rows
     .filter((row) =>
-      Object.values(parseFlag(row).environments).some((env) =>
-        env.rules.some((rule) => audienceIdsOf(rule.audienceConditions).includes(audienceId)),
+      Object.entries(parseFlag(row).environments).some(
+        ([environmentId, env]) =>
+          live.has(environmentId) &&
+          env.rules.some((rule) => audienceIdsOf(rule.audienceConditions).includes(audienceId)),
       ),
     )
     .map((row) => ({ type: "flag", id: row.id, key: row.key }));

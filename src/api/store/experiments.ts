@@ -16,7 +16,7 @@ import type {
   GroupRow,
   PageRow,
 } from "./rows";
-import { requireRow } from "./sql";
+import { parseJson, requireRow } from "./sql";
 
 /** The experiment with `id`, or a 404 `not_found` ApiError. */
 export async function requireExperiment(db: D1Database, id: string): Promise<ExperimentRow> {
@@ -155,6 +155,25 @@ export async function findFlag(
     flagId,
     projectId,
   );
+}
+
+/** Keys of the delivery rules of the project's flags, in any environment. */
+export async function listDeliveryRuleKeys(
+  db: D1Database,
+  projectId: string,
+): Promise<ReadonlySet<string>> {
+  const rows = await all<Pick<FlagRow, "environments">>(
+    db,
+    "SELECT environments FROM flags WHERE project_id = ?",
+    projectId,
+  );
+  const keys = new Set<string>();
+  for (const row of rows)
+    for (const settings of Object.values(
+      parseJson<Record<string, { rules?: Array<{ key?: unknown }> }>>(row.environments, {}),
+    ))
+      for (const rule of settings.rules ?? []) if (typeof rule.key === "string") keys.add(rule.key);
+  return keys;
 }
 
 /**
