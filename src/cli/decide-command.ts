@@ -1,28 +1,36 @@
 /**
  * `splitstream decide`: explain one visitor's decisions, or decide NDJSON visitors in batch
- * (README.md "CLI").
+ * (README.md "CLI"); with `--flags`, feature flags too, as the SDK's `decide(flagKey)`
+ * (docs/decisions.md, "Feature flags").
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { StringDecoder } from "node:string_decoder";
 import { parseArgs } from "node:util";
+import type { CompiledFeatureFlag } from "../core/compile";
+import { decideFlagVariations, flagVariables } from "../core/features";
 import {
   decideAll,
+  decideAllFlags,
   decidePrepared,
   decideVariations,
   prepareVisitor,
   type CompiledDatafile,
   type CompiledVariation,
   type Decision,
+  type FlagDecision,
 } from "../core/index";
 import { CliError, loadDatafileFile } from "./io";
 import { encodeText, OutputBuffer } from "./output-buffer";
 
 export const DECIDE_USAGE = `Usage:
-  splitstream decide --datafile FILE --visitor ID [--attributes JSON] [--experiment KEY] [--json]
-      Explains one visitor's decision in every experiment (or one), with the reason and bucket.
-  splitstream decide --datafile FILE --input FILE|-
+  splitstream decide --datafile FILE --visitor ID [--attributes JSON] [--experiment KEY] [--flags] [--json]
+      Explains one visitor's decision in every experiment (or one), with the reason and bucket;
+      with --flags also every feature flag's: enabled, variation, rule, reason and variables.
+  splitstream decide --datafile FILE --input FILE|- [--flags]
       Reads NDJSON lines {"visitorId": "...", "attributes": {...}} and writes one line per input,
       in order: {"visitorId": "...", "decisions": {"<experimentKey>": "<variationKey>" | null}}.
+      With --flags every line also has, for every flag in datafile order,
+      "flags": {"<flagKey>": {"enabled": true|false, "variationKey": "..." | null, "variables": {...}}}.
       A malformed line yields {"visitorId": null, "line": N, "error": "..."}; the exit status is
       then 1 (every other line is still decided).`;
 
@@ -65,10 +73,81 @@ function renderExplanation(
   ].join("\n");
 }
 
+/** A variable's value as it reads in JSON; what JSON cannot hold (Infinity, NaN) as JavaScript. */
+function renderValue(value: unknown): string {
+  return typeof value === "number" && !Number.isFinite(value)
+    ? String(value)
+    : JSON.stringify(value);
+}
+
+/**
+ * The flags part of `decide --visitor --flags`: one aligned row per flag (enabled, variation,
+ * rule, reason; `-` for none), then each flag's variables with their types and values.
+ */
+function renderFlags(compiled: CompiledDatafile, flags: readonly FlagDecision[]): string {
+  if (flags.length === 0) return "no feature flags in the datafile";
+  const header = ["flag", "enabled", "variation", "rule", "reason"];
+  const rows = flags.map((f) => [
+    f.flagKey,
+    String(f.enabled),
+    f.variationKey ?? "-",
+    f.ruleKey ?? "-",
+    f.reason,
+  ]);
+  const lines = alignedLines([header, ...rows]);
+  for (const f of flags) {
+    const definitions = compiled.featureFlagByKey.get(f.flagKey)?.variables ?? [];
+    if (definitions.length === 0) continue;
+    lines.push("", `variables of ${f.flagKey}:`);
+    const variableRows = definitions.map((v) => [v.key, v.type, renderValue(f.variables[v.key])]);
+    for (const line of alignedLines(variableRows)) lines.push(`  ${line}`);
+  }
+  return lines.join("\n");
+}
+
+/** Rows as lines, columns two spaces apart and padded to their widest cell, no trailing spaces. */
+function alignedLines(rows: readonly string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((cells) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd(),
+  );
+}
+
 /** `{"visitorId":` … `,"decisions":{` … `}}` and a newline, as bytes. */
 const LINE_START = encodeText('{"visitorId":');
 const DECISIONS_START = encodeText(',"decisions":{');
+/** Between the decisions and the flags, with `--flags`. */
+const FLAGS_START = encodeText('},"flags":{');
 const LINE_END = encodeText("}}\n");
+
+/**
+ * The bytes of every flag's entry in the `--flags` output, by the variation it was decided to:
+ * `"<flagKey>":{"enabled":…,"variationKey":…,"variables":{…}}` (with the separating comma but for
+ * the first flag). A flag's entry depends on its variation alone (null: no variation, an invalid
+ * visitor included — off, with the defaults), so each is rendered once per datafile and copied.
+ */
+function flagPieces(
+  flags: readonly CompiledFeatureFlag[],
+): (index: number, variation: CompiledVariation | null) => Uint8Array {
+  const keys = flags.map((f, i) => `${i === 0 ? "" : ","}${JSON.stringify(f.key)}:`);
+  const pieces = flags.map(() => new Map<CompiledVariation | null, Uint8Array>());
+  return (index, variation) => {
+    let piece = pieces[index]!.get(variation);
+    if (piece === undefined) {
+      const entry = {
+        enabled: variation?.featureEnabled === true,
+        variationKey: variation?.key ?? null,
+        variables: flagVariables(flags[index]!, variation),
+      };
+      piece = encodeText(keys[index]! + JSON.stringify(entry));
+      pieces[index]!.set(variation, piece);
+    }
+    return piece;
+  };
+}
 
 /**
  * Turns one NDJSON input line into its output line, newline included, appended to `out`; returns
@@ -77,12 +156,18 @@ const LINE_END = encodeText("}}\n");
  * experiments in datafile order, but written as bytes: the UTF-8 of every (experiment, variation)
  * pair is encoded once per datafile and copied, instead of an object being built, stringified
  * and encoded per visitor — in a whole-process batch that costs more than deciding
- * (docs/benchmarks.md, `cli-decide`).
+ * (docs/benchmarks.md, `cli-decide`). With `flags`, the line also has
+ * "flags": {"<flagKey>": {"enabled", "variationKey", "variables"}} for every flag in datafile
+ * order, written the same way (docs/decisions.md, "Feature flags").
  */
 export function lineDecider(
   compiled: CompiledDatafile,
+  options: { flags?: boolean } = {},
 ): (out: OutputBuffer, text: string, lineNumber: number) => boolean {
   const count = compiled.experiments.length;
+  const flagCount = options.flags ? compiled.featureFlags.length : 0;
+  const flagPiece = flagPieces(compiled.featureFlags);
+  const flagVariations = new Array<CompiledVariation | null>(flagCount);
   // Per experiment: the `"key":null` bytes, the `"key":` text (with the separating comma), and the
   // `"key":"variation"` bytes by variation, made as variations occur. Experiment keys are unique
   // (a duplicate is a datafile error), so each appears once per line.
@@ -111,11 +196,8 @@ export function lineDecider(
     ) {
       return fail(out, lineNumber, "attributes must be a JSON object");
     }
-    decideVariations(
-      compiled,
-      { visitorId, attributes: attributes as Record<string, unknown> | undefined },
-      variations,
-    );
+    const visitor = { visitorId, attributes: attributes as Record<string, unknown> | undefined };
+    decideVariations(compiled, visitor, variations);
     out.bytes(LINE_START);
     out.text(JSON.stringify(visitorId));
     out.bytes(DECISIONS_START);
@@ -130,6 +212,11 @@ export function lineDecider(
       if (piece === undefined)
         pieces[i]!.set(variation, (piece = encodeText(keys[i]! + JSON.stringify(variation.key))));
       out.bytes(piece);
+    }
+    if (options.flags) {
+      out.bytes(FLAGS_START);
+      decideFlagVariations(compiled, prepareVisitor(compiled, visitor), flagVariations);
+      for (let i = 0; i < flagCount; i++) out.bytes(flagPiece(i, flagVariations[i]!));
     }
     out.bytes(LINE_END);
     return true;
@@ -195,9 +282,13 @@ function openInput(input: string): Iterable<string> | AsyncIterable<string> {
   return readFileText(input, fd);
 }
 
-async function runBatch(compiled: CompiledDatafile, input: string): Promise<number> {
+async function runBatch(
+  compiled: CompiledDatafile,
+  input: string,
+  flags: boolean,
+): Promise<number> {
   const source = openInput(input);
-  const decide = lineDecider(compiled);
+  const decide = lineDecider(compiled, { flags });
   const out = new OutputBuffer(process.stdout);
   let lineNumber = 0;
   let failures = 0;
@@ -241,6 +332,7 @@ export async function runDecide(args: string[]): Promise<number> {
         attributes: { type: "string" },
         experiment: { type: "string" },
         input: { type: "string" },
+        flags: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -260,7 +352,7 @@ export async function runDecide(args: string[]): Promise<number> {
   }
   const attributes = parseAttributes(values.attributes);
   const compiled = await loadDatafileFile(values.datafile);
-  if (values.input !== undefined) return runBatch(compiled, values.input);
+  if (values.input !== undefined) return runBatch(compiled, values.input, values.flags);
 
   const visitorId = values.visitor!;
   let decisions: Decision[];
@@ -274,10 +366,15 @@ export async function runDecide(args: string[]): Promise<number> {
   } else {
     decisions = decideAll(compiled, { visitorId, attributes });
   }
-  process.stdout.write(
-    values.json
-      ? `${JSON.stringify({ visitorId, revision: compiled.revision, decisions }, null, 2)}\n`
-      : `${renderExplanation(compiled, visitorId, decisions)}\n`,
-  );
+  const flags = values.flags ? decideAllFlags(compiled, { visitorId, attributes }) : undefined;
+  if (values.json) {
+    const body = { visitorId, revision: compiled.revision, decisions, ...(flags && { flags }) };
+    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+  } else {
+    const explanation = renderExplanation(compiled, visitorId, decisions);
+    process.stdout.write(
+      flags ? `${explanation}\n\n${renderFlags(compiled, flags)}\n` : `${explanation}\n`,
+    );
+  }
   return 0;
 }

@@ -14,7 +14,8 @@ import { runValidate, VALIDATE_USAGE } from "./validate-command";
 const USAGE = `splitstream — Splitstream's command line
 
 Commands:
-  decide       explain or batch-decide visitors against a datafile
+  decide       explain or batch-decide visitors against a datafile (experiments, and
+               feature flags with --flags)
   validate     check a datafile and list every problem with its JSON path
   projects, experiments, publish, revisions, datafile, results
                daily work against a running Splitstream API (see below)

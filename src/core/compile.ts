@@ -90,6 +90,14 @@ export interface CompiledFeatureFlag {
   readonly experimentRules: readonly CompiledExperiment[];
   readonly deliveryRules: readonly CompiledExperiment[];
   readonly variables: readonly VariableDef[];
+  /**
+   * Every variation of the flag's rules by key, as the SDK's `getFlagVariationByKey` finds them:
+   * the first with that key among the experiment rules' variations (Feature Rollout additions
+   * included), then the delivery rules', in the SDK's `Object.values` order of a by-id object.
+   * An experiment rule whose decided variation key the rule itself lacks resolves here
+   * (docs/decisions.md, "Feature flags").
+   */
+  readonly variationByKey: ReadonlyMap<string, CompiledVariation>;
   readonly raw: FeatureFlag;
 }
 
@@ -146,6 +154,23 @@ function compileLists(
     if (values !== undefined) out.set(list.key, new Set(values));
   }
   return out;
+}
+
+/**
+ * A flag's variations by key, first match winning, in the order the SDK's `getFlagVariationByKey`
+ * searches them (docs/decisions.md, "Feature flags"): the SDK collects them into a plain object
+ * keyed by variation id and takes `Object.values` of it, so integer-like ids (below 2^32) come
+ * first in numeric order and the others follow in insertion order. A plain object here gives
+ * exactly that order.
+ */
+function flagVariationsByKey(
+  rules: readonly CompiledExperiment[],
+): ReadonlyMap<string, CompiledVariation> {
+  const byId: Record<string, CompiledVariation> = {};
+  for (const rule of rules) for (const v of rule.variations) byId[v.id] = v;
+  const byKey = new Map<string, CompiledVariation>();
+  for (const v of Object.values(byId)) if (!byKey.has(v.key)) byKey.set(v.key, v);
+  return byKey;
 }
 
 /**
@@ -291,17 +316,22 @@ export function compileDatafile(
   // Later entries win on duplicate keys/ids, like the SDK's keyBy maps (validation rejects duplicates).
   const experimentByKey = new Map(experiments.map((e) => [e.key, e]));
 
-  const featureFlags = datafile.featureFlags.map<CompiledFeatureFlag>((flag) => ({
-    id: flag.id,
-    key: flag.key,
-    experimentRules: flag.experimentIds.flatMap((id) => experimentById.get(id) ?? []),
-    deliveryRules: rolloutRules.get(flag.rolloutId) ?? [],
-    variables: flag.variables.map((v) =>
-      // JSON variables are stored as string with subType json (datafile backwards compatibility).
-      v.type === "string" && v.subType === "json" ? { ...v, type: "json" as const } : v,
-    ),
-    raw: flag,
-  }));
+  const featureFlags = datafile.featureFlags.map<CompiledFeatureFlag>((flag) => {
+    const experimentRules = flag.experimentIds.flatMap((id) => experimentById.get(id) ?? []);
+    const deliveryRules = rolloutRules.get(flag.rolloutId) ?? [];
+    return {
+      id: flag.id,
+      key: flag.key,
+      experimentRules,
+      deliveryRules,
+      variables: flag.variables.map((v) =>
+        // JSON variables are stored as string with subType json (datafile backwards compatibility).
+        v.type === "string" && v.subType === "json" ? { ...v, type: "json" as const } : v,
+      ),
+      variationByKey: flagVariationsByKey([...experimentRules, ...deliveryRules]),
+      raw: flag,
+    };
+  });
 
   const webEventById = new Map((web?.events ?? []).map((e) => [e.id, e]));
   const events = datafile.events.map((e) => ({
