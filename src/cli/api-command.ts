@@ -11,6 +11,10 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
   splitstream projects list
   splitstream experiments list --project ID
   splitstream experiments start|pause|resume|archive EXPERIMENT_ID [--environment KEY]
+  splitstream flags list --project ID
+      each flag with its state per environment (on/off, delivery rules, Everyone Else)
+  splitstream flags enable|disable FLAG_ID --environment KEY
+      turns the flag on or off in one environment (publishes; docs/flags.md)
   splitstream publish --environment ENVIRONMENT_ID [--reason TEXT]
   splitstream datafile import FILE --environment ENVIRONMENT_ID [--dry-run]
       validates FILE locally, then turns it into the project's records (experiments, pages,
@@ -421,6 +425,46 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
       data,
       (d: { published?: Array<{ environmentKey?: string; revision?: number }> }) =>
         `${sub}: ok${d.published?.length ? ` — published ${d.published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`,
+    );
+    return 0;
+  }
+  if (group === "flags" && sub === "list") {
+    if (!values.project) throw new CliError("--project is required", 2);
+    const data = await callApi(
+      o,
+      "GET",
+      `/projects/${encodeURIComponent(values.project)}/flags?limit=200`,
+    );
+    type Settings = { enabled?: boolean; rules?: unknown[]; defaultVariationKey?: string };
+    print(o, data, (d: Listed) =>
+      table([
+        ["id", "key", "environments"],
+        ...d.items.map((f) => [
+          String(f.id),
+          String(f.key),
+          Object.entries((f.environments ?? {}) as Record<string, Settings>)
+            .map(
+              ([key, e]) =>
+                `${key}: ${e.enabled ? "on" : "off"}${e.enabled ? ` (${e.rules?.length ?? 0} rules, else ${e.defaultVariationKey})` : ""}`,
+            )
+            .join("; "),
+        ]),
+      ]),
+    );
+    return 0;
+  }
+  if (group === "flags" && (sub === "enable" || sub === "disable")) {
+    if (!target) throw new CliError(`flags ${sub} needs a FLAG_ID`, 2);
+    if (!values.environment)
+      throw new CliError("--environment is required (an environment key)", 2);
+    const data = await callApi(o, "PATCH", `/flags/${encodeURIComponent(target)}`, {
+      environments: { [values.environment]: { enabled: sub === "enable" } },
+    });
+    print(
+      o,
+      data,
+      (d: { key?: string; published?: Array<{ environmentKey?: string; revision?: number }> }) =>
+        `${d.key}: ${sub === "enable" ? "on" : "off"} in ${values.environment}${d.published?.length ? ` — published ${d.published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`,
     );
     return 0;
   }

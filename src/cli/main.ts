@@ -39,6 +39,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   validate: runValidate,
   projects: (args) => runApiCommand("projects", args),
   experiments: (args) => runApiCommand("experiments", args),
+  flags: (args) => runApiCommand("flags", args),
   publish: (args) => runApiCommand("publish", args),
   revisions: (args) => runApiCommand("revisions", args),
   datafile: (args) => runApiCommand("datafile", args),

@@ -47,6 +47,25 @@ beforeAll(async () => {
         items: [{ id: "e1", key: "hero", type: "ab", status: "Running" }],
         nextCursor: null,
       });
+    if (req.url === "/_ss/api/v1/projects/p1/flags?limit=200")
+      return json(200, {
+        items: [
+          {
+            id: "f1",
+            key: "new_checkout",
+            environments: {
+              production: { enabled: true, rules: [{ key: "beta" }], defaultVariationKey: "off" },
+              development: { enabled: false, rules: [], defaultVariationKey: "off" },
+            },
+          },
+        ],
+        nextCursor: null,
+      });
+    if (req.url === "/_ss/api/v1/flags/f1" && req.method === "PATCH")
+      return json(200, {
+        key: "new_checkout",
+        published: [{ environmentKey: "production", revision: 5 }],
+      });
     if (req.url === "/_ss/api/v1/experiments/e1/pause")
       return json(200, { published: [{ environmentKey: "production", revision: 4 }] });
     if (req.url === "/_ss/api/v1/experiments/nope/start")
@@ -339,6 +358,26 @@ describe("splitstream API commands", () => {
       url: "/_ss/api/v1/experiments/e1/pause",
       body: '{"environment":"production"}',
     });
+  });
+
+  it("lists flags with their state per environment, and turns one on in one environment", async () => {
+    const env = { SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" };
+    const list = await cli(["flags", "list", "--project", "p1"], env);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(
+      /f1\s+new_checkout\s+production: on \(1 rules, else off\); development: off/,
+    );
+    const on = await cli(["flags", "enable", "f1", "--environment", "production"], env);
+    expect(on.code).toBe(0);
+    expect(on.stdout).toContain("new_checkout: on in production — published production r5");
+    expect(seen.at(-1)).toMatchObject({
+      method: "PATCH",
+      url: "/_ss/api/v1/flags/f1",
+      body: '{"environments":{"production":{"enabled":true}}}',
+    });
+    const missing = await cli(["flags", "disable", "f1"], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("--environment is required");
   });
 
   it("reports the API's error envelope and exits 1", async () => {
