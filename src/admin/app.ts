@@ -41,6 +41,7 @@ import { sha256Hex } from "../shared/hash";
 import { intervalChart, lineChart, percent, type IntervalRow, type Series } from "./charts";
 import { contentNav, registerContentPages } from "./content-pages";
 import { registerExplainPages } from "./explain-page";
+import { registerFlagPages } from "./flag-pages";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
 import { registerSettingsPages } from "./settings-pages";
 import { registerEditorPages } from "./editor-routes";
@@ -868,6 +869,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   registerExperimentPages(app);
   registerEditorPages(app);
   registerContentPages(app);
+  registerFlagPages(app);
   app.notFound((c) => send(c, page("Not found", html`<p>No admin page here.</p>`), 404));
   return app;
 }

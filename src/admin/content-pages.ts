@@ -53,17 +53,21 @@ const NAVIGATION: ReadonlyArray<{ plural: string; title: string }> = [
   groupKind,
 ].map((k) => ({ plural: k.plural, title: k.title }));
 
-/** The project's building blocks as links (the project page and every page here show it). */
+/**
+ * The project's feature flags (src/admin/flag-pages.ts) and building blocks as links (the project
+ * page, every page here and the flag list show it); `current` is the list being shown.
+ */
 export function contentNav(projectId: string, current: string | null = null): Html {
   const base = `${ADMIN_BASE_PATH}/projects/${encodeURIComponent(projectId)}`;
-  return html`<nav aria-label="Project building blocks" data-nav="content">
+  const link = (plural: string, title: string) =>
+    plural === current
+      ? html`<strong aria-current="page">${title}</strong>`
+      : html`<a href="${base}/${plural}">${title}</a>`;
+  return html`<nav aria-label="Project" data-nav="content">
     <p class="row">
-      <span class="muted">Building blocks:</span>
-      ${NAVIGATION.map((k) =>
-        k.plural === current
-          ? html`<strong aria-current="page">${k.title}</strong>`
-          : html`<a href="${base}/${k.plural}">${k.title}</a>`,
-      )}
+      ${link("flags", "Flags")}
+      <span class="muted">· Building blocks:</span>
+      ${NAVIGATION.map((k) => link(k.plural, k.title))}
     </p>
   </nav>`;
 }

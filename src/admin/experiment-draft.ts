@@ -483,6 +483,8 @@ export function copyBody(x: ExperimentJson, key: string): Record<string, unknown
     groupId: x.groupId,
     sharedChanges: x.sharedChanges,
     forcedVariations: x.forcedVariations,
+    // A copy of a flag's A/B rule is an A/B rule of the same flag (it has no pages of its own).
+    ...(x.flagId === null ? {} : { flagId: x.flagId }),
   };
   if (x.type === "multivariate")
     body.sections = sectionsDraftOf(x.sections).map((s) => ({

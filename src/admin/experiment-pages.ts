@@ -667,9 +667,10 @@ export function experimentControls(x: ExperimentJson, environment: string, actor
   const editor = isEditor(actor);
   const status = x.status[environment] ?? "Not started";
   // The visual editor (src/admin/editor-routes.ts): one link per variation (multivariate: the
-  // editor offers every section's variations itself). Split URL variations are redirects.
+  // editor offers every section's variations itself). Split URL variations are redirects; an A/B
+  // rule of a feature flag changes no page (its variations are the flag's).
   const visual =
-    editor && !x.archived && x.type !== "split_url"
+    editor && !x.archived && x.type !== "split_url" && x.flagId === null
       ? x.type === "multivariate"
         ? [
             {
@@ -683,6 +684,15 @@ export function experimentControls(x: ExperimentJson, environment: string, actor
           }))
       : [];
   return html`<div class="row" data-controls="experiment">
+    ${
+      x.flagId === null
+        ? ""
+        : html`<a
+            href="${BASE}/projects/${enc(x.projectId)}/flags/${enc(x.flagId)}"
+            data-link="flag"
+            >The flag of this A/B rule</a
+          >`
+    }
     ${editor ? html`<a href="${BASE}/experiments/${id}/edit" data-link="edit">Edit</a>` : ""}
     ${visual.map((v) => html`<a href="${v.href}" data-link="visual-editor">${v.label}</a>`)}
     <a href="${BASE}/experiments/${id}/history" data-link="history">History</a>

@@ -43,6 +43,8 @@ th{font-weight:600;background:#f3f3f3}td.num,th.num{text-align:right;font-varian
 .winner{background:#d7f5e9;color:#03543f}.loser{background:#fde2dc;color:#8a1c00}
 .inconclusive{background:#eee}.not_enough_data{background:#f5f0d7;color:#5c4b00}.baseline{background:#e3ecf7}
 .Running{background:#d7f5e9}.Paused{background:#f5f0d7}.Archived{background:#ddd}
+.flag-on{background:#d7f5e9;color:#03543f;font-weight:600}.flag-off{background:#eee;color:#1d1d1f}
+.fields{display:flex;gap:4px 16px;flex-wrap:wrap;align-items:flex-start}.fields .field{margin:6px 0}
 .warning{border:1px solid #e69f00;background:#fff6e0;padding:10px 14px;margin:12px 0}
 .error{border:1px solid #d55e00;background:#fde2dc;padding:10px 14px;margin:12px 0}
 .field{margin:10px 0;display:flex;flex-direction:column;gap:3px;max-width:640px}
