@@ -7,13 +7,15 @@
  *
  * - `window.splitstream`: a command queue that works before this script loads
  *   (`(window.splitstream = window.splitstream || []).push({type: "event", …})`), replaced here by
- *   `{push, get, activate}`.
+ *   `{push, get, activate, isEnabled, getVariable}`.
+ * - feature flags as the edge decided them (bootstrap `f`, refreshed by `GET /_ss/decide`):
+ *   `get("flags")`, `isEnabled(flagKey)`, `getVariable(flagKey, variableKey)`; read-only.
  * - manual / url_changed / dom_changed activation: changes applied in the page, one impression.
  * - click goals (one delegated listener), pageview goals on SPA navigation.
  * - web.integrations: GA4/GTM dataLayer and Segment on every activation.
  * - `window.optimizely` compatibility shim when the route enables it (bootstrap `s`).
  */
-import type { BootstrapPayload } from "../shared/bootstrap-types";
+import type { BootstrapFlag, BootstrapPayload } from "../shared/bootstrap-types";
 import { applier, type Applier } from "./changes";
 import type { ClientConfig, ClientPage } from "./config-types";
 import { clearQueue, send, startTransport, type EventBody } from "./transport";
@@ -27,6 +29,13 @@ type Command = { type?: string; [key: string]: unknown } | null | undefined;
 interface Api {
   push(command: Command): void;
   get(name: string): unknown;
+}
+/** What `get("flags")` gives per flag key (docs/client.md "Feature flags"). */
+interface FlagView {
+  enabled: boolean;
+  variationKey: string | null;
+  /** null: left out of the page's bootstrap (its size cap) */
+  variables: Record<string, unknown> | null;
 }
 
 declare global {
@@ -65,6 +74,14 @@ function main(b: BootstrapPayload): void {
   const activePages = new Set<string>();
   /** appliers per "experimentId pageId", and whether they run now */
   const appliers = new Map<string, { fns: Applier[]; live: boolean }>();
+  /** the visitor's feature flags by key (a Map: any key is data, "__proto__" too) */
+  let flags = new Map<string, BootstrapFlag>();
+  const setFlags = (f: unknown): void => {
+    if (Array.isArray(f)) flags = new Map(f.map((x: BootstrapFlag) => [x.k, x]));
+  };
+  setFlags(b.f);
+  /** A copy of a JSON value: the page cannot change the flags through what it was given. */
+  const copy = <T>(v: T): T => (v && typeof v == "object" ? JSON.parse(JSON.stringify(v)) : v);
   /** URLs /_ss/decide was asked about */
   const asked = new Set<string>();
   let href = location.href;
@@ -146,8 +163,9 @@ function main(b: BootstrapPayload): void {
       asked.add(url);
       fetch("/_ss/decide?url=" + encodeURIComponent(url), { credentials: "same-origin" })
         .then((r) => r.json())
-        .then((r: { d?: Decision[] }) => {
+        .then((r: { d?: Decision[]; f?: BootstrapFlag[] }) => {
           for (const d of r.d || []) if (!decisions.some((x) => x.e == d.e)) decisions.push(d);
+          setFlags(r.f);
         })
         .catch(() => 0)
         .finally(run);
@@ -273,8 +291,24 @@ function main(b: BootstrapPayload): void {
         active: !!d.on,
       })),
   };
+  const flagsView = (): Record<string, FlagView> =>
+    Object.fromEntries(
+      [...flags].map(([k, x]) => [
+        k,
+        { enabled: !!x.e, variationKey: x.v ?? null, variables: x.o ? null : copy(x.x || {}) },
+      ]),
+    );
   const get = (name: string): unknown =>
-    name == "state" ? state : name == "visitorId" ? b.u : undefined;
+    name == "state" ? state : name == "visitorId" ? b.u : name == "flags" ? flagsView() : undefined;
+  /** true only for a flag the edge enabled for this visitor (unknown keys: false) */
+  const isEnabled = (key: unknown): boolean => flags.get(key as string)?.e == 1;
+  /** the typed value; undefined for an unknown flag or variable (or variables left out) */
+  const getVariable = (key: unknown, name: unknown): unknown => {
+    const x = flags.get(key as string)?.x;
+    return x && Object.prototype.hasOwnProperty.call(x, name as string)
+      ? copy(x[name as string])
+      : undefined;
+  };
 
   /** Takes over a command queue: its commands run now, and pushes to the old array still work. */
   const adopt = (queue: unknown): void => {
@@ -288,6 +322,8 @@ function main(b: BootstrapPayload): void {
     push: run,
     get,
     activate: (experimentKey?: string) => run({ type: "activate", experimentKey }),
+    isEnabled,
+    getVariable,
   } as Api;
   adopt(queued);
   if (b.s) {

@@ -10,7 +10,11 @@
  * The payload's shape (`BootstrapPayload`) and format version are the contract with the client
  * script, so they live in src/shared/bootstrap-types.ts, which both sides import.
  */
-import { BOOTSTRAP_FORMAT_VERSION, type BootstrapPayload } from "../shared/bootstrap-types";
+import {
+  BOOTSTRAP_FORMAT_VERSION,
+  type BootstrapFlag,
+  type BootstrapPayload,
+} from "../shared/bootstrap-types";
 import { ROUTE_DEFAULTS } from "./routes";
 
 // Re-exported for the edge modules that write the payload's decisions (decide-endpoint.ts).
@@ -40,7 +44,28 @@ export interface BootstrapData {
   cookieDomain?: string | null;
   /** The route's `cookie_max_age_days` (default 365), for the same cookies. */
   cookieMaxAgeDays?: number;
+  /**
+   * Every feature flag of the datafile, decided for this visitor (absent when the datafile has
+   * none, or deciding them failed). Written as `f`, within FLAGS_BOOTSTRAP_MAX_BYTES.
+   */
+  flags?: FlagState[];
 }
+
+/** A feature flag's state for the client (docs/client.md "Feature flags"). */
+export interface FlagState {
+  flagKey: string;
+  enabled: boolean;
+  variationKey: string | null;
+  /** Variables by key, typed; null when they were left out of a page's bootstrap (its cap). */
+  variables: Readonly<Record<string, unknown>> | null;
+}
+
+/**
+ * Most bytes the flags (`f`) may take in a page's bootstrap, as UTF-8 of the script-escaped JSON.
+ * Over it, every flag keeps its state and variables are kept in datafile order while they fit;
+ * a flag whose variables do not fit gets `o: 1` instead (docs/client.md "Feature flags").
+ */
+export const FLAGS_BOOTSTRAP_MAX_BYTES = 4096;
 
 export interface BootstrapOptions {
   /** CSP nonce for both script tags; dropped unless it is a valid base64 value. */
@@ -106,6 +131,109 @@ export function encodeDecision(d: BootstrapDecision): BootstrapPayload["d"][numb
   };
 }
 
+/** One flag as `f[]` writes it. */
+export function encodeFlag(flag: FlagState): BootstrapFlag {
+  const out: BootstrapFlag = { k: String(flag.flagKey) };
+  if (flag.enabled) out.e = 1;
+  if (flag.variationKey !== null) out.v = String(flag.variationKey);
+  if (flag.variables === null) out.o = 1;
+  else if (Object.keys(flag.variables).length > 0)
+    out.x = flag.variables as Record<string, unknown>;
+  return out;
+}
+
+/** UTF-8 length of a string (for size caps; no encoding buffer). */
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** Bytes `value` takes in the page: its JSON, script-escaped, as UTF-8. */
+function scriptBytes(value: unknown): number {
+  return utf8Length(escapeJsonForScript(JSON.stringify(value)));
+}
+
+/**
+ * The `f` array for `flags`, at most `maxBytes` (FLAGS_BOOTSTRAP_MAX_BYTES on pages; pass
+ * Infinity for `GET /_ss/decide`, which has no cap). Over the cap every flag keeps its key,
+ * state and variation; variables are put back in datafile order while they fit, the others are
+ * marked `o: 1`. Only when even the states alone do not fit (many dozens of flags) are flags left
+ * out whole: disabled ones first (the client reports an unknown flag as disabled anyway), from the
+ * last, then enabled ones from the last.
+ */
+export function encodeFlags(
+  flags: readonly FlagState[],
+  maxBytes: number = FLAGS_BOOTSTRAP_MAX_BYTES,
+): BootstrapFlag[] {
+  const full = flags.map(encodeFlag);
+  if (maxBytes === Infinity) return full;
+  const fullSizes = full.map(scriptBytes);
+  // "[" + entries joined by "," + "]"
+  const arrayBytes = (sum: number, count: number) => 2 + sum + Math.max(0, count - 1);
+  if (arrayBytes(sum(fullSizes), full.length) <= maxBytes) return full;
+
+  const out: BootstrapFlag[] = full.map(({ x, ...state }) =>
+    x === undefined ? state : { ...state, o: 1 },
+  );
+  const sizes = out.map(scriptBytes);
+  const kept = out.map(() => true);
+  let bytes = sum(sizes);
+  let count = out.length;
+  for (const enabled of [false, true]) {
+    for (let i = out.length - 1; i >= 0 && arrayBytes(bytes, count) > maxBytes; i--) {
+      if (!kept[i] || (out[i]!.e === 1) !== enabled) continue;
+      kept[i] = false;
+      bytes -= sizes[i]!;
+      count--;
+    }
+  }
+  for (let i = 0; i < out.length; i++) {
+    if (!kept[i] || full[i]!.x === undefined) continue;
+    const grow = fullSizes[i]! - sizes[i]!;
+    if (arrayBytes(bytes + grow, count) > maxBytes) continue;
+    out[i] = full[i]!;
+    bytes += grow;
+  }
+  return out.filter((_, i) => kept[i]);
+}
+
+function sum(values: readonly number[]): number {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+}
+
+/** Reads `f[]` back; null when it is not one. */
+export function decodeFlags(value: unknown): FlagState[] | null {
+  if (!Array.isArray(value)) return null;
+  const flags: FlagState[] = [];
+  for (const f of value as unknown[]) {
+    if (typeof f !== "object" || f === null) return null;
+    const { k, e, v, x, o } = f as Partial<BootstrapFlag>;
+    if (typeof k !== "string" || (v !== undefined && typeof v !== "string")) return null;
+    if (x !== undefined && (typeof x !== "object" || x === null || Array.isArray(x))) return null;
+    flags.push({
+      flagKey: k,
+      enabled: e === 1,
+      variationKey: v ?? null,
+      variables: o === 1 ? null : (x ?? {}),
+    });
+  }
+  return flags;
+}
+
 /** The compact `window.__ss` object for `data`. */
 export function encodeBootstrap(data: BootstrapData): BootstrapPayload {
   const payload: BootstrapPayload = {
@@ -125,6 +253,7 @@ export function encodeBootstrap(data: BootstrapData): BootstrapPayload {
     data.cookieMaxAgeDays !== ROUTE_DEFAULTS.cookieMaxAgeDays
   )
     payload.m = data.cookieMaxAgeDays;
+  if (data.flags !== undefined) payload.f = encodeFlags(data.flags);
   return payload;
 }
 
@@ -159,6 +288,11 @@ export function decodeBootstrap(payload: unknown): BootstrapData | null {
   if (p.s === 1) data.optimizelyShim = true;
   if (typeof p.c === "string") data.cookieDomain = p.c;
   if (typeof p.m === "number") data.cookieMaxAgeDays = p.m;
+  if (p.f !== undefined) {
+    const flags = decodeFlags(p.f);
+    if (flags === null) return null;
+    data.flags = flags;
+  }
   return data;
 }
 

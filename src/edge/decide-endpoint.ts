@@ -11,17 +11,24 @@
  * bootstrap's format. Nothing is counted here: the client sends the impression when it applies
  * the variation, and the event endpoint accepts it only if `ss_dec` holds that decision.
  *
+ * When the datafile has feature flags, the answer also has `f`: every flag decided for this
+ * visitor at `url` (docs/client.md "Feature flags"), the A/B-rule decisions stored in `ss_dec`
+ * like experiment decisions — and, like them, not counted here (the edge counts a flag's
+ * impressions with the page views it serves).
+ *
  * Not tracked (bot by default, opted out, GPC, no consent) → `{"t":false,"d":[]}` without
- * cookies, as the edge serves such visitors the original page. Same-origin only (no CORS).
+ * cookies, as the edge serves such visitors the original page — plus `f` with the flags' delivery
+ * rules only, as the edge decides them for such visitors. Same-origin only (no CORS).
  */
-import { decidePrepared, prepareVisitor } from "../core/index";
+import { decidePrepared, prepareVisitor, type FlagDecision } from "../core/index";
 import type { Env } from "../env";
 import { hasConsent } from "../shared/consent";
 import type { BootstrapPayload } from "../shared/bootstrap-types";
-import { encodeDecision } from "./bootstrap";
+import { encodeDecision, encodeFlags } from "./bootstrap";
 import { parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { errorResponse } from "../shared/error-response";
+import { decideFlags, recordFlagSticky } from "./flags";
 import { planPage } from "./page-plan";
 import { verifyPreview } from "./preview";
 import { buildRequestAttributes } from "./request-attributes";
@@ -31,7 +38,9 @@ import { encodeSticky, readVisitor, STICKY_COOKIE } from "./visitor";
 export const DECIDE_PATH = "/_ss/decide";
 const MAX_URL_LENGTH = 8192;
 
-function json(body: { t: boolean; d: BootstrapPayload["d"] }, setCookies: string[] = []): Response {
+type DecideBody = Pick<BootstrapPayload, "t" | "d" | "f">;
+
+function json(body: DecideBody, setCookies: string[] = []): Response {
   const response = new Response(JSON.stringify(body), {
     headers: {
       "content-type": "application/json; charset=utf-8",
@@ -75,7 +84,22 @@ export async function handleDecide(
     (visitor.gpc && route.gpcPolicy === "respect") ||
     !hasConsent(route.consent, request.headers.get("cookie"))
   ) {
-    return json({ t: false, d: [] });
+    // The flags' delivery rules still apply (as on the edge's pages): no A/B rule, no cookie.
+    const entry = await getDatafile(env, ctx, route.sdkKey);
+    if (!entry || entry.compiled.featureFlags.length === 0) return json({ t: false, d: [] });
+    const f = flagsOrNull(() =>
+      decideFlags(
+        entry.compiled,
+        prepareVisitor(entry.compiled, {
+          visitorId: visitor.id,
+          attributes: buildRequestAttributes(request, target, cookies, visitor, new Date()),
+        }),
+        { experimentRules: false },
+      ),
+    );
+    return json(
+      f === null ? { t: false, d: [] } : { t: false, d: [], f: encodeFlags(f, Infinity) },
+    );
   }
   if (visitor.idSource === "new") {
     return errorResponse(
@@ -99,7 +123,8 @@ export async function handleDecide(
   const candidates = plan.candidates.filter(
     (c) => c.activation === "url_changed" || c.activation === "dom_changed",
   );
-  if (candidates.length === 0) return json({ t: tracking, d: [] });
+  const hasFlags = compiled.featureFlags.length > 0;
+  if (candidates.length === 0 && !hasFlags) return json({ t: tracking, d: [] });
   const prepared = prepareVisitor(compiled, {
     visitorId: visitor.id,
     attributes: buildRequestAttributes(request, target, cookies, visitor, new Date()),
@@ -128,6 +153,8 @@ export async function handleDecide(
       stickyChanged = true;
     }
   }
+  const flags = hasFlags ? flagsOrNull(() => decideFlags(compiled, prepared)) : null;
+  if (flags !== null && recordFlagSticky(sticky, flags, preview)) stickyChanged = true;
   const setCookies: string[] = [];
   if (stickyChanged && !visitor.bot) {
     setCookies.push(
@@ -139,5 +166,20 @@ export async function handleDecide(
       }),
     );
   }
-  return json({ t: tracking, d: decisions }, setCookies);
+  const body: DecideBody = { t: tracking, d: decisions };
+  if (flags !== null) body.f = encodeFlags(flags, Infinity);
+  return json(body, setCookies);
+}
+
+/**
+ * The flags `decide` gives, or null when it throws (logged): the answer then has no `f`, and the
+ * client keeps the flags it has — as the edge drops flags, never a page, on such an error.
+ */
+function flagsOrNull(decide: () => FlagDecision[]): FlagDecision[] | null {
+  try {
+    return decide();
+  } catch (error) {
+    console.error("splitstream: deciding feature flags failed; /_ss/decide answers without", error);
+    return null;
+  }
 }

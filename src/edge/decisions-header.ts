@@ -2,6 +2,9 @@
  * `x-ss-decisions` (docs/visitors.md): `experimentKey=variationKey` pairs joined by `, `, keys and
  * values percent-encoded where needed, capped at 4 KB. Pairs that would cross the cap are
  * left out whole (never cut in the middle), in decision order.
+ *
+ * `x-ss-flags` (docs/visitors.md "Feature flags"), to the origin only: the same format for the
+ * enabled feature flags, `flagKey=variationKey`, in datafile order.
  */
 
 export const DECISIONS_HEADER = "x-ss-decisions";
@@ -37,6 +40,23 @@ export function formatDecisionsHeader(
     out = next;
   }
   return out;
+}
+
+/** The enabled feature flags, towards the origin only (never a response header). */
+export const FLAGS_HEADER = "x-ss-flags";
+
+/**
+ * `x-ss-flags` from flag decisions: `flagKey=variationKey` for each ENABLED flag, in the order
+ * given, formatted and capped exactly like `x-ss-decisions` (formatDecisionsHeader).
+ */
+export function formatFlagsHeader(
+  decisions: ReadonlyArray<{ flagKey: string; enabled: boolean; variationKey: string | null }>,
+  maxBytes: number = DECISIONS_HEADER_MAX_BYTES,
+): string {
+  const pairs: Array<[string, string]> = [];
+  for (const d of decisions)
+    if (d.enabled && d.variationKey !== null) pairs.push([d.flagKey, d.variationKey]);
+  return formatDecisionsHeader(pairs, maxBytes);
 }
 
 /** The header that names the datafile revision: to the origin, and on the `/_ss/` endpoints. */

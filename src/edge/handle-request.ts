@@ -4,13 +4,20 @@
  * origin fetch with decision headers → HTML streamed through HTMLRewriter → cookies →
  * impressions to the queue after the response.
  *
- * Fail open: any error in the experiment path serves the origin's response unchanged.
+ * Fail open: any error in the experiment path serves the origin's response unchanged; an error
+ * while deciding feature flags drops the flags (no `x-ss-flags`, no flags in the bootstrap, no
+ * flag impressions) and the request goes on as if the datafile had none.
+ *
+ * Feature flags (docs/visitors.md "Feature flags") are decided on every routed request, with the
+ * experiments' prepared visitor; visitors the edge does not track (bots by default, opted out,
+ * GPC, no consent) still get the flags' delivery rules in `x-ss-flags`, and nothing else.
  */
 import {
   decidePrepared,
   prepareVisitor,
   type CompiledDatafile,
   type Decision,
+  type FlagDecision,
 } from "../core/index";
 import type { Change } from "../core/datafile-types";
 import type { Env } from "../env";
@@ -23,10 +30,13 @@ import { deleteCookie, parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import {
   DECISIONS_HEADER,
+  FLAGS_HEADER,
   formatDecisionsHeader,
+  formatFlagsHeader,
   formatRevisionHeader,
   REVISION_HEADER,
 } from "./decisions-header";
+import { decideFlags, flagImpressions, recordFlagSticky, type FlagImpression } from "./flags";
 import { rewriteHtml } from "./html-rewrite";
 import { planPage, type PageCandidate } from "./page-plan";
 import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
@@ -211,6 +221,13 @@ export async function handleEdgeRequest(
     return passThrough(request, route, url);
   }
   if (context === null) return passThrough(request, route, url);
+  // Not tracked, but the datafile has flags: the untouched origin response, decided with the
+  // delivery rules of the flags (x-ss-flags) — a release reaches every visitor.
+  if (context.untracked)
+    return fetchOrigin(
+      originRequest(request, originUrlFor(route, url), context.originHeaders),
+      route,
+    );
 
   const {
     entry,
@@ -223,6 +240,7 @@ export async function handleEdgeRequest(
     rewriteTo,
     changes,
     bootstrap,
+    flags,
   } = context;
   const compiled = entry.compiled;
   const decisionsHeader = formatDecisionsHeader(
@@ -246,6 +264,33 @@ export async function handleEdgeRequest(
         visitorId: visitor.id,
         experimentId: candidate.experiment.id,
         variationId: decision.variationId,
+        timestamp,
+        source: "edge",
+        dims,
+      });
+    }
+  };
+  /** A/B-rule flag decisions: impressions like the experiments' (docs/events.md). */
+  const queueFlagImpressions = (impressions: readonly FlagImpression[]): void => {
+    if (!tracking || impressions.length === 0) return;
+    const timestamp = Date.now();
+    dims ??= impressionDims(request, { url, visitor });
+    // An experiment that is also on the page was just counted through its page decision.
+    const counted = new Set(
+      pageDecisions
+        .filter((d) => d.candidate.activation === "immediate")
+        .map((d) => d.candidate.experiment.id),
+    );
+    for (const impression of impressions) {
+      if (counted.has(impression.experimentId)) continue;
+      events.push({
+        v: 1,
+        type: "impression",
+        uuid: crypto.randomUUID(),
+        sdkKey: route.sdkKey,
+        revision: compiled.revision,
+        visitorId: visitor.id,
+        ...impression,
         timestamp,
         source: "edge",
         dims,
@@ -286,8 +331,9 @@ export async function handleEdgeRequest(
     for (const cookie of setCookies) out.headers.append("set-cookie", cookie);
     if (route.exposeDecisions && decisionsHeader !== "")
       out.headers.set(DECISIONS_HEADER, decisionsHeader);
-    if (pageDecisions.length > 0) {
-      // The body differs per decision: the origin's validators no longer describe it.
+    if (pageDecisions.length > 0 || (flags !== null && flags.decisions.length > 0)) {
+      // The body differs per decision (and per flag: the origin saw x-ss-flags, the bootstrap
+      // carries them): the origin's validators no longer describe it.
       out.headers.delete("etag");
       out.headers.delete("last-modified");
       out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
@@ -317,6 +363,8 @@ export async function handleEdgeRequest(
     [VISITOR_HEADER]: visitor.id,
     [DECISIONS_HEADER]: decisionsHeader,
     [REVISION_HEADER]: formatRevisionHeader(compiled.revision),
+    // Absent only when deciding the flags failed (the origin then knows nothing about them).
+    ...(flags === null ? {} : { [FLAGS_HEADER]: flags.header }),
   });
   const origin = await fetchOrigin(forwarded, route);
 
@@ -337,6 +385,7 @@ export async function handleEdgeRequest(
         onEnd: streamed,
       });
       queueImpressions(pageDecisions);
+      if (flags !== null) queueFlagImpressions(flags.impressions);
       queuePageviews();
       flushEvents(pageDone);
     }
@@ -381,11 +430,14 @@ async function decidePage(
   const cookies = parseCookies(request.headers.get("cookie"));
   const visitor: VisitorState = readVisitor(request, cookies);
   // Bots (by default), opted-out and GPC visitors, and visitors without required consent get
-  // the original page: no cookies, no events.
-  if (visitor.bot && route.botPolicy === "original") return null;
-  if (visitor.optedOut) return null;
-  if (visitor.gpc && route.gpcPolicy === "respect") return null;
-  if (!hasConsent(route.consent, request.headers.get("cookie"))) return null;
+  // the original page: no cookies, no events — and only the flags' delivery rules.
+  if (
+    (visitor.bot && route.botPolicy === "original") ||
+    visitor.optedOut ||
+    (visitor.gpc && route.gpcPolicy === "respect") ||
+    !hasConsent(route.consent, request.headers.get("cookie"))
+  )
+    return untrackedFlags(request, url, cookies, visitor, compiled);
   const secure = url.protocol === "https:";
   const cookieBase = { domain: route.cookieDomain, secure, httpOnly: true };
   const setCookies: string[] = [];
@@ -417,9 +469,9 @@ async function decidePage(
   // The preview token is a credential: keep it out of url/query.* attributes.
   const attributeUrl = url.searchParams.has(PREVIEW_QUERY_PARAM) ? withoutPreviewParam(url) : url;
   const plan = planPage(compiled, attributeUrl.href);
-  // Pages without experiments skip the per-request attribute work entirely.
+  // Pages without experiments skip the per-request attribute work entirely (unless flags need it).
   const attributes =
-    plan.candidates.length === 0
+    plan.candidates.length === 0 && compiled.featureFlags.length === 0
       ? {}
       : buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date());
   const prepared = prepareVisitor(compiled, {
@@ -451,6 +503,8 @@ async function decidePage(
       stickyChanged = true;
     }
   }
+  const flags = flagsFor(compiled, prepared, sticky, preview);
+  if (flags?.stickyChanged) stickyChanged = true;
   if (canSetCookies && stickyChanged) {
     setCookies.push(
       serializeCookie(STICKY_COOKIE, encodeSticky(sticky, plan.runningIds), {
@@ -501,7 +555,10 @@ async function decidePage(
     cookieDomain: route.cookieDomain,
     cookieMaxAgeDays: route.cookieMaxAgeDays,
   };
+  if (flags !== null && compiled.featureFlags.length > 0) bootstrap.flags = flags.decisions;
   return {
+    untracked: false as const,
+    flags,
     entry,
     visitor,
     tracking,
@@ -514,6 +571,80 @@ async function decidePage(
     bootstrap,
     changes,
   };
+}
+
+/** What the tracked path sends of the flags; null when deciding them failed (logged). */
+interface EdgeFlags {
+  decisions: FlagDecision[];
+  /** `x-ss-flags` */
+  header: string;
+  /** A/B-rule decisions, queued as impressions when the page is served and tracked */
+  impressions: FlagImpression[];
+  /** an A/B-rule decision was added to `sticky` (ss_dec) */
+  stickyChanged: boolean;
+}
+
+/**
+ * The flags of a tracked (or `bot_policy = "decide"`) visitor: A/B rules included, decided like the
+ * page's experiments with the same prepared visitor; their A/B-rule decisions go into `sticky`.
+ * Fails open: an error is logged and gives null.
+ */
+function flagsFor(
+  compiled: CompiledDatafile,
+  prepared: ReturnType<typeof prepareVisitor>,
+  sticky: Record<string, string>,
+  preview: Record<string, string> | undefined,
+): EdgeFlags | null {
+  try {
+    const decisions = decideFlags(compiled, prepared);
+    return {
+      decisions,
+      header: formatFlagsHeader(decisions),
+      impressions: flagImpressions(decisions),
+      stickyChanged: recordFlagSticky(sticky, decisions, preview),
+    };
+  } catch (error) {
+    console.error("splitstream: deciding feature flags failed; the request goes on without", error);
+    return null;
+  }
+}
+
+/**
+ * A visitor the edge does not track (docs/visitors.md "Feature flags"): when the datafile has
+ * flags, they are decided with their delivery rules only (`experimentRules: false`: no A/B rule,
+ * so no test participation, no sticky entry, no impression) and sent to the origin in
+ * `x-ss-flags`; the page itself is the origin's, untouched, without cookies. Null (a plain
+ * pass-through) when there are no flags, and when deciding them fails (logged).
+ */
+function untrackedFlags(
+  request: Request,
+  url: URL,
+  cookies: Map<string, string>,
+  visitor: VisitorState,
+  compiled: CompiledDatafile,
+): { untracked: true; originHeaders: Record<string, string> } | null {
+  try {
+    if (compiled.featureFlags.length === 0) return null;
+    const attributeUrl = url.searchParams.has(PREVIEW_QUERY_PARAM) ? withoutPreviewParam(url) : url;
+    const prepared = prepareVisitor(compiled, {
+      visitorId: visitor.id,
+      attributes: buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date()),
+    });
+    const decisions = decideFlags(compiled, prepared, { experimentRules: false });
+    return {
+      untracked: true,
+      originHeaders: {
+        [FLAGS_HEADER]: formatFlagsHeader(decisions),
+        [REVISION_HEADER]: formatRevisionHeader(compiled.revision),
+      },
+    };
+  } catch (error) {
+    console.error(
+      "splitstream: deciding feature flags failed; serving the origin unchanged",
+      error,
+    );
+    return null;
+  }
 }
 
 /** `window.__ss` plus the client script (`/_ss/client.js?v=<hash>`), with the CSP nonce if any. */

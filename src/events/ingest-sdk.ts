@@ -10,7 +10,12 @@
  * - `campaign_activated` events are impressions: the snapshot's decision (the one whose
  *   `campaign_id` is the event's `entity_id`, else the first) gives `experiment_id` and
  *   `variation_id` (the SDK sends null for non-numeric variation ids; then `metadata.variation_key`
- *   names the variation). Decisions on rollout rules (not experiments) are rejected.
+ *   names the variation). Decisions of a feature flag's A/B rule (`metadata.rule_type`
+ *   `"feature-test"`) keep `metadata.flag_key` as the impression's `flagKey` and `ruleType`; the
+ *   flag must have that experiment among its A/B rules. Decisions of a delivery rule
+ *   (`rule_type` `"rollout"`, or an `experiment_id` naming a rollout's rule — what an SDK sends
+ *   with `sendFlagDecisions`) are releases, not experiments: accepted and ignored, never counted
+ *   (docs/ingest.md "Feature flag decisions").
  * - other events are conversions: `entity_id` must be that event's id in the datafile and `key`
  *   its key; `revenue`/`value` from the event, `tags` without the `revenue`/`value` copies.
  * - `uuid` and `timestamp` are required on every event. CORS `*`, no cookies.
@@ -31,7 +36,9 @@ import {
   type IngestRoute,
   type Rejection,
 } from "./ingest-common";
-import type { EventMessage } from "../shared/event-messages";
+import type { CompiledDatafile } from "../core/index";
+import { flagKeyProblem } from "../shared/event-limits";
+import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
 
 export const SDK_EVENTS_PATH = "/_ss/v1/events";
 export const MAX_SDK_BODY_BYTES = 512 * 1024;
@@ -49,6 +56,37 @@ function describeJson(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   const type = typeof value;
   return type === "object" ? "an object" : `a ${type}`;
+}
+
+/** Per compiled datafile: the ids of its rollouts' delivery rules (decisions there are ignored). */
+const deliveryRuleIds = new WeakMap<CompiledDatafile, ReadonlySet<string>>();
+
+function deliveryRuleIdsOf(compiled: CompiledDatafile): ReadonlySet<string> {
+  let ids = deliveryRuleIds.get(compiled);
+  if (!ids) {
+    ids = new Set(compiled.featureFlags.flatMap((f) => f.deliveryRules.map((r) => r.id)));
+    deliveryRuleIds.set(compiled, ids);
+  }
+  return ids;
+}
+
+/**
+ * The decision's flag fields for an impression of `experimentId`: `{flagKey, ruleType}` for an A/B
+ * rule of a flag (`rule_type` "feature-test"), `{}` for a plain experiment decision, or the reason
+ * the flag named cannot be this experiment's flag.
+ */
+function flagFields(
+  compiled: CompiledDatafile,
+  metadata: Record<string, unknown>,
+  experimentId: string,
+): Pick<ImpressionMessage, "flagKey" | "ruleType"> | string {
+  if (metadata.rule_type !== "feature-test") return {};
+  const flagKey = metadata.flag_key;
+  const flag = typeof flagKey === "string" ? compiled.featureFlagByKey.get(flagKey) : undefined;
+  if (!flag || !flag.experimentRules.some((rule) => rule.id === experimentId))
+    return `${JSON.stringify(flagKey ?? null).slice(0, 100)} is not a feature flag with this experiment among its A/B rules`;
+  // A datafile key the queue would refuse costs the flag fields, never the impression.
+  return flagKeyProblem(flag.key) === null ? { flagKey: flag.key, ruleType: "feature-test" } : {};
 }
 
 function invalidBatch(message: string, problem: Invalid): Response {
@@ -234,6 +272,15 @@ export async function handleSdkEvents(
               dPath,
               "an impression (campaign_activated) needs its decision",
             );
+          const metadata = isPlainObject(decision.metadata) ? decision.metadata : {};
+          // A delivery rule's decision (sendFlagDecisions): a release, not an experiment.
+          if (
+            metadata.rule_type === "rollout" ||
+            (typeof decision.experiment_id === "string" &&
+              deliveryRuleIdsOf(compiled).has(decision.experiment_id) &&
+              !compiled.experimentById.has(decision.experiment_id))
+          )
+            return;
           const experiment =
             typeof decision.experiment_id === "string"
               ? compiled.experimentById.get(decision.experiment_id)
@@ -254,7 +301,6 @@ export async function handleSdkEvents(
               `${dPath}.experiment_id`,
               `experiment ${experiment.key} is not running (status ${experiment.status}) in datafile revision ${entry.revision}`,
             );
-          const metadata = isPlainObject(decision.metadata) ? decision.metadata : {};
           const variation =
             typeof decision.variation_id === "string" && decision.variation_id !== ""
               ? experiment.variationById.get(decision.variation_id)
@@ -268,11 +314,15 @@ export async function handleSdkEvents(
               `${dPath}.variation_id`,
               `not a variation of experiment ${experiment.key}`,
             );
+          const flag = flagFields(compiled, metadata, experiment.id);
+          if (typeof flag === "string")
+            return reject(rejected, index, `${dPath}.metadata.flag_key`, flag);
           messages.push({
             ...common,
             type: "impression",
             experimentId: experiment.id,
             variationId: variation.id,
+            ...flag,
             source: "sdk",
           });
           return;

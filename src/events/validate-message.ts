@@ -12,11 +12,13 @@ import {
   QUEUE_MAX_TAG_STRING_LENGTH,
   QUEUE_MAX_TAGS,
   QUEUE_MAX_UUID_LENGTH,
+  flagKeyProblem,
   valueProblem,
 } from "../shared/event-limits";
 import {
   BREAKDOWN_DIMENSIONS,
   BREAKDOWN_VALUE_MAX,
+  FLAG_RULE_TYPES,
   type ConversionMessage,
   type EventMessage,
   type EventSource,
@@ -102,6 +104,24 @@ function dimsOf(value: unknown): ImpressionDims {
   return out;
 }
 
+/**
+ * An impression's feature flag fields (docs/events.md "Feature flag impressions"): `flagKey` and
+ * `ruleType` come together or not at all, `ruleType` is one of FLAG_RULE_TYPES and `flagKey` a
+ * short key without control characters (src/shared/event-limits.ts `flagKeyProblem`).
+ */
+function flagFieldsOf(body: Record<string, unknown>, message: ImpressionMessage): void {
+  const { flagKey, ruleType } = body;
+  if (flagKey === undefined && ruleType === undefined) return;
+  if (flagKey === undefined || ruleType === undefined)
+    throw new Invalid("flagKey and ruleType must be given together");
+  const problem = flagKeyProblem(flagKey);
+  if (problem) throw new Invalid(problem);
+  if (typeof ruleType !== "string" || !(FLAG_RULE_TYPES as readonly string[]).includes(ruleType))
+    throw new Invalid(`ruleType must be one of ${FLAG_RULE_TYPES.join(", ")}`);
+  message.flagKey = flagKey as string;
+  message.ruleType = ruleType as ImpressionMessage["ruleType"];
+}
+
 function parse(body: unknown, now: number): EventMessage {
   if (!isRecord(body)) throw new Invalid("message body must be a JSON object");
   if (body.v !== 1) throw new Invalid("v must be 1");
@@ -138,6 +158,7 @@ function parse(body: unknown, now: number): EventMessage {
       variationId: str(body, "variationId", QUEUE_MAX_ID_LENGTH),
     };
     if (body.dims !== undefined) message.dims = dimsOf(body.dims);
+    flagFieldsOf(body, message);
     return message;
   }
   const message: ConversionMessage = {

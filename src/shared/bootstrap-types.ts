@@ -41,4 +41,23 @@ export interface BootstrapPayload {
   c?: string;
   /** cookie max-age in days (absent: 365) */
   m?: number;
+  /**
+   * feature flags, every flag of the datafile in its order (absent: the datafile has none);
+   * capped in size on pages (docs/client.md "Feature flags")
+   */
+  f?: BootstrapFlag[];
+}
+
+/** One feature flag as the bootstrap and `GET /_ss/decide` write it. */
+export interface BootstrapFlag {
+  /** flag key */
+  k: string;
+  /** 1 when enabled (absent: off) */
+  e?: 1;
+  /** variation key (absent: no rule decided) */
+  v?: string;
+  /** variables by key, typed (absent: the flag has none, or they were left out: see `o`) */
+  x?: Record<string, unknown>;
+  /** 1 when the variables were left out to keep the page's bootstrap under its cap */
+  o?: 1;
 }

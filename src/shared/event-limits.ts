@@ -82,3 +82,25 @@ export function valueProblem(value: unknown): string | null {
   if (Math.abs(value) > MAX_ABS_VALUE) return `value must be within ±${MAX_ABS_VALUE}`;
   return null;
 }
+
+/** A UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** C0 and C1 control characters and DEL. */
+// eslint-disable-next-line no-control-regex -- excluding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Why `value` cannot be an impression's `flagKey` (1–QUEUE_MAX_ID_LENGTH characters, no control
+ * character, no lone surrogate: the key ends up in D1, R2 and CSV exports), or null when it can.
+ * The producers (the edge, `POST /_ss/v1/events`) check a key with this before they attach it, so
+ * a datafile key the queue would refuse costs the flag fields, never the impression.
+ */
+export function flagKeyProblem(value: unknown): string | null {
+  if (typeof value !== "string") return "flagKey must be a string";
+  if (value.length === 0) return "flagKey must not be empty";
+  if (value.length > QUEUE_MAX_ID_LENGTH)
+    return `flagKey is longer than ${QUEUE_MAX_ID_LENGTH} characters`;
+  if (CONTROL.test(value) || LONE_SURROGATE.test(value))
+    return "flagKey must not contain control characters or lone surrogates";
+  return null;
+}

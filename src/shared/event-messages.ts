@@ -46,7 +46,22 @@ export interface ImpressionMessage {
   source: EventSource;
   /** The visitor's dimensions at this impression (breakdowns); absent = unknown. */
   dims?: ImpressionDims;
+  /**
+   * The feature flag this impression decided, when the experiment is one of the flag's A/B rules
+   * (Optimizely's decision `metadata.flag_key`). Always together with `ruleType`
+   * (docs/events.md "Feature flag impressions"); counted like any impression of the experiment.
+   */
+  flagKey?: string;
+  /** `"feature-test"`: an A/B rule of `flagKey` decided (Optimizely's `metadata.rule_type`). */
+  ruleType?: FlagRuleType;
 }
+
+/**
+ * The rule types an impression can carry. Only A/B rules of flags are impressions: delivery rules
+ * (Optimizely's `"rollout"`) are releases, not experiments, and are never counted.
+ */
+export const FLAG_RULE_TYPES = ["feature-test"] as const;
+export type FlagRuleType = (typeof FLAG_RULE_TYPES)[number];
 
 export interface ConversionMessage {
   v: 1;

@@ -4,6 +4,11 @@
  * (`url_changed`), a `dom_changed` page, a manual page with `move` changes, a pageview goal for
  * the SPA page and both integrations on. Events go through the real endpoint, queue and consumer into the local D1 aggregates.
  *
+ * The feature flags of test/fixtures/datafiles/flags.json are added (their A/B rule forces
+ * `qa-variant` into its "semantic" variation), plus a flag released to visitors whose custom
+ * attribute `plan` is "beta", for the client's flag API (`get("flags")`, `isEnabled`,
+ * `getVariable`) and its refresh through `/_ss/decide`.
+ *
  * The visitor is `qa-variant`, whom every demo experiment forces into its changing variation.
  */
 import { readFileSync } from "node:fs";
@@ -11,6 +16,7 @@ import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { decodeAttributes } from "../../src/edge/visitor";
+import flagsDatafile from "../fixtures/datafiles/flags.json";
 import {
   CHROME_UA,
   chromiumPath,
@@ -220,6 +226,61 @@ function testDatafile(): Record<string, unknown> {
     { id: "2007", type: "custom" },
   );
   d.web.integrations = { dataLayer: true, segment: true };
+
+  // Feature flags: the fixture's flags and their A/B rule (experiment 3001, no page), and
+  // beta_banner, on for visitors whose stored attribute `plan` is "beta".
+  d.featureFlags = [
+    ...structuredClone(flagsDatafile.featureFlags),
+    {
+      id: "f_beta",
+      key: "beta_banner",
+      rolloutId: "r_beta",
+      experimentIds: [],
+      variables: [{ id: "fv_beta_text", key: "text", type: "string", defaultValue: "Welcome" }],
+    },
+  ];
+  d.rollouts = [
+    ...structuredClone(flagsDatafile.rollouts),
+    {
+      id: "r_beta",
+      experiments: [
+        {
+          id: "rule_beta",
+          key: "beta_testers",
+          status: "Running",
+          layerId: "r_beta",
+          variations: [
+            {
+              id: "rv_beta_on",
+              key: "on",
+              featureEnabled: true,
+              variables: [{ id: "fv_beta_text", value: "Hello, beta tester" }],
+            },
+          ],
+          trafficAllocation: [{ entityId: "rv_beta_on", endOfRange: 10000 }],
+          audienceIds: ["aud_beta"],
+          forcedVariations: {},
+        },
+        {
+          id: "rule_beta_all",
+          key: "beta_everyone_else",
+          status: "Running",
+          layerId: "r_beta",
+          variations: [{ id: "rv_beta_off", key: "off", featureEnabled: false, variables: [] }],
+          trafficAllocation: [{ entityId: "rv_beta_off", endOfRange: 10000 }],
+          audienceIds: [],
+          forcedVariations: {},
+        },
+      ],
+    },
+  ];
+  d.experiments.push(structuredClone(flagsDatafile.experiments.find((e) => e.id === "3001")));
+  d.attributes.push(...structuredClone(flagsDatafile.attributes), { id: "attr_plan", key: "plan" });
+  d.typedAudiences.push(...structuredClone(flagsDatafile.typedAudiences), {
+    id: "aud_beta",
+    name: "Beta testers",
+    conditions: ["and", { type: "custom_attribute", name: "plan", match: "exact", value: "beta" }],
+  });
   return d;
 }
 
@@ -723,6 +784,106 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
         uuid,
       );
       expect(seen.reduce((n, row) => n + row.n, 0)).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('feature flags: get("flags"), isEnabled, getVariable; refreshed by /_ss/decide after an SPA navigation', async () => {
+    const { context, page } = await open("/products/1", {
+      // A </script> inside a variable value must not have run anything.
+      init: () => {
+        window.alerted = [];
+        window.alert = (m: unknown) => window.alerted.push(m);
+      },
+    });
+    try {
+      const read = () =>
+        page.evaluate(() => {
+          const s = window.splitstream;
+          const config = s.getVariable("search_ranking", "config");
+          config.facets.push("mutated"); // a copy: the next read is unchanged
+          return {
+            flags: s.get("flags"),
+            enabled: [
+              "search_ranking",
+              "dark_mode",
+              "new_checkout",
+              "nope",
+              "__proto__",
+              "toString",
+            ].map((k: string) => s.isEnabled(k)),
+            boost: s.getVariable("search_ranking", "boost"),
+            results: s.getVariable("search_ranking", "results"),
+            config: s.getVariable("search_ranking", "config"),
+            express: s.getVariable("new_checkout", "express"),
+            unknown: [
+              s.getVariable("search_ranking", "nope"),
+              s.getVariable("nope", "boost"),
+              s.getVariable("search_ranking", "__proto__"),
+              s.getVariable("search_ranking", "toString"),
+            ],
+            beta: s.isEnabled("beta_banner"),
+            betaText: s.getVariable("beta_banner", "text"),
+            alerted: window.alerted,
+          };
+        });
+      const before = await read();
+      expect(before.enabled).toEqual([true, true, false, false, false, false]);
+      expect(before.boost).toBe(1.5);
+      expect(before.results).toBe(25);
+      expect(before.config).toEqual({
+        facets: ["brand", "price"],
+        note: "</script><script>alert(1)</script><!--",
+      });
+      expect(before.express).toBe(false);
+      expect(before.unknown).toEqual([null, null, null, null].map(() => undefined));
+      expect(before.alerted).toEqual([]);
+      expect(before.flags.search_ranking).toEqual({
+        enabled: true,
+        variationKey: "semantic",
+        variables: {
+          algorithm: "semantic",
+          boost: 1.5,
+          results: 25,
+          config: { facets: ["brand", "price"], note: "</script><script>alert(1)</script><!--" },
+        },
+      });
+      expect(before.flags.legacy_banner).toEqual({
+        enabled: false,
+        variationKey: null,
+        variables: { limit: 7 },
+      });
+      expect(before.flags.new_checkout).toMatchObject({ enabled: false, variationKey: "off" });
+      expect(Object.keys(before.flags)).toEqual([
+        "new_checkout",
+        "search_ranking",
+        "dark_mode",
+        "half_release",
+        "legacy_banner",
+        "beta_banner",
+      ]);
+      expect([before.beta, before.betaText]).toEqual([false, "Welcome"]);
+
+      // A stored attribute makes the visitor a beta tester from the edge's next decision on: the
+      // SPA navigation's /_ss/decide brings the refreshed flags.
+      await page.evaluate(() =>
+        window.splitstream.push({ type: "user", attributes: { plan: "beta" } }),
+      );
+      const decide = page.waitForResponse((r) => r.url().includes("/_ss/decide?"));
+      await page.evaluate(() => history.pushState({}, "", "/products/1?view=compare"));
+      const answer = (await (await decide).json()) as { f?: Array<{ k: string }> };
+      expect(answer.f?.find((f) => f.k === "beta_banner")).toMatchObject({ e: 1, v: "on" });
+      await page.waitForFunction(() => window.splitstream.isEnabled("beta_banner"));
+      const after = await read();
+      expect([after.beta, after.betaText]).toEqual([true, "Hello, beta tester"]);
+      expect(after.flags.beta_banner).toEqual({
+        enabled: true,
+        variationKey: "on",
+        variables: { text: "Hello, beta tester" },
+      });
+      // The rest is as the edge decided it before (the A/B rule is sticky).
+      expect(after.flags.search_ranking).toEqual(before.flags.search_ranking);
     } finally {
       await context.close();
     }

@@ -2,10 +2,13 @@ import { describe, expect, it } from "vitest";
 import {
   decodeBootstrap,
   encodeBootstrap,
+  encodeFlags,
   escapeJsonForScript,
+  FLAGS_BOOTSTRAP_MAX_BYTES,
   isValidNonce,
   renderBootstrap,
   type BootstrapData,
+  type FlagState,
 } from "../../src/edge/bootstrap";
 import { BOOTSTRAP_FORMAT_VERSION } from "../../src/shared/bootstrap-types";
 
@@ -259,5 +262,126 @@ describe("decodeBootstrap", () => {
 
   it("reads back what encodeBootstrap wrote", () => {
     expect(decodeBootstrap(encodeBootstrap(simple))).toEqual(simple);
+  });
+});
+
+describe("feature flags in the bootstrap (f)", () => {
+  const flags: FlagState[] = [
+    {
+      flagKey: "new_checkout",
+      enabled: true,
+      variationKey: "on",
+      variables: { color: "green", max: 5, rate: 0.5, express: true, layout: { columns: [1, 2] } },
+    },
+    { flagKey: "dark_mode", enabled: false, variationKey: null, variables: {} },
+    { flagKey: "legacy", enabled: false, variationKey: "off", variables: { limit: 7 } },
+  ];
+  /** UTF-8 bytes of `f` as it stands in the page (script-escaped JSON). */
+  const pageBytes = (f: unknown) =>
+    new TextEncoder().encode(escapeJsonForScript(JSON.stringify(f))).byteLength;
+
+  it("writes each flag compactly and reads it back", () => {
+    const payload = encodeBootstrap({ ...simple, flags });
+    expect(payload.f).toEqual([
+      {
+        k: "new_checkout",
+        e: 1,
+        v: "on",
+        x: { color: "green", max: 5, rate: 0.5, express: true, layout: { columns: [1, 2] } },
+      },
+      { k: "dark_mode" },
+      { k: "legacy", v: "off", x: { limit: 7 } },
+    ]);
+    expect(decodeBootstrap(payload)).toEqual({ ...simple, flags });
+    // A datafile without flags writes no `f` at all.
+    expect(Object.keys(encodeBootstrap(simple))).not.toContain("f");
+  });
+
+  it.each(["</script><script>alert(1)</script>", "<!--<script>", "\u2028\u2029 & <b>"])(
+    "a variable value or flag key %j stays data in one script element",
+    async (value) => {
+      const hostile: FlagState[] = [
+        {
+          flagKey: value,
+          enabled: true,
+          variationKey: value,
+          variables: { [value]: { [value]: value } },
+        },
+      ];
+      const html = renderBootstrap({ ...simple, flags: hostile }, { clientScript: false });
+      const page = await parse(html);
+      expect(page.scripts).toHaveLength(1);
+      expect(decodeBootstrap(payloadOf(page.scripts[0]!.text))?.flags).toEqual(hostile);
+      expect(html.slice(html.indexOf(">") + 1, html.lastIndexOf("</script>"))).not.toMatch(/[<>&]/);
+    },
+  );
+
+  it("under the cap everything is in; over it the states stay and variables fill in, in order", () => {
+    expect(encodeFlags(flags)).toHaveLength(3);
+    const big = "x".repeat(FLAGS_BOOTSTRAP_MAX_BYTES);
+    const over: FlagState[] = [
+      { flagKey: "small_first", enabled: true, variationKey: "on", variables: { a: 1 } },
+      { flagKey: "huge", enabled: true, variationKey: "on", variables: { blob: big } },
+      { flagKey: "small_last", enabled: false, variationKey: "off", variables: { b: "two" } },
+    ];
+    const f = encodeFlags(over);
+    expect(f).toEqual([
+      { k: "small_first", e: 1, v: "on", x: { a: 1 } },
+      { k: "huge", e: 1, v: "on", o: 1 },
+      { k: "small_last", v: "off", x: { b: "two" } },
+    ]);
+    expect(pageBytes(f)).toBeLessThanOrEqual(FLAGS_BOOTSTRAP_MAX_BYTES);
+    // `o` reads back as "variables left out": null, not {}.
+    const decoded = decodeBootstrap({ ...encodeBootstrap(simple), f });
+    expect(decoded?.flags?.map((x) => x.variables)).toEqual([{ a: 1 }, null, { b: "two" }]);
+    // GET /_ss/decide has no cap.
+    expect(encodeFlags(over, Infinity)[1]).toEqual({ k: "huge", e: 1, v: "on", x: { blob: big } });
+  });
+
+  it("the escaped size counts: a value of '<' characters takes six bytes each in the page", () => {
+    const lt: FlagState[] = [
+      { flagKey: "lt", enabled: true, variationKey: "on", variables: { s: "<".repeat(1000) } },
+    ];
+    // 1000 characters of JSON, but 6000 bytes once escaped for the script: over the cap.
+    expect(encodeFlags(lt)).toEqual([{ k: "lt", e: 1, v: "on", o: 1 }]);
+  });
+
+  it("with too many flags for even their states, disabled ones are left out first, then the last", () => {
+    const many: FlagState[] = Array.from({ length: 300 }, (_, i) => ({
+      flagKey: `flag_number_${String(i).padStart(3, "0")}`,
+      enabled: i % 3 === 0,
+      variationKey: i % 3 === 0 ? "on" : "off",
+      variables: {},
+    }));
+    const f = encodeFlags(many);
+    expect(pageBytes(f)).toBeLessThanOrEqual(FLAGS_BOOTSTRAP_MAX_BYTES);
+    const enabled = many.filter((x) => x.enabled).map((x) => x.flagKey);
+    const kept = f.map((x) => x.k);
+    // Every enabled flag fits once the disabled ones are gone; the disabled kept are the first.
+    expect(kept.filter((k) => enabled.includes(k))).toEqual(enabled);
+    const disabledKept = kept.filter((k) => !enabled.includes(k));
+    expect(disabledKept).toEqual(
+      many
+        .filter((x) => !x.enabled)
+        .slice(0, disabledKept.length)
+        .map((x) => x.flagKey),
+    );
+    // Datafile order is kept.
+    expect([...kept].sort()).toEqual(kept);
+    // Far too many enabled ones: the first ones stay.
+    const allOn = many.map((x) => ({ ...x, enabled: true, variationKey: "on" }));
+    const cut = encodeFlags(allOn);
+    expect(pageBytes(cut)).toBeLessThanOrEqual(FLAGS_BOOTSTRAP_MAX_BYTES);
+    expect(cut.length).toBeGreaterThan(50);
+    expect(cut.map((x) => x.k)).toEqual(allOn.slice(0, cut.length).map((x) => x.flagKey));
+  });
+
+  it.each<[string, unknown]>([
+    ["f not an array", {}],
+    ["a flag without key", [{ e: 1 }]],
+    ["a non-string variation", [{ k: "a", v: 1 }]],
+    ["variables not an object", [{ k: "a", x: [1] }]],
+  ])("decodeBootstrap rejects %s", (_name, f) => {
+    expect(decodeBootstrap({ ...encodeBootstrap(simple), f })).toBeNull();
   });
 });

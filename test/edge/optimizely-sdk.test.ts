@@ -17,18 +17,28 @@
  *   a Paused experiment, forced variations, a random group with unallocated traffic, and
  *   audiences on request attributes (`cookie.plan`, `query.ref`) that the SDK gets passed
  *   explicitly.
+ *
+ * And feature flags (test/fixtures/datafiles/flags.json): the SDK's `decide(flagKey)` equals the
+ * edge's `x-ss-flags` and bootstrap, and its decision events, posted to `POST /_ss/v1/events`, go
+ * through the real queue and consumer: an A/B rule's impression is counted for its experiment, a
+ * delivery rule's decision (sendFlagDecisions) is accepted and counted nowhere.
  */
 import { env, exports } from "cloudflare:workers";
 import {
+  createForwardingEventProcessor,
   createInstance,
   createPollingProjectConfigManager,
   type Client,
+  type EventDispatcher,
   type RequestHandler,
 } from "@optimizely/optimizely-sdk/universal";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import demoDatafile from "../../demo/datafile.json";
+import { decodeBootstrap } from "../../src/edge/bootstrap";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { parseDecisionsHeader } from "../../src/edge/decisions-header";
+import { readDerivedRows } from "../../src/events/visitor-state";
+import flagsDatafile from "../fixtures/datafiles/flags.json";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 
 // wrangler.toml routes localhost/* (sdk_key "demo") to the origin http://localhost:8788.
@@ -74,8 +84,11 @@ const recordingRequestHandler: RequestHandler = {
   },
 };
 
-/** An SDK client whose datafile comes from the Worker's datafile endpoint. */
-async function sdkFromWorker(): Promise<Client> {
+/**
+ * An SDK client whose datafile comes from the Worker's datafile endpoint; with `eventDispatcher`,
+ * its decision and conversion events go to the Worker too (else it sends none).
+ */
+async function sdkFromWorker(eventDispatcher?: EventDispatcher): Promise<Client> {
   const client = createInstance({
     projectConfigManager: createPollingProjectConfigManager({
       sdkKey: SDK_KEY,
@@ -84,6 +97,7 @@ async function sdkFromWorker(): Promise<Client> {
       requestHandler: recordingRequestHandler,
     }),
     requestHandler: recordingRequestHandler,
+    ...(eventDispatcher ? { eventProcessor: createForwardingEventProcessor(eventDispatcher) } : {}),
   });
   await client.onReady({ timeout: 10_000 });
   return client;
@@ -444,3 +458,182 @@ describe("official Optimizely SDK vs the edge: holes, groups, audiences, forced,
     }
   }, 120_000);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Feature flags: decide() against the edge, and the SDK's decision events counted for real.
+
+describe("official Optimizely SDK decide(): flags at the edge, decision events counted", () => {
+  /** What the SDK posted to POST /_ss/v1/events, and the Worker's answers. */
+  const posted: Array<{ status: number; body: string; payload: SdkEventBatch }> = [];
+  const dispatcher: EventDispatcher = {
+    async dispatchEvent(event) {
+      const response = await exports.default.fetch(
+        new Request(`${SITE}/_ss/v1/events`, {
+          method: event.httpVerb,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(event.params),
+        }),
+      );
+      const body = await response.text();
+      posted.push({ status: response.status, body, payload: event.params as SdkEventBatch });
+      return { statusCode: response.status };
+    },
+  };
+  // sendFlagDecisions: the SDK also reports its delivery-rule decisions, which must count nowhere.
+  const datafile = { ...flagsDatafile, sendFlagDecisions: true };
+  let client: Client;
+  beforeAll(async () => {
+    await publish(datafile);
+    client = await sdkFromWorker(dispatcher);
+  });
+  afterAll(async () => {
+    await client?.close();
+    resetDatafileStore();
+  });
+
+  it("decide() equals the edge's x-ss-flags and bootstrap, for every flag and 200 visitors", async () => {
+    const flagKeys = datafile.featureFlags.map((f) => f.key);
+    const mismatches: string[] = [];
+    const seen = new Set<string>();
+    for (const visitorId of visitorIds().slice(0, 200)) {
+      const country = visitorId.length % 2 ? "DE" : "US";
+      const response = await exports.default.fetch(`${SITE}/about`, {
+        headers: {
+          cookie: `ss_vid=${visitorId}`,
+          "accept-encoding": "identity",
+          "user-agent": BROWSER_UA,
+        },
+        cf: { country },
+      } as RequestInit);
+      const html = await response.text();
+      const header = new Map(
+        parseDecisionsHeader(origin.requests.at(-1)!.headers.get("x-ss-flags")),
+      );
+      const payload = JSON.parse(/window\.__ss=(\{.*?\});<\/script>/s.exec(html)![1]!);
+      const inPage = new Map(decodeBootstrap(payload)!.flags!.map((f) => [f.flagKey, f]));
+      // The SDK gets the attributes the edge derives itself from the request.
+      const user = client.createUserContext(visitorId, { "geo.country": country })!;
+      const decisions = user.decideAll([
+        // Keep the comparison free of side effects: no decision events from this test.
+        "DISABLE_DECISION_EVENT" as never,
+      ]);
+      for (const key of flagKeys) {
+        const sdk = decisions[key]!;
+        const edge = inPage.get(key)!;
+        const got = `${edge.enabled}/${edge.variationKey}/${JSON.stringify(edge.variables)}`;
+        const want = `${sdk.enabled}/${sdk.variationKey}/${JSON.stringify(sdk.variables)}`;
+        if (got !== want) mismatches.push(`${visitorId} ${key}: edge ${got}, SDK ${want}`);
+        if (header.get(key) !== (sdk.enabled ? sdk.variationKey : undefined))
+          mismatches.push(`${visitorId} ${key}: x-ss-flags ${header.get(key)}`);
+        seen.add(`${key}=${sdk.variationKey}`);
+      }
+    }
+    expect(mismatches.slice(0, 20)).toEqual([]);
+    // Both variations of the A/B rule, the targeted rule and Everyone Else were all reached.
+    for (const outcome of [
+      "search_ranking=semantic",
+      "search_ranking=off",
+      "new_checkout=on_de",
+      "new_checkout=off",
+      "half_release=on",
+      "half_release=null",
+    ])
+      expect(seen, outcome).toContain(outcome);
+    expect(posted).toEqual([]);
+  }, 60_000);
+
+  it("an A/B rule's decision event is counted for its experiment and variation; a delivery rule's is not", async () => {
+    // The real queue this time: the consumer (Miniflare's queue broker → the Worker's queue
+    // handler) counts what POST /_ss/v1/events accepted, into the real per-visitor state and D1.
+    vi.mocked(env.EVENTS.sendBatch).mockRestore();
+    const run = crypto.randomUUID().slice(0, 8);
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 12; i++) {
+      const visitorId = `flag-sdk-${run}-${i}`;
+      const user = client.createUserContext(visitorId, { "geo.country": "DE" })!;
+      const ab = user.decide("search_ranking");
+      expect(ab.ruleKey).toBe("search_ab");
+      const experiment = datafile.experiments.find((e) => e.key === "search_ab")!;
+      expected.set(visitorId, experiment.variations.find((v) => v.key === ab.variationKey)!.id);
+      // A delivery rule (the German release): with sendFlagDecisions the SDK reports it too.
+      expect(user.decide("new_checkout")).toMatchObject({
+        enabled: true,
+        ruleKey: "checkout_germany",
+      });
+    }
+    for (let i = 0; i < 200 && posted.length < 24; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(posted).toHaveLength(24);
+    for (const p of posted) expect(p.status, p.body).toBe(204);
+    const ruleTypes = posted.map(
+      (p) => p.payload.visitors[0]!.snapshots[0]!.decisions[0]!.metadata.rule_type,
+    );
+    expect(ruleTypes.filter((t) => t === "feature-test")).toHaveLength(12);
+    expect(ruleTypes.filter((t) => t === "rollout")).toHaveLength(12);
+
+    type Row = Record<string, unknown>;
+    const mine = (rows: Row[]) =>
+      rows.filter((r) => typeof r.visitor_id === "string" && r.visitor_id.includes(run));
+    let exposures: Row[] = [];
+    for (let i = 0; i < 120; i++) {
+      exposures = mine(await readDerivedRows(env, "exposures", SDK_KEY));
+      if (exposures.length >= expected.size) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // Every visitor exposed once, to the A/B rule's experiment, in the variation decide() gave;
+    // nothing for the delivery rule (its id is no experiment of the results).
+    expect(
+      new Map(
+        exposures.map((r) => [r.visitor_id as string, `${r.experiment_id}/${r.variation_id}`]),
+      ),
+    ).toEqual(new Map([...expected].map(([visitor, variation]) => [visitor, `3001/${variation}`])));
+    const daily = await readDerivedRows(env, "variation_daily", SDK_KEY);
+    const counted = (variationId: string) =>
+      daily
+        .filter((r) => r.experiment_id === "3001" && r.variation_id === variationId)
+        .reduce((n, r) => n + Number(r.visitors), 0);
+    for (const variationId of new Set(expected.values()))
+      expect(counted(variationId)).toBeGreaterThanOrEqual(
+        [...expected.values()].filter((v) => v === variationId).length,
+      );
+    expect(daily.some((r) => String(r.experiment_id).startsWith("rule_"))).toBe(false);
+
+    // The archive keeps what ingest took from the decision: the flag key and the rule type.
+    const uuids = new Set(
+      posted
+        .filter(
+          (p) =>
+            p.payload.visitors[0]!.snapshots[0]!.decisions[0]!.metadata.rule_type ===
+            "feature-test",
+        )
+        .map((p) => p.payload.visitors[0]!.snapshots[0]!.events[0]!.uuid),
+    );
+    const archived: Array<Record<string, unknown>> = [];
+    const listed = await env.ARCHIVE.list({ prefix: "events/" });
+    for (const object of listed.objects) {
+      const text = await (await env.ARCHIVE.get(object.key))!.text();
+      for (const line of text.trim().split("\n")) {
+        const event = JSON.parse(line) as Record<string, unknown>;
+        if (uuids.has(event.uuid as string)) archived.push(event);
+      }
+    }
+    expect(archived).toHaveLength(12);
+    for (const event of archived)
+      expect(event).toMatchObject({
+        type: "impression",
+        experimentId: "3001",
+        flagKey: "search_ranking",
+        ruleType: "feature-test",
+        source: "sdk",
+      });
+  }, 60_000);
+});
+
+/** The parts of the SDK's Event API batch this test reads. */
+interface SdkEventBatch {
+  visitors: Array<{
+    snapshots: Array<{
+      decisions: Array<{ experiment_id: string; metadata: { rule_type: string } }>;
+      events: Array<{ uuid: string }>;
+    }>;
+  }>;
+}

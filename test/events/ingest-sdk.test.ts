@@ -15,6 +15,7 @@ import {
 } from "@optimizely/optimizely-sdk/universal";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import demoDatafile from "../../demo/datafile.json";
+import flagsDatafile from "../fixtures/datafiles/flags.json";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import type { Rejection } from "../../src/events/ingest-common";
 import type {
@@ -414,5 +415,163 @@ describe("POST /_ss/v1/events validation", () => {
     const response = await post(batch());
     expect(response.status).toBe(503);
     expect(response.headers.get("retry-after")).toBe("5");
+  });
+});
+
+describe("POST /_ss/v1/events: feature flag decisions", () => {
+  /** The flags fixture as the Worker's datafile, and an SDK client on it. */
+  async function flagSdk(sendFlagDecisions: boolean): Promise<Client> {
+    const datafile = { ...flagsDatafile, sendFlagDecisions };
+    await env.DATAFILES.put("datafiles/demo", JSON.stringify(datafile));
+    resetDatafileStore();
+    const client = createInstance({
+      projectConfigManager: createStaticProjectConfigManager({
+        datafile: JSON.stringify(datafile),
+      }),
+      eventProcessor: createForwardingEventProcessor(eventDispatcher),
+      requestHandler: noNetwork,
+    });
+    await client.onReady({ timeout: 5000 });
+    return client;
+  }
+
+  /** A batch for the flags fixture with one campaign_activated event and its decision. */
+  function flagBatch(
+    decision: Record<string, unknown>,
+    uuid = "flag-imp",
+  ): Record<string, unknown> {
+    return {
+      account_id: flagsDatafile.accountId,
+      project_id: flagsDatafile.projectId,
+      revision: flagsDatafile.revision,
+      visitors: [
+        {
+          visitor_id: "flag-user",
+          attributes: [],
+          snapshots: [
+            {
+              decisions: [{ campaign_id: "layer_3001", ...decision }],
+              events: [
+                { entity_id: "layer_3001", key: "campaign_activated", timestamp: Date.now(), uuid },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+  }
+
+  it("decide() on an A/B rule: an impression of the rule's experiment with flagKey and ruleType", async () => {
+    const client = await flagSdk(false);
+    const user = client.createUserContext("qa-variant")!;
+    const decision = user.decide("search_ranking");
+    expect(decision).toMatchObject({
+      enabled: true,
+      variationKey: "semantic",
+      ruleKey: "search_ab",
+    });
+    await settle(1);
+    expect(dispatched[0]!.status, dispatched[0]!.body).toBe(204);
+    expect(queued).toEqual([
+      expect.objectContaining({
+        type: "impression",
+        visitorId: "qa-variant",
+        experimentId: "3001",
+        variationId: "v_s_on",
+        flagKey: "search_ranking",
+        ruleType: "feature-test",
+        source: "sdk",
+        uuid: firstEvent(0).uuid,
+      }),
+    ]);
+    // A delivery rule with sendFlagDecisions false: the SDK sends nothing at all.
+    expect(user.decide("dark_mode").enabled).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(dispatched).toHaveLength(1);
+    client.close();
+  });
+
+  it("with sendFlagDecisions, a delivery rule's decision event is accepted (204) and not counted", async () => {
+    const client = await flagSdk(true);
+    const user = client.createUserContext("rollout-user", { "geo.country": "DE" })!;
+    expect(user.decide("new_checkout")).toMatchObject({
+      enabled: true,
+      ruleKey: "checkout_germany",
+    });
+    expect(user.decide("legacy_banner")).toMatchObject({ enabled: false, ruleKey: null });
+    await settle(2);
+    for (const d of dispatched) expect(d.status, d.body).toBe(204);
+    // What the SDK sent: a rollout decision naming the rule, and one naming no rule at all.
+    const decisions = dispatched.map(
+      (d) =>
+        (
+          d.payload as unknown as {
+            visitors: Array<{ snapshots: Array<{ decisions: Array<Record<string, unknown>> }> }>;
+          }
+        ).visitors[0]!.snapshots[0]!.decisions[0]!,
+    );
+    expect(
+      decisions.map((d) => [d.experiment_id, (d.metadata as { rule_type: string }).rule_type]),
+    ).toEqual([
+      ["rule_checkout_de", "rollout"],
+      ["", "rollout"],
+    ]);
+    expect(queued).toEqual([]);
+    client.close();
+  });
+
+  it("a delivery rule's id without rule_type is recognised as a release too", async () => {
+    await flagSdk(false);
+    const response = await post(
+      flagBatch({ experiment_id: "rule_dark_all", variation_id: "rv_dark_on", metadata: {} }),
+    );
+    expect(response.status).toBe(204);
+    expect(queued).toEqual([]);
+  });
+
+  it("rule_type feature-test must name a flag having that experiment as A/B rule; others keep no flag fields", async () => {
+    await flagSdk(false);
+    const wrong = await post(
+      flagBatch({
+        experiment_id: "3001",
+        variation_id: "v_s_on",
+        metadata: { flag_key: "dark_mode", rule_type: "feature-test", variation_key: "semantic" },
+      }),
+    );
+    expect(wrong.status).toBe(400);
+    const { error } = (await wrong.json()) as ErrorBody;
+    expect(error.details.rejected).toEqual([
+      {
+        index: 0,
+        path: "visitors[0].snapshots[0].decisions.metadata.flag_key",
+        reason: '"dark_mode" is not a feature flag with this experiment among its A/B rules',
+      },
+    ]);
+    const missing = await post(
+      flagBatch({
+        experiment_id: "3001",
+        variation_id: "v_s_on",
+        metadata: { rule_type: "feature-test" },
+      }),
+    );
+    expect(((await missing.json()) as ErrorBody).error.details.rejected[0]!.reason).toBe(
+      "null is not a feature flag with this experiment among its A/B rules",
+    );
+    expect(queued).toEqual([]);
+    // A plain experiment decision (activate(): rule_type "experiment", flag_key "").
+    const plain = await post(
+      flagBatch(
+        {
+          experiment_id: "3001",
+          variation_id: "v_s_off",
+          metadata: { flag_key: "", rule_type: "experiment" },
+        },
+        "plain",
+      ),
+    );
+    expect(plain.status).toBe(204);
+    expect(queued).toHaveLength(1);
+    expect(queued[0]).toMatchObject({ experimentId: "3001", variationId: "v_s_off" });
+    expect("flagKey" in queued[0]!).toBe(false);
   });
 });
