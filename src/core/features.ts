@@ -101,6 +101,9 @@ export function flagVariables(
 ): Record<string, VariableValue> {
   const out: Record<string, VariableValue> = {};
   for (const variable of flag.variables) {
+    // A variable keyed "__proto__" is no variable the SDK returns either (its assignment sets the
+    // object's prototype instead): left out, so no decision's object inherits datafile content.
+    if (variable.key === "__proto__") continue;
     const own = variation?.featureEnabled ? variation.variableValues.get(variable.id) : undefined;
     out[variable.key] = castVariable(variable, own ?? variable.defaultValue);
   }

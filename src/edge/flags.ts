@@ -56,8 +56,9 @@ function deepFreeze<T>(value: T): T {
 function castVariables(flag: CompiledFlag, variation: CompiledVariation | null): Variables {
   const out: Record<string, VariableValue> = {};
   for (const variable of flag.variables) {
+    // As the core's flagVariables: a variable keyed "__proto__" is left out (src/core/features.ts).
+    if (variable.key === "__proto__") continue;
     const own = variation?.featureEnabled ? variation.variableValues.get(variable.id) : undefined;
-    // defineProperty: a variable named "__proto__" is data, as the core's object literal keeps it.
     Object.defineProperty(out, variable.key, {
       value: castVariable(variable, own ?? variable.defaultValue),
       enumerable: true,

@@ -84,7 +84,9 @@ function originRequest(request: Request, target: URL, extra: Record<string, stri
 
 /** Passes a request through to the route's origin untouched (apart from stripping x-ss-* claims). */
 export function passThrough(request: Request, route: RouteConfig, url: URL): Promise<Response> {
-  if (!route.origin) return fetchOrigin(request, route);
+  // Always rebuilt, also for a route without `origin`: the x-ss-* claims must go on every path
+  // (a POST, an excluded path, a cold datafile), or a visitor could send the origin their own
+  // `x-ss-flags` and turn a flag on for themselves (docs/visitors.md "Feature flags").
   return fetchOrigin(originRequest(request, originUrlFor(route, url), {}), route);
 }
 
@@ -223,11 +225,20 @@ export async function handleEdgeRequest(
   if (context === null) return passThrough(request, route, url);
   // Not tracked, but the datafile has flags: the untouched origin response, decided with the
   // delivery rules of the flags (x-ss-flags) — a release reaches every visitor.
-  if (context.untracked)
-    return fetchOrigin(
+  if (context.untracked) {
+    const response = await fetchOrigin(
       originRequest(request, originUrlFor(route, url), context.originHeaders),
       route,
     );
+    // The origin saw this visitor's flags: a page it built from them must not be stored in a
+    // shared cache and served to visitors the flags decide otherwise (a 30 % release). Other
+    // responses stay as the origin sent them (docs/visitors.md "Feature flags").
+    if (response.status !== 200 || !isHtml(response) || !(FLAGS_HEADER in context.originHeaders))
+      return response;
+    const out = new Response(response.body, response);
+    out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
+    return out;
+  }
 
   const {
     entry,

@@ -274,8 +274,11 @@ export async function handleSdkEvents(
             );
           const metadata = isPlainObject(decision.metadata) ? decision.metadata : {};
           // A delivery rule's decision (sendFlagDecisions): a release, not an experiment.
+          // And a decision of no experiment at all (experiment_id ""): a flag-level forced
+          // decision (setForcedDecision({flagKey})), QA traffic that names no A/B rule.
           if (
             metadata.rule_type === "rollout" ||
+            decision.experiment_id === "" ||
             (typeof decision.experiment_id === "string" &&
               deliveryRuleIdsOf(compiled).has(decision.experiment_id) &&
               !compiled.experimentById.has(decision.experiment_id))
@@ -307,7 +310,20 @@ export async function handleSdkEvents(
               : typeof metadata.variation_key === "string"
                 ? experiment.variationByKey.get(metadata.variation_key)
                 : undefined;
-          if (!variation)
+          // A Feature Rollout rule's added Everyone Else variation (src/core/compile.ts) is the
+          // flag's release, not an arm of the test: the SDK reports it as a feature-test
+          // decision; it is accepted and not counted, as the edge does not count it either.
+          if (
+            experiment.raw.type === "fr" &&
+            (variation === undefined || experiment.variationById.get(variation.id) !== variation) &&
+            [...experiment.variationByKey.values()].some(
+              (v) =>
+                !experiment.variationById.has(v.id) &&
+                (v.id === decision.variation_id || v.key === metadata.variation_key),
+            )
+          )
+            return;
+          if (!variation || experiment.variationById.get(variation.id) !== variation)
             return reject(
               rejected,
               index,

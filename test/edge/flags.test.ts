@@ -185,6 +185,24 @@ describe("x-ss-flags towards the origin", () => {
     expect(sentToOrigin().get("x-ss-flags")).not.toContain("admin_mode");
   });
 
+  it("nor on a route without origin, on any path the edge passes through (POST, excluded paths)", async () => {
+    const noOrigin = routedWorker([
+      { pattern: "plain.test/*", sdk_key: "demo", exclude_paths: ["/static/*"] },
+    ]);
+    const forged = { "x-ss-flags": "admin_mode=on", "x-ss-visitor-id": "someone-else" };
+    await noOrigin("http://plain.test/checkout", {
+      method: "POST",
+      headers: { "user-agent": BROWSER_UA, ...forged },
+      body: "a=1",
+    });
+    expect(sentToOrigin().get("x-ss-flags")).toBeNull();
+    expect(sentToOrigin().get("x-ss-visitor-id")).toBeNull();
+    await noOrigin("http://plain.test/static/app.js", {
+      headers: { "user-agent": BROWSER_UA, ...forged },
+    });
+    expect(sentToOrigin().get("x-ss-flags")).toBeNull();
+  });
+
   it("hostile flag and variation keys are percent-encoded exactly like x-ss-decisions", async () => {
     const hostile: Json = structuredClone(flagsDatafile);
     const keys = ["a=b, c=d", "new\r\nx-injected: 1", "ünï cödé", "semi;colon\u0000nul"];
@@ -376,6 +394,23 @@ describe("visitors the edge does not track: delivery rules only", () => {
       );
     },
   );
+
+  it("an untracked visitor's page the origin built with x-ss-flags is not for shared caches", async () => {
+    origin.restore();
+    origin = mockOrigin(
+      () =>
+        new Response(PAGE, {
+          headers: {
+            "content-type": "text/html; charset=utf-8",
+            "cache-control": "public, max-age=600",
+          },
+        }),
+    );
+    const page = await get("/", { "user-agent": BOT_UA });
+    expect(flagsAtOrigin().get("dark_mode")).toBe("on");
+    expect(page.headers.get("cache-control")).toBe("private, max-age=600");
+    expect(await page.text()).toBe(PAGE);
+  });
 
   it("with consent, the same visitor is tracked: the A/B rule decides and counts", async () => {
     const response = await get(

@@ -520,6 +520,20 @@ describe("POST /_ss/v1/events: feature flag decisions", () => {
     client.close();
   });
 
+  it('a flag-level forced decision (experiment_id "") is accepted and not counted', async () => {
+    const client = await flagSdk(false);
+    const user = client.createUserContext("qa-forced")!;
+    user.setForcedDecision({ flagKey: "search_ranking" }, { variationKey: "semantic" });
+    expect(user.decide("search_ranking")).toMatchObject({
+      enabled: true,
+      variationKey: "semantic",
+    });
+    await settle(1);
+    expect(dispatched[0]!.status, dispatched[0]!.body).toBe(204);
+    expect(queued).toEqual([]);
+    client.close();
+  });
+
   it("a delivery rule's id without rule_type is recognised as a release too", async () => {
     await flagSdk(false);
     const response = await post(
