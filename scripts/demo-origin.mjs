@@ -270,8 +270,9 @@ function requestLogger(req, status) {
   const headers = req.headers;
   const visitor = headers["x-ss-visitor-id"];
   const decisions = headers["x-ss-decisions"];
+  const flags = headers["x-ss-flags"];
   const extra = visitor
-    ? ` · visitor ${visitor}${decisions ? ` · ${decisions}` : ""}${headers["x-ss-revision"] ? ` · rev ${headers["x-ss-revision"]}` : ""}`
+    ? ` · visitor ${visitor}${decisions ? ` · ${decisions}` : ""}${flags ? ` · flags ${flags}` : ""}${headers["x-ss-revision"] ? ` · rev ${headers["x-ss-revision"]}` : ""}`
     : "";
   console.log(`origin: ${req.method} ${req.url} ${status ?? ""}${extra}`);
 }

@@ -257,6 +257,8 @@ describe("datafile import keeps what the file does not carry (review findings)",
       experiments: [],
       groups: [],
       events: [],
+      featureFlags: [],
+      rollouts: [],
       web: { pages: [], experiments: [], events: [], lists: [], integrations: {} },
     };
     await apiJson("PUT", `/environments/${development.id}/datafile`, 200, { body: small });
