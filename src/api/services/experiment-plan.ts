@@ -22,6 +22,7 @@
 import type { Change, WebMetric, WebSection } from "../../core/datafile-types";
 import { conflict } from "../errors";
 import { newId } from "../ids";
+import { IdKeeper } from "./id-keeper";
 import {
   MAX_COMBINATIONS,
   type ExperimentCreate,
@@ -179,30 +180,6 @@ export function equalWeights(count: number): number[] {
   const base = Math.floor(10000 / count);
   const remainder = 10000 - base * count;
   return Array.from({ length: count }, (_, i) => base + (i < remainder ? 1 : 0));
-}
-
-/** Picks ids: the one asked for if it is current and unused, else the one of the same key, else new. */
-class IdKeeper {
-  private readonly used = new Set<string>();
-  private readonly byId: Set<string>;
-  private readonly byKey: Map<string, string>;
-
-  constructor(current: ReadonlyArray<{ id: string; key: string }>) {
-    this.byId = new Set(current.map((c) => c.id));
-    this.byKey = new Map(current.map((c) => [c.key, c.id]));
-  }
-
-  pick(id: string | undefined, key: string): string {
-    let chosen: string | undefined;
-    if (id !== undefined && this.byId.has(id) && !this.used.has(id)) chosen = id;
-    else {
-      const same = this.byKey.get(key);
-      if (same !== undefined && !this.used.has(same)) chosen = same;
-    }
-    chosen ??= newId();
-    this.used.add(chosen);
-    return chosen;
-  }
 }
 
 /**

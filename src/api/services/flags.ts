@@ -15,6 +15,7 @@ import type { FlagCreate, FlagEnvironmentInput, FlagJson, FlagUpdate } from "../
 import { MAX_VARIABLE_VALUE_CHARS, OFF_VARIATION_KEY } from "../schemas/flags";
 import { leavesOf, type Seg } from "../schemas/condition-tree";
 import { newId } from "../ids";
+import { IdKeeper } from "./id-keeper";
 import { all } from "../store/db";
 import type {
   DeliveryRuleSpec,
@@ -206,30 +207,6 @@ export function flagJson(
 
 // ---------------------------------------------------------------------------------------------
 // Building
-
-/** Picks ids: the one asked for if it is current and unused, else the one of the same key, else new. */
-class IdKeeper {
-  private readonly used = new Set<string>();
-  private readonly byId: Set<string>;
-  private readonly byKey: Map<string, string>;
-
-  constructor(current: ReadonlyArray<{ id: string; key: string }>) {
-    this.byId = new Set(current.map((c) => c.id));
-    this.byKey = new Map(current.map((c) => [c.key, c.id]));
-  }
-
-  pick(id: string | undefined, key: string): string {
-    let chosen: string | undefined;
-    if (id !== undefined && this.byId.has(id) && !this.used.has(id)) chosen = id;
-    else {
-      const same = this.byKey.get(key);
-      if (same !== undefined && !this.used.has(same)) chosen = same;
-    }
-    chosen ??= newId();
-    this.used.add(chosen);
-    return chosen;
-  }
-}
 
 /** Reports duplicate keys of a list at `path[i].key`. */
 function checkUniqueKeys(
