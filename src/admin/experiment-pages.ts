@@ -177,6 +177,12 @@ interface FormView {
   error: ApiError | null;
   /** The version the form edits (sent back as If-Match). */
   version: number | null;
+  /**
+   * An A/B rule of a feature flag (`flagId`): it runs wherever the flag is decided and its
+   * variations are the flag's, so the form leaves out the Pages select and the change fields
+   * (unless they hold something stored, which is then kept).
+   */
+  flagRule?: boolean;
 }
 
 const TYPE_OPTIONS = [
@@ -216,8 +222,13 @@ function variationFieldset(
   v: VariationDraft,
   errors: ReadonlyMap<string, string>,
   changes: ChangeFieldsContext,
+  flagRule = false,
 ): Html {
   const path = `variations[${i}]`;
+  // An A/B rule of a flag: the flag's variation of this key says what it delivers (enabled, the
+  // variables) and it changes no page; fields with a stored value are still shown (and kept).
+  const featureEnabledShown = !flagRule || v.featureEnabled !== "";
+  const changesShown = !flagRule || v.changes.length > 0;
   return html`<fieldset id="${fieldId(path)}" data-variation="${i}">
     <legend>Variation ${i + 1}${i === 0 ? " (baseline)" : ""}</legend>
     ${containerError(errors, path)}
@@ -234,22 +245,30 @@ function variationFieldset(
       step: "0.01",
       error: errorFor(errors, `${path}.weight`),
     })}
-    ${select({
-      name: `${path}.featureEnabled`,
-      label: "Feature enabled",
-      value: v.featureEnabled,
-      options: [
-        { value: "", label: "not set" },
-        { value: "true", label: "on" },
-        { value: "false", label: "off" },
-      ],
-      error: errorFor(errors, `${path}.featureEnabled`),
-      hint: "Feature tests only (docs/decisions.md)",
-    })}
-    <fieldset>
-      <legend>Changes of variation ${i + 1}</legend>
-      ${changeList(`${path}.changes`, v.changes, changes)}
-    </fieldset>
+    ${
+      featureEnabledShown
+        ? select({
+            name: `${path}.featureEnabled`,
+            label: "Feature enabled",
+            value: v.featureEnabled,
+            options: [
+              { value: "", label: "not set" },
+              { value: "true", label: "on" },
+              { value: "false", label: "off" },
+            ],
+            error: errorFor(errors, `${path}.featureEnabled`),
+            hint: "Feature tests only (docs/decisions.md)",
+          })
+        : ""
+    }
+    ${
+      changesShown
+        ? html`<fieldset>
+            <legend>Changes of variation ${i + 1}</legend>
+            ${changeList(`${path}.changes`, v.changes, changes)}
+          </fieldset>`
+        : ""
+    }
     <button type="submit" name="_remove" value="${path}">Remove variation ${i + 1}</button>
   </fieldset>`;
 }
@@ -381,6 +400,8 @@ function metricFieldset(
 
 function experimentForm(view: FormView): Html {
   const { draft, refs, error } = view;
+  const flagRule = view.flagRule === true;
+  const pagesShown = !flagRule || draft.pageIds.length > 0;
   const errors = fieldErrors(error);
   const changes: ChangeFieldsContext = {
     errors,
@@ -429,19 +450,26 @@ function experimentForm(view: FormView): Html {
         </div>
       </fieldset>
       <fieldset>
-        <legend>Pages and audience</legend>
-        ${select({
-          name: "pageIds",
-          label: "Pages",
-          value: draft.pageIds,
-          multiple: true,
-          options: chosenFirst(changes.pages, draft.pageIds),
-          error: errorUnder(errors, "pageIds"),
-          hint:
-            refs.pages.length === 0
-              ? "The project has no pages yet: create one first (API: POST /projects/{id}/pages)"
-              : "The experiment runs on every page chosen (several for a multi-page experiment)",
-        })}
+        <legend>${flagRule ? "Audience" : "Pages and audience"}</legend>
+        ${
+          pagesShown
+            ? select({
+                name: "pageIds",
+                label: "Pages",
+                value: draft.pageIds,
+                multiple: true,
+                options: chosenFirst(changes.pages, draft.pageIds),
+                error: errorUnder(errors, "pageIds"),
+                hint:
+                  refs.pages.length === 0
+                    ? "The project has no pages yet: create one first (API: POST /projects/{id}/pages)"
+                    : "The experiment runs on every page chosen (several for a multi-page experiment)",
+              })
+            : html`<p class="muted" data-flag-rule>
+                An A/B rule of a feature flag runs wherever the flag is decided (no pages), and each
+                variation delivers the flag's variation of its key (no changes).
+              </p>`
+        }
         ${
           draft.audienceTree === ""
             ? audienceField
@@ -494,14 +522,18 @@ function experimentForm(view: FormView): Html {
                 Weights sum to 100 %.
                 ${draft.type === "split_url" ? "The first variation is the original page; every other one needs exactly one redirect change." : ""}
               </p>
-              ${draft.variations.map((v, i) => variationFieldset(i, v, errors, changes))}
+              ${draft.variations.map((v, i) => variationFieldset(i, v, errors, changes, flagRule))}
               <button type="submit" name="_add" value="variations">Add variation</button>
             </fieldset>`
       }
-      <fieldset>
-        <legend>Shared changes (applied in every variation)</legend>
-        ${changeList("sharedChanges", draft.sharedChanges, changes)}
-      </fieldset>
+      ${
+        !flagRule || draft.sharedChanges.length > 0
+          ? html`<fieldset>
+              <legend>Shared changes (applied in every variation)</legend>
+              ${changeList("sharedChanges", draft.sharedChanges, changes)}
+            </fieldset>`
+          : ""
+      }
       <fieldset id="${fieldId("metrics")}">
         <legend>Metrics</legend>
         ${containerError(errors, "metrics")}
@@ -570,10 +602,14 @@ function experimentSummary(x: ExperimentJson, refs: References): Html {
           <th scope="row">Type</th>
           <td>${x.type}</td>
         </tr>
-        <tr>
-          <th scope="row">Pages</th>
-          <td>${x.pageIds.map(pageName).join(", ")}</td>
-        </tr>
+        ${
+          x.flagId !== null && x.pageIds.length === 0
+            ? ""
+            : html`<tr>
+                <th scope="row">Pages</th>
+                <td>${x.pageIds.map(pageName).join(", ")}</td>
+              </tr>`
+        }
         <tr>
           <th scope="row">Audience</th>
           <td>${audienceText(x, refs)}</td>
@@ -659,8 +695,8 @@ export function newExperimentLink(projectId: string, actor: Actor): Html {
 
 /**
  * The experiment page's links and buttons besides start/pause/resume: Edit, History, Preview
- * links, and for editors Archive (in this environment; final, so it asks for a tick) and
- * Duplicate.
+ * links (not for an A/B rule of a flag, which changes no page), and for editors Archive (in this
+ * environment; final, so it asks for a tick) and Duplicate.
  */
 export function experimentControls(x: ExperimentJson, environment: string, actor: Actor): Html {
   const id = enc(x.id);
@@ -696,9 +732,16 @@ export function experimentControls(x: ExperimentJson, environment: string, actor
     ${editor ? html`<a href="${BASE}/experiments/${id}/edit" data-link="edit">Edit</a>` : ""}
     ${visual.map((v) => html`<a href="${v.href}" data-link="visual-editor">${v.label}</a>`)}
     <a href="${BASE}/experiments/${id}/history" data-link="history">History</a>
-    <a href="${BASE}/experiments/${id}/preview?environment=${enc(environment)}" data-link="preview"
-      >Preview links</a
-    >
+    ${
+      // A preview link shows a variation's changes on a page: an A/B rule has neither.
+      x.flagId === null
+        ? html`<a
+            href="${BASE}/experiments/${id}/preview?environment=${enc(environment)}"
+            data-link="preview"
+            >Preview links</a
+          >`
+        : ""
+    }
     ${
       editor && status !== "Archived"
         ? html`<form method="post" action="${BASE}/experiments/${id}/archive" class="row">
@@ -992,6 +1035,7 @@ export function registerExperimentPages(app: Hono<AdminEnv>): void {
         refs: refs.value,
         error: null,
         version: x.version,
+        flagRule: x.flagId !== null,
       }),
     );
   });
@@ -1022,6 +1066,7 @@ export function registerExperimentPages(app: Hono<AdminEnv>): void {
         refs: refs.value,
         error,
         version,
+        flagRule: x.flagId !== null,
       });
     const control = controlOf(form);
     if (control) {

@@ -15,8 +15,8 @@
  * sent as a number only when it is a safe integer, otherwise as the text typed, which the API
  * refuses with its own message beside the field — a form never rounds 9007199254740993 to
  * 9007199254740992 behind the user's back. The checks only the form can make (a traffic
- * percentage, JSON text, integers a JSON object would round) are reported like the API's, as 422
- * problems at the field's path.
+ * percentage, JSON text, numbers a JSON object would change) are reported like the API's, as 422
+ * problems at the field's path. Textareas' line breaks are read as `\n` (browsers send CRLF).
  */
 import { FLAG_VARIABLE_TYPES, OFF_VARIATION_KEY, type FlagJson } from "../api/schemas/flags";
 import type { Seg } from "../api/schemas/condition-tree";
@@ -61,11 +61,24 @@ export interface VariableRow {
   value: string;
 }
 
-/** A variation's value of one variable, as its input and its "use the default" box hold it. */
+/**
+ * A variation's value of one variable, as its input holds it: the text typed is the variation's
+ * own value; an empty input (a boolean's "the default" option) leaves the variable at its default
+ * (nothing is stored for it). One input, so nothing typed can be overruled by another control.
+ */
 export interface VariableValue {
   text: string;
-  /** The variation leaves this variable at its default (nothing is sent for it). */
-  inherit: boolean;
+  /**
+   * A string variable set to the empty text (its box "…: the empty text"), which an empty input
+   * cannot say. Ticked with a text typed too, the form is refused (neither is thrown away).
+   */
+  emptyText: boolean;
+}
+
+/** A variable as the variations form shows it: the values are read by these keys. */
+export interface VariableRef {
+  key: string;
+  type: string;
 }
 
 /** One row of the variations form. */
@@ -73,7 +86,7 @@ export interface VariationRow {
   id: string;
   key: string;
   name: string;
-  /** By variable key (the flag's stored variables). */
+  /** By variable key (the variables the form was rendered with). */
   values: Record<string, VariableValue>;
 }
 
@@ -107,6 +120,11 @@ export interface FlagState {
   details: DetailsState;
   variables: VariableRow[];
   variations: VariationRow[];
+  /**
+   * The variables the variations form shows (and was rendered with, when posted: a stale form
+   * comes back with the values typed for its own variables).
+   */
+  variationVariables: VariableRef[];
   /** By environment key. */
   environments: Record<string, EnvironmentRules>;
   ab: AbRuleState;
@@ -137,9 +155,17 @@ export function valueText(type: string, value: unknown): string {
 /** Basis points as the percent the form shows (1250 → "12.5"). */
 export const percentText = (basisPoints: number): string => String(basisPoints / 100);
 
-/** A new A/B rule's key: the flag's key with `_test` (cut to the 64 characters a key may have). */
-function abKeyOf(flagKey: string): string {
-  return `${flagKey.slice(0, 59)}_test`;
+/**
+ * A new A/B rule's key: the flag's key with `_test`, else `_test2`, `_test3` … — the first that
+ * no key in `taken` has (cut to the 64 characters a key may have).
+ */
+export function freeAbKey(flagKey: string, taken: ReadonlySet<string>): string {
+  const keyWith = (suffix: string) => `${flagKey.slice(0, 64 - suffix.length)}${suffix}`;
+  for (let n = 1; n <= 1000; n++) {
+    const key = keyWith(n === 1 ? "_test" : `_test${n}`);
+    if (!taken.has(key)) return key;
+  }
+  return keyWith("_test");
 }
 
 /** The first variation a visitor can be switched on to: "on" when there is one. */
@@ -148,8 +174,17 @@ function firstEnabledKey(json: FlagJson): string {
   return keys.includes("on") ? "on" : (keys[0] ?? "");
 }
 
-/** Every form of the flag filled from the flag as the API presents it. */
-export function stateOfFlag(json: FlagJson): FlagState {
+/** A variation's own value (`own`) as its input shows it; absent: the default (empty input). */
+function variationValueOf(type: string, own: boolean, value: unknown): VariableValue {
+  if (!own) return { text: "", emptyText: false };
+  return { text: valueText(type, value), emptyText: type === "string" && value === "" };
+}
+
+/**
+ * Every form of the flag filled from the flag as the API presents it; the A/B rule form suggests
+ * a key none of `takenKeys` has (the project's experiments, the flag's delivery rules).
+ */
+export function stateOfFlag(json: FlagJson, takenKeys: ReadonlySet<string> = new Set()): FlagState {
   const environments: Record<string, EnvironmentRules> = {};
   for (const [key, settings] of Object.entries(json.environments))
     environments[key] = {
@@ -175,24 +210,64 @@ export function stateOfFlag(json: FlagJson): FlagState {
       key: v.key,
       name: v.name,
       values: Object.fromEntries(
-        json.variables.map((variable) => {
-          const own = Object.hasOwn(v.variables, variable.key);
-          const value = own ? v.variables[variable.key] : variable.defaultValue;
-          return [variable.key, { text: valueText(variable.type, value), inherit: !own }];
-        }),
+        json.variables.map((variable) => [
+          variable.key,
+          variationValueOf(
+            variable.type,
+            Object.hasOwn(v.variables, variable.key),
+            v.variables[variable.key],
+          ),
+        ]),
       ),
     })),
+    variationVariables: json.variables.map((v) => ({ key: v.key, type: v.type })),
     environments,
-    ab: { key: abKeyOf(json.key), name: "", eventId: "", variationKey: firstEnabledKey(json) },
+    ab: {
+      key: freeAbKey(json.key, takenKeys),
+      name: "",
+      eventId: "",
+      variationKey: firstEnabledKey(json),
+    },
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Reading posted forms
 
-/** The name of a variation's "use the default" box for a variable. */
-export function inheritName(variation: number, variableKey: string): string {
-  return `_default.${pathName("variations", variation, "variables", variableKey)}`;
+/**
+ * A textarea's text with its line breaks as `\n`: browsers send them as CRLF, so without this an
+ * unchanged save would turn every `\n` of a description or a string value into `\r\n`.
+ */
+export const textareaText = (text: string): string => text.replace(/\r\n?/g, "\n");
+
+/** The name of a string variable's "the empty text" box of a variation. */
+export function emptyTextName(variation: number, variableKey: string): string {
+  return `_empty.${pathName("variations", variation, "variables", variableKey)}`;
+}
+
+/** The hidden field naming the variables the variations form was rendered with (JSON). */
+export const VARIATION_VARIABLES = "_variables";
+
+/** The variables a posted variations form was rendered with; `fallback` when it names none. */
+function postedVariables(form: PostedForm, fallback: readonly VariableRef[]): VariableRef[] {
+  if (!form.has(VARIATION_VARIABLES)) return [...fallback];
+  try {
+    const parsed: unknown = JSON.parse(one(form, VARIATION_VARIABLES));
+    if (
+      Array.isArray(parsed) &&
+      parsed.every(
+        (v: unknown) =>
+          typeof v === "object" &&
+          v !== null &&
+          typeof (v as VariableRef).key === "string" &&
+          typeof (v as VariableRef).type === "string",
+      )
+    )
+      return (parsed as VariableRef[]).map((v) => ({ key: v.key, type: v.type }));
+  } catch {
+    // A form that does not name them is read by the flag's variables.
+  }
+  return [...fallback];
 }
 
 /** How many rows a posted list has: indexes 0, 1, … as long as `<list>[i].<probe>` was posted. */
@@ -204,7 +279,11 @@ function rowCount(form: PostedForm, list: (i: number) => string): number {
 
 /** The key, name and description form as posted. */
 export function readDetails(form: PostedForm): DetailsState {
-  return { key: one(form, "key"), name: one(form, "name"), description: one(form, "description") };
+  return {
+    key: one(form, "key"),
+    name: one(form, "name"),
+    description: textareaText(one(form, "description")),
+  };
 }
 
 /** The variables form as posted. */
@@ -215,18 +294,22 @@ export function readVariables(form: PostedForm): VariableRow[] {
     id: at(i, "id"),
     key: at(i, "key"),
     type: at(i, "type"),
-    value: at(i, "defaultValue"),
+    value: textareaText(at(i, "defaultValue")),
   }));
 }
 
-/** The variations form: each variation's values of the flag's stored `variables`. */
+/**
+ * The variations form: each variation's values of the variables the form was rendered with (its
+ * hidden `_variables`; else `fallback`, the flag's variables).
+ */
 export function readVariations(
   form: PostedForm,
-  variables: ReadonlyArray<{ key: string }>,
-): VariationRow[] {
+  fallback: readonly VariableRef[],
+): { variables: VariableRef[]; rows: VariationRow[] } {
+  const variables = postedVariables(form, fallback);
   const at = (i: number, name: string) => one(form, pathName("variations", i, name));
   const n = rowCount(form, (i) => pathName("variations", i, "key"));
-  return Array.from({ length: n }, (_, i) => ({
+  const rows = Array.from({ length: n }, (_, i) => ({
     id: at(i, "id"),
     key: at(i, "key"),
     name: at(i, "name"),
@@ -234,12 +317,13 @@ export function readVariations(
       variables.map((v) => [
         v.key,
         {
-          text: one(form, pathName("variations", i, "variables", v.key)),
-          inherit: form.has(inheritName(i, v.key)),
+          text: textareaText(one(form, pathName("variations", i, "variables", v.key))),
+          emptyText: form.has(emptyTextName(i, v.key)),
         },
       ]),
     ),
   }));
+  return { variables, rows };
 }
 
 /** The rules form of `environment` as posted. */
@@ -312,7 +396,7 @@ export function blankVariation(variables: ReadonlyArray<{ key: string }>): Varia
     id: "",
     key: "",
     name: "",
-    values: Object.fromEntries(variables.map((v) => [v.key, { text: "", inherit: true }])),
+    values: Object.fromEntries(variables.map((v) => [v.key, { text: "", emptyText: false }])),
   };
 }
 
@@ -328,14 +412,38 @@ const isVariableType = (type: string): type is VariableType =>
   (FLAG_VARIABLE_TYPES as readonly string[]).includes(type);
 
 /**
- * Integer literals of JSON text (outside strings) that JSON.parse would round: beyond 2^53 − 1 a
- * JSON number is no longer the integer typed.
+ * A decimal number's exact value as text — sign, significant digits, power of ten: "1.50e2",
+ * "150" and "150.0" are all "15e1" — so two texts name the same number exactly when these are
+ * equal (no floating point involved; the exponent is a BigInt, so "1e99999999999999999999" too).
  */
-export function unsafeIntegers(text: string): string[] {
+export function exactDecimal(text: string): string {
+  const match = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!match) return text;
+  const [, sign = "", whole = "", fraction = "", exponentText = "0"] = match;
+  const all = `${whole}${fraction}`.replace(/^0+/, "");
+  if (all === "") return "0";
+  const digits = all.replace(/0+$/, "");
+  const exponent =
+    BigInt(exponentText) - BigInt(fraction.length) + BigInt(all.length - digits.length);
+  return `${sign === "-" ? "-" : ""}${digits}e${exponent}`;
+}
+
+/**
+ * The number literals of JSON text (outside its strings) that JSON.parse would change: the
+ * double it reads is not the number typed (`9007199254740993`, `9007199254740993.0`,
+ * `0.10000000000000000001`), or is no number at all (`1e400` is Infinity, which JSON writes as
+ * null). A literal whose double is the same number written another way (`1.0`, `1e2`,
+ * `9007199254740994`, `0.1`: the double JSON writes back is the literal's value) passes.
+ */
+export function inexactNumbers(text: string): Array<{ literal: string; value: number }> {
   const outsideStrings = text.replace(/"(?:[^"\\]|\\.)*"/g, '""');
-  return [...outsideStrings.matchAll(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)]
-    .map((m) => m[0])
-    .filter((literal) => /^-?\d+$/.test(literal) && !Number.isSafeInteger(Number(literal)));
+  const out: Array<{ literal: string; value: number }> = [];
+  for (const [literal] of outsideStrings.matchAll(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)) {
+    const value = Number(literal);
+    if (!Number.isFinite(value) || exactDecimal(String(value)) !== exactDecimal(literal))
+      out.push({ literal, value });
+  }
+  return out;
 }
 
 /**
@@ -397,11 +505,14 @@ function typedValue(
         problems.add(path, `not valid JSON: ${error instanceof Error ? error.message : "?"}`);
         return { value: null, checked: false };
       }
-      const unsafe = unsafeIntegers(text);
-      if (unsafe.length > 0) {
+      const [inexact] = inexactNumbers(text);
+      if (inexact) {
+        const { literal, value } = inexact;
         problems.add(
           path,
-          `${unsafe[0]} is beyond 2^53 − 1: as a JSON number it would become ${String(Number(unsafe[0]))}; write it as a string ("${unsafe[0]}")`,
+          Number.isFinite(value)
+            ? `${literal} cannot be stored exactly: as a JSON number it would become ${String(value)}; write it as a string ("${literal}")`
+            : `${literal} is beyond the largest JSON number (about 1.8e308); write it as a string ("${literal}")`,
         );
         return { value: parsed, checked: false };
       }
@@ -465,12 +576,34 @@ export function variablesBody(rows: readonly VariableRow[], problems: Problems) 
 }
 
 /**
+ * The text of a variation's own value of `variable`, or null when it follows the default: an
+ * empty input (blank, for every type but a string, whose spaces are a value), unless a string's
+ * "the empty text" is ticked. That box ticked with a text typed too is a problem at `path`.
+ */
+export function ownValueText(
+  variable: VariableRef,
+  value: VariableValue | undefined,
+  problems: Problems,
+  path: Seg[],
+): string | null {
+  if (!value) return null;
+  if (variable.type !== "string") return value.text.trim() === "" ? null : value.text;
+  if (value.text === "") return value.emptyText ? "" : null;
+  if (value.emptyText)
+    problems.add(
+      path,
+      `a text is typed and "${variable.key}: the empty text" is ticked: clear the text or untick the box`,
+    );
+  return value.text;
+}
+
+/**
  * The variations (with "off", whose name only is sent: it is disabled, every variable at its
- * default). A value left at "default" is not sent, so the variation follows the default.
+ * default). A value left empty is not sent, so the variation follows the default.
  */
 export function variationsBody(
   rows: readonly VariationRow[],
-  variables: ReadonlyArray<{ key: string; type: string }>,
+  variables: readonly VariableRef[],
   problems: Problems,
 ) {
   return {
@@ -479,14 +612,10 @@ export function variationsBody(
       const values: Record<string, unknown> = {};
       if (key !== OFF_VARIATION_KEY)
         for (const variable of variables) {
-          const value = row.values[variable.key];
-          if (!value || value.inherit) continue;
-          values[variable.key] = parseVariableValue(variable.type, value.text, problems, [
-            "variations",
-            i,
-            "variables",
-            variable.key,
-          ]);
+          const path: Seg[] = ["variations", i, "variables", variable.key];
+          const text = ownValueText(variable, row.values[variable.key], problems, path);
+          if (text === null) continue;
+          values[variable.key] = parseVariableValue(variable.type, text, problems, path);
         }
       return {
         ...(row.id === "" ? {} : { id: row.id }),

@@ -19,7 +19,7 @@
 import type { Hono } from "hono";
 import { html } from "hono/html";
 import type { Actor } from "../api/context";
-import { ApiError, notFound } from "../api/errors";
+import { ApiError, notFound, versionConflict } from "../api/errors";
 import { ExperimentCreateSchema } from "../api/schemas/experiments";
 import {
   FLAG_VARIABLE_TYPES,
@@ -49,7 +49,7 @@ import {
   blankVariable,
   blankVariation,
   detailsBody,
-  inheritName,
+  emptyTextName,
   KEEP_TREE,
   pathName,
   percentText,
@@ -62,10 +62,12 @@ import {
   rulesBody,
   stateOfFlag,
   valueText,
+  VARIATION_VARIABLES,
   variablesBody,
   variationsBody,
   type FlagState,
   type RowControl,
+  type VariableRef,
 } from "./flag-draft";
 import {
   checkbox,
@@ -132,6 +134,8 @@ interface FlagRefs {
   events: Array<{ id: string; key: string; name: string; type: string; archived: boolean }>;
   /** The flag's A/B rules (experiments with its `flagId`), in the order the SDK evaluates them. */
   experiments: ExperimentJson[];
+  /** Keys a new A/B rule cannot take: the project's experiments' and the flag's delivery rules'. */
+  takenKeys: Set<string>;
 }
 
 /** The flag (404 unless it belongs to the project of the path) and what its forms offer. */
@@ -174,6 +178,11 @@ async function loadFlag(ctx: FlagContext, id: string): Promise<{ json: FlagJson;
         archived: e.archived,
       })),
       experiments: rules,
+      takenKeys: new Set([
+        ...experiments.map((x) => x.key),
+        ...rules.map((x) => x.key),
+        ...Object.values(json.environments).flatMap((e) => e.rules.map((r) => r.key)),
+      ]),
     },
   };
 }
@@ -218,20 +227,32 @@ const variationOptions = (json: FlagJson) =>
 
 const ruleCountText = (n: number) => `${n} ${n === 1 ? "rule" : "rules"}`;
 
-/** What a redirect after a write says on the page it lands on (`?done=`). */
-function doneNotice(c: AdminContext): Html {
+/** An environment of the project. */
+type EnvironmentRef = { key: string; name: string };
+
+/** An environment as the page names it: its name with its key ("Production (production)"). */
+const environmentText = (e: EnvironmentRef): string =>
+  e.name === "" || e.name === e.key ? e.key : `${e.name} (${e.key})`;
+
+/**
+ * What a redirect after a write says on the page it lands on (`?done=`). `?environment=` is only
+ * read as one of the project's environments (named by the page, never echoed): another text makes
+ * no message.
+ */
+function doneNotice(c: AdminContext, environments: readonly EnvironmentRef[]): Html {
   const done = c.req.query("done") ?? "";
-  const environment = c.req.query("environment") ?? "";
-  const text: Record<string, string> = {
+  const key = c.req.query("environment");
+  const environment = environments.find((e) => e.key === key);
+  const text: Record<string, string | undefined> = {
     created: "Created.",
     saved: "Saved and published.",
-    on: `Turned on in ${environment}.`,
-    off: `Turned off in ${environment}.`,
+    on: environment && `Turned on in ${environmentText(environment)}.`,
+    off: environment && `Turned off in ${environmentText(environment)}.`,
     archived: "Archived: the flag is left out of every datafile.",
     unarchived: "Restored from the archive.",
     deleted: "Deleted.",
   };
-  const message = text[done];
+  const message = Object.hasOwn(text, done) ? text[done] : undefined;
   return message ? html`<p role="status" data-done="${done}">${message}</p>` : html``;
 }
 
@@ -293,15 +314,21 @@ function conflictHint(view: FlagView, section: Section): Html {
     : html``;
 }
 
-/** A value's input for a variable type: true/false, a JSON object's text, else a line of text. */
+/**
+ * A value's input for a variable type: true/false, a JSON object's text, else a line of text.
+ * With `fallback` (a variation's value), empty means the variable's default: the boolean select
+ * offers "the default" first, the other inputs show the default as placeholder and in the hint.
+ */
 function valueInput(options: {
   name: string;
   label: string;
   type: string;
   text: string;
   error: string | undefined;
+  /** A variation's value: the variable's default as its input shows it ("" when unknown). */
+  fallback?: { text: string; compact: string };
 }): Html {
-  const { name, label, type, text, error } = options;
+  const { name, label, type, text, error, fallback } = options;
   if (type === "boolean")
     return select({
       name,
@@ -309,31 +336,35 @@ function valueInput(options: {
       value: text,
       error,
       options: [
+        ...(fallback
+          ? [{ value: "", label: fallback.text ? `the default (${fallback.text})` : "the default" }]
+          : []),
         { value: "true", label: "true" },
         { value: "false", label: "false" },
       ],
     });
+  const typeHint =
+    type === "json"
+      ? 'A JSON object, e.g. {"theme": "dark"}.'
+      : type === "integer"
+        ? "A whole number from −(2^53 − 1) to 2^53 − 1."
+        : type === "double"
+          ? "A number, e.g. 0.25."
+          : undefined;
+  const hint = fallback
+    ? `Empty: the default${fallback.compact ? `, ${fallback.compact}` : ""}.${typeHint ? ` ${typeHint}` : ""}`
+    : typeHint;
+  const placeholder = fallback?.compact || undefined;
   if (type === "json")
-    return textarea({
-      name,
-      label,
-      value: text,
-      error,
-      rows: 4,
-      hint: 'A JSON object, e.g. {"theme": "dark"}.',
-    });
+    return textarea({ name, label, value: text, error, rows: 4, hint, placeholder });
   return field({
     name,
     label,
     value: text,
     error,
     multiline: type === "string" && /[\r\n]/.test(text),
-    hint:
-      type === "integer"
-        ? "A whole number from −(2^53 − 1) to 2^53 − 1."
-        : type === "double"
-          ? "A number, e.g. 0.25."
-          : undefined,
+    hint,
+    placeholder,
   });
 }
 
@@ -350,8 +381,9 @@ function environmentSection(
   };
   const section: Section = `rules:${environment.key}`;
   const headingId = `env-${index}-heading`;
+  const named = environmentText(environment);
   const heading = html`<h2 id="${headingId}">
-    Environment ${environment.key} ${onBadge(settings.enabled)}
+    Environment ${named} ${onBadge(settings.enabled)}
   </h2>`;
   const hrefBase = `${itemHref(ctx, json.id)}/environments/${enc(environment.key)}`;
   const explain = html`<p class="hint">
@@ -378,7 +410,7 @@ function environmentSection(
     label: `${a.name}${a.archived ? " · archived" : ""}`,
   }));
   const save = html`<button type="submit" name="_save" value="1">
-    Save the rules of ${environment.key}
+    Save the rules of ${named}
   </button>`;
   return html`<section aria-labelledby="${headingId}" data-environment="${environment.key}">
     ${heading}
@@ -386,7 +418,7 @@ function environmentSection(
       ${versionField(json.version)}
       <input type="hidden" name="enabled" value="${settings.enabled ? "false" : "true"}" />
       <button type="submit" data-action="${settings.enabled ? "turn-off" : "turn-on"}">
-        ${settings.enabled ? "Turn off" : "Turn on"} in ${environment.key}
+        ${settings.enabled ? "Turn off" : "Turn on"} in ${named}
       </button>
     </form>
     ${explain}
@@ -400,7 +432,7 @@ function environmentSection(
       ${versionField(versionOf(view, section))}
       ${state.rules.length > 0 ? html`<p class="row">${save}</p>` : ""}
       <fieldset id="${fieldId(rulesName)}">
-        <legend>Delivery rules in ${environment.key}, in order</legend>
+        <legend>Delivery rules in ${named}, in order</legend>
         ${containerError(errors, rulesName)}
         ${
           state.rules.length === 0
@@ -603,6 +635,21 @@ function variablesSection(view: FlagView): Html {
   </section>`;
 }
 
+/** A variable's default as a variation's empty value shows it (hint and placeholder). */
+function defaultOf(json: FlagJson, variable: VariableRef): { text: string; compact: string } {
+  const current = json.variables.find((v) => v.key === variable.key && v.type === variable.type);
+  if (!current) return { text: "", compact: "" };
+  const value: unknown = current.defaultValue;
+  return {
+    text: valueText(current.type, value),
+    // One line: a string quoted (its spaces and line breaks visible), JSON without indentation.
+    compact:
+      current.type === "string" || current.type === "json"
+        ? (JSON.stringify(value) ?? "")
+        : valueText(current.type, value),
+  };
+}
+
 function variationsSection(view: FlagView): Html {
   const { ctx, json } = view;
   const heading = html`<h2 id="variations-heading">Variations</h2>`;
@@ -649,11 +696,25 @@ function variationsSection(view: FlagView): Html {
     <form method="post" action="${itemHref(ctx, json.id)}/variations" data-form="variations">
       ${formTop(view, "variations")} ${conflictHint(view, "variations")}
       ${versionField(versionOf(view, "variations"))}
+      <input
+        type="hidden"
+        name="${VARIATION_VARIABLES}"
+        value="${JSON.stringify(view.state.variationVariables)}"
+      />
+      ${
+        view.state.variationVariables.length > 0
+          ? html`<p class="hint">
+              A value typed here is the variation's own. Left empty (true/false: "the default"), the
+              variation follows the variable's default, shown greyed in the empty field.
+            </p>`
+          : ""
+      }
       ${rows.length > 0 ? html`<p class="row">${save}</p>` : ""}
       <div id="${fieldId("variations")}">
         ${containerError(errors, "variations")}
         ${rows.map((row, i) => {
           const at = (...path: Array<string | number>) => pathName("variations", i, ...path);
+          const variables = view.state.variationVariables;
           const off = row.key === OFF_VARIATION_KEY && i === 0;
           return html`<fieldset id="${fieldId(at())}" data-variation="${row.key}">
             <legend>Variation ${i + 1}${off ? " (off, built in)" : ""}</legend>
@@ -677,12 +738,12 @@ function variationsSection(view: FlagView): Html {
             ${
               off
                 ? containerError(errors, at("variables"))
-                : json.variables.map((variable) => {
-                    const value = row.values[variable.key] ?? { text: "", inherit: true };
+                : variables.map((variable) => {
+                    const value = row.values[variable.key] ?? { text: "", emptyText: false };
                     const name = at("variables", variable.key);
                     return html`<div class="fields" data-value="${variable.key}">
-                      ${valueInput({ name, label: `${variable.key} (${variable.type})`, type: variable.type, text: value.text, error: errorUnder(errors, name) })}
-                      ${checkbox({ name: inheritName(i, variable.key), label: `${variable.key}: use the default`, checked: value.inherit })}
+                      ${valueInput({ name, label: `${variable.key} (${variable.type})`, type: variable.type, text: value.text, error: errorUnder(errors, name), fallback: defaultOf(json, variable) })}
+                      ${variable.type === "string" ? checkbox({ name: emptyTextName(i, variable.key), label: `${variable.key}: the empty text (not the default)`, checked: value.emptyText }) : ""}
                     </div>`;
                   })
             }
@@ -712,7 +773,7 @@ function abSection(view: FlagView): Html {
             <tr>
               <th scope="col">Experiment</th>
               <th scope="col">Variations</th>
-              ${refs.environments.map((e) => html`<th scope="col">${e.key}</th>`)}
+              ${refs.environments.map((e) => html`<th scope="col">${environmentText(e)}</th>`)}
             </tr>
           </thead>
           <tbody>
@@ -733,7 +794,7 @@ function abSection(view: FlagView): Html {
                         href="${ADMIN_BASE_PATH}/experiments/${enc(x.id)}?environment=${enc(e.key)}"
                         class="badge ${status}"
                         data-status="${status}"
-                        aria-label="${x.key} in ${e.key}: ${status}"
+                        aria-label="${x.key} in ${environmentText(e)}: ${status}"
                         >${status}</a
                       >
                     </td>`;
@@ -866,10 +927,16 @@ function flagPage(c: AdminContext, view: FlagView, status = 200) {
       <h1>
         Flag ${json.key} ${json.archived ? html`<span class="badge Archived">Archived</span>` : ""}
       </h1>
-      ${json.name ? html`<p class="muted">${json.name}</p>` : ""} ${doneNotice(c)}
-      ${view.alert ? errorBlock(view.alert) : ""}
-      ${refs.environments.map((e, i) => environmentSection(view, e, i))} ${variationsSection(view)}
-      ${variablesSection(view)} ${abSection(view)} ${detailsSection(view)} ${actionsSection(view)}`,
+      ${json.name ? html`<p class="muted">${json.name}</p>` : ""}
+      ${doneNotice(c, refs.environments)} ${view.alert ? errorBlock(view.alert) : ""}
+      <p class="muted" data-decision-order>
+        How a visitor is decided in an environment: while the flag is off there, the off variation;
+        while it is on, a running A/B rule first (for the visitors in its traffic), then the first
+        delivery rule whose audience matches, then Everyone Else.
+      </p>
+      ${refs.environments.map((e, i) => environmentSection(view, e, i))} ${abSection(view)}
+      ${variationsSection(view)} ${variablesSection(view)} ${detailsSection(view)}
+      ${actionsSection(view)}`,
     status,
   );
 }
@@ -902,15 +969,19 @@ const SECTIONS: Record<"details" | "variables" | "variations", SectionSpec> = {
     body: (state, _json, problems) => variablesBody(state.variables, problems),
   },
   variations: {
+    // Read by the variables the form was rendered with (a stale form keeps what was typed).
     read: (state, form, json) => {
-      state.variations = readVariations(form, json.variables);
+      const posted = readVariations(form, json.variables);
+      state.variations = posted.rows;
+      state.variationVariables = posted.variables;
     },
-    control: (state, control, json) => {
+    control: (state, control) => {
       // "off" stays first: it is neither removed nor moved.
       if (control.kind === "remove" && control.index === 0) return;
-      applyRowControl(state.variations, control, () => blankVariation(json.variables));
+      applyRowControl(state.variations, control, () => blankVariation(state.variationVariables));
     },
-    body: (state, json, problems) => variationsBody(state.variations, json.variables, problems),
+    body: (state, _json, problems) =>
+      variationsBody(state.variations, state.variationVariables, problems),
   },
 };
 
@@ -935,6 +1006,53 @@ function rulesSection(environment: string): SectionSpec {
   };
 }
 
+/**
+ * A refused A/B rule create as the form's problems: the experiment's paths as this form's fields
+ * (`$.body.metrics[0].eventId` → `ab.eventId`, the 409 of a taken key at `$.body.key` → `ab.key`,
+ * not the flag's own Key field); with no event chosen, "choose an event" at its select.
+ */
+function abRuleError(error: ApiError, noEvent: boolean): ApiError {
+  const moved = (path: string) => abFieldOf(path) ?? path;
+  const details: unknown = error.details;
+  if (!Array.isArray(details)) {
+    // A conflict names its field by itself (`{path: "$.body.key", existingId}`): the message
+    // goes beside the form's field.
+    if (details !== null && typeof details === "object" && "path" in details) {
+      const { path } = details as { path: unknown };
+      if (typeof path === "string")
+        return new ApiError(
+          error.status,
+          error.code,
+          error.message,
+          [{ ...details, path: moved(path), message: error.message }],
+          error.headers,
+        );
+    }
+    return error;
+  }
+  const mapped = mapDetails(error, (d) => ({ ...d, path: moved(d.path) }));
+  if (!noEvent || error.status !== 422) return mapped;
+  // The API names the empty id (`unknown event ""`): the form says what to do, in its place.
+  const event = { path: "$.body.ab.eventId", message: "choose an event" };
+  const listed = mapped.details as unknown[];
+  const at = listed.findIndex((d) => (d as { path?: unknown } | null)?.path === event.path);
+  const all = [
+    ...listed
+      .map((d, i) => (i === at ? event : d))
+      .filter((d, i) => i === at || (d as { path?: unknown } | null)?.path !== event.path),
+    ...(at < 0 ? [event] : []),
+  ] as Array<{ path: string; message: string }>;
+  const [first = event] = all;
+  const more = all.length > 1 ? ` (and ${all.length - 1} more)` : "";
+  return new ApiError(
+    error.status,
+    error.code,
+    `invalid request body: ${first.path}: ${first.message}${more}`,
+    all,
+    error.headers,
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The list and the create form
 
@@ -942,7 +1060,7 @@ function listPage(
   c: AdminContext,
   ctx: FlagContext,
   projectName: string,
-  environments: ReadonlyArray<{ key: string }>,
+  environments: readonly EnvironmentRef[],
   page: { items: FlagJson[]; after: string | null },
 ) {
   return sendPage(
@@ -958,7 +1076,7 @@ function listPage(
         A/B rules; the official SDKs' <code>decide()</code> reads them from the same datafile (the
         API's <code>/flags</code>, docs/api.md "Flags").
       </p>
-      ${doneNotice(c)}
+      ${doneNotice(c, environments)}
       ${ctx.editable ? html`<p><a href="${listHref(ctx)}/new" data-link="new-flag">New flag</a></p>` : ""}
       ${
         page.items.length === 0
@@ -968,7 +1086,7 @@ function listPage(
                 <tr>
                   <th scope="col">Key</th>
                   <th scope="col">Name</th>
-                  ${environments.map((e) => html`<th scope="col">${e.key}</th>`)}
+                  ${environments.map((e) => html`<th scope="col">${environmentText(e)}</th>`)}
                   <th scope="col" class="num">A/B rules</th>
                   <th scope="col">Status</th>
                 </tr>
@@ -1044,7 +1162,7 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
   const viewOf = (ctx: FlagContext, loaded: { json: FlagJson; refs: FlagRefs }): FlagView => ({
     ctx,
     ...loaded,
-    state: stateOfFlag(loaded.json),
+    state: stateOfFlag(loaded.json, loaded.refs.takenKeys),
     posted: null,
     error: null,
     alert: null,
@@ -1110,10 +1228,12 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
     // A rules form of an environment the project does not have has no section to come back in.
     if (environment !== null && !loaded.value.refs.environments.some((e) => e.key === environment))
       return errorPage(c, ctx, notFound("environment", environment));
+    // A form without a version is a conflict (never an unguarded write).
+    const version = postedVersion(posted.form) ?? 0;
     const view: FlagView = {
       ...viewOf(ctx, loaded.value),
       posted: section,
-      postedVersion: postedVersion(posted.form),
+      postedVersion: version,
     };
     const { json } = loaded.value;
     spec.read(view.state, posted.form, json);
@@ -1122,11 +1242,17 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
       spec.control(view.state, control, json);
       return flagPage(c, view);
     }
+    // The version first, as the API's If-Match: a stale form is the conflict, whatever it holds
+    // (its own checks would read it against a flag it was not rendered from).
+    if (version !== json.version) {
+      const error = versionConflict(json.version);
+      return flagPage(c, { ...view, error }, error.status);
+    }
     const written = await attempt(() => {
       const problems = new Problems();
       const body = spec.body(view.state, json, problems);
       problems.throwIfAny();
-      return flagCalls.update(ctx.env, ctx.actor, id, body, view.postedVersion);
+      return flagCalls.update(ctx.env, ctx.actor, id, body, version);
     });
     if (!written.ok) return flagPage(c, { ...view, error: written.error }, written.error.status);
     return c.redirect(`${itemHref(ctx, id)}?done=saved`, 303);
@@ -1158,7 +1284,7 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
         ctx.actor,
         id,
         { environments: { [environment]: { enabled } } },
-        postedVersion(posted.form),
+        postedVersion(posted.form) ?? 0,
       ),
     );
     if (!written.ok)
@@ -1187,8 +1313,7 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
       return createResource(ctx.env, ctx.actor, experimentResource, ctx.projectId, parsed);
     });
     if (!created.ok) {
-      // The experiment's paths (`$.body.metrics[0].eventId`) as this form's fields.
-      const error = mapDetails(created.error, (d) => ({ ...d, path: abFieldOf(d.path) ?? d.path }));
+      const error = abRuleError(created.error, view.state.ab.eventId === "");
       return flagPage(c, { ...view, error }, error.status);
     }
     return c.redirect(`${ADMIN_BASE_PATH}/experiments/${enc(created.value.row.id)}`, 303);
@@ -1203,7 +1328,7 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
     const loaded = await attempt(() => loadFlag(ctx, id));
     if (!loaded.ok) return errorPage(c, ctx, loaded.error);
     const written = await attempt(() =>
-      flagCalls.update(ctx.env, ctx.actor, id, { archived }, postedVersion(posted.form)),
+      flagCalls.update(ctx.env, ctx.actor, id, { archived }, postedVersion(posted.form) ?? 0),
     );
     if (!written.ok)
       return flagPage(
@@ -1226,7 +1351,7 @@ export function registerFlagPages(app: Hono<AdminEnv>): void {
     if (one(posted.form, "confirm") !== "yes")
       return refused(new ApiError(400, "bad_request", 'Tick "Yes, delete this flag" first.'));
     const deleted = await attempt(() =>
-      flagCalls.remove(ctx.env, ctx.actor, id, postedVersion(posted.form)),
+      flagCalls.remove(ctx.env, ctx.actor, id, postedVersion(posted.form) ?? 0),
     );
     if (!deleted.ok) return refused(deleted.error);
     return c.redirect(`${listHref(ctx)}?done=deleted`, 303);

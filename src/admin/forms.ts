@@ -124,6 +124,8 @@ interface FieldOptions {
   max?: number;
   step?: string;
   disabled?: boolean;
+  /** Shown in the empty field (never instead of a label or a hint). */
+  placeholder?: string | undefined;
 }
 
 function describedBy(id: string, options: { hint?: string; error?: string | undefined }) {
@@ -167,6 +169,7 @@ export function field(options: FieldOptions & { multiline?: boolean }): Html {
       ${options.min !== undefined ? html`min="${options.min}"` : ""}
       ${options.max !== undefined ? html`max="${options.max}"` : ""}
       ${options.step ? html`step="${options.step}"` : ""}
+      ${options.placeholder ? html`placeholder="${options.placeholder}"` : ""}
       ${options.error ? html`aria-invalid="true"` : ""}
       ${described ? html`aria-describedby="${described}"` : ""}
     />
@@ -185,6 +188,7 @@ export function textarea(options: Omit<FieldOptions, "type"> & { rows?: number }
       name="${options.name}"
       rows="${options.rows ?? 4}"
       ${options.required ? html`required` : ""}
+      ${options.placeholder ? html`placeholder="${options.placeholder}"` : ""}
       ${options.error ? html`aria-invalid="true"` : ""}
       ${described ? html`aria-describedby="${described}"` : ""}
     >

@@ -74,7 +74,8 @@ const decode = (s: string) => s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (m) => E
 
 /**
  * What a browser submits from the page's form `selector` without pressing a row button: inputs
- * (checked boxes only), selects (the selected option, else the first), textareas.
+ * (checked boxes only), selects (the selected option, else the first), textareas — with their
+ * line breaks as CRLF, as browsers send them (the HTML spec's form submission).
  */
 async function formFields(page: string, selector: string): Promise<Fields> {
   const out: Fields = [];
@@ -113,7 +114,12 @@ async function formFields(page: string, selector: string): Promise<Fields> {
         const state = { name: decode(e.getAttribute("name") ?? ""), text: "" };
         area = state;
         e.onEndTag(() => {
-          out.push([state.name, decode(state.text).replace(/^\n/, "")]);
+          out.push([
+            state.name,
+            decode(state.text)
+              .replace(/^\n/, "")
+              .replace(/\r\n|\r|\n/g, "\r\n"),
+          ]);
         });
       },
       text(chunk) {
@@ -311,7 +317,7 @@ describe("toggle and delivery rules reach the datafile", () => {
     const other = project.environments.find((e) => e.key !== "production")!.key;
     expect((await servedDecisions(other, "v1"))[0]).toMatchObject({ enabled: false });
     page = await getPage(`${flagPath(id)}?done=on&environment=production`);
-    expect(page).toContain("Turned on in production.");
+    expect(page).toContain("Turned on in Production (production).");
     expect(page).toContain('data-action="turn-off"');
 
     const off = await postForm(
@@ -463,6 +469,121 @@ describe("toggle and delivery rules reach the datafile", () => {
       environments: { production: { enabled: false } },
     });
   });
+
+  it("a stale form is the 409 before the form's own checks; its variations come back as typed", async () => {
+    const flag = await apiJson("POST", `/projects/${project.id}/flags`, 201, {
+      body: {
+        key: "stale",
+        variables: [{ key: "max_items", type: "integer", defaultValue: 3 }],
+        environments: { production: { rules: [{ key: "r", traffic: 100 }] } },
+      },
+    });
+    const page = await getPage(flagPath(flag.id));
+    const variables = await formFields(page, "form[data-form=variables]");
+    const variations = await formFields(page, "form[data-form=variations]");
+    const rules = await formFields(page, 'form[data-rules="production"]');
+    // Meanwhile the variable is renamed (another tab, the API).
+    await apiJson("PATCH", `/flags/${flag.id}`, 200, {
+      body: {
+        variables: [{ id: flag.variables[0].id, key: "limit", type: "integer", defaultValue: 3 }],
+      },
+    });
+    // Values the form itself would refuse: still the version conflict (not a 422 about a flag the
+    // form was not rendered from), with what was typed.
+    const staleVariables = await postForm(
+      `${flagPath(flag.id)}/variables`,
+      withField(variables, "variables[0].defaultValue", "not a number"),
+    );
+    expect(staleVariables.status).toBe(409);
+    let text = await staleVariables.text();
+    expect(text).toContain("changed by someone else");
+    expect(text).toContain("Open the current version");
+    expect(text).toContain('value="not a number"');
+    const staleRules = await postForm(
+      `${flagPath(flag.id)}/environments/production/rules`,
+      withField(rules, "environments.production.rules[0].traffic", "150"),
+    );
+    expect(staleRules.status).toBe(409);
+    expect(fieldError(await staleRules.text(), "environments.production.rules[0].traffic")).toBe(
+      null,
+    );
+    // The variations form is read by the variables it was rendered with: the value typed for
+    // max_items comes back in its field (the flag's variable is now "limit").
+    const staleVariations = await postForm(
+      `${flagPath(flag.id)}/variations`,
+      withField(variations, "variations[1].variables.max_items", "7"),
+    );
+    expect(staleVariations.status).toBe(409);
+    text = await staleVariations.text();
+    const back = await formFields(text, "form[data-form=variations]");
+    expect(back).toContainEqual(["variations[1].variables.max_items", "7"]);
+    expect(back).toContainEqual(["version", "1"]);
+    const stored = await apiJson("GET", `/flags/${flag.id}`, 200);
+    expect(stored.version).toBe(2);
+    expect(stored.variations[1].variables).toEqual({});
+  });
+
+  it("a form posted without its version is a conflict, never an unguarded write", async () => {
+    const id = await createFlagThroughForm("unversioned");
+    const page = await getPage(flagPath(id));
+    const withoutVersion = (fields: Fields) => fields.filter(([name]) => name !== "version");
+    const posts: Array<[string, Fields]> = [
+      ["environments/production/toggle", await formFields(page, 'form[data-toggle="production"]')],
+      ["details", withField(await formFields(page, "form[data-form=details]"), "name", "mine")],
+      ["variables", await formFields(page, "form[data-form=variables]")],
+      ["variations", await formFields(page, "form[data-form=variations]")],
+      ["environments/production/rules", await formFields(page, 'form[data-rules="production"]')],
+      ["archive", await formFields(page, 'form[action$="/archive"]')],
+      ["delete", [...(await formFields(page, 'form[action$="/delete"]')), ["confirm", "yes"]]],
+    ];
+    for (const [action, fields] of posts) {
+      expect(
+        fields.some(([name]) => name === "version"),
+        action,
+      ).toBe(true);
+      const response = await postForm(`${flagPath(id)}/${action}`, withoutVersion(fields));
+      expect(response.status, action).toBe(409);
+      expect(await response.text(), action).toContain("changed by someone else");
+    }
+    expect(await apiJson("GET", `/flags/${id}`, 200)).toMatchObject({
+      version: 1,
+      name: "",
+      archived: false,
+      environments: { production: { enabled: false } },
+    });
+  });
+
+  it("names environments by name and key, echoes no ?environment= text, shows A/B rules first", async () => {
+    const id = await createFlagThroughForm("named");
+    let page = await getPage(flagPath(id));
+    expect(page).toMatch(/<h2 id="env-\d-heading">\s*Environment Production \(production\)/);
+    expect(page).toMatch(/Turn on in Production \(production\)/);
+    expect(page).toMatch(/Save the rules of Production \(production\)/);
+    expect(page).toContain("Delivery rules in Production (production), in order");
+    expect(await getPage(flagsPath())).toContain('<th scope="col">Production (production)</th>');
+    // The status after a toggle names a project's environment, never the query's text.
+    page = await getPage(`${flagPath(id)}?done=off&environment=production`);
+    expect(page).toContain("Turned off in Production (production).");
+    for (const query of [
+      `done=on&environment=${encodeURIComponent("<i>evil</i>")}`,
+      "done=on&environment=staging",
+      "done=on",
+      "done=constructor",
+    ]) {
+      page = await getPage(`${flagPath(id)}?${query}`);
+      expect(page, query).not.toContain("evil");
+      expect(page, query).not.toContain("staging");
+      expect(page, query).not.toContain("data-done=");
+    }
+    // The decision order: A/B rules are decided first, and their section comes before the
+    // variations and variables.
+    expect(page).toContain("a running A/B rule first");
+    const at = (id: string) => page.indexOf(`id="${id}"`);
+    expect(at("env-0-heading")).toBeGreaterThan(0);
+    expect(at("ab-heading")).toBeGreaterThan(at("env-0-heading"));
+    expect(at("variations-heading")).toBeGreaterThan(at("ab-heading"));
+    expect(at("variables-heading")).toBeGreaterThan(at("variations-heading"));
+  });
 });
 
 describe("variables and variations", () => {
@@ -505,8 +626,8 @@ describe("variables and variations", () => {
     );
     expect(page).toContain('value="9007199254740993"');
     // The JSON's big integer is refused by the form (JSON.parse would round it), in the same answer.
-    expect(fieldError(page, "variables[4].defaultValue")).toContain(
-      "12345678901234567890 is beyond 2^53 − 1",
+    expect(fieldError(page, "variables[4].defaultValue")).toBe(
+      '12345678901234567890 cannot be stored exactly: as a JSON number it would become 12345678901234567000; write it as a string ("12345678901234567890")',
     );
     expect((await apiJson("GET", `/flags/${id}`, 200)).variables).toEqual([]);
     fields = withField(fields, "variables[1].defaultValue", "9007199254740991");
@@ -555,15 +676,15 @@ describe("variables and variations", () => {
     });
     const path = `${flagPath(flag.id)}/variations`;
     let page = await getPage(flagPath(flag.id));
-    // Every value follows the default until set.
-    expect(page).toContain('name="_default.variations[1].variables.max_items"');
+    // Every value follows the default until set: an empty input showing the default.
     let fields = await formFields(page, "form[data-form=variations]");
-    expect(fields).toContainEqual(["_default.variations[1].variables.max_items", "on"]);
+    expect(fields).toContainEqual(["variations[1].variables.max_items", ""]);
+    expect(page).toMatch(/id="f-variations-1--variables-max_items"[^>]*placeholder="3"/);
+    expect(page).toContain("Empty: the default, 3.");
     const added = await postForm(path, [...fields, ["_add", "variation"]]);
     page = await added.text();
-    fields = (await formFields(page, "form[data-form=variations]"))
-      .filter(([n]) => n !== "_default.variations[1].variables.max_items")
-      .filter(([n]) => n !== "_default.variations[2].variables.title");
+    fields = await formFields(page, "form[data-form=variations]");
+    expect(fields).toContainEqual(["variations[2].variables.title", ""]);
     fields = filled(fields, {
       "variations[1].variables.max_items": "9007199254740992",
       "variations[2].key": "big",
@@ -618,6 +739,158 @@ describe("variables and variations", () => {
     expect(stored.variations.map((v: Json) => v.key)).toEqual(["off", "on", "big"]);
   });
 
+  it("a variation's value is what is typed in its field; empty follows the default; nothing typed is dropped", async () => {
+    const flag = await apiJson("POST", `/projects/${project.id}/flags`, 201, {
+      body: {
+        key: "values",
+        variables: [
+          { key: "max_items", type: "integer", defaultValue: 3 },
+          { key: "title", type: "string", defaultValue: "Checkout" },
+          { key: "banner", type: "boolean", defaultValue: false },
+          { key: "config", type: "json", defaultValue: { theme: "light" } },
+        ],
+        variations: [{ key: "off" }, { key: "on", variables: { max_items: 5 } }],
+      },
+    });
+    const path = `${flagPath(flag.id)}/variations`;
+    const form = "form[data-form=variations]";
+    let page = await getPage(flagPath(flag.id));
+    let fields = await formFields(page, form);
+    // Its own value in its field; the others empty, the default shown in them and in the hint.
+    expect(fields).toContainEqual(["variations[1].variables.max_items", "5"]);
+    expect(fields).toContainEqual(["variations[1].variables.title", ""]);
+    expect(fields).toContainEqual(["variations[1].variables.banner", ""]);
+    expect(fields).toContainEqual(["variations[1].variables.config", ""]);
+    expect(page).toMatch(/<option value="" selected>\s*the default \(false\)/);
+    expect(page).toMatch(
+      /id="f-variations-1--variables-title"[^>]*placeholder="&quot;Checkout&quot;"/,
+    );
+    expect(page).toContain("Empty: the default, &quot;Checkout&quot;.");
+    expect(page).toMatch(/<label for="f-variations-1--variables-title">title \(string\)<\/label>/);
+    expect(page).toMatch(
+      /<label for="f-_empty-variations-1--variables-title">title: the empty text \(not the default\)<\/label>/,
+    );
+    // Typed values are the variation's own — there is no box to untick first; an emptied field
+    // goes back to the default.
+    const typed = await postForm(
+      path,
+      filled(fields, {
+        "variations[1].variables.title": "Buy now",
+        "variations[1].variables.banner": "true",
+        "variations[1].variables.config": '{\r\n  "theme": "dark"\r\n}',
+        "variations[1].variables.max_items": "",
+      }),
+    );
+    expect(typed.status).toBe(303);
+    let stored = await apiJson("GET", `/flags/${flag.id}`, 200);
+    expect(stored.variations[1].variables).toEqual({
+      title: "Buy now",
+      banner: true,
+      config: { theme: "dark" },
+    });
+    // The empty text is a value of a string of its own (its box). Ticked with a text typed too,
+    // the form is refused and comes back with both: neither is thrown away.
+    page = await getPage(flagPath(flag.id));
+    fields = await formFields(page, form);
+    expect(fields).toContainEqual(["variations[1].variables.title", "Buy now"]);
+    const empty = "_empty.variations[1].variables.title";
+    const both = await postForm(path, [...fields, [empty, "on"]]);
+    expect(both.status).toBe(422);
+    page = await both.text();
+    expect(fieldError(page, "variations[1].variables.title")).toBe(
+      'a text is typed and "title: the empty text" is ticked: clear the text or untick the box',
+    );
+    fields = await formFields(page, form);
+    expect(fields).toContainEqual(["variations[1].variables.title", "Buy now"]);
+    expect(fields).toContainEqual([empty, "on"]);
+    expect((await apiJson("GET", `/flags/${flag.id}`, 200)).version).toBe(2);
+    const cleared = await postForm(path, withField(fields, "variations[1].variables.title", ""));
+    expect(cleared.status).toBe(303);
+    stored = await apiJson("GET", `/flags/${flag.id}`, 200);
+    expect(stored.variations[1].variables).toEqual({
+      title: "",
+      banner: true,
+      config: { theme: "dark" },
+    });
+    // Shown again as the empty text (box ticked); unticked with the field empty: the default.
+    fields = await formFields(await getPage(flagPath(flag.id)), form);
+    expect(fields).toContainEqual([empty, "on"]);
+    expect(fields).toContainEqual(["variations[1].variables.title", ""]);
+    const back = await postForm(
+      path,
+      filled(
+        fields.filter(([name]) => name !== empty),
+        { "variations[1].variables.banner": "", "variations[1].variables.config": "  " },
+      ),
+    );
+    expect(back.status).toBe(303);
+    expect((await apiJson("GET", `/flags/${flag.id}`, 200)).variations[1].variables).toEqual({});
+  });
+
+  it("JSON numbers: exact ones pass (also beyond 2^53, saved unchanged), changed ones are refused", async () => {
+    const config = { big: 9007199254740994, huge: 1e21, tenth: 0.1, tiny: -2.5e-7, list: [1, 2] };
+    const flag = await apiJson("POST", `/projects/${project.id}/flags`, 201, {
+      body: { key: "numbers", variables: [{ key: "config", type: "json", defaultValue: config }] },
+    });
+    const path = `${flagPath(flag.id)}/variables`;
+    const current = async () =>
+      formFields(await getPage(flagPath(flag.id)), "form[data-form=variables]");
+    const unchanged = await postForm(path, await current());
+    expect(unchanged.status, await unchanged.clone().text()).toBe(303);
+    expect((await apiJson("GET", `/flags/${flag.id}`, 200)).variables[0].defaultValue).toEqual(
+      config,
+    );
+    // The same numbers written other ways are the same numbers.
+    const same = await postForm(
+      path,
+      withField(
+        await current(),
+        "variables[0].defaultValue",
+        '{"a": 1.0, "b": 1e2, "c": 9007199254740994.000, "d": 0.10, "e": -0, "f": 12.5E-1}',
+      ),
+    );
+    expect(same.status).toBe(303);
+    expect((await apiJson("GET", `/flags/${flag.id}`, 200)).variables[0].defaultValue).toEqual({
+      a: 1,
+      b: 100,
+      c: 9007199254740994,
+      d: 0.1,
+      e: 0,
+      f: 1.25,
+    });
+    // Numbers JSON.parse would change: refused beside the field, the text kept.
+    const fields = await current();
+    for (const [typed, message] of [
+      [
+        '{"a": 1e400}',
+        '1e400 is beyond the largest JSON number (about 1.8e308); write it as a string ("1e400")',
+      ],
+      [
+        '{"a": 9007199254740993.0}',
+        '9007199254740993.0 cannot be stored exactly: as a JSON number it would become 9007199254740992; write it as a string ("9007199254740993.0")',
+      ],
+      [
+        '{"a": {"b": [9007199254740993e0]}}',
+        '9007199254740993e0 cannot be stored exactly: as a JSON number it would become 9007199254740992; write it as a string ("9007199254740993e0")',
+      ],
+      [
+        '{"a": 1e-400, "s": "1e400"}',
+        '1e-400 cannot be stored exactly: as a JSON number it would become 0; write it as a string ("1e-400")',
+      ],
+      [
+        '{"a": 0.100000000000000000001}',
+        '0.100000000000000000001 cannot be stored exactly: as a JSON number it would become 0.1; write it as a string ("0.100000000000000000001")',
+      ],
+    ] as const) {
+      const response = await postForm(path, withField(fields, "variables[0].defaultValue", typed));
+      expect(response.status, typed).toBe(422);
+      const page = await response.text();
+      expect(fieldError(page, "variables[0].defaultValue"), typed).toBe(message);
+      expect(decode(page), typed).toContain(typed);
+    }
+    expect((await apiJson("GET", `/flags/${flag.id}`, 200)).version).toBe(3);
+  });
+
   it("every form saved unchanged keeps the flag exactly as it was", async () => {
     const flag = await apiJson("POST", `/projects/${project.id}/flags`, 201, {
       body: {
@@ -630,12 +903,23 @@ describe("variables and variations", () => {
           { key: "discount", type: "double", defaultValue: 1e-7 },
           { key: "title", type: "string", defaultValue: "Two\nlines " },
           { key: "empty", type: "string", defaultValue: "" },
-          { key: "config", type: "json", defaultValue: { theme: "light", sizes: [1, 2] } },
+          {
+            key: "config",
+            type: "json",
+            defaultValue: { theme: "light", sizes: [1, 2], id: 9007199254740994, ratio: 0.1 },
+          },
         ],
         variations: [
           { key: "off", name: "Disabled" },
           { key: "on", name: "", variables: { enabled_banner: true, empty: "" } },
-          { key: "big", variables: { "max-items": -9007199254740991, config: {} } },
+          {
+            key: "big",
+            variables: {
+              "max-items": -9007199254740991,
+              config: { big: 1e21 },
+              title: "Three\nlines\nhere",
+            },
+          },
         ],
         environments: {
           production: {
@@ -701,14 +985,15 @@ describe("A/B rules, archive and delete", () => {
     let fields = await formFields(page, "form[data-form=ab-rule]");
     expect(fields).toContainEqual(["ab.key", "new_checkout_test"]);
     expect(fields).toContainEqual(["ab.variationKey", "on"]);
-    // Without a metric: the experiment's problem beside the event select.
+    // Without a metric: what to do, beside the event select.
     const refused = await postForm(
       `${flagPath(id)}/ab-rules`,
       withField(fields, "ab.name", "Kept"),
     );
     expect(refused.status).toBe(422);
     page = await refused.text();
-    expect(fieldError(page, "ab.eventId")).not.toBeNull();
+    expect(fieldError(page, "ab.eventId")).toBe("choose an event");
+    expect(page).not.toContain('unknown event ""');
     expect(page).toContain('value="Kept"');
     fields = withField(fields, "ab.eventId", purchase.id);
     const created = await postForm(`${flagPath(id)}/ab-rules`, fields);
@@ -734,6 +1019,23 @@ describe("A/B rules, archive and delete", () => {
       ["environment", "production"],
     ]);
     expect(copy.headers.get("location")).not.toContain("Not%20duplicated");
+
+    // A second A/B rule is offered a key no experiment has; a taken key typed anyway is the
+    // API's 409 beside the rule's key field (not the flag's own Key field).
+    page = await getPage(flagPath(id));
+    fields = await formFields(page, "form[data-form=ab-rule]");
+    expect(fields).toContainEqual(["ab.key", "new_checkout_test2"]);
+    const taken = await postForm(
+      `${flagPath(id)}/ab-rules`,
+      filled(fields, { "ab.key": "new_checkout_test", "ab.eventId": purchase.id }),
+    );
+    expect(taken.status).toBe(409);
+    page = await taken.text();
+    expect(fieldError(page, "ab.key")).toBe(
+      'the project already has an experiment with key "new_checkout_test"',
+    );
+    expect(fieldError(page, "key")).toBeNull();
+    expect(page).toContain('value="new_checkout_test"');
 
     await apiJson("POST", `/experiments/${experimentId}/start`, 200, {
       body: { environment: "production" },
@@ -761,6 +1063,62 @@ describe("A/B rules, archive and delete", () => {
     expect(deleted.status).toBe(409);
     expect(await deleted.text()).toMatch(/flag new_checkout is in use by experiment/);
     expect((await apiJson("GET", `/flags/${id}`, 200)).archived).toBe(false);
+  });
+
+  it("an A/B rule's experiment page offers no preview links, pages or changes; its edit form saves unchanged", async () => {
+    const purchase = await apiJson("POST", `/projects/${project.id}/events`, 201, {
+      body: { key: "purchase", type: "custom" },
+    });
+    const id = await createFlagThroughForm("ruled");
+    const fields = await formFields(await getPage(flagPath(id)), "form[data-form=ab-rule]");
+    const created = await postForm(
+      `${flagPath(id)}/ab-rules`,
+      withField(fields, "ab.eventId", purchase.id),
+    );
+    expect(created.status).toBe(303);
+    const experimentId = /\/experiments\/([^/?]+)/.exec(created.headers.get("location")!)![1]!;
+    const experimentPage = await getPage(`/experiments/${experimentId}`);
+    expect(experimentPage).toContain('data-link="flag"');
+    expect(experimentPage).toContain('data-link="history"');
+    expect(experimentPage).not.toContain('data-link="preview"');
+    expect(experimentPage).not.toContain('data-link="visual-editor"');
+
+    const edit = await getPage(`/experiments/${experimentId}/edit`);
+    expect(edit).toContain("data-flag-rule");
+    expect(edit).not.toContain('name="pageIds"');
+    expect(edit).not.toContain("Changes of variation");
+    expect(edit).not.toContain("Shared changes");
+    expect(edit).not.toMatch(/name="variations\[\d\]\.featureEnabled"/);
+    const before = await apiJson("GET", `/experiments/${experimentId}`, 200);
+    const saved = await postForm(
+      `/experiments/${experimentId}/edit`,
+      await formFields(edit, "form[data-form=experiment]"),
+    );
+    expect(saved.status, saved.status === 303 ? "" : await saved.text()).toBe(303);
+    const after = await apiJson("GET", `/experiments/${experimentId}`, 200);
+    const strip = ({ version: _v, updatedAt: _u, ...rest }: Json) => rest;
+    expect(strip(after)).toEqual(strip(before));
+
+    // An ordinary experiment keeps all of them.
+    const home = await apiJson("POST", `/projects/${project.id}/pages`, 201, {
+      body: { key: "home", conditions: ["or", { match: "substring", value: "/" }] },
+    });
+    const web = await apiJson("POST", `/projects/${project.id}/experiments`, 201, {
+      body: {
+        key: "web",
+        pageIds: [home.id],
+        metrics: [{ eventId: purchase.id, aggregator: "unique" }],
+        variations: [
+          { key: "a", weight: 5000 },
+          { key: "b", weight: 5000 },
+        ],
+      },
+    });
+    expect(await getPage(`/experiments/${web.id}`)).toContain('data-link="preview"');
+    const webEdit = await getPage(`/experiments/${web.id}/edit`);
+    expect(webEdit).toContain('name="pageIds"');
+    expect(webEdit).toContain("Changes of variation 1");
+    expect(webEdit).not.toContain("data-flag-rule");
   });
 
   it("archives, restores and deletes a flag without A/B rules", async () => {
