@@ -57,7 +57,8 @@ export default {
       if (url.pathname === CLIENT_SCRIPT_PATH) return handleClientScript(request, url);
       if (url.pathname.startsWith(CLIENT_CONFIG_PATH_PREFIX))
         return handleClientConfig(request, env, ctx, url);
-      if (url.pathname === DECIDE_PATH) return handleDecide(request, env, ctx, route, url);
+      if (url.pathname === DECIDE_PATH)
+        return handleDecide(request, env, ctx, route, url, sendOrSpill);
       if (url.pathname.startsWith("/_ss/api/") && route.serveApi)
         return handleApi(request, env, ctx);
       if (

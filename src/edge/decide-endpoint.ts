@@ -13,8 +13,10 @@
  *
  * When the datafile has feature flags, the answer also has `f`: every flag decided for this
  * visitor at `url` (docs/client.md "Feature flags"), the A/B-rule decisions stored in `ss_dec`
- * like experiment decisions — and, like them, not counted here (the edge counts a flag's
- * impressions with the page views it serves).
+ * like experiment decisions and counted here, as the edge counts them with each page view it
+ * serves: nothing in the page applies a flag's variation (its code reads the flags), so the
+ * decision is the exposure — and a single-page app that enters an A/B rule on a navigation has
+ * it counted before the conversion that may follow.
  *
  * Not tracked (bot by default, opted out, GPC, no consent) → `{"t":false,"d":[]}` without
  * cookies, as the edge serves such visitors the original page — plus `f` with the flags' delivery
@@ -28,7 +30,9 @@ import { encodeDecision, encodeFlags } from "./bootstrap";
 import { parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { errorResponse } from "../shared/error-response";
-import { decideFlags, recordFlagSticky } from "./flags";
+import { decideFlags, flagImpressions, recordFlagSticky } from "./flags";
+import type { SendEvents } from "./handle-request";
+import { impressionDims } from "./impression-dims";
 import { planPage } from "./page-plan";
 import { verifyPreview } from "./preview";
 import { buildRequestAttributes } from "./request-attributes";
@@ -57,6 +61,7 @@ export async function handleDecide(
   ctx: ExecutionContext,
   route: RouteConfig,
   url: URL,
+  sendEvents?: SendEvents,
 ): Promise<Response> {
   if (request.method !== "GET") {
     return errorResponse(405, "method_not_allowed", `GET ${DECIDE_PATH}?url=…`, null, {
@@ -168,6 +173,28 @@ export async function handleDecide(
   }
   const body: DecideBody = { t: tracking, d: decisions };
   if (flags !== null) body.f = encodeFlags(flags, Infinity);
+  const impressions = tracking && flags !== null ? flagImpressions(flags) : [];
+  if (sendEvents !== undefined && impressions.length > 0) {
+    const timestamp = Date.now();
+    const dims = impressionDims(request, { url: target, visitor });
+    ctx.waitUntil(
+      sendEvents(
+        env,
+        impressions.map((impression) => ({
+          v: 1,
+          type: "impression",
+          uuid: crypto.randomUUID(),
+          sdkKey: route.sdkKey,
+          revision: compiled.revision,
+          visitorId: visitor.id,
+          ...impression,
+          timestamp,
+          source: "edge",
+          dims,
+        })),
+      ),
+    );
+  }
   return json(body, setCookies);
 }
 

@@ -577,7 +577,7 @@ describe("GET /_ss/decide carries the flags", () => {
       headers: { "user-agent": BROWSER_UA, ...headers },
     });
 
-  it("the same flags as the page, the A/B rule stored in ss_dec, nothing counted", async () => {
+  it("the same flags as the page, the A/B rule stored in ss_dec and counted", async () => {
     const id = visitorIn(compiled, "semantic", "decide");
     const page = await (await get("/about", { cookie: `ss_vid=${id}` })).text();
     queued.length = 0;
@@ -590,7 +590,19 @@ describe("GET /_ss/decide carries the flags", () => {
       decodeBootstrap({ v: 1, r: "7", k: "demo", u: id, t: true, d: [], f: body.f })?.flags,
     ).toEqual(bootstrapOf(page)!.flags);
     expect(setCookiesOf(response).get("ss_dec")).toBe("3001.v_s_on");
-    expect(queued).toEqual([]);
+    // The decision is the exposure (nothing in the page applies a flag): counted like a page
+    // view's, so a single-page app's navigation into the A/B rule is counted before a conversion.
+    expect(queued).toEqual([
+      expect.objectContaining({
+        type: "impression",
+        visitorId: id,
+        experimentId: "3001",
+        variationId: "v_s_on",
+        flagKey: "search_ranking",
+        ruleType: "feature-test",
+        source: "edge",
+      }),
+    ]);
   });
 
   it("untracked visitors get the delivery rules only, and no cookie", async () => {
