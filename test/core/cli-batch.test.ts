@@ -27,6 +27,7 @@ import {
   type GenerateDatafileOptions,
   type GenerateVisitorsOptions,
 } from "../support/generate-datafile";
+import { expectedOutput } from "../support/cli-decide-oracle";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -39,43 +40,6 @@ function cli(args: string[], input?: Buffer) {
     maxBuffer: 1 << 28,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString("utf8") };
-}
-
-/** What `decide --input` must write for one input line (without its newline); null: no line. */
-function expectedLine(compiled: CompiledDatafile, text: string, lineNumber: number): string | null {
-  if (text.trim() === "") return null;
-  const fail = (error: string) => JSON.stringify({ visitorId: null, line: lineNumber, error });
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return fail(`invalid JSON: ${(error as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    return fail("expected a JSON object");
-  const { visitorId, attributes } = value as { visitorId?: unknown; attributes?: unknown };
-  if (typeof visitorId !== "string") return fail("visitorId must be a string");
-  if (
-    attributes !== undefined &&
-    (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))
-  )
-    return fail("attributes must be a JSON object");
-  // Written pair by pair: an object would put integer-like experiment keys first.
-  const pairs = decideAll(compiled, { visitorId, attributes } as Visitor).map(
-    (d) => `${JSON.stringify(d.experimentKey)}:${JSON.stringify(d.variationKey)}`,
-  );
-  return `{"visitorId":${JSON.stringify(visitorId)},"decisions":{${pairs.join(",")}}}`;
-}
-
-/** The whole expected output for an NDJSON input (split as the CLI splits it: on \n). */
-function expectedOutput(compiled: CompiledDatafile, input: string): string {
-  const lines = input.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
-  return lines
-    .map((text, i) => expectedLine(compiled, text, i + 1))
-    .filter((line): line is string => line !== null)
-    .map((line) => `${line}\n`)
-    .join("");
 }
 
 function loaded(json: string): CompiledDatafile {

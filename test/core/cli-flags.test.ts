@@ -20,12 +20,10 @@ import { isDeepStrictEqual } from "node:util";
 import type { Client } from "@optimizely/optimizely-sdk";
 import { afterAll, describe, expect, it } from "vitest";
 import {
-  decideAll,
   decideAllFlags,
   loadDatafile,
   type CompiledDatafile,
   type Datafile,
-  type Visitor,
 } from "../../src/core/index";
 import {
   describeValue,
@@ -33,6 +31,7 @@ import {
   generateVisitors,
   type GenerateVisitorsOptions,
 } from "../support/generate-datafile";
+import { expectedOutput } from "../support/cli-decide-oracle";
 import {
   generateFlagDatafile,
   sdkDecide,
@@ -60,56 +59,6 @@ function loaded(json: string): CompiledDatafile {
   const result = loadDatafile(json);
   if (!result.ok) throw new Error(`datafile does not load: ${JSON.stringify(result.problems)}`);
   return result.compiled;
-}
-
-/** What `decide --input` must write for one line (no newline), the plain way; null: no line. */
-function expectedLine(
-  compiled: CompiledDatafile,
-  text: string,
-  lineNumber: number,
-  flags: boolean,
-): string | null {
-  if (text.trim() === "") return null;
-  const fail = (error: string) => JSON.stringify({ visitorId: null, line: lineNumber, error });
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return fail(`invalid JSON: ${(error as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    return fail("expected a JSON object");
-  const { visitorId, attributes } = value as { visitorId?: unknown; attributes?: unknown };
-  if (typeof visitorId !== "string") return fail("visitorId must be a string");
-  if (
-    attributes !== undefined &&
-    (attributes === null || typeof attributes !== "object" || Array.isArray(attributes))
-  )
-    return fail("attributes must be a JSON object");
-  const visitor = { visitorId, attributes } as Visitor;
-  // Written pair by pair: an object would put integer-like keys first, not in datafile order.
-  const decisions = decideAll(compiled, visitor).map(
-    (d) => `${JSON.stringify(d.experimentKey)}:${JSON.stringify(d.variationKey)}`,
-  );
-  let line = `{"visitorId":${JSON.stringify(visitorId)},"decisions":{${decisions.join(",")}}`;
-  if (flags) {
-    const entries = decideAllFlags(compiled, visitor).map(
-      (d) =>
-        `${JSON.stringify(d.flagKey)}:${JSON.stringify({ enabled: d.enabled, variationKey: d.variationKey, variables: d.variables })}`,
-    );
-    line += `,"flags":{${entries.join(",")}}`;
-  }
-  return `${line}}`;
-}
-
-function expectedOutput(compiled: CompiledDatafile, input: string, flags: boolean): string {
-  const lines = input.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
-  return lines
-    .map((text, i) => expectedLine(compiled, text, i + 1, flags))
-    .filter((line): line is string => line !== null)
-    .map((line) => `${line}\n`)
-    .join("");
 }
 
 /** A value as it comes back from JSON (Infinity → null, -0 → 0…). */
