@@ -75,6 +75,8 @@ function formatValue(row: Row): string {
       return `${int.format(row.value)} B`;
     case "%":
       return `${row.value.toFixed(2)} %`;
+    case "count":
+      return int.format(row.value);
     case "info":
       return "";
   }
@@ -101,7 +103,7 @@ function printTable(rows: readonly Row[]): void {
     r.subject,
     formatValue(r),
     r.ratio === undefined
-      ? r.unit === "info" || r.unit === "%" || r.unit === "bytes"
+      ? r.unit === "info" || r.unit === "%" || r.unit === "bytes" || r.unit === "count"
         ? ""
         : "(ours)"
       : `ours ×${r.ratio.toFixed(1)}`,

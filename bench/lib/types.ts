@@ -8,7 +8,7 @@
  * What a row's `value` measures. Throughput rows are "higher is better", time rows "lower is
  * better"; "info" rows carry only their note (value is ignored).
  */
-export type Unit = "ops/s" | "ms" | "bytes" | "%" | "info";
+export type Unit = "ops/s" | "ms" | "bytes" | "%" | "count" | "info";
 
 export type Status = "PASS" | "MISS" | "WARN" | "OK";
 

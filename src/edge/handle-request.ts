@@ -42,6 +42,17 @@ import { planPage, type PageCandidate } from "./page-plan";
 import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
 import { buildRequestAttributes } from "./request-attributes";
 import { isExcludedPath, type RouteConfig } from "./routes";
+import {
+  cacheLifetime,
+  newBootstrapMarker,
+  readCachedVariant,
+  requestRefusesCache,
+  spliceBootstrap,
+  storedVariant,
+  VARIANT_CACHE_HEADER,
+  variantCacheKey,
+  type CachedVariant,
+} from "./variant-cache";
 import { encodeSticky, readVisitor, STICKY_COOKIE, type VisitorState } from "./visitor";
 
 export const VISITOR_HEADER = "x-ss-visitor-id";
@@ -252,6 +263,7 @@ export async function handleEdgeRequest(
     changes,
     bootstrap,
     flags,
+    previewing,
   } = context;
   const compiled = entry.compiled;
   const decisionsHeader = formatDecisionsHeader(
@@ -337,14 +349,19 @@ export async function handleEdgeRequest(
     const send = () => sendEvents(env, events);
     ctx.waitUntil(after === undefined ? send() : settledOrDeadline(after).then(send));
   };
-  const withVisitorHeaders = (response: Response): Response => {
+  const withVisitorHeaders = (response: Response, bootstrapped = false): Response => {
     const out = new Response(response.body, response);
     for (const cookie of setCookies) out.headers.append("set-cookie", cookie);
     if (route.exposeDecisions && decisionsHeader !== "")
       out.headers.set(DECISIONS_HEADER, decisionsHeader);
-    if (pageDecisions.length > 0 || (flags !== null && flags.decisions.length > 0)) {
-      // The body differs per decision (and per flag: the origin saw x-ss-flags, the bootstrap
-      // carries them): the origin's validators no longer describe it.
+    if (
+      bootstrapped ||
+      pageDecisions.length > 0 ||
+      (flags !== null && flags.decisions.length > 0)
+    ) {
+      // The body differs per visitor (the bootstrap carries their id), per decision and per
+      // flag (the origin saw x-ss-flags): no shared cache may keep it, and the origin's
+      // validators no longer describe it.
       out.headers.delete("etag");
       out.headers.delete("last-modified");
       out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
@@ -369,6 +386,44 @@ export async function handleEdgeRequest(
     );
   }
 
+  // Cached variants (docs/caching.md): the same page for the same decisions, flags and datafile
+  // is served from the Cache API; previews never read or write it.
+  let cacheKey: Request | null = null;
+  if (route.cacheVariants && !previewing && requestRefusesCache(request) === null) {
+    try {
+      cacheKey = await variantCacheKey({
+        url,
+        revision: compiled.revision,
+        datafileTag: entry.etag,
+        route: `${route.pattern} ${route.origin ?? ""}`,
+        decisions: pageDecisions.map((d) => [d.candidate.experiment.id, d.decision.variationId]),
+        flags: flags === null ? null : flags.header,
+      });
+      const hit = await matchVariant(cacheKey);
+      if (hit !== null) {
+        let streamed: (() => void) | undefined;
+        const pageDone = new Promise<void>((resolve) => (streamed = resolve));
+        const nonce =
+          nonceFromCsp(hit.response.headers.get("content-security-policy")) ?? undefined;
+        const body = spliceBootstrap(
+          hit.response.body!,
+          hit.marker,
+          renderPageBootstrap(bootstrap, nonce),
+          streamed,
+        );
+        queueImpressions(pageDecisions);
+        if (flags !== null) queueFlagImpressions(flags.impressions);
+        queuePageviews();
+        flushEvents(pageDone);
+        const out = withVisitorHeaders(new Response(body, hit.response), true);
+        out.headers.set(VARIANT_CACHE_HEADER, "hit");
+        return out;
+      }
+    } catch (error) {
+      console.error("splitstream: variant cache lookup failed; fetching the origin", error);
+    }
+  }
+
   const target = rewriteTo ?? originUrlFor(route, url);
   const forwarded = originRequest(request, target, {
     [VISITOR_HEADER]: visitor.id,
@@ -385,25 +440,67 @@ export async function handleEdgeRequest(
     let streamed: (() => void) | undefined;
     const pageDone = new Promise<void>((resolve) => (streamed = resolve));
     let body = origin;
+    let cacheStatus: string | null = null;
     if (request.method === "GET") {
       // Rendered here, once, only for a page that gets it; under a nonce-based
       // Content-Security-Policy everything injected carries the page's nonce.
       const nonce = nonceFromCsp(origin.headers.get("content-security-policy")) ?? undefined;
-      body = rewriteHtml(origin, {
-        changes,
-        bootstrap: renderPageBootstrap(bootstrap, nonce),
-        nonce,
-        onEnd: streamed,
-      });
+      const lifetime = cacheKey === null ? null : cacheLifetime(request, origin);
+      if (cacheKey !== null && lifetime !== null && "ttl" in lifetime) {
+        // Rewritten once with a marker where the bootstrap goes: one branch is stored, the
+        // other gets this visitor's bootstrap at the marker.
+        const marker = newBootstrapMarker();
+        const rewritten = rewriteHtml(origin, { changes, bootstrap: marker, nonce });
+        if (rewritten !== origin && rewritten.body !== null) {
+          const [forVisitor, forCache] = rewritten.body.tee();
+          ctx.waitUntil(
+            putVariant(cacheKey, storedVariant(forCache, rewritten, marker, lifetime.ttl)),
+          );
+          body = new Response(
+            spliceBootstrap(forVisitor, marker, renderPageBootstrap(bootstrap, nonce), streamed),
+            rewritten,
+          );
+          cacheStatus = "miss";
+        } else {
+          // The rewriter left the page as it was (a charset it cannot parse): as below.
+          body = rewritten;
+          streamed?.();
+        }
+      } else {
+        if (lifetime !== null && "uncacheable" in lifetime) cacheStatus = "uncacheable";
+        body = rewriteHtml(origin, {
+          changes,
+          bootstrap: renderPageBootstrap(bootstrap, nonce),
+          nonce,
+          onEnd: streamed,
+        });
+      }
       queueImpressions(pageDecisions);
       if (flags !== null) queueFlagImpressions(flags.impressions);
       queuePageviews();
       flushEvents(pageDone);
     }
-    return withVisitorHeaders(body);
+    const out = withVisitorHeaders(body, body !== origin);
+    if (cacheStatus !== null) out.headers.set(VARIANT_CACHE_HEADER, cacheStatus);
+    return out;
   } catch (error) {
     console.error("splitstream: rewriting failed; serving the origin unchanged", error);
     return origin;
+  }
+}
+
+/** A stored variant for `key`, or null (a miss, or a Cache API failure: logged, then a miss). */
+async function matchVariant(key: Request): Promise<CachedVariant | null> {
+  const hit = await caches.default.match(key);
+  return hit === undefined ? null : readCachedVariant(hit);
+}
+
+/** Stores a variant; a failure (the Cache API refusing, the origin's body breaking off) is logged. */
+async function putVariant(key: Request, stored: Response): Promise<void> {
+  try {
+    await caches.default.put(key, stored);
+  } catch (error) {
+    console.error("splitstream: storing a cached variant failed", error);
   }
 }
 
@@ -569,6 +666,8 @@ async function decidePage(
   if (flags !== null && compiled.featureFlags.length > 0) bootstrap.flags = flags.decisions;
   return {
     untracked: false as const,
+    // A preview link or cookie: the page is for checking, never read from or written to the cache.
+    previewing: previewToken !== null || linkToken !== null,
     flags,
     entry,
     visitor,

@@ -63,6 +63,11 @@ export interface RouteConfig {
   corsOrigins: string[];
   /** Install the `window.optimizely` compatibility shim in the client. */
   optimizelyShim: boolean;
+  /**
+   * Keep pages the origin marks cacheable in the Cache API, one copy per variant
+   * (docs/caching.md); off = every page view goes to the origin.
+   */
+  cacheVariants: boolean;
 }
 
 /** What an sdkKey may contain: it names a KV key and a URL path segment. Shared with the datafile endpoint. */
@@ -82,6 +87,7 @@ export const ROUTE_DEFAULTS = {
   exposeDecisions: true,
   corsOrigins: [],
   optimizelyShim: false,
+  cacheVariants: true,
 } as const satisfies Omit<RouteConfig, "pattern" | "sdkKey">;
 
 /** Config keys (snake_case) in documentation order; anything else is reported. */
@@ -102,6 +108,7 @@ export const ROUTE_KEYS = [
   "expose_decisions",
   "cors_origins",
   "optimizely_shim",
+  "cache_variants",
 ] as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -336,6 +343,7 @@ function routeSchema(): z.ZodType {
     expose_decisions: z.boolean({ error: "expose_decisions must be true or false" }).nullish(),
     cors_origins: z.array(z.string({ error: "each CORS origin must be a string" })).nullish(),
     optimizely_shim: z.boolean({ error: "optimizely_shim must be true or false" }).nullish(),
+    cache_variants: z.boolean({ error: "cache_variants must be true or false" }).nullish(),
   });
   return schema;
 }
@@ -357,6 +365,7 @@ type RawRoute = {
   expose_decisions?: boolean | null;
   cors_origins?: string[] | null;
   optimizely_shim?: boolean | null;
+  cache_variants?: boolean | null;
 };
 
 type RawConsent = {
@@ -675,6 +684,7 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     exposeDecisions: entry.expose_decisions ?? ROUTE_DEFAULTS.exposeDecisions,
     corsOrigins,
     optimizelyShim: entry.optimizely_shim ?? ROUTE_DEFAULTS.optimizelyShim,
+    cacheVariants: entry.cache_variants ?? ROUTE_DEFAULTS.cacheVariants,
   };
   compiledRoutes.set(route, {
     ...pattern.compiled,

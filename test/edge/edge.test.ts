@@ -29,8 +29,14 @@ function serveSite(request: Request): Response {
     return new Response("<html><head></head><body><h1>Checkout B</h1></body></html>", {
       headers: { "content-type": "text/html; charset=utf-8" },
     });
+  // `no-cache`: never stored as a cached variant (docs/caching.md). The Cache API is shared by
+  // every test file of a run, and this page with this datafile is what many files ask for; the
+  // cached-variant tests (test/edge/variant-cache.test.ts) use their own datafiles and paths.
   return new Response(PAGE, {
-    headers: { "content-type": "text/html; charset=utf-8", "cache-control": "public, max-age=60" },
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "public, no-cache, max-age=60",
+    },
   });
 }
 

@@ -30,6 +30,7 @@ describe("parseRoutes: forms and defaults", () => {
       exposeDecisions: true,
       corsOrigins: [],
       optimizelyShim: false,
+      cacheVariants: true,
     });
   });
 
@@ -49,6 +50,7 @@ describe("parseRoutes: forms and defaults", () => {
     expose_decisions: false,
     cors_origins: ["https://app.example.com", "http://localhost:3000/"],
     optimizely_shim: true,
+    cache_variants: false,
   };
   const fullExpected: RouteConfig = {
     pattern: "https://*.example.com/shop/*",
@@ -66,6 +68,7 @@ describe("parseRoutes: forms and defaults", () => {
     exposeDecisions: false,
     corsOrigins: ["https://app.example.com", "http://localhost:3000"],
     optimizelyShim: true,
+    cacheVariants: false,
   };
 
   it.each([

@@ -78,7 +78,8 @@ beforeEach(async () => {
       new Response(PAGE, {
         headers: {
           "content-type": "text/html; charset=utf-8",
-          "cache-control": "public, max-age=60",
+          // Not storable (docs/caching.md): the Cache API is shared by every test file of a run.
+          "cache-control": "public, no-cache, max-age=60",
         },
       }),
   );

@@ -1,0 +1,285 @@
+/**
+ * Cached variants (docs/caching.md): when the origin says a page may be stored by a shared cache,
+ * the edge keeps the page as rewritten for one variant in the Cache API and serves the next
+ * visitors of the same variant from there — no origin request, no HTMLRewriter pass. What belongs
+ * to one visitor (the bootstrap with their id and decisions, their cookies, `x-ss-decisions`) is
+ * never in the stored copy: the page is stored with a random marker where the bootstrap goes, and
+ * each response gets its own bootstrap spliced in at the marker, a byte search over the first
+ * chunk or two of the page.
+ *
+ * The key is the page's URL plus everything the stored bytes depend on: the datafile (revision
+ * and content hash), the decisions the origin was told (`x-ss-decisions`: the experiments of this
+ * page and their variations) and the flags it was told (`x-ss-flags`). A visitor's variant can
+ * only be served to visitors with the same decisions, and a publish changes every key.
+ */
+
+/** Bumped when what is stored (its layout or the rewriting code's output) changes meaning. */
+export const VARIANT_CACHE_FORMAT = "1";
+
+/** The query parameter that carries the key's hash in the Cache API key URL. */
+export const VARIANT_KEY_PARAM = "__ss_variant";
+
+/** Response header (on every page the cache was consulted for): `hit`, `miss` or `uncacheable`. */
+export const VARIANT_CACHE_HEADER = "x-ss-cache";
+
+/** Stored-copy headers: the marker, and the origin's own Cache-Control and Vary (restored on a hit). */
+const MARKER_HEADER = "x-ss-bootstrap-marker";
+const ORIGIN_CACHE_CONTROL_HEADER = "x-ss-origin-cache-control";
+const ORIGIN_VARY_HEADER = "x-ss-origin-vary";
+
+/** The longest a variant is kept, whatever the origin allows (a day; a publish changes the key anyway). */
+export const VARIANT_MAX_TTL_SECONDS = 86_400;
+
+/** What the key is built from; see the module comment. */
+export interface VariantKeyParts {
+  /** The visitor-facing URL, without the preview parameter. */
+  url: URL;
+  /** The datafile's revision and its ETag (which hashes its content). */
+  revision: string;
+  datafileTag: string;
+  /** The route's pattern and origin: the same URL under another route is another page. */
+  route: string;
+  /** `[experimentId, variationId]` of every decision sent to the origin, in page order. */
+  decisions: ReadonlyArray<readonly [string, string]>;
+  /** The `x-ss-flags` value sent to the origin, or null when none was sent. */
+  flags: string | null;
+}
+
+const encoder = new TextEncoder();
+
+function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
+  return out;
+}
+
+/**
+ * The Cache API key for one variant of one page: the page URL plus `__ss_variant=<SHA-256 of every
+ * part>` (the URL is hashed too, so no crafted query string can reach another page's key). JSON
+ * keeps the parts apart: no value can be shifted into its neighbour.
+ */
+export async function variantCacheKey(parts: VariantKeyParts): Promise<Request> {
+  const material = JSON.stringify([
+    VARIANT_CACHE_FORMAT,
+    parts.url.href,
+    parts.route,
+    parts.revision,
+    parts.datafileTag,
+    parts.decisions,
+    parts.flags,
+  ]);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(material)));
+  const key = new URL(parts.url.href);
+  key.hash = "";
+  key.searchParams.append(VARIANT_KEY_PARAM, toHex(digest));
+  return new Request(key.href, { method: "GET" });
+}
+
+/** Directive names of a Cache-Control value, lower-cased, with their values (if any). */
+function directives(value: string | null): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  if (!value) return out;
+  // A quoted value may hold commas (`private="set-cookie, x-a"`): split outside quotes only.
+  for (const part of value.match(/(?:[^,"]|"[^"]*")+/g) ?? []) {
+    const [name, ...rest] = part.split("=");
+    const key = name!.trim().toLowerCase();
+    if (key === "") continue;
+    const raw =
+      rest.length > 0
+        ? rest
+            .join("=")
+            .trim()
+            .replace(/^"(.*)"$/, "$1")
+        : null;
+    if (!out.has(key)) out.set(key, raw);
+  }
+  return out;
+}
+
+function seconds(value: string | null | undefined): number | null {
+  if (value === null || value === undefined || !/^\d{1,10}$/.test(value)) return null;
+  return Number(value);
+}
+
+/**
+ * Why `request` may neither be answered from the cache nor fill it, or null when it may: only a
+ * plain GET (a Range request wants part of a page; a page for an Authorization header may be
+ * that user's).
+ */
+export function requestRefusesCache(request: Request): string | null {
+  if (request.method !== "GET") return "not a GET";
+  if (request.headers.has("range")) return "a Range request";
+  if (request.headers.has("authorization")) return "an authorized request";
+  return null;
+}
+
+/**
+ * How long a shared cache may keep the origin's response to `request`, in seconds, or a reason it
+ * may not (docs/caching.md "What is cached"): the request is a plain GET (no Range, no
+ * Authorization); the response a 200 with `s-maxage` or `max-age` above its `Age`, without
+ * `private`, `no-store` or `no-cache`, without Set-Cookie, and with no Vary beyond
+ * Accept-Encoding.
+ */
+export function cacheLifetime(
+  request: Request,
+  response: Response,
+): { ttl: number } | { uncacheable: string } {
+  const refused = requestRefusesCache(request);
+  if (refused !== null) return { uncacheable: refused };
+  if (response.status !== 200) return { uncacheable: `status ${response.status}` };
+  if (response.headers.has("set-cookie")) return { uncacheable: "the origin sets a cookie" };
+  const vary = (response.headers.get("vary") ?? "")
+    .split(",")
+    .map((v) => v.trim().toLowerCase())
+    .filter((v) => v !== "" && v !== "accept-encoding");
+  if (vary.length > 0) return { uncacheable: `the origin varies on ${vary.join(", ")}` };
+  const cc = directives(response.headers.get("cache-control"));
+  for (const never of ["no-store", "private", "no-cache"])
+    if (cc.has(never)) return { uncacheable: `Cache-Control: ${never}` };
+  const lifetime = seconds(cc.get("s-maxage")) ?? seconds(cc.get("max-age"));
+  if (lifetime === null) return { uncacheable: "no max-age or s-maxage" };
+  const age = seconds(response.headers.get("age")) ?? 0;
+  const ttl = Math.min(lifetime - age, VARIANT_MAX_TTL_SECONDS);
+  if (ttl <= 0) return { uncacheable: "already stale (Age)" };
+  return { ttl };
+}
+
+/** A fresh unguessable marker: origin content cannot contain it, so it is only ever ours. */
+export function newBootstrapMarker(): string {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return `<!--ss-bootstrap-${toHex(bytes)}-->`;
+}
+
+/**
+ * The copy that goes into the cache: the rewritten page (with the marker) under headers that make
+ * the Cache API keep it `ttl` seconds. Validators and Vary are dropped (the key already is the
+ * variant); the origin's Cache-Control and Vary are kept aside for the hit path.
+ */
+export function storedVariant(
+  body: ReadableStream<Uint8Array>,
+  rewritten: Response,
+  marker: string,
+  ttl: number,
+): Response {
+  const headers = new Headers(rewritten.headers);
+  const originCacheControl = headers.get("cache-control");
+  const originVary = headers.get("vary");
+  for (const name of ["etag", "last-modified", "age", "expires", "vary", "set-cookie"])
+    headers.delete(name);
+  headers.set("cache-control", `public, max-age=${ttl}`);
+  headers.set(MARKER_HEADER, marker);
+  if (originCacheControl !== null) headers.set(ORIGIN_CACHE_CONTROL_HEADER, originCacheControl);
+  if (originVary !== null) headers.set(ORIGIN_VARY_HEADER, originVary);
+  return new Response(body, { status: 200, headers });
+}
+
+/** A stored variant as it came out of the cache, ready for one visitor (see {@link spliceBootstrap}). */
+export interface CachedVariant {
+  /** Status 200 and the origin's headers as the miss path would have passed them on. */
+  response: Response;
+  marker: string;
+}
+
+/**
+ * Reads a cache hit back: its marker, and the origin's headers restored (the cache's own —
+ * `cf-cache-status`, `age`, `expires` — removed). Null for an entry that is not ours (no marker).
+ */
+export function readCachedVariant(hit: Response): CachedVariant | null {
+  const marker = hit.headers.get(MARKER_HEADER);
+  if (marker === null || hit.body === null) return null;
+  const headers = new Headers(hit.headers);
+  for (const name of [
+    MARKER_HEADER,
+    ORIGIN_CACHE_CONTROL_HEADER,
+    ORIGIN_VARY_HEADER,
+    "cache-control",
+    "cf-cache-status",
+    "age",
+    "expires",
+  ])
+    headers.delete(name);
+  const cacheControl = hit.headers.get(ORIGIN_CACHE_CONTROL_HEADER);
+  const vary = hit.headers.get(ORIGIN_VARY_HEADER);
+  if (cacheControl !== null) headers.set("cache-control", cacheControl);
+  if (vary !== null) headers.set("vary", vary);
+  return { response: new Response(hit.body, { status: 200, headers }), marker };
+}
+
+/** Index of `needle` in `haystack`, or -1 (a '<' scan, then a byte compare). */
+function indexOfBytes(haystack: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0]!;
+  const last = haystack.length - needle.length;
+  for (let i = haystack.indexOf(first); i !== -1 && i <= last; i = haystack.indexOf(first, i + 1)) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
+
+/**
+ * The bootstrap as bytes for any ASCII-compatible page encoding: non-ASCII characters can only
+ * be inside its JSON strings (the nonce is base64), where `\uXXXX` means the same thing.
+ */
+function bootstrapBytes(bootstrap: string): Uint8Array {
+  return encoder.encode(
+    bootstrap.replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    ),
+  );
+}
+
+/**
+ * `body` with the first `marker` replaced by `bootstrap`. Streams: chunks pass on as they come,
+ * holding back at most the marker's length minus one byte while the marker is not yet found;
+ * once it is, every further chunk is passed on untouched. A body without the marker gets the
+ * bootstrap at its end (where the rewriter puts it on a page without any anchor). `onEnd` runs
+ * once the last byte is out.
+ */
+export function spliceBootstrap(
+  body: ReadableStream<Uint8Array>,
+  marker: string,
+  bootstrap: string,
+  onEnd?: () => void,
+): ReadableStream<Uint8Array> {
+  const needle = encoder.encode(marker);
+  const insert = bootstrapBytes(bootstrap);
+  let found = false;
+  let carry: Uint8Array | null = null;
+  const splice = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      if (found) {
+        controller.enqueue(chunk);
+        return;
+      }
+      let data = chunk;
+      if (carry !== null) {
+        data = new Uint8Array(carry.length + chunk.length);
+        data.set(carry);
+        data.set(chunk, carry.length);
+        carry = null;
+      }
+      const at = indexOfBytes(data, needle);
+      if (at !== -1) {
+        found = true;
+        if (at > 0) controller.enqueue(data.subarray(0, at));
+        controller.enqueue(insert);
+        if (at + needle.length < data.length) controller.enqueue(data.subarray(at + needle.length));
+        return;
+      }
+      const keep = Math.min(needle.length - 1, data.length);
+      if (data.length > keep) controller.enqueue(data.subarray(0, data.length - keep));
+      carry = data.slice(data.length - keep);
+    },
+    flush(controller) {
+      if (!found) {
+        if (carry !== null && carry.length > 0) controller.enqueue(carry);
+        controller.enqueue(insert);
+      }
+      onEnd?.();
+    },
+  });
+  return body.pipeThrough(splice);
+}
