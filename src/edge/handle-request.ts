@@ -48,6 +48,8 @@ import {
   readCachedVariant,
   requestRefusesCache,
   spliceBootstrap,
+  spliceBootstrapWhole,
+  WHOLE_SPLICE_MAX_BYTES,
   storedVariant,
   VARIANT_CACHE_HEADER,
   variantCacheKey,
@@ -405,12 +407,17 @@ export async function handleEdgeRequest(
         const pageDone = new Promise<void>((resolve) => (streamed = resolve));
         const nonce =
           nonceFromCsp(hit.response.headers.get("content-security-policy")) ?? undefined;
-        const body = spliceBootstrap(
-          hit.response.body!,
-          hit.marker,
-          renderPageBootstrap(bootstrap, nonce),
-          streamed,
-        );
+        const bootstrapHtml = renderPageBootstrap(bootstrap, nonce);
+        const whole = await spliceBootstrapWhole(hit, bootstrapHtml);
+        let body: Blob | ReadableStream<Uint8Array>;
+        if (whole !== null) {
+          body = whole;
+          streamed?.();
+        } else {
+          body = spliceBootstrap(hit.response.body!, hit.marker, bootstrapHtml, streamed, (work) =>
+            ctx.waitUntil(work),
+          );
+        }
         queueImpressions(pageDecisions);
         if (flags !== null) queueFlagImpressions(flags.impressions);
         queuePageviews();
@@ -453,11 +460,27 @@ export async function handleEdgeRequest(
         const rewritten = rewriteHtml(origin, { changes, bootstrap: marker, nonce });
         if (rewritten !== origin && rewritten.body !== null) {
           const [forVisitor, forCache] = rewritten.body.tee();
+          const key = cacheKey;
+          const originLength = Number(origin.headers.get("content-length") ?? Number.NaN);
+          const storeWhole =
+            Number.isSafeInteger(originLength) && originLength <= WHOLE_SPLICE_MAX_BYTES;
           ctx.waitUntil(
-            putVariant(cacheKey, storedVariant(forCache, rewritten, marker, lifetime.ttl)),
+            (async () => {
+              // A page of known, bounded size is stored whole, so that hits can read it whole.
+              const body = storeWhole ? await new Response(forCache).arrayBuffer() : forCache;
+              await putVariant(key, storedVariant(body, rewritten, marker, lifetime.ttl));
+            })().catch((error: unknown) =>
+              console.error("splitstream: storing a cached variant failed", error),
+            ),
           );
           body = new Response(
-            spliceBootstrap(forVisitor, marker, renderPageBootstrap(bootstrap, nonce), streamed),
+            spliceBootstrap(
+              forVisitor,
+              marker,
+              renderPageBootstrap(bootstrap, nonce),
+              streamed,
+              (work) => ctx.waitUntil(work),
+            ),
             rewritten,
           );
           cacheStatus = "miss";

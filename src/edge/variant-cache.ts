@@ -26,6 +26,8 @@ export const VARIANT_CACHE_HEADER = "x-ss-cache";
 const MARKER_HEADER = "x-ss-bootstrap-marker";
 const ORIGIN_CACHE_CONTROL_HEADER = "x-ss-origin-cache-control";
 const ORIGIN_VARY_HEADER = "x-ss-origin-vary";
+/** The stored body's length, when it was stored whole (the Cache API does not always say). */
+const STORED_LENGTH_HEADER = "x-ss-stored-length";
 
 /** The longest a variant is kept, whatever the origin allows (a day; a publish changes the key anyway). */
 export const VARIANT_MAX_TTL_SECONDS = 86_400;
@@ -157,7 +159,7 @@ export function newBootstrapMarker(): string {
  * variant); the origin's Cache-Control and Vary are kept aside for the hit path.
  */
 export function storedVariant(
-  body: ReadableStream<Uint8Array>,
+  body: ReadableStream<Uint8Array> | ArrayBuffer,
   rewritten: Response,
   marker: string,
   ttl: number,
@@ -171,14 +173,24 @@ export function storedVariant(
   headers.set(MARKER_HEADER, marker);
   if (originCacheControl !== null) headers.set(ORIGIN_CACHE_CONTROL_HEADER, originCacheControl);
   if (originVary !== null) headers.set(ORIGIN_VARY_HEADER, originVary);
+  if (body instanceof ArrayBuffer) headers.set(STORED_LENGTH_HEADER, String(body.byteLength));
   return new Response(body, { status: 200, headers });
 }
+
+/**
+ * The largest page stored whole (read into memory once, on the miss) and read whole on a hit (see
+ * {@link spliceBootstrapWhole}); larger pages, and pages whose origin sent no Content-Length, are
+ * stored and spliced as they stream.
+ */
+export const WHOLE_SPLICE_MAX_BYTES = 2 * 1024 * 1024;
 
 /** A stored variant as it came out of the cache, ready for one visitor (see {@link spliceBootstrap}). */
 export interface CachedVariant {
   /** Status 200 and the origin's headers as the miss path would have passed them on. */
   response: Response;
   marker: string;
+  /** The stored body's length, when it was stored whole (else null: it is spliced as it streams). */
+  length: number | null;
 }
 
 /**
@@ -190,6 +202,8 @@ export function readCachedVariant(hit: Response): CachedVariant | null {
   if (marker === null || hit.body === null) return null;
   const headers = new Headers(hit.headers);
   for (const name of [
+    "content-length",
+    STORED_LENGTH_HEADER,
     MARKER_HEADER,
     ORIGIN_CACHE_CONTROL_HEADER,
     ORIGIN_VARY_HEADER,
@@ -203,7 +217,12 @@ export function readCachedVariant(hit: Response): CachedVariant | null {
   const vary = hit.headers.get(ORIGIN_VARY_HEADER);
   if (cacheControl !== null) headers.set("cache-control", cacheControl);
   if (vary !== null) headers.set("vary", vary);
-  return { response: new Response(hit.body, { status: 200, headers }), marker };
+  const length = Number(hit.headers.get(STORED_LENGTH_HEADER) ?? Number.NaN);
+  return {
+    response: new Response(hit.body, { status: 200, headers }),
+    marker,
+    length: Number.isSafeInteger(length) && length >= 0 ? length : null,
+  };
 }
 
 /** Index of `needle` in `haystack`, or -1 (a '<' scan, then a byte compare). */
@@ -216,6 +235,26 @@ function indexOfBytes(haystack: Uint8Array, needle: Uint8Array): number {
     if (j === needle.length) return i;
   }
   return -1;
+}
+
+/**
+ * A cache hit's body with the first `marker` replaced by `bootstrap`, for a stored page of at most
+ * {@link WHOLE_SPLICE_MAX_BYTES}: the body is read whole (one native read of a local cache entry)
+ * and the response is a Blob of three parts, so the runtime sends it without a JavaScript call per
+ * chunk — a streaming splice costs two promise turns per chunk for the whole page (measured:
+ * docs/benchmarks.md). Null when the size is unknown or too large: use {@link spliceBootstrap}.
+ */
+export async function spliceBootstrapWhole(
+  hit: CachedVariant,
+  bootstrap: string,
+): Promise<Blob | null> {
+  if (hit.length === null || hit.length > WHOLE_SPLICE_MAX_BYTES) return null;
+  const marker = hit.marker;
+  const bytes = new Uint8Array(await hit.response.arrayBuffer());
+  const at = indexOfBytes(bytes, encoder.encode(marker));
+  const insert = bootstrapBytes(bootstrap);
+  if (at === -1) return new Blob([bytes, insert]);
+  return new Blob([bytes.subarray(0, at), insert, bytes.subarray(at + marker.length)]);
 }
 
 /**
@@ -232,54 +271,71 @@ function bootstrapBytes(bootstrap: string): Uint8Array {
 }
 
 /**
- * `body` with the first `marker` replaced by `bootstrap`. Streams: chunks pass on as they come,
- * holding back at most the marker's length minus one byte while the marker is not yet found;
- * once it is, every further chunk is passed on untouched. A body without the marker gets the
- * bootstrap at its end (where the rewriter puts it on a page without any anchor). `onEnd` runs
- * once the last byte is out.
+ * `body` with the first `marker` replaced by `bootstrap`. Streams: each chunk is passed on as it
+ * comes (holding back at most the marker's length minus one byte while the marker is not yet
+ * found — it is in `<head>`, so in the first chunk or two), from a reader into an
+ * `IdentityTransformStream`: two promises per chunk, cheaper than a JavaScript `TransformStream`
+ * (measured: docs/benchmarks.md). A body without the marker gets the bootstrap at its end (where the
+ * rewriter puts it on a page without any anchor). `onEnd` runs once the last byte is out.
  */
 export function spliceBootstrap(
   body: ReadableStream<Uint8Array>,
   marker: string,
   bootstrap: string,
   onEnd?: () => void,
+  keepAlive?: (work: Promise<unknown>) => void,
 ): ReadableStream<Uint8Array> {
   const needle = encoder.encode(marker);
   const insert = bootstrapBytes(bootstrap);
-  let found = false;
-  let carry: Uint8Array | null = null;
-  const splice = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      if (found) {
-        controller.enqueue(chunk);
+  const out = new IdentityTransformStream();
+  const reader = body.getReader();
+  const writer = out.writable.getWriter();
+  const pump = async (): Promise<void> => {
+    let carry: Uint8Array | null = null;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
+        // No marker: the bootstrap goes last.
+        if (carry !== null && carry.length > 0) await writer.write(carry);
+        await writer.write(insert);
+        await writer.close();
         return;
       }
-      let data = chunk;
+      let data: Uint8Array = value;
       if (carry !== null) {
-        data = new Uint8Array(carry.length + chunk.length);
+        data = new Uint8Array(carry.length + value.length);
         data.set(carry);
-        data.set(chunk, carry.length);
-        carry = null;
+        data.set(value, carry.length);
       }
       const at = indexOfBytes(data, needle);
       if (at !== -1) {
-        found = true;
-        if (at > 0) controller.enqueue(data.subarray(0, at));
-        controller.enqueue(insert);
-        if (at + needle.length < data.length) controller.enqueue(data.subarray(at + needle.length));
-        return;
+        if (at > 0) await writer.write(data.subarray(0, at));
+        await writer.write(insert);
+        if (at + needle.length < data.length) await writer.write(data.subarray(at + needle.length));
+        break;
       }
       const keep = Math.min(needle.length - 1, data.length);
-      if (data.length > keep) controller.enqueue(data.subarray(0, data.length - keep));
+      if (data.length > keep) await writer.write(data.subarray(0, data.length - keep));
       carry = data.slice(data.length - keep);
-    },
-    flush(controller) {
-      if (!found) {
-        if (carry !== null && carry.length > 0) controller.enqueue(carry);
-        controller.enqueue(insert);
-      }
+    }
+    // The rest as it comes. (Not `pipeTo` after releasing the locks: in workerd, piping a tee
+    // branch that a reader has already read from never completes.)
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await writer.write(value);
+    }
+    await writer.close();
+  };
+  const done = pump().then(
+    () => onEnd?.(),
+    (error: unknown) => {
+      // The visitor went away, or the stored body broke off: end both sides.
+      writer.abort(error).catch(() => undefined);
+      reader.cancel(error).catch(() => undefined);
       onEnd?.();
     },
-  });
-  return body.pipeThrough(splice);
+  );
+  keepAlive?.(done);
+  return out.readable;
 }
