@@ -114,7 +114,13 @@ export function createDemoOrigin({ root = DEFAULT_ROOT, log = () => {} } = {}) {
     const headers = {
       "content-type": type,
       etag,
-      "cache-control": type.startsWith("text/html") ? "no-cache" : "public, max-age=300",
+      "cache-control": !type.startsWith("text/html")
+        ? "public, max-age=300"
+        : // `?cacheable` on any page: marked cacheable, so the edge keeps it per variant
+          // (docs/caching.md; docs/demo.md "Cached variants").
+          new URL(req.url ?? "/", "http://demo").searchParams.has("cacheable")
+          ? "public, max-age=60"
+          : "no-cache",
       "x-demo-origin": "1",
       ...extraHeaders,
     };
