@@ -16,19 +16,16 @@ import { getDatafile } from "./edge/datafile-store";
 import { parseCookies } from "./edge/cookies";
 import { readVisitor } from "./edge/visitor";
 import { impressionDims } from "./edge/impression-dims";
-import { handleApi } from "./api/app";
-import { runBanditRound } from "./api/services/bandit-round";
-import { runGuardrailChecks } from "./api/services/guardrails";
-import { handleAdmin } from "./admin/app";
-import { ADMIN_BASE_PATH } from "./admin/ui";
-import { handleEventBatch } from "./events/consumer";
-import { handleScheduled } from "./events/retention";
-import { BROWSER_EVENTS_PATH, handleBrowserEvents } from "./events/ingest-browser";
-import { handleSdkEvents, SDK_EVENTS_PATH } from "./events/ingest-sdk";
+import { ADMIN_BASE_PATH } from "./admin/paths";
+import { BROWSER_EVENTS_PATH, SDK_EVENTS_PATH } from "./events/ingest-paths";
 import type { IngestEdge } from "./events/ingest-common";
 import { errorResponse } from "./shared/error-response";
 import { requeueSpilled, sendOrSpill } from "./events/spill";
-import { compactArchive } from "./events/archive-parquet";
+
+// What only the API, the admin, the ingest endpoints, the queue consumer and the scheduled work
+// need is imported on first use, never at module load: a page view in a fresh isolate does not
+// parse or build it (docs/architecture.md "Start-up"). The bundle still holds it all (esbuild
+// wraps each such module in an init function that runs on the first `import()`).
 
 // The visitor shards' Durable Object class (wrangler.toml `durable_objects`, docs/scaling.md).
 export { VisitorShard } from "./events/visitor-shard";
@@ -60,16 +57,29 @@ export default {
       if (url.pathname === DECIDE_PATH)
         return handleDecide(request, env, ctx, route, url, sendOrSpill);
       if (url.pathname.startsWith("/_ss/api/") && route.serveApi)
-        return handleApi(request, env, ctx);
+        return (await import("./api/app")).handleApi(request, env, ctx);
       if (
         (url.pathname === ADMIN_BASE_PATH || url.pathname.startsWith(`${ADMIN_BASE_PATH}/`)) &&
         route.serveAdmin
       )
-        return handleAdmin(request, env, ctx);
+        return (await import("./admin/app")).handleAdmin(request, env, ctx);
       if (url.pathname === BROWSER_EVENTS_PATH)
-        return handleBrowserEvents(request, env, ctx, route, url, ingestEdge);
+        return (await import("./events/ingest-browser")).handleBrowserEvents(
+          request,
+          env,
+          ctx,
+          route,
+          url,
+          ingestEdge,
+        );
       if (url.pathname === SDK_EVENTS_PATH)
-        return handleSdkEvents(request, env, ctx, route, ingestEdge);
+        return (await import("./events/ingest-sdk")).handleSdkEvents(
+          request,
+          env,
+          ctx,
+          route,
+          ingestEdge,
+        );
       return errorResponse(404, "not_found", `no Splitstream endpoint at ${url.pathname}`);
     }
     // The visual editor's previews, on the page's own URL, where the admin is served.
@@ -77,13 +87,20 @@ export default {
       return handleEditorRequest(request, env.SIGNING_KEY, route, url);
     return handleEdgeRequest(request, env, ctx, route, url, sendOrSpill);
   },
-  queue: (batch, env) => handleEventBatch(batch, env),
+  queue: async (batch, env) => (await import("./events/consumer")).handleEventBatch(batch, env),
   // Retention of the event bookkeeping (docs/events.md "Retention"), the bandit re-allocation
   // round (docs/bandits.md "Running a bandit"), the re-queue of edge events spilled to R2
   // (docs/reliability.md) and the Parquet compaction of the archive (docs/events.md "Columnar
   // archive (Parquet)"); cron in wrangler.toml. All always run: a failure of one is logged and
   // does not stop the others (the run is then reported as failed).
   scheduled: async (controller, env) => {
+    const [{ handleScheduled }, { runBanditRound }, { compactArchive }, { runGuardrailChecks }] =
+      await Promise.all([
+        import("./events/retention"),
+        import("./api/services/bandit-round"),
+        import("./events/archive-parquet"),
+        import("./api/services/guardrails"),
+      ]);
     const [retention, bandit, spill, parquet, guardrails] = await Promise.allSettled([
       handleScheduled(controller, env),
       runBanditRound(env, controller.scheduledTime),

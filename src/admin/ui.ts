@@ -14,8 +14,9 @@ import { SESSION_SECONDS } from "../api/services/sessions";
 import type { experimentResource } from "../api/services/experiments";
 import type { loadAllocationHistory } from "../api/services/bandit-allocations";
 import { ApiError, uniqueViolation } from "../api/errors";
+import { ADMIN_BASE_PATH } from "./paths";
 
-export const ADMIN_BASE_PATH = "/_ss/admin";
+export { ADMIN_BASE_PATH };
 /** The session cookie: an opaque session id (never the token), HttpOnly, SameSite=Strict, Path=/_ss/admin. */
 export const ADMIN_COOKIE = "ss_admin";
 

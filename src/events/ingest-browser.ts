@@ -35,7 +35,7 @@ import {
 import type { CompiledExperiment } from "../core/index";
 import type { EventMessage, ImpressionDims, ImpressionMessage } from "../shared/event-messages";
 
-export const BROWSER_EVENTS_PATH = "/_ss/events";
+export { BROWSER_EVENTS_PATH } from "./ingest-paths";
 export const MAX_BROWSER_BODY_BYTES = 64 * 1024;
 export const MAX_BROWSER_EVENTS = 100;
 

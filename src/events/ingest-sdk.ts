@@ -40,7 +40,7 @@ import type { CompiledDatafile } from "../core/index";
 import { flagKeyProblem } from "../shared/event-limits";
 import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
 
-export const SDK_EVENTS_PATH = "/_ss/v1/events";
+export { SDK_EVENTS_PATH } from "./ingest-paths";
 export const MAX_SDK_BODY_BYTES = 512 * 1024;
 export const MAX_SDK_EVENTS = 500;
 const ACTIVATE_EVENT_KEY = "campaign_activated";
