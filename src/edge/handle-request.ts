@@ -398,6 +398,9 @@ export async function handleEdgeRequest(
         revision: compiled.revision,
         datafileTag: entry.etag,
         route: `${route.pattern} ${route.origin ?? ""}`,
+        // Absent only where the binding is not configured (a hand-written config): then the
+        // format version alone separates code changes.
+        codeVersion: (env.CF_VERSION_METADATA as WorkerVersionMetadata | undefined)?.id ?? "",
         decisions: pageDecisions.map((d) => [d.candidate.experiment.id, d.decision.variationId]),
         flags: flags === null ? null : flags.header,
       });
@@ -461,9 +464,14 @@ export async function handleEdgeRequest(
         if (rewritten !== origin && rewritten.body !== null) {
           const [forVisitor, forCache] = rewritten.body.tee();
           const key = cacheKey;
+          // Content-Length is the page's size only when the origin did not compress it (fetch
+          // decompresses and keeps the header): a gzip size says nothing about memory.
           const originLength = Number(origin.headers.get("content-length") ?? Number.NaN);
+          const encoding = (origin.headers.get("content-encoding") ?? "identity").toLowerCase();
           const storeWhole =
-            Number.isSafeInteger(originLength) && originLength <= WHOLE_SPLICE_MAX_BYTES;
+            encoding === "identity" &&
+            Number.isSafeInteger(originLength) &&
+            originLength <= WHOLE_SPLICE_MAX_BYTES;
           ctx.waitUntil(
             (async () => {
               // A page of known, bounded size is stored whole, so that hits can read it whole.

@@ -28,6 +28,18 @@ const ORIGIN_CACHE_CONTROL_HEADER = "x-ss-origin-cache-control";
 const ORIGIN_VARY_HEADER = "x-ss-origin-vary";
 /** The stored body's length, when it was stored whole (the Cache API does not always say). */
 const STORED_LENGTH_HEADER = "x-ss-stored-length";
+/** When the copy was stored (ms), and the origin's `Age` then: a hit's `Age` (RFC 9111 §5.1). */
+const STORED_AT_HEADER = "x-ss-stored-at";
+const ORIGIN_AGE_HEADER = "x-ss-origin-age";
+/** Every internal header of a stored copy: never taken from the origin, never sent to a browser. */
+const INTERNAL_HEADERS = [
+  MARKER_HEADER,
+  ORIGIN_CACHE_CONTROL_HEADER,
+  ORIGIN_VARY_HEADER,
+  STORED_LENGTH_HEADER,
+  STORED_AT_HEADER,
+  ORIGIN_AGE_HEADER,
+];
 
 /** The longest a variant is kept, whatever the origin allows (a day; a publish changes the key anyway). */
 export const VARIANT_MAX_TTL_SECONDS = 86_400;
@@ -41,6 +53,8 @@ export interface VariantKeyParts {
   datafileTag: string;
   /** The route's pattern and origin: the same URL under another route is another page. */
   route: string;
+  /** The deployed Worker version (its rewriting code): a deployment starts a fresh set of keys. */
+  codeVersion: string;
   /** `[experimentId, variationId]` of every decision sent to the origin, in page order. */
   decisions: ReadonlyArray<readonly [string, string]>;
   /** The `x-ss-flags` value sent to the origin, or null when none was sent. */
@@ -63,6 +77,7 @@ function toHex(bytes: Uint8Array): string {
 export async function variantCacheKey(parts: VariantKeyParts): Promise<Request> {
   const material = JSON.stringify([
     VARIANT_CACHE_FORMAT,
+    parts.codeVersion,
     parts.url.href,
     parts.route,
     parts.revision,
@@ -76,6 +91,9 @@ export async function variantCacheKey(parts: VariantKeyParts): Promise<Request> 
   key.searchParams.append(VARIANT_KEY_PARAM, toHex(digest));
   return new Request(key.href, { method: "GET" });
 }
+
+/** Headers that speak to CDNs only, highest precedence first (Cloudflare's order). */
+const TARGETED_CACHE_HEADERS = ["cloudflare-cdn-cache-control", "cdn-cache-control"] as const;
 
 /** Directive names of a Cache-Control value, lower-cased, with their values (if any). */
 function directives(value: string | null): Map<string, string | null> {
@@ -118,9 +136,10 @@ export function requestRefusesCache(request: Request): string | null {
 /**
  * How long a shared cache may keep the origin's response to `request`, in seconds, or a reason it
  * may not (docs/caching.md "What is cached"): the request is a plain GET (no Range, no
- * Authorization); the response a 200 with `s-maxage` or `max-age` above its `Age`, without
- * `private`, `no-store` or `no-cache`, without Set-Cookie, and with no Vary beyond
- * Accept-Encoding.
+ * Authorization); the response a 200 whose `Cloudflare-CDN-Cache-Control`, else
+ * `CDN-Cache-Control`, else `Cache-Control` (which must then say `public` or `s-maxage`) gives
+ * `s-maxage` or `max-age` above its `Age`, without `private`, `no-store` or `no-cache`; without
+ * Set-Cookie, and with no Vary beyond Accept-Encoding.
  */
 export function cacheLifetime(
   request: Request,
@@ -135,11 +154,19 @@ export function cacheLifetime(
     .map((v) => v.trim().toLowerCase())
     .filter((v) => v !== "" && v !== "accept-encoding");
   if (vary.length > 0) return { uncacheable: `the origin varies on ${vary.join(", ")}` };
-  const cc = directives(response.headers.get("cache-control"));
+  // A header aimed at CDNs wins over Cache-Control, in Cloudflare's order (RFC 9213): with one,
+  // the origin speaks to shared caches, so its max-age is theirs.
+  const targeted = TARGETED_CACHE_HEADERS.find((name) => response.headers.has(name));
+  const field = targeted ?? "cache-control";
+  const cc = directives(response.headers.get(field));
   for (const never of ["no-store", "private", "no-cache"])
-    if (cc.has(never)) return { uncacheable: `Cache-Control: ${never}` };
+    if (cc.has(never)) return { uncacheable: `${field}: ${never}` };
+  // Plain Cache-Control must say a shared cache may keep it: `public` or `s-maxage`. A bare
+  // `max-age` is often meant for the browser alone (a page built from the visitor's session).
+  if (targeted === undefined && !cc.has("public") && !cc.has("s-maxage"))
+    return { uncacheable: "Cache-Control has neither public nor s-maxage" };
   const lifetime = seconds(cc.get("s-maxage")) ?? seconds(cc.get("max-age"));
-  if (lifetime === null) return { uncacheable: "no max-age or s-maxage" };
+  if (lifetime === null) return { uncacheable: `${field} has no max-age or s-maxage` };
   const age = seconds(response.headers.get("age")) ?? 0;
   const ttl = Math.min(lifetime - age, VARIANT_MAX_TTL_SECONDS);
   if (ttl <= 0) return { uncacheable: "already stale (Age)" };
@@ -167,8 +194,19 @@ export function storedVariant(
   const headers = new Headers(rewritten.headers);
   const originCacheControl = headers.get("cache-control");
   const originVary = headers.get("vary");
-  for (const name of ["etag", "last-modified", "age", "expires", "vary", "set-cookie"])
+  const originAge = seconds(headers.get("age")) ?? 0;
+  for (const name of [
+    "etag",
+    "last-modified",
+    "age",
+    "expires",
+    "vary",
+    "set-cookie",
+    ...INTERNAL_HEADERS,
+  ])
     headers.delete(name);
+  headers.set(STORED_AT_HEADER, String(Date.now()));
+  headers.set(ORIGIN_AGE_HEADER, String(originAge));
   headers.set("cache-control", `public, max-age=${ttl}`);
   headers.set(MARKER_HEADER, marker);
   if (originCacheControl !== null) headers.set(ORIGIN_CACHE_CONTROL_HEADER, originCacheControl);
@@ -197,16 +235,13 @@ export interface CachedVariant {
  * Reads a cache hit back: its marker, and the origin's headers restored (the cache's own —
  * `cf-cache-status`, `age`, `expires` — removed). Null for an entry that is not ours (no marker).
  */
-export function readCachedVariant(hit: Response): CachedVariant | null {
+export function readCachedVariant(hit: Response, now = Date.now()): CachedVariant | null {
   const marker = hit.headers.get(MARKER_HEADER);
   if (marker === null || hit.body === null) return null;
   const headers = new Headers(hit.headers);
   for (const name of [
     "content-length",
-    STORED_LENGTH_HEADER,
-    MARKER_HEADER,
-    ORIGIN_CACHE_CONTROL_HEADER,
-    ORIGIN_VARY_HEADER,
+    ...INTERNAL_HEADERS,
     "cache-control",
     "cf-cache-status",
     "age",
@@ -217,6 +252,12 @@ export function readCachedVariant(hit: Response): CachedVariant | null {
   const vary = hit.headers.get(ORIGIN_VARY_HEADER);
   if (cacheControl !== null) headers.set("cache-control", cacheControl);
   if (vary !== null) headers.set("vary", vary);
+  // How old the page is: the origin's Age when stored plus the time since (so the browser's
+  // max-age counts from when the origin made it, not from this hit).
+  const storedAt = Number(hit.headers.get(STORED_AT_HEADER) ?? Number.NaN);
+  const originAge = seconds(hit.headers.get(ORIGIN_AGE_HEADER)) ?? 0;
+  if (Number.isFinite(storedAt))
+    headers.set("age", String(originAge + Math.max(0, Math.floor((now - storedAt) / 1000))));
   const length = Number(hit.headers.get(STORED_LENGTH_HEADER) ?? Number.NaN);
   return {
     response: new Response(hit.body, { status: 200, headers }),

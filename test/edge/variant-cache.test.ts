@@ -15,6 +15,7 @@ import {
   newBootstrapMarker,
   spliceBootstrap,
   VARIANT_KEY_PARAM,
+  variantCacheKey,
 } from "../../src/edge/variant-cache";
 import type { EventMessage } from "../../src/shared/event-messages";
 import edgeDatafile from "../fixtures/datafiles/edge.json";
@@ -304,6 +305,97 @@ describe("cached variants", () => {
     expect(origin.requests).toHaveLength(1);
   });
 
+  it("a page marked max-age only (for the browser) is not shared: its session is in it", async () => {
+    origin.restore();
+    origin = mockOrigin((request) => {
+      const session = /session=(\w+)/.exec(request.headers.get("cookie") ?? "")?.[1] ?? "anon";
+      return new Response(PAGE.replace("<title>Shop</title>", `<title>Hello ${session}</title>`), {
+        headers: { "content-type": "text/html; charset=utf-8", "cache-control": "max-age=300" },
+      });
+    });
+    const alice = await view(`${A}; session=alice`);
+    const bob = await view("ss_vid=bob2; ss_dec=1002.v_s_a; session=bob");
+    expect([alice.cache, bob.cache]).toEqual(["uncacheable", "uncacheable"]);
+    expect(bob.html).toContain("Hello bob");
+    expect(bob.html).not.toContain("alice");
+  });
+
+  it("CDN-Cache-Control: no-store keeps a browser-cacheable page out of the cache", async () => {
+    originHeaders = { "cache-control": "public, max-age=300", "cdn-cache-control": "no-store" };
+    await view(A);
+    expect((await view(A)).cache).toBe("uncacheable");
+    expect(origin.requests).toHaveLength(2);
+  });
+
+  it("a hit says how old the page is (Age), counting the origin's own Age", async () => {
+    originHeaders = { "cache-control": "public, max-age=300", age: "100" };
+    await view(A);
+    const hit = await view(A);
+    expect(hit.cache).toBe("hit");
+    expect(Number(hit.response.headers.get("age"))).toBeGreaterThanOrEqual(100);
+    expect(Number(hit.response.headers.get("age"))).toBeLessThan(110);
+    expect(hit.response.headers.get("cache-control")).toBe("private, max-age=300");
+  });
+
+  it("headers the origin sends under the cache's own names are neither stored nor sent on", async () => {
+    originHeaders = {
+      "cache-control": "public, max-age=300",
+      "x-ss-stored-length": "5",
+      "x-ss-origin-cache-control": "public, max-age=999999",
+      "x-ss-bootstrap-marker": "<title>",
+    };
+    sendLength = false;
+    await view(A);
+    const hit = await view(A);
+    expect(hit.cache).toBe("hit");
+    expect(buyClass(hit.html)).toBe("btn variant-a");
+    expect(bootstrapOf(hit.html).visitorId).toBe("alice");
+    expect(hit.html).toContain("<title>Shop</title>");
+    expect(hit.response.headers.get("cache-control")).toBe("private, max-age=300");
+    for (const name of ["x-ss-stored-length", "x-ss-origin-cache-control", "x-ss-bootstrap-marker"])
+      expect(hit.response.headers.get(name)).toBeNull();
+  });
+
+  it("split URL in rewrite mode: each variation's page is cached under the visitor-facing URL", async () => {
+    origin.restore();
+    origin = mockOrigin((request) => {
+      const page = new URL(request.url).pathname === "/other-b" ? "Checkout B" : "Checkout A";
+      return new Response(`<html><head></head><body><h1>${page}</h1></body></html>`, {
+        headers: { "content-type": "text/html; charset=utf-8", ...originHeaders },
+      });
+    });
+    const at = `/checkout-${pathCounter}`;
+    const control = "ss_vid=c1; ss_dec=1006.v_c_ctrl";
+    const rewrite = "ss_vid=r1; ss_dec=1006.v_c";
+    const views = [
+      await view(control, {}, at),
+      await view(rewrite, {}, at),
+      await view(control, {}, at),
+      await view(rewrite, {}, at),
+    ];
+    expect(views.map((v) => v.cache)).toEqual(["miss", "miss", "hit", "hit"]);
+    expect(views.map((v) => /<h1>(.*?)<\/h1>/.exec(v.html)![1])).toEqual([
+      "Checkout A",
+      "Checkout B",
+      "Checkout A",
+      "Checkout B",
+    ]);
+    expect(views.map((v) => bootstrapOf(v.html).visitorId)).toEqual(["c1", "r1", "c1", "r1"]);
+    expect(origin.requests.map((r) => new URL(r.url).pathname)).toEqual([at, "/other-b"]);
+  });
+
+  it("a manual-activation experiment is in the key (the origin is told its decision)", async () => {
+    const at = "/manual";
+    // Only one variation: every visitor has the same decision, so the second visitor hits.
+    const first = await view("ss_vid=m1", {}, at);
+    const second = await view("ss_vid=m2", {}, at);
+    expect([first.cache, second.cache]).toEqual(["miss", "hit"]);
+    expect(first.response.headers.get("x-ss-decisions")).toBe("manual_test=m");
+    // Not applied at the edge (manual), in neither.
+    expect(second.html).toContain("<h1>Welcome</h1>");
+    expect(bootstrapOf(second.html).decisions.map((d) => d.activation)).toEqual(["manual"]);
+  });
+
   it("s-maxage counts for the shared cache, over max-age", async () => {
     originHeaders = { "cache-control": "max-age=0, s-maxage=120" };
     await view(A);
@@ -569,12 +661,21 @@ describe("cacheLifetime", () => {
     new Response("x", { status, headers });
   it.each([
     [{ "cache-control": "public, max-age=60" }, 60],
-    [{ "cache-control": "max-age=60" }, 60],
+    [{ "cache-control": "max-age=0, s-maxage=60" }, 60],
+    [{ "cache-control": "no-cache", "cdn-cache-control": "max-age=60" }, 60],
+    [
+      {
+        "cache-control": "no-store",
+        "cdn-cache-control": "no-store",
+        "cloudflare-cdn-cache-control": "max-age=45",
+      },
+      45,
+    ],
     [{ "cache-control": "s-maxage=30, max-age=600" }, 30],
     [{ "cache-control": "public, max-age=60", age: "20" }, 40],
     [{ "cache-control": "public, max-age=9999999" }, 86_400],
     [{ "cache-control": "PUBLIC, MAX-AGE=60" }, 60],
-    [{ "cache-control": 'max-age="60"' }, 60],
+    [{ "cache-control": 'public, max-age="60"' }, 60],
   ])("%o → %d s", (headers, ttl) => {
     expect(cacheLifetime(req(), res(headers))).toEqual({ ttl });
   });
@@ -584,16 +685,52 @@ describe("cacheLifetime", () => {
     [{ "cache-control": "max-age=1e3" }],
     [{ "cache-control": "max-age=60x" }],
     [{ "cache-control": "max-age=99999999999999999999" }],
+    [{ "cache-control": "max-age=60" }],
+    [{ "cache-control": "public, max-age=300", "cdn-cache-control": "no-store" }],
+    [{ "cache-control": "public, max-age=300", "cdn-cache-control": "private" }],
+    [{ "cache-control": "public, max-age=300", "cloudflare-cdn-cache-control": "no-cache" }],
+    [{ "cache-control": "public, max-age=300", "cdn-cache-control": "public" }],
   ])("%o is uncacheable", (headers) => {
     expect(cacheLifetime(req(), res(headers))).toHaveProperty("uncacheable");
   });
   it("needs a GET with a 200", () => {
     expect(
-      cacheLifetime(req({ method: "POST", body: "x" }), res({ "cache-control": "max-age=6" })),
+      cacheLifetime(
+        req({ method: "POST", body: "x" }),
+        res({ "cache-control": "public, max-age=6" }),
+      ),
     ).toHaveProperty("uncacheable");
-    expect(cacheLifetime(req(), res({ "cache-control": "max-age=6" }, 203))).toHaveProperty(
+    expect(cacheLifetime(req(), res({ "cache-control": "public, max-age=6" }, 203))).toHaveProperty(
       "uncacheable",
     );
+  });
+});
+
+describe("variantCacheKey", () => {
+  const parts = {
+    url: new URL("https://shop.example/p?x=1"),
+    revision: "7",
+    datafileTag: '"demo-7-abc"',
+    route: "shop.example/* ",
+    codeVersion: "version-a",
+    decisions: [["1", "a"]] as [string, string][],
+    flags: null,
+  };
+  it("is the page URL plus a hash of every part; any part changed is another key", async () => {
+    const base = (await variantCacheKey(parts)).url;
+    expect(base).toMatch(/^https:\/\/shop\.example\/p\?x=1&__ss_variant=[0-9a-f]{64}$/);
+    for (const changed of [
+      { codeVersion: "version-b" },
+      { revision: "8" },
+      { datafileTag: '"demo-7-abd"' },
+      { route: "other/* " },
+      { decisions: [["1", "b"]] as [string, string][] },
+      { decisions: [] },
+      { flags: "f=on" },
+      { url: new URL("https://shop.example/p?x=2") },
+    ])
+      expect((await variantCacheKey({ ...parts, ...changed })).url).not.toBe(base);
+    expect((await variantCacheKey({ ...parts })).url).toBe(base);
   });
 });
 
