@@ -391,6 +391,9 @@ export async function handleEdgeRequest(
   // Cached variants (docs/caching.md): the same page for the same decisions, flags and datafile
   // is served from the Cache API; previews never read or write it.
   let cacheKey: Request | null = null;
+  /** Set when this request is the one fetching its variant for the others (see below). */
+  let releaseLeader: (() => void) | null = null;
+  let leaderHandedOff = false;
   if (route.cacheVariants && !previewing && requestRefusesCache(request) === null) {
     try {
       cacheKey = await variantCacheKey({
@@ -404,7 +407,25 @@ export async function handleEdgeRequest(
         decisions: pageDecisions.map((d) => [d.candidate.experiment.id, d.decision.variationId]),
         flags: flags === null ? null : flags.header,
       });
-      const hit = await matchVariant(cacheKey);
+      let hit = await matchVariant(cacheKey);
+      // Coalescing: while another request of this isolate fetches the same variant, wait for its
+      // copy (at most COALESCE_WAIT_MS) rather than ask the origin again — after a publish every
+      // key is new, and a busy page's visitors would otherwise all reach the origin at once.
+      const pending = hit === null ? inflightVariants.get(cacheKey.url) : undefined;
+      if (pending !== undefined) {
+        await settledOrTimeout(pending, COALESCE_WAIT_MS);
+        hit = await matchVariant(cacheKey);
+      }
+      if (hit === null && !inflightVariants.has(cacheKey.url)) {
+        const keyUrl = cacheKey.url;
+        let done: () => void = () => undefined;
+        const stored = new Promise<void>((resolve) => (done = resolve));
+        inflightVariants.set(keyUrl, stored);
+        releaseLeader = () => {
+          if (inflightVariants.get(keyUrl) === stored) inflightVariants.delete(keyUrl);
+          done();
+        };
+      }
       if (hit !== null) {
         let streamed: (() => void) | undefined;
         const pageDone = new Promise<void>((resolve) => (streamed = resolve));
@@ -434,90 +455,121 @@ export async function handleEdgeRequest(
     }
   }
 
-  const target = rewriteTo ?? originUrlFor(route, url);
-  const forwarded = originRequest(request, target, {
-    [VISITOR_HEADER]: visitor.id,
-    [DECISIONS_HEADER]: decisionsHeader,
-    [REVISION_HEADER]: formatRevisionHeader(compiled.revision),
-    // Absent only when deciding the flags failed (the origin then knows nothing about them).
-    ...(flags === null ? {} : { [FLAGS_HEADER]: flags.header }),
-  });
-  const origin = await fetchOrigin(forwarded, route);
-
-  // Origin errors, redirects and non-HTML: streamed untouched.
-  if (origin.status !== 200 || !isHtml(origin)) return origin;
   try {
-    let streamed: (() => void) | undefined;
-    const pageDone = new Promise<void>((resolve) => (streamed = resolve));
-    let body = origin;
-    let cacheStatus: string | null = null;
-    if (request.method === "GET") {
-      // Rendered here, once, only for a page that gets it; under a nonce-based
-      // Content-Security-Policy everything injected carries the page's nonce.
-      const nonce = nonceFromCsp(origin.headers.get("content-security-policy")) ?? undefined;
-      const lifetime = cacheKey === null ? null : cacheLifetime(request, origin);
-      if (cacheKey !== null && lifetime !== null && "ttl" in lifetime) {
-        // Rewritten once with a marker where the bootstrap goes: one branch is stored, the
-        // other gets this visitor's bootstrap at the marker.
-        const marker = newBootstrapMarker();
-        const rewritten = rewriteHtml(origin, { changes, bootstrap: marker, nonce });
-        if (rewritten !== origin && rewritten.body !== null) {
-          const [forVisitor, forCache] = rewritten.body.tee();
-          const key = cacheKey;
-          // Content-Length is the page's size only when the origin did not compress it (fetch
-          // decompresses and keeps the header): a gzip size says nothing about memory.
-          const originLength = Number(origin.headers.get("content-length") ?? Number.NaN);
-          const encoding = (origin.headers.get("content-encoding") ?? "identity").toLowerCase();
-          const storeWhole =
-            encoding === "identity" &&
-            Number.isSafeInteger(originLength) &&
-            originLength <= WHOLE_SPLICE_MAX_BYTES;
-          ctx.waitUntil(
-            (async () => {
-              // A page of known, bounded size is stored whole, so that hits can read it whole.
-              const body = storeWhole ? await new Response(forCache).arrayBuffer() : forCache;
-              await putVariant(key, storedVariant(body, rewritten, marker, lifetime.ttl));
-            })().catch((error: unknown) =>
-              console.error("splitstream: storing a cached variant failed", error),
-            ),
-          );
-          body = new Response(
-            spliceBootstrap(
-              forVisitor,
-              marker,
-              renderPageBootstrap(bootstrap, nonce),
-              streamed,
-              (work) => ctx.waitUntil(work),
-            ),
-            rewritten,
-          );
-          cacheStatus = "miss";
-        } else {
-          // The rewriter left the page as it was (a charset it cannot parse): as below.
-          body = rewritten;
-          streamed?.();
-        }
-      } else {
-        if (lifetime !== null && "uncacheable" in lifetime) cacheStatus = "uncacheable";
-        body = rewriteHtml(origin, {
-          changes,
-          bootstrap: renderPageBootstrap(bootstrap, nonce),
-          nonce,
-          onEnd: streamed,
-        });
-      }
-      queueImpressions(pageDecisions);
-      if (flags !== null) queueFlagImpressions(flags.impressions);
-      queuePageviews();
-      flushEvents(pageDone);
-    }
-    const out = withVisitorHeaders(body, body !== origin);
-    if (cacheStatus !== null) out.headers.set(VARIANT_CACHE_HEADER, cacheStatus);
-    return out;
-  } catch (error) {
-    console.error("splitstream: rewriting failed; serving the origin unchanged", error);
-    return origin;
+    return await fetchAndRewrite();
+  } finally {
+    // Unless the copy is being stored (then the store releases it), waiting visitors go on now.
+    if (!leaderHandedOff) releaseLeader?.();
   }
+
+  async function fetchAndRewrite(): Promise<Response> {
+    const target = rewriteTo ?? originUrlFor(route, url);
+    const forwarded = originRequest(request, target, {
+      [VISITOR_HEADER]: visitor.id,
+      [DECISIONS_HEADER]: decisionsHeader,
+      [REVISION_HEADER]: formatRevisionHeader(compiled.revision),
+      // Absent only when deciding the flags failed (the origin then knows nothing about them).
+      ...(flags === null ? {} : { [FLAGS_HEADER]: flags.header }),
+    });
+    const origin = await fetchOrigin(forwarded, route);
+
+    // Origin errors, redirects and non-HTML: streamed untouched.
+    if (origin.status !== 200 || !isHtml(origin)) return origin;
+    try {
+      let streamed: (() => void) | undefined;
+      const pageDone = new Promise<void>((resolve) => (streamed = resolve));
+      let body = origin;
+      let cacheStatus: string | null = null;
+      if (request.method === "GET") {
+        // Rendered here, once, only for a page that gets it; under a nonce-based
+        // Content-Security-Policy everything injected carries the page's nonce.
+        const nonce = nonceFromCsp(origin.headers.get("content-security-policy")) ?? undefined;
+        const lifetime = cacheKey === null ? null : cacheLifetime(request, origin);
+        if (cacheKey !== null && lifetime !== null && "ttl" in lifetime) {
+          // Rewritten once with a marker where the bootstrap goes: one branch is stored, the
+          // other gets this visitor's bootstrap at the marker.
+          const marker = newBootstrapMarker();
+          const rewritten = rewriteHtml(origin, { changes, bootstrap: marker, nonce });
+          if (rewritten !== origin && rewritten.body !== null) {
+            const [forVisitor, forCache] = rewritten.body.tee();
+            const key = cacheKey;
+            // Content-Length is the page's size only when the origin did not compress it (fetch
+            // decompresses and keeps the header): a gzip size says nothing about memory.
+            const originLength = Number(origin.headers.get("content-length") ?? Number.NaN);
+            const encoding = (origin.headers.get("content-encoding") ?? "identity").toLowerCase();
+            const storeWhole =
+              encoding === "identity" &&
+              Number.isSafeInteger(originLength) &&
+              originLength <= WHOLE_SPLICE_MAX_BYTES;
+            const release = releaseLeader;
+            leaderHandedOff = true;
+            ctx.waitUntil(
+              (async () => {
+                // A page of known, bounded size is stored whole, so that hits can read it whole.
+                const body = storeWhole ? await new Response(forCache).arrayBuffer() : forCache;
+                await putVariant(key, storedVariant(body, rewritten, marker, lifetime.ttl));
+              })()
+                .catch((error: unknown) =>
+                  console.error("splitstream: storing a cached variant failed", error),
+                )
+                .finally(() => release?.()),
+            );
+            body = new Response(
+              spliceBootstrap(
+                forVisitor,
+                marker,
+                renderPageBootstrap(bootstrap, nonce),
+                streamed,
+                (work) => ctx.waitUntil(work),
+              ),
+              rewritten,
+            );
+            cacheStatus = "miss";
+          } else {
+            // The rewriter left the page as it was (a charset it cannot parse): as below.
+            body = rewritten;
+            streamed?.();
+          }
+        } else {
+          if (lifetime !== null && "uncacheable" in lifetime) cacheStatus = "uncacheable";
+          body = rewriteHtml(origin, {
+            changes,
+            bootstrap: renderPageBootstrap(bootstrap, nonce),
+            nonce,
+            onEnd: streamed,
+          });
+        }
+        queueImpressions(pageDecisions);
+        if (flags !== null) queueFlagImpressions(flags.impressions);
+        queuePageviews();
+        flushEvents(pageDone);
+      }
+      const out = withVisitorHeaders(body, body !== origin);
+      if (cacheStatus !== null) out.headers.set(VARIANT_CACHE_HEADER, cacheStatus);
+      return out;
+    } catch (error) {
+      console.error("splitstream: rewriting failed; serving the origin unchanged", error);
+      return origin;
+    }
+  }
+}
+
+/**
+ * Variants being fetched by a request of this isolate, by cache key URL: resolved once the copy is
+ * stored (or known not to be). Entries live only while their fetch does.
+ */
+const inflightVariants = new Map<string, Promise<void>>();
+
+/** The longest a visitor waits for another request's copy of the same variant. */
+export const COALESCE_WAIT_MS = 3000;
+
+/** `promise` settled, or `ms` passed. */
+function settledOrTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A stored variant for `key`, or null (a miss, or a Cache API failure: logged, then a miss). */

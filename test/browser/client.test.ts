@@ -983,4 +983,47 @@ describe.skipIf(!haveChromium)("client.js in Chromium, demo shop through wrangle
     expect(find("1009", "2004").converters).toBe(1); // the SPA pageview goal
     expect(find("1001", "2003").revenue).toBe(4200 + 700); // each purchase once (uuids)
   });
+
+  it("cached variants: a page served from the Cache API runs the client with the visitor's own state", async () => {
+    // `?cacheable`: the demo origin marks the page public (docs/caching.md). Two browsers of the
+    // same visitor: the first fills the cache, the second is served from it.
+    const views: Array<{ cache: string | null; cacheControl: string | null; state: unknown }> = [];
+    for (let i = 0; i < 2; i++) {
+      const context = await chromium.browser.newContext({ userAgent: CHROME_UA });
+      try {
+        await context.addCookies([{ name: "ss_vid", value: VISITOR, url: demo.url }]);
+        const page = await context.newPage();
+        const errors: string[] = [];
+        page.on("pageerror", (error) => errors.push(String(error)));
+        const response = await page.goto(`${demo.url}/?cacheable`);
+        await page.waitForFunction(() => typeof window.splitstream?.get === "function");
+        const state = await page.evaluate(() => {
+          const s = window.splitstream.get("state");
+          return {
+            visitorId: s.visitorId,
+            active: s.getActiveExperimentIds().sort(),
+            hero: s.getVariationMap()["1001"]?.key,
+            h1: document.querySelector("h1")?.textContent ?? null,
+            bootstraps: document.querySelectorAll("#ss-bootstrap").length,
+          };
+        });
+        expect(errors).toEqual([]);
+        views.push({
+          cache: response!.headers()["x-ss-cache"] ?? null,
+          cacheControl: response!.headers()["cache-control"] ?? null,
+          state,
+        });
+      } finally {
+        await context.close();
+      }
+    }
+    expect(views.map((v) => v.cache)).toEqual(["miss", "hit"]);
+    expect(views[1]!.state).toEqual(views[0]!.state);
+    expect(views[1]!.state).toMatchObject({
+      visitorId: VISITOR,
+      hero: "lifestyle_image",
+      bootstraps: 1,
+    });
+    for (const v of views) expect(v.cacheControl).toMatch(/^private/);
+  });
 });

@@ -221,6 +221,30 @@ describe("cached variants", () => {
       expect(bootstrapOf(html).visitorId).toBe(id);
       expect(bootstrapCount(html)).toBe(1);
     }
+    // Coalesced: the visitors who came while their variant was being fetched waited for its
+    // copy instead of asking the origin again — one origin request per variant.
+    expect(origin.requests).toHaveLength(2);
+  });
+
+  it("concurrent visitors of an uncacheable page all go to the origin, none waits for nothing", async () => {
+    originHeaders = { "cache-control": "no-store" };
+    const views = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const response = await get(path, {
+          headers: { cookie: `ss_vid=u${i}; ss_dec=1002.v_s_a` },
+        });
+        return {
+          id: `u${i}`,
+          html: await response.text(),
+          cache: response.headers.get("x-ss-cache"),
+        };
+      }),
+    );
+    for (const v of views) {
+      expect(v.cache).toBe("uncacheable");
+      expect(bootstrapOf(v.html).visitorId).toBe(v.id);
+    }
+    expect(origin.requests).toHaveLength(8);
   });
 
   it("a publish (new revision) fetches the variant again; the old one is never served", async () => {
