@@ -55,6 +55,7 @@ import {
   variantCacheKey,
   type CachedVariant,
 } from "./variant-cache";
+import { MissCoalescer } from "./miss-coalescer";
 import { encodeSticky, readVisitor, STICKY_COOKIE, type VisitorState } from "./visitor";
 
 export const VISITOR_HEADER = "x-ss-visitor-id";
@@ -192,13 +193,20 @@ function destinationFor(change: Extract<Change, { type: "redirect" }>, url: URL)
   return destination;
 }
 
+/** Cache headers that speak to CDNs only: never on a page that carries a visitor's bootstrap. */
+const CDN_CACHE_HEADERS = [
+  "cdn-cache-control",
+  "cloudflare-cdn-cache-control",
+  "surrogate-control",
+];
+
 /** Cache-Control for a personalised response: never `public` in a shared cache. */
 function privateCacheControl(original: string | null): string {
   if (!original) return "private, no-cache";
-  const kept = original
-    .split(",")
+  // Split outside quotes: `private="set-cookie, x-a"` is one directive.
+  const kept = (original.match(/(?:[^,"]|"[^"]*")+/g) ?? [])
     .map((d) => d.trim())
-    .filter((d) => d !== "" && !/^(public|s-maxage=.*|private)$/i.test(d));
+    .filter((d) => d !== "" && !/^(public|s-maxage\s*=.*|private(\s*=.*)?)$/is.test(d));
   return ["private", ...kept].join(", ");
 }
 
@@ -367,6 +375,8 @@ export async function handleEdgeRequest(
       out.headers.delete("etag");
       out.headers.delete("last-modified");
       out.headers.set("cache-control", privateCacheControl(response.headers.get("cache-control")));
+      // Headers aimed at CDNs (RFC 9213) would override `private` in a shared cache downstream.
+      for (const name of CDN_CACHE_HEADERS) out.headers.delete(name);
       const vary = out.headers.get("vary");
       if (!vary || !/\bcookie\b/i.test(vary))
         out.headers.set("vary", vary ? `${vary}, Cookie` : "Cookie");
@@ -392,7 +402,7 @@ export async function handleEdgeRequest(
   // is served from the Cache API; previews never read or write it.
   let cacheKey: Request | null = null;
   /** Set when this request is the one fetching its variant for the others (see below). */
-  let releaseLeader: (() => void) | null = null;
+  let releaseLeader: ((stored: boolean) => void) | null = null;
   let leaderHandedOff = false;
   if (route.cacheVariants && !previewing && requestRefusesCache(request) === null) {
     try {
@@ -408,24 +418,17 @@ export async function handleEdgeRequest(
         flags: flags === null ? null : flags.header,
       });
       let hit = await matchVariant(cacheKey);
-      // Coalescing: while another request of this isolate fetches the same variant, wait for its
-      // copy (at most COALESCE_WAIT_MS) rather than ask the origin again — after a publish every
-      // key is new, and a busy page's visitors would otherwise all reach the origin at once.
-      const pending = hit === null ? inflightVariants.get(cacheKey.url) : undefined;
-      if (pending !== undefined) {
-        await settledOrTimeout(pending, COALESCE_WAIT_MS);
+      // Coalescing (src/edge/miss-coalescer.ts): while another request of this isolate fetches
+      // this variant of a page known to be cacheable, wait for its copy rather than ask the
+      // origin again.
+      const page = `${route.pattern} ${route.origin ?? ""} ${url.href}`;
+      const pending = hit === null ? missCoalescer.pendingFetch(cacheKey.url, page) : null;
+      if (pending !== null) {
+        const stored = await settledOrTimeout(pending, missCoalescer.waitMs);
         hit = await matchVariant(cacheKey);
+        if (hit === null && stored === true) missCoalescer.storedButNotFound();
       }
-      if (hit === null && !inflightVariants.has(cacheKey.url)) {
-        const keyUrl = cacheKey.url;
-        let done: () => void = () => undefined;
-        const stored = new Promise<void>((resolve) => (done = resolve));
-        inflightVariants.set(keyUrl, stored);
-        releaseLeader = () => {
-          if (inflightVariants.get(keyUrl) === stored) inflightVariants.delete(keyUrl);
-          done();
-        };
-      }
+      if (hit === null) releaseLeader = missCoalescer.lead(cacheKey.url, page);
       if (hit !== null) {
         let streamed: (() => void) | undefined;
         const pageDone = new Promise<void>((resolve) => (streamed = resolve));
@@ -459,7 +462,7 @@ export async function handleEdgeRequest(
     return await fetchAndRewrite();
   } finally {
     // Unless the copy is being stored (then the store releases it), waiting visitors go on now.
-    if (!leaderHandedOff) releaseLeader?.();
+    if (!leaderHandedOff) releaseLeader?.(false);
   }
 
   async function fetchAndRewrite(): Promise<Response> {
@@ -507,12 +510,13 @@ export async function handleEdgeRequest(
               (async () => {
                 // A page of known, bounded size is stored whole, so that hits can read it whole.
                 const body = storeWhole ? await new Response(forCache).arrayBuffer() : forCache;
-                await putVariant(key, storedVariant(body, rewritten, marker, lifetime.ttl));
+                return putVariant(key, storedVariant(body, rewritten, marker, lifetime.ttl));
               })()
-                .catch((error: unknown) =>
-                  console.error("splitstream: storing a cached variant failed", error),
-                )
-                .finally(() => release?.()),
+                .catch((error: unknown) => {
+                  console.error("splitstream: storing a cached variant failed", error);
+                  return false;
+                })
+                .then((stored) => release?.(stored)),
             );
             body = new Response(
               spliceBootstrap(
@@ -554,36 +558,38 @@ export async function handleEdgeRequest(
   }
 }
 
-/**
- * Variants being fetched by a request of this isolate, by cache key URL: resolved once the copy is
- * stored (or known not to be). Entries live only while their fetch does.
- */
-const inflightVariants = new Map<string, Promise<void>>();
-
 /** The longest a visitor waits for another request's copy of the same variant. */
 export const COALESCE_WAIT_MS = 3000;
 
-/** `promise` settled, or `ms` passed. */
-function settledOrTimeout(promise: Promise<void>, ms: number): Promise<void> {
+/** This isolate's coalescing of cached-variant misses. */
+const missCoalescer = new MissCoalescer(COALESCE_WAIT_MS);
+
+/** What `promise` gave, or undefined once `ms` passed. */
+function settledOrTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A stored variant for `key`, or null (a miss, or a Cache API failure: logged, then a miss). */
+/** A stored variant for `key`, or null (a miss). A Cache API failure throws: the caller logs it. */
 async function matchVariant(key: Request): Promise<CachedVariant | null> {
   const hit = await caches.default.match(key);
   return hit === undefined ? null : readCachedVariant(hit);
 }
 
-/** Stores a variant; a failure (the Cache API refusing, the origin's body breaking off) is logged. */
-async function putVariant(key: Request, stored: Response): Promise<void> {
+/**
+ * Stores a variant: true once stored; false (logged) when the Cache API refused it or the origin's
+ * body broke off.
+ */
+async function putVariant(key: Request, stored: Response): Promise<boolean> {
   try {
     await caches.default.put(key, stored);
+    return true;
   } catch (error) {
     console.error("splitstream: storing a cached variant failed", error);
+    return false;
   }
 }
 

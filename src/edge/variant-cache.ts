@@ -202,6 +202,10 @@ export function storedVariant(
     "expires",
     "vary",
     "set-cookie",
+    // Our own Cache-Control below says how long the copy lives; these would override it.
+    "cdn-cache-control",
+    "cloudflare-cdn-cache-control",
+    "surrogate-control",
     ...INTERNAL_HEADERS,
   ])
     headers.delete(name);

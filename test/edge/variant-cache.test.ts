@@ -43,7 +43,11 @@ const PAGE_LENGTH = String(new TextEncoder().encode(PAGE).length);
 /** Whether the origin sends Content-Length (a page of unknown size is stored as it streams). */
 let sendLength = true;
 
-function serveSite(): Response {
+/** How long the origin takes to answer (ms): > 0 makes concurrent requests really overlap. */
+let originDelayMs = 0;
+
+async function serveSite(): Promise<Response> {
+  if (originDelayMs > 0) await new Promise((r) => setTimeout(r, originDelayMs));
   return new Response(PAGE, {
     headers: {
       "content-type": "text/html; charset=utf-8",
@@ -113,6 +117,7 @@ beforeEach(async () => {
   recordQueued(queued);
   originHeaders = { "cache-control": "public, max-age=300" };
   sendLength = true;
+  originDelayMs = 0;
   path = `/cached-${++pathCounter}`;
   await publish();
 });
@@ -203,7 +208,12 @@ describe("cached variants", () => {
     for (const m of impressions) expect(m.visitorId).toBe(boot.visitorId);
   });
 
-  it("concurrent visitors of two variants never see each other's page", async () => {
+  it("concurrent visitors of two variants never see each other's page; after a publish they wait for one copy per variant", async () => {
+    // The page is known to be cacheable (a copy was stored), then a publish makes every key new.
+    await view(A);
+    await publish();
+    origin.requests.length = 0;
+    originDelayMs = 50; // all of them arrive while the first ones are still at the origin
     const visitors = Array.from({ length: 24 }, (_, i) => ({
       id: `v${i}`,
       variant: i % 2 === 0 ? "a" : "b",
@@ -224,6 +234,21 @@ describe("cached variants", () => {
     // Coalesced: the visitors who came while their variant was being fetched waited for its
     // copy instead of asking the origin again — one origin request per variant.
     expect(origin.requests).toHaveLength(2);
+  });
+
+  it("the first visitors of a page never known to be cacheable do not wait for each other", async () => {
+    originDelayMs = 50;
+    const views = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const response = await get(path, {
+          headers: { cookie: `ss_vid=n${i}; ss_dec=1002.v_s_a` },
+        });
+        return { id: `n${i}`, html: await response.text() };
+      }),
+    );
+    for (const v of views) expect(bootstrapOf(v.html).visitorId).toBe(v.id);
+    expect(origin.requests).toHaveLength(6);
+    expect((await view(A)).cache).toBe("hit");
   });
 
   it("concurrent visitors of an uncacheable page all go to the origin, none waits for nothing", async () => {
@@ -349,6 +374,20 @@ describe("cached variants", () => {
     await view(A);
     expect((await view(A)).cache).toBe("uncacheable");
     expect(origin.requests).toHaveLength(2);
+  });
+
+  it("CDN-Cache-Control alone can make a browser-private page cacheable; the browser never sees it", async () => {
+    originHeaders = {
+      "cache-control": 'private="x-user", max-age=30',
+      "cdn-cache-control": "public, max-age=300",
+      "surrogate-control": "max-age=300",
+    };
+    await view(A);
+    const hit = await view(A);
+    expect(hit.cache).toBe("hit");
+    expect(hit.response.headers.get("cache-control")).toBe("private, max-age=30");
+    for (const name of ["cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"])
+      expect(hit.response.headers.get(name)).toBeNull();
   });
 
   it("a hit says how old the page is (Age), counting the origin's own Age", async () => {
