@@ -15,7 +15,6 @@
  * One deliberate difference: the query string is ignored (`example.com/` matches `/?a=1`).
  * Unlike Workers routes, where the most specific pattern wins, here the first matching entry wins.
  */
-import { z } from "zod";
 import { formatPath, formatProblems, type Problem } from "../core/problem";
 import {
   CONSENT_DEFAULTS,
@@ -255,97 +254,317 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A OneTrust group id: `C0002`, `SPD_BG`, `V2STACK42`, or the numeric ids of old setups (`2`). */
 const ONETRUST_GROUP = /^[A-Za-z0-9_-]{1,64}$/;
 
-let schema: z.ZodType | undefined;
+// The shape of one route entry, checked by hand rather than with zod: importing zod costs every
+// isolate that serves a page ≈ 20 ms of start-up (docs/architecture.md "Start-up"), and this is
+// the only zod the page path would need (src/core/datafile-parse.ts avoids it the same way). The
+// checks, their order and their messages are the ones the zod schema had.
 
-/** Built on first use: zod schemas cost isolate start-up time the edge path should not pay. */
-function routeSchema(): z.ZodType {
-  schema ??= z.strictObject({
-    pattern: z.string({ error: "pattern must be a string" }).min(1, "pattern must not be empty"),
-    sdk_key: z
-      .string({ error: "sdk_key must be a string" })
-      .regex(
-        SDK_KEY_PATTERN,
+/** One shape problem: at `path`, a wrong type, unknown keys (`keys`), or a failed check. */
+interface ShapeIssue {
+  path: Array<string | number>;
+  code: "invalid_type" | "unrecognized_keys" | "invalid_value";
+  message: string;
+  keys?: string[];
+}
+
+type Check<T> = readonly [(value: T) => boolean, string, boolean?];
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** How zod names a value's type in its default messages. */
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  return typeof value;
+}
+
+class ShapeChecker {
+  readonly issues: ShapeIssue[] = [];
+
+  private type(path: Array<string | number>, message: string): void {
+    this.issues.push({ path, code: "invalid_type", message });
+  }
+
+  private run<T>(path: Array<string | number>, value: T, checks: ReadonlyArray<Check<T>>): void {
+    for (const [ok, message, abort] of checks) {
+      if (ok(value)) continue;
+      this.issues.push({ path, code: "invalid_value", message });
+      // A fraction is reported as that alone, not also as out of range.
+      if (abort === true) return;
+    }
+  }
+
+  /** The value at `key`; `undefined` (and, unless required, null) means "absent". */
+  private present(
+    object: Record<string, unknown>,
+    key: string,
+    required: boolean,
+    path: Array<string | number>,
+    typeMessage: string,
+  ): boolean {
+    const value = object[key];
+    if (value === undefined || (value === null && !required)) {
+      if (required) this.type(path, typeMessage);
+      return false;
+    }
+    return true;
+  }
+
+  string(
+    object: Record<string, unknown>,
+    key: string,
+    path: Array<string | number>,
+    typeMessage: string,
+    checks: ReadonlyArray<Check<string>> = [],
+    required = false,
+  ): void {
+    if (!this.present(object, key, required, path, typeMessage)) return;
+    const value = object[key];
+    if (typeof value !== "string") return this.type(path, typeMessage);
+    this.run(path, value, checks);
+  }
+
+  number(
+    object: Record<string, unknown>,
+    key: string,
+    path: Array<string | number>,
+    typeMessage: string,
+    checks: ReadonlyArray<Check<number>>,
+  ): void {
+    if (!this.present(object, key, false, path, typeMessage)) return;
+    this.numberValue(object[key], path, typeMessage, checks);
+  }
+
+  numberValue(
+    value: unknown,
+    path: Array<string | number>,
+    typeMessage: string,
+    checks: ReadonlyArray<Check<number>>,
+  ): void {
+    if (typeof value !== "number" || !Number.isFinite(value)) return this.type(path, typeMessage);
+    this.run(path, value, checks);
+  }
+
+  boolean(object: Record<string, unknown>, key: string, message: string): void {
+    if (!this.present(object, key, false, [key], message)) return;
+    if (typeof object[key] !== "boolean") this.type([key], message);
+  }
+
+  oneOf(
+    object: Record<string, unknown>,
+    key: string,
+    path: Array<string | number>,
+    values: readonly string[],
+    message: string,
+    required = false,
+  ): void {
+    if (!this.present(object, key, required, path, message)) return;
+    const value = object[key];
+    if (typeof value !== "string" || !values.includes(value))
+      this.issues.push({ path, code: "invalid_value", message });
+  }
+
+  strings(object: Record<string, unknown>, key: string, elementMessage: string): void {
+    if (!this.present(object, key, false, [key], "")) return;
+    const value = object[key];
+    if (!Array.isArray(value))
+      return this.type([key], `Invalid input: expected array, received ${typeName(value)}`);
+    value.forEach((item, i) => {
+      if (typeof item !== "string") this.type([key, i], elementMessage);
+    });
+  }
+
+  /** A string, or a non-empty list of strings. */
+  stringOrList(
+    object: Record<string, unknown>,
+    key: string,
+    path: Array<string | number>,
+    message: string,
+  ): void {
+    if (!this.present(object, key, false, path, message)) return;
+    const value = object[key];
+    const ok =
+      typeof value === "string" ||
+      (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "string"));
+    if (!ok) this.issues.push({ path, code: "invalid_value", message });
+  }
+
+  unknownKeys(
+    object: Record<string, unknown>,
+    known: readonly string[],
+    path: Array<string | number>,
+  ): void {
+    const keys = Object.keys(object).filter((key) => !known.includes(key));
+    if (keys.length > 0)
+      this.issues.push({ path, code: "unrecognized_keys", message: "unknown keys", keys });
+  }
+}
+
+const integer: Check<number> = [Number.isInteger, "", true];
+const withMessage = <T>([ok, , abort]: Check<T>, message: string): Check<T> => [ok, message, abort];
+const atLeast = (min: number, message: string): Check<number> => [(v) => v >= min, message];
+const atMost = (max: number, message: string): Check<number> => [(v) => v <= max, message];
+
+function checkConsentShape(checker: ShapeChecker, raw: unknown): void {
+  if (!isPlainObject(raw)) {
+    checker.issues.push({
+      path: ["consent"],
+      code: "invalid_type",
+      message: 'consent must be a table/object, e.g. { manager = "onetrust" }',
+    });
+    return;
+  }
+  const at = (key: string) => ["consent", key];
+  checker.oneOf(
+    raw,
+    "manager",
+    at("manager"),
+    CONSENT_MANAGERS,
+    `consent.manager must be one of ${CONSENT_MANAGERS.map((m) => `"${m}"`).join(", ")}`,
+    true,
+  );
+  checker.string(raw, "cookie", at("cookie"), "consent.cookie must be a string (a cookie name)", [
+    [(v) => COOKIE_NAME.test(v), "consent.cookie must be a cookie name"],
+  ]);
+  checker.stringOrList(
+    raw,
+    "category",
+    at("category"),
+    "consent.category must be a string or a non-empty list of strings",
+  );
+  const purposes = raw.purposes;
+  if (purposes !== undefined && purposes !== null) {
+    if (!Array.isArray(purposes)) {
+      checker.issues.push({
+        path: at("purposes"),
+        code: "invalid_type",
+        message: "consent.purposes must be a list of TCF purpose numbers, e.g. [1]",
+      });
+    } else {
+      const range = `each of consent.purposes must be 1-${TCF_MAX_PURPOSE} (TCF v2.2 purposes)`;
+      purposes.forEach((purpose, i) =>
+        checker.numberValue(
+          purpose,
+          ["consent", "purposes", i],
+          "each of consent.purposes must be a TCF purpose number",
+          [
+            withMessage(integer, "each of consent.purposes must be a whole number"),
+            atLeast(1, range),
+            atMost(TCF_MAX_PURPOSE, range),
+          ],
+        ),
+      );
+      if (purposes.length === 0)
+        checker.issues.push({
+          path: at("purposes"),
+          code: "invalid_value",
+          message: "consent.purposes must not be empty (purpose 1 is the one that covers cookies)",
+        });
+    }
+  }
+  const vendorRange = `consent.vendor must be a TCF vendor id, 1-${TCF_MAX_VENDOR}`;
+  checker.number(raw, "vendor", at("vendor"), "consent.vendor must be a TCF vendor id (a number)", [
+    withMessage(integer, "consent.vendor must be a whole number"),
+    atLeast(1, vendorRange),
+    atMost(TCF_MAX_VENDOR, vendorRange),
+  ]);
+  checker.stringOrList(
+    raw,
+    "accept",
+    at("accept"),
+    "consent.accept must be a string or a non-empty list of strings",
+  );
+  checker.unknownKeys(raw, CONSENT_KEYS, ["consent"]);
+}
+
+/** Every shape problem of one route entry, in the order of the keys (docs/config.md "Keys"). */
+function checkRouteShape(raw: unknown): ShapeIssue[] {
+  const checker = new ShapeChecker();
+  if (!isPlainObject(raw)) {
+    checker.issues.push({ path: [], code: "invalid_type", message: "not an object" });
+    return checker.issues;
+  }
+  checker.string(
+    raw,
+    "pattern",
+    ["pattern"],
+    "pattern must be a string",
+    [[(v) => v.length >= 1, "pattern must not be empty"]],
+    true,
+  );
+  checker.string(
+    raw,
+    "sdk_key",
+    ["sdk_key"],
+    "sdk_key must be a string",
+    [
+      [
+        (v) => SDK_KEY_PATTERN.test(v),
         "sdk_key must be 1-128 characters: letters, digits, _ . - (starting with a letter or digit)",
-      ),
-    origin: z.string({ error: "origin must be a URL string" }).nullish(),
-    origin_timeout_ms: z
-      .number({ error: "origin_timeout_ms must be a number (milliseconds)" })
-      .int("origin_timeout_ms must be a whole number of milliseconds")
-      .min(100, "origin_timeout_ms must be at least 100")
-      .max(
+      ],
+    ],
+    true,
+  );
+  checker.string(raw, "origin", ["origin"], "origin must be a URL string");
+  checker.number(
+    raw,
+    "origin_timeout_ms",
+    ["origin_timeout_ms"],
+    "origin_timeout_ms must be a number (milliseconds)",
+    [
+      withMessage(integer, "origin_timeout_ms must be a whole number of milliseconds"),
+      atLeast(100, "origin_timeout_ms must be at least 100"),
+      atMost(
         100_000,
         "origin_timeout_ms must be at most 100000 (Cloudflare ends a proxied request after 100 s anyway)",
-      )
-      .nullish(),
-    exclude_paths: z.array(z.string({ error: "each exclude path must be a string" })).nullish(),
-    cookie_domain: z.string({ error: "cookie_domain must be a string" }).nullish(),
-    cookie_max_age_days: z
-      .number({ error: "cookie_max_age_days must be a number" })
-      .int("cookie_max_age_days must be a whole number of days")
-      .min(1, "cookie_max_age_days must be at least 1")
-      .max(
+      ),
+    ],
+  );
+  checker.strings(raw, "exclude_paths", "each exclude path must be a string");
+  checker.string(raw, "cookie_domain", ["cookie_domain"], "cookie_domain must be a string");
+  checker.number(
+    raw,
+    "cookie_max_age_days",
+    ["cookie_max_age_days"],
+    "cookie_max_age_days must be a number",
+    [
+      withMessage(integer, "cookie_max_age_days must be a whole number of days"),
+      atLeast(1, "cookie_max_age_days must be at least 1"),
+      atMost(
         400,
         "cookie_max_age_days must be at most 400 (browsers cap cookie lifetimes at 400 days)",
-      )
-      .nullish(),
-    bot_policy: z.enum(["original", "decide"]).nullish(),
-    gpc_policy: z.enum(["respect", "ignore"]).nullish(),
-    consent: z
-      .strictObject(
-        {
-          manager: z.enum(CONSENT_MANAGERS, {
-            error: `consent.manager must be one of ${CONSENT_MANAGERS.map((m) => `"${m}"`).join(", ")}`,
-          }),
-          cookie: z
-            .string({ error: "consent.cookie must be a string (a cookie name)" })
-            .regex(COOKIE_NAME, "consent.cookie must be a cookie name")
-            .nullish(),
-          category: z
-            .union([z.string(), z.array(z.string()).min(1)], {
-              error: "consent.category must be a string or a non-empty list of strings",
-            })
-            .nullish(),
-          purposes: z
-            .array(
-              z
-                .number({ error: "each of consent.purposes must be a TCF purpose number" })
-                .int("each of consent.purposes must be a whole number")
-                .min(1, `each of consent.purposes must be 1-${TCF_MAX_PURPOSE} (TCF v2.2 purposes)`)
-                .max(
-                  TCF_MAX_PURPOSE,
-                  `each of consent.purposes must be 1-${TCF_MAX_PURPOSE} (TCF v2.2 purposes)`,
-                ),
-              { error: "consent.purposes must be a list of TCF purpose numbers, e.g. [1]" },
-            )
-            .min(1, "consent.purposes must not be empty (purpose 1 is the one that covers cookies)")
-            .nullish(),
-          vendor: z
-            .number({ error: "consent.vendor must be a TCF vendor id (a number)" })
-            .int("consent.vendor must be a whole number")
-            .min(1, `consent.vendor must be a TCF vendor id, 1-${TCF_MAX_VENDOR}`)
-            .max(TCF_MAX_VENDOR, `consent.vendor must be a TCF vendor id, 1-${TCF_MAX_VENDOR}`)
-            .nullish(),
-          accept: z
-            .union([z.string(), z.array(z.string()).min(1)], {
-              error: "consent.accept must be a string or a non-empty list of strings",
-            })
-            .nullish(),
-        },
-        { error: 'consent must be a table/object, e.g. { manager = "onetrust" }' },
-      )
-      .nullish(),
-    consent_cookie: z
-      .string({ error: "consent_cookie must be a string" })
-      .regex(COOKIE_NAME, "consent_cookie must be a cookie name")
-      .nullish(),
-    serve_api: z.boolean({ error: "serve_api must be true or false" }).nullish(),
-    serve_admin: z.boolean({ error: "serve_admin must be true or false" }).nullish(),
-    expose_decisions: z.boolean({ error: "expose_decisions must be true or false" }).nullish(),
-    cors_origins: z.array(z.string({ error: "each CORS origin must be a string" })).nullish(),
-    optimizely_shim: z.boolean({ error: "optimizely_shim must be true or false" }).nullish(),
-    cache_variants: z.boolean({ error: "cache_variants must be true or false" }).nullish(),
-  });
-  return schema;
+      ),
+    ],
+  );
+  checker.oneOf(
+    raw,
+    "bot_policy",
+    ["bot_policy"],
+    ["original", "decide"],
+    'Invalid option: expected one of "original"|"decide"',
+  );
+  checker.oneOf(
+    raw,
+    "gpc_policy",
+    ["gpc_policy"],
+    ["respect", "ignore"],
+    'Invalid option: expected one of "respect"|"ignore"',
+  );
+  if (raw.consent !== undefined && raw.consent !== null) checkConsentShape(checker, raw.consent);
+  checker.string(raw, "consent_cookie", ["consent_cookie"], "consent_cookie must be a string", [
+    [(v) => COOKIE_NAME.test(v), "consent_cookie must be a cookie name"],
+  ]);
+  checker.boolean(raw, "serve_api", "serve_api must be true or false");
+  checker.boolean(raw, "serve_admin", "serve_admin must be true or false");
+  checker.boolean(raw, "expose_decisions", "expose_decisions must be true or false");
+  checker.strings(raw, "cors_origins", "each CORS origin must be a string");
+  checker.boolean(raw, "optimizely_shim", "optimizely_shim must be true or false");
+  checker.boolean(raw, "cache_variants", "cache_variants must be true or false");
+  checker.unknownKeys(raw, ROUTE_KEYS, []);
+  return checker.issues;
 }
 
 type RawRoute = {
@@ -559,14 +778,15 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     });
   };
 
-  let result = routeSchema().safeParse(raw);
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      const segments = issue.path.filter((s): s is string | number => typeof s !== "symbol");
+  let shape = checkRouteShape(raw);
+  let data = raw as RawRoute;
+  if (shape.length > 0) {
+    for (const issue of shape) {
+      const segments = issue.path;
       if (issue.code === "unrecognized_keys") {
         const known =
           segments.length === 1 && segments[0] === "consent" ? CONSENT_KEYS : ROUTE_KEYS;
-        for (const key of issue.keys) {
+        for (const key of issue.keys ?? []) {
           const message = unknownKeyMessage(key, known);
           error([...segments, key], known === CONSENT_KEYS ? `consent: ${message}` : message);
         }
@@ -583,10 +803,11 @@ function parseEntry(raw: unknown, index: number, problems: Problem[]): RouteConf
     // config is wrong: then the rest of the route is checked without it, and kept deny-all.
     if (problems.length - before > consentErrors) return null;
     const { consent: _consent, consent_cookie: _consentCookie, ...rest } = raw as RawRoute;
-    result = routeSchema().safeParse(rest);
-    if (!result.success) return null;
+    shape = checkRouteShape(rest);
+    if (shape.length > 0) return null;
+    data = rest as RawRoute;
   }
-  const entry = result.data as RawRoute;
+  const entry = data;
 
   const pattern = compilePattern(entry.pattern);
   if (!pattern.ok) error(["pattern"], pattern.message);

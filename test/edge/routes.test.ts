@@ -204,6 +204,31 @@ describe("parseRoutes: problems", () => {
       [{ path: "$[0].cookie_max_age_days", message: /number/ }],
     ],
     [
+      "origin_timeout_ms a fraction: one problem, not also out of range",
+      [{ ...minimal, origin_timeout_ms: 1.5 }],
+      [{ path: "$[0].origin_timeout_ms", message: /^origin_timeout_ms must be a whole number/ }],
+    ],
+    [
+      "origin_timeout_ms 2^53: out of range",
+      [{ ...minimal, origin_timeout_ms: 2 ** 53 }],
+      [{ path: "$[0].origin_timeout_ms", message: /must be at most 100000/ }],
+    ],
+    [
+      "cookie_max_age_days infinite (TOML inf)",
+      [{ ...minimal, cookie_max_age_days: Infinity }],
+      [{ path: "$[0].cookie_max_age_days", message: /must be a number/ }],
+    ],
+    [
+      "pattern a list: one problem",
+      [{ ...minimal, pattern: [] }],
+      [{ path: "$[0].pattern", message: /^pattern must be a string$/ }],
+    ],
+    [
+      "exclude_paths not a list",
+      [{ ...minimal, exclude_paths: "/api/*" }],
+      [{ path: "$[0].exclude_paths", message: /expected array, received string/ }],
+    ],
+    [
       "bot_policy unknown",
       [{ ...minimal, bot_policy: "block" }],
       [{ path: "$[0].bot_policy", message: /original|decide/ }],
