@@ -424,28 +424,24 @@ export async function startEdgeWorld(
     const light = options.light
       ? await splitstream(await publish("light", options.light))
       : undefined;
+    /** One of bench/fixtures' peer Workers in front of the origin (its own state and port). */
+    const startPeer = (fixture: string, dir: string, vars?: Record<string, string>) =>
+      startWranglerDev({
+        config: peerConfig(fixture),
+        persistTo: join(state.path, dir),
+        readyPath: "/bench/style.css",
+        ...(vars ? { vars } : {}),
+      }).then((w) => (started.push(w), w));
     const floor = options.floor
-      ? await startWranglerDev({
-          config: peerConfig("rewrite-floor"),
-          persistTo: join(state.path, "floor"),
-          readyPath: "/bench/style.css",
-          vars: { SELECTORS: JSON.stringify(changeSelectors(datafile)) },
-        }).then((w) => (started.push(w), w))
+      ? await startPeer("rewrite-floor", "floor", {
+          SELECTORS: JSON.stringify(changeSelectors(datafile)),
+        })
       : undefined;
     const cachePeer = options.cachePeer
-      ? await startWranglerDev({
-          config: peerConfig("cache-pass-through"),
-          persistTo: join(state.path, "cache-peer"),
-          readyPath: "/bench/style.css",
-        }).then((w) => (started.push(w), w))
+      ? await startPeer("cache-pass-through", "cache-peer")
       : undefined;
     const headFloor = options.headFloor
-      ? await startWranglerDev({
-          config: peerConfig("rewrite-floor"),
-          persistTo: join(state.path, "head-floor"),
-          readyPath: "/bench/style.css",
-          vars: { SELECTORS: JSON.stringify(["head"]) },
-        }).then((w) => (started.push(w), w))
+      ? await startPeer("rewrite-floor", "head-floor", { SELECTORS: JSON.stringify(["head"]) })
       : undefined;
     return {
       origin,
