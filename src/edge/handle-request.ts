@@ -599,14 +599,11 @@ export const EDGE_COLD_KV_WAIT_MS = 1000;
 /** The longest the edge holds a page's events back waiting for the page to finish streaming. */
 export const EVENTS_FLUSH_DEADLINE_MS = 10_000;
 
-/** `promise` settled, or the deadline passed, whichever comes first. */
-function settledOrDeadline(promise: Promise<void>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, EVENTS_FLUSH_DEADLINE_MS);
-  });
-  return Promise.race([promise.catch(() => undefined), deadline]).finally(() =>
-    clearTimeout(timer),
+/** `promise` settled (fulfilled or not), or the events' deadline passed, whichever comes first. */
+async function settledOrDeadline(promise: Promise<void>): Promise<void> {
+  await settledOrTimeout(
+    promise.catch(() => undefined),
+    EVENTS_FLUSH_DEADLINE_MS,
   );
 }
 
