@@ -30,7 +30,7 @@ import { encodeDecision, encodeFlags } from "./bootstrap";
 import { parseCookies, serializeCookie } from "./cookies";
 import { getDatafile } from "./datafile-store";
 import { errorResponse } from "../shared/error-response";
-import { decideFlags, flagImpressions, recordFlagSticky } from "./flags";
+import { decideFlags, flagImpressionMessage, flagImpressions, recordFlagSticky } from "./flags";
 import type { SendEvents } from "./handle-request";
 import { impressionDims } from "./impression-dims";
 import { planPage } from "./page-plan";
@@ -177,21 +177,17 @@ export async function handleDecide(
   if (sendEvents !== undefined && impressions.length > 0) {
     const timestamp = Date.now();
     const dims = impressionDims(request, { url: target, visitor });
+    const context = {
+      sdkKey: route.sdkKey,
+      revision: compiled.revision,
+      visitorId: visitor.id,
+      timestamp,
+      dims,
+    };
     ctx.waitUntil(
       sendEvents(
         env,
-        impressions.map((impression) => ({
-          v: 1,
-          type: "impression",
-          uuid: crypto.randomUUID(),
-          sdkKey: route.sdkKey,
-          revision: compiled.revision,
-          visitorId: visitor.id,
-          ...impression,
-          timestamp,
-          source: "edge",
-          dims,
-        })),
+        impressions.map((impression) => flagImpressionMessage(context, impression)),
       ),
     );
   }

@@ -25,6 +25,7 @@ import {
   type VariableValue,
 } from "../core/index";
 import { flagKeyProblem } from "../shared/event-limits";
+import type { ImpressionDims, ImpressionMessage } from "../shared/event-messages";
 
 type CompiledFlag = CompiledDatafile["featureFlags"][number];
 type Variables = Readonly<Record<string, VariableValue>>;
@@ -157,6 +158,34 @@ export interface FlagImpression {
   /** Absent when the datafile's key is no valid queue `flagKey` (the impression still counts). */
   flagKey?: string;
   ruleType?: "feature-test";
+}
+
+/** What every edge impression of one request shares (src/shared/event-messages.ts). */
+export interface ImpressionContext {
+  sdkKey: string;
+  revision: string;
+  visitorId: string;
+  timestamp: number;
+  dims: ImpressionDims;
+}
+
+/** The queue message of one A/B-rule flag impression (docs/events.md), as the edge sends it. */
+export function flagImpressionMessage(
+  context: ImpressionContext,
+  impression: FlagImpression,
+): ImpressionMessage {
+  return {
+    v: 1,
+    type: "impression",
+    uuid: crypto.randomUUID(),
+    sdkKey: context.sdkKey,
+    revision: context.revision,
+    visitorId: context.visitorId,
+    ...impression,
+    timestamp: context.timestamp,
+    source: "edge",
+    dims: context.dims,
+  };
 }
 
 /** The impressions `decisions` make: one per decision of an A/B rule, none for delivery rules. */

@@ -36,7 +36,13 @@ import {
   formatRevisionHeader,
   REVISION_HEADER,
 } from "./decisions-header";
-import { decideFlags, flagImpressions, recordFlagSticky, type FlagImpression } from "./flags";
+import {
+  decideFlags,
+  flagImpressionMessage,
+  flagImpressions,
+  recordFlagSticky,
+  type FlagImpression,
+} from "./flags";
 import { rewriteHtml } from "./html-rewrite";
 import { planPage, type PageCandidate } from "./page-plan";
 import { PREVIEW_QUERY_PARAM, verifyPreview } from "./preview";
@@ -314,21 +320,16 @@ export async function handleEdgeRequest(
         .filter((d) => d.candidate.activation === "immediate")
         .map((d) => d.candidate.experiment.id),
     );
-    for (const impression of impressions) {
-      if (counted.has(impression.experimentId)) continue;
-      events.push({
-        v: 1,
-        type: "impression",
-        uuid: crypto.randomUUID(),
-        sdkKey: route.sdkKey,
-        revision: compiled.revision,
-        visitorId: visitor.id,
-        ...impression,
-        timestamp,
-        source: "edge",
-        dims,
-      });
-    }
+    const context = {
+      sdkKey: route.sdkKey,
+      revision: compiled.revision,
+      visitorId: visitor.id,
+      timestamp,
+      dims,
+    };
+    for (const impression of impressions)
+      if (!counted.has(impression.experimentId))
+        events.push(flagImpressionMessage(context, impression));
   };
   const queuePageviews = (): void => {
     if (!tracking) return;
