@@ -1,13 +1,15 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { startWebhookReceiver } from "./test/support/webhook-receiver";
 
 /**
  * Three projects:
  * - `core`: plain Node. src/core must not need any Workers API, and this proves it.
  * - `workers`: the real Worker (wrangler.toml) inside workerd via Miniflare, with local
  *   KV/D1/Queue/R2. Nothing may leave the machine: any outbound `fetch` that a test has not
- *   mocked (see test/helpers/origin.ts) is answered here with a 599 naming the URL.
+ *   mocked (see test/helpers/origin.ts) is answered here with a 599 naming the URL, except those
+ *   to the webhook receiver on loopback (test/support/webhook-receiver.ts).
  * - `browser`: plain Node driving headless Chromium (playwright-core) against the demo shop
  *   behind `wrangler dev` on loopback ports (test/browser/harness.ts), plus the size budgets of
  *   the client script and the bootstrap.
@@ -18,6 +20,10 @@ const testSecrets = { ADMIN_TOKEN: "test-admin-token", SIGNING_KEY: "test-signin
 // wrangler.toml lists them in `secrets.required`; wrangler looks for them in .dev.vars or else
 // process.env (this Node process only) and warns when they are missing.
 Object.assign(process.env, testSecrets);
+
+// The webhook receiver on loopback (test/support/webhook-receiver.ts): the only host the
+// workers tests' outbound requests may reach; tests find it in the TEST_WEBHOOK_RECEIVER binding.
+const webhookReceiver = await startWebhookReceiver();
 
 // D1 schema for the workers tests: test/helpers/apply-migrations.ts applies these (idempotent).
 const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url)));
@@ -37,12 +43,23 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
-              bindings: { ...testSecrets, TEST_MIGRATIONS: migrations },
-              outboundService: (request: Request) =>
-                new Response(`splitstream tests: outbound request refused: ${request.url}`, {
-                  status: 599,
-                  headers: { "x-splitstream-test": "outbound-refused" },
-                }),
+              bindings: {
+                ...testSecrets,
+                TEST_MIGRATIONS: migrations,
+                TEST_WEBHOOK_RECEIVER: webhookReceiver.origin,
+              },
+              outboundService: async (request: Request) =>
+                new URL(request.url).origin === webhookReceiver.origin
+                  ? fetch(request.url, {
+                      method: request.method,
+                      headers: request.headers,
+                      body: request.body === null ? null : await request.arrayBuffer(),
+                      redirect: "manual",
+                    })
+                  : new Response(`splitstream tests: outbound request refused: ${request.url}`, {
+                      status: 599,
+                      headers: { "x-splitstream-test": "outbound-refused" },
+                    }),
             },
           }),
         ],

@@ -1,6 +1,6 @@
 /**
- * Wiring only (docs/architecture.md): one Worker with fetch (edge + endpoints), queue (event consumer)
- * and scheduled (retention of the event bookkeeping, bandit re-allocation) handlers. Routing of
+ * Wiring only (docs/architecture.md): one Worker with fetch (edge + endpoints), queue (event consumer,
+ * webhook deliveries) and scheduled (webhook sweep; retention, bandit re-allocation, checks) handlers. Routing of
  * `/_ss/` endpoints and routed pages lives here; the work lives in src/edge, src/events, src/api.
  */
 import type { Env } from "./env";
@@ -32,6 +32,11 @@ export { VisitorShard } from "./events/visitor-shard";
 export { RebuildJob } from "./events/rebuild-job";
 
 const RESERVED_PREFIX = "/_ss/";
+
+/** The webhook deliveries' queue (wrangler.toml); every other batch is the events'. */
+const WEBHOOKS_QUEUE = "splitstream-webhooks";
+/** The per-minute cron (wrangler.toml): only the webhook sweep runs on it. */
+const EVERY_MINUTE_CRON = "* * * * *";
 
 /** What the ingest endpoints take from the edge (src/edge and src/events do not import each other). */
 const ingestEdge: IngestEdge = {
@@ -87,35 +92,57 @@ export default {
       return handleEditorRequest(request, env.SIGNING_KEY, route, url);
     return handleEdgeRequest(request, env, ctx, route, url, sendOrSpill);
   },
-  queue: async (batch, env) => (await import("./events/consumer")).handleEventBatch(batch, env),
-  // Retention of the event bookkeeping (docs/events.md "Retention"), the bandit re-allocation
-  // round (docs/bandits.md "Running a bandit"), the re-queue of edge events spilled to R2
-  // (docs/reliability.md) and the Parquet compaction of the archive (docs/events.md "Columnar
-  // archive (Parquet)"); cron in wrangler.toml. All always run: a failure of one is logged and
-  // does not stop the others (the run is then reported as failed).
+  // Two queues: the events (src/events/consumer.ts) and the webhook deliveries
+  // (docs/webhooks.md "Delivery").
+  queue: async (batch, env) =>
+    batch.queue === WEBHOOKS_QUEUE
+      ? (await import("./api/services/webhook-delivery")).handleWebhookBatch(batch, env)
+      : (await import("./events/consumer")).handleEventBatch(batch, env),
+  // Every minute: the webhook sweep (due retries and unqueued deliveries, docs/webhooks.md
+  // "Delivery"). Hourly (HOURLY_CRON) also: retention of the event bookkeeping (docs/events.md
+  // "Retention"), the bandit re-allocation round (docs/bandits.md "Running a bandit"), the re-queue
+  // of edge events spilled to R2 (docs/reliability.md), the Parquet compaction of the archive
+  // (docs/events.md "Columnar archive (Parquet)"), the guardrail checks (docs/statistics.md
+  // "Guardrails"), the result alerts and the pruning of the webhook log (docs/webhooks.md); cron
+  // in wrangler.toml. All always run: a failure of one is logged and does not stop the others
+  // (the run is then reported as failed).
   scheduled: async (controller, env) => {
-    const [{ handleScheduled }, { runBanditRound }, { compactArchive }, { runGuardrailChecks }] =
-      await Promise.all([
+    const { sweepWebhookDeliveries, pruneWebhookLog } =
+      await import("./api/services/webhook-delivery");
+    const jobs: Array<[string, () => Promise<unknown>]> = [
+      ["webhook sweep", () => sweepWebhookDeliveries(env, controller.scheduledTime)],
+    ];
+    if (controller.cron !== EVERY_MINUTE_CRON) {
+      const [
+        { handleScheduled },
+        { runBanditRound },
+        { compactArchive },
+        { runGuardrailChecks },
+        { runResultAlerts },
+      ] = await Promise.all([
         import("./events/retention"),
         import("./api/services/bandit-round"),
         import("./events/archive-parquet"),
         import("./api/services/guardrails"),
+        import("./api/services/result-alerts"),
       ]);
-    const [retention, bandit, spill, parquet, guardrails] = await Promise.allSettled([
-      handleScheduled(controller, env),
-      runBanditRound(env, controller.scheduledTime),
-      requeueSpilled(env),
-      compactArchive(env.ARCHIVE, controller.scheduledTime),
-      runGuardrailChecks(env, controller.scheduledTime),
-    ]);
-    if (bandit.status === "rejected")
-      console.error("splitstream: bandit round failed", bandit.reason);
-    if (guardrails.status === "rejected")
-      console.error("splitstream: guardrail checks failed", guardrails.reason);
-    if (retention.status === "rejected") throw retention.reason;
-    if (bandit.status === "rejected") throw bandit.reason;
-    if (spill.status === "rejected") throw spill.reason;
-    if (parquet.status === "rejected") throw parquet.reason;
-    if (guardrails.status === "rejected") throw guardrails.reason;
+      jobs.push(
+        ["retention", () => handleScheduled(controller, env)],
+        ["bandit round", () => runBanditRound(env, controller.scheduledTime)],
+        ["spill re-queue", () => requeueSpilled(env)],
+        ["parquet compaction", () => compactArchive(env.ARCHIVE, controller.scheduledTime)],
+        ["guardrail checks", () => runGuardrailChecks(env, controller.scheduledTime)],
+        ["result alerts", () => runResultAlerts(env, controller.scheduledTime)],
+        ["webhook log pruning", () => pruneWebhookLog(env, controller.scheduledTime)],
+      );
+    }
+    const settled = await Promise.allSettled(jobs.map(([, run]) => run()));
+    let failure: unknown = null;
+    settled.forEach((result, index) => {
+      if (result.status === "fulfilled") return;
+      console.error(`splitstream: scheduled ${jobs[index]?.[0] ?? "job"} failed`, result.reason);
+      failure ??= result.reason;
+    });
+    if (failure !== null) throw failure;
   },
 } satisfies ExportedHandler<Env>;

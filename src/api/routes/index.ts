@@ -1,6 +1,6 @@
 /**
  * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
- * aggregates rebuild, bandit allocations and headline tests; app.ts calls this once.
+ * aggregates rebuild, bandit allocations, headline tests and webhooks; app.ts calls this once.
  */
 import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
@@ -17,6 +17,7 @@ import { registerPageRoutes } from "./pages";
 import { registerRebuildRoutes } from "./rebuild";
 import { registerEventStateRoutes } from "./event-state";
 import { registerResultRoutes } from "./results";
+import { registerWebhookRoutes } from "./webhooks";
 
 export function registerResourceRoutes(app: ApiApp): void {
   registerAttributeRoutes(app);
@@ -33,4 +34,5 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerConversionRoutes(app);
   registerRebuildRoutes(app);
   registerEventStateRoutes(app);
+  registerWebhookRoutes(app);
 }

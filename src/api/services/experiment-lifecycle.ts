@@ -3,7 +3,7 @@
  * per environment, and the actions start, pause, resume and archive move it. An action changes
  * one environment, bumps the experiment's version (its ETag), is audited, and publishes every
  * environment of the project in the same request (services/write-and-publish.ts: undone when
- * publishing fails).
+ * publishing fails), and is then told to the project's webhooks (docs/webhooks.md).
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
@@ -30,6 +30,8 @@ import { presentExperiment } from "./experiment-presenter";
 import { requireActorRole } from "./auth";
 import { Problems } from "./validation";
 import { writeAndPublish } from "./write-and-publish";
+import { emitWebhookEvent } from "./webhook-events";
+import type { WebhookEventType } from "../schemas/webhooks";
 
 /** What an action does: the statuses it applies to → the status it sets. */
 export interface ExperimentTransition {
@@ -44,6 +46,14 @@ export const EXPERIMENT_TRANSITIONS: Readonly<Record<ExperimentAction, Experimen
   resume: { from: ["Paused"], to: "Running" },
   archive: { from: ["Not started", "Running", "Paused"], to: "Archived" },
 };
+
+/** The webhook event of each action (docs/webhooks.md "Events"). */
+const ACTION_EVENTS = {
+  start: "experiment.started",
+  pause: "experiment.paused",
+  resume: "experiment.resumed",
+  archive: "experiment.archived",
+} as const satisfies Record<ExperimentAction, WebhookEventType>;
 
 /** What to do instead, by status (the 409 of a refused action says it). */
 const HINTS: Partial<Record<ExperimentStatusValue, string>> = {
@@ -159,6 +169,22 @@ export async function applyExperimentAction(
       updateStatement(db, "experiments", experiment, next.version),
     ],
     reason: `experiment ${experiment.key} ${action} in ${environment.key}`,
+  });
+  await emitWebhookEvent(env, {
+    projectId: experiment.project_id,
+    type: ACTION_EVENTS[action],
+    environment: environment.key,
+    actor,
+    data: {
+      experiment: { id, key: experiment.key, name: experiment.name },
+      previousStatus: previous,
+      status: transition.to,
+      ...(request.auditDetails ? { details: request.auditDetails } : {}),
+      revisions: published
+        .filter((p) => p.changed)
+        .map((p) => ({ environment: p.environmentKey, revision: p.revision })),
+    },
+    summary: `experiment ${experiment.key} ${ACTION_EVENTS[action].slice("experiment.".length)} in ${environment.key} by ${actor.name}${request.auditDetails?.["reason"] === "guardrail" ? " (a guardrail was breached)" : ""}`,
   });
   return {
     experiment: await presentExperiment(db, await requireExperiment(db, id)),

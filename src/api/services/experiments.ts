@@ -11,6 +11,7 @@ import type { ExperimentRow } from "../store/rows";
 import { planExperiment, planExperimentDelete } from "./experiment-plan";
 import { presentExperiments } from "./experiment-presenter";
 import type { ResourceSpec } from "./resources";
+import { emitWebhookEvent } from "./webhook-events";
 
 /** The experiment resource. */
 export const experimentResource: ResourceSpec<
@@ -26,4 +27,13 @@ export const experimentResource: ResourceSpec<
   present: presentExperiments,
   build: planExperiment,
   beforeDelete: planExperimentDelete,
+  afterCreate: (env, actor, row) =>
+    emitWebhookEvent(env, {
+      projectId: row.project_id,
+      type: "experiment.created",
+      environment: null,
+      actor,
+      data: { experiment: { id: row.id, key: row.key, name: row.name } },
+      summary: `experiment ${row.key} created by ${actor.name}`,
+    }),
 };

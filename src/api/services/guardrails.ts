@@ -8,7 +8,8 @@
  *    guardrail × variation still allocated has the one-sided always-valid test of harm
  *    (src/core/experiment-analysis.ts `checkGuardrails`);
  * 3. a harm not recorded before is recorded (`guardrail_breaches`: the experiment is marked) and
- *    audited (`guardrail.breached`, actor `guardrail`) in one transaction;
+ *    audited (`guardrail.breached`, actor `guardrail`) in one transaction, then told to the
+ *    project's webhooks (`guardrail.breached`, docs/webhooks.md);
  * 4. when a recorded harm's action is `pause` and the check has not paused for it yet, the
  *    experiment is paused in that environment — the same action as the API's, so the datafile is
  *    republished and the pause audited, with the guardrails, variations, p-values and lifts as
@@ -27,6 +28,7 @@ import {
 } from "../store/guardrails";
 import { applyExperimentAction } from "./experiment-lifecycle";
 import { loadResults } from "./results";
+import { emitWebhookEvent } from "./webhook-events";
 
 /** Who the guardrails' marks and pauses are by (audit log, datafile revisions). */
 export const GUARDRAIL_ACTOR: Actor = { id: "guardrail", role: "admin", name: "guardrail" };
@@ -97,7 +99,18 @@ export async function runGuardrailChecks(env: Env, now: number): Promise<Guardra
           },
           { actor: GUARDRAIL_ACTOR, projectId: candidate.project_id, details },
         );
-        if (fresh)
+        if (fresh) {
+          await emitWebhookEvent(env, {
+            projectId: candidate.project_id,
+            type: "guardrail.breached",
+            environment: candidate.environment_key,
+            actor: GUARDRAIL_ACTOR,
+            data: {
+              experiment: { id: candidate.experiment_id, key: results.experimentKey },
+              ...details,
+            },
+            summary: `guardrail breached in experiment ${results.experimentKey} in ${candidate.environment_key}: variation ${details.variationKey ?? g.variationId} is worse on ${details.eventKey ?? g.eventId} (p = ${g.pValue.toPrecision(2)})${g.action === "pause" ? "; the experiment is being paused" : ""}`,
+          });
           report.breaches.push({
             experimentId: candidate.experiment_id,
             environment: candidate.environment_key,
@@ -105,6 +118,7 @@ export async function runGuardrailChecks(env: Env, now: number): Promise<Guardra
             metric,
             variationId: g.variationId,
           });
+        }
       }
       // Recorded `pause` harms the check has not paused for yet (new ones, or a pause that failed).
       const pausing = (

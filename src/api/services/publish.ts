@@ -58,6 +58,7 @@ import {
 } from "./datafile-build";
 import { ApiError, conflict, notFound } from "../errors";
 import { requireActorRole } from "./auth";
+import { emitWebhookEvent } from "./webhook-events";
 import { nowIso } from "../ids";
 import type {
   AttributeRow,
@@ -527,6 +528,24 @@ async function publishWith(
     await settleCurrent(env, environmentId, sdkKey).catch((error: unknown) =>
       console.error(`splitstream: could not check ${datafileKey(sdkKey)} after publishing`, error),
     );
+    await emitWebhookEvent(env, {
+      projectId: environment.project_id,
+      type: rollbackOf === null ? "datafile.published" : "datafile.rolled_back",
+      environment: environment.key,
+      actor,
+      data: {
+        environment: { id: environmentId, key: environment.key, sdkKey },
+        revision,
+        ...(rollbackOf === null ? {} : { rollbackOf }),
+        reason,
+        sha256,
+        publishedAt,
+      },
+      summary:
+        rollbackOf === null
+          ? `datafile revision ${revision} of ${environment.key} published by ${actor.name}: ${reason}`
+          : `${environment.key} rolled back to revision ${rollbackOf} (as revision ${revision}) by ${actor.name}`,
+    });
     return { ...base, revision, changed: true };
   } finally {
     if (!committed) await releaseRevision(db, environmentId, revision);

@@ -108,6 +108,11 @@ export interface ResourceSpec<
   present(db: D1Database, rows: Row[]): Promise<Json[]>;
   /** List pages' projection; absent: list pages hold what `present` makes. */
   listItems?: ListItems<ItemRow, Item>;
+  /**
+   * After a create is written and published (experiments tell webhooks). Must not throw: the
+   * resource exists whatever it does.
+   */
+  afterCreate?(env: Env, actor: Actor, row: Row): Promise<void>;
 }
 
 /** `?limit` and the decoded `?cursor` of a list (src/api/http/pagination.ts reads them). */
@@ -241,6 +246,7 @@ export async function createResource<Row extends BaseRow, Json, Create, Update, 
     undo: [db.prepare(`DELETE FROM ${spec.table} WHERE id = ?`).bind(row.id)],
     reason: `${spec.type} ${spec.label(row)} created`,
   });
+  await spec.afterCreate?.(env, actor, row);
   return { row, json: await presentOne(db, spec, row), published };
 }
 
