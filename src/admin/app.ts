@@ -44,6 +44,7 @@ import { registerExplainPages } from "./explain-page";
 import { registerFlagPages } from "./flag-pages";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
 import { registerSettingsPages } from "./settings-pages";
+import { registerWebhookPages } from "./webhook-pages";
 import { registerEditorPages } from "./editor-routes";
 import {
   SignedOut,
@@ -865,6 +866,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   registerSettingsPages(app);
+  registerWebhookPages(app);
   registerExplainPages(app);
   registerExperimentPages(app);
   registerEditorPages(app);

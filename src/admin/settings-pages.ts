@@ -119,6 +119,7 @@ export function projectNav(projectId: string, actor: Actor): Html {
     <a href="${base}">← Experiments</a>
     <a href="${base}/settings">Settings</a>
     <a href="${base}/audit-log">Audit log</a>
+    ${isAdmin(actor) ? html`<a href="${base}/webhooks">Webhooks</a>` : ""}
     <a href="${base}/explain">Why did I (not) get this?</a>
     ${isAdmin(actor) ? html`<a href="${ADMIN_BASE_PATH}/tokens">Tokens</a>` : ""}
     ${isAdmin(actor) ? html`<a href="${ADMIN_BASE_PATH}/new-project">New project</a>` : ""}
@@ -302,7 +303,7 @@ function settingsPage(
 }
 
 /** The project for a page, or the page answering that it cannot be shown. */
-async function loadProject(
+export async function loadProject(
   c: AdminContext,
   id: string,
 ): Promise<{ ok: true; value: ProjectWithEnvironments } | { ok: false; response: Response }> {
@@ -511,7 +512,7 @@ function tokensTable(tokens: TokenRow[]): Html {
  * by SHA-256, as sessions store it): what a script running on the site's pages — same-origin
  * with the admin — cannot supply.
  */
-async function confirmSignedInToken(c: AdminContext, token: string): Promise<void> {
+export async function confirmSignedInToken(c: AdminContext, token: string): Promise<void> {
   if (token !== "" && (await sha256Hex(token)) === c.get("tokenHash")) return;
   throw unprocessable("confirm with the API token you signed in with", [
     { path: "$.body.confirmToken", message: "not the token this session signed in with" },

@@ -1,7 +1,7 @@
 /**
  * The `splitstream` CLI (package.json `bin`). Commands: decide, validate (README.md "CLI"), the API
  * commands (src/cli/api-command.ts), the event-data commands (src/cli/events-command.ts) and
- * headline tests (src/cli/headline-command.ts).
+ * headline tests (src/cli/headline-command.ts) and webhooks (src/cli/webhooks-command.ts).
  * Exit status: 0 success, 1 invalid input (datafile problems, malformed lines), 2 usage errors.
  */
 import { API_USAGE, runApiCommand } from "./api-command";
@@ -10,6 +10,7 @@ import { EVENTS_USAGE, runEventsCommand } from "./events-command";
 import { HEADLINE_USAGE, runHeadlineCommand } from "./headline-command";
 import { CliError } from "./io";
 import { runValidate, VALIDATE_USAGE } from "./validate-command";
+import { runWebhooksCommand, WEBHOOKS_USAGE } from "./webhooks-command";
 
 const USAGE = `splitstream — Splitstream's command line
 
@@ -23,6 +24,7 @@ Commands:
                offline conversions import, rebuilding the event aggregates from R2, and
                where per-visitor event state lives (visitor shards)
   headline     create a headline test (a bandit experiment over N headlines)
+  webhooks     a project's webhooks: create, test-send, the delivery log
 
 ${DECIDE_USAGE}
 
@@ -32,7 +34,9 @@ ${API_USAGE}
 
 ${EVENTS_USAGE}
 
-${HEADLINE_USAGE}`;
+${HEADLINE_USAGE}
+
+${WEBHOOKS_USAGE}`;
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   decide: runDecide,
@@ -48,6 +52,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   rebuild: (args) => runEventsCommand("rebuild", args),
   events: (args) => runEventsCommand("events", args),
   headline: runHeadlineCommand,
+  webhooks: runWebhooksCommand,
 };
 
 /** Runs the CLI with argv (without node and script) and returns the exit status. */

@@ -1,0 +1,569 @@
+/**
+ * Webhook pages (docs/webhooks.md "In the admin"): a project's webhooks with a form for a new
+ * one (its signing secret shown once, on the page that answers the form), each webhook's page
+ * (change, enable or disable, send a test, rotate the secret, delete) with its delivery log, and
+ * each delivery's page (body and every attempt with its response code). The forms call
+ * src/api/services/webhooks.ts as the session's actor: admin only, as the API.
+ *
+ * Creating a webhook and rotating its secret answer a secret, and a webhook sends project data
+ * out: both ask for the signed-in token (as creating a token does), so a script running on the
+ * site's pages — same-origin with the admin — cannot do them in the user's name.
+ */
+import type { Hono } from "hono";
+import { html } from "hono/html";
+import type { Actor } from "../api/context";
+import type { ApiError } from "../api/errors";
+import {
+  WEBHOOK_EVENT_TYPES,
+  WebhookCreateSchema,
+  WebhookUpdateSchema,
+  type WebhookDeliveryJson,
+  type WebhookJson,
+} from "../api/schemas/webhooks";
+import { parseBody } from "../api/schemas/validation-error";
+import { hasRole, requireActorRole } from "../api/services/auth";
+import {
+  createWebhook,
+  deleteWebhook,
+  deliveryJson,
+  getWebhook,
+  getWebhookDelivery,
+  listWebhookDeliveries,
+  listWebhooks,
+  rotateWebhookSecret,
+  sendTestWebhook,
+  updateWebhook,
+  webhookJson,
+} from "../api/services/webhooks";
+import {
+  checkbox,
+  field,
+  fieldErrors,
+  formErrors,
+  one,
+  postedVersion,
+  readForm,
+  select,
+  versionField,
+  type PostedForm,
+} from "./forms";
+import { confirmSignedInToken, loadProject, projectNav } from "./settings-pages";
+import {
+  ADMIN_BASE_PATH,
+  attempt,
+  errorBlock,
+  sendPage,
+  type AdminContext,
+  type AdminEnv,
+  type Html,
+} from "./ui";
+
+/** Deliveries per page of the log. */
+const DELIVERY_PAGE_SIZE = 50;
+
+const actorOf = (c: AdminContext): Actor => c.get("actor");
+
+interface Refused {
+  error: ApiError;
+  form: PostedForm;
+}
+
+function when(iso: string | null): Html {
+  if (iso === null) return html`–`;
+  return html`<time datetime="${iso}">${iso.slice(0, 19).replace("T", " ")} UTC</time>`;
+}
+
+const webhookPath = (id: string) => `${ADMIN_BASE_PATH}/webhooks/${encodeURIComponent(id)}`;
+const projectWebhooksPath = (projectId: string) =>
+  `${ADMIN_BASE_PATH}/projects/${encodeURIComponent(projectId)}/webhooks`;
+
+/** The API body of a webhook form. */
+function webhookBody(form: PostedForm): Record<string, unknown> {
+  const events = form.get("events") ?? [];
+  return {
+    name: one(form, "name"),
+    url: one(form, "url"),
+    format: one(form, "format") || "json",
+    events,
+    environments: form.get("environments") ?? [],
+    enabled: one(form, "enabled") === "on",
+  };
+}
+
+/** The fields of the new and change forms, filled from `current` or from what was posted. */
+function webhookFields(
+  environments: readonly string[],
+  current: WebhookJson | null,
+  refused: Refused | null,
+): Html {
+  const problems = fieldErrors(refused?.error ?? null);
+  const posted = refused ? webhookBody(refused.form) : null;
+  const value = (name: "name" | "url" | "format"): string =>
+    posted ? String(posted[name] ?? "") : (current?.[name] ?? (name === "format" ? "json" : ""));
+  const events = new Set(
+    (posted?.["events"] as string[] | undefined) ?? current?.events ?? ["experiment.started"],
+  );
+  const chosenEnvironments = new Set(
+    (posted?.["environments"] as string[] | undefined) ?? current?.environments ?? [],
+  );
+  const enabled = posted ? posted["enabled"] === true : (current?.enabled ?? true);
+  const problemOf = (prefix: string) =>
+    [...problems].find(([path]) => path === prefix || path.startsWith(`${prefix}.`))?.[1];
+  return html`${field({
+      name: "name",
+      label: "Name",
+      value: value("name"),
+      error: problems.get("name"),
+      required: true,
+    })}
+    ${field({
+      name: "url",
+      label: "URL",
+      type: "url",
+      value: value("url"),
+      error: problems.get("url"),
+      required: true,
+      hint: "https (http only for localhost). Deliveries are POSTed here, signed (docs/webhooks.md).",
+    })}
+    ${select({
+      name: "format",
+      label: "Format",
+      value: value("format"),
+      error: problems.get("format"),
+      options: [
+        { value: "json", label: "JSON: the signed Splitstream event" },
+        { value: "slack", label: 'Slack: {"text": …} for Slack-compatible incoming webhooks' },
+      ],
+    })}
+    <fieldset data-field="events">
+      <legend>Events</legend>
+      ${problemOf("events") ? html`<p class="field-error">${problemOf("events")}</p>` : ""}
+      ${checkbox({ name: "events", value: "*", label: "All events", checked: events.has("*") })}
+      ${WEBHOOK_EVENT_TYPES.map((type) =>
+        checkbox({ name: "events", value: type, label: type, checked: events.has(type) }),
+      )}
+    </fieldset>
+    <fieldset data-field="environments">
+      <legend>Environments</legend>
+      <p class="muted">None chosen: every environment.</p>
+      ${
+        problemOf("environments")
+          ? html`<p class="field-error">${problemOf("environments")}</p>`
+          : ""
+      }
+      ${environments.map((key) =>
+        checkbox({
+          name: "environments",
+          value: key,
+          label: key,
+          checked: chosenEnvironments.has(key),
+        }),
+      )}
+    </fieldset>
+    ${checkbox({ name: "enabled", label: "Enabled", checked: enabled })}`;
+}
+
+function confirmField(error: string | undefined): Html {
+  return field({
+    name: "confirmToken",
+    label: "Your own API token, to confirm",
+    type: "password",
+    value: "",
+    error,
+    required: true,
+    hint: "So that a script running on your site cannot do this in your name.",
+  });
+}
+
+function deliveryStatus(d: WebhookDeliveryJson): Html {
+  const code = d.lastStatusCode === null ? "" : ` (${d.lastStatusCode})`;
+  return html`<span data-status="${d.status}">${d.status}${code}</span>`;
+}
+
+async function webhooksPage(
+  c: AdminContext,
+  projectId: string,
+  refused: Refused | null,
+  status = 200,
+): Promise<Response> {
+  const found = await loadProject(c, projectId);
+  if (!found.ok) return found.response;
+  const { project, environments } = found.value;
+  const actor = actorOf(c);
+  const nav = projectNav(project.id, actor);
+  if (!hasRole(actor.role, "admin"))
+    return sendPage(
+      c,
+      `Webhooks · ${project.name}`,
+      html`${nav}
+        <h1>Webhooks: ${project.name}</h1>
+        ${refused ? errorBlock(refused.error) : ""}
+        <p class="muted" data-read-only>
+          Webhooks need role admin; this token has role ${actor.role}.
+        </p>`,
+      refused ? status : 403,
+    );
+  const list = await attempt(() =>
+    listWebhooks(c.env, actor, project.id, () => ({ limit: 200, cursor: null })),
+  );
+  if (!list.ok) return sendPage(c, "Webhooks", errorBlock(list.error), list.error.status);
+  const hooks = list.value.items.map(webhookJson);
+  const problems = fieldErrors(refused?.error ?? null);
+  return sendPage(
+    c,
+    `Webhooks · ${project.name}`,
+    html`${nav}
+      <h1>Webhooks: ${project.name}</h1>
+      ${c.req.query("notice") ? html`<p class="warning" role="status">${c.req.query("notice")}</p>` : ""}
+      <p class="muted">
+        Each webhook gets the events it subscribes to, signed with its secret and retried with
+        backoff (docs/webhooks.md; <code>GET /projects/{projectId}/webhooks</code>).
+      </p>
+      ${
+        hooks.length === 0
+          ? html`<p>No webhooks yet.</p>`
+          : html`<table data-list="webhooks">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">URL</th>
+                  <th scope="col">Format</th>
+                  <th scope="col">Events</th>
+                  <th scope="col">Environments</th>
+                  <th scope="col">Enabled</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${hooks.map(
+                  (h) =>
+                    html`<tr data-webhook="${h.id}">
+                      <th scope="row"><a href="${webhookPath(h.id)}">${h.name}</a></th>
+                      <td><code>${h.url}</code></td>
+                      <td>${h.format}</td>
+                      <td>${h.events.join(", ")}</td>
+                      <td>${h.environments.length === 0 ? "all" : h.environments.join(", ")}</td>
+                      <td>${h.enabled ? "yes" : "no"}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }
+      <h2>New webhook</h2>
+      ${formErrors(refused?.error ?? null)}
+      <form method="post" action="${projectWebhooksPath(project.id)}" data-form="new-webhook">
+        ${webhookFields(
+          environments.map((e) => e.key),
+          null,
+          refused,
+        )}
+        ${confirmField(problems.get("confirmToken"))}
+        <button type="submit">Create webhook</button>
+      </form>`,
+    status,
+  );
+}
+
+/** The answer to a created webhook or a rotated secret: the secret, this once. */
+function secretPage(c: AdminContext, hook: WebhookJson, secret: string, rotated: boolean) {
+  return sendPage(
+    c,
+    rotated ? "Secret rotated" : "Webhook created",
+    html`<p><a href="${webhookPath(hook.id)}">← ${hook.name}</a></p>
+      <h1>${rotated ? "New signing secret" : "Webhook created"}: ${hook.name}</h1>
+      <p class="warning" role="alert">
+        Copy the signing secret now: it is shown only on this page. Your receiver verifies each
+        delivery's <code>x-splitstream-signature</code> with it (docs/webhooks.md "Verifying a
+        delivery").${rotated ? " The old secret no longer signs anything." : ""}
+      </p>
+      <p class="field">
+        <label for="webhook-secret">Signing secret</label>
+        <input id="webhook-secret" type="text" readonly value="${secret}" data-secret />
+      </p>`,
+  );
+}
+
+type WebhookRefusal = { form: "change" | "rotate" | "delete" | "test"; refused: Refused } | null;
+
+async function webhookPage(
+  c: AdminContext,
+  id: string,
+  refusal: WebhookRefusal,
+  status = 200,
+): Promise<Response> {
+  const actor = actorOf(c);
+  const found = await attempt(() => getWebhook(c.env, actor, id));
+  if (!found.ok) return sendPage(c, "Webhook", errorBlock(found.error), found.error.status);
+  const hook = webhookJson(found.value);
+  const project = await loadProject(c, hook.projectId);
+  if (!project.ok) return project.response;
+  const after = c.req.query("after");
+  const log = await attempt(() =>
+    listWebhookDeliveries(c.env, actor, id, () => ({
+      limit: DELIVERY_PAGE_SIZE,
+      cursor: after && after.includes("|") ? after : null,
+    })),
+  );
+  const problemsOf = (form: string) =>
+    refusal?.form === form ? fieldErrors(refusal.refused.error) : new Map<string, string>();
+  const notice = c.req.query("notice");
+  return sendPage(
+    c,
+    `Webhook · ${hook.name}`,
+    html`${projectNav(hook.projectId, actor)}
+      <p><a href="${projectWebhooksPath(hook.projectId)}">← Webhooks</a></p>
+      <h1>Webhook: ${hook.name}</h1>
+      ${notice ? html`<p class="warning" role="status">${notice}</p>` : ""}
+      ${
+        refusal && refusal.form !== "change" && fieldErrors(refusal.refused.error).size === 0
+          ? errorBlock(refusal.refused.error)
+          : ""
+      }
+      <p>
+        <code>${hook.url}</code> · ${hook.format} · ${hook.enabled ? "enabled" : "disabled"} ·
+        created ${when(hook.createdAt)}
+      </p>
+      <form method="post" action="${webhookPath(hook.id)}/test" data-form="test-webhook">
+        <button type="submit">Send a test delivery</button>
+      </form>
+
+      <h2>Delivery log</h2>
+      ${
+        !log.ok
+          ? errorBlock(log.error)
+          : log.value.items.length === 0
+            ? html`<p>No deliveries yet.</p>`
+            : html`<table data-list="deliveries">
+                  <thead>
+                    <tr>
+                      <th scope="col">Created</th>
+                      <th scope="col">Event</th>
+                      <th scope="col">Status</th>
+                      <th scope="col">Attempts</th>
+                      <th scope="col">Next attempt</th>
+                      <th scope="col">Last error</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${log.value.items.map(deliveryJson).map(
+                      (d) =>
+                        html`<tr data-delivery="${d.id}">
+                          <td>
+                            <a
+                              href="${ADMIN_BASE_PATH}/webhook-deliveries/${encodeURIComponent(d.id)}"
+                              >${when(d.createdAt)}</a
+                            >
+                          </td>
+                          <td>${d.eventType}</td>
+                          <td>${deliveryStatus(d)}</td>
+                          <td>${d.attempts}</td>
+                          <td>${when(d.nextAttemptAt)}</td>
+                          <td>${d.lastError ?? ""}</td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>
+                ${
+                  log.value.after
+                    ? html`<p>
+                        <a href="?after=${encodeURIComponent(log.value.after)}">Older deliveries</a>
+                      </p>`
+                    : ""
+                }`
+      }
+
+      <h2>Change</h2>
+      ${refusal?.form === "change" ? formErrors(refusal.refused.error) : ""}
+      <form method="post" action="${webhookPath(hook.id)}" data-form="change-webhook">
+        ${versionField(hook.version)}
+        ${webhookFields(
+          project.value.environments.map((e) => e.key),
+          hook,
+          refusal?.form === "change" ? refusal.refused : null,
+        )}
+        <button type="submit">Save</button>
+      </form>
+
+      <h2>Rotate the signing secret</h2>
+      <form method="post" action="${webhookPath(hook.id)}/rotate" data-form="rotate-webhook">
+        ${versionField(hook.version)} ${confirmField(problemsOf("rotate").get("confirmToken"))}
+        <button type="submit">Rotate secret</button>
+      </form>
+
+      <h2>Delete</h2>
+      <form method="post" action="${webhookPath(hook.id)}/delete" data-form="delete-webhook">
+        ${versionField(hook.version)} ${confirmField(problemsOf("delete").get("confirmToken"))}
+        <button type="submit">Delete webhook and its log</button>
+      </form>`,
+    status,
+  );
+}
+
+async function deliveryPage(c: AdminContext, id: string): Promise<Response> {
+  const actor = actorOf(c);
+  const found = await attempt(() => getWebhookDelivery(c.env, actor, id));
+  if (!found.ok) return sendPage(c, "Delivery", errorBlock(found.error), found.error.status);
+  const d = found.value;
+  let body = d.body;
+  try {
+    body = JSON.stringify(JSON.parse(d.body), null, 2);
+  } catch {
+    // Shown as stored.
+  }
+  return sendPage(
+    c,
+    `Delivery · ${d.eventType}`,
+    html`<p><a href="${webhookPath(d.webhookId)}">← Webhook</a></p>
+      <h1>Delivery: ${d.eventType}</h1>
+      <p>
+        <code>${d.id}</code> · ${deliveryStatus(d)} · ${d.attempts} attempt(s) · created
+        ${when(d.createdAt)}${d.nextAttemptAt ? html` · next attempt ${when(d.nextAttemptAt)}` : ""}
+      </p>
+      <h2>Attempts</h2>
+      ${
+        d.attemptLog.length === 0
+          ? html`<p>Not attempted yet.</p>`
+          : html`<table data-list="attempts">
+              <thead>
+                <tr>
+                  <th scope="col">#</th>
+                  <th scope="col">At</th>
+                  <th scope="col">Response code</th>
+                  <th scope="col">Duration</th>
+                  <th scope="col">Error</th>
+                  <th scope="col">Response</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${d.attemptLog.map(
+                  (a) =>
+                    html`<tr data-attempt="${a.attempt}">
+                      <td>${a.attempt}</td>
+                      <td>${when(a.at)}</td>
+                      <td>${a.statusCode ?? "no response"}</td>
+                      <td>${a.durationMs} ms</td>
+                      <td>${a.error ?? ""}</td>
+                      <td><code>${a.response ?? ""}</code></td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }
+      <h2>Body</h2>
+      <pre data-body>${body}</pre>`,
+  );
+}
+
+/**
+ * Registers `/projects/:id/webhooks` (list and create), `/webhooks/:id` (page and change, with
+ * `/test`, `/rotate`, `/delete`) and `/webhook-deliveries/:id` (docs/webhooks.md).
+ */
+export function registerWebhookPages(app: Hono<AdminEnv>): void {
+  app.get("/projects/:id/webhooks", (c) => webhooksPage(c, c.req.param("id"), null));
+
+  app.post("/projects/:id/webhooks", async (c) => {
+    const projectId = c.req.param("id");
+    const form = await readForm(c);
+    const created = await attempt(async () => {
+      const actor = actorOf(c);
+      requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
+      return createWebhook(
+        c.env,
+        actor,
+        projectId,
+        parseBody(WebhookCreateSchema, webhookBody(form)),
+      );
+    });
+    if (!created.ok)
+      return webhooksPage(c, projectId, { error: created.error, form }, created.error.status);
+    // The secret is in this answer only (no redirect; the page is no-store).
+    return secretPage(c, webhookJson(created.value.row), created.value.secret, false);
+  });
+
+  app.get("/webhooks/:id", (c) => webhookPage(c, c.req.param("id"), null));
+
+  app.post("/webhooks/:id", async (c) => {
+    const id = c.req.param("id");
+    const form = await readForm(c);
+    const updated = await attempt(() => {
+      const actor = actorOf(c);
+      requireActorRole(actor, "admin");
+      return updateWebhook(
+        c.env,
+        actor,
+        id,
+        parseBody(WebhookUpdateSchema, webhookBody(form)),
+        postedVersion(form),
+      );
+    });
+    if (updated.ok) return c.redirect(`${webhookPath(id)}?notice=Saved.`, 303);
+    return webhookPage(
+      c,
+      id,
+      { form: "change", refused: { error: updated.error, form } },
+      updated.error.status,
+    );
+  });
+
+  app.post("/webhooks/:id/test", async (c) => {
+    const id = c.req.param("id");
+    const form = await readForm(c);
+    const sent = await attempt(() => sendTestWebhook(c.env, actorOf(c), id));
+    if (sent.ok)
+      return c.redirect(
+        `${webhookPath(id)}?notice=${encodeURIComponent("Test delivery queued: it shows in the log below.")}`,
+        303,
+      );
+    return webhookPage(
+      c,
+      id,
+      { form: "test", refused: { error: sent.error, form } },
+      sent.error.status,
+    );
+  });
+
+  app.post("/webhooks/:id/rotate", async (c) => {
+    const id = c.req.param("id");
+    const form = await readForm(c);
+    const rotated = await attempt(async () => {
+      const actor = actorOf(c);
+      requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
+      return rotateWebhookSecret(c.env, actor, id, postedVersion(form));
+    });
+    if (!rotated.ok)
+      return webhookPage(
+        c,
+        id,
+        { form: "rotate", refused: { error: rotated.error, form } },
+        rotated.error.status,
+      );
+    return secretPage(c, webhookJson(rotated.value.row), rotated.value.secret, true);
+  });
+
+  app.post("/webhooks/:id/delete", async (c) => {
+    const id = c.req.param("id");
+    const form = await readForm(c);
+    const actor = actorOf(c);
+    const before = await attempt(() => getWebhook(c.env, actor, id));
+    const deleted = await attempt(async () => {
+      requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
+      return deleteWebhook(c.env, actor, id, postedVersion(form));
+    });
+    if (deleted.ok && before.ok)
+      return c.redirect(
+        `${projectWebhooksPath(before.value.project_id)}?notice=${encodeURIComponent("Webhook deleted.")}`,
+        303,
+      );
+    if (deleted.ok) return c.redirect(ADMIN_BASE_PATH, 303);
+    return webhookPage(
+      c,
+      id,
+      { form: "delete", refused: { error: deleted.error, form } },
+      deleted.error.status,
+    );
+  });
+
+  app.get("/webhook-deliveries/:id", (c) => deliveryPage(c, c.req.param("id")));
+}

@@ -1,0 +1,193 @@
+/**
+ * The webhook pages of the admin (docs/webhooks.md "In the admin") through the Worker's fetch
+ * handler with the real D1 and WEBHOOKS queue: create (secret shown once, after confirming with
+ * the signed-in token), the page with its delivery log, test-send delivered to the loopback
+ * receiver (test/support/webhook-receiver.ts), a delivery's attempts, change, rotate, delete, and
+ * the refusals (an editor; a missing confirmation; a bad URL named beside its field).
+ */
+import { env, exports } from "cloudflare:workers";
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  ADMIN_TOKEN,
+  API_ORIGIN,
+  apiJson,
+  createProject,
+  createToken,
+  type ProjectWithEnvironments,
+} from "../helpers/api";
+
+const ADMIN = `${API_ORIGIN}/_ss/admin`;
+const SAME_SITE = { "sec-fetch-site": "same-origin" };
+const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
+
+let project: ProjectWithEnvironments;
+
+function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
+  const headers = new Headers(init.headers);
+  if (init.cookie) headers.set("cookie", init.cookie);
+  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
+}
+
+async function signIn(token = ADMIN_TOKEN): Promise<string> {
+  const response = await adminFetch("/login", {
+    method: "POST",
+    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  expect(response.status).toBe(303);
+  return response.headers.get("set-cookie")!.split(";")[0]!;
+}
+
+function post(path: string, cookie: string, fields: Array<[string, string]>) {
+  return adminFetch(path, {
+    method: "POST",
+    cookie,
+    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields).toString(),
+  });
+}
+
+beforeEach(async () => {
+  project = await createProject();
+});
+
+describe("webhook pages", () => {
+  it("an admin creates a webhook, sees its secret once, sends a test that the receiver verifies, and reads the log", async () => {
+    const cookie = await signIn();
+    const empty = await adminFetch(`/projects/${project.id}/webhooks`, { cookie });
+    expect(empty.status).toBe(200);
+    expect(await empty.text()).toContain("No webhooks yet.");
+
+    // A bad URL and no confirmation: refused, each beside its field.
+    const refused = await post(`/projects/${project.id}/webhooks`, cookie, [
+      ["name", "CI"],
+      ["url", "http://example.com/hook"],
+      ["format", "json"],
+      ["events", "experiment.started"],
+      ["enabled", "on"],
+      ["confirmToken", "wrong"],
+    ]);
+    expect(refused.status).toBe(422);
+    const refusedPage = await refused.text();
+    expect(refusedPage).toContain("confirm with the API token you signed in with");
+
+    const refusedUrl = await post(`/projects/${project.id}/webhooks`, cookie, [
+      ["name", "CI"],
+      ["url", "http://example.com/hook"],
+      ["format", "json"],
+      ["events", "experiment.started"],
+      ["confirmToken", ADMIN_TOKEN],
+    ]);
+    expect(refusedUrl.status).toBe(422);
+    expect(await refusedUrl.text()).toContain("must be https");
+
+    const inbox = `admin-${crypto.randomUUID()}`;
+    const created = await post(`/projects/${project.id}/webhooks`, cookie, [
+      ["name", "Team <channel>"],
+      ["url", `${RECEIVER}/hooks/${inbox}`],
+      ["format", "json"],
+      ["events", "experiment.started"],
+      ["events", "guardrail.breached"],
+      ["environments", "production"],
+      ["enabled", "on"],
+      ["confirmToken", ADMIN_TOKEN],
+    ]);
+    expect(created.status).toBe(200);
+    const createdPage = await created.text();
+    const secret = /value="(whsec_[A-Za-z0-9_-]{32})"/.exec(createdPage)?.[1];
+    expect(secret).toBeDefined();
+    expect(createdPage).toContain("Team &lt;channel&gt;");
+    expect(created.headers.get("cache-control")).toContain("no-store");
+    await fetch(`${RECEIVER}/inboxes/${inbox}`, {
+      method: "PUT",
+      body: JSON.stringify({ secret }),
+    });
+
+    const [hook] = (await apiJson("GET", `/projects/${project.id}/webhooks`, 200)).items;
+    expect(hook).toMatchObject({
+      name: "Team <channel>",
+      events: ["experiment.started", "guardrail.breached"],
+      environments: ["production"],
+      enabled: true,
+    });
+    // Listed; the secret is on no other page.
+    const list = await (await adminFetch(`/projects/${project.id}/webhooks`, { cookie })).text();
+    expect(list).toContain(`data-webhook="${hook.id}"`);
+    expect(list).not.toContain(secret);
+
+    const sent = await post(`/webhooks/${hook.id}/test`, cookie, []);
+    expect(sent.status).toBe(303);
+    let received: Array<{ verified: boolean; body: string }> = [];
+    for (let i = 0; i < 100 && received.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      received = ((await (await fetch(`${RECEIVER}/inboxes/${inbox}`)).json()) as Json).deliveries;
+    }
+    expect(received).toHaveLength(1);
+    expect(received[0]!.verified).toBe(true);
+
+    const page = await (await adminFetch(`/webhooks/${hook.id}`, { cookie })).text();
+    expect(page).not.toContain(secret);
+    const deliveryId = /data-delivery="([^"]+)"/.exec(page)?.[1];
+    expect(deliveryId).toBeDefined();
+    expect(page).toContain("webhook.test");
+    const detail = await (await adminFetch(`/webhook-deliveries/${deliveryId}`, { cookie })).text();
+    expect(detail).toContain('data-attempt="1"');
+    expect(detail).toContain("<td>200</td>");
+
+    // Change: disable it.
+    const changed = await post(`/webhooks/${hook.id}`, cookie, [
+      ["version", String(hook.version)],
+      ["name", "Team"],
+      ["url", hook.url],
+      ["format", "slack"],
+      ["events", "*"],
+    ]);
+    expect(changed.status).toBe(303);
+    expect(await apiJson("GET", `/webhooks/${hook.id}`, 200)).toMatchObject({
+      name: "Team",
+      format: "slack",
+      events: ["*"],
+      environments: [],
+      enabled: false,
+    });
+
+    // Rotate: a new secret, shown once.
+    const current = await apiJson("GET", `/webhooks/${hook.id}`, 200);
+    const rotated = await post(`/webhooks/${hook.id}/rotate`, cookie, [
+      ["version", String(current.version)],
+      ["confirmToken", ADMIN_TOKEN],
+    ]);
+    expect(rotated.status).toBe(200);
+    const newSecret = /value="(whsec_[A-Za-z0-9_-]{32})"/.exec(await rotated.text())?.[1];
+    expect(newSecret).toBeDefined();
+    expect(newSecret).not.toBe(secret);
+
+    // Delete (confirmed).
+    const after = await apiJson("GET", `/webhooks/${hook.id}`, 200);
+    const deleted = await post(`/webhooks/${hook.id}/delete`, cookie, [
+      ["version", String(after.version)],
+      ["confirmToken", ADMIN_TOKEN],
+    ]);
+    expect(deleted.status).toBe(303);
+    expect((await adminFetch(`/webhooks/${hook.id}`, { cookie })).status).toBe(404);
+  });
+
+  it("an editor sees no webhooks and cannot create one", async () => {
+    const editor = await createToken("editor");
+    const cookie = await signIn(editor.token);
+    const page = await adminFetch(`/projects/${project.id}/webhooks`, { cookie });
+    expect(page.status).toBe(403);
+    expect(await page.text()).toContain("Webhooks need role admin");
+    const refused = await post(`/projects/${project.id}/webhooks`, cookie, [
+      ["name", "x"],
+      ["url", "https://example.com/h"],
+      ["events", "*"],
+      ["confirmToken", editor.token],
+    ]);
+    expect(refused.status).toBe(403);
+    expect((await apiJson("GET", `/projects/${project.id}/webhooks`, 200)).items).toEqual([]);
+  });
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
+type Json = any;
