@@ -61,12 +61,14 @@ CREATE TABLE webhook_attempts (
 
 -- What the hourly result check has already announced (significance.reached, srm.detected), so
 -- each is sent once per occurrence: per experiment, environment and kind, and for significance
--- per metric and variation.
+-- per metric and variation. Written in the same batch as the deliveries it announces
+-- (`event_id`: theirs), and only when some webhook wants it.
 CREATE TABLE result_alerts (
-  experiment_id TEXT NOT NULL,
-  environment_id TEXT NOT NULL,
+  experiment_id TEXT NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+  environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
   kind TEXT NOT NULL,
   subject TEXT NOT NULL,
+  event_id TEXT NOT NULL,
   detected_at TEXT NOT NULL,
   PRIMARY KEY (experiment_id, environment_id, kind, subject)
 );

@@ -6,8 +6,9 @@
  * src/api/services/webhooks.ts as the session's actor: admin only, as the API.
  *
  * Creating a webhook and rotating its secret answer a secret, and a webhook sends project data
- * out: both ask for the signed-in token (as creating a token does), so a script running on the
- * site's pages — same-origin with the admin — cannot do them in the user's name.
+ * out: creating, changing (a new URL would redirect every event), rotating and deleting ask for
+ * the signed-in token (as creating a token does), so a script running on the site's pages —
+ * same-origin with the admin — cannot do them in the user's name.
  */
 import type { Hono } from "hono";
 import { html } from "hono/html";
@@ -380,6 +381,7 @@ async function webhookPage(
           hook,
           refusal?.form === "change" ? refusal.refused : null,
         )}
+        ${confirmField(problemsOf("change").get("confirmToken"))}
         <button type="submit">Save</button>
       </form>
 
@@ -485,9 +487,10 @@ export function registerWebhookPages(app: Hono<AdminEnv>): void {
   app.post("/webhooks/:id", async (c) => {
     const id = c.req.param("id");
     const form = await readForm(c);
-    const updated = await attempt(() => {
+    const updated = await attempt(async () => {
       const actor = actorOf(c);
       requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
       return updateWebhook(
         c.env,
         actor,

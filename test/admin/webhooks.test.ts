@@ -135,12 +135,20 @@ describe("webhook pages", () => {
     expect(detail).toContain("<td>200</td>");
 
     // Change: disable it.
-    const changed = await post(`/webhooks/${hook.id}`, cookie, [
+    const changeForm: Array<[string, string]> = [
       ["version", String(hook.version)],
       ["name", "Team"],
       ["url", hook.url],
       ["format", "slack"],
       ["events", "*"],
+    ];
+    // Without the signed-in token: refused (a script on the site could re-point the webhook).
+    const unconfirmed = await post(`/webhooks/${hook.id}`, cookie, changeForm);
+    expect(unconfirmed.status).toBe(422);
+    expect((await apiJson("GET", `/webhooks/${hook.id}`, 200)).enabled).toBe(true);
+    const changed = await post(`/webhooks/${hook.id}`, cookie, [
+      ...changeForm,
+      ["confirmToken", ADMIN_TOKEN],
     ]);
     expect(changed.status).toBe(303);
     expect(await apiJson("GET", `/webhooks/${hook.id}`, 200)).toMatchObject({

@@ -598,6 +598,21 @@ describe("webhooks API", () => {
     await invalid({ ...base, url: "ftp://example.com/h" }, "$.body.url");
     await invalid({ ...base, url: "https://user:pw@example.com/h" }, "$.body.url");
     await invalid({ ...base, url: "not a url" }, "$.body.url");
+    // Nothing inside: private, loopback, link-local and reserved addresses (https too).
+    for (const url of [
+      "https://169.254.169.254/latest",
+      "https://10.0.0.1/h",
+      "https://172.16.5.4/h",
+      "https://192.168.1.1/h",
+      "https://127.0.0.1/h",
+      "https://0x7f000001/h",
+      "https://[::1]/h",
+      "https://[fd00::1]/h",
+      "https://[::ffff:10.0.0.1]/h",
+      "https://localhost/h",
+      "https://printer.localhost/h",
+    ])
+      await invalid({ ...base, url }, "$.body.url");
     await invalid({ ...base, url: `https://example.com/${"a".repeat(3000)}` }, "$.body.url");
     await invalid({ ...base, events: ["experiment.exploded"] }, "$.body.events[0]");
     await invalid({ ...base, events: [] }, "$.body.events");
@@ -630,12 +645,25 @@ describe("webhooks API", () => {
     });
     expect(patched).toMatchObject({ enabled: false, events: ["*"], version: created.version + 1 });
 
-    // Audited, without the secret.
+    // Audited, without the secret, and with the URL's host only (a Slack URL's path is a secret):
+    // viewers read the audit log.
+    const slack = await apiJson("POST", collection("webhooks"), 201, {
+      body: { ...base, url: "https://hooks.slack.com/services/T000/B000/XXXXSECRET" },
+    });
+    await apiJson("PATCH", `/webhooks/${slack.id}`, 200, {
+      body: { url: "https://hooks.slack.com/services/T000/B000/YYYYSECRET" },
+    });
+    const viewer = await createToken("viewer");
     const audit = (
-      await apiJson("GET", `/projects/${project.id}/audit-log?resourceType=webhook`, 200)
+      await apiJson("GET", `/projects/${project.id}/audit-log?resourceType=webhook`, 200, {
+        token: viewer.token,
+      })
     ).items as Json[];
-    expect(audit.map((a) => a.action).sort()).toEqual(["create", "update"]);
-    expect(JSON.stringify(audit)).not.toContain(created.secret);
+    expect(audit.map((a) => a.action).sort()).toEqual(["create", "create", "update", "update"]);
+    const auditText = JSON.stringify(audit);
+    expect(auditText).not.toContain(created.secret);
+    expect(auditText).not.toContain("SECRET");
+    expect(auditText).toContain("https://hooks.slack.com/…");
 
     expect((await api("DELETE", `/webhooks/${created.id}`)).status).toBe(204);
     expect((await api("GET", `/webhooks/${created.id}`)).status).toBe(404);
@@ -670,5 +698,58 @@ describe("webhooks API", () => {
     await minuteRun(Date.now() + 3_600_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await received(hook.inbox)).toHaveLength(1);
+  });
+});
+
+describe("result alerts", () => {
+  it("a sample-ratio mismatch is told once, to the webhooks that want it in that environment; one nobody wanted is told later", async () => {
+    const staging = await webhook({ events: ["srm.detected"], environments: ["development"] });
+    const experiment = await simpleExperiment("lopsided");
+    await apiJson("POST", `/experiments/${experiment.id}/start`, 200);
+    const at = Date.now() - 3_600_000;
+    const bodies: unknown[] = [];
+    for (const [variation, visitors] of [
+      [experiment.variations[0], 400],
+      [experiment.variations[1], 300],
+    ] as const)
+      for (let n = 0; n < visitors; n++)
+        bodies.push({
+          v: 1,
+          type: "impression",
+          uuid: uid("i"),
+          sdkKey: production().sdkKey,
+          revision: "2",
+          visitorId: uid("visitor"),
+          experimentId: experiment.id,
+          variationId: variation.id,
+          timestamp: at,
+          source: "edge",
+        } satisfies ImpressionMessage);
+    await deliverToConsumer(bodies);
+    const hourly = () =>
+      worker.scheduled(
+        createScheduledController({ scheduledTime: Date.now(), cron: "17 * * * *" }),
+        env,
+      );
+    // Only a development webhook listens: the production mismatch is told to nobody, and kept
+    // for a webhook that wants it.
+    await hourly();
+    expect(await deliveries(staging.id)).toEqual([]);
+    const prodHook = await webhook({ events: ["srm.detected"], environments: ["production"] });
+    await hourly();
+    await hourly();
+    const got = await until(
+      () => received(prodHook.inbox),
+      (l) => l.length >= 1,
+      "srm",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await received(prodHook.inbox)).toHaveLength(1);
+    expect(JSON.parse(got[0]!.body)).toMatchObject({
+      type: "srm.detected",
+      environment: "production",
+      data: { experiment: { id: experiment.id }, visitors: { a: 400, b: 300 } },
+    });
+    expect(await deliveries(staging.id)).toEqual([]);
   });
 });

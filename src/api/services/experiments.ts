@@ -27,13 +27,14 @@ export const experimentResource: ResourceSpec<
   present: presentExperiments,
   build: planExperiment,
   beforeDelete: planExperimentDelete,
-  afterCreate: (env, actor, row) =>
-    emitWebhookEvent(env, {
+  afterCreate: async (env, actor, row) => {
+    await emitWebhookEvent(env, {
       projectId: row.project_id,
       type: "experiment.created",
       environment: null,
       actor,
       data: { experiment: { id: row.id, key: row.key, name: row.name } },
       summary: `experiment ${row.key} created by ${actor.name}`,
-    }),
+    });
+  },
 };

@@ -5,15 +5,17 @@
  * endpoint's own (`loadResults`, default settings: sequential, always valid, so looking every
  * hour does not inflate false positives; docs/statistics.md). Each is announced once per
  * occurrence — per experiment, environment, and for significance per metric and variation —
- * recorded in `result_alerts` before it is sent.
+ * recorded in `result_alerts` in the same D1 batch as its deliveries, and only when some webhook
+ * wants it for that environment: an alert nobody was told is told at a later run, and one whose
+ * deliveries could not be written is not marked as told.
  *
  * Only projects with an enabled webhook that wants one of these types are checked: results cost
- * reads, and an alert nobody receives is not worth them. A webhook added later hears of a
- * significance already reached at the next run.
+ * reads. A webhook added later hears of a significance no earlier webhook was told of at the next
+ * run; one already told to another webhook is not told again.
  */
 import type { Env } from "../../env";
 import { all } from "../store/db";
-import { recordResultAlert, type WebhookRow } from "../store/webhooks";
+import { resultAlertExists, resultAlertOnce, type WebhookRow } from "../store/webhooks";
 import { loadResults } from "./results";
 import { emitWebhookEvent, webhookWants } from "./webhook-events";
 
@@ -68,31 +70,35 @@ export async function runResultAlerts(env: Env, now: number): Promise<ResultAler
       });
       const experiment = { id: candidate.experiment_id, key: candidate.experiment_key };
       if (wants?.srm && results.srm.flagged) {
-        const fresh = await recordResultAlert(env.DB, {
+        const alert = {
           experimentId: candidate.experiment_id,
           environmentId: candidate.environment_id,
           kind: "srm",
           subject: "split",
           at,
-        });
-        if (fresh) {
-          report.srm++;
-          await emitWebhookEvent(env, {
-            projectId: candidate.project_id,
-            type: "srm.detected",
-            environment: candidate.environment_key,
-            data: {
-              experiment,
-              pValue: results.srm.pValue,
-              chiSquare: results.srm.chiSquare,
-              expected: results.srm.expected,
-              visitors: Object.fromEntries(
-                results.variations.map((v) => [v.key ?? v.id, v.visitors]),
-              ),
-              detectedAt: at,
+        };
+        if (!(await resultAlertExists(env.DB, alert))) {
+          const sent = await emitWebhookEvent(
+            env,
+            {
+              projectId: candidate.project_id,
+              type: "srm.detected",
+              environment: candidate.environment_key,
+              data: {
+                experiment,
+                pValue: results.srm.pValue,
+                chiSquare: results.srm.chiSquare,
+                expected: results.srm.expected,
+                visitors: Object.fromEntries(
+                  results.variations.map((v) => [v.key ?? v.id, v.visitors]),
+                ),
+                detectedAt: at,
+              },
+              summary: `sample-ratio mismatch in experiment ${candidate.experiment_key} in ${candidate.environment_key} (p = ${formatP(results.srm.pValue)}): its split is not the allocation; check the set-up before trusting its results`,
             },
-            summary: `sample-ratio mismatch in experiment ${candidate.experiment_key} in ${candidate.environment_key} (p = ${formatP(results.srm.pValue)}): its split is not the allocation; check the set-up before trusting its results`,
-          });
+            (eventId) => resultAlertOnce(env.DB, alert, eventId),
+          );
+          if (sent > 0) report.srm++;
         }
       }
       const primary = results.metrics.find((m) => m.primary);
@@ -102,43 +108,47 @@ export async function runResultAlerts(env: Env, now: number): Promise<ResultAler
         const metric = primary.field
           ? `${primary.aggregator}:${primary.field}`
           : primary.aggregator;
-        const fresh = await recordResultAlert(env.DB, {
+        const alert = {
           experimentId: candidate.experiment_id,
           environmentId: candidate.environment_id,
           kind: "significance",
           subject: `${primary.eventId}/${metric}/${cell.variationId}`,
           at,
-        });
-        if (!fresh) continue;
-        report.significance++;
+        };
+        if (await resultAlertExists(env.DB, alert)) continue;
         const variationKey =
           results.variations.find((v) => v.id === cell.variationId)?.key ?? cell.variationId;
         const lift = cell.lift?.estimate ?? null;
-        await emitWebhookEvent(env, {
-          projectId: candidate.project_id,
-          type: "significance.reached",
-          environment: candidate.environment_key,
-          data: {
-            experiment,
-            metric: {
-              eventId: primary.eventId,
-              eventKey: primary.eventKey,
-              aggregator: primary.aggregator,
-              ...(primary.field ? { field: primary.field } : {}),
+        const sent = await emitWebhookEvent(
+          env,
+          {
+            projectId: candidate.project_id,
+            type: "significance.reached",
+            environment: candidate.environment_key,
+            data: {
+              experiment,
+              metric: {
+                eventId: primary.eventId,
+                eventKey: primary.eventKey,
+                aggregator: primary.aggregator,
+                ...(primary.field ? { field: primary.field } : {}),
+              },
+              variation: { id: cell.variationId, key: variationKey },
+              verdict: cell.verdict,
+              lift: cell.lift,
+              pValue: cell.pValue,
+              qValue: cell.qValue,
+              mode: results.analysis.mode,
+              alpha: results.analysis.alpha,
+              visitors: cell.visitors,
+              revisions: results.revisions,
+              detectedAt: at,
             },
-            variation: { id: cell.variationId, key: variationKey },
-            verdict: cell.verdict,
-            lift: cell.lift,
-            pValue: cell.pValue,
-            qValue: cell.qValue,
-            mode: results.analysis.mode,
-            alpha: results.analysis.alpha,
-            visitors: cell.visitors,
-            revisions: results.revisions,
-            detectedAt: at,
+            summary: `experiment ${candidate.experiment_key} in ${candidate.environment_key}: variation ${variationKey} is a significant ${cell.verdict} on ${primary.eventKey ?? primary.eventId}${lift === null ? "" : ` (lift ${(lift * 100).toFixed(1)} %)`}`,
           },
-          summary: `experiment ${candidate.experiment_key} in ${candidate.environment_key}: variation ${variationKey} is a significant ${cell.verdict} on ${primary.eventKey ?? primary.eventId}${lift === null ? "" : ` (lift ${(lift * 100).toFixed(1)} %)`}`,
-        });
+          (eventId) => resultAlertOnce(env.DB, alert, eventId),
+        );
+        if (sent > 0) report.significance++;
       }
     } catch (error) {
       console.error(

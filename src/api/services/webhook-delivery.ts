@@ -8,11 +8,14 @@
  * a 410 from one that is gone).
  *
  * Each attempt is claimed in D1 before it is made (attempts = n − 1 → n), so a queue message
- * delivered twice, or a sweep that queues a delivery the queue still holds, sends it once.
+ * delivered twice, or a sweep that queues a delivery the queue still holds, sends it once. When
+ * the isolate dies between the POST and its record, the next attempt sends it again: delivery is
+ * at least once (receivers dedupe by `x-splitstream-delivery`), never beyond the last attempt.
  */
 import type { Env } from "../../env";
 import {
   claimAttempt,
+  failExhaustedDeliveries,
   findDelivery,
   findWebhook,
   listDueDeliveries,
@@ -139,7 +142,7 @@ async function postDelivery(
     if (response.status >= 300 && response.status < 400)
       return {
         statusCode: response.status,
-        error: `redirects are not followed (to ${response.headers.get("location") ?? "?"}); give the final URL`,
+        error: `redirects are not followed (to ${(response.headers.get("location") ?? "?").slice(0, 200)}); give the final URL`,
         response: text,
       };
     return {
@@ -166,6 +169,8 @@ async function postDelivery(
  */
 export async function deliverWebhook(env: Env, message: WebhookMessage): Promise<void> {
   const db = env.DB;
+  // Never beyond the last attempt (a sweep after a crash could otherwise queue one more).
+  if (message.attempt > WEBHOOK_MAX_ATTEMPTS) return;
   const started = Date.now();
   const claimed = await claimAttempt(
     db,
@@ -270,6 +275,7 @@ export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env)
  * it again every minute. Answers how many it queued.
  */
 export async function sweepWebhookDeliveries(env: Env, now: number): Promise<number> {
+  await failExhaustedDeliveries(env.DB, WEBHOOK_MAX_ATTEMPTS, new Date(now).toISOString());
   const due = await listDueDeliveries(env.DB, new Date(now).toISOString(), 500);
   if (due.length === 0) return 0;
   const postponed = new Date(now + FIRST_ATTEMPT_GRACE_MS).toISOString();
@@ -285,7 +291,7 @@ export async function sweepWebhookDeliveries(env: Env, now: number): Promise<num
   return due.length;
 }
 
-/** Deletes finished deliveries older than WEBHOOK_LOG_DAYS (the hourly run). */
+/** Deletes deliveries that finished more than WEBHOOK_LOG_DAYS ago (the hourly run). */
 export function pruneWebhookLog(env: Env, now: number): Promise<number> {
   return pruneDeliveries(env.DB, new Date(now - WEBHOOK_LOG_DAYS * 86_400_000).toISOString());
 }

@@ -8,7 +8,12 @@
 import type { Env } from "../../env";
 import type { Actor } from "../context";
 import { nowIso } from "../ids";
-import { insertDeliveryStatement, listEnabledWebhooks, type WebhookRow } from "../store/webhooks";
+import {
+  insertDeliveryStatement,
+  listEnabledWebhooks,
+  type InsertCondition,
+  type WebhookRow,
+} from "../store/webhooks";
 import { parseJson } from "../store/sql";
 import type { WebhookEventType, WebhookFormat } from "../schemas/webhooks";
 
@@ -78,14 +83,28 @@ export interface WebhookMessage {
   attempt: number;
 }
 
+/** Most deliveries one queue send carries (the Queues limit of `sendBatch`). */
+const SEND_BATCH_LIMIT = 100;
+
+/**
+ * A statement that must be written with the deliveries, in the same batch, and that they depend
+ * on (`condition`): when it writes nothing (the occurrence was announced before), neither do they.
+ */
+export type DeliveryGuard = (eventId: string) => {
+  insert: D1PreparedStatement;
+  condition: InsertCondition;
+};
+
 /**
  * Writes one pending delivery per webhook of `webhooks` and queues their first attempts. Answers
- * the delivery ids. Throws only when D1 refuses the rows (a failed queue send is left to the sweep).
+ * the ids of the deliveries written. Throws only when D1 refuses the rows (a failed queue send is
+ * left to the sweep).
  */
 export async function enqueueDeliveries(
   env: Env,
   webhooks: readonly WebhookRow[],
   event: WebhookEvent,
+  once?: DeliveryGuard,
 ): Promise<string[]> {
   if (webhooks.length === 0) return [];
   const createdAt = nowIso();
@@ -110,28 +129,44 @@ export async function enqueueDeliveries(
     created_at: createdAt,
     next_attempt_at: nextAttemptAt,
   }));
-  await env.DB.batch(rows.map((row) => insertDeliveryStatement(env.DB, row)));
+  const guard = once?.(envelope.id);
+  const results = await env.DB.batch([
+    ...(guard ? [guard.insert] : []),
+    ...rows.map((row) => insertDeliveryStatement(env.DB, row, guard?.condition)),
+  ]);
+  const offset = guard ? 1 : 0;
+  const written = rows.filter((_, i) => (results[i + offset]?.meta.changes ?? 0) > 0);
   try {
-    await env.WEBHOOKS.sendBatch(
-      rows.map((row) => ({ body: { deliveryId: row.id, attempt: 1 } satisfies WebhookMessage })),
-    );
+    for (let i = 0; i < written.length; i += SEND_BATCH_LIMIT)
+      await env.WEBHOOKS.sendBatch(
+        written.slice(i, i + SEND_BATCH_LIMIT).map((row) => ({
+          body: { deliveryId: row.id, attempt: 1 } satisfies WebhookMessage,
+        })),
+      );
   } catch (error) {
     console.error("splitstream: could not queue webhook deliveries (the sweep will)", error);
   }
-  return rows.map((row) => row.id);
+  return written.map((row) => row.id);
 }
 
 /**
- * Offers an occurrence to the project's enabled webhooks that subscribe to it. Never throws: an
- * error is logged (the change it reports has happened all the same).
+ * Offers an occurrence to the project's enabled webhooks that subscribe to it (type and
+ * environment), with `once` written in the same batch when given. Answers how many deliveries
+ * were written. Never throws: an error is logged and answers 0 (the change it reports has
+ * happened all the same).
  */
-export async function emitWebhookEvent(env: Env, event: WebhookEvent): Promise<void> {
+export async function emitWebhookEvent(
+  env: Env,
+  event: WebhookEvent,
+  once?: DeliveryGuard,
+): Promise<number> {
   try {
     const webhooks = (await listEnabledWebhooks(env.DB, event.projectId)).filter((webhook) =>
       webhookWants(webhook, event.type, event.environment),
     );
-    await enqueueDeliveries(env, webhooks, event);
+    return (await enqueueDeliveries(env, webhooks, event, once)).length;
   } catch (error) {
     console.error(`splitstream: could not emit webhook event ${event.type}`, error);
+    return 0;
   }
 }

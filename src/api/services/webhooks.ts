@@ -7,7 +7,7 @@
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { notFound, unprocessable } from "../errors";
+import { conflict, notFound, unprocessable } from "../errors";
 import { newId, nowIso, randomUrlSafe } from "../ids";
 import type {
   WebhookCreate,
@@ -17,7 +17,7 @@ import type {
   WebhookUpdate,
 } from "../schemas/webhooks";
 import { auditIfChanged, auditStatement } from "../store/audit";
-import { listEnvironments, requireProject } from "../store/db";
+import { first, listEnvironments, requireProject } from "../store/db";
 import { insertStatement, parseJson, versionedUpdate, versionGuardError } from "../store/sql";
 import {
   findDelivery,
@@ -36,7 +36,46 @@ import { enqueueDeliveries, WEBHOOK_TEST_EVENT } from "./webhook-events";
 /** Hosts a webhook may use plain http for: this machine (local development and tests). */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
-/** Why `url` cannot be a webhook's URL, or null when it can. */
+/** Most webhooks one project may have (each event is one delivery per webhook). */
+export const MAX_WEBHOOKS_PER_PROJECT = 50;
+
+/**
+ * Whether a host is an IP literal in a private, loopback, link-local, shared or otherwise
+ * reserved range (RFC 6890): not a receiver on the internet. `hostname` as URL parses it (IPv4
+ * normalised to dotted decimal, IPv6 in brackets).
+ */
+function isReservedAddress(hostname: string): boolean {
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(hostname);
+  if (v4) {
+    const [a, b] = [Number(v4[1]), Number(v4[2])];
+    return (
+      a === 0 ||
+      a === 10 ||
+      a === 127 ||
+      (a === 100 && b >= 64 && b <= 127) ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 198 && (b === 18 || b === 19)) ||
+      a >= 224
+    );
+  }
+  if (!hostname.startsWith("[")) return false;
+  const v6 = hostname.slice(1, -1).toLowerCase();
+  return (
+    v6 === "::" ||
+    v6 === "::1" ||
+    /^f[cd]/.test(v6) ||
+    /^fe[89ab]/.test(v6) ||
+    v6.startsWith("::ffff:") ||
+    v6.startsWith("64:ff9b:")
+  );
+}
+
+/**
+ * Why `url` cannot be a webhook's URL, or null when it can: https to a host on the internet, or
+ * plain http to this machine (local development and tests; a deployed Worker cannot reach it).
+ */
 export function webhookUrlProblem(url: string): string | null {
   let parsed: URL;
   try {
@@ -46,9 +85,24 @@ export function webhookUrlProblem(url: string): string | null {
   }
   if (parsed.username || parsed.password) return "must not carry a user name or password";
   if (parsed.hash) return "must not have a #fragment";
-  if (parsed.protocol === "https:") return null;
   if (parsed.protocol === "http:" && LOOPBACK_HOSTS.has(parsed.hostname)) return null;
-  return "must be https (http only for localhost, 127.0.0.1 and [::1])";
+  if (parsed.protocol !== "https:")
+    return "must be https (http only for localhost, 127.0.0.1 and [::1])";
+  if (parsed.hostname === "localhost" || parsed.hostname.endsWith(".localhost"))
+    return "must name a host on the internet (plain http://localhost is for local development)";
+  if (isReservedAddress(parsed.hostname))
+    return "must not be a private, loopback, link-local or reserved IP address";
+  return null;
+}
+
+/** Scheme and host of a URL, for the audit log: the path of a Slack URL is its secret. */
+function auditableUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}/…`;
+  } catch {
+    return "(invalid)";
+  }
 }
 
 /** A new signing secret. */
@@ -135,6 +189,16 @@ export async function createWebhook(
   const db = env.DB;
   await requireProject(db, projectId);
   await checkWebhookFields(db, projectId, body);
+  const count = await first<{ n: number }>(
+    db,
+    "SELECT COUNT(*) AS n FROM webhooks WHERE project_id = ?",
+    projectId,
+  );
+  if ((count?.n ?? 0) >= MAX_WEBHOOKS_PER_PROJECT)
+    throw conflict(
+      `a project has at most ${MAX_WEBHOOKS_PER_PROJECT} webhooks; delete one first (one webhook can take every event)`,
+      { limit: MAX_WEBHOOKS_PER_PROJECT },
+    );
   const now = nowIso();
   const secret = newWebhookSecret();
   const row: WebhookRow = {
@@ -155,8 +219,11 @@ export async function createWebhook(
     insertStatement(db, "webhooks", row),
     auditStatement(db, actor, "create", "webhook", row.id, projectId, {
       name: row.name,
-      url: row.url,
+      url: auditableUrl(row.url),
+      format: row.format,
       events: parseJson<string[]>(row.events, []),
+      environments: parseJson<string[]>(row.environments, []),
+      enabled: row.enabled === 1,
     }),
   ]);
   return { row, secret };
@@ -225,6 +292,14 @@ export async function updateWebhook(
     }),
     auditIfChanged(db, actor, "update", "webhook", webhookId, current.project_id, {
       fields: Object.keys(body),
+      ...(next.url === current.url
+        ? {}
+        : { url: { from: auditableUrl(current.url), to: auditableUrl(next.url) } }),
+      ...(next.enabled === current.enabled ? {} : { enabled: next.enabled === 1 }),
+      ...(next.events === current.events ? {} : { events: parseJson<string[]>(next.events, []) }),
+      ...(next.environments === current.environments
+        ? {}
+        : { environments: parseJson<string[]>(next.environments, []) }),
     }),
   ]);
   if ((results[0]?.meta.changes ?? 0) === 0)

@@ -131,16 +131,26 @@ export function listAttempts(db: D1Database, deliveryId: string): Promise<Webhoo
   );
 }
 
-/** The INSERT of a new pending delivery. */
+/**
+ * A condition a delivery's INSERT can be made to depend on (SQL for `WHERE EXISTS (…)`), so that
+ * it is written only when another statement of the same batch wrote what it checks.
+ */
+export interface InsertCondition {
+  existsSql: string;
+  params: unknown[];
+}
+
+/** The INSERT of a new pending delivery (only when `condition` holds, if given). */
 export function insertDeliveryStatement(
   db: D1Database,
   row: Omit<WebhookDeliveryRow, "attempts" | "last_status_code" | "last_error" | "finished_at">,
+  condition?: InsertCondition,
 ): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO webhook_deliveries
          (id, webhook_id, project_id, event_id, event_type, body, status, attempts, created_at, next_attempt_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+       SELECT ?, ?, ?, ?, ?, ?, ?, 0, ?, ?${condition ? ` WHERE EXISTS (${condition.existsSql})` : ""}`,
     )
     .bind(
       row.id,
@@ -152,6 +162,7 @@ export function insertDeliveryStatement(
       row.status,
       row.created_at,
       row.next_attempt_at,
+      ...(condition?.params ?? []),
     );
 }
 
@@ -166,6 +177,7 @@ export async function claimAttempt(
   attempt: number,
   leaseUntil: string,
 ): Promise<boolean> {
+  if (!Number.isSafeInteger(attempt) || attempt < 1) return false;
   const result = await db
     .prepare(
       "UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ? WHERE id = ? AND status = 'pending' AND attempts = ?",
@@ -245,17 +257,41 @@ export function postponeDeliveryStatement(
     .bind(nextAttemptAt, deliveryId, attempts);
 }
 
-/** Deletes finished deliveries (and their attempts) created before `before`. */
+/** Deletes deliveries (and their attempts) that finished before `before`. */
 export async function pruneDeliveries(db: D1Database, before: string): Promise<number> {
   const result = await db
-    .prepare("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?")
+    .prepare("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < ?")
     .bind(before)
     .run();
   return result.meta.changes;
 }
 
-/** Records an announced result alert; true when it is new (not announced before). */
-export async function recordResultAlert(
+/**
+ * Ends as failed the pending deliveries whose last attempt was claimed but never recorded (the
+ * isolate died after the POST), once that was the last attempt allowed: nothing will send them.
+ */
+export async function failExhaustedDeliveries(
+  db: D1Database,
+  maxAttempts: number,
+  leaseExpiredBefore: string,
+): Promise<number> {
+  const result = await db
+    .prepare(
+      `UPDATE webhook_deliveries SET status = 'failed', finished_at = ?,
+         last_error = 'the outcome of the last attempt was never recorded'
+       WHERE status = 'pending' AND attempts >= ? AND next_attempt_at <= ?`,
+    )
+    .bind(leaseExpiredBefore, maxAttempts, leaseExpiredBefore)
+    .run();
+  return result.meta.changes;
+}
+
+/**
+ * The INSERT of a result alert (ignored when it was announced before) and the condition that
+ * makes the deliveries of the same batch depend on it: they are written only when this insert
+ * wrote the row with their `eventId` (src/api/services/result-alerts.ts).
+ */
+export function resultAlertOnce(
   db: D1Database,
   alert: {
     experimentId: string;
@@ -264,12 +300,35 @@ export async function recordResultAlert(
     subject: string;
     at: string;
   },
+  eventId: string,
+): { insert: D1PreparedStatement; condition: InsertCondition } {
+  return {
+    insert: db
+      .prepare(
+        "INSERT OR IGNORE INTO result_alerts (experiment_id, environment_id, kind, subject, event_id, detected_at) VALUES (?, ?, ?, ?, ?, ?)",
+      )
+      .bind(alert.experimentId, alert.environmentId, alert.kind, alert.subject, eventId, alert.at),
+    condition: {
+      existsSql:
+        "SELECT 1 FROM result_alerts WHERE experiment_id = ? AND environment_id = ? AND kind = ? AND subject = ? AND event_id = ?",
+      params: [alert.experimentId, alert.environmentId, alert.kind, alert.subject, eventId],
+    },
+  };
+}
+
+/** Whether a result alert was announced already. */
+export async function resultAlertExists(
+  db: D1Database,
+  alert: { experimentId: string; environmentId: string; kind: string; subject: string },
 ): Promise<boolean> {
-  const result = await db
-    .prepare(
-      "INSERT OR IGNORE INTO result_alerts (experiment_id, environment_id, kind, subject, detected_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(alert.experimentId, alert.environmentId, alert.kind, alert.subject, alert.at)
-    .run();
-  return result.meta.changes > 0;
+  return (
+    (await first<{ one: number }>(
+      db,
+      "SELECT 1 AS one FROM result_alerts WHERE experiment_id = ? AND environment_id = ? AND kind = ? AND subject = ?",
+      alert.experimentId,
+      alert.environmentId,
+      alert.kind,
+      alert.subject,
+    )) !== null
+  );
 }
