@@ -1,7 +1,8 @@
 /**
  * Wiring only (docs/architecture.md): one Worker with fetch (edge + endpoints), queue (event consumer)
- * and scheduled (retention of the event bookkeeping, bandit re-allocation) handlers. Routing of
- * `/_ss/` endpoints and routed pages lives here; the work lives in src/edge, src/events, src/api.
+ * and scheduled (experiment schedules every minute; retention, bandit re-allocation and the other
+ * hourly jobs) handlers. Routing of `/_ss/` endpoints and routed pages lives here; the work lives
+ * in src/edge, src/events, src/api.
  */
 import type { Env } from "./env";
 import { DATAFILES_PATH_PREFIX, handleDatafileRequest } from "./edge/datafile-endpoint";
@@ -32,6 +33,12 @@ export { VisitorShard } from "./events/visitor-shard";
 export { RebuildJob } from "./events/rebuild-job";
 
 const RESERVED_PREFIX = "/_ss/";
+
+/**
+ * The per-minute cron of wrangler.toml: it runs the experiment schedules only; any other trigger
+ * (the hourly `17 * * * *`) runs the hourly jobs too (docs/deploy.md "Cron triggers").
+ */
+const SCHEDULE_CRON = "* * * * *";
 
 /** What the ingest endpoints take from the edge (src/edge and src/events do not import each other). */
 const ingestEdge: IngestEdge = {
@@ -88,12 +95,19 @@ export default {
     return handleEdgeRequest(request, env, ctx, route, url, sendOrSpill);
   },
   queue: async (batch, env) => (await import("./events/consumer")).handleEventBatch(batch, env),
-  // Retention of the event bookkeeping (docs/events.md "Retention"), the bandit re-allocation
-  // round (docs/bandits.md "Running a bandit"), the re-queue of edge events spilled to R2
-  // (docs/reliability.md) and the Parquet compaction of the archive (docs/events.md "Columnar
-  // archive (Parquet)"); cron in wrangler.toml. All always run: a failure of one is logged and
-  // does not stop the others (the run is then reported as failed).
+  // Every trigger applies the experiment schedules' due steps (docs/schedules.md). The hourly
+  // trigger also runs the retention of the event bookkeeping (docs/events.md "Retention"), the
+  // bandit re-allocation round (docs/bandits.md "Running a bandit"), the re-queue of edge events
+  // spilled to R2 (docs/reliability.md), the Parquet compaction of the archive (docs/events.md
+  // "Columnar archive (Parquet)") and the guardrail checks; the per-minute trigger only the
+  // schedules (crons in wrangler.toml, docs/deploy.md "Cron triggers"). All always run: a failure
+  // of one is logged and does not stop the others (the run is then reported as failed).
   scheduled: async (controller, env) => {
+    const { runSchedules } = await import("./api/services/schedule-run");
+    if (controller.cron === SCHEDULE_CRON) {
+      await runSchedules(env, controller.scheduledTime);
+      return;
+    }
     const [{ handleScheduled }, { runBanditRound }, { compactArchive }, { runGuardrailChecks }] =
       await Promise.all([
         import("./events/retention"),
@@ -101,21 +115,25 @@ export default {
         import("./events/archive-parquet"),
         import("./api/services/guardrails"),
       ]);
-    const [retention, bandit, spill, parquet, guardrails] = await Promise.allSettled([
+    const [retention, bandit, spill, parquet, guardrails, schedules] = await Promise.allSettled([
       handleScheduled(controller, env),
       runBanditRound(env, controller.scheduledTime),
       requeueSpilled(env),
       compactArchive(env.ARCHIVE, controller.scheduledTime),
       runGuardrailChecks(env, controller.scheduledTime),
+      runSchedules(env, controller.scheduledTime),
     ]);
     if (bandit.status === "rejected")
       console.error("splitstream: bandit round failed", bandit.reason);
     if (guardrails.status === "rejected")
       console.error("splitstream: guardrail checks failed", guardrails.reason);
+    if (schedules.status === "rejected")
+      console.error("splitstream: schedule run failed", schedules.reason);
     if (retention.status === "rejected") throw retention.reason;
     if (bandit.status === "rejected") throw bandit.reason;
     if (spill.status === "rejected") throw spill.reason;
     if (parquet.status === "rejected") throw parquet.reason;
     if (guardrails.status === "rejected") throw guardrails.reason;
+    if (schedules.status === "rejected") throw schedules.reason;
   },
 } satisfies ExportedHandler<Env>;

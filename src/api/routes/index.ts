@@ -1,6 +1,6 @@
 /**
  * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
- * aggregates rebuild, bandit allocations and headline tests; app.ts calls this once.
+ * aggregates rebuild, bandit allocations, headline tests and experiment schedules; app.ts calls this once.
  */
 import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
@@ -17,6 +17,7 @@ import { registerPageRoutes } from "./pages";
 import { registerRebuildRoutes } from "./rebuild";
 import { registerEventStateRoutes } from "./event-state";
 import { registerResultRoutes } from "./results";
+import { registerScheduleRoutes } from "./schedules";
 
 export function registerResourceRoutes(app: ApiApp): void {
   registerAttributeRoutes(app);
@@ -27,6 +28,7 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerListRoutes(app);
   registerFlagRoutes(app);
   registerExperimentRoutes(app);
+  registerScheduleRoutes(app);
   registerResultRoutes(app);
   registerBanditRoutes(app);
   registerHeadlineTestRoutes(app);
