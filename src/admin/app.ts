@@ -43,6 +43,7 @@ import { contentNav, registerContentPages } from "./content-pages";
 import { registerExplainPages } from "./explain-page";
 import { registerFlagPages } from "./flag-pages";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
+import { registerSchedulePages, scheduleSection } from "./schedule-pages";
 import { registerSettingsPages } from "./settings-pages";
 import { registerEditorPages } from "./editor-routes";
 import {
@@ -820,7 +821,8 @@ export function buildAdminApp(): Hono<AdminEnv> {
             ${experimentActions(x, environment)}
           </p>
           ${experimentControls(x, environment, actor)}
-          ${banditSection(x, allocations.ok ? allocations.value.items : [])} ${body}`,
+          ${banditSection(x, allocations.ok ? allocations.value.items : [])} ${body}
+          ${scheduleSection(c.env, actor, id)}`,
       ),
     );
   });
@@ -865,6 +867,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   registerSettingsPages(app);
+  registerSchedulePages(app);
   registerExplainPages(app);
   registerExperimentPages(app);
   registerEditorPages(app);
