@@ -78,7 +78,6 @@ function revisionIn(published: readonly PublishResult[], environmentId: string):
 
 /** Applies one claimed step; a refusal that means "makes no sense now" is a skip. */
 async function applyStep(env: Env, step: DueStepRow): Promise<Omit<StepOutcome, "appliedAt">> {
-  const auditDetails = { reason: "schedule", stepId: step.id, at: step.at };
   if (step.action === "traffic") {
     const traffic = step.percent_bp ?? 0;
     const status =
@@ -116,7 +115,7 @@ async function applyStep(env: Env, step: DueStepRow): Promise<Omit<StepOutcome, 
       id: step.experiment_id,
       action: step.action,
       environment: step.environment_key,
-      auditDetails,
+      auditDetails: { reason: "schedule", stepId: step.id, at: step.at },
     });
     return {
       status: "done",
