@@ -403,6 +403,45 @@ describe("steps that cannot or need not run", () => {
   );
 });
 
+describe("the scheduled handler", () => {
+  it(
+    "a failing schedule run is logged, fails the trigger, and stops none of the hourly jobs",
+    { timeout: 30_000 },
+    async () => {
+      const failing = new Proxy(env.DB, {
+        get(target, property) {
+          if (property === "prepare")
+            return (sql: string) => {
+              if (sql.includes("FROM schedule_steps AS s")) throw new Error("schedule boom");
+              return target.prepare(sql);
+            };
+          const value = Reflect.get(target, property) as unknown;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const log = vi.spyOn(console, "log").mockImplementation(() => {});
+      const error = vi.spyOn(console, "error").mockImplementation(() => {});
+      await expect(
+        worker.scheduled(
+          createScheduledController({ scheduledTime: Date.now(), cron: "17 * * * *" }),
+          { ...env, DB: failing },
+        ),
+      ).rejects.toThrow("schedule boom");
+      expect(log.mock.calls.flat().join(" ")).toMatch(/retention \(17 \* \* \* \*\) deleted/);
+      expect(error.mock.calls.flat().join(" ")).toMatch(/schedule run failed/);
+      // The per-minute trigger runs the schedules only: its failure is the trigger's.
+      log.mockClear();
+      await expect(
+        worker.scheduled(
+          createScheduledController({ scheduledTime: Date.now(), cron: MINUTE_CRON }),
+          { ...env, DB: failing },
+        ),
+      ).rejects.toThrow("schedule boom");
+      expect(log.mock.calls.flat().join(" ")).not.toMatch(/retention/);
+    },
+  );
+});
+
 describe("the schedule API", () => {
   it("refuses invalid steps with their paths", { timeout: 30_000 }, async () => {
     const x = await experiment("invalid");
