@@ -59,10 +59,16 @@ function stepFromForm(form: PostedForm): ScheduleStepInput {
   return step;
 }
 
-/** The pending steps of a schedule as the API takes them back. */
-function pendingInputs(schedule: ScheduleJson): Array<ScheduleStepInput & { id: string }> {
+/**
+ * The pending steps still to come, as the API takes them back (a due one is the run's: a write
+ * keeps it without being sent it).
+ */
+function pendingInputs(
+  schedule: ScheduleJson,
+  now: string,
+): Array<ScheduleStepInput & { id: string }> {
   return schedule.steps
-    .filter((s) => s.status === "pending")
+    .filter((s) => s.status === "pending" && s.at > now)
     .map((s) => ({
       id: s.id,
       at: s.at,
@@ -228,9 +234,11 @@ export function registerSchedulePages(app: Hono<AdminEnv>): void {
       const versionText = one(form, "version");
       const version = /^\d{1,15}$/.test(versionText) ? Number(versionText) : null;
       const current = await getSchedule(c.env, actor, id, environment);
-      let steps = pendingInputs(current);
+      let steps = pendingInputs(current, new Date().toISOString());
       if (change.kind !== "add" && !steps.some((s) => s.id === change.stepId))
-        throw unprocessable("that step is no longer pending (it ran, or the schedule changed)");
+        throw unprocessable(
+          "that step is no longer pending (its time has come, or the schedule changed)",
+        );
       if (change.kind === "remove") steps = steps.filter((s) => s.id !== change.stepId);
       else {
         const posted = { id: "", ...stepFromForm(form) };

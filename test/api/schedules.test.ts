@@ -611,6 +611,36 @@ describe("the schedule API", () => {
     },
   );
 
+  it(
+    "a pending step whose time has come is the run's: a write made then keeps it",
+    { timeout: 30_000 },
+    async () => {
+      const x = await experiment("due");
+      const t = minutesAhead(5);
+      const written = await apiJson("PUT", `/experiments/${x.id}/schedules/production`, 200, {
+        body: {
+          steps: [
+            { at: iso(t), action: "start" },
+            { at: iso(t + MINUTE), action: "pause" },
+          ],
+        },
+      });
+      // Its time comes (the clock cannot be moved in the test: the step's time is moved instead).
+      const due = new Date(Date.now() - 1000).toISOString();
+      await env.DB.prepare("UPDATE schedule_steps SET at = ? WHERE id = ?")
+        .bind(due, written.steps[0].id)
+        .run();
+      const cancelled = await apiJson("DELETE", `/experiments/${x.id}/schedules/production`, 200);
+      expect(cancelled.steps.map((s: Json) => [s.action, s.status])).toEqual([
+        ["start", "pending"],
+      ]);
+      const audit = (await auditOf(x.id)).find((a) => a.action === "schedule.delete");
+      expect(audit.details.replaced).toBe(1);
+      await runAt(Date.now());
+      expect((await stepsOf(x.id)).map((s) => [s.action, s.status])).toEqual([["start", "done"]]);
+    },
+  );
+
   it("deleting the experiment deletes its schedules", { timeout: 30_000 }, async () => {
     const x = await experiment("deleted");
     await apiJson("PUT", `/experiments/${x.id}/schedules/production`, 200, {

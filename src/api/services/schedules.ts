@@ -5,9 +5,9 @@
  * actor's role itself (viewer reads, editor writes).
  *
  * The model: one schedule per experiment and environment, a list of steps `{at, action,
- * percent?}`. A write replaces the *pending* steps as a whole (PUT semantics, If-Match on the
- * schedule's version); steps a run already took (running, done, failed, skipped) are history and
- * never change. Writing a schedule publishes nothing (the edge sees the steps only when the run
+ * percent?}`. A write replaces the pending steps still to come as a whole (PUT semantics,
+ * If-Match on the schedule's version); steps a run already took (running, done, failed, skipped)
+ * are history and never change, and a pending step whose time has come is the run's. Writing a schedule publishes nothing (the edge sees the steps only when the run
  * applies them, src/api/services/schedule-run.ts), and is audited (`schedule.update` /
  * `schedule.delete` on the experiment, with the steps).
  */
@@ -262,10 +262,11 @@ async function writeSchedule(
       );
   }
   const existing = await listSteps(db, experiment.id, environment.id);
-  const pendingBefore = existing.filter((s) => s.status === "pending");
+  const now = new Date(nowMs).toISOString();
+  // Replaced: the pending steps still to come. A due one is the run's (see the store).
+  const pendingBefore = existing.filter((s) => s.status === "pending" && s.at > now);
   // New steps come after the history in the schedule's order.
   const base = existing.reduce((max, s) => Math.max(max, s.position), 0) + 1;
-  const now = new Date(nowMs).toISOString();
   const expectedVersion = current?.version ?? 0;
   const stepDetails = steps.map((s) => ({
     at: s.at,

@@ -102,9 +102,10 @@ export interface ScheduleWrite {
 
 /**
  * The batch of a replace: [0] the guard (the version bump, or the first insert), [1] its audit
- * entry, then the delete of the pending steps and the inserts of the new ones — both conditional
- * on the guard's `write_id`, so a write that lost the race (guard changed nothing) changes nothing.
- * A step a run claimed meanwhile is no longer pending: it is kept and runs once.
+ * entry, then the delete of the pending steps still to come (`at > now`) and the inserts of the
+ * new ones — both conditional on the guard's `write_id`, so a write that lost the race (guard
+ * changed nothing) changes nothing. A step whose time has come belongs to the run (it is taken
+ * within the minute) and is kept, as is a step a run claimed meanwhile: each runs once.
  */
 export function replaceStepsStatements(
   db: D1Database,
@@ -140,9 +141,9 @@ export function replaceStepsStatements(
     ),
     db
       .prepare(
-        `DELETE FROM schedule_steps WHERE experiment_id = ? AND environment_id = ? AND status = 'pending' AND ${landed}`,
+        `DELETE FROM schedule_steps WHERE experiment_id = ? AND environment_id = ? AND status = 'pending' AND at > ? AND ${landed}`,
       )
-      .bind(experimentId, environmentId, experimentId, environmentId, writeId),
+      .bind(experimentId, environmentId, now, experimentId, environmentId, writeId),
     ...write.steps.map((step) =>
       db
         .prepare(
