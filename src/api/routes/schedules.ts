@@ -69,7 +69,7 @@ export function registerScheduleRoutes(app: ApiApp): void {
       tags,
       summary: "Replace the pending steps of an experiment's schedule in one environment",
       description:
-        "The steps sent replace the pending ones (steps already run stay as history). Each step: `at` (ISO-8601 UTC, in the future, at most 366 days ahead, not before the previous step), `action` (start | pause | resume | archive | traffic) and, for traffic only, `percent` (0–100 in 0.01 steps). Publishes nothing: the scheduled run (every minute) applies each step once at its time, as the actor `schedule`. 409 when the experiment is archived in that environment. Honours If-Match (version 0: no schedule yet).",
+        "The steps sent replace the pending steps still to come (steps already run stay as history; a pending step whose time has come is the run's and is kept). Each step: `at` (ISO-8601 UTC, in the future, at most 366 days ahead, not before the previous step), `action` (start | pause | resume | archive | traffic) and, for traffic only, `percent` (0–100 in 0.01 steps). Publishes nothing: the scheduled run (every minute) applies each step once at its time, as the actor `schedule`. 409 when the experiment is archived in that environment. Honours If-Match (version 0: no schedule yet).",
       middleware: [requireRole("editor")] as const,
       request: { params: ScheduleParams, body: jsonBody(ScheduleReplaceSchema) },
       responses: {
@@ -97,7 +97,7 @@ export function registerScheduleRoutes(app: ApiApp): void {
       tags,
       summary: "Cancel the pending steps of an experiment's schedule in one environment",
       description:
-        "Removes every pending step; the steps already run stay as history. Honours If-Match.",
+        "Removes every pending step still to come; the steps already run stay as history (and a pending step whose time has come is the run's). Honours If-Match.",
       middleware: [requireRole("editor")] as const,
       request: { params: ScheduleParams },
       responses: {

@@ -57,7 +57,7 @@ export const ScheduleReplaceSchema = z
   .strictObject({
     steps: z.array(ScheduleStepInputSchema).max(MAX_SCHEDULE_STEPS).openapi({
       description:
-        "The steps still to come, in time order: they replace the schedule's pending steps (an empty list cancels them). Steps already run are kept as history and cannot be changed.",
+        "The steps still to come, in time order: they replace the schedule's pending steps still to come (an empty list cancels them). Steps already run are kept as history and cannot be changed; a pending step whose time has come is the run's and is kept.",
     }),
   })
   .openapi("ScheduleReplace");
