@@ -209,6 +209,11 @@ describe("the experiment page's schedule", () => {
           (a: Json) => a.action === "schedule.update" && a.actor.id === "admin-token",
         ),
       ).toHaveLength(4);
+      // The experiment's history page shows them, steps and all.
+      const history = await getPage(`/experiments/${x.id}/history`, cookie);
+      expect(history).toContain("schedule.update");
+      expect(history).toContain("schedule.step");
+      expect(history).toContain("&quot;action&quot;:&quot;traffic&quot;,&quot;percent&quot;:40");
     },
   );
 
