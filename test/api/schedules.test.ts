@@ -13,6 +13,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { bucketFromHash } from "../../src/core/decide";
 import { murmurhash3 } from "../../src/core/murmurhash";
+import { runSchedules } from "../../src/api/services/schedule-run";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import worker from "../../src/index";
 import {
@@ -367,7 +368,16 @@ describe("steps that cannot or need not run", () => {
         body: { steps: [{ at: iso(t), action: "traffic", percent: 50 }] },
       });
       const before = await revision();
-      await runAt(t);
+      // The service itself, as the handler calls it: its report says what it did.
+      const report = await runSchedules(env, t);
+      expect(report).toMatchObject({ due: 1, done: [], failed: [], deferred: 0 });
+      expect(report.skipped).toEqual([
+        expect.objectContaining({
+          experimentId: x.id,
+          environment: "production",
+          action: "traffic",
+        }),
+      ]);
       expect((await stepsOf(x.id))[0]).toMatchObject({
         status: "skipped",
         error: "traffic is already 50 %",

@@ -199,5 +199,10 @@ export async function runSchedules(env: Env, now: number): Promise<ScheduleRunRe
     }
     report[outcome.status].push(reportStep(step, outcome));
   }
+  // A line in the Worker's logs (wrangler tail) when there was something to do; quiet otherwise.
+  if (report.due > 0 || report.failed.length > 0)
+    console.log(
+      `splitstream: schedules: ${report.done.length} done, ${report.skipped.length} skipped, ${report.failed.length} failed, ${report.deferred} deferred of ${report.due} due`,
+    );
   return report;
 }
