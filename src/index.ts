@@ -1,7 +1,8 @@
 /**
- * Wiring only (docs/architecture.md): one Worker with fetch (edge + endpoints), queue (event consumer,
- * webhook deliveries) and scheduled (webhook sweep; retention, bandit re-allocation, checks) handlers. Routing of
- * `/_ss/` endpoints and routed pages lives here; the work lives in src/edge, src/events, src/api.
+ * Wiring only (docs/architecture.md): one Worker with fetch (edge + endpoints), queue (event
+ * consumer, webhook deliveries) and scheduled (every minute: experiment schedules and the webhook
+ * sweep; hourly also retention, bandit re-allocation, checks) handlers. Routing of `/_ss/`
+ * endpoints and routed pages lives here; the work lives in src/edge, src/events, src/api.
  */
 import type { Env } from "./env";
 import { DATAFILES_PATH_PREFIX, handleDatafileRequest } from "./edge/datafile-endpoint";
@@ -35,7 +36,11 @@ const RESERVED_PREFIX = "/_ss/";
 
 /** The webhook deliveries' queue (wrangler.toml); every other batch is the events'. */
 const WEBHOOKS_QUEUE = "splitstream-webhooks";
-/** The per-minute cron (wrangler.toml): only the webhook sweep runs on it. */
+/**
+ * The per-minute cron of wrangler.toml: it runs the experiment schedules and the webhook sweep
+ * only; any other trigger (the hourly `17 * * * *`) runs the hourly jobs too (docs/deploy.md
+ * "Cron triggers").
+ */
 const EVERY_MINUTE_CRON = "* * * * *";
 
 /** What the ingest endpoints take from the edge (src/edge and src/events do not import each other). */
@@ -98,8 +103,8 @@ export default {
     batch.queue === WEBHOOKS_QUEUE
       ? (await import("./api/services/webhook-delivery")).handleWebhookBatch(batch, env)
       : (await import("./events/consumer")).handleEventBatch(batch, env),
-  // Every minute: the webhook sweep (due retries and unqueued deliveries, docs/webhooks.md
-  // "Delivery"). Hourly (HOURLY_CRON) also: retention of the event bookkeeping (docs/events.md
+  // Every minute: the experiment schedules' due steps (docs/schedules.md) and the webhook sweep
+  // (due retries and unqueued deliveries, docs/webhooks.md "Delivery"). Hourly also: retention of the event bookkeeping (docs/events.md
   // "Retention"), the bandit re-allocation round (docs/bandits.md "Running a bandit"), the re-queue
   // of edge events spilled to R2 (docs/reliability.md), the Parquet compaction of the archive
   // (docs/events.md "Columnar archive (Parquet)"), the guardrail checks (docs/statistics.md
@@ -107,9 +112,12 @@ export default {
   // in wrangler.toml. All always run: a failure of one is logged and does not stop the others
   // (the run is then reported as failed).
   scheduled: async (controller, env) => {
-    const { sweepWebhookDeliveries, pruneWebhookLog } =
-      await import("./api/services/webhook-delivery");
+    const [{ sweepWebhookDeliveries, pruneWebhookLog }, { runSchedules }] = await Promise.all([
+      import("./api/services/webhook-delivery"),
+      import("./api/services/schedule-run"),
+    ]);
     const jobs: Array<[string, () => Promise<unknown>]> = [
+      ["schedule run", () => runSchedules(env, controller.scheduledTime)],
       ["webhook sweep", () => sweepWebhookDeliveries(env, controller.scheduledTime)],
     ];
     if (controller.cron !== EVERY_MINUTE_CRON) {

@@ -43,6 +43,7 @@ import { contentNav, registerContentPages } from "./content-pages";
 import { registerExplainPages } from "./explain-page";
 import { registerFlagPages } from "./flag-pages";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
+import { registerSchedulePages, scheduleSection } from "./schedule-pages";
 import { registerSettingsPages } from "./settings-pages";
 import { registerWebhookPages } from "./webhook-pages";
 import { registerEditorPages } from "./editor-routes";
@@ -821,7 +822,8 @@ export function buildAdminApp(): Hono<AdminEnv> {
             ${experimentActions(x, environment)}
           </p>
           ${experimentControls(x, environment, actor)}
-          ${banditSection(x, allocations.ok ? allocations.value.items : [])} ${body}`,
+          ${banditSection(x, allocations.ok ? allocations.value.items : [])} ${body}
+          ${scheduleSection(c.env, actor, id)}`,
       ),
     );
   });
@@ -867,6 +869,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
 
   registerSettingsPages(app);
   registerWebhookPages(app);
+  registerSchedulePages(app);
   registerExplainPages(app);
   registerExperimentPages(app);
   registerEditorPages(app);

@@ -776,7 +776,8 @@ function detailsText(details: unknown): string {
   else if (environment !== undefined) rest.environment = environment;
   for (const [key, value] of Object.entries(rest))
     parts.push(
-      `${key}: ${Array.isArray(value) ? value.join(", ") : typeof value === "string" ? value : JSON.stringify(value)}`,
+      // Lists of names read as a list; lists of objects (a schedule's steps) as JSON.
+      `${key}: ${Array.isArray(value) && value.every((v) => typeof v === "string") ? value.join(", ") : typeof value === "string" ? value : JSON.stringify(value)}`,
     );
   return parts.join("; ");
 }

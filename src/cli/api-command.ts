@@ -1,6 +1,7 @@
 /**
  * CLI commands against a running Splitstream management API (`/_ss/api/v1`, docs/api.md):
- * list experiments, start/pause/resume/archive, publish, import or push a datafile file.
+ * list experiments, start/pause/resume/archive, schedules (docs/schedules.md), publish, import or
+ * push a datafile file.
  * URL and token come from --api-url/--token or SPLITSTREAM_API_URL/SPLITSTREAM_TOKEN.
  */
 import { parseArgs } from "node:util";
@@ -11,6 +12,16 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
   splitstream projects list
   splitstream experiments list --project ID
   splitstream experiments start|pause|resume|archive EXPERIMENT_ID [--environment KEY]
+  splitstream schedules show EXPERIMENT_ID [--environment KEY]
+      the experiment's schedule in one environment (default: every environment): each step
+      with its status (pending, done, failed, skipped), when it was applied, the revision it
+      published and the error (docs/schedules.md)
+  splitstream schedules set EXPERIMENT_ID --environment KEY STEP...
+      replaces the steps still to come; STEP is AT=ACTION with AT an ISO-8601 UTC time and
+      ACTION start, pause, resume, archive or traffic:PERCENT, e.g.
+      2026-12-24T08:00:00Z=traffic:10 2026-12-24T08:00:00Z=start 2026-12-25T08:00:00Z=traffic:50
+  splitstream schedules clear EXPERIMENT_ID --environment KEY
+      cancels the steps still to come (the history stays)
   splitstream flags list --project ID
       each flag with its state per environment (on/off, delivery rules, Everyone Else)
   splitstream flags enable|disable FLAG_ID --environment KEY
@@ -367,6 +378,57 @@ function renderResults(d: ResultsJson): string {
 
 const ACTIONS = new Set(["start", "pause", "resume", "archive"]);
 
+interface ScheduleJson {
+  environment: string;
+  version: number;
+  steps: Array<{
+    at: string;
+    action: string;
+    percent: number | null;
+    status: string;
+    appliedAt: string | null;
+    revision: number | null;
+    error: string | null;
+  }>;
+}
+
+/** One schedule as a table: a line per step. */
+function renderSchedule(d: ScheduleJson): string {
+  if (d.steps.length === 0) return `${d.environment}: no steps`;
+  return `${d.environment} (version ${d.version})\n${table([
+    ["at", "action", "status", "applied", "revision", "error"],
+    ...d.steps.map((s) => [
+      s.at,
+      s.action === "traffic" ? `traffic ${s.percent} %` : s.action,
+      s.status,
+      s.appliedAt ?? "-",
+      s.revision === null ? "-" : `r${s.revision}`,
+      s.error ?? "",
+    ]),
+  ])}`;
+}
+
+/**
+ * `AT=ACTION` (ACTION start | pause | resume | archive | traffic:PERCENT) → a step of the API's
+ * body. Only the shape is checked here; the API checks the rest and names the step's path.
+ */
+export function parseScheduleStep(text: string): { at: string; action: string; percent?: number } {
+  const at = text.lastIndexOf("=");
+  if (at <= 0)
+    throw new CliError(
+      `step ${JSON.stringify(text)}: expected AT=ACTION, e.g. 2026-12-24T08:00:00Z=start`,
+      2,
+    );
+  const time = text.slice(0, at);
+  const action = text.slice(at + 1);
+  const traffic = /^traffic:(.+)$/.exec(action);
+  if (!traffic) return { at: time, action };
+  const percent = Number(traffic[1]);
+  if (traffic[1]!.trim() === "" || !Number.isFinite(percent))
+    throw new CliError(`step ${JSON.stringify(text)}: traffic:PERCENT needs a number (0–100)`, 2);
+  return { at: time, action: "traffic", percent };
+}
+
 /** Runs `splitstream <group> …` for the API command groups. */
 export async function runApiCommand(group: string, args: string[]): Promise<number> {
   let parsed;
@@ -426,6 +488,29 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
       (d: { published?: Array<{ environmentKey?: string; revision?: number }> }) =>
         `${sub}: ok${d.published?.length ? ` — published ${d.published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`,
     );
+    return 0;
+  }
+  if (group === "schedules" && (sub === "show" || sub === "set" || sub === "clear")) {
+    if (!target) throw new CliError(`schedules ${sub} needs an EXPERIMENT_ID`, 2);
+    const base = `/experiments/${encodeURIComponent(target)}/schedules`;
+    if (sub === "show" && !values.environment) {
+      const data = await callApi(o, "GET", base);
+      print(o, data, (d: { items: ScheduleJson[] }) => d.items.map(renderSchedule).join("\n\n"));
+      return 0;
+    }
+    if (!values.environment)
+      throw new CliError("--environment is required (an environment key)", 2);
+    const path = `${base}/${encodeURIComponent(values.environment)}`;
+    const steps = positionals.slice(2);
+    if (sub !== "set" && steps.length > 0)
+      throw new CliError(`schedules ${sub} takes no steps: ${steps.join(" ")}`, 2);
+    const data =
+      sub === "show"
+        ? await callApi(o, "GET", path)
+        : sub === "clear"
+          ? await callApi(o, "DELETE", path)
+          : await callApi(o, "PUT", path, { steps: steps.map(parseScheduleStep) });
+    print(o, data, renderSchedule);
     return 0;
   }
   if (group === "flags" && sub === "list") {

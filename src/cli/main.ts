@@ -44,6 +44,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   projects: (args) => runApiCommand("projects", args),
   experiments: (args) => runApiCommand("experiments", args),
   flags: (args) => runApiCommand("flags", args),
+  schedules: (args) => runApiCommand("schedules", args),
   publish: (args) => runApiCommand("publish", args),
   revisions: (args) => runApiCommand("revisions", args),
   datafile: (args) => runApiCommand("datafile", args),

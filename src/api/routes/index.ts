@@ -1,6 +1,7 @@
 /**
  * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
- * aggregates rebuild, bandit allocations, headline tests and webhooks; app.ts calls this once.
+ * aggregates rebuild, bandit allocations, headline tests, experiment schedules and webhooks;
+ * app.ts calls this once.
  */
 import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
@@ -18,6 +19,7 @@ import { registerRebuildRoutes } from "./rebuild";
 import { registerEventStateRoutes } from "./event-state";
 import { registerResultRoutes } from "./results";
 import { registerWebhookRoutes } from "./webhooks";
+import { registerScheduleRoutes } from "./schedules";
 
 export function registerResourceRoutes(app: ApiApp): void {
   registerAttributeRoutes(app);
@@ -28,6 +30,7 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerListRoutes(app);
   registerFlagRoutes(app);
   registerExperimentRoutes(app);
+  registerScheduleRoutes(app);
   registerResultRoutes(app);
   registerBanditRoutes(app);
   registerHeadlineTestRoutes(app);
