@@ -1,11 +1,12 @@
 /**
  * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
- * aggregates rebuild, bandit allocations and headline tests; app.ts calls this once.
+ * aggregates rebuild, bandit allocations, headline tests and change requests (approvals); app.ts calls this once.
  */
 import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
 import { registerAudienceRoutes } from "./audiences";
 import { registerBanditRoutes } from "./bandit-allocations";
+import { registerChangeRequestRoutes } from "./change-requests";
 import { registerConversionRoutes } from "./conversions";
 import { registerEventRoutes } from "./events";
 import { registerExperimentRoutes } from "./experiments";
@@ -27,6 +28,7 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerListRoutes(app);
   registerFlagRoutes(app);
   registerExperimentRoutes(app);
+  registerChangeRequestRoutes(app);
   registerResultRoutes(app);
   registerBanditRoutes(app);
   registerHeadlineTestRoutes(app);
