@@ -279,9 +279,7 @@ describe("an editor's change to a running experiment in a review-required enviro
       decidedBy: reviewer.id,
       comment: "not during the sale",
     });
-    expect((await apiJson("GET", `/experiments/${experiment.id}`, 200)).name).toBe(
-      experiment.name,
-    );
+    expect((await apiJson("GET", `/experiments/${experiment.id}`, 200)).name).toBe(experiment.name);
     expect(await kvDatafile()).toBe(before);
     await expectError(
       await api("POST", `/change-requests/${id}/approve`, { token: reviewer.token }),
@@ -481,5 +479,43 @@ describe("an editor's start or resume in a review-required environment", () => {
       409,
       "conflict",
     );
+  });
+});
+
+describe("paths with no request form of their own", () => {
+  it("refuse an editor where review is required: serving a winner, importing a datafile", async () => {
+    const experiment = await runningExperiment();
+    const before = await kvDatafile();
+    const serve = await expectError(
+      await api("POST", `/experiments/${experiment.id}/serve-winner`, {
+        token: editor.token,
+        body: { variationId: experiment.variations[1].id },
+      }),
+      403,
+      "forbidden",
+    );
+    expect(serve.error.message).toContain("review-required environment production");
+
+    // The production datafile imported into development would start the experiment there.
+    const development = environment("development").id;
+    const dryRun = await apiJson(
+      "POST",
+      `/environments/${development}/datafile/import?dryRun=true`,
+      200,
+      { token: editor.token, body: before },
+    );
+    expect(dryRun.dryRun).toBe(true);
+    const refused = await expectError(
+      await api("POST", `/environments/${development}/datafile/import`, {
+        token: editor.token,
+        body: before,
+      }),
+      403,
+      "forbidden",
+    );
+    expect(refused.error.message).toContain("needs an admin");
+    expect(await kvDatafile()).toBe(before);
+    const statuses = (await apiJson("GET", `/experiments/${experiment.id}`, 200)).status;
+    expect(statuses.development).toBe("Not started");
   });
 });

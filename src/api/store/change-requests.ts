@@ -107,3 +107,14 @@ export async function liveReviewEnvironments(
   );
   return rows.map((r) => r.key);
 }
+
+/** Whether any environment of the project requires review. */
+export async function projectRequiresReview(db: D1Database, projectId: string): Promise<boolean> {
+  return (
+    (await first<{ one: number }>(
+      db,
+      "SELECT 1 AS one FROM environments WHERE project_id = ? AND require_review = 1 LIMIT 1",
+      projectId,
+    )) !== null
+  );
+}
