@@ -63,26 +63,54 @@ export function changeSummary(request: ChangeRequestJson, current: ExperimentJso
       <code>${String(request.payload.environment ?? request.environments.join(", "))}</code>
     </p>`;
   const now = (current ?? {}) as Record<string, unknown>;
+  // A form sends every field; the ones equal to the current value change nothing: leave them out.
+  const fields = Object.entries(request.payload);
+  const changed = fields.filter(([field, value]) => !sameValue(now[field], value));
+  const unchanged = fields.length - changed.length;
   return html`<table data-change="update">
-    <thead>
-      <tr>
-        <th scope="col">Field</th>
-        <th scope="col">Now</th>
-        <th scope="col">Requested</th>
-      </tr>
-    </thead>
-    <tbody>
-      ${Object.entries(request.payload).map(
-        ([field, value]) =>
-          html`<tr data-field="${field}">
-            <th scope="row">${field}</th>
-            <td><code>${shortJson(now[field])}</code></td>
-            <td><code>${shortJson(value)}</code></td>
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+      <thead>
+        <tr>
+          <th scope="col">Field</th>
+          <th scope="col">Now</th>
+          <th scope="col">Requested</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${changed.map(
+          ([field, value]) =>
+            html`<tr data-field="${field}">
+              <th scope="row">${field}</th>
+              <td><code>${shortJson(now[field])}</code></td>
+              <td><code>${shortJson(value)}</code></td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${
+      unchanged > 0
+        ? html`<p class="muted" data-unchanged="${unchanged}">
+            ${unchanged} more field${unchanged === 1 ? "" : "s"} sent as they are now.
+          </p>`
+        : ""
+    }`;
 }
+
+/**
+ * Whether a requested value equals the current one as far as a reviewer can tell: the same JSON,
+ * or for lists of objects (variations, metrics) the same fields where the request has them (the
+ * current ones carry ids and defaults the form does not send).
+ */
+function sameValue(current: unknown, requested: unknown): boolean {
+  if (JSON.stringify(current) === JSON.stringify(requested)) return true;
+  if (Array.isArray(current) && Array.isArray(requested) && current.length === requested.length)
+    return requested.every((r, i) => sameValue(current[i], r));
+  if (isObject(current) && isObject(requested))
+    return Object.entries(requested).every(([k, v]) => sameValue(current[k], v));
+  return false;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** The approve / reject / withdraw forms the actor may use on a pending request. */
 function decisionForms(request: ChangeRequestJson, actor: Actor): Html {

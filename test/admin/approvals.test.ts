@@ -262,6 +262,9 @@ describe("reviews in the admin", () => {
     const rae = await signIn(reviewer.token);
     const reviews = await getPage(`/projects/${project.id}/reviews`, rae);
     expect(reviews).toContain('data-field="name"');
+    // The form sent every field; the unchanged ones are summed up, not listed.
+    expect(reviews).not.toContain('data-field="type"');
+    expect(reviews).toMatch(/data-unchanged="\d+"/);
     expect(reviews).toContain("Headline (renamed)");
     const id = /data-change-request="(\d+)"/.exec(reviews)![1]!;
     const done = await followed(

@@ -518,4 +518,67 @@ describe("paths with no request form of their own", () => {
     const statuses = (await apiJson("GET", `/experiments/${experiment.id}`, 200)).status;
     expect(statuses.development).toBe("Not started");
   });
+
+  it("a headline test's start where production requires review is refused at $.body.start", async () => {
+    const body = {
+      key: "hero_headline",
+      url: { match: "substring", value: "/article/" },
+      headlineId: "hero",
+      metricEventId: event.id,
+      headlines: [{ text: "A" }, { text: "B" }],
+      start: true,
+    };
+    const refused = await expectError(
+      await api("POST", `/projects/${project.id}/headline-tests`, { token: editor.token, body }),
+      422,
+      "validation_failed",
+    );
+    expect(refused.error.details).toEqual([
+      {
+        path: "$.body.start",
+        message: expect.stringContaining("requires review") as unknown,
+      },
+    ]);
+    // Without start it is created; an admin may create it started.
+    const created = await apiJson("POST", `/projects/${project.id}/headline-tests`, 201, {
+      token: editor.token,
+      body: { ...body, start: undefined },
+    });
+    expect(created.experiment.status.production).toBe("Not started");
+    const started = await apiJson("POST", `/projects/${project.id}/headline-tests`, 201, {
+      body: { ...body, key: "hero_headline_2" },
+    });
+    expect(started.experiment.status.production).toBe("Running");
+  });
+});
+
+describe("the change-request endpoints' input", () => {
+  it("answer 404 for unknown requests and projects, 4xx for bad filters and comments", async () => {
+    await expectError(
+      await api("POST", "/change-requests/123456789012/approve", { token: reviewer.token }),
+      404,
+      "not_found",
+    );
+    await expectError(await api("GET", "/projects/1/change-requests"), 404, "not_found");
+    const badStatus = await api("GET", `/projects/${project.id}/change-requests?status=open`);
+    expect([400, 422]).toContain(badStatus.status);
+    const experiment = await runningExperiment();
+    const pending = await apiJson("PATCH", `/experiments/${experiment.id}`, 202, {
+      token: editor.token,
+      body: { traffic: 1 },
+    });
+    const long = await api("POST", `/change-requests/${pending.changeRequest.id}/reject`, {
+      token: reviewer.token,
+      body: { comment: "x".repeat(2001) },
+    });
+    expect([400, 422]).toContain(long.status);
+    const extra = await api("POST", `/change-requests/${pending.changeRequest.id}/reject`, {
+      token: reviewer.token,
+      body: { comment: "no", status: "approved" },
+    });
+    expect([400, 422]).toContain(extra.status);
+    expect((await apiJson("GET", `/change-requests/${pending.changeRequest.id}`, 200)).status).toBe(
+      "pending",
+    );
+  });
 });
