@@ -473,6 +473,17 @@ describe("an editor's start or resume in a review-required environment", () => {
       token: editor.token,
     });
     expect(resume.changeRequest.kind).toBe("resume");
+    // The same request again is the pending one, not a second.
+    const again = await apiJson("POST", `/experiments/${experiment.id}/resume`, 202, {
+      token: editor.token,
+    });
+    expect(again.changeRequest.id).toBe(resume.changeRequest.id);
+    const pendingNow = await apiJson(
+      "GET",
+      `/projects/${project.id}/change-requests?status=pending&experimentId=${experiment.id}`,
+      200,
+    );
+    expect(pendingNow.items).toHaveLength(1);
     // A refused action (it is not Running) answers 409, not a request.
     await expectError(
       await api("POST", `/experiments/${experiment.id}/pause`, { token: editor.token }),

@@ -17,7 +17,7 @@ import { newId, nowIso } from "../ids";
 import type { ChangeRequestJson, PendingReview } from "../schemas/change-requests";
 import { auditStatement } from "../store/audit";
 import { insertChangeRequest } from "../store/change-requests";
-import { all } from "../store/db";
+import { all, first } from "../store/db";
 import type { ChangeRequestKind, ChangeRequestRow, ExperimentRow } from "../store/rows";
 
 /**
@@ -96,13 +96,28 @@ export async function requestReview(
 ): Promise<PendingReview> {
   const db = env.DB;
   const { experiment } = input;
+  const environments = JSON.stringify(input.environments);
+  const payload = JSON.stringify(input.payload);
+  // The same request again (a double click, a retried call) is the pending one, not a second.
+  const same = await first<ChangeRequestRow>(
+    db,
+    `SELECT * FROM change_requests WHERE experiment_id = ? AND status = 'pending' AND kind = ?
+       AND environments = ? AND payload = ? AND base_version = ? AND requested_by = ?`,
+    experiment.id,
+    input.kind,
+    environments,
+    payload,
+    experiment.version,
+    actor.id,
+  );
+  if (same) return pendingAnswer(changeRequestJson(same, experiment), experiment.key);
   const row: ChangeRequestRow = {
     id: newId(),
     project_id: experiment.project_id,
     experiment_id: experiment.id,
     kind: input.kind,
-    environments: JSON.stringify(input.environments),
-    payload: JSON.stringify(input.payload),
+    environments,
+    payload,
     base_version: experiment.version,
     status: "pending",
     requested_by: actor.id,
@@ -123,10 +138,15 @@ export async function requestReview(
       ...(input.kind === "update" ? { fields: Object.keys(input.payload) } : {}),
     }),
   ]);
-  const what = input.kind === "update" ? "the change" : `the ${input.kind}`;
+  return pendingAnswer(changeRequestJson(row, experiment), experiment.key);
+}
+
+/** The 202 body: the request and a sentence saying what waits. */
+function pendingAnswer(request: ChangeRequestJson, experimentKey: string): PendingReview {
+  const what = request.kind === "update" ? "the change" : `the ${request.kind}`;
   return {
-    changeRequest: changeRequestJson(row, experiment),
-    message: `experiment ${experiment.key} is in review-required environment ${input.environments.join(", ")}: ${what} waits for review by another editor or an admin (change request ${row.id})`,
+    changeRequest: request,
+    message: `experiment ${experimentKey} is in review-required environment ${request.environments.join(", ")}: ${what} waits for review by another editor or an admin (change request ${request.id})`,
   };
 }
 
