@@ -47,6 +47,8 @@ import { registerSchedulePages, scheduleSection } from "./schedule-pages";
 import { registerSettingsPages } from "./settings-pages";
 import { registerWebhookPages } from "./webhook-pages";
 import { registerEditorPages } from "./editor-routes";
+import { pendingReviewNotice, registerReviewPages, reviewsPath } from "./review-pages";
+import { isPendingReview } from "../api/services/review";
 import {
   SignedOut,
   ADMIN_BASE_PATH,
@@ -669,7 +671,10 @@ export function buildAdminApp(): Hono<AdminEnv> {
       page(
         name,
         html`<h1>${name}</h1>
-          <p><a href="${ADMIN_BASE_PATH}/projects/${id}/settings">Settings</a></p>
+          <p class="row">
+            <a href="${ADMIN_BASE_PATH}/projects/${id}/settings">Settings</a>
+            <a href="${reviewsPath(id)}">Reviews</a>
+          </p>
           ${contentNav(id)} ${newExperimentLink(id, actor)}
           <p class="row">
             Environment:
@@ -753,6 +758,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const x = experiment.value.json;
     const status = x.status[environment] ?? "Not started";
     const notice = c.req.query("notice");
+    const pendingReview = await pendingReviewNotice(c.env, actor, x);
     const body = !results.ok
       ? errorBlock(results.error)
       : html`${
@@ -815,7 +821,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
             >
           </p>
           <h1>${x.name || x.key}</h1>
-          ${notice ? html`<p class="warning" role="status">${notice}</p>` : ""}
+          ${notice ? html`<p class="warning" role="status">${notice}</p>` : ""} ${pendingReview}
           <p class="row">
             <span class="badge ${status}" data-status="${status}">${status}</span>
             <span class="muted">${x.key} · ${x.type} · ${environment}</span>
@@ -860,7 +866,11 @@ export function buildAdminApp(): Hono<AdminEnv> {
       // No version check: the form carries none, as it sent no If-Match to the API.
       return applyExperimentAction(c.env, actor, { id, action, environment: body.environment });
     });
-    const notice = result.ok ? "" : `&notice=${encodeURIComponent(result.error.message)}`;
+    const notice = !result.ok
+      ? `&notice=${encodeURIComponent(result.error.message)}`
+      : isPendingReview(result.value)
+        ? `&notice=${encodeURIComponent(`Sent to review: ${result.value.message}.`)}`
+        : "";
     return c.redirect(
       `${ADMIN_BASE_PATH}/experiments/${encodeURIComponent(id)}?environment=${encodeURIComponent(environment)}${notice}`,
       303,
@@ -873,6 +883,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   registerExplainPages(app);
   registerExperimentPages(app);
   registerEditorPages(app);
+  registerReviewPages(app);
   registerContentPages(app);
   registerFlagPages(app);
   app.notFound((c) => send(c, page("Not found", html`<p>No admin page here.</p>`), 404));

@@ -7,9 +7,10 @@
  */
 import type { z } from "@hono/zod-openapi";
 import type { Actor } from "../api/context";
-import { ApiError, type ValidationDetail } from "../api/errors";
+import { ApiError, conflict, type ValidationDetail } from "../api/errors";
 import { parseBody } from "../api/schemas/validation-error";
 import { requireActorRole } from "../api/services/auth";
+import { isPendingReview } from "../api/services/review";
 import {
   createResource,
   deleteResource,
@@ -88,7 +89,11 @@ export function resourceCalls<
     async update(env, actor, id, body, ifMatch) {
       requireActorRole(actor, "editor");
       const parsed = parseBody(schemas.update, body);
-      return (await updateResource(env, actor, spec, id, parsed, ifMatch)).json;
+      const result = await updateResource(env, actor, spec, id, parsed, ifMatch);
+      // Only experiments have a review rule (docs/approvals.md), and they have their own pages:
+      // should a spec here gain one, its editor is told the change went to review.
+      if (isPendingReview(result)) throw conflict(result.message, result);
+      return result.json;
     },
     async remove(env, actor, id, ifMatch) {
       await deleteResource(env, actor, spec, id, ifMatch);

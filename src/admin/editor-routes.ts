@@ -16,6 +16,7 @@ import { ApiError, type ValidationDetail } from "../api/errors";
 import type { Actor } from "../api/context";
 import { requireActorRole } from "../api/services/auth";
 import { experimentResource } from "../api/services/experiments";
+import { isPendingReview } from "../api/services/review";
 import { pageResource } from "../api/services/pages";
 import { getResource, updateResource } from "../api/services/resources";
 import { parseBody } from "../api/schemas/validation-error";
@@ -415,6 +416,12 @@ export function registerEditorPages(app: Hono<AdminEnv>): void {
           version,
         ),
       );
+      // The visual editor's save meets the review rule too (docs/approvals.md).
+      if (updated.ok && isPendingReview(updated.value))
+        return c.redirect(
+          `${BASE}/experiments/${enc(id)}?environment=${enc(query.environment)}&notice=${enc(`Sent to review, not applied yet: ${updated.value.message}.`)}`,
+          303,
+        );
       if (updated.ok) {
         return c.redirect(
           `${BASE}/experiments/${enc(id)}/editor?variation=${enc(set.id)}&url=${enc(query.url)}&environment=${enc(query.environment)}&saved=1`,

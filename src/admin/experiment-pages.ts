@@ -29,6 +29,7 @@ import { hasRole, requireActorRole } from "../api/services/auth";
 import { eventResource } from "../api/services/events";
 import { applyExperimentAction } from "../api/services/experiment-lifecycle";
 import { experimentResource } from "../api/services/experiments";
+import { isPendingReview } from "../api/services/review";
 import { groupResource } from "../api/services/groups";
 import { pageResource } from "../api/services/pages";
 import { getProject } from "../api/services/projects";
@@ -1079,6 +1080,12 @@ export function registerExperimentPages(app: Hono<AdminEnv>): void {
       return updateResource(c.env, actor, experimentResource, id, parsed, version);
     });
     if (!updated.ok) return sendPage(c, title, view(updated.error), updated.error.status);
+    // An editor's change to a live experiment where review is required (docs/approvals.md).
+    if (isPendingReview(updated.value))
+      return c.redirect(
+        `${back}?notice=${enc(`Sent to review, not applied yet: ${updated.value.message}.`)}`,
+        303,
+      );
     return c.redirect(back, 303);
   });
 

@@ -33,6 +33,7 @@ import {
 } from "../api/services/projects";
 import { createToken, listTokens, revokeToken } from "../api/services/tokens";
 import {
+  checkbox,
   field,
   fieldErrors,
   formErrors,
@@ -364,6 +365,25 @@ function newEnvironmentPage(
   );
 }
 
+/** The admin's form turning the environment's review requirement on or off (review-pages.ts). */
+function reviewSettingForm(environment: EnvironmentRow): Html {
+  return html`<h2>Review</h2>
+    <form
+      method="post"
+      action="${ADMIN_BASE_PATH}/environments/${encodeURIComponent(environment.id)}/review"
+      data-form="environment-review"
+    >
+      ${versionField(environment.version)}
+      ${checkbox({
+        name: "requireReview",
+        label: "Require review",
+        checked: environment.require_review === 1,
+        hint: "Editors' changes to experiments running or paused here, and their start or resume here, wait for another editor or an admin (docs/approvals.md).",
+      })}
+      <button type="submit">Save</button>
+    </form>`;
+}
+
 type EnvironmentRefusal = { form: "rename" | "delete"; refused: Refused } | null;
 
 function environmentPage(
@@ -383,6 +403,7 @@ function environmentPage(
     `Environment ${environment.key}`,
     html`${projectNav(environment.project_id, actor)}
       <h1>Environment ${environment.key}</h1>
+      ${noticeOf(c)}
       <table data-environment="${environment.key}">
         <tbody>
           <tr>
@@ -400,6 +421,12 @@ function environmentPage(
           <tr>
             <th scope="row">Datafile revision</th>
             <td>${environment.revision === 0 ? "not published yet" : environment.revision}</td>
+          </tr>
+          <tr>
+            <th scope="row">Review</th>
+            <td data-require-review="${environment.require_review === 1 ? "yes" : "no"}">
+              ${environment.require_review === 1 ? "required (docs/approvals.md)" : "not required"}
+            </td>
           </tr>
           <tr>
             <th scope="row">Datafile URL</th>
@@ -426,6 +453,7 @@ function environmentPage(
                 })}
                 <button type="submit">Rename</button>
               </form>
+              ${reviewSettingForm(environment)}
               <h2>Delete environment</h2>
               ${
                 environment.key === "production"

@@ -1,7 +1,7 @@
 /**
  * CLI commands against a running Splitstream management API (`/_ss/api/v1`, docs/api.md):
  * list experiments, start/pause/resume/archive, schedules (docs/schedules.md), publish, import or
- * push a datafile file.
+ * push a datafile file, and review change requests (docs/approvals.md).
  * URL and token come from --api-url/--token or SPLITSTREAM_API_URL/SPLITSTREAM_TOKEN.
  */
 import { parseArgs } from "node:util";
@@ -12,6 +12,7 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
   splitstream projects list
   splitstream experiments list --project ID
   splitstream experiments start|pause|resume|archive EXPERIMENT_ID [--environment KEY]
+      (an editor's start or resume where review is required answers "sent to review")
   splitstream schedules show EXPERIMENT_ID [--environment KEY]
       the experiment's schedule in one environment (default: every environment): each step
       with its status (pending, done, failed, skipped), when it was applied, the revision it
@@ -22,6 +23,10 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       2026-12-24T08:00:00Z=traffic:10 2026-12-24T08:00:00Z=start 2026-12-25T08:00:00Z=traffic:50
   splitstream schedules clear EXPERIMENT_ID --environment KEY
       cancels the steps still to come (the history stays)
+  splitstream reviews list --project ID [--status pending|approved|rejected|withdrawn|all]
+      change requests waiting for review (default pending; docs/approvals.md)
+  splitstream reviews approve|reject|withdraw REQUEST_ID [--comment TEXT]
+      approve (applies and publishes), reject, or withdraw your own request
   splitstream flags list --project ID
       each flag with its state per environment (on/off, delivery rules, Everyone Else)
   splitstream flags enable|disable FLAG_ID --environment KEY
@@ -57,6 +62,8 @@ const COMMON = {
   reason: { type: "string" },
   "dry-run": { type: "boolean", default: false },
   breakdown: { type: "string" },
+  status: { type: "string" },
+  comment: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -377,6 +384,34 @@ function renderResults(d: ResultsJson): string {
 }
 
 const ACTIONS = new Set(["start", "pause", "resume", "archive"]);
+const DECISIONS = new Set(["approve", "reject", "withdraw"]);
+const REQUEST_STATUSES = new Set(["pending", "approved", "rejected", "withdrawn", "all"]);
+
+/** A change request as the API answers it (src/api/schemas/change-requests.ts). */
+interface ChangeRequestLine {
+  id?: string;
+  experimentKey?: string | null;
+  experimentId?: string;
+  kind?: string;
+  environments?: string[];
+  payload?: Record<string, unknown>;
+  status?: string;
+  stale?: boolean;
+  requestedByName?: string;
+  requestedBy?: string;
+}
+
+/** "sent to review" for a 202 (`{changeRequest, message}`), else null. */
+function pendingLine(d: { changeRequest?: ChangeRequestLine; message?: string }): string | null {
+  if (!d.changeRequest) return null;
+  return `sent to review: change request ${d.changeRequest.id ?? "?"} (${d.message ?? "pending"})`;
+}
+
+/** What a request asks for, in a few words. */
+function requestSummary(r: ChangeRequestLine): string {
+  if (r.kind === "update") return `change ${Object.keys(r.payload ?? {}).join(", ")}`;
+  return `${r.kind ?? "?"} in ${(r.environments ?? []).join(", ")}`;
+}
 
 interface ScheduleJson {
   environment: string;
@@ -485,7 +520,12 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
     print(
       o,
       data,
-      (d: { published?: Array<{ environmentKey?: string; revision?: number }> }) =>
+      (d: {
+        published?: Array<{ environmentKey?: string; revision?: number }>;
+        changeRequest?: ChangeRequestLine;
+        message?: string;
+      }) =>
+        pendingLine(d) ??
         `${sub}: ok${d.published?.length ? ` — published ${d.published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`,
     );
     return 0;
@@ -511,6 +551,58 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
           ? await callApi(o, "DELETE", path)
           : await callApi(o, "PUT", path, { steps: steps.map(parseScheduleStep) });
     print(o, data, renderSchedule);
+    return 0;
+  }
+  if (group === "reviews" && sub === "list") {
+    if (!values.project) throw new CliError("--project is required", 2);
+    const status = values.status ?? "pending";
+    if (!REQUEST_STATUSES.has(status))
+      throw new CliError(
+        `--status must be one of ${[...REQUEST_STATUSES].join(", ")}, not ${JSON.stringify(status)}`,
+        2,
+      );
+    const data = await callApi(
+      o,
+      "GET",
+      `/projects/${encodeURIComponent(values.project)}/change-requests?limit=200${status === "all" ? "" : `&status=${status}`}`,
+    );
+    print(o, data, (d: { items: ChangeRequestLine[] }) =>
+      d.items.length === 0
+        ? `no ${status === "all" ? "" : `${status} `}change requests`
+        : table([
+            ["id", "experiment", "asks", "by", "status"],
+            ...d.items.map((r) => [
+              String(r.id),
+              String(r.experimentKey ?? r.experimentId),
+              requestSummary(r),
+              String(r.requestedByName || r.requestedBy),
+              `${String(r.status)}${r.status === "pending" && r.stale ? " (stale)" : ""}`,
+            ]),
+          ]),
+    );
+    return 0;
+  }
+  if (group === "reviews" && sub !== undefined && DECISIONS.has(sub)) {
+    if (!target) throw new CliError(`reviews ${sub} needs a REQUEST_ID`, 2);
+    const data = await callApi(
+      o,
+      "POST",
+      `/change-requests/${encodeURIComponent(target)}/${sub}`,
+      values.comment === undefined ? {} : { comment: values.comment },
+    );
+    print(
+      o,
+      data,
+      (d: {
+        changeRequest?: ChangeRequestLine;
+        status?: string;
+        published?: Array<{ environmentKey?: string; revision?: number; changed?: boolean }>;
+      }) => {
+        const published = (d.published ?? []).filter((p) => p.changed !== false);
+        const status = d.changeRequest?.status ?? d.status ?? "?";
+        return `change request ${target}: ${status}${published.length > 0 ? ` — published ${published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`;
+      },
+    );
     return 0;
   }
   if (group === "flags" && sub === "list") {

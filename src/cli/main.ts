@@ -18,7 +18,7 @@ Commands:
   decide       explain or batch-decide visitors against a datafile (experiments, and
                feature flags with --flags)
   validate     check a datafile and list every problem with its JSON path
-  projects, experiments, publish, revisions, datafile, results
+  projects, experiments, publish, revisions, datafile, results, reviews
                daily work against a running Splitstream API (see below)
   conversions, rebuild, events
                offline conversions import, rebuilding the event aggregates from R2, and
@@ -49,6 +49,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   revisions: (args) => runApiCommand("revisions", args),
   datafile: (args) => runApiCommand("datafile", args),
   results: (args) => runApiCommand("results", args),
+  reviews: (args) => runApiCommand("reviews", args),
   conversions: (args) => runEventsCommand("conversions", args),
   rebuild: (args) => runEventsCommand("rebuild", args),
   events: (args) => runEventsCommand("events", args),

@@ -106,6 +106,7 @@ export interface EnvironmentJson {
   name: string;
   sdkKey: string;
   revision: number;
+  requireReview: boolean;
   datafileUrl: string;
   version: number;
   createdAt: string;

@@ -51,6 +51,7 @@ export function environmentRow(overrides: Partial<EnvironmentRow> = {}): Environ
     name: "Production",
     sdk_key: "shopProdKey0000000000001",
     revision: 0,
+    require_review: 0,
     version: 1,
     created_at: at(0),
     updated_at: at(0),

@@ -21,6 +21,8 @@ import {
   type Page,
   type ResourceSpec,
 } from "../services/resources";
+import { PendingReviewSchema, type PendingReview } from "../schemas/change-requests";
+import { isPendingReview } from "../services/review";
 import type { BaseRow } from "../store/rows";
 import { article } from "../store/sql";
 
@@ -157,16 +159,24 @@ export function registerCrud<
       path: `/${spec.plural}/{id}`,
       tags,
       summary: `Change ${article(spec.type)} ${spec.type}`,
-      description: `${spec.describe.update}\n\nFields sent replace the current ones; absent fields stay. Send \`If-Match\` with the ETag you read: a stale one answers 409 version_conflict.`,
+      description: `${spec.describe.update}\n\nFields sent replace the current ones; absent fields stay. Send \`If-Match\` with the ETag you read: a stale one answers 409 version_conflict.${spec.review ? " An editor's change that needs review (docs/approvals.md) answers 202 with the pending change request and changes nothing yet." : ""}`,
       middleware: [requireRole("editor")] as const,
       request: { params: IdParams, body: jsonBody(spec.updateSchema) },
       responses: {
         200: jsonResponse(withPublished, `The changed ${spec.type}`),
+        ...(spec.review
+          ? {
+              202: jsonResponse(
+                PendingReviewSchema,
+                "The change waits for review (docs/approvals.md): nothing changed yet",
+              ),
+            }
+          : {}),
         ...errorResponses(400, 401, 403, 404, 409, 413, 415, 422),
       },
     }),
     async (c) => {
-      const { row, json, published } = await updateResource(
+      const result = await updateResource(
         c.env,
         c.get("actor"),
         spec,
@@ -174,6 +184,11 @@ export function registerCrud<
         c.req.valid("json"),
         (version) => checkIfMatch(c, version),
       );
+      if (isPendingReview(result)) {
+        c.header("Location", `${API_BASE_PATH}/change-requests/${result.changeRequest.id}`);
+        return c.json<PendingReview, 202>(result, 202);
+      }
+      const { row, json, published } = result;
       setEtag(c, row.version);
       return c.json<WithPublished, 200>({ ...json, published }, 200);
     },

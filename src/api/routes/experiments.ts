@@ -9,7 +9,7 @@
  * status machine in src/api/services/experiment-lifecycle.ts.
  */
 import { createRoute } from "@hono/zod-openapi";
-import type { ApiApp } from "../context";
+import { API_BASE_PATH, type ApiApp } from "../context";
 import { requireRole } from "../http/auth";
 import { checkIfMatch, setEtag } from "../http/etag";
 import { errorResponses, jsonResponse } from "../http/openapi";
@@ -23,9 +23,11 @@ import {
   ExperimentUpdateSchema,
   type ExperimentAction,
 } from "../schemas/experiments";
+import { PendingReviewSchema } from "../schemas/change-requests";
 import { IdParams } from "../schemas/fields";
 import { applyExperimentAction, EXPERIMENT_TRANSITIONS } from "../services/experiment-lifecycle";
 import { experimentResource } from "../services/experiments";
+import { isPendingReview } from "../services/review";
 import { registerCrud } from "./crud";
 
 /** `POST /experiments/{id}/<action>` for one action. */
@@ -37,7 +39,7 @@ function registerAction(app: ApiApp, action: ExperimentAction): void {
       path: `/experiments/{id}/${action}`,
       tags: ["Experiments"],
       summary: `${action.charAt(0).toUpperCase()}${action.slice(1)} an experiment in one environment`,
-      description: `${transition.from.join(" | ")} → ${transition.to}, in the environment named by \`environment\` (default "${DEFAULT_ACTION_ENVIRONMENT}"); any other status answers 409. Publishes every environment of the project in the same request; the response carries the publish results. Honours If-Match.`,
+      description: `${transition.from.join(" | ")} → ${transition.to}, in the environment named by \`environment\` (default "${DEFAULT_ACTION_ENVIRONMENT}"); any other status answers 409. Publishes every environment of the project in the same request; the response carries the publish results. Honours If-Match.${action === "start" || action === "resume" ? " An editor's " + action + " in a review-required environment answers 202 with the pending change request instead and changes nothing yet (docs/approvals.md)." : ""}`,
       middleware: [requireRole("editor")] as const,
       request: {
         params: IdParams,
@@ -51,6 +53,14 @@ function registerAction(app: ApiApp, action: ExperimentAction): void {
           ExperimentActionResultSchema,
           "The experiment after the action, and what was published",
         ),
+        ...(action === "start" || action === "resume"
+          ? {
+              202: jsonResponse(
+                PendingReviewSchema,
+                "An editor's action in a review-required environment waits for review (docs/approvals.md): nothing changed yet",
+              ),
+            }
+          : {}),
         ...errorResponses(400, 401, 403, 404, 409, 415, 422),
       },
     }),
@@ -63,6 +73,10 @@ function registerAction(app: ApiApp, action: ExperimentAction): void {
         environment: body.environment,
         checkVersion: (version) => checkIfMatch(c, version),
       });
+      if (isPendingReview(result)) {
+        c.header("Location", `${API_BASE_PATH}/change-requests/${result.changeRequest.id}`);
+        return c.json(result, 202);
+      }
       setEtag(c, result.experiment.version);
       return c.json(result, 200);
     },

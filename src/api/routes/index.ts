@@ -1,12 +1,13 @@
 /**
  * Every project resource's routes (docs/api.md "Resources"), plus offline conversions, the
- * aggregates rebuild, bandit allocations, headline tests, experiment schedules and webhooks;
- * app.ts calls this once.
+ * aggregates rebuild, bandit allocations, headline tests, experiment schedules, change requests
+ * (approvals) and webhooks; app.ts calls this once.
  */
 import type { ApiApp } from "../context";
 import { registerAttributeRoutes } from "./attributes";
 import { registerAudienceRoutes } from "./audiences";
 import { registerBanditRoutes } from "./bandit-allocations";
+import { registerChangeRequestRoutes } from "./change-requests";
 import { registerConversionRoutes } from "./conversions";
 import { registerEventRoutes } from "./events";
 import { registerExperimentRoutes } from "./experiments";
@@ -31,6 +32,7 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerFlagRoutes(app);
   registerExperimentRoutes(app);
   registerScheduleRoutes(app);
+  registerChangeRequestRoutes(app);
   registerResultRoutes(app);
   registerBanditRoutes(app);
   registerHeadlineTestRoutes(app);

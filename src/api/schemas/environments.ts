@@ -18,6 +18,10 @@ export const EnvironmentSchema = z
       .number()
       .int()
       .openapi({ description: "Last published datafile revision; 0 = never published." }),
+    requireReview: z.boolean().openapi({
+      description:
+        "Editors' changes to experiments live (Running or Paused) here, and their start or resume here, wait for review by another editor or an admin (docs/approvals.md).",
+    }),
     datafileUrl: z.string().openapi({ example: "/_ss/datafiles/Xa3kP0q9ZfT2mN8vB1cD4e.json" }),
     version: z.number().int(),
     createdAt: z.string(),
@@ -35,13 +39,17 @@ const environmentFields = z.strictObject({
       "lowercase letters, digits, - and _, starting with a letter or digit, at most 64",
     ),
   name: z.string().trim().min(1).max(200),
+  requireReview: z.boolean().optional().openapi({
+    description:
+      "Require review of editors' changes to live experiments here (docs/approvals.md); default false.",
+  }),
 });
 
 export const EnvironmentCreateSchema = environmentFields.openapi("EnvironmentCreate");
 
-/** Only the name changes (key and sdkKey are fixed), and it is optional. */
+/** The name and `requireReview` change (key and sdkKey are fixed); both optional. */
 export const EnvironmentUpdateSchema = environmentFields
-  .pick({ name: true })
+  .pick({ name: true, requireReview: true })
   .partial()
   .openapi("EnvironmentUpdate");
 

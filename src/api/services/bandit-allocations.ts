@@ -11,9 +11,11 @@
  *   `winner_served` row in the history.
  */
 import { requireActorRole } from "./auth";
+import { reviewApplies } from "./review";
+import { liveReviewEnvironments } from "../store/change-requests";
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { conflict } from "../errors";
+import { conflict, forbidden } from "../errors";
 import { nowIso } from "../ids";
 import type {
   AllocationHistory,
@@ -139,6 +141,16 @@ export async function serveWinner(
   requireActorRole(actor, "editor");
   const db = env.DB;
   const id = experiment.id;
+  // Serving a winner re-weights a live experiment at once; it has no request form of its own
+  // (docs/approvals.md): where review is required, an editor sends the weights as a PATCH
+  // (which waits for review) or asks an admin.
+  if (reviewApplies(actor)) {
+    const reviewed = await liveReviewEnvironments(db, id);
+    if (reviewed.length > 0)
+      throw forbidden(
+        `experiment ${experiment.key} is live in review-required environment ${reviewed.join(", ")}: serving a winner needs an admin there (or change the weights with a PATCH, which waits for review)`,
+      );
+  }
   const variations = parseJson<VariationSpec[]>(experiment.variations, []);
   const chosen = await chooseWinner(db, experiment, variations, variationId);
 

@@ -12,13 +12,15 @@ import type { Datafile } from "../../core/datafile-types";
 import { parseDatafile } from "../../core/datafile-parse";
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { ApiError, conflict, notFound } from "../errors";
+import { ApiError, conflict, forbidden, notFound } from "../errors";
 import { nowIso } from "../ids";
 import { auditStatement } from "../store/audit";
 import { all } from "../store/db";
 import type { EnvironmentRow } from "../store/rows";
 import { insertStatement, updateStatement } from "../store/sql";
 import { requireActorRole } from "./auth";
+import { reviewApplies } from "./review";
+import { projectRequiresReview } from "../store/change-requests";
 import {
   IMPORT_TABLES,
   planDatafileImport,
@@ -233,6 +235,12 @@ export async function importDatafile(
   });
   if (options.dryRun || (changing.length === 0 && statusChanges.length === 0))
     return summaryFor(options.dryRun);
+  // An import rewrites experiments and statuses wholesale, past the review rule
+  // (docs/approvals.md): in a project with a review-required environment only admins import.
+  if (reviewApplies(actor) && (await projectRequiresReview(db, projectId)))
+    throw forbidden(
+      "this project has a review-required environment: importing a datafile changes experiments without review, so it needs an admin (a dry run is allowed)",
+    );
   if (replaced.length > 0 && !options.replaceOtherEnvironments)
     throw conflict(
       `the project has no records yet and ${replaced.map((e) => `${e.environmentKey} (revision ${e.revision})`).join(", ")} serves a datafile published without them: after this import every environment publishes from the imported records, which replaces it. Import with replaceOtherEnvironments=true to accept that, or import into a project of its own`,

@@ -34,6 +34,7 @@ export function environmentJson(row: EnvironmentRow): EnvironmentJson {
     name: row.name,
     sdkKey: row.sdk_key,
     revision: row.revision,
+    requireReview: row.require_review === 1,
     datafileUrl: datafilePath(row.sdk_key),
     version: row.version,
     createdAt: row.created_at,
@@ -112,6 +113,7 @@ export async function createEnvironment(
     name: body.name,
     sdk_key: newSdkKey(),
     revision: 0,
+    require_review: body.requireReview === true ? 1 : 0,
     version: 1,
     created_at: now,
     updated_at: now,
@@ -123,14 +125,18 @@ export async function createEnvironment(
         "INSERT INTO experiment_status (experiment_id, environment_id, status, updated_at) SELECT id, ?, 'Not started', ? FROM experiments WHERE project_id = ?",
       )
       .bind(row.id, now, projectId),
-    auditStatement(db, actor, "create", "environment", row.id, projectId, { key: row.key }),
+    auditStatement(db, actor, "create", "environment", row.id, projectId, {
+      key: row.key,
+      requireReview: row.require_review === 1,
+    }),
   ]);
   return row;
 }
 
 /**
- * Renames an environment (admin; only `name` changes): 404 when it does not exist, 409 when
- * `ifMatch` does not accept its version or another write wins the race.
+ * Renames an environment or turns its review requirement on or off (admin; docs/approvals.md):
+ * 404 when it does not exist, 409 when `ifMatch` does not accept its version or another write
+ * wins the race. Turning review off leaves pending requests pending (they still need a decision).
  */
 export async function updateEnvironment(
   env: Env,
@@ -146,6 +152,8 @@ export async function updateEnvironment(
   const next: EnvironmentRow = {
     ...current,
     name: body.name ?? current.name,
+    require_review:
+      body.requireReview === undefined ? current.require_review : body.requireReview ? 1 : 0,
     version: current.version + 1,
     updated_at: nowIso(),
   };
@@ -160,8 +168,14 @@ export async function updateEnvironment(
       expectedVersion: current.version,
     },
     // Not the whole row: publishing bumps `revision` without a new version.
-    { name: next.name, version: next.version, updated_at: next.updated_at },
+    {
+      name: next.name,
+      require_review: next.require_review,
+      version: next.version,
+      updated_at: next.updated_at,
+    },
     sentFields(body),
+    body.requireReview === undefined ? {} : { requireReview: body.requireReview },
   );
   return next;
 }

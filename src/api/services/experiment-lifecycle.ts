@@ -3,7 +3,9 @@
  * per environment, and the actions start, pause, resume and archive move it. An action changes
  * one environment, bumps the experiment's version (its ETag), is audited, and publishes every
  * environment of the project in the same request (services/write-and-publish.ts: undone when
- * publishing fails), and is then told to the project's webhooks (docs/webhooks.md).
+ * publishing fails), and is then told to the project's webhooks (docs/webhooks.md). An editor's
+ * `start` or `resume` in a review-required environment waits for review instead
+ * (src/api/services/review.ts, docs/approvals.md); `pause` and `archive` never do.
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
@@ -26,7 +28,9 @@ import {
 } from "../store/experiments";
 import type { ExperimentRow, ExperimentStatusValue } from "../store/rows";
 import { updateStatement } from "../store/sql";
+import type { PendingReview } from "../schemas/change-requests";
 import { presentExperiment } from "./experiment-presenter";
+import { requestReview, reviewApplies, type ReviewedChange } from "./review";
 import { requireActorRole } from "./auth";
 import { Problems } from "./validation";
 import { writeAndPublish } from "./write-and-publish";
@@ -76,19 +80,26 @@ export interface ExperimentActionRequest {
   checkVersion?: (version: number) => void;
   /** Added to the audit entry's details (e.g. why the guardrail check paused it). */
   auditDetails?: Record<string, unknown>;
+  /** An approved change request being applied: no review again; the audit entry names it. */
+  reviewed?: ReviewedChange;
 }
+
+/** The actions that wait for review in a review-required environment (docs/approvals.md). */
+const REVIEWED_ACTIONS: ReadonlySet<ExperimentAction> = new Set(["start", "resume"]);
 
 /**
  * Applies an action (editor; 403 otherwise, as the routes' `requireRole`): 404 for no experiment
  * (or no default environment), 422 for an unknown environment named in the body, 409 when the
  * status does not allow it or changed meanwhile. Answers the experiment after the action (its
- * `version` is the new ETag), the statuses before and after, and what was published.
+ * `version` is the new ETag), the statuses before and after, and what was published — or, for an
+ * editor's start or resume in a review-required environment, the pending change request (nothing
+ * else written; src/api/services/review.ts).
  */
 export async function applyExperimentAction(
   env: Env,
   actor: Actor,
   request: ExperimentActionRequest,
-): Promise<ExperimentActionResult> {
+): Promise<ExperimentActionResult | PendingReview> {
   requireActorRole(actor, "editor");
   const db = env.DB;
   const { id, action } = request;
@@ -125,6 +136,19 @@ export async function applyExperimentAction(
       { status: previous, environment: environment.key, allowedFrom: transition.from },
     );
   }
+  const { reviewed } = request;
+  if (
+    !reviewed &&
+    REVIEWED_ACTIONS.has(action) &&
+    environment.require_review === 1 &&
+    reviewApplies(actor)
+  )
+    return requestReview(env, actor, {
+      experiment,
+      kind: action as "start" | "resume",
+      environments: [environment.key],
+      payload: { environment: environment.key },
+    });
   const now = nowIso();
   const next: ExperimentRow = { ...experiment, version: experiment.version + 1, updated_at: now };
   const published = await writeAndPublish(env, actor, {
@@ -144,6 +168,9 @@ export async function applyExperimentAction(
       }),
       auditIfChanged(db, actor, action, "experiment", id, experiment.project_id, {
         ...request.auditDetails,
+        ...(reviewed
+          ? { changeRequest: reviewed.changeRequestId, requestedBy: reviewed.requestedBy }
+          : {}),
         environment: environment.key,
         from: previous,
         to: transition.to,
@@ -168,7 +195,7 @@ export async function applyExperimentAction(
       }),
       updateStatement(db, "experiments", experiment, next.version),
     ],
-    reason: `experiment ${experiment.key} ${action} in ${environment.key}`,
+    reason: `experiment ${experiment.key} ${action} in ${environment.key}${reviewed ? ` (change request ${reviewed.changeRequestId} approved)` : ""}`,
   });
   await emitWebhookEvent(env, {
     projectId: experiment.project_id,

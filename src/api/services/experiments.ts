@@ -4,7 +4,9 @@
  * check, and how rows become the API's JSON (src/api/services/experiment-presenter.ts). The API's
  * CRUD routes and the admin pages read and write experiments through it
  * (`listResources(env, actor, experimentResource, …)` and the other functions of resources.ts);
- * status changes go through src/api/services/experiment-lifecycle.ts.
+ * status changes go through src/api/services/experiment-lifecycle.ts. An editor's update of an
+ * experiment live (Running or Paused) in a review-required environment waits for review
+ * (src/api/services/review.ts, docs/approvals.md).
  */
 import type { ExperimentCreate, ExperimentJson, ExperimentUpdate } from "../schemas/experiments";
 import type { ExperimentRow } from "../store/rows";
@@ -12,6 +14,8 @@ import { planExperiment, planExperimentDelete } from "./experiment-plan";
 import { presentExperiments } from "./experiment-presenter";
 import type { ResourceSpec } from "./resources";
 import { emitWebhookEvent } from "./webhook-events";
+import { requestReview, reviewApplies } from "./review";
+import { liveReviewEnvironments } from "../store/change-requests";
 
 /** The experiment resource. */
 export const experimentResource: ResourceSpec<
@@ -35,6 +39,18 @@ export const experimentResource: ResourceSpec<
       actor,
       data: { experiment: { id: row.id, key: row.key, name: row.name } },
       summary: `experiment ${row.key} created by ${actor.name}`,
+    });
+  },
+  review: async (ctx, current, body) => {
+    if (!reviewApplies(ctx.actor)) return null;
+    const environments = await liveReviewEnvironments(ctx.db, current.id);
+    if (environments.length === 0) return null;
+    return requestReview(ctx.env, ctx.actor, {
+      experiment: current,
+      kind: "update",
+      environments,
+      // The validated body, as sent (absent fields stay absent): approving applies it again.
+      payload: JSON.parse(JSON.stringify(body)) as Record<string, unknown>,
     });
   },
 };

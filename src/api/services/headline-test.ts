@@ -38,6 +38,7 @@ import { equalWeights } from "./experiment-plan";
 import { presentExperiment } from "./experiment-presenter";
 import type { PublishResult } from "./publish";
 import { requireActorRole } from "./auth";
+import { reviewApplies } from "./review";
 import { datafileProblems, Problems } from "./validation";
 import { writeAndPublish } from "./write-and-publish";
 
@@ -293,6 +294,13 @@ export async function createHeadlineTest(
   const production = await findEnvironmentByKey(db, projectId, DEFAULT_ACTION_ENVIRONMENT);
   if (body.start === true && !production)
     problems.add(["start"], `the project has no "${DEFAULT_ACTION_ENVIRONMENT}" environment`);
+  // An editor's start there waits for review (docs/approvals.md): a create cannot wait, so it asks
+  // for the start as its own step.
+  if (body.start === true && production?.require_review === 1 && reviewApplies(actor))
+    problems.add(
+      ["start"],
+      `"${DEFAULT_ACTION_ENVIRONMENT}" requires review: create the test without start, then start it (the start waits for review)`,
+    );
   problems.throwIfAny();
   // Null only when a problem was reported, thrown just above.
   const event = resolvedEvent.event!;

@@ -113,6 +113,7 @@ export async function createProject(
         // revisions continue after it, so SDKs polling the key never see the number go back.
         revision:
           sdkKey === undefined ? 0 : ((await currentKvRevision(env.DATAFILES, sdkKey)) ?? 0),
+        require_review: 0,
         version: 1,
         created_at: now,
         updated_at: now,

@@ -18,6 +18,7 @@ import { newId, nowIso } from "../ids";
 import { auditIfChanged } from "../store/audit";
 import { all, requireProject } from "../store/db";
 import type { BaseRow } from "../store/rows";
+import type { PendingReview } from "../schemas/change-requests";
 import {
   assertKeyFree,
   insertStatement,
@@ -28,6 +29,7 @@ import {
 } from "../store/sql";
 import { requireActorRole } from "./auth";
 import type { PublishResult } from "./publish";
+import type { ReviewedChange } from "./review";
 import { writeAndPublish } from "./write-and-publish";
 
 /**
@@ -102,6 +104,12 @@ export interface ResourceSpec<
     ctx: BuildContext,
     input: BuildInput<Row, Create, Update>,
   ): Promise<{ row: Row } & WriteHooks>;
+  /**
+   * Before an update is written (after `build` accepted it): a change that must wait for review
+   * (docs/approvals.md; experiments only) is recorded as a change request and answered instead
+   * of being written; null = write it.
+   */
+  review?(ctx: BuildContext, current: Row, body: Update): Promise<PendingReview | null>;
   /** Before a delete: throws 409 while the row is in use; may add statements and their undo. */
   beforeDelete?(ctx: BuildContext, row: Row): Promise<WriteHooks | void>;
   /** Rows → JSON (several at once, so lookups can be shared). */
@@ -254,7 +262,10 @@ export async function createResource<Row extends BaseRow, Json, Create, Update, 
  * Changes a resource with a validated update body (editor): fields sent replace the current ones.
  * 404 when it does not exist, 409 when `ifMatch` does not accept its version (or another write
  * wins the race), 422/409 from `build`, 409 when a new key is taken; then writes and publishes
- * (audit `update` with the fields sent).
+ * (audit `update` with the fields sent) — or, when the spec's `review` says the change waits for
+ * review (docs/approvals.md), writes nothing but the change request and answers it.
+ * `options.reviewed`: the change is an approved request being applied (no review again; the
+ * audit entry names the request and its requester).
  */
 export async function updateResource<
   Row extends BaseRow,
@@ -270,7 +281,8 @@ export async function updateResource<
   id: string,
   body: Update,
   ifMatch: IfMatch,
-): Promise<Written<Row, Json>> {
+  options: { reviewed?: ReviewedChange } = {},
+): Promise<Written<Row, Json> | PendingReview> {
   requireActorRole(actor, "editor");
   const db = env.DB;
   const current = await requireRow<Row>(db, spec.table, spec.type, id);
@@ -288,19 +300,27 @@ export async function updateResource<
   const key = keyOf(row);
   if (spec.keyed && key !== keyOf(current))
     await assertKeyFree(db, spec.table, spec.type, current.project_id, key ?? "", current.id);
+  const { reviewed } = options;
+  if (!reviewed && spec.review) {
+    const pending = await spec.review(ctx, current, body);
+    if (pending) return pending;
+  }
   const published = await writeAndPublish(env, actor, {
     projectId: current.project_id,
     statements: [
       updateStatement(db, spec.table, row, current.version),
       auditIfChanged(db, actor, "update", spec.type, row.id, current.project_id, {
         fields: sentFields(body),
+        ...(reviewed
+          ? { changeRequest: reviewed.changeRequestId, requestedBy: reviewed.requestedBy }
+          : {}),
       }),
       ...(built.extra ?? []),
     ],
     auditIndex: 1,
     onGuardFailed: () => versionGuardError(db, spec.table, spec.type, row.id),
     undo: [updateStatement(db, spec.table, current, row.version), ...(built.undo ?? [])],
-    reason: `${spec.type} ${spec.label(row)} changed`,
+    reason: `${spec.type} ${spec.label(row)} changed${reviewed ? ` (change request ${reviewed.changeRequestId} approved)` : ""}`,
   });
   return { row, json: await presentOne(db, spec, row), published };
 }

@@ -104,6 +104,8 @@ async function applyStep(env: Env, step: DueStepRow): Promise<Omit<StepOutcome, 
       { traffic },
       null,
     );
+    // The schedule acts with role admin: review (docs/approvals.md) was at the schedule's write.
+    if (!("published" in written)) throw new Error("a scheduled step was sent to review");
     return {
       status: "done",
       revision: revisionIn(written.published, step.environment_id),
@@ -117,6 +119,7 @@ async function applyStep(env: Env, step: DueStepRow): Promise<Omit<StepOutcome, 
       environment: step.environment_key,
       auditDetails: { reason: "schedule", stepId: step.id, at: step.at },
     });
+    if (!("published" in result)) throw new Error("a scheduled step was sent to review");
     return {
       status: "done",
       revision: revisionIn(result.published, step.environment_id),

@@ -13,7 +13,7 @@
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { conflict, notFound, versionConflict } from "../errors";
+import { conflict, forbidden, notFound, versionConflict } from "../errors";
 import { newId } from "../ids";
 import {
   MAX_SCHEDULE_AHEAD_MS,
@@ -21,7 +21,8 @@ import {
   type ScheduleStepInput,
   type ScheduleStepJson,
 } from "../schemas/schedules";
-import { listEnvironments } from "../store/db";
+import { first, listEnvironments } from "../store/db";
+import { projectRequiresReview } from "../store/change-requests";
 import {
   findEnvironmentByKey,
   findExperimentStatus,
@@ -38,6 +39,7 @@ import {
 } from "../store/schedules";
 import { requireActorRole } from "./auth";
 import { checkVersion, type IfMatch } from "./resources";
+import { reviewApplies } from "./review";
 import { Problems } from "./validation";
 import { batchGuarded } from "./write-and-publish";
 
@@ -235,6 +237,38 @@ export function checkSteps(
   return out;
 }
 
+/**
+ * The schedule runs with role admin, so review (docs/approvals.md) happens when it is written: an
+ * editor may not schedule a start or resume in an environment that requires review, nor a traffic
+ * step (it changes the experiment in every environment) in a project where any environment does —
+ * 403, an admin schedules those. Pauses and archives never wait for review.
+ */
+async function refuseUnreviewedSteps(
+  db: D1Database,
+  actor: Actor,
+  experiment: ExperimentRow,
+  environment: Pick<EnvironmentRow, "id" | "key">,
+  steps: ReadonlyArray<{ action: string }>,
+): Promise<void> {
+  if (!reviewApplies(actor)) return;
+  const starts = steps.some((s) => s.action === "start" || s.action === "resume");
+  const traffic = steps.some((s) => s.action === "traffic");
+  if (!starts && !traffic) return;
+  const reviewed = await first<{ require_review: number }>(
+    db,
+    "SELECT require_review FROM environments WHERE id = ?",
+    environment.id,
+  );
+  if (starts && reviewed?.require_review)
+    throw forbidden(
+      `${environment.key} requires review (docs/approvals.md): an editor cannot schedule a start or resume of experiment ${experiment.key} there; an admin can, or start it through a change request`,
+    );
+  if (traffic && (await projectRequiresReview(db, experiment.project_id)))
+    throw forbidden(
+      `this project has an environment that requires review (docs/approvals.md): an editor cannot schedule a traffic change of experiment ${experiment.key}, which applies in every environment; an admin can, or change it through a change request`,
+    );
+}
+
 /** Replaces the pending steps (see the module comment); `action` names the audit entry. */
 async function writeSchedule(
   env: Env,
@@ -253,6 +287,7 @@ async function writeSchedule(
   checkVersion(request.ifMatch, current?.version ?? 0);
   const nowMs = Date.now();
   const steps = checkSteps(request.steps, nowMs);
+  await refuseUnreviewedSteps(db, actor, experiment, environment, steps);
   if (steps.length > 0) {
     const status = (await findExperimentStatus(db, experiment.id, environment.id))?.status;
     if (status === "Archived")

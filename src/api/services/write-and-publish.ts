@@ -108,12 +108,17 @@ export async function updateAudited(
   },
   values: Record<string, unknown>,
   fields: string[],
+  /** More for the audit entry (e.g. the new value of a setting worth seeing in the log). */
+  details: Record<string, unknown> = {},
 ): Promise<void> {
   await batchGuarded(
     db,
     [
       versionedUpdate(db, target.table, target.id, target.expectedVersion, values),
-      auditIfChanged(db, actor, "update", target.type, target.id, target.projectId, { fields }),
+      auditIfChanged(db, actor, "update", target.type, target.id, target.projectId, {
+        fields,
+        ...details,
+      }),
     ],
     0,
     () => versionGuardError(db, target.table, target.type, target.id),

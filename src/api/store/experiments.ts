@@ -200,10 +200,10 @@ export async function findEnvironmentByKey(
   db: D1Database,
   projectId: string,
   key: string,
-): Promise<Pick<EnvironmentRow, "id" | "key"> | null> {
-  return first<Pick<EnvironmentRow, "id" | "key">>(
+): Promise<Pick<EnvironmentRow, "id" | "key" | "require_review"> | null> {
+  return first<Pick<EnvironmentRow, "id" | "key" | "require_review">>(
     db,
-    "SELECT id, key FROM environments WHERE project_id = ? AND key = ?",
+    "SELECT id, key, require_review FROM environments WHERE project_id = ? AND key = ?",
     projectId,
     key,
   );

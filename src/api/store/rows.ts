@@ -157,6 +157,33 @@ export interface ExperimentStatusRow {
   updated_at: string;
 }
 
+/** What a change request asks for (docs/approvals.md). */
+export type ChangeRequestKind = "update" | "start" | "resume";
+
+/** Where a change request stands; only `pending` ones can be decided. */
+export type ChangeRequestStatus = "pending" | "approved" | "rejected" | "withdrawn";
+
+/** A `change_requests` row (migrations/0017_change_requests.sql). */
+export interface ChangeRequestRow {
+  id: string;
+  project_id: string;
+  experiment_id: string;
+  kind: ChangeRequestKind;
+  /** JSON: [environment key]. */
+  environments: string;
+  /** JSON: the update body, or `{environment}` of an action. */
+  payload: string;
+  base_version: number;
+  status: ChangeRequestStatus;
+  requested_by: string;
+  requested_by_name: string;
+  created_at: string;
+  decided_by: string | null;
+  decided_by_name: string | null;
+  decided_at: string | null;
+  comment: string | null;
+}
+
 /** A `datafile_revisions` row. */
 export interface DatafileRevisionRow {
   environment_id: string;
@@ -274,6 +301,8 @@ export interface EnvironmentRow {
   sdk_key: string;
   /** Last published datafile revision; 0 = never published. */
   revision: number;
+  /** 1: editors' changes to live experiments here wait for review (docs/approvals.md). */
+  require_review: SqlBool;
   version: number;
   created_at: string;
   updated_at: string;

@@ -1,0 +1,270 @@
+/**
+ * Change requests (docs/approvals.md, docs/api.md "Approvals"): listing them, and deciding them.
+ * An editor's change that needs review (src/api/services/review.ts) is recorded as a pending
+ * request; another editor or an admin approves it — which applies it through the same service
+ * as a direct change (src/api/services/resources.ts `updateResource`,
+ * src/api/services/experiment-lifecycle.ts `applyExperimentAction`: published, audited) — or
+ * rejects it; the requester may withdraw it. Every decision is a guarded status update from
+ * `pending`, so two reviewers at once decide (and apply) once, and an approval is refused (409
+ * `stale_change_request`) when the experiment changed since the request: no silent overwrite.
+ */
+import type { Env } from "../../env";
+import type { Actor } from "../context";
+import { ApiError, conflict, forbidden, notFound } from "../errors";
+import { nowIso } from "../ids";
+import type {
+  ApprovalResult,
+  ChangeRequestDecision,
+  ChangeRequestJson,
+} from "../schemas/change-requests";
+import { ExperimentUpdateSchema } from "../schemas/experiments";
+import { parseBody } from "../schemas/validation-error";
+import { auditIfChanged } from "../store/audit";
+import {
+  decideStatement,
+  findChangeRequest,
+  listChangeRequests,
+  reopenStatement,
+} from "../store/change-requests";
+import { requireProject } from "../store/db";
+import { requireExperiment } from "../store/experiments";
+import type { ChangeRequestRow, ChangeRequestStatus } from "../store/rows";
+import { requireActorRole } from "./auth";
+import { applyExperimentAction } from "./experiment-lifecycle";
+import { experimentResource } from "./experiments";
+import { pageAfter, updateResource, type Page, type PageRequest } from "./resources";
+import { changeRequestJson, isPendingReview, presentChangeRequests } from "./review";
+import { batchGuarded } from "./write-and-publish";
+
+/** 409 `stale_change_request`: the experiment changed since the request was made. */
+function staleRequest(row: ChangeRequestRow, current: number): ApiError {
+  return new ApiError(
+    409,
+    "stale_change_request",
+    `the experiment changed since change request ${row.id} was made (version ${row.base_version}, now ${current}); it can no longer be approved: reject or withdraw it, and re-submit the change`,
+    { baseVersion: row.base_version, currentVersion: current },
+  );
+}
+
+async function requireChangeRequest(db: D1Database, id: string): Promise<ChangeRequestRow> {
+  const row = await findChangeRequest(db, id);
+  if (!row) throw notFound("change request", id);
+  return row;
+}
+
+async function present(db: D1Database, row: ChangeRequestRow): Promise<ChangeRequestJson> {
+  const [json] = await presentChangeRequests(db, [row]);
+  return json ?? changeRequestJson(row, null);
+}
+
+function notPending(row: ChangeRequestRow): ApiError {
+  return conflict(`change request ${row.id} is already ${row.status}`, {
+    status: row.status,
+    decidedBy: row.decided_by,
+  });
+}
+
+/** A page of the project's change requests by id (viewer), all or those with `status`. */
+export async function listProjectChangeRequests(
+  env: Env,
+  actor: Actor,
+  projectId: string,
+  filter: { status?: ChangeRequestStatus | undefined; experimentId?: string | undefined },
+  pageRequest: PageRequest | (() => PageRequest),
+): Promise<Page<ChangeRequestJson>> {
+  requireActorRole(actor, "viewer");
+  const db = env.DB;
+  await requireProject(db, projectId);
+  const page = typeof pageRequest === "function" ? pageRequest() : pageRequest;
+  const rows = pageAfter(
+    await listChangeRequests(
+      db,
+      projectId,
+      { status: filter.status ?? null, experimentId: filter.experimentId ?? null },
+      page,
+    ),
+    page.limit,
+  );
+  return { items: await presentChangeRequests(db, rows.items), after: rows.after };
+}
+
+/** One change request (viewer); 404 when it does not exist. */
+export async function getChangeRequest(
+  env: Env,
+  actor: Actor,
+  id: string,
+): Promise<ChangeRequestJson> {
+  requireActorRole(actor, "viewer");
+  return present(env.DB, await requireChangeRequest(env.DB, id));
+}
+
+/**
+ * Approves a pending request (editor or admin, never its requester: 403) and applies it as the
+ * approver, through the same service as a direct change: 404 when it does not exist, 409 when it
+ * is no longer pending (someone decided first), 409 `stale_change_request` when the experiment
+ * changed since, and whatever applying refuses (409 status, 422) — then the request is pending
+ * again and nothing changed. Audited: `approve` on the request, and the applied change on the
+ * experiment with `changeRequest` and `requestedBy`.
+ */
+export async function approveChangeRequest(
+  env: Env,
+  actor: Actor,
+  id: string,
+  body: ChangeRequestDecision,
+): Promise<ApprovalResult> {
+  requireActorRole(actor, "editor");
+  const db = env.DB;
+  const row = await requireChangeRequest(db, id);
+  if (row.status !== "pending") throw notPending(row);
+  if (row.requested_by === actor.id)
+    throw forbidden(
+      `you cannot approve your own change request ${row.id}: another editor or an admin must review it`,
+    );
+  const experiment = await requireExperiment(db, row.experiment_id);
+  if (experiment.version !== row.base_version) throw staleRequest(row, experiment.version);
+  const payload = JSON.parse(row.payload) as Record<string, unknown>;
+  // Checked before claiming: a request whose body no longer validates stays pending.
+  const update = row.kind === "update" ? parseBody(ExperimentUpdateSchema, payload) : null;
+
+  const at = nowIso();
+  const comment = body.comment ?? null;
+  // The claim: only one approver gets past it; the others see the request decided.
+  const claimed = await batchGuarded(
+    db,
+    [
+      decideStatement(db, id, "approved", actor, at, comment),
+      auditIfChanged(db, actor, "approve", "change_request", id, row.project_id, {
+        experimentId: row.experiment_id,
+        experimentKey: experiment.key,
+        kind: row.kind,
+        environments: JSON.parse(row.environments) as unknown,
+        requestedBy: row.requested_by,
+        ...(comment === null ? {} : { comment }),
+      }),
+    ],
+    0,
+    async () => notPending((await findChangeRequest(db, id)) ?? row),
+  );
+  const reviewed = { changeRequestId: id, requestedBy: row.requested_by };
+  try {
+    if (update !== null) {
+      const written = await updateResource(
+        env,
+        actor,
+        experimentResource,
+        row.experiment_id,
+        update,
+        row.base_version,
+        { reviewed },
+      );
+      if (isPendingReview(written)) throw new Error("an approved change went to review again");
+      return {
+        changeRequest: await present(db, (await findChangeRequest(db, id)) ?? row),
+        experiment: written.json,
+        published: written.published,
+      };
+    }
+    const environment = typeof payload.environment === "string" ? payload.environment : undefined;
+    const applied = await applyExperimentAction(env, actor, {
+      id: row.experiment_id,
+      action: row.kind === "start" ? "start" : "resume",
+      environment,
+      checkVersion: (version) => {
+        if (version !== row.base_version) throw staleRequest(row, version);
+      },
+      reviewed,
+    });
+    if (isPendingReview(applied)) throw new Error("an approved action went to review again");
+    return {
+      changeRequest: await present(db, (await findChangeRequest(db, id)) ?? row),
+      experiment: applied.experiment,
+      published: applied.published,
+    };
+  } catch (error) {
+    // Nothing was applied: the request is pending again, and the approval leaves no entry.
+    const auditRowId = claimed[1]?.meta.last_row_id;
+    await db.batch([
+      reopenStatement(db, id, actor, at),
+      ...(typeof auditRowId === "number" && auditRowId > 0
+        ? [db.prepare("DELETE FROM audit_log WHERE id = ?").bind(auditRowId)]
+        : []),
+    ]);
+    if (error instanceof ApiError && error.code === "version_conflict") {
+      const latest = await requireExperiment(db, row.experiment_id);
+      throw staleRequest(row, latest.version);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Decides a pending request without applying it: `rejected` (editor or admin other than the
+ * requester, who withdraws instead) or `withdrawn` (its requester only). 404 when it does not
+ * exist, 403 for the wrong actor, 409 when it is no longer pending. Audited (`reject` /
+ * `withdraw`, with the comment); the experiment and the datafiles stay as they are.
+ */
+async function closeChangeRequest(
+  env: Env,
+  actor: Actor,
+  id: string,
+  body: ChangeRequestDecision,
+  outcome: "rejected" | "withdrawn",
+): Promise<ChangeRequestJson> {
+  requireActorRole(actor, "editor");
+  const db = env.DB;
+  const row = await requireChangeRequest(db, id);
+  if (row.status !== "pending") throw notPending(row);
+  const own = row.requested_by === actor.id;
+  if (outcome === "rejected" && own)
+    throw forbidden(
+      `you cannot reject your own change request ${row.id}; withdraw it instead (POST /change-requests/${row.id}/withdraw)`,
+    );
+  if (outcome === "withdrawn" && !own)
+    throw forbidden(
+      `only the requester can withdraw change request ${row.id}; reviewers reject it instead`,
+    );
+  const comment = body.comment ?? null;
+  await batchGuarded(
+    db,
+    [
+      decideStatement(db, id, outcome, actor, nowIso(), comment),
+      auditIfChanged(
+        db,
+        actor,
+        outcome === "rejected" ? "reject" : "withdraw",
+        "change_request",
+        id,
+        row.project_id,
+        {
+          experimentId: row.experiment_id,
+          kind: row.kind,
+          requestedBy: row.requested_by,
+          ...(comment === null ? {} : { comment }),
+        },
+      ),
+    ],
+    0,
+    async () => notPending((await findChangeRequest(db, id)) ?? row),
+  );
+  return present(db, await requireChangeRequest(db, id));
+}
+
+/** Rejects a pending request (see `closeChangeRequest`). */
+export function rejectChangeRequest(
+  env: Env,
+  actor: Actor,
+  id: string,
+  body: ChangeRequestDecision,
+): Promise<ChangeRequestJson> {
+  return closeChangeRequest(env, actor, id, body, "rejected");
+}
+
+/** Withdraws one's own pending request (see `closeChangeRequest`). */
+export function withdrawChangeRequest(
+  env: Env,
+  actor: Actor,
+  id: string,
+  body: ChangeRequestDecision,
+): Promise<ChangeRequestJson> {
+  return closeChangeRequest(env, actor, id, body, "withdrawn");
+}

@@ -1,0 +1,120 @@
+/**
+ * The `change_requests` table (migrations/0017_change_requests.sql; docs/approvals.md): pending
+ * changes to live experiments in review-required environments, and how they were decided. The
+ * decision is a guarded status update (`WHERE status = 'pending'`), so two reviewers deciding
+ * at once decide once.
+ */
+import type { Actor } from "../context";
+import { all, first } from "./db";
+import type { ChangeRequestRow, ChangeRequestStatus } from "./rows";
+import { insertStatement } from "./sql";
+
+/** The INSERT of a new request. */
+export function insertChangeRequest(db: D1Database, row: ChangeRequestRow): D1PreparedStatement {
+  return insertStatement(db, "change_requests", row);
+}
+
+/** One request, or null. */
+export async function findChangeRequest(
+  db: D1Database,
+  id: string,
+): Promise<ChangeRequestRow | null> {
+  return first<ChangeRequestRow>(db, "SELECT * FROM change_requests WHERE id = ?", id);
+}
+
+/**
+ * A page of the project's requests by id (LIMIT `limit + 1`, after `cursor`), all or those with
+ * `status`.
+ */
+export async function listChangeRequests(
+  db: D1Database,
+  projectId: string,
+  filter: { status: ChangeRequestStatus | null; experimentId?: string | null },
+  page: { limit: number; cursor: string | null },
+): Promise<ChangeRequestRow[]> {
+  return all<ChangeRequestRow>(
+    db,
+    `SELECT * FROM change_requests WHERE project_id = ?1 AND id > ?2
+       AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR experiment_id = ?4)
+     ORDER BY id LIMIT ?5`,
+    projectId,
+    page.cursor ?? "",
+    filter.status,
+    filter.experimentId ?? null,
+    page.limit + 1,
+  );
+}
+
+/** The pending requests of one experiment, oldest first. */
+export async function pendingRequestsOf(
+  db: D1Database,
+  experimentId: string,
+): Promise<ChangeRequestRow[]> {
+  return all<ChangeRequestRow>(
+    db,
+    "SELECT * FROM change_requests WHERE experiment_id = ? AND status = 'pending' ORDER BY created_at, id",
+    experimentId,
+  );
+}
+
+/**
+ * The guarded decision: `pending` → `status`, only while still pending (no row changed = someone
+ * decided first). Batch `auditIfChanged` right after it.
+ */
+export function decideStatement(
+  db: D1Database,
+  id: string,
+  status: Exclude<ChangeRequestStatus, "pending">,
+  actor: Actor,
+  at: string,
+  comment: string | null,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      "UPDATE change_requests SET status = ?, decided_by = ?, decided_by_name = ?, decided_at = ?, comment = ? WHERE id = ? AND status = 'pending'",
+    )
+    .bind(status, actor.id, actor.name, at, comment, id);
+}
+
+/** Undoes an approval whose change could not be applied: back to pending. */
+export function reopenStatement(
+  db: D1Database,
+  id: string,
+  actor: Actor,
+  at: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      "UPDATE change_requests SET status = 'pending', decided_by = NULL, decided_by_name = NULL, decided_at = NULL, comment = NULL WHERE id = ? AND status = 'approved' AND decided_by = ? AND decided_at = ?",
+    )
+    .bind(id, actor.id, at);
+}
+
+/**
+ * The keys of the review-required environments where the experiment is live (Running or
+ * Paused), by key: an editor's update of it waits for review when there is one.
+ */
+export async function liveReviewEnvironments(
+  db: D1Database,
+  experimentId: string,
+): Promise<string[]> {
+  const rows = await all<{ key: string }>(
+    db,
+    `SELECT e.key FROM experiment_status s JOIN environments e ON e.id = s.environment_id
+     WHERE s.experiment_id = ? AND e.require_review = 1 AND s.status IN ('Running', 'Paused')
+     ORDER BY e.key`,
+    experimentId,
+  );
+  return rows.map((r) => r.key);
+}
+
+/** Whether any environment of the project requires review. */
+export async function projectRequiresReview(db: D1Database, projectId: string): Promise<boolean> {
+  return (
+    (await first<{ one: number }>(
+      db,
+      "SELECT 1 AS one FROM environments WHERE project_id = ? AND require_review = 1 LIMIT 1",
+      projectId,
+    )) !== null
+  );
+}
