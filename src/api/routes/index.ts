@@ -12,6 +12,7 @@ import { registerExperimentRoutes } from "./experiments";
 import { registerFlagRoutes } from "./flags";
 import { registerGroupRoutes } from "./groups";
 import { registerHeadlineTestRoutes } from "./headline-tests";
+import { registerHoldoutRoutes } from "./holdouts";
 import { registerListRoutes } from "./lists";
 import { registerPageRoutes } from "./pages";
 import { registerRebuildRoutes } from "./rebuild";
@@ -33,4 +34,5 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerConversionRoutes(app);
   registerRebuildRoutes(app);
   registerEventStateRoutes(app);
+  registerHoldoutRoutes(app);
 }

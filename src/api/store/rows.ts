@@ -274,6 +274,11 @@ export interface EnvironmentRow {
   sdk_key: string;
   /** Last published datafile revision; 0 = never published. */
   revision: number;
+  /**
+   * The holdout setting as JSON (migrations/0016_holdouts.sql; src/api/services/holdouts.ts);
+   * absent in rows built before the insert (the column's default `{}` applies).
+   */
+  holdout?: string;
   version: number;
   created_at: string;
   updated_at: string;
