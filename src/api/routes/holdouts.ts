@@ -8,8 +8,15 @@ import type { ApiApp } from "../context";
 import { requireRole } from "../http/auth";
 import { checkIfMatch, setEtag } from "../http/etag";
 import { errorResponses, jsonBody, jsonResponse } from "../http/openapi";
-import { HoldoutSchema, HoldoutUpdateSchema } from "../schemas/holdouts";
+import {
+  HoldoutResultsQuerySchema,
+  HoldoutResultsSchema,
+  HoldoutSchema,
+  HoldoutUpdateSchema,
+} from "../schemas/holdouts";
+import { loadHoldoutResults } from "../services/holdout-results";
 import { getHoldout, holdoutJson, setHoldout } from "../services/holdouts";
+import { parseAnalysisOptions } from "../services/results";
 
 const EnvironmentParams = z.object({
   environmentId: z.string().openapi({ param: { name: "environmentId", in: "path" } }),
@@ -62,6 +69,31 @@ export function registerHoldoutRoutes(app: ApiApp): void {
       );
       setEtag(c, row.version);
       return c.json(holdoutJson(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/environments/{environmentId}/holdout/results",
+      tags,
+      summary: "Holdout vs everyone else on the holdout's metrics",
+      description:
+        "Visitors of each group (each once, from their first page or SDK decision after the holdout was set) and, per metric, converters, conversion rate and the holdout's lift relative to everyone else with its interval. 404 when no holdout was ever set.",
+      request: { params: EnvironmentParams, query: HoldoutResultsQuerySchema },
+      responses: {
+        200: jsonResponse(HoldoutResultsSchema, "The results"),
+        ...errorResponses(400, 401, 404, 422),
+      },
+    }),
+    async (c) => {
+      const results = await loadHoldoutResults(
+        c.env,
+        c.get("actor"),
+        c.req.valid("param").environmentId,
+        parseAnalysisOptions(c.req.valid("query")),
+      );
+      return c.json(results, 200);
     },
   );
 }

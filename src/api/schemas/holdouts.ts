@@ -48,3 +48,64 @@ export const HoldoutUpdateSchema = z
 
 export type HoldoutJson = z.infer<typeof HoldoutSchema>;
 export type HoldoutUpdate = z.infer<typeof HoldoutUpdateSchema>;
+
+/** Query of the holdout results: the analysis mode and significance level (docs/statistics.md). */
+export const HoldoutResultsQuerySchema = z.object({
+  mode: z
+    .enum(["sequential", "fixed"])
+    .optional()
+    .openapi({
+      param: { name: "mode", in: "query" },
+      description: "sequential (default, safe to look at any time) or fixed (fixed-horizon).",
+    }),
+  alpha: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "alpha", in: "query" },
+      description: "Significance level, 0 < alpha ≤ 0.5; default 0.1.",
+    }),
+});
+
+const GroupMetricSchema = z.object({
+  visitors: z.number().int(),
+  converters: z.number().int(),
+  rate: z.number().nullable(),
+});
+
+export const HoldoutResultsSchema = z
+  .object({
+    environmentId: z.string(),
+    holdoutId: z.string(),
+    percent: z.number(),
+    analysis: z.object({ mode: z.string(), alpha: z.number() }),
+    groups: z.array(
+      z.object({
+        key: z.enum(["everyone_else", "holdout"]),
+        variationId: z.string(),
+        visitors: z.number().int(),
+      }),
+    ),
+    metrics: z.array(
+      z.object({
+        eventId: z.string(),
+        eventKey: z.string().nullable(),
+        everyoneElse: GroupMetricSchema,
+        holdout: GroupMetricSchema,
+        lift: z
+          .object({
+            estimate: z.number(),
+            lower: z.number().nullable(),
+            upper: z.number().nullable(),
+          })
+          .nullable()
+          .openapi({
+            description:
+              "The holdout's conversion rate relative to everyone else's (−0.05 = 5 % lower), with the analysis mode's interval; null without data.",
+          }),
+        pValue: z.number().nullable(),
+        significant: z.boolean(),
+      }),
+    ),
+  })
+  .openapi("HoldoutResults");
