@@ -44,6 +44,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   revisions: (args) => runApiCommand("revisions", args),
   datafile: (args) => runApiCommand("datafile", args),
   results: (args) => runApiCommand("results", args),
+  holdout: (args) => runApiCommand("holdout", args),
   conversions: (args) => runEventsCommand("conversions", args),
   rebuild: (args) => runEventsCommand("rebuild", args),
   events: (args) => runEventsCommand("events", args),
