@@ -43,6 +43,7 @@ import { contentNav, registerContentPages } from "./content-pages";
 import { registerExplainPages } from "./explain-page";
 import { registerFlagPages } from "./flag-pages";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
+import { registerHoldoutPages } from "./holdout-page";
 import { registerSettingsPages } from "./settings-pages";
 import { registerEditorPages } from "./editor-routes";
 import {
@@ -865,6 +866,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   });
 
   registerSettingsPages(app);
+  registerHoldoutPages(app);
   registerExplainPages(app);
   registerExperimentPages(app);
   registerEditorPages(app);

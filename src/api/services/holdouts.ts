@@ -139,3 +139,17 @@ export async function requireHoldout(
   if (spec === null) throw notFound("holdout of environment", environmentId);
   return { environment, spec };
 }
+
+/** The events a holdout may compare (viewer): the project's, not archived, oldest first. */
+export async function holdoutMetricChoices(
+  env: Env,
+  actor: Actor,
+  projectId: string,
+): Promise<Array<{ id: string; key: string }>> {
+  requireActorRole(actor, "viewer");
+  return all<{ id: string; key: string }>(
+    env.DB,
+    "SELECT id, key FROM events WHERE project_id = ? AND archived = 0 ORDER BY created_at, id",
+    projectId,
+  );
+}
