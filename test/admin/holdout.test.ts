@@ -88,5 +88,5 @@ describe("admin holdout page", () => {
     const denied = await post(path, viewer, new URLSearchParams([["percent", "1"]]));
     expect(denied.status).toBe(403);
     expect((await apiJson("GET", path, 200)).percent).toBe(4.5);
-  });
+  }, 60_000);
 });

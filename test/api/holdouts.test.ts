@@ -82,7 +82,7 @@ describe("holdout setting", () => {
     expect(
       (await api("PUT", path, { headers: { "if-match": 'W/"v99"' }, body: { percent: 5 } })).status,
     ).toBe(409);
-  });
+  }, 60_000);
 
   it("publishes the SDK's holdouts section, keeps its ids, and audits every change", async () => {
     const { project, production, event } = await setup();
@@ -143,7 +143,7 @@ describe("holdout setting", () => {
         expect.objectContaining({ from: 0, to: 10 }),
       ]),
     );
-  });
+  }, 60_000);
 });
 
 describe("holdout results", () => {
@@ -238,6 +238,57 @@ describe("holdout results", () => {
     await client.close();
     await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(0));
     expect(new Set(statuses)).toEqual(new Set([204]));
+
+    // A holdout decision naming no running holdout, or a variation outside its allocation, is
+    // rejected with its path; nothing of it is queued.
+    const queuedBefore = queued.length;
+    const decision = (experimentId: string, variationId: string) => ({
+      account_id: published.accountId,
+      project_id: published.projectId,
+      revision: published.revision,
+      visitors: [
+        {
+          visitor_id: "forged",
+          attributes: [],
+          snapshots: [
+            {
+              decisions: [
+                {
+                  campaign_id: "",
+                  experiment_id: experimentId,
+                  variation_id: variationId,
+                  metadata: { flag_key: "new_checkout", rule_key: "x", rule_type: "holdout" },
+                },
+              ],
+              events: [
+                {
+                  entity_id: "",
+                  key: "campaign_activated",
+                  uuid: crypto.randomUUID(),
+                  timestamp: Date.now(),
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    for (const [body, path] of [
+      [decision("999", heldVariation!.id), "visitors[0].snapshots[0].decisions.experiment_id"],
+      [
+        decision(published.holdouts![0]!.id, everyoneElse!.id),
+        "visitors[0].snapshots[0].decisions.variation_id",
+      ],
+    ] as const) {
+      const refused = await site("http://localhost/_ss/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(await refused.json())).toContain(path);
+    }
+    expect(queued.length).toBe(queuedBefore);
 
     // What was queued: every visitor's group, held-out visitors in no experiment.
     const impressions = queued.filter((m) => m.type === "impression");
