@@ -44,6 +44,7 @@ import { registerExplainPages } from "./explain-page";
 import { registerFlagPages } from "./flag-pages";
 import { experimentControls, newExperimentLink, registerExperimentPages } from "./experiment-pages";
 import { registerSchedulePages, scheduleSection } from "./schedule-pages";
+import { registerHoldoutPages } from "./holdout-page";
 import { registerSettingsPages } from "./settings-pages";
 import { registerWebhookPages } from "./webhook-pages";
 import { registerEditorPages } from "./editor-routes";
@@ -880,6 +881,7 @@ export function buildAdminApp(): Hono<AdminEnv> {
   registerSettingsPages(app);
   registerWebhookPages(app);
   registerSchedulePages(app);
+  registerHoldoutPages(app);
   registerExplainPages(app);
   registerExperimentPages(app);
   registerEditorPages(app);

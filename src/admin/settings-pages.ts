@@ -429,6 +429,12 @@ function environmentPage(
             </td>
           </tr>
           <tr>
+            <th scope="row">Holdout</th>
+            <td>
+              <a href="${base}/holdout">Holdout: share, metrics and results</a>
+            </td>
+          </tr>
+          <tr>
             <th scope="row">Datafile URL</th>
             <td>
               <a href="${datafilePath(environment.sdk_key)}"

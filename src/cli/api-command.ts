@@ -45,6 +45,10 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       per metric and variation: counts, mean, lift with its interval, p, q and verdict
       (environment key; default production); --breakdown device|browser|country|source|visitor
       adds the results per segment, corrected across segments
+  splitstream holdout get|results --environment ENVIRONMENT_ID
+  splitstream holdout set --environment ENVIRONMENT_ID --percent P [--metrics EVENT_ID,…]
+      the environment's holdout (docs/holdouts.md): P % (0–50, steps of 0.01) of its visitors kept
+      out of every experiment (publishes); results: holdout vs everyone else per metric
   Add --json for raw JSON output.`;
 
 export interface ApiOptions {
@@ -64,6 +68,8 @@ const COMMON = {
   breakdown: { type: "string" },
   status: { type: "string" },
   comment: { type: "string" },
+  percent: { type: "string" },
+  metrics: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -383,6 +389,52 @@ function renderResults(d: ResultsJson): string {
   return parts.join("\n");
 }
 
+interface HoldoutResultsJson {
+  percent: number;
+  groups: Array<{ key: string; visitors: number }>;
+  metrics: Array<{
+    eventId: string;
+    eventKey: string | null;
+    everyoneElse: { visitors: number; converters: number; rate: number | null };
+    holdout: { visitors: number; converters: number; rate: number | null };
+    lift: { estimate: number; lower: number | null; upper: number | null } | null;
+    pValue: number | null;
+  }>;
+}
+
+const percentOrDash = (x: number | null): string =>
+  x === null ? "-" : `${(x * 100).toFixed(2)} %`;
+
+/** The holdout results as a table: one row per metric and group, the lift on the holdout's row. */
+function holdoutResultsText(d: HoldoutResultsJson): string {
+  const rows = [["metric", "group", "visitors", "converters", "rate", "lift", "interval", "p"]];
+  for (const m of d.metrics) {
+    const name = m.eventKey ?? m.eventId;
+    rows.push([
+      name,
+      "everyone_else",
+      String(m.everyoneElse.visitors),
+      String(m.everyoneElse.converters),
+      percentOrDash(m.everyoneElse.rate),
+      "-",
+      "-",
+      "-",
+    ]);
+    rows.push([
+      name,
+      "holdout",
+      String(m.holdout.visitors),
+      String(m.holdout.converters),
+      percentOrDash(m.holdout.rate),
+      m.lift ? percentOrDash(m.lift.estimate) : "-",
+      m.lift ? `[${percentOrDash(m.lift.lower)}, ${percentOrDash(m.lift.upper)}]` : "-",
+      m.pValue === null ? "-" : m.pValue.toFixed(4),
+    ]);
+  }
+  const groups = d.groups.map((g) => `${g.key} ${g.visitors}`).join(", ");
+  return `holdout ${d.percent} % — visitors: ${groups}\n${table(rows)}`;
+}
+
 const ACTIONS = new Set(["start", "pause", "resume", "archive"]);
 const DECISIONS = new Set(["approve", "reject", "withdraw"]);
 const REQUEST_STATUSES = new Set(["pending", "approved", "rejected", "withdrawn", "all"]);
@@ -642,6 +694,34 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
       data,
       (d: { key?: string; published?: Array<{ environmentKey?: string; revision?: number }> }) =>
         `${d.key}: ${sub === "enable" ? "on" : "off"} in ${values.environment}${d.published?.length ? ` — published ${d.published.map((p) => `${p.environmentKey} r${p.revision}`).join(", ")}` : ""}`,
+    );
+    return 0;
+  }
+  if (group === "holdout" && (sub === "get" || sub === "set" || sub === "results")) {
+    if (!values.environment) throw new CliError("--environment is required (an environment id)", 2);
+    const path = `/environments/${encodeURIComponent(values.environment)}/holdout`;
+    if (sub === "results") {
+      const data = await callApi(o, "GET", `${path}/results`);
+      print(o, data, (d: HoldoutResultsJson) => holdoutResultsText(d));
+      return 0;
+    }
+    let body: unknown;
+    if (sub === "set") {
+      const percent = Number(values.percent);
+      if (values.percent === undefined || values.percent.trim() === "" || !Number.isFinite(percent))
+        throw new CliError("holdout set needs --percent P (a number, 0–50)", 2);
+      const metrics = (values.metrics ?? "")
+        .split(",")
+        .map((m) => m.trim())
+        .filter((m) => m !== "");
+      body = { percent, metrics };
+    }
+    const data = await callApi(o, sub === "set" ? "PUT" : "GET", path, body);
+    print(
+      o,
+      data,
+      (d: { percent: number; metrics: string[]; holdoutKey: string | null }) =>
+        `holdout ${d.percent} %${d.holdoutKey ? ` (${d.holdoutKey})` : ""}; metrics: ${d.metrics.length ? d.metrics.join(", ") : "(none)"}`,
     );
     return 0;
   }

@@ -50,6 +50,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   datafile: (args) => runApiCommand("datafile", args),
   results: (args) => runApiCommand("results", args),
   reviews: (args) => runApiCommand("reviews", args),
+  holdout: (args) => runApiCommand("holdout", args),
   conversions: (args) => runEventsCommand("conversions", args),
   rebuild: (args) => runEventsCommand("rebuild", args),
   events: (args) => runEventsCommand("events", args),

@@ -119,6 +119,11 @@ export interface CompiledDatafile {
   readonly eventById: ReadonlyMap<string, { id: string; key: string; web: WebEvent | null }>;
   /** `in_list`: list key → members (inline `values`, else `CompileOptions.listMembers`). */
   readonly lists: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * The global holdouts (docs/holdouts.md), compiled as experiments without layer or whitelist,
+   * in datafile order: the first that holds a visitor out decides.
+   */
+  readonly holdouts: readonly CompiledExperiment[];
 }
 
 /** Most experiments have no whitelist and most variations no variables: share one empty map. */
@@ -286,6 +291,11 @@ export function compileDatafile(
       rollout.experiments.map((e) => compileExperiment(e, null, true)),
     );
   }
+  // Holdouts share the project-wide variation map (the SDK's parseHoldoutsConfig assigns their
+  // variations to variationIdMap too); a holdout has no layer and no whitelist.
+  const holdouts = (datafile.holdouts ?? []).map((h) =>
+    compileExperiment({ ...h, layerId: "", forcedVariations: {} }, null, false),
+  );
   // Feature-rollout ("fr") experiment rules get the flag's "Everyone Else" variation appended,
   // with an allocation entry up to 10000 (as the SDK's project config does).
   const extraAllocation = new Map<CompiledExperiment, { entityId: string; endOfRange: number }[]>();
@@ -311,6 +321,7 @@ export function compileDatafile(
     );
   };
   experiments.forEach(resolveAllocation);
+  holdouts.forEach(resolveAllocation);
   for (const rules of rolloutRules.values()) rules.forEach(resolveAllocation);
 
   // Later entries win on duplicate keys/ids, like the SDK's keyBy maps (validation rejects duplicates).
@@ -355,5 +366,6 @@ export function compileDatafile(
     eventByKey: new Map(events.map((e) => [e.key, e])),
     eventById: new Map(events.map((e) => [e.id, e])),
     lists: compileLists(web?.lists ?? [], options.listMembers),
+    holdouts,
   };
 }

@@ -384,7 +384,7 @@ interface ExperimentInfo {
   node: Obj;
   /** Snapshot of its path. */
   path: Seg[];
-  kind: "experiment" | "rule";
+  kind: "experiment" | "rule" | "holdout";
   /** Variation ids and keys; undefined when `variations` is not an array (references unchecked). */
   variationIds: string[] | undefined;
   variationKeys: string[] | undefined;
@@ -662,6 +662,7 @@ class Checker {
     this.attributes(df.attributes);
     this.audiences(df.audiences, df.typedAudiences);
     this.allExperiments(df.experiments, df.groups, df.rollouts);
+    this.holdouts(df.holdouts, df.localHoldouts);
     this.events(df.events);
     this.featureFlags(df.featureFlags);
     if (webObj !== undefined) {
@@ -941,7 +942,47 @@ class Checker {
     });
   }
 
-  /** Checks one experiment or rollout rule (the current path) and indexes it. */
+  /**
+   * The global holdouts (docs/holdouts.md): bucketed like experiments on their own ids, so their
+   * ids and keys are unique among themselves; their variation ids share the SDK's project-wide
+   * variation map, so they must not repeat an experiment's. Rule-scoped `localHoldouts` are
+   * refused: Splitstream does not evaluate them, and an official SDK would decide differently.
+   */
+  private holdouts(value: unknown, local: unknown): void {
+    const ids = new Registry("holdout id", "id");
+    const keys = new Registry("holdout key", "key");
+    const ruleKeys = new Registry("holdout key", "key");
+    const taken = new Set<string>();
+    for (const info of [...this.experiments.values(), ...this.rules.values()])
+      for (const id of info.variationIds ?? []) taken.add(id);
+    this.each(this.optArr(value, "holdouts"), "holdouts", (node) => {
+      const info = this.experiment(node, "holdout", ids, keys, ruleKeys);
+      if (typeof node.id === "string" && this.experiments.has(node.id))
+        this.warn(
+          `holdout id ${preview(node.id)} is also an experiment id: both bucket every visitor alike`,
+          "id",
+        );
+      (info.variationIds ?? []).forEach((id) => {
+        if (!taken.has(id)) return;
+        const v = Array.isArray(node.variations)
+          ? node.variations.findIndex((x) => isObj(x) && x.id === id)
+          : -1;
+        this.path.push("variations");
+        this.error(`variation id ${preview(id)} is already a variation of an experiment`, v, "id");
+        this.path.pop();
+      });
+      this.strings(node.includedFlags, "includedFlags", "optional");
+      this.strings(node.excludedFlags, "excludedFlags", "optional");
+    });
+    const locals = this.optArr(local, "localHoldouts");
+    if (locals !== undefined && locals.length > 0)
+      this.error(
+        "rule-scoped local holdouts are not supported: Splitstream would decide differently from the SDK (use the global `holdouts`)",
+        "localHoldouts",
+      );
+  }
+
+  /** Checks one experiment, rollout rule or holdout (the current path) and indexes it. */
   private experiment(
     node: Obj,
     kind: ExperimentInfo["kind"],
@@ -956,7 +997,7 @@ class Checker {
     const fresh = this.unique(ids, id, at);
 
     const key = this.str(node.key, "key");
-    if (kind === "experiment") this.unique(keys, key, at);
+    if (kind === "experiment" || kind === "holdout") this.unique(keys, key, at);
     else if (key !== undefined && keys.seen.has(key))
       this.warn(`rule key ${preview(key)} is also an experiment key`, "key");
     else this.unique(ruleKeys, key, at);
@@ -968,7 +1009,8 @@ class Checker {
         "status",
       );
     }
-    this.str(node.layerId, "layerId");
+    // A holdout has no layer and no whitelist (the SDK reads neither).
+    if (kind !== "holdout") this.str(node.layerId, "layerId");
 
     // Variations: few per experiment, so duplicates are found by scanning.
     const variations = this.arr(node.variations, "variations");
@@ -1028,6 +1070,8 @@ class Checker {
       this.tree(node.audienceConditions, 0, "audienceId");
       this.path.pop();
     }
+
+    if (kind === "holdout") return { node, path: at, kind, variationIds, variationKeys };
 
     const forced = this.record(
       node.forcedVariations,

@@ -100,6 +100,23 @@ export const rolloutExperimentSchema = z.looseObject({
   forcedVariations: z.record(z.string(), z.string()).default(() => ({})),
 });
 
+/**
+ * A global holdout (the SDK's `holdouts` section, docs/holdouts.md): an experiment's bucketing
+ * fields without layer or whitelist. `includedFlags`/`excludedFlags` are accepted and ignored, as
+ * the SDK ignores them.
+ */
+export const holdoutSchema = z.looseObject({
+  id: z.string(),
+  key: z.string(),
+  status: z.string(),
+  variations: z.array(variationSchema),
+  trafficAllocation: z.array(trafficAllocationEntrySchema),
+  audienceIds: z.array(z.string()),
+  audienceConditions: z.custom<AudienceConditionTree>().optional(),
+  includedFlags: z.array(z.string()).optional(),
+  excludedFlags: z.array(z.string()).optional(),
+});
+
 export const groupSchema = z.looseObject({
   id: z.string(),
   policy: z.string(),
@@ -307,6 +324,7 @@ export const datafileSchema = z.looseObject({
   featureFlags: arrayOrEmpty(featureFlagSchema),
   rollouts: arrayOrEmpty(rolloutSchema),
   integrations: z.array(integrationSchema).optional(),
+  holdouts: z.array(holdoutSchema).optional(),
   web: webExtensionSchema.optional(),
 });
 

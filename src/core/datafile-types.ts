@@ -45,6 +45,29 @@ export interface Experiment {
   cmab?: unknown;
 }
 
+/** Holdout statuses, as the SDK's `HoldoutStatus`: only `Running` holds visitors out. */
+export type HoldoutStatus = "Running" | "Draft" | "Concluded" | "Archived" | (string & {});
+
+/**
+ * A global holdout of the top-level `holdouts` section, in the official SDK's format
+ * (docs/holdouts.md): evaluated for every flag before any rule, and by Splitstream before every
+ * experiment. A visitor whose bucket (bucketing id + holdout id) lands in a variation is held out.
+ */
+export interface Holdout {
+  id: string;
+  key: string;
+  status: HoldoutStatus;
+  variations: Variation[];
+  trafficAllocation: TrafficAllocationEntry[];
+  audienceIds: string[];
+  audienceConditions?: AudienceConditionTree;
+  /** Kept for the SDK's published type; the SDK resets both to [] (every flag is held out). */
+  includedFlags?: string[];
+  excludedFlags?: string[];
+  /** True: a held-out visitor still gets the flags' delivery rules (only experiment rules are skipped). */
+  excludeTargetedDeliveries?: boolean;
+}
+
 export interface Group {
   id: string;
   policy: "random" | "overlapping" | (string & {});
@@ -270,5 +293,7 @@ export interface Datafile {
   featureFlags: FeatureFlag[];
   rollouts: Rollout[];
   integrations?: unknown[];
+  /** Global holdouts (docs/holdouts.md); absent means none. */
+  holdouts?: Holdout[];
   web?: WebExtension;
 }

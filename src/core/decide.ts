@@ -31,6 +31,11 @@ export const DECISION_REASONS = [
   "audience_mismatch",
   /** A mutually exclusive group put the visitor in another experiment, or in none. */
   "excluded_by_group",
+  /**
+   * The visitor is in the environment's holdout (docs/holdouts.md): kept out of every experiment.
+   * (The SDK's getVariation/activate ignore holdouts; its decide() applies them to flags.)
+   */
+  "holdout",
   /** The visitor's bucket falls outside the traffic allocation (holdback or a hole). */
   "outside_traffic",
   /** A contextual-bandit (CMAB) experiment: it needs Optimizely's CMAB service; the SDK's getVariation returns null too. */
@@ -81,6 +86,20 @@ export interface PreparedVisitor {
    */
   readonly bucketMap: Readonly<Record<string, unknown>> | null;
   readonly allVariations: ReadonlyMap<string, CompiledVariation>;
+  /**
+   * The global holdout that holds this visitor out, and its variation (docs/holdouts.md); null
+   * when none does; "unbucketable" when a holdout's audience matched but the SDK's bucketing would
+   * throw (an own "hasOwnProperty" attribute). Computed on first use.
+   */
+  readonly holdout: HoldoutHit | null | "unbucketable";
+}
+
+/** A visitor held out: the holdout (compiled as an experiment) and the variation it bucketed into. */
+export interface HoldoutHit {
+  readonly holdout: CompiledExperiment;
+  readonly variation: CompiledVariation;
+  /** The holdout's `excludeTargetedDeliveries`: flags' delivery rules still apply. */
+  readonly excludeTargetedDeliveries: boolean;
 }
 
 const HASH_SEED = 1;
@@ -148,6 +167,8 @@ function prefixFor(bucketingId: string): HashPrefix {
  */
 class Prepared implements PreparedVisitor {
   private prefix: HashPrefix | null = null;
+  private holdoutDone = false;
+  private holdoutHit: HoldoutHit | null | "unbucketable" = null;
 
   constructor(
     readonly visitorId: string,
@@ -159,11 +180,47 @@ class Prepared implements PreparedVisitor {
     readonly preview: Readonly<Record<string, string>> | undefined,
     readonly bucketMap: Readonly<Record<string, unknown>> | null,
     readonly allVariations: ReadonlyMap<string, CompiledVariation>,
+    private readonly holdouts: readonly CompiledExperiment[],
   ) {}
 
   get bucketingPrefix(): HashPrefix {
     return (this.prefix ??= prefixFor(this.bucketingId));
   }
+
+  get holdout(): HoldoutHit | null | "unbucketable" {
+    if (!this.holdoutDone) {
+      this.holdoutDone = true;
+      this.holdoutHit = this.holdouts.length === 0 ? null : findHoldout(this.holdouts, this);
+    }
+    return this.holdoutHit;
+  }
+}
+
+/**
+ * The SDK's getVariationForHoldout for each global holdout in order (docs/holdouts.md): status
+ * `Running`, then its audiences, then the bucket of bucketingId + holdout id in its traffic
+ * allocation; the first holdout with a variation holds the visitor out.
+ */
+function findHoldout(
+  holdouts: readonly CompiledExperiment[],
+  visitor: PreparedVisitor,
+): HoldoutHit | null | "unbucketable" {
+  if (!visitor.valid) return null;
+  for (const holdout of holdouts) {
+    if (!holdout.running || !holdout.inAudience(visitor.context)) continue;
+    if (!visitor.bucketable) return "unbucketable";
+    const bucket = bucketFromHash(visitor.bucketingPrefix.hashWith(holdout.idBytes));
+    const variation = findBucket(bucket, holdout.allocation);
+    if (variation) {
+      const raw = holdout.raw as { excludeTargetedDeliveries?: unknown };
+      return {
+        holdout,
+        variation,
+        excludeTargetedDeliveries: raw.excludeTargetedDeliveries === true,
+      };
+    }
+  }
+  return null;
 }
 
 /** Does the per-visitor work once so deciding many experiments is cheap. Never throws. */
@@ -189,6 +246,7 @@ export function prepareVisitor(compiled: CompiledDatafile, visitor: Visitor): Pr
     valid ? asStringMap(visitor.preview) : undefined,
     rawBucketMap ? (Object.assign({}, rawBucketMap) as Record<string, unknown>) : null,
     compiled.variationById,
+    compiled.holdouts,
   );
 }
 
@@ -223,6 +281,8 @@ function pickVariation(
  * 1. invalid visitor → invalid_visitor
  * 2. preview override naming a variation of the experiment → preview
  * 3. status not Running → not_running
+ * 3b. a global holdout holds the visitor out → holdout (Splitstream's; the SDK's getVariation
+ *    ignores holdouts, docs/holdouts.md)
  * 4. forcedVariations whitelist → forced_variation
  * 5. sticky: the `$opt_experiment_bucket_map` attribute entry for the experiment (as the SDK's
  *    user profile; its variation id resolves project-wide), else the `sticky` input naming a
@@ -256,6 +316,9 @@ function decideWith<T>(
   }
   // 3
   if (!experiment.running) return outcome(experiment, null, "not_running");
+  // 3b (after the status, so a paused experiment still explains itself as not running)
+  const held = visitor.holdout;
+  if (held !== null && held !== "unbucketable") return outcome(experiment, null, "holdout");
   // 4
   if (experiment.forced.size > 0) {
     const forced = experiment.forced.get(visitor.visitorId);

@@ -16,6 +16,8 @@ export const DECISION_REASON_TEXT: Readonly<Record<DecisionReason, string>> = {
     "The visitor id or attributes are invalid (the SDK returns no variation for these either).",
   preview: "A signed preview link forced this variation (it works before the experiment runs).",
   not_running: "The experiment's status is not Running, so nobody gets a variation.",
+  holdout:
+    "The visitor is in the environment's holdout, kept out of every experiment (docs/holdouts.md).",
   forced_variation: "The experiment's forced variations (QA whitelist) name this visitor id.",
   sticky: "The visitor keeps the variation recorded earlier (the ss_dec cookie).",
   audience_mismatch: "The visitor is not in the experiment's audiences.",

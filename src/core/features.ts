@@ -30,6 +30,11 @@ export const FLAG_REASONS = [
    * and flag: off, with default variable values.
    */
   "invalid_visitor",
+  /**
+   * The visitor is in a global holdout (docs/holdouts.md): the holdout's variation (`ruleKey` is
+   * the holdout's key), before any rule, as the SDK's decide().
+   */
+  "holdout",
   /** Decided by one of the flag's experiment rules (`ruleKey`). */
   "experiment_rule",
   /** Decided by a delivery rule of the flag's rollout. */
@@ -224,8 +229,16 @@ function decideFlagWith<T>(
 ): T {
   if (!prepared.valid) return outcome(flag, null, null, "invalid_visitor");
 
+  // 0. Global holdouts, before any rule (the SDK's resolveVariationForFlag). One with
+  // `excludeTargetedDeliveries` skips only the experiment rules: delivery rules still decide.
+  const held = prepared.holdout;
+  if (held === "unbucketable") return outcome(flag, null, null, "invalid_visitor");
+  const heldOut = held !== null;
+  if (heldOut && !held.excludeTargetedDeliveries)
+    return outcome(flag, held.variation, held.holdout, "holdout");
+
   // 1. Experiment rules, each decided exactly like an experiment.
-  const experimentRules = options.experimentRules === false ? [] : flag.experimentRules;
+  const experimentRules = options.experimentRules === false || heldOut ? [] : flag.experimentRules;
   for (const rule of experimentRules) {
     const d = decidePrepared(rule, prepared);
     // Where getVariation answers null for these (a null `$opt_experiment_bucket_map` entry, an own

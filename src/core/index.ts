@@ -58,6 +58,7 @@ export {
   bucketFromHash,
   type Decision,
   type DecisionReason,
+  type HoldoutHit,
   type PreparedVisitor,
   type Visitor,
 } from "./decide";
@@ -72,6 +73,13 @@ export {
   type FlagReason,
   type VariableValue,
 } from "./features";
+export {
+  EVERYONE_ELSE_VARIATION_KEY,
+  HOLDOUT_VARIATION_KEY,
+  everyoneElseOf,
+  holdoutArms,
+  type HoldoutArm,
+} from "./holdouts";
 export { murmurhash3, HashPrefix, encodeUtf8 } from "./murmurhash";
 export { formatPath, formatProblems, type Problem } from "./problem";
 export type * from "./datafile-types";

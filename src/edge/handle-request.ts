@@ -14,6 +14,7 @@
  */
 import {
   decidePrepared,
+  holdoutArms,
   prepareVisitor,
   type CompiledDatafile,
   type Decision,
@@ -274,6 +275,7 @@ export async function handleEdgeRequest(
     setCookies,
     pageDecisions,
     pageviewEvents,
+    holdoutArms: arms,
     redirect,
     rewriteTo,
     changes,
@@ -331,7 +333,32 @@ export async function handleEdgeRequest(
       if (!counted.has(impression.experimentId))
         events.push(flagImpressionMessage(context, impression));
   };
+  /**
+   * The visitor's holdout group, once per page served (held out or everyone else): an impression
+   * of the holdout's id whose exposure — the earliest, as for experiments — counts each visitor
+   * once in results (docs/holdouts.md "Results").
+   */
+  const queueHoldout = (): void => {
+    if (!tracking || arms.length === 0) return;
+    const timestamp = Date.now();
+    dims ??= impressionDims(request, { url, visitor });
+    for (const arm of arms)
+      events.push({
+        v: 1,
+        type: "impression",
+        uuid: crypto.randomUUID(),
+        sdkKey: route.sdkKey,
+        revision: compiled.revision,
+        visitorId: visitor.id,
+        experimentId: arm.holdoutId,
+        variationId: arm.variationId,
+        timestamp,
+        source: "edge",
+        dims,
+      });
+  };
   const queuePageviews = (): void => {
+    queueHoldout();
     if (!tracking) return;
     const timestamp = Date.now();
     for (const event of pageviewEvents) {
@@ -390,6 +417,7 @@ export async function handleEdgeRequest(
     queueImpressions(
       pageDecisions.filter((d) => d.decision.experimentId === redirect.experimentId),
     );
+    queueHoldout();
     flushEvents();
     return withVisitorHeaders(
       new Response(null, {
@@ -666,7 +694,9 @@ async function decidePage(
   const plan = planPage(compiled, attributeUrl.href);
   // Pages without experiments skip the per-request attribute work entirely (unless flags need it).
   const attributes =
-    plan.candidates.length === 0 && compiled.featureFlags.length === 0
+    plan.candidates.length === 0 &&
+    compiled.featureFlags.length === 0 &&
+    compiled.holdouts.length === 0
       ? {}
       : buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date());
   const prepared = prepareVisitor(compiled, {
@@ -763,6 +793,8 @@ async function decidePage(
     pageDecisions,
     // Pageview goals of the matched pages (counted once the page is really served).
     pageviewEvents: plan.pageviewEvents,
+    // The visitor's group in the environment's holdout (docs/holdouts.md "Results").
+    holdoutArms: holdoutArms(compiled, prepared),
     redirect,
     rewriteTo,
     bootstrap,

@@ -36,7 +36,7 @@ import {
   type IngestRoute,
   type Rejection,
 } from "./ingest-common";
-import type { CompiledDatafile } from "../core/index";
+import { holdoutArms, prepareVisitor, type CompiledDatafile } from "../core/index";
 import { flagKeyProblem } from "../shared/event-limits";
 import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
 
@@ -68,6 +68,21 @@ function deliveryRuleIdsOf(compiled: CompiledDatafile): ReadonlySet<string> {
     deliveryRuleIds.set(compiled, ids);
   }
   return ids;
+}
+
+/**
+ * The holdout groups of an SDK visitor, by visitor id alone (the holdouts Splitstream publishes
+ * have no audience; docs/holdouts.md "SDK events").
+ */
+function holdoutArmsOf(
+  compiled: CompiledDatafile,
+  visitorId: string,
+): Array<{ holdoutId: string; variationId: string; index: number }> {
+  if (compiled.holdouts.length === 0) return [];
+  return holdoutArms(compiled, prepareVisitor(compiled, { visitorId })).map((arm, index) => ({
+    ...arm,
+    index,
+  }));
 }
 
 /**
@@ -273,6 +288,37 @@ export async function handleSdkEvents(
               "an impression (campaign_activated) needs its decision",
             );
           const metadata = isPlainObject(decision.metadata) ? decision.metadata : {};
+          // A holdout decision (decide() of a held-out visitor, docs/holdouts.md "SDK events"):
+          // the visitor's holdout group, once per flag the SDK decided — deduped by exposure.
+          if (metadata.rule_type === "holdout") {
+            const holdout = compiled.holdouts.find((h) => h.id === decision.experiment_id);
+            if (holdout === undefined || !holdout.running)
+              return reject(
+                rejected,
+                index,
+                `${dPath}.experiment_id`,
+                `${JSON.stringify(decision.experiment_id ?? null)} is not a running holdout in datafile revision ${entry.revision}`,
+              );
+            const variation =
+              typeof decision.variation_id === "string"
+                ? holdout.variationById.get(decision.variation_id)
+                : undefined;
+            if (variation === undefined || !holdout.allocation.entities.includes(variation))
+              return reject(
+                rejected,
+                index,
+                `${dPath}.variation_id`,
+                `not a variation of holdout ${holdout.key}`,
+              );
+            messages.push({
+              ...common,
+              type: "impression",
+              experimentId: holdout.id,
+              variationId: variation.id,
+              source: "sdk",
+            });
+            return;
+          }
           // A delivery rule's decision (sendFlagDecisions): a release, not an experiment.
           // And a decision of no experiment at all (experiment_id ""): a flag-level forced
           // decision (setForcedDecision({flagKey})), QA traffic that names no A/B rule.
@@ -341,6 +387,18 @@ export async function handleSdkEvents(
             ...flag,
             source: "sdk",
           });
+          // The visitor's holdout group too (docs/holdouts.md "SDK events"): an SDK reports no
+          // event for a visitor it does not hold out, so an experiment's impression stands for
+          // one, with a uuid derived from the event's (a redelivery dedupes alike).
+          for (const arm of holdoutArmsOf(compiled, visitor.visitor_id))
+            messages.push({
+              ...common,
+              uuid: `${common.uuid.slice(0, 48)}:holdout:${arm.index}`,
+              type: "impression",
+              experimentId: arm.holdoutId,
+              variationId: arm.variationId,
+              source: "sdk",
+            });
           return;
         }
 

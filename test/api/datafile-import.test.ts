@@ -162,6 +162,24 @@ describe("planDatafileImport", () => {
     expectSameDecisions(built, rebuilt, 500);
   });
 
+  it("a datafile with holdouts is refused at $.holdouts (an environment setting, docs/holdouts.md)", () => {
+    const holdout = {
+      id: "9001",
+      key: "holdout_production",
+      status: "Running",
+      variations: [{ id: "9002", key: "holdout", featureEnabled: false, variables: [] }],
+      trafficAllocation: [{ entityId: "9002", endOfRange: 500 }],
+      audienceIds: [],
+    };
+    const plan = importInto(empty(), parsed({ ...demo, holdouts: [holdout] }));
+    expect(plan.problems.filter((p) => p.severity === "error")).toEqual([
+      { path: "$.holdouts", message: expect.stringContaining("not imported"), severity: "error" },
+    ]);
+    // An empty section is no holdout: nothing to refuse.
+    const none = importInto(empty(), parsed({ ...demo, holdouts: [] }));
+    expect(none.problems.filter((p) => p.severity === "error")).toEqual([]);
+  });
+
   it("a second import of the same file changes nothing", () => {
     const datafile = parsed(demo);
     const first = importInto(empty(), datafile);

@@ -304,6 +304,37 @@ beforeAll(async () => {
         ],
         daily: [],
       });
+    if (req.url === "/_ss/api/v1/environments/env1/holdout")
+      return json(200, {
+        environmentId: "env1",
+        percent: req.method === "PUT" ? 7.5 : 0,
+        metrics: req.method === "PUT" ? ["ev1", "ev2"] : [],
+        holdoutId: "h1",
+        holdoutKey: "holdout_production",
+        version: 3,
+      });
+    if (req.url === "/_ss/api/v1/environments/env1/holdout/results")
+      return json(200, {
+        environmentId: "env1",
+        holdoutId: "h1",
+        percent: 5,
+        analysis: { mode: "sequential", alpha: 0.1 },
+        groups: [
+          { key: "everyone_else", variationId: "h1r", visitors: 950 },
+          { key: "holdout", variationId: "h1h", visitors: 50 },
+        ],
+        metrics: [
+          {
+            eventId: "ev1",
+            eventKey: "purchase",
+            everyoneElse: { visitors: 950, converters: 95, rate: 0.1 },
+            holdout: { visitors: 50, converters: 4, rate: 0.08 },
+            lift: { estimate: -0.2, lower: -0.7, upper: null },
+            pValue: 0.61,
+            significant: false,
+          },
+        ],
+      });
     return json(404, { error: { code: "not_found", message: "no such route", details: null } });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -378,6 +409,37 @@ describe("splitstream API commands", () => {
     const missing = await cli(["flags", "disable", "f1"], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("--environment is required");
+  });
+
+  it("holdout set sends the share and metrics; get and results print them", async () => {
+    const auth = ["--api-url", apiUrl, "--token", "good"];
+    const set = await cli([
+      "holdout",
+      "set",
+      "--environment",
+      "env1",
+      "--percent",
+      "7.5",
+      "--metrics",
+      "ev1, ev2",
+      ...auth,
+    ]);
+    expect(set.code).toBe(0);
+    expect(seen.at(-1)).toMatchObject({
+      method: "PUT",
+      url: "/_ss/api/v1/environments/env1/holdout",
+      body: '{"percent":7.5,"metrics":["ev1","ev2"]}',
+    });
+    expect(set.stdout).toContain("holdout 7.5 % (holdout_production); metrics: ev1, ev2");
+    const missing = await cli(["holdout", "set", "--environment", "env1", ...auth]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("--percent");
+    const results = await cli(["holdout", "results", "--environment", "env1", ...auth]);
+    expect(results.code).toBe(0);
+    expect(results.stdout).toContain("visitors: everyone_else 950, holdout 50");
+    expect(results.stdout).toMatch(
+      /purchase\s+holdout\s+50\s+4\s+8\.00 %\s+-20\.00 %\s+\[-70\.00 %, -\]\s+0\.6100/,
+    );
   });
 
   it("reports the API's error envelope and exits 1", async () => {

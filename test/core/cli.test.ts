@@ -192,6 +192,41 @@ describe("splitstream decide", () => {
     expect(r.stdout.split("\n")).toEqual([...expected, ""]);
   });
 
+  it("explains a held-out visitor (reason holdout) and validate names a bad holdout's path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ss-cli-"));
+    const file = join(dir, "holdout.json");
+    const df = JSON.parse(readFileSync(datafile, "utf8"));
+    // A holdout of every bucket: everyone is held out (docs/holdouts.md).
+    df.holdouts = [
+      {
+        id: "h_all",
+        key: "holdout_production",
+        status: "Running",
+        variations: [{ id: "h_all_in", key: "holdout", featureEnabled: false }],
+        trafficAllocation: [{ entityId: "h_all_in", endOfRange: 10000 }],
+        audienceIds: [],
+      },
+    ];
+    writeFileSync(file, JSON.stringify(df));
+    const r = cli([
+      "decide",
+      "--datafile",
+      file,
+      "--visitor",
+      "ppid1",
+      "--attributes",
+      '{"country":"DE","age":30}',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/vector_test\s+-\s+holdout/);
+    expect(r.stdout).toMatch(/paused\s+-\s+not_running/);
+    df.holdouts[0].trafficAllocation[0].entityId = "nope";
+    writeFileSync(file, JSON.stringify(df));
+    const bad = cli(["validate", file]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout + bad.stderr).toContain("$.holdouts[0].trafficAllocation[0].entityId");
+  });
+
   it("refuses a broken datafile, listing each problem with its path", () => {
     const dir = mkdtempSync(join(tmpdir(), "ss-cli-"));
     const file = join(dir, "broken.json");

@@ -42,6 +42,22 @@ const leaf = (name: string, match: string, value?: unknown) => ({
 // audiences[0] 40001 legacy ["and",["or",["or",leaf,leaf]]]; typedAudiences[0..2] 40002..40004
 // web.pages: p_home p_product p_cart p_checkout p_account p_minicart
 // web.experiments: 60001 60002 60003 60005 60006; web.lists: vip, beta_testers
+/** A valid global holdout (the format the API publishes, docs/holdouts.md). */
+const holdout = (): Json => ({
+  id: "h1",
+  key: "holdout_production",
+  status: "Running",
+  variations: [
+    { id: "h1_in", key: "holdout", featureEnabled: false, variables: [] },
+    { id: "h1_rest", key: "everyone_else", featureEnabled: false, variables: [] },
+  ],
+  trafficAllocation: [{ entityId: "h1_in", endOfRange: 500 }],
+  audienceIds: [],
+  audienceConditions: [],
+  includedFlags: [],
+  excludedFlags: [],
+});
+
 const CASES: Case[] = [
   // ---- top level
   {
@@ -98,7 +114,70 @@ const CASES: Case[] = [
   },
   {
     name: "unknown fields are fine",
-    mutate: (d) => Object.assign(d, { holdouts: [{ id: "h1" }], cmab: {}, region: "EU" }),
+    mutate: (d) => Object.assign(d, { cmab: {}, region: "EU" }),
+    expected: [],
+  },
+  {
+    name: "a holdout in the SDK's format (docs/holdouts.md)",
+    mutate: (d) => Object.assign(d, { holdouts: [holdout()] }),
+    expected: [],
+  },
+  {
+    name: "a holdout without its required fields",
+    mutate: (d) => Object.assign(d, { holdouts: [{ id: "h1" }] }),
+    expected: [
+      "error $.holdouts[0].audienceIds",
+      "error $.holdouts[0].key",
+      "error $.holdouts[0].status",
+      "error $.holdouts[0].trafficAllocation",
+      "error $.holdouts[0].variations",
+    ],
+  },
+  {
+    name: "holdout ids and keys are unique",
+    mutate: (d) => Object.assign(d, { holdouts: [holdout(), holdout()] }),
+    expected: ["error $.holdouts[1].id", "error $.holdouts[1].key"],
+    message: /duplicate holdout id "h1"/,
+  },
+  {
+    name: "a holdout variation id that an experiment has",
+    mutate: (d) => {
+      const h = holdout();
+      h.variations[1].id = "61001";
+      Object.assign(d, { holdouts: [h] });
+    },
+    expected: ["error $.holdouts[0].variations[1].id"],
+    message: /already a variation of an experiment/,
+  },
+  {
+    name: "a holdout allocation naming no variation of it",
+    mutate: (d) => {
+      const h = holdout();
+      h.trafficAllocation[0].entityId = "61001";
+      Object.assign(d, { holdouts: [h] });
+    },
+    expected: ["error $.holdouts[0].trafficAllocation[0].entityId"],
+  },
+  {
+    name: "a holdout audience that does not exist",
+    mutate: (d) => Object.assign(d, { holdouts: [{ ...holdout(), audienceIds: ["nope"] }] }),
+    expected: ["error $.holdouts[0].audienceIds[0]"],
+  },
+  {
+    name: "includedFlags must be strings",
+    mutate: (d) => Object.assign(d, { holdouts: [{ ...holdout(), includedFlags: [1] }] }),
+    expected: ["error $.holdouts[0].includedFlags[0]"],
+  },
+  {
+    name: "rule-scoped local holdouts are refused",
+    mutate: (d) =>
+      Object.assign(d, { localHoldouts: [{ ...holdout(), includedRules: ["60001"] }] }),
+    expected: ["error $.localHoldouts"],
+    message: /not supported/,
+  },
+  {
+    name: "an empty localHoldouts is fine",
+    mutate: (d) => Object.assign(d, { localHoldouts: [] }),
     expected: [],
   },
   {

@@ -14,6 +14,7 @@ import { registerExperimentRoutes } from "./experiments";
 import { registerFlagRoutes } from "./flags";
 import { registerGroupRoutes } from "./groups";
 import { registerHeadlineTestRoutes } from "./headline-tests";
+import { registerHoldoutRoutes } from "./holdouts";
 import { registerListRoutes } from "./lists";
 import { registerPageRoutes } from "./pages";
 import { registerRebuildRoutes } from "./rebuild";
@@ -40,4 +41,5 @@ export function registerResourceRoutes(app: ApiApp): void {
   registerRebuildRoutes(app);
   registerEventStateRoutes(app);
   registerWebhookRoutes(app);
+  registerHoldoutRoutes(app);
 }

@@ -21,6 +21,8 @@
  *   variable values of the flag variation with their key. JSON variables are published as
  *   `{type: "string", subType: "json"}`, as Optimizely does for SDKs that predate the json type.
  *
+ * - the environment's holdout (docs/holdouts.md), when its share is above 0: `holdouts`.
+ *
  * Deterministic: the same snapshot gives the same text (`serializeDatafile`), byte for byte.
  * Rows are ordered by `created_at`, then `id`; JSON columns are carried in their stored key order.
  */
@@ -34,6 +36,7 @@ import type {
   Experiment,
   FeatureFlag,
   Group,
+  Holdout,
   LeafCondition,
   Rollout,
   TrafficAllocationEntry,
@@ -50,7 +53,9 @@ import type {
   WebSection,
   WebVariation,
 } from "../../core/datafile-types";
+import { EVERYONE_ELSE_VARIATION_KEY, HOLDOUT_VARIATION_KEY } from "../../core/holdouts";
 import type { Problem } from "../../core/problem";
+import { holdoutKey, holdoutSpecOf } from "./holdout-spec";
 import type {
   AttributeRow,
   AudienceRow,
@@ -637,6 +642,7 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     featureFlags,
     rollouts,
     integrations: [],
+    ...holdoutsOf(environment),
     web: {
       pages: webPages,
       experiments: webExperiments,
@@ -644,6 +650,46 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
       lists: webLists,
       integrations: { ...DEFAULT_INTEGRATIONS },
     },
+  };
+}
+
+/**
+ * The environment's holdout in the SDK's `holdouts` format (docs/holdouts.md): one global holdout
+ * whose `holdout` variation covers buckets 0..basisPoints−1 of bucketingId + holdout id, plus an
+ * `everyone_else` variation in no range (never bucketed; the id results record for the others).
+ * Neither variation enables a flag, so a held-out visitor gets every flag's defaults. No holdout
+ * (never set, or 0 %) publishes no `holdouts` field at all.
+ */
+function holdoutsOf(environment: EnvironmentRow): { holdouts?: Holdout[] } {
+  const spec = holdoutSpecOf(environment);
+  if (spec === null || spec.basisPoints === 0) return {};
+  return {
+    holdouts: [
+      {
+        id: spec.id,
+        key: holdoutKey(environment.key),
+        status: "Running",
+        variations: [
+          {
+            id: spec.holdoutVariationId,
+            key: HOLDOUT_VARIATION_KEY,
+            featureEnabled: false,
+            variables: [],
+          },
+          {
+            id: spec.everyoneElseVariationId,
+            key: EVERYONE_ELSE_VARIATION_KEY,
+            featureEnabled: false,
+            variables: [],
+          },
+        ],
+        trafficAllocation: [{ entityId: spec.holdoutVariationId, endOfRange: spec.basisPoints }],
+        audienceIds: [],
+        audienceConditions: [],
+        includedFlags: [],
+        excludedFlags: [],
+      },
+    ],
   };
 }
 

@@ -303,6 +303,14 @@ export function planDatafileImport(
   const warn = (path: string, message: string) =>
     problems.push({ path, message, severity: "warning" });
 
+  // Holdouts are an environment setting (docs/holdouts.md), not records: an import cannot carry
+  // one over exactly (its ids are the bucketing key), so it refuses rather than drop it silently.
+  if (datafile.holdouts !== undefined && datafile.holdouts.length > 0)
+    error(
+      "$.holdouts",
+      "holdouts are not imported: set the environment's holdout instead (PUT /environments/{environmentId}/holdout, docs/holdouts.md) and remove this section",
+    );
+
   /** Adds the row as create/update/unchanged after the id and key checks. */
   function place<T extends ImportTable>(
     table: T,

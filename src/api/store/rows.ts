@@ -303,6 +303,11 @@ export interface EnvironmentRow {
   revision: number;
   /** 1: editors' changes to live experiments here wait for review (docs/approvals.md). */
   require_review: SqlBool;
+  /**
+   * The holdout setting as JSON (migrations/0016_holdouts.sql; src/api/services/holdouts.ts);
+   * absent in rows built before the insert (the column's default `{}` applies).
+   */
+  holdout?: string;
   version: number;
   created_at: string;
   updated_at: string;

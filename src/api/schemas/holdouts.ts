@@ -1,0 +1,111 @@
+/**
+ * Request and response schemas of an environment's holdout (docs/holdouts.md, docs/api.md
+ * "Holdouts"); the rules beyond them are src/api/services/holdouts.ts.
+ */
+import { z } from "@hono/zod-openapi";
+
+/** The largest share of visitors a holdout may keep out of every experiment, in percent. */
+export const MAX_HOLDOUT_PERCENT = 50;
+/** At most this many metrics compared in holdout results. */
+export const MAX_HOLDOUT_METRICS = 20;
+
+export const HoldoutSchema = z
+  .object({
+    environmentId: z.string(),
+    percent: z.number().openapi({
+      description:
+        "Share of the environment's visitors held out of every experiment, in percent (0–50, steps of 0.01). 0 = no holdout.",
+      example: 5,
+    }),
+    metrics: z
+      .array(z.string())
+      .openapi({ description: "Event ids whose conversions results compare." }),
+    holdoutId: z.string().nullable().openapi({
+      description:
+        "The holdout's id in the datafile (its bucketing key; fixed once set); null until a share is first set.",
+    }),
+    holdoutKey: z.string().nullable(),
+    version: z.number().int().openapi({ description: "The environment's version (ETag)." }),
+  })
+  .openapi("Holdout");
+
+export const HoldoutUpdateSchema = z
+  .strictObject({
+    percent: z
+      .number()
+      .min(0)
+      .max(MAX_HOLDOUT_PERCENT)
+      .refine((p) => Math.abs(p * 100 - Math.round(p * 100)) < 1e-6, {
+        message: "at most 2 decimals (steps of 0.01 %)",
+      }),
+    metrics: z
+      .array(z.string().min(1).max(64))
+      .max(MAX_HOLDOUT_METRICS)
+      .refine((ids) => new Set(ids).size === ids.length, { message: "duplicate event id" })
+      .default([]),
+  })
+  .openapi("HoldoutUpdate");
+
+export type HoldoutJson = z.infer<typeof HoldoutSchema>;
+export type HoldoutUpdate = z.infer<typeof HoldoutUpdateSchema>;
+
+/** Query of the holdout results: the analysis mode and significance level (docs/statistics.md). */
+export const HoldoutResultsQuerySchema = z.object({
+  mode: z
+    .enum(["sequential", "fixed"])
+    .optional()
+    .openapi({
+      param: { name: "mode", in: "query" },
+      description: "sequential (default, safe to look at any time) or fixed (fixed-horizon).",
+    }),
+  alpha: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "alpha", in: "query" },
+      description: "Significance level, 0 < alpha ≤ 0.5; default 0.1.",
+    }),
+});
+
+const GroupMetricSchema = z.object({
+  visitors: z.number().int(),
+  converters: z.number().int(),
+  rate: z.number().nullable(),
+});
+
+export const HoldoutResultsSchema = z
+  .object({
+    environmentId: z.string(),
+    holdoutId: z.string(),
+    percent: z.number(),
+    analysis: z.object({ mode: z.string(), alpha: z.number() }),
+    groups: z.array(
+      z.object({
+        key: z.enum(["everyone_else", "holdout"]),
+        variationId: z.string(),
+        visitors: z.number().int(),
+      }),
+    ),
+    metrics: z.array(
+      z.object({
+        eventId: z.string(),
+        eventKey: z.string().nullable(),
+        everyoneElse: GroupMetricSchema,
+        holdout: GroupMetricSchema,
+        lift: z
+          .object({
+            estimate: z.number(),
+            lower: z.number().nullable(),
+            upper: z.number().nullable(),
+          })
+          .nullable()
+          .openapi({
+            description:
+              "The holdout's conversion rate relative to everyone else's (−0.05 = 5 % lower), with the analysis mode's interval; null without data.",
+          }),
+        pValue: z.number().nullable(),
+        significant: z.boolean(),
+      }),
+    ),
+  })
+  .openapi("HoldoutResults");

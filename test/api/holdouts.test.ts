@@ -1,0 +1,357 @@
+/**
+ * An environment's holdout through the API (docs/holdouts.md): roles, validation with JSON
+ * paths, publishing in the SDK's format with ids stable across changes, the audit entry — and
+ * results: visitors through the real edge and official-SDK decision events through
+ * `POST /_ss/v1/events`, counted by the real consumer, give holdout vs everyone else with exactly
+ * the visitors and converters each group must have.
+ */
+import {
+  createForwardingEventProcessor,
+  createInstance,
+  createStaticProjectConfigManager,
+  type EventDispatcher,
+} from "@optimizely/optimizely-sdk/universal";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { Datafile } from "../../src/core/datafile-types";
+import { loadDatafile, prepareVisitor } from "../../src/core/index";
+import { resetDatafileStore } from "../../src/edge/datafile-store";
+import type { EventMessage } from "../../src/shared/event-messages";
+import flagsDatafile from "../fixtures/datafiles/flags.json";
+import { api, apiJson, createProject, createToken, type ApiErrorBody } from "../helpers/api";
+import { mockOrigin, type MockedOrigin } from "../helpers/origin";
+import { routedWorker } from "../helpers/pipeline";
+import { deliverToConsumer, recordQueued } from "../helpers/queue";
+
+const BROWSER_UA =
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/128.0.0.0 Safari/537.36";
+
+async function publishedDatafile(sdkKey: string): Promise<Datafile> {
+  const text = await env.DATAFILES.get(`datafiles/${sdkKey}`);
+  if (text === null) throw new Error(`no datafile for ${sdkKey}`);
+  return JSON.parse(text) as Datafile;
+}
+
+async function setup() {
+  const project = await createProject();
+  const production = project.environments.find((e) => e.key === "production")!;
+  const event = await apiJson("POST", `/projects/${project.id}/events`, 201, {
+    body: { key: "purchase", type: "custom" },
+  });
+  return { project, production, event };
+}
+
+describe("holdout setting", () => {
+  it("needs admin to set, any role to read; validates with JSON paths", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    const editor = await createToken("editor");
+    const viewer = await createToken("viewer");
+    for (const token of [editor.token, viewer.token])
+      expect((await api("PUT", path, { token, body: { percent: 5 } })).status).toBe(403);
+    expect((await api("PUT", path, { token: null, body: { percent: 5 } })).status).toBe(401);
+    expect(await apiJson("GET", path, 200, { token: viewer.token })).toMatchObject({
+      percent: 0,
+      metrics: [],
+      holdoutId: null,
+    });
+
+    for (const [body, where] of [
+      [{ percent: 50.01 }, "$.body.percent"],
+      [{ percent: -1 }, "$.body.percent"],
+      [{ percent: 1.005 }, "$.body.percent"],
+      [{ percent: "5" }, "$.body.percent"],
+      [{ percent: 2 ** 53 }, "$.body.percent"],
+      [{ percent: 5, metrics: [event.id, event.id] }, "$.body.metrics"],
+      [{ percent: 5, extra: 1 }, "$.body"],
+      [{}, "$.body.percent"],
+    ] as const) {
+      const response = await api("PUT", path, { body });
+      expect(response.status, JSON.stringify(body)).toBe(422);
+      const error = (await response.json()) as ApiErrorBody;
+      expect(JSON.stringify(error.error.details), JSON.stringify(body)).toContain(where);
+    }
+    const unknown = await api("PUT", path, { body: { percent: 5, metrics: ["nope"] } });
+    expect(unknown.status).toBe(422);
+    expect(((await unknown.json()) as ApiErrorBody).error.details).toEqual([
+      { path: "$.body.metrics[0]", message: expect.stringContaining("nope") },
+    ]);
+    // Nothing was set by the refused requests.
+    expect(await apiJson("GET", path, 200)).toMatchObject({ percent: 0, holdoutId: null });
+    // A stale If-Match loses.
+    expect(
+      (await api("PUT", path, { headers: { "if-match": 'W/"v99"' }, body: { percent: 5 } })).status,
+    ).toBe(409);
+  }, 60_000);
+
+  it("publishes the SDK's holdouts section, keeps its ids, and audits every change", async () => {
+    const { project, production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    const before = await apiJson("GET", `/environments/${production.id}`, 200);
+    const set = await apiJson("PUT", path, 200, { body: { percent: 7.25, metrics: [event.id] } });
+    expect(set).toMatchObject({
+      percent: 7.25,
+      metrics: [event.id],
+      holdoutKey: "holdout_production",
+    });
+    const after = await apiJson("GET", `/environments/${production.id}`, 200);
+    expect(after.revision).toBeGreaterThan(before.revision);
+    const datafile = await publishedDatafile(production.sdkKey);
+    expect(datafile.holdouts).toEqual([
+      {
+        id: set.holdoutId,
+        key: "holdout_production",
+        status: "Running",
+        variations: [
+          { id: expect.any(String), key: "holdout", featureEnabled: false, variables: [] },
+          { id: expect.any(String), key: "everyone_else", featureEnabled: false, variables: [] },
+        ],
+        trafficAllocation: [
+          { entityId: datafile.holdouts![0]!.variations[0]!.id, endOfRange: 725 },
+        ],
+        audienceIds: [],
+        audienceConditions: [],
+        includedFlags: [],
+        excludedFlags: [],
+      },
+    ]);
+    expect(loadDatafile(JSON.stringify(datafile)).ok).toBe(true);
+    // The development environment has none.
+    const development = project.environments.find((e) => e.key === "development")!;
+    expect((await publishedDatafile(development.sdkKey)).holdouts).toBeUndefined();
+
+    // 0 % publishes no holdout; setting it again keeps the ids (visitors keep their group).
+    await apiJson("PUT", path, 200, { body: { percent: 0 } });
+    expect((await publishedDatafile(production.sdkKey)).holdouts).toBeUndefined();
+    const again = await apiJson("PUT", path, 200, { body: { percent: 10 } });
+    expect(again.holdoutId).toBe(set.holdoutId);
+    const republished = (await publishedDatafile(production.sdkKey)).holdouts![0]!;
+    expect(republished.variations).toEqual(datafile.holdouts![0]!.variations);
+
+    const audit = await apiJson(
+      "GET",
+      `/audit-log?resourceType=environment&resourceId=${production.id}`,
+      200,
+    );
+    const changes = (audit.items as Array<{ details: { holdout?: { from: number; to: number } } }>)
+      .map((e) => e.details.holdout)
+      .filter((h) => h !== undefined);
+    expect(changes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ from: 0, to: 7.25 }),
+        expect.objectContaining({ from: 7.25, to: 0 }),
+        expect.objectContaining({ from: 0, to: 10 }),
+      ]),
+    );
+  }, 60_000);
+});
+
+describe("holdout results", () => {
+  let origin: MockedOrigin;
+  let queued: EventMessage[];
+  beforeEach(() => {
+    origin = mockOrigin(
+      () =>
+        new Response("<!doctype html><html><head></head><body><h1>Hi</h1></body></html>", {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        }),
+    );
+    queued = [];
+    recordQueued(queued);
+  });
+  afterEach(() => {
+    origin.restore();
+    vi.restoreAllMocks();
+  });
+
+  it("edge visitors and SDK decisions, counted by the consumer: holdout vs everyone else", async () => {
+    const { production, event } = await setup();
+    expect((await api("GET", `/environments/${production.id}/holdout/results`)).status).toBe(404);
+    await apiJson("PUT", `/environments/${production.id}/holdout`, 200, {
+      body: { percent: 30, metrics: [event.id] },
+    });
+    // The published datafile with flags.json's flags and web experiment added, so the edge has
+    // an experiment to keep held-out visitors out of and the SDK flags to decide.
+    const published = await publishedDatafile(production.sdkKey);
+    const fixture = flagsDatafile as unknown as Datafile;
+    const datafile: Datafile = {
+      ...fixture,
+      accountId: published.accountId,
+      projectId: published.projectId,
+      sdkKey: production.sdkKey,
+      revision: published.revision,
+      events: [...fixture.events, ...published.events],
+      holdouts: published.holdouts,
+    };
+    const text = JSON.stringify(datafile);
+    const loaded = loadDatafile(text);
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    await env.DATAFILES.put(`datafiles/${production.sdkKey}`, text);
+    resetDatafileStore();
+    const site = routedWorker([
+      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
+    ]);
+    const [heldVariation, everyoneElse] = published.holdouts![0]!.variations;
+    const isHeld = (visitorId: string) =>
+      prepareVisitor(loaded.compiled, { visitorId }).holdout !== null;
+
+    // 300 visitors through the edge (two pages each: still one visitor each in results).
+    const edgeVisitors = Array.from({ length: 300 }, (_, i) => `edge-${i}`);
+    for (const id of edgeVisitors)
+      for (const page of ["/", "/?again=1"]) {
+        const response = await site(`http://localhost${page}`, {
+          headers: {
+            "user-agent": BROWSER_UA,
+            "accept-encoding": "identity",
+            cookie: `ss_vid=${id}`,
+          },
+        });
+        expect(response.status).toBe(200);
+      }
+
+    // 200 visitors of an SDK-only client: decideAll(), its decision events to /_ss/v1/events.
+    const statuses: number[] = [];
+    const dispatcher: EventDispatcher = {
+      async dispatchEvent(e) {
+        const response = await site("http://localhost/_ss/v1/events", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(e.params),
+        });
+        statuses.push(response.status);
+        return { statusCode: response.status };
+      },
+    };
+    const client = createInstance({
+      projectConfigManager: createStaticProjectConfigManager({ datafile: text }),
+      eventProcessor: createForwardingEventProcessor(dispatcher),
+      requestHandler: {
+        makeRequest: () => ({
+          abort: () => undefined,
+          responsePromise: Promise.reject(new Error("no network in tests")),
+        }),
+      },
+    });
+    await client.onReady({ timeout: 10_000 });
+    const sdkVisitors = Array.from({ length: 200 }, (_, i) => `sdk-${i}`);
+    for (const id of sdkVisitors) client.createUserContext(id, {})!.decideAll();
+    await client.close();
+    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(0));
+    expect(new Set(statuses)).toEqual(new Set([204]));
+
+    // A holdout decision naming no running holdout, or a variation outside its allocation, is
+    // rejected with its path; nothing of it is queued.
+    const queuedBefore = queued.length;
+    const decision = (experimentId: string, variationId: string) => ({
+      account_id: published.accountId,
+      project_id: published.projectId,
+      revision: published.revision,
+      visitors: [
+        {
+          visitor_id: "forged",
+          attributes: [],
+          snapshots: [
+            {
+              decisions: [
+                {
+                  campaign_id: "",
+                  experiment_id: experimentId,
+                  variation_id: variationId,
+                  metadata: { flag_key: "new_checkout", rule_key: "x", rule_type: "holdout" },
+                },
+              ],
+              events: [
+                {
+                  entity_id: "",
+                  key: "campaign_activated",
+                  uuid: crypto.randomUUID(),
+                  timestamp: Date.now(),
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    for (const [body, path] of [
+      [decision("999", heldVariation!.id), "visitors[0].snapshots[0].decisions.experiment_id"],
+      [
+        decision(published.holdouts![0]!.id, everyoneElse!.id),
+        "visitors[0].snapshots[0].decisions.variation_id",
+      ],
+    ] as const) {
+      const refused = await site("http://localhost/_ss/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      expect(refused.status).toBe(400);
+      expect(JSON.stringify(await refused.json())).toContain(path);
+    }
+    expect(queued.length).toBe(queuedBefore);
+
+    // What was queued: every visitor's group, held-out visitors in no experiment.
+    const impressions = queued.filter((m) => m.type === "impression");
+    const holdoutId = published.holdouts![0]!.id;
+    for (const id of [...edgeVisitors, ...sdkVisitors]) {
+      const mine = impressions.filter((m) => m.visitorId === id);
+      const groups = new Set(
+        mine.filter((m) => m.experimentId === holdoutId).map((m) => m.variationId),
+      );
+      expect([...groups], id).toEqual([isHeld(id) ? heldVariation!.id : everyoneElse!.id]);
+      if (isHeld(id))
+        expect(
+          mine.filter((m) => m.experimentId !== holdoutId),
+          id,
+        ).toEqual([]);
+    }
+
+    // Conversions of every third visitor, after their first page or decision.
+    const all = [...edgeVisitors, ...sdkVisitors];
+    const converting = all.filter((_, i) => i % 3 === 0);
+    const now = Date.now();
+    const conversions: EventMessage[] = converting.map((visitorId) => ({
+      v: 1,
+      type: "conversion",
+      uuid: crypto.randomUUID(),
+      sdkKey: production.sdkKey,
+      revision: published.revision,
+      visitorId,
+      eventId: event.id,
+      eventKey: "purchase",
+      timestamp: now + 60_000,
+      source: "offline",
+    }));
+    await deliverToConsumer([...queued, ...conversions]);
+
+    const results = await apiJson("GET", `/environments/${production.id}/holdout/results`, 200);
+    const heldVisitors = all.filter(isHeld);
+    const heldConverting = converting.filter(isHeld);
+    expect(heldVisitors.length).toBeGreaterThan(90);
+    expect(results.groups).toEqual([
+      {
+        key: "everyone_else",
+        variationId: everyoneElse!.id,
+        visitors: all.length - heldVisitors.length,
+      },
+      { key: "holdout", variationId: heldVariation!.id, visitors: heldVisitors.length },
+    ]);
+    expect(results.metrics).toHaveLength(1);
+    const metric = results.metrics[0];
+    expect(metric).toMatchObject({
+      eventId: event.id,
+      eventKey: "purchase",
+      everyoneElse: {
+        visitors: all.length - heldVisitors.length,
+        converters: converting.length - heldConverting.length,
+      },
+      holdout: { visitors: heldVisitors.length, converters: heldConverting.length },
+    });
+    expect(metric.holdout.rate).toBeCloseTo(heldConverting.length / heldVisitors.length, 12);
+    expect(metric.lift.estimate).toBeCloseTo(
+      metric.holdout.rate / metric.everyoneElse.rate - 1,
+      12,
+    );
+    expect(metric.lift.lower === null || metric.lift.lower < metric.lift.estimate).toBe(true);
+  }, 240_000);
+});
