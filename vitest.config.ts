@@ -65,6 +65,9 @@ export default defineConfig({
         ],
         test: {
           name: "workers",
+          // A safety net, not a speed check (speeds are benchmarks): a file's first request
+          // imports the API or admin code on demand (src/index.ts), seconds on a busy 2-core CI.
+          testTimeout: 20_000,
           include: ["test/**/*.test.ts"],
           exclude: ["test/core/**", "test/fixtures/**", "test/browser/**"],
           setupFiles: ["./test/helpers/apply-migrations.ts"],

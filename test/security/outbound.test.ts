@@ -4,7 +4,8 @@
  * route's origin, and to nothing else — no analytics, no CDN, no third-party API.
  *
  * - Statically: the only `fetch(` calls in the Worker's code (src/, without the CLI and the
- *   browser client) are the origin fetch of the edge and the pass-through of unrouted requests.
+ *   browser client) are the origin fetch of the edge, the pass-through of unrouted requests, and
+ *   the webhook delivery to the URL an admin gave a webhook (docs/webhooks.md).
  * - Dynamically: a tour of every kind of request the Worker serves (pages, the API, the admin
  *   pages, event ingest, datafiles, the client script and config, decide, health) makes no
  *   outbound request except to the route's origin for pages.
@@ -59,12 +60,16 @@ describe("the Worker's code", () => {
     expect(workerSources.some(([p]) => p.endsWith("src/edge/handle-request.ts"))).toBe(true);
   });
 
-  it("fetches only in the two places that talk to the origin", () => {
+  it("fetches only in the two places that talk to the origin, and the webhook delivery", () => {
     const calls = networkCalls();
-    // The origin fetch of a routed page, and the pass-through of an unrouted request.
-    expect(calls).toHaveLength(2);
-    expect(calls[0]).toMatch(/^src\/edge\/handle-request\.ts: .*\bfetch\(request\b/);
-    expect(calls[1]).toBe("src/index.ts: if (!route) return fetch(request);");
+    // The webhook delivery (to the URL an admin set, signed, never followed to a redirect), the
+    // origin fetch of a routed page, and the pass-through of an unrouted request.
+    expect(calls).toHaveLength(3);
+    expect(calls[0]).toBe(
+      "src/api/services/webhook-delivery.ts: const response = await fetch(url, {",
+    );
+    expect(calls[1]).toMatch(/^src\/edge\/handle-request\.ts: .*\bfetch\(request\b/);
+    expect(calls[2]).toBe("src/index.ts: if (!route) return fetch(request);");
   });
 });
 
