@@ -31,6 +31,9 @@ CREATE TABLE schedule_steps (
   applied_at TEXT,
   revision INTEGER,
   error TEXT,
+  -- The role of who wrote the step ('admin' | 'editor'): an editor's start, resume or traffic step
+  -- is skipped at run time where review is required by then (docs/approvals.md "Schedules").
+  written_by_role TEXT NOT NULL,
   created_at TEXT NOT NULL,
   FOREIGN KEY (experiment_id, environment_id)
     REFERENCES experiment_schedules (experiment_id, environment_id) ON DELETE CASCADE

@@ -90,8 +90,9 @@ export function resourceCalls<
       requireActorRole(actor, "editor");
       const parsed = parseBody(schemas.update, body);
       const result = await updateResource(env, actor, spec, id, parsed, ifMatch);
-      // Only experiments have a review rule (docs/approvals.md), and they have their own pages:
-      // should a spec here gain one, its editor is told the change went to review.
+      // Only experiments make change requests (docs/approvals.md), and they have their own pages;
+      // content a live reviewed experiment uses refuses an editor with 403 (shown as any error).
+      // Should a spec here ever answer a request, its editor is told the change went to review.
       if (isPendingReview(result)) throw conflict(result.message, result);
       return result.json;
     },

@@ -7,6 +7,7 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { applyExperimentAction } from "../../src/api/services/experiment-lifecycle";
+import { runSchedules } from "../../src/api/services/schedule-run";
 import { GUARDRAIL_ACTOR } from "../../src/api/services/guardrails";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import {
@@ -520,6 +521,99 @@ describe("paths with no request form of their own", () => {
     ).toBe(200);
     // An admin schedules the start in production (the schedule runs it without review).
     expect((await schedule("production", [{ at: at(10), action: "start" }])).status).toBe(200);
+  });
+
+  it("an editor cannot change what a live experiment uses: its page, audience, list, group; an admin can", async () => {
+    const experiment = await runningExperiment("uses");
+    const before = await kvDatafile();
+    const pagePatch = await api("PATCH", `/pages/${page.id}`, {
+      token: editor.token,
+      body: { conditions: ["or", { match: "simple", value: "https://shop.example/other" }] },
+    });
+    const refusal = await expectError(pagePatch, 403, "forbidden");
+    expect(refusal.error.message).toContain(`used by experiment uses, live in production`);
+    expect(await kvDatafile()).toBe(before);
+
+    // An audience (and a list it reads) the experiment targets.
+    const list = await apiJson("POST", `/projects/${project.id}/lists`, 201, {
+      body: { key: "vips", values: ["c-1"] },
+    });
+    const audience = await apiJson("POST", `/projects/${project.id}/audiences`, 201, {
+      body: {
+        name: "VIPs",
+        conditions: [
+          "and",
+          { type: "custom_attribute", name: "cookie.customer", match: "in_list", value: "vips" },
+        ],
+      },
+    });
+    await apiJson("PATCH", `/experiments/${experiment.id}`, 200, {
+      body: { audienceConditions: ["or", audience.id] },
+    });
+    await expectError(
+      await api("PATCH", `/audiences/${audience.id}`, {
+        token: editor.token,
+        body: { name: "Everyone" },
+      }),
+      403,
+      "forbidden",
+    );
+    await expectError(
+      await api("PATCH", `/lists/${list.id}`, { token: editor.token, body: { values: ["b"] } }),
+      403,
+      "forbidden",
+    );
+    // An admin changes it; in development (no review) the editor could have.
+    expect(
+      (
+        await api("PATCH", `/pages/${page.id}`, {
+          body: { conditions: ["or", { match: "simple", value: "https://shop.example/other" }] },
+        })
+      ).status,
+    ).toBe(200);
+  });
+
+  it("a scheduled start makes the experiment live for review; an editor's step is skipped once review is on", async () => {
+    const experiment = await createExperiment("later");
+    const at = (minutes: number) =>
+      new Date(Math.ceil(Date.now() / 60_000) * 60_000 + minutes * 60_000).toISOString();
+    // An admin schedules the start in production: the editor's change now waits for review.
+    await apiJson("PUT", `/experiments/${experiment.id}/schedules/production`, 200, {
+      body: { steps: [{ at: at(10), action: "start" }] },
+    });
+    const patch = await api("PATCH", `/experiments/${experiment.id}`, {
+      token: editor.token,
+      body: { traffic: 5000 },
+    });
+    expect(patch.status).toBe(202);
+
+    // An editor's start in development, written while development needed no review; then review
+    // is turned on there: at its time the step is skipped, not run.
+    await apiJson("PUT", `/experiments/${experiment.id}/schedules/development`, 200, {
+      token: editor.token,
+      body: { steps: [{ at: at(10), action: "start" }] },
+    });
+    await apiJson("PATCH", `/environments/${environment("development").id}`, 200, {
+      body: { requireReview: true },
+    });
+    await runSchedules(env, Date.parse(at(11)));
+    const development = await apiJson(
+      "GET",
+      `/experiments/${experiment.id}/schedules/development`,
+      200,
+    );
+    expect(development.steps[0]).toMatchObject({ status: "skipped" });
+    expect(development.steps[0].error).toContain("now requires review");
+    expect((await apiJson("GET", `/experiments/${experiment.id}`, 200)).status.development).toBe(
+      "Not started",
+    );
+    // The admin's production start ran.
+    const production = await apiJson(
+      "GET",
+      `/experiments/${experiment.id}/schedules/production`,
+      200,
+    );
+    expect(production.steps[0]).toMatchObject({ status: "done" });
   });
 
   it("refuse an editor where review is required: serving a winner, importing a datafile", async () => {

@@ -12,6 +12,7 @@ import { leavesOf } from "../schemas/condition-tree";
 import { audienceIdsOf } from "./datafile-build";
 import { flagsUsingAudience } from "./flags";
 import type { ResourceSpec } from "./resources";
+import { refuseUnreviewedUse } from "./review";
 import { inUse, isRequestAttribute, Problems } from "./validation";
 
 export function audienceJson(row: AudienceRow): AudienceJson {
@@ -108,6 +109,12 @@ export const audienceResource: ResourceSpec<
     };
     return { row };
   },
+  review: async (ctx, current) =>
+    refuseUnreviewedUse(
+      ctx,
+      (await experimentsUsing(ctx.db, ctx.projectId, current.id)).map((x) => x.id),
+      `audience ${current.name}`,
+    ),
   async beforeDelete(ctx, row) {
     const users = [
       ...(await experimentsUsing(ctx.db, ctx.projectId, row.id)),

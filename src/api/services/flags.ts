@@ -30,6 +30,7 @@ import type {
 import { parseJson } from "../store/sql";
 import { audienceIdsOf } from "./datafile-build";
 import type { BuildContext, ResourceSpec } from "./resources";
+import { refuseUnreviewedUse } from "./review";
 import { conflict } from "../errors";
 import { inUse, Problems } from "./validation";
 
@@ -532,6 +533,19 @@ export const flagResource: ResourceSpec<FlagRow, FlagJson, FlagCreate, FlagUpdat
   keyed: true,
   label: (row) => row.key,
   present: presentFlags,
+  // Its variations and variables are what its A/B rules serve.
+  review: async (ctx, current) =>
+    refuseUnreviewedUse(
+      ctx,
+      (
+        await all<{ id: string }>(
+          ctx.db,
+          "SELECT id FROM experiments WHERE flag_id = ?",
+          current.id,
+        )
+      ).map((x) => x.id),
+      `flag ${current.key}`,
+    ),
   async build(ctx, input) {
     const { body } = input;
     const current = input.current ? parseFlag(input.current) : null;

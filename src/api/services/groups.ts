@@ -10,6 +10,7 @@ import { all } from "../store/db";
 import type { ExperimentRow, GroupAllocationEntry, GroupRow } from "../store/rows";
 import { parseJson } from "../store/sql";
 import type { ResourceSpec } from "./resources";
+import { refuseUnreviewedUse } from "./review";
 import { inUse, Problems } from "./validation";
 
 /** Rows → JSON, with the ids of each group's experiments. */
@@ -97,6 +98,18 @@ export const groupResource: ResourceSpec<GroupRow, GroupJson, GroupCreate, Group
     };
     return { row };
   },
+  review: async (ctx, current) =>
+    refuseUnreviewedUse(
+      ctx,
+      (
+        await all<Pick<ExperimentRow, "id">>(
+          ctx.db,
+          "SELECT id FROM experiments WHERE group_id = ?",
+          current.id,
+        )
+      ).map((x) => x.id),
+      `group ${current.name}`,
+    ),
   async beforeDelete(ctx, row) {
     const members = await all<Pick<ExperimentRow, "id" | "key">>(
       ctx.db,

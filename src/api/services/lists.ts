@@ -8,10 +8,12 @@
 import { MAX_LIST_MEMBERS, MAX_LIST_MEMBERS_BYTES } from "../../edge/list-members";
 import type { ListCreate, ListJson, ListSummaryJson, ListUpdate } from "../schemas/lists";
 import { all } from "../store/db";
-import type { AudienceRow, ListRow, ListSummaryRow } from "../store/rows";
+import type { AudienceRow, ExperimentRow, ListRow, ListSummaryRow } from "../store/rows";
+import { audienceIdsOf } from "./datafile-build";
 import { parseJson } from "../store/sql";
 import { leavesOf } from "../schemas/condition-tree";
 import type { BuildContext, ResourceSpec } from "./resources";
+import { refuseUnreviewedUse } from "./review";
 import { inUse, Problems } from "./validation";
 
 export function listJson(row: ListRow): ListJson {
@@ -149,6 +151,26 @@ export const listResource: ResourceSpec<
       updated_at: ctx.now,
     };
     return { row };
+  },
+  review: async (ctx, current) => {
+    const audienceIds = (await audiencesUsing(ctx.db, ctx.projectId, current.key)).map((a) => a.id);
+    if (audienceIds.length === 0) return null;
+    const experiments = await all<Pick<ExperimentRow, "id" | "audience_conditions">>(
+      ctx.db,
+      "SELECT id, audience_conditions FROM experiments WHERE project_id = ?",
+      ctx.projectId,
+    );
+    return refuseUnreviewedUse(
+      ctx,
+      experiments
+        .filter((x) =>
+          audienceIdsOf(parseJson<unknown>(x.audience_conditions, null)).some((id) =>
+            audienceIds.includes(id),
+          ),
+        )
+        .map((x) => x.id),
+      `list ${current.key}`,
+    );
   },
   async beforeDelete(ctx, row) {
     const users = await audiencesUsing(ctx.db, ctx.projectId, row.key);

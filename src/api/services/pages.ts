@@ -8,6 +8,7 @@ import { all } from "../store/db";
 import type { EventRow, ExperimentRow, PageRow } from "../store/rows";
 import { parseJson } from "../store/sql";
 import type { ResourceSpec } from "./resources";
+import { refuseUnreviewedUse } from "./review";
 import { datafileProblems, inUse, Problems } from "./validation";
 
 export function pageJson(row: PageRow): PageJson {
@@ -103,6 +104,14 @@ export const pageResource: ResourceSpec<PageRow, PageJson, PageCreate, PageUpdat
     };
     return { row };
   },
+  review: async (ctx, current) =>
+    refuseUnreviewedUse(
+      ctx,
+      (await usersOf(ctx.db, ctx.projectId, current.id))
+        .filter((u) => u.type === "experiment")
+        .map((u) => u.id),
+      `page ${current.key}`,
+    ),
   async beforeDelete(ctx, row) {
     const users = await usersOf(ctx.db, ctx.projectId, row.id);
     if (users.length > 0) throw inUse(`page ${row.key}`, users);

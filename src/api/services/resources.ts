@@ -106,8 +106,9 @@ export interface ResourceSpec<
   ): Promise<{ row: Row } & WriteHooks>;
   /**
    * Before an update is written (after `build` accepted it): a change that must wait for review
-   * (docs/approvals.md; experiments only) is recorded as a change request and answered instead
-   * of being written; null = write it.
+   * (docs/approvals.md) is recorded as a change request and answered instead of being written
+   * (experiments), or refused with 403 (what a live experiment under review uses: pages,
+   * audiences, lists, groups, flags); null = write it.
    */
   review?(ctx: BuildContext, current: Row, body: Update): Promise<PendingReview | null>;
   /** Before a delete: throws 409 while the row is in use; may add statements and their undo. */

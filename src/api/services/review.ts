@@ -16,7 +16,8 @@ import type { Actor } from "../context";
 import { newId, nowIso } from "../ids";
 import type { ChangeRequestJson, PendingReview } from "../schemas/change-requests";
 import { auditStatement } from "../store/audit";
-import { insertChangeRequest } from "../store/change-requests";
+import { firstLiveUnderReview, insertChangeRequest } from "../store/change-requests";
+import { forbidden } from "../errors";
 import { all, first } from "../store/db";
 import type { ChangeRequestKind, ChangeRequestRow, ExperimentRow } from "../store/rows";
 
@@ -27,6 +28,26 @@ import type { ChangeRequestKind, ChangeRequestRow, ExperimentRow } from "../stor
 export interface ReviewedChange {
   changeRequestId: string;
   requestedBy: string;
+}
+
+/**
+ * An editor's change to something a live experiment uses — its audience, page, a list its
+ * audience reads, its group, the flag of an A/B rule — changes what the experiment does as surely
+ * as editing the experiment. Where that experiment is live in a review-required environment the
+ * change has no request form of its own: 403, an admin makes it (docs/approvals.md "What waits").
+ */
+export async function refuseUnreviewedUse(
+  ctx: { db: D1Database; actor: Actor },
+  experimentIds: readonly string[],
+  what: string,
+): Promise<null> {
+  if (!reviewApplies(ctx.actor)) return null;
+  const live = await firstLiveUnderReview(ctx.db, experimentIds);
+  if (live)
+    throw forbidden(
+      `${what} is used by experiment ${live.experiment_key}, live in ${live.environment_key}, which requires review (docs/approvals.md): an editor cannot change it there; an admin can`,
+    );
+  return null;
 }
 
 /** Whether the actor's changes wait for review where it is required: only editors' do. */

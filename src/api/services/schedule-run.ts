@@ -24,6 +24,8 @@
 import type { Env } from "../../env";
 import type { Actor } from "../context";
 import { ApiError } from "../errors";
+import { projectRequiresReview } from "../store/change-requests";
+import { first } from "../store/db";
 import { findExperimentStatus, requireExperiment } from "../store/experiments";
 import {
   claimStep,
@@ -76,8 +78,32 @@ function revisionIn(published: readonly PublishResult[], environmentId: string):
   return published.find((p) => p.environmentId === environmentId)?.revision ?? null;
 }
 
+/**
+ * Why an editor's step may not run now (docs/approvals.md "Schedules"): its start or resume is in
+ * an environment that requires review, or its traffic change in a project where one does — review
+ * may have been turned on after the step was written. Null when it may.
+ */
+async function reviewRefusal(env: Env, step: DueStepRow): Promise<string | null> {
+  if (step.written_by_role !== "editor") return null;
+  if (step.action === "start" || step.action === "resume") {
+    const row = await first<{ require_review: number }>(
+      env.DB,
+      "SELECT require_review FROM environments WHERE id = ?",
+      step.environment_id,
+    );
+    return row?.require_review
+      ? `an editor's ${step.action}, and ${step.environment_key} now requires review (docs/approvals.md)`
+      : null;
+  }
+  if (step.action === "traffic" && (await projectRequiresReview(env.DB, step.project_id)))
+    return "an editor's traffic change, and the project now has an environment that requires review (docs/approvals.md)";
+  return null;
+}
+
 /** Applies one claimed step; a refusal that means "makes no sense now" is a skip. */
 async function applyStep(env: Env, step: DueStepRow): Promise<Omit<StepOutcome, "appliedAt">> {
+  const refusal = await reviewRefusal(env, step);
+  if (refusal) return { status: "skipped", revision: null, error: refusal };
   if (step.action === "traffic") {
     const traffic = step.percent_bp ?? 0;
     const status =

@@ -287,7 +287,6 @@ async function writeSchedule(
   checkVersion(request.ifMatch, current?.version ?? 0);
   const nowMs = Date.now();
   const steps = checkSteps(request.steps, nowMs);
-  await refuseUnreviewedSteps(db, actor, experiment, environment, steps);
   if (steps.length > 0) {
     const status = (await findExperimentStatus(db, experiment.id, environment.id))?.status;
     if (status === "Archived")
@@ -300,6 +299,25 @@ async function writeSchedule(
   const now = new Date(nowMs).toISOString();
   // Replaced: the pending steps still to come. A due one is the run's (see the store).
   const pendingBefore = existing.filter((s) => s.status === "pending" && s.at > now);
+  // A step sent again unchanged keeps who wrote it: an editor's edit of the schedule neither needs
+  // review for an admin's step it resends, nor makes that step the editor's.
+  const stepKey = (s: { at: string; action: string; percentBp: number | null }) =>
+    `${s.at}|${s.action}|${s.percentBp ?? ""}`;
+  const writtenBefore = new Map(
+    pendingBefore.map((s) => [
+      stepKey({ at: s.at, action: s.action, percentBp: s.percent_bp }),
+      s.written_by_role,
+    ]),
+  );
+  const roleOf = (s: (typeof steps)[number]) =>
+    writtenBefore.get(stepKey(s)) ?? (actor.role === "editor" ? "editor" : "admin");
+  await refuseUnreviewedSteps(
+    db,
+    actor,
+    experiment,
+    environment,
+    steps.filter((s) => !writtenBefore.has(stepKey(s))),
+  );
   // New steps come after the history in the schedule's order.
   const base = existing.reduce((max, s) => Math.max(max, s.position), 0) + 1;
   const expectedVersion = current?.version ?? 0;
@@ -323,6 +341,7 @@ async function writeSchedule(
         at: s.at,
         action: s.action,
         percent_bp: s.percentBp,
+        written_by_role: roleOf(s),
       })),
       audit: {
         actor,

@@ -92,7 +92,9 @@ export function reopenStatement(
 
 /**
  * The keys of the review-required environments where the experiment is live (Running or
- * Paused), by key: an editor's update of it waits for review when there is one.
+ * Paused) or has a scheduled start or resume still to run (docs/schedules.md: the schedule would
+ * start whatever it is by then), by key: an editor's update of it waits for review when there is
+ * one.
  */
 export async function liveReviewEnvironments(
   db: D1Database,
@@ -102,10 +104,37 @@ export async function liveReviewEnvironments(
     db,
     `SELECT e.key FROM experiment_status s JOIN environments e ON e.id = s.environment_id
      WHERE s.experiment_id = ? AND e.require_review = 1 AND s.status IN ('Running', 'Paused')
-     ORDER BY e.key`,
+     UNION
+     SELECT e.key FROM schedule_steps t JOIN environments e ON e.id = t.environment_id
+     WHERE t.experiment_id = ? AND e.require_review = 1 AND t.status IN ('pending', 'running')
+       AND t.action IN ('start', 'resume')
+     ORDER BY 1`,
+    experimentId,
     experimentId,
   );
   return rows.map((r) => r.key);
+}
+
+/**
+ * The first of `experimentIds` live (Running or Paused) in a review-required environment, with
+ * that environment's key; null when none is.
+ */
+export async function firstLiveUnderReview(
+  db: D1Database,
+  experimentIds: readonly string[],
+): Promise<{ experiment_key: string; environment_key: string } | null> {
+  if (experimentIds.length === 0) return null;
+  return first<{ experiment_key: string; environment_key: string }>(
+    db,
+    `SELECT x.key AS experiment_key, e.key AS environment_key
+       FROM experiment_status s
+       JOIN environments e ON e.id = s.environment_id
+       JOIN experiments x ON x.id = s.experiment_id
+      WHERE s.experiment_id IN (SELECT value FROM json_each(?))
+        AND e.require_review = 1 AND s.status IN ('Running', 'Paused')
+      ORDER BY x.key, e.key LIMIT 1`,
+    JSON.stringify(experimentIds),
+  );
 }
 
 /** Whether any environment of the project requires review. */

@@ -32,6 +32,8 @@ export interface ScheduleStepRow {
   applied_at: string | null;
   revision: number | null;
   error: string | null;
+  /** The role of who wrote the step (`admin` or `editor`; system actors act as admin). */
+  written_by_role: string;
   created_at: string;
 }
 
@@ -96,7 +98,9 @@ export interface ScheduleWrite {
   writeId: string;
   now: string;
   /** The new pending steps (status pending). */
-  steps: Array<Pick<ScheduleStepRow, "id" | "position" | "at" | "action" | "percent_bp">>;
+  steps: Array<
+    Pick<ScheduleStepRow, "id" | "position" | "at" | "action" | "percent_bp" | "written_by_role">
+  >;
   audit: { actor: Actor; action: string; details: unknown };
 }
 
@@ -147,8 +151,8 @@ export function replaceStepsStatements(
     ...write.steps.map((step) =>
       db
         .prepare(
-          `INSERT INTO schedule_steps (id, experiment_id, environment_id, position, at, action, percent_bp, status, created_at)
-           SELECT ?, ?, ?, ?, ?, ?, ?, 'pending', ? WHERE ${landed}`,
+          `INSERT INTO schedule_steps (id, experiment_id, environment_id, position, at, action, percent_bp, status, written_by_role, created_at)
+           SELECT ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ? WHERE ${landed}`,
         )
         .bind(
           step.id,
@@ -158,6 +162,7 @@ export function replaceStepsStatements(
           step.at,
           step.action,
           step.percent_bp,
+          step.written_by_role,
           now,
           experimentId,
           environmentId,
