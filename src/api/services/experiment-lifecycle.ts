@@ -9,7 +9,7 @@
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { conflict, notFound } from "../errors";
+import { conflict, notFound, versionConflict } from "../errors";
 import { nowIso } from "../ids";
 import {
   DEFAULT_ACTION_ENVIRONMENT,
@@ -160,11 +160,14 @@ export async function applyExperimentAction(
         status: "Not started",
         updated_at: now,
       }),
-      // The guard: the transition only happens from the status read above.
+      // The guard: the transition only happens from the status read above — and, when a version
+      // was checked (If-Match, an approval's base version), only at that version: a change that
+      // lands in between (several round trips) is not started unreviewed.
       statusTransitionStatement(db, id, environment.id, {
         from: previous,
         to: transition.to,
         updatedAt: now,
+        ...(request.checkVersion ? { version: experiment.version } : {}),
       }),
       auditIfChanged(db, actor, action, "experiment", id, experiment.project_id, {
         ...request.auditDetails,
@@ -182,6 +185,10 @@ export async function applyExperimentAction(
     auditIndex: 2,
     onGuardFailed: async () => {
       const latest = await findExperimentStatus(db, id, environment.id);
+      if (request.checkVersion && latest?.status === previous) {
+        const now = await requireExperiment(db, id);
+        if (now.version !== experiment.version) return versionConflict(now.version);
+      }
       return conflict(
         `experiment ${experiment.key} changed status in ${environment.key} meanwhile (now ${latest?.status ?? "unknown"}); read it again`,
         { status: latest?.status ?? null, environment: environment.key },
@@ -206,7 +213,16 @@ export async function applyExperimentAction(
       experiment: { id, key: experiment.key, name: experiment.name },
       previousStatus: previous,
       status: transition.to,
-      ...(request.auditDetails ? { details: request.auditDetails } : {}),
+      ...(request.auditDetails || reviewed
+        ? {
+            details: {
+              ...request.auditDetails,
+              ...(reviewed
+                ? { changeRequest: reviewed.changeRequestId, requestedBy: reviewed.requestedBy }
+                : {}),
+            },
+          }
+        : {}),
       revisions: published
         .filter((p) => p.changed)
         .map((p) => ({ environment: p.environmentKey, revision: p.revision })),

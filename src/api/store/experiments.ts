@@ -293,13 +293,27 @@ export function statusTransitionStatement(
   db: D1Database,
   experimentId: string,
   environmentId: string,
-  transition: { from: ExperimentStatusValue; to: ExperimentStatusValue; updatedAt: string },
+  transition: {
+    from: ExperimentStatusValue;
+    to: ExperimentStatusValue;
+    updatedAt: string;
+    /** Also only while the experiment is at this version (an If-Match, an approval's base). */
+    version?: number;
+  },
 ): D1PreparedStatement {
+  const versioned = transition.version !== undefined;
   return db
     .prepare(
-      "UPDATE experiment_status SET status = ?, updated_at = ? WHERE experiment_id = ? AND environment_id = ? AND status = ?",
+      `UPDATE experiment_status SET status = ?, updated_at = ? WHERE experiment_id = ? AND environment_id = ? AND status = ?${versioned ? " AND EXISTS (SELECT 1 FROM experiments WHERE id = ? AND version = ?)" : ""}`,
     )
-    .bind(transition.to, transition.updatedAt, experimentId, environmentId, transition.from);
+    .bind(
+      transition.to,
+      transition.updatedAt,
+      experimentId,
+      environmentId,
+      transition.from,
+      ...(versioned ? [experimentId, transition.version] : []),
+    );
 }
 
 /**
