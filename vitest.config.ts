@@ -28,13 +28,33 @@ const webhookReceiver = await startWebhookReceiver();
 // D1 schema for the workers tests: test/helpers/apply-migrations.ts applies these (idempotent).
 const migrations = await readD1Migrations(fileURLToPath(new URL("./migrations", import.meta.url)));
 
+/**
+ * Test files run side by side, all three projects in one pool (docs/testing.md "Files side
+ * by side"). Vitest's default is one fewer worker than cores — on CI's 2 cores, one file at a time —
+ * but most of a file's wall time is not CPU: workerd starting for each workers file, `wrangler dev`
+ * and Chromium starting for each browser file, waits for the queue. Overridable with
+ * VITEST_MAX_WORKERS or `--maxWorkers`.
+ */
+const maxWorkers = 3;
+/**
+ * Running files side by side on 2 cores makes a CPU-bound test slower than alone; a limit that
+ * only measures how busy the machine is would make it fail for nothing. Tests assert outcomes,
+ * never durations, so this is only the point at which a hung test is called hung.
+ */
+const testTimeout = 30_000;
+const hookTimeout = 60_000;
+
 export default defineConfig({
   test: {
+    maxWorkers,
     projects: [
       {
         test: {
           name: "core",
           environment: "node",
+          maxWorkers,
+          testTimeout,
+          hookTimeout,
           include: ["test/core/**/*.test.ts"],
         },
       },
@@ -65,9 +85,9 @@ export default defineConfig({
         ],
         test: {
           name: "workers",
-          // A safety net, not a speed check (speeds are benchmarks): a file's first request
-          // imports the API or admin code on demand (src/index.ts), seconds on a busy 2-core CI.
-          testTimeout: 20_000,
+          maxWorkers,
+          testTimeout,
+          hookTimeout,
           include: ["test/**/*.test.ts"],
           exclude: ["test/core/**", "test/fixtures/**", "test/browser/**"],
           setupFiles: ["./test/helpers/apply-migrations.ts"],
@@ -77,6 +97,7 @@ export default defineConfig({
         test: {
           name: "browser",
           environment: "node",
+          maxWorkers,
           include: ["test/browser/**/*.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 120_000,
