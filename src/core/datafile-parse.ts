@@ -958,8 +958,9 @@ class Checker {
     this.each(this.optArr(value, "holdouts"), "holdouts", (node) => {
       const info = this.experiment(node, "holdout", ids, keys, ruleKeys);
       if (typeof node.id === "string" && this.experiments.has(node.id))
-        this.warn(
-          `holdout id ${preview(node.id)} is also an experiment id: both bucket every visitor alike`,
+        // The SDK would then bucket the holdout through that experiment's group too.
+        this.error(
+          `holdout id ${preview(node.id)} is also an experiment id: the SDK would apply that experiment's group to the holdout`,
           "id",
         );
       (info.variationIds ?? []).forEach((id) => {

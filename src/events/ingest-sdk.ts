@@ -77,12 +77,24 @@ function deliveryRuleIdsOf(compiled: CompiledDatafile): ReadonlySet<string> {
 function holdoutArmsOf(
   compiled: CompiledDatafile,
   visitorId: string,
-): Array<{ holdoutId: string; variationId: string; index: number }> {
+  bucketingId: string | undefined,
+): Array<{ holdoutId: string; variationId: string; held: boolean; index: number }> {
   if (compiled.holdouts.length === 0) return [];
-  return holdoutArms(compiled, prepareVisitor(compiled, { visitorId })).map((arm, index) => ({
-    ...arm,
-    index,
-  }));
+  // Bucketed as the SDK did: by the event's `$opt_bucketing_id` when it sent one.
+  const attributes = bucketingId === undefined ? undefined : { $opt_bucketing_id: bucketingId };
+  return holdoutArms(
+    compiled,
+    prepareVisitor(compiled, { visitorId, ...(attributes ? { attributes } : {}) }),
+  ).map((arm, index) => ({ ...arm, index }));
+}
+
+/** The `$opt_bucketing_id` a visitor's event attributes carry, when a string. */
+function bucketingIdOf(attributes: unknown): string | undefined {
+  if (!Array.isArray(attributes)) return undefined;
+  for (const a of attributes)
+    if (isPlainObject(a) && a.key === "$opt_bucketing_id" && typeof a.value === "string")
+      return a.value;
+  return undefined;
 }
 
 /**
@@ -249,9 +261,33 @@ export async function handleSdkEvents(
   const messages: EventMessage[] = [];
   const rejected: Rejection[] = [];
   const compiled = entry.compiled;
+  /**
+   * The everyone-else group of a visitor the SDK decided and did not hold out (docs/holdouts.md
+   * "SDK events"), with a uuid derived from the event's (a redelivery dedupes alike).
+   */
+  const pushEveryoneElse = (
+    common: Omit<ImpressionMessage, "type" | "experimentId" | "variationId" | "source">,
+    visitorId: string,
+    bucketingId: string | undefined,
+  ): void => {
+    for (const arm of holdoutArmsOf(compiled, visitorId, bucketingId))
+      if (!arm.held)
+        messages.push({
+          ...common,
+          uuid: `${common.uuid.slice(0, 48)}:holdout:${arm.index}`,
+          type: "impression",
+          experimentId: arm.holdoutId,
+          variationId: arm.variationId,
+          source: "sdk",
+        });
+  };
   let index = -1;
   visitors.forEach((rawVisitor, v) => {
-    const visitor = rawVisitor as { visitor_id: string; snapshots: Record<string, unknown>[] };
+    const visitor = rawVisitor as {
+      visitor_id: string;
+      attributes?: unknown;
+      snapshots: Record<string, unknown>[];
+    };
     visitor.snapshots.forEach((snapshot, s) => {
       const decisions = (snapshot.decisions ?? []) as unknown[];
       (snapshot.events as unknown[]).forEach((event, e) => {
@@ -310,6 +346,20 @@ export async function handleSdkEvents(
                 `${dPath}.variation_id`,
                 `not a variation of holdout ${holdout.key}`,
               );
+            // Membership is recomputed, never taken from the event: a forged (or backdated)
+            // holdout decision cannot move a visitor into the holdout group.
+            const held = holdoutArmsOf(
+              compiled,
+              visitor.visitor_id,
+              bucketingIdOf(visitor.attributes),
+            ).some((arm) => arm.held && arm.holdoutId === holdout.id);
+            if (!held)
+              return reject(
+                rejected,
+                index,
+                `${dPath}.experiment_id`,
+                `visitor ${JSON.stringify(visitor.visitor_id).slice(0, 100)} is not in holdout ${holdout.key} (by its bucketing id)`,
+              );
             messages.push({
               ...common,
               type: "impression",
@@ -328,8 +378,11 @@ export async function handleSdkEvents(
             (typeof decision.experiment_id === "string" &&
               deliveryRuleIdsOf(compiled).has(decision.experiment_id) &&
               !compiled.experimentById.has(decision.experiment_id))
-          )
+          ) {
+            // Still a visitor the SDK decided and did not hold out: its everyone-else group.
+            pushEveryoneElse(common, visitor.visitor_id, bucketingIdOf(visitor.attributes));
             return;
+          }
           const experiment =
             typeof decision.experiment_id === "string"
               ? compiled.experimentById.get(decision.experiment_id)
@@ -389,16 +442,9 @@ export async function handleSdkEvents(
           });
           // The visitor's holdout group too (docs/holdouts.md "SDK events"): an SDK reports no
           // event for a visitor it does not hold out, so an experiment's impression stands for
-          // one, with a uuid derived from the event's (a redelivery dedupes alike).
-          for (const arm of holdoutArmsOf(compiled, visitor.visitor_id))
-            messages.push({
-              ...common,
-              uuid: `${common.uuid.slice(0, 48)}:holdout:${arm.index}`,
-              type: "impression",
-              experimentId: arm.holdoutId,
-              variationId: arm.variationId,
-              source: "sdk",
-            });
+          // one. A visitor the holdout would hold (an SDK's activate() ignores holdouts) was
+          // treated all the same: in no group.
+          pushEveryoneElse(common, visitor.visitor_id, bucketingIdOf(visitor.attributes));
           return;
         }
 

@@ -242,13 +242,13 @@ describe("holdout results", () => {
     // A holdout decision naming no running holdout, or a variation outside its allocation, is
     // rejected with its path; nothing of it is queued.
     const queuedBefore = queued.length;
-    const decision = (experimentId: string, variationId: string) => ({
+    const decision = (experimentId: string, variationId: string, visitorId = "forged") => ({
       account_id: published.accountId,
       project_id: published.projectId,
       revision: published.revision,
       visitors: [
         {
-          visitor_id: "forged",
+          visitor_id: visitorId,
           attributes: [],
           snapshots: [
             {
@@ -278,6 +278,16 @@ describe("holdout results", () => {
       [
         decision(published.holdouts![0]!.id, everyoneElse!.id),
         "visitors[0].snapshots[0].decisions.variation_id",
+      ],
+      // A well-formed holdout decision for a visitor the holdout does not hold: membership is
+      // recomputed from the bucketing id, never taken from the event.
+      [
+        decision(
+          published.holdouts![0]!.id,
+          heldVariation!.id,
+          Array.from({ length: 100 }, (_, i) => `not-held-${i}`).find((id) => !isHeld(id))!,
+        ),
+        "visitors[0].snapshots[0].decisions.experiment_id",
       ],
     ] as const) {
       const refused = await site("http://localhost/_ss/v1/events", {

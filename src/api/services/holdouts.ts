@@ -6,7 +6,7 @@
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { notFound, unprocessable } from "../errors";
+import { conflict, notFound, unprocessable } from "../errors";
 import { newId } from "../ids";
 import type { HoldoutJson, HoldoutUpdate } from "../schemas/holdouts";
 import { auditIfChanged } from "../store/audit";
@@ -16,6 +16,7 @@ import { versionedUpdate, versionGuardError } from "../store/sql";
 import { requireActorRole } from "./auth";
 import { checkVersion, type IfMatch } from "./resources";
 import { writeAndPublish } from "./write-and-publish";
+import { countProjectRecords } from "./publish";
 import { holdoutKey, holdoutSpecOf, type HoldoutSpec } from "./holdout-spec";
 
 export { holdoutKey, holdoutSpecOf, type HoldoutSpec };
@@ -59,6 +60,12 @@ export async function setHoldout(
   const db = env.DB;
   const current = await requireEnvironment(db, environmentId);
   checkVersion(ifMatch, current.version);
+  // Setting a holdout publishes the project from its records: a project without any serves
+  // pushed datafiles, which that would replace with empty ones.
+  if (current.revision > 0 && (await countProjectRecords(db, current.project_id)) === 0)
+    throw conflict(
+      `environment ${current.key} serves a pushed datafile (its project has no records): setting a holdout would publish the records and replace it; push a datafile with its holdouts instead, or import it (docs/holdouts.md)`,
+    );
   const known = new Set(
     (
       await all<{ id: string }>(

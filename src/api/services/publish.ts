@@ -655,6 +655,17 @@ export async function rollbackEnvironment(
   });
 }
 
+/** How many management records (experiments, pages, events, …) a project has. */
+export async function countProjectRecords(db: D1Database, projectId: string): Promise<number> {
+  const row = await db
+    .prepare(
+      `SELECT ${PROJECT_TABLES.map((t) => `(SELECT count(*) FROM ${t} WHERE project_id = ?1)`).join(" + ")} AS n`,
+    )
+    .bind(projectId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
 /**
  * Publishes a datafile supplied as a whole (`splitstream datafile push`, PUT …/datafile) as the
  * environment's next revision: its `sdkKey` and `revision` are set to the environment's, it must
@@ -680,11 +691,7 @@ export async function pushDatafile(
   if (!environment) throw notFound("environment", environmentId);
   // A pushed file lives only until the next change publishes the records again: with records,
   // a push would be silently undone, so it is refused and the import offered instead.
-  const records = await env.DB.prepare(
-    `SELECT ${PROJECT_TABLES.map((t) => `(SELECT count(*) FROM ${t} WHERE project_id = ?1)`).join(" + ")} AS n`,
-  )
-    .bind(environment.project_id)
-    .first<{ n: number }>();
+  const records = { n: await countProjectRecords(env.DB, environment.project_id) };
   if ((records?.n ?? 0) > 0)
     throw conflict(
       `the project of environment ${environment.key} has ${records?.n} management records (experiments, pages, events, …): a pushed datafile would be replaced by the next change. Import it instead (POST /environments/${environment.id}/datafile/import, splitstream datafile import), which turns it into records`,
