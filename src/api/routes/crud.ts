@@ -159,12 +159,12 @@ export function registerCrud<
       path: `/${spec.plural}/{id}`,
       tags,
       summary: `Change ${article(spec.type)} ${spec.type}`,
-      description: `${spec.describe.update}\n\nFields sent replace the current ones; absent fields stay. Send \`If-Match\` with the ETag you read: a stale one answers 409 version_conflict.${spec.review ? " An editor's change that needs review (docs/approvals.md) answers 202 with the pending change request and changes nothing yet." : ""}`,
+      description: `${spec.describe.update}\n\nFields sent replace the current ones; absent fields stay. Send \`If-Match\` with the ETag you read: a stale one answers 409 version_conflict.${spec.changeRequests ? " An editor's change that needs review (docs/approvals.md) answers 202 with the pending change request and changes nothing yet." : ""}`,
       middleware: [requireRole("editor")] as const,
       request: { params: IdParams, body: jsonBody(spec.updateSchema) },
       responses: {
         200: jsonResponse(withPublished, `The changed ${spec.type}`),
-        ...(spec.review
+        ...(spec.changeRequests
           ? {
               202: jsonResponse(
                 PendingReviewSchema,

@@ -41,6 +41,7 @@ export const experimentResource: ResourceSpec<
       summary: `experiment ${row.key} created by ${actor.name}`,
     });
   },
+  changeRequests: true,
   review: async (ctx, current, body) => {
     if (!reviewApplies(ctx.actor)) return null;
     const environments = await liveReviewEnvironments(ctx.db, current.id);

@@ -111,6 +111,8 @@ export interface ResourceSpec<
    * audiences, lists, groups, flags); null = write it.
    */
   review?(ctx: BuildContext, current: Row, body: Update): Promise<PendingReview | null>;
+  /** Whether `review` can answer a change request (experiments), not only refuse (403). */
+  changeRequests?: boolean;
   /** Before a delete: throws 409 while the row is in use; may add statements and their undo. */
   beforeDelete?(ctx: BuildContext, row: Row): Promise<WriteHooks | void>;
   /** Rows → JSON (several at once, so lookups can be shared). */
