@@ -170,6 +170,17 @@ async function holdoutPage(
                   ${results.value.groups[1]?.visitors ?? 0} (each counted once, from their first
                   page or SDK decision).
                 </p>
+                ${
+                  results.value.srm.flagged
+                    ? html`<p class="warning" role="alert" data-srm>
+                        Sample-ratio mismatch (p =
+                        ${results.value.srm.pValue?.toExponential(1) ?? "?"}): the groups' sizes are
+                        not the ${results.value.percent} % share, so they were not recorded alike
+                        (SDK-only traffic, a share change; docs/holdouts.md "Results"). Do not trust
+                        this comparison.
+                      </p>`
+                    : ""
+                }
                 ${resultsTable(results.value)}`
       }`,
     refused ? refused.error.status : 200,

@@ -391,6 +391,7 @@ function renderResults(d: ResultsJson): string {
 
 interface HoldoutResultsJson {
   percent: number;
+  srm?: { checked: boolean; flagged: boolean; pValue: number | null };
   groups: Array<{ key: string; visitors: number }>;
   metrics: Array<{
     eventId: string;
@@ -432,7 +433,10 @@ function holdoutResultsText(d: HoldoutResultsJson): string {
     ]);
   }
   const groups = d.groups.map((g) => `${g.key} ${g.visitors}`).join(", ");
-  return `holdout ${d.percent} % — visitors: ${groups}\n${table(rows)}`;
+  const srm = d.srm?.flagged
+    ? `\nSAMPLE-RATIO MISMATCH (p = ${d.srm.pValue?.toExponential(1) ?? "?"}): the groups' sizes are not the share; do not trust the comparison (docs/holdouts.md "Results")`
+    : "";
+  return `holdout ${d.percent} % — visitors: ${groups}${srm}\n${table(rows)}`;
 }
 
 const ACTIONS = new Set(["start", "pause", "resume", "archive"]);

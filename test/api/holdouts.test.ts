@@ -346,6 +346,9 @@ describe("holdout results", () => {
       },
       { key: "holdout", variationId: heldVariation!.id, visitors: heldVisitors.length },
     ]);
+    // Every visitor recorded alike: the groups' sizes are the share's.
+    expect(results.srm).toMatchObject({ checked: true, flagged: false });
+    expect(results.srm.pValue).toBeGreaterThan(0.001);
     expect(results.metrics).toHaveLength(1);
     const metric = results.metrics[0];
     expect(metric).toMatchObject({

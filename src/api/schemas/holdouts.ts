@@ -79,6 +79,19 @@ export const HoldoutResultsSchema = z
     holdoutId: z.string(),
     percent: z.number(),
     analysis: z.object({ mode: z.string(), alpha: z.number() }),
+    srm: z
+      .object({
+        checked: z.boolean().openapi({
+          description: "false until each group has at least 8 visitors.",
+        }),
+        flagged: z.boolean().openapi({
+          description:
+            'p < 0.001: the groups\' sizes are not the share — the groups were not recorded alike (SDK-only traffic, a share change; docs/holdouts.md "Results"): do not trust the comparison.',
+        }),
+        chiSquare: z.number().nullable(),
+        pValue: z.number().nullable(),
+      })
+      .openapi({ description: "Sample-ratio mismatch of the two groups against the share." }),
     groups: z.array(
       z.object({
         key: z.enum(["everyone_else", "holdout"]),

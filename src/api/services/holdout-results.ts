@@ -31,6 +31,11 @@ export interface HoldoutResults {
   holdoutId: string;
   percent: number;
   analysis: { mode: string; alpha: number };
+  /**
+   * Sample-ratio mismatch of the groups against the share (the experiments' check): flagged when
+   * the groups were not recorded alike (docs/holdouts.md "Results").
+   */
+  srm: { checked: boolean; flagged: boolean; chiSquare: number | null; pValue: number | null };
   groups: Array<{ key: "everyone_else" | "holdout"; variationId: string; visitors: number }>;
   metrics: Array<{
     eventId: string;
@@ -108,6 +113,12 @@ export async function loadHoldoutResults(
     holdoutId: spec.id,
     percent: spec.basisPoints / 100,
     analysis: { mode: options.mode, alpha: options.alpha },
+    srm: {
+      checked: analysis.srm.checked,
+      flagged: analysis.srm.flagged,
+      chiSquare: analysis.srm.chiSquare,
+      pValue: analysis.srm.pValue,
+    },
     groups: [
       { key: "everyone_else", variationId: rest, visitors: visitors.get(rest)! },
       { key: "holdout", variationId: held, visitors: visitors.get(held)! },
