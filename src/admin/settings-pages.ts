@@ -92,7 +92,7 @@ function valueOf(refused: Refused | null, name: string, current: string): string
 }
 
 /** `2026-05-01T09:30:12.345Z` → `2026-05-01 09:30:12 UTC` in a `<time>`; `–` for null. */
-function when(iso: string | null): Html {
+export function when(iso: string | null): Html {
   if (iso === null) return html`–`;
   return html`<time datetime="${iso}">${iso.slice(0, 19).replace("T", " ")} UTC</time>`;
 }

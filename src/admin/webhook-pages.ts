@@ -48,7 +48,7 @@ import {
   versionField,
   type PostedForm,
 } from "./forms";
-import { confirmSignedInToken, loadProject, projectNav } from "./settings-pages";
+import { confirmSignedInToken, loadProject, projectNav, when } from "./settings-pages";
 import {
   ADMIN_BASE_PATH,
   attempt,
@@ -67,11 +67,6 @@ const actorOf = (c: AdminContext): Actor => c.get("actor");
 interface Refused {
   error: ApiError;
   form: PostedForm;
-}
-
-function when(iso: string | null): Html {
-  if (iso === null) return html`–`;
-  return html`<time datetime="${iso}">${iso.slice(0, 19).replace("T", " ")} UTC</time>`;
 }
 
 const webhookPath = (id: string) => `${ADMIN_BASE_PATH}/webhooks/${encodeURIComponent(id)}`;
