@@ -598,6 +598,8 @@ describe("webhooks API", () => {
     await invalid({ ...base, url: "ftp://example.com/h" }, "$.body.url");
     await invalid({ ...base, url: "https://user:pw@example.com/h" }, "$.body.url");
     await invalid({ ...base, url: "not a url" }, "$.body.url");
+    await invalid({ ...base, url: "https://hooks.example.com/a\r\nX-Injected: y" }, "$.body.url");
+    await invalid({ ...base, url: "https://hooks.example.com/a b" }, "$.body.url");
     // Nothing inside: private, loopback, link-local and reserved addresses (https too).
     for (const url of [
       "https://169.254.169.254/latest",

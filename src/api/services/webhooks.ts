@@ -77,6 +77,12 @@ function isReservedAddress(hostname: string): boolean {
  * plain http to this machine (local development and tests; a deployed Worker cannot reach it).
  */
 export function webhookUrlProblem(url: string): string | null {
+  // The URL parser drops tabs and line breaks silently: the stored URL would not be the one
+  // fetched (and shown with a line break in it). Refused instead.
+  for (let i = 0; i < url.length; i++) {
+    const code = url.charCodeAt(i);
+    if (code <= 0x20 || code === 0x7f) return "must not contain spaces or control characters";
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
