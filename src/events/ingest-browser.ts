@@ -32,7 +32,12 @@ import {
   type IngestRoute,
   type Rejection,
 } from "./ingest-common";
-import type { CompiledExperiment } from "../core/index";
+import {
+  holdoutArms,
+  prepareVisitor,
+  type CompiledDatafile,
+  type CompiledExperiment,
+} from "../core/index";
 import type { EventMessage, ImpressionDims, ImpressionMessage } from "../shared/event-messages";
 
 export { BROWSER_EVENTS_PATH } from "./ingest-paths";
@@ -214,7 +219,9 @@ export async function handleBrowserEvents(
         typeof item.experimentId === "string"
           ? entry.compiled.experimentById.get(item.experimentId)
           : undefined;
-      const problem = impressionProblem(experiment, item.variationId, visitor.sticky);
+      const problem =
+        impressionProblem(experiment, item.variationId, visitor.sticky) ??
+        holdoutProblem(entry.compiled, visitor.id);
       if (problem) return reject(rejected, index, `${path}.${problem.field}`, problem.reason);
       const impression: ImpressionMessage = {
         v: 1,
@@ -294,6 +301,25 @@ export function impressionProblem(
       reason: `the edge did not decide variation ${variationId} of experiment ${experiment.id} for this visitor (ss_dec)`,
     };
   return null;
+}
+
+/**
+ * Why a visitor's impression is not acceptable because the environment's holdout holds them
+ * (docs/holdouts.md "Decisions"), or null. The edge never decides an experiment for a held-out
+ * visitor, but a `ss_dec` entry written before they were held (a raised share) or by hand would
+ * pass the sticky check: membership is recomputed from the visitor id, as SDK events' is.
+ */
+export function holdoutProblem(
+  compiled: CompiledDatafile,
+  visitorId: string,
+): { field: "experimentId"; reason: string } | null {
+  if (compiled.holdouts.length === 0) return null;
+  const held = holdoutArms(compiled, prepareVisitor(compiled, { visitorId })).find((a) => a.held);
+  if (held === undefined) return null;
+  return {
+    field: "experimentId",
+    reason: `the visitor is in the environment's holdout (${held.holdoutId}): kept out of every experiment`,
+  };
 }
 
 /** The item's uuid (generated when absent) and timestamp (now when absent), or null (rejected). */

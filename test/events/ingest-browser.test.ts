@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { loadDatafile, prepareVisitor } from "../../src/core/index";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { isAllowedOrigin } from "../../src/events/ingest-browser";
 import { checkTags, timestampProblem } from "../../src/events/ingest-common";
@@ -294,6 +295,61 @@ describe("POST /_ss/events: impressions from the client script", () => {
     ]);
     expect(body.error.details.rejected[0]!.reason).toMatch(/ss_dec/);
     expect(queued.map((m) => m.type)).toEqual(["conversion"]);
+  });
+});
+
+describe("POST /_ss/events: impressions of held-out visitors", () => {
+  // edge.json with a 50 % global holdout (docs/holdouts.md): a held-out visitor's impression is
+  // refused even with a matching ss_dec (written before a raised share, or by hand).
+  const holdout = {
+    id: "9900",
+    key: "holdout_production",
+    status: "Running",
+    variations: [
+      { id: "9901", key: "holdout", featureEnabled: false, variables: [] },
+      { id: "9902", key: "everyone_else", featureEnabled: false, variables: [] },
+    ],
+    trafficAllocation: [{ entityId: "9901", endOfRange: 5000 }],
+    audienceIds: [],
+    audienceConditions: [],
+  };
+  beforeEach(async () => {
+    await env.DATAFILES.put(
+      "datafiles/demo",
+      JSON.stringify({ ...edgeDatafile, holdouts: [holdout] }),
+    );
+    resetDatafileStore();
+  });
+
+  it("refuses the held-out visitor's impression and accepts the others'", async () => {
+    const loaded = loadDatafile(JSON.stringify({ ...edgeDatafile, holdouts: [holdout] }));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const ids = Array.from({ length: 40 }, (_, i) => `visitor-${i}`);
+    const isHeld = (id: string) =>
+      prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null;
+    const held = ids.find(isHeld)!;
+    const free = ids.find((id) => !isHeld(id))!;
+    expect(held).toBeDefined();
+    expect(free).toBeDefined();
+    const impression = { type: "impression", experimentId: "1007", variationId: "v_m" };
+    const refused = await post(
+      { events: [impression, { key: "buy_click" }] },
+      { cookie: `ss_vid=${held}; ss_dec=1007.v_m` },
+    );
+    expect(refused.status).toBe(400);
+    const body = (await refused.json()) as ErrorBody;
+    expect(body.error.details.rejected).toEqual([
+      { index: 0, path: "events[0].experimentId", reason: expect.stringMatching(/holdout/) },
+    ]);
+    // The visitor's conversion still counts: only the impression is refused.
+    expect(queued.map((m) => [m.type, m.visitorId])).toEqual([["conversion", held]]);
+    queued.length = 0;
+    const accepted = await post(
+      { events: [impression] },
+      { cookie: `ss_vid=${free}; ss_dec=1007.v_m` },
+    );
+    expect(accepted.status).toBe(204);
+    expect(queued.map((m) => [m.type, m.visitorId])).toEqual([["impression", free]]);
   });
 });
 
