@@ -5,7 +5,7 @@
  * own fetch handler, against the real D1 and KV.
  */
 import { env, exports } from "cloudflare:workers";
-import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { applyExperimentAction } from "../../src/api/services/experiment-lifecycle";
 import { runSchedules } from "../../src/api/services/schedule-run";
 import { GUARDRAIL_ACTOR } from "../../src/api/services/guardrails";
@@ -319,6 +319,44 @@ describe("an editor's change to a running experiment in a review-required enviro
     expect(request).toMatchObject({ status: "pending", stale: true });
     expect((await apiJson("GET", `/experiments/${experiment.id}`, 200)).traffic).toBe(10000);
     expect((await auditOf(id)).map((e: Json) => e.action)).toEqual(["request"]);
+  });
+
+  it("an approval whose change applied stays approved when reading the request back fails", async () => {
+    const experiment = await runningExperiment();
+    const pending = await apiJson("PATCH", `/experiments/${experiment.id}`, 202, {
+      token: editor.token,
+      body: { traffic: 3000 },
+    });
+    const id = pending.changeRequest.id as string;
+    // D1 fails every read of the request after the approval's claim: the change is applied by
+    // then, and must not be offered for approval again.
+    const prepare = env.DB.prepare.bind(env.DB);
+    let claimed = false;
+    const spy = vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+      if (sql.startsWith("UPDATE change_requests SET status")) claimed = true;
+      else if (claimed && sql === "SELECT * FROM change_requests WHERE id = ?")
+        throw new Error("d1 unreachable");
+      return prepare(sql);
+    });
+    let approved: Json;
+    try {
+      approved = await apiJson("POST", `/change-requests/${id}/approve`, 200, {
+        token: reviewer.token,
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(approved.changeRequest).toMatchObject({ id, status: "approved" });
+    expect((await apiJson("GET", `/experiments/${experiment.id}`, 200)).traffic).toBe(3000);
+    expect(await apiJson("GET", `/change-requests/${id}`, 200)).toMatchObject({
+      status: "approved",
+    });
+    await expectError(
+      await api("POST", `/change-requests/${id}/approve`, { token: reviewer.token }),
+      409,
+      "conflict",
+    );
+    expect((await auditOf(id)).map((e: Json) => e.action)).toEqual(["approve", "request"]);
   });
 
   it("two approvers at once apply the change once", async () => {

@@ -146,6 +146,7 @@ export async function approveChangeRequest(
     async () => notPending((await findChangeRequest(db, id)) ?? row),
   );
   const reviewed = { changeRequestId: id, requestedBy: row.requested_by };
+  let applied: Omit<ApprovalResult, "changeRequest">;
   try {
     if (update !== null) {
       const written = await updateResource(
@@ -158,29 +159,30 @@ export async function approveChangeRequest(
         { reviewed },
       );
       if (isPendingReview(written)) throw new Error("an approved change went to review again");
-      return {
-        changeRequest: await present(db, (await findChangeRequest(db, id)) ?? row),
-        experiment: written.json,
-        published: written.published,
-      };
+      applied = { experiment: written.json, published: written.published };
+    } else {
+      const environment = typeof payload.environment === "string" ? payload.environment : undefined;
+      const acted = await applyExperimentAction(env, actor, {
+        id: row.experiment_id,
+        action: row.kind === "start" ? "start" : "resume",
+        environment,
+        checkVersion: (version) => {
+          if (version !== row.base_version) throw staleRequest(row, version);
+        },
+        reviewed,
+      });
+      if (isPendingReview(acted)) throw new Error("an approved action went to review again");
+      applied = { experiment: acted.experiment, published: acted.published };
     }
-    const environment = typeof payload.environment === "string" ? payload.environment : undefined;
-    const applied = await applyExperimentAction(env, actor, {
-      id: row.experiment_id,
-      action: row.kind === "start" ? "start" : "resume",
-      environment,
-      checkVersion: (version) => {
-        if (version !== row.base_version) throw staleRequest(row, version);
-      },
-      reviewed,
-    });
-    if (isPendingReview(applied)) throw new Error("an approved action went to review again");
-    return {
-      changeRequest: await present(db, (await findChangeRequest(db, id)) ?? row),
-      experiment: applied.experiment,
-      published: applied.published,
-    };
   } catch (error) {
+    // A failure after the change was written (reading its answer back) leaves it approved: the
+    // experiment moved past the request's base version, and re-opening would offer to apply it
+    // twice. Only the experiment's own version says which happened.
+    const latest = await requireExperiment(db, row.experiment_id).then(
+      (x) => x.version,
+      () => null,
+    );
+    if (!(error instanceof ApiError) && latest !== null && latest !== row.base_version) throw error;
     // Nothing was applied: the request is pending again, and the approval leaves no entry.
     const auditRowId = claimed[1]?.meta.last_row_id;
     await db.batch([
@@ -190,11 +192,27 @@ export async function approveChangeRequest(
         : []),
     ]);
     if (error instanceof ApiError && error.code === "version_conflict") {
-      const latest = await requireExperiment(db, row.experiment_id);
-      throw staleRequest(row, latest.version);
+      const current = await requireExperiment(db, row.experiment_id);
+      throw staleRequest(row, current.version);
     }
     throw error;
   }
+  // Applied and approved: a failure to read the request back is not a reason to re-open it.
+  const decided = await findChangeRequest(db, id).catch(() => null);
+  return {
+    changeRequest: await present(
+      db,
+      decided ?? {
+        ...row,
+        status: "approved",
+        decided_by: actor.id,
+        decided_by_name: actor.name,
+        decided_at: at,
+        comment,
+      },
+    ),
+    ...applied,
+  };
 }
 
 /**
