@@ -387,6 +387,35 @@ describe("steps that cannot or need not run", () => {
   );
 
   it(
+    "a step D1 refuses to claim stays pending, is deferred (not failed), and runs next time",
+    { timeout: 30_000 },
+    async () => {
+      const x = await experiment("claim_refused");
+      const t = minutesAhead(2);
+      await apiJson("PUT", `/experiments/${x.id}/schedules/production`, 200, {
+        body: { steps: [{ at: iso(t), action: "start" }] },
+      });
+      const prepare = env.DB.prepare.bind(env.DB);
+      const spy = vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+        if (sql.startsWith("UPDATE schedule_steps SET status = 'running'"))
+          throw new Error("d1 unreachable");
+        return prepare(sql);
+      });
+      vi.spyOn(console, "error").mockImplementation(() => undefined);
+      let report: Awaited<ReturnType<typeof runSchedules>>;
+      try {
+        report = await runSchedules(env, t);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(report).toMatchObject({ due: 1, done: [], skipped: [], failed: [], deferred: 1 });
+      expect((await stepsOf(x.id))[0]).toMatchObject({ status: "pending" });
+      expect((await runSchedules(env, t + MINUTE)).done).toHaveLength(1);
+      expect((await stepsOf(x.id))[0]).toMatchObject({ status: "done" });
+    },
+  );
+
+  it(
     "the hourly trigger applies due steps too; the per-minute one leaves the hourly jobs alone",
     { timeout: 30_000 },
     async () => {

@@ -67,7 +67,10 @@ export interface ScheduleRunReport {
   done: ScheduleRunStep[];
   skipped: ScheduleRunStep[];
   failed: ScheduleRunStep[];
-  /** Due steps another run holds (or whose earlier step it holds): left to it / to a later run. */
+  /**
+   * Due steps another run holds (or whose earlier step it holds), or that could not be claimed
+   * (D1 refused): still pending, left to that run or a later one.
+   */
   deferred: number;
 }
 
@@ -200,12 +203,20 @@ export async function runSchedules(env: Env, now: number): Promise<ScheduleRunRe
   const due = await listDueSteps(db, new Date(now).toISOString(), MAX_STEPS_PER_RUN);
   report.due = due.length;
   for (const step of due) {
+    let claimed: boolean;
+    try {
+      claimed = await claimStep(db, step, new Date().toISOString());
+    } catch (error) {
+      // Not claimed, so still pending: the next run takes it (nothing to record as failed).
+      console.error(`splitstream: could not claim schedule step ${step.id}`, error);
+      claimed = false;
+    }
+    if (!claimed) {
+      report.deferred++;
+      continue;
+    }
     let outcome: Omit<StepOutcome, "appliedAt">;
     try {
-      if (!(await claimStep(db, step, new Date().toISOString()))) {
-        report.deferred++;
-        continue;
-      }
       outcome = await applyStep(env, step);
     } catch (error) {
       console.error(
