@@ -10,7 +10,12 @@ import type { Actor } from "../api/context";
 import { HoldoutUpdateSchema } from "../api/schemas/holdouts";
 import { parseBody } from "../api/schemas/validation-error";
 import { hasRole, requireActorRole } from "../api/services/auth";
-import { loadHoldoutResults, type HoldoutResults } from "../api/services/holdout-results";
+import { DEFAULT_ANALYSIS_OPTIONS } from "../core/experiment-analysis";
+import {
+  loadHoldoutResults,
+  type HoldoutCohort,
+  type HoldoutResults,
+} from "../api/services/holdout-results";
 import {
   getHoldout,
   holdoutJson,
@@ -39,6 +44,61 @@ import type { ApiError } from "../api/errors";
 
 const actorOf = (c: AdminContext): Actor => c.get("actor");
 const pct = (x: number | null): string => (x === null ? "–" : `${(x * 100).toFixed(2)} %`);
+
+/**
+ * Which visitors the results count, the switch between the latest share and everyone, and the
+ * share history (docs/holdouts.md "Share changes").
+ */
+function cohortBlock(results: HoldoutResults, pagePath: string): Html {
+  const day = (iso: string) => iso.slice(0, 16).replace("T", " ");
+  const counted =
+    results.since === "all"
+      ? html`<p data-cohort="all">
+          Counting every visitor since the holdout was first set.
+          <a href="${pagePath}">Count only the latest share's visitors</a>.
+        </p>`
+      : results.period === null
+        ? html`<p data-cohort="share">Counting every visitor (no share was recorded yet).</p>`
+        : html`<p data-cohort="share">
+            Counting the visitors first exposed at ${results.period.percent} % (from revision
+            ${results.period.fromRevision}, ${day(results.period.from)}
+            UTC${
+              results.period.toRevision === null ? "" : `, to revision ${results.period.toRevision}`
+            }). <a href="${pagePath}?since=all">Count every visitor</a>.
+          </p>`;
+  const mixed = results.mixedShares
+    ? html`<p class="warning" role="alert" data-mixed-shares>
+        These visitors were decided under different shares: a visitor moved by a share change stays
+        in the group of their first visit, so the comparison blurs the two groups.
+      </p>`
+    : "";
+  const history =
+    results.shares.length < 2
+      ? ""
+      : html`<details>
+          <summary>Share history</summary>
+          <table data-list="holdout-shares">
+            <thead>
+              <tr>
+                <th scope="col">Share</th>
+                <th scope="col">Revisions</th>
+                <th scope="col">From (UTC)</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${results.shares.map(
+                (p) =>
+                  html`<tr>
+                    <td>${p.percent === null ? "unknown" : `${p.percent} %`}</td>
+                    <td>${p.fromRevision}–${p.toRevision ?? "now"}</td>
+                    <td>${day(p.from)}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>
+        </details>`;
+  return html`${counted}${mixed}${history}`;
+}
 
 function resultsTable(results: HoldoutResults): Html {
   if (results.metrics.length === 0)
@@ -91,6 +151,7 @@ async function holdoutPage(
   c: AdminContext,
   environmentId: string,
   refused: { error: ApiError; form: PostedForm } | null,
+  since: HoldoutCohort = "share",
 ) {
   const actor = actorOf(c);
   const found = await attempt(() => getHoldout(c.env, actor, environmentId));
@@ -101,7 +162,9 @@ async function holdoutPage(
   const results =
     holdout.holdoutId === null
       ? null
-      : await attempt(() => loadHoldoutResults(c.env, actor, environmentId));
+      : await attempt(() =>
+          loadHoldoutResults(c.env, actor, environmentId, DEFAULT_ANALYSIS_OPTIONS, since),
+        );
   const problems = fieldErrors(refused?.error ?? null);
   const chosen = new Set(refused ? (refused.form.get("metrics") ?? []) : holdout.metrics);
   const base = `${ADMIN_BASE_PATH}/environments/${encodeURIComponent(environment.id)}`;
@@ -165,7 +228,8 @@ async function holdoutPage(
           ? html`<p class="muted">No holdout was set yet.</p>`
           : !results.ok
             ? errorBlock(results.error)
-            : html`<p>
+            : html`${cohortBlock(results.value, `${base}/holdout`)}
+                <p>
                   Visitors: everyone else ${results.value.groups[0]?.visitors ?? 0}, holdout
                   ${results.value.groups[1]?.visitors ?? 0} (each counted once, from their first
                   page or SDK decision).
@@ -175,9 +239,8 @@ async function holdoutPage(
                     ? html`<p class="warning" role="alert" data-srm>
                         Sample-ratio mismatch (p =
                         ${results.value.srm.pValue?.toExponential(1) ?? "?"}): the groups' sizes are
-                        not the ${results.value.percent} % share, so they were not recorded alike
-                        (SDK-only traffic, a share change; docs/holdouts.md "Results"). Do not trust
-                        this comparison.
+                        not the share they were decided with, so they were not recorded alike
+                        (docs/holdouts.md "Results"). Do not trust this comparison.
                       </p>`
                     : ""
                 }
@@ -189,7 +252,9 @@ async function holdoutPage(
 
 /** `GET`/`POST /_ss/admin/environments/{id}/holdout`. */
 export function registerHoldoutPages(app: Hono<AdminEnv>): void {
-  app.get("/environments/:id/holdout", (c) => holdoutPage(c, c.req.param("id"), null));
+  app.get("/environments/:id/holdout", (c) =>
+    holdoutPage(c, c.req.param("id"), null, c.req.query("since") === "all" ? "all" : "share"),
+  );
 
   app.post("/environments/:id/holdout", async (c) => {
     const id = c.req.param("id");

@@ -45,10 +45,11 @@ export const API_USAGE = `Usage (against a running Worker; --api-url and --token
       per metric and variation: counts, mean, lift with its interval, p, q and verdict
       (environment key; default production); --breakdown device|browser|country|source|visitor
       adds the results per segment, corrected across segments
-  splitstream holdout get|results --environment ENVIRONMENT_ID
+  splitstream holdout get|results --environment ENVIRONMENT_ID [--since share|all]
   splitstream holdout set --environment ENVIRONMENT_ID --percent P [--metrics EVENT_ID,…]
       the environment's holdout (docs/holdouts.md): P % (0–50, steps of 0.01) of its visitors kept
-      out of every experiment (publishes); results: holdout vs everyone else per metric
+      out of every experiment (publishes); results: holdout vs everyone else per metric, counting
+      the visitors of the latest share (--since all: every visitor)
   Add --json for raw JSON output.`;
 
 export interface ApiOptions {
@@ -70,6 +71,7 @@ const COMMON = {
   comment: { type: "string" },
   percent: { type: "string" },
   metrics: { type: "string" },
+  since: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -389,8 +391,17 @@ function renderResults(d: ResultsJson): string {
   return parts.join("\n");
 }
 
+interface HoldoutSharePeriodJson {
+  percent: number | null;
+  fromRevision: number;
+  toRevision: number | null;
+}
+
 interface HoldoutResultsJson {
   percent: number;
+  since?: "share" | "all";
+  period?: HoldoutSharePeriodJson | null;
+  mixedShares?: boolean;
   srm?: { checked: boolean; flagged: boolean; pValue: number | null };
   groups: Array<{ key: string; visitors: number }>;
   metrics: Array<{
@@ -434,9 +445,19 @@ function holdoutResultsText(d: HoldoutResultsJson): string {
   }
   const groups = d.groups.map((g) => `${g.key} ${g.visitors}`).join(", ");
   const srm = d.srm?.flagged
-    ? `\nSAMPLE-RATIO MISMATCH (p = ${d.srm.pValue?.toExponential(1) ?? "?"}): the groups' sizes are not the share; do not trust the comparison (docs/holdouts.md "Results")`
+    ? `\nSAMPLE-RATIO MISMATCH (p = ${d.srm.pValue?.toExponential(1) ?? "?"}): the groups' sizes are not the share they were decided with; do not trust the comparison (docs/holdouts.md "Results")`
     : "";
-  return `holdout ${d.percent} % — visitors: ${groups}${srm}\n${table(rows)}`;
+  const period = d.period;
+  const counted =
+    d.since === "all"
+      ? "\ncounting every visitor (--since all)"
+      : period
+        ? `\ncounting visitors first exposed at ${period.percent} % (revisions ${period.fromRevision}–${period.toRevision ?? "now"})`
+        : "";
+  const mixed = d.mixedShares
+    ? "\nMIXED SHARES: these visitors were decided under different shares; a visitor moved by a change stays in their first group"
+    : "";
+  return `holdout ${d.percent} % — visitors: ${groups}${counted}${mixed}${srm}\n${table(rows)}`;
 }
 
 const ACTIONS = new Set(["start", "pause", "resume", "archive"]);
@@ -705,7 +726,10 @@ export async function runApiCommand(group: string, args: string[]): Promise<numb
     if (!values.environment) throw new CliError("--environment is required (an environment id)", 2);
     const path = `/environments/${encodeURIComponent(values.environment)}/holdout`;
     if (sub === "results") {
-      const data = await callApi(o, "GET", `${path}/results`);
+      if (values.since !== undefined && values.since !== "share" && values.since !== "all")
+        throw new CliError("--since must be share or all", 2);
+      const query = values.since === undefined ? "" : `?since=${values.since}`;
+      const data = await callApi(o, "GET", `${path}/results${query}`);
       print(o, data, (d: HoldoutResultsJson) => holdoutResultsText(d));
       return 0;
     }

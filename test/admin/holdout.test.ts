@@ -80,6 +80,13 @@ describe("admin holdout page", () => {
     expect(after).toContain(`data-list="holdout-results"`);
     expect(after).toContain("checked");
 
+    // Which visitors are counted, and the switch to everyone (docs/holdouts.md "Share changes").
+    expect(after).toMatch(/data-cohort="share">\s*Counting the visitors first exposed at 4.5 %/);
+    expect(after).toContain(`href="/_ss/admin${path}?since=all"`);
+    const everyone = await (await get(`${path}?since=all`, cookie)).text();
+    expect(everyone).toContain(`data-cohort="all"`);
+    expect(everyone).not.toContain("data-mixed-shares");
+
     const viewer = await adminSession((await createToken("viewer")).token);
     const read = await (await get(path, viewer)).text();
     expect(read).not.toContain(`data-form="holdout"`);

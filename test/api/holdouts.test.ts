@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Datafile } from "../../src/core/datafile-types";
 import { loadDatafile, prepareVisitor } from "../../src/core/index";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
-import type { EventMessage } from "../../src/shared/event-messages";
+import type { EventMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import flagsDatafile from "../fixtures/datafiles/flags.json";
 import { api, apiJson, createProject, createToken, type ApiErrorBody } from "../helpers/api";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
@@ -367,4 +367,210 @@ describe("holdout results", () => {
     );
     expect(metric.lift.lower === null || metric.lift.lower < metric.lift.estimate).toBe(true);
   }, 240_000);
+});
+
+describe("holdout results across share changes", () => {
+  /** The holdout's group impression of `visitorId` as the edge queues it, under `datafile`. */
+  function groupImpression(
+    datafile: Datafile,
+    visitorId: string,
+    timestamp: number,
+  ): ImpressionMessage {
+    const loaded = loadDatafile(JSON.stringify(datafile));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const [heldVariation, everyoneElse] = datafile.holdouts![0]!.variations;
+    const held = prepareVisitor(loaded.compiled, { visitorId }).holdout !== null;
+    return {
+      v: 1,
+      type: "impression",
+      uuid: crypto.randomUUID(),
+      sdkKey: datafile.sdkKey!,
+      revision: datafile.revision,
+      visitorId,
+      experimentId: datafile.holdouts![0]!.id,
+      variationId: held ? heldVariation!.id : everyoneElse!.id,
+      timestamp,
+      source: "edge",
+    };
+  }
+
+  it("a share change starts a new count; since=all counts everyone, the check weighted by share", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    await apiJson("PUT", path, 200, { body: { percent: 10, metrics: [event.id] } });
+    const at10 = await publishedDatafile(production.sdkKey);
+    const t0 = Date.now() - 3_600_000;
+    const early = Array.from({ length: 300 }, (_, i) => `early-${i}`);
+    const late = Array.from({ length: 300 }, (_, i) => `late-${i}`);
+    const messages: EventMessage[] = early.map((id) => groupImpression(at10, id, t0));
+
+    await apiJson("PUT", path, 200, { body: { percent: 30, metrics: [event.id] } });
+    const at30 = await publishedDatafile(production.sdkKey);
+    // The early visitors come back (their group stays the one of their first exposure), new
+    // visitors arrive; every visitor converts once after their first page.
+    for (const id of [...early, ...late]) messages.push(groupImpression(at30, id, t0 + 60_000));
+    const conversion = (visitorId: string, revision: string): EventMessage => ({
+      v: 1,
+      type: "conversion",
+      uuid: crypto.randomUUID(),
+      sdkKey: production.sdkKey,
+      revision,
+      visitorId,
+      eventId: event.id,
+      eventKey: "purchase",
+      timestamp: t0 + 120_000,
+      source: "offline",
+    });
+    for (const id of [...early, ...late]) messages.push(conversion(id, at30.revision));
+    await deliverToConsumer(messages);
+
+    const isHeld = (datafile: Datafile, id: string) =>
+      groupImpression(datafile, id, 0).variationId === datafile.holdouts![0]!.variations[0]!.id;
+    const r10 = Number(at10.revision);
+    const r30 = Number(at30.revision);
+
+    // Default: the visitors first exposed at 30 % only.
+    const current = await apiJson("GET", `${path}/results`, 200);
+    expect(current).toMatchObject({
+      since: "share",
+      percent: 30,
+      period: { percent: 30, fromRevision: r30, toRevision: null },
+      mixedShares: false,
+    });
+    expect(current.shares.slice(-2)).toEqual([
+      { percent: 10, fromRevision: r10, toRevision: r30 - 1, from: expect.any(String) },
+      { percent: 30, fromRevision: r30, toRevision: null, from: expect.any(String) },
+    ]);
+    const lateHeld = late.filter((id) => isHeld(at30, id)).length;
+    expect(current.groups.map((g: { visitors: number }) => g.visitors)).toEqual([
+      late.length - lateHeld,
+      lateHeld,
+    ]);
+    expect(current.metrics[0]).toMatchObject({
+      everyoneElse: { converters: late.length - lateHeld },
+      holdout: { converters: lateHeld },
+    });
+    expect(current.srm).toMatchObject({ checked: true, flagged: false });
+
+    // Everyone: early visitors in their first group; the check expects each visitor's own share.
+    const everyone = await apiJson("GET", `${path}/results?since=all`, 200);
+    const earlyHeld = early.filter((id) => isHeld(at10, id)).length;
+    expect(everyone).toMatchObject({ since: "all", period: null, mixedShares: true });
+    expect(everyone.groups.map((g: { visitors: number }) => g.visitors)).toEqual([
+      early.length - earlyHeld + late.length - lateHeld,
+      earlyHeld + lateHeld,
+    ]);
+    expect(everyone.srm).toMatchObject({ checked: true, flagged: false });
+
+    // Turned off: the results keep showing the last share that held anyone out.
+    await apiJson("PUT", path, 200, { body: { percent: 0, metrics: [event.id] } });
+    const off = await apiJson("GET", `${path}/results`, 200);
+    expect(off).toMatchObject({ percent: 0, period: { percent: 30, fromRevision: r30 } });
+    expect(off.period.toRevision).toBeGreaterThanOrEqual(r30);
+    expect(off.shares.at(-1)).toMatchObject({ percent: 0, toRevision: null });
+    expect(off.groups).toEqual(current.groups);
+
+    const invalid = await api("GET", `${path}/results?since=yesterday`);
+    expect(invalid.status).toBe(422);
+    expect(JSON.stringify(await invalid.json())).toContain("$.query.since");
+  }, 120_000);
+
+  it("a rollback to a revision with another share starts a period of that share", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    await apiJson("PUT", path, 200, { body: { percent: 10, metrics: [event.id] } });
+    const at10 = Number((await publishedDatafile(production.sdkKey)).revision);
+    await apiJson("PUT", path, 200, { body: { percent: 20, metrics: [event.id] } });
+    await apiJson("POST", `/environments/${production.id}/rollback`, 200, {
+      body: { revision: at10 },
+    });
+    const rolledBack = await publishedDatafile(production.sdkKey);
+    const results = await apiJson("GET", `${path}/results`, 200);
+    expect(results.shares.slice(-3).map((p: { percent: number }) => p.percent)).toEqual([
+      10, 20, 10,
+    ]);
+    expect(results.period).toMatchObject({
+      percent: 10,
+      fromRevision: Number(rolledBack.revision),
+    });
+  });
+});
+
+describe("SDK-only clients and the holdout's groups", () => {
+  it("publishes sendFlagDecisions while a holdout is set, so SDK users of delivery rules only are counted", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    expect((await publishedDatafile(production.sdkKey)).sendFlagDecisions).toBe(false);
+    await apiJson("PUT", path, 200, { body: { percent: 20, metrics: [event.id] } });
+    const published = await publishedDatafile(production.sdkKey);
+    expect(published.sendFlagDecisions).toBe(true);
+
+    // flags.json's flags without their A/B rules: an SDK user gets delivery rules or Everyone
+    // Else only — no experiment impression ever stands for them.
+    const fixture = flagsDatafile as unknown as Datafile;
+    const datafile: Datafile = {
+      ...fixture,
+      accountId: published.accountId,
+      projectId: published.projectId,
+      sdkKey: production.sdkKey,
+      revision: published.revision,
+      sendFlagDecisions: published.sendFlagDecisions,
+      experiments: [],
+      groups: [],
+      featureFlags: fixture.featureFlags.map((f) => ({ ...f, experimentIds: [] })),
+      events: [...fixture.events.map((e) => ({ ...e, experimentIds: [] })), ...published.events],
+      web: { ...fixture.web!, experiments: [] },
+      holdouts: published.holdouts,
+    };
+    const text = JSON.stringify(datafile);
+    const loaded = loadDatafile(text);
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    await env.DATAFILES.put(`datafiles/${production.sdkKey}`, text);
+    resetDatafileStore();
+    const site = routedWorker([
+      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
+    ]);
+    const queued: EventMessage[] = [];
+    recordQueued(queued);
+    const statuses: number[] = [];
+    const client = createInstance({
+      projectConfigManager: createStaticProjectConfigManager({ datafile: text }),
+      eventProcessor: createForwardingEventProcessor({
+        async dispatchEvent(e) {
+          const response = await site("http://localhost/_ss/v1/events", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify(e.params),
+          });
+          statuses.push(response.status);
+          return { statusCode: response.status };
+        },
+      }),
+      requestHandler: {
+        makeRequest: () => ({
+          abort: () => undefined,
+          responsePromise: Promise.reject(new Error("no network in tests")),
+        }),
+      },
+    });
+    await client.onReady({ timeout: 10_000 });
+    const users = Array.from({ length: 300 }, (_, i) => `sdk-user-${i}`);
+    for (const id of users) client.createUserContext(id, { country: "FR" })!.decideAll();
+    await client.close();
+    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(0));
+    expect(new Set(statuses)).toEqual(new Set([204]));
+    await deliverToConsumer(queued);
+    vi.restoreAllMocks();
+
+    const held = users.filter(
+      (id) => prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null,
+    ).length;
+    const results = await apiJson("GET", `${path}/results`, 200);
+    // Every user counted once, in their own group: the groups' sizes are the share's.
+    expect(results.groups.map((g: { visitors: number }) => g.visitors)).toEqual([
+      users.length - held,
+      held,
+    ]);
+    expect(results.srm).toMatchObject({ checked: true, flagged: false });
+  }, 120_000);
 });

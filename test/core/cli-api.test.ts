@@ -313,11 +313,23 @@ beforeAll(async () => {
         holdoutKey: "holdout_production",
         version: 3,
       });
-    if (req.url === "/_ss/api/v1/environments/env1/holdout/results")
+    if (req.url?.startsWith("/_ss/api/v1/environments/env1/holdout/results"))
       return json(200, {
         environmentId: "env1",
         holdoutId: "h1",
         percent: 5,
+        ...(req.url.endsWith("?since=all")
+          ? { since: "all", period: null, mixedShares: true }
+          : {
+              since: "share",
+              period: {
+                percent: 5,
+                fromRevision: 12,
+                toRevision: null,
+                from: "2026-12-01T00:00:00Z",
+              },
+              mixedShares: false,
+            }),
         analysis: { mode: "sequential", alpha: 0.1 },
         groups: [
           { key: "everyone_else", variationId: "h1r", visitors: 950 },
@@ -440,6 +452,25 @@ describe("splitstream API commands", () => {
     expect(results.stdout).toMatch(
       /purchase\s+holdout\s+50\s+4\s+8\.00 %\s+-20\.00 %\s+\[-70\.00 %, -\]\s+0\.6100/,
     );
+    expect(results.stdout).toContain("counting visitors first exposed at 5 % (revisions 12–now)");
+    const everyone = await cli([
+      "holdout",
+      "results",
+      "--environment",
+      "env1",
+      "--since",
+      "all",
+      ...auth,
+    ]);
+    expect(everyone.code).toBe(0);
+    expect(seen.at(-1)).toMatchObject({
+      url: "/_ss/api/v1/environments/env1/holdout/results?since=all",
+    });
+    expect(everyone.stdout).toContain("counting every visitor");
+    expect(everyone.stdout).toContain("MIXED SHARES");
+    const bad = await cli(["holdout", "results", "--environment", "env1", "--since", "x", ...auth]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--since must be share or all");
   });
 
   it("reports the API's error envelope and exits 1", async () => {

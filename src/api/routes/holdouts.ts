@@ -79,7 +79,7 @@ export function registerHoldoutRoutes(app: ApiApp): void {
       tags,
       summary: "Holdout vs everyone else on the holdout's metrics",
       description:
-        "Visitors of each group (each once, from their first page or SDK decision after the holdout was set) and, per metric, converters, conversion rate and the holdout's lift relative to everyone else with its interval. 404 when no holdout was ever set.",
+        "Visitors of each group (each once, from their first page or SDK decision) and, per metric, converters, conversion rate and the holdout's lift relative to everyone else with its interval. By default only the visitors first exposed under the latest share are counted (since=share). 404 when no holdout was ever set.",
       request: { params: EnvironmentParams, query: HoldoutResultsQuerySchema },
       responses: {
         200: jsonResponse(HoldoutResultsSchema, "The results"),
@@ -92,6 +92,7 @@ export function registerHoldoutRoutes(app: ApiApp): void {
         c.get("actor"),
         c.req.valid("param").environmentId,
         parseAnalysisOptions(c.req.valid("query")),
+        c.req.valid("query").since ?? "share",
       );
       return c.json(results, 200);
     },

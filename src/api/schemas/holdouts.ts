@@ -65,7 +65,31 @@ export const HoldoutResultsQuerySchema = z.object({
       param: { name: "alpha", in: "query" },
       description: "Significance level, 0 < alpha ≤ 0.5; default 0.1.",
     }),
+  since: z
+    .enum(["share", "all"])
+    .optional()
+    .openapi({
+      param: { name: "since", in: "query" },
+      description:
+        'share (default): the visitors first exposed under the latest share (a share change starts a new count); all: every visitor, the sample-ratio check weighted by the share each was decided with (docs/holdouts.md "Share changes").',
+    }),
 });
+
+const SharePeriodSchema = z
+  .object({
+    percent: z.number().nullable().openapi({
+      description:
+        "The share its datafiles held out (0 = no holdout); null for revisions published before shares were recorded.",
+    }),
+    fromRevision: z.number().int(),
+    toRevision: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "Its last revision; null while it is the current share." }),
+    from: z.string().openapi({ description: "When its first revision was published." }),
+  })
+  .openapi("HoldoutSharePeriod");
 
 const GroupMetricSchema = z.object({
   visitors: z.number().int(),
@@ -77,7 +101,19 @@ export const HoldoutResultsSchema = z
   .object({
     environmentId: z.string(),
     holdoutId: z.string(),
-    percent: z.number(),
+    percent: z.number().openapi({ description: "The share set now, percent." }),
+    since: z.enum(["share", "all"]),
+    period: SharePeriodSchema.nullable().openapi({
+      description:
+        "since=share: the share period counted (the latest with a share above 0); null when no revision recorded a share (everyone is counted) and for since=all.",
+    }),
+    shares: z.array(SharePeriodSchema).openapi({
+      description: "Every share period of the environment's published revisions, oldest first.",
+    }),
+    mixedShares: z.boolean().openapi({
+      description:
+        "The counted visitors were decided under more than one share: visitors moved by a change stay in their first group, so read the comparison with care.",
+    }),
     analysis: z.object({ mode: z.string(), alpha: z.number() }),
     srm: z
       .object({
@@ -86,7 +122,7 @@ export const HoldoutResultsSchema = z
         }),
         flagged: z.boolean().openapi({
           description:
-            'p < 0.001: the groups\' sizes are not the share — the groups were not recorded alike (SDK-only traffic, a share change; docs/holdouts.md "Results"): do not trust the comparison.',
+            'p < 0.001: the groups\' sizes are not the share they were decided with — the groups were not recorded alike (docs/holdouts.md "Results"): do not trust the comparison.',
         }),
         chiSquare: z.number().nullable(),
         pValue: z.number().nullable(),

@@ -623,6 +623,7 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
 
   if (columns.problems.length > 0) throw new DatafileBuildError(columns.problems);
 
+  const holdout = holdoutsOf(environment);
   return {
     version: "4",
     accountId: project.account_id,
@@ -632,7 +633,10 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     environmentKey: environment.key,
     anonymizeIP: true,
     botFiltering: true,
-    sendFlagDecisions: false,
+    // With a holdout, SDKs report every flag decision (docs/holdouts.md "Results"): a user the
+    // holdout does not hold is then counted on the same trigger as a held-out one, whom the SDK
+    // always reports. Without one, only A/B rules make impressions (docs/flags.md).
+    sendFlagDecisions: holdout.holdouts !== undefined,
     attributes: byCreation(snapshot.attributes).map((a) => ({ id: a.id, key: a.key })),
     audiences: legacyAudiences,
     typedAudiences,
@@ -642,7 +646,7 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     featureFlags,
     rollouts,
     integrations: [],
-    ...holdoutsOf(environment),
+    ...holdout,
     web: {
       pages: webPages,
       experiments: webExperiments,

@@ -7,6 +7,13 @@
  * it (docs/events.md "Attribution"). This reads those counts and compares the groups with the
  * experiments' statistics (src/core/experiment-analysis.ts): everyone else is the baseline, the
  * lift is the holdout's relative to it, with the analysis mode's interval.
+ *
+ * Share changes: every count is kept per datafile revision of the visitor's exposure, and every
+ * published revision records the share its datafile held out (migrations/0019). By default the
+ * results count only the visitors first exposed under the latest run of revisions with one share
+ * (`since: "share"`), so a change never mixes visitors decided under different shares — visitors
+ * moved into the holdout by a raise would otherwise stay counted as everyone else. `since: "all"`
+ * counts everyone, with the sample-ratio check weighted by the share each visitor was decided with.
  */
 import {
   analyzeExperiment,
@@ -15,7 +22,9 @@ import {
 } from "../../core/experiment-analysis";
 import type { Env } from "../../env";
 import type { Actor } from "../context";
+import { all } from "../store/db";
 import { listEventKeys, listMetricDaily, listVariationDaily } from "../store/metric-daily";
+import type { DatafileRevisionRow } from "../store/rows";
 import { requireHoldout } from "./holdouts";
 
 /** One group's counts on one metric. */
@@ -26,10 +35,36 @@ export interface HoldoutGroupMetric {
   rate: number | null;
 }
 
+/** Which visitors results count: those of the latest share (default) or everyone. */
+export type HoldoutCohort = "share" | "all";
+
+/** A run of consecutive published revisions whose datafiles held out the same share. */
+export interface HoldoutSharePeriod {
+  /** The share held out, percent (0 = no holdout); null when unknown (revisions from before it was recorded). */
+  percent: number | null;
+  fromRevision: number;
+  /** Its last revision; null while it is the environment's current share. */
+  toRevision: number | null;
+  /** When its first revision was published. */
+  from: string;
+}
+
 export interface HoldoutResults {
   environmentId: string;
   holdoutId: string;
+  /** The share set now. */
   percent: number;
+  /** Which visitors are counted (docs/holdouts.md "Share changes"). */
+  since: HoldoutCohort;
+  /**
+   * `since: "share"`: the share period counted — the latest one with a share above 0; null when
+   * no revision recorded one (everyone is counted then). Null for `since: "all"`.
+   */
+  period: HoldoutSharePeriod | null;
+  /** Every share period of the environment's published revisions, oldest first. */
+  shares: HoldoutSharePeriod[];
+  /** True when the counted visitors were decided under more than one share. */
+  mixedShares: boolean;
   analysis: { mode: string; alpha: number };
   /**
    * Sample-ratio mismatch of the groups against the share (the experiments' check): flagged when
@@ -49,35 +84,111 @@ export interface HoldoutResults {
   }>;
 }
 
+/** A published revision's number and share, as results need them. */
+type RevisionShare = Pick<
+  DatafileRevisionRow,
+  "revision" | "holdout_basis_points" | "published_at"
+>;
+
+/**
+ * The share periods of an environment's published revisions (ascending by revision): a new
+ * period starts wherever the recorded share differs from the revision before (unknown, null,
+ * differs from every known share).
+ */
+export function sharePeriodsOf(
+  revisions: readonly RevisionShare[],
+): Array<HoldoutSharePeriod & { basisPoints: number | null }> {
+  const periods: Array<HoldoutSharePeriod & { basisPoints: number | null }> = [];
+  for (const r of revisions) {
+    const last = periods.at(-1);
+    if (last !== undefined && last.basisPoints === r.holdout_basis_points) continue;
+    if (last !== undefined) last.toRevision = r.revision - 1;
+    periods.push({
+      basisPoints: r.holdout_basis_points,
+      percent: r.holdout_basis_points === null ? null : r.holdout_basis_points / 100,
+      fromRevision: r.revision,
+      toRevision: null,
+      from: r.published_at,
+    });
+  }
+  return periods;
+}
+
+/** A count row's revision as a number; NaN when not a revision this API published. */
+function revisionNumber(revision: string): number {
+  return /^[1-9]\d{0,15}$/.test(revision) ? Number(revision) : Number.NaN;
+}
+
 /**
  * The holdout's results in its environment (viewer): 404 when the environment has none set.
  * Every metric is compared as unique converters (did the visitor convert after joining a group).
+ * `since`: "share" (default) counts the visitors first exposed under the latest share period,
+ * "all" everyone (docs/holdouts.md "Share changes").
  */
 export async function loadHoldoutResults(
   env: Env,
   actor: Actor,
   environmentId: string,
   options: AnalysisOptions = DEFAULT_ANALYSIS_OPTIONS,
+  since: HoldoutCohort = "share",
 ): Promise<HoldoutResults> {
   const { environment, spec } = await requireHoldout(env, actor, environmentId);
   const db = env.DB;
-  const all = { from: null, to: null };
-  const [visitorRows, metricRows, eventKeys] = await Promise.all([
-    listVariationDaily(db, environment.sdk_key, spec.id, all),
-    listMetricDaily(db, environment.sdk_key, spec.id, all),
+  const allDays = { from: null, to: null };
+  const [visitorRows, metricRows, eventKeys, revisions] = await Promise.all([
+    listVariationDaily(db, environment.sdk_key, spec.id, allDays),
+    listMetricDaily(db, environment.sdk_key, spec.id, allDays),
     listEventKeys(db, spec.metrics),
+    all<RevisionShare>(
+      db,
+      "SELECT revision, holdout_basis_points, published_at FROM datafile_revisions WHERE environment_id = ? AND sha256 <> '' ORDER BY revision",
+      environment.id,
+    ),
   ]);
+  const periods = sharePeriodsOf(revisions);
+  const shareOf = new Map(revisions.map((r) => [r.revision, r.holdout_basis_points]));
+  const counted =
+    since === "share"
+      ? (periods.findLast((p) => p.basisPoints !== null && p.basisPoints > 0) ?? null)
+      : null;
+  const includes = (revision: string): boolean => {
+    if (counted === null) return true;
+    const n = revisionNumber(revision);
+    return n >= counted.fromRevision && (counted.toRevision === null || n <= counted.toRevision);
+  };
+  /** The share that decided a visitor exposed under `revision` (the setting's when unknown). */
+  const basisPointsOf = (revision: string): number =>
+    shareOf.get(revisionNumber(revision)) ?? counted?.basisPoints ?? spec.basisPoints;
+
   const rest = spec.everyoneElseVariationId;
   const held = spec.holdoutVariationId;
   const visitors = new Map<string, number>([
     [rest, 0],
     [held, 0],
   ]);
-  for (const row of visitorRows)
-    if (visitors.has(row.variation_id))
-      visitors.set(row.variation_id, visitors.get(row.variation_id)! + Number(row.visitors));
+  // The expected split: Σ visitors × the share they were decided with (the sample-ratio check's
+  // expectation, exact also when the counted visitors span share changes).
+  let heldWeight = 0;
+  let restWeight = 0;
+  const sharesSeen = new Set<number>();
+  for (const row of visitorRows) {
+    if (!visitors.has(row.variation_id) || !includes(row.revision)) continue;
+    const n = Number(row.visitors);
+    visitors.set(row.variation_id, visitors.get(row.variation_id)! + n);
+    if (n <= 0) continue;
+    const bp = basisPointsOf(row.revision);
+    sharesSeen.add(bp);
+    heldWeight += n * bp;
+    restWeight += n * (10000 - bp);
+  }
+  if (heldWeight + restWeight === 0) {
+    const bp = counted?.basisPoints ?? spec.basisPoints;
+    heldWeight = bp;
+    restWeight = 10000 - bp;
+  }
   const converters = new Map<string, number>();
   for (const row of metricRows) {
+    if (!includes(row.revision)) continue;
     const key = `${row.event_id}\u0000${row.variation_id}`;
     converters.set(key, (converters.get(key) ?? 0) + Number(row.converters));
   }
@@ -88,11 +199,10 @@ export async function loadHoldoutResults(
     const c = convertersOf(eventId, variationId);
     return { visitors: n, converters: c, rate: n > 0 ? c / n : null };
   };
-  // The groups' sizes are fixed by the share: that is the sample-ratio check's expectation.
   const analysis = analyzeExperiment(
     [
-      { id: rest, weight: 10000 - spec.basisPoints, visitors: visitors.get(rest)! },
-      { id: held, weight: spec.basisPoints, visitors: visitors.get(held)! },
+      { id: rest, weight: restWeight, visitors: visitors.get(rest)! },
+      { id: held, weight: heldWeight, visitors: visitors.get(held)! },
     ],
     rest,
     spec.metrics.map((eventId) => ({
@@ -112,6 +222,10 @@ export async function loadHoldoutResults(
     environmentId: environment.id,
     holdoutId: spec.id,
     percent: spec.basisPoints / 100,
+    since,
+    period: counted === null ? null : publicPeriod(counted),
+    shares: periods.map(publicPeriod),
+    mixedShares: sharesSeen.size > 1,
     analysis: { mode: options.mode, alpha: options.alpha },
     srm: {
       checked: analysis.srm.checked,
@@ -138,5 +252,14 @@ export async function loadHoldoutResults(
         significant: r?.significant ?? false,
       };
     }),
+  };
+}
+
+function publicPeriod(period: HoldoutSharePeriod): HoldoutSharePeriod {
+  return {
+    percent: period.percent,
+    fromRevision: period.fromRevision,
+    toRevision: period.toRevision,
+    from: period.from,
   };
 }

@@ -2,6 +2,7 @@
  * The stored holdout setting of an environment (migrations/0016_holdouts.sql, docs/holdouts.md):
  * pure reading of the row's JSON, shared by the datafile build and the holdout service.
  */
+import type { Datafile } from "../../core/datafile-types";
 import type { EnvironmentRow } from "../store/rows";
 
 /** The stored setting (migrations/0016_holdouts.sql). */
@@ -52,4 +53,24 @@ export function holdoutSpecOf(row: Pick<EnvironmentRow, "holdout">): HoldoutSpec
     holdoutVariationId: v.holdoutVariationId,
     everyoneElseVariationId: v.everyoneElseVariationId,
   };
+}
+
+/**
+ * The share (basis points, 0..10000) of the environment's holdout that a datafile holds out: the
+ * end of the held range of the holdout whose id is the setting's, 0 when the datafile has none
+ * (never set, 0 %, or an older datafile a rollback re-published) or it is not running. Recorded
+ * with every published revision, so results know which share decided each visitor's group.
+ */
+export function publishedHoldoutBasisPoints(
+  datafile: Pick<Datafile, "holdouts">,
+  spec: HoldoutSpec | null,
+): number {
+  if (spec === null || !Array.isArray(datafile.holdouts)) return 0;
+  const holdout = datafile.holdouts.find((h) => h.id === spec.id);
+  if (holdout === undefined || holdout.status !== "Running") return 0;
+  let end = 0;
+  for (const entry of holdout.trafficAllocation)
+    if (entry.entityId !== "" && Number.isInteger(entry.endOfRange))
+      end = Math.max(end, Math.min(entry.endOfRange, 10000));
+  return end;
 }

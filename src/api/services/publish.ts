@@ -59,6 +59,7 @@ import {
 import { ApiError, conflict, notFound } from "../errors";
 import { requireActorRole } from "./auth";
 import { emitWebhookEvent } from "./webhook-events";
+import { holdoutSpecOf, publishedHoldoutBasisPoints } from "./holdout-spec";
 import { nowIso } from "../ids";
 import type {
   AttributeRow,
@@ -504,9 +505,17 @@ async function publishWith(
     await db.batch([
       db
         .prepare(
-          "UPDATE datafile_revisions SET sha256 = ?, size = ?, published_at = ? WHERE environment_id = ? AND revision = ?",
+          "UPDATE datafile_revisions SET sha256 = ?, size = ?, published_at = ?, holdout_basis_points = ? WHERE environment_id = ? AND revision = ?",
         )
-        .bind(sha256, size, publishedAt, environmentId, revision),
+        .bind(
+          sha256,
+          size,
+          publishedAt,
+          // Which share decided the groups of visitors exposed under this revision.
+          publishedHoldoutBasisPoints(datafile, holdoutSpecOf(environment)),
+          environmentId,
+          revision,
+        ),
       db
         .prepare("UPDATE environments SET revision = ? WHERE id = ? AND revision < ?")
         .bind(revision, environmentId, revision),

@@ -196,6 +196,11 @@ export interface DatafileRevisionRow {
   published_by: string;
   reason: string;
   rollback_of: number | null;
+  /**
+   * The environment's holdout share in this revision's datafile, basis points (0 = none); null for
+   * revisions published before migrations/0019_holdout_revisions.sql.
+   */
+  holdout_basis_points: number | null;
 }
 
 // ---- elements of the JSON columns
