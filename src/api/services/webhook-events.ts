@@ -136,17 +136,28 @@ export async function enqueueDeliveries(
   ]);
   const offset = guard ? 1 : 0;
   const written = rows.filter((_, i) => (results[i + offset]?.meta.changes ?? 0) > 0);
+  await queueFirstAttempts(
+    env,
+    written.map((row) => row.id),
+  );
+  return written.map((row) => row.id);
+}
+
+/**
+ * Puts the first attempts of deliveries just written on the WEBHOOKS queue. Never throws: what
+ * the queue did not take, the sweep queues once the first attempt's grace period has passed.
+ */
+export async function queueFirstAttempts(env: Env, deliveryIds: readonly string[]): Promise<void> {
   try {
-    for (let i = 0; i < written.length; i += SEND_BATCH_LIMIT)
+    for (let i = 0; i < deliveryIds.length; i += SEND_BATCH_LIMIT)
       await env.WEBHOOKS.sendBatch(
-        written.slice(i, i + SEND_BATCH_LIMIT).map((row) => ({
-          body: { deliveryId: row.id, attempt: 1 } satisfies WebhookMessage,
+        deliveryIds.slice(i, i + SEND_BATCH_LIMIT).map((deliveryId) => ({
+          body: { deliveryId, attempt: 1 } satisfies WebhookMessage,
         })),
       );
   } catch (error) {
     console.error("splitstream: could not queue webhook deliveries (the sweep will)", error);
   }
-  return written.map((row) => row.id);
 }
 
 /**
