@@ -71,7 +71,7 @@ beforeAll(async () => {
           error: {
             code: "conflict",
             message:
-              "webhook delivery d9 is still pending (attempt 2 of at most 8 made): redeliver it once it has been delivered or has failed",
+              "webhook delivery d9 is still pending (2 of at most 8 attempts made): redeliver it once it has been delivered or has failed",
             details: null,
           },
         });

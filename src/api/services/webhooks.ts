@@ -490,7 +490,7 @@ export async function redeliverWebhookDelivery(
   if (!original) throw notFound("webhook delivery", deliveryId);
   if (original.status === "pending")
     throw conflict(
-      `webhook delivery ${deliveryId} is still pending (attempt ${original.attempts} of at most ${WEBHOOK_MAX_ATTEMPTS} made): redeliver it once it has been delivered or has failed`,
+      `webhook delivery ${deliveryId} is still pending (${original.attempts} of at most ${WEBHOOK_MAX_ATTEMPTS} attempts made): redeliver it once it has been delivered or has failed`,
       { status: original.status, attempts: original.attempts },
     );
   const webhook = await findWebhook(db, original.webhook_id);
