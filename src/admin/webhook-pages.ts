@@ -2,12 +2,13 @@
  * Webhook pages (docs/webhooks.md "In the admin"): a project's webhooks with a form for a new
  * one (its signing secret shown once, on the page that answers the form), each webhook's page
  * (change, enable or disable, send a test, rotate the secret, delete) with its delivery log, and
- * each delivery's page (body and every attempt with its response code). The forms call
+ * each delivery's page (body and every attempt with its response code, and **Redeliver** once it
+ * has finished: docs/webhooks.md "Redelivering"). The forms call
  * src/api/services/webhooks.ts as the session's actor: admin only, as the API.
  *
  * Creating a webhook and rotating its secret answer a secret, and a webhook sends project data
- * out: creating, changing (a new URL would redirect every event), rotating and deleting ask for
- * the signed-in token (as creating a token does), so a script running on the site's pages —
+ * out: creating, changing (a new URL would redirect every event), rotating, deleting and
+ * redelivering ask for the signed-in token (as creating a token does), so a script running on the site's pages —
  * same-origin with the admin — cannot do them in the user's name.
  */
 import type { Hono } from "hono";
@@ -31,6 +32,7 @@ import {
   getWebhookDelivery,
   listWebhookDeliveries,
   listWebhooks,
+  redeliverWebhookDelivery,
   rotateWebhookSecret,
   sendTestWebhook,
   updateWebhook,
@@ -70,6 +72,8 @@ interface Refused {
 }
 
 const webhookPath = (id: string) => `${ADMIN_BASE_PATH}/webhooks/${encodeURIComponent(id)}`;
+const deliveryPath = (id: string) =>
+  `${ADMIN_BASE_PATH}/webhook-deliveries/${encodeURIComponent(id)}`;
 const projectWebhooksPath = (projectId: string) =>
   `${ADMIN_BASE_PATH}/projects/${encodeURIComponent(projectId)}/webhooks`;
 
@@ -337,23 +341,30 @@ async function webhookPage(
                       <th scope="col">Attempts</th>
                       <th scope="col">Next attempt</th>
                       <th scope="col">Last error</th>
+                      <th scope="col">Redelivery of</th>
                     </tr>
                   </thead>
                   <tbody>
                     ${log.value.items.map(deliveryJson).map(
                       (d) =>
                         html`<tr data-delivery="${d.id}">
-                          <td>
-                            <a
-                              href="${ADMIN_BASE_PATH}/webhook-deliveries/${encodeURIComponent(d.id)}"
-                              >${when(d.createdAt)}</a
-                            >
-                          </td>
+                          <td><a href="${deliveryPath(d.id)}">${when(d.createdAt)}</a></td>
                           <td>${d.eventType}</td>
                           <td>${deliveryStatus(d)}</td>
                           <td>${d.attempts}</td>
                           <td>${when(d.nextAttemptAt)}</td>
                           <td>${d.lastError ?? ""}</td>
+                          <td>
+                            ${
+                              d.redeliveryOf
+                                ? html`<a
+                                    href="${deliveryPath(d.redeliveryOf)}"
+                                    data-redelivery-of="${d.redeliveryOf}"
+                                    >${d.redeliveryOf.slice(0, 8)}…</a
+                                  >`
+                                : ""
+                            }
+                          </td>
                         </tr>`,
                     )}
                   </tbody>
@@ -395,11 +406,21 @@ async function webhookPage(
   );
 }
 
-async function deliveryPage(c: AdminContext, id: string): Promise<Response> {
+/**
+ * A delivery's page; `refused`: the redeliver form's refusal, shown above the form (with the
+ * refusal's status).
+ */
+async function deliveryPage(
+  c: AdminContext,
+  id: string,
+  refused: ApiError | null = null,
+): Promise<Response> {
   const actor = actorOf(c);
   const found = await attempt(() => getWebhookDelivery(c.env, actor, id));
   if (!found.ok) return sendPage(c, "Delivery", errorBlock(found.error), found.error.status);
   const d = found.value;
+  const notice = c.req.query("notice");
+  const problems = fieldErrors(refused);
   let body = d.body;
   try {
     body = JSON.stringify(JSON.parse(d.body), null, 2);
@@ -411,10 +432,48 @@ async function deliveryPage(c: AdminContext, id: string): Promise<Response> {
     `Delivery · ${d.eventType}`,
     html`<p><a href="${webhookPath(d.webhookId)}">← Webhook</a></p>
       <h1>Delivery: ${d.eventType}</h1>
+      ${notice ? html`<p class="warning" role="status">${notice}</p>` : ""}
       <p>
         <code>${d.id}</code> · ${deliveryStatus(d)} · ${d.attempts} attempt(s) · created
         ${when(d.createdAt)}${d.nextAttemptAt ? html` · next attempt ${when(d.nextAttemptAt)}` : ""}
       </p>
+      ${
+        d.redeliveryOf
+          ? html`<p data-redelivery-of="${d.redeliveryOf}">
+              Redelivery of <a href="${deliveryPath(d.redeliveryOf)}">${d.redeliveryOf}</a>
+            </p>`
+          : ""
+      }
+      ${
+        d.redeliveries.length > 0
+          ? html`<p>Redelivered as:</p>
+              <ul data-list="redeliveries">
+                ${d.redeliveries.map(
+                  (r) =>
+                    html`<li data-redelivery="${r.id}">
+                      <a href="${deliveryPath(r.id)}">${r.id}</a> · ${r.status} ·
+                      ${when(r.createdAt)}
+                    </li>`,
+                )}
+              </ul>`
+          : ""
+      }
+      <h2>Redeliver</h2>
+      ${formErrors(refused)}
+      ${
+        d.status === "pending"
+          ? html`<p class="muted">
+              Still being tried: it can be redelivered once it has finished.
+            </p>`
+          : html`<p class="muted">
+                A new delivery of the body below to the webhook's URL, signed with its current
+                secret and a fresh timestamp (docs/webhooks.md "Redelivering").
+              </p>
+              <form method="post" action="${deliveryPath(d.id)}/redeliver" data-form="redeliver">
+                ${confirmField(problems.get("confirmToken"))}
+                <button type="submit">Redeliver</button>
+              </form>`
+      }
       <h2>Attempts</h2>
       ${
         d.attemptLog.length === 0
@@ -447,12 +506,14 @@ async function deliveryPage(c: AdminContext, id: string): Promise<Response> {
       }
       <h2>Body</h2>
       <pre data-body>${body}</pre>`,
+    refused ? refused.status : 200,
   );
 }
 
 /**
  * Registers `/projects/:id/webhooks` (list and create), `/webhooks/:id` (page and change, with
- * `/test`, `/rotate`, `/delete`) and `/webhook-deliveries/:id` (docs/webhooks.md).
+ * `/test`, `/rotate`, `/delete`) and `/webhook-deliveries/:id` (with `/redeliver`;
+ * docs/webhooks.md).
  */
 export function registerWebhookPages(app: Hono<AdminEnv>): void {
   app.get("/projects/:id/webhooks", (c) => webhooksPage(c, c.req.param("id"), null));
@@ -564,4 +625,21 @@ export function registerWebhookPages(app: Hono<AdminEnv>): void {
   });
 
   app.get("/webhook-deliveries/:id", (c) => deliveryPage(c, c.req.param("id")));
+
+  app.post("/webhook-deliveries/:id/redeliver", async (c) => {
+    const id = c.req.param("id");
+    const form = await readForm(c);
+    const sent = await attempt(async () => {
+      const actor = actorOf(c);
+      requireActorRole(actor, "admin");
+      await confirmSignedInToken(c, one(form, "confirmToken"));
+      return redeliverWebhookDelivery(c.env, actor, id);
+    });
+    if (sent.ok)
+      return c.redirect(
+        `${deliveryPath(sent.value.id)}?notice=${encodeURIComponent("Redelivery queued: its attempts show below.")}`,
+        303,
+      );
+    return deliveryPage(c, id, sent.error);
+  });
 }

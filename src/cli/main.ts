@@ -24,7 +24,7 @@ Commands:
                offline conversions import, rebuilding the event aggregates from R2, and
                where per-visitor event state lives (visitor shards)
   headline     create a headline test (a bandit experiment over N headlines)
-  webhooks     a project's webhooks: create, test-send, the delivery log
+  webhooks     a project's webhooks: create, test-send, the delivery log, redeliver
 
 ${DECIDE_USAGE}
 

@@ -1,6 +1,7 @@
 /**
  * `splitstream webhooks …` (docs/webhooks.md "CLI"): a project's webhooks, creating one (its
- * secret printed once), a test delivery, the delivery log and one delivery's attempts, against a
+ * secret printed once), a test delivery, the delivery log, one delivery's attempts and redelivering
+ * a finished delivery (docs/webhooks.md "Redelivering"), against a
  * running Worker like the other API commands (--api-url/--token or SPLITSTREAM_API_URL /
  * SPLITSTREAM_TOKEN; the API wants an admin token).
  */
@@ -16,6 +17,8 @@ export const WEBHOOKS_USAGE = `Usage (webhooks, admin token; same --api-url / --
   splitstream webhooks test WEBHOOK_ID          queue a signed webhook.test delivery
   splitstream webhooks deliveries WEBHOOK_ID    the delivery log, newest first
   splitstream webhooks delivery DELIVERY_ID     one delivery's attempts and response codes
+  splitstream webhooks redeliver DELIVERY_ID    a new delivery of a finished delivery's event
+      (same body, to the webhook's URL, signed with its current secret)
   splitstream webhooks delete WEBHOOK_ID
   Add --json for raw JSON output.`;
 
@@ -137,7 +140,16 @@ export async function runWebhooksCommand(args: string[]): Promise<number> {
     const data = await callApi(options, "GET", `/webhooks/${id}/deliveries?limit=200`);
     print(options, data, (d: { items: Row[] }) =>
       table([
-        ["id", "created", "event", "status", "attempts", "last code", "last error"],
+        [
+          "id",
+          "created",
+          "event",
+          "status",
+          "attempts",
+          "last code",
+          "redelivery of",
+          "last error",
+        ],
         ...d.items.map((x) => [
           String(x.id),
           String(x.createdAt),
@@ -145,6 +157,7 @@ export async function runWebhooksCommand(args: string[]): Promise<number> {
           String(x.status),
           String(x.attempts),
           x.lastStatusCode === null ? "-" : String(x.lastStatusCode),
+          typeof x.redeliveryOf === "string" ? x.redeliveryOf : "-",
           x.lastError === null ? "" : String(x.lastError),
         ]),
       ]),
@@ -159,18 +172,30 @@ export async function runWebhooksCommand(args: string[]): Promise<number> {
       options,
       data,
       (d: Row & { attemptLog: Row[] }) =>
-        `${String(d.eventType)} ${String(d.status)} after ${String(d.attempts)} attempt(s)\n${table(
-          [
-            ["attempt", "at", "code", "ms", "error"],
-            ...d.attemptLog.map((a) => [
-              String(a.attempt),
-              String(a.at),
-              a.statusCode === null ? "-" : String(a.statusCode),
-              String(a.durationMs),
-              a.error === null ? "" : String(a.error),
-            ]),
-          ],
-        )}`,
+        `${String(d.eventType)} ${String(d.status)} after ${String(d.attempts)} attempt(s)\n${
+          typeof d.redeliveryOf === "string" ? `redelivery of ${d.redeliveryOf}\n` : ""
+        }${table([
+          ["attempt", "at", "code", "ms", "error"],
+          ...d.attemptLog.map((a) => [
+            String(a.attempt),
+            String(a.at),
+            a.statusCode === null ? "-" : String(a.statusCode),
+            String(a.durationMs),
+            a.error === null ? "" : String(a.error),
+          ]),
+        ])}`,
+    );
+    return 0;
+  }
+  if (sub === "redeliver") {
+    const id = needTarget("DELIVERY_ID");
+    const options = o();
+    const data = await callApi(options, "POST", `/webhook-deliveries/${id}/redeliver`);
+    print(
+      options,
+      data,
+      (d: Row) =>
+        `redelivery ${String(d.id)} of ${String(d.redeliveryOf)} queued (follow it: splitstream webhooks delivery ${String(d.id)})`,
     );
     return 0;
   }

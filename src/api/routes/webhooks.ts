@@ -25,6 +25,7 @@ import {
   getWebhookDelivery,
   listWebhookDeliveries,
   listWebhooks,
+  redeliverWebhookDelivery,
   rotateWebhookSecret,
   sendTestWebhook,
   updateWebhook,
@@ -258,6 +259,32 @@ export function registerWebhookRoutes(app: ApiApp): void {
         c.req.valid("param").deliveryId,
       );
       return c.json(detail, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/webhook-deliveries/{deliveryId}/redeliver",
+      tags,
+      summary: "Redeliver a finished delivery: a new delivery of the same body to the same webhook",
+      description:
+        "For a delivery that has been delivered or has failed (409 while it or a redelivery of it is pending). The new delivery has its own id (`x-splitstream-delivery`), the stored body unchanged (same event `id`) and `redeliveryOf`; it goes to the webhook's stored URL, signed with the webhook's current secret and a fresh timestamp, queued and retried like any delivery. 409 when the webhook is disabled. Takes no body. Audited (`redeliver`).",
+      middleware: [requireRole("admin")] as const,
+      request: { params: DeliveryParams },
+      responses: {
+        202: jsonResponse(WebhookDeliverySchema, "The new, queued delivery"),
+        ...errorResponses(401, 403, 404, 409),
+      },
+    }),
+    async (c) => {
+      const row = await redeliverWebhookDelivery(
+        c.env,
+        c.get("actor"),
+        c.req.valid("param").deliveryId,
+      );
+      c.header("Location", `${API_BASE_PATH}/webhook-deliveries/${row.id}`);
+      return c.json(deliveryJson(row), 202);
     },
   );
 }

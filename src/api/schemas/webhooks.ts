@@ -127,12 +127,25 @@ export const WebhookDeliverySchema = z
       .nullable()
       .openapi({ description: "When a pending delivery is tried next; null once finished." }),
     finishedAt: z.string().nullable(),
+    redeliveryOf: z.string().nullable().openapi({
+      description:
+        "The delivery this one redelivers (`POST /webhook-deliveries/{id}/redeliver`); null for a first delivery.",
+    }),
   })
   .openapi("WebhookDelivery");
 
 export const WebhookDeliveryDetailSchema = WebhookDeliverySchema.extend({
   body: z.string().openapi({ description: "The body, as sent on every attempt." }),
   attemptLog: z.array(WebhookAttemptSchema),
+  redeliveries: z
+    .array(
+      z.object({
+        id: z.string(),
+        status: z.enum(["pending", "delivered", "failed"]),
+        createdAt: z.string(),
+      }),
+    )
+    .openapi({ description: "The redeliveries made from this delivery, oldest first." }),
 }).openapi("WebhookDeliveryDetail");
 
 export type WebhookJson = z.infer<typeof WebhookSchema>;

@@ -2,7 +2,8 @@
  * `POST /environments/{id}/datafile/import` (docs/api.md "Importing a datafile"): a datafile
  * becomes the project's management records (src/api/services/datafile-import.ts plans it), in one
  * all-or-nothing D1 batch with one audit entry, then every environment of the project publishes
- * from the records — the write cycle of every other change (src/api/services/write-and-publish.ts).
+ * from the records — the write cycle of every other change (src/api/services/write-and-publish.ts)
+ * — and webhooks are told the experiments it created (emitImportEvents).
  *
  * All or nothing: each changed row is guarded by the version the plan read, and a guard that
  * fails raises an SQL error, which rolls the whole batch back (D1 runs a batch as one
@@ -16,7 +17,7 @@ import { ApiError, conflict, forbidden, notFound } from "../errors";
 import { nowIso } from "../ids";
 import { auditStatement } from "../store/audit";
 import { all } from "../store/db";
-import type { EnvironmentRow } from "../store/rows";
+import type { EnvironmentRow, ExperimentRow } from "../store/rows";
 import { insertStatement, updateStatement } from "../store/sql";
 import { requireActorRole } from "./auth";
 import { reviewApplies } from "./review";
@@ -26,11 +27,14 @@ import {
   planDatafileImport,
   type ExistingRows,
   type ImportRows,
+  type ImportItem,
   type ImportTable,
   type ImportPlan,
   type ImportProblem,
+  type ImportStatus,
 } from "./datafile-import";
 import { storedListMembers, type PublishResult } from "./publish";
+import { emitWebhookEvents, type WebhookEvent } from "./webhook-events";
 import { writeAndPublish } from "./write-and-publish";
 
 /** What an import did, or would do with `dryRun`. */
@@ -338,5 +342,62 @@ export async function importDatafile(
       );
     throw error;
   }
+  await emitImportEvents(env, actor, {
+    projectId,
+    environmentKey: environment.key,
+    created: changing.filter((i) => i.table === "experiments" && i.action === "create"),
+    statusChanges,
+    published: summary.published,
+  });
   return summary;
+}
+
+/**
+ * What webhooks hear of an import besides its `datafile.published` (docs/webhooks.md "Events"):
+ * `experiment.created` for each experiment it created, and `experiment.started` in the import's
+ * environment for each of those it created Running — the events, and their data, of creating and
+ * then starting one through the API (src/api/services/experiments.ts afterCreate,
+ * src/api/services/experiment-lifecycle.ts). Status changes of experiments that existed before are
+ * not told. After the change and its publish, never failing the import (emitWebhookEvents).
+ */
+async function emitImportEvents(
+  env: Env,
+  actor: Actor,
+  imported: {
+    projectId: string;
+    environmentKey: string;
+    created: readonly ImportItem[];
+    statusChanges: readonly ImportStatus[];
+    published: readonly PublishResult[];
+  },
+): Promise<void> {
+  const revisions = imported.published
+    .filter((p) => p.changed)
+    .map((p) => ({ environment: p.environmentKey, revision: p.revision }));
+  const events: WebhookEvent[] = [];
+  const started: WebhookEvent[] = [];
+  for (const item of imported.created) {
+    const row = item.row as ExperimentRow;
+    const experiment = { id: row.id, key: row.key, name: row.name };
+    events.push({
+      projectId: imported.projectId,
+      type: "experiment.created",
+      environment: null,
+      actor,
+      data: { experiment },
+      summary: `experiment ${row.key} created by ${actor.name} (datafile import)`,
+    });
+    const status = imported.statusChanges.find((s) => s.experimentId === row.id);
+    if (status?.status === "Running")
+      started.push({
+        projectId: imported.projectId,
+        type: "experiment.started",
+        environment: imported.environmentKey,
+        actor,
+        data: { experiment, previousStatus: status.current, status: status.status, revisions },
+        summary: `experiment ${row.key} started in ${imported.environmentKey} by ${actor.name} (datafile import)`,
+      });
+  }
+  // Every created before any started, as creating then starting them one by one would tell them.
+  await emitWebhookEvents(env, imported.projectId, [...events, ...started]);
 }

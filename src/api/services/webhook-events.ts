@@ -95,6 +95,34 @@ export type DeliveryGuard = (eventId: string) => {
   condition: InsertCondition;
 };
 
+/** The pending delivery rows of one occurrence, one per webhook of `webhooks`. */
+function deliveryRows(webhooks: readonly WebhookRow[], event: WebhookEvent, createdAt: string) {
+  const envelope: WebhookEnvelope = {
+    id: crypto.randomUUID(),
+    type: event.type,
+    createdAt,
+    projectId: event.projectId,
+    environment: event.environment,
+    actor: event.actor ? { id: event.actor.id, name: event.actor.name } : null,
+    data: event.data,
+  };
+  const nextAttemptAt = new Date(Date.parse(createdAt) + FIRST_ATTEMPT_GRACE_MS).toISOString();
+  return {
+    eventId: envelope.id,
+    rows: webhooks.map((webhook) => ({
+      id: crypto.randomUUID(),
+      webhook_id: webhook.id,
+      project_id: event.projectId,
+      event_id: envelope.id,
+      event_type: event.type,
+      body: webhookBody(webhook.format, envelope, event.summary),
+      status: "pending" as const,
+      created_at: createdAt,
+      next_attempt_at: nextAttemptAt,
+    })),
+  };
+}
+
 /**
  * Writes one pending delivery per webhook of `webhooks` and queues their first attempts. Answers
  * the ids of the deliveries written. Throws only when D1 refuses the rows (a failed queue send is
@@ -107,46 +135,36 @@ export async function enqueueDeliveries(
   once?: DeliveryGuard,
 ): Promise<string[]> {
   if (webhooks.length === 0) return [];
-  const createdAt = nowIso();
-  const envelope: WebhookEnvelope = {
-    id: crypto.randomUUID(),
-    type: event.type,
-    createdAt,
-    projectId: event.projectId,
-    environment: event.environment,
-    actor: event.actor ? { id: event.actor.id, name: event.actor.name } : null,
-    data: event.data,
-  };
-  const nextAttemptAt = new Date(Date.parse(createdAt) + FIRST_ATTEMPT_GRACE_MS).toISOString();
-  const rows = webhooks.map((webhook) => ({
-    id: crypto.randomUUID(),
-    webhook_id: webhook.id,
-    project_id: event.projectId,
-    event_id: envelope.id,
-    event_type: event.type,
-    body: webhookBody(webhook.format, envelope, event.summary),
-    status: "pending" as const,
-    created_at: createdAt,
-    next_attempt_at: nextAttemptAt,
-  }));
-  const guard = once?.(envelope.id);
+  const { eventId, rows } = deliveryRows(webhooks, event, nowIso());
+  const guard = once?.(eventId);
   const results = await env.DB.batch([
     ...(guard ? [guard.insert] : []),
     ...rows.map((row) => insertDeliveryStatement(env.DB, row, guard?.condition)),
   ]);
   const offset = guard ? 1 : 0;
   const written = rows.filter((_, i) => (results[i + offset]?.meta.changes ?? 0) > 0);
+  await queueFirstAttempts(
+    env,
+    written.map((row) => row.id),
+  );
+  return written.map((row) => row.id);
+}
+
+/**
+ * Puts the first attempts of deliveries just written on the WEBHOOKS queue. Never throws: what
+ * the queue did not take, the sweep queues once the first attempt's grace period has passed.
+ */
+export async function queueFirstAttempts(env: Env, deliveryIds: readonly string[]): Promise<void> {
   try {
-    for (let i = 0; i < written.length; i += SEND_BATCH_LIMIT)
+    for (let i = 0; i < deliveryIds.length; i += SEND_BATCH_LIMIT)
       await env.WEBHOOKS.sendBatch(
-        written.slice(i, i + SEND_BATCH_LIMIT).map((row) => ({
-          body: { deliveryId: row.id, attempt: 1 } satisfies WebhookMessage,
+        deliveryIds.slice(i, i + SEND_BATCH_LIMIT).map((deliveryId) => ({
+          body: { deliveryId, attempt: 1 } satisfies WebhookMessage,
         })),
       );
   } catch (error) {
     console.error("splitstream: could not queue webhook deliveries (the sweep will)", error);
   }
-  return written.map((row) => row.id);
 }
 
 /**
@@ -169,4 +187,48 @@ export async function emitWebhookEvent(
     console.error(`splitstream: could not emit webhook event ${event.type}`, error);
     return 0;
   }
+}
+
+/** Deliveries one D1 batch of emitWebhookEvents writes at most (the rest in further batches). */
+const INSERT_BATCH_LIMIT = 500;
+
+/**
+ * Offers several occurrences of one project at once (a change that makes many, such as a datafile
+ * import creating experiments): each to the enabled webhooks that subscribe to it, as
+ * emitWebhookEvent does, but with the webhooks read once and the deliveries written in a few
+ * batches and queued together, so a large import costs a few round trips rather than several per
+ * event. Answers how many deliveries were written. Never throws: an error is logged and answers
+ * what was written before it (the changes reported have happened all the same).
+ */
+export async function emitWebhookEvents(
+  env: Env,
+  projectId: string,
+  events: readonly WebhookEvent[],
+): Promise<number> {
+  if (events.length === 0) return 0;
+  const written: string[] = [];
+  try {
+    const webhooks = await listEnabledWebhooks(env.DB, projectId);
+    const createdAt = nowIso();
+    const rows = events.flatMap(
+      (event) =>
+        deliveryRows(
+          webhooks.filter((webhook) => webhookWants(webhook, event.type, event.environment)),
+          event,
+          createdAt,
+        ).rows,
+    );
+    for (let i = 0; i < rows.length; i += INSERT_BATCH_LIMIT) {
+      const chunk = rows.slice(i, i + INSERT_BATCH_LIMIT);
+      await env.DB.batch(chunk.map((row) => insertDeliveryStatement(env.DB, row)));
+      written.push(...chunk.map((row) => row.id));
+    }
+  } catch (error) {
+    console.error(
+      `splitstream: could not emit webhook events ${[...new Set(events.map((e) => e.type))].join(", ")}`,
+      error,
+    );
+  }
+  await queueFirstAttempts(env, written);
+  return written.length;
 }

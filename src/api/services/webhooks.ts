@@ -2,8 +2,8 @@
  * Webhooks, the resource (docs/webhooks.md), admin only: they send project data to outside URLs,
  * and a Slack URL is itself a secret. The signing secret (`whsec_` + 32 url-safe characters) is
  * answered once, by create and by rotate; D1 keeps it (it is needed to sign), the API never shows
- * it again. Every change is audited. The test-send and the delivery log are here too; sending is
- * src/api/services/webhook-delivery.ts.
+ * it again. Every change is audited. The test-send, redelivery and the delivery log are here too;
+ * sending is src/api/services/webhook-delivery.ts.
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
@@ -22,8 +22,10 @@ import { insertStatement, parseJson, versionedUpdate, versionGuardError } from "
 import {
   findDelivery,
   findWebhook,
+  insertRedeliveryStatement,
   listAttempts,
   listDeliveryPage,
+  listRedeliveries,
   listWebhookPage,
   type WebhookDeliveryRow,
   type WebhookRow,
@@ -31,7 +33,13 @@ import {
 import { requireActorRole } from "./auth";
 import { checkVersion, type IfMatch, type Page, pageAfter, type PageRequest } from "./resources";
 import { Problems } from "./validation";
-import { enqueueDeliveries, WEBHOOK_TEST_EVENT } from "./webhook-events";
+import { WEBHOOK_MAX_ATTEMPTS } from "./webhook-delivery";
+import {
+  enqueueDeliveries,
+  FIRST_ATTEMPT_GRACE_MS,
+  queueFirstAttempts,
+  WEBHOOK_TEST_EVENT,
+} from "./webhook-events";
 
 /** Hosts a webhook may use plain http for: this machine (local development and tests). */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
@@ -145,6 +153,7 @@ export function deliveryJson(row: WebhookDeliveryRow): WebhookDeliveryJson {
     createdAt: row.created_at,
     nextAttemptAt: row.status === "pending" ? row.next_attempt_at : null,
     finishedAt: row.finished_at,
+    redeliveryOf: row.redelivery_of,
   };
 }
 
@@ -433,7 +442,10 @@ export async function getWebhookDelivery(
   requireActorRole(actor, "admin");
   const row = await findDelivery(env.DB, deliveryId);
   if (!row) throw notFound("webhook delivery", deliveryId);
-  const attempts = await listAttempts(env.DB, deliveryId);
+  const [attempts, redeliveries] = await Promise.all([
+    listAttempts(env.DB, deliveryId),
+    listRedeliveries(env.DB, deliveryId),
+  ]);
   return {
     ...deliveryJson(row),
     body: row.body,
@@ -445,5 +457,91 @@ export async function getWebhookDelivery(
       durationMs: a.duration_ms,
       response: a.response,
     })),
+    redeliveries: redeliveries.map((r) => ({
+      id: r.id,
+      status: r.status,
+      createdAt: r.created_at,
+    })),
   };
+}
+
+/**
+ * Redelivers a finished delivery (admin; docs/webhooks.md "Redelivering"): a new delivery — new
+ * id, no attempts yet — of the same stored body to the same webhook, linked by `redelivery_of`,
+ * queued like any delivery. Nothing of the request goes into it: the body is the one stored when
+ * the event happened, the URL the webhook's stored one, and each attempt is signed with the
+ * webhook's secret at that time (src/api/services/webhook-delivery.ts), so after a rotation the
+ * redelivery verifies with the new secret.
+ *
+ * 404 for an unknown delivery (a deleted webhook's log is deleted with it); 409 while the
+ * delivery is pending (it is still being tried), while one of its redeliveries is pending, when
+ * the webhook is disabled (the attempt would end as failed at once; test deliveries excepted, as
+ * for sending them), or when the stored URL breaks the URL rules of today (stored before a rule
+ * was added: change the URL first). Audited as `redeliver` on the webhook.
+ */
+export async function redeliverWebhookDelivery(
+  env: Env,
+  actor: Actor,
+  deliveryId: string,
+): Promise<WebhookDeliveryRow> {
+  requireActorRole(actor, "admin");
+  const db = env.DB;
+  const original = await findDelivery(db, deliveryId);
+  if (!original) throw notFound("webhook delivery", deliveryId);
+  if (original.status === "pending")
+    throw conflict(
+      `webhook delivery ${deliveryId} is still pending (${original.attempts} of at most ${WEBHOOK_MAX_ATTEMPTS} attempts made): redeliver it once it has been delivered or has failed`,
+      { status: original.status, attempts: original.attempts },
+    );
+  const webhook = await findWebhook(db, original.webhook_id);
+  if (!webhook) throw notFound("webhook", original.webhook_id);
+  if (!webhook.enabled && original.event_type !== WEBHOOK_TEST_EVENT)
+    throw conflict(
+      `webhook ${webhook.name} is disabled: enable it to redeliver (its deliveries would fail at once)`,
+      { webhookId: webhook.id, enabled: false },
+    );
+  const urlProblem = webhookUrlProblem(webhook.url);
+  if (urlProblem)
+    throw conflict(
+      `webhook ${webhook.name}'s stored URL ${urlProblem}: change the URL, then redeliver`,
+      { webhookId: webhook.id },
+    );
+  const createdAt = nowIso();
+  const row: WebhookDeliveryRow = {
+    id: crypto.randomUUID(),
+    webhook_id: webhook.id,
+    project_id: webhook.project_id,
+    event_id: original.event_id,
+    event_type: original.event_type,
+    body: original.body,
+    status: "pending",
+    attempts: 0,
+    last_status_code: null,
+    last_error: null,
+    created_at: createdAt,
+    next_attempt_at: new Date(Date.parse(createdAt) + FIRST_ATTEMPT_GRACE_MS).toISOString(),
+    finished_at: null,
+    redelivery_of: original.id,
+  };
+  const [inserted] = await db.batch([
+    insertRedeliveryStatement(db, { ...row, redelivery_of: original.id }),
+    auditIfChanged(db, actor, "redeliver", "webhook", webhook.id, webhook.project_id, {
+      delivery: original.id,
+      redelivery: row.id,
+      eventType: original.event_type,
+      eventId: original.event_id,
+    }),
+  ]);
+  if ((inserted?.meta.changes ?? 0) === 0) {
+    // The insert's guard refused: a redelivery is pending, or the delivery is gone (its webhook
+    // was deleted meanwhile; a finished delivery never becomes pending again).
+    const pending = (await listRedeliveries(db, original.id)).find((r) => r.status === "pending");
+    if (!pending) throw notFound("webhook delivery", original.id);
+    throw conflict(
+      `a redelivery of webhook delivery ${original.id} is still pending (${pending.id}): wait until it has been delivered or has failed`,
+      { redelivery: pending.id },
+    );
+  }
+  await queueFirstAttempts(env, [row.id]);
+  return row;
 }

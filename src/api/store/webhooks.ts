@@ -40,6 +40,8 @@ export interface WebhookDeliveryRow {
   created_at: string;
   next_attempt_at: string;
   finished_at: string | null;
+  /** The delivery this one redelivers (migrations/0018_webhook_redeliveries.sql); null for a first. */
+  redelivery_of: string | null;
 }
 
 /** A `webhook_attempts` row. */
@@ -143,7 +145,10 @@ export interface InsertCondition {
 /** The INSERT of a new pending delivery (only when `condition` holds, if given). */
 export function insertDeliveryStatement(
   db: D1Database,
-  row: Omit<WebhookDeliveryRow, "attempts" | "last_status_code" | "last_error" | "finished_at">,
+  row: Omit<
+    WebhookDeliveryRow,
+    "attempts" | "last_status_code" | "last_error" | "finished_at" | "redelivery_of"
+  >,
   condition?: InsertCondition,
 ): D1PreparedStatement {
   return db
@@ -164,6 +169,54 @@ export function insertDeliveryStatement(
       row.next_attempt_at,
       ...(condition?.params ?? []),
     );
+}
+
+/**
+ * The INSERT of `row`, a pending redelivery of the delivery `row.redelivery_of`, written only when
+ * that delivery is finished (not pending) and none of its redeliveries is pending: the check and
+ * the write are one statement, so two clicks at once make one redelivery.
+ */
+export function insertRedeliveryStatement(
+  db: D1Database,
+  row: Omit<WebhookDeliveryRow, "attempts" | "last_status_code" | "last_error" | "finished_at"> & {
+    redelivery_of: string;
+  },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO webhook_deliveries
+         (id, webhook_id, project_id, event_id, event_type, body, status, attempts, created_at,
+          next_attempt_at, redelivery_of)
+       SELECT ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?
+       WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ? AND status <> 'pending')
+         AND NOT EXISTS (
+           SELECT 1 FROM webhook_deliveries WHERE redelivery_of = ? AND status = 'pending')`,
+    )
+    .bind(
+      row.id,
+      row.webhook_id,
+      row.project_id,
+      row.event_id,
+      row.event_type,
+      row.body,
+      row.created_at,
+      row.next_attempt_at,
+      row.redelivery_of,
+      row.redelivery_of,
+      row.redelivery_of,
+    );
+}
+
+/** The redeliveries made from a delivery, oldest first. */
+export function listRedeliveries(
+  db: D1Database,
+  deliveryId: string,
+): Promise<Array<Pick<WebhookDeliveryRow, "id" | "status" | "created_at">>> {
+  return all<Pick<WebhookDeliveryRow, "id" | "status" | "created_at">>(
+    db,
+    "SELECT id, status, created_at FROM webhook_deliveries WHERE redelivery_of = ? ORDER BY created_at, id",
+    deliveryId,
+  );
 }
 
 /**

@@ -1,0 +1,186 @@
+/**
+ * What webhooks hear of a datafile import (docs/webhooks.md "Events"), in workerd with the real
+ * D1, KV and WEBHOOKS queue and the loopback receiver of test/support/webhook-receiver.ts:
+ * `experiment.created` once for each experiment the import creates, `experiment.started` once for
+ * each of those it creates Running (in the import's environment), with the data the API's create
+ * and start tell, besides `datafile.published`; a second import of the same file and a dry run
+ * tell no experiment event.
+ */
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import demo from "../../demo/datafile.json";
+import { apiJson, createProject, type ProjectWithEnvironments } from "../helpers/api";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
+type Json = any;
+
+const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
+
+interface Received {
+  headers: Record<string, string>;
+  body: string;
+  verified: boolean;
+}
+
+async function received(inbox: string): Promise<Received[]> {
+  const response = await fetch(`${RECEIVER}/inboxes/${inbox}`);
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { deliveries: Received[] }).deliveries;
+}
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  let value = await read();
+  while (!done(value)) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out: ${JSON.stringify(value).slice(0, 2000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    value = await read();
+  }
+  return value;
+}
+
+/** A webhook for every event whose URL is a fresh inbox of the receiver. */
+async function webhook(project: ProjectWithEnvironments): Promise<string> {
+  const inbox = `import-${crypto.randomUUID()}`;
+  const created = await apiJson("POST", `/projects/${project.id}/webhooks`, 201, {
+    body: { name: "all", url: `${RECEIVER}/hooks/${inbox}`, events: ["*"] },
+  });
+  const setup = await fetch(`${RECEIVER}/inboxes/${inbox}`, {
+    method: "PUT",
+    body: JSON.stringify({ secret: created.secret }),
+  });
+  expect(setup.status).toBe(204);
+  return inbox;
+}
+
+const envelopes = async (inbox: string): Promise<Json[]> =>
+  (await received(inbox)).map((d) => {
+    expect(d.verified).toBe(true);
+    return JSON.parse(d.body);
+  });
+
+const countByType = (list: Json[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const e of list) out[e.type] = (out[e.type] ?? 0) + 1;
+  return out;
+};
+
+/**
+ * The demo datafile with two top-level experiments not Running: one Paused, one Not started
+ * (created, but not started).
+ */
+const datafile = structuredClone(demo) as Json;
+datafile.experiments[0].status = "Paused";
+datafile.experiments[1].status = "Not started";
+const allExperiments: Json[] = [
+  ...datafile.experiments,
+  ...datafile.groups.flatMap((g: Json) => g.experiments),
+];
+const running = allExperiments.filter((x) => x.status === "Running");
+
+/** What the API's create and start tell, to compare the import's events with. */
+let apiStarted: Json;
+let apiCreated: Json;
+
+beforeAll(async () => {
+  vi.spyOn(console, "log").mockImplementation(() => {});
+  const project = await createProject();
+  const inbox = await webhook(project);
+  const page = await apiJson("POST", `/projects/${project.id}/pages`, 201, {
+    body: { key: "p", conditions: ["or", { match: "substring", value: "/p" }] },
+  });
+  const event = await apiJson("POST", `/projects/${project.id}/events`, 201, {
+    body: { key: "e", type: "custom" },
+  });
+  const experiment = await apiJson("POST", `/projects/${project.id}/experiments`, 201, {
+    body: {
+      key: "by_api",
+      pageIds: [page.id],
+      metrics: [{ eventId: event.id, aggregator: "unique" }],
+      variations: ["a", "b"].map((k) => ({ key: k, weight: 5000 })),
+    },
+  });
+  await apiJson("POST", `/experiments/${experiment.id}/start`, 200, {
+    body: { environment: "production" },
+  });
+  const got = await until(
+    () => envelopes(inbox),
+    (l) => l.some((e) => e.type === "experiment.started"),
+  );
+  apiCreated = got.find((e) => e.type === "experiment.created");
+  apiStarted = got.find((e) => e.type === "experiment.started");
+});
+
+describe("webhooks hear a datafile import", () => {
+  it("experiment.created once per experiment created, experiment.started once per one created Running, shaped as the API's", async () => {
+    expect(running.length).toBe(allExperiments.length - 2);
+    const project = await createProject();
+    const production = project.environments.find((e) => e.key === "production")!;
+    const inbox = await webhook(project);
+
+    // A dry run tells nothing.
+    await apiJson("POST", `/environments/${production.id}/datafile/import?dryRun=true`, 200, {
+      body: datafile,
+    });
+    const summary = await apiJson("POST", `/environments/${production.id}/datafile/import`, 200, {
+      body: datafile,
+    });
+    expect(summary.changes.experiments.created).toHaveLength(allExperiments.length);
+    const publishedCount = summary.published.filter((p: Json) => p.changed).length;
+    expect(publishedCount).toBeGreaterThan(0);
+
+    const expected = {
+      "experiment.created": allExperiments.length,
+      "experiment.started": running.length,
+      "datafile.published": publishedCount,
+    };
+    const total = Object.values(expected).reduce((a, b) => a + b, 0);
+    await until(
+      () => received(inbox),
+      (l) => l.length >= total,
+    );
+    // Nothing more arrives; a second import of the same file tells nothing either.
+    await apiJson("POST", `/environments/${production.id}/datafile/import`, 200, {
+      body: datafile,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const all = await envelopes(inbox);
+    expect(countByType(all)).toEqual(expected);
+
+    // Once each: every created experiment, every Running one started in production.
+    const created = all.filter((e) => e.type === "experiment.created");
+    expect(created.map((e) => e.data.experiment.id).sort()).toEqual(
+      allExperiments.map((x) => x.id).sort(),
+    );
+    const started = all.filter((e) => e.type === "experiment.started");
+    expect(started.map((e) => e.data.experiment.id).sort()).toEqual(
+      running.map((x) => x.id).sort(),
+    );
+
+    // The API's shape: the same envelope and data keys, the same meaning.
+    for (const e of created) {
+      expect(Object.keys(e).sort()).toEqual(Object.keys(apiCreated).sort());
+      expect(Object.keys(e.data).sort()).toEqual(Object.keys(apiCreated.data).sort());
+      expect(e).toMatchObject({
+        projectId: project.id,
+        environment: null,
+        actor: { id: "admin-token" },
+      });
+      const x = allExperiments.find((y) => y.id === e.data.experiment.id);
+      expect(e.data.experiment).toEqual({ id: x.id, key: x.key, name: x.key });
+    }
+    const revisions = summary.published
+      .filter((p: Json) => p.changed)
+      .map((p: Json) => ({ environment: p.environmentKey, revision: p.revision }));
+    for (const e of started) {
+      expect(Object.keys(e).sort()).toEqual(Object.keys(apiStarted).sort());
+      expect(Object.keys(e.data).sort()).toEqual(Object.keys(apiStarted.data).sort());
+      expect(e).toMatchObject({
+        environment: "production",
+        actor: { id: "admin-token" },
+        data: { previousStatus: "Not started", status: "Running", revisions },
+      });
+    }
+  });
+});
