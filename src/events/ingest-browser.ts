@@ -209,6 +209,8 @@ export async function handleBrowserEvents(
   const messages: EventMessage[] = [];
   let browserDims: ImpressionDims | undefined;
   const rejected: Rejection[] = [];
+  // Whether the holdout holds the visitor: once per request, at the first impression.
+  let held: ReturnType<typeof holdoutProblem> | undefined;
   items.forEach((item, index) => {
     const path = `events[${index}]`;
     if (!isPlainObject(item)) return reject(rejected, index, path, "each event must be an object");
@@ -221,7 +223,9 @@ export async function handleBrowserEvents(
           : undefined;
       const problem =
         impressionProblem(experiment, item.variationId, visitor.sticky) ??
-        holdoutProblem(entry.compiled, visitor.id);
+        (held === undefined
+          ? (held = holdoutProblem(entry.compiled, visitor.id, visitor.attributes))
+          : held);
       if (problem) return reject(rejected, index, `${path}.${problem.field}`, problem.reason);
       const impression: ImpressionMessage = {
         v: 1,
@@ -307,14 +311,20 @@ export function impressionProblem(
  * Why a visitor's impression is not acceptable because the environment's holdout holds them
  * (docs/holdouts.md "Decisions"), or null. The edge never decides an experiment for a held-out
  * visitor, but a `ss_dec` entry written before they were held (a raised share) or by hand would
- * pass the sticky check: membership is recomputed from the visitor id, as SDK events' is.
+ * pass the sticky check: membership is recomputed as the edge decides it — from the visitor id,
+ * or the `$opt_bucketing_id` the visitor's stored attributes carry. Request attributes (the
+ * beacon's URL is not the page's) are not rebuilt: a holdout with an audience on them — only in
+ * hand-written datafiles — is judged on the stored attributes alone.
  */
 export function holdoutProblem(
   compiled: CompiledDatafile,
   visitorId: string,
+  attributes: Record<string, string | number | boolean>,
 ): { field: "experimentId"; reason: string } | null {
   if (compiled.holdouts.length === 0) return null;
-  const held = holdoutArms(compiled, prepareVisitor(compiled, { visitorId })).find((a) => a.held);
+  const held = holdoutArms(compiled, prepareVisitor(compiled, { visitorId, attributes })).find(
+    (a) => a.held,
+  );
   if (held === undefined) return null;
   return {
     field: "experimentId",

@@ -42,6 +42,8 @@ export interface IngestVisitor {
   id: string;
   idSource: "ss_vid" | "optimizelyEndUserId" | "new";
   sticky: Record<string, string>;
+  /** `ss_attrs`: the custom attributes set through the client API (e.g. `$opt_bucketing_id`). */
+  attributes: Record<string, string | number | boolean>;
   optedOut: boolean;
   gpc: boolean;
   bot: boolean;

@@ -2,6 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadDatafile, prepareVisitor } from "../../src/core/index";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
+import { encodeAttributes } from "../../src/edge/visitor";
 import { isAllowedOrigin } from "../../src/events/ingest-browser";
 import { checkTags, timestampProblem } from "../../src/events/ingest-common";
 import { revenueProblem } from "../../src/shared/event-limits";
@@ -350,6 +351,23 @@ describe("POST /_ss/events: impressions of held-out visitors", () => {
     );
     expect(accepted.status).toBe(204);
     expect(queued.map((m) => [m.type, m.visitorId])).toEqual([["impression", free]]);
+
+    // Bucketed by the visitor's $opt_bucketing_id (ss_attrs), as the edge decides: the held
+    // visitor id with a free bucketing id is accepted, the free id with a held one refused.
+    queued.length = 0;
+    const attrs = (bucketingId: string) =>
+      `ss_attrs=${encodeAttributes({ $opt_bucketing_id: bucketingId })}`;
+    const byBucketingId = await post(
+      { events: [impression] },
+      { cookie: `ss_vid=${held}; ss_dec=1007.v_m; ${attrs(free)}` },
+    );
+    expect(byBucketingId.status).toBe(204);
+    const heldByBucketingId = await post(
+      { events: [impression] },
+      { cookie: `ss_vid=${free}; ss_dec=1007.v_m; ${attrs(held)}` },
+    );
+    expect(heldByBucketingId.status).toBe(400);
+    expect(queued.map((m) => [m.type, m.visitorId])).toEqual([["impression", held]]);
   });
 });
 
