@@ -1,16 +1,20 @@
 /**
- * What the CLI tests (test/core/cli-*.test.ts, Node) share: running the real `splitstream` bin in
- * a child process, and a loopback stand-in for the management API's HTTP surface that records
+ * What the CLI tests (test/core/cli*.test.ts, Node) share: running the real `splitstream` bin in
+ * a child process (as `npx splitstream` would), and a loopback stand-in for the management API's HTTP surface that records
  * every request and answers as the test's handler says. The API itself is tested through the
  * real Worker (test/api); these tests check what the CLI sends and how it reports.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 
 /** The repository (the CLI runs from there, as `npx splitstream` would). */
 export const repoRoot = join(import.meta.dirname, "..", "..");
+
+const BIN = join(repoRoot, "bin", "splitstream.js");
+/** The most output a synchronous run keeps (a batch's stdout runs to many megabytes). */
+const MAX_OUTPUT = 1 << 28;
 
 /** How a CLI run ended and what it wrote. */
 export interface CliRun {
@@ -25,7 +29,7 @@ export interface CliRun {
  */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, "bin", "splitstream.js"), ...args], {
+    const child = spawn(process.execPath, [BIN, ...args], {
       cwd: repoRoot,
       env: { ...process.env, ...env },
     });
@@ -35,6 +39,32 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     child.stderr.on("data", (c: Buffer) => (stderr += c));
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Runs the bin to its end with `input` on its stdin (a minute at most); stdout as text. */
+export function runCliSync(args: string[], input?: string): CliRun {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: repoRoot,
+    input,
+    encoding: "utf8",
+    timeout: 60_000,
+    maxBuffer: MAX_OUTPUT,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runCliSync with stdin and stdout as bytes, for byte-for-byte comparisons. */
+export function runCliSyncBytes(
+  args: string[],
+  input?: Buffer,
+): { code: number | null; stdout: Buffer; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: repoRoot,
+    input,
+    timeout: 60_000,
+    maxBuffer: MAX_OUTPUT,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString("utf8") };
 }
 
 /** One request the stand-in got: `body` as the stand-in's `parseBody` made it (default: the text). */
