@@ -29,7 +29,7 @@ const DAYS = 7;
 
 let demo: Demo | undefined;
 let chromium: Awaited<ReturnType<typeof launchChromium>> | undefined;
-let experiment: { id: string; variations: Array<{ id: string; key: string }> };
+let experiment: ExperimentJson;
 let projectId: string;
 let productPageId: string;
 let purchaseId: string;
@@ -44,6 +44,22 @@ async function api<T>(method: string, path: string, body?: unknown, token = TOKE
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return JSON.parse(text) as T;
+}
+
+type ExperimentJson = { id: string; variations: Array<{ id: string; key: string }> };
+
+/** An A/B experiment on the product page, 50/50 control vs `treatment`, measuring purchases. */
+function createExperiment(key: string, name: string, treatment: string): Promise<ExperimentJson> {
+  return api("POST", `/projects/${projectId}/experiments`, {
+    key,
+    name,
+    pageIds: [productPageId],
+    metrics: [{ eventId: purchaseId, aggregator: "unique" }],
+    variations: [
+      { key: "control", weight: 5000 },
+      { key: treatment, weight: 5000 },
+    ],
+  });
 }
 
 /** Opens the D1 database of the running wrangler dev for writing (one statement at a time). */
@@ -82,16 +98,7 @@ run("admin pages in Chromium", () => {
     });
     productPageId = page.id;
     purchaseId = purchase.id;
-    experiment = await api("POST", `/projects/${project.id}/experiments`, {
-      key: "buy_button",
-      name: "Buy button colour",
-      pageIds: [page.id],
-      metrics: [{ eventId: purchase.id, aggregator: "unique" }],
-      variations: [
-        { key: "control", weight: 5000 },
-        { key: "green_button", weight: 5000 },
-      ],
-    });
+    experiment = await createExperiment("buy_button", "Buy button colour", "green_button");
     await api("POST", `/experiments/${experiment.id}/start`, {});
 
     // A week of traffic: 400 visitors per variation per day; 10 % vs 12.5 % buy.
@@ -216,16 +223,7 @@ run("admin pages in Chromium", () => {
 
     // An experiment running in production with a schedule: two steps already run (one done, one
     // failed: written straight into D1, as the per-minute run would) and two pending.
-    const copy = await api<{ id: string }>("POST", `/projects/${projectId}/experiments`, {
-      key: "checkout_copy",
-      name: "Checkout copy",
-      pageIds: [productPageId],
-      metrics: [{ eventId: purchaseId, aggregator: "unique" }],
-      variations: [
-        { key: "control", weight: 5000 },
-        { key: "short_copy", weight: 5000 },
-      ],
-    });
+    const copy = await createExperiment("checkout_copy", "Checkout copy", "short_copy");
     await api("POST", `/experiments/${copy.id}/start`, {});
     const day = 86_400_000;
     const at = (days: number) => new Date(Date.now() + days * day).toISOString();
@@ -258,16 +256,7 @@ run("admin pages in Chromium", () => {
       role: "editor",
     });
     await api("PATCH", `/experiments/${copy.id}`, { name: "Checkout copy, shorter" }, editor.token);
-    const banner = await api<{ id: string }>("POST", `/projects/${projectId}/experiments`, {
-      key: "banner",
-      name: "Banner",
-      pageIds: [productPageId],
-      metrics: [{ eventId: purchaseId, aggregator: "unique" }],
-      variations: [
-        { key: "control", weight: 5000 },
-        { key: "blue", weight: 5000 },
-      ],
-    });
+    const banner = await createExperiment("banner", "Banner", "blue");
     const started = await api<{ changeRequest: { id: string } }>(
       "POST",
       `/experiments/${banner.id}/start`,
