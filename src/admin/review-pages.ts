@@ -122,13 +122,15 @@ function decisionForms(request: ChangeRequestJson, actor: Actor): Html {
       <button type="submit" data-decision="withdraw">Withdraw</button>
     </form>`;
   return html`<form method="post" action="${base}/approve" class="row">
-      <label>Comment <input name="comment" maxlength="2000" data-comment="approve" /></label
+      <label
+        >Approval comment <input name="comment" maxlength="2000" data-comment="approve" /></label
       ><button type="submit" data-decision="approve" ${request.stale ? html`disabled` : ""}>
         Approve and apply
       </button>
     </form>
     <form method="post" action="${base}/reject" class="row">
-      <label>Comment <input name="comment" maxlength="2000" data-comment="reject" /></label
+      <label
+        >Rejection comment <input name="comment" maxlength="2000" data-comment="reject" /></label
       ><button type="submit" data-decision="reject">Reject</button>
     </form>`;
 }

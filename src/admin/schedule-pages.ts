@@ -120,12 +120,12 @@ function scheduleBlock(schedule: ScheduleJson, canEdit: boolean): Html {
         : html`<table data-schedule-history="${schedule.environment}">
             <thead>
               <tr>
-                <th>At (UTC)</th>
-                <th>Step</th>
-                <th>Status</th>
-                <th>Applied</th>
-                <th>Revision</th>
-                <th>Note</th>
+                <th scope="col">At (UTC)</th>
+                <th scope="col">Step</th>
+                <th scope="col">Status</th>
+                <th scope="col">Applied</th>
+                <th scope="col" class="num">Revision</th>
+                <th scope="col">Note</th>
               </tr>
             </thead>
             <tbody>
@@ -149,8 +149,8 @@ function scheduleBlock(schedule: ScheduleJson, canEdit: boolean): Html {
         : html`<table data-schedule-pending="${schedule.environment}">
             <thead>
               <tr>
-                <th>Pending step</th>
-                <th></th>
+                <th scope="col">Pending step</th>
+                ${canEdit ? html`<th scope="col">Remove</th>` : ""}
               </tr>
             </thead>
             <tbody>
@@ -167,16 +167,16 @@ function scheduleBlock(schedule: ScheduleJson, canEdit: boolean): Html {
                           : html`${s.at} · ${describeStep(s)}`
                       }
                     </td>
-                    <td>
-                      ${
-                        canEdit
-                          ? html`<form method="post" action="${path}/${enc(s.id)}/remove">
+                    ${
+                      canEdit
+                        ? html`<td>
+                            <form method="post" action="${path}/${enc(s.id)}/remove">
                               ${version}
                               <button type="submit" data-schedule-remove="${s.id}">Remove</button>
-                            </form>`
-                          : ""
-                      }
-                    </td>
+                            </form>
+                          </td>`
+                        : ""
+                    }
                   </tr>`,
               )}
             </tbody>

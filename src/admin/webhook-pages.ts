@@ -42,6 +42,7 @@ import {
   checkbox,
   field,
   fieldErrors,
+  fieldId,
   formErrors,
   one,
   postedVersion,
@@ -110,69 +111,123 @@ function webhookFields(
   const problemOf = (prefix: string) =>
     [...problems].find(([path]) => path === prefix || path.startsWith(`${prefix}.`))?.[1];
   return html`${field({
-      name: "name",
-      label: "Name",
-      value: value("name"),
-      error: problems.get("name"),
-      required: true,
-    })}
-    ${field({
-      name: "url",
-      label: "URL",
-      type: "url",
-      value: value("url"),
-      error: problems.get("url"),
-      required: true,
-      hint: "https (http only for localhost). Deliveries are POSTed here, signed (docs/webhooks.md).",
-    })}
-    ${select({
-      name: "format",
-      label: "Format",
-      value: value("format"),
-      error: problems.get("format"),
-      options: [
-        { value: "json", label: "JSON: the signed Splitstream event" },
-        { value: "slack", label: 'Slack: {"text": …} for Slack-compatible incoming webhooks' },
-      ],
-    })}
-    <fieldset data-field="events">
-      <legend>Events</legend>
-      ${problemOf("events") ? html`<p class="field-error">${problemOf("events")}</p>` : ""}
-      ${checkbox({ name: "events", value: "*", label: "All events", checked: events.has("*") })}
-      ${WEBHOOK_EVENT_TYPES.map((type) =>
-        checkbox({ name: "events", value: type, label: type, checked: events.has(type) }),
-      )}
-    </fieldset>
-    <fieldset data-field="environments">
-      <legend>Environments</legend>
-      <p class="muted">None chosen: every environment.</p>
-      ${
-        problemOf("environments")
-          ? html`<p class="field-error">${problemOf("environments")}</p>`
-          : ""
-      }
-      ${environments.map((key) =>
-        checkbox({
-          name: "environments",
-          value: key,
-          label: key,
-          checked: chosenEnvironments.has(key),
-        }),
-      )}
-    </fieldset>
-    ${checkbox({ name: "enabled", label: "Enabled", checked: enabled })}`;
+    name: "name",
+    label: "Name",
+    value: value("name"),
+    error: problems.get("name"),
+    required: true,
+  })}
+  ${field({
+    name: "url",
+    label: "URL",
+    type: "url",
+    value: value("url"),
+    error: problems.get("url"),
+    required: true,
+    hint: "https (http only for localhost). Deliveries are POSTed here, signed (docs/webhooks.md).",
+  })}
+  ${select({
+    name: "format",
+    label: "Format",
+    value: value("format"),
+    error: problems.get("format"),
+    options: [
+      { value: "json", label: "JSON: the signed Splitstream event" },
+      { value: "slack", label: 'Slack: {"text": …} for Slack-compatible incoming webhooks' },
+    ],
+  })}
+  ${choiceGroup({
+    name: "events",
+    legend: "Events",
+    error: problemOf("events"),
+    choices: [
+      { value: "*", label: "All events", checked: events.has("*") },
+      ...WEBHOOK_EVENT_TYPES.map((type) => ({
+        value: type,
+        label: type,
+        checked: events.has(type),
+      })),
+    ],
+  })}
+  ${choiceGroup({
+    name: "environments",
+    legend: "Environments",
+    hint: "None chosen: every environment.",
+    error: problemOf("environments"),
+    choices: environments.map((key) => ({
+      value: key,
+      label: key,
+      checked: chosenEnvironments.has(key),
+    })),
+  })}
+  ${checkbox({ name: "enabled", label: "Enabled", checked: enabled })}`;
 }
 
-function confirmField(error: string | undefined): Html {
-  return field({
-    name: "confirmToken",
-    label: "Your own API token, to confirm",
-    type: "password",
-    value: "",
-    error,
-    required: true,
-    hint: "So that a script running on your site cannot do this in your name.",
-  });
+/**
+ * A group of checkboxes posting several values under one name (`events`, `environments`), in a
+ * fieldset whose legend names it. Each box's id names its value: forms.ts `checkbox()` derives the
+ * id from the name alone, so in a group every label would point at the first box and the others
+ * would have no accessible name. The fieldset takes the name's own id (`f-events`), where the
+ * form's error summary links; its hint and problem describe the group.
+ */
+function choiceGroup(options: {
+  name: string;
+  legend: string;
+  hint?: string;
+  error: string | undefined;
+  choices: ReadonlyArray<{ value: string; label: string; checked: boolean }>;
+}): Html {
+  const id = fieldId(options.name);
+  const described = [options.hint ? `${id}-hint` : "", options.error ? `${id}-error` : ""]
+    .filter(Boolean)
+    .join(" ");
+  return html`<fieldset
+    id="${id}"
+    data-field="${options.name}"
+    ${described ? html`aria-describedby="${described}"` : ""}
+  >
+    <legend>${options.legend}</legend>
+    ${options.hint ? html`<p class="muted" id="${id}-hint">${options.hint}</p>` : ""}
+    ${options.error ? html`<p class="field-error" id="${id}-error">${options.error}</p>` : ""}
+    ${options.choices.map((choice) => {
+      const boxId = fieldId(`${options.name}.${choice.value === "*" ? "all" : choice.value}`);
+      return html`<p class="field check">
+        <input
+          id="${boxId}"
+          type="checkbox"
+          name="${options.name}"
+          value="${choice.value}"
+          ${choice.checked ? html`checked` : ""}
+        />
+        <label for="${boxId}">${choice.label}</label>
+      </p>`;
+    })}
+  </fieldset>`;
+}
+
+/**
+ * The "your own API token, to confirm" field. A webhook's page has it in three forms (change,
+ * rotate, delete): each but the change form's (where the error summary links, `#f-confirmToken`)
+ * gets its own id, so that each label names its own field and no id is on the page twice.
+ */
+function confirmField(error: string | undefined, form: "rotate" | "delete" | null = null): Html {
+  const id = form === null ? fieldId("confirmToken") : fieldId(`confirmToken-${form}`);
+  const described = [`${id}-hint`, error ? `${id}-error` : ""].filter(Boolean).join(" ");
+  return html`<p class="field${error ? " invalid" : ""}">
+    <label for="${id}">Your own API token, to confirm</label>
+    <input
+      id="${id}"
+      name="confirmToken"
+      type="password"
+      value=""
+      required
+      ${error ? html`aria-invalid="true"` : ""}
+      aria-describedby="${described}"
+    />
+    <span class="hint" id="${id}-hint"
+      >So that a script running on your site cannot do this in your name.</span
+    >${error ? html`<span class="field-error" id="${id}-error">${error}</span>` : ""}
+  </p>`;
 }
 
 function deliveryStatus(d: WebhookDeliveryJson): Html {
@@ -393,13 +448,15 @@ async function webhookPage(
 
       <h2>Rotate the signing secret</h2>
       <form method="post" action="${webhookPath(hook.id)}/rotate" data-form="rotate-webhook">
-        ${versionField(hook.version)} ${confirmField(problemsOf("rotate").get("confirmToken"))}
+        ${versionField(hook.version)}
+        ${confirmField(problemsOf("rotate").get("confirmToken"), "rotate")}
         <button type="submit">Rotate secret</button>
       </form>
 
       <h2>Delete</h2>
       <form method="post" action="${webhookPath(hook.id)}/delete" data-form="delete-webhook">
-        ${versionField(hook.version)} ${confirmField(problemsOf("delete").get("confirmToken"))}
+        ${versionField(hook.version)}
+        ${confirmField(problemsOf("delete").get("confirmToken"), "delete")}
         <button type="submit">Delete webhook and its log</button>
       </form>`,
     status,

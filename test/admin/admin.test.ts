@@ -5,13 +5,14 @@
  * drives the same pages in Chromium.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { handleEventBatch } from "../../src/events/consumer";
 import type { EventMessage } from "../../src/shared/event-messages";
+import { adminFetch, SAME_SITE } from "../helpers/admin";
 import {
   ADMIN_TOKEN,
-  API_ORIGIN,
+  adminSession,
   apiJson,
   createProject,
   createToken,
@@ -21,29 +22,9 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
-
 let project: ProjectWithEnvironments;
 let experiment: Json;
 let purchase: Json;
-
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
-
-async function signIn(token = ADMIN_TOKEN): Promise<string> {
-  const response = await adminFetch("/login", {
-    method: "POST",
-    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(303);
-  const cookie = response.headers.get("set-cookie")!;
-  return cookie.split(";")[0]!;
-}
 
 async function deliver(messages: EventMessage[]): Promise<void> {
   const batch = createMessageBatch(
@@ -163,7 +144,7 @@ describe("sign-in", () => {
       body: new URLSearchParams({ token: ADMIN_TOKEN }).toString(),
     });
     expect(login.status).toBe(403);
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const start = await adminFetch(`/experiments/${experiment.id}/start`, {
       method: "POST",
       cookie,
@@ -182,7 +163,7 @@ describe("sign-in", () => {
     const out = await adminFetch("/logout", { method: "POST", headers: SAME_SITE });
     expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
     const viewer = await createToken("viewer");
-    const cookie = await signIn(viewer.token);
+    const cookie = await adminSession(viewer.token);
     expect((await adminFetch(`/projects/${project.id}`, { cookie })).status).toBe(200);
     await apiJson("DELETE", `/tokens/${viewer.id}`, 204);
     const later = await adminFetch(`/projects/${project.id}`, { cookie });
@@ -195,7 +176,7 @@ describe("pages", () => {
   it("the project page lists experiments with status and the primary verdict", async () => {
     await apiJson("POST", `/experiments/${experiment.id}/start`, 200);
     await feed([1000, 1000], [100, 160]);
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const response = await adminFetch(`/projects/${project.id}`, { cookie });
     expect(response.status).toBe(200);
     const text = await response.text();
@@ -210,7 +191,7 @@ describe("pages", () => {
   it("the experiment page shows the results table, both charts and no SRM warning for a fair split", async () => {
     await apiJson("POST", `/experiments/${experiment.id}/start`, 200);
     await feed([1000, 1010], [100, 160]);
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const text = await (await adminFetch(`/experiments/${experiment.id}`, { cookie })).text();
     expect(text).toMatch(
       /<tr data-variation="control">[^]*1,000[^]*10\.00%[^]*data-verdict="baseline"/,
@@ -231,14 +212,14 @@ describe("pages", () => {
 
   it("a skewed split shows the SRM warning", async () => {
     await feed([1000, 1200], [100, 120]);
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const text = await (await adminFetch(`/experiments/${experiment.id}`, { cookie })).text();
     expect(text).toContain(`data-srm="flagged"`);
     expect(text).toContain("Sample ratio mismatch");
   });
 
   it("start and pause buttons change the status; a viewer gets the API's refusal as a notice", async () => {
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const form = { "content-type": "application/x-www-form-urlencoded", ...SAME_SITE };
     const start = await adminFetch(`/experiments/${experiment.id}/start`, {
       method: "POST",
@@ -250,7 +231,7 @@ describe("pages", () => {
     expect((await apiJson("GET", `/experiments/${experiment.id}`, 200)).status.production).toBe(
       "Running",
     );
-    const viewerCookie = await signIn((await createToken("viewer")).token);
+    const viewerCookie = await adminSession((await createToken("viewer")).token);
     const pause = await adminFetch(`/experiments/${experiment.id}/pause`, {
       method: "POST",
       cookie: viewerCookie,
@@ -275,7 +256,7 @@ describe("pages", () => {
 
   it("the CSV link serves the API's CSV with the session", async () => {
     await feed([20, 20], [2, 5]);
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const csv = await adminFetch(`/experiments/${experiment.id}/results.csv`, { cookie });
     expect(csv.status).toBe(200);
     expect(csv.headers.get("content-type")).toContain("text/csv");
@@ -283,7 +264,7 @@ describe("pages", () => {
   });
 
   it("unknown experiments and paths are 404 pages", async () => {
-    const cookie = await signIn();
+    const cookie = await adminSession();
     expect((await adminFetch(`/experiments/nope`, { cookie })).status).toBe(404);
     expect((await adminFetch(`/nothing/here`, { cookie })).status).toBe(404);
   });

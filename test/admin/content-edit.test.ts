@@ -5,28 +5,18 @@
  * edited through their forms, with the API's problems beside the fields, read-only for viewers,
  * and refused cross-site. Records are checked through the management API.
  */
-import { exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { adminFetch, adminPost, SAME_SITE } from "../helpers/admin";
 import {
   adminSession,
-  API_ORIGIN,
   apiJson,
   createProject,
   createToken,
   type ProjectWithEnvironments,
 } from "../helpers/api";
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
-
 let project: ProjectWithEnvironments;
 let editor: string;
-
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
 
 /** POSTs a form (pairs, so a name may repeat) as a same-origin browser would. */
 function postForm(
@@ -34,16 +24,7 @@ function postForm(
   fields: Array<[string, string]> | Record<string, string>,
   options: { cookie?: string; headers?: Record<string, string> } = {},
 ) {
-  return adminFetch(path, {
-    method: "POST",
-    cookie: options.cookie ?? editor,
-    headers: {
-      ...SAME_SITE,
-      "content-type": "application/x-www-form-urlencoded",
-      ...options.headers,
-    },
-    body: new URLSearchParams(fields).toString(),
-  });
+  return adminPost(path, options.cookie ?? editor, fields, { ...SAME_SITE, ...options.headers });
 }
 
 const base = () => `/projects/${project.id}`;

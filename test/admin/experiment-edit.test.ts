@@ -11,9 +11,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { fieldId } from "../../src/admin/forms";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
 import { verifyPreview } from "../../src/edge/preview";
+import { adminPage, adminPost, decodeHtml, submittedFields } from "../helpers/admin";
 import {
-  ADMIN_TOKEN,
-  API_ORIGIN,
+  adminSession,
   apiJson,
   createProject,
   createToken,
@@ -25,9 +25,6 @@ import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 type Json = any;
 type Fields = Array<[string, string]>;
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
-
 let project: ProjectWithEnvironments;
 let homePage: Json;
 let cartPage: Json;
@@ -37,107 +34,8 @@ let pros: Json;
 let germans: Json;
 let admin: string;
 
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
-
-async function signIn(token = ADMIN_TOKEN): Promise<string> {
-  const response = await adminFetch("/login", {
-    method: "POST",
-    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(303);
-  return response.headers.get("set-cookie")!.split(";")[0]!;
-}
-
-function post(
-  path: string,
-  cookie: string,
-  fields: Fields,
-  headers: Record<string, string> = SAME_SITE,
-) {
-  return adminFetch(path, {
-    method: "POST",
-    cookie,
-    headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(fields).toString(),
-  });
-}
-
-async function getPage(path: string, cookie: string): Promise<string> {
-  const response = await adminFetch(path, { cookie });
-  expect(response.status).toBe(200);
-  return response.text();
-}
-
-const ENTITIES: Record<string, string> = {
-  "&amp;": "&",
-  "&lt;": "<",
-  "&gt;": ">",
-  "&quot;": '"',
-  "&#39;": "'",
-  "&#x27;": "'",
-};
-const decode = (s: string) => s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (m) => ENTITIES[m]!);
-
-/**
- * What a browser would submit from the page's form (without any button): inputs (checked boxes
- * only), selects (the selected options, else the first of a single select), textareas.
- */
-async function formFields(page: string, form = "form[data-form=experiment]"): Promise<Fields> {
-  const out: Fields = [];
-  let current: { name: string; multiple: boolean; options: Array<[string, boolean]> } | null = null;
-  let area: { name: string; text: string } | null = null;
-  await new HTMLRewriter()
-    .on(`${form} input`, {
-      element(e) {
-        const name = e.getAttribute("name");
-        const type = e.getAttribute("type") ?? "text";
-        if (!name || type === "submit") return;
-        if (type === "checkbox" && !e.hasAttribute("checked")) return;
-        out.push([name, decode(e.getAttribute("value") ?? "on")]);
-      },
-    })
-    .on(`${form} select`, {
-      element(e) {
-        const select = {
-          name: e.getAttribute("name") ?? "",
-          multiple: e.hasAttribute("multiple"),
-          options: [] as Array<[string, boolean]>,
-        };
-        current = select;
-        e.onEndTag(() => {
-          const chosen = select.options.filter(([, selected]) => selected).map(([v]) => v);
-          if (chosen.length === 0 && !select.multiple && select.options[0])
-            chosen.push(select.options[0][0]);
-          for (const value of chosen) out.push([select.name, value]);
-        });
-      },
-    })
-    .on(`${form} option`, {
-      element(e) {
-        current?.options.push([decode(e.getAttribute("value") ?? ""), e.hasAttribute("selected")]);
-      },
-    })
-    .on(`${form} textarea`, {
-      element(e) {
-        const textareaState = { name: e.getAttribute("name") ?? "", text: "" };
-        area = textareaState;
-        e.onEndTag(() => {
-          out.push([textareaState.name, decode(textareaState.text).replace(/^\n/, "")]);
-        });
-      },
-      text(chunk) {
-        if (area) area.text += chunk.text;
-      },
-    })
-    .transform(new Response(page))
-    .text();
-  return out;
-}
+/** What a browser would submit from the page's experiment form (without any button). */
+const formFields = (page: string) => submittedFields(page, "form[data-form=experiment]");
 
 /** `fields` with `name` set to `values` (replacing every value it had, else appended). */
 function withField(fields: Fields, name: string, ...values: string[]): Fields {
@@ -170,7 +68,7 @@ async function press(
 ): Promise<{ page: string; fields: Fields }> {
   let sent = fields;
   for (const [name, value] of extra) sent = withField(sent, name, value);
-  const response = await post(path, cookie, [...sent, button]);
+  const response = await adminPost(path, cookie, [...sent, button]);
   expect(response.status).toBe(200);
   const page = await response.text();
   return { page, fields: await formFields(page) };
@@ -189,7 +87,7 @@ function definition(x: Json): Json {
 /** A form for a new A/B experiment on the home page, with a text change in variation 2. */
 async function newAbFields(cookie: string, text = "Hello from the form"): Promise<Fields> {
   const path = `/projects/${project.id}/experiments/new`;
-  let fields = await formFields(await getPage(path, cookie));
+  let fields = await formFields(await adminPage(path, cookie));
   ({ fields } = await press(
     path,
     cookie,
@@ -239,13 +137,13 @@ beforeEach(async () => {
   germans = await apiJson("POST", `/projects/${project.id}/audiences`, 201, {
     body: { name: "Germans", conditions: ["and", leaf("geo.country", "DE")] },
   });
-  admin = await signIn();
+  admin = await adminSession();
 });
 
 describe("new experiment form", () => {
   it("renders the project's pages, audiences and events for editors; viewers get no form", async () => {
-    const editor = await signIn((await createToken("editor")).token);
-    const page = await getPage(`/projects/${project.id}/experiments/new`, editor);
+    const editor = await adminSession((await createToken("editor")).token);
+    const page = await adminPage(`/projects/${project.id}/experiments/new`, editor);
     expect(page).toContain(`action="/_ss/admin/projects/${project.id}/experiments/new"`);
     for (const name of ["key", "pageIds", "audienceConditions", "traffic", "variations[1].weight"])
       expect(page).toContain(`name="${name}"`);
@@ -253,8 +151,8 @@ describe("new experiment form", () => {
       expect(page).toContain(label);
     expect(page).toContain(`<label for="${fieldId("variations[0].key")}">`);
 
-    const viewer = await signIn((await createToken("viewer")).token);
-    const readOnly = await getPage(`/projects/${project.id}/experiments/new`, viewer);
+    const viewer = await adminSession((await createToken("viewer")).token);
+    const readOnly = await adminPage(`/projects/${project.id}/experiments/new`, viewer);
     expect(readOnly).not.toContain('<form method="post" action="/_ss/admin/projects');
     expect(readOnly).toContain("needs the editor role");
   });
@@ -264,7 +162,7 @@ describe("new experiment form", () => {
     let { page, fields } = await press(
       path,
       admin,
-      filled(await formFields(await getPage(path, admin)), { key: "kept_key" }),
+      filled(await formFields(await adminPage(path, admin)), { key: "kept_key" }),
       ["_add", "variations"],
     );
     expect(page).toContain(`name="variations[2].key"`);
@@ -306,7 +204,7 @@ describe("new experiment form", () => {
   });
 
   it("an editor creates an A/B experiment with a text change", async () => {
-    const editor = await signIn((await createToken("editor")).token);
+    const editor = await adminSession((await createToken("editor")).token);
     const fields = filled(await newAbFields(editor), {
       audienceConditions: [pros.id, germans.id],
       traffic: "80",
@@ -314,7 +212,7 @@ describe("new experiment form", () => {
       "metrics[0].field": "revenue",
       forcedVariations: "qa-1=treatment",
     });
-    const response = await post(`/projects/${project.id}/experiments/new`, editor, [
+    const response = await adminPost(`/projects/${project.id}/experiments/new`, editor, [
       ...fields,
       ["_save", "1"],
     ]);
@@ -349,7 +247,7 @@ describe("new experiment form", () => {
       "variations[0].weight": "10",
       "variations[1].changes[0].attributes.href": "javascript:alert(1)",
     });
-    const response = await post(`/projects/${project.id}/experiments/new`, admin, [
+    const response = await adminPost(`/projects/${project.id}/experiments/new`, admin, [
       ...fields,
       ["_save", "1"],
     ]);
@@ -363,7 +261,7 @@ describe("new experiment form", () => {
     expect(await experiments()).toEqual([]);
 
     // With the key fixed, the rules below the schema speak: the weights, the unsafe URL.
-    const second = await post(`/projects/${project.id}/experiments/new`, admin, [
+    const second = await adminPost(`/projects/${project.id}/experiments/new`, admin, [
       ...withField(fields, "key", "good_key"),
       ["_save", "1"],
     ]);
@@ -372,7 +270,7 @@ describe("new experiment form", () => {
     expect(text).toContain(`id="${fieldId("variations")}-error"`);
     expect(text).toContain("the variation weights sum to 11000");
     // Then the changes, as the edge's datafile validator sees them.
-    const third = await post(`/projects/${project.id}/experiments/new`, admin, [
+    const third = await adminPost(`/projects/${project.id}/experiments/new`, admin, [
       ...filled(fields, { key: "good_key", "variations[0].weight": "0" }),
       ["_save", "1"],
     ]);
@@ -388,7 +286,7 @@ describe("new experiment form", () => {
     const multivariate = await press(
       path,
       admin,
-      withField(await formFields(await getPage(path, admin)), "type", "multivariate"),
+      withField(await formFields(await adminPage(path, admin)), "type", "multivariate"),
       ["_refresh", "type"],
     );
     expect(multivariate.page).toContain(`name="sections[0].variations[1].name"`);
@@ -401,7 +299,7 @@ describe("new experiment form", () => {
       ["_add", "sections[1].variations[1].changes"],
       [["_type.sections[1].variations[1].changes", "custom_css"]],
     ));
-    const mvt = await post(path, admin, [
+    const mvt = await adminPost(path, admin, [
       ...filled(fields, {
         key: "mvt",
         pageIds: [homePage.id, cartPage.id],
@@ -430,7 +328,7 @@ describe("new experiment form", () => {
     ({ fields } = await press(
       path,
       admin,
-      withField(await formFields(await getPage(path, admin)), "type", "split_url"),
+      withField(await formFields(await adminPage(path, admin)), "type", "split_url"),
       ["_refresh", "type"],
     ));
     ({ fields } = await press(
@@ -440,7 +338,7 @@ describe("new experiment form", () => {
       ["_add", "variations[1].changes"],
       [["_type.variations[1].changes", "redirect"]],
     ));
-    const split = await post(path, admin, [
+    const split = await adminPost(path, admin, [
       ...filled(fields, {
         key: "split",
         pageIds: homePage.id,
@@ -460,8 +358,8 @@ describe("new experiment form", () => {
     // Both round-trip through the edit form: saved unchanged, ids and definitions stay.
     for (const x of [created, splitX]) {
       const before = await apiJson("GET", `/experiments/${x.id}`, 200);
-      const edit = await formFields(await getPage(`/experiments/${x.id}/edit`, admin));
-      const saved = await post(`/experiments/${x.id}/edit`, admin, [...edit, ["_save", "1"]]);
+      const edit = await formFields(await adminPage(`/experiments/${x.id}/edit`, admin));
+      const saved = await adminPost(`/experiments/${x.id}/edit`, admin, [...edit, ["_save", "1"]]);
       expect(saved.status).toBe(303);
       expect(definition(await apiJson("GET", `/experiments/${x.id}`, 200))).toEqual(
         definition(before),
@@ -500,13 +398,13 @@ describe("new experiment form", () => {
     });
 
     // Problems land beside the move's own fields: the schema's first, then the validator's.
-    const badPosition = await post(path, admin, [
+    const badPosition = await adminPost(path, admin, [
       ...withField(fields, `${at}.position`, "inside"),
       ["_save", "1"],
     ]);
     expect(badPosition.status).toBe(422);
     expect(await badPosition.text()).toContain(`id="${fieldId(`${at}.position`)}-error"`);
-    const noTarget = await post(path, admin, [
+    const noTarget = await adminPost(path, admin, [
       ...withField(fields, `${at}.target`, ""),
       ["_save", "1"],
     ]);
@@ -516,30 +414,30 @@ describe("new experiment form", () => {
     expect(noTargetPage).not.toContain(`id="${fieldId(`${at}.selector`)}-error"`);
     expect(await experiments()).toEqual([]);
 
-    const created = await post(path, admin, [...fields, ["_save", "1"]]);
+    const created = await adminPost(path, admin, [...fields, ["_save", "1"]]);
     expect(created.status).toBe(303);
     const [x] = await experiments();
     expect(x.variations[1].changes[1]).toEqual(move);
 
     // The edit form shows it again, and saving it unchanged keeps it exactly.
-    const edit = await formFields(await getPage(`/experiments/${x.id}/edit`, admin));
+    const edit = await formFields(await adminPage(`/experiments/${x.id}/edit`, admin));
     for (const [key, value] of Object.entries(move))
       expect(edit).toContainEqual([`${at}.${key}`, value]);
-    const saved = await post(`/experiments/${x.id}/edit`, admin, [...edit, ["_save", "1"]]);
+    const saved = await adminPost(`/experiments/${x.id}/edit`, admin, [...edit, ["_save", "1"]]);
     expect(saved.status).toBe(303);
     expect(definition(await apiJson("GET", `/experiments/${x.id}`, 200))).toEqual(definition(x));
   });
 
   it("a viewer's POST and a cross-site POST are refused with 403 and create nothing", async () => {
     const fields = await newAbFields(admin);
-    const viewer = await signIn((await createToken("viewer")).token);
-    const asViewer = await post(`/projects/${project.id}/experiments/new`, viewer, [
+    const viewer = await adminSession((await createToken("viewer")).token);
+    const asViewer = await adminPost(`/projects/${project.id}/experiments/new`, viewer, [
       ...fields,
       ["_save", "1"],
     ]);
     expect(asViewer.status).toBe(403);
     expect(await asViewer.text()).toContain("role editor");
-    const crossSite = await post(
+    const crossSite = await adminPost(
       `/projects/${project.id}/experiments/new`,
       admin,
       [...fields, ["_save", "1"]],
@@ -606,7 +504,7 @@ describe("edit form", () => {
   });
 
   it("is filled from the experiment: saved unchanged, the definition stays the same", async () => {
-    const page = await getPage(`/experiments/${x.id}/edit`, admin);
+    const page = await adminPage(`/experiments/${x.id}/edit`, admin);
     expect(page).toContain(`name="version" value="${x.version}"`);
     expect(page).toContain("Keep these conditions");
     const ids = [...page.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
@@ -620,7 +518,10 @@ describe("edit form", () => {
       "variations[1].changes[0].attributes.set",
       "data-variant=green\ntitle=x=y",
     ]);
-    const response = await post(`/experiments/${x.id}/edit`, admin, [...fields, ["_save", "1"]]);
+    const response = await adminPost(`/experiments/${x.id}/edit`, admin, [
+      ...fields,
+      ["_save", "1"],
+    ]);
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe(`/_ss/admin/experiments/${x.id}`);
     const after = await apiJson("GET", `/experiments/${x.id}`, 200);
@@ -629,9 +530,9 @@ describe("edit form", () => {
   });
 
   it("an editor changes fields and a change; the version goes as If-Match", async () => {
-    const editor = await signIn((await createToken("editor")).token);
-    const fields = await formFields(await getPage(`/experiments/${x.id}/edit`, editor));
-    const response = await post(`/experiments/${x.id}/edit`, editor, [
+    const editor = await adminSession((await createToken("editor")).token);
+    const fields = await formFields(await adminPage(`/experiments/${x.id}/edit`, editor));
+    const response = await adminPost(`/experiments/${x.id}/edit`, editor, [
       ...filled(fields, {
         name: "Checkout v2",
         "variations[1].key": "emerald",
@@ -659,9 +560,9 @@ describe("edit form", () => {
   });
 
   it("a stale form gets the API's 409 and changes nothing", async () => {
-    const fields = await formFields(await getPage(`/experiments/${x.id}/edit`, admin));
+    const fields = await formFields(await adminPage(`/experiments/${x.id}/edit`, admin));
     await apiJson("PATCH", `/experiments/${x.id}`, 200, { body: { name: "Changed elsewhere" } });
-    const response = await post(`/experiments/${x.id}/edit`, admin, [
+    const response = await adminPost(`/experiments/${x.id}/edit`, admin, [
       ...withField(fields, "name", "Mine"),
       ["_save", "1"],
     ]);
@@ -676,8 +577,8 @@ describe("edit form", () => {
   });
 
   it("an invalid edit answers 422 beside the field and changes nothing", async () => {
-    const fields = await formFields(await getPage(`/experiments/${x.id}/edit`, admin));
-    const response = await post(`/experiments/${x.id}/edit`, admin, [
+    const fields = await formFields(await adminPage(`/experiments/${x.id}/edit`, admin));
+    const response = await adminPost(`/experiments/${x.id}/edit`, admin, [
       ...filled(fields, {
         "variations[1].changes[1].position": "inside",
         "metrics[1].eventId": "",
@@ -691,18 +592,18 @@ describe("edit form", () => {
   });
 
   it("viewers see a read-only summary; their POST is 403 and changes nothing", async () => {
-    const viewer = await signIn((await createToken("viewer")).token);
-    const page = await getPage(`/experiments/${x.id}/edit`, viewer);
+    const viewer = await adminSession((await createToken("viewer")).token);
+    const page = await adminPage(`/experiments/${x.id}/edit`, viewer);
     expect(page).not.toContain('data-form="experiment"');
     expect(page).toContain("needs the editor role");
     expect(page).toContain("attribute #buy: text=&quot;Buy now&quot;");
-    const fields = await formFields(await getPage(`/experiments/${x.id}/edit`, admin));
-    const response = await post(`/experiments/${x.id}/edit`, viewer, [
+    const fields = await formFields(await adminPage(`/experiments/${x.id}/edit`, admin));
+    const response = await adminPost(`/experiments/${x.id}/edit`, viewer, [
       ...withField(fields, "name", "Viewer was here"),
       ["_save", "1"],
     ]);
     expect(response.status).toBe(403);
-    const crossSite = await post(
+    const crossSite = await adminPost(
       `/experiments/${x.id}/edit`,
       admin,
       [...withField(fields, "name", "Cross site"), ["_save", "1"]],
@@ -713,15 +614,15 @@ describe("edit form", () => {
   });
 
   it("the project and experiment pages link to the form for editors only", async () => {
-    const viewer = await signIn((await createToken("viewer")).token);
-    const projectPage = await getPage(`/projects/${project.id}`, admin);
+    const viewer = await adminSession((await createToken("viewer")).token);
+    const projectPage = await adminPage(`/projects/${project.id}`, admin);
     expect(projectPage).toContain(`href="/_ss/admin/projects/${project.id}/experiments/new"`);
-    expect(await getPage(`/projects/${project.id}`, viewer)).not.toContain("/experiments/new");
-    const experimentPage = await getPage(`/experiments/${x.id}`, admin);
+    expect(await adminPage(`/projects/${project.id}`, viewer)).not.toContain("/experiments/new");
+    const experimentPage = await adminPage(`/experiments/${x.id}`, admin);
     expect(experimentPage).toContain(`href="/_ss/admin/experiments/${x.id}/edit"`);
     expect(experimentPage).toContain(`data-action="archive"`);
     expect(experimentPage).toContain(`data-action="duplicate"`);
-    const viewerPage = await getPage(`/experiments/${x.id}`, viewer);
+    const viewerPage = await adminPage(`/experiments/${x.id}`, viewer);
     expect(viewerPage).not.toContain(`/experiments/${x.id}/edit`);
     expect(viewerPage).not.toContain(`data-action="archive"`);
     expect(viewerPage).toContain(`href="/_ss/admin/experiments/${x.id}/history"`);
@@ -733,11 +634,13 @@ describe("edit form", () => {
       ["environment", "production"],
       ["confirm", "yes"],
     ];
-    expect((await post(`/experiments/${x.id}/archive`, admin, archive, crossSite)).status).toBe(
+    expect(
+      (await adminPost(`/experiments/${x.id}/archive`, admin, archive, crossSite)).status,
+    ).toBe(403);
+    expect((await adminPost(`/experiments/${x.id}/duplicate`, admin, [], crossSite)).status).toBe(
       403,
     );
-    expect((await post(`/experiments/${x.id}/duplicate`, admin, [], crossSite)).status).toBe(403);
-    const preview = await post(
+    const preview = await adminPost(
       `/experiments/${x.id}/preview`,
       admin,
       [
@@ -753,7 +656,7 @@ describe("edit form", () => {
   });
 
   it("archive needs the tick, then archives in the environment; viewers get 403", async () => {
-    const unticked = await post(`/experiments/${x.id}/archive`, admin, [
+    const unticked = await adminPost(`/experiments/${x.id}/archive`, admin, [
       ["environment", "production"],
     ]);
     expect(unticked.status).toBe(303);
@@ -761,13 +664,13 @@ describe("edit form", () => {
     expect((await apiJson("GET", `/experiments/${x.id}`, 200)).status.production).toBe(
       "Not started",
     );
-    const viewer = await signIn((await createToken("viewer")).token);
-    const refused = await post(`/experiments/${x.id}/archive`, viewer, [
+    const viewer = await adminSession((await createToken("viewer")).token);
+    const refused = await adminPost(`/experiments/${x.id}/archive`, viewer, [
       ["environment", "production"],
       ["confirm", "yes"],
     ]);
     expect(refused.status).toBe(403);
-    const archived = await post(`/experiments/${x.id}/archive`, admin, [
+    const archived = await adminPost(`/experiments/${x.id}/archive`, admin, [
       ["environment", "production"],
       ["confirm", "yes"],
     ]);
@@ -783,11 +686,11 @@ describe("edit form", () => {
 
   it("duplicate creates <key>_copy, then _copy2, not started; viewers get 403", async () => {
     await apiJson("POST", `/experiments/${x.id}/start`, 200);
-    const first = await post(`/experiments/${x.id}/duplicate`, admin, [
+    const first = await adminPost(`/experiments/${x.id}/duplicate`, admin, [
       ["environment", "production"],
     ]);
     expect(first.status).toBe(303);
-    const second = await post(`/experiments/${x.id}/duplicate`, admin, []);
+    const second = await adminPost(`/experiments/${x.id}/duplicate`, admin, []);
     expect(second.status).toBe(303);
     const all = await experiments();
     const copy = all.find((e) => e.key === "checkout_copy");
@@ -804,21 +707,21 @@ describe("edit form", () => {
     );
     expect(copy.variations[0].id).not.toBe(x.variations[0].id);
     expect(all.map((e) => e.key).sort()).toEqual(["checkout", "checkout_copy", "checkout_copy2"]);
-    const viewer = await signIn((await createToken("viewer")).token);
-    expect((await post(`/experiments/${x.id}/duplicate`, viewer, [])).status).toBe(403);
+    const viewer = await adminSession((await createToken("viewer")).token);
+    expect((await adminPost(`/experiments/${x.id}/duplicate`, viewer, [])).status).toBe(403);
     expect(await experiments()).toHaveLength(3);
   });
 
   it("history lists the audit entries of the experiment, newest first", async () => {
     const editor = await createToken("editor", { name: "Ed" });
-    const cookie = await signIn(editor.token);
-    const fields = await formFields(await getPage(`/experiments/${x.id}/edit`, cookie));
-    await post(`/experiments/${x.id}/edit`, cookie, [
+    const cookie = await adminSession(editor.token);
+    const fields = await formFields(await adminPage(`/experiments/${x.id}/edit`, cookie));
+    await adminPost(`/experiments/${x.id}/edit`, cookie, [
       ...withField(fields, "description", "New words"),
       ["_save", "1"],
     ]);
-    await post(`/experiments/${x.id}/start`, cookie, [["environment", "production"]]);
-    const page = await getPage(`/experiments/${x.id}/history`, admin);
+    await adminPost(`/experiments/${x.id}/start`, cookie, [["environment", "production"]]);
+    const page = await adminPage(`/experiments/${x.id}/history`, admin);
     const actions = [...page.matchAll(/<tr data-action="([a-z_]+)"/g)].map((m) => m[1]);
     expect(actions).toEqual(["start", "update", "create"]);
     expect(page).toContain("Ed");
@@ -828,16 +731,18 @@ describe("edit form", () => {
   });
 
   it("preview links: a signed link per variation for editors, refused for viewers", async () => {
-    const page = await getPage(`/experiments/${x.id}/preview`, admin);
+    const page = await adminPage(`/experiments/${x.id}/preview`, admin);
     expect(page).toContain(`name="variationId" value="${x.variations[1].id}"`);
-    const response = await post(`/experiments/${x.id}/preview`, admin, [
+    const response = await adminPost(`/experiments/${x.id}/preview`, admin, [
       ["variationId", x.variations[1].id],
       ["environment", "development"],
       ["expiresIn", "86400"],
     ]);
     expect(response.status).toBe(200);
     const result = await response.text();
-    const link = decode(/id="preview-link" type="text" readonly value="([^"]+)"/.exec(result)![1]!);
+    const link = decodeHtml(
+      /id="preview-link" type="text" readonly value="([^"]+)"/.exec(result)![1]!,
+    );
     // The home page's conditions name no URL: the link goes to the site these pages are on.
     expect(link.startsWith("http://localhost/?ss_preview=")).toBe(true);
     const token = new URL(link).searchParams.get("ss_preview")!;
@@ -850,17 +755,17 @@ describe("edit form", () => {
     expect(grant!.expiresAt).toBeGreaterThan(Date.now() + 86_000_000);
     expect(grant!.expiresAt).toBeLessThanOrEqual(Date.now() + 86_400_000);
 
-    const bad = await post(`/experiments/${x.id}/preview`, admin, [
+    const bad = await adminPost(`/experiments/${x.id}/preview`, admin, [
       ["variationId", "nope"],
       ["environment", "production"],
       ["expiresIn", "3600"],
     ]);
     expect(bad.status).toBe(422);
 
-    const viewer = await signIn((await createToken("viewer")).token);
-    const viewerPage = await getPage(`/experiments/${x.id}/preview`, viewer);
+    const viewer = await adminSession((await createToken("viewer")).token);
+    const viewerPage = await adminPage(`/experiments/${x.id}/preview`, viewer);
     expect(viewerPage).not.toContain('name="variationId"');
-    const refused = await post(`/experiments/${x.id}/preview`, viewer, [
+    const refused = await adminPost(`/experiments/${x.id}/preview`, viewer, [
       ["variationId", x.variations[1].id],
       ["environment", "production"],
       ["expiresIn", "3600"],
@@ -888,7 +793,7 @@ describe("from the form to a visitor", () => {
     purchase = await apiJson("POST", `/projects/${project.id}/events`, 201, {
       body: { key: "purchase", type: "custom" },
     });
-    const created = await post(`/projects/${project.id}/experiments/new`, admin, [
+    const created = await adminPost(`/projects/${project.id}/experiments/new`, admin, [
       ...(await newAbFields(admin, "Hello from the admin")),
       ["_save", "1"],
     ]);
@@ -910,18 +815,18 @@ describe("from the form to a visitor", () => {
 
     // Not started: visitors see the original, a preview link shows the variation.
     expect(await visit("http://localhost/")).toContain("<h1>Welcome</h1>");
-    const preview = await post(`/experiments/${x.id}/preview`, admin, [
+    const preview = await adminPost(`/experiments/${x.id}/preview`, admin, [
       ["variationId", x.variations[1].id],
       ["environment", "production"],
       ["expiresIn", "3600"],
     ]);
-    const link = decode(
+    const link = decodeHtml(
       /id="preview-link" type="text" readonly value="([^"]+)"/.exec(await preview.text())![1]!,
     );
     expect(link.startsWith("http://localhost/?ss_preview=")).toBe(true);
     expect(await visit(link)).toContain("<h1>Hello from the admin</h1>");
 
-    const started = await post(`/experiments/${x.id}/start`, admin, [
+    const started = await adminPost(`/experiments/${x.id}/start`, admin, [
       ["environment", "production"],
     ]);
     expect(started.status).toBe(303);

@@ -12,6 +12,7 @@ import { exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { decideAllFlags, loadDatafile } from "../../src/core/index";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
+import { adminFetch, adminPage, adminPost, SAME_SITE } from "../helpers/admin";
 import {
   adminSession,
   API_ORIGIN,
@@ -25,18 +26,9 @@ import {
 type Json = any;
 type Fields = Array<[string, string]>;
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
-
 let project: ProjectWithEnvironments;
 let editor: string;
 let germany: { id: string };
-
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
 
 /** POSTs a form (pairs, so a name may repeat) as a same-origin browser would. */
 function postForm(
@@ -44,23 +36,10 @@ function postForm(
   fields: Fields,
   options: { cookie?: string; headers?: Record<string, string> } = {},
 ) {
-  return adminFetch(path, {
-    method: "POST",
-    cookie: options.cookie ?? editor,
-    headers: {
-      ...SAME_SITE,
-      "content-type": "application/x-www-form-urlencoded",
-      ...options.headers,
-    },
-    body: new URLSearchParams(fields).toString(),
-  });
+  return adminPost(path, options.cookie ?? editor, fields, { ...SAME_SITE, ...options.headers });
 }
 
-async function getPage(path: string, cookie = editor): Promise<string> {
-  const response = await adminFetch(path, { cookie });
-  expect(response.status).toBe(200);
-  return response.text();
-}
+const getPage = (path: string, cookie = editor): Promise<string> => adminPage(path, cookie);
 
 const ENTITIES: Record<string, string> = {
   "&amp;": "&",

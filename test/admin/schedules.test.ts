@@ -9,8 +9,9 @@ import { createScheduledController } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import worker from "../../src/index";
+import { adminPage, adminPost } from "../helpers/admin";
 import {
-  ADMIN_TOKEN,
+  adminSession,
   API_ORIGIN,
   apiJson,
   createProject,
@@ -21,43 +22,10 @@ import {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
 const MINUTE = 60_000;
 
 let project: ProjectWithEnvironments;
 let x: Json;
-
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
-
-async function signIn(token = ADMIN_TOKEN): Promise<string> {
-  const response = await adminFetch("/login", {
-    method: "POST",
-    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(303);
-  return response.headers.get("set-cookie")!.split(";")[0]!;
-}
-
-function post(path: string, cookie: string, fields: Record<string, string>, headers = SAME_SITE) {
-  return adminFetch(path, {
-    method: "POST",
-    cookie,
-    headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(fields).toString(),
-  });
-}
-
-async function getPage(path: string, cookie: string): Promise<string> {
-  const response = await adminFetch(path, { cookie });
-  expect(response.status).toBe(200);
-  return response.text();
-}
 
 /** A datetime-local value (UTC) `minutes` whole minutes ahead. */
 function formTime(minutes: number): string {
@@ -95,8 +63,8 @@ describe("the experiment page's schedule", () => {
     "an editor adds, changes and removes steps; the page shows history and outcome",
     { timeout: 30_000 },
     async () => {
-      const cookie = await signIn();
-      let html = await getPage(`/experiments/${x.id}`, cookie);
+      const cookie = await adminSession();
+      let html = await adminPage(`/experiments/${x.id}`, cookie);
       expect(html).toContain('<section id="schedules">');
       expect(html).toContain('data-schedule="production"');
       expect(html).toContain('data-schedule="development"');
@@ -104,7 +72,7 @@ describe("the experiment page's schedule", () => {
 
       const steps = `/experiments/${x.id}/schedules/production/steps`;
       // Add: a traffic step, then a start listed later but timed earlier (the admin orders them).
-      let response = await post(steps, cookie, {
+      let response = await adminPost(steps, cookie, {
         version: "0",
         at: formTime(10),
         action: "traffic",
@@ -112,7 +80,7 @@ describe("the experiment page's schedule", () => {
       });
       expect(response.status).toBe(303);
       expect(response.headers.get("location")).not.toContain("notice=");
-      response = await post(steps, cookie, {
+      response = await adminPost(steps, cookie, {
         version: "1",
         at: formTime(2),
         action: "start",
@@ -128,13 +96,17 @@ describe("the experiment page's schedule", () => {
       expect(current.steps[0].at).toBe(`${formTime(2)}:00.000Z`);
 
       // A stale page (version 1) is refused with the API's message; nothing changes.
-      response = await post(steps, cookie, { version: "1", at: formTime(20), action: "pause" });
+      response = await adminPost(steps, cookie, {
+        version: "1",
+        at: formTime(20),
+        action: "pause",
+      });
       expect(decodeURIComponent(response.headers.get("location")!)).toMatch(
         /notice=Schedule not changed: the resource was changed by someone else/,
       );
       expect((await schedule()).version).toBe(2);
       // Invalid input: the API's validation, shown as the notice.
-      response = await post(steps, cookie, {
+      response = await adminPost(steps, cookie, {
         version: "2",
         at: "2020-01-01T00:00",
         action: "pause",
@@ -146,7 +118,7 @@ describe("the experiment page's schedule", () => {
         },
       );
       expect(await refused.text()).toContain("must be in the future");
-      response = await post(steps, cookie, {
+      response = await adminPost(steps, cookie, {
         version: "2",
         at: formTime(30),
         action: "traffic",
@@ -156,7 +128,7 @@ describe("the experiment page's schedule", () => {
 
       // Change the traffic step to 40 %.
       const traffic = current.steps[1];
-      response = await post(`${steps}/${traffic.id}`, cookie, {
+      response = await adminPost(`${steps}/${traffic.id}`, cookie, {
         version: "2",
         at: formTime(10),
         action: "traffic",
@@ -178,7 +150,7 @@ describe("the experiment page's schedule", () => {
         env,
       );
       current = await schedule();
-      html = await getPage(`/experiments/${x.id}?environment=production`, cookie);
+      html = await adminPage(`/experiments/${x.id}?environment=production`, cookie);
       expect(html).toMatch(
         new RegExp(
           `data-step="${current.steps[0].id}" data-step-status="done"[\\s\\S]*?start[\\s\\S]*?done`,
@@ -188,11 +160,11 @@ describe("the experiment page's schedule", () => {
       expect(html).toContain('value="40"');
 
       // Remove the pending step; a ran step cannot be removed.
-      response = await post(`${steps}/${current.steps[1].id}/remove`, cookie, {
+      response = await adminPost(`${steps}/${current.steps[1].id}/remove`, cookie, {
         version: String(current.version),
       });
       expect(response.headers.get("location")).not.toContain("notice=");
-      response = await post(`${steps}/${current.steps[0].id}/remove`, cookie, {
+      response = await adminPost(`${steps}/${current.steps[0].id}/remove`, cookie, {
         version: String(current.version + 1),
       });
       expect(decodeURIComponent(response.headers.get("location")!)).toMatch(/no longer pending/);
@@ -210,7 +182,7 @@ describe("the experiment page's schedule", () => {
         ),
       ).toHaveLength(4);
       // The experiment's history page shows them, steps and all.
-      const history = await getPage(`/experiments/${x.id}/history`, cookie);
+      const history = await adminPage(`/experiments/${x.id}/history`, cookie);
       expect(history).toContain("schedule.update");
       expect(history).toContain("schedule.step");
       expect(history).toContain("&quot;action&quot;:&quot;traffic&quot;,&quot;percent&quot;:40");
@@ -226,14 +198,14 @@ describe("the experiment page's schedule", () => {
         body: { steps: [{ at: t, action: "start" }] },
       });
       const viewer = await createToken("viewer");
-      const cookie = await signIn(viewer.token);
-      const html = await getPage(`/experiments/${x.id}`, cookie);
+      const cookie = await adminSession(viewer.token);
+      const html = await adminPage(`/experiments/${x.id}`, cookie);
       expect(html).toContain('data-step-status="pending"');
       expect(html).toContain(" · start");
       expect(html).not.toContain("data-schedule-add");
       expect(html).not.toContain("data-schedule-remove");
       const before = await schedule();
-      const response = await post(
+      const response = await adminPost(
         `/experiments/${x.id}/schedules/production/steps/${before.steps[0].id}/remove`,
         cookie,
         { version: "1" },
@@ -243,8 +215,8 @@ describe("the experiment page's schedule", () => {
       );
       expect(await schedule()).toEqual(before);
 
-      const editor = await signIn();
-      const crossSite = await post(
+      const editor = await adminSession();
+      const crossSite = await adminPost(
         `/experiments/${x.id}/schedules/production/steps/${before.steps[0].id}/remove`,
         editor,
         { version: "1" },

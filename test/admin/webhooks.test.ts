@@ -5,47 +5,21 @@
  * receiver (test/support/webhook-receiver.ts), a delivery's attempts, change, rotate, delete, and
  * the refusals (an editor; a missing confirmation; a bad URL named beside its field).
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
+import { adminFetch, adminPost } from "../helpers/admin";
 import {
   ADMIN_TOKEN,
-  API_ORIGIN,
+  adminSession,
   apiJson,
   createProject,
   createToken,
   type ProjectWithEnvironments,
 } from "../helpers/api";
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
 const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
 
 let project: ProjectWithEnvironments;
-
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
-
-async function signIn(token = ADMIN_TOKEN): Promise<string> {
-  const response = await adminFetch("/login", {
-    method: "POST",
-    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(303);
-  return response.headers.get("set-cookie")!.split(";")[0]!;
-}
-
-function post(path: string, cookie: string, fields: Array<[string, string]>) {
-  return adminFetch(path, {
-    method: "POST",
-    cookie,
-    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(fields).toString(),
-  });
-}
 
 beforeEach(async () => {
   project = await createProject();
@@ -53,13 +27,13 @@ beforeEach(async () => {
 
 describe("webhook pages", () => {
   it("an admin creates a webhook, sees its secret once, sends a test that the receiver verifies, and reads the log", async () => {
-    const cookie = await signIn();
+    const cookie = await adminSession();
     const empty = await adminFetch(`/projects/${project.id}/webhooks`, { cookie });
     expect(empty.status).toBe(200);
     expect(await empty.text()).toContain("No webhooks yet.");
 
     // A bad URL and no confirmation: refused, each beside its field.
-    const refused = await post(`/projects/${project.id}/webhooks`, cookie, [
+    const refused = await adminPost(`/projects/${project.id}/webhooks`, cookie, [
       ["name", "CI"],
       ["url", "http://example.com/hook"],
       ["format", "json"],
@@ -71,7 +45,7 @@ describe("webhook pages", () => {
     const refusedPage = await refused.text();
     expect(refusedPage).toContain("confirm with the API token you signed in with");
 
-    const refusedUrl = await post(`/projects/${project.id}/webhooks`, cookie, [
+    const refusedUrl = await adminPost(`/projects/${project.id}/webhooks`, cookie, [
       ["name", "CI"],
       ["url", "http://example.com/hook"],
       ["format", "json"],
@@ -82,7 +56,7 @@ describe("webhook pages", () => {
     expect(await refusedUrl.text()).toContain("must be https");
 
     const inbox = `admin-${crypto.randomUUID()}`;
-    const created = await post(`/projects/${project.id}/webhooks`, cookie, [
+    const created = await adminPost(`/projects/${project.id}/webhooks`, cookie, [
       ["name", "Team <channel>"],
       ["url", `${RECEIVER}/hooks/${inbox}`],
       ["format", "json"],
@@ -115,7 +89,7 @@ describe("webhook pages", () => {
     expect(list).toContain(`data-webhook="${hook.id}"`);
     expect(list).not.toContain(secret);
 
-    const sent = await post(`/webhooks/${hook.id}/test`, cookie, []);
+    const sent = await adminPost(`/webhooks/${hook.id}/test`, cookie, []);
     expect(sent.status).toBe(303);
     let received: Array<{ verified: boolean; body: string }> = [];
     for (let i = 0; i < 100 && received.length === 0; i++) {
@@ -143,10 +117,10 @@ describe("webhook pages", () => {
       ["events", "*"],
     ];
     // Without the signed-in token: refused (a script on the site could re-point the webhook).
-    const unconfirmed = await post(`/webhooks/${hook.id}`, cookie, changeForm);
+    const unconfirmed = await adminPost(`/webhooks/${hook.id}`, cookie, changeForm);
     expect(unconfirmed.status).toBe(422);
     expect((await apiJson("GET", `/webhooks/${hook.id}`, 200)).enabled).toBe(true);
-    const changed = await post(`/webhooks/${hook.id}`, cookie, [
+    const changed = await adminPost(`/webhooks/${hook.id}`, cookie, [
       ...changeForm,
       ["confirmToken", ADMIN_TOKEN],
     ]);
@@ -161,7 +135,7 @@ describe("webhook pages", () => {
 
     // Rotate: a new secret, shown once.
     const current = await apiJson("GET", `/webhooks/${hook.id}`, 200);
-    const rotated = await post(`/webhooks/${hook.id}/rotate`, cookie, [
+    const rotated = await adminPost(`/webhooks/${hook.id}/rotate`, cookie, [
       ["version", String(current.version)],
       ["confirmToken", ADMIN_TOKEN],
     ]);
@@ -172,7 +146,7 @@ describe("webhook pages", () => {
 
     // Delete (confirmed).
     const after = await apiJson("GET", `/webhooks/${hook.id}`, 200);
-    const deleted = await post(`/webhooks/${hook.id}/delete`, cookie, [
+    const deleted = await adminPost(`/webhooks/${hook.id}/delete`, cookie, [
       ["version", String(after.version)],
       ["confirmToken", ADMIN_TOKEN],
     ]);
@@ -182,11 +156,11 @@ describe("webhook pages", () => {
 
   it("an editor sees no webhooks and cannot create one", async () => {
     const editor = await createToken("editor");
-    const cookie = await signIn(editor.token);
+    const cookie = await adminSession(editor.token);
     const page = await adminFetch(`/projects/${project.id}/webhooks`, { cookie });
     expect(page.status).toBe(403);
     expect(await page.text()).toContain("Webhooks need role admin");
-    const refused = await post(`/projects/${project.id}/webhooks`, cookie, [
+    const refused = await adminPost(`/projects/${project.id}/webhooks`, cookie, [
       ["name", "x"],
       ["url", "https://example.com/h"],
       ["events", "*"],

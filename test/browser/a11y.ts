@@ -24,39 +24,79 @@ export interface A11yViolation {
   nodes: string[];
 }
 
+export interface A11yOptions {
+  /**
+   * Selectors of the subtrees checked (default: the whole page), e.g. one module's section of a
+   * page whose other sections are checked elsewhere.
+   */
+  include?: string[];
+  /**
+   * Selectors of subtrees left out (the visual editor's preview frame: the customer's page, not
+   * the admin's UI).
+   */
+  exclude?: string[];
+  /** Also axe's best-practice rules: heading order, empty table headers, landmarks. */
+  bestPractice?: boolean;
+  /**
+   * Rules whose "needs review" results count as violations. axe reports some certain failures
+   * only as needing review: `duplicate-id-aria` (WCAG 4.1.2) for two fields sharing the id a
+   * label points at — the second field then has no accessible name — and
+   * `form-field-multiple-labels` for the labels piling up on the first.
+   */
+  needsReview?: string[];
+}
+
 /**
- * The WCAG 2 A/AA violations axe finds on the page as it is now (empty = none). `exclude`:
- * selectors of subtrees left out (the visual editor's preview frame: the customer's page, not
- * the admin's UI).
+ * The WCAG 2 A/AA violations axe finds on the page as it is now (empty = none); see A11yOptions
+ * for the stricter checks of pages that pass them.
  */
 export async function accessibilityViolations(
   page: Page,
-  options: { exclude?: string[] } = {},
+  options: A11yOptions = {},
 ): Promise<A11yViolation[]> {
   const loaded = await page.evaluate("typeof window.axe === 'object'");
   if (!loaded) await page.evaluate(axeSource);
-  const exclude = options.exclude ?? [];
-  const violations = await page.evaluate(async (excluded) => {
+  const settings = {
+    include: options.include ?? [],
+    exclude: options.exclude ?? [],
+    tags: [
+      "wcag2a",
+      "wcag2aa",
+      "wcag21a",
+      "wcag21aa",
+      ...(options.bestPractice ? ["best-practice"] : []),
+    ],
+    needsReview: options.needsReview ?? [],
+  };
+  const violations = await page.evaluate(async ({ include, exclude, tags, needsReview }) => {
     const axe = (window as { axe: { run(...args: unknown[]): Promise<unknown> } }).axe;
-    const context = excluded.length === 0 ? document : { exclude: excluded.map((s) => [s]) };
-    const result = (await axe.run(context, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
-      resultTypes: ["violations"],
-    })) as {
-      violations: Array<{
-        id: string;
-        impact: string | null;
-        help: string;
-        nodes: Array<{ target: unknown[] }>;
-      }>;
+    const context =
+      include.length === 0 && exclude.length === 0
+        ? document
+        : {
+            ...(include.length === 0 ? {} : { include: include.map((s) => [s]) }),
+            exclude: exclude.map((s) => [s]),
+          };
+    type Result = {
+      id: string;
+      impact: string | null;
+      help: string;
+      nodes: Array<{ target: unknown[] }>;
     };
-    return result.violations.map((v) => ({
+    const result = (await axe.run(context, {
+      runOnly: { type: "tag", values: tags },
+      resultTypes: needsReview.length === 0 ? ["violations"] : ["violations", "incomplete"],
+    })) as { violations: Result[]; incomplete: Result[] };
+    return [
+      ...result.violations,
+      ...result.incomplete.filter((r) => needsReview.includes(r.id)),
+    ].map((v) => ({
       id: v.id,
       impact: v.impact,
       help: v.help,
       nodes: v.nodes.map((n) => n.target.map(String).join(" ")),
     }));
-  }, exclude);
+  }, settings);
   return violations;
 }
 

@@ -4,26 +4,15 @@
  * stand-in for the management API (the endpoints themselves are tested through the Worker in
  * test/api/conversions.test.ts and test/events/rebuild.test.ts); plus the file parsing.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, startStandInApi, type StandInApi } from "../support/cli-stand-in";
 import { parseConversionsFile, parseCsv } from "../../src/cli/events-command";
 
-const root = join(import.meta.dirname, "..", "..");
+let api: StandInApi<Record<string, unknown> | null>;
 const dir = mkdtempSync(join(tmpdir(), "splitstream-cli-"));
-
-interface Seen {
-  method: string;
-  url: string;
-  body: unknown;
-}
-const seen: Seen[] = [];
-let server: Server;
-let apiUrl: string;
 
 const report = (matches: boolean, applied = false) => ({
   sdkKeys: ["sdk1"],
@@ -73,16 +62,8 @@ const job = (status: string, phase: string, r: ReturnType<typeof report> | null)
 });
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let text = "";
-    req.on("data", (c: Buffer) => (text += c.toString("utf8")));
-    req.on("end", () => {
-      const body = text === "" ? null : (JSON.parse(text) as Record<string, unknown>);
-      seen.push({ method: req.method!, url: req.url!, body });
-      const json = (status: number, data: unknown) => {
-        res.writeHead(status, { "content-type": "application/json" });
-        res.end(JSON.stringify(data));
-      };
+  api = await startStandInApi(
+    (req, body, json) => {
       if (req.headers.authorization !== "Bearer good")
         return json(401, { error: { code: "unauthorized", message: "bad token", details: null } });
       // The rebuild job: started by POST, running at the first read, settled at the second.
@@ -155,31 +136,18 @@ beforeAll(async () => {
         return json(202, { accepted: items.length - rejected.length, rejected });
       }
       return json(404, { error: { code: "not_found", message: "no such route", details: null } });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    },
+    (text) => (text === "" ? null : (JSON.parse(text) as Record<string, unknown>)),
+  );
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-      cwd: root,
-      env: {
-        ...process.env,
-        SPLITSTREAM_API_URL: apiUrl,
-        SPLITSTREAM_TOKEN: "good",
-        SPLITSTREAM_POLL_MS: "5",
-      },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+const cli = (args: string[]) =>
+  runCli(args, {
+    SPLITSTREAM_API_URL: api.url,
+    SPLITSTREAM_TOKEN: "good",
+    SPLITSTREAM_POLL_MS: "5",
   });
-}
 
 function file(name: string, text: string): string {
   const path = join(dir, name);
@@ -251,7 +219,7 @@ describe("splitstream conversions import", () => {
     const lines = Array.from({ length: 1500 }, (_, i) =>
       JSON.stringify({ visitorId: `v${i}`, eventKey: i === 1203 ? "nope" : "buy", uuid: `u${i}` }),
     );
-    const before = seen.length;
+    const before = api.seen.length;
     const r = await cli([
       "conversions",
       "import",
@@ -261,7 +229,7 @@ describe("splitstream conversions import", () => {
       "--environment",
       "development",
     ]);
-    const requests = seen.slice(before);
+    const requests = api.seen.slice(before);
     expect(requests.map((s) => (s.body as { conversions: unknown[] }).conversions.length)).toEqual([
       1000, 500,
     ]);
@@ -276,7 +244,7 @@ describe("splitstream conversions import", () => {
   });
 
   it("sends nothing when a line is malformed, and needs --project", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     const bad = await cli([
       "conversions",
       "import",
@@ -286,7 +254,7 @@ describe("splitstream conversions import", () => {
     ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("line 3: revenue: not a number: lots");
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
     const usage = await cli(["conversions", "import", file("ok.csv", "visitorId,eventKey,uuid\n")]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("--project is required");
@@ -295,32 +263,32 @@ describe("splitstream conversions import", () => {
 
 describe("splitstream rebuild", () => {
   it("starts a job, follows its progress, prints the comparison and exits 0 when the tables match", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     const r = await cli(["rebuild", "--sdk-key", "healthy", "--chunk-objects", "5"]);
     expect(r.code).toBe(0);
-    expect(seen[before]).toMatchObject({
+    expect(api.seen[before]).toMatchObject({
       method: "POST",
       url: "/_ss/api/v1/admin/rebuild",
       body: { apply: false, sdkKey: "healthy", chunkObjects: 5 },
     });
     // Read until settled.
-    expect(seen.slice(before + 1).map((s) => s.method)).toEqual(["GET", "GET"]);
+    expect(api.seen.slice(before + 1).map((s) => s.method)).toEqual(["GET", "GET"]);
     expect(r.stderr).toContain("rebuild job1: running/replaying");
     expect(r.stdout).toContain("matches: yes");
     expect(r.stdout).toMatch(/variation_daily\s+2\s+2\s+0/);
   });
 
   it("exits 1 listing the differences, and 0 after --apply", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     const r = await cli(["rebuild"]);
     expect(r.code).toBe(1);
-    expect(seen[before]!.body).toEqual({ apply: false });
+    expect(api.seen[before]!.body).toEqual({ apply: false });
     expect(r.stdout).toContain("matches: NO — 1 rows differ");
     expect(r.stdout).toContain('variation_daily {"sdk_key":"sdk1"');
-    const at = seen.length;
+    const at = api.seen.length;
     const applied = await cli(["rebuild", "--apply", "--json"]);
     expect(applied.code).toBe(0);
-    expect(seen[at]!.body).toEqual({ apply: true });
+    expect(api.seen[at]!.body).toEqual({ apply: true });
     expect(JSON.parse(applied.stdout)).toMatchObject({ applied: true });
   });
 
@@ -328,12 +296,12 @@ describe("splitstream rebuild", () => {
     const cancelled = await cli(["rebuild", "cancel"]);
     expect(cancelled.code).toBe(0);
     expect(cancelled.stdout).toContain("rebuild job1: cancelled/done");
-    const before = seen.length;
+    const before = api.seen.length;
     const bad = await cli(["rebuild", "--chunk-objects", "many"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--chunk-objects must be a whole number");
     expect((await cli(["rebuild", "now"])).code).toBe(2);
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
   });
 });
 
@@ -344,7 +312,7 @@ describe("splitstream events", () => {
     expect(r.stdout).toContain("per-visitor event state: 4 visitor shard(s)");
     expect(r.stdout).toContain("EVENT_SHARDS is 8: run `splitstream events move --to 8`");
     expect(r.stdout).toContain("shard 0: 12288 bytes, seen_events 3, exposures 1");
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "GET",
       url: "/_ss/api/v1/admin/event-layout?stats=true",
     });
@@ -352,10 +320,10 @@ describe("splitstream events", () => {
 
   it("moves step by step until the API says done", async () => {
     moveSteps = 0;
-    const before = seen.length;
+    const before = api.seen.length;
     const r = await cli(["events", "move", "--to", "8", "--max-rows", "500"]);
     expect(r.code).toBe(0);
-    const calls = seen.slice(before);
+    const calls = api.seen.slice(before);
     expect(calls).toHaveLength(3);
     for (const call of calls)
       expect(call).toMatchObject({
@@ -372,7 +340,7 @@ describe("splitstream events", () => {
   });
 
   it("refuses a move without a valid --to before calling the API", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     for (const args of [
       ["events", "move"],
       ["events", "move", "--to", "0"],
@@ -382,6 +350,6 @@ describe("splitstream events", () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("events move needs --to N");
     }
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
   });
 });

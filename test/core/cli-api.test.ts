@@ -1,45 +1,13 @@
-import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot, runCli, startStandInApi, type StandInApi } from "../support/cli-stand-in";
 
-const root = join(import.meta.dirname, "..", "..");
-
-/** What the CLI sent, so the test checks method, path, auth and body. */
-interface Seen {
-  method: string;
-  url: string;
-  authorization: string | undefined;
-  body: string;
-}
-const seen: Seen[] = [];
-let server: Server;
-let apiUrl: string;
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
-    req.on("end", () => resolve(body));
-  });
-}
+let api: StandInApi;
 
 // A loopback stand-in for the management API's HTTP surface (the API itself is tested in
 // test/api through the real Worker); here we check what the CLI sends and how it reports.
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    seen.push({
-      method: req.method!,
-      url: req.url!,
-      authorization: req.headers.authorization,
-      body,
-    });
-    const json = (status: number, data: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(data));
-    };
+  api = await startStandInApi((req, _body, json) => {
     if (req.headers.authorization !== "Bearer good")
       return json(401, { error: { code: "unauthorized", message: "bad token", details: null } });
     if (req.url === "/_ss/api/v1/projects/p1/experiments?limit=200")
@@ -349,37 +317,21 @@ beforeAll(async () => {
       });
     return json(404, { error: { code: "not_found", message: "no such route", details: null } });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-      cwd: root,
-      env: { ...process.env, SPLITSTREAM_API_URL: "", SPLITSTREAM_TOKEN: "", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  runCli(args, { SPLITSTREAM_API_URL: "", SPLITSTREAM_TOKEN: "", ...env });
 
 describe("splitstream API commands", () => {
   it("lists experiments with URL and token from the environment", async () => {
     const r = await cli(["experiments", "list", "--project", "p1"], {
-      SPLITSTREAM_API_URL: apiUrl,
+      SPLITSTREAM_API_URL: api.url,
       SPLITSTREAM_TOKEN: "good",
     });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/e1\s+hero\s+ab\s+"Running"/);
-    expect(seen.at(-1)).toMatchObject({ method: "GET", authorization: "Bearer good" });
+    expect(api.seen.at(-1)).toMatchObject({ method: "GET", authorization: "Bearer good" });
   });
 
   it("pauses an experiment with URL and token from flags, naming the environment", async () => {
@@ -390,13 +342,13 @@ describe("splitstream API commands", () => {
       "--environment",
       "production",
       "--api-url",
-      apiUrl,
+      api.url,
       "--token",
       "good",
     ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("published production r4");
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "POST",
       url: "/_ss/api/v1/experiments/e1/pause",
       body: '{"environment":"production"}',
@@ -404,7 +356,7 @@ describe("splitstream API commands", () => {
   });
 
   it("lists flags with their state per environment, and turns one on in one environment", async () => {
-    const env = { SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" };
+    const env = { SPLITSTREAM_API_URL: api.url, SPLITSTREAM_TOKEN: "good" };
     const list = await cli(["flags", "list", "--project", "p1"], env);
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(
@@ -413,7 +365,7 @@ describe("splitstream API commands", () => {
     const on = await cli(["flags", "enable", "f1", "--environment", "production"], env);
     expect(on.code).toBe(0);
     expect(on.stdout).toContain("new_checkout: on in production — published production r5");
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "PATCH",
       url: "/_ss/api/v1/flags/f1",
       body: '{"environments":{"production":{"enabled":true}}}',
@@ -424,7 +376,7 @@ describe("splitstream API commands", () => {
   });
 
   it("holdout set sends the share and metrics; get and results print them", async () => {
-    const auth = ["--api-url", apiUrl, "--token", "good"];
+    const auth = ["--api-url", api.url, "--token", "good"];
     const set = await cli([
       "holdout",
       "set",
@@ -437,7 +389,7 @@ describe("splitstream API commands", () => {
       ...auth,
     ]);
     expect(set.code).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "PUT",
       url: "/_ss/api/v1/environments/env1/holdout",
       body: '{"percent":7.5,"metrics":["ev1","ev2"]}',
@@ -474,49 +426,49 @@ describe("splitstream API commands", () => {
   });
 
   it("reports the API's error envelope and exits 1", async () => {
-    const r = await cli(["experiments", "start", "nope", "--api-url", apiUrl, "--token", "good"]);
+    const r = await cli(["experiments", "start", "nope", "--api-url", api.url, "--token", "good"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("HTTP 409 conflict: cannot start a Running experiment");
-    const denied = await cli(["projects", "list", "--api-url", apiUrl, "--token", "bad"]);
+    const denied = await cli(["projects", "list", "--api-url", api.url, "--token", "bad"]);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain("HTTP 401 unauthorized");
   });
 
   it("datafile import validates locally, sends the file, and reports what changes (--dry-run writes nothing)", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     const bad = await cli([
       "datafile",
       "import",
-      join(root, "test/fixtures/datafiles/bad-json.json"),
+      join(repoRoot, "test/fixtures/datafiles/bad-json.json"),
       "--environment",
       "env1",
       "--api-url",
-      apiUrl,
+      api.url,
       "--token",
       "good",
     ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("nothing imported");
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
     const args = (extra: string[]) => [
       "datafile",
       "import",
-      join(root, "demo/datafile.json"),
+      join(repoRoot, "demo/datafile.json"),
       "--environment",
       "env1",
       "--api-url",
-      apiUrl,
+      api.url,
       "--token",
       "good",
       ...extra,
     ];
     const dry = await cli(args(["--dry-run"]));
     expect(dry.code).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "POST",
       url: "/_ss/api/v1/environments/env1/datafile/import?dryRun=true",
     });
-    expect(JSON.parse(seen.at(-1)!.body).experiments).toHaveLength(6);
+    expect(JSON.parse(api.seen.at(-1)!.body).experiments).toHaveLength(6);
     expect(dry.stdout).toContain("dry run: nothing was written");
     expect(dry.stdout).toContain(
       "experiments: create new_test; change home_hero (variations); 6 unchanged",
@@ -524,47 +476,47 @@ describe("splitstream API commands", () => {
     expect(dry.stdout).toContain("status 1009: Not started → Running");
     const real = await cli(args([]));
     expect(real.code).toBe(0);
-    expect(seen.at(-1)!.url).toBe("/_ss/api/v1/environments/env1/datafile/import");
+    expect(api.seen.at(-1)!.url).toBe("/_ss/api/v1/environments/env1/datafile/import");
     expect(real.stdout).toContain("published production r12");
   });
 
   it("datafile push validates locally first and sends nothing when invalid", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     const bad = await cli([
       "datafile",
       "push",
-      join(root, "test/fixtures/datafiles/bad-json.json"),
+      join(repoRoot, "test/fixtures/datafiles/bad-json.json"),
       "--environment",
       "env1",
       "--api-url",
-      apiUrl,
+      api.url,
       "--token",
       "good",
     ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("error $");
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
     const ok = await cli([
       "datafile",
       "push",
-      join(root, "demo/datafile.json"),
+      join(repoRoot, "demo/datafile.json"),
       "--environment",
       "env1",
       "--api-url",
-      apiUrl,
+      api.url,
       "--token",
       "good",
     ]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain("pushed as revision 9");
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "PUT",
       url: "/_ss/api/v1/environments/env1/datafile",
     });
   });
 
   it("results prints the statistics and the SRM warning when the API gives them", async () => {
-    const r = await cli(["results", "e2", "--api-url", apiUrl, "--token", "good"]);
+    const r = await cli(["results", "e2", "--api-url", api.url, "--token", "good"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
       [
@@ -581,7 +533,7 @@ describe("splitstream API commands", () => {
   });
 
   it("results prints CUPED's variance removed, the guardrails and each section's main effects", async () => {
-    const r = await cli(["results", "e3", "--api-url", apiUrl, "--token", "good"]);
+    const r = await cli(["results", "e3", "--api-url", api.url, "--token", "good"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("CUPED: bold_blue 41% less variance");
     expect(r.stdout).toContain(
@@ -593,10 +545,10 @@ describe("splitstream API commands", () => {
       "device = mobile (1000 visitors): buy — q corrected across segments",
     );
     expect(r.stdout).toMatch(/bold_blue\s+500\s+0\.2\s+\+100\.0%\s+0\.0010\s+winner/);
-    await cli(["results", "e3", "--breakdown", "device", "--api-url", apiUrl, "--token", "good"]);
-    expect(seen.at(-1)!.url).toBe("/_ss/api/v1/experiments/e3/results?breakdown=device");
+    await cli(["results", "e3", "--breakdown", "device", "--api-url", api.url, "--token", "good"]);
+    expect(api.seen.at(-1)!.url).toBe("/_ss/api/v1/experiments/e3/results?breakdown=device");
     expect(
-      (await cli(["results", "e3", "--breakdown", "shoe", "--api-url", apiUrl, "--token", "good"]))
+      (await cli(["results", "e3", "--breakdown", "shoe", "--api-url", api.url, "--token", "good"]))
         .code,
     ).toBe(2);
     expect(r.stdout).toMatch(
@@ -611,12 +563,12 @@ describe("splitstream API commands", () => {
       "--environment",
       "development",
       "--api-url",
-      apiUrl,
+      api.url,
       "--token",
       "good",
     ]);
     expect(r.code).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "GET",
       url: "/_ss/api/v1/experiments/e1/results?environment=development",
     });
@@ -631,15 +583,15 @@ describe("splitstream API commands", () => {
         "",
       ].join("\n"),
     );
-    const json = await cli(["results", "e1", "--json", "--api-url", apiUrl, "--token", "good"]);
+    const json = await cli(["results", "e1", "--json", "--api-url", api.url, "--token", "good"]);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ experimentKey: "hero", revisions: ["3", "4"] });
-    expect(seen.at(-1)!.url).toBe("/_ss/api/v1/experiments/e1/results");
-    expect((await cli(["results", "--api-url", apiUrl, "--token", "good"])).code).toBe(2);
+    expect(api.seen.at(-1)!.url).toBe("/_ss/api/v1/experiments/e1/results");
+    expect((await cli(["results", "--api-url", api.url, "--token", "good"])).code).toBe(2);
   });
 
   it("missing URL or token is a usage error (exit 2)", async () => {
     expect((await cli(["projects", "list"])).code).toBe(2);
-    expect((await cli(["projects", "list", "--api-url", apiUrl])).code).toBe(2);
+    expect((await cli(["projects", "list", "--api-url", api.url])).code).toBe(2);
   });
 });

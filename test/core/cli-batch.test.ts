@@ -7,11 +7,11 @@
  * encoding and how the input falls into reads. The expected output is built here the plain way,
  * from `decideAll` and JSON.stringify.
  */
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { repoRoot, runCliSyncBytes as cli } from "../support/cli-stand-in";
 import { encodeText, OutputBuffer, type ByteSink } from "../../src/cli/output-buffer";
 import {
   decideAll,
@@ -28,19 +28,6 @@ import {
   type GenerateVisitorsOptions,
 } from "../support/generate-datafile";
 import { expectedOutput } from "../support/cli-decide-oracle";
-
-const root = join(import.meta.dirname, "..", "..");
-
-/** Runs the real `splitstream` bin; stdout as bytes (the comparison is byte for byte). */
-function cli(args: string[], input?: Buffer) {
-  const r = spawnSync(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-    cwd: root,
-    input,
-    timeout: 60_000,
-    maxBuffer: 1 << 28,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString("utf8") };
-}
 
 function loaded(json: string): CompiledDatafile {
   const result = loadDatafile(json);
@@ -119,7 +106,7 @@ describe("splitstream decide --input: the output, byte for byte", () => {
   });
 
   it("keeps characters whole when they straddle two reads of the file", () => {
-    const datafile = join(root, "test", "fixtures", "datafiles", "decisions.json");
+    const datafile = join(repoRoot, "test", "fixtures", "datafiles", "decisions.json");
     const compiled = loaded(readFileSync(datafile, "utf8"));
     // The file is read 64 KiB at a time: before each boundary a padding line, then a line whose
     // 2-, 3- or 4-byte character starts 1, 2 or 3 bytes before the boundary; last, a line with
@@ -163,7 +150,7 @@ describe("splitstream decide --input: the output, byte for byte", () => {
   });
 
   it("reports an input it cannot read, without a stack trace", () => {
-    const datafile = join(root, "test", "fixtures", "datafiles", "decisions.json");
+    const datafile = join(repoRoot, "test", "fixtures", "datafiles", "decisions.json");
     const missing = cli(["decide", "--datafile", datafile, "--input", join(dir, "nope.ndjson")]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("cannot read");

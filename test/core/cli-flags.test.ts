@@ -12,13 +12,13 @@
  * - one visitor (`--visitor`): `--json` carries `decideAllFlags`' decisions; the text shows each
  *   flag's row and variables.
  */
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
 import type { Client } from "@optimizely/optimizely-sdk";
 import { afterAll, describe, expect, it } from "vitest";
+import { repoRoot, runCliSync as cli } from "../support/cli-stand-in";
 import {
   decideAllFlags,
   loadDatafile,
@@ -40,20 +40,6 @@ import {
   sdkUser,
   type GenerateFlagsOptions,
 } from "../support/generate-flags";
-
-const root = join(import.meta.dirname, "..", "..");
-
-/** Runs the real `splitstream` bin; stdout as text. */
-function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-    cwd: root,
-    input,
-    encoding: "utf8",
-    timeout: 60_000,
-    maxBuffer: 1 << 28,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function loaded(json: string): CompiledDatafile {
   const result = loadDatafile(json);
@@ -221,7 +207,7 @@ describe("splitstream decide --flags --input: every line's flags are the SDK's d
 });
 
 describe("splitstream decide --visitor --flags", () => {
-  const datafile = join(root, "test", "fixtures", "datafiles", "decisions.json");
+  const datafile = join(repoRoot, "test", "fixtures", "datafiles", "decisions.json");
   const compiled = loaded(readFileSync(datafile, "utf8"));
   const attributes = { country: "DE", age: 12 };
   const args = [

@@ -3,45 +3,13 @@
  * itself is tested through the real Worker in test/api/bandit.test.ts): what the CLI sends, how
  * it reports, and its usage errors.
  */
-import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, startStandInApi, type StandInApi } from "../support/cli-stand-in";
 
-const root = join(import.meta.dirname, "..", "..");
-
-interface Seen {
-  method: string;
-  url: string;
-  authorization: string | undefined;
-  body: string;
-}
-const seen: Seen[] = [];
-let server: Server;
-let apiUrl: string;
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
-    req.on("end", () => resolve(body));
-  });
-}
+let api: StandInApi;
 
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    seen.push({
-      method: req.method!,
-      url: req.url!,
-      authorization: req.headers.authorization,
-      body,
-    });
-    const json = (status: number, data: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(data));
-    };
+  api = await startStandInApi((req, body, json) => {
     if (req.url === "/_ss/api/v1/projects/p1/headline-tests" && req.method === "POST")
       return json(201, {
         experiment: {
@@ -71,24 +39,11 @@ beforeAll(async () => {
       });
     return json(404, { error: { code: "not_found", message: "no such route", details: null } });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-      cwd: root,
-      env: { ...process.env, SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) =>
+  runCli(args, { SPLITSTREAM_API_URL: api.url, SPLITSTREAM_TOKEN: "good" });
 
 describe("splitstream headline create", () => {
   it("posts one headline test and prints what was created", async () => {
@@ -113,7 +68,7 @@ describe("splitstream headline create", () => {
     ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    const sent = seen.at(-1)!;
+    const sent = api.seen.at(-1)!;
     expect(sent).toMatchObject({
       method: "POST",
       url: "/_ss/api/v1/projects/p1/headline-tests",
@@ -155,7 +110,7 @@ describe("splitstream headline create", () => {
       "--json",
     ]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(seen.at(-1)!.body)).toEqual({
+    expect(JSON.parse(api.seen.at(-1)!.body)).toEqual({
       key: "budget",
       pageId: "pg1",
       selector: "article h1",
@@ -184,7 +139,7 @@ describe("splitstream headline create", () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("$.body.headlines[1].imageUrl");
 
-    const before = seen.length;
+    const before = api.seen.length;
     for (const args of [
       ["--key", "k", "--url-substring", "/a/", "--headline-id", "h", "--headline", "only one"],
       ["--key", "k", "--headline-id", "h", "--headline", "A", "--headline", "B"],
@@ -195,6 +150,6 @@ describe("splitstream headline create", () => {
       expect(r.code, args.join(" ")).toBe(2);
     }
     // Usage errors never reach the API.
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
   });
 });

@@ -3,24 +3,10 @@
  * docs/approvals.md): what the CLI sends to the API and how it reports. A loopback stand-in
  * answers as the API does; the API itself is tested in test/api/approvals.test.ts.
  */
-import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, startStandInApi, type StandInApi } from "../support/cli-stand-in";
 
-const root = join(import.meta.dirname, "..", "..");
-const seen: Array<{ method: string; url: string; body: string }> = [];
-let server: Server;
-let apiUrl: string;
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
-    req.on("end", () => resolve(body));
-  });
-}
+let api: StandInApi;
 
 const request = {
   id: "700000000001",
@@ -37,13 +23,7 @@ const request = {
 };
 
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    seen.push({ method: req.method!, url: req.url!, body });
-    const json = (status: number, data: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(data));
-    };
+  api = await startStandInApi((req, _body, json) => {
     if (req.url === "/_ss/api/v1/projects/p1/change-requests?limit=200&status=pending")
       return json(200, {
         items: [request, { ...request, id: "700000000002", kind: "start", stale: true }],
@@ -77,24 +57,11 @@ beforeAll(async () => {
       });
     return json(404, { error: { code: "not_found", message: "no such route", details: null } });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-      cwd: root,
-      env: { ...process.env, SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) =>
+  runCli(args, { SPLITSTREAM_API_URL: api.url, SPLITSTREAM_TOKEN: "good" });
 
 describe("splitstream reviews", () => {
   it("lists pending requests with what they ask for, and marks stale ones", async () => {
@@ -118,10 +85,13 @@ describe("splitstream reviews", () => {
     expect(approved.stdout.trim()).toBe(
       "change request 700000000001: approved — published production r8",
     );
-    expect(seen.at(-1)).toMatchObject({ method: "POST", body: JSON.stringify({ comment: "ok" }) });
+    expect(api.seen.at(-1)).toMatchObject({
+      method: "POST",
+      body: JSON.stringify({ comment: "ok" }),
+    });
     const rejected = await cli(["reviews", "reject", "700000000001"]);
     expect(rejected.stdout.trim()).toBe("change request 700000000001: rejected");
-    expect(seen.at(-1)?.body).toBe("{}");
+    expect(api.seen.at(-1)?.body).toBe("{}");
     const own = await cli(["reviews", "approve", "700000000003"]);
     expect(own.code).not.toBe(0);
     expect(own.stderr).toContain("HTTP 403 forbidden: you cannot approve your own change request");

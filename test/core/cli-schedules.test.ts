@@ -3,30 +3,10 @@
  * management API and how it reports, against a loopback stand-in for the API (the API itself is
  * tested through the real Worker in test/api/schedules.test.ts).
  */
-import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, startStandInApi, type StandInApi } from "../support/cli-stand-in";
 
-const root = join(import.meta.dirname, "..", "..");
-
-interface Seen {
-  method: string;
-  url: string;
-  body: string;
-}
-const seen: Seen[] = [];
-let server: Server;
-let apiUrl: string;
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
-    req.on("end", () => resolve(body));
-  });
-}
+let api: StandInApi;
 
 const schedule = (environment: string, steps: unknown[]) => ({
   experimentId: "e1",
@@ -59,13 +39,7 @@ const pending = {
 };
 
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    seen.push({ method: req.method!, url: req.url!, body });
-    const json = (status: number, data: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(data));
-    };
+  api = await startStandInApi((req, body, json) => {
     if (req.url === "/_ss/api/v1/experiments/e1/schedules")
       return json(200, {
         items: [schedule("production", [done, pending]), schedule("development", [])],
@@ -86,24 +60,11 @@ beforeAll(async () => {
       return json(200, schedule("production", [done]));
     return json(404, { error: { code: "not_found", message: "no", details: null } });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-      cwd: root,
-      env: { ...process.env, SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "t" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) =>
+  runCli(args, { SPLITSTREAM_API_URL: api.url, SPLITSTREAM_TOKEN: "t" });
 
 describe("splitstream schedules", () => {
   it("shows every environment's schedule, a line per step", async () => {
@@ -115,7 +76,7 @@ describe("splitstream schedules", () => {
     );
     expect(r.stdout).toMatch(/2026-12-24T08:00:00.000Z\s+traffic 50 %\s+pending\s+-\s+-/);
     expect(r.stdout).toMatch(/development: no steps/);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "GET",
       url: "/_ss/api/v1/experiments/e1/schedules",
     });
@@ -133,11 +94,11 @@ describe("splitstream schedules", () => {
       "2026-12-25T08:00:00Z=traffic:50.5",
     ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "PUT",
       url: "/_ss/api/v1/experiments/e1/schedules/production",
     });
-    expect(JSON.parse(seen.at(-1)!.body)).toEqual({
+    expect(JSON.parse(api.seen.at(-1)!.body)).toEqual({
       steps: [
         { at: "2026-12-24T08:00:00Z", action: "traffic", percent: 10 },
         { at: "2026-12-24T08:00:00Z", action: "start" },
@@ -160,7 +121,7 @@ describe("splitstream schedules", () => {
     expect(refused.stderr).toMatch(/422 validation_failed/);
     expect(refused.stderr).toMatch(/\$\.body\.steps\[0\]\.at/);
 
-    const before = seen.length;
+    const before = api.seen.length;
     const malformed = await cli(["schedules", "set", "e1", "--environment", "production", "start"]);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toMatch(/expected AT=ACTION/);
@@ -177,13 +138,13 @@ describe("splitstream schedules", () => {
     const noEnvironment = await cli(["schedules", "clear", "e1"]);
     expect(noEnvironment.code).toBe(2);
     expect(noEnvironment.stderr).toMatch(/--environment is required/);
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
   });
 
   it("clears the pending steps", async () => {
     const r = await cli(["schedules", "clear", "e1", "--environment", "production", "--json"]);
     expect(r.code, r.stderr).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       method: "DELETE",
       url: "/_ss/api/v1/experiments/e1/schedules/production",
     });

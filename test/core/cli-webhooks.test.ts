@@ -3,16 +3,10 @@
  * tested through the real Worker in test/api/webhooks.test.ts): what the CLI sends, how it
  * reports (the secret printed once on create), and its usage errors.
  */
-import { spawn } from "node:child_process";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, startStandInApi, type StandInApi } from "../support/cli-stand-in";
 
-const root = join(import.meta.dirname, "..", "..");
-const seen: Array<{ method: string; url: string; body: string }> = [];
-let server: Server;
-let apiUrl: string;
+let api: StandInApi;
 
 const delivery = {
   id: "d1",
@@ -29,74 +23,52 @@ const delivery = {
 };
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (c: Buffer) => (body += c.toString("utf8")));
-    req.on("end", () => {
-      seen.push({ method: req.method!, url: req.url!, body });
-      const json = (status: number, data: unknown) => {
-        res.writeHead(status, { "content-type": "application/json" });
-        res.end(JSON.stringify(data));
-      };
-      const path = req.url!.replace(/\?.*$/, "");
-      if (path === "/_ss/api/v1/projects/p1/webhooks" && req.method === "POST")
-        return json(201, { id: "w1", ...JSON.parse(body), secret: "whsec_abc" });
-      if (path === "/_ss/api/v1/projects/p1/webhooks")
-        return json(200, {
-          items: [
-            {
-              id: "w1",
-              name: "Slack",
-              url: "https://hooks.example/x",
-              format: "slack",
-              events: ["*"],
-              enabled: true,
-            },
-          ],
-          nextCursor: null,
-        });
-      if (path === "/_ss/api/v1/webhooks/w1/test")
-        return json(202, { ...delivery, eventType: "webhook.test", status: "pending" });
-      if (path === "/_ss/api/v1/webhooks/w1/deliveries")
-        return json(200, { items: [delivery], nextCursor: null });
-      if (path === "/_ss/api/v1/webhook-deliveries/d1")
-        return json(200, {
-          ...delivery,
-          body: "{}",
-          attemptLog: [500, 500, 500, 200].map((statusCode, i) => ({
-            attempt: i + 1,
-            at: delivery.createdAt,
-            statusCode,
-            error: statusCode === 200 ? null : `the receiver answered ${statusCode}`,
-            durationMs: 12,
-            response: "",
-          })),
-        });
-      if (path === "/_ss/api/v1/webhooks/w1" && req.method === "DELETE") {
-        res.writeHead(204);
-        return res.end();
-      }
-      return json(404, { error: { code: "not_found", message: "no such route", details: null } });
-    });
+  api = await startStandInApi((req, body, json, res) => {
+    const path = req.url!.replace(/\?.*$/, "");
+    if (path === "/_ss/api/v1/projects/p1/webhooks" && req.method === "POST")
+      return json(201, { id: "w1", ...JSON.parse(body), secret: "whsec_abc" });
+    if (path === "/_ss/api/v1/projects/p1/webhooks")
+      return json(200, {
+        items: [
+          {
+            id: "w1",
+            name: "Slack",
+            url: "https://hooks.example/x",
+            format: "slack",
+            events: ["*"],
+            enabled: true,
+          },
+        ],
+        nextCursor: null,
+      });
+    if (path === "/_ss/api/v1/webhooks/w1/test")
+      return json(202, { ...delivery, eventType: "webhook.test", status: "pending" });
+    if (path === "/_ss/api/v1/webhooks/w1/deliveries")
+      return json(200, { items: [delivery], nextCursor: null });
+    if (path === "/_ss/api/v1/webhook-deliveries/d1")
+      return json(200, {
+        ...delivery,
+        body: "{}",
+        attemptLog: [500, 500, 500, 200].map((statusCode, i) => ({
+          attempt: i + 1,
+          at: delivery.createdAt,
+          statusCode,
+          error: statusCode === 200 ? null : `the receiver answered ${statusCode}`,
+          durationMs: 12,
+          response: "",
+        })),
+      });
+    if (path === "/_ss/api/v1/webhooks/w1" && req.method === "DELETE") {
+      res.writeHead(204);
+      return res.end();
+    }
+    return json(404, { error: { code: "not_found", message: "no such route", details: null } });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => api.close());
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-      cwd: root,
-      env: { ...process.env, SPLITSTREAM_API_URL: apiUrl, SPLITSTREAM_TOKEN: "good" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c));
-    child.stderr.on("data", (c: Buffer) => (stderr += c));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) =>
+  runCli(args, { SPLITSTREAM_API_URL: api.url, SPLITSTREAM_TOKEN: "good" });
 
 describe("splitstream webhooks", () => {
   it("creates a webhook and prints its secret once", async () => {
@@ -118,7 +90,7 @@ describe("splitstream webhooks", () => {
     ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(JSON.parse(seen.at(-1)!.body)).toEqual({
+    expect(JSON.parse(api.seen.at(-1)!.body)).toEqual({
       name: "Team",
       url: "https://hooks.example/x",
       events: ["experiment.started", "srm.detected"],
@@ -135,7 +107,7 @@ describe("splitstream webhooks", () => {
     expect(listed.stdout).toMatch(/w1\s+Slack\s+slack\s+yes\s+\*/);
     const test = await cli(["webhooks", "test", "w1"]);
     expect(test.stdout).toContain("test delivery d1 queued");
-    expect(seen.at(-1)).toMatchObject({ method: "POST", url: "/_ss/api/v1/webhooks/w1/test" });
+    expect(api.seen.at(-1)).toMatchObject({ method: "POST", url: "/_ss/api/v1/webhooks/w1/test" });
     const log = await cli(["webhooks", "deliveries", "w1"]);
     expect(log.stdout).toMatch(
       /d1\s+2026-12-06T10:00:00.000Z\s+experiment.started\s+delivered\s+4\s+200/,
@@ -153,7 +125,7 @@ describe("splitstream webhooks", () => {
   });
 
   it("usage errors exit 2 before any request", async () => {
-    const before = seen.length;
+    const before = api.seen.length;
     const noProject = await cli(["webhooks", "list"]);
     expect(noProject.code).toBe(2);
     expect(noProject.stderr).toContain("--project is required");
@@ -162,6 +134,6 @@ describe("splitstream webhooks", () => {
     const unknown = await cli(["webhooks", "explode"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown command: webhooks explode");
-    expect(seen.length).toBe(before);
+    expect(api.seen.length).toBe(before);
   });
 });

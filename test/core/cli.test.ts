@@ -4,21 +4,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { repoRoot, runCliSync as cli } from "../support/cli-stand-in";
 import { decideAll, loadDatafile, type Visitor } from "../../src/core/index";
 
-const root = join(import.meta.dirname, "..", "..");
-const fixtures = join(root, "test", "fixtures", "datafiles");
-
-/** Runs the real `splitstream` bin (as `npx splitstream` would) and captures its output. */
-function cli(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [join(root, "bin", "splitstream.js"), ...args], {
-    cwd: root,
-    input,
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const fixtures = join(repoRoot, "test", "fixtures", "datafiles");
 
 describe("splitstream validate", () => {
   it("accepts a valid datafile (exit 0)", () => {
@@ -284,7 +273,7 @@ describe("the CLI bundle (scripts/build-cli.mjs)", () => {
     );
     expect(inputs["src/cli/main.ts"]![2]).toBe(
       createHash("sha256")
-        .update(readFileSync(join(root, "src", "cli", "main.ts")))
+        .update(readFileSync(join(repoRoot, "src", "cli", "main.ts")))
         .digest("base64url")
         .slice(0, 16),
     );
@@ -300,8 +289,8 @@ describe("the CLI bundle (scripts/build-cli.mjs)", () => {
     const current = (): { [path: string]: Record } =>
       Object.fromEntries(
         Object.keys(built).map((path) => {
-          const bytes = readFileSync(join(root, path));
-          const s = statSync(join(root, path));
+          const bytes = readFileSync(join(repoRoot, path));
+          const s = statSync(join(repoRoot, path));
           const hash = createHash("sha256").update(bytes).digest("base64url").slice(0, 16);
           return [path, [s.mtimeMs, s.size, hash]];
         }),
@@ -343,7 +332,7 @@ describe("output to a reader that stops early (`… | head -1`)", () => {
       "sh",
       [
         "-c",
-        `"${process.execPath}" "${join(root, "bin", "splitstream.js")}" decide --datafile "${join(root, "demo", "datafile.json")}" --input - | head -1`,
+        `"${process.execPath}" "${join(repoRoot, "bin", "splitstream.js")}" decide --datafile "${join(repoRoot, "demo", "datafile.json")}" --input - | head -1`,
       ],
       { input, encoding: "utf8" },
     );
