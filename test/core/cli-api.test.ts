@@ -415,7 +415,7 @@ describe("splitstream API commands", () => {
       ...auth,
     ]);
     expect(everyone.code).toBe(0);
-    expect(seen.at(-1)).toMatchObject({
+    expect(api.seen.at(-1)).toMatchObject({
       url: "/_ss/api/v1/environments/env1/holdout/results?since=all",
     });
     expect(everyone.stdout).toContain("counting every visitor");
