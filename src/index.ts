@@ -17,6 +17,7 @@ import { getDatafile } from "./edge/datafile-store";
 import { parseCookies } from "./edge/cookies";
 import { readVisitor } from "./edge/visitor";
 import { impressionDims } from "./edge/impression-dims";
+import { readRevisionHoldoutShares } from "./edge/revision-holdouts";
 import { ADMIN_BASE_PATH } from "./admin/paths";
 import { BROWSER_EVENTS_PATH, SDK_EVENTS_PATH } from "./events/ingest-paths";
 import type { IngestEdge } from "./events/ingest-common";
@@ -48,6 +49,7 @@ const ingestEdge: IngestEdge = {
   getDatafile,
   readVisitor: (request) => readVisitor(request, parseCookies(request.headers.get("cookie"))),
   impressionDims: (request) => impressionDims(request),
+  holdoutSharesAt: (env, sdkKey, revision) => readRevisionHoldoutShares(env, sdkKey, revision),
 };
 
 export default {

@@ -78,7 +78,10 @@ export {
   HOLDOUT_VARIATION_KEY,
   everyoneElseOf,
   holdoutArms,
+  holdoutArmsAt,
+  holdoutSharesOf,
   type HoldoutArm,
+  type HoldoutShares,
 } from "./holdouts";
 export { murmurhash3, HashPrefix, encodeUtf8 } from "./murmurhash";
 export { formatPath, formatProblems, type Problem } from "./problem";

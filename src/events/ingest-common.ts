@@ -61,6 +61,15 @@ export interface IngestEdge {
     sdkKey: string,
   ): Promise<{ compiled: CompiledDatafile; revision: string } | null>;
   readVisitor(request: Request): IngestVisitor;
+  /**
+   * The running holdouts' shares of an older revision (holdout id → end of the held range), or
+   * null when unknown (src/edge/revision-holdouts.ts).
+   */
+  holdoutSharesAt(
+    env: Env,
+    sdkKey: string,
+    revision: string,
+  ): Promise<ReadonlyMap<string, number> | null>;
   /** The dimensions of an impression a browser reports (device, browser, country; breakdowns). */
   impressionDims(request: Request): ImpressionDims;
 }

@@ -36,7 +36,13 @@ import {
   type IngestRoute,
   type Rejection,
 } from "./ingest-common";
-import { holdoutArms, prepareVisitor, type CompiledDatafile } from "../core/index";
+import {
+  holdoutArms,
+  holdoutArmsAt,
+  prepareVisitor,
+  type CompiledDatafile,
+  type HoldoutShares,
+} from "../core/index";
 import { flagKeyProblem } from "../shared/event-limits";
 import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
 
@@ -78,14 +84,18 @@ function holdoutArmsOf(
   compiled: CompiledDatafile,
   visitorId: string,
   bucketingId: string | undefined,
+  sharesThen: HoldoutShares | null,
 ): Array<{ holdoutId: string; variationId: string; held: boolean; index: number }> {
   if (compiled.holdouts.length === 0) return [];
   // Bucketed as the SDK did: by the event's `$opt_bucketing_id` when it sent one.
   const attributes = bucketingId === undefined ? undefined : { $opt_bucketing_id: bucketingId };
-  return holdoutArms(
-    compiled,
-    prepareVisitor(compiled, { visitorId, ...(attributes ? { attributes } : {}) }),
-  ).map((arm, index) => ({ ...arm, index }));
+  const prepared = prepareVisitor(compiled, { visitorId, ...(attributes ? { attributes } : {}) });
+  // At the shares of the revision the SDK decided with, when it is not the current one.
+  const arms =
+    sharesThen === null
+      ? holdoutArms(compiled, prepared)
+      : holdoutArmsAt(compiled, prepared, sharesThen);
+  return arms.map((arm, index) => ({ ...arm, index }));
 }
 
 /** The `$opt_bucketing_id` a visitor's event attributes carry, when a string. */
@@ -125,7 +135,7 @@ export async function handleSdkEvents(
   env: Env,
   ctx: ExecutionContext,
   route: IngestRoute,
-  edge: Pick<IngestEdge, "getDatafile">,
+  edge: Pick<IngestEdge, "getDatafile" | "holdoutSharesAt">,
 ): Promise<Response> {
   if (request.method === "OPTIONS") {
     return new Response(null, {
@@ -261,6 +271,14 @@ export async function handleSdkEvents(
   const messages: EventMessage[] = [];
   const rejected: Rejection[] = [];
   const compiled = entry.compiled;
+  // The SDK decided with the batch's revision: after a share change, an SDK that has not fetched
+  // the new datafile holds visitors at the old share (docs/holdouts.md "Share changes").
+  const sharesThen =
+    compiled.holdouts.length > 0 && batchRevision !== entry.revision
+      ? await edge.holdoutSharesAt(env, route.sdkKey, batchRevision)
+      : null;
+  const armsOf = (visitorId: string, bucketingId: string | undefined) =>
+    holdoutArmsOf(compiled, visitorId, bucketingId, sharesThen);
   /**
    * The everyone-else group of a visitor the SDK decided and did not hold out (docs/holdouts.md
    * "SDK events"), with a uuid derived from the event's (a redelivery dedupes alike).
@@ -270,7 +288,7 @@ export async function handleSdkEvents(
     visitorId: string,
     bucketingId: string | undefined,
   ): void => {
-    for (const arm of holdoutArmsOf(compiled, visitorId, bucketingId))
+    for (const arm of armsOf(visitorId, bucketingId))
       if (!arm.held)
         messages.push({
           ...common,
@@ -348,11 +366,9 @@ export async function handleSdkEvents(
               );
             // Membership is recomputed, never taken from the event: a forged (or backdated)
             // holdout decision cannot move a visitor into the holdout group.
-            const held = holdoutArmsOf(
-              compiled,
-              visitor.visitor_id,
-              bucketingIdOf(visitor.attributes),
-            ).some((arm) => arm.held && arm.holdoutId === holdout.id);
+            const held = armsOf(visitor.visitor_id, bucketingIdOf(visitor.attributes)).some(
+              (arm) => arm.held && arm.holdoutId === holdout.id,
+            );
             if (!held)
               return reject(
                 rejected,

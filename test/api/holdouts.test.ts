@@ -16,6 +16,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Datafile } from "../../src/core/datafile-types";
 import { loadDatafile, prepareVisitor } from "../../src/core/index";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
+import { resetRevisionHoldouts, revisionHoldoutCounters } from "../../src/edge/revision-holdouts";
 import type { EventMessage, ImpressionMessage } from "../../src/shared/event-messages";
 import flagsDatafile from "../fixtures/datafiles/flags.json";
 import { api, apiJson, createProject, createToken, type ApiErrorBody } from "../helpers/api";
@@ -474,6 +475,95 @@ describe("holdout results across share changes", () => {
     expect(invalid.status).toBe(422);
     expect(JSON.stringify(await invalid.json())).toContain("$.query.since");
   }, 120_000);
+
+  it("SDK events of an older revision are grouped at that revision's share", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    await apiJson("PUT", path, 200, { body: { percent: 10, metrics: [event.id] } });
+    const at10 = await publishedDatafile(production.sdkKey);
+    await apiJson("PUT", path, 200, { body: { percent: 40, metrics: [event.id] } });
+    const at40 = await publishedDatafile(production.sdkKey);
+    resetDatafileStore();
+    resetRevisionHoldouts();
+    const site = routedWorker([
+      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
+    ]);
+    const holdout = at10.holdouts![0]!;
+    const [heldVariation] = holdout.variations;
+    // What an SDK still on the 10 % datafile sends for a flag decision: a holdout decision for
+    // a user it holds, a no-rule decision (sendFlagDecisions) for the others.
+    const batch = (visitorId: string, held: boolean, revision: string) => ({
+      account_id: at10.accountId,
+      project_id: at10.projectId,
+      revision,
+      visitors: [
+        {
+          visitor_id: visitorId,
+          attributes: [],
+          snapshots: [
+            {
+              decisions: [
+                held
+                  ? {
+                      campaign_id: "",
+                      experiment_id: holdout.id,
+                      variation_id: heldVariation!.id,
+                      metadata: { flag_key: "f", rule_key: holdout.key, rule_type: "holdout" },
+                    }
+                  : {
+                      campaign_id: "",
+                      experiment_id: "",
+                      variation_id: "",
+                      metadata: { flag_key: "f", rule_key: "", rule_type: "rollout" },
+                    },
+              ],
+              events: [
+                {
+                  entity_id: "",
+                  key: "campaign_activated",
+                  uuid: crypto.randomUUID(),
+                  timestamp: Date.now(),
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const loaded = loadDatafile(JSON.stringify(at10));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const heldAt10 = (id: string) =>
+      prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null;
+    const queued: EventMessage[] = [];
+    recordQueued(queued);
+    const users = Array.from({ length: 200 }, (_, i) => `stale-${i}`);
+    for (const id of users) {
+      const response = await site("http://localhost/_ss/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(batch(id, heldAt10(id), at10.revision)),
+      });
+      expect(response.status, id).toBe(204);
+    }
+    // One KV read for the old revision's shares, however many batches carried it.
+    expect(revisionHoldoutCounters.kvReads).toBe(1);
+    await deliverToConsumer(queued);
+    vi.restoreAllMocks();
+
+    // Recorded under the 10 % revision, in the SDK's groups: counted in the 10 % period.
+    const results = await apiJson("GET", `${path}/results?since=all`, 200);
+    const held = users.filter(heldAt10).length;
+    expect(held).toBeGreaterThan(5);
+    expect(results.groups.map((g: { visitors: number }) => g.visitors)).toEqual([
+      users.length - held,
+      held,
+    ]);
+    expect(results.srm).toMatchObject({ flagged: false });
+    // Not in the 40 % period the default results count.
+    const current = await apiJson("GET", `${path}/results`, 200);
+    expect(current.period).toMatchObject({ percent: 40, fromRevision: Number(at40.revision) });
+    expect(current.groups.map((g: { visitors: number }) => g.visitors)).toEqual([0, 0]);
+  }, 60_000);
 
   it("a rollback to a revision with another share starts a period of that share", async () => {
     const { production, event } = await setup();

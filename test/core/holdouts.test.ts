@@ -6,13 +6,17 @@
  * `holdout`, and the same visitors get reason `holdout` for every running experiment.
  */
 import type { Client } from "@optimizely/optimizely-sdk";
+import { bucketFromHash } from "../../src/core/decide";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   decideAll,
   decideAllFlags,
   formatProblems,
   holdoutArms,
+  holdoutArmsAt,
+  holdoutSharesOf,
   loadDatafile,
+  murmurhash3,
   prepareVisitor,
   type Datafile,
   type Holdout,
@@ -86,6 +90,8 @@ describe.each(SCENARIOS)("holdouts = the SDK's decide(): $name", ({ seed, holdou
     const client = await sdkFlagClient(text);
     clients.push(client);
     const visitors = generateVisitors(seed, 1500, datafile, { invalidRate: 0 });
+    const shares = holdoutSharesOf(datafile);
+    const halfShares = new Map([...shares].map(([id, end]) => [id, Math.floor(end / 2)]));
     let held = 0;
     let notHeld = 0;
     const byHoldout = new Map<string, number>();
@@ -140,6 +146,27 @@ describe.each(SCENARIOS)("holdouts = the SDK's decide(): $name", ({ seed, holdou
           arms.every((a) => !a.held && a.variationId.endsWith("_rest")),
           where,
         ).toBe(true);
+      // At the datafile's own shares, the groups of an older revision's computation are these.
+      expect(holdoutArmsAt(compiled, prepared, shares), where).toEqual(arms);
+      // At other shares: held exactly when the bucket is below that share.
+      const armsAtHalf = holdoutArmsAt(compiled, prepared, halfShares);
+      const first = armsAtHalf.find((a) => a.held);
+      const attributes = (visitor as { attributes?: Record<string, unknown> }).attributes ?? {};
+      const bucketingId =
+        typeof attributes.$opt_bucketing_id === "string"
+          ? attributes.$opt_bucketing_id
+          : (visitor as { visitorId: string }).visitorId;
+      if (first !== undefined)
+        expect(
+          bucketFromHash(murmurhash3(`${bucketingId}${first.holdoutId}`, 1)),
+          where,
+        ).toBeLessThan(halfShares.get(first.holdoutId)!);
+      else if (isHeld)
+        // Held at the full share, not at half of it: its bucket is in the upper half.
+        expect(
+          bucketFromHash(murmurhash3(`${bucketingId}${hit.holdout.id}`, 1)),
+          where,
+        ).toBeGreaterThanOrEqual(halfShares.get(hit.holdout.id)!);
     }
     expect(held, JSON.stringify([...byHoldout])).toBeGreaterThan(100);
     // Every running holdout held some visitors out; a draft none.

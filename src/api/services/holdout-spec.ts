@@ -3,6 +3,7 @@
  * pure reading of the row's JSON, shared by the datafile build and the holdout service.
  */
 import type { Datafile } from "../../core/datafile-types";
+import { holdoutSharesOf } from "../../core/holdouts";
 import type { EnvironmentRow } from "../store/rows";
 
 /** The stored setting (migrations/0016_holdouts.sql). */
@@ -65,12 +66,6 @@ export function publishedHoldoutBasisPoints(
   datafile: Pick<Datafile, "holdouts">,
   spec: HoldoutSpec | null,
 ): number {
-  if (spec === null || !Array.isArray(datafile.holdouts)) return 0;
-  const holdout = datafile.holdouts.find((h) => h.id === spec.id);
-  if (holdout === undefined || holdout.status !== "Running") return 0;
-  let end = 0;
-  for (const entry of holdout.trafficAllocation)
-    if (entry.entityId !== "" && Number.isInteger(entry.endOfRange))
-      end = Math.max(end, Math.min(entry.endOfRange, 10000));
-  return end;
+  if (spec === null) return 0;
+  return holdoutSharesOf(datafile).get(spec.id) ?? 0;
 }

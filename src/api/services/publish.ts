@@ -19,7 +19,7 @@
  *    released, nothing written.
  * 5. KV: the lists' members to the private `lists/{sdkKey}/{revision}` (when there are lists),
  *    then `datafiles/{sdkKey}/{revision}`, then `datafiles/{sdkKey}` (unless a newer revision is
- *    already current), the datafile keys with metadata `{publishedAt, revision}` — the edge's
+ *    already current), the datafile keys with metadata `{publishedAt, revision, holdoutShares}` — the edge's
  *    Last-Modified. The datafile keys hold the public form: lists as `{id, key}`, never their
  *    members (docs/datafile.md "Lists", docs/security.md "List members stay private").
  * 6. D1, one batch: the revision row completed, `environments.revision` advanced (never moved
@@ -36,6 +36,7 @@
  */
 import { parseDatafile, type ParseOptions } from "../../core/datafile-parse";
 import type { Datafile, WebList } from "../../core/datafile-types";
+import { holdoutSharesOf } from "../../core/holdouts";
 import type { Problem } from "../../core/problem";
 import { mergeListMembers, splitListMembers, type ListMembers } from "../../core/list-members";
 import { datafileKey } from "../../edge/datafile-store";
@@ -87,11 +88,21 @@ export interface PublishResult {
   warnings: Problem[];
 }
 
+/** KV metadata's limit is 1,024 bytes serialized (kept under it with room to spare). */
+const MAX_METADATA_BYTES = 1000;
+
 /** KV metadata of both datafile keys. */
 export interface PublishedDatafileMetadata {
   /** ISO 8601; the edge's Last-Modified. */
   publishedAt: string;
   revision: number;
+  /**
+   * The revision's running holdouts: holdout id → end of the held range (0..10000), `{}` when it
+   * has none. SDK ingest recomputes membership at the shares of the revision an SDK decided with
+   * (src/edge/revision-holdouts.ts, docs/holdouts.md "Share changes"). Absent on revisions
+   * published before it was recorded.
+   */
+  holdoutShares?: Record<string, number>;
 }
 
 /** KV key of one immutable revision. */
@@ -494,7 +505,17 @@ async function publishWith(
     // Step 5: KV, the private members first (an edge that sees the datafile finds them), then
     // the immutable revision.
     const publishedAt = nowIso();
-    const metadata: PublishedDatafileMetadata = { publishedAt, revision };
+    const withShares: PublishedDatafileMetadata = {
+      publishedAt,
+      revision,
+      holdoutShares: Object.fromEntries(holdoutSharesOf(datafile)),
+    };
+    // KV metadata is at most 1,024 bytes: a hand-written datafile with many (or long-id)
+    // holdouts records none (SDK ingest then uses the current shares).
+    const metadata: PublishedDatafileMetadata =
+      new TextEncoder().encode(JSON.stringify(withShares)).byteLength <= MAX_METADATA_BYTES
+        ? withShares
+        : { publishedAt, revision };
     if (members !== null) await env.DATAFILES.put(listMembersKey(sdkKey, revision), members);
     await env.DATAFILES.put(revisionKey(sdkKey, revision), text, { metadata });
     if ((await currentRevision(db, environmentId)) < revision)
