@@ -279,25 +279,41 @@ export async function handleSdkEvents(
       : null;
   const armsOf = (visitorId: string, bucketingId: string | undefined) =>
     holdoutArmsOf(compiled, visitorId, bucketingId, sharesThen);
+  /** The everyone-else messages of this batch by visitor and holdout: one each (the earliest). */
+  const everyoneElseQueued = new Map<string, ImpressionMessage>();
   /**
    * The everyone-else group of a visitor the SDK decided and did not hold out (docs/holdouts.md
-   * "SDK events"), with a uuid derived from the event's (a redelivery dedupes alike).
+   * "SDK events"), with a uuid derived from the event's (a redelivery dedupes alike). Only the
+   * earliest per visitor and holdout in a batch is queued: with `sendFlagDecisions` an SDK
+   * reports every flag it decides, and the consumer would keep only the earliest anyway.
    */
   const pushEveryoneElse = (
     common: Omit<ImpressionMessage, "type" | "experimentId" | "variationId" | "source">,
     visitorId: string,
     bucketingId: string | undefined,
   ): void => {
-    for (const arm of armsOf(visitorId, bucketingId))
-      if (!arm.held)
-        messages.push({
-          ...common,
-          uuid: `${common.uuid.slice(0, 48)}:holdout:${arm.index}`,
-          type: "impression",
-          experimentId: arm.holdoutId,
-          variationId: arm.variationId,
-          source: "sdk",
-        });
+    for (const arm of armsOf(visitorId, bucketingId)) {
+      if (arm.held) continue;
+      const message: ImpressionMessage = {
+        ...common,
+        uuid: `${common.uuid.slice(0, 48)}:holdout:${arm.index}`,
+        type: "impression",
+        experimentId: arm.holdoutId,
+        variationId: arm.variationId,
+        source: "sdk",
+      };
+      const key = `${visitorId}\u0000${arm.holdoutId}`;
+      const queued = everyoneElseQueued.get(key);
+      if (queued === undefined) {
+        everyoneElseQueued.set(key, message);
+        messages.push(message);
+      } else if (
+        message.timestamp < queued.timestamp ||
+        (message.timestamp === queued.timestamp && message.uuid < queued.uuid)
+      )
+        // The same message object in `messages`: it becomes the earlier one.
+        Object.assign(queued, message);
+    }
   };
   let index = -1;
   visitors.forEach((rawVisitor, v) => {

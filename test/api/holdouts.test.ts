@@ -33,6 +33,28 @@ async function publishedDatafile(sdkKey: string): Promise<Datafile> {
   return JSON.parse(text) as Datafile;
 }
 
+/**
+ * The results' sample-ratio check is the chi-square of the groups against the shares the visitors
+ * were decided with (`cohorts`: how many visitors at which held share). Membership is a hash of
+ * random ids, so whether it flags is chance (p < 0.001 by design): the statistic is what is exact.
+ */
+function expectSrmAgainst(
+  results: {
+    groups: Array<{ visitors: number }>;
+    srm: { checked: boolean; chiSquare: number | null; pValue: number | null; flagged: boolean };
+  },
+  cohorts: Array<{ visitors: number; share: number }>,
+): void {
+  const [rest, held] = results.groups.map((g) => g.visitors) as [number, number];
+  const expectedHeld = cohorts.reduce((sum, c) => sum + c.visitors * c.share, 0);
+  const expectedRest = rest + held - expectedHeld;
+  const chiSquare =
+    (held - expectedHeld) ** 2 / expectedHeld + (rest - expectedRest) ** 2 / expectedRest;
+  expect(results.srm.checked).toBe(true);
+  expect(results.srm.chiSquare).toBeCloseTo(chiSquare, 9);
+  expect(results.srm.flagged).toBe(results.srm.pValue! < 0.001);
+}
+
 async function setup() {
   const project = await createProject();
   const production = project.environments.find((e) => e.key === "production")!;
@@ -348,8 +370,8 @@ describe("holdout results", () => {
       { key: "holdout", variationId: heldVariation!.id, visitors: heldVisitors.length },
     ]);
     // Every visitor recorded alike: the groups' sizes are the share's.
-    expect(results.srm).toMatchObject({ checked: true, flagged: false });
-    expect(results.srm.pValue).toBeGreaterThan(0.001);
+    // Every visitor recorded alike: the check compares the groups with the share.
+    expectSrmAgainst(results, [{ visitors: all.length, share: 0.3 }]);
     expect(results.metrics).toHaveLength(1);
     const metric = results.metrics[0];
     expect(metric).toMatchObject({
@@ -451,7 +473,7 @@ describe("holdout results across share changes", () => {
       everyoneElse: { converters: late.length - lateHeld },
       holdout: { converters: lateHeld },
     });
-    expect(current.srm).toMatchObject({ checked: true, flagged: false });
+    expectSrmAgainst(current, [{ visitors: late.length, share: 0.3 }]);
 
     // Everyone: early visitors in their first group; the check expects each visitor's own share.
     const everyone = await apiJson("GET", `${path}/results?since=all`, 200);
@@ -461,7 +483,11 @@ describe("holdout results across share changes", () => {
       early.length - earlyHeld + late.length - lateHeld,
       earlyHeld + lateHeld,
     ]);
-    expect(everyone.srm).toMatchObject({ checked: true, flagged: false });
+    // Each visitor against the share they were decided with.
+    expectSrmAgainst(everyone, [
+      { visitors: early.length, share: 0.1 },
+      { visitors: late.length, share: 0.3 },
+    ]);
 
     // Turned off: the results keep showing the last share that held anyone out.
     await apiJson("PUT", path, 200, { body: { percent: 0, metrics: [event.id] } });
@@ -558,12 +584,71 @@ describe("holdout results across share changes", () => {
       users.length - held,
       held,
     ]);
-    expect(results.srm).toMatchObject({ flagged: false });
+    expectSrmAgainst(results, [{ visitors: users.length, share: 0.1 }]);
     // Not in the 40 % period the default results count.
     const current = await apiJson("GET", `${path}/results`, 200);
     expect(current.period).toMatchObject({ percent: 40, fromRevision: Number(at40.revision) });
     expect(current.groups.map((g: { visitors: number }) => g.visitors)).toEqual([0, 0]);
   }, 60_000);
+
+  it("a batch of many flag decisions queues one everyone-else group per visitor, the earliest", async () => {
+    const { production, event } = await setup();
+    await apiJson("PUT", `/environments/${production.id}/holdout`, 200, {
+      body: { percent: 10, metrics: [event.id] },
+    });
+    const published = await publishedDatafile(production.sdkKey);
+    resetDatafileStore();
+    const loaded = loadDatafile(JSON.stringify(published));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const visitorId = Array.from({ length: 50 }, (_, i) => `many-${i}`).find(
+      (id) => prepareVisitor(loaded.compiled, { visitorId: id }).holdout === null,
+    )!;
+    const t = Date.now() - 60_000;
+    const snapshot = (flag: string, timestamp: number) => ({
+      decisions: [
+        {
+          campaign_id: "",
+          experiment_id: "",
+          variation_id: "",
+          metadata: { flag_key: flag, rule_key: "", rule_type: "rollout" },
+        },
+      ],
+      events: [{ entity_id: "", key: "campaign_activated", uuid: crypto.randomUUID(), timestamp }],
+    });
+    const queued: EventMessage[] = [];
+    recordQueued(queued);
+    const site = routedWorker([
+      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
+    ]);
+    const response = await site("http://localhost/_ss/v1/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        account_id: published.accountId,
+        project_id: published.projectId,
+        revision: published.revision,
+        visitors: [
+          { visitor_id: visitorId, attributes: [], snapshots: [snapshot("a", t + 2000)] },
+          {
+            visitor_id: visitorId,
+            attributes: [],
+            snapshots: [snapshot("b", t), snapshot("c", t + 1000)],
+          },
+        ],
+      }),
+    });
+    expect(response.status).toBe(204);
+    vi.restoreAllMocks();
+    expect(queued).toEqual([
+      expect.objectContaining({
+        type: "impression",
+        visitorId,
+        experimentId: published.holdouts![0]!.id,
+        variationId: published.holdouts![0]!.variations[1]!.id,
+        timestamp: t,
+      }),
+    ]);
+  });
 
   it("a rollback to a revision with another share starts a period of that share", async () => {
     const { production, event } = await setup();
@@ -661,6 +746,6 @@ describe("SDK-only clients and the holdout's groups", () => {
       users.length - held,
       held,
     ]);
-    expect(results.srm).toMatchObject({ checked: true, flagged: false });
+    expectSrmAgainst(results, [{ visitors: users.length, share: 0.2 }]);
   }, 120_000);
 });
