@@ -91,9 +91,9 @@ type RevisionShare = Pick<
 >;
 
 /**
- * The share periods of an environment's published revisions (ascending by revision): a new
- * period starts wherever the recorded share differs from the revision before (unknown, null,
- * differs from every known share).
+ * The share periods of an environment's published revisions (ascending by revision; every
+ * revision, or only those that start a period): a new period starts wherever the recorded share
+ * differs from the revision before (unknown, null, differs from every known share).
  */
 export function sharePeriodsOf(
   revisions: readonly RevisionShare[],
@@ -139,14 +139,24 @@ export async function loadHoldoutResults(
     listVariationDaily(db, environment.sdk_key, spec.id, allDays),
     listMetricDaily(db, environment.sdk_key, spec.id, allDays),
     listEventKeys(db, spec.metrics),
+    // Only the revisions that start a period (an environment publishes often: hourly bandit
+    // rounds, every edit), with the share of each.
     all<RevisionShare>(
       db,
-      "SELECT revision, holdout_basis_points, published_at FROM datafile_revisions WHERE environment_id = ? AND sha256 <> '' ORDER BY revision",
+      `SELECT revision, holdout_basis_points, published_at FROM (
+         SELECT revision, holdout_basis_points, published_at,
+                LAG(holdout_basis_points, 1, -1) OVER (ORDER BY revision) AS before,
+                ROW_NUMBER() OVER (ORDER BY revision) AS n
+         FROM datafile_revisions WHERE environment_id = ? AND sha256 <> '')
+       WHERE n = 1 OR before IS NOT holdout_basis_points
+       ORDER BY revision`,
       environment.id,
     ),
   ]);
   const periods = sharePeriodsOf(revisions);
-  const shareOf = new Map(revisions.map((r) => [r.revision, r.holdout_basis_points]));
+  /** The recorded share of a revision: its period's (undefined before the first, or unknown). */
+  const shareOf = (n: number): number | null | undefined =>
+    Number.isNaN(n) ? undefined : periods.findLast((p) => p.fromRevision <= n)?.basisPoints;
   const counted =
     since === "share"
       ? (periods.findLast((p) => p.basisPoints !== null && p.basisPoints > 0) ?? null)
@@ -158,7 +168,7 @@ export async function loadHoldoutResults(
   };
   /** The share that decided a visitor exposed under `revision` (the setting's when unknown). */
   const basisPointsOf = (revision: string): number =>
-    shareOf.get(revisionNumber(revision)) ?? counted?.basisPoints ?? spec.basisPoints;
+    shareOf(revisionNumber(revision)) ?? counted?.basisPoints ?? spec.basisPoints;
 
   const rest = spec.everyoneElseVariationId;
   const held = spec.holdoutVariationId;
