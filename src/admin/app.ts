@@ -760,9 +760,12 @@ export function buildAdminApp(): Hono<AdminEnv> {
     const status = x.status[environment] ?? "Not started";
     const notice = c.req.query("notice");
     const pendingReview = await pendingReviewNotice(c.env, actor, x);
+    // Under its own h2, so the metrics' h3 headings follow the page's order (h1 → h2 → h3).
     const body = !results.ok
-      ? errorBlock(results.error)
-      : html`${
+      ? html`<h2>Results</h2>
+          ${errorBlock(results.error)}`
+      : html`<h2>Results</h2>
+          ${
             results.value.srm.flagged
               ? html`<p class="warning" role="alert" data-srm="flagged">
                   <strong>Sample ratio mismatch.</strong> The visitors per variation do not match
