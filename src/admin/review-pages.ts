@@ -202,6 +202,9 @@ export async function pendingReviewNotice(
   </p>`;
 }
 
+/** Requests per Reviews page (each shows its change and the decision forms). */
+export const REVIEWS_PAGE_SIZE = 50;
+
 /** Registers the Reviews page, the decision forms and the environment's review setting. */
 export function registerReviewPages(app: Hono<AdminEnv>): void {
   app.get("/projects/:id/reviews", async (c) => {
@@ -210,15 +213,27 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
     const all = c.req.query("status") === "all";
     const project = await attempt(() => getProject(c.env, actor, id));
     if (!project.ok) return sendPage(c, "Reviews", errorBlock(project.error), project.error.status);
+    // Pages of REVIEWS_PAGE_SIZE by id, as the API pages them (`after` = the last id shown).
+    const after = c.req.query("after");
+    const cursor = after !== undefined && after !== "" && after.length <= 64 ? after : null;
     const list = await attempt(() =>
       listProjectChangeRequests(c.env, actor, id, all ? {} : { status: "pending" }, {
-        limit: 100,
-        cursor: null,
+        limit: REVIEWS_PAGE_SIZE,
+        cursor,
       }),
     );
     if (!list.ok) return sendPage(c, "Reviews", errorBlock(list.error), list.error.status);
-    // Newest first: ids are random, so order by when they were made.
+    // Newest first within the page: ids are random, so order by when they were made.
     const items = [...list.value.items].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const statusQuery = all ? "status=all&" : "";
+    const pager = html`<p class="row" data-pager>
+      ${cursor !== null ? html`<a href="?${all ? "status=all" : ""}">First page</a>` : ""}
+      ${
+        list.value.after !== null
+          ? html`<a href="?${statusQuery}after=${enc(list.value.after)}" rel="next">Next page</a>`
+          : ""
+      }
+    </p>`;
     const reviewed = project.value.environments.filter((e) => e.require_review === 1);
     const notice = c.req.query("notice");
     const blocks = await Promise.all(items.map((r) => requestBlock(c.env, actor, r)));
@@ -240,7 +255,8 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
           blocks.length === 0
             ? html`<p data-empty>${all ? "No change requests." : "Nothing waits for review."}</p>`
             : blocks
-        }`,
+        }
+        ${cursor !== null || list.value.after !== null ? pager : ""}`,
     );
   });
 

@@ -186,3 +186,32 @@ describe("reviews in the admin", () => {
     expect(all).toContain("keep the name");
   });
 });
+
+describe("the Reviews page", () => {
+  it("pages through many pending requests, 50 at a time", async () => {
+    const production = environment("production");
+    await apiJson("PATCH", `/environments/${production.id}`, 200, {
+      body: { requireReview: true },
+    });
+    await apiJson("POST", `/experiments/${experiment.id}/start`, 200, {
+      body: { environment: "production" },
+    });
+    for (let i = 0; i < 53; i++)
+      await apiJson("PATCH", `/experiments/${experiment.id}`, 202, {
+        token: editor.token,
+        body: { name: `Headline ${i}` },
+      });
+    const rae = await adminSession(reviewer.token);
+    const first = await adminPage(`/projects/${project.id}/reviews`, rae);
+    const idsOf = (page: string) =>
+      [...page.matchAll(/data-change-request="(\d+)"/g)].map((m) => m[1]);
+    expect(idsOf(first)).toHaveLength(50);
+    const next = /href="\?after=(\d+)" rel="next"/.exec(first);
+    expect(next).not.toBeNull();
+    const second = await adminPage(`/projects/${project.id}/reviews?after=${next![1]}`, rae);
+    expect(idsOf(second)).toHaveLength(3);
+    expect(second).not.toContain('rel="next"');
+    expect(second).toContain("First page");
+    expect(new Set([...idsOf(first), ...idsOf(second)]).size).toBe(53);
+  }, 60_000);
+});
