@@ -23,6 +23,7 @@ import { auditIfChanged } from "../store/audit";
 import {
   decideStatement,
   findChangeRequest,
+  isChangeRequestApplied,
   listChangeRequests,
   reopenStatement,
 } from "../store/change-requests";
@@ -175,14 +176,18 @@ export async function approveChangeRequest(
       applied = { experiment: acted.experiment, published: acted.published };
     }
   } catch (error) {
-    // A failure after the change was written (reading its answer back) leaves it approved: the
-    // experiment moved past the request's base version, and re-opening would offer to apply it
-    // twice. Only the experiment's own version says which happened.
-    const latest = await requireExperiment(db, row.experiment_id).then(
-      (x) => x.version,
-      () => null,
-    );
-    if (!(error instanceof ApiError) && latest !== null && latest !== row.base_version) throw error;
+    // A failure after the change was written (reading its answer back) leaves it approved:
+    // re-opening would offer to apply it twice. The change's audit entry names the request and
+    // is written and undone together with it, so it says exactly whether it is in place; when
+    // even that cannot be read, the experiment's version moving (not by a refusal) stands in.
+    const applied = await isChangeRequestApplied(db, row.experiment_id, id).catch(async () => {
+      const latest = await requireExperiment(db, row.experiment_id).then(
+        (x) => x.version,
+        () => null,
+      );
+      return !(error instanceof ApiError) && latest !== null && latest !== row.base_version;
+    });
+    if (applied) throw error;
     // Nothing was applied: the request is pending again, and the approval leaves no entry.
     const auditRowId = claimed[1]?.meta.last_row_id;
     await db.batch([

@@ -58,6 +58,24 @@ export async function pendingRequestsOf(
 }
 
 /**
+ * Whether the change of request `id` is in place on experiment `experimentId`: its audit entry
+ * (`changeRequest` in the details) is written in the change's batch and deleted by its undo.
+ */
+export async function isChangeRequestApplied(
+  db: D1Database,
+  experimentId: string,
+  id: string,
+): Promise<boolean> {
+  const row = await db
+    .prepare(
+      "SELECT 1 AS hit FROM audit_log WHERE resource_type = 'experiment' AND resource_id = ? AND json_extract(details, '$.changeRequest') = ? LIMIT 1",
+    )
+    .bind(experimentId, id)
+    .first<{ hit: number }>();
+  return row !== null;
+}
+
+/**
  * The guarded decision: `pending` → `status`, only while still pending (no row changed = someone
  * decided first). Batch `auditIfChanged` right after it.
  */
