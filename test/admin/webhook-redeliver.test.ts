@@ -6,82 +6,31 @@
  * the two deliveries. Refused: without the token, from another origin, for a pending delivery,
  * for an editor — and nothing is written then.
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { adminPage, adminPost } from "../helpers/admin";
 import {
   ADMIN_TOKEN,
-  API_ORIGIN,
+  adminSession,
   apiJson,
   createProject,
   createToken,
   type ProjectWithEnvironments,
 } from "../helpers/api";
+import { hookUrl, pollUntil, readInbox, setInbox } from "../helpers/webhook-inbox";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
 
-const ADMIN = `${API_ORIGIN}/_ss/admin`;
-const SAME_SITE = { "sec-fetch-site": "same-origin" };
-const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
-
 let project: ProjectWithEnvironments;
-
-function adminFetch(path: string, init: RequestInit & { cookie?: string } = {}) {
-  const headers = new Headers(init.headers);
-  if (init.cookie) headers.set("cookie", init.cookie);
-  return exports.default.fetch(`${ADMIN}${path}`, { ...init, headers, redirect: "manual" });
-}
-
-async function signIn(token = ADMIN_TOKEN): Promise<string> {
-  const response = await adminFetch("/login", {
-    method: "POST",
-    headers: { ...SAME_SITE, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ token }).toString(),
-  });
-  expect(response.status).toBe(303);
-  return response.headers.get("set-cookie")!.split(";")[0]!;
-}
-
-function post(
-  path: string,
-  cookie: string,
-  fields: Array<[string, string]>,
-  headers: Record<string, string> = SAME_SITE,
-) {
-  return adminFetch(path, {
-    method: "POST",
-    cookie,
-    headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(fields).toString(),
-  });
-}
-
-async function received(inbox: string): Promise<Array<{ verified: boolean; answered: number }>> {
-  return ((await (await fetch(`${RECEIVER}/inboxes/${inbox}`)).json()) as Json).deliveries;
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let value = await read();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
-}
 
 /** A webhook whose receiver answers its first `failFirst` deliveries with `failStatus`. */
 async function webhook(failFirst: number, failStatus: number): Promise<Json> {
   const inbox = `admin-redeliver-${crypto.randomUUID()}`;
   const created = await apiJson("POST", `/projects/${project.id}/webhooks`, 201, {
-    body: { name: "CI", url: `${RECEIVER}/hooks/${inbox}`, events: ["experiment.created"] },
+    body: { name: "CI", url: hookUrl(inbox), events: ["experiment.created"] },
   });
-  const setup = await fetch(`${RECEIVER}/inboxes/${inbox}`, {
-    method: "PUT",
-    body: JSON.stringify({ secret: created.secret, failFirst, failStatus }),
-  });
-  expect(setup.status).toBe(204);
+  await setInbox(inbox, created.secret, { failFirst, failStatus });
   return { ...created, inbox };
 }
 
@@ -97,26 +46,27 @@ describe("redeliver in the admin", () => {
   it("a delivery the receiver refused with 410 is redelivered from its page after confirming; both pages link the two", async () => {
     const hook = await webhook(1, 410);
     const test = await apiJson("POST", `/webhooks/${hook.id}/test`, 202);
-    await until(
+    await pollUntil(
       async () => (await apiJson("GET", `/webhook-deliveries/${test.id}`, 200)).status,
       (status) => status === "failed",
+      "the test delivery to fail",
     );
-    const cookie = await signIn();
-    const page = await (await adminFetch(`/webhook-deliveries/${test.id}`, { cookie })).text();
+    const cookie = await adminSession();
+    const page = await adminPage(`/webhook-deliveries/${test.id}`, cookie);
     expect(page).toContain('data-form="redeliver"');
     expect(page).toContain('name="confirmToken"');
     expect(page).toContain("<td>410</td>");
 
     // Without the signed-in token, with another token, and from another origin: refused.
-    const unconfirmed = await post(`/webhook-deliveries/${test.id}/redeliver`, cookie, []);
+    const unconfirmed = await adminPost(`/webhook-deliveries/${test.id}/redeliver`, cookie, []);
     expect(unconfirmed.status).toBe(422);
     expect(await unconfirmed.text()).toContain("confirm with the API token you signed in with");
     const other = await createToken("admin");
-    const wrongToken = await post(`/webhook-deliveries/${test.id}/redeliver`, cookie, [
+    const wrongToken = await adminPost(`/webhook-deliveries/${test.id}/redeliver`, cookie, [
       ["confirmToken", other.token],
     ]);
     expect(wrongToken.status).toBe(422);
-    const crossSite = await post(
+    const crossSite = await adminPost(
       `/webhook-deliveries/${test.id}/redeliver`,
       cookie,
       [["confirmToken", ADMIN_TOKEN]],
@@ -125,7 +75,7 @@ describe("redeliver in the admin", () => {
     expect(crossSite.status).toBe(403);
     expect(await log(hook.id)).toHaveLength(1);
 
-    const sent = await post(`/webhook-deliveries/${test.id}/redeliver`, cookie, [
+    const sent = await adminPost(`/webhook-deliveries/${test.id}/redeliver`, cookie, [
       ["confirmToken", ADMIN_TOKEN],
     ]);
     expect(sent.status).toBe(303);
@@ -134,21 +84,20 @@ describe("redeliver in the admin", () => {
     expect(redelivery).toBeDefined();
     expect(location).toContain(`/_ss/admin/webhook-deliveries/${redelivery.id}?notice=`);
 
-    const got = await until(
-      () => received(hook.inbox),
+    const got = await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 2,
+      "the original delivery and the redelivery",
     );
     expect(got.map((d) => d.answered)).toEqual([410, 200]);
     expect(got[1]!.verified).toBe(true);
 
-    const newPage = await (await adminFetch(location.replace("/_ss/admin", ""), { cookie })).text();
+    const newPage = await adminPage(location.replace("/_ss/admin", ""), cookie);
     expect(newPage).toContain("Redelivery queued");
     expect(newPage).toContain(`data-redelivery-of="${test.id}"`);
-    const originalPage = await (
-      await adminFetch(`/webhook-deliveries/${test.id}`, { cookie })
-    ).text();
+    const originalPage = await adminPage(`/webhook-deliveries/${test.id}`, cookie);
     expect(originalPage).toContain(`data-redelivery="${redelivery.id}"`);
-    const webhookPage = await (await adminFetch(`/webhooks/${hook.id}`, { cookie })).text();
+    const webhookPage = await adminPage(`/webhooks/${hook.id}`, cookie);
     expect(webhookPage).toContain(`data-redelivery-of="${test.id}"`);
   });
 
@@ -158,19 +107,19 @@ describe("redeliver in the admin", () => {
     vi.spyOn(env.WEBHOOKS, "sendBatch").mockRejectedValueOnce(new Error("queue down"));
     vi.spyOn(console, "error").mockImplementation(() => {});
     const pending = await apiJson("POST", `/webhooks/${hook.id}/test`, 202);
-    const cookie = await signIn();
-    const page = await (await adminFetch(`/webhook-deliveries/${pending.id}`, { cookie })).text();
+    const cookie = await adminSession();
+    const page = await adminPage(`/webhook-deliveries/${pending.id}`, cookie);
     expect(page).not.toContain('data-form="redeliver"');
     expect(page).toContain("can be redelivered once it has finished");
-    const refused = await post(`/webhook-deliveries/${pending.id}/redeliver`, cookie, [
+    const refused = await adminPost(`/webhook-deliveries/${pending.id}/redeliver`, cookie, [
       ["confirmToken", ADMIN_TOKEN],
     ]);
     expect(refused.status).toBe(409);
     expect(await refused.text()).toContain("still pending");
 
     const editor = await createToken("editor");
-    const editorCookie = await signIn(editor.token);
-    const denied = await post(`/webhook-deliveries/${pending.id}/redeliver`, editorCookie, [
+    const editorCookie = await adminSession(editor.token);
+    const denied = await adminPost(`/webhook-deliveries/${pending.id}/redeliver`, editorCookie, [
       ["confirmToken", editor.token],
     ]);
     expect(denied.status).toBe(403);

@@ -5,7 +5,6 @@
  * receiver (test/support/webhook-receiver.ts), a delivery's attempts, change, rotate, delete, and
  * the refusals (an editor; a missing confirmation; a bad URL named beside its field).
  */
-import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { adminFetch, adminPost } from "../helpers/admin";
 import {
@@ -16,8 +15,7 @@ import {
   createToken,
   type ProjectWithEnvironments,
 } from "../helpers/api";
-
-const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
+import { hookUrl, pollUntil, readInbox, setInbox } from "../helpers/webhook-inbox";
 
 let project: ProjectWithEnvironments;
 
@@ -58,7 +56,7 @@ describe("webhook pages", () => {
     const inbox = `admin-${crypto.randomUUID()}`;
     const created = await adminPost(`/projects/${project.id}/webhooks`, cookie, [
       ["name", "Team <channel>"],
-      ["url", `${RECEIVER}/hooks/${inbox}`],
+      ["url", hookUrl(inbox)],
       ["format", "json"],
       ["events", "experiment.started"],
       ["events", "guardrail.breached"],
@@ -72,10 +70,7 @@ describe("webhook pages", () => {
     expect(secret).toBeDefined();
     expect(createdPage).toContain("Team &lt;channel&gt;");
     expect(created.headers.get("cache-control")).toContain("no-store");
-    await fetch(`${RECEIVER}/inboxes/${inbox}`, {
-      method: "PUT",
-      body: JSON.stringify({ secret }),
-    });
+    await setInbox(inbox, secret!);
 
     const [hook] = (await apiJson("GET", `/projects/${project.id}/webhooks`, 200)).items;
     expect(hook).toMatchObject({
@@ -91,11 +86,11 @@ describe("webhook pages", () => {
 
     const sent = await adminPost(`/webhooks/${hook.id}/test`, cookie, []);
     expect(sent.status).toBe(303);
-    let received: Array<{ verified: boolean; body: string }> = [];
-    for (let i = 0; i < 100 && received.length === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      received = ((await (await fetch(`${RECEIVER}/inboxes/${inbox}`)).json()) as Json).deliveries;
-    }
+    const received = await pollUntil(
+      () => readInbox(inbox),
+      (l) => l.length > 0,
+      "the test delivery",
+    );
     expect(received).toHaveLength(1);
     expect(received[0]!.verified).toBe(true);
 
@@ -170,6 +165,3 @@ describe("webhook pages", () => {
     expect((await apiJson("GET", `/projects/${project.id}/webhooks`, 200)).items).toEqual([]);
   });
 });
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
-type Json = any;

@@ -6,56 +6,26 @@
  * and start tell, besides `datafile.published`; a second import of the same file and a dry run
  * tell no experiment event.
  */
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import demo from "../../demo/datafile.json";
 import { apiJson, createProject, type ProjectWithEnvironments } from "../helpers/api";
+import { hookUrl, pollUntil, readInbox, setInbox } from "../helpers/webhook-inbox";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
-
-const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
-
-interface Received {
-  headers: Record<string, string>;
-  body: string;
-  verified: boolean;
-}
-
-async function received(inbox: string): Promise<Received[]> {
-  const response = await fetch(`${RECEIVER}/inboxes/${inbox}`);
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { deliveries: Received[] }).deliveries;
-}
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let value = await read();
-  while (!done(value)) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out: ${JSON.stringify(value).slice(0, 2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
-}
 
 /** A webhook for every event whose URL is a fresh inbox of the receiver. */
 async function webhook(project: ProjectWithEnvironments): Promise<string> {
   const inbox = `import-${crypto.randomUUID()}`;
   const created = await apiJson("POST", `/projects/${project.id}/webhooks`, 201, {
-    body: { name: "all", url: `${RECEIVER}/hooks/${inbox}`, events: ["*"] },
+    body: { name: "all", url: hookUrl(inbox), events: ["*"] },
   });
-  const setup = await fetch(`${RECEIVER}/inboxes/${inbox}`, {
-    method: "PUT",
-    body: JSON.stringify({ secret: created.secret }),
-  });
-  expect(setup.status).toBe(204);
+  await setInbox(inbox, created.secret);
   return inbox;
 }
 
 const envelopes = async (inbox: string): Promise<Json[]> =>
-  (await received(inbox)).map((d) => {
+  (await readInbox(inbox)).map((d) => {
     expect(d.verified).toBe(true);
     return JSON.parse(d.body);
   });
@@ -104,9 +74,10 @@ beforeAll(async () => {
   await apiJson("POST", `/experiments/${experiment.id}/start`, 200, {
     body: { environment: "production" },
   });
-  const got = await until(
+  const got = await pollUntil(
     () => envelopes(inbox),
     (l) => l.some((e) => e.type === "experiment.started"),
+    "the API's experiment.started",
   );
   apiCreated = got.find((e) => e.type === "experiment.created");
   apiStarted = got.find((e) => e.type === "experiment.started");
@@ -136,9 +107,10 @@ describe("webhooks hear a datafile import", () => {
       "datafile.published": publishedCount,
     };
     const total = Object.values(expected).reduce((a, b) => a + b, 0);
-    await until(
-      () => received(inbox),
+    await pollUntil(
+      () => readInbox(inbox),
       (l) => l.length >= total,
+      `${total} deliveries of the import`,
     );
     // Nothing more arrives; a second import of the same file tells nothing either.
     await apiJson("POST", `/environments/${production.id}/datafile/import`, 200, {

@@ -20,54 +20,14 @@ import {
   type ApiErrorBody,
   type ProjectWithEnvironments,
 } from "../helpers/api";
+import { hookUrl, pollUntil, readInbox, setInbox } from "../helpers/webhook-inbox";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
 
-const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
-
-interface Received {
-  headers: Record<string, string>;
-  body: string;
-  verified: boolean;
-  answered: number;
-}
-
 let project: ProjectWithEnvironments;
 let seq = 0;
 const uid = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}-${++seq}`;
-
-/** (Re)sets an inbox of the receiver: its log starts empty; the first `failFirst` get `500`. */
-async function setInbox(name: string, secret: string, failFirst = 0): Promise<void> {
-  const response = await fetch(`${RECEIVER}/inboxes/${name}`, {
-    method: "PUT",
-    body: JSON.stringify({ secret, failFirst }),
-  });
-  expect(response.status).toBe(204);
-}
-
-async function received(name: string): Promise<Received[]> {
-  const response = await fetch(`${RECEIVER}/inboxes/${name}`);
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { deliveries: Received[] }).deliveries;
-}
-
-/** Polls `read` until `done` holds (the queue delivers in the background). */
-async function until<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let value = await read();
-  while (!done(value)) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value).slice(0, 2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
-}
 
 /** A webhook for experiment.created whose URL is a fresh inbox; answers it with its secret and inbox. */
 async function webhook(failFirst = 0): Promise<Json & { inbox: string }> {
@@ -75,11 +35,11 @@ async function webhook(failFirst = 0): Promise<Json & { inbox: string }> {
   const created = await apiJson("POST", `/projects/${project.id}/webhooks`, 201, {
     body: {
       name: `hook ${name}`,
-      url: `${RECEIVER}/hooks/${name}`,
+      url: hookUrl(name),
       events: ["experiment.created"],
     },
   });
-  await setInbox(name, created.secret, failFirst);
+  await setInbox(name, created.secret, { failFirst });
   return { ...created, inbox: name };
 }
 
@@ -92,7 +52,7 @@ const redeliver = (id: string, token?: string) =>
 /** A test delivery to `hook`, once it has finished (delivered or failed). */
 async function finishedTest(hook: Json): Promise<Json> {
   const queued = await apiJson("POST", `/webhooks/${hook.id}/test`, 202);
-  return until(
+  return pollUntil(
     () => delivery(queued.id),
     (d) => d.status !== "pending",
     "a finished test delivery",
@@ -136,7 +96,7 @@ describe("redelivering a webhook delivery", () => {
     async () => {
       const hook = await webhook(WEBHOOK_MAX_ATTEMPTS);
       await createExperiment("receiver_down");
-      const [first] = await until(
+      const [first] = await pollUntil(
         () => log(hook.id),
         (l) => l.length === 1 && l[0].attempts === 1 && l[0].lastStatusCode === 500,
         "attempt 1",
@@ -166,7 +126,7 @@ describe("redelivering a webhook delivery", () => {
       expect(exhausted.attemptLog.map((a: Json) => a.statusCode)).toEqual(
         Array<number>(WEBHOOK_MAX_ATTEMPTS).fill(500),
       );
-      const down = await received(hook.inbox);
+      const down = await readInbox(hook.inbox);
       expect(down).toHaveLength(WEBHOOK_MAX_ATTEMPTS);
       expect(down.every((d) => d.verified && d.answered === 500)).toBe(true);
 
@@ -189,19 +149,19 @@ describe("redelivering a webhook delivery", () => {
       });
       expect(queued.id).not.toBe(first.id);
 
-      const [got] = await until(
-        () => received(hook.inbox),
+      const [got] = await pollUntil(
+        () => readInbox(hook.inbox),
         (l) => l.length >= 1,
         "the redelivery",
       );
-      const redelivered = await until(
+      const redelivered = await pollUntil(
         () => delivery(queued.id),
         (d) => d.status === "delivered",
         "the redelivery delivered",
       );
       // Nothing more arrives (one redelivery, one attempt).
       await new Promise((resolve) => setTimeout(resolve, 1_000));
-      expect(await received(hook.inbox)).toHaveLength(1);
+      expect(await readInbox(hook.inbox)).toHaveLength(1);
       expect(got!.verified).toBe(true);
       expect(got!.answered).toBe(200);
       expect(got!.headers["x-splitstream-delivery"]).toBe(queued.id);
@@ -277,7 +237,7 @@ describe("redelivering a webhook delivery", () => {
       }),
       env,
     );
-    await until(
+    await pollUntil(
       () => delivery(again.id),
       (d) => d.status === "delivered",
       "the swept redelivery",
@@ -286,12 +246,12 @@ describe("redelivering a webhook delivery", () => {
     // A redelivery of a redelivery names the one it was made from.
     const fourth = await apiJson("POST", `/webhook-deliveries/${again.id}/redeliver`, 202);
     expect(fourth.redeliveryOf).toBe(again.id);
-    await until(
-      () => received(hook.inbox),
+    await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 4,
       "four deliveries",
     );
-    const got = await received(hook.inbox);
+    const got = await readInbox(hook.inbox);
     expect(got.every((d) => d.verified && d.answered === 200)).toBe(true);
     expect(new Set(got.map((d) => d.body)).size).toBe(1);
     expect(got.map((d) => d.headers["x-splitstream-delivery"])).toEqual([
@@ -324,7 +284,7 @@ describe("redelivering a webhook delivery", () => {
   it("a disabled webhook is refused (a test delivery excepted, as test-sends are); the request's body is ignored", async () => {
     const hook = await webhook();
     await createExperiment("disabled_later");
-    const [created] = await until(
+    const [created] = await pollUntil(
       () => log(hook.id),
       (l) => l.length === 1 && l[0].status === "delivered",
       "a delivered event",
@@ -349,15 +309,15 @@ describe("redelivering a webhook delivery", () => {
     expect(response.status).toBe(202);
     const queued = (await response.json()) as Json;
     expect(queued.webhookId).toBe(hook.id);
-    const sent = await until(
+    const sent = await pollUntil(
       () => delivery(queued.id),
       (d) => d.status !== "pending",
       "the redelivery",
     );
     expect(sent.status).toBe("delivered");
     expect(sent.body).toBe((await delivery(created.id)).body);
-    const got = await until(
-      () => received(hook.inbox),
+    const got = await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 4,
       "4 deliveries",
     );

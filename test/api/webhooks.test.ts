@@ -29,58 +29,13 @@ import {
   type ProjectWithEnvironments,
 } from "../helpers/api";
 import { deliverToConsumer } from "../helpers/queue";
+import { hookUrl, pollUntil, readInbox, setInbox } from "../helpers/webhook-inbox";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
 
-const RECEIVER = (env as unknown as { TEST_WEBHOOK_RECEIVER: string }).TEST_WEBHOOK_RECEIVER;
-
-interface Received {
-  headers: Record<string, string>;
-  body: string;
-  verified: boolean;
-  answered: number;
-}
-
 let seq = 0;
 const uid = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}-${++seq}`;
-
-/** Sets up an inbox on the receiver; answers the webhook URL that posts to it. */
-async function inbox(
-  name: string,
-  secret: string,
-  options: { failFirst?: number; failStatus?: number } = {},
-): Promise<string> {
-  const response = await fetch(`${RECEIVER}/inboxes/${name}`, {
-    method: "PUT",
-    body: JSON.stringify({ secret, ...options }),
-  });
-  expect(response.status).toBe(204);
-  return `${RECEIVER}/hooks/${name}`;
-}
-
-async function received(name: string): Promise<Received[]> {
-  const response = await fetch(`${RECEIVER}/inboxes/${name}`);
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { deliveries: Received[] }).deliveries;
-}
-
-/** Polls `read` until `done` holds (the queue delivers in the background), or fails with the last value. */
-async function until<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let value = await read();
-  while (!done(value)) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value).slice(0, 2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    value = await read();
-  }
-  return value;
-}
 
 let project: ProjectWithEnvironments;
 const production = () => project.environments.find((e) => e.key === "production")!;
@@ -93,10 +48,10 @@ async function webhook(
 ): Promise<Json & { inbox: string }> {
   const name = uid("inbox");
   const created = await apiJson("POST", collection("webhooks"), 201, {
-    body: { name: `hook ${name}`, url: `${RECEIVER}/hooks/${name}`, ...body },
+    body: { name: `hook ${name}`, url: hookUrl(name), ...body },
   });
   expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{32}$/);
-  await inbox(name, options.receiverSecret ?? created.secret, options);
+  await setInbox(name, options.receiverSecret ?? created.secret, options);
   return { ...created, inbox: name };
 }
 
@@ -250,15 +205,15 @@ describe("webhook events", () => {
         "guardrail.breached": 1,
       };
       const total = Object.values(expected).reduce((a, b) => a + b, 0);
-      const got = await until(
-        () => received(hook.inbox),
+      const got = await pollUntil(
+        () => readInbox(hook.inbox),
         (list) => list.length >= total,
         `${total} deliveries`,
       );
       // Nothing more arrives later (no duplicates from the queue or the second hourly run).
       await minuteRun(Date.now());
       await new Promise((resolve) => setTimeout(resolve, 1_500));
-      const all = await received(hook.inbox);
+      const all = await readInbox(hook.inbox);
       expect(all).toHaveLength(got.length);
 
       const bodiesByType = new Map<string, Json[]>();
@@ -341,18 +296,18 @@ describe("webhook events", () => {
       token: editor.token,
       body: { environment: "development" },
     });
-    const slackGot = await until(
-      () => received(slack.inbox),
+    const slackGot = await pollUntil(
+      () => readInbox(slack.inbox),
       (l) => l.length >= 2,
       "2 slack",
     );
-    const filteredGot = await until(
-      () => received(onlyStarts.inbox),
+    const filteredGot = await pollUntil(
+      () => readInbox(onlyStarts.inbox),
       (l) => l.length >= 1,
       "1 filtered",
     );
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(await received(onlyStarts.inbox)).toHaveLength(1);
+    expect(await readInbox(onlyStarts.inbox)).toHaveLength(1);
     expect(JSON.parse(filteredGot[0]!.body)).toMatchObject({
       type: "experiment.started",
       environment: "development",
@@ -377,7 +332,7 @@ describe("webhook delivery", () => {
     async () => {
       const hook = await webhook({ events: ["experiment.created"] }, { failFirst: 3 });
       await simpleExperiment("retry_me");
-      const [queued] = await until(
+      const [queued] = await pollUntil(
         () => deliveries(hook.id),
         (l) =>
           l.length === 1 &&
@@ -400,7 +355,7 @@ describe("webhook delivery", () => {
         expect((await delivery(queued.id)).attempts).toBe(attempt - 1);
         // Once due, the sweep queues it and the queue delivers it.
         await minuteRun(due + 1);
-        current = await until(
+        current = await pollUntil(
           () => delivery(queued.id),
           (d) =>
             d.attemptLog.length === attempt &&
@@ -416,7 +371,7 @@ describe("webhook delivery", () => {
       expect(current.nextAttemptAt).toBeNull();
       expect(current.finishedAt).not.toBeNull();
 
-      const got = await received(hook.inbox);
+      const got = await readInbox(hook.inbox);
       expect(got.map((d) => d.answered)).toEqual([500, 500, 500, 200]);
       // The same delivery, the same body, each attempt freshly signed and verified.
       expect(new Set(got.map((d) => d.headers["x-splitstream-delivery"]))).toEqual(
@@ -427,7 +382,7 @@ describe("webhook delivery", () => {
       // Nothing more is sent.
       await minuteRun(Date.now() + 7 * 86_400_000);
       await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(await received(hook.inbox)).toHaveLength(4);
+      expect(await readInbox(hook.inbox)).toHaveLength(4);
     },
   );
 
@@ -437,7 +392,7 @@ describe("webhook delivery", () => {
       { receiverSecret: "whsec_not-the-secret-the-receiver-should-have" },
     );
     await simpleExperiment("wrong_secret");
-    const [failed] = await until(
+    const [failed] = await pollUntil(
       () => deliveries(hook.id),
       (l) => l.length === 1 && l[0].status === "failed",
       "a failed delivery",
@@ -447,7 +402,7 @@ describe("webhook delivery", () => {
       expect.objectContaining({ attempt: 1, statusCode: 401, response: "invalid signature" }),
     ]);
     expect(detail.lastStatusCode).toBe(401);
-    const got = await received(hook.inbox);
+    const got = await readInbox(hook.inbox);
     expect(got).toHaveLength(1);
     expect(got[0]!.verified).toBe(false);
   });
@@ -458,17 +413,17 @@ describe("webhook delivery", () => {
     expect(rotated.secret).not.toBe(hook.secret);
     // The receiver still has the old secret: refused.
     await simpleExperiment("after_rotation");
-    await until(
-      () => received(hook.inbox),
+    await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 1,
       "one delivery",
     );
-    expect((await received(hook.inbox))[0]!.verified).toBe(false);
+    expect((await readInbox(hook.inbox))[0]!.verified).toBe(false);
     // Given the new one, it verifies.
-    await inbox(hook.inbox, rotated.secret);
+    await setInbox(hook.inbox, rotated.secret);
     await simpleExperiment("after_rotation_2");
-    const got = await until(
-      () => received(hook.inbox),
+    const got = await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 1,
       "one delivery",
     );
@@ -482,8 +437,8 @@ describe("webhook delivery", () => {
       const hook = await webhook({ events: ["experiment.created"] });
       const queued = await apiJson("POST", `/webhooks/${hook.id}/test`, 202);
       expect(queued).toMatchObject({ eventType: "webhook.test", status: "pending", attempts: 0 });
-      const [got] = await until(
-        () => received(hook.inbox),
+      const [got] = await pollUntil(
+        () => readInbox(hook.inbox),
         (l) => l.length === 1,
         "test delivery",
       );
@@ -498,7 +453,7 @@ describe("webhook delivery", () => {
         body: { name: "nowhere", url: "https://nowhere.example/hook", events: ["*"] },
       });
       const test = await apiJson("POST", `/webhooks/${gone.id}/test`, 202);
-      let current = await until(
+      let current = await pollUntil(
         () => delivery(test.id),
         (d) => d.attempts === 1 && d.nextAttemptAt !== null && d.attemptLog.length === 1,
         "attempt 1",
@@ -550,7 +505,7 @@ describe("webhook delivery", () => {
     const detail = await delivery(queued.id);
     expect(detail.attemptLog).toHaveLength(1);
     expect(detail.status).toBe("delivered");
-    expect(await received(hook.inbox)).toHaveLength(1);
+    expect(await readInbox(hook.inbox)).toHaveLength(1);
   });
 
   it("when the queue refuses the send, the change still succeeds and the sweep delivers it later", async () => {
@@ -563,10 +518,10 @@ describe("webhook delivery", () => {
     // Not yet: the first attempt's grace period (the queue may still hand it over).
     await minuteRun(Date.now());
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await received(hook.inbox)).toHaveLength(0);
+    expect(await readInbox(hook.inbox)).toHaveLength(0);
     await minuteRun(Date.parse(pending.nextAttemptAt) + 1);
-    const got = await until(
-      () => received(hook.inbox),
+    const got = await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 1,
       "swept delivery",
     );
@@ -680,12 +635,12 @@ describe("webhooks API", () => {
     expect(await deliveries(hook.id)).toEqual([]);
     await apiJson("PATCH", `/webhooks/${hook.id}`, 200, { body: { enabled: true } });
     await simpleExperiment("while_enabled");
-    await until(
-      () => received(hook.inbox),
+    await pollUntil(
+      () => readInbox(hook.inbox),
       (l) => l.length === 1,
       "one delivery",
     );
-    expect(JSON.parse((await received(hook.inbox))[0]!.body).data.experiment.key).toBe(
+    expect(JSON.parse((await readInbox(hook.inbox))[0]!.body).data.experiment.key).toBe(
       "while_enabled",
     );
 
@@ -699,7 +654,7 @@ describe("webhooks API", () => {
     expect((await api("GET", `/webhook-deliveries/${pending.id}`)).status).toBe(404);
     await minuteRun(Date.now() + 3_600_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await received(hook.inbox)).toHaveLength(1);
+    expect(await readInbox(hook.inbox)).toHaveLength(1);
   });
 });
 
@@ -740,13 +695,13 @@ describe("result alerts", () => {
     const prodHook = await webhook({ events: ["srm.detected"], environments: ["production"] });
     await hourly();
     await hourly();
-    const got = await until(
-      () => received(prodHook.inbox),
+    const got = await pollUntil(
+      () => readInbox(prodHook.inbox),
       (l) => l.length >= 1,
       "srm",
     );
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await received(prodHook.inbox)).toHaveLength(1);
+    expect(await readInbox(prodHook.inbox)).toHaveLength(1);
     expect(JSON.parse(got[0]!.body)).toMatchObject({
       type: "srm.detected",
       environment: "production",
