@@ -2,9 +2,11 @@
  * The holdout shares of an older datafile revision (docs/holdouts.md "Share changes"): an official
  * SDK decides with the datafile it has, and its events carry that revision, so SDK ingest
  * recomputes a visitor's holdout group at that revision's shares, not the current ones. A publish
- * records them in the metadata of the immutable KV key `datafiles/{sdkKey}/{revision}`
+ * records them in the metadata of the KV key `datafiles/{sdkKey}/{revision}`
  * (src/api/services/publish.ts); reading the metadata is one KV read per isolate and revision,
- * kept here (revisions are immutable). Never throws.
+ * kept here for a few minutes (a publish that fails in D1 after writing KV releases its number,
+ * and the next one writes that key again). Only revisions older than the current one are asked
+ * for (src/events/ingest-sdk.ts). Never throws.
  */
 import { datafileKey } from "./datafile-store";
 
@@ -15,10 +17,10 @@ export interface RevisionHoldoutsEnv {
 
 /** Revisions remembered per isolate (oldest dropped first). */
 const MAX_CACHED = 256;
+/** How long an answer is kept before KV is asked again. */
+const KNOWN_TTL_MS = 10 * 60_000;
 /** How long "no shares recorded" (or a read that failed) is believed before KV is asked again. */
 const UNKNOWN_TTL_MS = 60_000;
-/** KV's edge cache may keep an immutable revision key. */
-const KV_CACHE_TTL_SECONDS = 3600;
 
 const cache = new Map<string, { shares: ReadonlyMap<string, number> | null; at: number }>();
 
@@ -39,14 +41,18 @@ export async function readRevisionHoldoutShares(
   const key = `${datafileKey(sdkKey)}/${revision}`;
   const now = Date.now();
   const hit = cache.get(key);
-  if (hit !== undefined && (hit.shares !== null || now - hit.at < UNKNOWN_TTL_MS))
+  if (hit !== undefined && now - hit.at < (hit.shares !== null ? KNOWN_TTL_MS : UNKNOWN_TTL_MS)) {
+    // Most recently used last, so the oldest-first eviction drops what is not asked for.
+    cache.delete(key);
+    cache.set(key, hit);
     return hit.shares;
+  }
   let shares: ReadonlyMap<string, number> | null = null;
   try {
     revisionHoldoutCounters.kvReads++;
     const { value, metadata } = await env.DATAFILES.getWithMetadata<{ holdoutShares?: unknown }>(
       key,
-      { type: "stream", cacheTtl: KV_CACHE_TTL_SECONDS },
+      "stream",
     );
     if (value !== null) await value.cancel();
     shares = parseShares(metadata?.holdoutShares);

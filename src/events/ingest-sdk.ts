@@ -41,6 +41,7 @@ import {
   holdoutArmsAt,
   prepareVisitor,
   type CompiledDatafile,
+  type HoldoutArm,
   type HoldoutShares,
 } from "../core/index";
 import { flagKeyProblem } from "../shared/event-limits";
@@ -85,7 +86,7 @@ function holdoutArmsOf(
   visitorId: string,
   bucketingId: string | undefined,
   sharesThen: HoldoutShares | null,
-): Array<{ holdoutId: string; variationId: string; held: boolean; index: number }> {
+): HoldoutArm[] {
   if (compiled.holdouts.length === 0) return [];
   // Bucketed as the SDK did: by the event's `$opt_bucketing_id` when it sent one.
   const attributes = bucketingId === undefined ? undefined : { $opt_bucketing_id: bucketingId };
@@ -95,7 +96,13 @@ function holdoutArmsOf(
     sharesThen === null
       ? holdoutArms(compiled, prepared)
       : holdoutArmsAt(compiled, prepared, sharesThen);
-  return arms.map((arm, index) => ({ ...arm, index }));
+  return arms;
+}
+
+/** Whether `revision` is a published revision number below `current` (both decimal strings). */
+function isOlderRevision(revision: string, current: string): boolean {
+  if (!/^[1-9]\d{0,15}$/.test(revision) || !/^[1-9]\d{0,15}$/.test(current)) return false;
+  return Number(revision) < Number(current);
 }
 
 /** The `$opt_bucketing_id` a visitor's event attributes carry, when a string. */
@@ -177,6 +184,8 @@ export async function handleSdkEvents(
   // Shape first (cheap, no I/O): every visitor and snapshot, and the event count.
   let eventCount = 0;
   const visitors: unknown[] = batch.visitors;
+  /** Whether any snapshot carries decisions (only they need the holdout's groups). */
+  let hasDecisions = false;
   for (let v = 0; v < visitors.length; v++) {
     const visitor = visitors[v];
     const vPath = `visitors[${v}]`;
@@ -214,6 +223,7 @@ export async function handleSdkEvents(
           reason: "must be an array",
         });
       eventCount += snapshot.events.length;
+      if (Array.isArray(snapshot.decisions) && snapshot.decisions.length > 0) hasDecisions = true;
     }
   }
   if (eventCount > MAX_SDK_EVENTS) {
@@ -273,12 +283,20 @@ export async function handleSdkEvents(
   const compiled = entry.compiled;
   // The SDK decided with the batch's revision: after a share change, an SDK that has not fetched
   // the new datafile holds visitors at the old share (docs/holdouts.md "Share changes").
+  // Only older revisions than the current one are looked up: a newer or made-up number costs no
+  // KV read (and cannot leave a "not found" answer behind for a revision still to come).
   const sharesThen =
-    compiled.holdouts.length > 0 && batchRevision !== entry.revision
+    hasDecisions &&
+    compiled.holdouts.length > 0 &&
+    batchRevision !== entry.revision &&
+    isOlderRevision(batchRevision, entry.revision)
       ? await edge.holdoutSharesAt(env, route.sdkKey, batchRevision)
       : null;
   const armsOf = (visitorId: string, bucketingId: string | undefined) =>
     holdoutArmsOf(compiled, visitorId, bucketingId, sharesThen);
+  /** A holdout's place in the current datafile: the derived uuid's suffix (stable per holdout). */
+  const holdoutIndex = (holdoutId: string) =>
+    compiled.holdouts.findIndex((h) => h.id === holdoutId);
   /** The everyone-else messages of this batch by visitor and holdout: one each (the earliest). */
   const everyoneElseQueued = new Map<string, ImpressionMessage>();
   /**
@@ -296,7 +314,7 @@ export async function handleSdkEvents(
       if (arm.held) continue;
       const message: ImpressionMessage = {
         ...common,
-        uuid: `${common.uuid.slice(0, 48)}:holdout:${arm.index}`,
+        uuid: `${common.uuid.slice(0, 48)}:holdout:${holdoutIndex(arm.holdoutId)}`,
         type: "impression",
         experimentId: arm.holdoutId,
         variationId: arm.variationId,

@@ -573,6 +573,16 @@ describe("holdout results across share changes", () => {
     }
     // One KV read for the old revision's shares, however many batches carried it.
     expect(revisionHoldoutCounters.kvReads).toBe(1);
+    // A revision newer than the current one (or made up) costs no read: the current shares.
+    const ahead = String(Number(at40.revision) + 5);
+    const aheadResponse = await site("http://localhost/_ss/v1/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(batch("ahead-visitor", false, ahead)),
+    });
+    expect(aheadResponse.status).toBe(204);
+    expect(revisionHoldoutCounters.kvReads).toBe(1);
+    queued.splice(0, queued.length, ...queued.filter((m) => m.visitorId !== "ahead-visitor"));
     await deliverToConsumer(queued);
     vi.restoreAllMocks();
 

@@ -178,15 +178,18 @@ export async function approveChangeRequest(
   } catch (error) {
     // A failure after the change was written (reading its answer back) leaves it approved:
     // re-opening would offer to apply it twice. The change's audit entry names the request and
-    // is written and undone together with it, so it says exactly whether it is in place; when
-    // even that cannot be read, the experiment's version moving (not by a refusal) stands in.
-    const applied = await isChangeRequestApplied(db, row.experiment_id, id).catch(async () => {
-      const latest = await requireExperiment(db, row.experiment_id).then(
+    // is written and undone together with it; an undo that found the experiment changed again
+    // meanwhile deletes the entry but keeps the change, which the experiment's version moving
+    // (not by a refusal) still tells.
+    const [audited, latest] = await Promise.all([
+      isChangeRequestApplied(db, row.experiment_id, id).catch(() => false),
+      requireExperiment(db, row.experiment_id).then(
         (x) => x.version,
         () => null,
-      );
-      return !(error instanceof ApiError) && latest !== null && latest !== row.base_version;
-    });
+      ),
+    ]);
+    const applied =
+      audited || (!(error instanceof ApiError) && latest !== null && latest !== row.base_version);
     if (applied) throw error;
     // Nothing was applied: the request is pending again, and the approval leaves no entry.
     const auditRowId = claimed[1]?.meta.last_row_id;

@@ -198,7 +198,7 @@ export interface DatafileRevisionRow {
   rollback_of: number | null;
   /**
    * The environment's holdout share in this revision's datafile, basis points (0 = none); null for
-   * revisions published before migrations/0019_holdout_revisions.sql.
+   * revisions published before migrations/0019_holdout_revisions.sql that 0020 did not fill.
    */
   holdout_basis_points: number | null;
 }
