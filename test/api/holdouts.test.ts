@@ -9,6 +9,7 @@ import {
   createForwardingEventProcessor,
   createInstance,
   createStaticProjectConfigManager,
+  type Client,
   type EventDispatcher,
 } from "@optimizely/optimizely-sdk/universal";
 import { env } from "cloudflare:workers";
@@ -53,6 +54,61 @@ function expectSrmAgainst(
   expect(results.srm.checked).toBe(true);
   expect(results.srm.chiSquare).toBeCloseTo(chiSquare, 9);
   expect(results.srm.flagged).toBe(results.srm.pValue! < 0.001);
+}
+
+/** The worker with `localhost/*` routed to `sdkKey` (the edge, `/_ss/v1/events`, `/_ss/events`). */
+function siteOf(sdkKey: string) {
+  return routedWorker([
+    { pattern: "localhost/*", sdk_key: sdkKey, origin: "http://localhost:8788" },
+  ]);
+}
+
+/** Serves `datafile` as `sdkKey`'s current one (KV, store reset); its text and compiled form. */
+async function serveDatafile(sdkKey: string, datafile: Datafile) {
+  const text = JSON.stringify(datafile);
+  const loaded = loadDatafile(text);
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+  await env.DATAFILES.put(`datafiles/${sdkKey}`, text);
+  resetDatafileStore();
+  return { text, compiled: loaded.compiled };
+}
+
+/**
+ * Runs `decide` with an official SDK client on `text` whose decision events go, one batch each,
+ * to `/_ss/v1/events` of `site`; every batch must be accepted (204).
+ */
+async function decideWithSdk(
+  site: ReturnType<typeof siteOf>,
+  text: string,
+  decide: (client: Client) => void,
+): Promise<void> {
+  const statuses: number[] = [];
+  const dispatcher: EventDispatcher = {
+    async dispatchEvent(e) {
+      const response = await site("http://localhost/_ss/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(e.params),
+      });
+      statuses.push(response.status);
+      return { statusCode: response.status };
+    },
+  };
+  const client = createInstance({
+    projectConfigManager: createStaticProjectConfigManager({ datafile: text }),
+    eventProcessor: createForwardingEventProcessor(dispatcher),
+    requestHandler: {
+      makeRequest: () => ({
+        abort: () => undefined,
+        responsePromise: Promise.reject(new Error("no network in tests")),
+      }),
+    },
+  });
+  await client.onReady({ timeout: 10_000 });
+  decide(client);
+  await client.close();
+  await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(0));
+  expect(new Set(statuses)).toEqual(new Set([204]));
 }
 
 async function setup() {
@@ -206,17 +262,10 @@ describe("holdout results", () => {
       events: [...fixture.events, ...published.events],
       holdouts: published.holdouts,
     };
-    const text = JSON.stringify(datafile);
-    const loaded = loadDatafile(text);
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-    await env.DATAFILES.put(`datafiles/${production.sdkKey}`, text);
-    resetDatafileStore();
-    const site = routedWorker([
-      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
-    ]);
+    const { text, compiled } = await serveDatafile(production.sdkKey, datafile);
+    const site = siteOf(production.sdkKey);
     const [heldVariation, everyoneElse] = published.holdouts![0]!.variations;
-    const isHeld = (visitorId: string) =>
-      prepareVisitor(loaded.compiled, { visitorId }).holdout !== null;
+    const isHeld = (visitorId: string) => prepareVisitor(compiled, { visitorId }).holdout !== null;
 
     // 300 visitors through the edge (two pages each: still one visitor each in results).
     const edgeVisitors = Array.from({ length: 300 }, (_, i) => `edge-${i}`);
@@ -233,34 +282,10 @@ describe("holdout results", () => {
       }
 
     // 200 visitors of an SDK-only client: decideAll(), its decision events to /_ss/v1/events.
-    const statuses: number[] = [];
-    const dispatcher: EventDispatcher = {
-      async dispatchEvent(e) {
-        const response = await site("http://localhost/_ss/v1/events", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(e.params),
-        });
-        statuses.push(response.status);
-        return { statusCode: response.status };
-      },
-    };
-    const client = createInstance({
-      projectConfigManager: createStaticProjectConfigManager({ datafile: text }),
-      eventProcessor: createForwardingEventProcessor(dispatcher),
-      requestHandler: {
-        makeRequest: () => ({
-          abort: () => undefined,
-          responsePromise: Promise.reject(new Error("no network in tests")),
-        }),
-      },
-    });
-    await client.onReady({ timeout: 10_000 });
     const sdkVisitors = Array.from({ length: 200 }, (_, i) => `sdk-${i}`);
-    for (const id of sdkVisitors) client.createUserContext(id, {})!.decideAll();
-    await client.close();
-    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(0));
-    expect(new Set(statuses)).toEqual(new Set([204]));
+    await decideWithSdk(site, text, (client) => {
+      for (const id of sdkVisitors) client.createUserContext(id, {})!.decideAll();
+    });
 
     // A holdout decision naming no running holdout, or a variation outside its allocation, is
     // rejected with its path; nothing of it is queued.
@@ -511,9 +536,7 @@ describe("holdout results across share changes", () => {
     const at40 = await publishedDatafile(production.sdkKey);
     resetDatafileStore();
     resetRevisionHoldouts();
-    const site = routedWorker([
-      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
-    ]);
+    const site = siteOf(production.sdkKey);
     const holdout = at10.holdouts![0]!;
     const [heldVariation] = holdout.variations;
     // What an SDK still on the 10 % datafile sends for a flag decision: a holdout decision for
@@ -627,9 +650,7 @@ describe("holdout results across share changes", () => {
     });
     const queued: EventMessage[] = [];
     recordQueued(queued);
-    const site = routedWorker([
-      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
-    ]);
+    const site = siteOf(production.sdkKey);
     const response = await site("http://localhost/_ss/v1/events", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -707,48 +728,19 @@ describe("SDK-only clients and the holdout's groups", () => {
       web: { ...fixture.web!, experiments: [] },
       holdouts: published.holdouts,
     };
-    const text = JSON.stringify(datafile);
-    const loaded = loadDatafile(text);
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-    await env.DATAFILES.put(`datafiles/${production.sdkKey}`, text);
-    resetDatafileStore();
-    const site = routedWorker([
-      { pattern: "localhost/*", sdk_key: production.sdkKey, origin: "http://localhost:8788" },
-    ]);
+    const { text, compiled } = await serveDatafile(production.sdkKey, datafile);
+    const site = siteOf(production.sdkKey);
     const queued: EventMessage[] = [];
     recordQueued(queued);
-    const statuses: number[] = [];
-    const client = createInstance({
-      projectConfigManager: createStaticProjectConfigManager({ datafile: text }),
-      eventProcessor: createForwardingEventProcessor({
-        async dispatchEvent(e) {
-          const response = await site("http://localhost/_ss/v1/events", {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(e.params),
-          });
-          statuses.push(response.status);
-          return { statusCode: response.status };
-        },
-      }),
-      requestHandler: {
-        makeRequest: () => ({
-          abort: () => undefined,
-          responsePromise: Promise.reject(new Error("no network in tests")),
-        }),
-      },
-    });
-    await client.onReady({ timeout: 10_000 });
     const users = Array.from({ length: 300 }, (_, i) => `sdk-user-${i}`);
-    for (const id of users) client.createUserContext(id, { country: "FR" })!.decideAll();
-    await client.close();
-    await vi.waitFor(() => expect(statuses.length).toBeGreaterThan(0));
-    expect(new Set(statuses)).toEqual(new Set([204]));
+    await decideWithSdk(site, text, (client) => {
+      for (const id of users) client.createUserContext(id, { country: "FR" })!.decideAll();
+    });
     await deliverToConsumer(queued);
     vi.restoreAllMocks();
 
     const held = users.filter(
-      (id) => prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null,
+      (id) => prepareVisitor(compiled, { visitorId: id }).holdout !== null,
     ).length;
     const results = await apiJson("GET", `${path}/results`, 200);
     // Every user counted once, in their own group: the groups' sizes are the share's.
