@@ -40,6 +40,7 @@ import {
 } from "../helpers/api";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import { decisionsOf, routedWorker, setCookiesOf } from "../helpers/pipeline";
+import { d1FailingOn } from "../helpers/failing-d1";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
@@ -374,17 +375,7 @@ describe("runBanditRound", () => {
 
 describe("the scheduled handler", () => {
   it("runs the retention and the bandit round; a failing bandit round does not stop the retention", async () => {
-    const failing = new Proxy(env.DB, {
-      get(target, property) {
-        if (property === "prepare")
-          return (sql: string) => {
-            if (sql.includes("allocation_policy = 'bandit'")) throw new Error("bandit boom");
-            return target.prepare(sql);
-          };
-        const value = Reflect.get(target, property) as unknown;
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const failing = d1FailingOn(env.DB, "allocation_policy = 'bandit'", "bandit boom");
     const log = vi.spyOn(console, "log").mockImplementation(() => {});
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     await expect(

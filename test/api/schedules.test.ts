@@ -25,6 +25,7 @@ import {
 } from "../helpers/api";
 import { mockOrigin, type MockedOrigin } from "../helpers/origin";
 import { decisionsOf, routedWorker } from "../helpers/pipeline";
+import { d1FailingOn } from "../helpers/failing-d1";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index into JSON bodies freely
 type Json = any;
@@ -447,17 +448,7 @@ describe("the scheduled handler", () => {
     "a failing schedule run is logged, fails the trigger, and stops none of the hourly jobs",
     { timeout: 30_000 },
     async () => {
-      const failing = new Proxy(env.DB, {
-        get(target, property) {
-          if (property === "prepare")
-            return (sql: string) => {
-              if (sql.includes("FROM schedule_steps AS s")) throw new Error("schedule boom");
-              return target.prepare(sql);
-            };
-          const value = Reflect.get(target, property) as unknown;
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
+      const failing = d1FailingOn(env.DB, "FROM schedule_steps AS s", "schedule boom");
       const log = vi.spyOn(console, "log").mockImplementation(() => {});
       const error = vi.spyOn(console, "error").mockImplementation(() => {});
       await expect(
