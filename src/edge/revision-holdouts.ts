@@ -9,6 +9,7 @@
  * for (src/events/ingest-sdk.ts). Never throws.
  */
 import { datafileKey } from "./datafile-store";
+import { parseRevisionNumber } from "../shared/revision-number";
 
 /** What the KV binding must offer (the DATAFILES namespace). */
 export interface RevisionHoldoutsEnv {
@@ -37,7 +38,7 @@ export async function readRevisionHoldoutShares(
   sdkKey: string,
   revision: string,
 ): Promise<ReadonlyMap<string, number> | null> {
-  if (!/^[1-9]\d{0,15}$/.test(revision)) return null;
+  if (parseRevisionNumber(revision) === null) return null;
   const key = `${datafileKey(sdkKey)}/${revision}`;
   const now = Date.now();
   const hit = cache.get(key);

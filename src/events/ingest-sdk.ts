@@ -45,6 +45,7 @@ import {
   type HoldoutShares,
 } from "../core/index";
 import { flagKeyProblem } from "../shared/event-limits";
+import { parseRevisionNumber } from "../shared/revision-number";
 import type { EventMessage, ImpressionMessage } from "../shared/event-messages";
 
 export { SDK_EVENTS_PATH } from "./ingest-paths";
@@ -92,17 +93,16 @@ function holdoutArmsOf(
   const attributes = bucketingId === undefined ? undefined : { $opt_bucketing_id: bucketingId };
   const prepared = prepareVisitor(compiled, { visitorId, ...(attributes ? { attributes } : {}) });
   // At the shares of the revision the SDK decided with, when it is not the current one.
-  const arms =
-    sharesThen === null
-      ? holdoutArms(compiled, prepared)
-      : holdoutArmsAt(compiled, prepared, sharesThen);
-  return arms;
+  return sharesThen === null
+    ? holdoutArms(compiled, prepared)
+    : holdoutArmsAt(compiled, prepared, sharesThen);
 }
 
 /** Whether `revision` is a published revision number below `current` (both decimal strings). */
 function isOlderRevision(revision: string, current: string): boolean {
-  if (!/^[1-9]\d{0,15}$/.test(revision) || !/^[1-9]\d{0,15}$/.test(current)) return false;
-  return Number(revision) < Number(current);
+  const older = parseRevisionNumber(revision);
+  const now = parseRevisionNumber(current);
+  return older !== null && now !== null && older < now;
 }
 
 /** The `$opt_bucketing_id` a visitor's event attributes carry, when a string. */
@@ -286,10 +286,7 @@ export async function handleSdkEvents(
   // Only older revisions than the current one are looked up: a newer or made-up number costs no
   // KV read (and cannot leave a "not found" answer behind for a revision still to come).
   const sharesThen =
-    hasDecisions &&
-    compiled.holdouts.length > 0 &&
-    batchRevision !== entry.revision &&
-    isOlderRevision(batchRevision, entry.revision)
+    hasDecisions && compiled.holdouts.length > 0 && isOlderRevision(batchRevision, entry.revision)
       ? await edge.holdoutSharesAt(env, route.sdkKey, batchRevision)
       : null;
   const armsOf = (visitorId: string, bucketingId: string | undefined) =>

@@ -21,6 +21,7 @@ import {
   type AnalysisOptions,
 } from "../../core/experiment-analysis";
 import type { Env } from "../../env";
+import { parseRevisionNumber } from "../../shared/revision-number";
 import type { Actor } from "../context";
 import { all } from "../store/db";
 import { listEventKeys, listMetricDaily, listVariationDaily } from "../store/metric-daily";
@@ -116,7 +117,7 @@ export function sharePeriodsOf(
 
 /** A count row's revision as a number; NaN when not a revision this API published. */
 function revisionNumber(revision: string): number {
-  return /^[1-9]\d{0,15}$/.test(revision) ? Number(revision) : Number.NaN;
+  return parseRevisionNumber(revision) ?? Number.NaN;
 }
 
 /**
