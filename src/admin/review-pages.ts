@@ -18,6 +18,7 @@ import {
   approveChangeRequest,
   getChangeRequest,
   listProjectChangeRequests,
+  parseChangeRequestCursor,
   rejectChangeRequest,
   withdrawChangeRequest,
 } from "../api/services/change-requests";
@@ -198,7 +199,7 @@ export async function pendingReviewNotice(
         html`${i > 0 ? "; " : ""}${r.kind === "update" ? `change of ${Object.keys(r.payload).join(", ")}` : `${r.kind} in ${r.environments.join(", ")}`}
         by ${r.requestedByName || r.requestedBy}`,
     )}.
-    <a href="${reviewsPath(experiment.projectId)}">Review</a>
+    <a href="${reviewsPath(experiment.projectId)}?experiment=${enc(experiment.id)}">Review</a>
   </p>`;
 }
 
@@ -211,26 +212,42 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
     const actor = actorOf(c);
     const id = c.req.param("id");
     const all = c.req.query("status") === "all";
+    // One experiment's requests (the experiment page's "Review" link); anything else: all.
+    const experimentId = /^\d{1,32}$/.test(c.req.query("experiment") ?? "")
+      ? c.req.query("experiment")
+      : undefined;
     const project = await attempt(() => getProject(c.env, actor, id));
     if (!project.ok) return sendPage(c, "Reviews", errorBlock(project.error), project.error.status);
-    // Pages of REVIEWS_PAGE_SIZE by id, as the API pages them (`after` = the last id shown).
-    const after = c.req.query("after");
-    const cursor = after !== undefined && after !== "" && after.length <= 64 ? after : null;
+    // Pages of REVIEWS_PAGE_SIZE, newest first, as the API pages them (`after` = where the last
+    // page ended); a cursor that is not one shows the first page.
+    const after = c.req.query("after") ?? "";
+    const cursor = parseChangeRequestCursor(after) === null ? null : after;
     const list = await attempt(() =>
-      listProjectChangeRequests(c.env, actor, id, all ? {} : { status: "pending" }, {
-        limit: REVIEWS_PAGE_SIZE,
-        cursor,
-      }),
+      listProjectChangeRequests(
+        c.env,
+        actor,
+        id,
+        { ...(all ? {} : { status: "pending" as const }), experimentId },
+        { limit: REVIEWS_PAGE_SIZE, cursor },
+      ),
     );
     if (!list.ok) return sendPage(c, "Reviews", errorBlock(list.error), list.error.status);
-    // Newest first within the page: ids are random, so order by when they were made.
-    const items = [...list.value.items].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-    const statusQuery = all ? "status=all&" : "";
+    const items = list.value.items;
+    /** This page's query (status, experiment) with `more`; `status: ""` drops the status. */
+    const query = (more: Record<string, string>) => {
+      const params = new URLSearchParams({
+        ...(all ? { status: "all" } : {}),
+        ...(experimentId ? { experiment: experimentId } : {}),
+        ...more,
+      });
+      if (params.get("status") === "") params.delete("status");
+      return `?${params.toString()}`;
+    };
     const pager = html`<p class="row" data-pager>
-      ${cursor !== null ? html`<a href="?${all ? "status=all" : ""}">First page</a>` : ""}
+      ${cursor !== null ? html`<a href="${query({})}">First page</a>` : ""}
       ${
         list.value.after !== null
-          ? html`<a href="?${statusQuery}after=${enc(list.value.after)}" rel="next">Next page</a>`
+          ? html`<a href="${query({ after: list.value.after })}" rel="next">Next page</a>`
           : ""
       }
     </p>`;
@@ -249,8 +266,20 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
               ? "No environment of this project requires review (an admin turns it on in the environment's settings)."
               : `Review required in: ${reviewed.map((e) => e.key).join(", ")}. Editors' changes to experiments live there, and their start or resume there, wait here for another editor or an admin.`
           }
-          ${all ? html`<a href="?">Pending only</a>` : html`<a href="?status=all">All requests</a>`}
+          ${
+            all
+              ? html`<a href="${query({ status: "" })}">Pending only</a>`
+              : html`<a href="${query({ status: "all" })}">All requests</a>`
+          }
         </p>
+        ${
+          experimentId
+            ? html`<p data-experiment-filter="${experimentId}">
+                Requests for one experiment only.
+                <a href="?${all ? "status=all" : ""}">All experiments</a>
+              </p>`
+            : ""
+        }
         ${
           blocks.length === 0
             ? html`<p data-empty>${all ? "No change requests." : "Nothing waits for review."}</p>`

@@ -4,7 +4,10 @@
  * report the revision they decided with as a string; anything else is not one of ours.
  */
 
+/** A published revision's form, for schemas that validate text (the API's path parameters). */
+export const REVISION_NUMBER_PATTERN = /^[1-9]\d{0,14}$/;
+
 /** The revision number `text` names, or null when it is not a published revision's form. */
 export function parseRevisionNumber(text: string): number | null {
-  return /^[1-9]\d{0,14}$/.test(text) ? Number(text) : null;
+  return REVISION_NUMBER_PATTERN.test(text) ? Number(text) : null;
 }

@@ -206,12 +206,75 @@ describe("the Reviews page", () => {
     const idsOf = (page: string) =>
       [...page.matchAll(/data-change-request="(\d+)"/g)].map((m) => m[1]);
     expect(idsOf(first)).toHaveLength(50);
-    const next = /href="\?after=(\d+)" rel="next"/.exec(first);
+    const next = /href="(\?after=[^"]+)" rel="next"/.exec(first);
     expect(next).not.toBeNull();
-    const second = await adminPage(`/projects/${project.id}/reviews?after=${next![1]}`, rae);
+    const second = await adminPage(
+      `/projects/${project.id}/reviews${next![1]!.replaceAll("&amp;", "&")}`,
+      rae,
+    );
     expect(idsOf(second)).toHaveLength(3);
     expect(second).not.toContain('rel="next"');
     expect(second).toContain("First page");
     expect(new Set([...idsOf(first), ...idsOf(second)]).size).toBe(53);
+    // Newest first across both pages (the API's order).
+    const timesOf = (page: string) =>
+      [...page.matchAll(/Requested by [^<]*? at (\S+Z) /g)].map((m) => m[1]!);
+    const times = [...timesOf(first), ...timesOf(second)];
+    expect(times).toHaveLength(53);
+    expect([...times].sort().reverse()).toEqual(times);
+    // A cursor that is not one shows the first page.
+    const forged = await adminPage(`/projects/${project.id}/reviews?after=%3Cscript%3E`, rae);
+    expect(idsOf(forged)).toEqual(idsOf(first));
   }, 60_000);
+
+  it("the experiment page's Review link shows that experiment's requests only", async () => {
+    const production = environment("production");
+    await apiJson("PATCH", `/environments/${production.id}`, 200, {
+      body: { requireReview: true },
+    });
+    const other = await apiJson("POST", `/projects/${project.id}/experiments`, 201, {
+      body: {
+        key: "other",
+        name: "Other",
+        pageIds: experiment.pageIds,
+        metrics: [{ eventId: experiment.metrics[0].eventId, aggregator: "unique" }],
+        variations: [
+          { key: "control", weight: 5000 },
+          { key: "b", weight: 5000 },
+        ],
+      },
+    });
+    const requests: Record<string, string> = {};
+    for (const x of [experiment, other]) {
+      await apiJson("POST", `/experiments/${x.id}/start`, 200, {
+        body: { environment: "production" },
+      });
+      const sent = await apiJson("PATCH", `/experiments/${x.id}`, 202, {
+        token: editor.token,
+        body: { name: `${x.name} renamed` },
+      });
+      requests[x.id] = sent.changeRequest.id;
+    }
+    const rae = await adminSession(reviewer.token);
+    const experimentPage = await adminPage(`/experiments/${experiment.id}`, rae);
+    const link =
+      /<a href="\/_ss\/admin(\/projects\/[^"]+\/reviews\?experiment=[^"]+)">Review</.exec(
+        experimentPage,
+      );
+    expect(link?.[1]).toBe(`/projects/${project.id}/reviews?experiment=${experiment.id}`);
+    const filtered = await adminPage(link![1]!, rae);
+    expect(filtered).toContain(`data-change-request="${requests[experiment.id]}"`);
+    expect(filtered).not.toContain(`data-change-request="${requests[other.id]}"`);
+    expect(filtered).toContain(`data-experiment-filter="${experiment.id}"`);
+    // Unfiltered, and with a filter that is not an id: both.
+    for (const path of [
+      `/projects/${project.id}/reviews`,
+      `/projects/${project.id}/reviews?experiment=%22%3E%3Cscript%3E`,
+    ]) {
+      const page = await adminPage(path, rae);
+      expect(page).toContain(`data-change-request="${requests[experiment.id]}"`);
+      expect(page).toContain(`data-change-request="${requests[other.id]}"`);
+      expect(page).not.toContain("<script>");
+    }
+  });
 });

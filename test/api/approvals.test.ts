@@ -753,3 +753,75 @@ describe("the change-request endpoints' input", () => {
     );
   });
 });
+
+describe("the change-request list", () => {
+  it("is newest first across pages, with ties of time by id; a cursor not from it is 422", async () => {
+    const experiment = await runningExperiment();
+    for (let i = 0; i < 7; i++)
+      await apiJson("PATCH", `/experiments/${experiment.id}`, 202, {
+        token: editor.token,
+        body: { name: `Headline ${i}` },
+      });
+    // Two requests made in the same millisecond (written straight into D1): the id decides.
+    const [latest] = (await apiJson("GET", `/projects/${project.id}/change-requests?limit=1`, 200))
+      .items;
+    const sameTime = "2099-01-01T00:00:00.000Z";
+    await env.DB.prepare(
+      `INSERT INTO change_requests (id, project_id, experiment_id, kind, environments, payload,
+         base_version, status, requested_by, requested_by_name, created_at)
+       SELECT ?1, project_id, experiment_id, kind, environments, payload, base_version, status,
+         requested_by, requested_by_name, ?3 FROM change_requests WHERE id = ?2`,
+    )
+      .bind("100000000001", latest.id, sameTime)
+      .run();
+    await env.DB.prepare(
+      `INSERT INTO change_requests (id, project_id, experiment_id, kind, environments, payload,
+         base_version, status, requested_by, requested_by_name, created_at)
+       SELECT ?1, project_id, experiment_id, kind, environments, payload, base_version, status,
+         requested_by, requested_by_name, ?3 FROM change_requests WHERE id = ?2`,
+    )
+      .bind("100000000002", latest.id, sameTime)
+      .run();
+
+    const seen: Json[] = [];
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 10; pages++) {
+      const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
+      const body: Json = await apiJson(
+        "GET",
+        `/projects/${project.id}/change-requests?limit=3${query}`,
+        200,
+      );
+      expect(body.items.length).toBeLessThanOrEqual(3);
+      seen.push(...body.items);
+      cursor = body.nextCursor;
+      if (cursor === null) break;
+    }
+    expect(seen).toHaveLength(9);
+    expect(new Set(seen.map((r) => r.id)).size).toBe(9);
+    expect(seen.slice(0, 2).map((r) => r.id)).toEqual(["100000000002", "100000000001"]);
+    // Each after the one before it: an earlier time, or the same time and a smaller id.
+    for (let i = 1; i < seen.length; i++) {
+      const [before, after] = [seen[i - 1], seen[i]];
+      expect(
+        after.createdAt < before.createdAt ||
+          (after.createdAt === before.createdAt && after.id < before.id),
+        `${before.createdAt} ${before.id} then ${after.createdAt} ${after.id}`,
+      ).toBe(true);
+    }
+    expect(new Set(seen.slice(2).map((r) => r.payload.name))).toEqual(
+      new Set([0, 1, 2, 3, 4, 5, 6].map((i) => `Headline ${i}`)),
+    );
+
+    // An id alone (the list's cursor before it was newest first), garbage, or a forged time.
+    const encode = (text: string) => btoa(text).replace(/=+$/, "");
+    for (const bad of [encode(latest.id), "not-base64!", encode(`yesterday ${latest.id}`)]) {
+      const response = await api(
+        "GET",
+        `/projects/${project.id}/change-requests?cursor=${encodeURIComponent(bad)}`,
+      );
+      const body = await expectError(response, 422, "validation_failed");
+      expect(body.error.details?.[0]?.path ?? JSON.stringify(body)).toBe("$.query.cursor");
+    }
+  });
+});

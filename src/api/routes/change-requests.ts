@@ -39,7 +39,7 @@ export function registerChangeRequestRoutes(app: ApiApp): void {
       method: "get",
       path: "/projects/{projectId}/change-requests",
       tags,
-      summary: "List a project's change requests (by id)",
+      summary: "List a project's change requests (newest first)",
       description:
         "Editors' changes to live experiments in review-required environments, waiting for review or decided (docs/approvals.md). Filter with `status` (e.g. `pending`) and `experimentId`.",
       middleware: [requireRole("viewer")] as const,

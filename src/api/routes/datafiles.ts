@@ -4,6 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { datafileKey } from "../../edge/datafile-store";
+import { REVISION_NUMBER_PATTERN } from "../../shared/revision-number";
 import type { ApiApp } from "../context";
 import { requireRole } from "../http/auth";
 import type { DatafileRevisionRow } from "../store/rows";
@@ -27,7 +28,7 @@ const EnvironmentParams = z.object({
 const RevisionParams = EnvironmentParams.extend({
   revision: z
     .string()
-    .regex(/^[1-9]\d{0,14}$/, "must be a positive integer")
+    .regex(REVISION_NUMBER_PATTERN, "must be a positive integer")
     .openapi({ param: { name: "revision", in: "path" }, example: "12" }),
 });
 

@@ -10,7 +10,7 @@
  */
 import type { Env } from "../../env";
 import type { Actor } from "../context";
-import { ApiError, conflict, forbidden, notFound } from "../errors";
+import { ApiError, conflict, forbidden, notFound, unprocessable } from "../errors";
 import { nowIso } from "../ids";
 import type {
   ApprovalResult,
@@ -26,6 +26,7 @@ import {
   isChangeRequestApplied,
   listChangeRequests,
   reopenStatement,
+  type ChangeRequestPosition,
 } from "../store/change-requests";
 import { requireProject } from "../store/db";
 import { requireExperiment } from "../store/experiments";
@@ -33,7 +34,7 @@ import type { ChangeRequestRow, ChangeRequestStatus } from "../store/rows";
 import { requireActorRole } from "./auth";
 import { applyExperimentAction } from "./experiment-lifecycle";
 import { experimentResource } from "./experiments";
-import { pageAfter, updateResource, type Page, type PageRequest } from "./resources";
+import { updateResource, type Page, type PageRequest } from "./resources";
 import { changeRequestJson, isPendingReview, presentChangeRequests } from "./review";
 import { batchGuarded } from "./write-and-publish";
 
@@ -65,7 +66,20 @@ function notPending(row: ChangeRequestRow): ApiError {
   });
 }
 
-/** A page of the project's change requests by id (viewer), all or those with `status`. */
+/**
+ * The position a page cursor of the change-request list names (`<createdAt> <id>`, as
+ * `listProjectChangeRequests` answers in `after`), or null when `cursor` is not one.
+ */
+export function parseChangeRequestCursor(cursor: string): ChangeRequestPosition | null {
+  const match = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z) (\d{1,32})$/.exec(cursor);
+  return match ? { createdAt: match[1]!, id: match[2]! } : null;
+}
+
+/**
+ * A page of the project's change requests (viewer), newest first, all or those with `status`
+ * and/or of one experiment. The page cursor is opaque to callers: `after` of one page is the
+ * `cursor` of the next; one that is not → 422 at `$.query.cursor`.
+ */
 export async function listProjectChangeRequests(
   env: Env,
   actor: Actor,
@@ -77,16 +91,23 @@ export async function listProjectChangeRequests(
   const db = env.DB;
   await requireProject(db, projectId);
   const page = typeof pageRequest === "function" ? pageRequest() : pageRequest;
-  const rows = pageAfter(
-    await listChangeRequests(
-      db,
-      projectId,
-      { status: filter.status ?? null, experimentId: filter.experimentId ?? null },
-      page,
-    ),
-    page.limit,
+  const after = page.cursor === null ? null : parseChangeRequestCursor(page.cursor);
+  if (page.cursor !== null && after === null)
+    throw unprocessable("invalid query parameter cursor", [
+      { path: "$.query.cursor", message: "not a cursor returned by this API" },
+    ]);
+  const rows = await listChangeRequests(
+    db,
+    projectId,
+    { status: filter.status ?? null, experimentId: filter.experimentId ?? null },
+    { limit: page.limit, after },
   );
-  return { items: await presentChangeRequests(db, rows.items), after: rows.after };
+  const items = rows.slice(0, page.limit);
+  const last = items[items.length - 1];
+  return {
+    items: await presentChangeRequests(db, items),
+    after: rows.length > page.limit && last ? `${last.created_at} ${last.id}` : null,
+  };
 }
 
 /** One change request (viewer); 404 when it does not exist. */

@@ -22,23 +22,31 @@ export async function findChangeRequest(
   return first<ChangeRequestRow>(db, "SELECT * FROM change_requests WHERE id = ?", id);
 }
 
+/** Where a page of requests ends: the last request's `created_at` and `id`. */
+export interface ChangeRequestPosition {
+  createdAt: string;
+  id: string;
+}
+
 /**
- * A page of the project's requests by id (LIMIT `limit + 1`, after `cursor`), all or those with
- * `status`.
+ * A page of the project's requests, newest first (LIMIT `limit + 1`, after the position `after`;
+ * ties of `created_at` by id), all or those with `status` and/or of one experiment.
  */
 export async function listChangeRequests(
   db: D1Database,
   projectId: string,
   filter: { status: ChangeRequestStatus | null; experimentId?: string | null },
-  page: { limit: number; cursor: string | null },
+  page: { limit: number; after: ChangeRequestPosition | null },
 ): Promise<ChangeRequestRow[]> {
   return all<ChangeRequestRow>(
     db,
-    `SELECT * FROM change_requests WHERE project_id = ?1 AND id > ?2
-       AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR experiment_id = ?4)
-     ORDER BY id LIMIT ?5`,
+    `SELECT * FROM change_requests WHERE project_id = ?1
+       AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
+       AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR experiment_id = ?5)
+     ORDER BY created_at DESC, id DESC LIMIT ?6`,
     projectId,
-    page.cursor ?? "",
+    page.after?.createdAt ?? null,
+    page.after?.id ?? "",
     filter.status,
     filter.experimentId ?? null,
     page.limit + 1,
