@@ -4,7 +4,8 @@
  * `experiment.created` once for each experiment the import creates, `experiment.started` once for
  * each of those it creates Running (in the import's environment), with the data the API's create
  * and start tell, besides `datafile.published`; a second import of the same file and a dry run
- * tell no experiment event.
+ * tell no experiment event; an import changing the statuses of experiments that existed tells the
+ * event of the action each change is.
  */
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import demo from "../../demo/datafile.json";
@@ -49,6 +50,9 @@ const allExperiments: Json[] = [
 ];
 const running = allExperiments.filter((x) => x.status === "Running");
 
+/** The project the first test imports the file into (the second changes its statuses). */
+let imported: { project: ProjectWithEnvironments; production: { id: string } } | undefined;
+
 /** What the API's create and start tell, to compare the import's events with. */
 let apiStarted: Json;
 let apiCreated: Json;
@@ -89,6 +93,7 @@ describe("webhooks hear a datafile import", () => {
     const project = await createProject();
     const production = project.environments.find((e) => e.key === "production")!;
     const inbox = await webhook(project);
+    imported = { project, production };
 
     // A dry run tells nothing.
     await apiJson("POST", `/environments/${production.id}/datafile/import?dryRun=true`, 200, {
@@ -152,6 +157,71 @@ describe("webhooks hear a datafile import", () => {
         environment: "production",
         actor: { id: "admin-token" },
         data: { previousStatus: "Not started", status: "Running", revisions },
+      });
+    }
+  });
+
+  it("status changes of experiments that existed tell what the action would: started, resumed, paused, archived", async () => {
+    // The first test's project, its experiments as that test imported them (ids are global: a
+    // datafile's records live in one project), heard by a second webhook of its own.
+    expect(imported, "the first test ran").toBeDefined();
+    const { project, production } = imported!;
+    const inbox = await webhook(project);
+
+    // Each status the file can change, on experiments the first import made.
+    const next = structuredClone(datafile) as Json;
+    const top = next.experiments as Json[];
+    const topRunning = top.filter((x) => x.status === "Running");
+    expect(topRunning.length).toBeGreaterThanOrEqual(3);
+    const [paused, notStarted] = [top[0], top[1]];
+    const [toPause, toArchive, toReset] = topRunning;
+    paused.status = "Running"; // Paused → Running: resumed
+    notStarted.status = "Running"; // Not started → Running: started
+    toPause.status = "Paused";
+    toArchive.status = "Archived";
+    toReset.status = "Not started"; // no action does this: no event
+    const summary = await apiJson("POST", `/environments/${production.id}/datafile/import`, 200, {
+      body: next,
+    });
+    const publishedCount = summary.published.filter((p: Json) => p.changed).length;
+    const expected: Record<string, number> = {
+      "experiment.resumed": 1,
+      "experiment.started": 1,
+      "experiment.paused": 1,
+      "experiment.archived": 1,
+      "datafile.published": publishedCount,
+    };
+    const total = Object.values(expected).reduce((a, b) => a + b, 0);
+    await pollUntil(
+      () => readInbox(inbox),
+      (l) => l.length >= total,
+      `${total} deliveries of the status import`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const all = await envelopes(inbox);
+    expect(countByType(all)).toEqual(expected);
+    const revisions = summary.published
+      .filter((p: Json) => p.changed)
+      .map((p: Json) => ({ environment: p.environmentKey, revision: p.revision }));
+    const told = (type: string) => all.find((e) => e.type === type);
+    for (const [type, x, previousStatus, status] of [
+      ["experiment.resumed", paused, "Paused", "Running"],
+      ["experiment.started", notStarted, "Not started", "Running"],
+      ["experiment.paused", toPause, "Running", "Paused"],
+      ["experiment.archived", toArchive, "Running", "Archived"],
+    ] as const) {
+      const e = told(type);
+      expect(Object.keys(e).sort()).toEqual(Object.keys(apiStarted).sort());
+      expect(e).toMatchObject({
+        projectId: project.id,
+        environment: "production",
+        actor: { id: "admin-token" },
+        data: {
+          experiment: { id: x.id, key: x.key },
+          previousStatus,
+          status,
+          revisions,
+        },
       });
     }
   });

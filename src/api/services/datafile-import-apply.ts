@@ -34,6 +34,7 @@ import {
   type ImportStatus,
 } from "./datafile-import";
 import { storedListMembers, type PublishResult } from "./publish";
+import type { WebhookEventType } from "../schemas/webhooks";
 import { emitWebhookEvents, type WebhookEvent } from "./webhook-events";
 import { writeAndPublish } from "./write-and-publish";
 
@@ -346,6 +347,7 @@ export async function importDatafile(
     projectId,
     environmentKey: environment.key,
     created: changing.filter((i) => i.table === "experiments" && i.action === "create"),
+    experiments: plan.items.filter((i) => i.table === "experiments"),
     statusChanges,
     published: summary.published,
   });
@@ -353,12 +355,27 @@ export async function importDatafile(
 }
 
 /**
+ * The event of a status an import sets on an experiment that existed before: what the action
+ * that makes the same change tells (start, resume, pause, archive; src/api/services/
+ * experiment-lifecycle.ts). A change no action makes (to Not started, or Not started → Paused)
+ * tells none; `statuses` of the import's answer and its audit entry list it.
+ */
+function importedStatusEvent(change: ImportStatus): WebhookEventType | null {
+  const { current: from, status: to } = change;
+  if (to === "Archived") return "experiment.archived";
+  if (to === "Running") return from === "Paused" ? "experiment.resumed" : "experiment.started";
+  if (to === "Paused" && from === "Running") return "experiment.paused";
+  return null;
+}
+
+/**
  * What webhooks hear of an import besides its `datafile.published` (docs/webhooks.md "Events"):
  * `experiment.created` for each experiment it created, and `experiment.started` in the import's
  * environment for each of those it created Running — the events, and their data, of creating and
  * then starting one through the API (src/api/services/experiments.ts afterCreate,
- * src/api/services/experiment-lifecycle.ts). Status changes of experiments that existed before are
- * not told. After the change and its publish, never failing the import (emitWebhookEvents).
+ * src/api/services/experiment-lifecycle.ts); for an experiment that existed before, the event of
+ * the action its status change is (importedStatusEvent). After the change and its publish, never
+ * failing the import (emitWebhookEvents).
  */
 async function emitImportEvents(
   env: Env,
@@ -367,6 +384,8 @@ async function emitImportEvents(
     projectId: string;
     environmentKey: string;
     created: readonly ImportItem[];
+    /** Every experiment of the file, as written (to name those whose status changed). */
+    experiments: readonly ImportItem[];
     statusChanges: readonly ImportStatus[];
     published: readonly PublishResult[];
   },
@@ -398,6 +417,28 @@ async function emitImportEvents(
         summary: `experiment ${row.key} started in ${imported.environmentKey} by ${actor.name} (datafile import)`,
       });
   }
-  // Every created before any started, as creating then starting them one by one would tell them.
+  const createdIds = new Set(imported.created.map((i) => i.row.id));
+  for (const change of imported.statusChanges) {
+    if (createdIds.has(change.experimentId)) continue;
+    const type = importedStatusEvent(change);
+    const row = imported.experiments.find((i) => i.row.id === change.experimentId)?.row as
+      ExperimentRow | undefined;
+    if (type === null || row === undefined) continue;
+    const verb = type.slice("experiment.".length);
+    started.push({
+      projectId: imported.projectId,
+      type,
+      environment: imported.environmentKey,
+      actor,
+      data: {
+        experiment: { id: row.id, key: row.key, name: row.name },
+        previousStatus: change.current,
+        status: change.status,
+        revisions,
+      },
+      summary: `experiment ${row.key} ${verb} in ${imported.environmentKey} by ${actor.name} (datafile import)`,
+    });
+  }
+  // Every created before any status change, as creating then starting them one by one would.
   await emitWebhookEvents(env, imported.projectId, [...events, ...started]);
 }
