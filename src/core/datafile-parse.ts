@@ -131,6 +131,8 @@ export const ATTRIBUTE_CHANGE_KEYS = [
 
 const MAX_RANGE = 10000;
 const KNOWN_STATUSES = new Set(["Running", "Paused", "Not started", "Archived", "Launched"]);
+/** A holdout's statuses: the SDK's `HoldoutStatus` (docs/holdouts.md). */
+const HOLDOUT_STATUSES = new Set(["Running", "Draft", "Concluded", "Archived"]);
 const KNOWN_POLICIES = new Set(["random", "overlapping"]);
 /** Match types a leaf may name without a warning about an unknown match ("qualified" gets its own). */
 const MATCH_TYPES: ReadonlySet<string> = new Set<string>([...AUDIENCE_MATCH_TYPES, "qualified"]);
@@ -1004,9 +1006,12 @@ class Checker {
     else this.unique(ruleKeys, key, at);
 
     const status = this.str(node.status, "status");
-    if (status !== undefined && !KNOWN_STATUSES.has(status)) {
+    if (
+      status !== undefined &&
+      !(kind === "holdout" ? HOLDOUT_STATUSES : KNOWN_STATUSES).has(status)
+    ) {
       this.warn(
-        `unknown status ${preview(status)}; only "Running" experiments are active`,
+        `unknown status ${preview(status)}; only "Running" ${kind === "holdout" ? "holdouts" : "experiments"} are active`,
         "status",
       );
     }

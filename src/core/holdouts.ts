@@ -77,8 +77,9 @@ export function holdoutSharesOf(datafile: Pick<Datafile, "holdouts">): Map<strin
 /**
  * {@link holdoutArms} with each holdout's share as an older revision had it (`shares`, from
  * {@link holdoutSharesOf} of that revision): held when the bucket of bucketingId + holdout id is
- * below the share. A holdout missing from `shares` held nobody then and gives no arm. The
- * holdout ids, the bucketing key, never change, so only the share can differ.
+ * below the share. A holdout missing from `shares` held nobody then and gives no arm; one in
+ * `shares` gives its arm whatever its status now. The holdout ids, the bucketing key, never
+ * change, so only the share can differ.
  */
 export function holdoutArmsAt(
   compiled: CompiledDatafile,
@@ -88,9 +89,10 @@ export function holdoutArmsAt(
   if (compiled.holdouts.length === 0 || !prepared.valid) return [];
   const out: HoldoutArm[] = [];
   for (const holdout of compiled.holdouts) {
-    if (!holdout.running || !holdout.inAudience(prepared.context)) continue;
+    // `shares` names the holdouts running at that revision: one no longer running now (set to
+    // 0 since, and published as concluded) still held visitors then.
     const share = shares.get(holdout.id);
-    if (share === undefined) continue;
+    if (share === undefined || !holdout.inAudience(prepared.context)) continue;
     if (!prepared.bucketable) return [];
     const bucket = bucketFromHash(prepared.bucketingPrefix.hashWith(holdout.idBytes));
     if (bucket < share) {

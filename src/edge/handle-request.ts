@@ -696,7 +696,7 @@ async function decidePage(
   const attributes =
     plan.candidates.length === 0 &&
     compiled.featureFlags.length === 0 &&
-    compiled.holdouts.length === 0
+    !compiled.holdouts.some((h) => h.running)
       ? {}
       : buildRequestAttributes(request, attributeUrl, cookies, visitor, new Date());
   const prepared = prepareVisitor(compiled, {

@@ -321,7 +321,7 @@ export function holdoutProblem(
   visitorId: string,
   attributes: Record<string, string | number | boolean>,
 ): { field: "experimentId"; reason: string } | null {
-  if (compiled.holdouts.length === 0) return null;
+  if (!compiled.holdouts.some((h) => h.running)) return null;
   const held = holdoutArms(compiled, prepareVisitor(compiled, { visitorId, attributes })).find(
     (a) => a.held,
   );

@@ -377,7 +377,9 @@ export async function handleSdkEvents(
           // the visitor's holdout group, once per flag the SDK decided — deduped by exposure.
           if (metadata.rule_type === "holdout") {
             const holdout = compiled.holdouts.find((h) => h.id === decision.experiment_id);
-            if (holdout === undefined || !holdout.running)
+            // Running now, or at the older revision the SDK decided with (a holdout set to 0
+            // since stays in the datafile as concluded; docs/holdouts.md "Share changes").
+            if (holdout === undefined || !(holdout.running || sharesThen?.has(holdout.id)))
               return reject(
                 rejected,
                 index,

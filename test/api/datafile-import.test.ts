@@ -162,7 +162,7 @@ describe("planDatafileImport", () => {
     expectSameDecisions(built, rebuilt, 500);
   });
 
-  it("a datafile with holdouts is refused at $.holdouts (an environment setting, docs/holdouts.md)", () => {
+  it("a datafile with a running holdout is refused at $.holdouts (an environment setting, docs/holdouts.md)", () => {
     const holdout = {
       id: "9001",
       key: "holdout_production",
@@ -178,6 +178,25 @@ describe("planDatafileImport", () => {
     // An empty section is no holdout: nothing to refuse.
     const none = importInto(empty(), parsed({ ...demo, holdouts: [] }));
     expect(none.problems.filter((p) => p.severity === "error")).toEqual([]);
+    // A concluded one (a holdout set to 0 %, as an export of that environment has it) holds
+    // nobody: left out with a warning, so the file imports.
+    const concluded = importInto(
+      empty(),
+      parsed({
+        ...demo,
+        holdouts: [
+          {
+            ...holdout,
+            status: "Concluded",
+            trafficAllocation: [{ entityId: "9002", endOfRange: 0 }],
+          },
+        ],
+      }),
+    );
+    expect(concluded.ok).toBe(true);
+    expect(concluded.problems.filter((p) => p.path === "$.holdouts")).toEqual([
+      { path: "$.holdouts", message: expect.stringContaining("not running"), severity: "warning" },
+    ]);
   });
 
   it("a second import of the same file changes nothing", () => {

@@ -199,9 +199,20 @@ describe("holdout setting", () => {
     const development = project.environments.find((e) => e.key === "development")!;
     expect((await publishedDatafile(development.sdkKey)).holdouts).toBeUndefined();
 
-    // 0 % publishes no holdout; setting it again keeps the ids (visitors keep their group).
+    // 0 % keeps the holdout, concluded and holding nobody (SDK events of older revisions still
+    // name it); setting it again keeps the ids (visitors keep their group).
     await apiJson("PUT", path, 200, { body: { percent: 0 } });
-    expect((await publishedDatafile(production.sdkKey)).holdouts).toBeUndefined();
+    const concluded = await publishedDatafile(production.sdkKey);
+    expect(concluded.holdouts).toEqual([
+      {
+        ...datafile.holdouts![0]!,
+        status: "Concluded",
+        trafficAllocation: [{ entityId: datafile.holdouts![0]!.variations[0]!.id, endOfRange: 0 }],
+      },
+    ]);
+    expect(concluded.sendFlagDecisions).toBe(false);
+    const loadedConcluded = loadDatafile(JSON.stringify(concluded));
+    expect(loadedConcluded.ok && loadedConcluded.problems).toEqual([]);
     const again = await apiJson("PUT", path, 200, { body: { percent: 10 } });
     expect(again.holdoutId).toBe(set.holdoutId);
     const republished = (await publishedDatafile(production.sdkKey)).holdouts![0]!;
@@ -527,23 +538,16 @@ describe("holdout results across share changes", () => {
     expect(JSON.stringify(await invalid.json())).toContain("$.query.since");
   }, 120_000);
 
-  it("SDK events of an older revision are grouped at that revision's share", async () => {
-    const { production, event } = await setup();
-    const path = `/environments/${production.id}/holdout`;
-    await apiJson("PUT", path, 200, { body: { percent: 10, metrics: [event.id] } });
-    const at10 = await publishedDatafile(production.sdkKey);
-    await apiJson("PUT", path, 200, { body: { percent: 40, metrics: [event.id] } });
-    const at40 = await publishedDatafile(production.sdkKey);
-    resetDatafileStore();
-    resetRevisionHoldouts();
-    const site = siteOf(production.sdkKey);
-    const holdout = at10.holdouts![0]!;
+  /**
+   * What an SDK on `datafile` sends for one flag decision of `visitorId`: a holdout decision for
+   * a user it holds, a no-rule decision (sendFlagDecisions) for the others.
+   */
+  function sdkFlagBatch(datafile: Datafile, visitorId: string, held: boolean, revision: string) {
+    const holdout = datafile.holdouts![0]!;
     const [heldVariation] = holdout.variations;
-    // What an SDK still on the 10 % datafile sends for a flag decision: a holdout decision for
-    // a user it holds, a no-rule decision (sendFlagDecisions) for the others.
-    const batch = (visitorId: string, held: boolean, revision: string) => ({
-      account_id: at10.accountId,
-      project_id: at10.projectId,
+    return {
+      account_id: datafile.accountId,
+      project_id: datafile.projectId,
       revision,
       visitors: [
         {
@@ -578,7 +582,88 @@ describe("holdout results across share changes", () => {
           ],
         },
       ],
+    };
+  }
+
+  it("SDK events of the last share still count after the holdout is set to 0", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    await apiJson("PUT", path, 200, { body: { percent: 20, metrics: [event.id] } });
+    const at20 = await publishedDatafile(production.sdkKey);
+    await apiJson("PUT", path, 200, { body: { percent: 0, metrics: [event.id] } });
+    const off = await publishedDatafile(production.sdkKey);
+    expect(off.holdouts![0]!.status).toBe("Concluded");
+    resetDatafileStore();
+    resetRevisionHoldouts();
+    const site = siteOf(production.sdkKey);
+    const loaded = loadDatafile(JSON.stringify(at20));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    const heldAt20 = (id: string) =>
+      prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null;
+    const queued: EventMessage[] = [];
+    recordQueued(queued);
+    // SDKs still on the 20 % datafile: held users' holdout decisions and the others' flag
+    // decisions, all accepted and grouped at 20 %.
+    const users = Array.from({ length: 100 }, (_, i) => `last-${i}`);
+    for (const id of users) {
+      const response = await site("http://localhost/_ss/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(sdkFlagBatch(at20, id, heldAt20(id), at20.revision)),
+      });
+      expect(response.status, `${id}: ${await response.clone().text()}`).toBe(204);
+    }
+    // A holdout decision claimed under the 0 % revision is refused: it held nobody then.
+    const held = users.find(heldAt20)!;
+    const forged = await site("http://localhost/_ss/v1/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(sdkFlagBatch(at20, held, true, off.revision)),
     });
+    expect(forged.status).toBe(400);
+    expect(await forged.text()).toContain("is not a running holdout");
+    // The edge holds nobody now: no group is queued for a page view.
+    const origin = mockOrigin(
+      () =>
+        new Response("<!doctype html><html><head></head><body>Hi</body></html>", {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        }),
+    );
+    const before = queued.length;
+    const page = await site("http://localhost/", { headers: { "accept-encoding": "identity" } });
+    expect(page.status).toBe(200);
+    await page.text();
+    origin.restore();
+    const groups = queued
+      .slice(before)
+      .filter((m) => m.type === "impression" && m.experimentId === at20.holdouts![0]!.id);
+    expect(groups).toEqual([]);
+    await deliverToConsumer(queued);
+    vi.restoreAllMocks();
+
+    // The default results show the last period that held anyone out: the 20 % one, with them.
+    const results = await apiJson("GET", `${path}/results`, 200);
+    expect(results.period).toMatchObject({ percent: 20, fromRevision: Number(at20.revision) });
+    const heldCount = users.filter(heldAt20).length;
+    expect(heldCount).toBeGreaterThan(5);
+    expect(results.groups.map((g: { visitors: number }) => g.visitors)).toEqual([
+      users.length - heldCount,
+      heldCount,
+    ]);
+  }, 60_000);
+
+  it("SDK events of an older revision are grouped at that revision's share", async () => {
+    const { production, event } = await setup();
+    const path = `/environments/${production.id}/holdout`;
+    await apiJson("PUT", path, 200, { body: { percent: 10, metrics: [event.id] } });
+    const at10 = await publishedDatafile(production.sdkKey);
+    await apiJson("PUT", path, 200, { body: { percent: 40, metrics: [event.id] } });
+    const at40 = await publishedDatafile(production.sdkKey);
+    resetDatafileStore();
+    resetRevisionHoldouts();
+    const site = siteOf(production.sdkKey);
+    const batch = (visitorId: string, held: boolean, revision: string) =>
+      sdkFlagBatch(at10, visitorId, held, revision);
     const loaded = loadDatafile(JSON.stringify(at10));
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
     const heldAt10 = (id: string) =>

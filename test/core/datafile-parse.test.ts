@@ -123,6 +123,21 @@ const CASES: Case[] = [
     expected: [],
   },
   {
+    name: "a concluded holdout (one set to 0 %): the SDK's HoldoutStatus, no warning",
+    mutate: (d) => Object.assign(d, { holdouts: [{ ...holdout(), status: "Concluded" }] }),
+    expected: [],
+  },
+  {
+    name: "a holdout with an experiment's status (not a HoldoutStatus)",
+    mutate: (d) => Object.assign(d, { holdouts: [{ ...holdout(), status: "Paused" }] }),
+    expected: ["warning $.holdouts[0].status"],
+  },
+  {
+    name: "an experiment with a holdout's status",
+    mutate: (d) => (d.experiments[0].status = "Concluded"),
+    expected: ["warning $.experiments[0].status"],
+  },
+  {
     name: "a holdout without its required fields",
     mutate: (d) => Object.assign(d, { holdouts: [{ id: "h1" }] }),
     expected: [

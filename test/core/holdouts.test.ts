@@ -58,7 +58,12 @@ const HOLDOUT_AUDIENCE = {
 };
 
 const SCENARIOS: Array<{ name: string; seed: number; holdouts: (d: Datafile) => Holdout[] }> = [
-  { name: "one holdout of 20 %", seed: 301, holdouts: () => [holdout("9101", 2000)] },
+  {
+    // The concluded one first, as Splitstream publishes a holdout set to 0 (docs/holdouts.md).
+    name: "one holdout of 20 % after a concluded one",
+    seed: 301,
+    holdouts: () => [holdout("9100", 0, { status: "Concluded" }), holdout("9101", 2000)],
+  },
   {
     name: "a draft, one with an audience, one excluding targeted deliveries",
     seed: 302,

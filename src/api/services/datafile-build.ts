@@ -21,7 +21,7 @@
  *   variable values of the flag variation with their key. JSON variables are published as
  *   `{type: "string", subType: "json"}`, as Optimizely does for SDKs that predate the json type.
  *
- * - the environment's holdout (docs/holdouts.md), when its share is above 0: `holdouts`.
+ * - the environment's holdout (docs/holdouts.md), once a share was set: `holdouts` (concluded at 0).
  *
  * Deterministic: the same snapshot gives the same text (`serializeDatafile`), byte for byte.
  * Rows are ordered by `created_at`, then `id`; JSON columns are carried in their stored key order.
@@ -636,7 +636,7 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
     // With a holdout, SDKs report every flag decision (docs/holdouts.md "Results"): a user the
     // holdout does not hold is then counted on the same trigger as a held-out one, whom the SDK
     // always reports. Without one, only A/B rules make impressions (docs/flags.md).
-    sendFlagDecisions: holdout.holdouts !== undefined,
+    sendFlagDecisions: holdout.holdouts?.some((h) => h.status === "Running") ?? false,
     attributes: byCreation(snapshot.attributes).map((a) => ({ id: a.id, key: a.key })),
     audiences: legacyAudiences,
     typedAudiences,
@@ -661,18 +661,20 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
  * The environment's holdout in the SDK's `holdouts` format (docs/holdouts.md): one global holdout
  * whose `holdout` variation covers buckets 0..basisPoints−1 of bucketingId + holdout id, plus an
  * `everyone_else` variation in no range (never bucketed; the id results record for the others).
- * Neither variation enables a flag, so a held-out visitor gets every flag's defaults. No holdout
- * (never set, or 0 %) publishes no `holdouts` field at all.
+ * Neither variation enables a flag, so a held-out visitor gets every flag's defaults. Never set:
+ * no `holdouts` field at all. Set to 0 % after a share was set: the same holdout, `Concluded`
+ * with an empty range — no SDK or edge holds anyone, but SDK events of older revisions that did
+ * still name a holdout ingest knows (docs/holdouts.md "Share changes").
  */
 function holdoutsOf(environment: EnvironmentRow): { holdouts?: Holdout[] } {
   const spec = holdoutSpecOf(environment);
-  if (spec === null || spec.basisPoints === 0) return {};
+  if (spec === null) return {};
   return {
     holdouts: [
       {
         id: spec.id,
         key: holdoutKey(environment.key),
-        status: "Running",
+        status: spec.basisPoints > 0 ? "Running" : "Concluded",
         variations: [
           {
             id: spec.holdoutVariationId,

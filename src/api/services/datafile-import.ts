@@ -304,12 +304,17 @@ export function planDatafileImport(
     problems.push({ path, message, severity: "warning" });
 
   // Holdouts are an environment setting (docs/holdouts.md), not records: an import cannot carry
-  // one over exactly (its ids are the bucketing key), so it refuses rather than drop it silently.
-  if (datafile.holdouts !== undefined && datafile.holdouts.length > 0)
+  // one over exactly (its ids are the bucketing key), so it refuses a running one rather than
+  // drop it silently. One that holds nobody (a holdout set to 0 % is published concluded) is
+  // left out with a warning, so an exported file imports again.
+  const holdouts = datafile.holdouts ?? [];
+  if (holdouts.some((h) => h.status === "Running"))
     error(
       "$.holdouts",
       "holdouts are not imported: set the environment's holdout instead (PUT /environments/{environmentId}/holdout, docs/holdouts.md) and remove this section",
     );
+  else if (holdouts.length > 0)
+    warn("$.holdouts", "holdouts that are not running hold nobody and are not imported");
 
   /** Adds the row as create/update/unchanged after the id and key checks. */
   function place<T extends ImportTable>(
