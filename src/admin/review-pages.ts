@@ -114,15 +114,20 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** The approve / reject / withdraw forms the actor may use on a pending request. */
-function decisionForms(request: ChangeRequestJson, actor: Actor): Html {
+function decisionForms(request: ChangeRequestJson, actor: Actor, view: ReviewsView): Html {
   if (request.status !== "pending" || !hasRole(actor.role, "editor")) return html``;
   const base = `${ADMIN_BASE_PATH}/change-requests/${enc(request.id)}`;
+  // The page's view, so the answer comes back to it.
+  const back = html`${view.all ? html`<input type="hidden" name="status" value="all" />` : ""}
+  ${view.experimentId === undefined ? "" : html`<input type="hidden" name="experiment" value="${view.experimentId}" />`}`;
   if (request.requestedBy === actor.id)
     return html`<form method="post" action="${base}/withdraw" class="row">
+      ${back}
       <span class="muted">Your request: another editor or an admin reviews it.</span>
       <button type="submit" data-decision="withdraw">Withdraw</button>
     </form>`;
   return html`<form method="post" action="${base}/approve" class="row">
+      ${back}
       <label
         >Approval comment <input name="comment" maxlength="2000" data-comment="approve" /></label
       ><button type="submit" data-decision="approve" ${request.stale ? html`disabled` : ""}>
@@ -130,6 +135,7 @@ function decisionForms(request: ChangeRequestJson, actor: Actor): Html {
       </button>
     </form>
     <form method="post" action="${base}/reject" class="row">
+      ${back}
       <label
         >Rejection comment <input name="comment" maxlength="2000" data-comment="reject" /></label
       ><button type="submit" data-decision="reject">Reject</button>
@@ -137,7 +143,12 @@ function decisionForms(request: ChangeRequestJson, actor: Actor): Html {
 }
 
 /** One request as a section of the Reviews page. */
-async function requestBlock(env: Env, actor: Actor, request: ChangeRequestJson): Promise<Html> {
+async function requestBlock(
+  env: Env,
+  actor: Actor,
+  request: ChangeRequestJson,
+  view: ReviewsView,
+): Promise<Html> {
   const current = await attempt(() =>
     getResource(env, actor, experimentResource, request.experimentId),
   );
@@ -168,7 +179,7 @@ async function requestBlock(env: Env, actor: Actor, request: ChangeRequestJson):
           </p>`
         : ""
     }
-    ${changeSummary(request, experiment)} ${decisionForms(request, actor)}
+    ${changeSummary(request, experiment)} ${decisionForms(request, actor, view)}
   </section>`;
 }
 
@@ -203,6 +214,37 @@ export async function pendingReviewNotice(
   </p>`;
 }
 
+/** What a Reviews page shows: decided requests too, and/or one experiment's. */
+interface ReviewsView {
+  all: boolean;
+  experimentId: string | undefined;
+}
+
+/**
+ * The view `?status=all` and `?experiment=` ask for (query or posted form). An experiment id is
+ * any the API may hold (imported datafiles keep theirs: not only digits), without control
+ * characters; anything else shows every experiment's requests.
+ */
+function reviewsViewOf(read: (name: string) => string | undefined): ReviewsView {
+  const experiment = read("experiment") ?? "";
+  return {
+    all: read("status") === "all",
+    // eslint-disable-next-line no-control-regex -- control characters are what it refuses
+    experimentId: /^[^\u0000-\u001f\u007f]{1,128}$/.test(experiment) ? experiment : undefined,
+  };
+}
+
+/** The query of `view` with `more` (`status: ""` drops the status), for links and redirects. */
+function reviewsQuery(view: ReviewsView, more: Record<string, string>): string {
+  const params = new URLSearchParams({
+    ...(view.all ? { status: "all" } : {}),
+    ...(view.experimentId !== undefined ? { experiment: view.experimentId } : {}),
+    ...more,
+  });
+  if (params.get("status") === "") params.delete("status");
+  return `?${params.toString()}`;
+}
+
 /** Requests per Reviews page (each shows its change and the decision forms). */
 export const REVIEWS_PAGE_SIZE = 50;
 
@@ -211,11 +253,8 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
   app.get("/projects/:id/reviews", async (c) => {
     const actor = actorOf(c);
     const id = c.req.param("id");
-    const all = c.req.query("status") === "all";
-    // One experiment's requests (the experiment page's "Review" link); anything else: all.
-    const experimentId = /^\d{1,32}$/.test(c.req.query("experiment") ?? "")
-      ? c.req.query("experiment")
-      : undefined;
+    const view = reviewsViewOf((name) => c.req.query(name));
+    const { all, experimentId } = view;
     const project = await attempt(() => getProject(c.env, actor, id));
     if (!project.ok) return sendPage(c, "Reviews", errorBlock(project.error), project.error.status);
     // Pages of REVIEWS_PAGE_SIZE, newest first, as the API pages them (`after` = where the last
@@ -233,16 +272,7 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
     );
     if (!list.ok) return sendPage(c, "Reviews", errorBlock(list.error), list.error.status);
     const items = list.value.items;
-    /** This page's query (status, experiment) with `more`; `status: ""` drops the status. */
-    const query = (more: Record<string, string>) => {
-      const params = new URLSearchParams({
-        ...(all ? { status: "all" } : {}),
-        ...(experimentId ? { experiment: experimentId } : {}),
-        ...more,
-      });
-      if (params.get("status") === "") params.delete("status");
-      return `?${params.toString()}`;
-    };
+    const query = (more: Record<string, string>) => reviewsQuery(view, more);
     const pager = html`<p class="row" data-pager>
       ${cursor !== null ? html`<a href="${query({})}">First page</a>` : ""}
       ${
@@ -253,7 +283,7 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
     </p>`;
     const reviewed = project.value.environments.filter((e) => e.require_review === 1);
     const notice = c.req.query("notice");
-    const blocks = await Promise.all(items.map((r) => requestBlock(c.env, actor, r)));
+    const blocks = await Promise.all(items.map((r) => requestBlock(c.env, actor, r, view)));
     return sendPage(
       c,
       `Reviews · ${project.value.project.name}`,
@@ -320,8 +350,10 @@ export function registerReviewPages(app: Hono<AdminEnv>): void {
     const done = { approve: "approved and applied", reject: "rejected", withdraw: "withdrawn" }[
       decision
     ];
+    // Back to the page the form was on (its status and experiment filter).
+    const view = reviewsViewOf((name) => form.get(name)?.[0]);
     return c.redirect(
-      `${reviewsPath(result.value.projectId)}?notice=${enc(`Change request ${id} ${done}.`)}`,
+      `${reviewsPath(result.value.projectId)}${reviewsQuery(view, { notice: `Change request ${id} ${done}.` })}`,
       303,
     );
   });

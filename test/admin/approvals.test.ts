@@ -266,15 +266,39 @@ describe("the Reviews page", () => {
     expect(filtered).toContain(`data-change-request="${requests[experiment.id]}"`);
     expect(filtered).not.toContain(`data-change-request="${requests[other.id]}"`);
     expect(filtered).toContain(`data-experiment-filter="${experiment.id}"`);
-    // Unfiltered, and with a filter that is not an id: both.
+    // Unfiltered, and with a filter that is no id (control characters): both.
     for (const path of [
       `/projects/${project.id}/reviews`,
-      `/projects/${project.id}/reviews?experiment=%22%3E%3Cscript%3E`,
+      `/projects/${project.id}/reviews?experiment=%0D%0A%3Cscript%3E`,
     ]) {
       const page = await adminPage(path, rae);
       expect(page).toContain(`data-change-request="${requests[experiment.id]}"`);
       expect(page).toContain(`data-change-request="${requests[other.id]}"`);
       expect(page).not.toContain("<script>");
     }
+    // A filter naming no experiment of ours shows none, and is escaped where it is shown.
+    const hostile = await adminPage(
+      `/projects/${project.id}/reviews?experiment=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E`,
+      rae,
+    );
+    expect(hostile).not.toContain("data-change-request=");
+    expect(hostile).not.toContain("<script>alert(1)");
+    expect(hostile).toContain("&lt;script&gt;");
+    // Approving there comes back to that experiment's requests, with the notice.
+    const fields = await submittedFields(filtered, 'form[action$="/approve"]');
+    expect(fields).toContainEqual(["experiment", experiment.id]);
+    const approved = await adminPost(
+      `/change-requests/${requests[experiment.id]}/approve`,
+      rae,
+      fields,
+    );
+    expect(approved.status, await approved.clone().text()).toBe(303);
+    const back = new URL(approved.headers.get("location")!, "http://localhost");
+    expect(back.pathname).toBe(`/_ss/admin/projects/${project.id}/reviews`);
+    expect(back.searchParams.get("experiment")).toBe(experiment.id);
+    expect(back.searchParams.get("notice")).toContain("approved");
+    const after = await followed(approved, rae);
+    expect(after).not.toContain(`data-change-request="${requests[experiment.id]}"`);
+    expect(after).toContain(`data-experiment-filter="${experiment.id}"`);
   });
 });

@@ -166,6 +166,11 @@ describe("holdout setting", () => {
   it("publishes the SDK's holdouts section, keeps its ids, and audits every change", async () => {
     const { project, production, event } = await setup();
     const path = `/environments/${production.id}/holdout`;
+    // Metrics chosen at 0 %: the holdout never held anyone, so the datafile has none.
+    await apiJson("PUT", path, 200, { body: { percent: 0, metrics: [event.id] } });
+    const unset = await publishedDatafile(production.sdkKey);
+    expect(unset.holdouts).toBeUndefined();
+    expect(unset.sendFlagDecisions).toBe(false);
     const before = await apiJson("GET", `/environments/${production.id}`, 200);
     const set = await apiJson("PUT", path, 200, { body: { percent: 7.25, metrics: [event.id] } });
     expect(set).toMatchObject({

@@ -21,7 +21,8 @@
  *   variable values of the flag variation with their key. JSON variables are published as
  *   `{type: "string", subType: "json"}`, as Optimizely does for SDKs that predate the json type.
  *
- * - the environment's holdout (docs/holdouts.md), once a share was set: `holdouts` (concluded at 0).
+ * - the environment's holdout (docs/holdouts.md), once a share above 0 was set: `holdouts`
+ *   (concluded at 0).
  *
  * Deterministic: the same snapshot gives the same text (`serializeDatafile`), byte for byte.
  * Rows are ordered by `created_at`, then `id`; JSON columns are carried in their stored key order.
@@ -662,13 +663,14 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
  * whose `holdout` variation covers buckets 0..basisPoints−1 of bucketingId + holdout id, plus an
  * `everyone_else` variation in no range (never bucketed; the id results record for the others).
  * Neither variation enables a flag, so a held-out visitor gets every flag's defaults. Never set:
- * no `holdouts` field at all. Set to 0 % after a share was set: the same holdout, `Concluded`
+ * no `holdouts` field at all, nor at 0 % when it never held anyone. Set to 0 % after a share
+ * above 0: the same holdout, `Concluded`
  * with an empty range — no SDK or edge holds anyone, but SDK events of older revisions that did
  * still name a holdout ingest knows (docs/holdouts.md "Share changes").
  */
 function holdoutsOf(environment: EnvironmentRow): { holdouts?: Holdout[] } {
   const spec = holdoutSpecOf(environment);
-  if (spec === null) return {};
+  if (spec === null || (spec.basisPoints === 0 && !spec.everHeld)) return {};
   return {
     holdouts: [
       {

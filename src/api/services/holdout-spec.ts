@@ -14,6 +14,11 @@ export interface HoldoutSpec {
   id: string;
   holdoutVariationId: string;
   everyoneElseVariationId: string;
+  /**
+   * Whether a share above 0 was ever set: a holdout at 0 % is then published concluded (SDK
+   * events of older revisions still name it), and not at all when it never held anyone.
+   */
+  everHeld: boolean;
 }
 
 /** The holdout's key in the datafile (its `ruleKey` in an SDK's decision). */
@@ -44,7 +49,8 @@ export function holdoutSpecOf(row: Pick<EnvironmentRow, "holdout">): HoldoutSpec
     typeof v.holdoutVariationId !== "string" ||
     typeof v.everyoneElseVariationId !== "string" ||
     !Array.isArray(v.metrics) ||
-    !v.metrics.every((m) => typeof m === "string")
+    !v.metrics.every((m) => typeof m === "string") ||
+    (v.everHeld !== undefined && typeof v.everHeld !== "boolean")
   )
     return null;
   return {
@@ -53,6 +59,8 @@ export function holdoutSpecOf(row: Pick<EnvironmentRow, "holdout">): HoldoutSpec
     id: v.id,
     holdoutVariationId: v.holdoutVariationId,
     everyoneElseVariationId: v.everyoneElseVariationId,
+    // Settings stored before the flag existed: held when their share is above 0.
+    everHeld: v.everHeld === true || bp > 0,
   };
 }
 

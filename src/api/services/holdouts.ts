@@ -89,6 +89,7 @@ export async function setHoldout(
     id: previous?.id ?? newId(),
     holdoutVariationId: previous?.holdoutVariationId ?? newId(),
     everyoneElseVariationId: previous?.everyoneElseVariationId ?? newId(),
+    everHeld: (previous?.everHeld ?? false) || body.percent > 0,
   };
   const next: EnvironmentRow = {
     ...current,

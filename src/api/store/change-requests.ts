@@ -38,17 +38,27 @@ export async function listChangeRequests(
   filter: { status: ChangeRequestStatus | null; experimentId?: string | null },
   page: { limit: number; after: ChangeRequestPosition | null },
 ): Promise<ChangeRequestRow[]> {
+  // Only the filters given, written out, so SQLite can use the indexes (migrations/0021_…sql):
+  // `(? IS NULL OR status = ?)` would hide the column from the planner.
+  const where = ["project_id = ?"];
+  const values: Array<string | number> = [projectId];
+  if (filter.status !== null) {
+    where.push("status = ?");
+    values.push(filter.status);
+  }
+  if (filter.experimentId != null) {
+    where.push("experiment_id = ?");
+    values.push(filter.experimentId);
+  }
+  if (page.after !== null) {
+    where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+    values.push(page.after.createdAt, page.after.createdAt, page.after.id);
+  }
   return all<ChangeRequestRow>(
     db,
-    `SELECT * FROM change_requests WHERE project_id = ?1
-       AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
-       AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR experiment_id = ?5)
-     ORDER BY created_at DESC, id DESC LIMIT ?6`,
-    projectId,
-    page.after?.createdAt ?? null,
-    page.after?.id ?? "",
-    filter.status,
-    filter.experimentId ?? null,
+    `SELECT * FROM change_requests WHERE ${where.join(" AND ")}
+     ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ...values,
     page.limit + 1,
   );
 }
