@@ -766,22 +766,15 @@ describe("the change-request list", () => {
     const [latest] = (await apiJson("GET", `/projects/${project.id}/change-requests?limit=1`, 200))
       .items;
     const sameTime = "2099-01-01T00:00:00.000Z";
-    await env.DB.prepare(
-      `INSERT INTO change_requests (id, project_id, experiment_id, kind, environments, payload,
-         base_version, status, requested_by, requested_by_name, created_at)
-       SELECT ?1, project_id, experiment_id, kind, environments, payload, base_version, status,
-         requested_by, requested_by_name, ?3 FROM change_requests WHERE id = ?2`,
-    )
-      .bind("100000000001", latest.id, sameTime)
-      .run();
-    await env.DB.prepare(
-      `INSERT INTO change_requests (id, project_id, experiment_id, kind, environments, payload,
-         base_version, status, requested_by, requested_by_name, created_at)
-       SELECT ?1, project_id, experiment_id, kind, environments, payload, base_version, status,
-         requested_by, requested_by_name, ?3 FROM change_requests WHERE id = ?2`,
-    )
-      .bind("100000000002", latest.id, sameTime)
-      .run();
+    for (const id of ["100000000001", "100000000002"])
+      await env.DB.prepare(
+        `INSERT INTO change_requests (id, project_id, experiment_id, kind, environments, payload,
+           base_version, status, requested_by, requested_by_name, created_at)
+         SELECT ?1, project_id, experiment_id, kind, environments, payload, base_version, status,
+           requested_by, requested_by_name, ?3 FROM change_requests WHERE id = ?2`,
+      )
+        .bind(id, latest.id, sameTime)
+        .run();
 
     const seen: Json[] = [];
     let cursor: string | null = null;

@@ -543,6 +543,15 @@ describe("holdout results across share changes", () => {
     expect(JSON.stringify(await invalid.json())).toContain("$.query.since");
   }, 120_000);
 
+  /** Sends an SDK event batch to the site's `/_ss/v1/events`. */
+  function postSdkBatch(site: ReturnType<typeof siteOf>, body: unknown): Promise<Response> {
+    return site("http://localhost/_ss/v1/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+
   /**
    * What an SDK on `datafile` sends for one flag decision of `visitorId`: a holdout decision for
    * a user it holds, a no-rule decision (sendFlagDecisions) for the others.
@@ -611,20 +620,15 @@ describe("holdout results across share changes", () => {
     // decisions, all accepted and grouped at 20 %.
     const users = Array.from({ length: 100 }, (_, i) => `last-${i}`);
     for (const id of users) {
-      const response = await site("http://localhost/_ss/v1/events", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(sdkFlagBatch(at20, id, heldAt20(id), at20.revision)),
-      });
+      const response = await postSdkBatch(
+        site,
+        sdkFlagBatch(at20, id, heldAt20(id), at20.revision),
+      );
       expect(response.status, `${id}: ${await response.clone().text()}`).toBe(204);
     }
     // A holdout decision claimed under the 0 % revision is refused: it held nobody then.
     const held = users.find(heldAt20)!;
-    const forged = await site("http://localhost/_ss/v1/events", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(sdkFlagBatch(at20, held, true, off.revision)),
-    });
+    const forged = await postSdkBatch(site, sdkFlagBatch(at20, held, true, off.revision));
     expect(forged.status).toBe(400);
     expect(await forged.text()).toContain("is not a running holdout");
     // The edge holds nobody now: no group is queued for a page view.
@@ -677,22 +681,14 @@ describe("holdout results across share changes", () => {
     recordQueued(queued);
     const users = Array.from({ length: 200 }, (_, i) => `stale-${i}`);
     for (const id of users) {
-      const response = await site("http://localhost/_ss/v1/events", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(batch(id, heldAt10(id), at10.revision)),
-      });
+      const response = await postSdkBatch(site, batch(id, heldAt10(id), at10.revision));
       expect(response.status, id).toBe(204);
     }
     // One KV read for the old revision's shares, however many batches carried it.
     expect(revisionHoldoutCounters.kvReads).toBe(1);
     // A revision newer than the current one (or made up) costs no read: the current shares.
     const ahead = String(Number(at40.revision) + 5);
-    const aheadResponse = await site("http://localhost/_ss/v1/events", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(batch("ahead-visitor", false, ahead)),
-    });
+    const aheadResponse = await postSdkBatch(site, batch("ahead-visitor", false, ahead));
     expect(aheadResponse.status).toBe(204);
     expect(revisionHoldoutCounters.kvReads).toBe(1);
     queued.splice(0, queued.length, ...queued.filter((m) => m.visitorId !== "ahead-visitor"));
