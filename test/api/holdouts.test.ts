@@ -543,6 +543,13 @@ describe("holdout results across share changes", () => {
     expect(JSON.stringify(await invalid.json())).toContain("$.query.since");
   }, 120_000);
 
+  /** Whether `datafile` holds a visitor out (decided by the core, as the SDK and edge do). */
+  function heldUnder(datafile: Datafile): (visitorId: string) => boolean {
+    const loaded = loadDatafile(JSON.stringify(datafile));
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+    return (visitorId) => prepareVisitor(loaded.compiled, { visitorId }).holdout !== null;
+  }
+
   /** Sends an SDK event batch to the site's `/_ss/v1/events`. */
   function postSdkBatch(site: ReturnType<typeof siteOf>, body: unknown): Promise<Response> {
     return site("http://localhost/_ss/v1/events", {
@@ -610,10 +617,7 @@ describe("holdout results across share changes", () => {
     resetDatafileStore();
     resetRevisionHoldouts();
     const site = siteOf(production.sdkKey);
-    const loaded = loadDatafile(JSON.stringify(at20));
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-    const heldAt20 = (id: string) =>
-      prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null;
+    const heldAt20 = heldUnder(at20);
     const queued: EventMessage[] = [];
     recordQueued(queued);
     // SDKs still on the 20 % datafile: held users' holdout decisions and the others' flag
@@ -673,10 +677,7 @@ describe("holdout results across share changes", () => {
     const site = siteOf(production.sdkKey);
     const batch = (visitorId: string, held: boolean, revision: string) =>
       sdkFlagBatch(at10, visitorId, held, revision);
-    const loaded = loadDatafile(JSON.stringify(at10));
-    if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-    const heldAt10 = (id: string) =>
-      prepareVisitor(loaded.compiled, { visitorId: id }).holdout !== null;
+    const heldAt10 = heldUnder(at10);
     const queued: EventMessage[] = [];
     recordQueued(queued);
     const users = Array.from({ length: 200 }, (_, i) => `stale-${i}`);
