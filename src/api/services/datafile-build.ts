@@ -662,11 +662,10 @@ export function buildDatafile(snapshot: ProjectSnapshot, revision: number): Data
  * The environment's holdout in the SDK's `holdouts` format (docs/holdouts.md): one global holdout
  * whose `holdout` variation covers buckets 0..basisPoints−1 of bucketingId + holdout id, plus an
  * `everyone_else` variation in no range (never bucketed; the id results record for the others).
- * Neither variation enables a flag, so a held-out visitor gets every flag's defaults. Never set:
- * no `holdouts` field at all, nor at 0 % when it never held anyone. Set to 0 % after a share
- * above 0: the same holdout, `Concluded`
- * with an empty range — no SDK or edge holds anyone, but SDK events of older revisions that did
- * still name a holdout ingest knows (docs/holdouts.md "Share changes").
+ * Neither variation enables a flag, so a held-out visitor gets every flag's defaults. Never set,
+ * or only ever 0 %: no `holdouts` field at all. Set to 0 % after a share above 0: the same
+ * holdout, `Concluded` with an empty range — no SDK or edge holds anyone, but SDK events of
+ * older revisions that did still name a holdout ingest knows (docs/holdouts.md "Share changes").
  */
 function holdoutsOf(environment: EnvironmentRow): { holdouts?: Holdout[] } {
   const spec = holdoutSpecOf(environment);

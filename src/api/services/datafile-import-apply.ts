@@ -394,7 +394,7 @@ async function emitImportEvents(
     .filter((p) => p.changed)
     .map((p) => ({ environment: p.environmentKey, revision: p.revision }));
   const events: WebhookEvent[] = [];
-  const started: WebhookEvent[] = [];
+  const statusEvents: WebhookEvent[] = [];
   for (const item of imported.created) {
     const row = item.row as ExperimentRow;
     const experiment = { id: row.id, key: row.key, name: row.name };
@@ -408,7 +408,7 @@ async function emitImportEvents(
     });
     const status = imported.statusChanges.find((s) => s.experimentId === row.id);
     if (status?.status === "Running")
-      started.push({
+      statusEvents.push({
         projectId: imported.projectId,
         type: "experiment.started",
         environment: imported.environmentKey,
@@ -425,7 +425,7 @@ async function emitImportEvents(
       ExperimentRow | undefined;
     if (type === null || row === undefined) continue;
     const verb = type.slice("experiment.".length);
-    started.push({
+    statusEvents.push({
       projectId: imported.projectId,
       type,
       environment: imported.environmentKey,
@@ -440,5 +440,5 @@ async function emitImportEvents(
     });
   }
   // Every created before any status change, as creating then starting them one by one would.
-  await emitWebhookEvents(env, imported.projectId, [...events, ...started]);
+  await emitWebhookEvents(env, imported.projectId, [...events, ...statusEvents]);
 }
