@@ -12,7 +12,14 @@ import { exports } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { decideAllFlags, loadDatafile } from "../../src/core/index";
 import { resetDatafileStore } from "../../src/edge/datafile-store";
-import { adminFetch, adminPage, adminPost, SAME_SITE } from "../helpers/admin";
+import {
+  adminFetch,
+  adminPage,
+  adminPost,
+  decodeHtml,
+  SAME_SITE,
+  submittedFields,
+} from "../helpers/admin";
 import {
   adminSession,
   API_ORIGIN,
@@ -41,74 +48,9 @@ function postForm(
 
 const getPage = (path: string, cookie = editor): Promise<string> => adminPage(path, cookie);
 
-const ENTITIES: Record<string, string> = {
-  "&amp;": "&",
-  "&lt;": "<",
-  "&gt;": ">",
-  "&quot;": '"',
-  "&#39;": "'",
-  "&#x27;": "'",
-};
-const decode = (s: string) => s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (m) => ENTITIES[m]!);
-
-/**
- * What a browser submits from the page's form `selector` without pressing a row button: inputs
- * (checked boxes only), selects (the selected option, else the first), textareas — with their
- * line breaks as CRLF, as browsers send them (the HTML spec's form submission).
- */
-async function formFields(page: string, selector: string): Promise<Fields> {
-  const out: Fields = [];
-  let current: { name: string; options: Array<[string, boolean]> } | null = null;
-  let area: { name: string; text: string } | null = null;
-  await new HTMLRewriter()
-    .on(`${selector} input`, {
-      element(e) {
-        const name = e.getAttribute("name");
-        const type = e.getAttribute("type") ?? "text";
-        if (!name || type === "submit") return;
-        if (type === "checkbox" && !e.hasAttribute("checked")) return;
-        out.push([decode(name), decode(e.getAttribute("value") ?? "on")]);
-      },
-    })
-    .on(`${selector} select`, {
-      element(e) {
-        const select = {
-          name: decode(e.getAttribute("name") ?? ""),
-          options: [] as Array<[string, boolean]>,
-        };
-        current = select;
-        e.onEndTag(() => {
-          const chosen = select.options.find(([, selected]) => selected) ?? select.options[0];
-          if (chosen) out.push([select.name, chosen[0]]);
-        });
-      },
-    })
-    .on(`${selector} option`, {
-      element(e) {
-        current?.options.push([decode(e.getAttribute("value") ?? ""), e.hasAttribute("selected")]);
-      },
-    })
-    .on(`${selector} textarea`, {
-      element(e) {
-        const state = { name: decode(e.getAttribute("name") ?? ""), text: "" };
-        area = state;
-        e.onEndTag(() => {
-          out.push([
-            state.name,
-            decode(state.text)
-              .replace(/^\n/, "")
-              .replace(/\r\n|\r|\n/g, "\r\n"),
-          ]);
-        });
-      },
-      text(chunk) {
-        if (area) area.text += chunk.text;
-      },
-    })
-    .transform(new Response(page))
-    .text();
-  return out;
-}
+/** What a browser submits from the page's form `selector` (textarea line breaks as CRLF). */
+const formFields = (page: string, selector: string): Promise<Fields> =>
+  submittedFields(page, selector, { crlf: true });
 
 /** `fields` with `name` set to `value` (in place of its value, else appended). */
 function withField(fields: Fields, name: string, value: string): Fields {
@@ -127,7 +69,7 @@ function filled(fields: Fields, values: Record<string, string>): Fields {
 function fieldError(page: string, name: string): string | null {
   const id = `f-${name.replace(/[^A-Za-z0-9_-]/g, "-")}-error`;
   const match = new RegExp(`id="${id}">([^<]*)<`).exec(page);
-  return match ? decode(match[1]!) : null;
+  return match ? decodeHtml(match[1]!) : null;
 }
 
 const flagsPath = () => `/projects/${project.id}/flags`;
@@ -865,7 +807,7 @@ describe("variables and variations", () => {
       expect(response.status, typed).toBe(422);
       const page = await response.text();
       expect(fieldError(page, "variables[0].defaultValue"), typed).toBe(message);
-      expect(decode(page), typed).toContain(typed);
+      expect(decodeHtml(page), typed).toContain(typed);
     }
     expect((await apiJson("GET", `/flags/${flag.id}`, 200)).version).toBe(3);
   });

@@ -67,13 +67,15 @@ export const decodeHtml = (s: string): string =>
   s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (m) => ENTITIES[m]!);
 
 /**
- * What a browser would submit from the page's form `form` (a selector), without any button:
+ * What a browser would submit from the page's form `form` (a selector; names and values unescaped), without any button:
  * inputs (checked boxes only), selects (the selected options, else the first of a single
- * select), textareas (the line break after the tag dropped, as HTML parsing does).
+ * select), textareas (the line break after the tag dropped, as HTML parsing does; with `crlf`,
+ * their line breaks sent as CRLF, as browsers send them: the HTML spec's form submission).
  */
 export async function submittedFields(
   page: string,
   form: string,
+  options: { crlf?: boolean } = {},
 ): Promise<Array<[string, string]>> {
   const out: Array<[string, string]> = [];
   let current: { name: string; multiple: boolean; options: Array<[string, boolean]> } | null = null;
@@ -85,13 +87,13 @@ export async function submittedFields(
         const type = e.getAttribute("type") ?? "text";
         if (!name || type === "submit") return;
         if (type === "checkbox" && !e.hasAttribute("checked")) return;
-        out.push([name, decodeHtml(e.getAttribute("value") ?? "on")]);
+        out.push([decodeHtml(name), decodeHtml(e.getAttribute("value") ?? "on")]);
       },
     })
     .on(`${form} select`, {
       element(e) {
         const select = {
-          name: e.getAttribute("name") ?? "",
+          name: decodeHtml(e.getAttribute("name") ?? ""),
           multiple: e.hasAttribute("multiple"),
           options: [] as Array<[string, boolean]>,
         };
@@ -114,10 +116,11 @@ export async function submittedFields(
     })
     .on(`${form} textarea`, {
       element(e) {
-        const state = { name: e.getAttribute("name") ?? "", text: "" };
+        const state = { name: decodeHtml(e.getAttribute("name") ?? ""), text: "" };
         area = state;
         e.onEndTag(() => {
-          out.push([state.name, decodeHtml(state.text).replace(/^\n/, "")]);
+          const text = decodeHtml(state.text).replace(/^\n/, "");
+          out.push([state.name, options.crlf ? text.replace(/\r\n|\r|\n/g, "\r\n") : text]);
         });
       },
       text(chunk) {
