@@ -383,7 +383,7 @@ run("admin pages in Chromium", () => {
       expect(a11y, a11y.join("\n\n")).toEqual([]);
     });
 
-    it("reviews, pending and all", async () => {
+    it("reviews, pending and all, and one experiment's from its page", async () => {
       const a11y = [
         ...(await visit("reviews", `/projects/${projectId}/reviews`, '[data-status="pending"]')),
         ...(await visit(
@@ -392,6 +392,19 @@ run("admin pages in Chromium", () => {
           '[data-status="rejected"]',
         )),
       ];
+      // The experiment page's "Review" link: that experiment's requests only.
+      await page.goto(`${admin()}/experiments/${copy.id}`);
+      await Promise.all([
+        page.waitForURL(`**/reviews?experiment=${copy.id}`),
+        page.click("[data-pending-review] a"),
+      ]);
+      a11y.push(
+        ...(await audit("one experiment's reviews", `[data-experiment-filter="${copy.id}"]`)),
+      );
+      await expect(page.locator("[data-change-request]").count()).resolves.toBe(1);
+      const dir = join(repoRoot, "test-results");
+      mkdirSync(dir, { recursive: true });
+      await page.screenshot({ path: join(dir, "admin-reviews.png"), fullPage: true });
       expect(a11y, a11y.join("\n\n")).toEqual([]);
     });
 
